@@ -24,7 +24,44 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d2(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.string(None, 100)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.uint(5)
+                    if t1_1 > 4294967295:
+                        r.facet("VersionNumberMajor: %d outside 0..4294967295" % t1_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t1_2 = r.uint(5)
+                        if t1_2 > 4294967295:
+                            r.facet("VersionNumberMinor: %d outside 0..4294967295" % t1_2)
+                        p = r.pos
+                        x = r.bits(21)
+                        if x & 1835907 == 0:
+                            y = (x >> 10) & 255
+                            t1_3 = y
+                            y = ((x >> 2) & 31) + 1
+                            if y > 20:
+                                r.facet("Priority: %d above maxInclusive 20" % y)
+                            t1_4 = y
+                            o1 = _new(_apphand.AppProtocol)
+                            o1.protocol_namespace = t1_0
+                            o1.version_number_major = t1_1
+                            o1.version_number_minor = t1_2
+                            o1.schema_id = t1_3
+                            o1.priority = t1_4
+                            v = o1
+                            ok1 = True
+            if not ok1:
+                r.pos = pc1
+                v = _d2(r)
             f0.append(v)
             s = 1
             k = 1
@@ -37,7 +74,44 @@ def _d0(r):
             if k < 20:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d2(r)
+                    pc2 = r.pos
+                    ok2 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t2_0 = r.string(None, 100)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t2_1 = r.uint(5)
+                            if t2_1 > 4294967295:
+                                r.facet("VersionNumberMajor: %d outside 0..4294967295" % t2_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t2_2 = r.uint(5)
+                                if t2_2 > 4294967295:
+                                    r.facet("VersionNumberMinor: %d outside 0..4294967295" % t2_2)
+                                p = r.pos
+                                x = r.bits(21)
+                                if x & 1835907 == 0:
+                                    y = (x >> 10) & 255
+                                    t2_3 = y
+                                    y = ((x >> 2) & 31) + 1
+                                    if y > 20:
+                                        r.facet("Priority: %d above maxInclusive 20" % y)
+                                    t2_4 = y
+                                    o2 = _new(_apphand.AppProtocol)
+                                    o2.protocol_namespace = t2_0
+                                    o2.version_number_major = t2_1
+                                    o2.version_number_minor = t2_2
+                                    o2.schema_id = t2_3
+                                    o2.priority = t2_4
+                                    v = o2
+                                    ok2 = True
+                    if not ok2:
+                        r.pos = pc2
+                        v = _d2(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -497,14 +571,21 @@ _C20 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor'
 
 def _decode_document(r):
     ec = r.bits(2)
-    if ec == 0:  # supportedAppProtocolReq
-        return _d0(r)
-    elif ec == 1:  # supportedAppProtocolRes
-        return _d1(r)
-    elif ec == 2:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 2:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # supportedAppProtocolReq
+    _d1,  # supportedAppProtocolRes
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

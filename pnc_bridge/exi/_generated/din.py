@@ -191,10 +191,39 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d2(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t1_0 = y
+                y = ((x >> 3) & 1) == 1
+                t1_1 = y
+                t1_2 = r.uint(5)
+                if t1_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t1_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t1_3 = y
+                    o1 = _new(_din.AC_EVSEStatus)
+                    o1.power_switch_closed = t1_0
+                    o1.rcd = t1_1
+                    o1.notification_max_delay = t1_2
+                    o1.evse_notification = t1_3
+                    f0 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C7, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C9, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -203,7 +232,7 @@ def _d1(r):
             f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C8, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -212,7 +241,7 @@ def _d1(r):
             f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C9, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C11, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -221,7 +250,7 @@ def _d1(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C12, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -229,7 +258,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C11, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C13, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.AC_EVSEChargeParameter)
@@ -243,28 +272,28 @@ def _e1(w, o):
     """din.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
     v0 = o.ac_evse_status
     if v0 is None:
-        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C12)
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C14)
     if v0.__class__ is not _din.AC_EVSEStatus:
         _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
     w.bits(0, 1)
     _e2(w, v0)
     v1 = o.evse_max_voltage
     if v1 is None:
-        _order("AC_EVSEChargeParameter.evse_max_voltage", 1, _C12)
+        _order("AC_EVSEChargeParameter.evse_max_voltage", 1, _C14)
     if v1.__class__ is not _din.PhysicalValue:
         _bad("AC_EVSEChargeParameter.evse_max_voltage", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v1)
     v2 = o.evse_max_current
     if v2 is None:
-        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C12)
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C14)
     if v2.__class__ is not _din.PhysicalValue:
         _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e83(w, v2)
     v3 = o.evse_min_current
     if v3 is None:
-        _order("AC_EVSEChargeParameter.evse_min_current", 3, _C12)
+        _order("AC_EVSEChargeParameter.evse_min_current", 3, _C14)
     if v3.__class__ is not _din.PhysicalValue:
         _bad("AC_EVSEChargeParameter.evse_min_current", v3, "a PhysicalValue")
     w.bits(0, 1)
@@ -295,7 +324,7 @@ def _d2(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C7[y]
                 f3 = y
                 s = -1
             else:
@@ -338,7 +367,7 @@ def _d2(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C7[y]
                 f3 = y
                 s = -1
             else:
@@ -379,7 +408,7 @@ def _d2(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C7[y]
                 f3 = y
                 s = -1
             else:
@@ -411,7 +440,7 @@ def _d2(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C7[y]
             f3 = y
             s = -1
         else:
@@ -423,7 +452,7 @@ def _d2(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f3 = _C13[x]
+                    f3 = _C7[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -432,7 +461,7 @@ def _d2(r):
                         f3 = r.bits(2)
                         if f3 >= 3:
                             r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                        f3 = _C13[f3]
+                        f3 = _C7[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 4
@@ -477,7 +506,7 @@ def _e2(w, o):
     v3 = o.evse_notification
     if v3 is None:
         _order("AC_EVSEStatus.evse_notification", 3, _C20)
-    i3 = _C14.get(v3)
+    i3 = _C8.get(v3)
     if i3 is None:
         _bad("AC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
@@ -1709,13 +1738,60 @@ def _d11(r):
             f0 = y
             ec = x & 3
             if ec == 0:
-                f1 = _d0(r)
+                pc2 = r.pos
+                ok2 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t2_0 = r.uint(5)
+                    if t2_0 > 4294967295:
+                        r.facet("DepartureTime: %d outside 0..4294967295" % t2_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t2_1 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t2_2 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t2_3 = _d83(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    t2_4 = _d83(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o2 = _new(_din.AC_EVChargeParameter)
+                                        o2.departure_time = t2_0
+                                        o2.e_amount = t2_1
+                                        o2.ev_max_voltage = t2_2
+                                        o2.ev_max_current = t2_3
+                                        o2.ev_min_current = t2_4
+                                        f1 = o2
+                                        ok2 = True
+                if not ok2:
+                    r.pos = pc2
+                    f1 = _d0(r)
                 s = 2
             elif ec == 1:
                 f1 = _d19(r)
                 s = 2
             elif ec == 2:
-                f1 = _d26(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o3 = _new(_din.EVChargeParameter)
+                    f1 = o3
+                    ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    f1 = _d26(r)
                 s = 2
             elif ec == 3:
                 _escape(r, 2, _C74, "ChargeParameterDiscoveryReqType")
@@ -1750,13 +1826,60 @@ def _d11(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d0(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t4_0 = r.uint(5)
+                if t4_0 > 4294967295:
+                    r.facet("DepartureTime: %d outside 0..4294967295" % t4_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t4_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t4_3 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t4_4 = _d83(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o4 = _new(_din.AC_EVChargeParameter)
+                                    o4.departure_time = t4_0
+                                    o4.e_amount = t4_1
+                                    o4.ev_max_voltage = t4_2
+                                    o4.ev_max_current = t4_3
+                                    o4.ev_min_current = t4_4
+                                    f1 = o4
+                                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f1 = _d0(r)
             s = 2
         elif ec == 1:
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            f1 = _d26(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o5 = _new(_din.EVChargeParameter)
+                f1 = o5
+                ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f1 = _d26(r)
             s = 2
         elif ec == 3:
             _escape(r, 2, _C76, "ChargeParameterDiscoveryReqType")
@@ -1817,7 +1940,17 @@ def _d12(r):
                 f2 = _d50(r)
                 s = 3
             elif ec == 1:
-                f2 = _d51(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o6 = _new(_din.SASchedules)
+                    f2 = o6
+                    ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    f2 = _d51(r)
                 s = 3
             elif ec == 2:
                 _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
@@ -1861,7 +1994,17 @@ def _d12(r):
                 f2 = _d50(r)
                 s = 3
             elif ec == 1:
-                f2 = _d51(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o7 = _new(_din.SASchedules)
+                    f2 = o7
+                    ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    f2 = _d51(r)
                 s = 3
             elif ec == 2:
                 _escape(r, 2, _C82, "ChargeParameterDiscoveryResType")
@@ -1895,7 +2038,17 @@ def _d12(r):
             f2 = _d50(r)
             s = 3
         elif ec == 1:
-            f2 = _d51(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o8 = _new(_din.SASchedules)
+                f2 = o8
+                ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f2 = _d51(r)
             s = 3
         elif ec == 2:
             _escape(r, 2, _C84, "ChargeParameterDiscoveryResType")
@@ -1904,13 +2057,82 @@ def _d12(r):
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d1(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc10 = r.pos
+                ok10 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t10_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t10_1 = y
+                    t10_2 = r.uint(5)
+                    if t10_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t10_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t10_3 = y
+                        o10 = _new(_din.AC_EVSEStatus)
+                        o10.power_switch_closed = t10_0
+                        o10.rcd = t10_1
+                        o10.notification_max_delay = t10_2
+                        o10.evse_notification = t10_3
+                        t9_0 = o10
+                        ok10 = True
+                if not ok10:
+                    r.pos = pc10
+                    t9_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t9_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t9_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t9_3 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o9 = _new(_din.AC_EVSEChargeParameter)
+                                o9.ac_evse_status = t9_0
+                                o9.evse_max_voltage = t9_1
+                                o9.evse_max_current = t9_2
+                                o9.evse_min_current = t9_3
+                                f3 = o9
+                                ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f3 = _d1(r)
             s = 4
         elif ec == 1:
             f3 = _d21(r)
             s = 4
         elif ec == 2:
-            f3 = _d28(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o11 = _new(_din.EVSEChargeParameter)
+                f3 = o11
+                ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f3 = _d28(r)
             s = 4
         elif ec == 3:
             _escape(r, 2, _C85, "ChargeParameterDiscoveryResType")
@@ -2242,7 +2464,36 @@ def _d14(r):
         if x & 27 == 0:
             y = ((x >> 2) & 1) == 1
             f5 = y
-            f6 = _d2(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t12_0 = y
+                y = ((x >> 3) & 1) == 1
+                t12_1 = y
+                t12_2 = r.uint(5)
+                if t12_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t12_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t12_3 = y
+                    o12 = _new(_din.AC_EVSEStatus)
+                    o12.power_switch_closed = t12_0
+                    o12.rcd = t12_1
+                    o12.notification_max_delay = t12_2
+                    o12.evse_notification = t12_3
+                    f6 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f6 = _d2(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
@@ -2273,7 +2524,36 @@ def _d14(r):
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d2(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t13_0 = y
+                y = ((x >> 3) & 1) == 1
+                t13_1 = y
+                t13_2 = r.uint(5)
+                if t13_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t13_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t13_3 = y
+                    o13 = _new(_din.AC_EVSEStatus)
+                    o13.power_switch_closed = t13_0
+                    o13.rcd = t13_1
+                    o13.notification_max_delay = t13_2
+                    o13.evse_notification = t13_3
+                    f6 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f6 = _d2(r)
             s = 7
         elif ec == 1:
             _escape(r, 2, _C101, "ChargingStatusResType")
@@ -3983,7 +4263,7 @@ def _d22(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C7[y]
                 f3 = y
                 s = -1
             else:
@@ -4030,7 +4310,7 @@ def _d22(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C7[y]
                 f3 = y
                 s = -1
             else:
@@ -4062,7 +4342,7 @@ def _d22(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C7[y]
             f3 = y
             s = -1
         else:
@@ -4074,7 +4354,7 @@ def _d22(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f3 = _C13[x]
+                    f3 = _C7[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4083,7 +4363,7 @@ def _d22(r):
                         f3 = r.bits(2)
                         if f3 >= 3:
                             r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                        f3 = _C13[f3]
+                        f3 = _C7[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 4
@@ -4136,7 +4416,7 @@ def _e22(w, o):
     v3 = o.evse_notification
     if v3 is None:
         _order("DC_EVSEStatus.evse_notification", 3, _C198)
-    i3 = _C14.get(v3)
+    i3 = _C8.get(v3)
     if i3 is None:
         _bad("DC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
@@ -4941,7 +5221,17 @@ def _d31(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o14 = _new(_din.Interval)
+                f0 = o14
+                ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
             _escape(r, 3, _C244, "EntryType")
@@ -5682,7 +5972,27 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d46(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t15_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t15_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o15 = _new(_xmldsig.RSAKeyValue)
+                        o15.modulus = t15_0
+                        o15.exponent = t15_1
+                        f1 = o15
+                        ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f1 = _d46(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -5698,7 +6008,27 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d46(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t16_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t16_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o16 = _new(_xmldsig.RSAKeyValue)
+                        o16.modulus = t16_0
+                        o16.exponent = t16_1
+                        f1 = o16
+                        ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f1 = _d46(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -6019,7 +6349,36 @@ def _d36(r):
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C26[y]
             f0 = y
-            f1 = _d2(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t17_0 = y
+                y = ((x >> 3) & 1) == 1
+                t17_1 = y
+                t17_2 = r.uint(5)
+                if t17_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t17_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t17_3 = y
+                    o17 = _new(_din.AC_EVSEStatus)
+                    o17.power_switch_closed = t17_0
+                    o17.rcd = t17_1
+                    o17.notification_max_delay = t17_2
+                    o17.evse_notification = t17_3
+                    f1 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f1 = _d2(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
@@ -6056,7 +6415,36 @@ def _d36(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d2(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t18_0 = y
+                y = ((x >> 3) & 1) == 1
+                t18_1 = y
+                t18_2 = r.uint(5)
+                if t18_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t18_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t18_3 = y
+                    o18 = _new(_din.AC_EVSEStatus)
+                    o18.power_switch_closed = t18_0
+                    o18.rcd = t18_1
+                    o18.notification_max_delay = t18_2
+                    o18.evse_notification = t18_3
+                    f1 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C292, "MeteringReceiptResType")
@@ -6364,7 +6752,17 @@ def _d39(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o19 = _new(_din.Interval)
+                f0 = o19
+                ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
             _escape(r, 3, _C314, "PMaxScheduleEntryType")
@@ -6709,7 +7107,17 @@ def _d42(r):
                 f2 = _d20(r)
                 s = 3
             elif ec == 2:
-                f2 = _d27(r)
+                pc20 = r.pos
+                ok20 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o20 = _new(_din.EVPowerDeliveryParameter)
+                    f2 = o20
+                    ok20 = True
+                if not ok20:
+                    r.pos = pc20
+                    f2 = _d27(r)
                 s = 3
             elif ec == 3:
                 s = -1
@@ -6746,7 +7154,17 @@ def _d42(r):
             f2 = _d20(r)
             s = 3
         elif ec == 2:
-            f2 = _d27(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o21 = _new(_din.EVPowerDeliveryParameter)
+                f2 = o21
+                ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f2 = _d27(r)
             s = 3
         elif ec == 3:
             s = -1
@@ -6760,7 +7178,17 @@ def _d42(r):
             f2 = _d20(r)
             s = 3
         elif ec == 1:
-            f2 = _d27(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o22 = _new(_din.EVPowerDeliveryParameter)
+                f2 = o22
+                ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f2 = _d27(r)
             s = 3
         elif ec == 2:
             s = -1
@@ -6834,13 +7262,52 @@ def _d43(r):
             f0 = y
             ec = x & 3
             if ec == 0:
-                f1 = _d2(r)
+                pc23 = r.pos
+                ok23 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t23_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t23_1 = y
+                    t23_2 = r.uint(5)
+                    if t23_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t23_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t23_3 = y
+                        o23 = _new(_din.AC_EVSEStatus)
+                        o23.power_switch_closed = t23_0
+                        o23.rcd = t23_1
+                        o23.notification_max_delay = t23_2
+                        o23.evse_notification = t23_3
+                        f1 = o23
+                        ok23 = True
+                if not ok23:
+                    r.pos = pc23
+                    f1 = _d2(r)
                 s = 2
             elif ec == 1:
                 f1 = _d22(r)
                 s = 2
             elif ec == 2:
-                f1 = _d29(r)
+                pc24 = r.pos
+                ok24 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o24 = _new(_din.EVSEStatus)
+                    f1 = o24
+                    ok24 = True
+                if not ok24:
+                    r.pos = pc24
+                    f1 = _d29(r)
                 s = 2
             elif ec == 3:
                 _escape(r, 2, _C339, "PowerDeliveryResType")
@@ -6875,13 +7342,52 @@ def _d43(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc25 = r.pos
+            ok25 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t25_0 = y
+                y = ((x >> 3) & 1) == 1
+                t25_1 = y
+                t25_2 = r.uint(5)
+                if t25_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t25_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t25_3 = y
+                    o25 = _new(_din.AC_EVSEStatus)
+                    o25.power_switch_closed = t25_0
+                    o25.rcd = t25_1
+                    o25.notification_max_delay = t25_2
+                    o25.evse_notification = t25_3
+                    f1 = o25
+                    ok25 = True
+            if not ok25:
+                r.pos = pc25
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc26 = r.pos
+            ok26 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o26 = _new(_din.EVSEStatus)
+                f1 = o26
+                ok26 = True
+            if not ok26:
+                r.pos = pc26
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
             _escape(r, 2, _C341, "PowerDeliveryResType")
@@ -7810,7 +8316,17 @@ def _d53(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o27 = _new(_din.Interval)
+                f0 = o27
+                ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
             _escape(r, 3, _C399, "SalesTariffEntryType")
@@ -8382,7 +8898,31 @@ def _d58(r):
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f2 = _d54(r)
+                pc28 = r.pos
+                ok28 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t28_0 = _d100(r)
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3523 == 0:
+                        y = ((x >> 9) & 1) == 1
+                        t28_1 = y
+                        y = (x >> 2) & 15
+                        if y >= 10:
+                            r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+                        y = _C409[y]
+                        t28_2 = y
+                        o28 = _new(_din.ServiceCharge)
+                        o28.service_tag = t28_0
+                        o28.free_service = t28_1
+                        o28.energy_transfer_type = t28_2
+                        f2 = o28
+                        ok28 = True
+                if not ok28:
+                    r.pos = pc28
+                    f2 = _d54(r)
                 s = 3
             else:
                 r.pos = p
@@ -8425,7 +8965,31 @@ def _d58(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d54(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t29_0 = _d100(r)
+                p = r.pos
+                x = r.bits(12)
+                if x & 3523 == 0:
+                    y = ((x >> 9) & 1) == 1
+                    t29_1 = y
+                    y = (x >> 2) & 15
+                    if y >= 10:
+                        r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+                    y = _C409[y]
+                    t29_2 = y
+                    o29 = _new(_din.ServiceCharge)
+                    o29.service_tag = t29_0
+                    o29.free_service = t29_1
+                    o29.energy_transfer_type = t29_2
+                    f2 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f2 = _d54(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C436, "ServiceDiscoveryResType")
@@ -9978,7 +10542,27 @@ def _d77(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc30 = r.pos
+                ok30 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t30_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t30_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o30 = _new(_xmldsig.X509IssuerSerial)
+                            o30.x509_issuer_name = t30_0
+                            o30.x509_serial_number = t30_1
+                            v = o30
+                            ok30 = True
+                if not ok30:
+                    r.pos = pc30
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10026,7 +10610,27 @@ def _d77(r):
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc31 = r.pos
+                ok31 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t31_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t31_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o31 = _new(_xmldsig.X509IssuerSerial)
+                            o31.x509_issuer_name = t31_0
+                            o31.x509_serial_number = t31_1
+                            v = o31
+                            ok31 = True
+                if not ok31:
+                    r.pos = pc31
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10076,7 +10680,27 @@ def _d77(r):
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc32 = r.pos
+                ok32 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t32_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t32_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o32 = _new(_xmldsig.X509IssuerSerial)
+                            o32.x509_issuer_name = t32_0
+                            o32.x509_serial_number = t32_1
+                            v = o32
+                            ok32 = True
+                if not ok32:
+                    r.pos = pc32
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10126,7 +10750,27 @@ def _d77(r):
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc33 = r.pos
+                ok33 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t33_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t33_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o33 = _new(_xmldsig.X509IssuerSerial)
+                            o33.x509_issuer_name = t33_0
+                            o33.x509_serial_number = t33_1
+                            v = o33
+                            ok33 = True
+                if not ok33:
+                    r.pos = pc33
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10176,7 +10820,27 @@ def _d77(r):
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc34 = r.pos
+                ok34 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t34_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t34_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o34 = _new(_xmldsig.X509IssuerSerial)
+                            o34.x509_issuer_name = t34_0
+                            o34.x509_serial_number = t34_1
+                            v = o34
+                            ok34 = True
+                if not ok34:
+                    r.pos = pc34
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10226,7 +10890,27 @@ def _d77(r):
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc35 = r.pos
+                ok35 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t35_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t35_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o35 = _new(_xmldsig.X509IssuerSerial)
+                            o35.x509_issuer_name = t35_0
+                            o35.x509_serial_number = t35_1
+                            v = o35
+                            ok35 = True
+                if not ok35:
+                    r.pos = pc35
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10276,7 +10960,27 @@ def _d77(r):
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d102(r)
+                pc36 = r.pos
+                ok36 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t36_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t36_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o36 = _new(_xmldsig.X509IssuerSerial)
+                            o36.x509_issuer_name = t36_0
+                            o36.x509_serial_number = t36_1
+                            v = o36
+                            ok36 = True
+                if not ok36:
+                    r.pos = pc36
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10431,13 +11135,63 @@ def _d78(r):
     if s == 0:
         ec = r.bits(6)
         if ec == 0:
-            f0 = _d3(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o37 = _new(_din.BodyBase)
+                f0 = o37
+                ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f0 = _d3(r)
             s = 1
         elif ec == 1:
-            f0 = _d4(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t38_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o38 = _new(_din.CableCheckReq)
+                    o38.dc_ev_status = t38_0
+                    f0 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f0 = _d4(r)
             s = 1
         elif ec == 2:
-            f0 = _d5(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t39_0 = y
+                t39_1 = _d22(r)
+                p = r.pos
+                x = r.bits(5)
+                if x & 27 == 0:
+                    y = (x >> 2) & 1
+                    y = _C28[y]
+                    t39_2 = y
+                    o39 = _new(_din.CableCheckRes)
+                    o39.response_code = t39_0
+                    o39.dc_evse_status = t39_1
+                    o39.evse_processing = t39_2
+                    f0 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f0 = _d5(r)
             s = 1
         elif ec == 3:
             f0 = _d7(r)
@@ -10458,7 +11212,17 @@ def _d78(r):
             f0 = _d12(r)
             s = 1
         elif ec == 9:
-            f0 = _d13(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o40 = _new(_din.ChargingStatusReq)
+                f0 = o40
+                ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f0 = _d13(r)
             s = 1
         elif ec == 10:
             f0 = _d14(r)
@@ -10467,7 +11231,27 @@ def _d78(r):
             f0 = _d15(r)
             s = 1
         elif ec == 12:
-            f0 = _d16(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6203 == 0:
+                y = (x >> 6) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t41_0 = y
+                y = (x >> 2) & 1
+                y = _C28[y]
+                t41_1 = y
+                o41 = _new(_din.ContractAuthenticationRes)
+                o41.response_code = t41_0
+                o41.evse_processing = t41_1
+                f0 = o41
+                ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f0 = _d16(r)
             s = 1
         elif ec == 13:
             f0 = _d17(r)
@@ -10479,13 +11263,111 @@ def _d78(r):
             f0 = _d35(r)
             s = 1
         elif ec == 16:
-            f0 = _d36(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t42_0 = y
+                pc43 = r.pos
+                ok43 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t43_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t43_1 = y
+                    t43_2 = r.uint(5)
+                    if t43_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t43_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t43_3 = y
+                        o43 = _new(_din.AC_EVSEStatus)
+                        o43.power_switch_closed = t43_0
+                        o43.rcd = t43_1
+                        o43.notification_max_delay = t43_2
+                        o43.evse_notification = t43_3
+                        t42_1 = o43
+                        ok43 = True
+                if not ok43:
+                    r.pos = pc43
+                    t42_1 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o42 = _new(_din.MeteringReceiptRes)
+                    o42.response_code = t42_0
+                    o42.ac_evse_status = t42_1
+                    f0 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f0 = _d36(r)
             s = 1
         elif ec == 17:
-            f0 = _d40(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t44_0 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t44_1 = _d81(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o44 = _new(_din.PaymentDetailsReq)
+                        o44.contract_id = t44_0
+                        o44.contract_signature_cert_chain = t44_1
+                        f0 = o44
+                        ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f0 = _d40(r)
             s = 1
         elif ec == 18:
-            f0 = _d41(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 775 == 0:
+                y = (x >> 3) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t45_0 = y
+                t45_1 = r.string(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t45_2 = r.integer(10)
+                    if t45_2 < -9223372036854775808 or t45_2 > 9223372036854775807:
+                        r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % t45_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o45 = _new(_din.PaymentDetailsRes)
+                        o45.response_code = t45_0
+                        o45.gen_challenge = t45_1
+                        o45.date_time_now = t45_2
+                        f0 = o45
+                        ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f0 = _d41(r)
             s = 1
         elif ec == 19:
             f0 = _d42(r)
@@ -10494,13 +11376,81 @@ def _d78(r):
             f0 = _d43(r)
             s = 1
         elif ec == 21:
-            f0 = _d44(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t46_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t46_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t46_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o46 = _new(_din.PreChargeReq)
+                            o46.dc_ev_status = t46_0
+                            o46.ev_target_voltage = t46_1
+                            o46.ev_target_current = t46_2
+                            f0 = o46
+                            ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f0 = _d44(r)
             s = 1
         elif ec == 22:
-            f0 = _d45(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t47_0 = y
+                t47_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t47_2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o47 = _new(_din.PreChargeRes)
+                        o47.response_code = t47_0
+                        o47.dc_evse_status = t47_1
+                        o47.evse_present_voltage = t47_2
+                        f0 = o47
+                        ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f0 = _d45(r)
             s = 1
         elif ec == 23:
-            f0 = _d55(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t48_0 = r.uint(3)
+                if t48_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t48_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_din.ServiceDetailReq)
+                    o48.service_id = t48_0
+                    f0 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f0 = _d55(r)
             s = 1
         elif ec == 24:
             f0 = _d56(r)
@@ -10512,28 +11462,145 @@ def _d78(r):
             f0 = _d58(r)
             s = 1
         elif ec == 27:
-            f0 = _d59(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C441[y]
+                t49_0 = y
+                t49_1 = _d96(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o49 = _new(_din.ServicePaymentSelectionReq)
+                    o49.selected_payment_option = t49_0
+                    o49.selected_service_list = t49_1
+                    f0 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f0 = _d59(r)
             s = 1
         elif ec == 28:
-            f0 = _d60(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t50_0 = y
+                o50 = _new(_din.ServicePaymentSelectionRes)
+                o50.response_code = t50_0
+                f0 = o50
+                ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f0 = _d60(r)
             s = 1
         elif ec == 29:
-            f0 = _d61(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t51_0 = r.binary(None, 8)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_din.SessionSetupReq)
+                    o51.evccid = t51_0
+                    f0 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f0 = _d61(r)
             s = 1
         elif ec == 30:
             f0 = _d62(r)
             s = 1
         elif ec == 31:
-            f0 = _d63(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o52 = _new(_din.SessionStop)
+                f0 = o52
+                ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f0 = _d63(r)
             s = 1
         elif ec == 32:
-            f0 = _d64(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t53_0 = y
+                o53 = _new(_din.SessionStopRes)
+                o53.response_code = t53_0
+                f0 = o53
+                ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f0 = _d64(r)
             s = 1
         elif ec == 33:
-            f0 = _d75(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t54_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o54 = _new(_din.WeldingDetectionReq)
+                    o54.dc_ev_status = t54_0
+                    f0 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f0 = _d75(r)
             s = 1
         elif ec == 34:
-            f0 = _d76(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t55_0 = y
+                t55_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t55_2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o55 = _new(_din.WeldingDetectionRes)
+                        o55.response_code = t55_0
+                        o55.dc_evse_status = t55_1
+                        o55.evse_present_voltage = t55_2
+                        f0 = o55
+                        ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f0 = _d76(r)
             s = 1
         elif ec == 35:
             s = -1
@@ -10586,7 +11653,31 @@ def _d79(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1.append(_d92(r))
+                pc56 = r.pos
+                ok56 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t56_0 = r.uint(5)
+                    if t56_0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t56_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t56_1 = r.integer(3)
+                        if t56_1 < -32768 or t56_1 > 32767:
+                            r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t56_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o56 = _new(_din.ProfileEntry)
+                            o56.charging_profile_entry_start = t56_0
+                            o56.charging_profile_entry_max_power = t56_1
+                            f1.append(o56)
+                            ok56 = True
+                if not ok56:
+                    r.pos = pc56
+                    f1.append(_d92(r))
                 s = 2
                 k = 1
             else:
@@ -10614,7 +11705,31 @@ def _d79(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            v = _d92(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t57_0 = r.uint(5)
+                if t57_0 > 4294967295:
+                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t57_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_din.ProfileEntry)
+                        o57.charging_profile_entry_start = t57_0
+                        o57.charging_profile_entry_max_power = t57_1
+                        v = o57
+                        ok57 = True
+            if not ok57:
+                r.pos = pc57
+                v = _d92(r)
             f1.append(v)
             s = 2
             k = 1
@@ -10626,7 +11741,31 @@ def _d79(r):
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d92(r)
+                pc58 = r.pos
+                ok58 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t58_0 = r.uint(5)
+                    if t58_0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t58_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t58_1 = r.integer(3)
+                        if t58_1 < -32768 or t58_1 > 32767:
+                            r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t58_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o58 = _new(_din.ProfileEntry)
+                            o58.charging_profile_entry_start = t58_0
+                            o58.charging_profile_entry_max_power = t58_1
+                            v = o58
+                            ok58 = True
+                if not ok58:
+                    r.pos = pc58
+                    v = _d92(r)
                 f1.append(v)
                 k += 1
                 continue
@@ -13133,7 +14272,25 @@ def _d98(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d97(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t59_0 = _d100(r)
+                p = r.pos
+                x = r.bits(5)
+                if x & 27 == 0:
+                    y = ((x >> 2) & 1) == 1
+                    t59_1 = y
+                    o59 = _new(_din.Service)
+                    o59.service_tag = t59_0
+                    o59.free_service = t59_1
+                    v = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                v = _d97(r)
             f0.append(v)
             s = 1
             k = 1
@@ -13145,7 +14302,25 @@ def _d98(r):
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d97(r)
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t60_0 = _d100(r)
+                    p = r.pos
+                    x = r.bits(5)
+                    if x & 27 == 0:
+                        y = ((x >> 2) & 1) == 1
+                        t60_1 = y
+                        o60 = _new(_din.Service)
+                        o60.service_tag = t60_0
+                        o60.free_service = t60_1
+                        v = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    v = _d97(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -13654,14 +14829,14 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C8 = ('EE', 'SE_ANY', 'CH')
-_C9 = ('EE', 'SE_ANY', 'CH')
+_C7 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
+_C8 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
-_C11 = ('SE_ANY', 'CH')
-_C12 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
-_C13 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
-_C14 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C11 = ('EE', 'SE_ANY', 'CH')
+_C12 = ('EE', 'SE_ANY', 'CH')
+_C13 = ('SE_ANY', 'CH')
+_C14 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
 _C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
@@ -14378,172 +15553,100 @@ _C727 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(7)
-    if ec == 0:  # AC_EVChargeParameter
-        return _d0(r)
-    elif ec == 1:  # AC_EVSEChargeParameter
-        return _d1(r)
-    elif ec == 2:  # AC_EVSEStatus
-        return _d2(r)
-    elif ec == 3:  # BodyElement
-        return _d3(r)
-    elif ec == 4:  # CableCheckReq
-        return _d4(r)
-    elif ec == 5:  # CableCheckRes
-        return _d5(r)
-    elif ec == 6:  # CanonicalizationMethod
-        return _d6(r)
-    elif ec == 7:  # CertificateInstallationReq
-        return _d7(r)
-    elif ec == 8:  # CertificateInstallationRes
-        return _d8(r)
-    elif ec == 9:  # CertificateUpdateReq
-        return _d9(r)
-    elif ec == 10:  # CertificateUpdateRes
-        return _d10(r)
-    elif ec == 11:  # ChargeParameterDiscoveryReq
-        return _d11(r)
-    elif ec == 12:  # ChargeParameterDiscoveryRes
-        return _d12(r)
-    elif ec == 13:  # ChargingStatusReq
-        return _d13(r)
-    elif ec == 14:  # ChargingStatusRes
-        return _d14(r)
-    elif ec == 15:  # ContractAuthenticationReq
-        return _d15(r)
-    elif ec == 16:  # ContractAuthenticationRes
-        return _d16(r)
-    elif ec == 17:  # CurrentDemandReq
-        return _d17(r)
-    elif ec == 18:  # CurrentDemandRes
-        return _d18(r)
-    elif ec == 19:  # DC_EVChargeParameter
-        return _d19(r)
-    elif ec == 20:  # DC_EVPowerDeliveryParameter
-        return _d20(r)
-    elif ec == 21:  # DC_EVSEChargeParameter
-        return _d21(r)
-    elif ec == 22:  # DC_EVSEStatus
-        return _d22(r)
-    elif ec == 23:  # DC_EVStatus
-        return _d23(r)
-    elif ec == 24:  # DSAKeyValue
-        return _d24(r)
-    elif ec == 25:  # DigestMethod
-        return _d25(r)
-    elif ec == 26:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 27:  # EVChargeParameter
-        return _d26(r)
-    elif ec == 28:  # EVPowerDeliveryParameter
-        return _d27(r)
-    elif ec == 29:  # EVSEChargeParameter
-        return _d28(r)
-    elif ec == 30:  # EVSEStatus
-        return _d29(r)
-    elif ec == 31:  # EVStatus
-        return _d30(r)
-    elif ec == 32:  # Entry
-        return _d31(r)
-    elif ec == 33:  # KeyInfo
-        return _d32(r)
-    elif ec == 34:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 35:  # KeyValue
-        return _d33(r)
-    elif ec == 36:  # Manifest
-        return _d34(r)
-    elif ec == 37:  # MeteringReceiptReq
-        return _d35(r)
-    elif ec == 38:  # MeteringReceiptRes
-        return _d36(r)
-    elif ec == 39:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 40:  # Object
-        return _d37(r)
-    elif ec == 41:  # PGPData
-        return _d38(r)
-    elif ec == 42:  # PMaxScheduleEntry
-        return _d39(r)
-    elif ec == 43:  # PaymentDetailsReq
-        return _d40(r)
-    elif ec == 44:  # PaymentDetailsRes
-        return _d41(r)
-    elif ec == 45:  # PowerDeliveryReq
-        return _d42(r)
-    elif ec == 46:  # PowerDeliveryRes
-        return _d43(r)
-    elif ec == 47:  # PreChargeReq
-        return _d44(r)
-    elif ec == 48:  # PreChargeRes
-        return _d45(r)
-    elif ec == 49:  # RSAKeyValue
-        return _d46(r)
-    elif ec == 50:  # Reference
-        return _d47(r)
-    elif ec == 51:  # RelativeTimeInterval
-        return _d48(r)
-    elif ec == 52:  # RetrievalMethod
-        return _d49(r)
-    elif ec == 53:  # SAScheduleList
-        return _d50(r)
-    elif ec == 54:  # SASchedules
-        return _d51(r)
-    elif ec == 55:  # SPKIData
-        return _d52(r)
-    elif ec == 56:  # SalesTariffEntry
-        return _d53(r)
-    elif ec == 57:  # ServiceCharge
-        return _d54(r)
-    elif ec == 58:  # ServiceDetailReq
-        return _d55(r)
-    elif ec == 59:  # ServiceDetailRes
-        return _d56(r)
-    elif ec == 60:  # ServiceDiscoveryReq
-        return _d57(r)
-    elif ec == 61:  # ServiceDiscoveryRes
-        return _d58(r)
-    elif ec == 62:  # ServicePaymentSelectionReq
-        return _d59(r)
-    elif ec == 63:  # ServicePaymentSelectionRes
-        return _d60(r)
-    elif ec == 64:  # SessionSetupReq
-        return _d61(r)
-    elif ec == 65:  # SessionSetupRes
-        return _d62(r)
-    elif ec == 66:  # SessionStopReq
-        return _d63(r)
-    elif ec == 67:  # SessionStopRes
-        return _d64(r)
-    elif ec == 68:  # Signature
-        return _d65(r)
-    elif ec == 69:  # SignatureMethod
-        return _d66(r)
-    elif ec == 70:  # SignatureProperties
-        return _d67(r)
-    elif ec == 71:  # SignatureProperty
-        return _d68(r)
-    elif ec == 72:  # SignatureValue
-        return _d69(r)
-    elif ec == 73:  # SignedInfo
-        return _d70(r)
-    elif ec == 74:  # TimeInterval
-        return _d71(r)
-    elif ec == 75:  # Transform
-        return _d72(r)
-    elif ec == 76:  # Transforms
-        return _d73(r)
-    elif ec == 77:  # V2G_Message
-        return _d74(r)
-    elif ec == 78:  # WeldingDetectionReq
-        return _d75(r)
-    elif ec == 79:  # WeldingDetectionRes
-        return _d76(r)
-    elif ec == 80:  # X509Data
-        return _d77(r)
-    elif ec == 81:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 81:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AC_EVChargeParameter
+    _d1,  # AC_EVSEChargeParameter
+    _d2,  # AC_EVSEStatus
+    _d3,  # BodyElement
+    _d4,  # CableCheckReq
+    _d5,  # CableCheckRes
+    _d6,  # CanonicalizationMethod
+    _d7,  # CertificateInstallationReq
+    _d8,  # CertificateInstallationRes
+    _d9,  # CertificateUpdateReq
+    _d10,  # CertificateUpdateRes
+    _d11,  # ChargeParameterDiscoveryReq
+    _d12,  # ChargeParameterDiscoveryRes
+    _d13,  # ChargingStatusReq
+    _d14,  # ChargingStatusRes
+    _d15,  # ContractAuthenticationReq
+    _d16,  # ContractAuthenticationRes
+    _d17,  # CurrentDemandReq
+    _d18,  # CurrentDemandRes
+    _d19,  # DC_EVChargeParameter
+    _d20,  # DC_EVPowerDeliveryParameter
+    _d21,  # DC_EVSEChargeParameter
+    _d22,  # DC_EVSEStatus
+    _d23,  # DC_EVStatus
+    _d24,  # DSAKeyValue
+    _d25,  # DigestMethod
+    None,  # DigestValue
+    _d26,  # EVChargeParameter
+    _d27,  # EVPowerDeliveryParameter
+    _d28,  # EVSEChargeParameter
+    _d29,  # EVSEStatus
+    _d30,  # EVStatus
+    _d31,  # Entry
+    _d32,  # KeyInfo
+    None,  # KeyName
+    _d33,  # KeyValue
+    _d34,  # Manifest
+    _d35,  # MeteringReceiptReq
+    _d36,  # MeteringReceiptRes
+    None,  # MgmtData
+    _d37,  # Object
+    _d38,  # PGPData
+    _d39,  # PMaxScheduleEntry
+    _d40,  # PaymentDetailsReq
+    _d41,  # PaymentDetailsRes
+    _d42,  # PowerDeliveryReq
+    _d43,  # PowerDeliveryRes
+    _d44,  # PreChargeReq
+    _d45,  # PreChargeRes
+    _d46,  # RSAKeyValue
+    _d47,  # Reference
+    _d48,  # RelativeTimeInterval
+    _d49,  # RetrievalMethod
+    _d50,  # SAScheduleList
+    _d51,  # SASchedules
+    _d52,  # SPKIData
+    _d53,  # SalesTariffEntry
+    _d54,  # ServiceCharge
+    _d55,  # ServiceDetailReq
+    _d56,  # ServiceDetailRes
+    _d57,  # ServiceDiscoveryReq
+    _d58,  # ServiceDiscoveryRes
+    _d59,  # ServicePaymentSelectionReq
+    _d60,  # ServicePaymentSelectionRes
+    _d61,  # SessionSetupReq
+    _d62,  # SessionSetupRes
+    _d63,  # SessionStopReq
+    _d64,  # SessionStopRes
+    _d65,  # Signature
+    _d66,  # SignatureMethod
+    _d67,  # SignatureProperties
+    _d68,  # SignatureProperty
+    _d69,  # SignatureValue
+    _d70,  # SignedInfo
+    _d71,  # TimeInterval
+    _d72,  # Transform
+    _d73,  # Transforms
+    _d74,  # V2G_Message
+    _d75,  # WeldingDetectionReq
+    _d76,  # WeldingDetectionRes
+    _d77,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -42,46 +42,186 @@ def _d0(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d80(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t1_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t1_1 = y
+                t1_2 = r.integer(3)
+                if t1_2 < -32768 or t1_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t1_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o1 = _new(_iso2.PhysicalValue)
+                    o1.multiplier = t1_0
+                    o1.unit = t1_1
+                    o1.value = t1_2
+                    f1 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d80(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C0, "AC_EVChargeParameterType")
+            _escape(r, 3, _C2, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t2_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t2_1 = y
+                t2_2 = r.integer(3)
+                if t2_2 < -32768 or t2_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t2_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o2 = _new(_iso2.PhysicalValue)
+                    o2.multiplier = t2_0
+                    o2.unit = t2_1
+                    o2.value = t2_2
+                    f1 = o2
+                    ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1, "AC_EVChargeParameterType")
+            _escape(r, 2, _C3, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t3_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t3_1 = y
+                t3_2 = r.integer(3)
+                if t3_2 < -32768 or t3_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t3_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o3 = _new(_iso2.PhysicalValue)
+                    o3.multiplier = t3_0
+                    o3.unit = t3_1
+                    o3.value = t3_2
+                    f2 = o3
+                    ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C2, "AC_EVChargeParameterType")
+            _escape(r, 2, _C4, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t4_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t4_1 = y
+                t4_2 = r.integer(3)
+                if t4_2 < -32768 or t4_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso2.PhysicalValue)
+                    o4.multiplier = t4_0
+                    o4.unit = t4_1
+                    o4.value = t4_2
+                    f3 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C3, "AC_EVChargeParameterType")
+            _escape(r, 2, _C5, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d80(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t5_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t5_1 = y
+                t5_2 = r.integer(3)
+                if t5_2 < -32768 or t5_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t5_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o5 = _new(_iso2.PhysicalValue)
+                    o5.multiplier = t5_0
+                    o5.unit = t5_1
+                    o5.value = t5_2
+                    f4 = o5
+                    ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C4, "AC_EVChargeParameterType")
+            _escape(r, 2, _C6, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -89,7 +229,7 @@ def _d0(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C5, "AC_EVChargeParameterType")
+            _escape(r, 1, _C7, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVChargeParameter)
@@ -113,31 +253,31 @@ def _e0(w, o):
         s = 1
     v1 = o.e_amount
     if v1 is None:
-        _order("AC_EVChargeParameter.e_amount", s, _C6)
-    t = _C7.get(s)
+        _order("AC_EVChargeParameter.e_amount", s, _C8)
+    t = _C9.get(s)
     if t is None:
-        _order("AC_EVChargeParameter.e_amount", s, _C6)
+        _order("AC_EVChargeParameter.e_amount", s, _C8)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVChargeParameter.e_amount", v1, "a PhysicalValue")
     w.bits(t[0], t[1])
     _e80(w, v1)
     v2 = o.ev_max_voltage
     if v2 is None:
-        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C6)
+        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C8)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVChargeParameter.ev_max_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.ev_max_current
     if v3 is None:
-        _order("AC_EVChargeParameter.ev_max_current", 3, _C6)
+        _order("AC_EVChargeParameter.ev_max_current", 3, _C8)
     if v3.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVChargeParameter.ev_max_current", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v3)
     v4 = o.ev_min_current
     if v4 is None:
-        _order("AC_EVChargeParameter.ev_min_current", 4, _C6)
+        _order("AC_EVChargeParameter.ev_min_current", 4, _C8)
     if v4.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVChargeParameter.ev_min_current", v4, "a PhysicalValue")
     w.bits(0, 1)
@@ -153,28 +293,110 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d2(r)
+            pc6 = r.pos
+            ok6 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t6_0 = r.uint(3)
+                if t6_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t6_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t6_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t6_2 = y
+                    o6 = _new(_iso2.AC_EVSEStatus)
+                    o6.notification_max_delay = t6_0
+                    o6.evse_notification = t6_1
+                    o6.rcd = t6_2
+                    f0 = o6
+                    ok6 = True
+            if not ok6:
+                r.pos = pc6
+                f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C8, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C12, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t7_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t7_1 = y
+                t7_2 = r.integer(3)
+                if t7_2 < -32768 or t7_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t7_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o7 = _new(_iso2.PhysicalValue)
+                    o7.multiplier = t7_0
+                    o7.unit = t7_1
+                    o7.value = t7_2
+                    f1 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C9, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C13, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t8_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t8_1 = y
+                t8_2 = r.integer(3)
+                if t8_2 < -32768 or t8_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t8_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o8 = _new(_iso2.PhysicalValue)
+                    o8.multiplier = t8_0
+                    o8.unit = t8_1
+                    o8.value = t8_2
+                    f2 = o8
+                    ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -182,7 +404,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C11, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C15, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEChargeParameter)
@@ -195,21 +417,21 @@ def _e1(w, o):
     """iso2.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
     v0 = o.ac_evse_status
     if v0 is None:
-        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C12)
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C16)
     if v0.__class__ is not _iso2.AC_EVSEStatus:
         _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
     w.bits(0, 1)
     _e2(w, v0)
     v1 = o.evse_nominal_voltage
     if v1 is None:
-        _order("AC_EVSEChargeParameter.evse_nominal_voltage", 1, _C12)
+        _order("AC_EVSEChargeParameter.evse_nominal_voltage", 1, _C16)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v1)
     v2 = o.evse_max_current
     if v2 is None:
-        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C12)
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C16)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -235,7 +457,7 @@ def _d2(r):
                 y = (x >> 6) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C10[y]
                 f1 = y
                 y = ((x >> 2) & 1) == 1
                 f2 = y
@@ -259,7 +481,7 @@ def _d2(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C15, "AC_EVSEStatusType")
+                _escape(r, 3, _C17, "AC_EVSEStatusType")
             else:
                 r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -269,7 +491,7 @@ def _d2(r):
             y = (x >> 6) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C10[y]
             f1 = y
             y = ((x >> 2) & 1) == 1
             f2 = y
@@ -283,7 +505,7 @@ def _d2(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C13[x]
+                    f1 = _C10[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -292,12 +514,12 @@ def _d2(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C13[f1]
+                        f1 = _C10[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C16, "AC_EVSEStatusType")
+                _escape(r, 2, _C18, "AC_EVSEStatusType")
             else:
                 r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -324,7 +546,7 @@ def _d2(r):
                             _escape(r, 1, _EV_ELEM_EE, "RCD")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C17, "AC_EVSEStatusType")
+                _escape(r, 2, _C19, "AC_EVSEStatusType")
             else:
                 r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -332,7 +554,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C18, "AC_EVSEStatusType")
+            _escape(r, 1, _C20, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEStatus)
@@ -345,20 +567,20 @@ def _e2(w, o):
     """iso2.AC_EVSEStatus -> AC_EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("AC_EVSEStatus.notification_max_delay", 0, _C19)
+        _order("AC_EVSEStatus.notification_max_delay", 0, _C21)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("AC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("AC_EVSEStatus.evse_notification", 1, _C19)
-    i1 = _C14.get(v1)
+        _order("AC_EVSEStatus.evse_notification", 1, _C21)
+    i1 = _C11.get(v1)
     if i1 is None:
         _bad("AC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     v2 = o.rcd
     if v2 is None:
-        _order("AC_EVSEStatus.rcd", 2, _C19)
+        _order("AC_EVSEStatus.rcd", 2, _C21)
     if v2.__class__ is not bool:
         _bad("AC_EVSEStatus.rcd", v2, "a bool")
     w.bits((((((((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 11)
@@ -384,7 +606,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C20, "AuthorizationReqType")
+            _escape(r, 3, _C22, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -400,7 +622,7 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C21, "AuthorizationReqType")
+            _escape(r, 2, _C23, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -408,7 +630,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C22, "AuthorizationReqType")
+            _escape(r, 1, _C24, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationReq)
@@ -428,18 +650,18 @@ def _e3(w, o):
         s = 2
     v1 = o.gen_challenge
     if v1 is not None:
-        t = _C24.get(s)
+        t = _C26.get(s)
         if t is None:
-            _order("AuthorizationReq.gen_challenge", s, _C23)
+            _order("AuthorizationReq.gen_challenge", s, _C25)
         if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
             _bad("AuthorizationReq.gen_challenge", v1, "bytes of length 16..16")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = 1
-    t = _C25.get(s)
+    t = _C27.get(s)
     if t is None:
-        _order("AuthorizationReq", s, _C23)
+        _order("AuthorizationReq", s, _C25)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -455,12 +677,12 @@ def _d4(r):
             y = (x >> 7) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C28[y]
+            y = _C30[y]
             f1 = y
             s = -1
         else:
@@ -472,7 +694,7 @@ def _d4(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -481,12 +703,12 @@ def _d4(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C30, "AuthorizationResType")
+                _escape(r, 3, _C32, "AuthorizationResType")
             else:
                 r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
@@ -496,7 +718,7 @@ def _d4(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C28[y]
+            y = _C30[y]
             f1 = y
             s = -1
         else:
@@ -508,7 +730,7 @@ def _d4(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f1 = _C28[x]
+                    f1 = _C30[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -517,12 +739,12 @@ def _d4(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C28[f1]
+                        f1 = _C30[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C31, "AuthorizationResType")
+                _escape(r, 2, _C33, "AuthorizationResType")
             else:
                 r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
@@ -530,7 +752,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C32, "AuthorizationResType")
+            _escape(r, 1, _C34, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationRes)
@@ -542,14 +764,14 @@ def _e4(w, o):
     """iso2.AuthorizationRes -> AuthorizationResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("AuthorizationRes.response_code", 0, _C33)
-    i0 = _C27.get(v0)
+        _order("AuthorizationRes.response_code", 0, _C35)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("AuthorizationRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_processing
     if v1 is None:
-        _order("AuthorizationRes.evse_processing", 1, _C33)
-    i1 = _C29.get(v1)
+        _order("AuthorizationRes.evse_processing", 1, _C35)
+    i1 = _C31.get(v1)
     if i1 is None:
         _bad("AuthorizationRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
     w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1) << 1, 14)
@@ -562,7 +784,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C34, "BodyBaseType")
+            _escape(r, 3, _C36, "BodyBaseType")
         else:
             r.fail("BodyBaseType: event code %d out of range" % ec)
     o = _new(_iso2.BodyBase)
@@ -579,10 +801,34 @@ def _d6(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t9_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t9_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t9_2 = y
+                o9 = _new(_iso2.DC_EVStatus)
+                o9.ev_ready = t9_0
+                o9.ev_error_code = t9_1
+                o9.evresssoc = t9_2
+                f0 = o9
+                ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C36, "CableCheckReqType")
+            _escape(r, 3, _C40, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -590,7 +836,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C37, "CableCheckReqType")
+            _escape(r, 1, _C41, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckReq)
@@ -601,7 +847,7 @@ def _e6(w, o):
     """iso2.CableCheckReq -> CableCheckReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("CableCheckReq.dc_ev_status", 0, _C38)
+        _order("CableCheckReq.dc_ev_status", 0, _C42)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("CableCheckReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -621,7 +867,7 @@ def _d7(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d22(r)
             p = r.pos
@@ -630,7 +876,7 @@ def _d7(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-                y = _C28[y]
+                y = _C30[y]
                 f2 = y
                 s = -1
             else:
@@ -645,7 +891,7 @@ def _d7(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -654,12 +900,12 @@ def _d7(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C39, "CableCheckResType")
+                _escape(r, 3, _C43, "CableCheckResType")
             else:
                 r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
@@ -668,7 +914,7 @@ def _d7(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C40, "CableCheckResType")
+            _escape(r, 2, _C44, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
@@ -678,7 +924,7 @@ def _d7(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C28[y]
+            y = _C30[y]
             f2 = y
             s = -1
         else:
@@ -690,7 +936,7 @@ def _d7(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f2 = _C28[x]
+                    f2 = _C30[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -699,12 +945,12 @@ def _d7(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                        f2 = _C28[f2]
+                        f2 = _C30[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C41, "CableCheckResType")
+                _escape(r, 2, _C45, "CableCheckResType")
             else:
                 r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
@@ -712,7 +958,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C42, "CableCheckResType")
+            _escape(r, 1, _C46, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckRes)
@@ -725,21 +971,21 @@ def _e7(w, o):
     """iso2.CableCheckRes -> CableCheckResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CableCheckRes.response_code", 0, _C43)
-    i0 = _C27.get(v0)
+        _order("CableCheckRes.response_code", 0, _C47)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("CableCheckRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("CableCheckRes.dc_evse_status", 1, _C43)
+        _order("CableCheckRes.dc_evse_status", 1, _C47)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("CableCheckRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_processing
     if v2 is None:
-        _order("CableCheckRes.evse_processing", 2, _C43)
-    i2 = _C29.get(v2)
+        _order("CableCheckRes.evse_processing", 2, _C47)
+    i2 = _C31.get(v2)
     if i2 is None:
         _bad("CableCheckRes.evse_processing", v2, "a member of _iso2.EVSEProcessing")
     w.bits((((((0) << 1) << 2) | (i2)) << 1) << 1, 6)
@@ -755,7 +1001,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C44, "CanonicalizationMethodType")
+            _escape(r, 3, _C48, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -767,7 +1013,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C45, "CanonicalizationMethodType")
+            _escape(r, 2, _C49, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -779,7 +1025,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C46, "CanonicalizationMethodType")
+            _escape(r, 1, _C50, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -793,7 +1039,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C47, "CanonicalizationMethodType")
+                _escape(r, 1, _C51, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -804,7 +1050,7 @@ def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("CanonicalizationMethod.algorithm", 0, _C48)
+        _order("CanonicalizationMethod.algorithm", 0, _C52)
     if type(v0) is not str:
         _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -823,7 +1069,7 @@ def _d9(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C49, "CertificateInstallationReqType")
+            _escape(r, 3, _C53, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -859,7 +1105,7 @@ def _d9(r):
                         _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C50, "CertificateInstallationReqType")
+                _escape(r, 3, _C54, "CertificateInstallationReqType")
             else:
                 r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -868,7 +1114,7 @@ def _d9(r):
             f2 = _d87(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C51, "CertificateInstallationReqType")
+            _escape(r, 2, _C55, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -876,7 +1122,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C52, "CertificateInstallationReqType")
+            _escape(r, 1, _C56, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationReq)
@@ -889,21 +1135,21 @@ def _e9(w, o):
     """iso2.CertificateInstallationReq -> CertificateInstallationReqType"""
     v0 = o.id
     if v0 is None:
-        _order("CertificateInstallationReq.id", 0, _C53)
+        _order("CertificateInstallationReq.id", 0, _C57)
     if type(v0) is not str:
         _bad("CertificateInstallationReq.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.oem_provisioning_cert
     if v1 is None:
-        _order("CertificateInstallationReq.oem_provisioning_cert", 3, _C53)
+        _order("CertificateInstallationReq.oem_provisioning_cert", 3, _C57)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
         _bad("CertificateInstallationReq.oem_provisioning_cert", v1, "bytes of length 0..800")
     w.bits(0, 2)
     w.binary(v1)
     v2 = o.list_of_root_certificate_ids
     if v2 is None:
-        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C53)
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C57)
     if v2.__class__ is not _iso2.ListOfRootCertificateIDs:
         _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
     w.bits(0, 2)
@@ -926,7 +1172,7 @@ def _d10(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d82(r)
             p = r.pos
@@ -973,7 +1219,7 @@ def _d10(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -982,12 +1228,12 @@ def _d10(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C54, "CertificateInstallationResType")
+                _escape(r, 3, _C58, "CertificateInstallationResType")
             else:
                 r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
@@ -996,7 +1242,7 @@ def _d10(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C55, "CertificateInstallationResType")
+            _escape(r, 2, _C59, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
@@ -1005,7 +1251,7 @@ def _d10(r):
             f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C56, "CertificateInstallationResType")
+            _escape(r, 2, _C60, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
@@ -1014,7 +1260,7 @@ def _d10(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C57, "CertificateInstallationResType")
+            _escape(r, 2, _C61, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
@@ -1023,7 +1269,7 @@ def _d10(r):
             f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C58, "CertificateInstallationResType")
+            _escape(r, 2, _C62, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
@@ -1032,7 +1278,7 @@ def _d10(r):
             f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C59, "CertificateInstallationResType")
+            _escape(r, 2, _C63, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -1040,7 +1286,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C60, "CertificateInstallationResType")
+            _escape(r, 1, _C64, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationRes)
@@ -1056,41 +1302,41 @@ def _e10(w, o):
     """iso2.CertificateInstallationRes -> CertificateInstallationResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CertificateInstallationRes.response_code", 0, _C61)
-    i0 = _C27.get(v0)
+        _order("CertificateInstallationRes.response_code", 0, _C65)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("CertificateInstallationRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.sa_provisioning_certificate_chain
     if v1 is None:
-        _order("CertificateInstallationRes.sa_provisioning_certificate_chain", 1, _C61)
+        _order("CertificateInstallationRes.sa_provisioning_certificate_chain", 1, _C65)
     if v1.__class__ is not _iso2.CertificateChain:
         _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e82(w, v1)
     v2 = o.contract_signature_cert_chain
     if v2 is None:
-        _order("CertificateInstallationRes.contract_signature_cert_chain", 2, _C61)
+        _order("CertificateInstallationRes.contract_signature_cert_chain", 2, _C65)
     if v2.__class__ is not _iso2.CertificateChain:
         _bad("CertificateInstallationRes.contract_signature_cert_chain", v2, "a CertificateChain")
     w.bits(0, 1)
     _e82(w, v2)
     v3 = o.contract_signature_encrypted_private_key
     if v3 is None:
-        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 3, _C61)
+        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 3, _C65)
     if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
         _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
     w.bits(0, 1)
     _e83(w, v3)
     v4 = o.dh_publickey
     if v4 is None:
-        _order("CertificateInstallationRes.dh_publickey", 4, _C61)
+        _order("CertificateInstallationRes.dh_publickey", 4, _C65)
     if v4.__class__ is not _iso2.DiffieHellmanPublickey:
         _bad("CertificateInstallationRes.dh_publickey", v4, "a DiffieHellmanPublickey")
     w.bits(0, 1)
     _e85(w, v4)
     v5 = o.e_maid
     if v5 is None:
-        _order("CertificateInstallationRes.e_maid", 5, _C61)
+        _order("CertificateInstallationRes.e_maid", 5, _C65)
     if v5.__class__ is not _iso2.EMAID:
         _bad("CertificateInstallationRes.e_maid", v5, "a EMAID")
     w.bits(0, 1)
@@ -1110,7 +1356,7 @@ def _d11(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C62, "CertificateUpdateReqType")
+            _escape(r, 3, _C66, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1119,7 +1365,7 @@ def _d11(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C63, "CertificateUpdateReqType")
+            _escape(r, 3, _C67, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1155,7 +1401,7 @@ def _d11(r):
                         _escape(r, 1, _EV_ELEM_EE, "eMAID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C64, "CertificateUpdateReqType")
+                _escape(r, 2, _C68, "CertificateUpdateReqType")
             else:
                 r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
@@ -1164,7 +1410,7 @@ def _d11(r):
             f3 = _d87(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C65, "CertificateUpdateReqType")
+            _escape(r, 2, _C69, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
@@ -1172,7 +1418,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C66, "CertificateUpdateReqType")
+            _escape(r, 1, _C70, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateReq)
@@ -1186,28 +1432,28 @@ def _e11(w, o):
     """iso2.CertificateUpdateReq -> CertificateUpdateReqType"""
     v0 = o.id
     if v0 is None:
-        _order("CertificateUpdateReq.id", 0, _C67)
+        _order("CertificateUpdateReq.id", 0, _C71)
     if type(v0) is not str:
         _bad("CertificateUpdateReq.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.contract_signature_cert_chain
     if v1 is None:
-        _order("CertificateUpdateReq.contract_signature_cert_chain", 4, _C67)
+        _order("CertificateUpdateReq.contract_signature_cert_chain", 4, _C71)
     if v1.__class__ is not _iso2.CertificateChain:
         _bad("CertificateUpdateReq.contract_signature_cert_chain", v1, "a CertificateChain")
     w.bits(0, 1)
     _e82(w, v1)
     v2 = o.e_maid
     if v2 is None:
-        _order("CertificateUpdateReq.e_maid", 1, _C67)
+        _order("CertificateUpdateReq.e_maid", 1, _C71)
     if type(v2) is not str or len(v2) < 14 or len(v2) > 15:
         _bad("CertificateUpdateReq.e_maid", v2, "a str of length 14..15")
     w.bits(0, 2)
     w.string(v2)
     v3 = o.list_of_root_certificate_ids
     if v3 is None:
-        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C67)
+        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C71)
     if v3.__class__ is not _iso2.ListOfRootCertificateIDs:
         _bad("CertificateUpdateReq.list_of_root_certificate_ids", v3, "a ListOfRootCertificateIDs")
     w.bits(0, 2)
@@ -1231,7 +1477,7 @@ def _d12(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d82(r)
             p = r.pos
@@ -1272,7 +1518,7 @@ def _d12(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -1281,12 +1527,12 @@ def _d12(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C68, "CertificateUpdateResType")
+                _escape(r, 3, _C72, "CertificateUpdateResType")
             else:
                 r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
@@ -1295,7 +1541,7 @@ def _d12(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C69, "CertificateUpdateResType")
+            _escape(r, 2, _C73, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
@@ -1304,7 +1550,7 @@ def _d12(r):
             f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C70, "CertificateUpdateResType")
+            _escape(r, 2, _C74, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
@@ -1313,7 +1559,7 @@ def _d12(r):
             f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C71, "CertificateUpdateResType")
+            _escape(r, 2, _C75, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 4:
@@ -1322,7 +1568,7 @@ def _d12(r):
             f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C72, "CertificateUpdateResType")
+            _escape(r, 2, _C76, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 5:
@@ -1331,7 +1577,7 @@ def _d12(r):
             f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C73, "CertificateUpdateResType")
+            _escape(r, 2, _C77, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 6:
@@ -1349,7 +1595,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C74, "CertificateUpdateResType")
+            _escape(r, 1, _C78, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
@@ -1357,7 +1603,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C75, "CertificateUpdateResType")
+            _escape(r, 1, _C79, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateRes)
@@ -1374,41 +1620,41 @@ def _e12(w, o):
     """iso2.CertificateUpdateRes -> CertificateUpdateResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CertificateUpdateRes.response_code", 0, _C76)
-    i0 = _C27.get(v0)
+        _order("CertificateUpdateRes.response_code", 0, _C80)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("CertificateUpdateRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.sa_provisioning_certificate_chain
     if v1 is None:
-        _order("CertificateUpdateRes.sa_provisioning_certificate_chain", 1, _C76)
+        _order("CertificateUpdateRes.sa_provisioning_certificate_chain", 1, _C80)
     if v1.__class__ is not _iso2.CertificateChain:
         _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e82(w, v1)
     v2 = o.contract_signature_cert_chain
     if v2 is None:
-        _order("CertificateUpdateRes.contract_signature_cert_chain", 2, _C76)
+        _order("CertificateUpdateRes.contract_signature_cert_chain", 2, _C80)
     if v2.__class__ is not _iso2.CertificateChain:
         _bad("CertificateUpdateRes.contract_signature_cert_chain", v2, "a CertificateChain")
     w.bits(0, 1)
     _e82(w, v2)
     v3 = o.contract_signature_encrypted_private_key
     if v3 is None:
-        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 3, _C76)
+        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 3, _C80)
     if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
         _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
     w.bits(0, 1)
     _e83(w, v3)
     v4 = o.dh_publickey
     if v4 is None:
-        _order("CertificateUpdateRes.dh_publickey", 4, _C76)
+        _order("CertificateUpdateRes.dh_publickey", 4, _C80)
     if v4.__class__ is not _iso2.DiffieHellmanPublickey:
         _bad("CertificateUpdateRes.dh_publickey", v4, "a DiffieHellmanPublickey")
     w.bits(0, 1)
     _e85(w, v4)
     v5 = o.e_maid
     if v5 is None:
-        _order("CertificateUpdateRes.e_maid", 5, _C76)
+        _order("CertificateUpdateRes.e_maid", 5, _C80)
     if v5.__class__ is not _iso2.EMAID:
         _bad("CertificateUpdateRes.e_maid", v5, "a EMAID")
     w.bits(0, 1)
@@ -1422,9 +1668,9 @@ def _e12(w, o):
         w.integer(v6)
         w.bits(0, 1)
         s = 7
-    t = _C77.get(s)
+    t = _C81.get(s)
     if t is None:
-        _order("CertificateUpdateRes", s, _C76)
+        _order("CertificateUpdateRes", s, _C80)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1452,7 +1698,7 @@ def _d13(r):
                 x = (x >> 1) & 7
                 if x >= 6:
                     r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
-                f1 = _C78[x]
+                f1 = _C82[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -1461,12 +1707,12 @@ def _d13(r):
                     f1 = r.bits(3)
                     if f1 >= 6:
                         r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                    f1 = _C78[f1]
+                    f1 = _C82[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C80, "ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C84, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1476,7 +1722,7 @@ def _d13(r):
             y = (x >> 3) & 7
             if y >= 6:
                 r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % y)
-            y = _C78[y]
+            y = _C82[y]
             f1 = y
             ec = x & 3
             if ec == 0:
@@ -1489,7 +1735,7 @@ def _d13(r):
                 f2 = _d26(r)
                 s = 3
             elif ec == 3:
-                _escape(r, 2, _C81, "ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C85, "ChargeParameterDiscoveryReqType")
             else:
                 r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
@@ -1501,7 +1747,7 @@ def _d13(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
-                    f1 = _C78[x]
+                    f1 = _C82[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -1510,12 +1756,12 @@ def _d13(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                        f1 = _C78[f1]
+                        f1 = _C82[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C82, "ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C86, "ChargeParameterDiscoveryReqType")
             else:
                 r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1530,7 +1776,7 @@ def _d13(r):
             f2 = _d26(r)
             s = 3
         elif ec == 3:
-            _escape(r, 2, _C83, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C87, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -1538,7 +1784,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C84, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C88, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryReq)
@@ -1560,18 +1806,18 @@ def _e13(w, o):
         s = 1
     v1 = o.requested_energy_transfer_mode
     if v1 is None:
-        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C85)
-    t = _C86.get(s)
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C89)
+    t = _C90.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C85)
-    i1 = _C79.get(v1)
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C89)
+    i1 = _C83.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v1, "a member of _iso2.EnergyTransferMode")
     w.bits(((((t[0]) << 1) << 3) | (i1)) << 1, t[1] + 1 + 3 + 1)
     v2 = o.ev_charge_parameter
     if v2 is None:
-        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C85)
-    d = _C87.get(v2.__class__)
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C89)
+    d = _C91.get(v2.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v2, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
     w.bits(d[0], 2)
@@ -1592,31 +1838,158 @@ def _d14(r):
             y = (x >> 9) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C28[y]
+            y = _C30[y]
             f1 = y
             ec = x & 7
             if ec == 0:
                 f2 = _d52(r)
                 s = 3
             elif ec == 1:
-                f2 = _d53(r)
+                pc10 = r.pos
+                ok10 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o10 = _new(_iso2.SASchedules)
+                    f2 = o10
+                    ok10 = True
+                if not ok10:
+                    r.pos = pc10
+                    f2 = _d53(r)
                 s = 3
             elif ec == 2:
-                f3 = _d1(r)
+                pc11 = r.pos
+                ok11 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc12 = r.pos
+                    ok12 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t12_0 = r.uint(3)
+                        if t12_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t12_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t12_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t12_2 = y
+                            o12 = _new(_iso2.AC_EVSEStatus)
+                            o12.notification_max_delay = t12_0
+                            o12.evse_notification = t12_1
+                            o12.rcd = t12_2
+                            t11_0 = o12
+                            ok12 = True
+                    if not ok12:
+                        r.pos = pc12
+                        t11_0 = _d2(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc13 = r.pos
+                        ok13 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t13_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t13_1 = y
+                            t13_2 = r.integer(3)
+                            if t13_2 < -32768 or t13_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t13_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o13 = _new(_iso2.PhysicalValue)
+                                o13.multiplier = t13_0
+                                o13.unit = t13_1
+                                o13.value = t13_2
+                                t11_1 = o13
+                                ok13 = True
+                        if not ok13:
+                            r.pos = pc13
+                            t11_1 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc14 = r.pos
+                            ok14 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t14_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t14_1 = y
+                                t14_2 = r.integer(3)
+                                if t14_2 < -32768 or t14_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t14_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o14 = _new(_iso2.PhysicalValue)
+                                    o14.multiplier = t14_0
+                                    o14.unit = t14_1
+                                    o14.value = t14_2
+                                    t11_2 = o14
+                                    ok14 = True
+                            if not ok14:
+                                r.pos = pc14
+                                t11_2 = _d80(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o11 = _new(_iso2.AC_EVSEChargeParameter)
+                                o11.ac_evse_status = t11_0
+                                o11.evse_nominal_voltage = t11_1
+                                o11.evse_max_current = t11_2
+                                f3 = o11
+                                ok11 = True
+                if not ok11:
+                    r.pos = pc11
+                    f3 = _d1(r)
                 s = 4
             elif ec == 3:
                 f3 = _d21(r)
                 s = 4
             elif ec == 4:
-                f3 = _d28(r)
+                pc15 = r.pos
+                ok15 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o15 = _new(_iso2.EVSEChargeParameter)
+                    f3 = o15
+                    ok15 = True
+                if not ok15:
+                    r.pos = pc15
+                    f3 = _d28(r)
                 s = 4
             elif ec == 5:
-                _escape(r, 2, _C88, "ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C92, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
@@ -1628,7 +2001,7 @@ def _d14(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -1637,12 +2010,12 @@ def _d14(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C89, "ChargeParameterDiscoveryResType")
+                _escape(r, 3, _C93, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -1652,26 +2025,153 @@ def _d14(r):
             y = (x >> 4) & 3
             if y >= 3:
                 r.fail("EVSEProcessing: enumeration index %d out of range" % y)
-            y = _C28[y]
+            y = _C30[y]
             f1 = y
             ec = x & 7
             if ec == 0:
                 f2 = _d52(r)
                 s = 3
             elif ec == 1:
-                f2 = _d53(r)
+                pc16 = r.pos
+                ok16 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o16 = _new(_iso2.SASchedules)
+                    f2 = o16
+                    ok16 = True
+                if not ok16:
+                    r.pos = pc16
+                    f2 = _d53(r)
                 s = 3
             elif ec == 2:
-                f3 = _d1(r)
+                pc17 = r.pos
+                ok17 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc18 = r.pos
+                    ok18 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t18_0 = r.uint(3)
+                        if t18_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t18_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t18_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t18_2 = y
+                            o18 = _new(_iso2.AC_EVSEStatus)
+                            o18.notification_max_delay = t18_0
+                            o18.evse_notification = t18_1
+                            o18.rcd = t18_2
+                            t17_0 = o18
+                            ok18 = True
+                    if not ok18:
+                        r.pos = pc18
+                        t17_0 = _d2(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc19 = r.pos
+                        ok19 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t19_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t19_1 = y
+                            t19_2 = r.integer(3)
+                            if t19_2 < -32768 or t19_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t19_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o19 = _new(_iso2.PhysicalValue)
+                                o19.multiplier = t19_0
+                                o19.unit = t19_1
+                                o19.value = t19_2
+                                t17_1 = o19
+                                ok19 = True
+                        if not ok19:
+                            r.pos = pc19
+                            t17_1 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc20 = r.pos
+                            ok20 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t20_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t20_1 = y
+                                t20_2 = r.integer(3)
+                                if t20_2 < -32768 or t20_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t20_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o20 = _new(_iso2.PhysicalValue)
+                                    o20.multiplier = t20_0
+                                    o20.unit = t20_1
+                                    o20.value = t20_2
+                                    t17_2 = o20
+                                    ok20 = True
+                            if not ok20:
+                                r.pos = pc20
+                                t17_2 = _d80(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o17 = _new(_iso2.AC_EVSEChargeParameter)
+                                o17.ac_evse_status = t17_0
+                                o17.evse_nominal_voltage = t17_1
+                                o17.evse_max_current = t17_2
+                                f3 = o17
+                                ok17 = True
+                if not ok17:
+                    r.pos = pc17
+                    f3 = _d1(r)
                 s = 4
             elif ec == 3:
                 f3 = _d21(r)
                 s = 4
             elif ec == 4:
-                f3 = _d28(r)
+                pc21 = r.pos
+                ok21 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o21 = _new(_iso2.EVSEChargeParameter)
+                    f3 = o21
+                    ok21 = True
+                if not ok21:
+                    r.pos = pc21
+                    f3 = _d28(r)
                 s = 4
             elif ec == 5:
-                _escape(r, 2, _C90, "ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C94, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
@@ -1683,7 +2183,7 @@ def _d14(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSEProcessing: enumeration index %d out of range" % x)
-                    f1 = _C28[x]
+                    f1 = _C30[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -1692,12 +2192,12 @@ def _d14(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                        f1 = _C28[f1]
+                        f1 = _C30[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C91, "ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C95, "ChargeParameterDiscoveryResType")
             else:
                 r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1706,34 +2206,278 @@ def _d14(r):
             f2 = _d52(r)
             s = 3
         elif ec == 1:
-            f2 = _d53(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o22 = _new(_iso2.SASchedules)
+                f2 = o22
+                ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f2 = _d53(r)
             s = 3
         elif ec == 2:
-            f3 = _d1(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc24 = r.pos
+                ok24 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t24_0 = r.uint(3)
+                    if t24_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t24_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t24_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t24_2 = y
+                        o24 = _new(_iso2.AC_EVSEStatus)
+                        o24.notification_max_delay = t24_0
+                        o24.evse_notification = t24_1
+                        o24.rcd = t24_2
+                        t23_0 = o24
+                        ok24 = True
+                if not ok24:
+                    r.pos = pc24
+                    t23_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc25 = r.pos
+                    ok25 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t25_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t25_1 = y
+                        t25_2 = r.integer(3)
+                        if t25_2 < -32768 or t25_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t25_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o25 = _new(_iso2.PhysicalValue)
+                            o25.multiplier = t25_0
+                            o25.unit = t25_1
+                            o25.value = t25_2
+                            t23_1 = o25
+                            ok25 = True
+                    if not ok25:
+                        r.pos = pc25
+                        t23_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc26 = r.pos
+                        ok26 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t26_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t26_1 = y
+                            t26_2 = r.integer(3)
+                            if t26_2 < -32768 or t26_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t26_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o26 = _new(_iso2.PhysicalValue)
+                                o26.multiplier = t26_0
+                                o26.unit = t26_1
+                                o26.value = t26_2
+                                t23_2 = o26
+                                ok26 = True
+                        if not ok26:
+                            r.pos = pc26
+                            t23_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o23 = _new(_iso2.AC_EVSEChargeParameter)
+                            o23.ac_evse_status = t23_0
+                            o23.evse_nominal_voltage = t23_1
+                            o23.evse_max_current = t23_2
+                            f3 = o23
+                            ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f3 = _d1(r)
             s = 4
         elif ec == 3:
             f3 = _d21(r)
             s = 4
         elif ec == 4:
-            f3 = _d28(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o27 = _new(_iso2.EVSEChargeParameter)
+                f3 = o27
+                ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C92, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C96, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d1(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc29 = r.pos
+                ok29 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t29_0 = r.uint(3)
+                    if t29_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t29_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t29_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t29_2 = y
+                        o29 = _new(_iso2.AC_EVSEStatus)
+                        o29.notification_max_delay = t29_0
+                        o29.evse_notification = t29_1
+                        o29.rcd = t29_2
+                        t28_0 = o29
+                        ok29 = True
+                if not ok29:
+                    r.pos = pc29
+                    t28_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc30 = r.pos
+                    ok30 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t30_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t30_1 = y
+                        t30_2 = r.integer(3)
+                        if t30_2 < -32768 or t30_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t30_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o30 = _new(_iso2.PhysicalValue)
+                            o30.multiplier = t30_0
+                            o30.unit = t30_1
+                            o30.value = t30_2
+                            t28_1 = o30
+                            ok30 = True
+                    if not ok30:
+                        r.pos = pc30
+                        t28_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc31 = r.pos
+                        ok31 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t31_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t31_1 = y
+                            t31_2 = r.integer(3)
+                            if t31_2 < -32768 or t31_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t31_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o31 = _new(_iso2.PhysicalValue)
+                                o31.multiplier = t31_0
+                                o31.unit = t31_1
+                                o31.value = t31_2
+                                t28_2 = o31
+                                ok31 = True
+                        if not ok31:
+                            r.pos = pc31
+                            t28_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o28 = _new(_iso2.AC_EVSEChargeParameter)
+                            o28.ac_evse_status = t28_0
+                            o28.evse_nominal_voltage = t28_1
+                            o28.evse_max_current = t28_2
+                            f3 = o28
+                            ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f3 = _d1(r)
             s = 4
         elif ec == 1:
             f3 = _d21(r)
             s = 4
         elif ec == 2:
-            f3 = _d28(r)
+            pc32 = r.pos
+            ok32 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o32 = _new(_iso2.EVSEChargeParameter)
+                f3 = o32
+                ok32 = True
+            if not ok32:
+                r.pos = pc32
+                f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C93, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C97, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1741,7 +2485,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C94, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C98, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryRes)
@@ -1755,21 +2499,21 @@ def _e14(w, o):
     """iso2.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargeParameterDiscoveryRes.response_code", 0, _C95)
-    i0 = _C27.get(v0)
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C99)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_processing
     if v1 is None:
-        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C95)
-    i1 = _C29.get(v1)
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C99)
+    i1 = _C31.get(v1)
     if i1 is None:
         _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
     v2 = o.sa_schedules
     w.bits((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1, 13)
     s = 2
     if v2 is not None:
-        d = _C96.get(v2.__class__)
+        d = _C100.get(v2.__class__)
         if d is None:
             _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
         w.bits(d[0], 3)
@@ -1777,16 +2521,16 @@ def _e14(w, o):
         s = 3
     v3 = o.evse_charge_parameter
     if v3 is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
-    t = _C97.get(s)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
+    t = _C101.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
-    d = _C101.get(v3.__class__)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
+    d = _C105.get(v3.__class__)
     if d is None:
         _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
     code = d[0].get(s)
     if code is None:
-        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C95)
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
     w.bits(code, t[1])
     d[1](w, v3)
     w.bits(0, 1)
@@ -1799,7 +2543,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C102, "ChargingStatusReqType")
+            _escape(r, 3, _C106, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusReq)
@@ -1826,7 +2570,7 @@ def _d16(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = r.string(7, 37)
             p = r.pos
@@ -1838,7 +2582,35 @@ def _d16(r):
                 f2 = y
                 ec = x & 7
                 if ec == 0:
-                    f3 = _d80(r)
+                    pc33 = r.pos
+                    ok33 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t33_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t33_1 = y
+                        t33_2 = r.integer(3)
+                        if t33_2 < -32768 or t33_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t33_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o33 = _new(_iso2.PhysicalValue)
+                            o33.multiplier = t33_0
+                            o33.unit = t33_1
+                            o33.value = t33_2
+                            f3 = o33
+                            ok33 = True
+                    if not ok33:
+                        r.pos = pc33
+                        f3 = _d80(r)
                     s = 4
                 elif ec == 1:
                     f4 = _d88(r)
@@ -1857,10 +2629,36 @@ def _d16(r):
                                 _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
                     s = 6
                 elif ec == 3:
-                    f6 = _d2(r)
+                    pc34 = r.pos
+                    ok34 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t34_0 = r.uint(3)
+                        if t34_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t34_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t34_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t34_2 = y
+                            o34 = _new(_iso2.AC_EVSEStatus)
+                            o34.notification_max_delay = t34_0
+                            o34.evse_notification = t34_1
+                            o34.rcd = t34_2
+                            f6 = o34
+                            ok34 = True
+                    if not ok34:
+                        r.pos = pc34
+                        f6 = _d2(r)
                     s = 7
                 elif ec == 4:
-                    _escape(r, 2, _C104, "ChargingStatusResType")
+                    _escape(r, 2, _C108, "ChargingStatusResType")
                 else:
                     r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
@@ -1877,7 +2675,7 @@ def _d16(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -1886,12 +2684,12 @@ def _d16(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C105, "ChargingStatusResType")
+                _escape(r, 3, _C109, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 1:
@@ -1908,7 +2706,35 @@ def _d16(r):
                 f2 = y
                 ec = x & 7
                 if ec == 0:
-                    f3 = _d80(r)
+                    pc35 = r.pos
+                    ok35 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t35_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t35_1 = y
+                        t35_2 = r.integer(3)
+                        if t35_2 < -32768 or t35_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t35_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o35 = _new(_iso2.PhysicalValue)
+                            o35.multiplier = t35_0
+                            o35.unit = t35_1
+                            o35.value = t35_2
+                            f3 = o35
+                            ok35 = True
+                    if not ok35:
+                        r.pos = pc35
+                        f3 = _d80(r)
                     s = 4
                 elif ec == 1:
                     f4 = _d88(r)
@@ -1927,10 +2753,36 @@ def _d16(r):
                                 _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
                     s = 6
                 elif ec == 3:
-                    f6 = _d2(r)
+                    pc36 = r.pos
+                    ok36 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t36_0 = r.uint(3)
+                        if t36_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t36_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t36_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t36_2 = y
+                            o36 = _new(_iso2.AC_EVSEStatus)
+                            o36.notification_max_delay = t36_0
+                            o36.evse_notification = t36_1
+                            o36.rcd = t36_2
+                            f6 = o36
+                            ok36 = True
+                    if not ok36:
+                        r.pos = pc36
+                        f6 = _d2(r)
                     s = 7
                 elif ec == 4:
-                    _escape(r, 2, _C106, "ChargingStatusResType")
+                    _escape(r, 2, _C110, "ChargingStatusResType")
                 else:
                     r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
@@ -1950,7 +2802,7 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C107, "ChargingStatusResType")
+                _escape(r, 2, _C111, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 2:
@@ -1963,7 +2815,35 @@ def _d16(r):
             f2 = y
             ec = x & 7
             if ec == 0:
-                f3 = _d80(r)
+                pc37 = r.pos
+                ok37 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t37_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t37_1 = y
+                    t37_2 = r.integer(3)
+                    if t37_2 < -32768 or t37_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t37_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o37 = _new(_iso2.PhysicalValue)
+                        o37.multiplier = t37_0
+                        o37.unit = t37_1
+                        o37.value = t37_2
+                        f3 = o37
+                        ok37 = True
+                if not ok37:
+                    r.pos = pc37
+                    f3 = _d80(r)
                 s = 4
             elif ec == 1:
                 f4 = _d88(r)
@@ -1982,10 +2862,36 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
                 s = 6
             elif ec == 3:
-                f6 = _d2(r)
+                pc38 = r.pos
+                ok38 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t38_0 = r.uint(3)
+                    if t38_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t38_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t38_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t38_2 = y
+                        o38 = _new(_iso2.AC_EVSEStatus)
+                        o38.notification_max_delay = t38_0
+                        o38.evse_notification = t38_1
+                        o38.rcd = t38_2
+                        f6 = o38
+                        ok38 = True
+                if not ok38:
+                    r.pos = pc38
+                    f6 = _d2(r)
                 s = 7
             elif ec == 4:
-                _escape(r, 2, _C108, "ChargingStatusResType")
+                _escape(r, 2, _C112, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
         else:
@@ -2009,13 +2915,41 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C109, "ChargingStatusResType")
+                _escape(r, 2, _C113, "ChargingStatusResType")
             else:
                 r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d80(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t39_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t39_1 = y
+                t39_2 = r.integer(3)
+                if t39_2 < -32768 or t39_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t39_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o39 = _new(_iso2.PhysicalValue)
+                    o39.multiplier = t39_0
+                    o39.unit = t39_1
+                    o39.value = t39_2
+                    f3 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
             f4 = _d88(r)
@@ -2034,10 +2968,36 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
-            f6 = _d2(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t40_0 = r.uint(3)
+                if t40_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t40_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t40_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t40_2 = y
+                    o40 = _new(_iso2.AC_EVSEStatus)
+                    o40.notification_max_delay = t40_0
+                    o40.evse_notification = t40_1
+                    o40.rcd = t40_2
+                    f6 = o40
+                    ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f6 = _d2(r)
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C110, "ChargingStatusResType")
+            _escape(r, 2, _C114, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
@@ -2059,10 +3019,36 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
-            f6 = _d2(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t41_0 = r.uint(3)
+                if t41_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t41_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t41_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t41_2 = y
+                    o41 = _new(_iso2.AC_EVSEStatus)
+                    o41.notification_max_delay = t41_0
+                    o41.evse_notification = t41_1
+                    o41.rcd = t41_2
+                    f6 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f6 = _d2(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C111, "ChargingStatusResType")
+            _escape(r, 2, _C115, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
@@ -2081,19 +3067,71 @@ def _d16(r):
                         _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 1:
-            f6 = _d2(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t42_0 = r.uint(3)
+                if t42_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t42_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t42_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t42_2 = y
+                    o42 = _new(_iso2.AC_EVSEStatus)
+                    o42.notification_max_delay = t42_0
+                    o42.evse_notification = t42_1
+                    o42.rcd = t42_2
+                    f6 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f6 = _d2(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C112, "ChargingStatusResType")
+            _escape(r, 2, _C116, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d2(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t43_0 = r.uint(3)
+                if t43_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t43_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t43_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t43_2 = y
+                    o43 = _new(_iso2.AC_EVSEStatus)
+                    o43.notification_max_delay = t43_0
+                    o43.evse_notification = t43_1
+                    o43.rcd = t43_2
+                    f6 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C113, "ChargingStatusResType")
+            _escape(r, 2, _C117, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -2101,7 +3139,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C114, "ChargingStatusResType")
+            _escape(r, 1, _C118, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusRes)
@@ -2118,20 +3156,20 @@ def _e16(w, o):
     """iso2.ChargingStatusRes -> ChargingStatusResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ChargingStatusRes.response_code", 0, _C115)
-    i0 = _C27.get(v0)
+        _order("ChargingStatusRes.response_code", 0, _C119)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("ChargingStatusRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("ChargingStatusRes.evseid", 1, _C115)
+        _order("ChargingStatusRes.evseid", 1, _C119)
     if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
         _bad("ChargingStatusRes.evseid", v1, "a str of length 7..37")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.string(v1)
     v2 = o.sa_schedule_tuple_id
     if v2 is None:
-        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C115)
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C119)
     if v2.__class__ is not int or not 1 <= v2 <= 255:
         _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in 1..255")
     v3 = o.evse_max_current
@@ -2145,9 +3183,9 @@ def _e16(w, o):
         s = 4
     v4 = o.meter_info
     if v4 is not None:
-        t = _C116.get(s)
+        t = _C120.get(s)
         if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C115)
+            _order("ChargingStatusRes.meter_info", s, _C119)
         if v4.__class__ is not _iso2.MeterInfo:
             _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -2155,19 +3193,19 @@ def _e16(w, o):
         s = 5
     v5 = o.receipt_required
     if v5 is not None:
-        t = _C117.get(s)
+        t = _C121.get(s)
         if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C115)
+            _order("ChargingStatusRes.receipt_required", s, _C119)
         if v5.__class__ is not bool:
             _bad("ChargingStatusRes.receipt_required", v5, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
         s = 6
     v6 = o.ac_evse_status
     if v6 is None:
-        _order("ChargingStatusRes.ac_evse_status", s, _C115)
-    t = _C118.get(s)
+        _order("ChargingStatusRes.ac_evse_status", s, _C119)
+    t = _C122.get(s)
     if t is None:
-        _order("ChargingStatusRes.ac_evse_status", s, _C115)
+        _order("ChargingStatusRes.ac_evse_status", s, _C119)
     if v6.__class__ is not _iso2.AC_EVSEStatus:
         _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
     w.bits(t[0], t[1])
@@ -2190,31 +3228,167 @@ def _d17(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t44_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t44_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t44_2 = y
+                o44 = _new(_iso2.DC_EVStatus)
+                o44.ev_ready = t44_0
+                o44.ev_error_code = t44_1
+                o44.evresssoc = t44_2
+                f0 = o44
+                ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C119, "CurrentDemandReqType")
+            _escape(r, 3, _C123, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t45_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t45_1 = y
+                t45_2 = r.integer(3)
+                if t45_2 < -32768 or t45_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso2.PhysicalValue)
+                    o45.multiplier = t45_0
+                    o45.unit = t45_1
+                    o45.value = t45_2
+                    f1 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C120, "CurrentDemandReqType")
+            _escape(r, 2, _C124, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d80(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t46_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t46_1 = y
+                t46_2 = r.integer(3)
+                if t46_2 < -32768 or t46_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso2.PhysicalValue)
+                    o46.multiplier = t46_0
+                    o46.unit = t46_1
+                    o46.value = t46_2
+                    f2 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            f3 = _d80(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t47_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t47_1 = y
+                t47_2 = r.integer(3)
+                if t47_2 < -32768 or t47_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso2.PhysicalValue)
+                    o47.multiplier = t47_0
+                    o47.unit = t47_1
+                    o47.value = t47_2
+                    f3 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f3 = _d80(r)
             s = 4
         elif ec == 2:
-            f4 = _d80(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t48_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t48_1 = y
+                t48_2 = r.integer(3)
+                if t48_2 < -32768 or t48_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso2.PhysicalValue)
+                    o48.multiplier = t48_0
+                    o48.unit = t48_1
+                    o48.value = t48_2
+                    f4 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f4 = _d80(r)
             s = 5
         elif ec == 3:
             x = r.bits(3)
@@ -2243,16 +3417,72 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C121, "CurrentDemandReqType")
+            _escape(r, 2, _C125, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d80(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t49_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t49_1 = y
+                t49_2 = r.integer(3)
+                if t49_2 < -32768 or t49_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso2.PhysicalValue)
+                    o49.multiplier = t49_0
+                    o49.unit = t49_1
+                    o49.value = t49_2
+                    f3 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d80(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t50_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t50_1 = y
+                t50_2 = r.integer(3)
+                if t50_2 < -32768 or t50_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t50_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o50 = _new(_iso2.PhysicalValue)
+                    o50.multiplier = t50_0
+                    o50.unit = t50_1
+                    o50.value = t50_2
+                    f4 = o50
+                    ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f4 = _d80(r)
             s = 5
         elif ec == 2:
             x = r.bits(3)
@@ -2281,13 +3511,41 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C122, "CurrentDemandReqType")
+            _escape(r, 2, _C126, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d80(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t51_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t51_1 = y
+                t51_2 = r.integer(3)
+                if t51_2 < -32768 or t51_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso2.PhysicalValue)
+                    o51.multiplier = t51_0
+                    o51.unit = t51_1
+                    o51.value = t51_2
+                    f4 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
             x = r.bits(3)
@@ -2316,7 +3574,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C123, "CurrentDemandReqType")
+            _escape(r, 2, _C127, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2348,7 +3606,7 @@ def _d17(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C124, "CurrentDemandReqType")
+            _escape(r, 2, _C128, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
@@ -2359,16 +3617,100 @@ def _d17(r):
             f6 = y
             ec = x & 3
             if ec == 0:
-                f7 = _d80(r)
+                pc52 = r.pos
+                ok52 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t52_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t52_1 = y
+                    t52_2 = r.integer(3)
+                    if t52_2 < -32768 or t52_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t52_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o52 = _new(_iso2.PhysicalValue)
+                        o52.multiplier = t52_0
+                        o52.unit = t52_1
+                        o52.value = t52_2
+                        f7 = o52
+                        ok52 = True
+                if not ok52:
+                    r.pos = pc52
+                    f7 = _d80(r)
                 s = 8
             elif ec == 1:
-                f8 = _d80(r)
+                pc53 = r.pos
+                ok53 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t53_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t53_1 = y
+                    t53_2 = r.integer(3)
+                    if t53_2 < -32768 or t53_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t53_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o53 = _new(_iso2.PhysicalValue)
+                        o53.multiplier = t53_0
+                        o53.unit = t53_1
+                        o53.value = t53_2
+                        f8 = o53
+                        ok53 = True
+                if not ok53:
+                    r.pos = pc53
+                    f8 = _d80(r)
                 s = 9
             elif ec == 2:
-                f9 = _d80(r)
+                pc54 = r.pos
+                ok54 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t54_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t54_1 = y
+                    t54_2 = r.integer(3)
+                    if t54_2 < -32768 or t54_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t54_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o54 = _new(_iso2.PhysicalValue)
+                        o54.multiplier = t54_0
+                        o54.unit = t54_1
+                        o54.value = t54_2
+                        f9 = o54
+                        ok54 = True
+                if not ok54:
+                    r.pos = pc54
+                    f9 = _d80(r)
                 s = 10
             elif ec == 3:
-                _escape(r, 2, _C125, "CurrentDemandReqType")
+                _escape(r, 2, _C129, "CurrentDemandReqType")
             else:
                 r.fail("CurrentDemandReqType: event code %d out of range" % ec)
         else:
@@ -2388,43 +3730,211 @@ def _d17(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C126, "CurrentDemandReqType")
+                _escape(r, 2, _C130, "CurrentDemandReqType")
             else:
                 r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d80(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t55_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t55_1 = y
+                t55_2 = r.integer(3)
+                if t55_2 < -32768 or t55_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso2.PhysicalValue)
+                    o55.multiplier = t55_0
+                    o55.unit = t55_1
+                    o55.value = t55_2
+                    f7 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d80(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t56_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t56_1 = y
+                t56_2 = r.integer(3)
+                if t56_2 < -32768 or t56_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t56_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o56 = _new(_iso2.PhysicalValue)
+                    o56.multiplier = t56_0
+                    o56.unit = t56_1
+                    o56.value = t56_2
+                    f8 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d80(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t57_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t57_1 = y
+                t57_2 = r.integer(3)
+                if t57_2 < -32768 or t57_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t57_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o57 = _new(_iso2.PhysicalValue)
+                    o57.multiplier = t57_0
+                    o57.unit = t57_1
+                    o57.value = t57_2
+                    f9 = o57
+                    ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f9 = _d80(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C127, "CurrentDemandReqType")
+            _escape(r, 2, _C131, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d80(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t58_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t58_1 = y
+                t58_2 = r.integer(3)
+                if t58_2 < -32768 or t58_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso2.PhysicalValue)
+                    o58.multiplier = t58_0
+                    o58.unit = t58_1
+                    o58.value = t58_2
+                    f8 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d80(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t59_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t59_1 = y
+                t59_2 = r.integer(3)
+                if t59_2 < -32768 or t59_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t59_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o59 = _new(_iso2.PhysicalValue)
+                    o59.multiplier = t59_0
+                    o59.unit = t59_1
+                    o59.value = t59_2
+                    f9 = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f9 = _d80(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C128, "CurrentDemandReqType")
+            _escape(r, 2, _C132, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d80(r)
+            pc60 = r.pos
+            ok60 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t60_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t60_1 = y
+                t60_2 = r.integer(3)
+                if t60_2 < -32768 or t60_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t60_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o60 = _new(_iso2.PhysicalValue)
+                    o60.multiplier = t60_0
+                    o60.unit = t60_1
+                    o60.value = t60_2
+                    f9 = o60
+                    ok60 = True
+            if not ok60:
+                r.pos = pc60
+                f9 = _d80(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C129, "CurrentDemandReqType")
+            _escape(r, 2, _C133, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2432,7 +3942,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C130, "CurrentDemandReqType")
+            _escape(r, 1, _C134, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandReq)
@@ -2452,14 +3962,14 @@ def _e17(w, o):
     """iso2.CurrentDemandReq -> CurrentDemandReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("CurrentDemandReq.dc_ev_status", 0, _C131)
+        _order("CurrentDemandReq.dc_ev_status", 0, _C135)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_current
     if v1 is None:
-        _order("CurrentDemandReq.ev_target_current", 1, _C131)
+        _order("CurrentDemandReq.ev_target_current", 1, _C135)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -2474,9 +3984,9 @@ def _e17(w, o):
         s = 3
     v3 = o.ev_maximum_current_limit
     if v3 is not None:
-        t = _C132.get(s)
+        t = _C136.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C131)
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C135)
         if v3.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2484,9 +3994,9 @@ def _e17(w, o):
         s = 4
     v4 = o.ev_maximum_power_limit
     if v4 is not None:
-        t = _C133.get(s)
+        t = _C137.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C131)
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C135)
         if v4.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2494,19 +4004,19 @@ def _e17(w, o):
         s = 5
     v5 = o.bulk_charging_complete
     if v5 is not None:
-        t = _C134.get(s)
+        t = _C138.get(s)
         if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C131)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C135)
         if v5.__class__ is not bool:
             _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
         s = 6
     v6 = o.charging_complete
     if v6 is None:
-        _order("CurrentDemandReq.charging_complete", s, _C131)
-    t = _C135.get(s)
+        _order("CurrentDemandReq.charging_complete", s, _C135)
+    t = _C139.get(s)
     if t is None:
-        _order("CurrentDemandReq.charging_complete", s, _C131)
+        _order("CurrentDemandReq.charging_complete", s, _C135)
     if v6.__class__ is not bool:
         _bad("CurrentDemandReq.charging_complete", v6, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
@@ -2520,9 +4030,9 @@ def _e17(w, o):
         s = 8
     v8 = o.remaining_time_to_bulk_soc
     if v8 is not None:
-        t = _C136.get(s)
+        t = _C140.get(s)
         if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C131)
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C135)
         if v8.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -2530,10 +4040,10 @@ def _e17(w, o):
         s = 9
     v9 = o.ev_target_voltage
     if v9 is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C131)
-    t = _C137.get(s)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C135)
+    t = _C141.get(s)
     if t is None:
-        _order("CurrentDemandReq.ev_target_voltage", s, _C131)
+        _order("CurrentDemandReq.ev_target_voltage", s, _C135)
     if v9.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -2564,17 +4074,73 @@ def _d18(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d22(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f2 = _d80(r)
+                pc61 = r.pos
+                ok61 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t61_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t61_1 = y
+                    t61_2 = r.integer(3)
+                    if t61_2 < -32768 or t61_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t61_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o61 = _new(_iso2.PhysicalValue)
+                        o61.multiplier = t61_0
+                        o61.unit = t61_1
+                        o61.value = t61_2
+                        f2 = o61
+                        ok61 = True
+                if not ok61:
+                    r.pos = pc61
+                    f2 = _d80(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
-                    f3 = _d80(r)
+                    pc62 = r.pos
+                    ok62 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t62_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t62_1 = y
+                        t62_2 = r.integer(3)
+                        if t62_2 < -32768 or t62_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t62_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o62 = _new(_iso2.PhysicalValue)
+                            o62.multiplier = t62_0
+                            o62.unit = t62_1
+                            o62.value = t62_2
+                            f3 = o62
+                            ok62 = True
+                    if not ok62:
+                        r.pos = pc62
+                        f3 = _d80(r)
                     p = r.pos
                     x = r.bits(15)
                     if x & 28392 == 0:
@@ -2586,13 +4152,97 @@ def _d18(r):
                         f6 = y
                         ec = x & 7
                         if ec == 0:
-                            f7 = _d80(r)
+                            pc63 = r.pos
+                            ok63 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t63_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t63_1 = y
+                                t63_2 = r.integer(3)
+                                if t63_2 < -32768 or t63_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t63_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o63 = _new(_iso2.PhysicalValue)
+                                    o63.multiplier = t63_0
+                                    o63.unit = t63_1
+                                    o63.value = t63_2
+                                    f7 = o63
+                                    ok63 = True
+                            if not ok63:
+                                r.pos = pc63
+                                f7 = _d80(r)
                             s = 8
                         elif ec == 1:
-                            f8 = _d80(r)
+                            pc64 = r.pos
+                            ok64 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t64_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t64_1 = y
+                                t64_2 = r.integer(3)
+                                if t64_2 < -32768 or t64_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t64_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o64 = _new(_iso2.PhysicalValue)
+                                    o64.multiplier = t64_0
+                                    o64.unit = t64_1
+                                    o64.value = t64_2
+                                    f8 = o64
+                                    ok64 = True
+                            if not ok64:
+                                r.pos = pc64
+                                f8 = _d80(r)
                             s = 9
                         elif ec == 2:
-                            f9 = _d80(r)
+                            pc65 = r.pos
+                            ok65 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t65_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t65_1 = y
+                                t65_2 = r.integer(3)
+                                if t65_2 < -32768 or t65_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t65_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o65 = _new(_iso2.PhysicalValue)
+                                    o65.multiplier = t65_0
+                                    o65.unit = t65_1
+                                    o65.value = t65_2
+                                    f9 = o65
+                                    ok65 = True
+                            if not ok65:
+                                r.pos = pc65
+                                f9 = _d80(r)
                             s = 10
                         elif ec == 3:
                             if r.bits(1):
@@ -2603,7 +4253,7 @@ def _d18(r):
                                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                             s = 11
                         elif ec == 4:
-                            _escape(r, 2, _C138, "CurrentDemandResType")
+                            _escape(r, 2, _C142, "CurrentDemandResType")
                         else:
                             r.fail("CurrentDemandResType: event code %d out of range" % ec)
                     else:
@@ -2624,7 +4274,7 @@ def _d18(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -2633,12 +4283,12 @@ def _d18(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C139, "CurrentDemandResType")
+                _escape(r, 3, _C143, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
@@ -2647,25 +4297,81 @@ def _d18(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C140, "CurrentDemandResType")
+            _escape(r, 2, _C144, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t66_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t66_1 = y
+                t66_2 = r.integer(3)
+                if t66_2 < -32768 or t66_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso2.PhysicalValue)
+                    o66.multiplier = t66_0
+                    o66.unit = t66_1
+                    o66.value = t66_2
+                    f2 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C141, "CurrentDemandResType")
+            _escape(r, 2, _C145, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t67_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t67_1 = y
+                t67_2 = r.integer(3)
+                if t67_2 < -32768 or t67_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t67_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o67 = _new(_iso2.PhysicalValue)
+                    o67.multiplier = t67_0
+                    o67.unit = t67_1
+                    o67.value = t67_2
+                    f3 = o67
+                    ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C142, "CurrentDemandResType")
+            _escape(r, 2, _C146, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
@@ -2680,111 +4386,97 @@ def _d18(r):
             f6 = y
             ec = x & 7
             if ec == 0:
-                f7 = _d80(r)
+                pc68 = r.pos
+                ok68 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t68_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t68_1 = y
+                    t68_2 = r.integer(3)
+                    if t68_2 < -32768 or t68_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t68_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o68 = _new(_iso2.PhysicalValue)
+                        o68.multiplier = t68_0
+                        o68.unit = t68_1
+                        o68.value = t68_2
+                        f7 = o68
+                        ok68 = True
+                if not ok68:
+                    r.pos = pc68
+                    f7 = _d80(r)
                 s = 8
             elif ec == 1:
-                f8 = _d80(r)
+                pc69 = r.pos
+                ok69 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t69_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t69_1 = y
+                    t69_2 = r.integer(3)
+                    if t69_2 < -32768 or t69_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t69_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o69 = _new(_iso2.PhysicalValue)
+                        o69.multiplier = t69_0
+                        o69.unit = t69_1
+                        o69.value = t69_2
+                        f8 = o69
+                        ok69 = True
+                if not ok69:
+                    r.pos = pc69
+                    f8 = _d80(r)
                 s = 9
             elif ec == 2:
-                f9 = _d80(r)
-                s = 10
-            elif ec == 3:
-                if r.bits(1):
-                    f10 = _simple_escape(r, None, "EVSEID")
-                else:
-                    f10 = r.string(7, 37)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-                s = 11
-            elif ec == 4:
-                _escape(r, 2, _C143, "CurrentDemandResType")
-            else:
-                r.fail("CurrentDemandResType: event code %d out of range" % ec)
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(3)
-                if x & 5 == 0:
-                    f4 = x == 2
-                else:
-                    r.pos -= 3
-                    if r.bits(1):
-                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
-                    else:
-                        f4 = r.boolean()
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-                s = 5
-            elif ec == 1:
-                _escape(r, 2, _C144, "CurrentDemandResType")
-            else:
-                r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 5:
-        p = r.pos
-        x = r.bits(11)
-        if x & 1768 == 0:
-            y = ((x >> 8) & 1) == 1
-            f5 = y
-            y = ((x >> 4) & 1) == 1
-            f6 = y
-            ec = x & 7
-            if ec == 0:
-                f7 = _d80(r)
-                s = 8
-            elif ec == 1:
-                f8 = _d80(r)
-                s = 9
-            elif ec == 2:
-                f9 = _d80(r)
-                s = 10
-            elif ec == 3:
-                if r.bits(1):
-                    f10 = _simple_escape(r, None, "EVSEID")
-                else:
-                    f10 = r.string(7, 37)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-                s = 11
-            elif ec == 4:
-                _escape(r, 2, _C145, "CurrentDemandResType")
-            else:
-                r.fail("CurrentDemandResType: event code %d out of range" % ec)
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(3)
-                if x & 5 == 0:
-                    f5 = x == 2
-                else:
-                    r.pos -= 3
-                    if r.bits(1):
-                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
-                    else:
-                        f5 = r.boolean()
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-                s = 6
-            elif ec == 1:
-                _escape(r, 2, _C146, "CurrentDemandResType")
-            else:
-                r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 6:
-        p = r.pos
-        x = r.bits(7)
-        if x & 104 == 0:
-            y = ((x >> 4) & 1) == 1
-            f6 = y
-            ec = x & 7
-            if ec == 0:
-                f7 = _d80(r)
-                s = 8
-            elif ec == 1:
-                f8 = _d80(r)
-                s = 9
-            elif ec == 2:
-                f9 = _d80(r)
+                pc70 = r.pos
+                ok70 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t70_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t70_1 = y
+                    t70_2 = r.integer(3)
+                    if t70_2 < -32768 or t70_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t70_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o70 = _new(_iso2.PhysicalValue)
+                        o70.multiplier = t70_0
+                        o70.unit = t70_1
+                        o70.value = t70_2
+                        f9 = o70
+                        ok70 = True
+                if not ok70:
+                    r.pos = pc70
+                    f9 = _d80(r)
                 s = 10
             elif ec == 3:
                 if r.bits(1):
@@ -2804,6 +4496,272 @@ def _d18(r):
             if ec == 0:
                 x = r.bits(3)
                 if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C148, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
+            f5 = y
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                pc71 = r.pos
+                ok71 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t71_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t71_1 = y
+                    t71_2 = r.integer(3)
+                    if t71_2 < -32768 or t71_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t71_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o71 = _new(_iso2.PhysicalValue)
+                        o71.multiplier = t71_0
+                        o71.unit = t71_1
+                        o71.value = t71_2
+                        f7 = o71
+                        ok71 = True
+                if not ok71:
+                    r.pos = pc71
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc72 = r.pos
+                ok72 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t72_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t72_1 = y
+                    t72_2 = r.integer(3)
+                    if t72_2 < -32768 or t72_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t72_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o72 = _new(_iso2.PhysicalValue)
+                        o72.multiplier = t72_0
+                        o72.unit = t72_1
+                        o72.value = t72_2
+                        f8 = o72
+                        ok72 = True
+                if not ok72:
+                    r.pos = pc72
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc73 = r.pos
+                ok73 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t73_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t73_1 = y
+                    t73_2 = r.integer(3)
+                    if t73_2 < -32768 or t73_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t73_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o73 = _new(_iso2.PhysicalValue)
+                        o73.multiplier = t73_0
+                        o73.unit = t73_1
+                        o73.value = t73_2
+                        f9 = o73
+                        ok73 = True
+                if not ok73:
+                    r.pos = pc73
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                if r.bits(1):
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C149, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C150, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                pc74 = r.pos
+                ok74 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t74_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t74_1 = y
+                    t74_2 = r.integer(3)
+                    if t74_2 < -32768 or t74_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t74_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o74 = _new(_iso2.PhysicalValue)
+                        o74.multiplier = t74_0
+                        o74.unit = t74_1
+                        o74.value = t74_2
+                        f7 = o74
+                        ok74 = True
+                if not ok74:
+                    r.pos = pc74
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc75 = r.pos
+                ok75 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t75_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t75_1 = y
+                    t75_2 = r.integer(3)
+                    if t75_2 < -32768 or t75_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t75_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o75 = _new(_iso2.PhysicalValue)
+                        o75.multiplier = t75_0
+                        o75.unit = t75_1
+                        o75.value = t75_2
+                        f8 = o75
+                        ok75 = True
+                if not ok75:
+                    r.pos = pc75
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc76 = r.pos
+                ok76 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t76_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t76_1 = y
+                    t76_2 = r.integer(3)
+                    if t76_2 < -32768 or t76_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t76_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o76 = _new(_iso2.PhysicalValue)
+                        o76.multiplier = t76_0
+                        o76.unit = t76_1
+                        o76.value = t76_2
+                        f9 = o76
+                        ok76 = True
+                if not ok76:
+                    r.pos = pc76
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                if r.bits(1):
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C151, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
                     f6 = x == 2
                 else:
                     r.pos -= 3
@@ -2815,19 +4773,103 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C148, "CurrentDemandResType")
+                _escape(r, 2, _C152, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d80(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t77_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t77_1 = y
+                t77_2 = r.integer(3)
+                if t77_2 < -32768 or t77_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso2.PhysicalValue)
+                    o77.multiplier = t77_0
+                    o77.unit = t77_1
+                    o77.value = t77_2
+                    f7 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d80(r)
+            pc78 = r.pos
+            ok78 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t78_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t78_1 = y
+                t78_2 = r.integer(3)
+                if t78_2 < -32768 or t78_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t78_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o78 = _new(_iso2.PhysicalValue)
+                    o78.multiplier = t78_0
+                    o78.unit = t78_1
+                    o78.value = t78_2
+                    f8 = o78
+                    ok78 = True
+            if not ok78:
+                r.pos = pc78
+                f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d80(r)
+            pc79 = r.pos
+            ok79 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t79_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t79_1 = y
+                t79_2 = r.integer(3)
+                if t79_2 < -32768 or t79_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t79_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o79 = _new(_iso2.PhysicalValue)
+                    o79.multiplier = t79_0
+                    o79.unit = t79_1
+                    o79.value = t79_2
+                    f9 = o79
+                    ok79 = True
+            if not ok79:
+                r.pos = pc79
+                f9 = _d80(r)
             s = 10
         elif ec == 3:
             if r.bits(1):
@@ -2838,16 +4880,72 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C149, "CurrentDemandResType")
+            _escape(r, 2, _C153, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d80(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t80_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t80_1 = y
+                t80_2 = r.integer(3)
+                if t80_2 < -32768 or t80_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t80_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o80 = _new(_iso2.PhysicalValue)
+                    o80.multiplier = t80_0
+                    o80.unit = t80_1
+                    o80.value = t80_2
+                    f8 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d80(r)
+            pc81 = r.pos
+            ok81 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t81_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t81_1 = y
+                t81_2 = r.integer(3)
+                if t81_2 < -32768 or t81_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t81_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o81 = _new(_iso2.PhysicalValue)
+                    o81.multiplier = t81_0
+                    o81.unit = t81_1
+                    o81.value = t81_2
+                    f9 = o81
+                    ok81 = True
+            if not ok81:
+                r.pos = pc81
+                f9 = _d80(r)
             s = 10
         elif ec == 2:
             if r.bits(1):
@@ -2858,13 +4956,41 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C150, "CurrentDemandResType")
+            _escape(r, 2, _C154, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d80(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t82_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t82_1 = y
+                t82_2 = r.integer(3)
+                if t82_2 < -32768 or t82_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso2.PhysicalValue)
+                    o82.multiplier = t82_0
+                    o82.unit = t82_1
+                    o82.value = t82_2
+                    f9 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f9 = _d80(r)
             s = 10
         elif ec == 1:
             if r.bits(1):
@@ -2875,7 +5001,7 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C151, "CurrentDemandResType")
+            _escape(r, 2, _C155, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -2910,7 +5036,7 @@ def _d18(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C152, "CurrentDemandResType")
+                    _escape(r, 1, _C156, "CurrentDemandResType")
                 else:
                     r.fail("CurrentDemandResType: event code %d out of range" % ec)
             else:
@@ -2930,7 +5056,7 @@ def _d18(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 11
             elif ec == 1:
-                _escape(r, 2, _C153, "CurrentDemandResType")
+                _escape(r, 2, _C157, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 11:
@@ -2961,7 +5087,7 @@ def _d18(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C154, "CurrentDemandResType")
+                _escape(r, 1, _C158, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
@@ -2985,7 +5111,7 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 12
             elif ec == 1:
-                _escape(r, 2, _C155, "CurrentDemandResType")
+                _escape(r, 2, _C159, "CurrentDemandResType")
             else:
                 r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 12:
@@ -3009,7 +5135,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C156, "CurrentDemandResType")
+            _escape(r, 1, _C160, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 13:
@@ -3030,7 +5156,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C157, "CurrentDemandResType")
+            _escape(r, 1, _C161, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 14:
@@ -3038,7 +5164,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C158, "CurrentDemandResType")
+            _escape(r, 1, _C162, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandRes)
@@ -3062,44 +5188,44 @@ def _e18(w, o):
     """iso2.CurrentDemandRes -> CurrentDemandResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("CurrentDemandRes.response_code", 0, _C159)
-    i0 = _C27.get(v0)
+        _order("CurrentDemandRes.response_code", 0, _C163)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("CurrentDemandRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("CurrentDemandRes.dc_evse_status", 1, _C159)
+        _order("CurrentDemandRes.dc_evse_status", 1, _C163)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("CurrentDemandRes.evse_present_voltage", 2, _C159)
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C163)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.evse_present_current
     if v3 is None:
-        _order("CurrentDemandRes.evse_present_current", 3, _C159)
+        _order("CurrentDemandRes.evse_present_current", 3, _C163)
     if v3.__class__ is not _iso2.PhysicalValue:
         _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v3)
     v4 = o.evse_current_limit_achieved
     if v4 is None:
-        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C159)
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C163)
     if v4.__class__ is not bool:
         _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
     v5 = o.evse_voltage_limit_achieved
     if v5 is None:
-        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C159)
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C163)
     if v5.__class__ is not bool:
         _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
     v6 = o.evse_power_limit_achieved
     if v6 is None:
-        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C159)
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C163)
     if v6.__class__ is not bool:
         _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
     v7 = o.evse_maximum_voltage_limit
@@ -3113,9 +5239,9 @@ def _e18(w, o):
         s = 8
     v8 = o.evse_maximum_current_limit
     if v8 is not None:
-        t = _C160.get(s)
+        t = _C164.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C159)
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C163)
         if v8.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3123,9 +5249,9 @@ def _e18(w, o):
         s = 9
     v9 = o.evse_maximum_power_limit
     if v9 is not None:
-        t = _C161.get(s)
+        t = _C165.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C159)
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C163)
         if v9.__class__ is not _iso2.PhysicalValue:
             _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3133,10 +5259,10 @@ def _e18(w, o):
         s = 10
     v10 = o.evseid
     if v10 is None:
-        _order("CurrentDemandRes.evseid", s, _C159)
-    t = _C162.get(s)
+        _order("CurrentDemandRes.evseid", s, _C163)
+    t = _C166.get(s)
     if t is None:
-        _order("CurrentDemandRes.evseid", s, _C159)
+        _order("CurrentDemandRes.evseid", s, _C163)
     if type(v10) is not str or len(v10) < 7 or len(v10) > 37:
         _bad("CurrentDemandRes.evseid", v10, "a str of length 7..37")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -3144,7 +5270,7 @@ def _e18(w, o):
     w.bits(0, 1)
     v11 = o.sa_schedule_tuple_id
     if v11 is None:
-        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C159)
+        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C163)
     if v11.__class__ is not int or not 1 <= v11 <= 255:
         _bad("CurrentDemandRes.sa_schedule_tuple_id", v11, "an integer in 1..255")
     v12 = o.meter_info
@@ -3158,16 +5284,16 @@ def _e18(w, o):
         s = 13
     v13 = o.receipt_required
     if v13 is not None:
-        t = _C163.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("CurrentDemandRes.receipt_required", s, _C159)
+            _order("CurrentDemandRes.receipt_required", s, _C163)
         if v13.__class__ is not bool:
             _bad("CurrentDemandRes.receipt_required", v13, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v13)) << 1, t[1] + 1 + 1 + 1)
         s = 14
-    t = _C164.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C159)
+        _order("CurrentDemandRes", s, _C163)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3196,58 +5322,274 @@ def _d19(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d23(r)
+            pc83 = r.pos
+            ok83 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t83_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t83_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t83_2 = y
+                o83 = _new(_iso2.DC_EVStatus)
+                o83.ev_ready = t83_0
+                o83.ev_error_code = t83_1
+                o83.evresssoc = t83_2
+                f1 = o83
+                ok83 = True
+            if not ok83:
+                r.pos = pc83
+                f1 = _d23(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C165, "DC_EVChargeParameterType")
+            _escape(r, 3, _C169, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d23(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t84_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t84_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t84_2 = y
+                o84 = _new(_iso2.DC_EVStatus)
+                o84.ev_ready = t84_0
+                o84.ev_error_code = t84_1
+                o84.evresssoc = t84_2
+                f1 = o84
+                ok84 = True
+            if not ok84:
+                r.pos = pc84
+                f1 = _d23(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C166, "DC_EVChargeParameterType")
+            _escape(r, 2, _C170, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t85_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t85_1 = y
+                t85_2 = r.integer(3)
+                if t85_2 < -32768 or t85_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t85_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o85 = _new(_iso2.PhysicalValue)
+                    o85.multiplier = t85_0
+                    o85.unit = t85_1
+                    o85.value = t85_2
+                    f2 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C167, "DC_EVChargeParameterType")
+            _escape(r, 2, _C171, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d80(r)
+            pc86 = r.pos
+            ok86 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t86_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t86_1 = y
+                t86_2 = r.integer(3)
+                if t86_2 < -32768 or t86_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t86_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o86 = _new(_iso2.PhysicalValue)
+                    o86.multiplier = t86_0
+                    o86.unit = t86_1
+                    o86.value = t86_2
+                    f3 = o86
+                    ok86 = True
+            if not ok86:
+                r.pos = pc86
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d80(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t87_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t87_1 = y
+                t87_2 = r.integer(3)
+                if t87_2 < -32768 or t87_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso2.PhysicalValue)
+                    o87.multiplier = t87_0
+                    o87.unit = t87_1
+                    o87.value = t87_2
+                    f4 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f4 = _d80(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C168, "DC_EVChargeParameterType")
+            _escape(r, 2, _C172, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d80(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t88_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t88_1 = y
+                t88_2 = r.integer(3)
+                if t88_2 < -32768 or t88_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso2.PhysicalValue)
+                    o88.multiplier = t88_0
+                    o88.unit = t88_1
+                    o88.value = t88_2
+                    f4 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C169, "DC_EVChargeParameterType")
+            _escape(r, 2, _C173, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d80(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t89_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t89_1 = y
+                t89_2 = r.integer(3)
+                if t89_2 < -32768 or t89_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso2.PhysicalValue)
+                    o89.multiplier = t89_0
+                    o89.unit = t89_1
+                    o89.value = t89_2
+                    f5 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f5 = _d80(r)
             s = 6
         elif ec == 1:
-            f6 = _d80(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t90_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t90_1 = y
+                t90_2 = r.integer(3)
+                if t90_2 < -32768 or t90_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso2.PhysicalValue)
+                    o90.multiplier = t90_0
+                    o90.unit = t90_1
+                    o90.value = t90_2
+                    f6 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f6 = _d80(r)
             s = 7
         elif ec == 2:
             x = r.bits(9)
@@ -3286,13 +5628,41 @@ def _d19(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C170, "DC_EVChargeParameterType")
+            _escape(r, 1, _C174, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d80(r)
+            pc91 = r.pos
+            ok91 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t91_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t91_1 = y
+                t91_2 = r.integer(3)
+                if t91_2 < -32768 or t91_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t91_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o91 = _new(_iso2.PhysicalValue)
+                    o91.multiplier = t91_0
+                    o91.unit = t91_1
+                    o91.value = t91_2
+                    f6 = o91
+                    ok91 = True
+            if not ok91:
+                r.pos = pc91
+                f6 = _d80(r)
             s = 7
         elif ec == 1:
             x = r.bits(9)
@@ -3331,7 +5701,7 @@ def _d19(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C171, "DC_EVChargeParameterType")
+            _escape(r, 1, _C175, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -3373,7 +5743,7 @@ def _d19(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C172, "DC_EVChargeParameterType")
+            _escape(r, 1, _C176, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -3398,7 +5768,7 @@ def _d19(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C173, "DC_EVChargeParameterType")
+            _escape(r, 1, _C177, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3406,7 +5776,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C174, "DC_EVChargeParameterType")
+            _escape(r, 1, _C178, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVChargeParameter)
@@ -3434,17 +5804,17 @@ def _e19(w, o):
         s = 1
     v1 = o.dc_ev_status
     if v1 is None:
-        _order("DC_EVChargeParameter.dc_ev_status", s, _C175)
-    t = _C176.get(s)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C179)
+    t = _C180.get(s)
     if t is None:
-        _order("DC_EVChargeParameter.dc_ev_status", s, _C175)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C179)
     if v1.__class__ is not _iso2.DC_EVStatus:
         _bad("DC_EVChargeParameter.dc_ev_status", v1, "a DC_EVStatus")
     w.bits(t[0], t[1])
     _e23(w, v1)
     v2 = o.ev_maximum_current_limit
     if v2 is None:
-        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C175)
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C179)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_current_limit", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -3459,10 +5829,10 @@ def _e19(w, o):
         s = 4
     v4 = o.ev_maximum_voltage_limit
     if v4 is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C175)
-    t = _C177.get(s)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C179)
+    t = _C181.get(s)
     if t is None:
-        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C175)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C179)
     if v4.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v4, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3477,9 +5847,9 @@ def _e19(w, o):
         s = 6
     v6 = o.ev_energy_request
     if v6 is not None:
-        t = _C178.get(s)
+        t = _C182.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C175)
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C179)
         if v6.__class__ is not _iso2.PhysicalValue:
             _bad("DC_EVChargeParameter.ev_energy_request", v6, "a PhysicalValue")
         w.bits(t[0], t[1])
@@ -3487,25 +5857,25 @@ def _e19(w, o):
         s = 7
     v7 = o.full_soc
     if v7 is not None:
-        t = _C179.get(s)
+        t = _C183.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C175)
+            _order("DC_EVChargeParameter.full_soc", s, _C179)
         if v7.__class__ is not int or not 0 <= v7 <= 100:
             _bad("DC_EVChargeParameter.full_soc", v7, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
         s = 8
     v8 = o.bulk_soc
     if v8 is not None:
-        t = _C180.get(s)
+        t = _C184.get(s)
         if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C175)
+            _order("DC_EVChargeParameter.bulk_soc", s, _C179)
         if v8.__class__ is not int or not 0 <= v8 <= 100:
             _bad("DC_EVChargeParameter.bulk_soc", v8, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v8)) << 1, t[1] + 1 + 7 + 1)
         s = 9
-    t = _C181.get(s)
+    t = _C185.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C175)
+        _order("DC_EVChargeParameter", s, _C179)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3518,10 +5888,34 @@ def _d20(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t92_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t92_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t92_2 = y
+                o92 = _new(_iso2.DC_EVStatus)
+                o92.ev_ready = t92_0
+                o92.ev_error_code = t92_1
+                o92.evresssoc = t92_2
+                f0 = o92
+                ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C182, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C186, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3553,7 +5947,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C183, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C187, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -3580,7 +5974,7 @@ def _d20(r):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C184, "DC_EVPowerDeliveryParameterType")
+                _escape(r, 2, _C188, "DC_EVPowerDeliveryParameterType")
             else:
                 r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -3588,7 +5982,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C185, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C189, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVPowerDeliveryParameter)
@@ -3601,7 +5995,7 @@ def _e20(w, o):
     """iso2.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C186)
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C190)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -3615,10 +6009,10 @@ def _e20(w, o):
         s = 2
     v2 = o.charging_complete
     if v2 is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C186)
-    t = _C187.get(s)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C190)
+    t = _C191.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C186)
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C190)
     if v2.__class__ is not bool:
         _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
@@ -3642,84 +6036,336 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C188, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C192, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc93 = r.pos
+            ok93 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t93_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t93_1 = y
+                t93_2 = r.integer(3)
+                if t93_2 < -32768 or t93_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t93_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o93 = _new(_iso2.PhysicalValue)
+                    o93.multiplier = t93_0
+                    o93.unit = t93_1
+                    o93.value = t93_2
+                    f1 = o93
+                    ok93 = True
+            if not ok93:
+                r.pos = pc93
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C189, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C193, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc94 = r.pos
+            ok94 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t94_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t94_1 = y
+                t94_2 = r.integer(3)
+                if t94_2 < -32768 or t94_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t94_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o94 = _new(_iso2.PhysicalValue)
+                    o94.multiplier = t94_0
+                    o94.unit = t94_1
+                    o94.value = t94_2
+                    f2 = o94
+                    ok94 = True
+            if not ok94:
+                r.pos = pc94
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C190, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C194, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t95_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t95_1 = y
+                t95_2 = r.integer(3)
+                if t95_2 < -32768 or t95_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso2.PhysicalValue)
+                    o95.multiplier = t95_0
+                    o95.unit = t95_1
+                    o95.value = t95_2
+                    f3 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C191, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C195, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d80(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t96_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t96_1 = y
+                t96_2 = r.integer(3)
+                if t96_2 < -32768 or t96_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso2.PhysicalValue)
+                    o96.multiplier = t96_0
+                    o96.unit = t96_1
+                    o96.value = t96_2
+                    f4 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C192, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C196, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d80(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t97_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t97_1 = y
+                t97_2 = r.integer(3)
+                if t97_2 < -32768 or t97_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso2.PhysicalValue)
+                    o97.multiplier = t97_0
+                    o97.unit = t97_1
+                    o97.value = t97_2
+                    f5 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f5 = _d80(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C193, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C197, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d80(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t98_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t98_1 = y
+                t98_2 = r.integer(3)
+                if t98_2 < -32768 or t98_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso2.PhysicalValue)
+                    o98.multiplier = t98_0
+                    o98.unit = t98_1
+                    o98.value = t98_2
+                    f6 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f6 = _d80(r)
             s = 7
         elif ec == 1:
-            f7 = _d80(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t99_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t99_1 = y
+                t99_2 = r.integer(3)
+                if t99_2 < -32768 or t99_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso2.PhysicalValue)
+                    o99.multiplier = t99_0
+                    o99.unit = t99_1
+                    o99.value = t99_2
+                    f7 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f7 = _d80(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C194, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C198, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d80(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t100_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t100_1 = y
+                t100_2 = r.integer(3)
+                if t100_2 < -32768 or t100_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso2.PhysicalValue)
+                    o100.multiplier = t100_0
+                    o100.unit = t100_1
+                    o100.value = t100_2
+                    f7 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C195, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C199, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d80(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t101_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t101_1 = y
+                t101_2 = r.integer(3)
+                if t101_2 < -32768 or t101_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso2.PhysicalValue)
+                    o101.multiplier = t101_0
+                    o101.unit = t101_1
+                    o101.value = t101_2
+                    f8 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C196, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C200, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3727,7 +6373,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C197, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C201, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEChargeParameter)
@@ -3746,42 +6392,42 @@ def _e21(w, o):
     """iso2.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
     v0 = o.dc_evse_status
     if v0 is None:
-        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C198)
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C202)
     if v0.__class__ is not _iso2.DC_EVSEStatus:
         _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
     w.bits(0, 1)
     _e22(w, v0)
     v1 = o.evse_maximum_current_limit
     if v1 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C198)
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C202)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v1)
     v2 = o.evse_maximum_power_limit
     if v2 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C198)
+        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C202)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v2)
     v3 = o.evse_maximum_voltage_limit
     if v3 is None:
-        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C198)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C202)
     if v3.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v3)
     v4 = o.evse_minimum_current_limit
     if v4 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C198)
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C202)
     if v4.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v4)
     v5 = o.evse_minimum_voltage_limit
     if v5 is None:
-        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C198)
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C202)
     if v5.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
     w.bits(0, 1)
@@ -3796,10 +6442,10 @@ def _e21(w, o):
         s = 7
     v7 = o.evse_peak_current_ripple
     if v7 is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C198)
-    t = _C199.get(s)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C202)
+    t = _C203.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C198)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C202)
     if v7.__class__ is not _iso2.PhysicalValue:
         _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
     w.bits(t[0], t[1])
@@ -3812,9 +6458,9 @@ def _e21(w, o):
         w.bits(0, 2)
         _e80(w, v8)
         s = 9
-    t = _C200.get(s)
+    t = _C204.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C198)
+        _order("DC_EVSEChargeParameter", s, _C202)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3838,7 +6484,7 @@ def _d22(r):
                 y = (x >> 3) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C10[y]
                 f1 = y
                 ec = x & 3
                 if ec == 0:
@@ -3847,7 +6493,7 @@ def _d22(r):
                         x = (x >> 1) & 7
                         if x >= 5:
                             r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
-                        f2 = _C201[x]
+                        f2 = _C205[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -3856,7 +6502,7 @@ def _d22(r):
                             f2 = r.bits(3)
                             if f2 >= 5:
                                 r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                            f2 = _C201[f2]
+                            f2 = _C205[f2]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
                     s = 3
@@ -3866,7 +6512,7 @@ def _d22(r):
                         x = (x >> 1) & 15
                         if x >= 12:
                             r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                        f3 = _C203[x]
+                        f3 = _C207[x]
                     else:
                         r.pos -= 6
                         if r.bits(1):
@@ -3875,12 +6521,12 @@ def _d22(r):
                             f3 = r.bits(4)
                             if f3 >= 12:
                                 r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                            f3 = _C203[f3]
+                            f3 = _C207[f3]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
                     s = 4
                 elif ec == 2:
-                    _escape(r, 2, _C205, "DC_EVSEStatusType")
+                    _escape(r, 2, _C209, "DC_EVSEStatusType")
                 else:
                     r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
             else:
@@ -3902,7 +6548,7 @@ def _d22(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C206, "DC_EVSEStatusType")
+                _escape(r, 3, _C210, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -3912,7 +6558,7 @@ def _d22(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C10[y]
             f1 = y
             ec = x & 3
             if ec == 0:
@@ -3921,7 +6567,7 @@ def _d22(r):
                     x = (x >> 1) & 7
                     if x >= 5:
                         r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
-                    f2 = _C201[x]
+                    f2 = _C205[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -3930,7 +6576,7 @@ def _d22(r):
                         f2 = r.bits(3)
                         if f2 >= 5:
                             r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                        f2 = _C201[f2]
+                        f2 = _C205[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
                 s = 3
@@ -3940,7 +6586,7 @@ def _d22(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                    f3 = _C203[x]
+                    f3 = _C207[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -3949,12 +6595,12 @@ def _d22(r):
                         f3 = r.bits(4)
                         if f3 >= 12:
                             r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                        f3 = _C203[f3]
+                        f3 = _C207[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
                 s = 4
             elif ec == 2:
-                _escape(r, 2, _C207, "DC_EVSEStatusType")
+                _escape(r, 2, _C211, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
         else:
@@ -3966,7 +6612,7 @@ def _d22(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C13[x]
+                    f1 = _C10[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -3975,12 +6621,12 @@ def _d22(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C13[f1]
+                        f1 = _C10[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C208, "DC_EVSEStatusType")
+                _escape(r, 2, _C212, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -3991,7 +6637,7 @@ def _d22(r):
                 x = (x >> 1) & 7
                 if x >= 5:
                     r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
-                f2 = _C201[x]
+                f2 = _C205[x]
             else:
                 r.pos -= 5
                 if r.bits(1):
@@ -4000,7 +6646,7 @@ def _d22(r):
                     f2 = r.bits(3)
                     if f2 >= 5:
                         r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                    f2 = _C201[f2]
+                    f2 = _C205[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 3
@@ -4010,7 +6656,7 @@ def _d22(r):
                 x = (x >> 1) & 15
                 if x >= 12:
                     r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                f3 = _C203[x]
+                f3 = _C207[x]
             else:
                 r.pos -= 6
                 if r.bits(1):
@@ -4019,12 +6665,12 @@ def _d22(r):
                     f3 = r.bits(4)
                     if f3 >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                    f3 = _C203[f3]
+                    f3 = _C207[f3]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C209, "DC_EVSEStatusType")
+            _escape(r, 2, _C213, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -4034,7 +6680,7 @@ def _d22(r):
             y = (x >> 2) & 15
             if y >= 12:
                 r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
-            y = _C203[y]
+            y = _C207[y]
             f3 = y
             s = -1
         else:
@@ -4046,7 +6692,7 @@ def _d22(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
-                    f3 = _C203[x]
+                    f3 = _C207[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -4055,12 +6701,12 @@ def _d22(r):
                         f3 = r.bits(4)
                         if f3 >= 12:
                             r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                        f3 = _C203[f3]
+                        f3 = _C207[f3]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C210, "DC_EVSEStatusType")
+                _escape(r, 2, _C214, "DC_EVSEStatusType")
             else:
                 r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
@@ -4068,7 +6714,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C211, "DC_EVSEStatusType")
+            _escape(r, 1, _C215, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEStatus)
@@ -4082,33 +6728,33 @@ def _e22(w, o):
     """iso2.DC_EVSEStatus -> DC_EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("DC_EVSEStatus.notification_max_delay", 0, _C212)
+        _order("DC_EVSEStatus.notification_max_delay", 0, _C216)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("DC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("DC_EVSEStatus.evse_notification", 1, _C212)
-    i1 = _C14.get(v1)
+        _order("DC_EVSEStatus.evse_notification", 1, _C216)
+    i1 = _C11.get(v1)
     if i1 is None:
         _bad("DC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     v2 = o.evse_isolation_status
     w.bits((((((0) << 1) << 1) << 2) | (i1)) << 1, 6)
     s = 2
     if v2 is not None:
-        i2 = _C202.get(v2)
+        i2 = _C206.get(v2)
         if i2 is None:
             _bad("DC_EVSEStatus.evse_isolation_status", v2, "a member of _iso2.IsolationLevel")
         w.bits(((((0) << 1) << 3) | (i2)) << 1, 7)
         s = 3
     v3 = o.evse_status_code
     if v3 is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C212)
-    t = _C213.get(s)
+        _order("DC_EVSEStatus.evse_status_code", s, _C216)
+    t = _C217.get(s)
     if t is None:
-        _order("DC_EVSEStatus.evse_status_code", s, _C212)
-    i3 = _C204.get(v3)
+        _order("DC_EVSEStatus.evse_status_code", s, _C216)
+    i3 = _C208.get(v3)
     if i3 is None:
         _bad("DC_EVSEStatus.evse_status_code", v3, "a member of _iso2.DC_EVSEStatusCode")
     w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
@@ -4129,7 +6775,7 @@ def _d23(r):
             y = (x >> 12) & 15
             if y >= 12:
                 r.fail("EVErrorCode: enumeration index %d out of range" % y)
-            y = _C214[y]
+            y = _C38[y]
             f1 = y
             y = (x >> 2) & 127
             if y > 100:
@@ -4153,7 +6799,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVReady")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C216, "DC_EVStatusType")
+                _escape(r, 3, _C218, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -4163,7 +6809,7 @@ def _d23(r):
             y = (x >> 12) & 15
             if y >= 12:
                 r.fail("EVErrorCode: enumeration index %d out of range" % y)
-            y = _C214[y]
+            y = _C38[y]
             f1 = y
             y = (x >> 2) & 127
             if y > 100:
@@ -4179,7 +6825,7 @@ def _d23(r):
                     x = (x >> 1) & 15
                     if x >= 12:
                         r.fail("EVErrorCode: enumeration index %d out of range" % x)
-                    f1 = _C214[x]
+                    f1 = _C38[x]
                 else:
                     r.pos -= 6
                     if r.bits(1):
@@ -4188,12 +6834,12 @@ def _d23(r):
                         f1 = r.bits(4)
                         if f1 >= 12:
                             r.fail("EVErrorCode: enumeration index %d out of range" % f1)
-                        f1 = _C214[f1]
+                        f1 = _C38[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C217, "DC_EVStatusType")
+                _escape(r, 2, _C219, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -4226,7 +6872,7 @@ def _d23(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C218, "DC_EVStatusType")
+                _escape(r, 2, _C220, "DC_EVStatusType")
             else:
                 r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
@@ -4234,7 +6880,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C219, "DC_EVStatusType")
+            _escape(r, 1, _C221, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVStatus)
@@ -4247,18 +6893,18 @@ def _e23(w, o):
     """iso2.DC_EVStatus -> DC_EVStatusType"""
     v0 = o.ev_ready
     if v0 is None:
-        _order("DC_EVStatus.ev_ready", 0, _C220)
+        _order("DC_EVStatus.ev_ready", 0, _C222)
     if v0.__class__ is not bool:
         _bad("DC_EVStatus.ev_ready", v0, "a bool")
     v1 = o.ev_error_code
     if v1 is None:
-        _order("DC_EVStatus.ev_error_code", 1, _C220)
-    i1 = _C215.get(v1)
+        _order("DC_EVStatus.ev_error_code", 1, _C222)
+    i1 = _C39.get(v1)
     if i1 is None:
         _bad("DC_EVStatus.ev_error_code", v1, "a member of _iso2.DC_EVErrorCode")
     v2 = o.evresssoc
     if v2 is None:
-        _order("DC_EVStatus.evresssoc", 2, _C220)
+        _order("DC_EVStatus.evresssoc", 2, _C222)
     if v2.__class__ is not int or not 0 <= v2 <= 100:
         _bad("DC_EVStatus.evresssoc", v2, "an integer in 0..100")
     w.bits((((((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 4) | (i1)) << 1) << 1) << 1) << 7) | (v2)) << 1) << 1, 22)
@@ -4300,7 +6946,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C221, "DSAKeyValueType")
+            _escape(r, 3, _C223, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4329,7 +6975,7 @@ def _d24(r):
                             _escape(r, 1, _EV_ELEM_EE, "Y")
                     s = 4
                 elif ec == 2:
-                    _escape(r, 2, _C222, "DSAKeyValueType")
+                    _escape(r, 2, _C224, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -4349,7 +6995,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C223, "DSAKeyValueType")
+                _escape(r, 2, _C225, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4371,7 +7017,7 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C224, "DSAKeyValueType")
+            _escape(r, 2, _C226, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4402,7 +7048,7 @@ def _d24(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C225, "DSAKeyValueType")
+                    _escape(r, 1, _C227, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -4422,7 +7068,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C226, "DSAKeyValueType")
+                _escape(r, 2, _C228, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4446,7 +7092,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C227, "DSAKeyValueType")
+            _escape(r, 1, _C229, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4462,7 +7108,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C228, "DSAKeyValueType")
+            _escape(r, 1, _C230, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4491,7 +7137,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C229, "DSAKeyValueType")
+                _escape(r, 2, _C231, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4499,7 +7145,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C230, "DSAKeyValueType")
+            _escape(r, 1, _C232, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4525,9 +7171,9 @@ def _e24(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C232.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C231)
+            _order("DSAKeyValue.q", s, _C233)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4536,9 +7182,9 @@ def _e24(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C233.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C231)
+            _order("DSAKeyValue.g", s, _C233)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4547,10 +7193,10 @@ def _e24(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C231)
-    t = _C234.get(s)
+        _order("DSAKeyValue.y", s, _C233)
+    t = _C236.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C231)
+        _order("DSAKeyValue.y", s, _C233)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -4567,9 +7213,9 @@ def _e24(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C235.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C231)
+            _order("DSAKeyValue.seed", s, _C233)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4578,18 +7224,18 @@ def _e24(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C236.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C231)
+            _order("DSAKeyValue.pgen_counter", s, _C233)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C237.get(s)
+    t = _C239.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C231)
+        _order("DSAKeyValue", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4604,7 +7250,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C238, "DigestMethodType")
+            _escape(r, 3, _C240, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4616,7 +7262,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C239, "DigestMethodType")
+            _escape(r, 2, _C241, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4628,7 +7274,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C240, "DigestMethodType")
+            _escape(r, 1, _C242, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4642,7 +7288,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C241, "DigestMethodType")
+                _escape(r, 1, _C243, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4653,7 +7299,7 @@ def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C242)
+        _order("DigestMethod.algorithm", 0, _C244)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4679,7 +7325,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 3, _C243, "EVChargeParameterType")
+            _escape(r, 3, _C245, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -4687,7 +7333,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C244, "EVChargeParameterType")
+            _escape(r, 1, _C246, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVChargeParameter)
@@ -4705,9 +7351,9 @@ def _e26(w, o):
         w.uint(v0)
         w.bits(0, 1)
         s = 1
-    t = _C246.get(s)
+    t = _C248.get(s)
     if t is None:
-        _order("EVChargeParameter", s, _C245)
+        _order("EVChargeParameter", s, _C247)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4719,7 +7365,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C247, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C249, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVPowerDeliveryParameter)
@@ -4737,7 +7383,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C249, "EVSEChargeParameterType")
+            _escape(r, 3, _C251, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEChargeParameter)
@@ -4765,7 +7411,7 @@ def _d29(r):
                 y = (x >> 2) & 3
                 if y >= 3:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C13[y]
+                y = _C10[y]
                 f1 = y
                 s = -1
             else:
@@ -4787,7 +7433,7 @@ def _d29(r):
                         _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C251, "EVSEStatusType")
+                _escape(r, 3, _C253, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
@@ -4797,7 +7443,7 @@ def _d29(r):
             y = (x >> 2) & 3
             if y >= 3:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C13[y]
+            y = _C10[y]
             f1 = y
             s = -1
         else:
@@ -4809,7 +7455,7 @@ def _d29(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C13[x]
+                    f1 = _C10[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4818,12 +7464,12 @@ def _d29(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C13[f1]
+                        f1 = _C10[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C252, "EVSEStatusType")
+                _escape(r, 2, _C254, "EVSEStatusType")
             else:
                 r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
@@ -4831,7 +7477,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C253, "EVSEStatusType")
+            _escape(r, 1, _C255, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEStatus)
@@ -4843,15 +7489,15 @@ def _e29(w, o):
     """iso2.EVSEStatus -> EVSEStatusType"""
     v0 = o.notification_max_delay
     if v0 is None:
-        _order("EVSEStatus.notification_max_delay", 0, _C254)
+        _order("EVSEStatus.notification_max_delay", 0, _C256)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.evse_notification
     if v1 is None:
-        _order("EVSEStatus.evse_notification", 1, _C254)
-    i1 = _C14.get(v1)
+        _order("EVSEStatus.evse_notification", 1, _C256)
+    i1 = _C11.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
     w.bits(((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1, 7)
@@ -4864,7 +7510,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C255, "EVStatusType")
+            _escape(r, 3, _C257, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVStatus)
@@ -4884,10 +7530,20 @@ def _d31(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o102 = _new(_iso2.Interval)
+                f0 = o102
+                ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C257, "EntryType")
+            _escape(r, 3, _C259, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -4895,7 +7551,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C258, "EntryType")
+            _escape(r, 1, _C260, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_iso2.Entry)
@@ -4906,8 +7562,8 @@ def _e31(w, o):
     """iso2.Entry -> EntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("Entry.time_interval", 0, _C259)
-    d = _C260.get(v0.__class__)
+        _order("Entry.time_interval", 0, _C261)
+    d = _C262.get(v0.__class__)
     if d is None:
         _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
@@ -4974,7 +7630,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C261, "KeyInfoType")
+                _escape(r, 3, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -5022,7 +7678,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C262, "KeyInfoType")
+                _escape(r, 3, _C264, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -5070,110 +7726,10 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C263, "KeyInfoType")
+                _escape(r, 2, _C265, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d33(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d51(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d76(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d38(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d54(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C264, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d33(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d51(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d76(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d38(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d54(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C265, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5223,7 +7779,7 @@ def _d32(r):
                 _escape(r, 1, _C266, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5273,7 +7829,7 @@ def _d32(r):
                 _escape(r, 1, _C267, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5323,7 +7879,7 @@ def _d32(r):
                 _escape(r, 1, _C268, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5373,7 +7929,7 @@ def _d32(r):
                 _escape(r, 1, _C269, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5423,7 +7979,7 @@ def _d32(r):
                 _escape(r, 1, _C270, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5473,6 +8029,106 @@ def _d32(r):
                 _escape(r, 1, _C271, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d33(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d51(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d76(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d38(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d54(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C272, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d33(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d51(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d76(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d38(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d54(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C273, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -5502,9 +8158,9 @@ def _e32(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C273.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C272)
+            _order("KeyInfo.key_name", s, _C274)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5519,9 +8175,9 @@ def _e32(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C274.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C272)
+            _order("KeyInfo.key_value", s, _C274)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -5535,9 +8191,9 @@ def _e32(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C275.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C272)
+            _order("KeyInfo.retrieval_method", s, _C274)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -5551,9 +8207,9 @@ def _e32(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C276.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C272)
+            _order("KeyInfo.x509_data", s, _C274)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -5567,9 +8223,9 @@ def _e32(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C277.get(s)
+        t = _C279.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C272)
+            _order("KeyInfo.pgp_data", s, _C274)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -5583,9 +8239,9 @@ def _e32(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C278.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C272)
+            _order("KeyInfo.spki_data", s, _C274)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -5599,18 +8255,18 @@ def _e32(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C279.get(s)
+        t = _C281.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C272)
+            _order("KeyInfo.mgmt_data", s, _C274)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C280.get(s)
+    t = _C282.get(s)
     if t is None:
-        _order("KeyInfo", s, _C272)
+        _order("KeyInfo", s, _C274)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5625,14 +8281,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d48(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t103_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t103_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o103 = _new(_xmldsig.RSAKeyValue)
+                        o103.modulus = t103_0
+                        o103.exponent = t103_1
+                        f1 = o103
+                        ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f1 = _d48(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C281, "KeyValueType")
+            _escape(r, 3, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5641,14 +8317,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d48(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t104_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t104_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o104 = _new(_xmldsig.RSAKeyValue)
+                        o104.modulus = t104_0
+                        o104.exponent = t104_1
+                        f1 = o104
+                        ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f1 = _d48(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C282, "KeyValueType")
+            _escape(r, 2, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5658,7 +8354,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C283, "KeyValueType")
+            _escape(r, 1, _C285, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5668,7 +8364,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C284, "KeyValueType")
+            _escape(r, 1, _C286, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5678,7 +8374,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C285, "KeyValueType")
+            _escape(r, 1, _C287, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5698,17 +8394,17 @@ def _e33(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C287.get(s)
+        t = _C289.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C286)
+            _order("KeyValue.rsa_key_value", s, _C288)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e48(w, v1)
         s = 2
-    t = _C288.get(s)
+    t = _C290.get(s)
     if t is None:
-        _order("KeyValue", s, _C286)
+        _order("KeyValue", s, _C288)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5729,7 +8425,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C289, "ManifestType")
+            _escape(r, 3, _C291, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5740,7 +8436,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C290, "ManifestType")
+            _escape(r, 3, _C292, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5755,7 +8451,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C291, "ManifestType")
+                _escape(r, 1, _C293, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5779,17 +8475,17 @@ def _e34(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C293.get(s)
+        t = _C295.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C292)
+            _order("Manifest.reference", s, _C294)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e49(w, v1)
         s = 1
-    t = _C294.get(s)
+    t = _C296.get(s)
     if t is None:
-        _order("Manifest", s, _C292)
+        _order("Manifest", s, _C294)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5814,7 +8510,7 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C295, "MeteringReceiptReqType")
+            _escape(r, 3, _C297, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5847,7 +8543,7 @@ def _d35(r):
                     f3 = _d88(r)
                     s = 4
                 elif ec == 2:
-                    _escape(r, 2, _C296, "MeteringReceiptReqType")
+                    _escape(r, 2, _C298, "MeteringReceiptReqType")
                 else:
                     r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
             else:
@@ -5867,7 +8563,7 @@ def _d35(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C297, "MeteringReceiptReqType")
+                _escape(r, 3, _C299, "MeteringReceiptReqType")
             else:
                 r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5893,7 +8589,7 @@ def _d35(r):
             f3 = _d88(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C298, "MeteringReceiptReqType")
+            _escape(r, 2, _C300, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5902,7 +8598,7 @@ def _d35(r):
             f3 = _d88(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C299, "MeteringReceiptReqType")
+            _escape(r, 2, _C301, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5910,7 +8606,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C300, "MeteringReceiptReqType")
+            _escape(r, 1, _C302, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptReq)
@@ -5932,10 +8628,10 @@ def _e35(w, o):
         s = 4
     v1 = o.session_id
     if v1 is None:
-        _order("MeteringReceiptReq.session_id", s, _C301)
-    t = _C302.get(s)
+        _order("MeteringReceiptReq.session_id", s, _C303)
+    t = _C304.get(s)
     if t is None:
-        _order("MeteringReceiptReq.session_id", s, _C301)
+        _order("MeteringReceiptReq.session_id", s, _C303)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
         _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -5950,10 +8646,10 @@ def _e35(w, o):
         s = 2
     v3 = o.meter_info
     if v3 is None:
-        _order("MeteringReceiptReq.meter_info", s, _C301)
-    t = _C303.get(s)
+        _order("MeteringReceiptReq.meter_info", s, _C303)
+    t = _C305.get(s)
     if t is None:
-        _order("MeteringReceiptReq.meter_info", s, _C301)
+        _order("MeteringReceiptReq.meter_info", s, _C303)
     if v3.__class__ is not _iso2.MeterInfo:
         _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
     w.bits(t[0], t[1])
@@ -5972,20 +8668,69 @@ def _d36(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             ec = x & 3
             if ec == 0:
-                f1 = _d2(r)
+                pc105 = r.pos
+                ok105 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t105_0 = r.uint(3)
+                    if t105_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t105_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t105_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t105_2 = y
+                        o105 = _new(_iso2.AC_EVSEStatus)
+                        o105.notification_max_delay = t105_0
+                        o105.evse_notification = t105_1
+                        o105.rcd = t105_2
+                        f1 = o105
+                        ok105 = True
+                if not ok105:
+                    r.pos = pc105
+                    f1 = _d2(r)
                 s = 2
             elif ec == 1:
                 f1 = _d22(r)
                 s = 2
             elif ec == 2:
-                f1 = _d29(r)
+                pc106 = r.pos
+                ok106 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t106_0 = r.uint(3)
+                    if t106_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t106_0)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t106_1 = y
+                        o106 = _new(_iso2.EVSEStatus)
+                        o106.notification_max_delay = t106_0
+                        o106.evse_notification = t106_1
+                        f1 = o106
+                        ok106 = True
+                if not ok106:
+                    r.pos = pc106
+                    f1 = _d29(r)
                 s = 2
             elif ec == 3:
-                _escape(r, 2, _C304, "MeteringReceiptResType")
+                _escape(r, 2, _C306, "MeteringReceiptResType")
             else:
                 r.fail("MeteringReceiptResType: event code %d out of range" % ec)
         else:
@@ -5997,7 +8742,7 @@ def _d36(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -6006,27 +8751,76 @@ def _d36(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C305, "MeteringReceiptResType")
+                _escape(r, 3, _C307, "MeteringReceiptResType")
             else:
                 r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t107_0 = r.uint(3)
+                if t107_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t107_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t107_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t107_2 = y
+                    o107 = _new(_iso2.AC_EVSEStatus)
+                    o107.notification_max_delay = t107_0
+                    o107.evse_notification = t107_1
+                    o107.rcd = t107_2
+                    f1 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t108_0 = r.uint(3)
+                if t108_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t108_0)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t108_1 = y
+                    o108 = _new(_iso2.EVSEStatus)
+                    o108.notification_max_delay = t108_0
+                    o108.evse_notification = t108_1
+                    f1 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C306, "MeteringReceiptResType")
+            _escape(r, 2, _C308, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -6034,7 +8828,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C307, "MeteringReceiptResType")
+            _escape(r, 1, _C309, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptRes)
@@ -6046,14 +8840,14 @@ def _e36(w, o):
     """iso2.MeteringReceiptRes -> MeteringReceiptResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("MeteringReceiptRes.response_code", 0, _C308)
-    i0 = _C27.get(v0)
+        _order("MeteringReceiptRes.response_code", 0, _C310)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("MeteringReceiptRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_status
     if v1 is None:
-        _order("MeteringReceiptRes.evse_status", 1, _C308)
-    d = _C309.get(v1.__class__)
+        _order("MeteringReceiptRes.evse_status", 1, _C310)
+    d = _C311.get(v1.__class__)
     if d is None:
         _bad("MeteringReceiptRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
@@ -6084,7 +8878,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C310, "ObjectType")
+            _escape(r, 3, _C312, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -6102,7 +8896,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C311, "ObjectType")
+            _escape(r, 2, _C313, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -6117,7 +8911,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C312, "ObjectType")
+            _escape(r, 2, _C314, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -6129,7 +8923,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C313, "ObjectType")
+            _escape(r, 2, _C315, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -6141,7 +8935,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C314, "ObjectType")
+            _escape(r, 1, _C316, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -6153,7 +8947,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C315, "ObjectType")
+            _escape(r, 1, _C317, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -6174,9 +8968,9 @@ def _e37(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C317.get(s)
+        t = _C319.get(s)
         if t is None:
-            _order("Object.id", s, _C316)
+            _order("Object.id", s, _C318)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6184,17 +8978,17 @@ def _e37(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C318.get(s)
+        t = _C320.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C316)
+            _order("Object.mime_type", s, _C318)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C319.get(s)
+    t = _C321.get(s)
     if t is None:
-        _order("Object", s, _C316)
+        _order("Object", s, _C318)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6223,7 +9017,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C320, "PGPDataType")
+            _escape(r, 3, _C322, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -6233,7 +9027,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C321, "PGPDataType")
+            _escape(r, 1, _C323, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -6245,7 +9039,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C322, "PGPDataType")
+                _escape(r, 1, _C324, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6263,7 +9057,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C323, "PGPDataType")
+            _escape(r, 1, _C325, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -6273,7 +9067,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C324, "PGPDataType")
+            _escape(r, 1, _C326, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6285,7 +9079,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C325, "PGPDataType")
+                _escape(r, 1, _C327, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -6306,18 +9100,18 @@ def _e38(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C327.get(s)
+        t = _C329.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C326)
+            _order("PGPData.pgp_key_packet", s, _C328)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C328.get(s)
+    t = _C330.get(s)
     if t is None:
-        _order("PGPData", s, _C326)
+        _order("PGPData", s, _C328)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6332,19 +9126,57 @@ def _d39(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o109 = _new(_iso2.Interval)
+                f0 = o109
+                ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C329, "PMaxScheduleEntryType")
+            _escape(r, 3, _C331, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t110_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t110_1 = y
+                t110_2 = r.integer(3)
+                if t110_2 < -32768 or t110_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t110_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o110 = _new(_iso2.PhysicalValue)
+                    o110.multiplier = t110_0
+                    o110.unit = t110_1
+                    o110.value = t110_2
+                    f1 = o110
+                    ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C330, "PMaxScheduleEntryType")
+            _escape(r, 2, _C332, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -6352,7 +9184,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C331, "PMaxScheduleEntryType")
+            _escape(r, 1, _C333, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso2.PMaxScheduleEntry)
@@ -6364,15 +9196,15 @@ def _e39(w, o):
     """iso2.PMaxScheduleEntry -> PMaxScheduleEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("PMaxScheduleEntry.time_interval", 0, _C332)
-    d = _C333.get(v0.__class__)
+        _order("PMaxScheduleEntry.time_interval", 0, _C334)
+    d = _C335.get(v0.__class__)
     if d is None:
         _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
     d[1](w, v0)
     v1 = o.p_max
     if v1 is None:
-        _order("PMaxScheduleEntry.p_max", 1, _C332)
+        _order("PMaxScheduleEntry.p_max", 1, _C334)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("PMaxScheduleEntry.p_max", v1, "a PhysicalValue")
     w.bits(0, 1)
@@ -6417,7 +9249,7 @@ def _d40(r):
                         _escape(r, 1, _EV_ELEM_EE, "eMAID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C334, "PaymentDetailsReqType")
+                _escape(r, 3, _C336, "PaymentDetailsReqType")
             else:
                 r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6426,7 +9258,7 @@ def _d40(r):
             f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C335, "PaymentDetailsReqType")
+            _escape(r, 2, _C337, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6434,7 +9266,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C336, "PaymentDetailsReqType")
+            _escape(r, 1, _C338, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsReq)
@@ -6446,14 +9278,14 @@ def _e40(w, o):
     """iso2.PaymentDetailsReq -> PaymentDetailsReqType"""
     v0 = o.e_maid
     if v0 is None:
-        _order("PaymentDetailsReq.e_maid", 0, _C337)
+        _order("PaymentDetailsReq.e_maid", 0, _C339)
     if type(v0) is not str or len(v0) < 14 or len(v0) > 15:
         _bad("PaymentDetailsReq.e_maid", v0, "a str of length 14..15")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.contract_signature_cert_chain
     if v1 is None:
-        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C337)
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C339)
     if v1.__class__ is not _iso2.CertificateChain:
         _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
     w.bits(0, 2)
@@ -6473,7 +9305,7 @@ def _d41(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = r.binary(16, 16)
             p = r.pos
@@ -6505,7 +9337,7 @@ def _d41(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -6514,12 +9346,12 @@ def _d41(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C338, "PaymentDetailsResType")
+                _escape(r, 3, _C340, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 1:
@@ -6559,7 +9391,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C339, "PaymentDetailsResType")
+                _escape(r, 2, _C341, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 2:
@@ -6592,7 +9424,7 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C340, "PaymentDetailsResType")
+                _escape(r, 2, _C342, "PaymentDetailsResType")
             else:
                 r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
@@ -6600,7 +9432,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C341, "PaymentDetailsResType")
+            _escape(r, 1, _C343, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsRes)
@@ -6613,20 +9445,20 @@ def _e41(w, o):
     """iso2.PaymentDetailsRes -> PaymentDetailsResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PaymentDetailsRes.response_code", 0, _C342)
-    i0 = _C27.get(v0)
+        _order("PaymentDetailsRes.response_code", 0, _C344)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("PaymentDetailsRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.gen_challenge
     if v1 is None:
-        _order("PaymentDetailsRes.gen_challenge", 1, _C342)
+        _order("PaymentDetailsRes.gen_challenge", 1, _C344)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
         _bad("PaymentDetailsRes.gen_challenge", v1, "bytes of length 16..16")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
     w.binary(v1)
     v2 = o.evse_time_stamp
     if v2 is None:
-        _order("PaymentDetailsRes.evse_time_stamp", 2, _C342)
+        _order("PaymentDetailsRes.evse_time_stamp", 2, _C344)
     if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
         _bad("PaymentDetailsRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
     w.bits(0, 3)
@@ -6643,7 +9475,7 @@ def _d42(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C343[y]
+            y = _C345[y]
             f0 = y
             f1 = _d99(r)
             p = r.pos
@@ -6660,19 +9492,19 @@ def _d42(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f0 = _C343[x]
+                    f0 = _C345[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f0 = _simple_escape(r, None, "SelectedPaymentOption")
                     else:
                         f0 = r.bits(1)
-                        f0 = _C343[f0]
+                        f0 = _C345[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C345, "PaymentServiceSelectionReqType")
+                _escape(r, 3, _C347, "PaymentServiceSelectionReqType")
             else:
                 r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6681,7 +9513,7 @@ def _d42(r):
             f1 = _d99(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C346, "PaymentServiceSelectionReqType")
+            _escape(r, 2, _C348, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6689,7 +9521,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C347, "PaymentServiceSelectionReqType")
+            _escape(r, 1, _C349, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionReq)
@@ -6701,13 +9533,13 @@ def _e42(w, o):
     """iso2.PaymentServiceSelectionReq -> PaymentServiceSelectionReqType"""
     v0 = o.selected_payment_option
     if v0 is None:
-        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C348)
-    i0 = _C344.get(v0)
+        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C350)
+    i0 = _C346.get(v0)
     if i0 is None:
         _bad("PaymentServiceSelectionReq.selected_payment_option", v0, "a member of _iso2.PaymentOption")
     v1 = o.selected_service_list
     if v1 is None:
-        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C348)
+        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C350)
     if v1.__class__ is not _iso2.SelectedServiceList:
         _bad("PaymentServiceSelectionReq.selected_service_list", v1, "a SelectedServiceList")
     w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
@@ -6725,7 +9557,7 @@ def _d43(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             s = -1
         else:
@@ -6737,7 +9569,7 @@ def _d43(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -6746,12 +9578,12 @@ def _d43(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C349, "PaymentServiceSelectionResType")
+                _escape(r, 3, _C351, "PaymentServiceSelectionResType")
             else:
                 r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -6759,7 +9591,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C350, "PaymentServiceSelectionResType")
+            _escape(r, 1, _C352, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionRes)
@@ -6770,8 +9602,8 @@ def _e43(w, o):
     """iso2.PaymentServiceSelectionRes -> PaymentServiceSelectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PaymentServiceSelectionRes.response_code", 0, _C351)
-    i0 = _C27.get(v0)
+        _order("PaymentServiceSelectionRes.response_code", 0, _C353)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("PaymentServiceSelectionRes.response_code", v0, "a member of _iso2.ResponseCode")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
@@ -6790,7 +9622,7 @@ def _d44(r):
             y = (x >> 15) & 3
             if y >= 3:
                 r.fail("ChargeProgress: enumeration index %d out of range" % y)
-            y = _C352[y]
+            y = _C354[y]
             f0 = y
             y = ((x >> 4) & 255) + 1
             if y > 255:
@@ -6804,12 +9636,22 @@ def _d44(r):
                 f3 = _d20(r)
                 s = 4
             elif ec == 2:
-                f3 = _d27(r)
+                pc111 = r.pos
+                ok111 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o111 = _new(_iso2.EVPowerDeliveryParameter)
+                    f3 = o111
+                    ok111 = True
+                if not ok111:
+                    r.pos = pc111
+                    f3 = _d27(r)
                 s = 4
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C354, "PowerDeliveryReqType")
+                _escape(r, 1, _C356, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
@@ -6821,7 +9663,7 @@ def _d44(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("ChargeProgress: enumeration index %d out of range" % x)
-                    f0 = _C352[x]
+                    f0 = _C354[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6830,12 +9672,12 @@ def _d44(r):
                         f0 = r.bits(2)
                         if f0 >= 3:
                             r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                        f0 = _C352[f0]
+                        f0 = _C354[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C355, "PowerDeliveryReqType")
+                _escape(r, 3, _C357, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6854,12 +9696,22 @@ def _d44(r):
                 f3 = _d20(r)
                 s = 4
             elif ec == 2:
-                f3 = _d27(r)
+                pc112 = r.pos
+                ok112 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o112 = _new(_iso2.EVPowerDeliveryParameter)
+                    f3 = o112
+                    ok112 = True
+                if not ok112:
+                    r.pos = pc112
+                    f3 = _d27(r)
                 s = 4
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C356, "PowerDeliveryReqType")
+                _escape(r, 1, _C358, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
@@ -6883,7 +9735,7 @@ def _d44(r):
                             _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C357, "PowerDeliveryReqType")
+                _escape(r, 2, _C359, "PowerDeliveryReqType")
             else:
                 r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6895,12 +9747,22 @@ def _d44(r):
             f3 = _d20(r)
             s = 4
         elif ec == 2:
-            f3 = _d27(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o113 = _new(_iso2.EVPowerDeliveryParameter)
+                f3 = o113
+                ok113 = True
+            if not ok113:
+                r.pos = pc113
+                f3 = _d27(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C358, "PowerDeliveryReqType")
+            _escape(r, 1, _C360, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6909,12 +9771,22 @@ def _d44(r):
             f3 = _d20(r)
             s = 4
         elif ec == 1:
-            f3 = _d27(r)
+            pc114 = r.pos
+            ok114 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o114 = _new(_iso2.EVPowerDeliveryParameter)
+                f3 = o114
+                ok114 = True
+            if not ok114:
+                r.pos = pc114
+                f3 = _d27(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C359, "PowerDeliveryReqType")
+            _escape(r, 1, _C361, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6922,7 +9794,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C360, "PowerDeliveryReqType")
+            _escape(r, 1, _C362, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryReq)
@@ -6936,13 +9808,13 @@ def _e44(w, o):
     """iso2.PowerDeliveryReq -> PowerDeliveryReqType"""
     v0 = o.charge_progress
     if v0 is None:
-        _order("PowerDeliveryReq.charge_progress", 0, _C361)
-    i0 = _C353.get(v0)
+        _order("PowerDeliveryReq.charge_progress", 0, _C363)
+    i0 = _C355.get(v0)
     if i0 is None:
         _bad("PowerDeliveryReq.charge_progress", v0, "a member of _iso2.ChargeProgress")
     v1 = o.sa_schedule_tuple_id
     if v1 is None:
-        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C361)
+        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C363)
     if v1.__class__ is not int or not 1 <= v1 <= 255:
         _bad("PowerDeliveryReq.sa_schedule_tuple_id", v1, "an integer in 1..255")
     v2 = o.charging_profile
@@ -6956,21 +9828,21 @@ def _e44(w, o):
         s = 3
     v3 = o.ev_power_delivery_parameter
     if v3 is not None:
-        t = _C362.get(s)
+        t = _C364.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C361)
-        d = _C365.get(v3.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C363)
+        d = _C367.get(v3.__class__)
         if d is None:
             _bad("PowerDeliveryReq.ev_power_delivery_parameter", v3, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
         code = d[0].get(s)
         if code is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C361)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C363)
         w.bits(code, t[1])
         d[1](w, v3)
         s = 4
-    t = _C366.get(s)
+    t = _C368.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C361)
+        _order("PowerDeliveryReq", s, _C363)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6986,20 +9858,69 @@ def _d45(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             ec = x & 3
             if ec == 0:
-                f1 = _d2(r)
+                pc115 = r.pos
+                ok115 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t115_0 = r.uint(3)
+                    if t115_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t115_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t115_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t115_2 = y
+                        o115 = _new(_iso2.AC_EVSEStatus)
+                        o115.notification_max_delay = t115_0
+                        o115.evse_notification = t115_1
+                        o115.rcd = t115_2
+                        f1 = o115
+                        ok115 = True
+                if not ok115:
+                    r.pos = pc115
+                    f1 = _d2(r)
                 s = 2
             elif ec == 1:
                 f1 = _d22(r)
                 s = 2
             elif ec == 2:
-                f1 = _d29(r)
+                pc116 = r.pos
+                ok116 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t116_0 = r.uint(3)
+                    if t116_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t116_0)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t116_1 = y
+                        o116 = _new(_iso2.EVSEStatus)
+                        o116.notification_max_delay = t116_0
+                        o116.evse_notification = t116_1
+                        f1 = o116
+                        ok116 = True
+                if not ok116:
+                    r.pos = pc116
+                    f1 = _d29(r)
                 s = 2
             elif ec == 3:
-                _escape(r, 2, _C367, "PowerDeliveryResType")
+                _escape(r, 2, _C369, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
@@ -7011,7 +9932,7 @@ def _d45(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -7020,27 +9941,76 @@ def _d45(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C368, "PowerDeliveryResType")
+                _escape(r, 3, _C370, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc117 = r.pos
+            ok117 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t117_0 = r.uint(3)
+                if t117_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t117_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t117_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t117_2 = y
+                    o117 = _new(_iso2.AC_EVSEStatus)
+                    o117.notification_max_delay = t117_0
+                    o117.evse_notification = t117_1
+                    o117.rcd = t117_2
+                    f1 = o117
+                    ok117 = True
+            if not ok117:
+                r.pos = pc117
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc118 = r.pos
+            ok118 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t118_0 = r.uint(3)
+                if t118_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t118_0)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t118_1 = y
+                    o118 = _new(_iso2.EVSEStatus)
+                    o118.notification_max_delay = t118_0
+                    o118.evse_notification = t118_1
+                    f1 = o118
+                    ok118 = True
+            if not ok118:
+                r.pos = pc118
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C369, "PowerDeliveryResType")
+            _escape(r, 2, _C371, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -7048,7 +10018,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C370, "PowerDeliveryResType")
+            _escape(r, 1, _C372, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryRes)
@@ -7060,14 +10030,14 @@ def _e45(w, o):
     """iso2.PowerDeliveryRes -> PowerDeliveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PowerDeliveryRes.response_code", 0, _C371)
-    i0 = _C27.get(v0)
+        _order("PowerDeliveryRes.response_code", 0, _C373)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("PowerDeliveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evse_status
     if v1 is None:
-        _order("PowerDeliveryRes.evse_status", 1, _C371)
-    d = _C372.get(v1.__class__)
+        _order("PowerDeliveryRes.evse_status", 1, _C373)
+    d = _C374.get(v1.__class__)
     if d is None:
         _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
@@ -7083,28 +10053,108 @@ def _d46(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc119 = r.pos
+            ok119 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t119_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t119_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t119_2 = y
+                o119 = _new(_iso2.DC_EVStatus)
+                o119.ev_ready = t119_0
+                o119.ev_error_code = t119_1
+                o119.evresssoc = t119_2
+                f0 = o119
+                ok119 = True
+            if not ok119:
+                r.pos = pc119
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C373, "PreChargeReqType")
+            _escape(r, 3, _C375, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc120 = r.pos
+            ok120 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t120_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t120_1 = y
+                t120_2 = r.integer(3)
+                if t120_2 < -32768 or t120_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t120_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o120 = _new(_iso2.PhysicalValue)
+                    o120.multiplier = t120_0
+                    o120.unit = t120_1
+                    o120.value = t120_2
+                    f1 = o120
+                    ok120 = True
+            if not ok120:
+                r.pos = pc120
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C374, "PreChargeReqType")
+            _escape(r, 2, _C376, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t121_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t121_1 = y
+                t121_2 = r.integer(3)
+                if t121_2 < -32768 or t121_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t121_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o121 = _new(_iso2.PhysicalValue)
+                    o121.multiplier = t121_0
+                    o121.unit = t121_1
+                    o121.value = t121_2
+                    f2 = o121
+                    ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C375, "PreChargeReqType")
+            _escape(r, 2, _C377, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -7112,7 +10162,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C376, "PreChargeReqType")
+            _escape(r, 1, _C378, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeReq)
@@ -7125,21 +10175,21 @@ def _e46(w, o):
     """iso2.PreChargeReq -> PreChargeReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("PreChargeReq.dc_ev_status", 0, _C377)
+        _order("PreChargeReq.dc_ev_status", 0, _C379)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
     _e23(w, v0)
     v1 = o.ev_target_voltage
     if v1 is None:
-        _order("PreChargeReq.ev_target_voltage", 1, _C377)
+        _order("PreChargeReq.ev_target_voltage", 1, _C379)
     if v1.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
     w.bits(0, 1)
     _e80(w, v1)
     v2 = o.ev_target_current
     if v2 is None:
-        _order("PreChargeReq.ev_target_current", 2, _C377)
+        _order("PreChargeReq.ev_target_current", 2, _C379)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -7159,13 +10209,41 @@ def _d47(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d22(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f2 = _d80(r)
+                pc122 = r.pos
+                ok122 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t122_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t122_1 = y
+                    t122_2 = r.integer(3)
+                    if t122_2 < -32768 or t122_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t122_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o122 = _new(_iso2.PhysicalValue)
+                        o122.multiplier = t122_0
+                        o122.unit = t122_1
+                        o122.value = t122_2
+                        f2 = o122
+                        ok122 = True
+                if not ok122:
+                    r.pos = pc122
+                    f2 = _d80(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -7185,7 +10263,7 @@ def _d47(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -7194,12 +10272,12 @@ def _d47(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C378, "PreChargeResType")
+                _escape(r, 3, _C380, "PreChargeResType")
             else:
                 r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -7208,16 +10286,44 @@ def _d47(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C379, "PreChargeResType")
+            _escape(r, 2, _C381, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc123 = r.pos
+            ok123 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t123_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t123_1 = y
+                t123_2 = r.integer(3)
+                if t123_2 < -32768 or t123_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t123_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o123 = _new(_iso2.PhysicalValue)
+                    o123.multiplier = t123_0
+                    o123.unit = t123_1
+                    o123.value = t123_2
+                    f2 = o123
+                    ok123 = True
+            if not ok123:
+                r.pos = pc123
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C380, "PreChargeResType")
+            _escape(r, 2, _C382, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -7225,7 +10331,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C381, "PreChargeResType")
+            _escape(r, 1, _C383, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeRes)
@@ -7238,20 +10344,20 @@ def _e47(w, o):
     """iso2.PreChargeRes -> PreChargeResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("PreChargeRes.response_code", 0, _C382)
-    i0 = _C27.get(v0)
+        _order("PreChargeRes.response_code", 0, _C384)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("PreChargeRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("PreChargeRes.dc_evse_status", 1, _C382)
+        _order("PreChargeRes.dc_evse_status", 1, _C384)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("PreChargeRes.evse_present_voltage", 2, _C382)
+        _order("PreChargeRes.evse_present_voltage", 2, _C384)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -7298,7 +10404,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C383, "RSAKeyValueType")
+                _escape(r, 3, _C385, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -7327,7 +10433,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C384, "RSAKeyValueType")
+                _escape(r, 2, _C386, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -7335,7 +10441,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C385, "RSAKeyValueType")
+            _escape(r, 1, _C387, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -7347,14 +10453,14 @@ def _e48(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C386)
+        _order("RSAKeyValue.modulus", 0, _C388)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C386)
+        _order("RSAKeyValue.exponent", 1, _C388)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -7388,7 +10494,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C387, "ReferenceType")
+            _escape(r, 3, _C389, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -7406,7 +10512,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C388, "ReferenceType")
+            _escape(r, 3, _C390, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -7421,7 +10527,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C389, "ReferenceType")
+            _escape(r, 3, _C391, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -7433,7 +10539,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C390, "ReferenceType")
+            _escape(r, 3, _C392, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -7442,7 +10548,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C391, "ReferenceType")
+            _escape(r, 2, _C393, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -7471,7 +10577,7 @@ def _d49(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C392, "ReferenceType")
+                _escape(r, 2, _C394, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -7479,7 +10585,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C393, "ReferenceType")
+            _escape(r, 1, _C395, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -7503,9 +10609,9 @@ def _e49(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C395.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("Reference.type", s, _C394)
+            _order("Reference.type", s, _C396)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7513,9 +10619,9 @@ def _e49(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C396.get(s)
+        t = _C398.get(s)
         if t is None:
-            _order("Reference.uri", s, _C394)
+            _order("Reference.uri", s, _C396)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7523,9 +10629,9 @@ def _e49(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C397.get(s)
+        t = _C399.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C394)
+            _order("Reference.transforms", s, _C396)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -7533,17 +10639,17 @@ def _e49(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C394)
-    t = _C398.get(s)
+        _order("Reference.digest_method", s, _C396)
+    t = _C400.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C394)
+        _order("Reference.digest_method", s, _C396)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e25(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C394)
+        _order("Reference.digest_value", 2, _C396)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -7579,7 +10685,7 @@ def _d50(r):
                 elif ec == 1:
                     s = -1
                 elif ec == 2:
-                    _escape(r, 1, _C399, "RelativeTimeIntervalType")
+                    _escape(r, 1, _C401, "RelativeTimeIntervalType")
                 else:
                     r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
             else:
@@ -7601,7 +10707,7 @@ def _d50(r):
                         _escape(r, 1, _EV_ELEM_EE, "start")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C400, "RelativeTimeIntervalType")
+                _escape(r, 3, _C402, "RelativeTimeIntervalType")
             else:
                 r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
@@ -7619,7 +10725,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C401, "RelativeTimeIntervalType")
+            _escape(r, 1, _C403, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -7627,7 +10733,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C402, "RelativeTimeIntervalType")
+            _escape(r, 1, _C404, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_iso2.RelativeTimeInterval)
@@ -7639,7 +10745,7 @@ def _e50(w, o):
     """iso2.RelativeTimeInterval -> RelativeTimeIntervalType"""
     v0 = o.start
     if v0 is None:
-        _order("RelativeTimeInterval.start", 0, _C403)
+        _order("RelativeTimeInterval.start", 0, _C405)
     if type(v0) is not int or v0 < 0 or v0 > 16777214:
         _bad("RelativeTimeInterval.start", v0, "an integer in 0..16777214")
     w.bits(0, 2)
@@ -7654,9 +10760,9 @@ def _e50(w, o):
         w.uint(v1)
         w.bits(0, 1)
         s = 2
-    t = _C404.get(s)
+    t = _C406.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C403)
+        _order("RelativeTimeInterval", s, _C405)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7680,7 +10786,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C405, "RetrievalMethodType")
+            _escape(r, 3, _C407, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7694,7 +10800,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C406, "RetrievalMethodType")
+            _escape(r, 2, _C408, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7705,7 +10811,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C407, "RetrievalMethodType")
+            _escape(r, 2, _C409, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7713,7 +10819,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C408, "RetrievalMethodType")
+            _escape(r, 1, _C410, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -7734,9 +10840,9 @@ def _e51(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C410.get(s)
+        t = _C412.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C409)
+            _order("RetrievalMethod.uri", s, _C411)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7744,17 +10850,17 @@ def _e51(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C411.get(s)
+        t = _C413.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C409)
+            _order("RetrievalMethod.transforms", s, _C411)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e72(w, v2)
         s = 1
-    t = _C412.get(s)
+    t = _C414.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C409)
+        _order("RetrievalMethod", s, _C411)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7771,7 +10877,7 @@ def _d52(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C413, "SAScheduleListType")
+            _escape(r, 3, _C415, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -7787,7 +10893,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C414, "SAScheduleListType")
+                    _escape(r, 1, _C416, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
             else:
@@ -7796,7 +10902,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C415, "SAScheduleListType")
+                    _escape(r, 1, _C417, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleList)
@@ -7814,17 +10920,17 @@ def _e52(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C417.get(s)
+        t = _C419.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C416)
+            _order("SAScheduleList.sa_schedule_tuple", s, _C418)
         if v0.__class__ is not _iso2.SAScheduleTuple:
             _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
         _e96(w, v0)
         s = (1 if n < 3 else 2)
-    t = _C418.get(s)
+    t = _C420.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C416)
+        _order("SAScheduleList", s, _C418)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7836,7 +10942,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C419, "SASchedulesType")
+            _escape(r, 3, _C421, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_iso2.SASchedules)
@@ -7875,7 +10981,7 @@ def _d54(r):
                     elif ec == 2:
                         s = -1
                     elif ec == 3:
-                        _escape(r, 1, _C421, "SPKIDataType")
+                        _escape(r, 1, _C423, "SPKIDataType")
                     else:
                         r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
@@ -7896,7 +11002,7 @@ def _d54(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C422, "SPKIDataType")
+                    _escape(r, 3, _C424, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7915,7 +11021,7 @@ def _d54(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C423, "SPKIDataType")
+                _escape(r, 1, _C425, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7932,7 +11038,7 @@ def _d54(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C424, "SPKIDataType")
+                _escape(r, 1, _C426, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7950,18 +11056,18 @@ def _e54(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C426.get(s)
+        t = _C428.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C425)
+            _order("SPKIData.spki_sexp", s, _C427)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C427.get(s)
+    t = _C429.get(s)
     if t is None:
-        _order("SPKIData", s, _C425)
+        _order("SPKIData", s, _C427)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7978,10 +11084,20 @@ def _d55(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o124 = _new(_iso2.Interval)
+                f0 = o124
+                ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C428, "SalesTariffEntryType")
+            _escape(r, 3, _C430, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
@@ -8007,7 +11123,7 @@ def _d55(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C429, "SalesTariffEntryType")
+            _escape(r, 1, _C431, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -8020,7 +11136,7 @@ def _d55(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C430, "SalesTariffEntryType")
+            _escape(r, 1, _C432, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -8036,7 +11152,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C431, "SalesTariffEntryType")
+                    _escape(r, 1, _C433, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
             else:
@@ -8045,7 +11161,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C432, "SalesTariffEntryType")
+                    _escape(r, 1, _C434, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_iso2.SalesTariffEntry)
@@ -8058,8 +11174,8 @@ def _e55(w, o):
     """iso2.SalesTariffEntry -> SalesTariffEntryType"""
     v0 = o.time_interval
     if v0 is None:
-        _order("SalesTariffEntry.time_interval", 0, _C433)
-    d = _C434.get(v0.__class__)
+        _order("SalesTariffEntry.time_interval", 0, _C435)
+    d = _C436.get(v0.__class__)
     if d is None:
         _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
     w.bits(d[0], 2)
@@ -8079,17 +11195,17 @@ def _e55(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C435.get(s)
+        t = _C437.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C433)
+            _order("SalesTariffEntry.consumption_cost", s, _C435)
         if v2.__class__ is not _iso2.ConsumptionCost:
             _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
         _e81(w, v2)
         s = (3 if n < 3 else 4)
-    t = _C436.get(s)
+    t = _C438.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C433)
+        _order("SalesTariffEntry", s, _C435)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8127,7 +11243,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C437, "ServiceDetailReqType")
+                _escape(r, 3, _C439, "ServiceDetailReqType")
             else:
                 r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8135,7 +11251,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C438, "ServiceDetailReqType")
+            _escape(r, 1, _C440, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailReq)
@@ -8146,7 +11262,7 @@ def _e56(w, o):
     """iso2.ServiceDetailReq -> ServiceDetailReqType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ServiceDetailReq.service_id", 0, _C439)
+        _order("ServiceDetailReq.service_id", 0, _C441)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -8166,59 +11282,8 @@ def _d57(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
-            f1 = r.uint(3)
-            if f1 > 65535:
-                r.facet("ServiceID: %d outside 0..65535" % f1)
-            p = r.pos
-            x = r.bits(3)
-            if x & 4 == 0:
-                ec = x & 3
-                if ec == 0:
-                    f2 = _d102(r)
-                    s = 3
-                elif ec == 1:
-                    s = -1
-                elif ec == 2:
-                    _escape(r, 1, _C440, "ServiceDetailResType")
-                else:
-                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
-            else:
-                r.pos = p
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-                s = 2
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(7)
-                if x & 65 == 0:
-                    x = (x >> 1) & 31
-                    if x >= 26:
-                        r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
-                else:
-                    r.pos -= 7
-                    if r.bits(1):
-                        f0 = _simple_escape(r, None, "ResponseCode")
-                    else:
-                        f0 = r.bits(5)
-                        if f0 >= 26:
-                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C441, "ServiceDetailResType")
-            else:
-                r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 1:
-        p = r.pos
-        x = r.bits(2)
-        if x & 3 == 0:
             f1 = r.uint(3)
             if f1 > 65535:
                 r.facet("ServiceID: %d outside 0..65535" % f1)
@@ -8244,6 +11309,57 @@ def _d57(r):
             r.pos = p
             ec = r.bits(1)
             if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C443, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d102(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C444, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceID")
                 else:
@@ -8254,7 +11370,7 @@ def _d57(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C443, "ServiceDetailResType")
+                _escape(r, 2, _C445, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -8265,7 +11381,7 @@ def _d57(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C444, "ServiceDetailResType")
+            _escape(r, 1, _C446, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -8273,7 +11389,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C445, "ServiceDetailResType")
+            _escape(r, 1, _C447, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailRes)
@@ -8286,13 +11402,13 @@ def _e57(w, o):
     """iso2.ServiceDetailRes -> ServiceDetailResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDetailRes.response_code", 0, _C446)
-    i0 = _C27.get(v0)
+        _order("ServiceDetailRes.response_code", 0, _C448)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("ServiceDetailRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.service_id
     if v1 is None:
-        _order("ServiceDetailRes.service_id", 1, _C446)
+        _order("ServiceDetailRes.service_id", 1, _C448)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -8306,9 +11422,9 @@ def _e57(w, o):
         w.bits(0, 2)
         _e102(w, v2)
         s = 3
-    t = _C447.get(s)
+    t = _C449.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C446)
+        _order("ServiceDetailRes", s, _C448)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8331,21 +11447,21 @@ def _d58(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C448[x]
+                f1 = _C450[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C448[f1]
+                    f1 = _C450[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C450, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C452, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8354,21 +11470,21 @@ def _d58(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f1 = _C448[x]
+                f1 = _C450[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f1 = r.bits(2)
-                    f1 = _C448[f1]
+                    f1 = _C450[f1]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C451, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C453, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -8376,7 +11492,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C452, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C454, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryReq)
@@ -8397,17 +11513,17 @@ def _e58(w, o):
         s = 1
     v1 = o.service_category
     if v1 is not None:
-        t = _C454.get(s)
+        t = _C456.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C453)
-        i1 = _C449.get(v1)
+            _order("ServiceDiscoveryReq.service_category", s, _C455)
+        i1 = _C451.get(v1)
         if i1 is None:
             _bad("ServiceDiscoveryReq.service_category", v1, "a member of _iso2.ServiceCategory")
         w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
         s = 2
-    t = _C455.get(s)
+    t = _C457.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C453)
+        _order("ServiceDiscoveryReq", s, _C455)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8425,7 +11541,7 @@ def _d59(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d93(r)
             p = r.pos
@@ -8445,7 +11561,7 @@ def _d59(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -8454,12 +11570,12 @@ def _d59(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C456, "ServiceDiscoveryResType")
+                _escape(r, 3, _C458, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -8468,7 +11584,7 @@ def _d59(r):
             f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C457, "ServiceDiscoveryResType")
+            _escape(r, 2, _C459, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -8477,7 +11593,7 @@ def _d59(r):
             f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C458, "ServiceDiscoveryResType")
+            _escape(r, 2, _C460, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -8488,7 +11604,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C459, "ServiceDiscoveryResType")
+            _escape(r, 1, _C461, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -8496,7 +11612,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C460, "ServiceDiscoveryResType")
+            _escape(r, 1, _C462, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryRes)
@@ -8510,20 +11626,20 @@ def _e59(w, o):
     """iso2.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("ServiceDiscoveryRes.response_code", 0, _C461)
-    i0 = _C27.get(v0)
+        _order("ServiceDiscoveryRes.response_code", 0, _C463)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("ServiceDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.payment_option_list
     if v1 is None:
-        _order("ServiceDiscoveryRes.payment_option_list", 1, _C461)
+        _order("ServiceDiscoveryRes.payment_option_list", 1, _C463)
     if v1.__class__ is not _iso2.PaymentOptionList:
         _bad("ServiceDiscoveryRes.payment_option_list", v1, "a PaymentOptionList")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e93(w, v1)
     v2 = o.charge_service
     if v2 is None:
-        _order("ServiceDiscoveryRes.charge_service", 2, _C461)
+        _order("ServiceDiscoveryRes.charge_service", 2, _C463)
     if v2.__class__ is not _iso2.ChargeService:
         _bad("ServiceDiscoveryRes.charge_service", v2, "a ChargeService")
     w.bits(0, 1)
@@ -8536,9 +11652,9 @@ def _e59(w, o):
         w.bits(0, 2)
         _e101(w, v3)
         s = 4
-    t = _C462.get(s)
+    t = _C464.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C461)
+        _order("ServiceDiscoveryRes", s, _C463)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8572,7 +11688,7 @@ def _d60(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVCCID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C463, "SessionSetupReqType")
+                _escape(r, 3, _C465, "SessionSetupReqType")
             else:
                 r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8580,7 +11696,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C464, "SessionSetupReqType")
+            _escape(r, 1, _C466, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupReq)
@@ -8591,7 +11707,7 @@ def _e60(w, o):
     """iso2.SessionSetupReq -> SessionSetupReqType"""
     v0 = o.evccid
     if v0 is None:
-        _order("SessionSetupReq.evccid", 0, _C465)
+        _order("SessionSetupReq.evccid", 0, _C467)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 6:
         _bad("SessionSetupReq.evccid", v0, "bytes of length 0..6")
     w.bits(0, 2)
@@ -8611,64 +11727,8 @@ def _d61(r):
             y = (x >> 3) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
-            f1 = r.string(7, 37)
-            p = r.pos
-            x = r.bits(3)
-            if x & 4 == 0:
-                ec = x & 3
-                if ec == 0:
-                    if r.bits(1):
-                        f2 = _simple_escape(r, None, "EVSETimeStamp")
-                    else:
-                        f2 = r.integer(10)
-                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
-                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
-                    s = 3
-                elif ec == 1:
-                    s = -1
-                elif ec == 2:
-                    _escape(r, 1, _C466, "SessionSetupResType")
-                else:
-                    r.fail("SessionSetupResType: event code %d out of range" % ec)
-            else:
-                r.pos = p
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-                s = 2
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(7)
-                if x & 65 == 0:
-                    x = (x >> 1) & 31
-                    if x >= 26:
-                        r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
-                else:
-                    r.pos -= 7
-                    if r.bits(1):
-                        f0 = _simple_escape(r, None, "ResponseCode")
-                    else:
-                        f0 = r.bits(5)
-                        if f0 >= 26:
-                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C467, "SessionSetupResType")
-            else:
-                r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 1:
-        p = r.pos
-        x = r.bits(2)
-        if x & 3 == 0:
             f1 = r.string(7, 37)
             p = r.pos
             x = r.bits(3)
@@ -8699,6 +11759,62 @@ def _d61(r):
             r.pos = p
             ec = r.bits(1)
             if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C469, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSETimeStamp")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C470, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
                     f1 = _simple_escape(r, None, "EVSEID")
                 else:
@@ -8707,7 +11823,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C469, "SessionSetupResType")
+                _escape(r, 2, _C471, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -8725,7 +11841,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C470, "SessionSetupResType")
+            _escape(r, 1, _C472, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -8733,7 +11849,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C471, "SessionSetupResType")
+            _escape(r, 1, _C473, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupRes)
@@ -8746,13 +11862,13 @@ def _e61(w, o):
     """iso2.SessionSetupRes -> SessionSetupResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionSetupRes.response_code", 0, _C472)
-    i0 = _C27.get(v0)
+        _order("SessionSetupRes.response_code", 0, _C474)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("SessionSetupRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.evseid
     if v1 is None:
-        _order("SessionSetupRes.evseid", 1, _C472)
+        _order("SessionSetupRes.evseid", 1, _C474)
     if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
         _bad("SessionSetupRes.evseid", v1, "a str of length 7..37")
     w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
@@ -8767,9 +11883,9 @@ def _e61(w, o):
         w.integer(v2)
         w.bits(0, 1)
         s = 3
-    t = _C473.get(s)
+    t = _C475.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C472)
+        _order("SessionSetupRes", s, _C474)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8782,7 +11898,7 @@ def _d62(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C474[y]
+            y = _C476[y]
             f0 = y
             s = -1
         else:
@@ -8792,19 +11908,19 @@ def _d62(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f0 = _C474[x]
+                    f0 = _C476[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f0 = _simple_escape(r, None, "ChargingSession")
                     else:
                         f0 = r.bits(1)
-                        f0 = _C474[f0]
+                        f0 = _C476[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C476, "SessionStopReqType")
+                _escape(r, 3, _C478, "SessionStopReqType")
             else:
                 r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8812,7 +11928,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C477, "SessionStopReqType")
+            _escape(r, 1, _C479, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopReq)
@@ -8823,8 +11939,8 @@ def _e62(w, o):
     """iso2.SessionStopReq -> SessionStopReqType"""
     v0 = o.charging_session
     if v0 is None:
-        _order("SessionStopReq.charging_session", 0, _C478)
-    i0 = _C475.get(v0)
+        _order("SessionStopReq.charging_session", 0, _C480)
+    i0 = _C477.get(v0)
     if i0 is None:
         _bad("SessionStopReq.charging_session", v0, "a member of _iso2.ChargingSession")
     w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
@@ -8840,7 +11956,7 @@ def _d63(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             s = -1
         else:
@@ -8852,7 +11968,7 @@ def _d63(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -8861,12 +11977,12 @@ def _d63(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C479, "SessionStopResType")
+                _escape(r, 3, _C481, "SessionStopResType")
             else:
                 r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -8874,7 +11990,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C480, "SessionStopResType")
+            _escape(r, 1, _C482, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopRes)
@@ -8885,8 +12001,8 @@ def _e63(w, o):
     """iso2.SessionStopRes -> SessionStopResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("SessionStopRes.response_code", 0, _C481)
-    i0 = _C27.get(v0)
+        _order("SessionStopRes.response_code", 0, _C483)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("SessionStopRes.response_code", v0, "a member of _iso2.ResponseCode")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
@@ -8909,7 +12025,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C482, "SignatureType")
+            _escape(r, 3, _C484, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -8918,7 +12034,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C483, "SignatureType")
+            _escape(r, 3, _C485, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -8927,7 +12043,7 @@ def _d64(r):
             f2 = _d68(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C484, "SignatureType")
+            _escape(r, 2, _C486, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -8943,7 +12059,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C485, "SignatureType")
+            _escape(r, 1, _C487, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -8956,7 +12072,7 @@ def _d64(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C486, "SignatureType")
+            _escape(r, 1, _C488, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -8971,7 +12087,7 @@ def _d64(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C487, "SignatureType")
+                _escape(r, 1, _C489, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8994,17 +12110,17 @@ def _e64(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C488)
-    t = _C489.get(s)
+        _order("Signature.signed_info", s, _C490)
+    t = _C491.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C488)
+        _order("Signature.signed_info", s, _C490)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e69(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C488)
+        _order("Signature.signature_value", 1, _C490)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -9023,17 +12139,17 @@ def _e64(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C490.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("Signature.object", s, _C488)
+            _order("Signature.object", s, _C490)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e37(w, v4)
         s = 4
-    t = _C491.get(s)
+    t = _C493.get(s)
     if t is None:
-        _order("Signature", s, _C488)
+        _order("Signature", s, _C490)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9049,7 +12165,7 @@ def _d65(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C492, "SignatureMethodType")
+            _escape(r, 3, _C494, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -9069,7 +12185,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C493, "SignatureMethodType")
+            _escape(r, 2, _C495, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -9089,7 +12205,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C494, "SignatureMethodType")
+            _escape(r, 1, _C496, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -9101,7 +12217,7 @@ def _d65(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C495, "SignatureMethodType")
+            _escape(r, 1, _C497, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -9115,7 +12231,7 @@ def _d65(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C496, "SignatureMethodType")
+                _escape(r, 1, _C498, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -9127,7 +12243,7 @@ def _e65(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C497)
+        _order("SignatureMethod.algorithm", 0, _C499)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -9141,9 +12257,9 @@ def _e65(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C498.get(s)
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C497)
+        _order("SignatureMethod", s, _C499)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9164,7 +12280,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C499, "SignaturePropertiesType")
+            _escape(r, 3, _C501, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -9175,7 +12291,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C500, "SignaturePropertiesType")
+            _escape(r, 3, _C502, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -9190,7 +12306,7 @@ def _d66(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C501, "SignaturePropertiesType")
+                _escape(r, 1, _C503, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -9214,17 +12330,17 @@ def _e66(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C503.get(s)
+        t = _C505.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C502)
+            _order("SignatureProperties.signature_property", s, _C504)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e67(w, v1)
         s = 1
-    t = _C504.get(s)
+    t = _C506.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C502)
+        _order("SignatureProperties", s, _C504)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9242,7 +12358,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C505, "SignaturePropertyType")
+            _escape(r, 3, _C507, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -9251,7 +12367,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C506, "SignaturePropertyType")
+            _escape(r, 3, _C508, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -9261,7 +12377,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C507, "SignaturePropertyType")
+            _escape(r, 3, _C509, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -9271,7 +12387,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C508, "SignaturePropertyType")
+            _escape(r, 2, _C510, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -9283,7 +12399,7 @@ def _d67(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C509, "SignaturePropertyType")
+            _escape(r, 1, _C511, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -9303,15 +12419,15 @@ def _e67(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C510)
-    t = _C511.get(s)
+        _order("SignatureProperty.target", s, _C512)
+    t = _C513.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C510)
+        _order("SignatureProperty.target", s, _C512)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C510)
+    _order("SignatureProperty", 3, _C512)
 
 def _d68(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -9327,7 +12443,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C512, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C514, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -9337,7 +12453,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C513, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C515, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -9346,7 +12462,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C514, "SignatureValueType")
+            _escape(r, 1, _C516, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -9366,10 +12482,10 @@ def _e68(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C515)
-    t = _C516.get(s)
+        _order("SignatureValue.value", s, _C517)
+    t = _C518.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C515)
+        _order("SignatureValue.value", s, _C517)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -9393,7 +12509,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C517, "SignedInfoType")
+            _escape(r, 3, _C519, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -9402,7 +12518,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C518, "SignedInfoType")
+            _escape(r, 3, _C520, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9411,7 +12527,7 @@ def _d69(r):
             f2 = _d65(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C519, "SignedInfoType")
+            _escape(r, 2, _C521, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9422,7 +12538,7 @@ def _d69(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C520, "SignedInfoType")
+            _escape(r, 2, _C522, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9437,7 +12553,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C521, "SignedInfoType")
+                _escape(r, 1, _C523, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -9459,17 +12575,17 @@ def _e69(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C522)
-    t = _C523.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C524)
+    t = _C525.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C522)
+        _order("SignedInfo.canonicalization_method", s, _C524)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e8(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C522)
+        _order("SignedInfo.signature_method", 1, _C524)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -9481,17 +12597,17 @@ def _e69(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C524.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C522)
+            _order("SignedInfo.reference", s, _C524)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e49(w, v3)
         s = 3
-    t = _C525.get(s)
+    t = _C527.get(s)
     if t is None:
-        _order("SignedInfo", s, _C522)
+        _order("SignedInfo", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9503,7 +12619,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C526, "IntervalType")
+            _escape(r, 3, _C528, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_iso2.Interval)
@@ -9525,7 +12641,7 @@ def _d71(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C528, "TransformType")
+                _escape(r, 3, _C530, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -9546,52 +12662,10 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C529, "TransformType")
+                _escape(r, 2, _C531, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C530, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C531, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 4:
             ec = r.bits(3)
             if ec == 0:
                 if r.bits(1):
@@ -9612,6 +12686,48 @@ def _d71(r):
                 _escape(r, 1, _C532, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
+        if s == 3:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C533, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
+        if s == 4:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C534, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
     o.algorithm = f0
     o.x_path = f1
@@ -9621,7 +12737,7 @@ def _e71(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C533)
+        _order("Transform.algorithm", 0, _C535)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -9635,18 +12751,18 @@ def _e71(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C534.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C533)
+            _order("Transform.x_path", s, _C535)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C535.get(s)
+    t = _C537.get(s)
     if t is None:
-        _order("Transform", s, _C533)
+        _order("Transform", s, _C535)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9663,7 +12779,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C536, "TransformsType")
+            _escape(r, 3, _C538, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -9678,7 +12794,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C537, "TransformsType")
+                _escape(r, 1, _C539, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -9694,17 +12810,17 @@ def _e72(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C539.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C538)
+            _order("Transforms.transform", s, _C540)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e71(w, v0)
         s = 1
-    t = _C540.get(s)
+    t = _C542.get(s)
     if t is None:
-        _order("Transforms", s, _C538)
+        _order("Transforms", s, _C540)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9719,7 +12835,7 @@ def _d73(r):
             f0 = _d86(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C541, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C543, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
@@ -9728,7 +12844,7 @@ def _d73(r):
             f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C542, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C544, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -9736,7 +12852,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C543, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C545, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_iso2.V2G_Message)
@@ -9748,14 +12864,14 @@ def _e73(w, o):
     """iso2.V2G_Message -> V2G_Message (anonymous type)"""
     v0 = o.header
     if v0 is None:
-        _order("V2G_Message.header", 0, _C544)
+        _order("V2G_Message.header", 0, _C546)
     if v0.__class__ is not _iso2.MessageHeader:
         _bad("V2G_Message.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e86(w, v0)
     v1 = o.body
     if v1 is None:
-        _order("V2G_Message.body", 1, _C544)
+        _order("V2G_Message.body", 1, _C546)
     if v1.__class__ is not _iso2.Body:
         _bad("V2G_Message.body", v1, "a Body")
     w.bits(0, 1)
@@ -9769,10 +12885,34 @@ def _d74(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc125 = r.pos
+            ok125 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t125_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t125_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t125_2 = y
+                o125 = _new(_iso2.DC_EVStatus)
+                o125.ev_ready = t125_0
+                o125.ev_error_code = t125_1
+                o125.evresssoc = t125_2
+                f0 = o125
+                ok125 = True
+            if not ok125:
+                r.pos = pc125
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C545, "WeldingDetectionReqType")
+            _escape(r, 3, _C547, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -9780,7 +12920,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C546, "WeldingDetectionReqType")
+            _escape(r, 1, _C548, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionReq)
@@ -9791,7 +12931,7 @@ def _e74(w, o):
     """iso2.WeldingDetectionReq -> WeldingDetectionReqType"""
     v0 = o.dc_ev_status
     if v0 is None:
-        _order("WeldingDetectionReq.dc_ev_status", 0, _C547)
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C549)
     if v0.__class__ is not _iso2.DC_EVStatus:
         _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
     w.bits(0, 1)
@@ -9811,13 +12951,41 @@ def _d75(r):
             y = (x >> 2) & 31
             if y >= 26:
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
-            y = _C26[y]
+            y = _C28[y]
             f0 = y
             f1 = _d22(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f2 = _d80(r)
+                pc126 = r.pos
+                ok126 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t126_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t126_1 = y
+                    t126_2 = r.integer(3)
+                    if t126_2 < -32768 or t126_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t126_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o126 = _new(_iso2.PhysicalValue)
+                        o126.multiplier = t126_0
+                        o126.unit = t126_1
+                        o126.value = t126_2
+                        f2 = o126
+                        ok126 = True
+                if not ok126:
+                    r.pos = pc126
+                    f2 = _d80(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -9837,7 +13005,7 @@ def _d75(r):
                     x = (x >> 1) & 31
                     if x >= 26:
                         r.fail("ResponseCode: enumeration index %d out of range" % x)
-                    f0 = _C26[x]
+                    f0 = _C28[x]
                 else:
                     r.pos -= 7
                     if r.bits(1):
@@ -9846,12 +13014,12 @@ def _d75(r):
                         f0 = r.bits(5)
                         if f0 >= 26:
                             r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                        f0 = _C26[f0]
+                        f0 = _C28[f0]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C548, "WeldingDetectionResType")
+                _escape(r, 3, _C550, "WeldingDetectionResType")
             else:
                 r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -9860,16 +13028,44 @@ def _d75(r):
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C549, "WeldingDetectionResType")
+            _escape(r, 2, _C551, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t127_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t127_1 = y
+                t127_2 = r.integer(3)
+                if t127_2 < -32768 or t127_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t127_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o127 = _new(_iso2.PhysicalValue)
+                    o127.multiplier = t127_0
+                    o127.unit = t127_1
+                    o127.value = t127_2
+                    f2 = o127
+                    ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C550, "WeldingDetectionResType")
+            _escape(r, 2, _C552, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -9877,7 +13073,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C551, "WeldingDetectionResType")
+            _escape(r, 1, _C553, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionRes)
@@ -9890,20 +13086,20 @@ def _e75(w, o):
     """iso2.WeldingDetectionRes -> WeldingDetectionResType"""
     v0 = o.response_code
     if v0 is None:
-        _order("WeldingDetectionRes.response_code", 0, _C552)
-    i0 = _C27.get(v0)
+        _order("WeldingDetectionRes.response_code", 0, _C554)
+    i0 = _C29.get(v0)
     if i0 is None:
         _bad("WeldingDetectionRes.response_code", v0, "a member of _iso2.ResponseCode")
     v1 = o.dc_evse_status
     if v1 is None:
-        _order("WeldingDetectionRes.dc_evse_status", 1, _C552)
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C554)
     if v1.__class__ is not _iso2.DC_EVSEStatus:
         _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
     w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
     _e22(w, v1)
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("WeldingDetectionRes.evse_present_voltage", 2, _C552)
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C554)
     if v2.__class__ is not _iso2.PhysicalValue:
         _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
     w.bits(0, 1)
@@ -9922,7 +13118,27 @@ def _d76(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d95(r)
+                pc128 = r.pos
+                ok128 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t128_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t128_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o128 = _new(_xmldsig.X509IssuerSerial)
+                            o128.x509_issuer_name = t128_0
+                            o128.x509_serial_number = t128_1
+                            v = o128
+                            ok128 = True
+                if not ok128:
+                    r.pos = pc128
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9964,113 +13180,33 @@ def _d76(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C553, "X509DataType")
+                _escape(r, 3, _C555, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d95(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C554, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d95(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C555, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d95(r)
+                pc129 = r.pos
+                ok129 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t129_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t129_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o129 = _new(_xmldsig.X509IssuerSerial)
+                            o129.x509_issuer_name = t129_0
+                            o129.x509_serial_number = t129_1
+                            v = o129
+                            ok129 = True
+                if not ok129:
+                    r.pos = pc129
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10117,10 +13253,30 @@ def _d76(r):
                 _escape(r, 1, _C556, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 4:
+        if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d95(r)
+                pc130 = r.pos
+                ok130 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t130_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t130_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o130 = _new(_xmldsig.X509IssuerSerial)
+                            o130.x509_issuer_name = t130_0
+                            o130.x509_serial_number = t130_1
+                            v = o130
+                            ok130 = True
+                if not ok130:
+                    r.pos = pc130
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10167,10 +13323,30 @@ def _d76(r):
                 _escape(r, 1, _C557, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 5:
+        if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d95(r)
+                pc131 = r.pos
+                ok131 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t131_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t131_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o131 = _new(_xmldsig.X509IssuerSerial)
+                            o131.x509_issuer_name = t131_0
+                            o131.x509_serial_number = t131_1
+                            v = o131
+                            ok131 = True
+                if not ok131:
+                    r.pos = pc131
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10217,10 +13393,30 @@ def _d76(r):
                 _escape(r, 1, _C558, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d95(r)
+                pc132 = r.pos
+                ok132 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t132_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t132_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o132 = _new(_xmldsig.X509IssuerSerial)
+                            o132.x509_issuer_name = t132_0
+                            o132.x509_serial_number = t132_1
+                            v = o132
+                            ok132 = True
+                if not ok132:
+                    r.pos = pc132
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -10267,6 +13463,146 @@ def _d76(r):
                 _escape(r, 1, _C559, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(3)
+            if ec == 0:
+                pc133 = r.pos
+                ok133 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t133_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t133_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o133 = _new(_xmldsig.X509IssuerSerial)
+                            o133.x509_issuer_name = t133_0
+                            o133.x509_serial_number = t133_1
+                            v = o133
+                            ok133 = True
+                if not ok133:
+                    r.pos = pc133
+                    v = _d95(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C560, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(3)
+            if ec == 0:
+                pc134 = r.pos
+                ok134 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t134_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t134_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o134 = _new(_xmldsig.X509IssuerSerial)
+                            o134.x509_issuer_name = t134_0
+                            o134.x509_serial_number = t134_1
+                            v = o134
+                            ok134 = True
+                if not ok134:
+                    r.pos = pc134
+                    v = _d95(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C561, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
     o.x509_issuer_serial = f0
     o.x509ski = f1
@@ -10286,9 +13622,9 @@ def _e76(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C561.get(s)
+        t = _C563.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C560)
+            _order("X509Data.x509_issuer_serial", s, _C562)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -10302,9 +13638,9 @@ def _e76(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C562.get(s)
+        t = _C564.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C560)
+            _order("X509Data.x509ski", s, _C562)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10319,9 +13655,9 @@ def _e76(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C563.get(s)
+        t = _C565.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C560)
+            _order("X509Data.x509_subject_name", s, _C562)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10336,9 +13672,9 @@ def _e76(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C564.get(s)
+        t = _C566.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C560)
+            _order("X509Data.x509_certificate", s, _C562)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10353,18 +13689,18 @@ def _e76(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C565.get(s)
+        t = _C567.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C560)
+            _order("X509Data.x509crl", s, _C562)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C566.get(s)
+    t = _C568.get(s)
     if t is None:
-        _order("X509Data", s, _C560)
+        _order("X509Data", s, _C562)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10378,22 +13714,161 @@ def _d77(r):
             f0 = _d3(r)
             s = 1
         elif ec == 1:
-            f0 = _d4(r)
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12403 == 0:
+                y = (x >> 7) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t135_0 = y
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                y = _C30[y]
+                t135_1 = y
+                o135 = _new(_iso2.AuthorizationRes)
+                o135.response_code = t135_0
+                o135.evse_processing = t135_1
+                f0 = o135
+                ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f0 = _d4(r)
             s = 1
         elif ec == 2:
-            f0 = _d5(r)
+            pc136 = r.pos
+            ok136 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o136 = _new(_iso2.BodyBase)
+                f0 = o136
+                ok136 = True
+            if not ok136:
+                r.pos = pc136
+                f0 = _d5(r)
             s = 1
         elif ec == 3:
-            f0 = _d6(r)
+            pc137 = r.pos
+            ok137 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc138 = r.pos
+                ok138 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t138_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t138_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t138_2 = y
+                    o138 = _new(_iso2.DC_EVStatus)
+                    o138.ev_ready = t138_0
+                    o138.ev_error_code = t138_1
+                    o138.evresssoc = t138_2
+                    t137_0 = o138
+                    ok138 = True
+                if not ok138:
+                    r.pos = pc138
+                    t137_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o137 = _new(_iso2.CableCheckReq)
+                    o137.dc_ev_status = t137_0
+                    f0 = o137
+                    ok137 = True
+            if not ok137:
+                r.pos = pc137
+                f0 = _d6(r)
             s = 1
         elif ec == 4:
-            f0 = _d7(r)
+            pc139 = r.pos
+            ok139 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t139_0 = y
+                t139_1 = _d22(r)
+                p = r.pos
+                x = r.bits(6)
+                if x & 51 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                    y = _C30[y]
+                    t139_2 = y
+                    o139 = _new(_iso2.CableCheckRes)
+                    o139.response_code = t139_0
+                    o139.dc_evse_status = t139_1
+                    o139.evse_processing = t139_2
+                    f0 = o139
+                    ok139 = True
+            if not ok139:
+                r.pos = pc139
+                f0 = _d7(r)
             s = 1
         elif ec == 5:
             f0 = _d9(r)
             s = 1
         elif ec == 6:
-            f0 = _d10(r)
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t140_0 = y
+                t140_1 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t140_2 = _d82(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t140_3 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t140_4 = _d85(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t140_5 = _d105(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o140 = _new(_iso2.CertificateInstallationRes)
+                                    o140.response_code = t140_0
+                                    o140.sa_provisioning_certificate_chain = t140_1
+                                    o140.contract_signature_cert_chain = t140_2
+                                    o140.contract_signature_encrypted_private_key = t140_3
+                                    o140.dh_publickey = t140_4
+                                    o140.e_maid = t140_5
+                                    f0 = o140
+                                    ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d10(r)
             s = 1
         elif ec == 7:
             f0 = _d11(r)
@@ -10408,7 +13883,17 @@ def _d77(r):
             f0 = _d14(r)
             s = 1
         elif ec == 11:
-            f0 = _d15(r)
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o141 = _new(_iso2.ChargingStatusReq)
+                f0 = o141
+                ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f0 = _d15(r)
             s = 1
         elif ec == 12:
             f0 = _d16(r)
@@ -10426,16 +13911,99 @@ def _d77(r):
             f0 = _d36(r)
             s = 1
         elif ec == 17:
-            f0 = _d40(r)
+            pc142 = r.pos
+            ok142 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t142_0 = r.string(14, 15)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t142_1 = _d82(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o142 = _new(_iso2.PaymentDetailsReq)
+                        o142.e_maid = t142_0
+                        o142.contract_signature_cert_chain = t142_1
+                        f0 = o142
+                        ok142 = True
+            if not ok142:
+                r.pos = pc142
+                f0 = _d40(r)
             s = 1
         elif ec == 18:
-            f0 = _d41(r)
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 775 == 0:
+                y = (x >> 3) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t143_0 = y
+                t143_1 = r.binary(16, 16)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t143_2 = r.integer(10)
+                    if t143_2 < -9223372036854775808 or t143_2 > 9223372036854775807:
+                        r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % t143_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o143 = _new(_iso2.PaymentDetailsRes)
+                        o143.response_code = t143_0
+                        o143.gen_challenge = t143_1
+                        o143.evse_time_stamp = t143_2
+                        f0 = o143
+                        ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f0 = _d41(r)
             s = 1
         elif ec == 19:
-            f0 = _d42(r)
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C345[y]
+                t144_0 = y
+                t144_1 = _d99(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o144 = _new(_iso2.PaymentServiceSelectionReq)
+                    o144.selected_payment_option = t144_0
+                    o144.selected_service_list = t144_1
+                    f0 = o144
+                    ok144 = True
+            if not ok144:
+                r.pos = pc144
+                f0 = _d42(r)
             s = 1
         elif ec == 20:
-            f0 = _d43(r)
+            pc145 = r.pos
+            ok145 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t145_0 = y
+                o145 = _new(_iso2.PaymentServiceSelectionRes)
+                o145.response_code = t145_0
+                f0 = o145
+                ok145 = True
+            if not ok145:
+                r.pos = pc145
+                f0 = _d43(r)
             s = 1
         elif ec == 21:
             f0 = _d44(r)
@@ -10444,13 +14012,189 @@ def _d77(r):
             f0 = _d45(r)
             s = 1
         elif ec == 23:
-            f0 = _d46(r)
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc147 = r.pos
+                ok147 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t147_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t147_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t147_2 = y
+                    o147 = _new(_iso2.DC_EVStatus)
+                    o147.ev_ready = t147_0
+                    o147.ev_error_code = t147_1
+                    o147.evresssoc = t147_2
+                    t146_0 = o147
+                    ok147 = True
+                if not ok147:
+                    r.pos = pc147
+                    t146_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc148 = r.pos
+                    ok148 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t148_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t148_1 = y
+                        t148_2 = r.integer(3)
+                        if t148_2 < -32768 or t148_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t148_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o148 = _new(_iso2.PhysicalValue)
+                            o148.multiplier = t148_0
+                            o148.unit = t148_1
+                            o148.value = t148_2
+                            t146_1 = o148
+                            ok148 = True
+                    if not ok148:
+                        r.pos = pc148
+                        t146_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc149 = r.pos
+                        ok149 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t149_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t149_1 = y
+                            t149_2 = r.integer(3)
+                            if t149_2 < -32768 or t149_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t149_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o149 = _new(_iso2.PhysicalValue)
+                                o149.multiplier = t149_0
+                                o149.unit = t149_1
+                                o149.value = t149_2
+                                t146_2 = o149
+                                ok149 = True
+                        if not ok149:
+                            r.pos = pc149
+                            t146_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o146 = _new(_iso2.PreChargeReq)
+                            o146.dc_ev_status = t146_0
+                            o146.ev_target_voltage = t146_1
+                            o146.ev_target_current = t146_2
+                            f0 = o146
+                            ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f0 = _d46(r)
             s = 1
         elif ec == 24:
-            f0 = _d47(r)
+            pc150 = r.pos
+            ok150 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t150_0 = y
+                t150_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc151 = r.pos
+                    ok151 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t151_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t151_1 = y
+                        t151_2 = r.integer(3)
+                        if t151_2 < -32768 or t151_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t151_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o151 = _new(_iso2.PhysicalValue)
+                            o151.multiplier = t151_0
+                            o151.unit = t151_1
+                            o151.value = t151_2
+                            t150_2 = o151
+                            ok151 = True
+                    if not ok151:
+                        r.pos = pc151
+                        t150_2 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o150 = _new(_iso2.PreChargeRes)
+                        o150.response_code = t150_0
+                        o150.dc_evse_status = t150_1
+                        o150.evse_present_voltage = t150_2
+                        f0 = o150
+                        ok150 = True
+            if not ok150:
+                r.pos = pc150
+                f0 = _d47(r)
             s = 1
         elif ec == 25:
-            f0 = _d56(r)
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t152_0 = r.uint(3)
+                if t152_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t152_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o152 = _new(_iso2.ServiceDetailReq)
+                    o152.service_id = t152_0
+                    f0 = o152
+                    ok152 = True
+            if not ok152:
+                r.pos = pc152
+                f0 = _d56(r)
             s = 1
         elif ec == 26:
             f0 = _d57(r)
@@ -10462,27 +14206,165 @@ def _d77(r):
             f0 = _d59(r)
             s = 1
         elif ec == 29:
-            f0 = _d60(r)
+            pc153 = r.pos
+            ok153 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t153_0 = r.binary(None, 6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o153 = _new(_iso2.SessionSetupReq)
+                    o153.evccid = t153_0
+                    f0 = o153
+                    ok153 = True
+            if not ok153:
+                r.pos = pc153
+                f0 = _d60(r)
             s = 1
         elif ec == 30:
             f0 = _d61(r)
             s = 1
         elif ec == 31:
-            f0 = _d62(r)
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C476[y]
+                t154_0 = y
+                o154 = _new(_iso2.SessionStopReq)
+                o154.charging_session = t154_0
+                f0 = o154
+                ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f0 = _d62(r)
             s = 1
         elif ec == 32:
-            f0 = _d63(r)
+            pc155 = r.pos
+            ok155 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t155_0 = y
+                o155 = _new(_iso2.SessionStopRes)
+                o155.response_code = t155_0
+                f0 = o155
+                ok155 = True
+            if not ok155:
+                r.pos = pc155
+                f0 = _d63(r)
             s = 1
         elif ec == 33:
-            f0 = _d74(r)
+            pc156 = r.pos
+            ok156 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc157 = r.pos
+                ok157 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t157_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t157_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t157_2 = y
+                    o157 = _new(_iso2.DC_EVStatus)
+                    o157.ev_ready = t157_0
+                    o157.ev_error_code = t157_1
+                    o157.evresssoc = t157_2
+                    t156_0 = o157
+                    ok157 = True
+                if not ok157:
+                    r.pos = pc157
+                    t156_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o156 = _new(_iso2.WeldingDetectionReq)
+                    o156.dc_ev_status = t156_0
+                    f0 = o156
+                    ok156 = True
+            if not ok156:
+                r.pos = pc156
+                f0 = _d74(r)
             s = 1
         elif ec == 34:
-            f0 = _d75(r)
+            pc158 = r.pos
+            ok158 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t158_0 = y
+                t158_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc159 = r.pos
+                    ok159 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t159_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t159_1 = y
+                        t159_2 = r.integer(3)
+                        if t159_2 < -32768 or t159_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t159_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o159 = _new(_iso2.PhysicalValue)
+                            o159.multiplier = t159_0
+                            o159.unit = t159_1
+                            o159.value = t159_2
+                            t158_2 = o159
+                            ok159 = True
+                    if not ok159:
+                        r.pos = pc159
+                        t158_2 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o158 = _new(_iso2.WeldingDetectionRes)
+                        o158.response_code = t158_0
+                        o158.dc_evse_status = t158_1
+                        o158.evse_present_voltage = t158_2
+                        f0 = o158
+                        ok158 = True
+            if not ok158:
+                r.pos = pc158
+                f0 = _d75(r)
             s = 1
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C567, "BodyType")
+            _escape(r, 3, _C569, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10490,7 +14372,7 @@ def _d77(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C568, "BodyType")
+            _escape(r, 1, _C570, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_iso2.Body)
@@ -10502,15 +14384,15 @@ def _e77(w, o):
     v0 = o.body_element
     s = 0
     if v0 is not None:
-        d = _C570.get(v0.__class__)
+        d = _C572.get(v0.__class__)
         if d is None:
             _bad("Body.body_element", v0, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
         w.bits(d[0], 6)
         d[1](w, v0)
         s = 1
-    t = _C571.get(s)
+    t = _C573.get(s)
     if t is None:
-        _order("Body", s, _C569)
+        _order("Body", s, _C571)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10546,19 +14428,19 @@ def _d78(r):
                     x = r.bits(4)
                     if x & 9 == 0:
                         x = (x >> 1) & 3
-                        f2 = _C448[x]
+                        f2 = _C450[x]
                     else:
                         r.pos -= 4
                         if r.bits(1):
                             f2 = _simple_escape(r, None, "ServiceCategory")
                         else:
                             f2 = r.bits(2)
-                            f2 = _C448[f2]
+                            f2 = _C450[f2]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                     s = 3
                 elif ec == 2:
-                    _escape(r, 2, _C572, "ChargeServiceType")
+                    _escape(r, 2, _C574, "ChargeServiceType")
                 else:
                     r.fail("ChargeServiceType: event code %d out of range" % ec)
             else:
@@ -10580,7 +14462,7 @@ def _d78(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C573, "ChargeServiceType")
+                _escape(r, 3, _C575, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 1:
@@ -10597,19 +14479,19 @@ def _d78(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f2 = _C448[x]
+                f2 = _C450[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f2 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f2 = r.bits(2)
-                    f2 = _C448[f2]
+                    f2 = _C450[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C574, "ChargeServiceType")
+            _escape(r, 2, _C576, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -10617,7 +14499,7 @@ def _d78(r):
         x = r.bits(7)
         if x & 100 == 0:
             y = (x >> 3) & 3
-            y = _C448[y]
+            y = _C450[y]
             f2 = y
             ec = x & 3
             if ec == 0:
@@ -10642,7 +14524,7 @@ def _d78(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 5
             elif ec == 2:
-                _escape(r, 2, _C575, "ChargeServiceType")
+                _escape(r, 2, _C577, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
         else:
@@ -10652,19 +14534,19 @@ def _d78(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C448[x]
+                    f2 = _C450[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ServiceCategory")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C448[f2]
+                        f2 = _C450[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C576, "ChargeServiceType")
+                _escape(r, 2, _C578, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 3:
@@ -10691,7 +14573,7 @@ def _d78(r):
                         _escape(r, 1, _EV_ELEM_EE, "FreeService")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C577, "ChargeServiceType")
+            _escape(r, 2, _C579, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 4:
@@ -10725,7 +14607,7 @@ def _d78(r):
                             _escape(r, 1, _EV_ELEM_EE, "FreeService")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C578, "ChargeServiceType")
+                _escape(r, 2, _C580, "ChargeServiceType")
             else:
                 r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 5:
@@ -10734,7 +14616,7 @@ def _d78(r):
             f5 = _d104(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C579, "ChargeServiceType")
+            _escape(r, 2, _C581, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     if s == 6:
@@ -10742,7 +14624,7 @@ def _d78(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C580, "ChargeServiceType")
+            _escape(r, 1, _C582, "ChargeServiceType")
         else:
             r.fail("ChargeServiceType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeService)
@@ -10758,7 +14640,7 @@ def _e78(w, o):
     """iso2.ChargeService -> ChargeServiceType"""
     v0 = o.service_id
     if v0 is None:
-        _order("ChargeService.service_id", 0, _C581)
+        _order("ChargeService.service_id", 0, _C583)
     if type(v0) is not int or v0 < 0 or v0 > 65535:
         _bad("ChargeService.service_id", v0, "an integer in 0..65535")
     w.bits(0, 2)
@@ -10775,11 +14657,11 @@ def _e78(w, o):
         s = 2
     v2 = o.service_category
     if v2 is None:
-        _order("ChargeService.service_category", s, _C581)
-    t = _C582.get(s)
+        _order("ChargeService.service_category", s, _C583)
+    t = _C584.get(s)
     if t is None:
-        _order("ChargeService.service_category", s, _C581)
-    i2 = _C449.get(v2)
+        _order("ChargeService.service_category", s, _C583)
+    i2 = _C451.get(v2)
     if i2 is None:
         _bad("ChargeService.service_category", v2, "a member of _iso2.ServiceCategory")
     w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
@@ -10794,16 +14676,16 @@ def _e78(w, o):
         s = 4
     v4 = o.free_service
     if v4 is None:
-        _order("ChargeService.free_service", s, _C581)
-    t = _C583.get(s)
+        _order("ChargeService.free_service", s, _C583)
+    t = _C585.get(s)
     if t is None:
-        _order("ChargeService.free_service", s, _C581)
+        _order("ChargeService.free_service", s, _C583)
     if v4.__class__ is not bool:
         _bad("ChargeService.free_service", v4, "a bool")
     w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
     v5 = o.supported_energy_transfer_mode
     if v5 is None:
-        _order("ChargeService.supported_energy_transfer_mode", 5, _C581)
+        _order("ChargeService.supported_energy_transfer_mode", 5, _C583)
     if v5.__class__ is not _iso2.SupportedEnergyTransferMode:
         _bad("ChargeService.supported_energy_transfer_mode", v5, "a SupportedEnergyTransferMode")
     w.bits(0, 1)
@@ -10823,7 +14705,7 @@ def _d79(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C584, "ChargingProfileType")
+            _escape(r, 3, _C586, "ChargingProfileType")
         else:
             r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
@@ -10838,7 +14720,7 @@ def _d79(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C585, "ChargingProfileType")
+                _escape(r, 1, _C587, "ChargingProfileType")
             else:
                 r.fail("ChargingProfileType: event code %d out of range" % ec)
     if len(f0) > 24:
@@ -10858,17 +14740,17 @@ def _e79(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C587.get(s)
+        t = _C589.get(s)
         if t is None:
-            _order("ChargingProfile.profile_entry", s, _C586)
+            _order("ChargingProfile.profile_entry", s, _C588)
         if v0.__class__ is not _iso2.ProfileEntry:
             _bad("ChargingProfile.profile_entry", v0, "a ProfileEntry")
         w.bits(t[0], t[1])
         _e94(w, v0)
         s = 1
-    t = _C588.get(s)
+    t = _C590.get(s)
     if t is None:
-        _order("ChargingProfile", s, _C586)
+        _order("ChargingProfile", s, _C588)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10889,7 +14771,7 @@ def _d80(r):
             y = (x >> 3) & 7
             if y >= 7:
                 r.fail("Unit: enumeration index %d out of range" % y)
-            y = _C589[y]
+            y = _C0[y]
             f1 = y
             f2 = r.integer(3)
             if f2 < -32768 or f2 > 32767:
@@ -10934,7 +14816,7 @@ def _d80(r):
             y = (x >> 3) & 7
             if y >= 7:
                 r.fail("Unit: enumeration index %d out of range" % y)
-            y = _C589[y]
+            y = _C0[y]
             f1 = y
             f2 = r.integer(3)
             if f2 < -32768 or f2 > 32767:
@@ -10957,7 +14839,7 @@ def _d80(r):
                     x = (x >> 1) & 7
                     if x >= 7:
                         r.fail("Unit: enumeration index %d out of range" % x)
-                    f1 = _C589[x]
+                    f1 = _C0[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -10966,7 +14848,7 @@ def _d80(r):
                         f1 = r.bits(3)
                         if f1 >= 7:
                             r.fail("Unit: enumeration index %d out of range" % f1)
-                        f1 = _C589[f1]
+                        f1 = _C0[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "Unit")
                 s = 2
@@ -11031,7 +14913,7 @@ def _e80(w, o):
     v1 = o.unit
     if v1 is None:
         _order("PhysicalValue.unit", 1, _C595)
-    i1 = _C590.get(v1)
+    i1 = _C1.get(v1)
     if i1 is None:
         _bad("PhysicalValue.unit", v1, "a member of _iso2.UnitSymbol")
     v2 = o.value
@@ -11052,7 +14934,35 @@ def _d81(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d80(r)
+            pc160 = r.pos
+            ok160 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t160_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t160_1 = y
+                t160_2 = r.integer(3)
+                if t160_2 < -32768 or t160_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t160_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o160 = _new(_iso2.PhysicalValue)
+                    o160.multiplier = t160_0
+                    o160.unit = t160_1
+                    o160.value = t160_2
+                    f0 = o160
+                    ok160 = True
+            if not ok160:
+                r.pos = pc160
+                f0 = _d80(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C596, "ConsumptionCostType")
@@ -11690,7 +15600,27 @@ def _d87(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d95(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t161_0 = r.string(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t161_1 = r.integer(64)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o161 = _new(_xmldsig.X509IssuerSerial)
+                        o161.x509_issuer_name = t161_0
+                        o161.x509_serial_number = t161_1
+                        v = o161
+                        ok161 = True
+            if not ok161:
+                r.pos = pc161
+                v = _d95(r)
             f0.append(v)
             s = 1
             k = 1
@@ -11702,7 +15632,27 @@ def _d87(r):
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d95(r)
+                pc162 = r.pos
+                ok162 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t162_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t162_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o162 = _new(_xmldsig.X509IssuerSerial)
+                            o162.x509_issuer_name = t162_0
+                            o162.x509_serial_number = t162_1
+                            v = o162
+                            ok162 = True
+                if not ok162:
+                    r.pos = pc162
+                    v = _d95(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -12265,7 +16215,35 @@ def _d91(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 4
         elif ec == 4:
-            f5 = _d80(r)
+            pc163 = r.pos
+            ok163 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t163_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t163_1 = y
+                t163_2 = r.integer(3)
+                if t163_2 < -32768 or t163_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t163_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o163 = _new(_iso2.PhysicalValue)
+                    o163.multiplier = t163_0
+                    o163.unit = t163_1
+                    o163.value = t163_2
+                    f5 = o163
+                    ok163 = True
+            if not ok163:
+                r.pos = pc163
+                f5 = _d80(r)
             s = 3
         elif ec == 5:
             if r.bits(1):
@@ -12528,7 +16506,7 @@ def _d93(r):
         x = r.bits(4)
         if x & 13 == 0:
             y = (x >> 1) & 1
-            y = _C343[y]
+            y = _C345[y]
             f0.append(y)
             s = 1
             k = 1
@@ -12539,14 +16517,14 @@ def _d93(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    v = _C343[x]
+                    v = _C345[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         v = _simple_escape(r, None, "PaymentOption")
                     else:
                         v = r.bits(1)
-                        v = _C343[v]
+                        v = _C345[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                 f0.append(v)
@@ -12564,14 +16542,14 @@ def _d93(r):
                     x = r.bits(3)
                     if x & 5 == 0:
                         x = (x >> 1) & 1
-                        v = _C343[x]
+                        v = _C345[x]
                     else:
                         r.pos -= 3
                         if r.bits(1):
                             v = _simple_escape(r, None, "PaymentOption")
                         else:
                             v = r.bits(1)
-                            v = _C343[v]
+                            v = _C345[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
                     f0.append(v)
@@ -12611,7 +16589,7 @@ def _e93(w, o):
         t = _C692.get(s)
         if t is None:
             _order("PaymentOptionList.payment_option", s, _C691)
-        i0 = _C344.get(v0)
+        i0 = _C346.get(v0)
         if i0 is None:
             _bad("PaymentOptionList.payment_option", v0, "a member of _iso2.PaymentOption")
         w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
@@ -12638,7 +16616,35 @@ def _d94(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d80(r)
+                pc164 = r.pos
+                ok164 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t164_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t164_1 = y
+                    t164_2 = r.integer(3)
+                    if t164_2 < -32768 or t164_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t164_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o164 = _new(_iso2.PhysicalValue)
+                        o164.multiplier = t164_0
+                        o164.unit = t164_1
+                        o164.value = t164_2
+                        f1 = o164
+                        ok164 = True
+                if not ok164:
+                    r.pos = pc164
+                    f1 = _d80(r)
                 s = 2
             else:
                 r.pos = p
@@ -12665,7 +16671,35 @@ def _d94(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t165_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t165_1 = y
+                t165_2 = r.integer(3)
+                if t165_2 < -32768 or t165_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso2.PhysicalValue)
+                    o165.multiplier = t165_0
+                    o165.unit = t165_1
+                    o165.value = t165_2
+                    f1 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C695, "ProfileEntryType")
@@ -13396,14 +17430,14 @@ def _d100(r):
                     x = r.bits(4)
                     if x & 9 == 0:
                         x = (x >> 1) & 3
-                        f2 = _C448[x]
+                        f2 = _C450[x]
                     else:
                         r.pos -= 4
                         if r.bits(1):
                             f2 = _simple_escape(r, None, "ServiceCategory")
                         else:
                             f2 = r.bits(2)
-                            f2 = _C448[f2]
+                            f2 = _C450[f2]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                     s = 3
@@ -13447,14 +17481,14 @@ def _d100(r):
             x = r.bits(4)
             if x & 9 == 0:
                 x = (x >> 1) & 3
-                f2 = _C448[x]
+                f2 = _C450[x]
             else:
                 r.pos -= 4
                 if r.bits(1):
                     f2 = _simple_escape(r, None, "ServiceCategory")
                 else:
                     f2 = r.bits(2)
-                    f2 = _C448[f2]
+                    f2 = _C450[f2]
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 3
@@ -13467,7 +17501,7 @@ def _d100(r):
         x = r.bits(7)
         if x & 100 == 0:
             y = (x >> 3) & 3
-            y = _C448[y]
+            y = _C450[y]
             f2 = y
             ec = x & 3
             if ec == 0:
@@ -13502,14 +17536,14 @@ def _d100(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C448[x]
+                    f2 = _C450[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "ServiceCategory")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C448[f2]
+                        f2 = _C450[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
                 s = 3
@@ -13612,7 +17646,7 @@ def _e100(w, o):
     t = _C742.get(s)
     if t is None:
         _order("Service.service_category", s, _C741)
-    i2 = _C449.get(v2)
+    i2 = _C451.get(v2)
     if i2 is None:
         _bad("Service.service_category", v2, "a member of _iso2.ServiceCategory")
     w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
@@ -13878,7 +17912,7 @@ def _d104(r):
             y = (x >> 1) & 7
             if y >= 6:
                 r.fail("EnergyTransferMode: enumeration index %d out of range" % y)
-            y = _C78[y]
+            y = _C82[y]
             f0.append(y)
             s = 1
             k = 1
@@ -13891,7 +17925,7 @@ def _d104(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
-                    v = _C78[x]
+                    v = _C82[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -13900,7 +17934,7 @@ def _d104(r):
                         v = r.bits(3)
                         if v >= 6:
                             r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                        v = _C78[v]
+                        v = _C82[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
                 f0.append(v)
@@ -13920,7 +17954,7 @@ def _d104(r):
                         x = (x >> 1) & 7
                         if x >= 6:
                             r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
-                        v = _C78[x]
+                        v = _C82[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -13929,7 +17963,7 @@ def _d104(r):
                             v = r.bits(3)
                             if v >= 6:
                                 r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                            v = _C78[v]
+                            v = _C82[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
                     f0.append(v)
@@ -13969,7 +18003,7 @@ def _e104(w, o):
         t = _C765.get(s)
         if t is None:
             _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C764)
-        i0 = _C79.get(v0)
+        i0 = _C83.get(v0)
         if i0 is None:
             _bad("SupportedEnergyTransferMode.energy_transfer_mode", v0, "a member of _iso2.EnergyTransferMode")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
@@ -14037,150 +18071,150 @@ def _e105(w, o):
 
 
 # tables (after the functions: some refer to encoders)
-_C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1 = ('EE', 'SE_ANY', 'CH')
-_C2 = ('EE', 'SE_ANY', 'CH')
+_C0 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C1 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C2 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
-_C5 = ('SE_ANY', 'CH')
-_C6 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C9 = ('EE', 'SE_ANY', 'CH')
-_C10 = ('EE', 'SE_ANY', 'CH')
-_C11 = ('SE_ANY', 'CH')
-_C12 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
-_C13 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
-_C14 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
-_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('EE', 'SE_ANY', 'CH')
-_C18 = ('SE_ANY', 'CH')
-_C19 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
-_C20 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C21 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C22 = ('SE_ANY', 'CH')
-_C23 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C24 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C25 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
-_C26 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
-_C27 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
-_C28 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
-_C29 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
-_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C31 = ('EE', 'SE_ANY', 'CH')
-_C32 = ('SE_ANY', 'CH')
-_C33 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C34 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C35 = {0: 'end of element'}
-_C36 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C37 = ('SE_ANY', 'CH')
-_C38 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C39 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C40 = ('EE', 'SE_ANY', 'CH')
-_C41 = ('EE', 'SE_ANY', 'CH')
-_C42 = ('SE_ANY', 'CH')
-_C43 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C45 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C5 = ('EE', 'SE_ANY', 'CH')
+_C6 = ('EE', 'SE_ANY', 'CH')
+_C7 = ('SE_ANY', 'CH')
+_C8 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
+_C9 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C10 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
+_C11 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
+_C12 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C13 = ('EE', 'SE_ANY', 'CH')
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('SE_ANY', 'CH')
+_C16 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
+_C17 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('EE', 'SE_ANY', 'CH')
+_C20 = ('SE_ANY', 'CH')
+_C21 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
+_C22 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C23 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C26 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C27 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C28 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
+_C29 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
+_C30 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
+_C31 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C32 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C33 = ('EE', 'SE_ANY', 'CH')
+_C34 = ('SE_ANY', 'CH')
+_C35 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C36 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = {0: 'end of element'}
+_C38 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
+_C39 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C43 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C44 = ('EE', 'SE_ANY', 'CH')
+_C45 = ('EE', 'SE_ANY', 'CH')
 _C46 = ('SE_ANY', 'CH')
-_C47 = ('SE_ANY', 'CH')
-_C48 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C49 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C50 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C51 = ('EE', 'SE_ANY', 'CH')
-_C52 = ('SE_ANY', 'CH')
-_C53 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
-_C54 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C47 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
+_C48 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C49 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C50 = ('SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C53 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C54 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C55 = ('EE', 'SE_ANY', 'CH')
-_C56 = ('EE', 'SE_ANY', 'CH')
-_C57 = ('EE', 'SE_ANY', 'CH')
-_C58 = ('EE', 'SE_ANY', 'CH')
+_C56 = ('SE_ANY', 'CH')
+_C57 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
+_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C59 = ('EE', 'SE_ANY', 'CH')
-_C60 = ('SE_ANY', 'CH')
-_C61 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
-_C62 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C63 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C64 = ('EE', 'SE_ANY', 'CH')
-_C65 = ('EE', 'SE_ANY', 'CH')
-_C66 = ('SE_ANY', 'CH')
-_C67 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
-_C68 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C60 = ('EE', 'SE_ANY', 'CH')
+_C61 = ('EE', 'SE_ANY', 'CH')
+_C62 = ('EE', 'SE_ANY', 'CH')
+_C63 = ('EE', 'SE_ANY', 'CH')
+_C64 = ('SE_ANY', 'CH')
+_C65 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
+_C66 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C67 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
 _C69 = ('EE', 'SE_ANY', 'CH')
-_C70 = ('EE', 'SE_ANY', 'CH')
-_C71 = ('EE', 'SE_ANY', 'CH')
-_C72 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
+_C72 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C73 = ('EE', 'SE_ANY', 'CH')
-_C74 = ('SE_ANY', 'CH')
-_C75 = ('SE_ANY', 'CH')
-_C76 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
-_C77 = {6: (1, 2), 7: (0, 1)}
-_C78 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
-_C79 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
-_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C81 = ('EE', 'SE_ANY', 'CH')
-_C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('EE', 'SE_ANY', 'CH')
-_C84 = ('SE_ANY', 'CH')
-_C85 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
-_C86 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C87 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
-_C88 = ('EE', 'SE_ANY', 'CH')
-_C89 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
+_C74 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('EE', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
+_C77 = ('EE', 'SE_ANY', 'CH')
+_C78 = ('SE_ANY', 'CH')
+_C79 = ('SE_ANY', 'CH')
+_C80 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
+_C81 = {6: (1, 2), 7: (0, 1)}
+_C82 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
+_C83 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
+_C86 = ('EE', 'SE_ANY', 'CH')
+_C87 = ('EE', 'SE_ANY', 'CH')
+_C88 = ('SE_ANY', 'CH')
+_C89 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
+_C90 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C91 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
 _C92 = ('EE', 'SE_ANY', 'CH')
-_C93 = ('EE', 'SE_ANY', 'CH')
-_C94 = ('SE_ANY', 'CH')
-_C95 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C96 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
-_C97 = {2: (2, 3, 4), 3: (0, 2, 4)}
-_C98 = {2: 2, 3: 0}
-_C99 = {2: 3, 3: 1}
-_C100 = {2: 4, 3: 2}
-_C101 = {_iso2.AC_EVSEChargeParameter: (_C98, _e1), _iso2.DC_EVSEChargeParameter: (_C99, _e21), _iso2.EVSEChargeParameter: (_C100, _e28)}
-_C102 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C103 = {0: 'end of element'}
-_C104 = ('EE', 'SE_ANY', 'CH')
-_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C94 = ('EE', 'SE_ANY', 'CH')
+_C95 = ('EE', 'SE_ANY', 'CH')
+_C96 = ('EE', 'SE_ANY', 'CH')
+_C97 = ('EE', 'SE_ANY', 'CH')
+_C98 = ('SE_ANY', 'CH')
+_C99 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C100 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
+_C101 = {2: (2, 3, 4), 3: (0, 2, 4)}
+_C102 = {2: 2, 3: 0}
+_C103 = {2: 3, 3: 1}
+_C104 = {2: 4, 3: 2}
+_C105 = {_iso2.AC_EVSEChargeParameter: (_C102, _e1), _iso2.DC_EVSEChargeParameter: (_C103, _e21), _iso2.EVSEChargeParameter: (_C104, _e28)}
+_C106 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C107 = {0: 'end of element'}
 _C108 = ('EE', 'SE_ANY', 'CH')
-_C109 = ('EE', 'SE_ANY', 'CH')
+_C109 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C110 = ('EE', 'SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
 _C112 = ('EE', 'SE_ANY', 'CH')
 _C113 = ('EE', 'SE_ANY', 'CH')
-_C114 = ('SE_ANY', 'CH')
-_C115 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C116 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C117 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C118 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C119 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C120 = ('EE', 'SE_ANY', 'CH')
-_C121 = ('EE', 'SE_ANY', 'CH')
-_C122 = ('EE', 'SE_ANY', 'CH')
-_C123 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('EE', 'SE_ANY', 'CH')
+_C115 = ('EE', 'SE_ANY', 'CH')
+_C116 = ('EE', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('SE_ANY', 'CH')
+_C119 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C120 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C121 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C122 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C123 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C124 = ('EE', 'SE_ANY', 'CH')
 _C125 = ('EE', 'SE_ANY', 'CH')
 _C126 = ('EE', 'SE_ANY', 'CH')
 _C127 = ('EE', 'SE_ANY', 'CH')
 _C128 = ('EE', 'SE_ANY', 'CH')
 _C129 = ('EE', 'SE_ANY', 'CH')
-_C130 = ('SE_ANY', 'CH')
-_C131 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C132 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C133 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C134 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C135 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C136 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C137 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C138 = ('EE', 'SE_ANY', 'CH')
-_C139 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C140 = ('EE', 'SE_ANY', 'CH')
-_C141 = ('EE', 'SE_ANY', 'CH')
+_C130 = ('EE', 'SE_ANY', 'CH')
+_C131 = ('EE', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C136 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C137 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C138 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C139 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C140 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C141 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C142 = ('EE', 'SE_ANY', 'CH')
-_C143 = ('EE', 'SE_ANY', 'CH')
+_C143 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C144 = ('EE', 'SE_ANY', 'CH')
 _C145 = ('EE', 'SE_ANY', 'CH')
 _C146 = ('EE', 'SE_ANY', 'CH')
@@ -14189,445 +18223,445 @@ _C148 = ('EE', 'SE_ANY', 'CH')
 _C149 = ('EE', 'SE_ANY', 'CH')
 _C150 = ('EE', 'SE_ANY', 'CH')
 _C151 = ('EE', 'SE_ANY', 'CH')
-_C152 = ('SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
 _C153 = ('EE', 'SE_ANY', 'CH')
-_C154 = ('SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
 _C155 = ('EE', 'SE_ANY', 'CH')
 _C156 = ('SE_ANY', 'CH')
-_C157 = ('SE_ANY', 'CH')
+_C157 = ('EE', 'SE_ANY', 'CH')
 _C158 = ('SE_ANY', 'CH')
-_C159 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
-_C160 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C161 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C162 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C163 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C164 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
-_C165 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C166 = ('EE', 'SE_ANY', 'CH')
-_C167 = ('EE', 'SE_ANY', 'CH')
-_C168 = ('EE', 'SE_ANY', 'CH')
-_C169 = ('EE', 'SE_ANY', 'CH')
-_C170 = ('SE_ANY', 'CH')
-_C171 = ('SE_ANY', 'CH')
-_C172 = ('SE_ANY', 'CH')
-_C173 = ('SE_ANY', 'CH')
+_C159 = ('EE', 'SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
+_C164 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C165 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C166 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C167 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C168 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('EE', 'SE_ANY', 'CH')
+_C173 = ('EE', 'SE_ANY', 'CH')
 _C174 = ('SE_ANY', 'CH')
-_C175 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
-_C176 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C177 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C178 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C179 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C180 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C181 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('SE_ANY', 'CH')
-_C186 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C187 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
-_C192 = ('EE', 'SE_ANY', 'CH')
+_C175 = ('SE_ANY', 'CH')
+_C176 = ('SE_ANY', 'CH')
+_C177 = ('SE_ANY', 'CH')
+_C178 = ('SE_ANY', 'CH')
+_C179 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
+_C180 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C181 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C182 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C183 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C184 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C185 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C187 = ('EE', 'SE_ANY', 'CH')
+_C188 = ('EE', 'SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
+_C190 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C191 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C193 = ('EE', 'SE_ANY', 'CH')
 _C194 = ('EE', 'SE_ANY', 'CH')
 _C195 = ('EE', 'SE_ANY', 'CH')
-_C196 = ('SE_ANY', 'CH')
-_C197 = ('SE_ANY', 'CH')
-_C198 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C199 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C200 = {8: (1, 2), 9: (0, 1)}
-_C201 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
-_C202 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
-_C203 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
-_C204 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
-_C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C207 = ('EE', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('EE', 'SE_ANY', 'CH')
+_C198 = ('EE', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = ('SE_ANY', 'CH')
+_C202 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C203 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C204 = {8: (1, 2), 9: (0, 1)}
+_C205 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
+_C206 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
+_C207 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
+_C208 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
-_C213 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C214 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
-_C215 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
-_C216 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C217 = ('EE', 'SE_ANY', 'CH')
-_C218 = ('EE', 'SE_ANY', 'CH')
-_C219 = ('SE_ANY', 'CH')
-_C220 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
-_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
+_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
+_C217 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C219 = ('EE', 'SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
+_C223 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
+_C225 = ('EE', 'SE_ANY', 'CH')
 _C226 = ('EE', 'SE_ANY', 'CH')
 _C227 = ('SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = ('EE', 'SE_ANY', 'CH')
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('SE_ANY', 'CH')
 _C230 = ('SE_ANY', 'CH')
-_C231 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C232 = {1: (0, 1, 2)}
-_C233 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C234 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C235 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C236 = {6: (0, 1, 7)}
-_C237 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = ('SE_ANY', 'CH')
-_C242 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C243 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C244 = ('SE_ANY', 'CH')
-_C245 = {0: 'DepartureTime, end of element', 1: 'end of element'}
-_C246 = {0: (1, 2), 1: (0, 1)}
-_C247 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C248 = {0: 'end of element'}
+_C231 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C234 = {1: (0, 1, 2)}
+_C235 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C236 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C237 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C238 = {6: (0, 1, 7)}
+_C239 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C245 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
+_C247 = {0: 'DepartureTime, end of element', 1: 'end of element'}
+_C248 = {0: (1, 2), 1: (0, 1)}
 _C249 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C250 = {0: 'end of element'}
-_C251 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C252 = ('EE', 'SE_ANY', 'CH')
-_C253 = ('SE_ANY', 'CH')
-_C254 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C255 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C256 = {0: 'end of element'}
-_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C258 = ('SE_ANY', 'CH')
-_C259 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C260 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
+_C251 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = {0: 'end of element'}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C254 = ('EE', 'SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
+_C256 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C257 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C258 = {0: 'end of element'}
+_C259 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C260 = ('SE_ANY', 'CH')
+_C261 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C262 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C263 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C265 = ('EE', 'SE_ANY', 'CH')
 _C266 = ('SE_ANY', 'CH')
 _C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
 _C270 = ('SE_ANY', 'CH')
 _C271 = ('SE_ANY', 'CH')
-_C272 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C273 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C274 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C275 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C276 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C277 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C278 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C279 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C280 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('EE', 'SE_ANY', 'CH')
-_C283 = ('SE_ANY', 'CH')
-_C284 = ('SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = ('SE_ANY', 'CH')
+_C274 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C275 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C276 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C277 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C278 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C279 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C280 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C281 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C282 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C283 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C284 = ('EE', 'SE_ANY', 'CH')
 _C285 = ('SE_ANY', 'CH')
-_C286 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C287 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C288 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('SE_ANY', 'CH')
-_C292 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C293 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C294 = {1: (1, 2)}
-_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C289 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C290 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C295 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C296 = {1: (1, 2)}
+_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C298 = ('EE', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
-_C300 = ('SE_ANY', 'CH')
-_C301 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C302 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C303 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C304 = ('EE', 'SE_ANY', 'CH')
-_C305 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C300 = ('EE', 'SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('SE_ANY', 'CH')
+_C303 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C304 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C305 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C306 = ('EE', 'SE_ANY', 'CH')
-_C307 = ('SE_ANY', 'CH')
-_C308 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C309 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
-_C310 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C311 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C312 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C308 = ('EE', 'SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C311 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C312 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C313 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C314 = ('SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C317 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C318 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C319 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C320 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C321 = ('SE_ANY', 'CH')
-_C322 = ('SE_ANY', 'CH')
+_C314 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C319 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C320 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C321 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C322 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C323 = ('SE_ANY', 'CH')
 _C324 = ('SE_ANY', 'CH')
 _C325 = ('SE_ANY', 'CH')
-_C326 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C327 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C328 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C329 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C330 = ('EE', 'SE_ANY', 'CH')
-_C331 = ('SE_ANY', 'CH')
-_C332 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C333 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C334 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C335 = ('EE', 'SE_ANY', 'CH')
-_C336 = ('SE_ANY', 'CH')
-_C337 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('EE', 'SE_ANY', 'CH')
-_C341 = ('SE_ANY', 'CH')
-_C342 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
-_C343 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
-_C344 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
-_C345 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C346 = ('EE', 'SE_ANY', 'CH')
-_C347 = ('SE_ANY', 'CH')
-_C348 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
-_C351 = {0: 'ResponseCode', 1: 'end of element'}
-_C352 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
-_C353 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
-_C354 = ('SE_ANY', 'CH')
-_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = ('SE_ANY', 'CH')
+_C328 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C329 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C330 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C331 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('EE', 'SE_ANY', 'CH')
+_C333 = ('SE_ANY', 'CH')
+_C334 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C335 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C336 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C337 = ('EE', 'SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('EE', 'SE_ANY', 'CH')
+_C343 = ('SE_ANY', 'CH')
+_C344 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
+_C345 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
+_C346 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
+_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C348 = ('EE', 'SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = {0: 'ResponseCode', 1: 'end of element'}
+_C354 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
+_C355 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
 _C356 = ('SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
+_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
+_C359 = ('EE', 'SE_ANY', 'CH')
 _C360 = ('SE_ANY', 'CH')
-_C361 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
-_C362 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C363 = {2: 1, 3: 0}
-_C364 = {2: 2, 3: 1}
-_C365 = {_iso2.DC_EVPowerDeliveryParameter: (_C363, _e20), _iso2.EVPowerDeliveryParameter: (_C364, _e27)}
-_C366 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
-_C367 = ('EE', 'SE_ANY', 'CH')
-_C368 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C361 = ('SE_ANY', 'CH')
+_C362 = ('SE_ANY', 'CH')
+_C363 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
+_C364 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C365 = {2: 1, 3: 0}
+_C366 = {2: 2, 3: 1}
+_C367 = {_iso2.DC_EVPowerDeliveryParameter: (_C365, _e20), _iso2.EVPowerDeliveryParameter: (_C366, _e27)}
+_C368 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
 _C369 = ('EE', 'SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C372 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
-_C373 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C374 = ('EE', 'SE_ANY', 'CH')
-_C375 = ('EE', 'SE_ANY', 'CH')
-_C376 = ('SE_ANY', 'CH')
-_C377 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C378 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C379 = ('EE', 'SE_ANY', 'CH')
-_C380 = ('EE', 'SE_ANY', 'CH')
-_C381 = ('SE_ANY', 'CH')
-_C382 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C384 = ('EE', 'SE_ANY', 'CH')
-_C385 = ('SE_ANY', 'CH')
-_C386 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C387 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C388 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C389 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C370 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C371 = ('EE', 'SE_ANY', 'CH')
+_C372 = ('SE_ANY', 'CH')
+_C373 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C374 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C375 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C376 = ('EE', 'SE_ANY', 'CH')
+_C377 = ('EE', 'SE_ANY', 'CH')
+_C378 = ('SE_ANY', 'CH')
+_C379 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C380 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = ('EE', 'SE_ANY', 'CH')
+_C382 = ('EE', 'SE_ANY', 'CH')
+_C383 = ('SE_ANY', 'CH')
+_C384 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('EE', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('EE', 'SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C395 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C396 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C397 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C398 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C399 = ('SE_ANY', 'CH')
-_C400 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C393 = ('EE', 'SE_ANY', 'CH')
+_C394 = ('EE', 'SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C397 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C398 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C399 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C400 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
 _C401 = ('SE_ANY', 'CH')
-_C402 = ('SE_ANY', 'CH')
-_C403 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C404 = {1: (1, 2), 2: (0, 1)}
-_C405 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C406 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C407 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C408 = ('SE_ANY', 'CH')
-_C409 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C410 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C411 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C412 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C413 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = ('SE_ANY', 'CH')
-_C416 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
-_C417 = {0: (0, 1), 1: (0, 2)}
-_C418 = {1: (1, 2), 2: (0, 1)}
-_C419 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = {0: 'end of element'}
-_C421 = ('SE_ANY', 'CH')
-_C422 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = ('SE_ANY', 'CH')
+_C405 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C406 = {1: (1, 2), 2: (0, 1)}
+_C407 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('SE_ANY', 'CH')
+_C411 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C412 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C413 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C414 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = ('SE_ANY', 'CH')
+_C418 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
+_C419 = {0: (0, 1), 1: (0, 2)}
+_C420 = {1: (1, 2), 2: (0, 1)}
+_C421 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = {0: 'end of element'}
 _C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C426 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C427 = {1: (2, 2), 2: (1, 2)}
-_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C429 = ('SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
+_C424 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C425 = ('SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
+_C427 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C428 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C429 = {1: (2, 2), 2: (1, 2)}
+_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C431 = ('SE_ANY', 'CH')
 _C432 = ('SE_ANY', 'CH')
-_C433 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
-_C434 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
-_C435 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
-_C436 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
-_C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
-_C439 = {0: 'ServiceID', 1: 'end of element'}
+_C433 = ('SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
+_C436 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C437 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
+_C438 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
+_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C440 = ('SE_ANY', 'CH')
-_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C441 = {0: 'ServiceID', 1: 'end of element'}
 _C442 = ('SE_ANY', 'CH')
-_C443 = ('EE', 'SE_ANY', 'CH')
+_C443 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C444 = ('SE_ANY', 'CH')
-_C445 = ('SE_ANY', 'CH')
-_C446 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C447 = {2: (1, 2), 3: (0, 1)}
-_C448 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
-_C449 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
-_C450 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C451 = ('SE_ANY', 'CH')
-_C452 = ('SE_ANY', 'CH')
-_C453 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C454 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C455 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
-_C456 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C457 = ('EE', 'SE_ANY', 'CH')
-_C458 = ('EE', 'SE_ANY', 'CH')
-_C459 = ('SE_ANY', 'CH')
-_C460 = ('SE_ANY', 'CH')
-_C461 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C462 = {3: (1, 2), 4: (0, 1)}
-_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C464 = ('SE_ANY', 'CH')
-_C465 = {0: 'EVCCID', 1: 'end of element'}
+_C445 = ('EE', 'SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C449 = {2: (1, 2), 3: (0, 1)}
+_C450 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
+_C451 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
+_C452 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C453 = ('SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C456 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C457 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C458 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C459 = ('EE', 'SE_ANY', 'CH')
+_C460 = ('EE', 'SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
+_C463 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C464 = {3: (1, 2), 4: (0, 1)}
+_C465 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C466 = ('SE_ANY', 'CH')
-_C467 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C467 = {0: 'EVCCID', 1: 'end of element'}
 _C468 = ('SE_ANY', 'CH')
-_C469 = ('EE', 'SE_ANY', 'CH')
+_C469 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C470 = ('SE_ANY', 'CH')
-_C471 = ('SE_ANY', 'CH')
-_C472 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
-_C473 = {2: (1, 2), 3: (0, 1)}
-_C474 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
-_C475 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
-_C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C477 = ('SE_ANY', 'CH')
-_C478 = {0: 'ChargingSession', 1: 'end of element'}
-_C479 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
-_C481 = {0: 'ResponseCode', 1: 'end of element'}
-_C482 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C483 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C484 = ('EE', 'SE_ANY', 'CH')
-_C485 = ('SE_ANY', 'CH')
-_C486 = ('SE_ANY', 'CH')
+_C471 = ('EE', 'SE_ANY', 'CH')
+_C472 = ('SE_ANY', 'CH')
+_C473 = ('SE_ANY', 'CH')
+_C474 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
+_C475 = {2: (1, 2), 3: (0, 1)}
+_C476 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
+_C477 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
+_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = {0: 'ChargingSession', 1: 'end of element'}
+_C481 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C482 = ('SE_ANY', 'CH')
+_C483 = {0: 'ResponseCode', 1: 'end of element'}
+_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('EE', 'SE_ANY', 'CH')
 _C487 = ('SE_ANY', 'CH')
-_C488 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C489 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C490 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C491 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C492 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C493 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C494 = ('SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
+_C488 = ('SE_ANY', 'CH')
+_C489 = ('SE_ANY', 'CH')
+_C490 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C491 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C492 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C493 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C496 = ('SE_ANY', 'CH')
-_C497 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C498 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C500 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C501 = ('SE_ANY', 'CH')
-_C502 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C503 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C504 = {1: (1, 2)}
-_C505 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C506 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C507 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C508 = ('EE', 'SE_ANY', 'CH')
-_C509 = ('SE_ANY', 'CH')
-_C510 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C511 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C513 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C514 = ('SE_ANY', 'CH')
-_C515 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C516 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C517 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C518 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C519 = ('EE', 'SE_ANY', 'CH')
-_C520 = ('EE', 'SE_ANY', 'CH')
-_C521 = ('SE_ANY', 'CH')
-_C522 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C523 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C524 = {2: (0, 1), 3: (0, 2)}
-_C525 = {3: (1, 2)}
-_C526 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C527 = {0: 'end of element'}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C529 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C530 = ('SE_ANY', 'CH')
-_C531 = ('SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C500 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
+_C504 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C505 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C506 = {1: (1, 2)}
+_C507 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C508 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C513 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C514 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C515 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
+_C517 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C518 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C520 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
+_C522 = ('EE', 'SE_ANY', 'CH')
+_C523 = ('SE_ANY', 'CH')
+_C524 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C525 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C526 = {2: (0, 1), 3: (0, 2)}
+_C527 = {3: (1, 2)}
+_C528 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = {0: 'end of element'}
+_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C532 = ('SE_ANY', 'CH')
-_C533 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C534 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C535 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C537 = ('SE_ANY', 'CH')
-_C538 = {0: 'Transform', 1: 'Transform, end of element'}
-_C539 = {0: (0, 1), 1: (0, 2)}
-_C540 = {1: (1, 2)}
-_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C542 = ('EE', 'SE_ANY', 'CH')
-_C543 = ('SE_ANY', 'CH')
-_C544 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C545 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C546 = ('SE_ANY', 'CH')
-_C547 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C548 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C549 = ('EE', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C553 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C554 = ('SE_ANY', 'CH')
-_C555 = ('SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
+_C534 = ('SE_ANY', 'CH')
+_C535 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C536 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C537 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'Transform', 1: 'Transform, end of element'}
+_C541 = {0: (0, 1), 1: (0, 2)}
+_C542 = {1: (1, 2)}
+_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C544 = ('EE', 'SE_ANY', 'CH')
+_C545 = ('SE_ANY', 'CH')
+_C546 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C550 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C551 = ('EE', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C556 = ('SE_ANY', 'CH')
 _C557 = ('SE_ANY', 'CH')
 _C558 = ('SE_ANY', 'CH')
 _C559 = ('SE_ANY', 'CH')
-_C560 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C561 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C562 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C563 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C564 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C565 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C566 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C567 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C570 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
-_C571 = {0: (35, 6), 1: (0, 1)}
-_C572 = ('EE', 'SE_ANY', 'CH')
-_C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C560 = ('SE_ANY', 'CH')
+_C561 = ('SE_ANY', 'CH')
+_C562 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C563 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C564 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C565 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C566 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C567 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C568 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C569 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C570 = ('SE_ANY', 'CH')
+_C571 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C572 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
+_C573 = {0: (35, 6), 1: (0, 1)}
 _C574 = ('EE', 'SE_ANY', 'CH')
-_C575 = ('EE', 'SE_ANY', 'CH')
+_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C576 = ('EE', 'SE_ANY', 'CH')
 _C577 = ('EE', 'SE_ANY', 'CH')
 _C578 = ('EE', 'SE_ANY', 'CH')
 _C579 = ('EE', 'SE_ANY', 'CH')
-_C580 = ('SE_ANY', 'CH')
-_C581 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
-_C582 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C583 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C585 = ('SE_ANY', 'CH')
-_C586 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
-_C587 = {0: (0, 1), 1: (0, 2)}
-_C588 = {1: (1, 2)}
-_C589 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C590 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C580 = ('EE', 'SE_ANY', 'CH')
+_C581 = ('EE', 'SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
+_C583 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
+_C584 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C585 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C587 = ('SE_ANY', 'CH')
+_C588 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
+_C589 = {0: (0, 1), 1: (0, 2)}
+_C590 = {1: (1, 2)}
 _C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C592 = ('EE', 'SE_ANY', 'CH')
 _C593 = ('EE', 'SE_ANY', 'CH')
@@ -14811,170 +18845,99 @@ _C770 = {0: '@Id', 1: 'end of element', 2: 'value'}
 
 def _decode_document(r):
     ec = r.bits(7)
-    if ec == 0:  # AC_EVChargeParameter
-        return _d0(r)
-    elif ec == 1:  # AC_EVSEChargeParameter
-        return _d1(r)
-    elif ec == 2:  # AC_EVSEStatus
-        return _d2(r)
-    elif ec == 3:  # AuthorizationReq
-        return _d3(r)
-    elif ec == 4:  # AuthorizationRes
-        return _d4(r)
-    elif ec == 5:  # BodyElement
-        return _d5(r)
-    elif ec == 6:  # CableCheckReq
-        return _d6(r)
-    elif ec == 7:  # CableCheckRes
-        return _d7(r)
-    elif ec == 8:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 9:  # CertificateInstallationReq
-        return _d9(r)
-    elif ec == 10:  # CertificateInstallationRes
-        return _d10(r)
-    elif ec == 11:  # CertificateUpdateReq
-        return _d11(r)
-    elif ec == 12:  # CertificateUpdateRes
-        return _d12(r)
-    elif ec == 13:  # ChargeParameterDiscoveryReq
-        return _d13(r)
-    elif ec == 14:  # ChargeParameterDiscoveryRes
-        return _d14(r)
-    elif ec == 15:  # ChargingStatusReq
-        return _d15(r)
-    elif ec == 16:  # ChargingStatusRes
-        return _d16(r)
-    elif ec == 17:  # CurrentDemandReq
-        return _d17(r)
-    elif ec == 18:  # CurrentDemandRes
-        return _d18(r)
-    elif ec == 19:  # DC_EVChargeParameter
-        return _d19(r)
-    elif ec == 20:  # DC_EVPowerDeliveryParameter
-        return _d20(r)
-    elif ec == 21:  # DC_EVSEChargeParameter
-        return _d21(r)
-    elif ec == 22:  # DC_EVSEStatus
-        return _d22(r)
-    elif ec == 23:  # DC_EVStatus
-        return _d23(r)
-    elif ec == 24:  # DSAKeyValue
-        return _d24(r)
-    elif ec == 25:  # DigestMethod
-        return _d25(r)
-    elif ec == 26:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 27:  # EVChargeParameter
-        return _d26(r)
-    elif ec == 28:  # EVPowerDeliveryParameter
-        return _d27(r)
-    elif ec == 29:  # EVSEChargeParameter
-        return _d28(r)
-    elif ec == 30:  # EVSEStatus
-        return _d29(r)
-    elif ec == 31:  # EVStatus
-        return _d30(r)
-    elif ec == 32:  # Entry
-        return _d31(r)
-    elif ec == 33:  # KeyInfo
-        return _d32(r)
-    elif ec == 34:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 35:  # KeyValue
-        return _d33(r)
-    elif ec == 36:  # Manifest
-        return _d34(r)
-    elif ec == 37:  # MeteringReceiptReq
-        return _d35(r)
-    elif ec == 38:  # MeteringReceiptRes
-        return _d36(r)
-    elif ec == 39:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 40:  # Object
-        return _d37(r)
-    elif ec == 41:  # PGPData
-        return _d38(r)
-    elif ec == 42:  # PMaxScheduleEntry
-        return _d39(r)
-    elif ec == 43:  # PaymentDetailsReq
-        return _d40(r)
-    elif ec == 44:  # PaymentDetailsRes
-        return _d41(r)
-    elif ec == 45:  # PaymentServiceSelectionReq
-        return _d42(r)
-    elif ec == 46:  # PaymentServiceSelectionRes
-        return _d43(r)
-    elif ec == 47:  # PowerDeliveryReq
-        return _d44(r)
-    elif ec == 48:  # PowerDeliveryRes
-        return _d45(r)
-    elif ec == 49:  # PreChargeReq
-        return _d46(r)
-    elif ec == 50:  # PreChargeRes
-        return _d47(r)
-    elif ec == 51:  # RSAKeyValue
-        return _d48(r)
-    elif ec == 52:  # Reference
-        return _d49(r)
-    elif ec == 53:  # RelativeTimeInterval
-        return _d50(r)
-    elif ec == 54:  # RetrievalMethod
-        return _d51(r)
-    elif ec == 55:  # SAScheduleList
-        return _d52(r)
-    elif ec == 56:  # SASchedules
-        return _d53(r)
-    elif ec == 57:  # SPKIData
-        return _d54(r)
-    elif ec == 58:  # SalesTariffEntry
-        return _d55(r)
-    elif ec == 59:  # ServiceDetailReq
-        return _d56(r)
-    elif ec == 60:  # ServiceDetailRes
-        return _d57(r)
-    elif ec == 61:  # ServiceDiscoveryReq
-        return _d58(r)
-    elif ec == 62:  # ServiceDiscoveryRes
-        return _d59(r)
-    elif ec == 63:  # SessionSetupReq
-        return _d60(r)
-    elif ec == 64:  # SessionSetupRes
-        return _d61(r)
-    elif ec == 65:  # SessionStopReq
-        return _d62(r)
-    elif ec == 66:  # SessionStopRes
-        return _d63(r)
-    elif ec == 67:  # Signature
-        return _d64(r)
-    elif ec == 68:  # SignatureMethod
-        return _d65(r)
-    elif ec == 69:  # SignatureProperties
-        return _d66(r)
-    elif ec == 70:  # SignatureProperty
-        return _d67(r)
-    elif ec == 71:  # SignatureValue
-        return _d68(r)
-    elif ec == 72:  # SignedInfo
-        return _d69(r)
-    elif ec == 73:  # TimeInterval
-        return _d70(r)
-    elif ec == 74:  # Transform
-        return _d71(r)
-    elif ec == 75:  # Transforms
-        return _d72(r)
-    elif ec == 76:  # V2G_Message
-        return _d73(r)
-    elif ec == 77:  # WeldingDetectionReq
-        return _d74(r)
-    elif ec == 78:  # WeldingDetectionRes
-        return _d75(r)
-    elif ec == 79:  # X509Data
-        return _d76(r)
-    elif ec == 80:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 80:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AC_EVChargeParameter
+    _d1,  # AC_EVSEChargeParameter
+    _d2,  # AC_EVSEStatus
+    _d3,  # AuthorizationReq
+    _d4,  # AuthorizationRes
+    _d5,  # BodyElement
+    _d6,  # CableCheckReq
+    _d7,  # CableCheckRes
+    _d8,  # CanonicalizationMethod
+    _d9,  # CertificateInstallationReq
+    _d10,  # CertificateInstallationRes
+    _d11,  # CertificateUpdateReq
+    _d12,  # CertificateUpdateRes
+    _d13,  # ChargeParameterDiscoveryReq
+    _d14,  # ChargeParameterDiscoveryRes
+    _d15,  # ChargingStatusReq
+    _d16,  # ChargingStatusRes
+    _d17,  # CurrentDemandReq
+    _d18,  # CurrentDemandRes
+    _d19,  # DC_EVChargeParameter
+    _d20,  # DC_EVPowerDeliveryParameter
+    _d21,  # DC_EVSEChargeParameter
+    _d22,  # DC_EVSEStatus
+    _d23,  # DC_EVStatus
+    _d24,  # DSAKeyValue
+    _d25,  # DigestMethod
+    None,  # DigestValue
+    _d26,  # EVChargeParameter
+    _d27,  # EVPowerDeliveryParameter
+    _d28,  # EVSEChargeParameter
+    _d29,  # EVSEStatus
+    _d30,  # EVStatus
+    _d31,  # Entry
+    _d32,  # KeyInfo
+    None,  # KeyName
+    _d33,  # KeyValue
+    _d34,  # Manifest
+    _d35,  # MeteringReceiptReq
+    _d36,  # MeteringReceiptRes
+    None,  # MgmtData
+    _d37,  # Object
+    _d38,  # PGPData
+    _d39,  # PMaxScheduleEntry
+    _d40,  # PaymentDetailsReq
+    _d41,  # PaymentDetailsRes
+    _d42,  # PaymentServiceSelectionReq
+    _d43,  # PaymentServiceSelectionRes
+    _d44,  # PowerDeliveryReq
+    _d45,  # PowerDeliveryRes
+    _d46,  # PreChargeReq
+    _d47,  # PreChargeRes
+    _d48,  # RSAKeyValue
+    _d49,  # Reference
+    _d50,  # RelativeTimeInterval
+    _d51,  # RetrievalMethod
+    _d52,  # SAScheduleList
+    _d53,  # SASchedules
+    _d54,  # SPKIData
+    _d55,  # SalesTariffEntry
+    _d56,  # ServiceDetailReq
+    _d57,  # ServiceDetailRes
+    _d58,  # ServiceDiscoveryReq
+    _d59,  # ServiceDiscoveryRes
+    _d60,  # SessionSetupReq
+    _d61,  # SessionSetupRes
+    _d62,  # SessionStopReq
+    _d63,  # SessionStopRes
+    _d64,  # Signature
+    _d65,  # SignatureMethod
+    _d66,  # SignatureProperties
+    _d67,  # SignatureProperty
+    _d68,  # SignatureValue
+    _d69,  # SignedInfo
+    _d70,  # TimeInterval
+    _d71,  # Transform
+    _d72,  # Transforms
+    _d73,  # V2G_Message
+    _d74,  # WeldingDetectionReq
+    _d75,  # WeldingDetectionRes
+    _d76,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

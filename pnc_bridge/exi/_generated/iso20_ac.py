@@ -31,7 +31,27 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t1_0 = y
+                t1_1 = r.integer(3)
+                if t1_1 < -32768 or t1_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t1_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o1 = _new(_iso20.RationalNumber)
+                    o1.exponent = t1_0
+                    o1.value = t1_1
+                    f0 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "AC_CPDReqEnergyTransferModeType")
@@ -40,13 +60,73 @@ def _d0(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d40(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t2_0 = y
+                t2_1 = r.integer(3)
+                if t2_1 < -32768 or t2_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t2_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o2 = _new(_iso20.RationalNumber)
+                    o2.exponent = t2_0
+                    o2.value = t2_1
+                    f1 = o2
+                    ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t3_0 = y
+                t3_1 = r.integer(3)
+                if t3_1 < -32768 or t3_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t3_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o3 = _new(_iso20.RationalNumber)
+                    o3.exponent = t3_0
+                    o3.value = t3_1
+                    f2 = o3
+                    ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t4_0 = y
+                t4_1 = r.integer(3)
+                if t4_1 < -32768 or t4_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso20.RationalNumber)
+                    o4.exponent = t4_0
+                    o4.value = t4_1
+                    f3 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
             _escape(r, 2, _C1, "AC_CPDReqEnergyTransferModeType")
@@ -55,10 +135,50 @@ def _d0(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d40(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t5_0 = y
+                t5_1 = r.integer(3)
+                if t5_1 < -32768 or t5_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t5_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o5 = _new(_iso20.RationalNumber)
+                    o5.exponent = t5_0
+                    o5.value = t5_1
+                    f2 = o5
+                    ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc6 = r.pos
+            ok6 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t6_0 = y
+                t6_1 = r.integer(3)
+                if t6_1 < -32768 or t6_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t6_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o6 = _new(_iso20.RationalNumber)
+                    o6.exponent = t6_0
+                    o6.value = t6_1
+                    f3 = o6
+                    ok6 = True
+            if not ok6:
+                r.pos = pc6
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
             _escape(r, 2, _C2, "AC_CPDReqEnergyTransferModeType")
@@ -67,7 +187,27 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t7_0 = y
+                t7_1 = r.integer(3)
+                if t7_1 < -32768 or t7_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t7_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o7 = _new(_iso20.RationalNumber)
+                    o7.exponent = t7_0
+                    o7.value = t7_1
+                    f3 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "AC_CPDReqEnergyTransferModeType")
@@ -76,10 +216,50 @@ def _d0(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d40(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t8_0 = y
+                t8_1 = r.integer(3)
+                if t8_1 < -32768 or t8_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t8_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o8 = _new(_iso20.RationalNumber)
+                    o8.exponent = t8_0
+                    o8.value = t8_1
+                    f4 = o8
+                    ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t9_0 = y
+                t9_1 = r.integer(3)
+                if t9_1 < -32768 or t9_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t9_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o9 = _new(_iso20.RationalNumber)
+                    o9.exponent = t9_0
+                    o9.value = t9_1
+                    f5 = o9
+                    ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
             s = -1
@@ -90,7 +270,27 @@ def _d0(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f5 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
             s = -1
@@ -194,7 +394,27 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f0 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C12, "AC_CPDResEnergyTransferModeType")
@@ -203,13 +423,73 @@ def _d1(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d40(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f1 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t13_0 = y
+                t13_1 = r.integer(3)
+                if t13_1 < -32768 or t13_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t13_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.RationalNumber)
+                    o13.exponent = t13_0
+                    o13.value = t13_1
+                    f2 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t14_0 = y
+                t14_1 = r.integer(3)
+                if t14_1 < -32768 or t14_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t14_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o14 = _new(_iso20.RationalNumber)
+                    o14.exponent = t14_0
+                    o14.value = t14_1
+                    f3 = o14
+                    ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
             _escape(r, 2, _C13, "AC_CPDResEnergyTransferModeType")
@@ -218,10 +498,50 @@ def _d1(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d40(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t15_0 = y
+                t15_1 = r.integer(3)
+                if t15_1 < -32768 or t15_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t15_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o15 = _new(_iso20.RationalNumber)
+                    o15.exponent = t15_0
+                    o15.value = t15_1
+                    f2 = o15
+                    ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t16_0 = y
+                t16_1 = r.integer(3)
+                if t16_1 < -32768 or t16_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o16 = _new(_iso20.RationalNumber)
+                    o16.exponent = t16_0
+                    o16.value = t16_1
+                    f3 = o16
+                    ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
             _escape(r, 2, _C14, "AC_CPDResEnergyTransferModeType")
@@ -230,7 +550,27 @@ def _d1(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t17_0 = y
+                t17_1 = r.integer(3)
+                if t17_1 < -32768 or t17_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t17_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o17 = _new(_iso20.RationalNumber)
+                    o17.exponent = t17_0
+                    o17.value = t17_1
+                    f3 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C15, "AC_CPDResEnergyTransferModeType")
@@ -239,13 +579,73 @@ def _d1(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d40(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t18_0 = y
+                t18_1 = r.integer(3)
+                if t18_1 < -32768 or t18_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t18_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o18 = _new(_iso20.RationalNumber)
+                    o18.exponent = t18_0
+                    o18.value = t18_1
+                    f4 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t19_0 = y
+                t19_1 = r.integer(3)
+                if t19_1 < -32768 or t19_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t19_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o19 = _new(_iso20.RationalNumber)
+                    o19.exponent = t19_0
+                    o19.value = t19_1
+                    f5 = o19
+                    ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f6 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
             _escape(r, 2, _C16, "AC_CPDResEnergyTransferModeType")
@@ -254,10 +654,50 @@ def _d1(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t21_0 = y
+                t21_1 = r.integer(3)
+                if t21_1 < -32768 or t21_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o21 = _new(_iso20.RationalNumber)
+                    o21.exponent = t21_0
+                    o21.value = t21_1
+                    f5 = o21
+                    ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t22_0 = y
+                t22_1 = r.integer(3)
+                if t22_1 < -32768 or t22_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t22_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o22 = _new(_iso20.RationalNumber)
+                    o22.exponent = t22_0
+                    o22.value = t22_1
+                    f6 = o22
+                    ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
             _escape(r, 2, _C17, "AC_CPDResEnergyTransferModeType")
@@ -266,7 +706,27 @@ def _d1(r):
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d40(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t23_0 = y
+                t23_1 = r.integer(3)
+                if t23_1 < -32768 or t23_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t23_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o23 = _new(_iso20.RationalNumber)
+                    o23.exponent = t23_0
+                    o23.value = t23_1
+                    f6 = o23
+                    ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
             _escape(r, 2, _C18, "AC_CPDResEnergyTransferModeType")
@@ -275,19 +735,119 @@ def _d1(r):
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d40(r)
+            pc24 = r.pos
+            ok24 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t24_0 = y
+                t24_1 = r.integer(3)
+                if t24_1 < -32768 or t24_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t24_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o24 = _new(_iso20.RationalNumber)
+                    o24.exponent = t24_0
+                    o24.value = t24_1
+                    f7 = o24
+                    ok24 = True
+            if not ok24:
+                r.pos = pc24
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc25 = r.pos
+            ok25 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t25_0 = y
+                t25_1 = r.integer(3)
+                if t25_1 < -32768 or t25_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t25_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o25 = _new(_iso20.RationalNumber)
+                    o25.exponent = t25_0
+                    o25.value = t25_1
+                    f8 = o25
+                    ok25 = True
+            if not ok25:
+                r.pos = pc25
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc26 = r.pos
+            ok26 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t26_0 = y
+                t26_1 = r.integer(3)
+                if t26_1 < -32768 or t26_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t26_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o26 = _new(_iso20.RationalNumber)
+                    o26.exponent = t26_0
+                    o26.value = t26_1
+                    f9 = o26
+                    ok26 = True
+            if not ok26:
+                r.pos = pc26
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d40(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t27_0 = y
+                t27_1 = r.integer(3)
+                if t27_1 < -32768 or t27_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o27 = _new(_iso20.RationalNumber)
+                    o27.exponent = t27_0
+                    o27.value = t27_1
+                    f10 = o27
+                    ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d40(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f11 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f11 = _d40(r)
             s = 12
         elif ec == 5:
             s = -1
@@ -298,16 +858,96 @@ def _d1(r):
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d40(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t29_0 = y
+                t29_1 = r.integer(3)
+                if t29_1 < -32768 or t29_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t29_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o29 = _new(_iso20.RationalNumber)
+                    o29.exponent = t29_0
+                    o29.value = t29_1
+                    f8 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc30 = r.pos
+            ok30 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t30_0 = y
+                t30_1 = r.integer(3)
+                if t30_1 < -32768 or t30_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t30_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o30 = _new(_iso20.RationalNumber)
+                    o30.exponent = t30_0
+                    o30.value = t30_1
+                    f9 = o30
+                    ok30 = True
+            if not ok30:
+                r.pos = pc30
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc31 = r.pos
+            ok31 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t31_0 = y
+                t31_1 = r.integer(3)
+                if t31_1 < -32768 or t31_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t31_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o31 = _new(_iso20.RationalNumber)
+                    o31.exponent = t31_0
+                    o31.value = t31_1
+                    f10 = o31
+                    ok31 = True
+            if not ok31:
+                r.pos = pc31
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d40(r)
+            pc32 = r.pos
+            ok32 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t32_0 = y
+                t32_1 = r.integer(3)
+                if t32_1 < -32768 or t32_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t32_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o32 = _new(_iso20.RationalNumber)
+                    o32.exponent = t32_0
+                    o32.value = t32_1
+                    f11 = o32
+                    ok32 = True
+            if not ok32:
+                r.pos = pc32
+                f11 = _d40(r)
             s = 12
         elif ec == 4:
             s = -1
@@ -318,13 +958,73 @@ def _d1(r):
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d40(r)
+            pc33 = r.pos
+            ok33 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t33_0 = y
+                t33_1 = r.integer(3)
+                if t33_1 < -32768 or t33_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o33 = _new(_iso20.RationalNumber)
+                    o33.exponent = t33_0
+                    o33.value = t33_1
+                    f9 = o33
+                    ok33 = True
+            if not ok33:
+                r.pos = pc33
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc34 = r.pos
+            ok34 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t34_0 = y
+                t34_1 = r.integer(3)
+                if t34_1 < -32768 or t34_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t34_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o34 = _new(_iso20.RationalNumber)
+                    o34.exponent = t34_0
+                    o34.value = t34_1
+                    f10 = o34
+                    ok34 = True
+            if not ok34:
+                r.pos = pc34
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d40(r)
+            pc35 = r.pos
+            ok35 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t35_0 = y
+                t35_1 = r.integer(3)
+                if t35_1 < -32768 or t35_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t35_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o35 = _new(_iso20.RationalNumber)
+                    o35.exponent = t35_0
+                    o35.value = t35_1
+                    f11 = o35
+                    ok35 = True
+            if not ok35:
+                r.pos = pc35
+                f11 = _d40(r)
             s = 12
         elif ec == 3:
             s = -1
@@ -335,10 +1035,50 @@ def _d1(r):
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d40(r)
+            pc36 = r.pos
+            ok36 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t36_0 = y
+                t36_1 = r.integer(3)
+                if t36_1 < -32768 or t36_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o36 = _new(_iso20.RationalNumber)
+                    o36.exponent = t36_0
+                    o36.value = t36_1
+                    f10 = o36
+                    ok36 = True
+            if not ok36:
+                r.pos = pc36
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t37_0 = y
+                t37_1 = r.integer(3)
+                if t37_1 < -32768 or t37_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t37_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o37 = _new(_iso20.RationalNumber)
+                    o37.exponent = t37_0
+                    o37.value = t37_1
+                    f11 = o37
+                    ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
             s = -1
@@ -349,7 +1089,27 @@ def _d1(r):
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t38_0 = y
+                t38_1 = r.integer(3)
+                if t38_1 < -32768 or t38_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o38 = _new(_iso20.RationalNumber)
+                    o38.exponent = t38_0
+                    o38.value = t38_1
+                    f11 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
             s = -1
@@ -551,7 +1311,17 @@ def _d2(r):
                 f3 = _d10(r)
                 s = 4
             elif ec == 2:
-                f3 = _d12(r)
+                pc39 = r.pos
+                ok39 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o39 = _new(_iso20.CLReqControlMode)
+                    f3 = o39
+                    ok39 = True
+                if not ok39:
+                    r.pos = pc39
+                    f3 = _d12(r)
                 s = 4
             elif ec == 3:
                 f3 = _d17(r)
@@ -592,7 +1362,17 @@ def _d2(r):
             f3 = _d10(r)
             s = 4
         elif ec == 2:
-            f3 = _d12(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o40 = _new(_iso20.CLReqControlMode)
+                f3 = o40
+                ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f3 = _d12(r)
             s = 4
         elif ec == 3:
             f3 = _d17(r)
@@ -685,7 +1465,30 @@ def _d3(r):
             f1 = y
             ec = x & 15
             if ec == 0:
-                f2 = _d42(r)
+                pc41 = r.pos
+                ok41 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t41_0 = r.uint(3)
+                    if t41_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t41_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C47[y]
+                        t41_1 = y
+                        o41 = _new(_iso20.EVSEStatus)
+                        o41.notification_max_delay = t41_0
+                        o41.evse_notification = t41_1
+                        f2 = o41
+                        ok41 = True
+                if not ok41:
+                    r.pos = pc41
+                    f2 = _d42(r)
                 s = 3
             elif ec == 1:
                 f3 = _d44(r)
@@ -694,7 +1497,27 @@ def _d3(r):
                 f4 = _d45(r)
                 s = 5
             elif ec == 3:
-                f5 = _d40(r)
+                pc42 = r.pos
+                ok42 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t42_0 = y
+                    t42_1 = r.integer(3)
+                    if t42_1 < -32768 or t42_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t42_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o42 = _new(_iso20.RationalNumber)
+                        o42.exponent = t42_0
+                        o42.value = t42_1
+                        f5 = o42
+                        ok42 = True
+                if not ok42:
+                    r.pos = pc42
+                    f5 = _d40(r)
                 s = 6
             elif ec == 4:
                 f6 = _d9(r)
@@ -703,7 +1526,17 @@ def _d3(r):
                 f6 = _d11(r)
                 s = 7
             elif ec == 6:
-                f6 = _d13(r)
+                pc43 = r.pos
+                ok43 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o43 = _new(_iso20.CLResControlMode)
+                    f6 = o43
+                    ok43 = True
+                if not ok43:
+                    r.pos = pc43
+                    f6 = _d13(r)
                 s = 7
             elif ec == 7:
                 f6 = _d18(r)
@@ -712,7 +1545,7 @@ def _d3(r):
                 f6 = _d29(r)
                 s = 7
             elif ec == 9:
-                _escape(r, 2, _C47, "AC_ChargeLoopResType")
+                _escape(r, 2, _C49, "AC_ChargeLoopResType")
             else:
                 r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -738,13 +1571,36 @@ def _d3(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C48, "AC_ChargeLoopResType")
+                _escape(r, 2, _C50, "AC_ChargeLoopResType")
             else:
                 r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d42(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t44_0 = r.uint(3)
+                if t44_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t44_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C47[y]
+                    t44_1 = y
+                    o44 = _new(_iso20.EVSEStatus)
+                    o44.notification_max_delay = t44_0
+                    o44.evse_notification = t44_1
+                    f2 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f2 = _d42(r)
             s = 3
         elif ec == 1:
             f3 = _d44(r)
@@ -753,7 +1609,27 @@ def _d3(r):
             f4 = _d45(r)
             s = 5
         elif ec == 3:
-            f5 = _d40(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f5 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f5 = _d40(r)
             s = 6
         elif ec == 4:
             f6 = _d9(r)
@@ -762,7 +1638,17 @@ def _d3(r):
             f6 = _d11(r)
             s = 7
         elif ec == 6:
-            f6 = _d13(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o46 = _new(_iso20.CLResControlMode)
+                f6 = o46
+                ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f6 = _d13(r)
             s = 7
         elif ec == 7:
             f6 = _d18(r)
@@ -771,7 +1657,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 9:
-            _escape(r, 2, _C49, "AC_ChargeLoopResType")
+            _escape(r, 2, _C51, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -783,7 +1669,27 @@ def _d3(r):
             f4 = _d45(r)
             s = 5
         elif ec == 2:
-            f5 = _d40(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t47_0 = y
+                t47_1 = r.integer(3)
+                if t47_1 < -32768 or t47_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso20.RationalNumber)
+                    o47.exponent = t47_0
+                    o47.value = t47_1
+                    f5 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f5 = _d40(r)
             s = 6
         elif ec == 3:
             f6 = _d9(r)
@@ -792,7 +1698,17 @@ def _d3(r):
             f6 = _d11(r)
             s = 7
         elif ec == 5:
-            f6 = _d13(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o48 = _new(_iso20.CLResControlMode)
+                f6 = o48
+                ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f6 = _d13(r)
             s = 7
         elif ec == 6:
             f6 = _d18(r)
@@ -801,7 +1717,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 8:
-            _escape(r, 2, _C50, "AC_ChargeLoopResType")
+            _escape(r, 2, _C52, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -810,7 +1726,27 @@ def _d3(r):
             f4 = _d45(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f5 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
             f6 = _d9(r)
@@ -819,7 +1755,17 @@ def _d3(r):
             f6 = _d11(r)
             s = 7
         elif ec == 4:
-            f6 = _d13(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o50 = _new(_iso20.CLResControlMode)
+                f6 = o50
+                ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f6 = _d13(r)
             s = 7
         elif ec == 5:
             f6 = _d18(r)
@@ -828,13 +1774,33 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 7:
-            _escape(r, 2, _C51, "AC_ChargeLoopResType")
+            _escape(r, 2, _C53, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d40(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t51_0 = y
+                t51_1 = r.integer(3)
+                if t51_1 < -32768 or t51_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso20.RationalNumber)
+                    o51.exponent = t51_0
+                    o51.value = t51_1
+                    f5 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
             f6 = _d9(r)
@@ -843,7 +1809,17 @@ def _d3(r):
             f6 = _d11(r)
             s = 7
         elif ec == 3:
-            f6 = _d13(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o52 = _new(_iso20.CLResControlMode)
+                f6 = o52
+                ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f6 = _d13(r)
             s = 7
         elif ec == 4:
             f6 = _d18(r)
@@ -852,7 +1828,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 6:
-            _escape(r, 2, _C52, "AC_ChargeLoopResType")
+            _escape(r, 2, _C54, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
@@ -864,7 +1840,17 @@ def _d3(r):
             f6 = _d11(r)
             s = 7
         elif ec == 2:
-            f6 = _d13(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o53 = _new(_iso20.CLResControlMode)
+                f6 = o53
+                ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f6 = _d13(r)
             s = 7
         elif ec == 3:
             f6 = _d18(r)
@@ -873,7 +1859,7 @@ def _d3(r):
             f6 = _d29(r)
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C53, "AC_ChargeLoopResType")
+            _escape(r, 2, _C55, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -881,7 +1867,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C54, "AC_ChargeLoopResType")
+            _escape(r, 1, _C56, "AC_ChargeLoopResType")
         else:
             r.fail("AC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeLoopRes)
@@ -898,14 +1884,14 @@ def _e3(w, o):
     """iso20.AC_ChargeLoopRes -> AC_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeLoopRes.header", 0, _C55)
+        _order("AC_ChargeLoopRes.header", 0, _C57)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AC_ChargeLoopRes.response_code", 1, _C55)
+        _order("AC_ChargeLoopRes.response_code", 1, _C57)
     i1 = _C46.get(v1)
     if i1 is None:
         _bad("AC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -920,9 +1906,9 @@ def _e3(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C56.get(s)
+        t = _C58.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.meter_info", s, _C55)
+            _order("AC_ChargeLoopRes.meter_info", s, _C57)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("AC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -930,9 +1916,9 @@ def _e3(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C57.get(s)
+        t = _C59.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.receipt", s, _C55)
+            _order("AC_ChargeLoopRes.receipt", s, _C57)
         if v4.__class__ is not _iso20.Receipt:
             _bad("AC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -940,9 +1926,9 @@ def _e3(w, o):
         s = 5
     v5 = o.evse_target_frequency
     if v5 is not None:
-        t = _C58.get(s)
+        t = _C60.get(s)
         if t is None:
-            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C55)
+            _order("AC_ChargeLoopRes.evse_target_frequency", s, _C57)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("AC_ChargeLoopRes.evse_target_frequency", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -950,16 +1936,16 @@ def _e3(w, o):
         s = 6
     v6 = o.cl_res_control_mode
     if v6 is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
-    t = _C59.get(s)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C57)
+    t = _C61.get(s)
     if t is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
-    d = _C65.get(v6.__class__)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C57)
+    d = _C67.get(v6.__class__)
     if d is None:
         _bad("AC_ChargeLoopRes.cl_res_control_mode", v6, "one of: BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode")
     code = d[0].get(s)
     if code is None:
-        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C55)
+        _order("AC_ChargeLoopRes.cl_res_control_mode", s, _C57)
     w.bits(code, t[1])
     d[1](w, v6)
     w.bits(0, 1)
@@ -975,7 +1961,7 @@ def _d4(r):
             f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C66, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C68, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -987,7 +1973,7 @@ def _d4(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C67, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C69, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -995,7 +1981,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C68, "AC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C70, "AC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("AC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryReq)
@@ -1007,15 +1993,15 @@ def _e4(w, o):
     """iso20.AC_ChargeParameterDiscoveryReq -> AC_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeParameterDiscoveryReq.header", 0, _C69)
+        _order("AC_ChargeParameterDiscoveryReq.header", 0, _C71)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.ac_cpd_req_energy_transfer_mode
     if v1 is None:
-        _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", 1, _C69)
-    d = _C70.get(v1.__class__)
+        _order("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", 1, _C71)
+    d = _C72.get(v1.__class__)
     if d is None:
         _bad("AC_ChargeParameterDiscoveryReq.ac_cpd_req_energy_transfer_mode", v1, "one of: AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode")
     w.bits(d[0], 2)
@@ -1034,7 +2020,7 @@ def _d5(r):
             f0 = _d43(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C71, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C73, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -1054,7 +2040,7 @@ def _d5(r):
                 f2 = _d7(r)
                 s = 3
             elif ec == 2:
-                _escape(r, 2, _C72, "AC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C74, "AC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
@@ -1080,7 +2066,7 @@ def _d5(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C73, "AC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C75, "AC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -1092,7 +2078,7 @@ def _d5(r):
             f2 = _d7(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C74, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C76, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -1100,7 +2086,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C75, "AC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C77, "AC_ChargeParameterDiscoveryResType")
         else:
             r.fail("AC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.AC_ChargeParameterDiscoveryRes)
@@ -1113,21 +2099,21 @@ def _e5(w, o):
     """iso20.AC_ChargeParameterDiscoveryRes -> AC_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("AC_ChargeParameterDiscoveryRes.header", 0, _C76)
+        _order("AC_ChargeParameterDiscoveryRes.header", 0, _C78)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("AC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e43(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("AC_ChargeParameterDiscoveryRes.response_code", 1, _C76)
+        _order("AC_ChargeParameterDiscoveryRes.response_code", 1, _C78)
     i1 = _C46.get(v1)
     if i1 is None:
         _bad("AC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.ac_cpd_res_energy_transfer_mode
     if v2 is None:
-        _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", 2, _C76)
-    d = _C77.get(v2.__class__)
+        _order("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", 2, _C78)
+    d = _C79.get(v2.__class__)
     if d is None:
         _bad("AC_ChargeParameterDiscoveryRes.ac_cpd_res_energy_transfer_mode", v2, "one of: AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
@@ -1152,143 +2138,583 @@ def _d6(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t54_0 = y
+                t54_1 = r.integer(3)
+                if t54_1 < -32768 or t54_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t54_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o54 = _new(_iso20.RationalNumber)
+                    o54.exponent = t54_0
+                    o54.value = t54_1
+                    f0 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C78, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 3, _C80, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d40(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t55_0 = y
+                t55_1 = r.integer(3)
+                if t55_1 < -32768 or t55_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso20.RationalNumber)
+                    o55.exponent = t55_0
+                    o55.value = t55_1
+                    f1 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t56_0 = y
+                t56_1 = r.integer(3)
+                if t56_1 < -32768 or t56_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t56_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o56 = _new(_iso20.RationalNumber)
+                    o56.exponent = t56_0
+                    o56.value = t56_1
+                    f2 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t57_0 = y
+                t57_1 = r.integer(3)
+                if t57_1 < -32768 or t57_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t57_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o57 = _new(_iso20.RationalNumber)
+                    o57.exponent = t57_0
+                    o57.value = t57_1
+                    f3 = o57
+                    ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C79, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C81, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d40(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t58_0 = y
+                t58_1 = r.integer(3)
+                if t58_1 < -32768 or t58_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso20.RationalNumber)
+                    o58.exponent = t58_0
+                    o58.value = t58_1
+                    f2 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t59_0 = y
+                t59_1 = r.integer(3)
+                if t59_1 < -32768 or t59_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t59_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o59 = _new(_iso20.RationalNumber)
+                    o59.exponent = t59_0
+                    o59.value = t59_1
+                    f3 = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C80, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C82, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc60 = r.pos
+            ok60 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t60_0 = y
+                t60_1 = r.integer(3)
+                if t60_1 < -32768 or t60_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t60_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o60 = _new(_iso20.RationalNumber)
+                    o60.exponent = t60_0
+                    o60.value = t60_1
+                    f3 = o60
+                    ok60 = True
+            if not ok60:
+                r.pos = pc60
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C81, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C83, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d40(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f4 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f5 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc63 = r.pos
+            ok63 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t63_0 = y
+                t63_1 = r.integer(3)
+                if t63_1 < -32768 or t63_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t63_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o63 = _new(_iso20.RationalNumber)
+                    o63.exponent = t63_0
+                    o63.value = t63_1
+                    f6 = o63
+                    ok63 = True
+            if not ok63:
+                r.pos = pc63
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C82, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C84, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t64_0 = y
+                t64_1 = r.integer(3)
+                if t64_1 < -32768 or t64_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o64 = _new(_iso20.RationalNumber)
+                    o64.exponent = t64_0
+                    o64.value = t64_1
+                    f5 = o64
+                    ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc65 = r.pos
+            ok65 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t65_0 = y
+                t65_1 = r.integer(3)
+                if t65_1 < -32768 or t65_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t65_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o65 = _new(_iso20.RationalNumber)
+                    o65.exponent = t65_0
+                    o65.value = t65_1
+                    f6 = o65
+                    ok65 = True
+            if not ok65:
+                r.pos = pc65
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C83, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C85, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d40(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t66_0 = y
+                t66_1 = r.integer(3)
+                if t66_1 < -32768 or t66_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso20.RationalNumber)
+                    o66.exponent = t66_0
+                    o66.value = t66_1
+                    f6 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C84, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C86, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d40(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t67_0 = y
+                t67_1 = r.integer(3)
+                if t67_1 < -32768 or t67_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t67_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o67 = _new(_iso20.RationalNumber)
+                    o67.exponent = t67_0
+                    o67.value = t67_1
+                    f7 = o67
+                    ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc68 = r.pos
+            ok68 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t68_0 = y
+                t68_1 = r.integer(3)
+                if t68_1 < -32768 or t68_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t68_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o68 = _new(_iso20.RationalNumber)
+                    o68.exponent = t68_0
+                    o68.value = t68_1
+                    f8 = o68
+                    ok68 = True
+            if not ok68:
+                r.pos = pc68
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc69 = r.pos
+            ok69 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t69_0 = y
+                t69_1 = r.integer(3)
+                if t69_1 < -32768 or t69_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t69_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o69 = _new(_iso20.RationalNumber)
+                    o69.exponent = t69_0
+                    o69.value = t69_1
+                    f9 = o69
+                    ok69 = True
+            if not ok69:
+                r.pos = pc69
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C85, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C87, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f8 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f9 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C86, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C88, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d40(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t72_0 = y
+                t72_1 = r.integer(3)
+                if t72_1 < -32768 or t72_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t72_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o72 = _new(_iso20.RationalNumber)
+                    o72.exponent = t72_0
+                    o72.value = t72_1
+                    f9 = o72
+                    ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C87, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C89, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d40(r)
+            pc73 = r.pos
+            ok73 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t73_0 = y
+                t73_1 = r.integer(3)
+                if t73_1 < -32768 or t73_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t73_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o73 = _new(_iso20.RationalNumber)
+                    o73.exponent = t73_0
+                    o73.value = t73_1
+                    f10 = o73
+                    ok73 = True
+            if not ok73:
+                r.pos = pc73
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc74 = r.pos
+            ok74 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t74_0 = y
+                t74_1 = r.integer(3)
+                if t74_1 < -32768 or t74_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t74_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o74 = _new(_iso20.RationalNumber)
+                    o74.exponent = t74_0
+                    o74.value = t74_1
+                    f11 = o74
+                    ok74 = True
+            if not ok74:
+                r.pos = pc74
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C88, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C90, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc75 = r.pos
+            ok75 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t75_0 = y
+                t75_1 = r.integer(3)
+                if t75_1 < -32768 or t75_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t75_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o75 = _new(_iso20.RationalNumber)
+                    o75.exponent = t75_0
+                    o75.value = t75_1
+                    f11 = o75
+                    ok75 = True
+            if not ok75:
+                r.pos = pc75
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C89, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C91, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1296,7 +2722,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C90, "BPT_AC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C92, "BPT_AC_CPDReqEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDReqEnergyTransferMode)
@@ -1318,7 +2744,7 @@ def _e6(w, o):
     """iso20.BPT_AC_CPDReqEnergyTransferMode -> BPT_AC_CPDReqEnergyTransferModeType"""
     v0 = o.ev_maximum_charge_power
     if v0 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C91)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C93)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -1333,9 +2759,9 @@ def _e6(w, o):
         s = 2
     v2 = o.ev_maximum_charge_power_l3
     if v2 is not None:
-        t = _C92.get(s)
+        t = _C94.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C91)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", s, _C93)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1343,10 +2769,10 @@ def _e6(w, o):
         s = 3
     v3 = o.ev_minimum_charge_power
     if v3 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C91)
-    t = _C93.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C93)
+    t = _C95.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C91)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C93)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v3, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1361,9 +2787,9 @@ def _e6(w, o):
         s = 5
     v5 = o.ev_minimum_charge_power_l3
     if v5 is not None:
-        t = _C94.get(s)
+        t = _C96.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C91)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", s, _C93)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1371,10 +2797,10 @@ def _e6(w, o):
         s = 6
     v6 = o.ev_maximum_discharge_power
     if v6 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C91)
-    t = _C95.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C93)
+    t = _C97.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C91)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C93)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v6, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1389,9 +2815,9 @@ def _e6(w, o):
         s = 8
     v8 = o.ev_maximum_discharge_power_l3
     if v8 is not None:
-        t = _C96.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C91)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", s, _C93)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_maximum_discharge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1399,10 +2825,10 @@ def _e6(w, o):
         s = 9
     v9 = o.ev_minimum_discharge_power
     if v9 is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C91)
-    t = _C97.get(s)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C93)
+    t = _C99.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C91)
+        _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C93)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1417,17 +2843,17 @@ def _e6(w, o):
         s = 11
     v11 = o.ev_minimum_discharge_power_l3
     if v11 is not None:
-        t = _C98.get(s)
+        t = _C100.get(s)
         if t is None:
-            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C91)
+            _order("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", s, _C93)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDReqEnergyTransferMode.ev_minimum_discharge_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v11)
         s = 12
-    t = _C99.get(s)
+    t = _C101.get(s)
     if t is None:
-        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C91)
+        _order("BPT_AC_CPDReqEnergyTransferMode", s, _C93)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1455,242 +2881,1102 @@ def _d7(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t76_0 = y
+                t76_1 = r.integer(3)
+                if t76_1 < -32768 or t76_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t76_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o76 = _new(_iso20.RationalNumber)
+                    o76.exponent = t76_0
+                    o76.value = t76_1
+                    f0 = o76
+                    ok76 = True
+            if not ok76:
+                r.pos = pc76
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C100, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C102, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d40(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t77_0 = y
+                t77_1 = r.integer(3)
+                if t77_1 < -32768 or t77_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso20.RationalNumber)
+                    o77.exponent = t77_0
+                    o77.value = t77_1
+                    f1 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc78 = r.pos
+            ok78 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t78_0 = y
+                t78_1 = r.integer(3)
+                if t78_1 < -32768 or t78_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t78_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o78 = _new(_iso20.RationalNumber)
+                    o78.exponent = t78_0
+                    o78.value = t78_1
+                    f2 = o78
+                    ok78 = True
+            if not ok78:
+                r.pos = pc78
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc79 = r.pos
+            ok79 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t79_0 = y
+                t79_1 = r.integer(3)
+                if t79_1 < -32768 or t79_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t79_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o79 = _new(_iso20.RationalNumber)
+                    o79.exponent = t79_0
+                    o79.value = t79_1
+                    f3 = o79
+                    ok79 = True
+            if not ok79:
+                r.pos = pc79
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C101, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C103, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d40(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t80_0 = y
+                t80_1 = r.integer(3)
+                if t80_1 < -32768 or t80_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t80_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o80 = _new(_iso20.RationalNumber)
+                    o80.exponent = t80_0
+                    o80.value = t80_1
+                    f2 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc81 = r.pos
+            ok81 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t81_0 = y
+                t81_1 = r.integer(3)
+                if t81_1 < -32768 or t81_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t81_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o81 = _new(_iso20.RationalNumber)
+                    o81.exponent = t81_0
+                    o81.value = t81_1
+                    f3 = o81
+                    ok81 = True
+            if not ok81:
+                r.pos = pc81
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C102, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C104, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t82_0 = y
+                t82_1 = r.integer(3)
+                if t82_1 < -32768 or t82_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso20.RationalNumber)
+                    o82.exponent = t82_0
+                    o82.value = t82_1
+                    f3 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C103, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C105, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d40(r)
+            pc83 = r.pos
+            ok83 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t83_0 = y
+                t83_1 = r.integer(3)
+                if t83_1 < -32768 or t83_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t83_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o83 = _new(_iso20.RationalNumber)
+                    o83.exponent = t83_0
+                    o83.value = t83_1
+                    f4 = o83
+                    ok83 = True
+            if not ok83:
+                r.pos = pc83
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t84_0 = y
+                t84_1 = r.integer(3)
+                if t84_1 < -32768 or t84_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t84_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o84 = _new(_iso20.RationalNumber)
+                    o84.exponent = t84_0
+                    o84.value = t84_1
+                    f5 = o84
+                    ok84 = True
+            if not ok84:
+                r.pos = pc84
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t85_0 = y
+                t85_1 = r.integer(3)
+                if t85_1 < -32768 or t85_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t85_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o85 = _new(_iso20.RationalNumber)
+                    o85.exponent = t85_0
+                    o85.value = t85_1
+                    f6 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C104, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C106, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc86 = r.pos
+            ok86 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t86_0 = y
+                t86_1 = r.integer(3)
+                if t86_1 < -32768 or t86_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t86_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o86 = _new(_iso20.RationalNumber)
+                    o86.exponent = t86_0
+                    o86.value = t86_1
+                    f5 = o86
+                    ok86 = True
+            if not ok86:
+                r.pos = pc86
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t87_0 = y
+                t87_1 = r.integer(3)
+                if t87_1 < -32768 or t87_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso20.RationalNumber)
+                    o87.exponent = t87_0
+                    o87.value = t87_1
+                    f6 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C105, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C107, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d40(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t88_0 = y
+                t88_1 = r.integer(3)
+                if t88_1 < -32768 or t88_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso20.RationalNumber)
+                    o88.exponent = t88_0
+                    o88.value = t88_1
+                    f6 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C106, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C108, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d40(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t89_0 = y
+                t89_1 = r.integer(3)
+                if t89_1 < -32768 or t89_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso20.RationalNumber)
+                    o89.exponent = t89_0
+                    o89.value = t89_1
+                    f7 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t90_0 = y
+                t90_1 = r.integer(3)
+                if t90_1 < -32768 or t90_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso20.RationalNumber)
+                    o90.exponent = t90_0
+                    o90.value = t90_1
+                    f8 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc91 = r.pos
+            ok91 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t91_0 = y
+                t91_1 = r.integer(3)
+                if t91_1 < -32768 or t91_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t91_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o91 = _new(_iso20.RationalNumber)
+                    o91.exponent = t91_0
+                    o91.value = t91_1
+                    f9 = o91
+                    ok91 = True
+            if not ok91:
+                r.pos = pc91
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d40(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t92_0 = y
+                t92_1 = r.integer(3)
+                if t92_1 < -32768 or t92_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t92_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o92 = _new(_iso20.RationalNumber)
+                    o92.exponent = t92_0
+                    o92.value = t92_1
+                    f10 = o92
+                    ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d40(r)
+            pc93 = r.pos
+            ok93 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t93_0 = y
+                t93_1 = r.integer(3)
+                if t93_1 < -32768 or t93_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t93_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o93 = _new(_iso20.RationalNumber)
+                    o93.exponent = t93_0
+                    o93.value = t93_1
+                    f11 = o93
+                    ok93 = True
+            if not ok93:
+                r.pos = pc93
+                f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d40(r)
+            pc94 = r.pos
+            ok94 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t94_0 = y
+                t94_1 = r.integer(3)
+                if t94_1 < -32768 or t94_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t94_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o94 = _new(_iso20.RationalNumber)
+                    o94.exponent = t94_0
+                    o94.value = t94_1
+                    f12 = o94
+                    ok94 = True
+            if not ok94:
+                r.pos = pc94
+                f12 = _d40(r)
             s = 13
         elif ec == 6:
-            _escape(r, 2, _C107, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C109, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d40(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f8 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f9 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f10 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d40(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t98_0 = y
+                t98_1 = r.integer(3)
+                if t98_1 < -32768 or t98_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso20.RationalNumber)
+                    o98.exponent = t98_0
+                    o98.value = t98_1
+                    f11 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d40(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t99_0 = y
+                t99_1 = r.integer(3)
+                if t99_1 < -32768 or t99_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso20.RationalNumber)
+                    o99.exponent = t99_0
+                    o99.value = t99_1
+                    f12 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f12 = _d40(r)
             s = 13
         elif ec == 5:
-            _escape(r, 2, _C108, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C110, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d40(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f9 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f10 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d40(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f11 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d40(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f12 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f12 = _d40(r)
             s = 13
         elif ec == 4:
-            _escape(r, 2, _C109, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C111, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(2)
         if ec == 0:
-            f10 = _d40(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f10 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f11 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d40(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f12 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f12 = _d40(r)
             s = 13
         elif ec == 3:
-            _escape(r, 2, _C110, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C112, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t107_0 = y
+                t107_1 = r.integer(3)
+                if t107_1 < -32768 or t107_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t107_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o107 = _new(_iso20.RationalNumber)
+                    o107.exponent = t107_0
+                    o107.value = t107_1
+                    f11 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t108_0 = y
+                t108_1 = r.integer(3)
+                if t108_1 < -32768 or t108_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t108_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o108 = _new(_iso20.RationalNumber)
+                    o108.exponent = t108_0
+                    o108.value = t108_1
+                    f12 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
-            _escape(r, 2, _C111, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C113, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(1)
         if ec == 0:
-            f12 = _d40(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t109_0 = y
+                t109_1 = r.integer(3)
+                if t109_1 < -32768 or t109_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o109 = _new(_iso20.RationalNumber)
+                    o109.exponent = t109_0
+                    o109.value = t109_1
+                    f12 = o109
+                    ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
-            _escape(r, 2, _C112, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C114, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d40(r)
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t110_0 = y
+                t110_1 = r.integer(3)
+                if t110_1 < -32768 or t110_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t110_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o110 = _new(_iso20.RationalNumber)
+                    o110.exponent = t110_0
+                    o110.value = t110_1
+                    f13 = o110
+                    ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d40(r)
+            pc111 = r.pos
+            ok111 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t111_0 = y
+                t111_1 = r.integer(3)
+                if t111_1 < -32768 or t111_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t111_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o111 = _new(_iso20.RationalNumber)
+                    o111.exponent = t111_0
+                    o111.value = t111_1
+                    f14 = o111
+                    ok111 = True
+            if not ok111:
+                r.pos = pc111
+                f14 = _d40(r)
             s = 15
         elif ec == 2:
-            f15 = _d40(r)
+            pc112 = r.pos
+            ok112 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t112_0 = y
+                t112_1 = r.integer(3)
+                if t112_1 < -32768 or t112_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t112_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o112 = _new(_iso20.RationalNumber)
+                    o112.exponent = t112_0
+                    o112.value = t112_1
+                    f15 = o112
+                    ok112 = True
+            if not ok112:
+                r.pos = pc112
+                f15 = _d40(r)
             s = 16
         elif ec == 3:
-            _escape(r, 2, _C113, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C115, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d40(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t113_0 = y
+                t113_1 = r.integer(3)
+                if t113_1 < -32768 or t113_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t113_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o113 = _new(_iso20.RationalNumber)
+                    o113.exponent = t113_0
+                    o113.value = t113_1
+                    f14 = o113
+                    ok113 = True
+            if not ok113:
+                r.pos = pc113
+                f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d40(r)
+            pc114 = r.pos
+            ok114 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t114_0 = y
+                t114_1 = r.integer(3)
+                if t114_1 < -32768 or t114_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t114_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o114 = _new(_iso20.RationalNumber)
+                    o114.exponent = t114_0
+                    o114.value = t114_1
+                    f15 = o114
+                    ok114 = True
+            if not ok114:
+                r.pos = pc114
+                f15 = _d40(r)
             s = 16
         elif ec == 2:
-            _escape(r, 2, _C114, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C116, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(1)
         if ec == 0:
-            f15 = _d40(r)
+            pc115 = r.pos
+            ok115 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t115_0 = y
+                t115_1 = r.integer(3)
+                if t115_1 < -32768 or t115_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t115_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o115 = _new(_iso20.RationalNumber)
+                    o115.exponent = t115_0
+                    o115.value = t115_1
+                    f15 = o115
+                    ok115 = True
+            if not ok115:
+                r.pos = pc115
+                f15 = _d40(r)
             s = 16
         elif ec == 1:
-            _escape(r, 2, _C115, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C117, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(2)
         if ec == 0:
-            f16 = _d40(r)
+            pc116 = r.pos
+            ok116 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t116_0 = y
+                t116_1 = r.integer(3)
+                if t116_1 < -32768 or t116_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t116_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o116 = _new(_iso20.RationalNumber)
+                    o116.exponent = t116_0
+                    o116.value = t116_1
+                    f16 = o116
+                    ok116 = True
+            if not ok116:
+                r.pos = pc116
+                f16 = _d40(r)
             s = 17
         elif ec == 1:
-            f17 = _d40(r)
+            pc117 = r.pos
+            ok117 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t117_0 = y
+                t117_1 = r.integer(3)
+                if t117_1 < -32768 or t117_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t117_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o117 = _new(_iso20.RationalNumber)
+                    o117.exponent = t117_0
+                    o117.value = t117_1
+                    f17 = o117
+                    ok117 = True
+            if not ok117:
+                r.pos = pc117
+                f17 = _d40(r)
             s = 18
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C116, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C118, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(2)
         if ec == 0:
-            f17 = _d40(r)
+            pc118 = r.pos
+            ok118 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t118_0 = y
+                t118_1 = r.integer(3)
+                if t118_1 < -32768 or t118_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t118_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o118 = _new(_iso20.RationalNumber)
+                    o118.exponent = t118_0
+                    o118.value = t118_1
+                    f17 = o118
+                    ok118 = True
+            if not ok118:
+                r.pos = pc118
+                f17 = _d40(r)
             s = 18
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C117, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C119, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 18:
@@ -1698,7 +3984,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C118, "BPT_AC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C120, "BPT_AC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_AC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_AC_CPDResEnergyTransferMode)
@@ -1726,7 +4012,7 @@ def _e7(w, o):
     """iso20.BPT_AC_CPDResEnergyTransferMode -> BPT_AC_CPDResEnergyTransferModeType"""
     v0 = o.evse_maximum_charge_power
     if v0 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C121)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
     w.bits(0, 1)
@@ -1741,9 +4027,9 @@ def _e7(w, o):
         s = 2
     v2 = o.evse_maximum_charge_power_l3
     if v2 is not None:
-        t = _C120.get(s)
+        t = _C122.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", s, _C121)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_charge_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1751,10 +4037,10 @@ def _e7(w, o):
         s = 3
     v3 = o.evse_minimum_charge_power
     if v3 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C119)
-    t = _C121.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C121)
+    t = _C123.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C121)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power", v3, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1769,9 +4055,9 @@ def _e7(w, o):
         s = 5
     v5 = o.evse_minimum_charge_power_l3
     if v5 is not None:
-        t = _C122.get(s)
+        t = _C124.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", s, _C121)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1779,10 +4065,10 @@ def _e7(w, o):
         s = 6
     v6 = o.evse_nominal_frequency
     if v6 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C119)
-    t = _C123.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C121)
+    t = _C125.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", s, _C121)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_nominal_frequency", v6, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1797,9 +4083,9 @@ def _e7(w, o):
         s = 8
     v8 = o.evse_power_ramp_limitation
     if v8 is not None:
-        t = _C124.get(s)
+        t = _C126.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C121)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1807,9 +4093,9 @@ def _e7(w, o):
         s = 9
     v9 = o.evse_present_active_power
     if v9 is not None:
-        t = _C125.get(s)
+        t = _C127.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", s, _C121)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1817,9 +4103,9 @@ def _e7(w, o):
         s = 10
     v10 = o.evse_present_active_power_l2
     if v10 is not None:
-        t = _C126.get(s)
+        t = _C128.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", s, _C121)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l2", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1827,9 +4113,9 @@ def _e7(w, o):
         s = 11
     v11 = o.evse_present_active_power_l3
     if v11 is not None:
-        t = _C127.get(s)
+        t = _C129.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", s, _C121)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1837,10 +4123,10 @@ def _e7(w, o):
         s = 12
     v12 = o.evse_maximum_discharge_power
     if v12 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C119)
-    t = _C128.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C121)
+    t = _C130.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C121)
     if v12.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v12, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1855,9 +4141,9 @@ def _e7(w, o):
         s = 14
     v14 = o.evse_maximum_discharge_power_l3
     if v14 is not None:
-        t = _C129.get(s)
+        t = _C131.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", s, _C121)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_maximum_discharge_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -1865,10 +4151,10 @@ def _e7(w, o):
         s = 15
     v15 = o.evse_minimum_discharge_power
     if v15 is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C119)
-    t = _C130.get(s)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C121)
+    t = _C132.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C121)
     if v15.__class__ is not _iso20.RationalNumber:
         _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v15, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -1883,17 +4169,17 @@ def _e7(w, o):
         s = 17
     v17 = o.evse_minimum_discharge_power_l3
     if v17 is not None:
-        t = _C131.get(s)
+        t = _C133.get(s)
         if t is None:
-            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C119)
+            _order("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", s, _C121)
         if v17.__class__ is not _iso20.RationalNumber:
             _bad("BPT_AC_CPDResEnergyTransferMode.evse_minimum_discharge_power_l3", v17, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v17)
         s = 18
-    t = _C132.get(s)
+    t = _C134.get(s)
     if t is None:
-        _order("BPT_AC_CPDResEnergyTransferMode", s, _C119)
+        _order("BPT_AC_CPDResEnergyTransferMode", s, _C121)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1937,288 +4223,1188 @@ def _d8(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc119 = r.pos
+            ok119 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t119_0 = y
+                t119_1 = r.integer(3)
+                if t119_1 < -32768 or t119_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t119_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o119 = _new(_iso20.RationalNumber)
+                    o119.exponent = t119_0
+                    o119.value = t119_1
+                    f1 = o119
+                    ok119 = True
+            if not ok119:
+                r.pos = pc119
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C133, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C135, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d40(r)
+            pc120 = r.pos
+            ok120 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t120_0 = y
+                t120_1 = r.integer(3)
+                if t120_1 < -32768 or t120_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t120_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o120 = _new(_iso20.RationalNumber)
+                    o120.exponent = t120_0
+                    o120.value = t120_1
+                    f1 = o120
+                    ok120 = True
+            if not ok120:
+                r.pos = pc120
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C134, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C136, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d40(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t121_0 = y
+                t121_1 = r.integer(3)
+                if t121_1 < -32768 or t121_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t121_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o121 = _new(_iso20.RationalNumber)
+                    o121.exponent = t121_0
+                    o121.value = t121_1
+                    f2 = o121
+                    ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C135, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C137, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc122 = r.pos
+            ok122 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t122_0 = y
+                t122_1 = r.integer(3)
+                if t122_1 < -32768 or t122_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t122_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o122 = _new(_iso20.RationalNumber)
+                    o122.exponent = t122_0
+                    o122.value = t122_1
+                    f3 = o122
+                    ok122 = True
+            if not ok122:
+                r.pos = pc122
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C136, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C138, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d40(r)
+            pc123 = r.pos
+            ok123 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t123_0 = y
+                t123_1 = r.integer(3)
+                if t123_1 < -32768 or t123_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t123_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o123 = _new(_iso20.RationalNumber)
+                    o123.exponent = t123_0
+                    o123.value = t123_1
+                    f4 = o123
+                    ok123 = True
+            if not ok123:
+                r.pos = pc123
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C137, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C139, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t124_0 = y
+                t124_1 = r.integer(3)
+                if t124_1 < -32768 or t124_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t124_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o124 = _new(_iso20.RationalNumber)
+                    o124.exponent = t124_0
+                    o124.value = t124_1
+                    f5 = o124
+                    ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc125 = r.pos
+            ok125 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t125_0 = y
+                t125_1 = r.integer(3)
+                if t125_1 < -32768 or t125_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t125_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o125 = _new(_iso20.RationalNumber)
+                    o125.exponent = t125_0
+                    o125.value = t125_1
+                    f6 = o125
+                    ok125 = True
+            if not ok125:
+                r.pos = pc125
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc126 = r.pos
+            ok126 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t126_0 = y
+                t126_1 = r.integer(3)
+                if t126_1 < -32768 or t126_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t126_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o126 = _new(_iso20.RationalNumber)
+                    o126.exponent = t126_0
+                    o126.value = t126_1
+                    f7 = o126
+                    ok126 = True
+            if not ok126:
+                r.pos = pc126
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C138, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C140, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d40(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t127_0 = y
+                t127_1 = r.integer(3)
+                if t127_1 < -32768 or t127_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t127_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o127 = _new(_iso20.RationalNumber)
+                    o127.exponent = t127_0
+                    o127.value = t127_1
+                    f6 = o127
+                    ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc128 = r.pos
+            ok128 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t128_0 = y
+                t128_1 = r.integer(3)
+                if t128_1 < -32768 or t128_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t128_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o128 = _new(_iso20.RationalNumber)
+                    o128.exponent = t128_0
+                    o128.value = t128_1
+                    f7 = o128
+                    ok128 = True
+            if not ok128:
+                r.pos = pc128
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C139, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C141, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d40(r)
+            pc129 = r.pos
+            ok129 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t129_0 = y
+                t129_1 = r.integer(3)
+                if t129_1 < -32768 or t129_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t129_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o129 = _new(_iso20.RationalNumber)
+                    o129.exponent = t129_0
+                    o129.value = t129_1
+                    f7 = o129
+                    ok129 = True
+            if not ok129:
+                r.pos = pc129
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C140, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C142, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc130 = r.pos
+            ok130 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t130_0 = y
+                t130_1 = r.integer(3)
+                if t130_1 < -32768 or t130_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t130_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o130 = _new(_iso20.RationalNumber)
+                    o130.exponent = t130_0
+                    o130.value = t130_1
+                    f8 = o130
+                    ok130 = True
+            if not ok130:
+                r.pos = pc130
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc131 = r.pos
+            ok131 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t131_0 = y
+                t131_1 = r.integer(3)
+                if t131_1 < -32768 or t131_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t131_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o131 = _new(_iso20.RationalNumber)
+                    o131.exponent = t131_0
+                    o131.value = t131_1
+                    f9 = o131
+                    ok131 = True
+            if not ok131:
+                r.pos = pc131
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc132 = r.pos
+            ok132 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t132_0 = y
+                t132_1 = r.integer(3)
+                if t132_1 < -32768 or t132_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t132_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o132 = _new(_iso20.RationalNumber)
+                    o132.exponent = t132_0
+                    o132.value = t132_1
+                    f10 = o132
+                    ok132 = True
+            if not ok132:
+                r.pos = pc132
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C141, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C143, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d40(r)
+            pc133 = r.pos
+            ok133 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t133_0 = y
+                t133_1 = r.integer(3)
+                if t133_1 < -32768 or t133_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t133_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o133 = _new(_iso20.RationalNumber)
+                    o133.exponent = t133_0
+                    o133.value = t133_1
+                    f9 = o133
+                    ok133 = True
+            if not ok133:
+                r.pos = pc133
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc134 = r.pos
+            ok134 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t134_0 = y
+                t134_1 = r.integer(3)
+                if t134_1 < -32768 or t134_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t134_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o134 = _new(_iso20.RationalNumber)
+                    o134.exponent = t134_0
+                    o134.value = t134_1
+                    f10 = o134
+                    ok134 = True
+            if not ok134:
+                r.pos = pc134
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C142, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C144, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d40(r)
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t135_0 = y
+                t135_1 = r.integer(3)
+                if t135_1 < -32768 or t135_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t135_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o135 = _new(_iso20.RationalNumber)
+                    o135.exponent = t135_0
+                    o135.value = t135_1
+                    f10 = o135
+                    ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C143, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C145, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc136 = r.pos
+            ok136 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t136_0 = y
+                t136_1 = r.integer(3)
+                if t136_1 < -32768 or t136_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t136_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o136 = _new(_iso20.RationalNumber)
+                    o136.exponent = t136_0
+                    o136.value = t136_1
+                    f11 = o136
+                    ok136 = True
+            if not ok136:
+                r.pos = pc136
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc137 = r.pos
+            ok137 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t137_0 = y
+                t137_1 = r.integer(3)
+                if t137_1 < -32768 or t137_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t137_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o137 = _new(_iso20.RationalNumber)
+                    o137.exponent = t137_0
+                    o137.value = t137_1
+                    f12 = o137
+                    ok137 = True
+            if not ok137:
+                r.pos = pc137
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d40(r)
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t138_0 = y
+                t138_1 = r.integer(3)
+                if t138_1 < -32768 or t138_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t138_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o138 = _new(_iso20.RationalNumber)
+                    o138.exponent = t138_0
+                    o138.value = t138_1
+                    f13 = o138
+                    ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C144, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C146, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d40(r)
+            pc139 = r.pos
+            ok139 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t139_0 = y
+                t139_1 = r.integer(3)
+                if t139_1 < -32768 or t139_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t139_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o139 = _new(_iso20.RationalNumber)
+                    o139.exponent = t139_0
+                    o139.value = t139_1
+                    f12 = o139
+                    ok139 = True
+            if not ok139:
+                r.pos = pc139
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d40(r)
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t140_0 = y
+                t140_1 = r.integer(3)
+                if t140_1 < -32768 or t140_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t140_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o140 = _new(_iso20.RationalNumber)
+                    o140.exponent = t140_0
+                    o140.value = t140_1
+                    f13 = o140
+                    ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C145, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C147, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(1)
         if ec == 0:
-            f13 = _d40(r)
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t141_0 = y
+                t141_1 = r.integer(3)
+                if t141_1 < -32768 or t141_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t141_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o141 = _new(_iso20.RationalNumber)
+                    o141.exponent = t141_0
+                    o141.value = t141_1
+                    f13 = o141
+                    ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C146, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C148, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d40(r)
+            pc142 = r.pos
+            ok142 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t142_0 = y
+                t142_1 = r.integer(3)
+                if t142_1 < -32768 or t142_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t142_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o142 = _new(_iso20.RationalNumber)
+                    o142.exponent = t142_0
+                    o142.value = t142_1
+                    f14 = o142
+                    ok142 = True
+            if not ok142:
+                r.pos = pc142
+                f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d40(r)
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t143_0 = y
+                t143_1 = r.integer(3)
+                if t143_1 < -32768 or t143_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t143_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o143 = _new(_iso20.RationalNumber)
+                    o143.exponent = t143_0
+                    o143.value = t143_1
+                    f15 = o143
+                    ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f15 = _d40(r)
             s = 16
         elif ec == 2:
-            f16 = _d40(r)
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t144_0 = y
+                t144_1 = r.integer(3)
+                if t144_1 < -32768 or t144_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t144_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o144 = _new(_iso20.RationalNumber)
+                    o144.exponent = t144_0
+                    o144.value = t144_1
+                    f16 = o144
+                    ok144 = True
+            if not ok144:
+                r.pos = pc144
+                f16 = _d40(r)
             s = 17
         elif ec == 3:
-            _escape(r, 2, _C147, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C149, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(2)
         if ec == 0:
-            f15 = _d40(r)
+            pc145 = r.pos
+            ok145 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t145_0 = y
+                t145_1 = r.integer(3)
+                if t145_1 < -32768 or t145_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t145_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o145 = _new(_iso20.RationalNumber)
+                    o145.exponent = t145_0
+                    o145.value = t145_1
+                    f15 = o145
+                    ok145 = True
+            if not ok145:
+                r.pos = pc145
+                f15 = _d40(r)
             s = 16
         elif ec == 1:
-            f16 = _d40(r)
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t146_0 = y
+                t146_1 = r.integer(3)
+                if t146_1 < -32768 or t146_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t146_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o146 = _new(_iso20.RationalNumber)
+                    o146.exponent = t146_0
+                    o146.value = t146_1
+                    f16 = o146
+                    ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f16 = _d40(r)
             s = 17
         elif ec == 2:
-            _escape(r, 2, _C148, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C150, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(1)
         if ec == 0:
-            f16 = _d40(r)
+            pc147 = r.pos
+            ok147 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t147_0 = y
+                t147_1 = r.integer(3)
+                if t147_1 < -32768 or t147_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t147_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o147 = _new(_iso20.RationalNumber)
+                    o147.exponent = t147_0
+                    o147.value = t147_1
+                    f16 = o147
+                    ok147 = True
+            if not ok147:
+                r.pos = pc147
+                f16 = _d40(r)
             s = 17
         elif ec == 1:
-            _escape(r, 2, _C149, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C151, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(2)
         if ec == 0:
-            f17 = _d40(r)
+            pc148 = r.pos
+            ok148 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t148_0 = y
+                t148_1 = r.integer(3)
+                if t148_1 < -32768 or t148_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t148_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o148 = _new(_iso20.RationalNumber)
+                    o148.exponent = t148_0
+                    o148.value = t148_1
+                    f17 = o148
+                    ok148 = True
+            if not ok148:
+                r.pos = pc148
+                f17 = _d40(r)
             s = 18
         elif ec == 1:
-            f18 = _d40(r)
+            pc149 = r.pos
+            ok149 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t149_0 = y
+                t149_1 = r.integer(3)
+                if t149_1 < -32768 or t149_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t149_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o149 = _new(_iso20.RationalNumber)
+                    o149.exponent = t149_0
+                    o149.value = t149_1
+                    f18 = o149
+                    ok149 = True
+            if not ok149:
+                r.pos = pc149
+                f18 = _d40(r)
             s = 19
         elif ec == 2:
-            f19 = _d40(r)
+            pc150 = r.pos
+            ok150 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t150_0 = y
+                t150_1 = r.integer(3)
+                if t150_1 < -32768 or t150_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t150_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o150 = _new(_iso20.RationalNumber)
+                    o150.exponent = t150_0
+                    o150.value = t150_1
+                    f19 = o150
+                    ok150 = True
+            if not ok150:
+                r.pos = pc150
+                f19 = _d40(r)
             s = 20
         elif ec == 3:
-            _escape(r, 2, _C150, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C152, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
         ec = r.bits(2)
         if ec == 0:
-            f18 = _d40(r)
+            pc151 = r.pos
+            ok151 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t151_0 = y
+                t151_1 = r.integer(3)
+                if t151_1 < -32768 or t151_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t151_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o151 = _new(_iso20.RationalNumber)
+                    o151.exponent = t151_0
+                    o151.value = t151_1
+                    f18 = o151
+                    ok151 = True
+            if not ok151:
+                r.pos = pc151
+                f18 = _d40(r)
             s = 19
         elif ec == 1:
-            f19 = _d40(r)
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t152_0 = y
+                t152_1 = r.integer(3)
+                if t152_1 < -32768 or t152_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t152_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o152 = _new(_iso20.RationalNumber)
+                    o152.exponent = t152_0
+                    o152.value = t152_1
+                    f19 = o152
+                    ok152 = True
+            if not ok152:
+                r.pos = pc152
+                f19 = _d40(r)
             s = 20
         elif ec == 2:
-            _escape(r, 2, _C151, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C153, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
         ec = r.bits(1)
         if ec == 0:
-            f19 = _d40(r)
+            pc153 = r.pos
+            ok153 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t153_0 = y
+                t153_1 = r.integer(3)
+                if t153_1 < -32768 or t153_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t153_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o153 = _new(_iso20.RationalNumber)
+                    o153.exponent = t153_0
+                    o153.value = t153_1
+                    f19 = o153
+                    ok153 = True
+            if not ok153:
+                r.pos = pc153
+                f19 = _d40(r)
             s = 20
         elif ec == 1:
-            _escape(r, 2, _C152, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C154, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
         ec = r.bits(3)
         if ec == 0:
-            f20 = _d40(r)
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t154_0 = y
+                t154_1 = r.integer(3)
+                if t154_1 < -32768 or t154_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t154_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o154 = _new(_iso20.RationalNumber)
+                    o154.exponent = t154_0
+                    o154.value = t154_1
+                    f20 = o154
+                    ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f20 = _d40(r)
             s = 21
         elif ec == 1:
-            f21 = _d40(r)
+            pc155 = r.pos
+            ok155 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t155_0 = y
+                t155_1 = r.integer(3)
+                if t155_1 < -32768 or t155_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t155_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o155 = _new(_iso20.RationalNumber)
+                    o155.exponent = t155_0
+                    o155.value = t155_1
+                    f21 = o155
+                    ok155 = True
+            if not ok155:
+                r.pos = pc155
+                f21 = _d40(r)
             s = 22
         elif ec == 2:
-            f22 = _d40(r)
+            pc156 = r.pos
+            ok156 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t156_0 = y
+                t156_1 = r.integer(3)
+                if t156_1 < -32768 or t156_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t156_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o156 = _new(_iso20.RationalNumber)
+                    o156.exponent = t156_0
+                    o156.value = t156_1
+                    f22 = o156
+                    ok156 = True
+            if not ok156:
+                r.pos = pc156
+                f22 = _d40(r)
             s = 23
         elif ec == 3:
-            f23 = _d40(r)
+            pc157 = r.pos
+            ok157 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t157_0 = y
+                t157_1 = r.integer(3)
+                if t157_1 < -32768 or t157_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t157_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o157 = _new(_iso20.RationalNumber)
+                    o157.exponent = t157_0
+                    o157.value = t157_1
+                    f23 = o157
+                    ok157 = True
+            if not ok157:
+                r.pos = pc157
+                f23 = _d40(r)
             s = 24
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C153, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C155, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
         ec = r.bits(3)
         if ec == 0:
-            f21 = _d40(r)
+            pc158 = r.pos
+            ok158 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t158_0 = y
+                t158_1 = r.integer(3)
+                if t158_1 < -32768 or t158_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t158_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o158 = _new(_iso20.RationalNumber)
+                    o158.exponent = t158_0
+                    o158.value = t158_1
+                    f21 = o158
+                    ok158 = True
+            if not ok158:
+                r.pos = pc158
+                f21 = _d40(r)
             s = 22
         elif ec == 1:
-            f22 = _d40(r)
+            pc159 = r.pos
+            ok159 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t159_0 = y
+                t159_1 = r.integer(3)
+                if t159_1 < -32768 or t159_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t159_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o159 = _new(_iso20.RationalNumber)
+                    o159.exponent = t159_0
+                    o159.value = t159_1
+                    f22 = o159
+                    ok159 = True
+            if not ok159:
+                r.pos = pc159
+                f22 = _d40(r)
             s = 23
         elif ec == 2:
-            f23 = _d40(r)
+            pc160 = r.pos
+            ok160 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t160_0 = y
+                t160_1 = r.integer(3)
+                if t160_1 < -32768 or t160_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t160_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o160 = _new(_iso20.RationalNumber)
+                    o160.exponent = t160_0
+                    o160.value = t160_1
+                    f23 = o160
+                    ok160 = True
+            if not ok160:
+                r.pos = pc160
+                f23 = _d40(r)
             s = 24
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C154, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C156, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 22:
         ec = r.bits(2)
         if ec == 0:
-            f22 = _d40(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t161_0 = y
+                t161_1 = r.integer(3)
+                if t161_1 < -32768 or t161_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t161_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o161 = _new(_iso20.RationalNumber)
+                    o161.exponent = t161_0
+                    o161.value = t161_1
+                    f22 = o161
+                    ok161 = True
+            if not ok161:
+                r.pos = pc161
+                f22 = _d40(r)
             s = 23
         elif ec == 1:
-            f23 = _d40(r)
+            pc162 = r.pos
+            ok162 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t162_0 = y
+                t162_1 = r.integer(3)
+                if t162_1 < -32768 or t162_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t162_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o162 = _new(_iso20.RationalNumber)
+                    o162.exponent = t162_0
+                    o162.value = t162_1
+                    f23 = o162
+                    ok162 = True
+            if not ok162:
+                r.pos = pc162
+                f23 = _d40(r)
             s = 24
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C155, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C157, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 23:
         ec = r.bits(2)
         if ec == 0:
-            f23 = _d40(r)
+            pc163 = r.pos
+            ok163 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t163_0 = y
+                t163_1 = r.integer(3)
+                if t163_1 < -32768 or t163_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t163_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o163 = _new(_iso20.RationalNumber)
+                    o163.exponent = t163_0
+                    o163.value = t163_1
+                    f23 = o163
+                    ok163 = True
+            if not ok163:
+                r.pos = pc163
+                f23 = _d40(r)
             s = 24
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C156, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C158, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 24:
@@ -2226,7 +5412,7 @@ def _d8(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C157, "BPT_Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C159, "BPT_Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLReqControlMode)
@@ -2269,31 +5455,31 @@ def _e8(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C158)
-    t = _C159.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C160)
+    t = _C161.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C160)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e40(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C160)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C160)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C160)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -2308,9 +5494,9 @@ def _e8(w, o):
         s = 6
     v6 = o.ev_maximum_charge_power_l3
     if v6 is not None:
-        t = _C160.get(s)
+        t = _C162.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C160)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2318,10 +5504,10 @@ def _e8(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power
     if v7 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C158)
-    t = _C161.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C160)
+    t = _C163.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C160)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2336,9 +5522,9 @@ def _e8(w, o):
         s = 9
     v9 = o.ev_minimum_charge_power_l3
     if v9 is not None:
-        t = _C162.get(s)
+        t = _C164.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C160)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2346,10 +5532,10 @@ def _e8(w, o):
         s = 10
     v10 = o.ev_present_active_power
     if v10 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C158)
-    t = _C163.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C160)
+    t = _C165.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C160)
     if v10.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2364,9 +5550,9 @@ def _e8(w, o):
         s = 12
     v12 = o.ev_present_active_power_l3
     if v12 is not None:
-        t = _C164.get(s)
+        t = _C166.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C160)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2374,10 +5560,10 @@ def _e8(w, o):
         s = 13
     v13 = o.ev_present_reactive_power
     if v13 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C158)
-    t = _C165.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C160)
+    t = _C167.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C160)
     if v13.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2392,9 +5578,9 @@ def _e8(w, o):
         s = 15
     v15 = o.ev_present_reactive_power_l3
     if v15 is not None:
-        t = _C166.get(s)
+        t = _C168.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C160)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2402,10 +5588,10 @@ def _e8(w, o):
         s = 16
     v16 = o.ev_maximum_discharge_power
     if v16 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C158)
-    t = _C167.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C160)
+    t = _C169.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C160)
     if v16.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power", v16, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2420,9 +5606,9 @@ def _e8(w, o):
         s = 18
     v18 = o.ev_maximum_discharge_power_l3
     if v18 is not None:
-        t = _C168.get(s)
+        t = _C170.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C160)
         if v18.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v18, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2430,10 +5616,10 @@ def _e8(w, o):
         s = 19
     v19 = o.ev_minimum_discharge_power
     if v19 is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C158)
-    t = _C169.get(s)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C160)
+    t = _C171.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C160)
     if v19.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power", v19, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2448,9 +5634,9 @@ def _e8(w, o):
         s = 21
     v21 = o.ev_minimum_discharge_power_l3
     if v21 is not None:
-        t = _C170.get(s)
+        t = _C172.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C160)
         if v21.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v21, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2458,9 +5644,9 @@ def _e8(w, o):
         s = 22
     v22 = o.ev_maximum_v2x_energy_request
     if v22 is not None:
-        t = _C171.get(s)
+        t = _C173.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C160)
         if v22.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_maximum_v2x_energy_request", v22, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2468,17 +5654,17 @@ def _e8(w, o):
         s = 23
     v23 = o.ev_minimum_v2x_energy_request
     if v23 is not None:
-        t = _C172.get(s)
+        t = _C174.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C158)
+            _order("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C160)
         if v23.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLReqControlMode.ev_minimum_v2x_energy_request", v23, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v23)
         s = 24
-    t = _C173.get(s)
+    t = _C175.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C158)
+        _order("BPT_Dynamic_AC_CLReqControlMode", s, _C160)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2555,10 +5741,30 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t164_0 = y
+                t164_1 = r.integer(3)
+                if t164_1 < -32768 or t164_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t164_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o164 = _new(_iso20.RationalNumber)
+                    o164.exponent = t164_0
+                    o164.value = t164_1
+                    f4 = o164
+                    ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C174, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C176, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -2608,10 +5814,30 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t165_0 = y
+                t165_1 = r.integer(3)
+                if t165_1 < -32768 or t165_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso20.RationalNumber)
+                    o165.exponent = t165_0
+                    o165.value = t165_1
+                    f4 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C175, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C177, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -2644,10 +5870,30 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc166 = r.pos
+            ok166 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t166_0 = y
+                t166_1 = r.integer(3)
+                if t166_1 < -32768 or t166_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t166_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o166 = _new(_iso20.RationalNumber)
+                    o166.exponent = t166_0
+                    o166.value = t166_1
+                    f4 = o166
+                    ok166 = True
+            if not ok166:
+                r.pos = pc166
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C176, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C178, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -2663,191 +5909,951 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc167 = r.pos
+            ok167 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t167_0 = y
+                t167_1 = r.integer(3)
+                if t167_1 < -32768 or t167_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t167_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o167 = _new(_iso20.RationalNumber)
+                    o167.exponent = t167_0
+                    o167.value = t167_1
+                    f4 = o167
+                    ok167 = True
+            if not ok167:
+                r.pos = pc167
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C177, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C179, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d40(r)
+            pc168 = r.pos
+            ok168 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t168_0 = y
+                t168_1 = r.integer(3)
+                if t168_1 < -32768 or t168_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t168_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o168 = _new(_iso20.RationalNumber)
+                    o168.exponent = t168_0
+                    o168.value = t168_1
+                    f4 = o168
+                    ok168 = True
+            if not ok168:
+                r.pos = pc168
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C178, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C180, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d40(r)
+            pc169 = r.pos
+            ok169 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t169_0 = y
+                t169_1 = r.integer(3)
+                if t169_1 < -32768 or t169_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t169_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o169 = _new(_iso20.RationalNumber)
+                    o169.exponent = t169_0
+                    o169.value = t169_1
+                    f5 = o169
+                    ok169 = True
+            if not ok169:
+                r.pos = pc169
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t170_0 = y
+                t170_1 = r.integer(3)
+                if t170_1 < -32768 or t170_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t170_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o170 = _new(_iso20.RationalNumber)
+                    o170.exponent = t170_0
+                    o170.value = t170_1
+                    f6 = o170
+                    ok170 = True
+            if not ok170:
+                r.pos = pc170
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc171 = r.pos
+            ok171 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t171_0 = y
+                t171_1 = r.integer(3)
+                if t171_1 < -32768 or t171_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t171_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o171 = _new(_iso20.RationalNumber)
+                    o171.exponent = t171_0
+                    o171.value = t171_1
+                    f7 = o171
+                    ok171 = True
+            if not ok171:
+                r.pos = pc171
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t172_0 = y
+                t172_1 = r.integer(3)
+                if t172_1 < -32768 or t172_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t172_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o172 = _new(_iso20.RationalNumber)
+                    o172.exponent = t172_0
+                    o172.value = t172_1
+                    f8 = o172
+                    ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d40(r)
+            pc173 = r.pos
+            ok173 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t173_0 = y
+                t173_1 = r.integer(3)
+                if t173_1 < -32768 or t173_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t173_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o173 = _new(_iso20.RationalNumber)
+                    o173.exponent = t173_0
+                    o173.value = t173_1
+                    f9 = o173
+                    ok173 = True
+            if not ok173:
+                r.pos = pc173
+                f9 = _d40(r)
             s = 10
         elif ec == 5:
-            f10 = _d40(r)
+            pc174 = r.pos
+            ok174 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t174_0 = y
+                t174_1 = r.integer(3)
+                if t174_1 < -32768 or t174_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t174_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o174 = _new(_iso20.RationalNumber)
+                    o174.exponent = t174_0
+                    o174.value = t174_1
+                    f10 = o174
+                    ok174 = True
+            if not ok174:
+                r.pos = pc174
+                f10 = _d40(r)
             s = 11
         elif ec == 6:
-            f11 = _d40(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t175_0 = y
+                t175_1 = r.integer(3)
+                if t175_1 < -32768 or t175_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t175_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o175 = _new(_iso20.RationalNumber)
+                    o175.exponent = t175_0
+                    o175.value = t175_1
+                    f11 = o175
+                    ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f11 = _d40(r)
             s = 12
         elif ec == 7:
-            f12 = _d40(r)
+            pc176 = r.pos
+            ok176 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t176_0 = y
+                t176_1 = r.integer(3)
+                if t176_1 < -32768 or t176_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t176_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o176 = _new(_iso20.RationalNumber)
+                    o176.exponent = t176_0
+                    o176.value = t176_1
+                    f12 = o176
+                    ok176 = True
+            if not ok176:
+                r.pos = pc176
+                f12 = _d40(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C179, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C181, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d40(r)
+            pc177 = r.pos
+            ok177 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t177_0 = y
+                t177_1 = r.integer(3)
+                if t177_1 < -32768 or t177_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t177_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o177 = _new(_iso20.RationalNumber)
+                    o177.exponent = t177_0
+                    o177.value = t177_1
+                    f6 = o177
+                    ok177 = True
+            if not ok177:
+                r.pos = pc177
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc178 = r.pos
+            ok178 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t178_0 = y
+                t178_1 = r.integer(3)
+                if t178_1 < -32768 or t178_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t178_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o178 = _new(_iso20.RationalNumber)
+                    o178.exponent = t178_0
+                    o178.value = t178_1
+                    f7 = o178
+                    ok178 = True
+            if not ok178:
+                r.pos = pc178
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc179 = r.pos
+            ok179 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t179_0 = y
+                t179_1 = r.integer(3)
+                if t179_1 < -32768 or t179_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t179_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o179 = _new(_iso20.RationalNumber)
+                    o179.exponent = t179_0
+                    o179.value = t179_1
+                    f8 = o179
+                    ok179 = True
+            if not ok179:
+                r.pos = pc179
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d40(r)
+            pc180 = r.pos
+            ok180 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t180_0 = y
+                t180_1 = r.integer(3)
+                if t180_1 < -32768 or t180_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t180_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o180 = _new(_iso20.RationalNumber)
+                    o180.exponent = t180_0
+                    o180.value = t180_1
+                    f9 = o180
+                    ok180 = True
+            if not ok180:
+                r.pos = pc180
+                f9 = _d40(r)
             s = 10
         elif ec == 4:
-            f10 = _d40(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t181_0 = y
+                t181_1 = r.integer(3)
+                if t181_1 < -32768 or t181_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t181_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o181 = _new(_iso20.RationalNumber)
+                    o181.exponent = t181_0
+                    o181.value = t181_1
+                    f10 = o181
+                    ok181 = True
+            if not ok181:
+                r.pos = pc181
+                f10 = _d40(r)
             s = 11
         elif ec == 5:
-            f11 = _d40(r)
+            pc182 = r.pos
+            ok182 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t182_0 = y
+                t182_1 = r.integer(3)
+                if t182_1 < -32768 or t182_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t182_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o182 = _new(_iso20.RationalNumber)
+                    o182.exponent = t182_0
+                    o182.value = t182_1
+                    f11 = o182
+                    ok182 = True
+            if not ok182:
+                r.pos = pc182
+                f11 = _d40(r)
             s = 12
         elif ec == 6:
-            f12 = _d40(r)
+            pc183 = r.pos
+            ok183 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t183_0 = y
+                t183_1 = r.integer(3)
+                if t183_1 < -32768 or t183_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t183_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o183 = _new(_iso20.RationalNumber)
+                    o183.exponent = t183_0
+                    o183.value = t183_1
+                    f12 = o183
+                    ok183 = True
+            if not ok183:
+                r.pos = pc183
+                f12 = _d40(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C180, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C182, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d40(r)
+            pc184 = r.pos
+            ok184 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t184_0 = y
+                t184_1 = r.integer(3)
+                if t184_1 < -32768 or t184_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t184_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o184 = _new(_iso20.RationalNumber)
+                    o184.exponent = t184_0
+                    o184.value = t184_1
+                    f7 = o184
+                    ok184 = True
+            if not ok184:
+                r.pos = pc184
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc185 = r.pos
+            ok185 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t185_0 = y
+                t185_1 = r.integer(3)
+                if t185_1 < -32768 or t185_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t185_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o185 = _new(_iso20.RationalNumber)
+                    o185.exponent = t185_0
+                    o185.value = t185_1
+                    f8 = o185
+                    ok185 = True
+            if not ok185:
+                r.pos = pc185
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc186 = r.pos
+            ok186 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t186_0 = y
+                t186_1 = r.integer(3)
+                if t186_1 < -32768 or t186_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t186_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o186 = _new(_iso20.RationalNumber)
+                    o186.exponent = t186_0
+                    o186.value = t186_1
+                    f9 = o186
+                    ok186 = True
+            if not ok186:
+                r.pos = pc186
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d40(r)
+            pc187 = r.pos
+            ok187 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t187_0 = y
+                t187_1 = r.integer(3)
+                if t187_1 < -32768 or t187_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t187_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o187 = _new(_iso20.RationalNumber)
+                    o187.exponent = t187_0
+                    o187.value = t187_1
+                    f10 = o187
+                    ok187 = True
+            if not ok187:
+                r.pos = pc187
+                f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d40(r)
+            pc188 = r.pos
+            ok188 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t188_0 = y
+                t188_1 = r.integer(3)
+                if t188_1 < -32768 or t188_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t188_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o188 = _new(_iso20.RationalNumber)
+                    o188.exponent = t188_0
+                    o188.value = t188_1
+                    f11 = o188
+                    ok188 = True
+            if not ok188:
+                r.pos = pc188
+                f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d40(r)
+            pc189 = r.pos
+            ok189 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t189_0 = y
+                t189_1 = r.integer(3)
+                if t189_1 < -32768 or t189_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t189_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o189 = _new(_iso20.RationalNumber)
+                    o189.exponent = t189_0
+                    o189.value = t189_1
+                    f12 = o189
+                    ok189 = True
+            if not ok189:
+                r.pos = pc189
+                f12 = _d40(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C181, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C183, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d40(r)
+            pc190 = r.pos
+            ok190 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t190_0 = y
+                t190_1 = r.integer(3)
+                if t190_1 < -32768 or t190_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t190_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o190 = _new(_iso20.RationalNumber)
+                    o190.exponent = t190_0
+                    o190.value = t190_1
+                    f8 = o190
+                    ok190 = True
+            if not ok190:
+                r.pos = pc190
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc191 = r.pos
+            ok191 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t191_0 = y
+                t191_1 = r.integer(3)
+                if t191_1 < -32768 or t191_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t191_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o191 = _new(_iso20.RationalNumber)
+                    o191.exponent = t191_0
+                    o191.value = t191_1
+                    f9 = o191
+                    ok191 = True
+            if not ok191:
+                r.pos = pc191
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc192 = r.pos
+            ok192 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t192_0 = y
+                t192_1 = r.integer(3)
+                if t192_1 < -32768 or t192_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t192_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o192 = _new(_iso20.RationalNumber)
+                    o192.exponent = t192_0
+                    o192.value = t192_1
+                    f10 = o192
+                    ok192 = True
+            if not ok192:
+                r.pos = pc192
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d40(r)
+            pc193 = r.pos
+            ok193 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t193_0 = y
+                t193_1 = r.integer(3)
+                if t193_1 < -32768 or t193_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t193_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o193 = _new(_iso20.RationalNumber)
+                    o193.exponent = t193_0
+                    o193.value = t193_1
+                    f11 = o193
+                    ok193 = True
+            if not ok193:
+                r.pos = pc193
+                f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d40(r)
+            pc194 = r.pos
+            ok194 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t194_0 = y
+                t194_1 = r.integer(3)
+                if t194_1 < -32768 or t194_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t194_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o194 = _new(_iso20.RationalNumber)
+                    o194.exponent = t194_0
+                    o194.value = t194_1
+                    f12 = o194
+                    ok194 = True
+            if not ok194:
+                r.pos = pc194
+                f12 = _d40(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C182, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C184, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d40(r)
+            pc195 = r.pos
+            ok195 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t195_0 = y
+                t195_1 = r.integer(3)
+                if t195_1 < -32768 or t195_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t195_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o195 = _new(_iso20.RationalNumber)
+                    o195.exponent = t195_0
+                    o195.value = t195_1
+                    f9 = o195
+                    ok195 = True
+            if not ok195:
+                r.pos = pc195
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc196 = r.pos
+            ok196 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t196_0 = y
+                t196_1 = r.integer(3)
+                if t196_1 < -32768 or t196_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t196_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o196 = _new(_iso20.RationalNumber)
+                    o196.exponent = t196_0
+                    o196.value = t196_1
+                    f10 = o196
+                    ok196 = True
+            if not ok196:
+                r.pos = pc196
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d40(r)
+            pc197 = r.pos
+            ok197 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t197_0 = y
+                t197_1 = r.integer(3)
+                if t197_1 < -32768 or t197_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t197_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o197 = _new(_iso20.RationalNumber)
+                    o197.exponent = t197_0
+                    o197.value = t197_1
+                    f11 = o197
+                    ok197 = True
+            if not ok197:
+                r.pos = pc197
+                f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d40(r)
+            pc198 = r.pos
+            ok198 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t198_0 = y
+                t198_1 = r.integer(3)
+                if t198_1 < -32768 or t198_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t198_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o198 = _new(_iso20.RationalNumber)
+                    o198.exponent = t198_0
+                    o198.value = t198_1
+                    f12 = o198
+                    ok198 = True
+            if not ok198:
+                r.pos = pc198
+                f12 = _d40(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C183, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C185, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d40(r)
+            pc199 = r.pos
+            ok199 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t199_0 = y
+                t199_1 = r.integer(3)
+                if t199_1 < -32768 or t199_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t199_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o199 = _new(_iso20.RationalNumber)
+                    o199.exponent = t199_0
+                    o199.value = t199_1
+                    f10 = o199
+                    ok199 = True
+            if not ok199:
+                r.pos = pc199
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc200 = r.pos
+            ok200 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t200_0 = y
+                t200_1 = r.integer(3)
+                if t200_1 < -32768 or t200_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t200_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o200 = _new(_iso20.RationalNumber)
+                    o200.exponent = t200_0
+                    o200.value = t200_1
+                    f11 = o200
+                    ok200 = True
+            if not ok200:
+                r.pos = pc200
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d40(r)
+            pc201 = r.pos
+            ok201 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t201_0 = y
+                t201_1 = r.integer(3)
+                if t201_1 < -32768 or t201_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t201_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o201 = _new(_iso20.RationalNumber)
+                    o201.exponent = t201_0
+                    o201.value = t201_1
+                    f12 = o201
+                    ok201 = True
+            if not ok201:
+                r.pos = pc201
+                f12 = _d40(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C184, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C186, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc202 = r.pos
+            ok202 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t202_0 = y
+                t202_1 = r.integer(3)
+                if t202_1 < -32768 or t202_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t202_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o202 = _new(_iso20.RationalNumber)
+                    o202.exponent = t202_0
+                    o202.value = t202_1
+                    f11 = o202
+                    ok202 = True
+            if not ok202:
+                r.pos = pc202
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc203 = r.pos
+            ok203 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t203_0 = y
+                t203_1 = r.integer(3)
+                if t203_1 < -32768 or t203_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t203_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o203 = _new(_iso20.RationalNumber)
+                    o203.exponent = t203_0
+                    o203.value = t203_1
+                    f12 = o203
+                    ok203 = True
+            if not ok203:
+                r.pos = pc203
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C185, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C187, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d40(r)
+            pc204 = r.pos
+            ok204 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t204_0 = y
+                t204_1 = r.integer(3)
+                if t204_1 < -32768 or t204_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t204_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o204 = _new(_iso20.RationalNumber)
+                    o204.exponent = t204_0
+                    o204.value = t204_1
+                    f12 = o204
+                    ok204 = True
+            if not ok204:
+                r.pos = pc204
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C186, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C188, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -2855,7 +6861,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C187, "BPT_Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C189, "BPT_Dynamic_AC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_AC_CLResControlMode)
@@ -2887,27 +6893,27 @@ def _e9(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C189.get(s)
+        t = _C191.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.minimum_soc", s, _C190)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("BPT_Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C190.get(s)
+        t = _C192.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.target_soc", s, _C190)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("BPT_Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C191.get(s)
+        t = _C193.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", s, _C190)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("BPT_Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -2916,10 +6922,10 @@ def _e9(w, o):
         s = 4
     v4 = o.evse_target_active_power
     if v4 is None:
-        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C188)
-    t = _C192.get(s)
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C190)
+    t = _C194.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C188)
+        _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C190)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -2934,9 +6940,9 @@ def _e9(w, o):
         s = 6
     v6 = o.evse_target_active_power_l3
     if v6 is not None:
-        t = _C193.get(s)
+        t = _C195.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C190)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2944,9 +6950,9 @@ def _e9(w, o):
         s = 7
     v7 = o.evse_target_reactive_power
     if v7 is not None:
-        t = _C194.get(s)
+        t = _C196.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C190)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2954,9 +6960,9 @@ def _e9(w, o):
         s = 8
     v8 = o.evse_target_reactive_power_l2
     if v8 is not None:
-        t = _C195.get(s)
+        t = _C197.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C190)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2964,9 +6970,9 @@ def _e9(w, o):
         s = 9
     v9 = o.evse_target_reactive_power_l3
     if v9 is not None:
-        t = _C196.get(s)
+        t = _C198.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C190)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2974,9 +6980,9 @@ def _e9(w, o):
         s = 10
     v10 = o.evse_present_active_power
     if v10 is not None:
-        t = _C197.get(s)
+        t = _C199.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C190)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2984,9 +6990,9 @@ def _e9(w, o):
         s = 11
     v11 = o.evse_present_active_power_l2
     if v11 is not None:
-        t = _C198.get(s)
+        t = _C200.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C190)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -2994,17 +7000,17 @@ def _e9(w, o):
         s = 12
     v12 = o.evse_present_active_power_l3
     if v12 is not None:
-        t = _C199.get(s)
+        t = _C201.get(s)
         if t is None:
-            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C188)
+            _order("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C190)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v12)
         s = 13
-    t = _C200.get(s)
+    t = _C202.get(s)
     if t is None:
-        _order("BPT_Dynamic_AC_CLResControlMode", s, _C188)
+        _order("BPT_Dynamic_AC_CLResControlMode", s, _C190)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3035,512 +7041,2932 @@ def _d10(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d40(r)
+            pc205 = r.pos
+            ok205 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t205_0 = y
+                t205_1 = r.integer(3)
+                if t205_1 < -32768 or t205_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t205_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o205 = _new(_iso20.RationalNumber)
+                    o205.exponent = t205_0
+                    o205.value = t205_1
+                    f0 = o205
+                    ok205 = True
+            if not ok205:
+                r.pos = pc205
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc206 = r.pos
+            ok206 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t206_0 = y
+                t206_1 = r.integer(3)
+                if t206_1 < -32768 or t206_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t206_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o206 = _new(_iso20.RationalNumber)
+                    o206.exponent = t206_0
+                    o206.value = t206_1
+                    f1 = o206
+                    ok206 = True
+            if not ok206:
+                r.pos = pc206
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d40(r)
+            pc207 = r.pos
+            ok207 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t207_0 = y
+                t207_1 = r.integer(3)
+                if t207_1 < -32768 or t207_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t207_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o207 = _new(_iso20.RationalNumber)
+                    o207.exponent = t207_0
+                    o207.value = t207_1
+                    f2 = o207
+                    ok207 = True
+            if not ok207:
+                r.pos = pc207
+                f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d40(r)
+            pc208 = r.pos
+            ok208 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t208_0 = y
+                t208_1 = r.integer(3)
+                if t208_1 < -32768 or t208_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t208_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o208 = _new(_iso20.RationalNumber)
+                    o208.exponent = t208_0
+                    o208.value = t208_1
+                    f3 = o208
+                    ok208 = True
+            if not ok208:
+                r.pos = pc208
+                f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc209 = r.pos
+            ok209 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t209_0 = y
+                t209_1 = r.integer(3)
+                if t209_1 < -32768 or t209_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t209_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o209 = _new(_iso20.RationalNumber)
+                    o209.exponent = t209_0
+                    o209.value = t209_1
+                    f4 = o209
+                    ok209 = True
+            if not ok209:
+                r.pos = pc209
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d40(r)
+            pc210 = r.pos
+            ok210 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t210_0 = y
+                t210_1 = r.integer(3)
+                if t210_1 < -32768 or t210_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t210_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o210 = _new(_iso20.RationalNumber)
+                    o210.exponent = t210_0
+                    o210.value = t210_1
+                    f5 = o210
+                    ok210 = True
+            if not ok210:
+                r.pos = pc210
+                f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d40(r)
+            pc211 = r.pos
+            ok211 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t211_0 = y
+                t211_1 = r.integer(3)
+                if t211_1 < -32768 or t211_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t211_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o211 = _new(_iso20.RationalNumber)
+                    o211.exponent = t211_0
+                    o211.value = t211_1
+                    f6 = o211
+                    ok211 = True
+            if not ok211:
+                r.pos = pc211
+                f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d40(r)
+            pc212 = r.pos
+            ok212 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t212_0 = y
+                t212_1 = r.integer(3)
+                if t212_1 < -32768 or t212_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t212_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o212 = _new(_iso20.RationalNumber)
+                    o212.exponent = t212_0
+                    o212.value = t212_1
+                    f7 = o212
+                    ok212 = True
+            if not ok212:
+                r.pos = pc212
+                f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d40(r)
+            pc213 = r.pos
+            ok213 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t213_0 = y
+                t213_1 = r.integer(3)
+                if t213_1 < -32768 or t213_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t213_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o213 = _new(_iso20.RationalNumber)
+                    o213.exponent = t213_0
+                    o213.value = t213_1
+                    f8 = o213
+                    ok213 = True
+            if not ok213:
+                r.pos = pc213
+                f8 = _d40(r)
             s = 9
         elif ec == 9:
-            f9 = _d40(r)
+            pc214 = r.pos
+            ok214 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t214_0 = y
+                t214_1 = r.integer(3)
+                if t214_1 < -32768 or t214_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t214_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o214 = _new(_iso20.RationalNumber)
+                    o214.exponent = t214_0
+                    o214.value = t214_1
+                    f9 = o214
+                    ok214 = True
+            if not ok214:
+                r.pos = pc214
+                f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C201, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C203, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d40(r)
+            pc215 = r.pos
+            ok215 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t215_0 = y
+                t215_1 = r.integer(3)
+                if t215_1 < -32768 or t215_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t215_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o215 = _new(_iso20.RationalNumber)
+                    o215.exponent = t215_0
+                    o215.value = t215_1
+                    f1 = o215
+                    ok215 = True
+            if not ok215:
+                r.pos = pc215
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc216 = r.pos
+            ok216 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t216_0 = y
+                t216_1 = r.integer(3)
+                if t216_1 < -32768 or t216_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t216_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o216 = _new(_iso20.RationalNumber)
+                    o216.exponent = t216_0
+                    o216.value = t216_1
+                    f2 = o216
+                    ok216 = True
+            if not ok216:
+                r.pos = pc216
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc217 = r.pos
+            ok217 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t217_0 = y
+                t217_1 = r.integer(3)
+                if t217_1 < -32768 or t217_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t217_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o217 = _new(_iso20.RationalNumber)
+                    o217.exponent = t217_0
+                    o217.value = t217_1
+                    f3 = o217
+                    ok217 = True
+            if not ok217:
+                r.pos = pc217
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc218 = r.pos
+            ok218 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t218_0 = y
+                t218_1 = r.integer(3)
+                if t218_1 < -32768 or t218_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t218_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o218 = _new(_iso20.RationalNumber)
+                    o218.exponent = t218_0
+                    o218.value = t218_1
+                    f4 = o218
+                    ok218 = True
+            if not ok218:
+                r.pos = pc218
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d40(r)
+            pc219 = r.pos
+            ok219 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t219_0 = y
+                t219_1 = r.integer(3)
+                if t219_1 < -32768 or t219_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t219_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o219 = _new(_iso20.RationalNumber)
+                    o219.exponent = t219_0
+                    o219.value = t219_1
+                    f5 = o219
+                    ok219 = True
+            if not ok219:
+                r.pos = pc219
+                f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d40(r)
+            pc220 = r.pos
+            ok220 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t220_0 = y
+                t220_1 = r.integer(3)
+                if t220_1 < -32768 or t220_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t220_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o220 = _new(_iso20.RationalNumber)
+                    o220.exponent = t220_0
+                    o220.value = t220_1
+                    f6 = o220
+                    ok220 = True
+            if not ok220:
+                r.pos = pc220
+                f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d40(r)
+            pc221 = r.pos
+            ok221 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t221_0 = y
+                t221_1 = r.integer(3)
+                if t221_1 < -32768 or t221_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t221_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o221 = _new(_iso20.RationalNumber)
+                    o221.exponent = t221_0
+                    o221.value = t221_1
+                    f7 = o221
+                    ok221 = True
+            if not ok221:
+                r.pos = pc221
+                f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d40(r)
+            pc222 = r.pos
+            ok222 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t222_0 = y
+                t222_1 = r.integer(3)
+                if t222_1 < -32768 or t222_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t222_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o222 = _new(_iso20.RationalNumber)
+                    o222.exponent = t222_0
+                    o222.value = t222_1
+                    f8 = o222
+                    ok222 = True
+            if not ok222:
+                r.pos = pc222
+                f8 = _d40(r)
             s = 9
         elif ec == 8:
-            f9 = _d40(r)
+            pc223 = r.pos
+            ok223 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t223_0 = y
+                t223_1 = r.integer(3)
+                if t223_1 < -32768 or t223_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t223_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o223 = _new(_iso20.RationalNumber)
+                    o223.exponent = t223_0
+                    o223.value = t223_1
+                    f9 = o223
+                    ok223 = True
+            if not ok223:
+                r.pos = pc223
+                f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C202, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C204, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d40(r)
+            pc224 = r.pos
+            ok224 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t224_0 = y
+                t224_1 = r.integer(3)
+                if t224_1 < -32768 or t224_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t224_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o224 = _new(_iso20.RationalNumber)
+                    o224.exponent = t224_0
+                    o224.value = t224_1
+                    f2 = o224
+                    ok224 = True
+            if not ok224:
+                r.pos = pc224
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc225 = r.pos
+            ok225 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t225_0 = y
+                t225_1 = r.integer(3)
+                if t225_1 < -32768 or t225_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t225_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o225 = _new(_iso20.RationalNumber)
+                    o225.exponent = t225_0
+                    o225.value = t225_1
+                    f3 = o225
+                    ok225 = True
+            if not ok225:
+                r.pos = pc225
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc226 = r.pos
+            ok226 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t226_0 = y
+                t226_1 = r.integer(3)
+                if t226_1 < -32768 or t226_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t226_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o226 = _new(_iso20.RationalNumber)
+                    o226.exponent = t226_0
+                    o226.value = t226_1
+                    f4 = o226
+                    ok226 = True
+            if not ok226:
+                r.pos = pc226
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d40(r)
+            pc227 = r.pos
+            ok227 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t227_0 = y
+                t227_1 = r.integer(3)
+                if t227_1 < -32768 or t227_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t227_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o227 = _new(_iso20.RationalNumber)
+                    o227.exponent = t227_0
+                    o227.value = t227_1
+                    f5 = o227
+                    ok227 = True
+            if not ok227:
+                r.pos = pc227
+                f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d40(r)
+            pc228 = r.pos
+            ok228 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t228_0 = y
+                t228_1 = r.integer(3)
+                if t228_1 < -32768 or t228_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t228_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o228 = _new(_iso20.RationalNumber)
+                    o228.exponent = t228_0
+                    o228.value = t228_1
+                    f6 = o228
+                    ok228 = True
+            if not ok228:
+                r.pos = pc228
+                f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d40(r)
+            pc229 = r.pos
+            ok229 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t229_0 = y
+                t229_1 = r.integer(3)
+                if t229_1 < -32768 or t229_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t229_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o229 = _new(_iso20.RationalNumber)
+                    o229.exponent = t229_0
+                    o229.value = t229_1
+                    f7 = o229
+                    ok229 = True
+            if not ok229:
+                r.pos = pc229
+                f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d40(r)
+            pc230 = r.pos
+            ok230 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t230_0 = y
+                t230_1 = r.integer(3)
+                if t230_1 < -32768 or t230_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t230_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o230 = _new(_iso20.RationalNumber)
+                    o230.exponent = t230_0
+                    o230.value = t230_1
+                    f8 = o230
+                    ok230 = True
+            if not ok230:
+                r.pos = pc230
+                f8 = _d40(r)
             s = 9
         elif ec == 7:
-            f9 = _d40(r)
+            pc231 = r.pos
+            ok231 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t231_0 = y
+                t231_1 = r.integer(3)
+                if t231_1 < -32768 or t231_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t231_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o231 = _new(_iso20.RationalNumber)
+                    o231.exponent = t231_0
+                    o231.value = t231_1
+                    f9 = o231
+                    ok231 = True
+            if not ok231:
+                r.pos = pc231
+                f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C203, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C205, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d40(r)
+            pc232 = r.pos
+            ok232 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t232_0 = y
+                t232_1 = r.integer(3)
+                if t232_1 < -32768 or t232_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t232_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o232 = _new(_iso20.RationalNumber)
+                    o232.exponent = t232_0
+                    o232.value = t232_1
+                    f3 = o232
+                    ok232 = True
+            if not ok232:
+                r.pos = pc232
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc233 = r.pos
+            ok233 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t233_0 = y
+                t233_1 = r.integer(3)
+                if t233_1 < -32768 or t233_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t233_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o233 = _new(_iso20.RationalNumber)
+                    o233.exponent = t233_0
+                    o233.value = t233_1
+                    f4 = o233
+                    ok233 = True
+            if not ok233:
+                r.pos = pc233
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d40(r)
+            pc234 = r.pos
+            ok234 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t234_0 = y
+                t234_1 = r.integer(3)
+                if t234_1 < -32768 or t234_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t234_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o234 = _new(_iso20.RationalNumber)
+                    o234.exponent = t234_0
+                    o234.value = t234_1
+                    f5 = o234
+                    ok234 = True
+            if not ok234:
+                r.pos = pc234
+                f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d40(r)
+            pc235 = r.pos
+            ok235 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t235_0 = y
+                t235_1 = r.integer(3)
+                if t235_1 < -32768 or t235_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t235_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o235 = _new(_iso20.RationalNumber)
+                    o235.exponent = t235_0
+                    o235.value = t235_1
+                    f6 = o235
+                    ok235 = True
+            if not ok235:
+                r.pos = pc235
+                f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d40(r)
+            pc236 = r.pos
+            ok236 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t236_0 = y
+                t236_1 = r.integer(3)
+                if t236_1 < -32768 or t236_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t236_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o236 = _new(_iso20.RationalNumber)
+                    o236.exponent = t236_0
+                    o236.value = t236_1
+                    f7 = o236
+                    ok236 = True
+            if not ok236:
+                r.pos = pc236
+                f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d40(r)
+            pc237 = r.pos
+            ok237 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t237_0 = y
+                t237_1 = r.integer(3)
+                if t237_1 < -32768 or t237_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t237_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o237 = _new(_iso20.RationalNumber)
+                    o237.exponent = t237_0
+                    o237.value = t237_1
+                    f8 = o237
+                    ok237 = True
+            if not ok237:
+                r.pos = pc237
+                f8 = _d40(r)
             s = 9
         elif ec == 6:
-            f9 = _d40(r)
+            pc238 = r.pos
+            ok238 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t238_0 = y
+                t238_1 = r.integer(3)
+                if t238_1 < -32768 or t238_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t238_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o238 = _new(_iso20.RationalNumber)
+                    o238.exponent = t238_0
+                    o238.value = t238_1
+                    f9 = o238
+                    ok238 = True
+            if not ok238:
+                r.pos = pc238
+                f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C204, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C206, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d40(r)
+            pc239 = r.pos
+            ok239 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t239_0 = y
+                t239_1 = r.integer(3)
+                if t239_1 < -32768 or t239_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t239_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o239 = _new(_iso20.RationalNumber)
+                    o239.exponent = t239_0
+                    o239.value = t239_1
+                    f4 = o239
+                    ok239 = True
+            if not ok239:
+                r.pos = pc239
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc240 = r.pos
+            ok240 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t240_0 = y
+                t240_1 = r.integer(3)
+                if t240_1 < -32768 or t240_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t240_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o240 = _new(_iso20.RationalNumber)
+                    o240.exponent = t240_0
+                    o240.value = t240_1
+                    f5 = o240
+                    ok240 = True
+            if not ok240:
+                r.pos = pc240
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc241 = r.pos
+            ok241 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t241_0 = y
+                t241_1 = r.integer(3)
+                if t241_1 < -32768 or t241_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t241_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o241 = _new(_iso20.RationalNumber)
+                    o241.exponent = t241_0
+                    o241.value = t241_1
+                    f6 = o241
+                    ok241 = True
+            if not ok241:
+                r.pos = pc241
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d40(r)
+            pc242 = r.pos
+            ok242 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t242_0 = y
+                t242_1 = r.integer(3)
+                if t242_1 < -32768 or t242_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t242_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o242 = _new(_iso20.RationalNumber)
+                    o242.exponent = t242_0
+                    o242.value = t242_1
+                    f7 = o242
+                    ok242 = True
+            if not ok242:
+                r.pos = pc242
+                f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d40(r)
+            pc243 = r.pos
+            ok243 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t243_0 = y
+                t243_1 = r.integer(3)
+                if t243_1 < -32768 or t243_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t243_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o243 = _new(_iso20.RationalNumber)
+                    o243.exponent = t243_0
+                    o243.value = t243_1
+                    f8 = o243
+                    ok243 = True
+            if not ok243:
+                r.pos = pc243
+                f8 = _d40(r)
             s = 9
         elif ec == 5:
-            f9 = _d40(r)
+            pc244 = r.pos
+            ok244 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t244_0 = y
+                t244_1 = r.integer(3)
+                if t244_1 < -32768 or t244_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t244_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o244 = _new(_iso20.RationalNumber)
+                    o244.exponent = t244_0
+                    o244.value = t244_1
+                    f9 = o244
+                    ok244 = True
+            if not ok244:
+                r.pos = pc244
+                f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C205, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C207, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d40(r)
+            pc245 = r.pos
+            ok245 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t245_0 = y
+                t245_1 = r.integer(3)
+                if t245_1 < -32768 or t245_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t245_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o245 = _new(_iso20.RationalNumber)
+                    o245.exponent = t245_0
+                    o245.value = t245_1
+                    f5 = o245
+                    ok245 = True
+            if not ok245:
+                r.pos = pc245
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc246 = r.pos
+            ok246 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t246_0 = y
+                t246_1 = r.integer(3)
+                if t246_1 < -32768 or t246_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t246_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o246 = _new(_iso20.RationalNumber)
+                    o246.exponent = t246_0
+                    o246.value = t246_1
+                    f6 = o246
+                    ok246 = True
+            if not ok246:
+                r.pos = pc246
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc247 = r.pos
+            ok247 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t247_0 = y
+                t247_1 = r.integer(3)
+                if t247_1 < -32768 or t247_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t247_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o247 = _new(_iso20.RationalNumber)
+                    o247.exponent = t247_0
+                    o247.value = t247_1
+                    f7 = o247
+                    ok247 = True
+            if not ok247:
+                r.pos = pc247
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc248 = r.pos
+            ok248 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t248_0 = y
+                t248_1 = r.integer(3)
+                if t248_1 < -32768 or t248_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t248_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o248 = _new(_iso20.RationalNumber)
+                    o248.exponent = t248_0
+                    o248.value = t248_1
+                    f8 = o248
+                    ok248 = True
+            if not ok248:
+                r.pos = pc248
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d40(r)
+            pc249 = r.pos
+            ok249 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t249_0 = y
+                t249_1 = r.integer(3)
+                if t249_1 < -32768 or t249_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t249_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o249 = _new(_iso20.RationalNumber)
+                    o249.exponent = t249_0
+                    o249.value = t249_1
+                    f9 = o249
+                    ok249 = True
+            if not ok249:
+                r.pos = pc249
+                f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C206, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C208, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d40(r)
+            pc250 = r.pos
+            ok250 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t250_0 = y
+                t250_1 = r.integer(3)
+                if t250_1 < -32768 or t250_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t250_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o250 = _new(_iso20.RationalNumber)
+                    o250.exponent = t250_0
+                    o250.value = t250_1
+                    f6 = o250
+                    ok250 = True
+            if not ok250:
+                r.pos = pc250
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc251 = r.pos
+            ok251 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t251_0 = y
+                t251_1 = r.integer(3)
+                if t251_1 < -32768 or t251_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t251_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o251 = _new(_iso20.RationalNumber)
+                    o251.exponent = t251_0
+                    o251.value = t251_1
+                    f7 = o251
+                    ok251 = True
+            if not ok251:
+                r.pos = pc251
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc252 = r.pos
+            ok252 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t252_0 = y
+                t252_1 = r.integer(3)
+                if t252_1 < -32768 or t252_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t252_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o252 = _new(_iso20.RationalNumber)
+                    o252.exponent = t252_0
+                    o252.value = t252_1
+                    f8 = o252
+                    ok252 = True
+            if not ok252:
+                r.pos = pc252
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d40(r)
+            pc253 = r.pos
+            ok253 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t253_0 = y
+                t253_1 = r.integer(3)
+                if t253_1 < -32768 or t253_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t253_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o253 = _new(_iso20.RationalNumber)
+                    o253.exponent = t253_0
+                    o253.value = t253_1
+                    f9 = o253
+                    ok253 = True
+            if not ok253:
+                r.pos = pc253
+                f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C207, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C209, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d40(r)
+            pc254 = r.pos
+            ok254 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t254_0 = y
+                t254_1 = r.integer(3)
+                if t254_1 < -32768 or t254_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t254_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o254 = _new(_iso20.RationalNumber)
+                    o254.exponent = t254_0
+                    o254.value = t254_1
+                    f7 = o254
+                    ok254 = True
+            if not ok254:
+                r.pos = pc254
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc255 = r.pos
+            ok255 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t255_0 = y
+                t255_1 = r.integer(3)
+                if t255_1 < -32768 or t255_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t255_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o255 = _new(_iso20.RationalNumber)
+                    o255.exponent = t255_0
+                    o255.value = t255_1
+                    f8 = o255
+                    ok255 = True
+            if not ok255:
+                r.pos = pc255
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc256 = r.pos
+            ok256 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t256_0 = y
+                t256_1 = r.integer(3)
+                if t256_1 < -32768 or t256_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t256_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o256 = _new(_iso20.RationalNumber)
+                    o256.exponent = t256_0
+                    o256.value = t256_1
+                    f9 = o256
+                    ok256 = True
+            if not ok256:
+                r.pos = pc256
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C208, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C210, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc257 = r.pos
+            ok257 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t257_0 = y
+                t257_1 = r.integer(3)
+                if t257_1 < -32768 or t257_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t257_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o257 = _new(_iso20.RationalNumber)
+                    o257.exponent = t257_0
+                    o257.value = t257_1
+                    f8 = o257
+                    ok257 = True
+            if not ok257:
+                r.pos = pc257
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc258 = r.pos
+            ok258 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t258_0 = y
+                t258_1 = r.integer(3)
+                if t258_1 < -32768 or t258_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t258_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o258 = _new(_iso20.RationalNumber)
+                    o258.exponent = t258_0
+                    o258.value = t258_1
+                    f9 = o258
+                    ok258 = True
+            if not ok258:
+                r.pos = pc258
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C209, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C211, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d40(r)
+            pc259 = r.pos
+            ok259 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t259_0 = y
+                t259_1 = r.integer(3)
+                if t259_1 < -32768 or t259_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t259_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o259 = _new(_iso20.RationalNumber)
+                    o259.exponent = t259_0
+                    o259.value = t259_1
+                    f9 = o259
+                    ok259 = True
+            if not ok259:
+                r.pos = pc259
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C210, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C212, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(4)
         if ec == 0:
-            f10 = _d40(r)
+            pc260 = r.pos
+            ok260 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t260_0 = y
+                t260_1 = r.integer(3)
+                if t260_1 < -32768 or t260_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t260_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o260 = _new(_iso20.RationalNumber)
+                    o260.exponent = t260_0
+                    o260.value = t260_1
+                    f10 = o260
+                    ok260 = True
+            if not ok260:
+                r.pos = pc260
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc261 = r.pos
+            ok261 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t261_0 = y
+                t261_1 = r.integer(3)
+                if t261_1 < -32768 or t261_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t261_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o261 = _new(_iso20.RationalNumber)
+                    o261.exponent = t261_0
+                    o261.value = t261_1
+                    f11 = o261
+                    ok261 = True
+            if not ok261:
+                r.pos = pc261
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d40(r)
+            pc262 = r.pos
+            ok262 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t262_0 = y
+                t262_1 = r.integer(3)
+                if t262_1 < -32768 or t262_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t262_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o262 = _new(_iso20.RationalNumber)
+                    o262.exponent = t262_0
+                    o262.value = t262_1
+                    f12 = o262
+                    ok262 = True
+            if not ok262:
+                r.pos = pc262
+                f12 = _d40(r)
             s = 13
         elif ec == 3:
-            f13 = _d40(r)
+            pc263 = r.pos
+            ok263 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t263_0 = y
+                t263_1 = r.integer(3)
+                if t263_1 < -32768 or t263_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t263_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o263 = _new(_iso20.RationalNumber)
+                    o263.exponent = t263_0
+                    o263.value = t263_1
+                    f13 = o263
+                    ok263 = True
+            if not ok263:
+                r.pos = pc263
+                f13 = _d40(r)
             s = 14
         elif ec == 4:
-            f14 = _d40(r)
+            pc264 = r.pos
+            ok264 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t264_0 = y
+                t264_1 = r.integer(3)
+                if t264_1 < -32768 or t264_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t264_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o264 = _new(_iso20.RationalNumber)
+                    o264.exponent = t264_0
+                    o264.value = t264_1
+                    f14 = o264
+                    ok264 = True
+            if not ok264:
+                r.pos = pc264
+                f14 = _d40(r)
             s = 15
         elif ec == 5:
-            f15 = _d40(r)
+            pc265 = r.pos
+            ok265 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t265_0 = y
+                t265_1 = r.integer(3)
+                if t265_1 < -32768 or t265_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t265_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o265 = _new(_iso20.RationalNumber)
+                    o265.exponent = t265_0
+                    o265.value = t265_1
+                    f15 = o265
+                    ok265 = True
+            if not ok265:
+                r.pos = pc265
+                f15 = _d40(r)
             s = 16
         elif ec == 6:
-            f16 = _d40(r)
+            pc266 = r.pos
+            ok266 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t266_0 = y
+                t266_1 = r.integer(3)
+                if t266_1 < -32768 or t266_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t266_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o266 = _new(_iso20.RationalNumber)
+                    o266.exponent = t266_0
+                    o266.value = t266_1
+                    f16 = o266
+                    ok266 = True
+            if not ok266:
+                r.pos = pc266
+                f16 = _d40(r)
             s = 17
         elif ec == 7:
-            f17 = _d40(r)
+            pc267 = r.pos
+            ok267 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t267_0 = y
+                t267_1 = r.integer(3)
+                if t267_1 < -32768 or t267_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t267_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o267 = _new(_iso20.RationalNumber)
+                    o267.exponent = t267_0
+                    o267.value = t267_1
+                    f17 = o267
+                    ok267 = True
+            if not ok267:
+                r.pos = pc267
+                f17 = _d40(r)
             s = 18
         elif ec == 8:
-            f18 = _d40(r)
+            pc268 = r.pos
+            ok268 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t268_0 = y
+                t268_1 = r.integer(3)
+                if t268_1 < -32768 or t268_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t268_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o268 = _new(_iso20.RationalNumber)
+                    o268.exponent = t268_0
+                    o268.value = t268_1
+                    f18 = o268
+                    ok268 = True
+            if not ok268:
+                r.pos = pc268
+                f18 = _d40(r)
             s = 19
         elif ec == 9:
-            f19 = _d40(r)
+            pc269 = r.pos
+            ok269 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t269_0 = y
+                t269_1 = r.integer(3)
+                if t269_1 < -32768 or t269_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t269_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o269 = _new(_iso20.RationalNumber)
+                    o269.exponent = t269_0
+                    o269.value = t269_1
+                    f19 = o269
+                    ok269 = True
+            if not ok269:
+                r.pos = pc269
+                f19 = _d40(r)
             s = 20
         elif ec == 10:
-            f20 = _d40(r)
+            pc270 = r.pos
+            ok270 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t270_0 = y
+                t270_1 = r.integer(3)
+                if t270_1 < -32768 or t270_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t270_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o270 = _new(_iso20.RationalNumber)
+                    o270.exponent = t270_0
+                    o270.value = t270_1
+                    f20 = o270
+                    ok270 = True
+            if not ok270:
+                r.pos = pc270
+                f20 = _d40(r)
             s = 21
         elif ec == 11:
             s = -1
         elif ec == 12:
-            _escape(r, 1, _C211, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C213, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(4)
         if ec == 0:
-            f11 = _d40(r)
+            pc271 = r.pos
+            ok271 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t271_0 = y
+                t271_1 = r.integer(3)
+                if t271_1 < -32768 or t271_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t271_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o271 = _new(_iso20.RationalNumber)
+                    o271.exponent = t271_0
+                    o271.value = t271_1
+                    f11 = o271
+                    ok271 = True
+            if not ok271:
+                r.pos = pc271
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc272 = r.pos
+            ok272 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t272_0 = y
+                t272_1 = r.integer(3)
+                if t272_1 < -32768 or t272_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t272_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o272 = _new(_iso20.RationalNumber)
+                    o272.exponent = t272_0
+                    o272.value = t272_1
+                    f12 = o272
+                    ok272 = True
+            if not ok272:
+                r.pos = pc272
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d40(r)
+            pc273 = r.pos
+            ok273 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t273_0 = y
+                t273_1 = r.integer(3)
+                if t273_1 < -32768 or t273_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t273_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o273 = _new(_iso20.RationalNumber)
+                    o273.exponent = t273_0
+                    o273.value = t273_1
+                    f13 = o273
+                    ok273 = True
+            if not ok273:
+                r.pos = pc273
+                f13 = _d40(r)
             s = 14
         elif ec == 3:
-            f14 = _d40(r)
+            pc274 = r.pos
+            ok274 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t274_0 = y
+                t274_1 = r.integer(3)
+                if t274_1 < -32768 or t274_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t274_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o274 = _new(_iso20.RationalNumber)
+                    o274.exponent = t274_0
+                    o274.value = t274_1
+                    f14 = o274
+                    ok274 = True
+            if not ok274:
+                r.pos = pc274
+                f14 = _d40(r)
             s = 15
         elif ec == 4:
-            f15 = _d40(r)
+            pc275 = r.pos
+            ok275 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t275_0 = y
+                t275_1 = r.integer(3)
+                if t275_1 < -32768 or t275_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t275_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o275 = _new(_iso20.RationalNumber)
+                    o275.exponent = t275_0
+                    o275.value = t275_1
+                    f15 = o275
+                    ok275 = True
+            if not ok275:
+                r.pos = pc275
+                f15 = _d40(r)
             s = 16
         elif ec == 5:
-            f16 = _d40(r)
+            pc276 = r.pos
+            ok276 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t276_0 = y
+                t276_1 = r.integer(3)
+                if t276_1 < -32768 or t276_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t276_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o276 = _new(_iso20.RationalNumber)
+                    o276.exponent = t276_0
+                    o276.value = t276_1
+                    f16 = o276
+                    ok276 = True
+            if not ok276:
+                r.pos = pc276
+                f16 = _d40(r)
             s = 17
         elif ec == 6:
-            f17 = _d40(r)
+            pc277 = r.pos
+            ok277 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t277_0 = y
+                t277_1 = r.integer(3)
+                if t277_1 < -32768 or t277_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t277_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o277 = _new(_iso20.RationalNumber)
+                    o277.exponent = t277_0
+                    o277.value = t277_1
+                    f17 = o277
+                    ok277 = True
+            if not ok277:
+                r.pos = pc277
+                f17 = _d40(r)
             s = 18
         elif ec == 7:
-            f18 = _d40(r)
+            pc278 = r.pos
+            ok278 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t278_0 = y
+                t278_1 = r.integer(3)
+                if t278_1 < -32768 or t278_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t278_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o278 = _new(_iso20.RationalNumber)
+                    o278.exponent = t278_0
+                    o278.value = t278_1
+                    f18 = o278
+                    ok278 = True
+            if not ok278:
+                r.pos = pc278
+                f18 = _d40(r)
             s = 19
         elif ec == 8:
-            f19 = _d40(r)
+            pc279 = r.pos
+            ok279 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t279_0 = y
+                t279_1 = r.integer(3)
+                if t279_1 < -32768 or t279_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t279_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o279 = _new(_iso20.RationalNumber)
+                    o279.exponent = t279_0
+                    o279.value = t279_1
+                    f19 = o279
+                    ok279 = True
+            if not ok279:
+                r.pos = pc279
+                f19 = _d40(r)
             s = 20
         elif ec == 9:
-            f20 = _d40(r)
+            pc280 = r.pos
+            ok280 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t280_0 = y
+                t280_1 = r.integer(3)
+                if t280_1 < -32768 or t280_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t280_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o280 = _new(_iso20.RationalNumber)
+                    o280.exponent = t280_0
+                    o280.value = t280_1
+                    f20 = o280
+                    ok280 = True
+            if not ok280:
+                r.pos = pc280
+                f20 = _d40(r)
             s = 21
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 1, _C212, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C214, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(4)
         if ec == 0:
-            f12 = _d40(r)
+            pc281 = r.pos
+            ok281 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t281_0 = y
+                t281_1 = r.integer(3)
+                if t281_1 < -32768 or t281_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t281_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o281 = _new(_iso20.RationalNumber)
+                    o281.exponent = t281_0
+                    o281.value = t281_1
+                    f12 = o281
+                    ok281 = True
+            if not ok281:
+                r.pos = pc281
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d40(r)
+            pc282 = r.pos
+            ok282 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t282_0 = y
+                t282_1 = r.integer(3)
+                if t282_1 < -32768 or t282_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t282_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o282 = _new(_iso20.RationalNumber)
+                    o282.exponent = t282_0
+                    o282.value = t282_1
+                    f13 = o282
+                    ok282 = True
+            if not ok282:
+                r.pos = pc282
+                f13 = _d40(r)
             s = 14
         elif ec == 2:
-            f14 = _d40(r)
+            pc283 = r.pos
+            ok283 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t283_0 = y
+                t283_1 = r.integer(3)
+                if t283_1 < -32768 or t283_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t283_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o283 = _new(_iso20.RationalNumber)
+                    o283.exponent = t283_0
+                    o283.value = t283_1
+                    f14 = o283
+                    ok283 = True
+            if not ok283:
+                r.pos = pc283
+                f14 = _d40(r)
             s = 15
         elif ec == 3:
-            f15 = _d40(r)
+            pc284 = r.pos
+            ok284 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t284_0 = y
+                t284_1 = r.integer(3)
+                if t284_1 < -32768 or t284_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t284_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o284 = _new(_iso20.RationalNumber)
+                    o284.exponent = t284_0
+                    o284.value = t284_1
+                    f15 = o284
+                    ok284 = True
+            if not ok284:
+                r.pos = pc284
+                f15 = _d40(r)
             s = 16
         elif ec == 4:
-            f16 = _d40(r)
+            pc285 = r.pos
+            ok285 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t285_0 = y
+                t285_1 = r.integer(3)
+                if t285_1 < -32768 or t285_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t285_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o285 = _new(_iso20.RationalNumber)
+                    o285.exponent = t285_0
+                    o285.value = t285_1
+                    f16 = o285
+                    ok285 = True
+            if not ok285:
+                r.pos = pc285
+                f16 = _d40(r)
             s = 17
         elif ec == 5:
-            f17 = _d40(r)
+            pc286 = r.pos
+            ok286 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t286_0 = y
+                t286_1 = r.integer(3)
+                if t286_1 < -32768 or t286_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t286_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o286 = _new(_iso20.RationalNumber)
+                    o286.exponent = t286_0
+                    o286.value = t286_1
+                    f17 = o286
+                    ok286 = True
+            if not ok286:
+                r.pos = pc286
+                f17 = _d40(r)
             s = 18
         elif ec == 6:
-            f18 = _d40(r)
+            pc287 = r.pos
+            ok287 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t287_0 = y
+                t287_1 = r.integer(3)
+                if t287_1 < -32768 or t287_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t287_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o287 = _new(_iso20.RationalNumber)
+                    o287.exponent = t287_0
+                    o287.value = t287_1
+                    f18 = o287
+                    ok287 = True
+            if not ok287:
+                r.pos = pc287
+                f18 = _d40(r)
             s = 19
         elif ec == 7:
-            f19 = _d40(r)
+            pc288 = r.pos
+            ok288 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t288_0 = y
+                t288_1 = r.integer(3)
+                if t288_1 < -32768 or t288_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t288_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o288 = _new(_iso20.RationalNumber)
+                    o288.exponent = t288_0
+                    o288.value = t288_1
+                    f19 = o288
+                    ok288 = True
+            if not ok288:
+                r.pos = pc288
+                f19 = _d40(r)
             s = 20
         elif ec == 8:
-            f20 = _d40(r)
+            pc289 = r.pos
+            ok289 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t289_0 = y
+                t289_1 = r.integer(3)
+                if t289_1 < -32768 or t289_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t289_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o289 = _new(_iso20.RationalNumber)
+                    o289.exponent = t289_0
+                    o289.value = t289_1
+                    f20 = o289
+                    ok289 = True
+            if not ok289:
+                r.pos = pc289
+                f20 = _d40(r)
             s = 21
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C213, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C215, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(4)
         if ec == 0:
-            f13 = _d40(r)
+            pc290 = r.pos
+            ok290 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t290_0 = y
+                t290_1 = r.integer(3)
+                if t290_1 < -32768 or t290_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t290_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o290 = _new(_iso20.RationalNumber)
+                    o290.exponent = t290_0
+                    o290.value = t290_1
+                    f13 = o290
+                    ok290 = True
+            if not ok290:
+                r.pos = pc290
+                f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d40(r)
+            pc291 = r.pos
+            ok291 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t291_0 = y
+                t291_1 = r.integer(3)
+                if t291_1 < -32768 or t291_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t291_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o291 = _new(_iso20.RationalNumber)
+                    o291.exponent = t291_0
+                    o291.value = t291_1
+                    f14 = o291
+                    ok291 = True
+            if not ok291:
+                r.pos = pc291
+                f14 = _d40(r)
             s = 15
         elif ec == 2:
-            f15 = _d40(r)
+            pc292 = r.pos
+            ok292 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t292_0 = y
+                t292_1 = r.integer(3)
+                if t292_1 < -32768 or t292_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t292_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o292 = _new(_iso20.RationalNumber)
+                    o292.exponent = t292_0
+                    o292.value = t292_1
+                    f15 = o292
+                    ok292 = True
+            if not ok292:
+                r.pos = pc292
+                f15 = _d40(r)
             s = 16
         elif ec == 3:
-            f16 = _d40(r)
+            pc293 = r.pos
+            ok293 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t293_0 = y
+                t293_1 = r.integer(3)
+                if t293_1 < -32768 or t293_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t293_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o293 = _new(_iso20.RationalNumber)
+                    o293.exponent = t293_0
+                    o293.value = t293_1
+                    f16 = o293
+                    ok293 = True
+            if not ok293:
+                r.pos = pc293
+                f16 = _d40(r)
             s = 17
         elif ec == 4:
-            f17 = _d40(r)
+            pc294 = r.pos
+            ok294 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t294_0 = y
+                t294_1 = r.integer(3)
+                if t294_1 < -32768 or t294_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t294_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o294 = _new(_iso20.RationalNumber)
+                    o294.exponent = t294_0
+                    o294.value = t294_1
+                    f17 = o294
+                    ok294 = True
+            if not ok294:
+                r.pos = pc294
+                f17 = _d40(r)
             s = 18
         elif ec == 5:
-            f18 = _d40(r)
+            pc295 = r.pos
+            ok295 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t295_0 = y
+                t295_1 = r.integer(3)
+                if t295_1 < -32768 or t295_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t295_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o295 = _new(_iso20.RationalNumber)
+                    o295.exponent = t295_0
+                    o295.value = t295_1
+                    f18 = o295
+                    ok295 = True
+            if not ok295:
+                r.pos = pc295
+                f18 = _d40(r)
             s = 19
         elif ec == 6:
-            f19 = _d40(r)
+            pc296 = r.pos
+            ok296 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t296_0 = y
+                t296_1 = r.integer(3)
+                if t296_1 < -32768 or t296_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t296_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o296 = _new(_iso20.RationalNumber)
+                    o296.exponent = t296_0
+                    o296.value = t296_1
+                    f19 = o296
+                    ok296 = True
+            if not ok296:
+                r.pos = pc296
+                f19 = _d40(r)
             s = 20
         elif ec == 7:
-            f20 = _d40(r)
+            pc297 = r.pos
+            ok297 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t297_0 = y
+                t297_1 = r.integer(3)
+                if t297_1 < -32768 or t297_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t297_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o297 = _new(_iso20.RationalNumber)
+                    o297.exponent = t297_0
+                    o297.value = t297_1
+                    f20 = o297
+                    ok297 = True
+            if not ok297:
+                r.pos = pc297
+                f20 = _d40(r)
             s = 21
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C214, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C216, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(4)
         if ec == 0:
-            f14 = _d40(r)
+            pc298 = r.pos
+            ok298 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t298_0 = y
+                t298_1 = r.integer(3)
+                if t298_1 < -32768 or t298_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t298_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o298 = _new(_iso20.RationalNumber)
+                    o298.exponent = t298_0
+                    o298.value = t298_1
+                    f14 = o298
+                    ok298 = True
+            if not ok298:
+                r.pos = pc298
+                f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d40(r)
+            pc299 = r.pos
+            ok299 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t299_0 = y
+                t299_1 = r.integer(3)
+                if t299_1 < -32768 or t299_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t299_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o299 = _new(_iso20.RationalNumber)
+                    o299.exponent = t299_0
+                    o299.value = t299_1
+                    f15 = o299
+                    ok299 = True
+            if not ok299:
+                r.pos = pc299
+                f15 = _d40(r)
             s = 16
         elif ec == 2:
-            f16 = _d40(r)
+            pc300 = r.pos
+            ok300 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t300_0 = y
+                t300_1 = r.integer(3)
+                if t300_1 < -32768 or t300_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t300_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o300 = _new(_iso20.RationalNumber)
+                    o300.exponent = t300_0
+                    o300.value = t300_1
+                    f16 = o300
+                    ok300 = True
+            if not ok300:
+                r.pos = pc300
+                f16 = _d40(r)
             s = 17
         elif ec == 3:
-            f17 = _d40(r)
+            pc301 = r.pos
+            ok301 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t301_0 = y
+                t301_1 = r.integer(3)
+                if t301_1 < -32768 or t301_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t301_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o301 = _new(_iso20.RationalNumber)
+                    o301.exponent = t301_0
+                    o301.value = t301_1
+                    f17 = o301
+                    ok301 = True
+            if not ok301:
+                r.pos = pc301
+                f17 = _d40(r)
             s = 18
         elif ec == 4:
-            f18 = _d40(r)
+            pc302 = r.pos
+            ok302 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t302_0 = y
+                t302_1 = r.integer(3)
+                if t302_1 < -32768 or t302_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t302_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o302 = _new(_iso20.RationalNumber)
+                    o302.exponent = t302_0
+                    o302.value = t302_1
+                    f18 = o302
+                    ok302 = True
+            if not ok302:
+                r.pos = pc302
+                f18 = _d40(r)
             s = 19
         elif ec == 5:
-            f19 = _d40(r)
+            pc303 = r.pos
+            ok303 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t303_0 = y
+                t303_1 = r.integer(3)
+                if t303_1 < -32768 or t303_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t303_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o303 = _new(_iso20.RationalNumber)
+                    o303.exponent = t303_0
+                    o303.value = t303_1
+                    f19 = o303
+                    ok303 = True
+            if not ok303:
+                r.pos = pc303
+                f19 = _d40(r)
             s = 20
         elif ec == 6:
-            f20 = _d40(r)
+            pc304 = r.pos
+            ok304 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t304_0 = y
+                t304_1 = r.integer(3)
+                if t304_1 < -32768 or t304_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t304_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o304 = _new(_iso20.RationalNumber)
+                    o304.exponent = t304_0
+                    o304.value = t304_1
+                    f20 = o304
+                    ok304 = True
+            if not ok304:
+                r.pos = pc304
+                f20 = _d40(r)
             s = 21
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C215, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C217, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(3)
         if ec == 0:
-            f15 = _d40(r)
+            pc305 = r.pos
+            ok305 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t305_0 = y
+                t305_1 = r.integer(3)
+                if t305_1 < -32768 or t305_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t305_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o305 = _new(_iso20.RationalNumber)
+                    o305.exponent = t305_0
+                    o305.value = t305_1
+                    f15 = o305
+                    ok305 = True
+            if not ok305:
+                r.pos = pc305
+                f15 = _d40(r)
             s = 16
         elif ec == 1:
-            f16 = _d40(r)
+            pc306 = r.pos
+            ok306 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t306_0 = y
+                t306_1 = r.integer(3)
+                if t306_1 < -32768 or t306_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t306_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o306 = _new(_iso20.RationalNumber)
+                    o306.exponent = t306_0
+                    o306.value = t306_1
+                    f16 = o306
+                    ok306 = True
+            if not ok306:
+                r.pos = pc306
+                f16 = _d40(r)
             s = 17
         elif ec == 2:
-            f17 = _d40(r)
+            pc307 = r.pos
+            ok307 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t307_0 = y
+                t307_1 = r.integer(3)
+                if t307_1 < -32768 or t307_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t307_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o307 = _new(_iso20.RationalNumber)
+                    o307.exponent = t307_0
+                    o307.value = t307_1
+                    f17 = o307
+                    ok307 = True
+            if not ok307:
+                r.pos = pc307
+                f17 = _d40(r)
             s = 18
         elif ec == 3:
-            f18 = _d40(r)
+            pc308 = r.pos
+            ok308 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t308_0 = y
+                t308_1 = r.integer(3)
+                if t308_1 < -32768 or t308_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t308_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o308 = _new(_iso20.RationalNumber)
+                    o308.exponent = t308_0
+                    o308.value = t308_1
+                    f18 = o308
+                    ok308 = True
+            if not ok308:
+                r.pos = pc308
+                f18 = _d40(r)
             s = 19
         elif ec == 4:
-            f19 = _d40(r)
+            pc309 = r.pos
+            ok309 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t309_0 = y
+                t309_1 = r.integer(3)
+                if t309_1 < -32768 or t309_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t309_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o309 = _new(_iso20.RationalNumber)
+                    o309.exponent = t309_0
+                    o309.value = t309_1
+                    f19 = o309
+                    ok309 = True
+            if not ok309:
+                r.pos = pc309
+                f19 = _d40(r)
             s = 20
         elif ec == 5:
-            f20 = _d40(r)
+            pc310 = r.pos
+            ok310 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t310_0 = y
+                t310_1 = r.integer(3)
+                if t310_1 < -32768 or t310_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t310_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o310 = _new(_iso20.RationalNumber)
+                    o310.exponent = t310_0
+                    o310.value = t310_1
+                    f20 = o310
+                    ok310 = True
+            if not ok310:
+                r.pos = pc310
+                f20 = _d40(r)
             s = 21
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C216, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C218, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
         ec = r.bits(3)
         if ec == 0:
-            f16 = _d40(r)
+            pc311 = r.pos
+            ok311 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t311_0 = y
+                t311_1 = r.integer(3)
+                if t311_1 < -32768 or t311_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t311_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o311 = _new(_iso20.RationalNumber)
+                    o311.exponent = t311_0
+                    o311.value = t311_1
+                    f16 = o311
+                    ok311 = True
+            if not ok311:
+                r.pos = pc311
+                f16 = _d40(r)
             s = 17
         elif ec == 1:
-            f17 = _d40(r)
+            pc312 = r.pos
+            ok312 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t312_0 = y
+                t312_1 = r.integer(3)
+                if t312_1 < -32768 or t312_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t312_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o312 = _new(_iso20.RationalNumber)
+                    o312.exponent = t312_0
+                    o312.value = t312_1
+                    f17 = o312
+                    ok312 = True
+            if not ok312:
+                r.pos = pc312
+                f17 = _d40(r)
             s = 18
         elif ec == 2:
-            f18 = _d40(r)
+            pc313 = r.pos
+            ok313 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t313_0 = y
+                t313_1 = r.integer(3)
+                if t313_1 < -32768 or t313_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t313_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o313 = _new(_iso20.RationalNumber)
+                    o313.exponent = t313_0
+                    o313.value = t313_1
+                    f18 = o313
+                    ok313 = True
+            if not ok313:
+                r.pos = pc313
+                f18 = _d40(r)
             s = 19
         elif ec == 3:
-            f19 = _d40(r)
+            pc314 = r.pos
+            ok314 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t314_0 = y
+                t314_1 = r.integer(3)
+                if t314_1 < -32768 or t314_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t314_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o314 = _new(_iso20.RationalNumber)
+                    o314.exponent = t314_0
+                    o314.value = t314_1
+                    f19 = o314
+                    ok314 = True
+            if not ok314:
+                r.pos = pc314
+                f19 = _d40(r)
             s = 20
         elif ec == 4:
-            f20 = _d40(r)
+            pc315 = r.pos
+            ok315 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t315_0 = y
+                t315_1 = r.integer(3)
+                if t315_1 < -32768 or t315_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t315_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o315 = _new(_iso20.RationalNumber)
+                    o315.exponent = t315_0
+                    o315.value = t315_1
+                    f20 = o315
+                    ok315 = True
+            if not ok315:
+                r.pos = pc315
+                f20 = _d40(r)
             s = 21
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C217, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C219, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 17:
         ec = r.bits(3)
         if ec == 0:
-            f17 = _d40(r)
+            pc316 = r.pos
+            ok316 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t316_0 = y
+                t316_1 = r.integer(3)
+                if t316_1 < -32768 or t316_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t316_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o316 = _new(_iso20.RationalNumber)
+                    o316.exponent = t316_0
+                    o316.value = t316_1
+                    f17 = o316
+                    ok316 = True
+            if not ok316:
+                r.pos = pc316
+                f17 = _d40(r)
             s = 18
         elif ec == 1:
-            f18 = _d40(r)
+            pc317 = r.pos
+            ok317 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t317_0 = y
+                t317_1 = r.integer(3)
+                if t317_1 < -32768 or t317_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t317_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o317 = _new(_iso20.RationalNumber)
+                    o317.exponent = t317_0
+                    o317.value = t317_1
+                    f18 = o317
+                    ok317 = True
+            if not ok317:
+                r.pos = pc317
+                f18 = _d40(r)
             s = 19
         elif ec == 2:
-            f19 = _d40(r)
+            pc318 = r.pos
+            ok318 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t318_0 = y
+                t318_1 = r.integer(3)
+                if t318_1 < -32768 or t318_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t318_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o318 = _new(_iso20.RationalNumber)
+                    o318.exponent = t318_0
+                    o318.value = t318_1
+                    f19 = o318
+                    ok318 = True
+            if not ok318:
+                r.pos = pc318
+                f19 = _d40(r)
             s = 20
         elif ec == 3:
-            f20 = _d40(r)
+            pc319 = r.pos
+            ok319 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t319_0 = y
+                t319_1 = r.integer(3)
+                if t319_1 < -32768 or t319_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t319_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o319 = _new(_iso20.RationalNumber)
+                    o319.exponent = t319_0
+                    o319.value = t319_1
+                    f20 = o319
+                    ok319 = True
+            if not ok319:
+                r.pos = pc319
+                f20 = _d40(r)
             s = 21
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C218, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C220, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 18:
         ec = r.bits(3)
         if ec == 0:
-            f18 = _d40(r)
+            pc320 = r.pos
+            ok320 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t320_0 = y
+                t320_1 = r.integer(3)
+                if t320_1 < -32768 or t320_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t320_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o320 = _new(_iso20.RationalNumber)
+                    o320.exponent = t320_0
+                    o320.value = t320_1
+                    f18 = o320
+                    ok320 = True
+            if not ok320:
+                r.pos = pc320
+                f18 = _d40(r)
             s = 19
         elif ec == 1:
-            f19 = _d40(r)
+            pc321 = r.pos
+            ok321 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t321_0 = y
+                t321_1 = r.integer(3)
+                if t321_1 < -32768 or t321_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t321_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o321 = _new(_iso20.RationalNumber)
+                    o321.exponent = t321_0
+                    o321.value = t321_1
+                    f19 = o321
+                    ok321 = True
+            if not ok321:
+                r.pos = pc321
+                f19 = _d40(r)
             s = 20
         elif ec == 2:
-            f20 = _d40(r)
+            pc322 = r.pos
+            ok322 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t322_0 = y
+                t322_1 = r.integer(3)
+                if t322_1 < -32768 or t322_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t322_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o322 = _new(_iso20.RationalNumber)
+                    o322.exponent = t322_0
+                    o322.value = t322_1
+                    f20 = o322
+                    ok322 = True
+            if not ok322:
+                r.pos = pc322
+                f20 = _d40(r)
             s = 21
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C219, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C221, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 19:
         ec = r.bits(2)
         if ec == 0:
-            f19 = _d40(r)
+            pc323 = r.pos
+            ok323 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t323_0 = y
+                t323_1 = r.integer(3)
+                if t323_1 < -32768 or t323_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t323_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o323 = _new(_iso20.RationalNumber)
+                    o323.exponent = t323_0
+                    o323.value = t323_1
+                    f19 = o323
+                    ok323 = True
+            if not ok323:
+                r.pos = pc323
+                f19 = _d40(r)
             s = 20
         elif ec == 1:
-            f20 = _d40(r)
+            pc324 = r.pos
+            ok324 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t324_0 = y
+                t324_1 = r.integer(3)
+                if t324_1 < -32768 or t324_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t324_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o324 = _new(_iso20.RationalNumber)
+                    o324.exponent = t324_0
+                    o324.value = t324_1
+                    f20 = o324
+                    ok324 = True
+            if not ok324:
+                r.pos = pc324
+                f20 = _d40(r)
             s = 21
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C220, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C222, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 20:
         ec = r.bits(2)
         if ec == 0:
-            f20 = _d40(r)
+            pc325 = r.pos
+            ok325 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t325_0 = y
+                t325_1 = r.integer(3)
+                if t325_1 < -32768 or t325_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t325_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o325 = _new(_iso20.RationalNumber)
+                    o325.exponent = t325_0
+                    o325.value = t325_1
+                    f20 = o325
+                    ok325 = True
+            if not ok325:
+                r.pos = pc325
+                f20 = _d40(r)
             s = 21
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C221, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C223, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 21:
@@ -3548,7 +9974,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C222, "BPT_Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C224, "BPT_Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLReqControlMode)
@@ -3587,9 +10013,9 @@ def _e10(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C224.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C225)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3597,9 +10023,9 @@ def _e10(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C225.get(s)
+        t = _C227.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C225)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3607,9 +10033,9 @@ def _e10(w, o):
         s = 3
     v3 = o.ev_maximum_charge_power
     if v3 is not None:
-        t = _C226.get(s)
+        t = _C228.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C225)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3617,9 +10043,9 @@ def _e10(w, o):
         s = 4
     v4 = o.ev_maximum_charge_power_l2
     if v4 is not None:
-        t = _C227.get(s)
+        t = _C229.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C225)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3627,9 +10053,9 @@ def _e10(w, o):
         s = 5
     v5 = o.ev_maximum_charge_power_l3
     if v5 is not None:
-        t = _C228.get(s)
+        t = _C230.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C225)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3637,9 +10063,9 @@ def _e10(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C229.get(s)
+        t = _C231.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C225)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3647,9 +10073,9 @@ def _e10(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power_l2
     if v7 is not None:
-        t = _C230.get(s)
+        t = _C232.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C225)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3657,9 +10083,9 @@ def _e10(w, o):
         s = 8
     v8 = o.ev_minimum_charge_power_l3
     if v8 is not None:
-        t = _C231.get(s)
+        t = _C233.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C225)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3667,10 +10093,10 @@ def _e10(w, o):
         s = 9
     v9 = o.ev_present_active_power
     if v9 is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C223)
-    t = _C232.get(s)
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C225)
+    t = _C234.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C223)
+        _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C225)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -3685,9 +10111,9 @@ def _e10(w, o):
         s = 11
     v11 = o.ev_present_active_power_l3
     if v11 is not None:
-        t = _C233.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C225)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3695,9 +10121,9 @@ def _e10(w, o):
         s = 12
     v12 = o.ev_present_reactive_power
     if v12 is not None:
-        t = _C234.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C225)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3705,9 +10131,9 @@ def _e10(w, o):
         s = 13
     v13 = o.ev_present_reactive_power_l2
     if v13 is not None:
-        t = _C235.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C225)
         if v13.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3715,9 +10141,9 @@ def _e10(w, o):
         s = 14
     v14 = o.ev_present_reactive_power_l3
     if v14 is not None:
-        t = _C236.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C225)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3725,9 +10151,9 @@ def _e10(w, o):
         s = 15
     v15 = o.ev_maximum_discharge_power
     if v15 is not None:
-        t = _C237.get(s)
+        t = _C239.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", s, _C225)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power", v15, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3735,9 +10161,9 @@ def _e10(w, o):
         s = 16
     v16 = o.ev_maximum_discharge_power_l2
     if v16 is not None:
-        t = _C238.get(s)
+        t = _C240.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", s, _C225)
         if v16.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l2", v16, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3745,9 +10171,9 @@ def _e10(w, o):
         s = 17
     v17 = o.ev_maximum_discharge_power_l3
     if v17 is not None:
-        t = _C239.get(s)
+        t = _C241.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", s, _C225)
         if v17.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_maximum_discharge_power_l3", v17, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3755,9 +10181,9 @@ def _e10(w, o):
         s = 18
     v18 = o.ev_minimum_discharge_power
     if v18 is not None:
-        t = _C240.get(s)
+        t = _C242.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", s, _C225)
         if v18.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power", v18, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3765,9 +10191,9 @@ def _e10(w, o):
         s = 19
     v19 = o.ev_minimum_discharge_power_l2
     if v19 is not None:
-        t = _C241.get(s)
+        t = _C243.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", s, _C225)
         if v19.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l2", v19, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -3775,17 +10201,17 @@ def _e10(w, o):
         s = 20
     v20 = o.ev_minimum_discharge_power_l3
     if v20 is not None:
-        t = _C242.get(s)
+        t = _C244.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C223)
+            _order("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", s, _C225)
         if v20.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLReqControlMode.ev_minimum_discharge_power_l3", v20, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v20)
         s = 21
-    t = _C243.get(s)
+    t = _C245.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C223)
+        _order("BPT_Scheduled_AC_CLReqControlMode", s, _C225)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3804,208 +10230,1108 @@ def _d11(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d40(r)
+            pc326 = r.pos
+            ok326 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t326_0 = y
+                t326_1 = r.integer(3)
+                if t326_1 < -32768 or t326_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t326_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o326 = _new(_iso20.RationalNumber)
+                    o326.exponent = t326_0
+                    o326.value = t326_1
+                    f0 = o326
+                    ok326 = True
+            if not ok326:
+                r.pos = pc326
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc327 = r.pos
+            ok327 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t327_0 = y
+                t327_1 = r.integer(3)
+                if t327_1 < -32768 or t327_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t327_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o327 = _new(_iso20.RationalNumber)
+                    o327.exponent = t327_0
+                    o327.value = t327_1
+                    f1 = o327
+                    ok327 = True
+            if not ok327:
+                r.pos = pc327
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d40(r)
+            pc328 = r.pos
+            ok328 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t328_0 = y
+                t328_1 = r.integer(3)
+                if t328_1 < -32768 or t328_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t328_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o328 = _new(_iso20.RationalNumber)
+                    o328.exponent = t328_0
+                    o328.value = t328_1
+                    f2 = o328
+                    ok328 = True
+            if not ok328:
+                r.pos = pc328
+                f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d40(r)
+            pc329 = r.pos
+            ok329 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t329_0 = y
+                t329_1 = r.integer(3)
+                if t329_1 < -32768 or t329_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t329_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o329 = _new(_iso20.RationalNumber)
+                    o329.exponent = t329_0
+                    o329.value = t329_1
+                    f3 = o329
+                    ok329 = True
+            if not ok329:
+                r.pos = pc329
+                f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc330 = r.pos
+            ok330 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t330_0 = y
+                t330_1 = r.integer(3)
+                if t330_1 < -32768 or t330_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t330_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o330 = _new(_iso20.RationalNumber)
+                    o330.exponent = t330_0
+                    o330.value = t330_1
+                    f4 = o330
+                    ok330 = True
+            if not ok330:
+                r.pos = pc330
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d40(r)
+            pc331 = r.pos
+            ok331 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t331_0 = y
+                t331_1 = r.integer(3)
+                if t331_1 < -32768 or t331_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t331_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o331 = _new(_iso20.RationalNumber)
+                    o331.exponent = t331_0
+                    o331.value = t331_1
+                    f5 = o331
+                    ok331 = True
+            if not ok331:
+                r.pos = pc331
+                f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d40(r)
+            pc332 = r.pos
+            ok332 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t332_0 = y
+                t332_1 = r.integer(3)
+                if t332_1 < -32768 or t332_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t332_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o332 = _new(_iso20.RationalNumber)
+                    o332.exponent = t332_0
+                    o332.value = t332_1
+                    f6 = o332
+                    ok332 = True
+            if not ok332:
+                r.pos = pc332
+                f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d40(r)
+            pc333 = r.pos
+            ok333 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t333_0 = y
+                t333_1 = r.integer(3)
+                if t333_1 < -32768 or t333_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t333_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o333 = _new(_iso20.RationalNumber)
+                    o333.exponent = t333_0
+                    o333.value = t333_1
+                    f7 = o333
+                    ok333 = True
+            if not ok333:
+                r.pos = pc333
+                f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d40(r)
+            pc334 = r.pos
+            ok334 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t334_0 = y
+                t334_1 = r.integer(3)
+                if t334_1 < -32768 or t334_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t334_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o334 = _new(_iso20.RationalNumber)
+                    o334.exponent = t334_0
+                    o334.value = t334_1
+                    f8 = o334
+                    ok334 = True
+            if not ok334:
+                r.pos = pc334
+                f8 = _d40(r)
             s = 9
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C244, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C246, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d40(r)
+            pc335 = r.pos
+            ok335 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t335_0 = y
+                t335_1 = r.integer(3)
+                if t335_1 < -32768 or t335_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t335_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o335 = _new(_iso20.RationalNumber)
+                    o335.exponent = t335_0
+                    o335.value = t335_1
+                    f1 = o335
+                    ok335 = True
+            if not ok335:
+                r.pos = pc335
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc336 = r.pos
+            ok336 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t336_0 = y
+                t336_1 = r.integer(3)
+                if t336_1 < -32768 or t336_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t336_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o336 = _new(_iso20.RationalNumber)
+                    o336.exponent = t336_0
+                    o336.value = t336_1
+                    f2 = o336
+                    ok336 = True
+            if not ok336:
+                r.pos = pc336
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc337 = r.pos
+            ok337 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t337_0 = y
+                t337_1 = r.integer(3)
+                if t337_1 < -32768 or t337_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t337_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o337 = _new(_iso20.RationalNumber)
+                    o337.exponent = t337_0
+                    o337.value = t337_1
+                    f3 = o337
+                    ok337 = True
+            if not ok337:
+                r.pos = pc337
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc338 = r.pos
+            ok338 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t338_0 = y
+                t338_1 = r.integer(3)
+                if t338_1 < -32768 or t338_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t338_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o338 = _new(_iso20.RationalNumber)
+                    o338.exponent = t338_0
+                    o338.value = t338_1
+                    f4 = o338
+                    ok338 = True
+            if not ok338:
+                r.pos = pc338
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d40(r)
+            pc339 = r.pos
+            ok339 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t339_0 = y
+                t339_1 = r.integer(3)
+                if t339_1 < -32768 or t339_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t339_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o339 = _new(_iso20.RationalNumber)
+                    o339.exponent = t339_0
+                    o339.value = t339_1
+                    f5 = o339
+                    ok339 = True
+            if not ok339:
+                r.pos = pc339
+                f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d40(r)
+            pc340 = r.pos
+            ok340 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t340_0 = y
+                t340_1 = r.integer(3)
+                if t340_1 < -32768 or t340_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t340_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o340 = _new(_iso20.RationalNumber)
+                    o340.exponent = t340_0
+                    o340.value = t340_1
+                    f6 = o340
+                    ok340 = True
+            if not ok340:
+                r.pos = pc340
+                f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d40(r)
+            pc341 = r.pos
+            ok341 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t341_0 = y
+                t341_1 = r.integer(3)
+                if t341_1 < -32768 or t341_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t341_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o341 = _new(_iso20.RationalNumber)
+                    o341.exponent = t341_0
+                    o341.value = t341_1
+                    f7 = o341
+                    ok341 = True
+            if not ok341:
+                r.pos = pc341
+                f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d40(r)
+            pc342 = r.pos
+            ok342 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t342_0 = y
+                t342_1 = r.integer(3)
+                if t342_1 < -32768 or t342_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t342_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o342 = _new(_iso20.RationalNumber)
+                    o342.exponent = t342_0
+                    o342.value = t342_1
+                    f8 = o342
+                    ok342 = True
+            if not ok342:
+                r.pos = pc342
+                f8 = _d40(r)
             s = 9
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C245, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C247, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d40(r)
+            pc343 = r.pos
+            ok343 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t343_0 = y
+                t343_1 = r.integer(3)
+                if t343_1 < -32768 or t343_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t343_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o343 = _new(_iso20.RationalNumber)
+                    o343.exponent = t343_0
+                    o343.value = t343_1
+                    f2 = o343
+                    ok343 = True
+            if not ok343:
+                r.pos = pc343
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc344 = r.pos
+            ok344 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t344_0 = y
+                t344_1 = r.integer(3)
+                if t344_1 < -32768 or t344_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t344_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o344 = _new(_iso20.RationalNumber)
+                    o344.exponent = t344_0
+                    o344.value = t344_1
+                    f3 = o344
+                    ok344 = True
+            if not ok344:
+                r.pos = pc344
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc345 = r.pos
+            ok345 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t345_0 = y
+                t345_1 = r.integer(3)
+                if t345_1 < -32768 or t345_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t345_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o345 = _new(_iso20.RationalNumber)
+                    o345.exponent = t345_0
+                    o345.value = t345_1
+                    f4 = o345
+                    ok345 = True
+            if not ok345:
+                r.pos = pc345
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d40(r)
+            pc346 = r.pos
+            ok346 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t346_0 = y
+                t346_1 = r.integer(3)
+                if t346_1 < -32768 or t346_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t346_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o346 = _new(_iso20.RationalNumber)
+                    o346.exponent = t346_0
+                    o346.value = t346_1
+                    f5 = o346
+                    ok346 = True
+            if not ok346:
+                r.pos = pc346
+                f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d40(r)
+            pc347 = r.pos
+            ok347 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t347_0 = y
+                t347_1 = r.integer(3)
+                if t347_1 < -32768 or t347_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t347_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o347 = _new(_iso20.RationalNumber)
+                    o347.exponent = t347_0
+                    o347.value = t347_1
+                    f6 = o347
+                    ok347 = True
+            if not ok347:
+                r.pos = pc347
+                f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d40(r)
+            pc348 = r.pos
+            ok348 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t348_0 = y
+                t348_1 = r.integer(3)
+                if t348_1 < -32768 or t348_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t348_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o348 = _new(_iso20.RationalNumber)
+                    o348.exponent = t348_0
+                    o348.value = t348_1
+                    f7 = o348
+                    ok348 = True
+            if not ok348:
+                r.pos = pc348
+                f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d40(r)
+            pc349 = r.pos
+            ok349 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t349_0 = y
+                t349_1 = r.integer(3)
+                if t349_1 < -32768 or t349_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t349_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o349 = _new(_iso20.RationalNumber)
+                    o349.exponent = t349_0
+                    o349.value = t349_1
+                    f8 = o349
+                    ok349 = True
+            if not ok349:
+                r.pos = pc349
+                f8 = _d40(r)
             s = 9
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C246, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C248, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d40(r)
+            pc350 = r.pos
+            ok350 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t350_0 = y
+                t350_1 = r.integer(3)
+                if t350_1 < -32768 or t350_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t350_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o350 = _new(_iso20.RationalNumber)
+                    o350.exponent = t350_0
+                    o350.value = t350_1
+                    f3 = o350
+                    ok350 = True
+            if not ok350:
+                r.pos = pc350
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc351 = r.pos
+            ok351 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t351_0 = y
+                t351_1 = r.integer(3)
+                if t351_1 < -32768 or t351_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t351_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o351 = _new(_iso20.RationalNumber)
+                    o351.exponent = t351_0
+                    o351.value = t351_1
+                    f4 = o351
+                    ok351 = True
+            if not ok351:
+                r.pos = pc351
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d40(r)
+            pc352 = r.pos
+            ok352 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t352_0 = y
+                t352_1 = r.integer(3)
+                if t352_1 < -32768 or t352_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t352_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o352 = _new(_iso20.RationalNumber)
+                    o352.exponent = t352_0
+                    o352.value = t352_1
+                    f5 = o352
+                    ok352 = True
+            if not ok352:
+                r.pos = pc352
+                f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d40(r)
+            pc353 = r.pos
+            ok353 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t353_0 = y
+                t353_1 = r.integer(3)
+                if t353_1 < -32768 or t353_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t353_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o353 = _new(_iso20.RationalNumber)
+                    o353.exponent = t353_0
+                    o353.value = t353_1
+                    f6 = o353
+                    ok353 = True
+            if not ok353:
+                r.pos = pc353
+                f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d40(r)
+            pc354 = r.pos
+            ok354 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t354_0 = y
+                t354_1 = r.integer(3)
+                if t354_1 < -32768 or t354_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t354_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o354 = _new(_iso20.RationalNumber)
+                    o354.exponent = t354_0
+                    o354.value = t354_1
+                    f7 = o354
+                    ok354 = True
+            if not ok354:
+                r.pos = pc354
+                f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d40(r)
+            pc355 = r.pos
+            ok355 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t355_0 = y
+                t355_1 = r.integer(3)
+                if t355_1 < -32768 or t355_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t355_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o355 = _new(_iso20.RationalNumber)
+                    o355.exponent = t355_0
+                    o355.value = t355_1
+                    f8 = o355
+                    ok355 = True
+            if not ok355:
+                r.pos = pc355
+                f8 = _d40(r)
             s = 9
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C247, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C249, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d40(r)
+            pc356 = r.pos
+            ok356 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t356_0 = y
+                t356_1 = r.integer(3)
+                if t356_1 < -32768 or t356_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t356_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o356 = _new(_iso20.RationalNumber)
+                    o356.exponent = t356_0
+                    o356.value = t356_1
+                    f4 = o356
+                    ok356 = True
+            if not ok356:
+                r.pos = pc356
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc357 = r.pos
+            ok357 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t357_0 = y
+                t357_1 = r.integer(3)
+                if t357_1 < -32768 or t357_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t357_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o357 = _new(_iso20.RationalNumber)
+                    o357.exponent = t357_0
+                    o357.value = t357_1
+                    f5 = o357
+                    ok357 = True
+            if not ok357:
+                r.pos = pc357
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc358 = r.pos
+            ok358 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t358_0 = y
+                t358_1 = r.integer(3)
+                if t358_1 < -32768 or t358_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t358_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o358 = _new(_iso20.RationalNumber)
+                    o358.exponent = t358_0
+                    o358.value = t358_1
+                    f6 = o358
+                    ok358 = True
+            if not ok358:
+                r.pos = pc358
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d40(r)
+            pc359 = r.pos
+            ok359 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t359_0 = y
+                t359_1 = r.integer(3)
+                if t359_1 < -32768 or t359_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t359_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o359 = _new(_iso20.RationalNumber)
+                    o359.exponent = t359_0
+                    o359.value = t359_1
+                    f7 = o359
+                    ok359 = True
+            if not ok359:
+                r.pos = pc359
+                f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d40(r)
+            pc360 = r.pos
+            ok360 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t360_0 = y
+                t360_1 = r.integer(3)
+                if t360_1 < -32768 or t360_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t360_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o360 = _new(_iso20.RationalNumber)
+                    o360.exponent = t360_0
+                    o360.value = t360_1
+                    f8 = o360
+                    ok360 = True
+            if not ok360:
+                r.pos = pc360
+                f8 = _d40(r)
             s = 9
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C248, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C250, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d40(r)
+            pc361 = r.pos
+            ok361 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t361_0 = y
+                t361_1 = r.integer(3)
+                if t361_1 < -32768 or t361_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t361_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o361 = _new(_iso20.RationalNumber)
+                    o361.exponent = t361_0
+                    o361.value = t361_1
+                    f5 = o361
+                    ok361 = True
+            if not ok361:
+                r.pos = pc361
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc362 = r.pos
+            ok362 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t362_0 = y
+                t362_1 = r.integer(3)
+                if t362_1 < -32768 or t362_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t362_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o362 = _new(_iso20.RationalNumber)
+                    o362.exponent = t362_0
+                    o362.value = t362_1
+                    f6 = o362
+                    ok362 = True
+            if not ok362:
+                r.pos = pc362
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc363 = r.pos
+            ok363 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t363_0 = y
+                t363_1 = r.integer(3)
+                if t363_1 < -32768 or t363_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t363_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o363 = _new(_iso20.RationalNumber)
+                    o363.exponent = t363_0
+                    o363.value = t363_1
+                    f7 = o363
+                    ok363 = True
+            if not ok363:
+                r.pos = pc363
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc364 = r.pos
+            ok364 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t364_0 = y
+                t364_1 = r.integer(3)
+                if t364_1 < -32768 or t364_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t364_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o364 = _new(_iso20.RationalNumber)
+                    o364.exponent = t364_0
+                    o364.value = t364_1
+                    f8 = o364
+                    ok364 = True
+            if not ok364:
+                r.pos = pc364
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C249, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C251, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d40(r)
+            pc365 = r.pos
+            ok365 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t365_0 = y
+                t365_1 = r.integer(3)
+                if t365_1 < -32768 or t365_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t365_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o365 = _new(_iso20.RationalNumber)
+                    o365.exponent = t365_0
+                    o365.value = t365_1
+                    f6 = o365
+                    ok365 = True
+            if not ok365:
+                r.pos = pc365
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc366 = r.pos
+            ok366 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t366_0 = y
+                t366_1 = r.integer(3)
+                if t366_1 < -32768 or t366_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t366_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o366 = _new(_iso20.RationalNumber)
+                    o366.exponent = t366_0
+                    o366.value = t366_1
+                    f7 = o366
+                    ok366 = True
+            if not ok366:
+                r.pos = pc366
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc367 = r.pos
+            ok367 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t367_0 = y
+                t367_1 = r.integer(3)
+                if t367_1 < -32768 or t367_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t367_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o367 = _new(_iso20.RationalNumber)
+                    o367.exponent = t367_0
+                    o367.value = t367_1
+                    f8 = o367
+                    ok367 = True
+            if not ok367:
+                r.pos = pc367
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C250, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C252, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d40(r)
+            pc368 = r.pos
+            ok368 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t368_0 = y
+                t368_1 = r.integer(3)
+                if t368_1 < -32768 or t368_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t368_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o368 = _new(_iso20.RationalNumber)
+                    o368.exponent = t368_0
+                    o368.value = t368_1
+                    f7 = o368
+                    ok368 = True
+            if not ok368:
+                r.pos = pc368
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc369 = r.pos
+            ok369 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t369_0 = y
+                t369_1 = r.integer(3)
+                if t369_1 < -32768 or t369_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t369_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o369 = _new(_iso20.RationalNumber)
+                    o369.exponent = t369_0
+                    o369.value = t369_1
+                    f8 = o369
+                    ok369 = True
+            if not ok369:
+                r.pos = pc369
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C251, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C253, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc370 = r.pos
+            ok370 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t370_0 = y
+                t370_1 = r.integer(3)
+                if t370_1 < -32768 or t370_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t370_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o370 = _new(_iso20.RationalNumber)
+                    o370.exponent = t370_0
+                    o370.value = t370_1
+                    f8 = o370
+                    ok370 = True
+            if not ok370:
+                r.pos = pc370
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C252, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C254, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -4013,7 +11339,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C253, "BPT_Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C255, "BPT_Scheduled_AC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_AC_CLResControlMode)
@@ -4040,9 +11366,9 @@ def _e11(w, o):
         s = 1
     v1 = o.evse_target_active_power_l2
     if v1 is not None:
-        t = _C255.get(s)
+        t = _C257.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C256)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4050,9 +11376,9 @@ def _e11(w, o):
         s = 2
     v2 = o.evse_target_active_power_l3
     if v2 is not None:
-        t = _C256.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C256)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4060,9 +11386,9 @@ def _e11(w, o):
         s = 3
     v3 = o.evse_target_reactive_power
     if v3 is not None:
-        t = _C257.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C256)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4070,9 +11396,9 @@ def _e11(w, o):
         s = 4
     v4 = o.evse_target_reactive_power_l2
     if v4 is not None:
-        t = _C258.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C256)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4080,9 +11406,9 @@ def _e11(w, o):
         s = 5
     v5 = o.evse_target_reactive_power_l3
     if v5 is not None:
-        t = _C259.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C256)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4090,9 +11416,9 @@ def _e11(w, o):
         s = 6
     v6 = o.evse_present_active_power
     if v6 is not None:
-        t = _C260.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C256)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4100,9 +11426,9 @@ def _e11(w, o):
         s = 7
     v7 = o.evse_present_active_power_l2
     if v7 is not None:
-        t = _C261.get(s)
+        t = _C263.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C256)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4110,17 +11436,17 @@ def _e11(w, o):
         s = 8
     v8 = o.evse_present_active_power_l3
     if v8 is not None:
-        t = _C262.get(s)
+        t = _C264.get(s)
         if t is None:
-            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C254)
+            _order("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C256)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("BPT_Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v8)
         s = 9
-    t = _C263.get(s)
+    t = _C265.get(s)
     if t is None:
-        _order("BPT_Scheduled_AC_CLResControlMode", s, _C254)
+        _order("BPT_Scheduled_AC_CLResControlMode", s, _C256)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4132,7 +11458,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C264, "CLReqControlModeType")
+            _escape(r, 3, _C266, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -4150,7 +11476,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C266, "CLResControlModeType")
+            _escape(r, 3, _C268, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -4171,7 +11497,7 @@ def _d14(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C268, "CanonicalizationMethodType")
+            _escape(r, 3, _C270, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4183,7 +11509,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C269, "CanonicalizationMethodType")
+            _escape(r, 2, _C271, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4195,7 +11521,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C270, "CanonicalizationMethodType")
+            _escape(r, 1, _C272, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4209,7 +11535,7 @@ def _d14(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C271, "CanonicalizationMethodType")
+                _escape(r, 1, _C273, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -4220,7 +11546,7 @@ def _e14(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("CanonicalizationMethod.algorithm", 0, _C272)
+        _order("CanonicalizationMethod.algorithm", 0, _C274)
     if type(v0) is not str:
         _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4264,7 +11590,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C273, "DSAKeyValueType")
+            _escape(r, 3, _C275, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4293,7 +11619,7 @@ def _d15(r):
                             _escape(r, 1, _EV_ELEM_EE, "Y")
                     s = 4
                 elif ec == 2:
-                    _escape(r, 2, _C274, "DSAKeyValueType")
+                    _escape(r, 2, _C276, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -4313,7 +11639,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C275, "DSAKeyValueType")
+                _escape(r, 2, _C277, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4335,7 +11661,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C276, "DSAKeyValueType")
+            _escape(r, 2, _C278, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4366,7 +11692,7 @@ def _d15(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C277, "DSAKeyValueType")
+                    _escape(r, 1, _C279, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -4386,7 +11712,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C278, "DSAKeyValueType")
+                _escape(r, 2, _C280, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4410,7 +11736,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C279, "DSAKeyValueType")
+            _escape(r, 1, _C281, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -4426,7 +11752,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C280, "DSAKeyValueType")
+            _escape(r, 1, _C282, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -4455,7 +11781,7 @@ def _d15(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C281, "DSAKeyValueType")
+                _escape(r, 2, _C283, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -4463,7 +11789,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C282, "DSAKeyValueType")
+            _escape(r, 1, _C284, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -4489,9 +11815,9 @@ def _e15(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C284.get(s)
+        t = _C286.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C283)
+            _order("DSAKeyValue.q", s, _C285)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4500,9 +11826,9 @@ def _e15(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C285.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C283)
+            _order("DSAKeyValue.g", s, _C285)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4511,10 +11837,10 @@ def _e15(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C283)
-    t = _C286.get(s)
+        _order("DSAKeyValue.y", s, _C285)
+    t = _C288.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C283)
+        _order("DSAKeyValue.y", s, _C285)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -4531,9 +11857,9 @@ def _e15(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C287.get(s)
+        t = _C289.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C283)
+            _order("DSAKeyValue.seed", s, _C285)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4542,18 +11868,18 @@ def _e15(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C288.get(s)
+        t = _C290.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C283)
+            _order("DSAKeyValue.pgen_counter", s, _C285)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C289.get(s)
+    t = _C291.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C283)
+        _order("DSAKeyValue", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4568,7 +11894,7 @@ def _d16(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C290, "DigestMethodType")
+            _escape(r, 3, _C292, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -4580,7 +11906,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C291, "DigestMethodType")
+            _escape(r, 2, _C293, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -4592,7 +11918,7 @@ def _d16(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C292, "DigestMethodType")
+            _escape(r, 1, _C294, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -4606,7 +11932,7 @@ def _d16(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C293, "DigestMethodType")
+                _escape(r, 1, _C295, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -4617,7 +11943,7 @@ def _e16(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C294)
+        _order("DigestMethod.algorithm", 0, _C296)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4656,179 +11982,699 @@ def _d17(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc371 = r.pos
+            ok371 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t371_0 = y
+                t371_1 = r.integer(3)
+                if t371_1 < -32768 or t371_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t371_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o371 = _new(_iso20.RationalNumber)
+                    o371.exponent = t371_0
+                    o371.value = t371_1
+                    f1 = o371
+                    ok371 = True
+            if not ok371:
+                r.pos = pc371
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C295, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 3, _C297, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d40(r)
+            pc372 = r.pos
+            ok372 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t372_0 = y
+                t372_1 = r.integer(3)
+                if t372_1 < -32768 or t372_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t372_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o372 = _new(_iso20.RationalNumber)
+                    o372.exponent = t372_0
+                    o372.value = t372_1
+                    f1 = o372
+                    ok372 = True
+            if not ok372:
+                r.pos = pc372
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C296, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C298, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d40(r)
+            pc373 = r.pos
+            ok373 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t373_0 = y
+                t373_1 = r.integer(3)
+                if t373_1 < -32768 or t373_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t373_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o373 = _new(_iso20.RationalNumber)
+                    o373.exponent = t373_0
+                    o373.value = t373_1
+                    f2 = o373
+                    ok373 = True
+            if not ok373:
+                r.pos = pc373
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C297, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C299, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d40(r)
+            pc374 = r.pos
+            ok374 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t374_0 = y
+                t374_1 = r.integer(3)
+                if t374_1 < -32768 or t374_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t374_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o374 = _new(_iso20.RationalNumber)
+                    o374.exponent = t374_0
+                    o374.value = t374_1
+                    f3 = o374
+                    ok374 = True
+            if not ok374:
+                r.pos = pc374
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C298, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C300, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d40(r)
+            pc375 = r.pos
+            ok375 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t375_0 = y
+                t375_1 = r.integer(3)
+                if t375_1 < -32768 or t375_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t375_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o375 = _new(_iso20.RationalNumber)
+                    o375.exponent = t375_0
+                    o375.value = t375_1
+                    f4 = o375
+                    ok375 = True
+            if not ok375:
+                r.pos = pc375
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C299, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C301, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            f5 = _d40(r)
+            pc376 = r.pos
+            ok376 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t376_0 = y
+                t376_1 = r.integer(3)
+                if t376_1 < -32768 or t376_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t376_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o376 = _new(_iso20.RationalNumber)
+                    o376.exponent = t376_0
+                    o376.value = t376_1
+                    f5 = o376
+                    ok376 = True
+            if not ok376:
+                r.pos = pc376
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc377 = r.pos
+            ok377 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t377_0 = y
+                t377_1 = r.integer(3)
+                if t377_1 < -32768 or t377_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t377_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o377 = _new(_iso20.RationalNumber)
+                    o377.exponent = t377_0
+                    o377.value = t377_1
+                    f6 = o377
+                    ok377 = True
+            if not ok377:
+                r.pos = pc377
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc378 = r.pos
+            ok378 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t378_0 = y
+                t378_1 = r.integer(3)
+                if t378_1 < -32768 or t378_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t378_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o378 = _new(_iso20.RationalNumber)
+                    o378.exponent = t378_0
+                    o378.value = t378_1
+                    f7 = o378
+                    ok378 = True
+            if not ok378:
+                r.pos = pc378
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            _escape(r, 2, _C300, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C302, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d40(r)
+            pc379 = r.pos
+            ok379 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t379_0 = y
+                t379_1 = r.integer(3)
+                if t379_1 < -32768 or t379_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t379_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o379 = _new(_iso20.RationalNumber)
+                    o379.exponent = t379_0
+                    o379.value = t379_1
+                    f6 = o379
+                    ok379 = True
+            if not ok379:
+                r.pos = pc379
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc380 = r.pos
+            ok380 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t380_0 = y
+                t380_1 = r.integer(3)
+                if t380_1 < -32768 or t380_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t380_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o380 = _new(_iso20.RationalNumber)
+                    o380.exponent = t380_0
+                    o380.value = t380_1
+                    f7 = o380
+                    ok380 = True
+            if not ok380:
+                r.pos = pc380
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C301, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C303, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d40(r)
+            pc381 = r.pos
+            ok381 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t381_0 = y
+                t381_1 = r.integer(3)
+                if t381_1 < -32768 or t381_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t381_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o381 = _new(_iso20.RationalNumber)
+                    o381.exponent = t381_0
+                    o381.value = t381_1
+                    f7 = o381
+                    ok381 = True
+            if not ok381:
+                r.pos = pc381
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C302, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C304, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc382 = r.pos
+            ok382 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t382_0 = y
+                t382_1 = r.integer(3)
+                if t382_1 < -32768 or t382_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t382_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o382 = _new(_iso20.RationalNumber)
+                    o382.exponent = t382_0
+                    o382.value = t382_1
+                    f8 = o382
+                    ok382 = True
+            if not ok382:
+                r.pos = pc382
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc383 = r.pos
+            ok383 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t383_0 = y
+                t383_1 = r.integer(3)
+                if t383_1 < -32768 or t383_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t383_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o383 = _new(_iso20.RationalNumber)
+                    o383.exponent = t383_0
+                    o383.value = t383_1
+                    f9 = o383
+                    ok383 = True
+            if not ok383:
+                r.pos = pc383
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc384 = r.pos
+            ok384 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t384_0 = y
+                t384_1 = r.integer(3)
+                if t384_1 < -32768 or t384_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t384_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o384 = _new(_iso20.RationalNumber)
+                    o384.exponent = t384_0
+                    o384.value = t384_1
+                    f10 = o384
+                    ok384 = True
+            if not ok384:
+                r.pos = pc384
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C303, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C305, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d40(r)
+            pc385 = r.pos
+            ok385 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t385_0 = y
+                t385_1 = r.integer(3)
+                if t385_1 < -32768 or t385_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t385_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o385 = _new(_iso20.RationalNumber)
+                    o385.exponent = t385_0
+                    o385.value = t385_1
+                    f9 = o385
+                    ok385 = True
+            if not ok385:
+                r.pos = pc385
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc386 = r.pos
+            ok386 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t386_0 = y
+                t386_1 = r.integer(3)
+                if t386_1 < -32768 or t386_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t386_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o386 = _new(_iso20.RationalNumber)
+                    o386.exponent = t386_0
+                    o386.value = t386_1
+                    f10 = o386
+                    ok386 = True
+            if not ok386:
+                r.pos = pc386
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C304, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C306, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d40(r)
+            pc387 = r.pos
+            ok387 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t387_0 = y
+                t387_1 = r.integer(3)
+                if t387_1 < -32768 or t387_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t387_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o387 = _new(_iso20.RationalNumber)
+                    o387.exponent = t387_0
+                    o387.value = t387_1
+                    f10 = o387
+                    ok387 = True
+            if not ok387:
+                r.pos = pc387
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C305, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C307, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc388 = r.pos
+            ok388 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t388_0 = y
+                t388_1 = r.integer(3)
+                if t388_1 < -32768 or t388_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t388_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o388 = _new(_iso20.RationalNumber)
+                    o388.exponent = t388_0
+                    o388.value = t388_1
+                    f11 = o388
+                    ok388 = True
+            if not ok388:
+                r.pos = pc388
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc389 = r.pos
+            ok389 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t389_0 = y
+                t389_1 = r.integer(3)
+                if t389_1 < -32768 or t389_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t389_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o389 = _new(_iso20.RationalNumber)
+                    o389.exponent = t389_0
+                    o389.value = t389_1
+                    f12 = o389
+                    ok389 = True
+            if not ok389:
+                r.pos = pc389
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d40(r)
+            pc390 = r.pos
+            ok390 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t390_0 = y
+                t390_1 = r.integer(3)
+                if t390_1 < -32768 or t390_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t390_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o390 = _new(_iso20.RationalNumber)
+                    o390.exponent = t390_0
+                    o390.value = t390_1
+                    f13 = o390
+                    ok390 = True
+            if not ok390:
+                r.pos = pc390
+                f13 = _d40(r)
             s = 14
         elif ec == 3:
-            _escape(r, 2, _C306, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C308, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d40(r)
+            pc391 = r.pos
+            ok391 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t391_0 = y
+                t391_1 = r.integer(3)
+                if t391_1 < -32768 or t391_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t391_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o391 = _new(_iso20.RationalNumber)
+                    o391.exponent = t391_0
+                    o391.value = t391_1
+                    f12 = o391
+                    ok391 = True
+            if not ok391:
+                r.pos = pc391
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d40(r)
+            pc392 = r.pos
+            ok392 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t392_0 = y
+                t392_1 = r.integer(3)
+                if t392_1 < -32768 or t392_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t392_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o392 = _new(_iso20.RationalNumber)
+                    o392.exponent = t392_0
+                    o392.value = t392_1
+                    f13 = o392
+                    ok392 = True
+            if not ok392:
+                r.pos = pc392
+                f13 = _d40(r)
             s = 14
         elif ec == 2:
-            _escape(r, 2, _C307, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C309, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(1)
         if ec == 0:
-            f13 = _d40(r)
+            pc393 = r.pos
+            ok393 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t393_0 = y
+                t393_1 = r.integer(3)
+                if t393_1 < -32768 or t393_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t393_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o393 = _new(_iso20.RationalNumber)
+                    o393.exponent = t393_0
+                    o393.value = t393_1
+                    f13 = o393
+                    ok393 = True
+            if not ok393:
+                r.pos = pc393
+                f13 = _d40(r)
             s = 14
         elif ec == 1:
-            _escape(r, 2, _C308, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 2, _C310, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d40(r)
+            pc394 = r.pos
+            ok394 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t394_0 = y
+                t394_1 = r.integer(3)
+                if t394_1 < -32768 or t394_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t394_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o394 = _new(_iso20.RationalNumber)
+                    o394.exponent = t394_0
+                    o394.value = t394_1
+                    f14 = o394
+                    ok394 = True
+            if not ok394:
+                r.pos = pc394
+                f14 = _d40(r)
             s = 15
         elif ec == 1:
-            f15 = _d40(r)
+            pc395 = r.pos
+            ok395 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t395_0 = y
+                t395_1 = r.integer(3)
+                if t395_1 < -32768 or t395_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t395_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o395 = _new(_iso20.RationalNumber)
+                    o395.exponent = t395_0
+                    o395.value = t395_1
+                    f15 = o395
+                    ok395 = True
+            if not ok395:
+                r.pos = pc395
+                f15 = _d40(r)
             s = 16
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C309, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C311, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
         ec = r.bits(2)
         if ec == 0:
-            f15 = _d40(r)
+            pc396 = r.pos
+            ok396 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t396_0 = y
+                t396_1 = r.integer(3)
+                if t396_1 < -32768 or t396_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t396_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o396 = _new(_iso20.RationalNumber)
+                    o396.exponent = t396_0
+                    o396.value = t396_1
+                    f15 = o396
+                    ok396 = True
+            if not ok396:
+                r.pos = pc396
+                f15 = _d40(r)
             s = 16
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C310, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C312, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 16:
@@ -4836,7 +12682,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C311, "Dynamic_AC_CLReqControlModeType")
+            _escape(r, 1, _C313, "Dynamic_AC_CLReqControlModeType")
         else:
             r.fail("Dynamic_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLReqControlMode)
@@ -4871,31 +12717,31 @@ def _e17(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C312)
-    t = _C313.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C314)
+    t = _C315.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_target_energy_request", s, _C314)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e40(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", 2, _C314)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", 3, _C314)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", 4, _C314)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -4910,9 +12756,9 @@ def _e17(w, o):
         s = 6
     v6 = o.ev_maximum_charge_power_l3
     if v6 is not None:
-        t = _C314.get(s)
+        t = _C316.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C312)
+            _order("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C314)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_maximum_charge_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4920,10 +12766,10 @@ def _e17(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power
     if v7 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C312)
-    t = _C315.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C314)
+    t = _C317.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", s, _C314)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power", v7, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4938,9 +12784,9 @@ def _e17(w, o):
         s = 9
     v9 = o.ev_minimum_charge_power_l3
     if v9 is not None:
-        t = _C316.get(s)
+        t = _C318.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C312)
+            _order("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C314)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_minimum_charge_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4948,10 +12794,10 @@ def _e17(w, o):
         s = 10
     v10 = o.ev_present_active_power
     if v10 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C312)
-    t = _C317.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C314)
+    t = _C319.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_active_power", s, _C314)
     if v10.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power", v10, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4966,9 +12812,9 @@ def _e17(w, o):
         s = 12
     v12 = o.ev_present_active_power_l3
     if v12 is not None:
-        t = _C318.get(s)
+        t = _C320.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C312)
+            _order("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", s, _C314)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -4976,10 +12822,10 @@ def _e17(w, o):
         s = 13
     v13 = o.ev_present_reactive_power
     if v13 is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C312)
-    t = _C319.get(s)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C314)
+    t = _C321.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C312)
+        _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", s, _C314)
     if v13.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power", v13, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4994,17 +12840,17 @@ def _e17(w, o):
         s = 15
     v15 = o.ev_present_reactive_power_l3
     if v15 is not None:
-        t = _C320.get(s)
+        t = _C322.get(s)
         if t is None:
-            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C312)
+            _order("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C314)
         if v15.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLReqControlMode.ev_present_reactive_power_l3", v15, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v15)
         s = 16
-    t = _C321.get(s)
+    t = _C323.get(s)
     if t is None:
-        _order("Dynamic_AC_CLReqControlMode", s, _C312)
+        _order("Dynamic_AC_CLReqControlMode", s, _C314)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5081,10 +12927,30 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc397 = r.pos
+            ok397 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t397_0 = y
+                t397_1 = r.integer(3)
+                if t397_1 < -32768 or t397_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t397_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o397 = _new(_iso20.RationalNumber)
+                    o397.exponent = t397_0
+                    o397.value = t397_1
+                    f4 = o397
+                    ok397 = True
+            if not ok397:
+                r.pos = pc397
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C322, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 3, _C324, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -5134,10 +13000,30 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc398 = r.pos
+            ok398 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t398_0 = y
+                t398_1 = r.integer(3)
+                if t398_1 < -32768 or t398_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t398_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o398 = _new(_iso20.RationalNumber)
+                    o398.exponent = t398_0
+                    o398.value = t398_1
+                    f4 = o398
+                    ok398 = True
+            if not ok398:
+                r.pos = pc398
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C323, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C325, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -5170,10 +13056,30 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc399 = r.pos
+            ok399 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t399_0 = y
+                t399_1 = r.integer(3)
+                if t399_1 < -32768 or t399_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t399_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o399 = _new(_iso20.RationalNumber)
+                    o399.exponent = t399_0
+                    o399.value = t399_1
+                    f4 = o399
+                    ok399 = True
+            if not ok399:
+                r.pos = pc399
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C324, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C326, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -5189,191 +13095,951 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc400 = r.pos
+            ok400 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t400_0 = y
+                t400_1 = r.integer(3)
+                if t400_1 < -32768 or t400_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t400_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o400 = _new(_iso20.RationalNumber)
+                    o400.exponent = t400_0
+                    o400.value = t400_1
+                    f4 = o400
+                    ok400 = True
+            if not ok400:
+                r.pos = pc400
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C325, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C327, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d40(r)
+            pc401 = r.pos
+            ok401 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t401_0 = y
+                t401_1 = r.integer(3)
+                if t401_1 < -32768 or t401_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t401_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o401 = _new(_iso20.RationalNumber)
+                    o401.exponent = t401_0
+                    o401.value = t401_1
+                    f4 = o401
+                    ok401 = True
+            if not ok401:
+                r.pos = pc401
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C326, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 2, _C328, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d40(r)
+            pc402 = r.pos
+            ok402 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t402_0 = y
+                t402_1 = r.integer(3)
+                if t402_1 < -32768 or t402_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t402_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o402 = _new(_iso20.RationalNumber)
+                    o402.exponent = t402_0
+                    o402.value = t402_1
+                    f5 = o402
+                    ok402 = True
+            if not ok402:
+                r.pos = pc402
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc403 = r.pos
+            ok403 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t403_0 = y
+                t403_1 = r.integer(3)
+                if t403_1 < -32768 or t403_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t403_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o403 = _new(_iso20.RationalNumber)
+                    o403.exponent = t403_0
+                    o403.value = t403_1
+                    f6 = o403
+                    ok403 = True
+            if not ok403:
+                r.pos = pc403
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc404 = r.pos
+            ok404 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t404_0 = y
+                t404_1 = r.integer(3)
+                if t404_1 < -32768 or t404_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t404_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o404 = _new(_iso20.RationalNumber)
+                    o404.exponent = t404_0
+                    o404.value = t404_1
+                    f7 = o404
+                    ok404 = True
+            if not ok404:
+                r.pos = pc404
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc405 = r.pos
+            ok405 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t405_0 = y
+                t405_1 = r.integer(3)
+                if t405_1 < -32768 or t405_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t405_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o405 = _new(_iso20.RationalNumber)
+                    o405.exponent = t405_0
+                    o405.value = t405_1
+                    f8 = o405
+                    ok405 = True
+            if not ok405:
+                r.pos = pc405
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d40(r)
+            pc406 = r.pos
+            ok406 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t406_0 = y
+                t406_1 = r.integer(3)
+                if t406_1 < -32768 or t406_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t406_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o406 = _new(_iso20.RationalNumber)
+                    o406.exponent = t406_0
+                    o406.value = t406_1
+                    f9 = o406
+                    ok406 = True
+            if not ok406:
+                r.pos = pc406
+                f9 = _d40(r)
             s = 10
         elif ec == 5:
-            f10 = _d40(r)
+            pc407 = r.pos
+            ok407 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t407_0 = y
+                t407_1 = r.integer(3)
+                if t407_1 < -32768 or t407_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t407_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o407 = _new(_iso20.RationalNumber)
+                    o407.exponent = t407_0
+                    o407.value = t407_1
+                    f10 = o407
+                    ok407 = True
+            if not ok407:
+                r.pos = pc407
+                f10 = _d40(r)
             s = 11
         elif ec == 6:
-            f11 = _d40(r)
+            pc408 = r.pos
+            ok408 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t408_0 = y
+                t408_1 = r.integer(3)
+                if t408_1 < -32768 or t408_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t408_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o408 = _new(_iso20.RationalNumber)
+                    o408.exponent = t408_0
+                    o408.value = t408_1
+                    f11 = o408
+                    ok408 = True
+            if not ok408:
+                r.pos = pc408
+                f11 = _d40(r)
             s = 12
         elif ec == 7:
-            f12 = _d40(r)
+            pc409 = r.pos
+            ok409 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t409_0 = y
+                t409_1 = r.integer(3)
+                if t409_1 < -32768 or t409_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t409_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o409 = _new(_iso20.RationalNumber)
+                    o409.exponent = t409_0
+                    o409.value = t409_1
+                    f12 = o409
+                    ok409 = True
+            if not ok409:
+                r.pos = pc409
+                f12 = _d40(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C327, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C329, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d40(r)
+            pc410 = r.pos
+            ok410 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t410_0 = y
+                t410_1 = r.integer(3)
+                if t410_1 < -32768 or t410_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t410_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o410 = _new(_iso20.RationalNumber)
+                    o410.exponent = t410_0
+                    o410.value = t410_1
+                    f6 = o410
+                    ok410 = True
+            if not ok410:
+                r.pos = pc410
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc411 = r.pos
+            ok411 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t411_0 = y
+                t411_1 = r.integer(3)
+                if t411_1 < -32768 or t411_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t411_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o411 = _new(_iso20.RationalNumber)
+                    o411.exponent = t411_0
+                    o411.value = t411_1
+                    f7 = o411
+                    ok411 = True
+            if not ok411:
+                r.pos = pc411
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc412 = r.pos
+            ok412 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t412_0 = y
+                t412_1 = r.integer(3)
+                if t412_1 < -32768 or t412_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t412_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o412 = _new(_iso20.RationalNumber)
+                    o412.exponent = t412_0
+                    o412.value = t412_1
+                    f8 = o412
+                    ok412 = True
+            if not ok412:
+                r.pos = pc412
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d40(r)
+            pc413 = r.pos
+            ok413 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t413_0 = y
+                t413_1 = r.integer(3)
+                if t413_1 < -32768 or t413_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t413_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o413 = _new(_iso20.RationalNumber)
+                    o413.exponent = t413_0
+                    o413.value = t413_1
+                    f9 = o413
+                    ok413 = True
+            if not ok413:
+                r.pos = pc413
+                f9 = _d40(r)
             s = 10
         elif ec == 4:
-            f10 = _d40(r)
+            pc414 = r.pos
+            ok414 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t414_0 = y
+                t414_1 = r.integer(3)
+                if t414_1 < -32768 or t414_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t414_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o414 = _new(_iso20.RationalNumber)
+                    o414.exponent = t414_0
+                    o414.value = t414_1
+                    f10 = o414
+                    ok414 = True
+            if not ok414:
+                r.pos = pc414
+                f10 = _d40(r)
             s = 11
         elif ec == 5:
-            f11 = _d40(r)
+            pc415 = r.pos
+            ok415 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t415_0 = y
+                t415_1 = r.integer(3)
+                if t415_1 < -32768 or t415_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t415_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o415 = _new(_iso20.RationalNumber)
+                    o415.exponent = t415_0
+                    o415.value = t415_1
+                    f11 = o415
+                    ok415 = True
+            if not ok415:
+                r.pos = pc415
+                f11 = _d40(r)
             s = 12
         elif ec == 6:
-            f12 = _d40(r)
+            pc416 = r.pos
+            ok416 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t416_0 = y
+                t416_1 = r.integer(3)
+                if t416_1 < -32768 or t416_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t416_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o416 = _new(_iso20.RationalNumber)
+                    o416.exponent = t416_0
+                    o416.value = t416_1
+                    f12 = o416
+                    ok416 = True
+            if not ok416:
+                r.pos = pc416
+                f12 = _d40(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C328, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C330, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d40(r)
+            pc417 = r.pos
+            ok417 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t417_0 = y
+                t417_1 = r.integer(3)
+                if t417_1 < -32768 or t417_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t417_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o417 = _new(_iso20.RationalNumber)
+                    o417.exponent = t417_0
+                    o417.value = t417_1
+                    f7 = o417
+                    ok417 = True
+            if not ok417:
+                r.pos = pc417
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc418 = r.pos
+            ok418 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t418_0 = y
+                t418_1 = r.integer(3)
+                if t418_1 < -32768 or t418_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t418_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o418 = _new(_iso20.RationalNumber)
+                    o418.exponent = t418_0
+                    o418.value = t418_1
+                    f8 = o418
+                    ok418 = True
+            if not ok418:
+                r.pos = pc418
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc419 = r.pos
+            ok419 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t419_0 = y
+                t419_1 = r.integer(3)
+                if t419_1 < -32768 or t419_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t419_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o419 = _new(_iso20.RationalNumber)
+                    o419.exponent = t419_0
+                    o419.value = t419_1
+                    f9 = o419
+                    ok419 = True
+            if not ok419:
+                r.pos = pc419
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            f10 = _d40(r)
+            pc420 = r.pos
+            ok420 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t420_0 = y
+                t420_1 = r.integer(3)
+                if t420_1 < -32768 or t420_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t420_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o420 = _new(_iso20.RationalNumber)
+                    o420.exponent = t420_0
+                    o420.value = t420_1
+                    f10 = o420
+                    ok420 = True
+            if not ok420:
+                r.pos = pc420
+                f10 = _d40(r)
             s = 11
         elif ec == 4:
-            f11 = _d40(r)
+            pc421 = r.pos
+            ok421 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t421_0 = y
+                t421_1 = r.integer(3)
+                if t421_1 < -32768 or t421_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t421_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o421 = _new(_iso20.RationalNumber)
+                    o421.exponent = t421_0
+                    o421.value = t421_1
+                    f11 = o421
+                    ok421 = True
+            if not ok421:
+                r.pos = pc421
+                f11 = _d40(r)
             s = 12
         elif ec == 5:
-            f12 = _d40(r)
+            pc422 = r.pos
+            ok422 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t422_0 = y
+                t422_1 = r.integer(3)
+                if t422_1 < -32768 or t422_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t422_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o422 = _new(_iso20.RationalNumber)
+                    o422.exponent = t422_0
+                    o422.value = t422_1
+                    f12 = o422
+                    ok422 = True
+            if not ok422:
+                r.pos = pc422
+                f12 = _d40(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C329, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C331, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d40(r)
+            pc423 = r.pos
+            ok423 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t423_0 = y
+                t423_1 = r.integer(3)
+                if t423_1 < -32768 or t423_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t423_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o423 = _new(_iso20.RationalNumber)
+                    o423.exponent = t423_0
+                    o423.value = t423_1
+                    f8 = o423
+                    ok423 = True
+            if not ok423:
+                r.pos = pc423
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc424 = r.pos
+            ok424 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t424_0 = y
+                t424_1 = r.integer(3)
+                if t424_1 < -32768 or t424_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t424_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o424 = _new(_iso20.RationalNumber)
+                    o424.exponent = t424_0
+                    o424.value = t424_1
+                    f9 = o424
+                    ok424 = True
+            if not ok424:
+                r.pos = pc424
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            f10 = _d40(r)
+            pc425 = r.pos
+            ok425 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t425_0 = y
+                t425_1 = r.integer(3)
+                if t425_1 < -32768 or t425_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t425_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o425 = _new(_iso20.RationalNumber)
+                    o425.exponent = t425_0
+                    o425.value = t425_1
+                    f10 = o425
+                    ok425 = True
+            if not ok425:
+                r.pos = pc425
+                f10 = _d40(r)
             s = 11
         elif ec == 3:
-            f11 = _d40(r)
+            pc426 = r.pos
+            ok426 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t426_0 = y
+                t426_1 = r.integer(3)
+                if t426_1 < -32768 or t426_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t426_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o426 = _new(_iso20.RationalNumber)
+                    o426.exponent = t426_0
+                    o426.value = t426_1
+                    f11 = o426
+                    ok426 = True
+            if not ok426:
+                r.pos = pc426
+                f11 = _d40(r)
             s = 12
         elif ec == 4:
-            f12 = _d40(r)
+            pc427 = r.pos
+            ok427 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t427_0 = y
+                t427_1 = r.integer(3)
+                if t427_1 < -32768 or t427_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t427_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o427 = _new(_iso20.RationalNumber)
+                    o427.exponent = t427_0
+                    o427.value = t427_1
+                    f12 = o427
+                    ok427 = True
+            if not ok427:
+                r.pos = pc427
+                f12 = _d40(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C330, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C332, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d40(r)
+            pc428 = r.pos
+            ok428 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t428_0 = y
+                t428_1 = r.integer(3)
+                if t428_1 < -32768 or t428_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t428_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o428 = _new(_iso20.RationalNumber)
+                    o428.exponent = t428_0
+                    o428.value = t428_1
+                    f9 = o428
+                    ok428 = True
+            if not ok428:
+                r.pos = pc428
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            f10 = _d40(r)
+            pc429 = r.pos
+            ok429 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t429_0 = y
+                t429_1 = r.integer(3)
+                if t429_1 < -32768 or t429_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t429_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o429 = _new(_iso20.RationalNumber)
+                    o429.exponent = t429_0
+                    o429.value = t429_1
+                    f10 = o429
+                    ok429 = True
+            if not ok429:
+                r.pos = pc429
+                f10 = _d40(r)
             s = 11
         elif ec == 2:
-            f11 = _d40(r)
+            pc430 = r.pos
+            ok430 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t430_0 = y
+                t430_1 = r.integer(3)
+                if t430_1 < -32768 or t430_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t430_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o430 = _new(_iso20.RationalNumber)
+                    o430.exponent = t430_0
+                    o430.value = t430_1
+                    f11 = o430
+                    ok430 = True
+            if not ok430:
+                r.pos = pc430
+                f11 = _d40(r)
             s = 12
         elif ec == 3:
-            f12 = _d40(r)
+            pc431 = r.pos
+            ok431 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t431_0 = y
+                t431_1 = r.integer(3)
+                if t431_1 < -32768 or t431_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t431_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o431 = _new(_iso20.RationalNumber)
+                    o431.exponent = t431_0
+                    o431.value = t431_1
+                    f12 = o431
+                    ok431 = True
+            if not ok431:
+                r.pos = pc431
+                f12 = _d40(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C331, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C333, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d40(r)
+            pc432 = r.pos
+            ok432 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t432_0 = y
+                t432_1 = r.integer(3)
+                if t432_1 < -32768 or t432_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t432_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o432 = _new(_iso20.RationalNumber)
+                    o432.exponent = t432_0
+                    o432.value = t432_1
+                    f10 = o432
+                    ok432 = True
+            if not ok432:
+                r.pos = pc432
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc433 = r.pos
+            ok433 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t433_0 = y
+                t433_1 = r.integer(3)
+                if t433_1 < -32768 or t433_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t433_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o433 = _new(_iso20.RationalNumber)
+                    o433.exponent = t433_0
+                    o433.value = t433_1
+                    f11 = o433
+                    ok433 = True
+            if not ok433:
+                r.pos = pc433
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d40(r)
+            pc434 = r.pos
+            ok434 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t434_0 = y
+                t434_1 = r.integer(3)
+                if t434_1 < -32768 or t434_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t434_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o434 = _new(_iso20.RationalNumber)
+                    o434.exponent = t434_0
+                    o434.value = t434_1
+                    f12 = o434
+                    ok434 = True
+            if not ok434:
+                r.pos = pc434
+                f12 = _d40(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C332, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C334, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d40(r)
+            pc435 = r.pos
+            ok435 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t435_0 = y
+                t435_1 = r.integer(3)
+                if t435_1 < -32768 or t435_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t435_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o435 = _new(_iso20.RationalNumber)
+                    o435.exponent = t435_0
+                    o435.value = t435_1
+                    f11 = o435
+                    ok435 = True
+            if not ok435:
+                r.pos = pc435
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc436 = r.pos
+            ok436 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t436_0 = y
+                t436_1 = r.integer(3)
+                if t436_1 < -32768 or t436_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t436_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o436 = _new(_iso20.RationalNumber)
+                    o436.exponent = t436_0
+                    o436.value = t436_1
+                    f12 = o436
+                    ok436 = True
+            if not ok436:
+                r.pos = pc436
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C333, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C335, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d40(r)
+            pc437 = r.pos
+            ok437 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t437_0 = y
+                t437_1 = r.integer(3)
+                if t437_1 < -32768 or t437_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t437_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o437 = _new(_iso20.RationalNumber)
+                    o437.exponent = t437_0
+                    o437.value = t437_1
+                    f12 = o437
+                    ok437 = True
+            if not ok437:
+                r.pos = pc437
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C334, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C336, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -5381,7 +14047,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C335, "Dynamic_AC_CLResControlModeType")
+            _escape(r, 1, _C337, "Dynamic_AC_CLResControlModeType")
         else:
             r.fail("Dynamic_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_AC_CLResControlMode)
@@ -5413,27 +14079,27 @@ def _e18(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C337.get(s)
+        t = _C339.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.minimum_soc", s, _C338)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_AC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C338.get(s)
+        t = _C340.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.target_soc", s, _C338)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_AC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C339.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.ack_max_delay", s, _C338)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("Dynamic_AC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5442,10 +14108,10 @@ def _e18(w, o):
         s = 4
     v4 = o.evse_target_active_power
     if v4 is None:
-        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C336)
-    t = _C340.get(s)
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C338)
+    t = _C342.get(s)
     if t is None:
-        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C336)
+        _order("Dynamic_AC_CLResControlMode.evse_target_active_power", s, _C338)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_AC_CLResControlMode.evse_target_active_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -5460,9 +14126,9 @@ def _e18(w, o):
         s = 6
     v6 = o.evse_target_active_power_l3
     if v6 is not None:
-        t = _C341.get(s)
+        t = _C343.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", s, _C338)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_active_power_l3", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5470,9 +14136,9 @@ def _e18(w, o):
         s = 7
     v7 = o.evse_target_reactive_power
     if v7 is not None:
-        t = _C342.get(s)
+        t = _C344.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power", s, _C338)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5480,9 +14146,9 @@ def _e18(w, o):
         s = 8
     v8 = o.evse_target_reactive_power_l2
     if v8 is not None:
-        t = _C343.get(s)
+        t = _C345.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C338)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l2", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5490,9 +14156,9 @@ def _e18(w, o):
         s = 9
     v9 = o.evse_target_reactive_power_l3
     if v9 is not None:
-        t = _C344.get(s)
+        t = _C346.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C338)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_target_reactive_power_l3", v9, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5500,9 +14166,9 @@ def _e18(w, o):
         s = 10
     v10 = o.evse_present_active_power
     if v10 is not None:
-        t = _C345.get(s)
+        t = _C347.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power", s, _C338)
         if v10.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power", v10, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5510,9 +14176,9 @@ def _e18(w, o):
         s = 11
     v11 = o.evse_present_active_power_l2
     if v11 is not None:
-        t = _C346.get(s)
+        t = _C348.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", s, _C338)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l2", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -5520,17 +14186,17 @@ def _e18(w, o):
         s = 12
     v12 = o.evse_present_active_power_l3
     if v12 is not None:
-        t = _C347.get(s)
+        t = _C349.get(s)
         if t is None:
-            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C336)
+            _order("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", s, _C338)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_AC_CLResControlMode.evse_present_active_power_l3", v12, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v12)
         s = 13
-    t = _C348.get(s)
+    t = _C350.get(s)
     if t is None:
-        _order("Dynamic_AC_CLResControlMode", s, _C336)
+        _order("Dynamic_AC_CLResControlMode", s, _C338)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5594,7 +14260,7 @@ def _d19(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C349, "KeyInfoType")
+                _escape(r, 3, _C351, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -5642,7 +14308,7 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C350, "KeyInfoType")
+                _escape(r, 3, _C352, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -5690,110 +14356,10 @@ def _d19(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C351, "KeyInfoType")
+                _escape(r, 2, _C353, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d20(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d26(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d38(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d23(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d27(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C352, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d20(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d26(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d38(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d23(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d27(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C353, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5843,7 +14409,7 @@ def _d19(r):
                 _escape(r, 1, _C354, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5893,7 +14459,7 @@ def _d19(r):
                 _escape(r, 1, _C355, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5943,7 +14509,7 @@ def _d19(r):
                 _escape(r, 1, _C356, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5993,7 +14559,7 @@ def _d19(r):
                 _escape(r, 1, _C357, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -6043,7 +14609,7 @@ def _d19(r):
                 _escape(r, 1, _C358, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -6093,6 +14659,106 @@ def _d19(r):
                 _escape(r, 1, _C359, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d20(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d26(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d38(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d23(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d27(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C360, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d20(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d26(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d38(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d23(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d27(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C361, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -6122,9 +14788,9 @@ def _e19(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C361.get(s)
+        t = _C363.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C360)
+            _order("KeyInfo.key_name", s, _C362)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6139,9 +14805,9 @@ def _e19(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C362.get(s)
+        t = _C364.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C360)
+            _order("KeyInfo.key_value", s, _C362)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -6155,9 +14821,9 @@ def _e19(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C363.get(s)
+        t = _C365.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C360)
+            _order("KeyInfo.retrieval_method", s, _C362)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -6171,9 +14837,9 @@ def _e19(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C364.get(s)
+        t = _C366.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C360)
+            _order("KeyInfo.x509_data", s, _C362)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -6187,9 +14853,9 @@ def _e19(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C365.get(s)
+        t = _C367.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C360)
+            _order("KeyInfo.pgp_data", s, _C362)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -6203,9 +14869,9 @@ def _e19(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C366.get(s)
+        t = _C368.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C360)
+            _order("KeyInfo.spki_data", s, _C362)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -6219,18 +14885,18 @@ def _e19(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C367.get(s)
+        t = _C369.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C360)
+            _order("KeyInfo.mgmt_data", s, _C362)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C368.get(s)
+    t = _C370.get(s)
     if t is None:
-        _order("KeyInfo", s, _C360)
+        _order("KeyInfo", s, _C362)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6245,14 +14911,34 @@ def _d20(r):
             f0 = _d15(r)
             s = 4
         elif ec == 1:
-            f1 = _d24(r)
+            pc438 = r.pos
+            ok438 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t438_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t438_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o438 = _new(_xmldsig.RSAKeyValue)
+                        o438.modulus = t438_0
+                        o438.exponent = t438_1
+                        f1 = o438
+                        ok438 = True
+            if not ok438:
+                r.pos = pc438
+                f1 = _d24(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C369, "KeyValueType")
+            _escape(r, 3, _C371, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6261,14 +14947,34 @@ def _d20(r):
             f0 = _d15(r)
             s = 4
         elif ec == 1:
-            f1 = _d24(r)
+            pc439 = r.pos
+            ok439 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t439_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t439_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o439 = _new(_xmldsig.RSAKeyValue)
+                        o439.modulus = t439_0
+                        o439.exponent = t439_1
+                        f1 = o439
+                        ok439 = True
+            if not ok439:
+                r.pos = pc439
+                f1 = _d24(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C370, "KeyValueType")
+            _escape(r, 2, _C372, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6278,7 +14984,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C371, "KeyValueType")
+            _escape(r, 1, _C373, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -6288,7 +14994,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C372, "KeyValueType")
+            _escape(r, 1, _C374, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -6298,7 +15004,7 @@ def _d20(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C373, "KeyValueType")
+            _escape(r, 1, _C375, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -6318,17 +15024,17 @@ def _e20(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C375.get(s)
+        t = _C377.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C374)
+            _order("KeyValue.rsa_key_value", s, _C376)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e24(w, v1)
         s = 2
-    t = _C376.get(s)
+    t = _C378.get(s)
     if t is None:
-        _order("KeyValue", s, _C374)
+        _order("KeyValue", s, _C376)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6349,7 +15055,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C377, "ManifestType")
+            _escape(r, 3, _C379, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -6360,7 +15066,7 @@ def _d21(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C378, "ManifestType")
+            _escape(r, 3, _C380, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -6375,7 +15081,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C379, "ManifestType")
+                _escape(r, 1, _C381, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -6399,17 +15105,17 @@ def _e21(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C381.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C380)
+            _order("Manifest.reference", s, _C382)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e25(w, v1)
         s = 1
-    t = _C382.get(s)
+    t = _C384.get(s)
     if t is None:
-        _order("Manifest", s, _C380)
+        _order("Manifest", s, _C382)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6437,7 +15143,7 @@ def _d22(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C383, "ObjectType")
+            _escape(r, 3, _C385, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -6455,7 +15161,7 @@ def _d22(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C384, "ObjectType")
+            _escape(r, 2, _C386, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -6470,7 +15176,7 @@ def _d22(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C385, "ObjectType")
+            _escape(r, 2, _C387, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -6482,7 +15188,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C386, "ObjectType")
+            _escape(r, 2, _C388, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -6494,7 +15200,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C387, "ObjectType")
+            _escape(r, 1, _C389, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -6506,7 +15212,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C388, "ObjectType")
+            _escape(r, 1, _C390, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -6527,9 +15233,9 @@ def _e22(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C390.get(s)
+        t = _C392.get(s)
         if t is None:
-            _order("Object.id", s, _C389)
+            _order("Object.id", s, _C391)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6537,17 +15243,17 @@ def _e22(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C391.get(s)
+        t = _C393.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C389)
+            _order("Object.mime_type", s, _C391)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C392.get(s)
+    t = _C394.get(s)
     if t is None:
-        _order("Object", s, _C389)
+        _order("Object", s, _C391)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6576,7 +15282,7 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C393, "PGPDataType")
+            _escape(r, 3, _C395, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -6586,7 +15292,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C394, "PGPDataType")
+            _escape(r, 1, _C396, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -6598,7 +15304,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C395, "PGPDataType")
+                _escape(r, 1, _C397, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6616,7 +15322,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C396, "PGPDataType")
+            _escape(r, 1, _C398, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -6626,7 +15332,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C397, "PGPDataType")
+            _escape(r, 1, _C399, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6638,7 +15344,7 @@ def _d23(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C398, "PGPDataType")
+                _escape(r, 1, _C400, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -6659,18 +15365,18 @@ def _e23(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C400.get(s)
+        t = _C402.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C399)
+            _order("PGPData.pgp_key_packet", s, _C401)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C401.get(s)
+    t = _C403.get(s)
     if t is None:
-        _order("PGPData", s, _C399)
+        _order("PGPData", s, _C401)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6714,7 +15420,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C402, "RSAKeyValueType")
+                _escape(r, 3, _C404, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -6743,7 +15449,7 @@ def _d24(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C403, "RSAKeyValueType")
+                _escape(r, 2, _C405, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -6751,7 +15457,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C404, "RSAKeyValueType")
+            _escape(r, 1, _C406, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6763,14 +15469,14 @@ def _e24(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C405)
+        _order("RSAKeyValue.modulus", 0, _C407)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C405)
+        _order("RSAKeyValue.exponent", 1, _C407)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -6804,7 +15510,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C406, "ReferenceType")
+            _escape(r, 3, _C408, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6822,7 +15528,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C407, "ReferenceType")
+            _escape(r, 3, _C409, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6837,7 +15543,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C408, "ReferenceType")
+            _escape(r, 3, _C410, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6849,7 +15555,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C409, "ReferenceType")
+            _escape(r, 3, _C411, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6858,7 +15564,7 @@ def _d25(r):
             f4 = _d16(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C410, "ReferenceType")
+            _escape(r, 2, _C412, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -6887,7 +15593,7 @@ def _d25(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C411, "ReferenceType")
+                _escape(r, 2, _C413, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -6895,7 +15601,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C412, "ReferenceType")
+            _escape(r, 1, _C414, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6919,9 +15625,9 @@ def _e25(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C414.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("Reference.type", s, _C413)
+            _order("Reference.type", s, _C415)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6929,9 +15635,9 @@ def _e25(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C415.get(s)
+        t = _C417.get(s)
         if t is None:
-            _order("Reference.uri", s, _C413)
+            _order("Reference.uri", s, _C415)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6939,9 +15645,9 @@ def _e25(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C416.get(s)
+        t = _C418.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C413)
+            _order("Reference.transforms", s, _C415)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -6949,17 +15655,17 @@ def _e25(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C413)
-    t = _C417.get(s)
+        _order("Reference.digest_method", s, _C415)
+    t = _C419.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C413)
+        _order("Reference.digest_method", s, _C415)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e16(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C413)
+        _order("Reference.digest_value", 2, _C415)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -6986,7 +15692,7 @@ def _d26(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C418, "RetrievalMethodType")
+            _escape(r, 3, _C420, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7000,7 +15706,7 @@ def _d26(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C419, "RetrievalMethodType")
+            _escape(r, 2, _C421, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7011,7 +15717,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C420, "RetrievalMethodType")
+            _escape(r, 2, _C422, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7019,7 +15725,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C421, "RetrievalMethodType")
+            _escape(r, 1, _C423, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -7040,9 +15746,9 @@ def _e26(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C423.get(s)
+        t = _C425.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C422)
+            _order("RetrievalMethod.uri", s, _C424)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -7050,17 +15756,17 @@ def _e26(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C424.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C422)
+            _order("RetrievalMethod.transforms", s, _C424)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e37(w, v2)
         s = 1
-    t = _C425.get(s)
+    t = _C427.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C422)
+        _order("RetrievalMethod", s, _C424)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7093,7 +15799,7 @@ def _d27(r):
                     elif ec == 2:
                         s = -1
                     elif ec == 3:
-                        _escape(r, 1, _C426, "SPKIDataType")
+                        _escape(r, 1, _C428, "SPKIDataType")
                     else:
                         r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
@@ -7114,7 +15820,7 @@ def _d27(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C427, "SPKIDataType")
+                    _escape(r, 3, _C429, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -7133,7 +15839,7 @@ def _d27(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C428, "SPKIDataType")
+                _escape(r, 1, _C430, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -7150,7 +15856,7 @@ def _d27(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C429, "SPKIDataType")
+                _escape(r, 1, _C431, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -7168,18 +15874,18 @@ def _e27(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C431.get(s)
+        t = _C433.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C430)
+            _order("SPKIData.spki_sexp", s, _C432)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C432.get(s)
+    t = _C434.get(s)
     if t is None:
-        _order("SPKIData", s, _C430)
+        _order("SPKIData", s, _C432)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7204,311 +15910,1711 @@ def _d28(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d40(r)
+            pc440 = r.pos
+            ok440 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t440_0 = y
+                t440_1 = r.integer(3)
+                if t440_1 < -32768 or t440_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t440_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o440 = _new(_iso20.RationalNumber)
+                    o440.exponent = t440_0
+                    o440.value = t440_1
+                    f0 = o440
+                    ok440 = True
+            if not ok440:
+                r.pos = pc440
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc441 = r.pos
+            ok441 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t441_0 = y
+                t441_1 = r.integer(3)
+                if t441_1 < -32768 or t441_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t441_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o441 = _new(_iso20.RationalNumber)
+                    o441.exponent = t441_0
+                    o441.value = t441_1
+                    f1 = o441
+                    ok441 = True
+            if not ok441:
+                r.pos = pc441
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d40(r)
+            pc442 = r.pos
+            ok442 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t442_0 = y
+                t442_1 = r.integer(3)
+                if t442_1 < -32768 or t442_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t442_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o442 = _new(_iso20.RationalNumber)
+                    o442.exponent = t442_0
+                    o442.value = t442_1
+                    f2 = o442
+                    ok442 = True
+            if not ok442:
+                r.pos = pc442
+                f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d40(r)
+            pc443 = r.pos
+            ok443 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t443_0 = y
+                t443_1 = r.integer(3)
+                if t443_1 < -32768 or t443_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t443_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o443 = _new(_iso20.RationalNumber)
+                    o443.exponent = t443_0
+                    o443.value = t443_1
+                    f3 = o443
+                    ok443 = True
+            if not ok443:
+                r.pos = pc443
+                f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc444 = r.pos
+            ok444 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t444_0 = y
+                t444_1 = r.integer(3)
+                if t444_1 < -32768 or t444_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t444_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o444 = _new(_iso20.RationalNumber)
+                    o444.exponent = t444_0
+                    o444.value = t444_1
+                    f4 = o444
+                    ok444 = True
+            if not ok444:
+                r.pos = pc444
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d40(r)
+            pc445 = r.pos
+            ok445 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t445_0 = y
+                t445_1 = r.integer(3)
+                if t445_1 < -32768 or t445_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t445_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o445 = _new(_iso20.RationalNumber)
+                    o445.exponent = t445_0
+                    o445.value = t445_1
+                    f5 = o445
+                    ok445 = True
+            if not ok445:
+                r.pos = pc445
+                f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d40(r)
+            pc446 = r.pos
+            ok446 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t446_0 = y
+                t446_1 = r.integer(3)
+                if t446_1 < -32768 or t446_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t446_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o446 = _new(_iso20.RationalNumber)
+                    o446.exponent = t446_0
+                    o446.value = t446_1
+                    f6 = o446
+                    ok446 = True
+            if not ok446:
+                r.pos = pc446
+                f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d40(r)
+            pc447 = r.pos
+            ok447 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t447_0 = y
+                t447_1 = r.integer(3)
+                if t447_1 < -32768 or t447_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t447_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o447 = _new(_iso20.RationalNumber)
+                    o447.exponent = t447_0
+                    o447.value = t447_1
+                    f7 = o447
+                    ok447 = True
+            if not ok447:
+                r.pos = pc447
+                f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d40(r)
+            pc448 = r.pos
+            ok448 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t448_0 = y
+                t448_1 = r.integer(3)
+                if t448_1 < -32768 or t448_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t448_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o448 = _new(_iso20.RationalNumber)
+                    o448.exponent = t448_0
+                    o448.value = t448_1
+                    f8 = o448
+                    ok448 = True
+            if not ok448:
+                r.pos = pc448
+                f8 = _d40(r)
             s = 9
         elif ec == 9:
-            f9 = _d40(r)
+            pc449 = r.pos
+            ok449 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t449_0 = y
+                t449_1 = r.integer(3)
+                if t449_1 < -32768 or t449_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t449_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o449 = _new(_iso20.RationalNumber)
+                    o449.exponent = t449_0
+                    o449.value = t449_1
+                    f9 = o449
+                    ok449 = True
+            if not ok449:
+                r.pos = pc449
+                f9 = _d40(r)
             s = 10
         elif ec == 10:
-            _escape(r, 3, _C433, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 3, _C435, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d40(r)
+            pc450 = r.pos
+            ok450 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t450_0 = y
+                t450_1 = r.integer(3)
+                if t450_1 < -32768 or t450_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t450_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o450 = _new(_iso20.RationalNumber)
+                    o450.exponent = t450_0
+                    o450.value = t450_1
+                    f1 = o450
+                    ok450 = True
+            if not ok450:
+                r.pos = pc450
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc451 = r.pos
+            ok451 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t451_0 = y
+                t451_1 = r.integer(3)
+                if t451_1 < -32768 or t451_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t451_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o451 = _new(_iso20.RationalNumber)
+                    o451.exponent = t451_0
+                    o451.value = t451_1
+                    f2 = o451
+                    ok451 = True
+            if not ok451:
+                r.pos = pc451
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc452 = r.pos
+            ok452 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t452_0 = y
+                t452_1 = r.integer(3)
+                if t452_1 < -32768 or t452_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t452_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o452 = _new(_iso20.RationalNumber)
+                    o452.exponent = t452_0
+                    o452.value = t452_1
+                    f3 = o452
+                    ok452 = True
+            if not ok452:
+                r.pos = pc452
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc453 = r.pos
+            ok453 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t453_0 = y
+                t453_1 = r.integer(3)
+                if t453_1 < -32768 or t453_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t453_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o453 = _new(_iso20.RationalNumber)
+                    o453.exponent = t453_0
+                    o453.value = t453_1
+                    f4 = o453
+                    ok453 = True
+            if not ok453:
+                r.pos = pc453
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d40(r)
+            pc454 = r.pos
+            ok454 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t454_0 = y
+                t454_1 = r.integer(3)
+                if t454_1 < -32768 or t454_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t454_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o454 = _new(_iso20.RationalNumber)
+                    o454.exponent = t454_0
+                    o454.value = t454_1
+                    f5 = o454
+                    ok454 = True
+            if not ok454:
+                r.pos = pc454
+                f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d40(r)
+            pc455 = r.pos
+            ok455 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t455_0 = y
+                t455_1 = r.integer(3)
+                if t455_1 < -32768 or t455_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t455_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o455 = _new(_iso20.RationalNumber)
+                    o455.exponent = t455_0
+                    o455.value = t455_1
+                    f6 = o455
+                    ok455 = True
+            if not ok455:
+                r.pos = pc455
+                f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d40(r)
+            pc456 = r.pos
+            ok456 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t456_0 = y
+                t456_1 = r.integer(3)
+                if t456_1 < -32768 or t456_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t456_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o456 = _new(_iso20.RationalNumber)
+                    o456.exponent = t456_0
+                    o456.value = t456_1
+                    f7 = o456
+                    ok456 = True
+            if not ok456:
+                r.pos = pc456
+                f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d40(r)
+            pc457 = r.pos
+            ok457 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t457_0 = y
+                t457_1 = r.integer(3)
+                if t457_1 < -32768 or t457_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t457_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o457 = _new(_iso20.RationalNumber)
+                    o457.exponent = t457_0
+                    o457.value = t457_1
+                    f8 = o457
+                    ok457 = True
+            if not ok457:
+                r.pos = pc457
+                f8 = _d40(r)
             s = 9
         elif ec == 8:
-            f9 = _d40(r)
+            pc458 = r.pos
+            ok458 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t458_0 = y
+                t458_1 = r.integer(3)
+                if t458_1 < -32768 or t458_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t458_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o458 = _new(_iso20.RationalNumber)
+                    o458.exponent = t458_0
+                    o458.value = t458_1
+                    f9 = o458
+                    ok458 = True
+            if not ok458:
+                r.pos = pc458
+                f9 = _d40(r)
             s = 10
         elif ec == 9:
-            _escape(r, 2, _C434, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C436, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d40(r)
+            pc459 = r.pos
+            ok459 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t459_0 = y
+                t459_1 = r.integer(3)
+                if t459_1 < -32768 or t459_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t459_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o459 = _new(_iso20.RationalNumber)
+                    o459.exponent = t459_0
+                    o459.value = t459_1
+                    f2 = o459
+                    ok459 = True
+            if not ok459:
+                r.pos = pc459
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc460 = r.pos
+            ok460 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t460_0 = y
+                t460_1 = r.integer(3)
+                if t460_1 < -32768 or t460_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t460_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o460 = _new(_iso20.RationalNumber)
+                    o460.exponent = t460_0
+                    o460.value = t460_1
+                    f3 = o460
+                    ok460 = True
+            if not ok460:
+                r.pos = pc460
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc461 = r.pos
+            ok461 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t461_0 = y
+                t461_1 = r.integer(3)
+                if t461_1 < -32768 or t461_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t461_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o461 = _new(_iso20.RationalNumber)
+                    o461.exponent = t461_0
+                    o461.value = t461_1
+                    f4 = o461
+                    ok461 = True
+            if not ok461:
+                r.pos = pc461
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d40(r)
+            pc462 = r.pos
+            ok462 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t462_0 = y
+                t462_1 = r.integer(3)
+                if t462_1 < -32768 or t462_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t462_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o462 = _new(_iso20.RationalNumber)
+                    o462.exponent = t462_0
+                    o462.value = t462_1
+                    f5 = o462
+                    ok462 = True
+            if not ok462:
+                r.pos = pc462
+                f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d40(r)
+            pc463 = r.pos
+            ok463 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t463_0 = y
+                t463_1 = r.integer(3)
+                if t463_1 < -32768 or t463_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t463_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o463 = _new(_iso20.RationalNumber)
+                    o463.exponent = t463_0
+                    o463.value = t463_1
+                    f6 = o463
+                    ok463 = True
+            if not ok463:
+                r.pos = pc463
+                f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d40(r)
+            pc464 = r.pos
+            ok464 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t464_0 = y
+                t464_1 = r.integer(3)
+                if t464_1 < -32768 or t464_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t464_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o464 = _new(_iso20.RationalNumber)
+                    o464.exponent = t464_0
+                    o464.value = t464_1
+                    f7 = o464
+                    ok464 = True
+            if not ok464:
+                r.pos = pc464
+                f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d40(r)
+            pc465 = r.pos
+            ok465 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t465_0 = y
+                t465_1 = r.integer(3)
+                if t465_1 < -32768 or t465_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t465_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o465 = _new(_iso20.RationalNumber)
+                    o465.exponent = t465_0
+                    o465.value = t465_1
+                    f8 = o465
+                    ok465 = True
+            if not ok465:
+                r.pos = pc465
+                f8 = _d40(r)
             s = 9
         elif ec == 7:
-            f9 = _d40(r)
+            pc466 = r.pos
+            ok466 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t466_0 = y
+                t466_1 = r.integer(3)
+                if t466_1 < -32768 or t466_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t466_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o466 = _new(_iso20.RationalNumber)
+                    o466.exponent = t466_0
+                    o466.value = t466_1
+                    f9 = o466
+                    ok466 = True
+            if not ok466:
+                r.pos = pc466
+                f9 = _d40(r)
             s = 10
         elif ec == 8:
-            _escape(r, 2, _C435, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C437, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d40(r)
+            pc467 = r.pos
+            ok467 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t467_0 = y
+                t467_1 = r.integer(3)
+                if t467_1 < -32768 or t467_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t467_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o467 = _new(_iso20.RationalNumber)
+                    o467.exponent = t467_0
+                    o467.value = t467_1
+                    f3 = o467
+                    ok467 = True
+            if not ok467:
+                r.pos = pc467
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc468 = r.pos
+            ok468 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t468_0 = y
+                t468_1 = r.integer(3)
+                if t468_1 < -32768 or t468_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t468_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o468 = _new(_iso20.RationalNumber)
+                    o468.exponent = t468_0
+                    o468.value = t468_1
+                    f4 = o468
+                    ok468 = True
+            if not ok468:
+                r.pos = pc468
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d40(r)
+            pc469 = r.pos
+            ok469 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t469_0 = y
+                t469_1 = r.integer(3)
+                if t469_1 < -32768 or t469_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t469_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o469 = _new(_iso20.RationalNumber)
+                    o469.exponent = t469_0
+                    o469.value = t469_1
+                    f5 = o469
+                    ok469 = True
+            if not ok469:
+                r.pos = pc469
+                f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d40(r)
+            pc470 = r.pos
+            ok470 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t470_0 = y
+                t470_1 = r.integer(3)
+                if t470_1 < -32768 or t470_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t470_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o470 = _new(_iso20.RationalNumber)
+                    o470.exponent = t470_0
+                    o470.value = t470_1
+                    f6 = o470
+                    ok470 = True
+            if not ok470:
+                r.pos = pc470
+                f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d40(r)
+            pc471 = r.pos
+            ok471 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t471_0 = y
+                t471_1 = r.integer(3)
+                if t471_1 < -32768 or t471_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t471_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o471 = _new(_iso20.RationalNumber)
+                    o471.exponent = t471_0
+                    o471.value = t471_1
+                    f7 = o471
+                    ok471 = True
+            if not ok471:
+                r.pos = pc471
+                f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d40(r)
+            pc472 = r.pos
+            ok472 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t472_0 = y
+                t472_1 = r.integer(3)
+                if t472_1 < -32768 or t472_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t472_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o472 = _new(_iso20.RationalNumber)
+                    o472.exponent = t472_0
+                    o472.value = t472_1
+                    f8 = o472
+                    ok472 = True
+            if not ok472:
+                r.pos = pc472
+                f8 = _d40(r)
             s = 9
         elif ec == 6:
-            f9 = _d40(r)
+            pc473 = r.pos
+            ok473 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t473_0 = y
+                t473_1 = r.integer(3)
+                if t473_1 < -32768 or t473_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t473_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o473 = _new(_iso20.RationalNumber)
+                    o473.exponent = t473_0
+                    o473.value = t473_1
+                    f9 = o473
+                    ok473 = True
+            if not ok473:
+                r.pos = pc473
+                f9 = _d40(r)
             s = 10
         elif ec == 7:
-            _escape(r, 2, _C436, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C438, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d40(r)
+            pc474 = r.pos
+            ok474 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t474_0 = y
+                t474_1 = r.integer(3)
+                if t474_1 < -32768 or t474_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t474_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o474 = _new(_iso20.RationalNumber)
+                    o474.exponent = t474_0
+                    o474.value = t474_1
+                    f4 = o474
+                    ok474 = True
+            if not ok474:
+                r.pos = pc474
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc475 = r.pos
+            ok475 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t475_0 = y
+                t475_1 = r.integer(3)
+                if t475_1 < -32768 or t475_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t475_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o475 = _new(_iso20.RationalNumber)
+                    o475.exponent = t475_0
+                    o475.value = t475_1
+                    f5 = o475
+                    ok475 = True
+            if not ok475:
+                r.pos = pc475
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc476 = r.pos
+            ok476 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t476_0 = y
+                t476_1 = r.integer(3)
+                if t476_1 < -32768 or t476_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t476_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o476 = _new(_iso20.RationalNumber)
+                    o476.exponent = t476_0
+                    o476.value = t476_1
+                    f6 = o476
+                    ok476 = True
+            if not ok476:
+                r.pos = pc476
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d40(r)
+            pc477 = r.pos
+            ok477 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t477_0 = y
+                t477_1 = r.integer(3)
+                if t477_1 < -32768 or t477_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t477_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o477 = _new(_iso20.RationalNumber)
+                    o477.exponent = t477_0
+                    o477.value = t477_1
+                    f7 = o477
+                    ok477 = True
+            if not ok477:
+                r.pos = pc477
+                f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d40(r)
+            pc478 = r.pos
+            ok478 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t478_0 = y
+                t478_1 = r.integer(3)
+                if t478_1 < -32768 or t478_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t478_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o478 = _new(_iso20.RationalNumber)
+                    o478.exponent = t478_0
+                    o478.value = t478_1
+                    f8 = o478
+                    ok478 = True
+            if not ok478:
+                r.pos = pc478
+                f8 = _d40(r)
             s = 9
         elif ec == 5:
-            f9 = _d40(r)
+            pc479 = r.pos
+            ok479 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t479_0 = y
+                t479_1 = r.integer(3)
+                if t479_1 < -32768 or t479_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t479_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o479 = _new(_iso20.RationalNumber)
+                    o479.exponent = t479_0
+                    o479.value = t479_1
+                    f9 = o479
+                    ok479 = True
+            if not ok479:
+                r.pos = pc479
+                f9 = _d40(r)
             s = 10
         elif ec == 6:
-            _escape(r, 2, _C437, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C439, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d40(r)
+            pc480 = r.pos
+            ok480 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t480_0 = y
+                t480_1 = r.integer(3)
+                if t480_1 < -32768 or t480_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t480_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o480 = _new(_iso20.RationalNumber)
+                    o480.exponent = t480_0
+                    o480.value = t480_1
+                    f5 = o480
+                    ok480 = True
+            if not ok480:
+                r.pos = pc480
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc481 = r.pos
+            ok481 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t481_0 = y
+                t481_1 = r.integer(3)
+                if t481_1 < -32768 or t481_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t481_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o481 = _new(_iso20.RationalNumber)
+                    o481.exponent = t481_0
+                    o481.value = t481_1
+                    f6 = o481
+                    ok481 = True
+            if not ok481:
+                r.pos = pc481
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc482 = r.pos
+            ok482 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t482_0 = y
+                t482_1 = r.integer(3)
+                if t482_1 < -32768 or t482_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t482_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o482 = _new(_iso20.RationalNumber)
+                    o482.exponent = t482_0
+                    o482.value = t482_1
+                    f7 = o482
+                    ok482 = True
+            if not ok482:
+                r.pos = pc482
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc483 = r.pos
+            ok483 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t483_0 = y
+                t483_1 = r.integer(3)
+                if t483_1 < -32768 or t483_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t483_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o483 = _new(_iso20.RationalNumber)
+                    o483.exponent = t483_0
+                    o483.value = t483_1
+                    f8 = o483
+                    ok483 = True
+            if not ok483:
+                r.pos = pc483
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
-            f9 = _d40(r)
+            pc484 = r.pos
+            ok484 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t484_0 = y
+                t484_1 = r.integer(3)
+                if t484_1 < -32768 or t484_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t484_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o484 = _new(_iso20.RationalNumber)
+                    o484.exponent = t484_0
+                    o484.value = t484_1
+                    f9 = o484
+                    ok484 = True
+            if not ok484:
+                r.pos = pc484
+                f9 = _d40(r)
             s = 10
         elif ec == 5:
-            _escape(r, 2, _C438, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C440, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d40(r)
+            pc485 = r.pos
+            ok485 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t485_0 = y
+                t485_1 = r.integer(3)
+                if t485_1 < -32768 or t485_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t485_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o485 = _new(_iso20.RationalNumber)
+                    o485.exponent = t485_0
+                    o485.value = t485_1
+                    f6 = o485
+                    ok485 = True
+            if not ok485:
+                r.pos = pc485
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc486 = r.pos
+            ok486 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t486_0 = y
+                t486_1 = r.integer(3)
+                if t486_1 < -32768 or t486_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t486_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o486 = _new(_iso20.RationalNumber)
+                    o486.exponent = t486_0
+                    o486.value = t486_1
+                    f7 = o486
+                    ok486 = True
+            if not ok486:
+                r.pos = pc486
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc487 = r.pos
+            ok487 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t487_0 = y
+                t487_1 = r.integer(3)
+                if t487_1 < -32768 or t487_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t487_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o487 = _new(_iso20.RationalNumber)
+                    o487.exponent = t487_0
+                    o487.value = t487_1
+                    f8 = o487
+                    ok487 = True
+            if not ok487:
+                r.pos = pc487
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
-            f9 = _d40(r)
+            pc488 = r.pos
+            ok488 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t488_0 = y
+                t488_1 = r.integer(3)
+                if t488_1 < -32768 or t488_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t488_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o488 = _new(_iso20.RationalNumber)
+                    o488.exponent = t488_0
+                    o488.value = t488_1
+                    f9 = o488
+                    ok488 = True
+            if not ok488:
+                r.pos = pc488
+                f9 = _d40(r)
             s = 10
         elif ec == 4:
-            _escape(r, 2, _C439, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C441, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d40(r)
+            pc489 = r.pos
+            ok489 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t489_0 = y
+                t489_1 = r.integer(3)
+                if t489_1 < -32768 or t489_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t489_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o489 = _new(_iso20.RationalNumber)
+                    o489.exponent = t489_0
+                    o489.value = t489_1
+                    f7 = o489
+                    ok489 = True
+            if not ok489:
+                r.pos = pc489
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc490 = r.pos
+            ok490 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t490_0 = y
+                t490_1 = r.integer(3)
+                if t490_1 < -32768 or t490_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t490_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o490 = _new(_iso20.RationalNumber)
+                    o490.exponent = t490_0
+                    o490.value = t490_1
+                    f8 = o490
+                    ok490 = True
+            if not ok490:
+                r.pos = pc490
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
-            f9 = _d40(r)
+            pc491 = r.pos
+            ok491 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t491_0 = y
+                t491_1 = r.integer(3)
+                if t491_1 < -32768 or t491_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t491_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o491 = _new(_iso20.RationalNumber)
+                    o491.exponent = t491_0
+                    o491.value = t491_1
+                    f9 = o491
+                    ok491 = True
+            if not ok491:
+                r.pos = pc491
+                f9 = _d40(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C440, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C442, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc492 = r.pos
+            ok492 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t492_0 = y
+                t492_1 = r.integer(3)
+                if t492_1 < -32768 or t492_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t492_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o492 = _new(_iso20.RationalNumber)
+                    o492.exponent = t492_0
+                    o492.value = t492_1
+                    f8 = o492
+                    ok492 = True
+            if not ok492:
+                r.pos = pc492
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
-            f9 = _d40(r)
+            pc493 = r.pos
+            ok493 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t493_0 = y
+                t493_1 = r.integer(3)
+                if t493_1 < -32768 or t493_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t493_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o493 = _new(_iso20.RationalNumber)
+                    o493.exponent = t493_0
+                    o493.value = t493_1
+                    f9 = o493
+                    ok493 = True
+            if not ok493:
+                r.pos = pc493
+                f9 = _d40(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C441, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C443, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d40(r)
+            pc494 = r.pos
+            ok494 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t494_0 = y
+                t494_1 = r.integer(3)
+                if t494_1 < -32768 or t494_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t494_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o494 = _new(_iso20.RationalNumber)
+                    o494.exponent = t494_0
+                    o494.value = t494_1
+                    f9 = o494
+                    ok494 = True
+            if not ok494:
+                r.pos = pc494
+                f9 = _d40(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C442, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 2, _C444, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d40(r)
+            pc495 = r.pos
+            ok495 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t495_0 = y
+                t495_1 = r.integer(3)
+                if t495_1 < -32768 or t495_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t495_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o495 = _new(_iso20.RationalNumber)
+                    o495.exponent = t495_0
+                    o495.value = t495_1
+                    f10 = o495
+                    ok495 = True
+            if not ok495:
+                r.pos = pc495
+                f10 = _d40(r)
             s = 11
         elif ec == 1:
-            f11 = _d40(r)
+            pc496 = r.pos
+            ok496 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t496_0 = y
+                t496_1 = r.integer(3)
+                if t496_1 < -32768 or t496_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t496_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o496 = _new(_iso20.RationalNumber)
+                    o496.exponent = t496_0
+                    o496.value = t496_1
+                    f11 = o496
+                    ok496 = True
+            if not ok496:
+                r.pos = pc496
+                f11 = _d40(r)
             s = 12
         elif ec == 2:
-            f12 = _d40(r)
+            pc497 = r.pos
+            ok497 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t497_0 = y
+                t497_1 = r.integer(3)
+                if t497_1 < -32768 or t497_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t497_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o497 = _new(_iso20.RationalNumber)
+                    o497.exponent = t497_0
+                    o497.value = t497_1
+                    f12 = o497
+                    ok497 = True
+            if not ok497:
+                r.pos = pc497
+                f12 = _d40(r)
             s = 13
         elif ec == 3:
-            f13 = _d40(r)
+            pc498 = r.pos
+            ok498 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t498_0 = y
+                t498_1 = r.integer(3)
+                if t498_1 < -32768 or t498_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t498_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o498 = _new(_iso20.RationalNumber)
+                    o498.exponent = t498_0
+                    o498.value = t498_1
+                    f13 = o498
+                    ok498 = True
+            if not ok498:
+                r.pos = pc498
+                f13 = _d40(r)
             s = 14
         elif ec == 4:
-            f14 = _d40(r)
+            pc499 = r.pos
+            ok499 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t499_0 = y
+                t499_1 = r.integer(3)
+                if t499_1 < -32768 or t499_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t499_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o499 = _new(_iso20.RationalNumber)
+                    o499.exponent = t499_0
+                    o499.value = t499_1
+                    f14 = o499
+                    ok499 = True
+            if not ok499:
+                r.pos = pc499
+                f14 = _d40(r)
             s = 15
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C443, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C445, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(3)
         if ec == 0:
-            f11 = _d40(r)
+            pc500 = r.pos
+            ok500 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t500_0 = y
+                t500_1 = r.integer(3)
+                if t500_1 < -32768 or t500_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t500_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o500 = _new(_iso20.RationalNumber)
+                    o500.exponent = t500_0
+                    o500.value = t500_1
+                    f11 = o500
+                    ok500 = True
+            if not ok500:
+                r.pos = pc500
+                f11 = _d40(r)
             s = 12
         elif ec == 1:
-            f12 = _d40(r)
+            pc501 = r.pos
+            ok501 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t501_0 = y
+                t501_1 = r.integer(3)
+                if t501_1 < -32768 or t501_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t501_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o501 = _new(_iso20.RationalNumber)
+                    o501.exponent = t501_0
+                    o501.value = t501_1
+                    f12 = o501
+                    ok501 = True
+            if not ok501:
+                r.pos = pc501
+                f12 = _d40(r)
             s = 13
         elif ec == 2:
-            f13 = _d40(r)
+            pc502 = r.pos
+            ok502 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t502_0 = y
+                t502_1 = r.integer(3)
+                if t502_1 < -32768 or t502_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t502_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o502 = _new(_iso20.RationalNumber)
+                    o502.exponent = t502_0
+                    o502.value = t502_1
+                    f13 = o502
+                    ok502 = True
+            if not ok502:
+                r.pos = pc502
+                f13 = _d40(r)
             s = 14
         elif ec == 3:
-            f14 = _d40(r)
+            pc503 = r.pos
+            ok503 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t503_0 = y
+                t503_1 = r.integer(3)
+                if t503_1 < -32768 or t503_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t503_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o503 = _new(_iso20.RationalNumber)
+                    o503.exponent = t503_0
+                    o503.value = t503_1
+                    f14 = o503
+                    ok503 = True
+            if not ok503:
+                r.pos = pc503
+                f14 = _d40(r)
             s = 15
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C444, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C446, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(3)
         if ec == 0:
-            f12 = _d40(r)
+            pc504 = r.pos
+            ok504 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t504_0 = y
+                t504_1 = r.integer(3)
+                if t504_1 < -32768 or t504_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t504_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o504 = _new(_iso20.RationalNumber)
+                    o504.exponent = t504_0
+                    o504.value = t504_1
+                    f12 = o504
+                    ok504 = True
+            if not ok504:
+                r.pos = pc504
+                f12 = _d40(r)
             s = 13
         elif ec == 1:
-            f13 = _d40(r)
+            pc505 = r.pos
+            ok505 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t505_0 = y
+                t505_1 = r.integer(3)
+                if t505_1 < -32768 or t505_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t505_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o505 = _new(_iso20.RationalNumber)
+                    o505.exponent = t505_0
+                    o505.value = t505_1
+                    f13 = o505
+                    ok505 = True
+            if not ok505:
+                r.pos = pc505
+                f13 = _d40(r)
             s = 14
         elif ec == 2:
-            f14 = _d40(r)
+            pc506 = r.pos
+            ok506 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t506_0 = y
+                t506_1 = r.integer(3)
+                if t506_1 < -32768 or t506_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t506_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o506 = _new(_iso20.RationalNumber)
+                    o506.exponent = t506_0
+                    o506.value = t506_1
+                    f14 = o506
+                    ok506 = True
+            if not ok506:
+                r.pos = pc506
+                f14 = _d40(r)
             s = 15
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C445, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C447, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d40(r)
+            pc507 = r.pos
+            ok507 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t507_0 = y
+                t507_1 = r.integer(3)
+                if t507_1 < -32768 or t507_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t507_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o507 = _new(_iso20.RationalNumber)
+                    o507.exponent = t507_0
+                    o507.value = t507_1
+                    f13 = o507
+                    ok507 = True
+            if not ok507:
+                r.pos = pc507
+                f13 = _d40(r)
             s = 14
         elif ec == 1:
-            f14 = _d40(r)
+            pc508 = r.pos
+            ok508 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t508_0 = y
+                t508_1 = r.integer(3)
+                if t508_1 < -32768 or t508_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t508_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o508 = _new(_iso20.RationalNumber)
+                    o508.exponent = t508_0
+                    o508.value = t508_1
+                    f14 = o508
+                    ok508 = True
+            if not ok508:
+                r.pos = pc508
+                f14 = _d40(r)
             s = 15
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C446, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C448, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
         ec = r.bits(2)
         if ec == 0:
-            f14 = _d40(r)
+            pc509 = r.pos
+            ok509 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t509_0 = y
+                t509_1 = r.integer(3)
+                if t509_1 < -32768 or t509_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t509_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o509 = _new(_iso20.RationalNumber)
+                    o509.exponent = t509_0
+                    o509.value = t509_1
+                    f14 = o509
+                    ok509 = True
+            if not ok509:
+                r.pos = pc509
+                f14 = _d40(r)
             s = 15
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C447, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C449, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 15:
@@ -7516,7 +17622,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C448, "Scheduled_AC_CLReqControlModeType")
+            _escape(r, 1, _C450, "Scheduled_AC_CLReqControlModeType")
         else:
             r.fail("Scheduled_AC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLReqControlMode)
@@ -7549,9 +17655,9 @@ def _e28(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C450.get(s)
+        t = _C452.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", s, _C451)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7559,9 +17665,9 @@ def _e28(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C451.get(s)
+        t = _C453.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", s, _C451)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7569,9 +17675,9 @@ def _e28(w, o):
         s = 3
     v3 = o.ev_maximum_charge_power
     if v3 is not None:
-        t = _C452.get(s)
+        t = _C454.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", s, _C451)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7579,9 +17685,9 @@ def _e28(w, o):
         s = 4
     v4 = o.ev_maximum_charge_power_l2
     if v4 is not None:
-        t = _C453.get(s)
+        t = _C455.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", s, _C451)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7589,9 +17695,9 @@ def _e28(w, o):
         s = 5
     v5 = o.ev_maximum_charge_power_l3
     if v5 is not None:
-        t = _C454.get(s)
+        t = _C456.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", s, _C451)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_maximum_charge_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7599,9 +17705,9 @@ def _e28(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C455.get(s)
+        t = _C457.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", s, _C451)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7609,9 +17715,9 @@ def _e28(w, o):
         s = 7
     v7 = o.ev_minimum_charge_power_l2
     if v7 is not None:
-        t = _C456.get(s)
+        t = _C458.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", s, _C451)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7619,9 +17725,9 @@ def _e28(w, o):
         s = 8
     v8 = o.ev_minimum_charge_power_l3
     if v8 is not None:
-        t = _C457.get(s)
+        t = _C459.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", s, _C451)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_minimum_charge_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7629,10 +17735,10 @@ def _e28(w, o):
         s = 9
     v9 = o.ev_present_active_power
     if v9 is None:
-        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C449)
-    t = _C458.get(s)
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C451)
+    t = _C460.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C449)
+        _order("Scheduled_AC_CLReqControlMode.ev_present_active_power", s, _C451)
     if v9.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power", v9, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -7647,9 +17753,9 @@ def _e28(w, o):
         s = 11
     v11 = o.ev_present_active_power_l3
     if v11 is not None:
-        t = _C459.get(s)
+        t = _C461.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", s, _C451)
         if v11.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_active_power_l3", v11, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7657,9 +17763,9 @@ def _e28(w, o):
         s = 12
     v12 = o.ev_present_reactive_power
     if v12 is not None:
-        t = _C460.get(s)
+        t = _C462.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", s, _C451)
         if v12.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power", v12, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7667,9 +17773,9 @@ def _e28(w, o):
         s = 13
     v13 = o.ev_present_reactive_power_l2
     if v13 is not None:
-        t = _C461.get(s)
+        t = _C463.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", s, _C451)
         if v13.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l2", v13, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7677,17 +17783,17 @@ def _e28(w, o):
         s = 14
     v14 = o.ev_present_reactive_power_l3
     if v14 is not None:
-        t = _C462.get(s)
+        t = _C464.get(s)
         if t is None:
-            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C449)
+            _order("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", s, _C451)
         if v14.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLReqControlMode.ev_present_reactive_power_l3", v14, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v14)
         s = 15
-    t = _C463.get(s)
+    t = _C465.get(s)
     if t is None:
-        _order("Scheduled_AC_CLReqControlMode", s, _C449)
+        _order("Scheduled_AC_CLReqControlMode", s, _C451)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7706,208 +17812,1108 @@ def _d29(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d40(r)
+            pc510 = r.pos
+            ok510 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t510_0 = y
+                t510_1 = r.integer(3)
+                if t510_1 < -32768 or t510_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t510_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o510 = _new(_iso20.RationalNumber)
+                    o510.exponent = t510_0
+                    o510.value = t510_1
+                    f0 = o510
+                    ok510 = True
+            if not ok510:
+                r.pos = pc510
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            f1 = _d40(r)
+            pc511 = r.pos
+            ok511 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t511_0 = y
+                t511_1 = r.integer(3)
+                if t511_1 < -32768 or t511_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t511_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o511 = _new(_iso20.RationalNumber)
+                    o511.exponent = t511_0
+                    o511.value = t511_1
+                    f1 = o511
+                    ok511 = True
+            if not ok511:
+                r.pos = pc511
+                f1 = _d40(r)
             s = 2
         elif ec == 2:
-            f2 = _d40(r)
+            pc512 = r.pos
+            ok512 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t512_0 = y
+                t512_1 = r.integer(3)
+                if t512_1 < -32768 or t512_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t512_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o512 = _new(_iso20.RationalNumber)
+                    o512.exponent = t512_0
+                    o512.value = t512_1
+                    f2 = o512
+                    ok512 = True
+            if not ok512:
+                r.pos = pc512
+                f2 = _d40(r)
             s = 3
         elif ec == 3:
-            f3 = _d40(r)
+            pc513 = r.pos
+            ok513 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t513_0 = y
+                t513_1 = r.integer(3)
+                if t513_1 < -32768 or t513_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t513_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o513 = _new(_iso20.RationalNumber)
+                    o513.exponent = t513_0
+                    o513.value = t513_1
+                    f3 = o513
+                    ok513 = True
+            if not ok513:
+                r.pos = pc513
+                f3 = _d40(r)
             s = 4
         elif ec == 4:
-            f4 = _d40(r)
+            pc514 = r.pos
+            ok514 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t514_0 = y
+                t514_1 = r.integer(3)
+                if t514_1 < -32768 or t514_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t514_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o514 = _new(_iso20.RationalNumber)
+                    o514.exponent = t514_0
+                    o514.value = t514_1
+                    f4 = o514
+                    ok514 = True
+            if not ok514:
+                r.pos = pc514
+                f4 = _d40(r)
             s = 5
         elif ec == 5:
-            f5 = _d40(r)
+            pc515 = r.pos
+            ok515 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t515_0 = y
+                t515_1 = r.integer(3)
+                if t515_1 < -32768 or t515_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t515_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o515 = _new(_iso20.RationalNumber)
+                    o515.exponent = t515_0
+                    o515.value = t515_1
+                    f5 = o515
+                    ok515 = True
+            if not ok515:
+                r.pos = pc515
+                f5 = _d40(r)
             s = 6
         elif ec == 6:
-            f6 = _d40(r)
+            pc516 = r.pos
+            ok516 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t516_0 = y
+                t516_1 = r.integer(3)
+                if t516_1 < -32768 or t516_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t516_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o516 = _new(_iso20.RationalNumber)
+                    o516.exponent = t516_0
+                    o516.value = t516_1
+                    f6 = o516
+                    ok516 = True
+            if not ok516:
+                r.pos = pc516
+                f6 = _d40(r)
             s = 7
         elif ec == 7:
-            f7 = _d40(r)
+            pc517 = r.pos
+            ok517 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t517_0 = y
+                t517_1 = r.integer(3)
+                if t517_1 < -32768 or t517_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t517_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o517 = _new(_iso20.RationalNumber)
+                    o517.exponent = t517_0
+                    o517.value = t517_1
+                    f7 = o517
+                    ok517 = True
+            if not ok517:
+                r.pos = pc517
+                f7 = _d40(r)
             s = 8
         elif ec == 8:
-            f8 = _d40(r)
+            pc518 = r.pos
+            ok518 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t518_0 = y
+                t518_1 = r.integer(3)
+                if t518_1 < -32768 or t518_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t518_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o518 = _new(_iso20.RationalNumber)
+                    o518.exponent = t518_0
+                    o518.value = t518_1
+                    f8 = o518
+                    ok518 = True
+            if not ok518:
+                r.pos = pc518
+                f8 = _d40(r)
             s = 9
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 3, _C464, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 3, _C466, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d40(r)
+            pc519 = r.pos
+            ok519 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t519_0 = y
+                t519_1 = r.integer(3)
+                if t519_1 < -32768 or t519_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t519_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o519 = _new(_iso20.RationalNumber)
+                    o519.exponent = t519_0
+                    o519.value = t519_1
+                    f1 = o519
+                    ok519 = True
+            if not ok519:
+                r.pos = pc519
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            f2 = _d40(r)
+            pc520 = r.pos
+            ok520 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t520_0 = y
+                t520_1 = r.integer(3)
+                if t520_1 < -32768 or t520_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t520_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o520 = _new(_iso20.RationalNumber)
+                    o520.exponent = t520_0
+                    o520.value = t520_1
+                    f2 = o520
+                    ok520 = True
+            if not ok520:
+                r.pos = pc520
+                f2 = _d40(r)
             s = 3
         elif ec == 2:
-            f3 = _d40(r)
+            pc521 = r.pos
+            ok521 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t521_0 = y
+                t521_1 = r.integer(3)
+                if t521_1 < -32768 or t521_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t521_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o521 = _new(_iso20.RationalNumber)
+                    o521.exponent = t521_0
+                    o521.value = t521_1
+                    f3 = o521
+                    ok521 = True
+            if not ok521:
+                r.pos = pc521
+                f3 = _d40(r)
             s = 4
         elif ec == 3:
-            f4 = _d40(r)
+            pc522 = r.pos
+            ok522 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t522_0 = y
+                t522_1 = r.integer(3)
+                if t522_1 < -32768 or t522_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t522_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o522 = _new(_iso20.RationalNumber)
+                    o522.exponent = t522_0
+                    o522.value = t522_1
+                    f4 = o522
+                    ok522 = True
+            if not ok522:
+                r.pos = pc522
+                f4 = _d40(r)
             s = 5
         elif ec == 4:
-            f5 = _d40(r)
+            pc523 = r.pos
+            ok523 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t523_0 = y
+                t523_1 = r.integer(3)
+                if t523_1 < -32768 or t523_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t523_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o523 = _new(_iso20.RationalNumber)
+                    o523.exponent = t523_0
+                    o523.value = t523_1
+                    f5 = o523
+                    ok523 = True
+            if not ok523:
+                r.pos = pc523
+                f5 = _d40(r)
             s = 6
         elif ec == 5:
-            f6 = _d40(r)
+            pc524 = r.pos
+            ok524 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t524_0 = y
+                t524_1 = r.integer(3)
+                if t524_1 < -32768 or t524_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t524_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o524 = _new(_iso20.RationalNumber)
+                    o524.exponent = t524_0
+                    o524.value = t524_1
+                    f6 = o524
+                    ok524 = True
+            if not ok524:
+                r.pos = pc524
+                f6 = _d40(r)
             s = 7
         elif ec == 6:
-            f7 = _d40(r)
+            pc525 = r.pos
+            ok525 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t525_0 = y
+                t525_1 = r.integer(3)
+                if t525_1 < -32768 or t525_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t525_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o525 = _new(_iso20.RationalNumber)
+                    o525.exponent = t525_0
+                    o525.value = t525_1
+                    f7 = o525
+                    ok525 = True
+            if not ok525:
+                r.pos = pc525
+                f7 = _d40(r)
             s = 8
         elif ec == 7:
-            f8 = _d40(r)
+            pc526 = r.pos
+            ok526 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t526_0 = y
+                t526_1 = r.integer(3)
+                if t526_1 < -32768 or t526_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t526_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o526 = _new(_iso20.RationalNumber)
+                    o526.exponent = t526_0
+                    o526.value = t526_1
+                    f8 = o526
+                    ok526 = True
+            if not ok526:
+                r.pos = pc526
+                f8 = _d40(r)
             s = 9
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C465, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C467, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            f2 = _d40(r)
+            pc527 = r.pos
+            ok527 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t527_0 = y
+                t527_1 = r.integer(3)
+                if t527_1 < -32768 or t527_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t527_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o527 = _new(_iso20.RationalNumber)
+                    o527.exponent = t527_0
+                    o527.value = t527_1
+                    f2 = o527
+                    ok527 = True
+            if not ok527:
+                r.pos = pc527
+                f2 = _d40(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            pc528 = r.pos
+            ok528 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t528_0 = y
+                t528_1 = r.integer(3)
+                if t528_1 < -32768 or t528_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t528_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o528 = _new(_iso20.RationalNumber)
+                    o528.exponent = t528_0
+                    o528.value = t528_1
+                    f3 = o528
+                    ok528 = True
+            if not ok528:
+                r.pos = pc528
+                f3 = _d40(r)
             s = 4
         elif ec == 2:
-            f4 = _d40(r)
+            pc529 = r.pos
+            ok529 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t529_0 = y
+                t529_1 = r.integer(3)
+                if t529_1 < -32768 or t529_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t529_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o529 = _new(_iso20.RationalNumber)
+                    o529.exponent = t529_0
+                    o529.value = t529_1
+                    f4 = o529
+                    ok529 = True
+            if not ok529:
+                r.pos = pc529
+                f4 = _d40(r)
             s = 5
         elif ec == 3:
-            f5 = _d40(r)
+            pc530 = r.pos
+            ok530 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t530_0 = y
+                t530_1 = r.integer(3)
+                if t530_1 < -32768 or t530_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t530_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o530 = _new(_iso20.RationalNumber)
+                    o530.exponent = t530_0
+                    o530.value = t530_1
+                    f5 = o530
+                    ok530 = True
+            if not ok530:
+                r.pos = pc530
+                f5 = _d40(r)
             s = 6
         elif ec == 4:
-            f6 = _d40(r)
+            pc531 = r.pos
+            ok531 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t531_0 = y
+                t531_1 = r.integer(3)
+                if t531_1 < -32768 or t531_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t531_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o531 = _new(_iso20.RationalNumber)
+                    o531.exponent = t531_0
+                    o531.value = t531_1
+                    f6 = o531
+                    ok531 = True
+            if not ok531:
+                r.pos = pc531
+                f6 = _d40(r)
             s = 7
         elif ec == 5:
-            f7 = _d40(r)
+            pc532 = r.pos
+            ok532 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t532_0 = y
+                t532_1 = r.integer(3)
+                if t532_1 < -32768 or t532_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t532_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o532 = _new(_iso20.RationalNumber)
+                    o532.exponent = t532_0
+                    o532.value = t532_1
+                    f7 = o532
+                    ok532 = True
+            if not ok532:
+                r.pos = pc532
+                f7 = _d40(r)
             s = 8
         elif ec == 6:
-            f8 = _d40(r)
+            pc533 = r.pos
+            ok533 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t533_0 = y
+                t533_1 = r.integer(3)
+                if t533_1 < -32768 or t533_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t533_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o533 = _new(_iso20.RationalNumber)
+                    o533.exponent = t533_0
+                    o533.value = t533_1
+                    f8 = o533
+                    ok533 = True
+            if not ok533:
+                r.pos = pc533
+                f8 = _d40(r)
             s = 9
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C466, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C468, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d40(r)
+            pc534 = r.pos
+            ok534 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t534_0 = y
+                t534_1 = r.integer(3)
+                if t534_1 < -32768 or t534_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t534_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o534 = _new(_iso20.RationalNumber)
+                    o534.exponent = t534_0
+                    o534.value = t534_1
+                    f3 = o534
+                    ok534 = True
+            if not ok534:
+                r.pos = pc534
+                f3 = _d40(r)
             s = 4
         elif ec == 1:
-            f4 = _d40(r)
+            pc535 = r.pos
+            ok535 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t535_0 = y
+                t535_1 = r.integer(3)
+                if t535_1 < -32768 or t535_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t535_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o535 = _new(_iso20.RationalNumber)
+                    o535.exponent = t535_0
+                    o535.value = t535_1
+                    f4 = o535
+                    ok535 = True
+            if not ok535:
+                r.pos = pc535
+                f4 = _d40(r)
             s = 5
         elif ec == 2:
-            f5 = _d40(r)
+            pc536 = r.pos
+            ok536 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t536_0 = y
+                t536_1 = r.integer(3)
+                if t536_1 < -32768 or t536_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t536_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o536 = _new(_iso20.RationalNumber)
+                    o536.exponent = t536_0
+                    o536.value = t536_1
+                    f5 = o536
+                    ok536 = True
+            if not ok536:
+                r.pos = pc536
+                f5 = _d40(r)
             s = 6
         elif ec == 3:
-            f6 = _d40(r)
+            pc537 = r.pos
+            ok537 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t537_0 = y
+                t537_1 = r.integer(3)
+                if t537_1 < -32768 or t537_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t537_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o537 = _new(_iso20.RationalNumber)
+                    o537.exponent = t537_0
+                    o537.value = t537_1
+                    f6 = o537
+                    ok537 = True
+            if not ok537:
+                r.pos = pc537
+                f6 = _d40(r)
             s = 7
         elif ec == 4:
-            f7 = _d40(r)
+            pc538 = r.pos
+            ok538 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t538_0 = y
+                t538_1 = r.integer(3)
+                if t538_1 < -32768 or t538_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t538_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o538 = _new(_iso20.RationalNumber)
+                    o538.exponent = t538_0
+                    o538.value = t538_1
+                    f7 = o538
+                    ok538 = True
+            if not ok538:
+                r.pos = pc538
+                f7 = _d40(r)
             s = 8
         elif ec == 5:
-            f8 = _d40(r)
+            pc539 = r.pos
+            ok539 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t539_0 = y
+                t539_1 = r.integer(3)
+                if t539_1 < -32768 or t539_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t539_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o539 = _new(_iso20.RationalNumber)
+                    o539.exponent = t539_0
+                    o539.value = t539_1
+                    f8 = o539
+                    ok539 = True
+            if not ok539:
+                r.pos = pc539
+                f8 = _d40(r)
             s = 9
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C467, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C469, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d40(r)
+            pc540 = r.pos
+            ok540 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t540_0 = y
+                t540_1 = r.integer(3)
+                if t540_1 < -32768 or t540_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t540_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o540 = _new(_iso20.RationalNumber)
+                    o540.exponent = t540_0
+                    o540.value = t540_1
+                    f4 = o540
+                    ok540 = True
+            if not ok540:
+                r.pos = pc540
+                f4 = _d40(r)
             s = 5
         elif ec == 1:
-            f5 = _d40(r)
+            pc541 = r.pos
+            ok541 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t541_0 = y
+                t541_1 = r.integer(3)
+                if t541_1 < -32768 or t541_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t541_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o541 = _new(_iso20.RationalNumber)
+                    o541.exponent = t541_0
+                    o541.value = t541_1
+                    f5 = o541
+                    ok541 = True
+            if not ok541:
+                r.pos = pc541
+                f5 = _d40(r)
             s = 6
         elif ec == 2:
-            f6 = _d40(r)
+            pc542 = r.pos
+            ok542 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t542_0 = y
+                t542_1 = r.integer(3)
+                if t542_1 < -32768 or t542_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t542_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o542 = _new(_iso20.RationalNumber)
+                    o542.exponent = t542_0
+                    o542.value = t542_1
+                    f6 = o542
+                    ok542 = True
+            if not ok542:
+                r.pos = pc542
+                f6 = _d40(r)
             s = 7
         elif ec == 3:
-            f7 = _d40(r)
+            pc543 = r.pos
+            ok543 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t543_0 = y
+                t543_1 = r.integer(3)
+                if t543_1 < -32768 or t543_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t543_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o543 = _new(_iso20.RationalNumber)
+                    o543.exponent = t543_0
+                    o543.value = t543_1
+                    f7 = o543
+                    ok543 = True
+            if not ok543:
+                r.pos = pc543
+                f7 = _d40(r)
             s = 8
         elif ec == 4:
-            f8 = _d40(r)
+            pc544 = r.pos
+            ok544 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t544_0 = y
+                t544_1 = r.integer(3)
+                if t544_1 < -32768 or t544_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t544_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o544 = _new(_iso20.RationalNumber)
+                    o544.exponent = t544_0
+                    o544.value = t544_1
+                    f8 = o544
+                    ok544 = True
+            if not ok544:
+                r.pos = pc544
+                f8 = _d40(r)
             s = 9
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C468, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C470, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d40(r)
+            pc545 = r.pos
+            ok545 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t545_0 = y
+                t545_1 = r.integer(3)
+                if t545_1 < -32768 or t545_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t545_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o545 = _new(_iso20.RationalNumber)
+                    o545.exponent = t545_0
+                    o545.value = t545_1
+                    f5 = o545
+                    ok545 = True
+            if not ok545:
+                r.pos = pc545
+                f5 = _d40(r)
             s = 6
         elif ec == 1:
-            f6 = _d40(r)
+            pc546 = r.pos
+            ok546 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t546_0 = y
+                t546_1 = r.integer(3)
+                if t546_1 < -32768 or t546_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t546_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o546 = _new(_iso20.RationalNumber)
+                    o546.exponent = t546_0
+                    o546.value = t546_1
+                    f6 = o546
+                    ok546 = True
+            if not ok546:
+                r.pos = pc546
+                f6 = _d40(r)
             s = 7
         elif ec == 2:
-            f7 = _d40(r)
+            pc547 = r.pos
+            ok547 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t547_0 = y
+                t547_1 = r.integer(3)
+                if t547_1 < -32768 or t547_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t547_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o547 = _new(_iso20.RationalNumber)
+                    o547.exponent = t547_0
+                    o547.value = t547_1
+                    f7 = o547
+                    ok547 = True
+            if not ok547:
+                r.pos = pc547
+                f7 = _d40(r)
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc548 = r.pos
+            ok548 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t548_0 = y
+                t548_1 = r.integer(3)
+                if t548_1 < -32768 or t548_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t548_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o548 = _new(_iso20.RationalNumber)
+                    o548.exponent = t548_0
+                    o548.value = t548_1
+                    f8 = o548
+                    ok548 = True
+            if not ok548:
+                r.pos = pc548
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C469, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C471, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d40(r)
+            pc549 = r.pos
+            ok549 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t549_0 = y
+                t549_1 = r.integer(3)
+                if t549_1 < -32768 or t549_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t549_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o549 = _new(_iso20.RationalNumber)
+                    o549.exponent = t549_0
+                    o549.value = t549_1
+                    f6 = o549
+                    ok549 = True
+            if not ok549:
+                r.pos = pc549
+                f6 = _d40(r)
             s = 7
         elif ec == 1:
-            f7 = _d40(r)
+            pc550 = r.pos
+            ok550 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t550_0 = y
+                t550_1 = r.integer(3)
+                if t550_1 < -32768 or t550_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t550_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o550 = _new(_iso20.RationalNumber)
+                    o550.exponent = t550_0
+                    o550.value = t550_1
+                    f7 = o550
+                    ok550 = True
+            if not ok550:
+                r.pos = pc550
+                f7 = _d40(r)
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc551 = r.pos
+            ok551 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t551_0 = y
+                t551_1 = r.integer(3)
+                if t551_1 < -32768 or t551_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t551_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o551 = _new(_iso20.RationalNumber)
+                    o551.exponent = t551_0
+                    o551.value = t551_1
+                    f8 = o551
+                    ok551 = True
+            if not ok551:
+                r.pos = pc551
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C470, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C472, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d40(r)
+            pc552 = r.pos
+            ok552 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t552_0 = y
+                t552_1 = r.integer(3)
+                if t552_1 < -32768 or t552_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t552_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o552 = _new(_iso20.RationalNumber)
+                    o552.exponent = t552_0
+                    o552.value = t552_1
+                    f7 = o552
+                    ok552 = True
+            if not ok552:
+                r.pos = pc552
+                f7 = _d40(r)
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc553 = r.pos
+            ok553 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t553_0 = y
+                t553_1 = r.integer(3)
+                if t553_1 < -32768 or t553_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t553_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o553 = _new(_iso20.RationalNumber)
+                    o553.exponent = t553_0
+                    o553.value = t553_1
+                    f8 = o553
+                    ok553 = True
+            if not ok553:
+                r.pos = pc553
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C471, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C473, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc554 = r.pos
+            ok554 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t554_0 = y
+                t554_1 = r.integer(3)
+                if t554_1 < -32768 or t554_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t554_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o554 = _new(_iso20.RationalNumber)
+                    o554.exponent = t554_0
+                    o554.value = t554_1
+                    f8 = o554
+                    ok554 = True
+            if not ok554:
+                r.pos = pc554
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C472, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C474, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -7915,7 +18921,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C473, "Scheduled_AC_CLResControlModeType")
+            _escape(r, 1, _C475, "Scheduled_AC_CLResControlModeType")
         else:
             r.fail("Scheduled_AC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_AC_CLResControlMode)
@@ -7942,9 +18948,9 @@ def _e29(w, o):
         s = 1
     v1 = o.evse_target_active_power_l2
     if v1 is not None:
-        t = _C475.get(s)
+        t = _C477.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", s, _C476)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l2", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7952,9 +18958,9 @@ def _e29(w, o):
         s = 2
     v2 = o.evse_target_active_power_l3
     if v2 is not None:
-        t = _C476.get(s)
+        t = _C478.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", s, _C476)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_active_power_l3", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7962,9 +18968,9 @@ def _e29(w, o):
         s = 3
     v3 = o.evse_target_reactive_power
     if v3 is not None:
-        t = _C477.get(s)
+        t = _C479.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power", s, _C476)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power", v3, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7972,9 +18978,9 @@ def _e29(w, o):
         s = 4
     v4 = o.evse_target_reactive_power_l2
     if v4 is not None:
-        t = _C478.get(s)
+        t = _C480.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", s, _C476)
         if v4.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l2", v4, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7982,9 +18988,9 @@ def _e29(w, o):
         s = 5
     v5 = o.evse_target_reactive_power_l3
     if v5 is not None:
-        t = _C479.get(s)
+        t = _C481.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", s, _C476)
         if v5.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_target_reactive_power_l3", v5, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -7992,9 +18998,9 @@ def _e29(w, o):
         s = 6
     v6 = o.evse_present_active_power
     if v6 is not None:
-        t = _C480.get(s)
+        t = _C482.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power", s, _C476)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8002,9 +19008,9 @@ def _e29(w, o):
         s = 7
     v7 = o.evse_present_active_power_l2
     if v7 is not None:
-        t = _C481.get(s)
+        t = _C483.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", s, _C476)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l2", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8012,17 +19018,17 @@ def _e29(w, o):
         s = 8
     v8 = o.evse_present_active_power_l3
     if v8 is not None:
-        t = _C482.get(s)
+        t = _C484.get(s)
         if t is None:
-            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C474)
+            _order("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", s, _C476)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_AC_CLResControlMode.evse_present_active_power_l3", v8, "a RationalNumber")
         w.bits(t[0], t[1])
         _e40(w, v8)
         s = 9
-    t = _C483.get(s)
+    t = _C485.get(s)
     if t is None:
-        _order("Scheduled_AC_CLResControlMode", s, _C474)
+        _order("Scheduled_AC_CLResControlMode", s, _C476)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8044,7 +19050,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C484, "SignatureType")
+            _escape(r, 3, _C486, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -8053,7 +19059,7 @@ def _d30(r):
             f1 = _d35(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C485, "SignatureType")
+            _escape(r, 3, _C487, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -8062,7 +19068,7 @@ def _d30(r):
             f2 = _d34(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C486, "SignatureType")
+            _escape(r, 2, _C488, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -8078,7 +19084,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C487, "SignatureType")
+            _escape(r, 1, _C489, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -8091,7 +19097,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C488, "SignatureType")
+            _escape(r, 1, _C490, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -8106,7 +19112,7 @@ def _d30(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C489, "SignatureType")
+                _escape(r, 1, _C491, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -8129,17 +19135,17 @@ def _e30(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C490)
-    t = _C491.get(s)
+        _order("Signature.signed_info", s, _C492)
+    t = _C493.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C490)
+        _order("Signature.signed_info", s, _C492)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e35(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C490)
+        _order("Signature.signature_value", 1, _C492)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -8158,17 +19164,17 @@ def _e30(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C492.get(s)
+        t = _C494.get(s)
         if t is None:
-            _order("Signature.object", s, _C490)
+            _order("Signature.object", s, _C492)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e22(w, v4)
         s = 4
-    t = _C493.get(s)
+    t = _C495.get(s)
     if t is None:
-        _order("Signature", s, _C490)
+        _order("Signature", s, _C492)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8184,7 +19190,7 @@ def _d31(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C494, "SignatureMethodType")
+            _escape(r, 3, _C496, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -8204,7 +19210,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C495, "SignatureMethodType")
+            _escape(r, 2, _C497, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -8224,7 +19230,7 @@ def _d31(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C496, "SignatureMethodType")
+            _escape(r, 1, _C498, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -8236,7 +19242,7 @@ def _d31(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C497, "SignatureMethodType")
+            _escape(r, 1, _C499, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -8250,7 +19256,7 @@ def _d31(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C498, "SignatureMethodType")
+                _escape(r, 1, _C500, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -8262,7 +19268,7 @@ def _e31(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C499)
+        _order("SignatureMethod.algorithm", 0, _C501)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8276,9 +19282,9 @@ def _e31(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C500.get(s)
+    t = _C502.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C499)
+        _order("SignatureMethod", s, _C501)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8299,7 +19305,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C501, "SignaturePropertiesType")
+            _escape(r, 3, _C503, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -8310,7 +19316,7 @@ def _d32(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C502, "SignaturePropertiesType")
+            _escape(r, 3, _C504, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -8325,7 +19331,7 @@ def _d32(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C503, "SignaturePropertiesType")
+                _escape(r, 1, _C505, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -8349,17 +19355,17 @@ def _e32(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C505.get(s)
+        t = _C507.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C504)
+            _order("SignatureProperties.signature_property", s, _C506)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e33(w, v1)
         s = 1
-    t = _C506.get(s)
+    t = _C508.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C504)
+        _order("SignatureProperties", s, _C506)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8377,7 +19383,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C507, "SignaturePropertyType")
+            _escape(r, 3, _C509, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -8386,7 +19392,7 @@ def _d33(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C508, "SignaturePropertyType")
+            _escape(r, 3, _C510, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -8396,7 +19402,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C509, "SignaturePropertyType")
+            _escape(r, 3, _C511, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -8406,7 +19412,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C510, "SignaturePropertyType")
+            _escape(r, 2, _C512, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -8418,7 +19424,7 @@ def _d33(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C511, "SignaturePropertyType")
+            _escape(r, 1, _C513, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8438,15 +19444,15 @@ def _e33(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C512)
-    t = _C513.get(s)
+        _order("SignatureProperty.target", s, _C514)
+    t = _C515.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C512)
+        _order("SignatureProperty.target", s, _C514)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C512)
+    _order("SignatureProperty", 3, _C514)
 
 def _d34(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8462,7 +19468,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C514, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C516, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8472,7 +19478,7 @@ def _d34(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C515, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C517, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8481,7 +19487,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C516, "SignatureValueType")
+            _escape(r, 1, _C518, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8501,10 +19507,10 @@ def _e34(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C517)
-    t = _C518.get(s)
+        _order("SignatureValue.value", s, _C519)
+    t = _C520.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C517)
+        _order("SignatureValue.value", s, _C519)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -8528,7 +19534,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C519, "SignedInfoType")
+            _escape(r, 3, _C521, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8537,7 +19543,7 @@ def _d35(r):
             f1 = _d14(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C520, "SignedInfoType")
+            _escape(r, 3, _C522, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8546,7 +19552,7 @@ def _d35(r):
             f2 = _d31(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C521, "SignedInfoType")
+            _escape(r, 2, _C523, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8557,7 +19563,7 @@ def _d35(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C522, "SignedInfoType")
+            _escape(r, 2, _C524, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8572,7 +19578,7 @@ def _d35(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C523, "SignedInfoType")
+                _escape(r, 1, _C525, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8594,17 +19600,17 @@ def _e35(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C524)
-    t = _C525.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C526)
+    t = _C527.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C524)
+        _order("SignedInfo.canonicalization_method", s, _C526)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e14(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C524)
+        _order("SignedInfo.signature_method", 1, _C526)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -8616,17 +19622,17 @@ def _e35(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C526.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C524)
+            _order("SignedInfo.reference", s, _C526)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e25(w, v3)
         s = 3
-    t = _C527.get(s)
+    t = _C529.get(s)
     if t is None:
-        _order("SignedInfo", s, _C524)
+        _order("SignedInfo", s, _C526)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8642,7 +19648,7 @@ def _d36(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C528, "TransformType")
+                _escape(r, 3, _C530, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8663,52 +19669,10 @@ def _d36(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C529, "TransformType")
+                _escape(r, 2, _C531, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C530, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C531, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 4:
             ec = r.bits(3)
             if ec == 0:
                 if r.bits(1):
@@ -8729,6 +19693,48 @@ def _d36(r):
                 _escape(r, 1, _C532, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
+        if s == 3:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C533, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
+        if s == 4:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C534, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
     o.algorithm = f0
     o.x_path = f1
@@ -8738,7 +19744,7 @@ def _e36(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C533)
+        _order("Transform.algorithm", 0, _C535)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -8752,18 +19758,18 @@ def _e36(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C534.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C533)
+            _order("Transform.x_path", s, _C535)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C535.get(s)
+    t = _C537.get(s)
     if t is None:
-        _order("Transform", s, _C533)
+        _order("Transform", s, _C535)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8780,7 +19786,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C536, "TransformsType")
+            _escape(r, 3, _C538, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8795,7 +19801,7 @@ def _d37(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C537, "TransformsType")
+                _escape(r, 1, _C539, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8811,17 +19817,17 @@ def _e37(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C539.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C538)
+            _order("Transforms.transform", s, _C540)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e36(w, v0)
         s = 1
-    t = _C540.get(s)
+    t = _C542.get(s)
     if t is None:
-        _order("Transforms", s, _C538)
+        _order("Transforms", s, _C540)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8837,7 +19843,27 @@ def _d38(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d46(r)
+                pc555 = r.pos
+                ok555 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t555_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t555_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o555 = _new(_xmldsig.X509IssuerSerial)
+                            o555.x509_issuer_name = t555_0
+                            o555.x509_serial_number = t555_1
+                            v = o555
+                            ok555 = True
+                if not ok555:
+                    r.pos = pc555
+                    v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8879,113 +19905,33 @@ def _d38(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C541, "X509DataType")
+                _escape(r, 3, _C543, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d46(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C542, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d46(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C543, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d46(r)
+                pc556 = r.pos
+                ok556 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t556_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t556_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o556 = _new(_xmldsig.X509IssuerSerial)
+                            o556.x509_issuer_name = t556_0
+                            o556.x509_serial_number = t556_1
+                            v = o556
+                            ok556 = True
+                if not ok556:
+                    r.pos = pc556
+                    v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9032,10 +19978,30 @@ def _d38(r):
                 _escape(r, 1, _C544, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 4:
+        if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d46(r)
+                pc557 = r.pos
+                ok557 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t557_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t557_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o557 = _new(_xmldsig.X509IssuerSerial)
+                            o557.x509_issuer_name = t557_0
+                            o557.x509_serial_number = t557_1
+                            v = o557
+                            ok557 = True
+                if not ok557:
+                    r.pos = pc557
+                    v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9082,10 +20048,30 @@ def _d38(r):
                 _escape(r, 1, _C545, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 5:
+        if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d46(r)
+                pc558 = r.pos
+                ok558 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t558_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t558_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o558 = _new(_xmldsig.X509IssuerSerial)
+                            o558.x509_issuer_name = t558_0
+                            o558.x509_serial_number = t558_1
+                            v = o558
+                            ok558 = True
+                if not ok558:
+                    r.pos = pc558
+                    v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9132,10 +20118,30 @@ def _d38(r):
                 _escape(r, 1, _C546, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d46(r)
+                pc559 = r.pos
+                ok559 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t559_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t559_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o559 = _new(_xmldsig.X509IssuerSerial)
+                            o559.x509_issuer_name = t559_0
+                            o559.x509_serial_number = t559_1
+                            v = o559
+                            ok559 = True
+                if not ok559:
+                    r.pos = pc559
+                    v = _d46(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9182,6 +20188,146 @@ def _d38(r):
                 _escape(r, 1, _C547, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(3)
+            if ec == 0:
+                pc560 = r.pos
+                ok560 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t560_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t560_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o560 = _new(_xmldsig.X509IssuerSerial)
+                            o560.x509_issuer_name = t560_0
+                            o560.x509_serial_number = t560_1
+                            v = o560
+                            ok560 = True
+                if not ok560:
+                    r.pos = pc560
+                    v = _d46(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C548, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(3)
+            if ec == 0:
+                pc561 = r.pos
+                ok561 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t561_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t561_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o561 = _new(_xmldsig.X509IssuerSerial)
+                            o561.x509_issuer_name = t561_0
+                            o561.x509_serial_number = t561_1
+                            v = o561
+                            ok561 = True
+                if not ok561:
+                    r.pos = pc561
+                    v = _d46(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C549, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
     o.x509_issuer_serial = f0
     o.x509ski = f1
@@ -9201,9 +20347,9 @@ def _e38(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C549.get(s)
+        t = _C551.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C548)
+            _order("X509Data.x509_issuer_serial", s, _C550)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -9217,9 +20363,9 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C550.get(s)
+        t = _C552.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C548)
+            _order("X509Data.x509ski", s, _C550)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9234,9 +20380,9 @@ def _e38(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C551.get(s)
+        t = _C553.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C548)
+            _order("X509Data.x509_subject_name", s, _C550)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9251,9 +20397,9 @@ def _e38(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C552.get(s)
+        t = _C554.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C548)
+            _order("X509Data.x509_certificate", s, _C550)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9268,18 +20414,18 @@ def _e38(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C553.get(s)
+        t = _C555.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C548)
+            _order("X509Data.x509crl", s, _C550)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C554.get(s)
+    t = _C556.get(s)
     if t is None:
-        _order("X509Data", s, _C548)
+        _order("X509Data", s, _C550)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9291,19 +20437,59 @@ def _d39(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d40(r)
+            pc562 = r.pos
+            ok562 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t562_0 = y
+                t562_1 = r.integer(3)
+                if t562_1 < -32768 or t562_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t562_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o562 = _new(_iso20.RationalNumber)
+                    o562.exponent = t562_0
+                    o562.value = t562_1
+                    f0 = o562
+                    ok562 = True
+            if not ok562:
+                r.pos = pc562
+                f0 = _d40(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C555, "DetailedCostType")
+            _escape(r, 3, _C557, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d40(r)
+            pc563 = r.pos
+            ok563 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t563_0 = y
+                t563_1 = r.integer(3)
+                if t563_1 < -32768 or t563_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t563_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o563 = _new(_iso20.RationalNumber)
+                    o563.exponent = t563_0
+                    o563.value = t563_1
+                    f1 = o563
+                    ok563 = True
+            if not ok563:
+                r.pos = pc563
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C556, "DetailedCostType")
+            _escape(r, 2, _C558, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -9311,7 +20497,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C557, "DetailedCostType")
+            _escape(r, 1, _C559, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -9323,14 +20509,14 @@ def _e39(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C558)
+        _order("DetailedCost.amount", 0, _C560)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e40(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C558)
+        _order("DetailedCost.cost_per_unit", 1, _C560)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -9377,7 +20563,7 @@ def _d40(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C559, "RationalNumberType")
+                _escape(r, 3, _C561, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -9410,7 +20596,7 @@ def _d40(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C560, "RationalNumberType")
+                _escape(r, 2, _C562, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -9418,7 +20604,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C561, "RationalNumberType")
+            _escape(r, 1, _C563, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -9430,12 +20616,12 @@ def _e40(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C562)
+        _order("RationalNumber.exponent", 0, _C564)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C562)
+        _order("RationalNumber.value", 1, _C564)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -9569,7 +20755,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d40(r)
+            pc564 = r.pos
+            ok564 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t564_0 = y
+                t564_1 = r.integer(3)
+                if t564_1 < -32768 or t564_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t564_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o564 = _new(_iso20.RationalNumber)
+                    o564.exponent = t564_0
+                    o564.value = t564_1
+                    f8 = o564
+                    ok564 = True
+            if not ok564:
+                r.pos = pc564
+                f8 = _d40(r)
             s = 9
         elif ec == 9:
             x = r.bits(3)
@@ -9587,7 +20793,7 @@ def _d41(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C563, "DisplayParametersType")
+            _escape(r, 3, _C565, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -9687,7 +20893,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d40(r)
+            pc565 = r.pos
+            ok565 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t565_0 = y
+                t565_1 = r.integer(3)
+                if t565_1 < -32768 or t565_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t565_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o565 = _new(_iso20.RationalNumber)
+                    o565.exponent = t565_0
+                    o565.value = t565_1
+                    f8 = o565
+                    ok565 = True
+            if not ok565:
+                r.pos = pc565
+                f8 = _d40(r)
             s = 9
         elif ec == 8:
             x = r.bits(3)
@@ -9705,7 +20931,7 @@ def _d41(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C564, "DisplayParametersType")
+            _escape(r, 1, _C566, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -9788,7 +21014,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d40(r)
+            pc566 = r.pos
+            ok566 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t566_0 = y
+                t566_1 = r.integer(3)
+                if t566_1 < -32768 or t566_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t566_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o566 = _new(_iso20.RationalNumber)
+                    o566.exponent = t566_0
+                    o566.value = t566_1
+                    f8 = o566
+                    ok566 = True
+            if not ok566:
+                r.pos = pc566
+                f8 = _d40(r)
             s = 9
         elif ec == 7:
             x = r.bits(3)
@@ -9806,7 +21052,7 @@ def _d41(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C565, "DisplayParametersType")
+            _escape(r, 1, _C567, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -9872,7 +21118,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d40(r)
+            pc567 = r.pos
+            ok567 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t567_0 = y
+                t567_1 = r.integer(3)
+                if t567_1 < -32768 or t567_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t567_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o567 = _new(_iso20.RationalNumber)
+                    o567.exponent = t567_0
+                    o567.value = t567_1
+                    f8 = o567
+                    ok567 = True
+            if not ok567:
+                r.pos = pc567
+                f8 = _d40(r)
             s = 9
         elif ec == 6:
             x = r.bits(3)
@@ -9890,7 +21156,7 @@ def _d41(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C566, "DisplayParametersType")
+            _escape(r, 1, _C568, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -9939,7 +21205,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d40(r)
+            pc568 = r.pos
+            ok568 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t568_0 = y
+                t568_1 = r.integer(3)
+                if t568_1 < -32768 or t568_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t568_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o568 = _new(_iso20.RationalNumber)
+                    o568.exponent = t568_0
+                    o568.value = t568_1
+                    f8 = o568
+                    ok568 = True
+            if not ok568:
+                r.pos = pc568
+                f8 = _d40(r)
             s = 9
         elif ec == 5:
             x = r.bits(3)
@@ -9957,7 +21243,7 @@ def _d41(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C567, "DisplayParametersType")
+            _escape(r, 1, _C569, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -9996,7 +21282,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d40(r)
+            pc569 = r.pos
+            ok569 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t569_0 = y
+                t569_1 = r.integer(3)
+                if t569_1 < -32768 or t569_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t569_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o569 = _new(_iso20.RationalNumber)
+                    o569.exponent = t569_0
+                    o569.value = t569_1
+                    f8 = o569
+                    ok569 = True
+            if not ok569:
+                r.pos = pc569
+                f8 = _d40(r)
             s = 9
         elif ec == 4:
             x = r.bits(3)
@@ -10014,7 +21320,7 @@ def _d41(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C568, "DisplayParametersType")
+            _escape(r, 1, _C570, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -10043,7 +21349,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d40(r)
+            pc570 = r.pos
+            ok570 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t570_0 = y
+                t570_1 = r.integer(3)
+                if t570_1 < -32768 or t570_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t570_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o570 = _new(_iso20.RationalNumber)
+                    o570.exponent = t570_0
+                    o570.value = t570_1
+                    f8 = o570
+                    ok570 = True
+            if not ok570:
+                r.pos = pc570
+                f8 = _d40(r)
             s = 9
         elif ec == 3:
             x = r.bits(3)
@@ -10061,7 +21387,7 @@ def _d41(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C569, "DisplayParametersType")
+            _escape(r, 1, _C571, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -10080,7 +21406,27 @@ def _d41(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d40(r)
+            pc571 = r.pos
+            ok571 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t571_0 = y
+                t571_1 = r.integer(3)
+                if t571_1 < -32768 or t571_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t571_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o571 = _new(_iso20.RationalNumber)
+                    o571.exponent = t571_0
+                    o571.value = t571_1
+                    f8 = o571
+                    ok571 = True
+            if not ok571:
+                r.pos = pc571
+                f8 = _d40(r)
             s = 9
         elif ec == 2:
             x = r.bits(3)
@@ -10098,13 +21444,33 @@ def _d41(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C570, "DisplayParametersType")
+            _escape(r, 1, _C572, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d40(r)
+            pc572 = r.pos
+            ok572 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t572_0 = y
+                t572_1 = r.integer(3)
+                if t572_1 < -32768 or t572_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t572_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o572 = _new(_iso20.RationalNumber)
+                    o572.exponent = t572_0
+                    o572.value = t572_1
+                    f8 = o572
+                    ok572 = True
+            if not ok572:
+                r.pos = pc572
+                f8 = _d40(r)
             s = 9
         elif ec == 1:
             x = r.bits(3)
@@ -10122,7 +21488,7 @@ def _d41(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C571, "DisplayParametersType")
+            _escape(r, 1, _C573, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -10143,7 +21509,7 @@ def _d41(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C572, "DisplayParametersType")
+            _escape(r, 1, _C574, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -10151,7 +21517,7 @@ def _d41(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C573, "DisplayParametersType")
+            _escape(r, 1, _C575, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -10178,36 +21544,36 @@ def _e41(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C575.get(s)
+        t = _C577.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C574)
+            _order("DisplayParameters.minimum_soc", s, _C576)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C576.get(s)
+        t = _C578.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C574)
+            _order("DisplayParameters.target_soc", s, _C576)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C577.get(s)
+        t = _C579.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C574)
+            _order("DisplayParameters.maximum_soc", s, _C576)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C578.get(s)
+        t = _C580.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C574)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C576)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10216,9 +21582,9 @@ def _e41(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C579.get(s)
+        t = _C581.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C574)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C576)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10227,9 +21593,9 @@ def _e41(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C580.get(s)
+        t = _C582.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C574)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C576)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -10238,18 +21604,18 @@ def _e41(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C581.get(s)
+        t = _C583.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C574)
+            _order("DisplayParameters.charging_complete", s, _C576)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C582.get(s)
+        t = _C584.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C574)
+            _order("DisplayParameters.battery_energy_capacity", s, _C576)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -10257,16 +21623,16 @@ def _e41(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C583.get(s)
+        t = _C585.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C574)
+            _order("DisplayParameters.inlet_hot", s, _C576)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C584.get(s)
+    t = _C586.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C574)
+        _order("DisplayParameters", s, _C576)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10288,7 +21654,7 @@ def _d42(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C585[y]
+                y = _C47[y]
                 f1 = y
                 s = -1
             else:
@@ -10320,7 +21686,7 @@ def _d42(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C585[y]
+            y = _C47[y]
             f1 = y
             s = -1
         else:
@@ -10332,7 +21698,7 @@ def _d42(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C585[x]
+                    f1 = _C47[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -10341,7 +21707,7 @@ def _d42(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C585[f1]
+                        f1 = _C47[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
@@ -10374,7 +21740,7 @@ def _e42(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C590)
-    i1 = _C586.get(v1)
+    i1 = _C48.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -11122,19 +22488,301 @@ def _d45(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f1 = _d39(r)
+                    pc573 = r.pos
+                    ok573 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc574 = r.pos
+                        ok574 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t574_0 = y
+                            t574_1 = r.integer(3)
+                            if t574_1 < -32768 or t574_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t574_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o574 = _new(_iso20.RationalNumber)
+                                o574.exponent = t574_0
+                                o574.value = t574_1
+                                t573_0 = o574
+                                ok574 = True
+                        if not ok574:
+                            r.pos = pc574
+                            t573_0 = _d40(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc575 = r.pos
+                            ok575 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t575_0 = y
+                                t575_1 = r.integer(3)
+                                if t575_1 < -32768 or t575_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t575_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o575 = _new(_iso20.RationalNumber)
+                                    o575.exponent = t575_0
+                                    o575.value = t575_1
+                                    t573_1 = o575
+                                    ok575 = True
+                            if not ok575:
+                                r.pos = pc575
+                                t573_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o573 = _new(_iso20.DetailedCost)
+                                o573.amount = t573_0
+                                o573.cost_per_unit = t573_1
+                                f1 = o573
+                                ok573 = True
+                    if not ok573:
+                        r.pos = pc573
+                        f1 = _d39(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d39(r)
+                    pc576 = r.pos
+                    ok576 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc577 = r.pos
+                        ok577 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t577_0 = y
+                            t577_1 = r.integer(3)
+                            if t577_1 < -32768 or t577_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t577_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o577 = _new(_iso20.RationalNumber)
+                                o577.exponent = t577_0
+                                o577.value = t577_1
+                                t576_0 = o577
+                                ok577 = True
+                        if not ok577:
+                            r.pos = pc577
+                            t576_0 = _d40(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc578 = r.pos
+                            ok578 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t578_0 = y
+                                t578_1 = r.integer(3)
+                                if t578_1 < -32768 or t578_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t578_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o578 = _new(_iso20.RationalNumber)
+                                    o578.exponent = t578_0
+                                    o578.value = t578_1
+                                    t576_1 = o578
+                                    ok578 = True
+                            if not ok578:
+                                r.pos = pc578
+                                t576_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o576 = _new(_iso20.DetailedCost)
+                                o576.amount = t576_0
+                                o576.cost_per_unit = t576_1
+                                f2 = o576
+                                ok576 = True
+                    if not ok576:
+                        r.pos = pc576
+                        f2 = _d39(r)
                     s = 3
                 elif ec == 2:
-                    f3 = _d39(r)
+                    pc579 = r.pos
+                    ok579 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc580 = r.pos
+                        ok580 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t580_0 = y
+                            t580_1 = r.integer(3)
+                            if t580_1 < -32768 or t580_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t580_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o580 = _new(_iso20.RationalNumber)
+                                o580.exponent = t580_0
+                                o580.value = t580_1
+                                t579_0 = o580
+                                ok580 = True
+                        if not ok580:
+                            r.pos = pc580
+                            t579_0 = _d40(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc581 = r.pos
+                            ok581 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t581_0 = y
+                                t581_1 = r.integer(3)
+                                if t581_1 < -32768 or t581_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t581_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o581 = _new(_iso20.RationalNumber)
+                                    o581.exponent = t581_0
+                                    o581.value = t581_1
+                                    t579_1 = o581
+                                    ok581 = True
+                            if not ok581:
+                                r.pos = pc581
+                                t579_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o579 = _new(_iso20.DetailedCost)
+                                o579.amount = t579_0
+                                o579.cost_per_unit = t579_1
+                                f3 = o579
+                                ok579 = True
+                    if not ok579:
+                        r.pos = pc579
+                        f3 = _d39(r)
                     s = 4
                 elif ec == 3:
-                    f4 = _d39(r)
+                    pc582 = r.pos
+                    ok582 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc583 = r.pos
+                        ok583 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t583_0 = y
+                            t583_1 = r.integer(3)
+                            if t583_1 < -32768 or t583_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t583_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o583 = _new(_iso20.RationalNumber)
+                                o583.exponent = t583_0
+                                o583.value = t583_1
+                                t582_0 = o583
+                                ok583 = True
+                        if not ok583:
+                            r.pos = pc583
+                            t582_0 = _d40(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc584 = r.pos
+                            ok584 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t584_0 = y
+                                t584_1 = r.integer(3)
+                                if t584_1 < -32768 or t584_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t584_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o584 = _new(_iso20.RationalNumber)
+                                    o584.exponent = t584_0
+                                    o584.value = t584_1
+                                    t582_1 = o584
+                                    ok584 = True
+                            if not ok584:
+                                r.pos = pc584
+                                t582_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o582 = _new(_iso20.DetailedCost)
+                                o582.amount = t582_0
+                                o582.cost_per_unit = t582_1
+                                f4 = o582
+                                ok582 = True
+                    if not ok582:
+                        r.pos = pc582
+                        f4 = _d39(r)
                     s = 5
                 elif ec == 4:
-                    v = _d47(r)
+                    pc585 = r.pos
+                    ok585 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t585_0 = r.uint(5)
+                        if t585_0 < 1 or t585_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t585_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc586 = r.pos
+                            ok586 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t586_0 = y
+                                t586_1 = r.integer(3)
+                                if t586_1 < -32768 or t586_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t586_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o586 = _new(_iso20.RationalNumber)
+                                    o586.exponent = t586_0
+                                    o586.value = t586_1
+                                    t585_1 = o586
+                                    ok586 = True
+                            if not ok586:
+                                r.pos = pc586
+                                t585_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o585 = _new(_iso20.DetailedTax)
+                                o585.tax_rule_id = t585_0
+                                o585.amount = t585_1
+                                v = o585
+                                ok585 = True
+                    if not ok585:
+                        r.pos = pc585
+                        v = _d47(r)
                     f5.append(v)
                     s = 6
                     k = 1
@@ -11169,19 +22817,301 @@ def _d45(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d39(r)
+            pc587 = r.pos
+            ok587 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc588 = r.pos
+                ok588 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t588_0 = y
+                    t588_1 = r.integer(3)
+                    if t588_1 < -32768 or t588_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t588_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o588 = _new(_iso20.RationalNumber)
+                        o588.exponent = t588_0
+                        o588.value = t588_1
+                        t587_0 = o588
+                        ok588 = True
+                if not ok588:
+                    r.pos = pc588
+                    t587_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc589 = r.pos
+                    ok589 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t589_0 = y
+                        t589_1 = r.integer(3)
+                        if t589_1 < -32768 or t589_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t589_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o589 = _new(_iso20.RationalNumber)
+                            o589.exponent = t589_0
+                            o589.value = t589_1
+                            t587_1 = o589
+                            ok589 = True
+                    if not ok589:
+                        r.pos = pc589
+                        t587_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o587 = _new(_iso20.DetailedCost)
+                        o587.amount = t587_0
+                        o587.cost_per_unit = t587_1
+                        f1 = o587
+                        ok587 = True
+            if not ok587:
+                r.pos = pc587
+                f1 = _d39(r)
             s = 2
         elif ec == 1:
-            f2 = _d39(r)
+            pc590 = r.pos
+            ok590 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc591 = r.pos
+                ok591 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t591_0 = y
+                    t591_1 = r.integer(3)
+                    if t591_1 < -32768 or t591_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t591_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o591 = _new(_iso20.RationalNumber)
+                        o591.exponent = t591_0
+                        o591.value = t591_1
+                        t590_0 = o591
+                        ok591 = True
+                if not ok591:
+                    r.pos = pc591
+                    t590_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc592 = r.pos
+                    ok592 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t592_0 = y
+                        t592_1 = r.integer(3)
+                        if t592_1 < -32768 or t592_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t592_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o592 = _new(_iso20.RationalNumber)
+                            o592.exponent = t592_0
+                            o592.value = t592_1
+                            t590_1 = o592
+                            ok592 = True
+                    if not ok592:
+                        r.pos = pc592
+                        t590_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o590 = _new(_iso20.DetailedCost)
+                        o590.amount = t590_0
+                        o590.cost_per_unit = t590_1
+                        f2 = o590
+                        ok590 = True
+            if not ok590:
+                r.pos = pc590
+                f2 = _d39(r)
             s = 3
         elif ec == 2:
-            f3 = _d39(r)
+            pc593 = r.pos
+            ok593 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc594 = r.pos
+                ok594 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t594_0 = y
+                    t594_1 = r.integer(3)
+                    if t594_1 < -32768 or t594_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t594_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o594 = _new(_iso20.RationalNumber)
+                        o594.exponent = t594_0
+                        o594.value = t594_1
+                        t593_0 = o594
+                        ok594 = True
+                if not ok594:
+                    r.pos = pc594
+                    t593_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc595 = r.pos
+                    ok595 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t595_0 = y
+                        t595_1 = r.integer(3)
+                        if t595_1 < -32768 or t595_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t595_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o595 = _new(_iso20.RationalNumber)
+                            o595.exponent = t595_0
+                            o595.value = t595_1
+                            t593_1 = o595
+                            ok595 = True
+                    if not ok595:
+                        r.pos = pc595
+                        t593_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o593 = _new(_iso20.DetailedCost)
+                        o593.amount = t593_0
+                        o593.cost_per_unit = t593_1
+                        f3 = o593
+                        ok593 = True
+            if not ok593:
+                r.pos = pc593
+                f3 = _d39(r)
             s = 4
         elif ec == 3:
-            f4 = _d39(r)
+            pc596 = r.pos
+            ok596 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc597 = r.pos
+                ok597 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t597_0 = y
+                    t597_1 = r.integer(3)
+                    if t597_1 < -32768 or t597_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t597_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o597 = _new(_iso20.RationalNumber)
+                        o597.exponent = t597_0
+                        o597.value = t597_1
+                        t596_0 = o597
+                        ok597 = True
+                if not ok597:
+                    r.pos = pc597
+                    t596_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc598 = r.pos
+                    ok598 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t598_0 = y
+                        t598_1 = r.integer(3)
+                        if t598_1 < -32768 or t598_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t598_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o598 = _new(_iso20.RationalNumber)
+                            o598.exponent = t598_0
+                            o598.value = t598_1
+                            t596_1 = o598
+                            ok598 = True
+                    if not ok598:
+                        r.pos = pc598
+                        t596_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o596 = _new(_iso20.DetailedCost)
+                        o596.amount = t596_0
+                        o596.cost_per_unit = t596_1
+                        f4 = o596
+                        ok596 = True
+            if not ok596:
+                r.pos = pc596
+                f4 = _d39(r)
             s = 5
         elif ec == 4:
-            v = _d47(r)
+            pc599 = r.pos
+            ok599 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t599_0 = r.uint(5)
+                if t599_0 < 1 or t599_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t599_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc600 = r.pos
+                    ok600 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t600_0 = y
+                        t600_1 = r.integer(3)
+                        if t600_1 < -32768 or t600_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t600_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o600 = _new(_iso20.RationalNumber)
+                            o600.exponent = t600_0
+                            o600.value = t600_1
+                            t599_1 = o600
+                            ok600 = True
+                    if not ok600:
+                        r.pos = pc600
+                        t599_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o599 = _new(_iso20.DetailedTax)
+                        o599.tax_rule_id = t599_0
+                        o599.amount = t599_1
+                        v = o599
+                        ok599 = True
+            if not ok599:
+                r.pos = pc599
+                v = _d47(r)
             f5.append(v)
             s = 6
             k = 1
@@ -11194,16 +23124,238 @@ def _d45(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d39(r)
+            pc601 = r.pos
+            ok601 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc602 = r.pos
+                ok602 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t602_0 = y
+                    t602_1 = r.integer(3)
+                    if t602_1 < -32768 or t602_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t602_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o602 = _new(_iso20.RationalNumber)
+                        o602.exponent = t602_0
+                        o602.value = t602_1
+                        t601_0 = o602
+                        ok602 = True
+                if not ok602:
+                    r.pos = pc602
+                    t601_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc603 = r.pos
+                    ok603 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t603_0 = y
+                        t603_1 = r.integer(3)
+                        if t603_1 < -32768 or t603_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t603_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o603 = _new(_iso20.RationalNumber)
+                            o603.exponent = t603_0
+                            o603.value = t603_1
+                            t601_1 = o603
+                            ok603 = True
+                    if not ok603:
+                        r.pos = pc603
+                        t601_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o601 = _new(_iso20.DetailedCost)
+                        o601.amount = t601_0
+                        o601.cost_per_unit = t601_1
+                        f2 = o601
+                        ok601 = True
+            if not ok601:
+                r.pos = pc601
+                f2 = _d39(r)
             s = 3
         elif ec == 1:
-            f3 = _d39(r)
+            pc604 = r.pos
+            ok604 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc605 = r.pos
+                ok605 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t605_0 = y
+                    t605_1 = r.integer(3)
+                    if t605_1 < -32768 or t605_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t605_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o605 = _new(_iso20.RationalNumber)
+                        o605.exponent = t605_0
+                        o605.value = t605_1
+                        t604_0 = o605
+                        ok605 = True
+                if not ok605:
+                    r.pos = pc605
+                    t604_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc606 = r.pos
+                    ok606 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t606_0 = y
+                        t606_1 = r.integer(3)
+                        if t606_1 < -32768 or t606_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t606_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o606 = _new(_iso20.RationalNumber)
+                            o606.exponent = t606_0
+                            o606.value = t606_1
+                            t604_1 = o606
+                            ok606 = True
+                    if not ok606:
+                        r.pos = pc606
+                        t604_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o604 = _new(_iso20.DetailedCost)
+                        o604.amount = t604_0
+                        o604.cost_per_unit = t604_1
+                        f3 = o604
+                        ok604 = True
+            if not ok604:
+                r.pos = pc604
+                f3 = _d39(r)
             s = 4
         elif ec == 2:
-            f4 = _d39(r)
+            pc607 = r.pos
+            ok607 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc608 = r.pos
+                ok608 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t608_0 = y
+                    t608_1 = r.integer(3)
+                    if t608_1 < -32768 or t608_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t608_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o608 = _new(_iso20.RationalNumber)
+                        o608.exponent = t608_0
+                        o608.value = t608_1
+                        t607_0 = o608
+                        ok608 = True
+                if not ok608:
+                    r.pos = pc608
+                    t607_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc609 = r.pos
+                    ok609 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t609_0 = y
+                        t609_1 = r.integer(3)
+                        if t609_1 < -32768 or t609_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t609_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o609 = _new(_iso20.RationalNumber)
+                            o609.exponent = t609_0
+                            o609.value = t609_1
+                            t607_1 = o609
+                            ok609 = True
+                    if not ok609:
+                        r.pos = pc609
+                        t607_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o607 = _new(_iso20.DetailedCost)
+                        o607.amount = t607_0
+                        o607.cost_per_unit = t607_1
+                        f4 = o607
+                        ok607 = True
+            if not ok607:
+                r.pos = pc607
+                f4 = _d39(r)
             s = 5
         elif ec == 3:
-            v = _d47(r)
+            pc610 = r.pos
+            ok610 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t610_0 = r.uint(5)
+                if t610_0 < 1 or t610_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t610_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc611 = r.pos
+                    ok611 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t611_0 = y
+                        t611_1 = r.integer(3)
+                        if t611_1 < -32768 or t611_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t611_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o611 = _new(_iso20.RationalNumber)
+                            o611.exponent = t611_0
+                            o611.value = t611_1
+                            t610_1 = o611
+                            ok611 = True
+                    if not ok611:
+                        r.pos = pc611
+                        t610_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o610 = _new(_iso20.DetailedTax)
+                        o610.tax_rule_id = t610_0
+                        o610.amount = t610_1
+                        v = o610
+                        ok610 = True
+            if not ok610:
+                r.pos = pc610
+                v = _d47(r)
             f5.append(v)
             s = 6
             k = 1
@@ -11216,13 +23368,175 @@ def _d45(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d39(r)
+            pc612 = r.pos
+            ok612 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc613 = r.pos
+                ok613 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t613_0 = y
+                    t613_1 = r.integer(3)
+                    if t613_1 < -32768 or t613_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t613_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o613 = _new(_iso20.RationalNumber)
+                        o613.exponent = t613_0
+                        o613.value = t613_1
+                        t612_0 = o613
+                        ok613 = True
+                if not ok613:
+                    r.pos = pc613
+                    t612_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc614 = r.pos
+                    ok614 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t614_0 = y
+                        t614_1 = r.integer(3)
+                        if t614_1 < -32768 or t614_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t614_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o614 = _new(_iso20.RationalNumber)
+                            o614.exponent = t614_0
+                            o614.value = t614_1
+                            t612_1 = o614
+                            ok614 = True
+                    if not ok614:
+                        r.pos = pc614
+                        t612_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o612 = _new(_iso20.DetailedCost)
+                        o612.amount = t612_0
+                        o612.cost_per_unit = t612_1
+                        f3 = o612
+                        ok612 = True
+            if not ok612:
+                r.pos = pc612
+                f3 = _d39(r)
             s = 4
         elif ec == 1:
-            f4 = _d39(r)
+            pc615 = r.pos
+            ok615 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc616 = r.pos
+                ok616 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t616_0 = y
+                    t616_1 = r.integer(3)
+                    if t616_1 < -32768 or t616_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t616_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o616 = _new(_iso20.RationalNumber)
+                        o616.exponent = t616_0
+                        o616.value = t616_1
+                        t615_0 = o616
+                        ok616 = True
+                if not ok616:
+                    r.pos = pc616
+                    t615_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc617 = r.pos
+                    ok617 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t617_0 = y
+                        t617_1 = r.integer(3)
+                        if t617_1 < -32768 or t617_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t617_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o617 = _new(_iso20.RationalNumber)
+                            o617.exponent = t617_0
+                            o617.value = t617_1
+                            t615_1 = o617
+                            ok617 = True
+                    if not ok617:
+                        r.pos = pc617
+                        t615_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o615 = _new(_iso20.DetailedCost)
+                        o615.amount = t615_0
+                        o615.cost_per_unit = t615_1
+                        f4 = o615
+                        ok615 = True
+            if not ok615:
+                r.pos = pc615
+                f4 = _d39(r)
             s = 5
         elif ec == 2:
-            v = _d47(r)
+            pc618 = r.pos
+            ok618 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t618_0 = r.uint(5)
+                if t618_0 < 1 or t618_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t618_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc619 = r.pos
+                    ok619 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t619_0 = y
+                        t619_1 = r.integer(3)
+                        if t619_1 < -32768 or t619_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t619_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o619 = _new(_iso20.RationalNumber)
+                            o619.exponent = t619_0
+                            o619.value = t619_1
+                            t618_1 = o619
+                            ok619 = True
+                    if not ok619:
+                        r.pos = pc619
+                        t618_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o618 = _new(_iso20.DetailedTax)
+                        o618.tax_rule_id = t618_0
+                        o618.amount = t618_1
+                        v = o618
+                        ok618 = True
+            if not ok618:
+                r.pos = pc618
+                v = _d47(r)
             f5.append(v)
             s = 6
             k = 1
@@ -11235,10 +23549,112 @@ def _d45(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d39(r)
+            pc620 = r.pos
+            ok620 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc621 = r.pos
+                ok621 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t621_0 = y
+                    t621_1 = r.integer(3)
+                    if t621_1 < -32768 or t621_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t621_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o621 = _new(_iso20.RationalNumber)
+                        o621.exponent = t621_0
+                        o621.value = t621_1
+                        t620_0 = o621
+                        ok621 = True
+                if not ok621:
+                    r.pos = pc621
+                    t620_0 = _d40(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc622 = r.pos
+                    ok622 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t622_0 = y
+                        t622_1 = r.integer(3)
+                        if t622_1 < -32768 or t622_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t622_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o622 = _new(_iso20.RationalNumber)
+                            o622.exponent = t622_0
+                            o622.value = t622_1
+                            t620_1 = o622
+                            ok622 = True
+                    if not ok622:
+                        r.pos = pc622
+                        t620_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o620 = _new(_iso20.DetailedCost)
+                        o620.amount = t620_0
+                        o620.cost_per_unit = t620_1
+                        f4 = o620
+                        ok620 = True
+            if not ok620:
+                r.pos = pc620
+                f4 = _d39(r)
             s = 5
         elif ec == 1:
-            v = _d47(r)
+            pc623 = r.pos
+            ok623 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t623_0 = r.uint(5)
+                if t623_0 < 1 or t623_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t623_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc624 = r.pos
+                    ok624 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t624_0 = y
+                        t624_1 = r.integer(3)
+                        if t624_1 < -32768 or t624_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t624_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o624 = _new(_iso20.RationalNumber)
+                            o624.exponent = t624_0
+                            o624.value = t624_1
+                            t623_1 = o624
+                            ok624 = True
+                    if not ok624:
+                        r.pos = pc624
+                        t623_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o623 = _new(_iso20.DetailedTax)
+                        o623.tax_rule_id = t623_0
+                        o623.amount = t623_1
+                        v = o623
+                        ok623 = True
+            if not ok623:
+                r.pos = pc623
+                v = _d47(r)
             f5.append(v)
             s = 6
             k = 1
@@ -11251,7 +23667,49 @@ def _d45(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d47(r)
+            pc625 = r.pos
+            ok625 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t625_0 = r.uint(5)
+                if t625_0 < 1 or t625_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t625_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc626 = r.pos
+                    ok626 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t626_0 = y
+                        t626_1 = r.integer(3)
+                        if t626_1 < -32768 or t626_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t626_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o626 = _new(_iso20.RationalNumber)
+                            o626.exponent = t626_0
+                            o626.value = t626_1
+                            t625_1 = o626
+                            ok626 = True
+                    if not ok626:
+                        r.pos = pc626
+                        t625_1 = _d40(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o625 = _new(_iso20.DetailedTax)
+                        o625.tax_rule_id = t625_0
+                        o625.amount = t625_1
+                        v = o625
+                        ok625 = True
+            if not ok625:
+                r.pos = pc625
+                v = _d47(r)
             f5.append(v)
             s = 6
             k = 1
@@ -11266,7 +23724,49 @@ def _d45(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d47(r)
+                    pc627 = r.pos
+                    ok627 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t627_0 = r.uint(5)
+                        if t627_0 < 1 or t627_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t627_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc628 = r.pos
+                            ok628 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t628_0 = y
+                                t628_1 = r.integer(3)
+                                if t628_1 < -32768 or t628_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t628_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o628 = _new(_iso20.RationalNumber)
+                                    o628.exponent = t628_0
+                                    o628.value = t628_1
+                                    t627_1 = o628
+                                    ok628 = True
+                            if not ok628:
+                                r.pos = pc628
+                                t627_1 = _d40(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o627 = _new(_iso20.DetailedTax)
+                                o627.tax_rule_id = t627_0
+                                o627.amount = t627_1
+                                v = o627
+                                ok627 = True
+                    if not ok627:
+                        r.pos = pc627
+                        v = _d47(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -11483,7 +23983,27 @@ def _d47(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d40(r)
+                pc629 = r.pos
+                ok629 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t629_0 = y
+                    t629_1 = r.integer(3)
+                    if t629_1 < -32768 or t629_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t629_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o629 = _new(_iso20.RationalNumber)
+                        o629.exponent = t629_0
+                        o629.value = t629_1
+                        f1 = o629
+                        ok629 = True
+                if not ok629:
+                    r.pos = pc629
+                    f1 = _d40(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -11516,7 +24036,27 @@ def _d47(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d40(r)
+            pc630 = r.pos
+            ok630 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t630_0 = y
+                t630_1 = r.integer(3)
+                if t630_1 < -32768 or t630_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t630_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o630 = _new(_iso20.RationalNumber)
+                    o630.exponent = t630_0
+                    o630.value = t630_1
+                    f1 = o630
+                    ok630 = True
+            if not ok630:
+                r.pos = pc630
+                f1 = _d40(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C637, "DetailedTaxType")
@@ -11602,40 +24142,40 @@ _C43 = {_iso20.BPT_Dynamic_AC_CLReqControlMode: (0, _e8), _iso20.BPT_Scheduled_A
 _C44 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C45 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
 _C46 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C47 = ('EE', 'SE_ANY', 'CH')
-_C48 = ('EE', 'SE_ANY', 'CH')
+_C47 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C48 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
 _C49 = ('EE', 'SE_ANY', 'CH')
 _C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
 _C52 = ('EE', 'SE_ANY', 'CH')
 _C53 = ('EE', 'SE_ANY', 'CH')
-_C54 = ('SE_ANY', 'CH')
-_C55 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
-_C56 = {2: (1, 4, 4), 3: (0, 4, 4)}
-_C57 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C58 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C59 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C60 = {2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
-_C61 = {2: 5, 3: 4, 4: 3, 5: 2, 6: 1}
-_C62 = {2: 6, 3: 5, 4: 4, 5: 3, 6: 2}
-_C63 = {2: 7, 3: 6, 4: 5, 5: 4, 6: 3}
-_C64 = {2: 8, 3: 7, 4: 6, 5: 5, 6: 4}
-_C65 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C60, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C61, _e11), _iso20.CLResControlMode: (_C62, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C63, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C64, _e29)}
-_C66 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C67 = ('EE', 'SE_ANY', 'CH')
-_C68 = ('SE_ANY', 'CH')
-_C69 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C70 = {_iso20.AC_CPDReqEnergyTransferMode: (0, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (1, _e6)}
-_C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C72 = ('EE', 'SE_ANY', 'CH')
-_C73 = ('EE', 'SE_ANY', 'CH')
+_C54 = ('EE', 'SE_ANY', 'CH')
+_C55 = ('EE', 'SE_ANY', 'CH')
+_C56 = ('SE_ANY', 'CH')
+_C57 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 3: 'MeterInfo, Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 4: 'Receipt, EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 5: 'EVSETargetFrequency, BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 6: 'BPT_Dynamic_AC_CLResControlMode, BPT_Scheduled_AC_CLResControlMode, CLResControlMode, Dynamic_AC_CLResControlMode, Scheduled_AC_CLResControlMode', 7: 'end of element'}
+_C58 = {2: (1, 4, 4), 3: (0, 4, 4)}
+_C59 = {2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C60 = {2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C61 = {2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C62 = {2: 4, 3: 3, 4: 2, 5: 1, 6: 0}
+_C63 = {2: 5, 3: 4, 4: 3, 5: 2, 6: 1}
+_C64 = {2: 6, 3: 5, 4: 4, 5: 3, 6: 2}
+_C65 = {2: 7, 3: 6, 4: 5, 5: 4, 6: 3}
+_C66 = {2: 8, 3: 7, 4: 6, 5: 5, 6: 4}
+_C67 = {_iso20.BPT_Dynamic_AC_CLResControlMode: (_C62, _e9), _iso20.BPT_Scheduled_AC_CLResControlMode: (_C63, _e11), _iso20.CLResControlMode: (_C64, _e13), _iso20.Dynamic_AC_CLResControlMode: (_C65, _e18), _iso20.Scheduled_AC_CLResControlMode: (_C66, _e29)}
+_C68 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: 'Header', 1: 'AC_CPDReqEnergyTransferMode, BPT_AC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C72 = {_iso20.AC_CPDReqEnergyTransferMode: (0, _e0), _iso20.BPT_AC_CPDReqEnergyTransferMode: (1, _e6)}
+_C73 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C74 = ('EE', 'SE_ANY', 'CH')
-_C75 = ('SE_ANY', 'CH')
-_C76 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C77 = {_iso20.AC_CPDResEnergyTransferMode: (0, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (1, _e7)}
-_C78 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C79 = ('EE', 'SE_ANY', 'CH')
-_C80 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('EE', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = {0: 'Header', 1: 'ResponseCode', 2: 'AC_CPDResEnergyTransferMode, BPT_AC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C79 = {_iso20.AC_CPDResEnergyTransferMode: (0, _e1), _iso20.BPT_AC_CPDResEnergyTransferMode: (1, _e7)}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C81 = ('EE', 'SE_ANY', 'CH')
 _C82 = ('EE', 'SE_ANY', 'CH')
 _C83 = ('EE', 'SE_ANY', 'CH')
@@ -11643,21 +24183,21 @@ _C84 = ('EE', 'SE_ANY', 'CH')
 _C85 = ('EE', 'SE_ANY', 'CH')
 _C86 = ('EE', 'SE_ANY', 'CH')
 _C87 = ('EE', 'SE_ANY', 'CH')
-_C88 = ('SE_ANY', 'CH')
-_C89 = ('SE_ANY', 'CH')
+_C88 = ('EE', 'SE_ANY', 'CH')
+_C89 = ('EE', 'SE_ANY', 'CH')
 _C90 = ('SE_ANY', 'CH')
-_C91 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
-_C92 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C93 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C94 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C95 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C96 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C97 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C98 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C99 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
-_C100 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('EE', 'SE_ANY', 'CH')
-_C102 = ('EE', 'SE_ANY', 'CH')
+_C91 = ('SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
+_C93 = {0: 'EVMaximumChargePower', 1: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 2: 'EVMaximumChargePower_L3, EVMinimumChargePower', 3: 'EVMinimumChargePower', 4: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVMaximumDischargePower', 5: 'EVMinimumChargePower_L3, EVMaximumDischargePower', 6: 'EVMaximumDischargePower', 7: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 8: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 9: 'EVMinimumDischargePower', 10: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVMinimumDischargePower_L3, end of element', 12: 'end of element'}
+_C94 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C95 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C96 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C97 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C98 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C99 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C100 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C101 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C103 = ('EE', 'SE_ANY', 'CH')
 _C104 = ('EE', 'SE_ANY', 'CH')
 _C105 = ('EE', 'SE_ANY', 'CH')
@@ -11671,26 +24211,26 @@ _C112 = ('EE', 'SE_ANY', 'CH')
 _C113 = ('EE', 'SE_ANY', 'CH')
 _C114 = ('EE', 'SE_ANY', 'CH')
 _C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
+_C116 = ('EE', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
 _C118 = ('SE_ANY', 'CH')
-_C119 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
-_C120 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C121 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C122 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C123 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C124 = {7: (1, 3, 9), 8: (0, 3, 9)}
-_C125 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C126 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
-_C127 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
-_C128 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
-_C129 = {13: (1, 2, 15), 14: (0, 2, 15)}
-_C130 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
-_C131 = {16: (1, 2, 18), 17: (0, 2, 18)}
-_C132 = {16: (2, 2), 17: (1, 2), 18: (0, 1)}
-_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('EE', 'SE_ANY', 'CH')
+_C119 = ('SE_ANY', 'CH')
+_C120 = ('SE_ANY', 'CH')
+_C121 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMaximumChargePower_L2, EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 2: 'EVSEMaximumChargePower_L3, EVSEMinimumChargePower', 3: 'EVSEMinimumChargePower', 4: 'EVSEMinimumChargePower_L2, EVSEMinimumChargePower_L3, EVSENominalFrequency', 5: 'EVSEMinimumChargePower_L3, EVSENominalFrequency', 6: 'EVSENominalFrequency', 7: 'MaximumPowerAsymmetry, EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 8: 'EVSEPowerRampLimitation, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 9: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 10: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 11: 'EVSEPresentActivePower_L3, EVSEMaximumDischargePower', 12: 'EVSEMaximumDischargePower', 13: 'EVSEMaximumDischargePower_L2, EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 14: 'EVSEMaximumDischargePower_L3, EVSEMinimumDischargePower', 15: 'EVSEMinimumDischargePower', 16: 'EVSEMinimumDischargePower_L2, EVSEMinimumDischargePower_L3, end of element', 17: 'EVSEMinimumDischargePower_L3, end of element', 18: 'end of element'}
+_C122 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C123 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C124 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C125 = {4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C126 = {7: (1, 3, 9), 8: (0, 3, 9)}
+_C127 = {7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C128 = {7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 2, 11)}
+_C129 = {7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 2, 12), 11: (0, 2, 12)}
+_C130 = {7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 2, 13), 11: (1, 2, 13), 12: (0, 1, 13)}
+_C131 = {13: (1, 2, 15), 14: (0, 2, 15)}
+_C132 = {13: (2, 2, 16), 14: (1, 2, 16), 15: (0, 1, 16)}
+_C133 = {16: (1, 2, 18), 17: (0, 2, 18)}
+_C134 = {16: (2, 2), 17: (1, 2), 18: (0, 1)}
+_C135 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C136 = ('EE', 'SE_ANY', 'CH')
 _C137 = ('EE', 'SE_ANY', 'CH')
 _C138 = ('EE', 'SE_ANY', 'CH')
@@ -11708,34 +24248,34 @@ _C149 = ('EE', 'SE_ANY', 'CH')
 _C150 = ('EE', 'SE_ANY', 'CH')
 _C151 = ('EE', 'SE_ANY', 'CH')
 _C152 = ('EE', 'SE_ANY', 'CH')
-_C153 = ('SE_ANY', 'CH')
-_C154 = ('SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
 _C155 = ('SE_ANY', 'CH')
 _C156 = ('SE_ANY', 'CH')
 _C157 = ('SE_ANY', 'CH')
-_C158 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
-_C159 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C160 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C161 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C162 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C163 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C164 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C165 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C166 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C167 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
-_C168 = {17: (1, 2, 19), 18: (0, 2, 19)}
-_C169 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
-_C170 = {20: (1, 3, 22), 21: (0, 3, 22)}
-_C171 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
-_C172 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
-_C173 = {20: (4, 3), 21: (3, 3), 22: (2, 2), 23: (1, 2), 24: (0, 1)}
-_C174 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C175 = ('EE', 'SE_ANY', 'CH')
-_C176 = ('EE', 'SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('SE_ANY', 'CH')
+_C160 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower', 15: 'EVPresentReactivePower_L3, EVMaximumDischargePower', 16: 'EVMaximumDischargePower', 17: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower', 18: 'EVMaximumDischargePower_L3, EVMinimumDischargePower', 19: 'EVMinimumDischargePower', 20: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 21: 'EVMinimumDischargePower_L3, EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 22: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 23: 'EVMinimumV2XEnergyRequest, end of element', 24: 'end of element'}
+_C161 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C162 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C163 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C164 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C165 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C166 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C167 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C168 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C169 = {14: (2, 2, 17), 15: (1, 2, 17), 16: (0, 1, 17)}
+_C170 = {17: (1, 2, 19), 18: (0, 2, 19)}
+_C171 = {17: (2, 2, 20), 18: (1, 2, 20), 19: (0, 1, 20)}
+_C172 = {20: (1, 3, 22), 21: (0, 3, 22)}
+_C173 = {20: (2, 3, 23), 21: (1, 3, 23), 22: (0, 2, 23)}
+_C174 = {20: (3, 3, 24), 21: (2, 3, 24), 22: (1, 2, 24), 23: (0, 2, 24)}
+_C175 = {20: (4, 3), 21: (3, 3), 22: (2, 2), 23: (1, 2), 24: (0, 1)}
+_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C177 = ('EE', 'SE_ANY', 'CH')
 _C178 = ('EE', 'SE_ANY', 'CH')
-_C179 = ('SE_ANY', 'CH')
-_C180 = ('SE_ANY', 'CH')
+_C179 = ('EE', 'SE_ANY', 'CH')
+_C180 = ('EE', 'SE_ANY', 'CH')
 _C181 = ('SE_ANY', 'CH')
 _C182 = ('SE_ANY', 'CH')
 _C183 = ('SE_ANY', 'CH')
@@ -11743,22 +24283,22 @@ _C184 = ('SE_ANY', 'CH')
 _C185 = ('SE_ANY', 'CH')
 _C186 = ('SE_ANY', 'CH')
 _C187 = ('SE_ANY', 'CH')
-_C188 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C189 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C190 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C191 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C192 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C193 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C194 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C195 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C196 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C197 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C198 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C199 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C200 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C201 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
+_C188 = ('SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
+_C190 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C191 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C192 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C193 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C194 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C195 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C196 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C197 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C198 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C199 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C200 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C201 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C202 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C204 = ('EE', 'SE_ANY', 'CH')
 _C205 = ('EE', 'SE_ANY', 'CH')
 _C206 = ('EE', 'SE_ANY', 'CH')
@@ -11766,8 +24306,8 @@ _C207 = ('EE', 'SE_ANY', 'CH')
 _C208 = ('EE', 'SE_ANY', 'CH')
 _C209 = ('EE', 'SE_ANY', 'CH')
 _C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
 _C213 = ('SE_ANY', 'CH')
 _C214 = ('SE_ANY', 'CH')
 _C215 = ('SE_ANY', 'CH')
@@ -11778,30 +24318,30 @@ _C219 = ('SE_ANY', 'CH')
 _C220 = ('SE_ANY', 'CH')
 _C221 = ('SE_ANY', 'CH')
 _C222 = ('SE_ANY', 'CH')
-_C223 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
-_C224 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C225 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C226 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C227 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C228 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C229 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C230 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C231 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C232 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C233 = {10: (1, 4, 12), 11: (0, 4, 12)}
-_C234 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
-_C235 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
-_C236 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
-_C237 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
-_C238 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
-_C239 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
-_C240 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
-_C241 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
-_C242 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
-_C243 = {10: (11, 4), 11: (10, 4), 12: (9, 4), 13: (8, 4), 14: (7, 4), 15: (6, 3), 16: (5, 3), 17: (4, 3), 18: (3, 3), 19: (2, 2), 20: (1, 2), 21: (0, 1)}
-_C244 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C245 = ('SE_ANY', 'CH')
-_C246 = ('SE_ANY', 'CH')
+_C223 = ('SE_ANY', 'CH')
+_C224 = ('SE_ANY', 'CH')
+_C225 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 14: 'EVPresentReactivePower_L3, EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 15: 'EVMaximumDischargePower, EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 16: 'EVMaximumDischargePower_L2, EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 17: 'EVMaximumDischargePower_L3, EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 18: 'EVMinimumDischargePower, EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 19: 'EVMinimumDischargePower_L2, EVMinimumDischargePower_L3, end of element', 20: 'EVMinimumDischargePower_L3, end of element', 21: 'end of element'}
+_C226 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C227 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C228 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C229 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C230 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C231 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C232 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C233 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C234 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C235 = {10: (1, 4, 12), 11: (0, 4, 12)}
+_C236 = {10: (2, 4, 13), 11: (1, 4, 13), 12: (0, 4, 13)}
+_C237 = {10: (3, 4, 14), 11: (2, 4, 14), 12: (1, 4, 14), 13: (0, 4, 14)}
+_C238 = {10: (4, 4, 15), 11: (3, 4, 15), 12: (2, 4, 15), 13: (1, 4, 15), 14: (0, 4, 15)}
+_C239 = {10: (5, 4, 16), 11: (4, 4, 16), 12: (3, 4, 16), 13: (2, 4, 16), 14: (1, 4, 16), 15: (0, 3, 16)}
+_C240 = {10: (6, 4, 17), 11: (5, 4, 17), 12: (4, 4, 17), 13: (3, 4, 17), 14: (2, 4, 17), 15: (1, 3, 17), 16: (0, 3, 17)}
+_C241 = {10: (7, 4, 18), 11: (6, 4, 18), 12: (5, 4, 18), 13: (4, 4, 18), 14: (3, 4, 18), 15: (2, 3, 18), 16: (1, 3, 18), 17: (0, 3, 18)}
+_C242 = {10: (8, 4, 19), 11: (7, 4, 19), 12: (6, 4, 19), 13: (5, 4, 19), 14: (4, 4, 19), 15: (3, 3, 19), 16: (2, 3, 19), 17: (1, 3, 19), 18: (0, 3, 19)}
+_C243 = {10: (9, 4, 20), 11: (8, 4, 20), 12: (7, 4, 20), 13: (6, 4, 20), 14: (5, 4, 20), 15: (4, 3, 20), 16: (3, 3, 20), 17: (2, 3, 20), 18: (1, 3, 20), 19: (0, 2, 20)}
+_C244 = {10: (10, 4, 21), 11: (9, 4, 21), 12: (8, 4, 21), 13: (7, 4, 21), 14: (6, 4, 21), 15: (5, 3, 21), 16: (4, 3, 21), 17: (3, 3, 21), 18: (2, 3, 21), 19: (1, 2, 21), 20: (0, 2, 21)}
+_C245 = {10: (11, 4), 11: (10, 4), 12: (9, 4), 13: (8, 4), 14: (7, 4), 15: (6, 3), 16: (5, 3), 17: (4, 3), 18: (3, 3), 19: (2, 2), 20: (1, 2), 21: (0, 1)}
+_C246 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C247 = ('SE_ANY', 'CH')
 _C248 = ('SE_ANY', 'CH')
 _C249 = ('SE_ANY', 'CH')
@@ -11809,50 +24349,50 @@ _C250 = ('SE_ANY', 'CH')
 _C251 = ('SE_ANY', 'CH')
 _C252 = ('SE_ANY', 'CH')
 _C253 = ('SE_ANY', 'CH')
-_C254 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C255 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C256 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C257 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C258 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C259 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C260 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C261 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C262 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C263 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C264 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C265 = {0: 'end of element'}
+_C254 = ('SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
+_C256 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C257 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C258 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C259 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C260 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C261 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C262 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C263 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C264 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C265 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
 _C266 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C267 = {0: 'end of element'}
-_C268 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C269 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('SE_ANY', 'CH')
-_C271 = ('SE_ANY', 'CH')
-_C272 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('EE', 'SE_ANY', 'CH')
-_C275 = ('EE', 'SE_ANY', 'CH')
+_C268 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C269 = {0: 'end of element'}
+_C270 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C271 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = ('SE_ANY', 'CH')
+_C274 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C275 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C276 = ('EE', 'SE_ANY', 'CH')
-_C277 = ('SE_ANY', 'CH')
+_C277 = ('EE', 'SE_ANY', 'CH')
 _C278 = ('EE', 'SE_ANY', 'CH')
 _C279 = ('SE_ANY', 'CH')
-_C280 = ('SE_ANY', 'CH')
-_C281 = ('EE', 'SE_ANY', 'CH')
+_C280 = ('EE', 'SE_ANY', 'CH')
+_C281 = ('SE_ANY', 'CH')
 _C282 = ('SE_ANY', 'CH')
-_C283 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C284 = {1: (0, 1, 2)}
-_C285 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C286 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C287 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C288 = {6: (0, 1, 7)}
-_C289 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C291 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C292 = ('SE_ANY', 'CH')
-_C293 = ('SE_ANY', 'CH')
-_C294 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C295 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C286 = {1: (0, 1, 2)}
+_C287 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C288 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C289 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C290 = {6: (0, 1, 7)}
+_C291 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C292 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C293 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C294 = ('SE_ANY', 'CH')
+_C295 = ('SE_ANY', 'CH')
+_C296 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C298 = ('EE', 'SE_ANY', 'CH')
 _C299 = ('EE', 'SE_ANY', 'CH')
 _C300 = ('EE', 'SE_ANY', 'CH')
@@ -11864,26 +24404,26 @@ _C305 = ('EE', 'SE_ANY', 'CH')
 _C306 = ('EE', 'SE_ANY', 'CH')
 _C307 = ('EE', 'SE_ANY', 'CH')
 _C308 = ('EE', 'SE_ANY', 'CH')
-_C309 = ('SE_ANY', 'CH')
-_C310 = ('SE_ANY', 'CH')
+_C309 = ('EE', 'SE_ANY', 'CH')
+_C310 = ('EE', 'SE_ANY', 'CH')
 _C311 = ('SE_ANY', 'CH')
-_C312 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
-_C313 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C314 = {5: (1, 2, 7), 6: (0, 2, 7)}
-_C315 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
-_C316 = {8: (1, 2, 10), 9: (0, 2, 10)}
-_C317 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C318 = {11: (1, 2, 13), 12: (0, 2, 13)}
-_C319 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
-_C320 = {14: (1, 2, 16), 15: (0, 2, 16)}
-_C321 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
-_C322 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C323 = ('EE', 'SE_ANY', 'CH')
-_C324 = ('EE', 'SE_ANY', 'CH')
+_C312 = ('SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
+_C314 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower', 6: 'EVMaximumChargePower_L3, EVMinimumChargePower', 7: 'EVMinimumChargePower', 8: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVMinimumChargePower_L3, EVPresentActivePower', 10: 'EVPresentActivePower', 11: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower', 12: 'EVPresentActivePower_L3, EVPresentReactivePower', 13: 'EVPresentReactivePower', 14: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 15: 'EVPresentReactivePower_L3, end of element', 16: 'end of element'}
+_C315 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C316 = {5: (1, 2, 7), 6: (0, 2, 7)}
+_C317 = {5: (2, 2, 8), 6: (1, 2, 8), 7: (0, 1, 8)}
+_C318 = {8: (1, 2, 10), 9: (0, 2, 10)}
+_C319 = {8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C320 = {11: (1, 2, 13), 12: (0, 2, 13)}
+_C321 = {11: (2, 2, 14), 12: (1, 2, 14), 13: (0, 1, 14)}
+_C322 = {14: (1, 2, 16), 15: (0, 2, 16)}
+_C323 = {14: (2, 2), 15: (1, 2), 16: (0, 1)}
+_C324 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C325 = ('EE', 'SE_ANY', 'CH')
 _C326 = ('EE', 'SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
+_C327 = ('EE', 'SE_ANY', 'CH')
+_C328 = ('EE', 'SE_ANY', 'CH')
 _C329 = ('SE_ANY', 'CH')
 _C330 = ('SE_ANY', 'CH')
 _C331 = ('SE_ANY', 'CH')
@@ -11891,106 +24431,106 @@ _C332 = ('SE_ANY', 'CH')
 _C333 = ('SE_ANY', 'CH')
 _C334 = ('SE_ANY', 'CH')
 _C335 = ('SE_ANY', 'CH')
-_C336 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
-_C337 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C338 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C339 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C340 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C341 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C342 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C343 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C344 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C345 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C346 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C347 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C348 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
-_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C350 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C351 = ('EE', 'SE_ANY', 'CH')
-_C352 = ('SE_ANY', 'CH')
-_C353 = ('SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
+_C337 = ('SE_ANY', 'CH')
+_C338 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSETargetActivePower', 2: 'TargetSOC, AckMaxDelay, EVSETargetActivePower', 3: 'AckMaxDelay, EVSETargetActivePower', 4: 'EVSETargetActivePower', 5: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 9: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 10: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 11: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 12: 'EVSEPresentActivePower_L3, end of element', 13: 'end of element'}
+_C339 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C340 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C341 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C342 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C343 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C344 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C345 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C346 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C347 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C348 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C349 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C350 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C352 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C353 = ('EE', 'SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
 _C355 = ('SE_ANY', 'CH')
 _C356 = ('SE_ANY', 'CH')
 _C357 = ('SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
 _C359 = ('SE_ANY', 'CH')
-_C360 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C361 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C362 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C363 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C364 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C365 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C366 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C367 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C368 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C369 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C370 = ('EE', 'SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
-_C372 = ('SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = ('SE_ANY', 'CH')
+_C362 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C363 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C364 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C365 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C366 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C367 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C368 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C369 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C370 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C371 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C372 = ('EE', 'SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
-_C374 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C375 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C376 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C377 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C378 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C381 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C382 = {1: (1, 2)}
-_C383 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C384 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = ('SE_ANY', 'CH')
+_C376 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C377 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C378 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C379 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C380 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = ('SE_ANY', 'CH')
+_C382 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C383 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C384 = {1: (1, 2)}
+_C385 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C386 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('SE_ANY', 'CH')
-_C388 = ('SE_ANY', 'CH')
-_C389 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C390 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C391 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C392 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
+_C387 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C388 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C392 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C393 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C394 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C395 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C396 = ('SE_ANY', 'CH')
 _C397 = ('SE_ANY', 'CH')
 _C398 = ('SE_ANY', 'CH')
-_C399 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C400 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C401 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'SE_ANY', 'CH')
-_C404 = ('SE_ANY', 'CH')
-_C405 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C407 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C408 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C399 = ('SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C402 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C403 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C404 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C405 = ('EE', 'SE_ANY', 'CH')
+_C406 = ('SE_ANY', 'CH')
+_C407 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C409 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C410 = ('EE', 'SE_ANY', 'CH')
-_C411 = ('EE', 'SE_ANY', 'CH')
-_C412 = ('SE_ANY', 'CH')
-_C413 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C414 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C415 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C416 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C417 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C418 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
-_C422 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C423 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C424 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C425 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C426 = ('SE_ANY', 'CH')
-_C427 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C411 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C412 = ('EE', 'SE_ANY', 'CH')
+_C413 = ('EE', 'SE_ANY', 'CH')
+_C414 = ('SE_ANY', 'CH')
+_C415 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C416 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C417 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C418 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C419 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C420 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
+_C424 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C425 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C426 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C427 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C428 = ('SE_ANY', 'CH')
-_C429 = ('SE_ANY', 'CH')
-_C430 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C431 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C432 = {1: (2, 2), 2: (1, 2)}
-_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C434 = ('EE', 'SE_ANY', 'CH')
-_C435 = ('EE', 'SE_ANY', 'CH')
+_C429 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = ('SE_ANY', 'CH')
+_C432 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C433 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C434 = {1: (2, 2), 2: (1, 2)}
+_C435 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C436 = ('EE', 'SE_ANY', 'CH')
 _C437 = ('EE', 'SE_ANY', 'CH')
 _C438 = ('EE', 'SE_ANY', 'CH')
@@ -11998,30 +24538,30 @@ _C439 = ('EE', 'SE_ANY', 'CH')
 _C440 = ('EE', 'SE_ANY', 'CH')
 _C441 = ('EE', 'SE_ANY', 'CH')
 _C442 = ('EE', 'SE_ANY', 'CH')
-_C443 = ('SE_ANY', 'CH')
-_C444 = ('SE_ANY', 'CH')
+_C443 = ('EE', 'SE_ANY', 'CH')
+_C444 = ('EE', 'SE_ANY', 'CH')
 _C445 = ('SE_ANY', 'CH')
 _C446 = ('SE_ANY', 'CH')
 _C447 = ('SE_ANY', 'CH')
 _C448 = ('SE_ANY', 'CH')
-_C449 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
-_C450 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C451 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C452 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C453 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C454 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C455 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C456 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C457 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C458 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C459 = {10: (1, 3, 12), 11: (0, 3, 12)}
-_C460 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
-_C461 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
-_C462 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
-_C463 = {10: (5, 3), 11: (4, 3), 12: (3, 3), 13: (2, 2), 14: (1, 2), 15: (0, 1)}
-_C464 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C465 = ('SE_ANY', 'CH')
-_C466 = ('SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = ('SE_ANY', 'CH')
+_C451 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 2: 'EVMinimumEnergyRequest, EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 3: 'EVMaximumChargePower, EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 4: 'EVMaximumChargePower_L2, EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 5: 'EVMaximumChargePower_L3, EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 6: 'EVMinimumChargePower, EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 7: 'EVMinimumChargePower_L2, EVMinimumChargePower_L3, EVPresentActivePower', 8: 'EVMinimumChargePower_L3, EVPresentActivePower', 9: 'EVPresentActivePower', 10: 'EVPresentActivePower_L2, EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 11: 'EVPresentActivePower_L3, EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 12: 'EVPresentReactivePower, EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 13: 'EVPresentReactivePower_L2, EVPresentReactivePower_L3, end of element', 14: 'EVPresentReactivePower_L3, end of element', 15: 'end of element'}
+_C452 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C453 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C454 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C455 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C456 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C457 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C458 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C459 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C460 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 3, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C461 = {10: (1, 3, 12), 11: (0, 3, 12)}
+_C462 = {10: (2, 3, 13), 11: (1, 3, 13), 12: (0, 3, 13)}
+_C463 = {10: (3, 3, 14), 11: (2, 3, 14), 12: (1, 3, 14), 13: (0, 2, 14)}
+_C464 = {10: (4, 3, 15), 11: (3, 3, 15), 12: (2, 3, 15), 13: (1, 2, 15), 14: (0, 2, 15)}
+_C465 = {10: (5, 3), 11: (4, 3), 12: (3, 3), 13: (2, 2), 14: (1, 2), 15: (0, 1)}
+_C466 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C467 = ('SE_ANY', 'CH')
 _C468 = ('SE_ANY', 'CH')
 _C469 = ('SE_ANY', 'CH')
@@ -12029,98 +24569,98 @@ _C470 = ('SE_ANY', 'CH')
 _C471 = ('SE_ANY', 'CH')
 _C472 = ('SE_ANY', 'CH')
 _C473 = ('SE_ANY', 'CH')
-_C474 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
-_C475 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C476 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C477 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
-_C478 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C479 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C480 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C481 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C482 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C483 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('SE_ANY', 'CH')
-_C488 = ('SE_ANY', 'CH')
+_C474 = ('SE_ANY', 'CH')
+_C475 = ('SE_ANY', 'CH')
+_C476 = {0: 'EVSETargetActivePower, EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 1: 'EVSETargetActivePower_L2, EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 2: 'EVSETargetActivePower_L3, EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 3: 'EVSETargetReactivePower, EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 4: 'EVSETargetReactivePower_L2, EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 5: 'EVSETargetReactivePower_L3, EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 6: 'EVSEPresentActivePower, EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 7: 'EVSEPresentActivePower_L2, EVSEPresentActivePower_L3, end of element', 8: 'EVSEPresentActivePower_L3, end of element', 9: 'end of element'}
+_C477 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C478 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C479 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 3, 4)}
+_C480 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C481 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C482 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C483 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C484 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 3, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C485 = {0: (9, 4), 1: (8, 4), 2: (7, 4), 3: (6, 3), 4: (5, 3), 5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C486 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C487 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C488 = ('EE', 'SE_ANY', 'CH')
 _C489 = ('SE_ANY', 'CH')
-_C490 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C491 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C492 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C493 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C496 = ('SE_ANY', 'CH')
-_C497 = ('SE_ANY', 'CH')
+_C490 = ('SE_ANY', 'CH')
+_C491 = ('SE_ANY', 'CH')
+_C492 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C493 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C494 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C495 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C496 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C497 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C498 = ('SE_ANY', 'CH')
-_C499 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C500 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C503 = ('SE_ANY', 'CH')
-_C504 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C505 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C506 = {1: (1, 2)}
-_C507 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C508 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C509 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C510 = ('EE', 'SE_ANY', 'CH')
-_C511 = ('SE_ANY', 'CH')
-_C512 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C513 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C514 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C515 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
-_C517 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C518 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C520 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C521 = ('EE', 'SE_ANY', 'CH')
-_C522 = ('EE', 'SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
-_C524 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C525 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C526 = {2: (0, 1), 3: (0, 2)}
-_C527 = {3: (1, 2)}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C529 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C530 = ('SE_ANY', 'CH')
-_C531 = ('SE_ANY', 'CH')
+_C499 = ('SE_ANY', 'CH')
+_C500 = ('SE_ANY', 'CH')
+_C501 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C502 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C504 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C505 = ('SE_ANY', 'CH')
+_C506 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C507 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C508 = {1: (1, 2)}
+_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C512 = ('EE', 'SE_ANY', 'CH')
+_C513 = ('SE_ANY', 'CH')
+_C514 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C515 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C516 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C517 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C518 = ('SE_ANY', 'CH')
+_C519 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C520 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C522 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C523 = ('EE', 'SE_ANY', 'CH')
+_C524 = ('EE', 'SE_ANY', 'CH')
+_C525 = ('SE_ANY', 'CH')
+_C526 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C527 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C528 = {2: (0, 1), 3: (0, 2)}
+_C529 = {3: (1, 2)}
+_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C532 = ('SE_ANY', 'CH')
-_C533 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C534 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C535 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C537 = ('SE_ANY', 'CH')
-_C538 = {0: 'Transform', 1: 'Transform, end of element'}
-_C539 = {0: (0, 1), 1: (0, 2)}
-_C540 = {1: (1, 2)}
-_C541 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C542 = ('SE_ANY', 'CH')
-_C543 = ('SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
+_C534 = ('SE_ANY', 'CH')
+_C535 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C536 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C537 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'Transform', 1: 'Transform, end of element'}
+_C541 = {0: (0, 1), 1: (0, 2)}
+_C542 = {1: (1, 2)}
+_C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C544 = ('SE_ANY', 'CH')
 _C545 = ('SE_ANY', 'CH')
 _C546 = ('SE_ANY', 'CH')
 _C547 = ('SE_ANY', 'CH')
-_C548 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C549 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C550 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C551 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C552 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C553 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C554 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C556 = ('EE', 'SE_ANY', 'CH')
-_C557 = ('SE_ANY', 'CH')
-_C558 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C560 = ('EE', 'SE_ANY', 'CH')
-_C561 = ('SE_ANY', 'CH')
-_C562 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C563 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C564 = ('SE_ANY', 'CH')
-_C565 = ('SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = ('SE_ANY', 'CH')
+_C550 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C551 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C552 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C553 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C554 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C555 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C556 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C558 = ('EE', 'SE_ANY', 'CH')
+_C559 = ('SE_ANY', 'CH')
+_C560 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C561 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C562 = ('EE', 'SE_ANY', 'CH')
+_C563 = ('SE_ANY', 'CH')
+_C564 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C565 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C566 = ('SE_ANY', 'CH')
 _C567 = ('SE_ANY', 'CH')
 _C568 = ('SE_ANY', 'CH')
@@ -12129,19 +24669,19 @@ _C570 = ('SE_ANY', 'CH')
 _C571 = ('SE_ANY', 'CH')
 _C572 = ('SE_ANY', 'CH')
 _C573 = ('SE_ANY', 'CH')
-_C574 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C575 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C576 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C577 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C578 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C579 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C580 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C581 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C582 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C583 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C584 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C585 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C586 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C574 = ('SE_ANY', 'CH')
+_C575 = ('SE_ANY', 'CH')
+_C576 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C577 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C578 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C579 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C580 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C581 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C582 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C583 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C584 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C585 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C586 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
 _C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C588 = ('EE', 'SE_ANY', 'CH')
 _C589 = ('SE_ANY', 'CH')
@@ -12198,94 +24738,61 @@ _C639 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # AC_CPDReqEnergyTransferMode
-        return _d0(r)
-    elif ec == 1:  # AC_CPDResEnergyTransferMode
-        return _d1(r)
-    elif ec == 2:  # AC_ChargeLoopReq
-        return _d2(r)
-    elif ec == 3:  # AC_ChargeLoopRes
-        return _d3(r)
-    elif ec == 4:  # AC_ChargeParameterDiscoveryReq
-        return _d4(r)
-    elif ec == 5:  # AC_ChargeParameterDiscoveryRes
-        return _d5(r)
-    elif ec == 6:  # BPT_AC_CPDReqEnergyTransferMode
-        return _d6(r)
-    elif ec == 7:  # BPT_AC_CPDResEnergyTransferMode
-        return _d7(r)
-    elif ec == 8:  # BPT_Dynamic_AC_CLReqControlMode
-        return _d8(r)
-    elif ec == 9:  # BPT_Dynamic_AC_CLResControlMode
-        return _d9(r)
-    elif ec == 10:  # BPT_Scheduled_AC_CLReqControlMode
-        return _d10(r)
-    elif ec == 11:  # BPT_Scheduled_AC_CLResControlMode
-        return _d11(r)
-    elif ec == 12:  # CLReqControlMode
-        return _d12(r)
-    elif ec == 13:  # CLResControlMode
-        return _d13(r)
-    elif ec == 14:  # CanonicalizationMethod
-        return _d14(r)
-    elif ec == 15:  # DSAKeyValue
-        return _d15(r)
-    elif ec == 16:  # DigestMethod
-        return _d16(r)
-    elif ec == 17:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 18:  # Dynamic_AC_CLReqControlMode
-        return _d17(r)
-    elif ec == 19:  # Dynamic_AC_CLResControlMode
-        return _d18(r)
-    elif ec == 20:  # KeyInfo
-        return _d19(r)
-    elif ec == 21:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 22:  # KeyValue
-        return _d20(r)
-    elif ec == 23:  # Manifest
-        return _d21(r)
-    elif ec == 24:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 25:  # Object
-        return _d22(r)
-    elif ec == 26:  # PGPData
-        return _d23(r)
-    elif ec == 27:  # RSAKeyValue
-        return _d24(r)
-    elif ec == 28:  # Reference
-        return _d25(r)
-    elif ec == 29:  # RetrievalMethod
-        return _d26(r)
-    elif ec == 30:  # SPKIData
-        return _d27(r)
-    elif ec == 31:  # Scheduled_AC_CLReqControlMode
-        return _d28(r)
-    elif ec == 32:  # Scheduled_AC_CLResControlMode
-        return _d29(r)
-    elif ec == 33:  # Signature
-        return _d30(r)
-    elif ec == 34:  # SignatureMethod
-        return _d31(r)
-    elif ec == 35:  # SignatureProperties
-        return _d32(r)
-    elif ec == 36:  # SignatureProperty
-        return _d33(r)
-    elif ec == 37:  # SignatureValue
-        return _d34(r)
-    elif ec == 38:  # SignedInfo
-        return _d35(r)
-    elif ec == 39:  # Transform
-        return _d36(r)
-    elif ec == 40:  # Transforms
-        return _d37(r)
-    elif ec == 41:  # X509Data
-        return _d38(r)
-    elif ec == 42:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 42:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AC_CPDReqEnergyTransferMode
+    _d1,  # AC_CPDResEnergyTransferMode
+    _d2,  # AC_ChargeLoopReq
+    _d3,  # AC_ChargeLoopRes
+    _d4,  # AC_ChargeParameterDiscoveryReq
+    _d5,  # AC_ChargeParameterDiscoveryRes
+    _d6,  # BPT_AC_CPDReqEnergyTransferMode
+    _d7,  # BPT_AC_CPDResEnergyTransferMode
+    _d8,  # BPT_Dynamic_AC_CLReqControlMode
+    _d9,  # BPT_Dynamic_AC_CLResControlMode
+    _d10,  # BPT_Scheduled_AC_CLReqControlMode
+    _d11,  # BPT_Scheduled_AC_CLResControlMode
+    _d12,  # CLReqControlMode
+    _d13,  # CLResControlMode
+    _d14,  # CanonicalizationMethod
+    _d15,  # DSAKeyValue
+    _d16,  # DigestMethod
+    None,  # DigestValue
+    _d17,  # Dynamic_AC_CLReqControlMode
+    _d18,  # Dynamic_AC_CLResControlMode
+    _d19,  # KeyInfo
+    None,  # KeyName
+    _d20,  # KeyValue
+    _d21,  # Manifest
+    None,  # MgmtData
+    _d22,  # Object
+    _d23,  # PGPData
+    _d24,  # RSAKeyValue
+    _d25,  # Reference
+    _d26,  # RetrievalMethod
+    _d27,  # SPKIData
+    _d28,  # Scheduled_AC_CLReqControlMode
+    _d29,  # Scheduled_AC_CLResControlMode
+    _d30,  # Signature
+    _d31,  # SignatureMethod
+    _d32,  # SignatureProperties
+    _d33,  # SignatureProperty
+    _d34,  # SignatureValue
+    _d35,  # SignedInfo
+    _d36,  # Transform
+    _d37,  # Transforms
+    _d38,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -2773,7 +2773,27 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d16(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d16(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -2789,7 +2809,27 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d16(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d16(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -4522,7 +4562,27 @@ def _d28(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t3_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t3_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o3 = _new(_xmldsig.X509IssuerSerial)
+                            o3.x509_issuer_name = t3_0
+                            o3.x509_serial_number = t3_1
+                            v = o3
+                            ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4570,7 +4630,27 @@ def _d28(r):
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc4 = r.pos
+                ok4 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t4_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o4 = _new(_xmldsig.X509IssuerSerial)
+                            o4.x509_issuer_name = t4_0
+                            o4.x509_serial_number = t4_1
+                            v = o4
+                            ok4 = True
+                if not ok4:
+                    r.pos = pc4
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4620,7 +4700,27 @@ def _d28(r):
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t5_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t5_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o5 = _new(_xmldsig.X509IssuerSerial)
+                            o5.x509_issuer_name = t5_0
+                            o5.x509_serial_number = t5_1
+                            v = o5
+                            ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4670,7 +4770,27 @@ def _d28(r):
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t6_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t6_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o6 = _new(_xmldsig.X509IssuerSerial)
+                            o6.x509_issuer_name = t6_0
+                            o6.x509_serial_number = t6_1
+                            v = o6
+                            ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4720,7 +4840,27 @@ def _d28(r):
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t7_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t7_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o7 = _new(_xmldsig.X509IssuerSerial)
+                            o7.x509_issuer_name = t7_0
+                            o7.x509_serial_number = t7_1
+                            v = o7
+                            ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4770,7 +4910,27 @@ def _d28(r):
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t8_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t8_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o8 = _new(_xmldsig.X509IssuerSerial)
+                            o8.x509_issuer_name = t8_0
+                            o8.x509_serial_number = t8_1
+                            v = o8
+                            ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4820,7 +4980,27 @@ def _d28(r):
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d37(r)
+                pc9 = r.pos
+                ok9 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t9_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t9_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o9 = _new(_xmldsig.X509IssuerSerial)
+                            o9.x509_issuer_name = t9_0
+                            o9.x509_serial_number = t9_1
+                            v = o9
+                            ok9 = True
+                if not ok9:
+                    r.pos = pc9
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4976,7 +5156,27 @@ def _d29(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d30(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f0 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f0 = _d30(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C240, "DetailedCostType")
@@ -4985,7 +5185,27 @@ def _d29(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d30(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f1 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f1 = _d30(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C241, "DetailedCostType")
@@ -5254,7 +5474,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d30(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f8 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f8 = _d30(r)
             s = 9
         elif ec == 9:
             x = r.bits(3)
@@ -5372,7 +5612,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d30(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t13_0 = y
+                t13_1 = r.integer(3)
+                if t13_1 < -32768 or t13_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t13_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.RationalNumber)
+                    o13.exponent = t13_0
+                    o13.value = t13_1
+                    f8 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f8 = _d30(r)
             s = 9
         elif ec == 8:
             x = r.bits(3)
@@ -5473,7 +5733,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d30(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t14_0 = y
+                t14_1 = r.integer(3)
+                if t14_1 < -32768 or t14_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t14_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o14 = _new(_iso20.RationalNumber)
+                    o14.exponent = t14_0
+                    o14.value = t14_1
+                    f8 = o14
+                    ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f8 = _d30(r)
             s = 9
         elif ec == 7:
             x = r.bits(3)
@@ -5557,7 +5837,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d30(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t15_0 = y
+                t15_1 = r.integer(3)
+                if t15_1 < -32768 or t15_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t15_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o15 = _new(_iso20.RationalNumber)
+                    o15.exponent = t15_0
+                    o15.value = t15_1
+                    f8 = o15
+                    ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f8 = _d30(r)
             s = 9
         elif ec == 6:
             x = r.bits(3)
@@ -5624,7 +5924,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d30(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t16_0 = y
+                t16_1 = r.integer(3)
+                if t16_1 < -32768 or t16_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o16 = _new(_iso20.RationalNumber)
+                    o16.exponent = t16_0
+                    o16.value = t16_1
+                    f8 = o16
+                    ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f8 = _d30(r)
             s = 9
         elif ec == 5:
             x = r.bits(3)
@@ -5681,7 +6001,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d30(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t17_0 = y
+                t17_1 = r.integer(3)
+                if t17_1 < -32768 or t17_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t17_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o17 = _new(_iso20.RationalNumber)
+                    o17.exponent = t17_0
+                    o17.value = t17_1
+                    f8 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f8 = _d30(r)
             s = 9
         elif ec == 4:
             x = r.bits(3)
@@ -5728,7 +6068,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d30(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t18_0 = y
+                t18_1 = r.integer(3)
+                if t18_1 < -32768 or t18_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t18_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o18 = _new(_iso20.RationalNumber)
+                    o18.exponent = t18_0
+                    o18.value = t18_1
+                    f8 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f8 = _d30(r)
             s = 9
         elif ec == 3:
             x = r.bits(3)
@@ -5765,7 +6125,27 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d30(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t19_0 = y
+                t19_1 = r.integer(3)
+                if t19_1 < -32768 or t19_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t19_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o19 = _new(_iso20.RationalNumber)
+                    o19.exponent = t19_0
+                    o19.value = t19_1
+                    f8 = o19
+                    ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f8 = _d30(r)
             s = 9
         elif ec == 2:
             x = r.bits(3)
@@ -5789,7 +6169,27 @@ def _d31(r):
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d30(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f8 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f8 = _d30(r)
             s = 9
         elif ec == 1:
             x = r.bits(3)
@@ -6098,7 +6498,27 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
                 s = 3
             elif ec == 1:
-                f3 = _d30(r)
+                pc21 = r.pos
+                ok21 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t21_0 = y
+                    t21_1 = r.integer(3)
+                    if t21_1 < -32768 or t21_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t21_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o21 = _new(_iso20.RationalNumber)
+                        o21.exponent = t21_0
+                        o21.value = t21_1
+                        f3 = o21
+                        ok21 = True
+                if not ok21:
+                    r.pos = pc21
+                    f3 = _d30(r)
                 s = 4
             elif ec == 2:
                 x = r.bits(5)
@@ -6215,7 +6635,27 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
                 s = 3
             elif ec == 1:
-                f3 = _d30(r)
+                pc22 = r.pos
+                ok22 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t22_0 = y
+                    t22_1 = r.integer(3)
+                    if t22_1 < -32768 or t22_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t22_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o22 = _new(_iso20.RationalNumber)
+                        o22.exponent = t22_0
+                        o22.value = t22_1
+                        f3 = o22
+                        ok22 = True
+                if not ok22:
+                    r.pos = pc22
+                    f3 = _d30(r)
                 s = 4
             elif ec == 2:
                 x = r.bits(5)
@@ -6327,7 +6767,27 @@ def _d33(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
             s = 3
         elif ec == 1:
-            f3 = _d30(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t23_0 = y
+                t23_1 = r.integer(3)
+                if t23_1 < -32768 or t23_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t23_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o23 = _new(_iso20.RationalNumber)
+                    o23.exponent = t23_0
+                    o23.value = t23_1
+                    f3 = o23
+                    ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f3 = _d30(r)
             s = 4
         elif ec == 2:
             x = r.bits(5)
@@ -6406,7 +6866,27 @@ def _d33(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d30(r)
+            pc24 = r.pos
+            ok24 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t24_0 = y
+                t24_1 = r.integer(3)
+                if t24_1 < -32768 or t24_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t24_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o24 = _new(_iso20.RationalNumber)
+                    o24.exponent = t24_0
+                    o24.value = t24_1
+                    f3 = o24
+                    ok24 = True
+            if not ok24:
+                r.pos = pc24
+                f3 = _d30(r)
             s = 4
         elif ec == 1:
             x = r.bits(5)
@@ -7512,19 +7992,301 @@ def _d36(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f1 = _d29(r)
+                    pc25 = r.pos
+                    ok25 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc26 = r.pos
+                        ok26 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t26_0 = y
+                            t26_1 = r.integer(3)
+                            if t26_1 < -32768 or t26_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t26_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o26 = _new(_iso20.RationalNumber)
+                                o26.exponent = t26_0
+                                o26.value = t26_1
+                                t25_0 = o26
+                                ok26 = True
+                        if not ok26:
+                            r.pos = pc26
+                            t25_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc27 = r.pos
+                            ok27 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t27_0 = y
+                                t27_1 = r.integer(3)
+                                if t27_1 < -32768 or t27_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o27 = _new(_iso20.RationalNumber)
+                                    o27.exponent = t27_0
+                                    o27.value = t27_1
+                                    t25_1 = o27
+                                    ok27 = True
+                            if not ok27:
+                                r.pos = pc27
+                                t25_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o25 = _new(_iso20.DetailedCost)
+                                o25.amount = t25_0
+                                o25.cost_per_unit = t25_1
+                                f1 = o25
+                                ok25 = True
+                    if not ok25:
+                        r.pos = pc25
+                        f1 = _d29(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d29(r)
+                    pc28 = r.pos
+                    ok28 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc29 = r.pos
+                        ok29 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t29_0 = y
+                            t29_1 = r.integer(3)
+                            if t29_1 < -32768 or t29_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t29_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o29 = _new(_iso20.RationalNumber)
+                                o29.exponent = t29_0
+                                o29.value = t29_1
+                                t28_0 = o29
+                                ok29 = True
+                        if not ok29:
+                            r.pos = pc29
+                            t28_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc30 = r.pos
+                            ok30 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t30_0 = y
+                                t30_1 = r.integer(3)
+                                if t30_1 < -32768 or t30_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t30_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o30 = _new(_iso20.RationalNumber)
+                                    o30.exponent = t30_0
+                                    o30.value = t30_1
+                                    t28_1 = o30
+                                    ok30 = True
+                            if not ok30:
+                                r.pos = pc30
+                                t28_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o28 = _new(_iso20.DetailedCost)
+                                o28.amount = t28_0
+                                o28.cost_per_unit = t28_1
+                                f2 = o28
+                                ok28 = True
+                    if not ok28:
+                        r.pos = pc28
+                        f2 = _d29(r)
                     s = 3
                 elif ec == 2:
-                    f3 = _d29(r)
+                    pc31 = r.pos
+                    ok31 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc32 = r.pos
+                        ok32 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t32_0 = y
+                            t32_1 = r.integer(3)
+                            if t32_1 < -32768 or t32_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t32_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o32 = _new(_iso20.RationalNumber)
+                                o32.exponent = t32_0
+                                o32.value = t32_1
+                                t31_0 = o32
+                                ok32 = True
+                        if not ok32:
+                            r.pos = pc32
+                            t31_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc33 = r.pos
+                            ok33 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t33_0 = y
+                                t33_1 = r.integer(3)
+                                if t33_1 < -32768 or t33_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o33 = _new(_iso20.RationalNumber)
+                                    o33.exponent = t33_0
+                                    o33.value = t33_1
+                                    t31_1 = o33
+                                    ok33 = True
+                            if not ok33:
+                                r.pos = pc33
+                                t31_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o31 = _new(_iso20.DetailedCost)
+                                o31.amount = t31_0
+                                o31.cost_per_unit = t31_1
+                                f3 = o31
+                                ok31 = True
+                    if not ok31:
+                        r.pos = pc31
+                        f3 = _d29(r)
                     s = 4
                 elif ec == 3:
-                    f4 = _d29(r)
+                    pc34 = r.pos
+                    ok34 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc35 = r.pos
+                        ok35 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t35_0 = y
+                            t35_1 = r.integer(3)
+                            if t35_1 < -32768 or t35_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t35_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o35 = _new(_iso20.RationalNumber)
+                                o35.exponent = t35_0
+                                o35.value = t35_1
+                                t34_0 = o35
+                                ok35 = True
+                        if not ok35:
+                            r.pos = pc35
+                            t34_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc36 = r.pos
+                            ok36 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t36_0 = y
+                                t36_1 = r.integer(3)
+                                if t36_1 < -32768 or t36_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o36 = _new(_iso20.RationalNumber)
+                                    o36.exponent = t36_0
+                                    o36.value = t36_1
+                                    t34_1 = o36
+                                    ok36 = True
+                            if not ok36:
+                                r.pos = pc36
+                                t34_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o34 = _new(_iso20.DetailedCost)
+                                o34.amount = t34_0
+                                o34.cost_per_unit = t34_1
+                                f4 = o34
+                                ok34 = True
+                    if not ok34:
+                        r.pos = pc34
+                        f4 = _d29(r)
                     s = 5
                 elif ec == 4:
-                    v = _d38(r)
+                    pc37 = r.pos
+                    ok37 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t37_0 = r.uint(5)
+                        if t37_0 < 1 or t37_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t37_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc38 = r.pos
+                            ok38 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t38_0 = y
+                                t38_1 = r.integer(3)
+                                if t38_1 < -32768 or t38_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o38 = _new(_iso20.RationalNumber)
+                                    o38.exponent = t38_0
+                                    o38.value = t38_1
+                                    t37_1 = o38
+                                    ok38 = True
+                            if not ok38:
+                                r.pos = pc38
+                                t37_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o37 = _new(_iso20.DetailedTax)
+                                o37.tax_rule_id = t37_0
+                                o37.amount = t37_1
+                                v = o37
+                                ok37 = True
+                    if not ok37:
+                        r.pos = pc37
+                        v = _d38(r)
                     f5.append(v)
                     s = 6
                     k = 1
@@ -7559,19 +8321,301 @@ def _d36(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d29(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc40 = r.pos
+                ok40 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t40_0 = y
+                    t40_1 = r.integer(3)
+                    if t40_1 < -32768 or t40_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t40_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o40 = _new(_iso20.RationalNumber)
+                        o40.exponent = t40_0
+                        o40.value = t40_1
+                        t39_0 = o40
+                        ok40 = True
+                if not ok40:
+                    r.pos = pc40
+                    t39_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc41 = r.pos
+                    ok41 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t41_0 = y
+                        t41_1 = r.integer(3)
+                        if t41_1 < -32768 or t41_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t41_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o41 = _new(_iso20.RationalNumber)
+                            o41.exponent = t41_0
+                            o41.value = t41_1
+                            t39_1 = o41
+                            ok41 = True
+                    if not ok41:
+                        r.pos = pc41
+                        t39_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o39 = _new(_iso20.DetailedCost)
+                        o39.amount = t39_0
+                        o39.cost_per_unit = t39_1
+                        f1 = o39
+                        ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f1 = _d29(r)
             s = 2
         elif ec == 1:
-            f2 = _d29(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc43 = r.pos
+                ok43 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t43_0 = y
+                    t43_1 = r.integer(3)
+                    if t43_1 < -32768 or t43_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t43_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o43 = _new(_iso20.RationalNumber)
+                        o43.exponent = t43_0
+                        o43.value = t43_1
+                        t42_0 = o43
+                        ok43 = True
+                if not ok43:
+                    r.pos = pc43
+                    t42_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc44 = r.pos
+                    ok44 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t44_0 = y
+                        t44_1 = r.integer(3)
+                        if t44_1 < -32768 or t44_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t44_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o44 = _new(_iso20.RationalNumber)
+                            o44.exponent = t44_0
+                            o44.value = t44_1
+                            t42_1 = o44
+                            ok44 = True
+                    if not ok44:
+                        r.pos = pc44
+                        t42_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o42 = _new(_iso20.DetailedCost)
+                        o42.amount = t42_0
+                        o42.cost_per_unit = t42_1
+                        f2 = o42
+                        ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f2 = _d29(r)
             s = 3
         elif ec == 2:
-            f3 = _d29(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc46 = r.pos
+                ok46 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t46_0 = y
+                    t46_1 = r.integer(3)
+                    if t46_1 < -32768 or t46_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t46_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o46 = _new(_iso20.RationalNumber)
+                        o46.exponent = t46_0
+                        o46.value = t46_1
+                        t45_0 = o46
+                        ok46 = True
+                if not ok46:
+                    r.pos = pc46
+                    t45_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc47 = r.pos
+                    ok47 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t47_0 = y
+                        t47_1 = r.integer(3)
+                        if t47_1 < -32768 or t47_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t47_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o47 = _new(_iso20.RationalNumber)
+                            o47.exponent = t47_0
+                            o47.value = t47_1
+                            t45_1 = o47
+                            ok47 = True
+                    if not ok47:
+                        r.pos = pc47
+                        t45_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o45 = _new(_iso20.DetailedCost)
+                        o45.amount = t45_0
+                        o45.cost_per_unit = t45_1
+                        f3 = o45
+                        ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f3 = _d29(r)
             s = 4
         elif ec == 3:
-            f4 = _d29(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc49 = r.pos
+                ok49 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t49_0 = y
+                    t49_1 = r.integer(3)
+                    if t49_1 < -32768 or t49_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t49_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o49 = _new(_iso20.RationalNumber)
+                        o49.exponent = t49_0
+                        o49.value = t49_1
+                        t48_0 = o49
+                        ok49 = True
+                if not ok49:
+                    r.pos = pc49
+                    t48_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc50 = r.pos
+                    ok50 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t50_0 = y
+                        t50_1 = r.integer(3)
+                        if t50_1 < -32768 or t50_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t50_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o50 = _new(_iso20.RationalNumber)
+                            o50.exponent = t50_0
+                            o50.value = t50_1
+                            t48_1 = o50
+                            ok50 = True
+                    if not ok50:
+                        r.pos = pc50
+                        t48_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o48 = _new(_iso20.DetailedCost)
+                        o48.amount = t48_0
+                        o48.cost_per_unit = t48_1
+                        f4 = o48
+                        ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f4 = _d29(r)
             s = 5
         elif ec == 4:
-            v = _d38(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t51_0 = r.uint(5)
+                if t51_0 < 1 or t51_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t51_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc52 = r.pos
+                    ok52 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t52_0 = y
+                        t52_1 = r.integer(3)
+                        if t52_1 < -32768 or t52_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t52_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o52 = _new(_iso20.RationalNumber)
+                            o52.exponent = t52_0
+                            o52.value = t52_1
+                            t51_1 = o52
+                            ok52 = True
+                    if not ok52:
+                        r.pos = pc52
+                        t51_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o51 = _new(_iso20.DetailedTax)
+                        o51.tax_rule_id = t51_0
+                        o51.amount = t51_1
+                        v = o51
+                        ok51 = True
+            if not ok51:
+                r.pos = pc51
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
@@ -7584,16 +8628,238 @@ def _d36(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d29(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc54 = r.pos
+                ok54 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t54_0 = y
+                    t54_1 = r.integer(3)
+                    if t54_1 < -32768 or t54_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t54_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o54 = _new(_iso20.RationalNumber)
+                        o54.exponent = t54_0
+                        o54.value = t54_1
+                        t53_0 = o54
+                        ok54 = True
+                if not ok54:
+                    r.pos = pc54
+                    t53_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc55 = r.pos
+                    ok55 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t55_0 = y
+                        t55_1 = r.integer(3)
+                        if t55_1 < -32768 or t55_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t55_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o55 = _new(_iso20.RationalNumber)
+                            o55.exponent = t55_0
+                            o55.value = t55_1
+                            t53_1 = o55
+                            ok55 = True
+                    if not ok55:
+                        r.pos = pc55
+                        t53_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o53 = _new(_iso20.DetailedCost)
+                        o53.amount = t53_0
+                        o53.cost_per_unit = t53_1
+                        f2 = o53
+                        ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f2 = _d29(r)
             s = 3
         elif ec == 1:
-            f3 = _d29(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc57 = r.pos
+                ok57 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t57_0 = y
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_iso20.RationalNumber)
+                        o57.exponent = t57_0
+                        o57.value = t57_1
+                        t56_0 = o57
+                        ok57 = True
+                if not ok57:
+                    r.pos = pc57
+                    t56_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc58 = r.pos
+                    ok58 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t58_0 = y
+                        t58_1 = r.integer(3)
+                        if t58_1 < -32768 or t58_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t58_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o58 = _new(_iso20.RationalNumber)
+                            o58.exponent = t58_0
+                            o58.value = t58_1
+                            t56_1 = o58
+                            ok58 = True
+                    if not ok58:
+                        r.pos = pc58
+                        t56_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o56 = _new(_iso20.DetailedCost)
+                        o56.amount = t56_0
+                        o56.cost_per_unit = t56_1
+                        f3 = o56
+                        ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f3 = _d29(r)
             s = 4
         elif ec == 2:
-            f4 = _d29(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t60_0 = y
+                    t60_1 = r.integer(3)
+                    if t60_1 < -32768 or t60_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t60_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o60 = _new(_iso20.RationalNumber)
+                        o60.exponent = t60_0
+                        o60.value = t60_1
+                        t59_0 = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    t59_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc61 = r.pos
+                    ok61 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t61_0 = y
+                        t61_1 = r.integer(3)
+                        if t61_1 < -32768 or t61_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t61_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o61 = _new(_iso20.RationalNumber)
+                            o61.exponent = t61_0
+                            o61.value = t61_1
+                            t59_1 = o61
+                            ok61 = True
+                    if not ok61:
+                        r.pos = pc61
+                        t59_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o59 = _new(_iso20.DetailedCost)
+                        o59.amount = t59_0
+                        o59.cost_per_unit = t59_1
+                        f4 = o59
+                        ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f4 = _d29(r)
             s = 5
         elif ec == 3:
-            v = _d38(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t62_0 = r.uint(5)
+                if t62_0 < 1 or t62_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t62_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc63 = r.pos
+                    ok63 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t63_0 = y
+                        t63_1 = r.integer(3)
+                        if t63_1 < -32768 or t63_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t63_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o63 = _new(_iso20.RationalNumber)
+                            o63.exponent = t63_0
+                            o63.value = t63_1
+                            t62_1 = o63
+                            ok63 = True
+                    if not ok63:
+                        r.pos = pc63
+                        t62_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o62 = _new(_iso20.DetailedTax)
+                        o62.tax_rule_id = t62_0
+                        o62.amount = t62_1
+                        v = o62
+                        ok62 = True
+            if not ok62:
+                r.pos = pc62
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
@@ -7606,13 +8872,175 @@ def _d36(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d29(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc65 = r.pos
+                ok65 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t65_0 = y
+                    t65_1 = r.integer(3)
+                    if t65_1 < -32768 or t65_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t65_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o65 = _new(_iso20.RationalNumber)
+                        o65.exponent = t65_0
+                        o65.value = t65_1
+                        t64_0 = o65
+                        ok65 = True
+                if not ok65:
+                    r.pos = pc65
+                    t64_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc66 = r.pos
+                    ok66 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t66_0 = y
+                        t66_1 = r.integer(3)
+                        if t66_1 < -32768 or t66_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t66_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o66 = _new(_iso20.RationalNumber)
+                            o66.exponent = t66_0
+                            o66.value = t66_1
+                            t64_1 = o66
+                            ok66 = True
+                    if not ok66:
+                        r.pos = pc66
+                        t64_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o64 = _new(_iso20.DetailedCost)
+                        o64.amount = t64_0
+                        o64.cost_per_unit = t64_1
+                        f3 = o64
+                        ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f3 = _d29(r)
             s = 4
         elif ec == 1:
-            f4 = _d29(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc68 = r.pos
+                ok68 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t68_0 = y
+                    t68_1 = r.integer(3)
+                    if t68_1 < -32768 or t68_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t68_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o68 = _new(_iso20.RationalNumber)
+                        o68.exponent = t68_0
+                        o68.value = t68_1
+                        t67_0 = o68
+                        ok68 = True
+                if not ok68:
+                    r.pos = pc68
+                    t67_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc69 = r.pos
+                    ok69 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t69_0 = y
+                        t69_1 = r.integer(3)
+                        if t69_1 < -32768 or t69_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t69_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o69 = _new(_iso20.RationalNumber)
+                            o69.exponent = t69_0
+                            o69.value = t69_1
+                            t67_1 = o69
+                            ok69 = True
+                    if not ok69:
+                        r.pos = pc69
+                        t67_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o67 = _new(_iso20.DetailedCost)
+                        o67.amount = t67_0
+                        o67.cost_per_unit = t67_1
+                        f4 = o67
+                        ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f4 = _d29(r)
             s = 5
         elif ec == 2:
-            v = _d38(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t70_0 = r.uint(5)
+                if t70_0 < 1 or t70_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t70_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc71 = r.pos
+                    ok71 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t71_0 = y
+                        t71_1 = r.integer(3)
+                        if t71_1 < -32768 or t71_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t71_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o71 = _new(_iso20.RationalNumber)
+                            o71.exponent = t71_0
+                            o71.value = t71_1
+                            t70_1 = o71
+                            ok71 = True
+                    if not ok71:
+                        r.pos = pc71
+                        t70_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o70 = _new(_iso20.DetailedTax)
+                        o70.tax_rule_id = t70_0
+                        o70.amount = t70_1
+                        v = o70
+                        ok70 = True
+            if not ok70:
+                r.pos = pc70
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
@@ -7625,10 +9053,112 @@ def _d36(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d29(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc73 = r.pos
+                ok73 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t73_0 = y
+                    t73_1 = r.integer(3)
+                    if t73_1 < -32768 or t73_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t73_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o73 = _new(_iso20.RationalNumber)
+                        o73.exponent = t73_0
+                        o73.value = t73_1
+                        t72_0 = o73
+                        ok73 = True
+                if not ok73:
+                    r.pos = pc73
+                    t72_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc74 = r.pos
+                    ok74 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t74_0 = y
+                        t74_1 = r.integer(3)
+                        if t74_1 < -32768 or t74_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t74_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o74 = _new(_iso20.RationalNumber)
+                            o74.exponent = t74_0
+                            o74.value = t74_1
+                            t72_1 = o74
+                            ok74 = True
+                    if not ok74:
+                        r.pos = pc74
+                        t72_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o72 = _new(_iso20.DetailedCost)
+                        o72.amount = t72_0
+                        o72.cost_per_unit = t72_1
+                        f4 = o72
+                        ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f4 = _d29(r)
             s = 5
         elif ec == 1:
-            v = _d38(r)
+            pc75 = r.pos
+            ok75 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t75_0 = r.uint(5)
+                if t75_0 < 1 or t75_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t75_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc76 = r.pos
+                    ok76 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t76_0 = y
+                        t76_1 = r.integer(3)
+                        if t76_1 < -32768 or t76_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t76_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o76 = _new(_iso20.RationalNumber)
+                            o76.exponent = t76_0
+                            o76.value = t76_1
+                            t75_1 = o76
+                            ok76 = True
+                    if not ok76:
+                        r.pos = pc76
+                        t75_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o75 = _new(_iso20.DetailedTax)
+                        o75.tax_rule_id = t75_0
+                        o75.amount = t75_1
+                        v = o75
+                        ok75 = True
+            if not ok75:
+                r.pos = pc75
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
@@ -7641,7 +9171,49 @@ def _d36(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d38(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t77_0 = r.uint(5)
+                if t77_0 < 1 or t77_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t77_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc78 = r.pos
+                    ok78 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t78_0 = y
+                        t78_1 = r.integer(3)
+                        if t78_1 < -32768 or t78_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t78_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o78 = _new(_iso20.RationalNumber)
+                            o78.exponent = t78_0
+                            o78.value = t78_1
+                            t77_1 = o78
+                            ok78 = True
+                    if not ok78:
+                        r.pos = pc78
+                        t77_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o77 = _new(_iso20.DetailedTax)
+                        o77.tax_rule_id = t77_0
+                        o77.amount = t77_1
+                        v = o77
+                        ok77 = True
+            if not ok77:
+                r.pos = pc77
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
@@ -7656,7 +9228,49 @@ def _d36(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d38(r)
+                    pc79 = r.pos
+                    ok79 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t79_0 = r.uint(5)
+                        if t79_0 < 1 or t79_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t79_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc80 = r.pos
+                            ok80 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t80_0 = y
+                                t80_1 = r.integer(3)
+                                if t80_1 < -32768 or t80_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t80_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o80 = _new(_iso20.RationalNumber)
+                                    o80.exponent = t80_0
+                                    o80.value = t80_1
+                                    t79_1 = o80
+                                    ok80 = True
+                            if not ok80:
+                                r.pos = pc80
+                                t79_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o79 = _new(_iso20.DetailedTax)
+                                o79.tax_rule_id = t79_0
+                                o79.amount = t79_1
+                                v = o79
+                                ok79 = True
+                    if not ok79:
+                        r.pos = pc79
+                        v = _d38(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -7873,7 +9487,27 @@ def _d38(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d30(r)
+                pc81 = r.pos
+                ok81 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t81_0 = y
+                    t81_1 = r.integer(3)
+                    if t81_1 < -32768 or t81_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t81_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o81 = _new(_iso20.RationalNumber)
+                        o81.exponent = t81_0
+                        o81.value = t81_1
+                        f1 = o81
+                        ok81 = True
+                if not ok81:
+                    r.pos = pc81
+                    f1 = _d30(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -7906,7 +9540,27 @@ def _d38(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d30(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t82_0 = y
+                t82_1 = r.integer(3)
+                if t82_1 < -32768 or t82_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso20.RationalNumber)
+                    o82.exponent = t82_0
+                    o82.value = t82_1
+                    f1 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f1 = _d30(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C344, "DetailedTaxType")
@@ -8295,78 +9949,53 @@ _C346 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # ACDP_ConnectReq
-        return _d0(r)
-    elif ec == 1:  # ACDP_ConnectRes
-        return _d1(r)
-    elif ec == 2:  # ACDP_DisconnectReq
-        return _d0(r)
-    elif ec == 3:  # ACDP_DisconnectRes
-        return _d1(r)
-    elif ec == 4:  # ACDP_SystemStatusReq
-        return _d2(r)
-    elif ec == 5:  # ACDP_SystemStatusRes
-        return _d3(r)
-    elif ec == 6:  # ACDP_VehiclePositioningReq
-        return _d4(r)
-    elif ec == 7:  # ACDP_VehiclePositioningRes
-        return _d5(r)
-    elif ec == 8:  # CLReqControlMode
-        return _d6(r)
-    elif ec == 9:  # CLResControlMode
-        return _d7(r)
-    elif ec == 10:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 11:  # DSAKeyValue
-        return _d9(r)
-    elif ec == 12:  # DigestMethod
-        return _d10(r)
-    elif ec == 13:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 14:  # KeyInfo
-        return _d11(r)
-    elif ec == 15:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 16:  # KeyValue
-        return _d12(r)
-    elif ec == 17:  # Manifest
-        return _d13(r)
-    elif ec == 18:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 19:  # Object
-        return _d14(r)
-    elif ec == 20:  # PGPData
-        return _d15(r)
-    elif ec == 21:  # RSAKeyValue
-        return _d16(r)
-    elif ec == 22:  # Reference
-        return _d17(r)
-    elif ec == 23:  # RetrievalMethod
-        return _d18(r)
-    elif ec == 24:  # SPKIData
-        return _d19(r)
-    elif ec == 25:  # Signature
-        return _d20(r)
-    elif ec == 26:  # SignatureMethod
-        return _d21(r)
-    elif ec == 27:  # SignatureProperties
-        return _d22(r)
-    elif ec == 28:  # SignatureProperty
-        return _d23(r)
-    elif ec == 29:  # SignatureValue
-        return _d24(r)
-    elif ec == 30:  # SignedInfo
-        return _d25(r)
-    elif ec == 31:  # Transform
-        return _d26(r)
-    elif ec == 32:  # Transforms
-        return _d27(r)
-    elif ec == 33:  # X509Data
-        return _d28(r)
-    elif ec == 34:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 34:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # ACDP_ConnectReq
+    _d1,  # ACDP_ConnectRes
+    _d0,  # ACDP_DisconnectReq
+    _d1,  # ACDP_DisconnectRes
+    _d2,  # ACDP_SystemStatusReq
+    _d3,  # ACDP_SystemStatusRes
+    _d4,  # ACDP_VehiclePositioningReq
+    _d5,  # ACDP_VehiclePositioningRes
+    _d6,  # CLReqControlMode
+    _d7,  # CLResControlMode
+    _d8,  # CanonicalizationMethod
+    _d9,  # DSAKeyValue
+    _d10,  # DigestMethod
+    None,  # DigestValue
+    _d11,  # KeyInfo
+    None,  # KeyName
+    _d12,  # KeyValue
+    _d13,  # Manifest
+    None,  # MgmtData
+    _d14,  # Object
+    _d15,  # PGPData
+    _d16,  # RSAKeyValue
+    _d17,  # Reference
+    _d18,  # RetrievalMethod
+    _d19,  # SPKIData
+    _d20,  # Signature
+    _d21,  # SignatureMethod
+    _d22,  # SignatureProperties
+    _d23,  # SignatureProperty
+    _d24,  # SignatureValue
+    _d25,  # SignedInfo
+    _d26,  # Transform
+    _d27,  # Transforms
+    _d28,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -44,7 +44,17 @@ def _d0(r):
             f1 = y
             ec = x & 3
             if ec == 0:
-                f2 = _d64(r)
+                pc1 = r.pos
+                ok1 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o1 = _new(_iso20.EIM_AReqAuthorizationMode)
+                    f2 = o1
+                    ok1 = True
+                if not ok1:
+                    r.pos = pc1
+                    f2 = _d64(r)
                 s = 4
             elif ec == 1:
                 f3 = _d87(r)
@@ -78,7 +88,17 @@ def _d0(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d64(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o2 = _new(_iso20.EIM_AReqAuthorizationMode)
+                f2 = o2
+                ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f2 = _d64(r)
             s = 4
         elif ec == 1:
             f3 = _d87(r)
@@ -469,7 +489,17 @@ def _d3(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d65(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o3 = _new(_iso20.EIM_ASResAuthorizationMode)
+                f4 = o3
+                ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f4 = _d65(r)
             s = 6
         elif ec == 1:
             f5 = _d88(r)
@@ -2152,7 +2182,27 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d20(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t4_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t4_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o4 = _new(_xmldsig.RSAKeyValue)
+                        o4.modulus = t4_0
+                        o4.exponent = t4_1
+                        f1 = o4
+                        ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f1 = _d20(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -2168,7 +2218,27 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d20(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t5_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t5_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o5 = _new(_xmldsig.RSAKeyValue)
+                        o5.modulus = t5_0
+                        o5.exponent = t5_1
+                        f1 = o5
+                        ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f1 = _d20(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -2986,12 +3056,35 @@ def _d19(r):
             f1 = y
             ec = x & 3
             if ec == 0:
-                f2 = _d77(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t6_0 = r.uint(3)
+                    if t6_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t6_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C161[y]
+                        t6_1 = y
+                        o6 = _new(_iso20.EVSEStatus)
+                        o6.notification_max_delay = t6_0
+                        o6.evse_notification = t6_1
+                        f2 = o6
+                        ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    f2 = _d77(r)
                 s = 3
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C161, "PowerDeliveryResType")
+                _escape(r, 1, _C163, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
@@ -3017,18 +3110,41 @@ def _d19(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C162, "PowerDeliveryResType")
+                _escape(r, 2, _C164, "PowerDeliveryResType")
             else:
                 r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d77(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t7_0 = r.uint(3)
+                if t7_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t7_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C161[y]
+                    t7_1 = y
+                    o7 = _new(_iso20.EVSEStatus)
+                    o7.notification_max_delay = t7_0
+                    o7.evse_notification = t7_1
+                    f2 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f2 = _d77(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C163, "PowerDeliveryResType")
+            _escape(r, 1, _C165, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3036,7 +3152,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C164, "PowerDeliveryResType")
+            _escape(r, 1, _C166, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso20.PowerDeliveryRes)
@@ -3049,14 +3165,14 @@ def _e19(w, o):
     """iso20.PowerDeliveryRes -> PowerDeliveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("PowerDeliveryRes.header", 0, _C165)
+        _order("PowerDeliveryRes.header", 0, _C167)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("PowerDeliveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("PowerDeliveryRes.response_code", 1, _C165)
+        _order("PowerDeliveryRes.response_code", 1, _C167)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("PowerDeliveryRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -3069,9 +3185,9 @@ def _e19(w, o):
         w.bits(0, 2)
         _e77(w, v2)
         s = 3
-    t = _C166.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("PowerDeliveryRes", s, _C165)
+        _order("PowerDeliveryRes", s, _C167)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3115,7 +3231,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C167, "RSAKeyValueType")
+                _escape(r, 3, _C169, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3144,7 +3260,7 @@ def _d20(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C168, "RSAKeyValueType")
+                _escape(r, 2, _C170, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3152,7 +3268,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C169, "RSAKeyValueType")
+            _escape(r, 1, _C171, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -3164,14 +3280,14 @@ def _e20(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C170)
+        _order("RSAKeyValue.modulus", 0, _C172)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C170)
+        _order("RSAKeyValue.exponent", 1, _C172)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -3205,7 +3321,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C171, "ReferenceType")
+            _escape(r, 3, _C173, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -3223,7 +3339,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C172, "ReferenceType")
+            _escape(r, 3, _C174, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -3238,7 +3354,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C173, "ReferenceType")
+            _escape(r, 3, _C175, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -3250,7 +3366,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C174, "ReferenceType")
+            _escape(r, 3, _C176, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -3259,7 +3375,7 @@ def _d21(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C175, "ReferenceType")
+            _escape(r, 2, _C177, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -3288,7 +3404,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C176, "ReferenceType")
+                _escape(r, 2, _C178, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -3296,7 +3412,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C177, "ReferenceType")
+            _escape(r, 1, _C179, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -3320,9 +3436,9 @@ def _e21(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C179.get(s)
+        t = _C181.get(s)
         if t is None:
-            _order("Reference.type", s, _C178)
+            _order("Reference.type", s, _C180)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3330,9 +3446,9 @@ def _e21(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C180.get(s)
+        t = _C182.get(s)
         if t is None:
-            _order("Reference.uri", s, _C178)
+            _order("Reference.uri", s, _C180)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3340,9 +3456,9 @@ def _e21(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C181.get(s)
+        t = _C183.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C178)
+            _order("Reference.transforms", s, _C180)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -3350,17 +3466,17 @@ def _e21(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C178)
-    t = _C182.get(s)
+        _order("Reference.digest_method", s, _C180)
+    t = _C184.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C178)
+        _order("Reference.digest_method", s, _C180)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e10(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C178)
+        _order("Reference.digest_value", 2, _C180)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -3387,7 +3503,7 @@ def _d22(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C183, "RetrievalMethodType")
+            _escape(r, 3, _C185, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3401,7 +3517,7 @@ def _d22(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C184, "RetrievalMethodType")
+            _escape(r, 2, _C186, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3412,7 +3528,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C185, "RetrievalMethodType")
+            _escape(r, 2, _C187, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3420,7 +3536,7 @@ def _d22(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C186, "RetrievalMethodType")
+            _escape(r, 1, _C188, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -3441,9 +3557,9 @@ def _e22(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C188.get(s)
+        t = _C190.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C187)
+            _order("RetrievalMethod.uri", s, _C189)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -3451,17 +3567,17 @@ def _e22(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C189.get(s)
+        t = _C191.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C187)
+            _order("RetrievalMethod.transforms", s, _C189)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e45(w, v2)
         s = 1
-    t = _C190.get(s)
+    t = _C192.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C187)
+        _order("RetrievalMethod", s, _C189)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3494,7 +3610,7 @@ def _d23(r):
                     elif ec == 2:
                         s = -1
                     elif ec == 3:
-                        _escape(r, 1, _C191, "SPKIDataType")
+                        _escape(r, 1, _C193, "SPKIDataType")
                     else:
                         r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
@@ -3515,7 +3631,7 @@ def _d23(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C192, "SPKIDataType")
+                    _escape(r, 3, _C194, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -3534,7 +3650,7 @@ def _d23(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C193, "SPKIDataType")
+                _escape(r, 1, _C195, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3551,7 +3667,7 @@ def _d23(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C194, "SPKIDataType")
+                _escape(r, 1, _C196, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3569,18 +3685,18 @@ def _e23(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C196.get(s)
+        t = _C198.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C195)
+            _order("SPKIData.spki_sexp", s, _C197)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C197.get(s)
+    t = _C199.get(s)
     if t is None:
-        _order("SPKIData", s, _C195)
+        _order("SPKIData", s, _C197)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3597,7 +3713,7 @@ def _d24(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "ScheduleExchangeReqType")
+            _escape(r, 3, _C200, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3616,7 +3732,7 @@ def _d24(r):
                 f3 = _d102(r)
                 s = 3
             elif ec == 2:
-                _escape(r, 2, _C199, "ScheduleExchangeReqType")
+                _escape(r, 2, _C201, "ScheduleExchangeReqType")
             else:
                 r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
         else:
@@ -3640,7 +3756,7 @@ def _d24(r):
                             _escape(r, 1, _EV_ELEM_EE, "MaximumSupportingPoints")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C200, "ScheduleExchangeReqType")
+                _escape(r, 2, _C202, "ScheduleExchangeReqType")
             else:
                 r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3652,7 +3768,7 @@ def _d24(r):
             f3 = _d102(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C201, "ScheduleExchangeReqType")
+            _escape(r, 2, _C203, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -3660,7 +3776,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C202, "ScheduleExchangeReqType")
+            _escape(r, 1, _C204, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3668,7 +3784,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C203, "ScheduleExchangeReqType")
+            _escape(r, 1, _C205, "ScheduleExchangeReqType")
         else:
             r.fail("ScheduleExchangeReqType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeReq)
@@ -3682,14 +3798,14 @@ def _e24(w, o):
     """iso20.ScheduleExchangeReq -> ScheduleExchangeReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ScheduleExchangeReq.header", 0, _C204)
+        _order("ScheduleExchangeReq.header", 0, _C206)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ScheduleExchangeReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.maximum_supporting_points
     if v1 is None:
-        _order("ScheduleExchangeReq.maximum_supporting_points", 1, _C204)
+        _order("ScheduleExchangeReq.maximum_supporting_points", 1, _C206)
     if v1.__class__ is not int or not 12 <= v1 <= 1024:
         _bad("ScheduleExchangeReq.maximum_supporting_points", v1, "an integer in 12..1024")
     v2 = o.dynamic_se_req_control_mode
@@ -3703,17 +3819,17 @@ def _e24(w, o):
         s = 3
     v3 = o.scheduled_se_req_control_mode
     if v3 is not None:
-        t = _C205.get(s)
+        t = _C207.get(s)
         if t is None:
-            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C204)
+            _order("ScheduleExchangeReq.scheduled_se_req_control_mode", s, _C206)
         if v3.__class__ is not _iso20.Scheduled_SEReqControlMode:
             _bad("ScheduleExchangeReq.scheduled_se_req_control_mode", v3, "a Scheduled_SEReqControlMode")
         w.bits(t[0], t[1])
         _e102(w, v3)
         s = 4
-    t = _C206.get(s)
+    t = _C208.get(s)
     if t is None:
-        _order("ScheduleExchangeReq", s, _C204)
+        _order("ScheduleExchangeReq", s, _C206)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3732,7 +3848,7 @@ def _d25(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C207, "ScheduleExchangeResType")
+            _escape(r, 3, _C209, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3770,7 +3886,7 @@ def _d25(r):
                 f5 = _d103(r)
                 s = 5
             elif ec == 3:
-                _escape(r, 2, _C208, "ScheduleExchangeResType")
+                _escape(r, 2, _C210, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
         else:
@@ -3796,7 +3912,7 @@ def _d25(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C209, "ScheduleExchangeResType")
+                _escape(r, 2, _C211, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 2:
@@ -3829,7 +3945,7 @@ def _d25(r):
                 f5 = _d103(r)
                 s = 5
             elif ec == 3:
-                _escape(r, 2, _C210, "ScheduleExchangeResType")
+                _escape(r, 2, _C212, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
         else:
@@ -3855,7 +3971,7 @@ def _d25(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C211, "ScheduleExchangeResType")
+                _escape(r, 2, _C213, "ScheduleExchangeResType")
             else:
                 r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3880,7 +3996,7 @@ def _d25(r):
             f5 = _d103(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C212, "ScheduleExchangeResType")
+            _escape(r, 2, _C214, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 4:
@@ -3892,7 +4008,7 @@ def _d25(r):
             f5 = _d103(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C213, "ScheduleExchangeResType")
+            _escape(r, 2, _C215, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 5:
@@ -3900,7 +4016,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C214, "ScheduleExchangeResType")
+            _escape(r, 1, _C216, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     if s == 6:
@@ -3908,7 +4024,7 @@ def _d25(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C215, "ScheduleExchangeResType")
+            _escape(r, 1, _C217, "ScheduleExchangeResType")
         else:
             r.fail("ScheduleExchangeResType: event code %d out of range" % ec)
     o = _new(_iso20.ScheduleExchangeRes)
@@ -3924,20 +4040,20 @@ def _e25(w, o):
     """iso20.ScheduleExchangeRes -> ScheduleExchangeResType"""
     v0 = o.header
     if v0 is None:
-        _order("ScheduleExchangeRes.header", 0, _C216)
+        _order("ScheduleExchangeRes.header", 0, _C218)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ScheduleExchangeRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ScheduleExchangeRes.response_code", 1, _C216)
+        _order("ScheduleExchangeRes.response_code", 1, _C218)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("ScheduleExchangeRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("ScheduleExchangeRes.evse_processing", 2, _C216)
+        _order("ScheduleExchangeRes.evse_processing", 2, _C218)
     i2 = _C15.get(v2)
     if i2 is None:
         _bad("ScheduleExchangeRes.evse_processing", v2, "a member of _iso20.Processing")
@@ -3951,9 +4067,9 @@ def _e25(w, o):
         s = 4
     v4 = o.dynamic_se_res_control_mode
     if v4 is not None:
-        t = _C217.get(s)
+        t = _C219.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C216)
+            _order("ScheduleExchangeRes.dynamic_se_res_control_mode", s, _C218)
         if v4.__class__ is not _iso20.Dynamic_SEResControlMode:
             _bad("ScheduleExchangeRes.dynamic_se_res_control_mode", v4, "a Dynamic_SEResControlMode")
         w.bits(t[0], t[1])
@@ -3961,17 +4077,17 @@ def _e25(w, o):
         s = 5
     v5 = o.scheduled_se_res_control_mode
     if v5 is not None:
-        t = _C218.get(s)
+        t = _C220.get(s)
         if t is None:
-            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C216)
+            _order("ScheduleExchangeRes.scheduled_se_res_control_mode", s, _C218)
         if v5.__class__ is not _iso20.Scheduled_SEResControlMode:
             _bad("ScheduleExchangeRes.scheduled_se_res_control_mode", v5, "a Scheduled_SEResControlMode")
         w.bits(t[0], t[1])
         _e103(w, v5)
         s = 6
-    t = _C219.get(s)
+    t = _C221.get(s)
     if t is None:
-        _order("ScheduleExchangeRes", s, _C216)
+        _order("ScheduleExchangeRes", s, _C218)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3986,7 +4102,7 @@ def _d26(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C220, "ServiceDetailReqType")
+            _escape(r, 3, _C222, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4019,7 +4135,7 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C221, "ServiceDetailReqType")
+                _escape(r, 2, _C223, "ServiceDetailReqType")
             else:
                 r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4027,7 +4143,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C222, "ServiceDetailReqType")
+            _escape(r, 1, _C224, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailReq)
@@ -4039,14 +4155,14 @@ def _e26(w, o):
     """iso20.ServiceDetailReq -> ServiceDetailReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDetailReq.header", 0, _C223)
+        _order("ServiceDetailReq.header", 0, _C225)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDetailReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.service_id
     if v1 is None:
-        _order("ServiceDetailReq.service_id", 1, _C223)
+        _order("ServiceDetailReq.service_id", 1, _C225)
     if type(v1) is not int or v1 < 0 or v1 > 65535:
         _bad("ServiceDetailReq.service_id", v1, "an integer in 0..65535")
     w.bits(0, 2)
@@ -4066,7 +4182,7 @@ def _d27(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C224, "ServiceDetailResType")
+            _escape(r, 3, _C226, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 1:
@@ -4120,7 +4236,7 @@ def _d27(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C225, "ServiceDetailResType")
+                _escape(r, 2, _C227, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
@@ -4160,7 +4276,7 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C226, "ServiceDetailResType")
+                _escape(r, 2, _C228, "ServiceDetailResType")
             else:
                 r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -4169,7 +4285,7 @@ def _d27(r):
             f3 = _d108(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C227, "ServiceDetailResType")
+            _escape(r, 2, _C229, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 4:
@@ -4177,7 +4293,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C228, "ServiceDetailResType")
+            _escape(r, 1, _C230, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDetailRes)
@@ -4191,27 +4307,27 @@ def _e27(w, o):
     """iso20.ServiceDetailRes -> ServiceDetailResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDetailRes.header", 0, _C229)
+        _order("ServiceDetailRes.header", 0, _C231)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDetailRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceDetailRes.response_code", 1, _C229)
+        _order("ServiceDetailRes.response_code", 1, _C231)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceDetailRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.service_id
     if v2 is None:
-        _order("ServiceDetailRes.service_id", 2, _C229)
+        _order("ServiceDetailRes.service_id", 2, _C231)
     if type(v2) is not int or v2 < 0 or v2 > 65535:
         _bad("ServiceDetailRes.service_id", v2, "an integer in 0..65535")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
     w.uint(v2)
     v3 = o.service_parameter_list
     if v3 is None:
-        _order("ServiceDetailRes.service_parameter_list", 3, _C229)
+        _order("ServiceDetailRes.service_parameter_list", 3, _C231)
     if v3.__class__ is not _iso20.ServiceParameterList:
         _bad("ServiceDetailRes.service_parameter_list", v3, "a ServiceParameterList")
     w.bits(0, 2)
@@ -4229,7 +4345,7 @@ def _d28(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C230, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C232, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4240,7 +4356,7 @@ def _d28(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C231, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C233, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4248,7 +4364,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C232, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C234, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryReq)
@@ -4260,7 +4376,7 @@ def _e28(w, o):
     """iso20.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDiscoveryReq.header", 0, _C233)
+        _order("ServiceDiscoveryReq.header", 0, _C235)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
@@ -4273,9 +4389,9 @@ def _e28(w, o):
         w.bits(0, 2)
         _e111(w, v1)
         s = 2
-    t = _C234.get(s)
+    t = _C236.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C233)
+        _order("ServiceDiscoveryReq", s, _C235)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4293,7 +4409,7 @@ def _d29(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C235, "ServiceDiscoveryResType")
+            _escape(r, 3, _C237, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4332,7 +4448,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C236, "ServiceDiscoveryResType")
+                _escape(r, 2, _C238, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4360,7 +4476,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "ServiceRenegotiationSupported")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C237, "ServiceDiscoveryResType")
+                _escape(r, 2, _C239, "ServiceDiscoveryResType")
             else:
                 r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -4369,7 +4485,7 @@ def _d29(r):
             f3 = _d78(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C238, "ServiceDiscoveryResType")
+            _escape(r, 2, _C240, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -4380,7 +4496,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C239, "ServiceDiscoveryResType")
+            _escape(r, 1, _C241, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4388,7 +4504,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C240, "ServiceDiscoveryResType")
+            _escape(r, 1, _C242, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceDiscoveryRes)
@@ -4403,25 +4519,25 @@ def _e29(w, o):
     """iso20.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceDiscoveryRes.header", 0, _C241)
+        _order("ServiceDiscoveryRes.header", 0, _C243)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceDiscoveryRes.response_code", 1, _C241)
+        _order("ServiceDiscoveryRes.response_code", 1, _C243)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.service_renegotiation_supported
     if v2 is None:
-        _order("ServiceDiscoveryRes.service_renegotiation_supported", 2, _C241)
+        _order("ServiceDiscoveryRes.service_renegotiation_supported", 2, _C243)
     if v2.__class__ is not bool:
         _bad("ServiceDiscoveryRes.service_renegotiation_supported", v2, "a bool")
     v3 = o.energy_transfer_service_list
     if v3 is None:
-        _order("ServiceDiscoveryRes.energy_transfer_service_list", 3, _C241)
+        _order("ServiceDiscoveryRes.energy_transfer_service_list", 3, _C243)
     if v3.__class__ is not _iso20.ServiceList:
         _bad("ServiceDiscoveryRes.energy_transfer_service_list", v3, "a ServiceList")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 14)
@@ -4434,9 +4550,9 @@ def _e29(w, o):
         w.bits(0, 2)
         _e78(w, v4)
         s = 5
-    t = _C242.get(s)
+    t = _C244.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C241)
+        _order("ServiceDiscoveryRes", s, _C243)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4452,16 +4568,40 @@ def _d30(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C243, "ServiceSelectionReqType")
+            _escape(r, 3, _C245, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d105(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t8_0 = r.uint(3)
+                if t8_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t8_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t8_1 = r.uint(3)
+                    if t8_1 > 65535:
+                        r.facet("ParameterSetID: %d outside 0..65535" % t8_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o8 = _new(_iso20.SelectedService)
+                        o8.service_id = t8_0
+                        o8.parameter_set_id = t8_1
+                        f1 = o8
+                        ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f1 = _d105(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C244, "ServiceSelectionReqType")
+            _escape(r, 2, _C246, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4472,7 +4612,7 @@ def _d30(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C245, "ServiceSelectionReqType")
+            _escape(r, 1, _C247, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4480,7 +4620,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C246, "ServiceSelectionReqType")
+            _escape(r, 1, _C248, "ServiceSelectionReqType")
         else:
             r.fail("ServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionReq)
@@ -4493,14 +4633,14 @@ def _e30(w, o):
     """iso20.ServiceSelectionReq -> ServiceSelectionReqType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceSelectionReq.header", 0, _C247)
+        _order("ServiceSelectionReq.header", 0, _C249)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceSelectionReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.selected_energy_transfer_service
     if v1 is None:
-        _order("ServiceSelectionReq.selected_energy_transfer_service", 1, _C247)
+        _order("ServiceSelectionReq.selected_energy_transfer_service", 1, _C249)
     if v1.__class__ is not _iso20.SelectedService:
         _bad("ServiceSelectionReq.selected_energy_transfer_service", v1, "a SelectedService")
     w.bits(0, 1)
@@ -4513,9 +4653,9 @@ def _e30(w, o):
         w.bits(0, 2)
         _e106(w, v2)
         s = 3
-    t = _C248.get(s)
+    t = _C250.get(s)
     if t is None:
-        _order("ServiceSelectionReq", s, _C247)
+        _order("ServiceSelectionReq", s, _C249)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4530,7 +4670,7 @@ def _d31(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C249, "ServiceSelectionResType")
+            _escape(r, 3, _C251, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -4566,7 +4706,7 @@ def _d31(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C250, "ServiceSelectionResType")
+                _escape(r, 2, _C252, "ServiceSelectionResType")
             else:
                 r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     if s == 2:
@@ -4574,7 +4714,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C251, "ServiceSelectionResType")
+            _escape(r, 1, _C253, "ServiceSelectionResType")
         else:
             r.fail("ServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso20.ServiceSelectionRes)
@@ -4586,14 +4726,14 @@ def _e31(w, o):
     """iso20.ServiceSelectionRes -> ServiceSelectionResType"""
     v0 = o.header
     if v0 is None:
-        _order("ServiceSelectionRes.header", 0, _C252)
+        _order("ServiceSelectionRes.header", 0, _C254)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("ServiceSelectionRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("ServiceSelectionRes.response_code", 1, _C252)
+        _order("ServiceSelectionRes.response_code", 1, _C254)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("ServiceSelectionRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -4610,7 +4750,7 @@ def _d32(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C253, "SessionSetupReqType")
+            _escape(r, 3, _C255, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4639,7 +4779,7 @@ def _d32(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVCCID")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C254, "SessionSetupReqType")
+                _escape(r, 2, _C256, "SessionSetupReqType")
             else:
                 r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4647,7 +4787,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C255, "SessionSetupReqType")
+            _escape(r, 1, _C257, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupReq)
@@ -4659,14 +4799,14 @@ def _e32(w, o):
     """iso20.SessionSetupReq -> SessionSetupReqType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionSetupReq.header", 0, _C256)
+        _order("SessionSetupReq.header", 0, _C258)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionSetupReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.evccid
     if v1 is None:
-        _order("SessionSetupReq.evccid", 1, _C256)
+        _order("SessionSetupReq.evccid", 1, _C258)
     if type(v1) is not str or len(v1) > 255:
         _bad("SessionSetupReq.evccid", v1, "a str of length 0..255")
     w.bits(0, 2)
@@ -4685,7 +4825,7 @@ def _d33(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C257, "SessionSetupResType")
+            _escape(r, 3, _C259, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -4730,7 +4870,7 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C258, "SessionSetupResType")
+                _escape(r, 2, _C260, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -4759,7 +4899,7 @@ def _d33(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVSEID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C259, "SessionSetupResType")
+                _escape(r, 2, _C261, "SessionSetupResType")
             else:
                 r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -4767,7 +4907,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C260, "SessionSetupResType")
+            _escape(r, 1, _C262, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionSetupRes)
@@ -4780,20 +4920,20 @@ def _e33(w, o):
     """iso20.SessionSetupRes -> SessionSetupResType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionSetupRes.header", 0, _C261)
+        _order("SessionSetupRes.header", 0, _C263)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionSetupRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("SessionSetupRes.response_code", 1, _C261)
+        _order("SessionSetupRes.response_code", 1, _C263)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("SessionSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evseid
     if v2 is None:
-        _order("SessionSetupRes.evseid", 2, _C261)
+        _order("SessionSetupRes.evseid", 2, _C263)
     if type(v2) is not str or len(v2) > 255:
         _bad("SessionSetupRes.evseid", v2, "a str of length 0..255")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1, 11)
@@ -4813,7 +4953,7 @@ def _d34(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C262, "SessionStopReqType")
+            _escape(r, 3, _C264, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -4823,7 +4963,7 @@ def _d34(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("ChargingSession: enumeration index %d out of range" % y)
-            y = _C263[y]
+            y = _C265[y]
             f1 = y
             ec = x & 3
             if ec == 0:
@@ -4845,7 +4985,7 @@ def _d34(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C265, "SessionStopReqType")
+                _escape(r, 1, _C267, "SessionStopReqType")
             else:
                 r.fail("SessionStopReqType: event code %d out of range" % ec)
         else:
@@ -4857,7 +4997,7 @@ def _d34(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("ChargingSession: enumeration index %d out of range" % x)
-                    f1 = _C263[x]
+                    f1 = _C265[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -4866,12 +5006,12 @@ def _d34(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("ChargingSession: enumeration index %d out of range" % f1)
-                        f1 = _C263[f1]
+                        f1 = _C265[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C266, "SessionStopReqType")
+                _escape(r, 2, _C268, "SessionStopReqType")
             else:
                 r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4895,7 +5035,7 @@ def _d34(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C267, "SessionStopReqType")
+            _escape(r, 1, _C269, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4911,7 +5051,7 @@ def _d34(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C268, "SessionStopReqType")
+            _escape(r, 1, _C270, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4919,7 +5059,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C269, "SessionStopReqType")
+            _escape(r, 1, _C271, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopReq)
@@ -4933,15 +5073,15 @@ def _e34(w, o):
     """iso20.SessionStopReq -> SessionStopReqType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionStopReq.header", 0, _C270)
+        _order("SessionStopReq.header", 0, _C272)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionStopReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.charging_session
     if v1 is None:
-        _order("SessionStopReq.charging_session", 1, _C270)
-    i1 = _C264.get(v1)
+        _order("SessionStopReq.charging_session", 1, _C272)
+    i1 = _C266.get(v1)
     if i1 is None:
         _bad("SessionStopReq.charging_session", v1, "a member of _iso20.ChargingSession")
     v2 = o.ev_termination_code
@@ -4956,18 +5096,18 @@ def _e34(w, o):
         s = 3
     v3 = o.ev_termination_explanation
     if v3 is not None:
-        t = _C271.get(s)
+        t = _C273.get(s)
         if t is None:
-            _order("SessionStopReq.ev_termination_explanation", s, _C270)
+            _order("SessionStopReq.ev_termination_explanation", s, _C272)
         if type(v3) is not str or len(v3) > 160:
             _bad("SessionStopReq.ev_termination_explanation", v3, "a str of length 0..160")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v3)
         w.bits(0, 1)
         s = 4
-    t = _C272.get(s)
+    t = _C274.get(s)
     if t is None:
-        _order("SessionStopReq", s, _C270)
+        _order("SessionStopReq", s, _C272)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4982,7 +5122,7 @@ def _d35(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C273, "SessionStopResType")
+            _escape(r, 3, _C275, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
@@ -5018,7 +5158,7 @@ def _d35(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C274, "SessionStopResType")
+                _escape(r, 2, _C276, "SessionStopResType")
             else:
                 r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 2:
@@ -5026,7 +5166,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C275, "SessionStopResType")
+            _escape(r, 1, _C277, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso20.SessionStopRes)
@@ -5038,14 +5178,14 @@ def _e35(w, o):
     """iso20.SessionStopRes -> SessionStopResType"""
     v0 = o.header
     if v0 is None:
-        _order("SessionStopRes.header", 0, _C276)
+        _order("SessionStopRes.header", 0, _C278)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("SessionStopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("SessionStopRes.response_code", 1, _C276)
+        _order("SessionStopRes.response_code", 1, _C278)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("SessionStopRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -5069,7 +5209,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C277, "SignatureType")
+            _escape(r, 3, _C279, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -5078,7 +5218,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C278, "SignatureType")
+            _escape(r, 3, _C280, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -5087,7 +5227,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C279, "SignatureType")
+            _escape(r, 2, _C281, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -5103,7 +5243,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C280, "SignatureType")
+            _escape(r, 1, _C282, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -5116,7 +5256,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C281, "SignatureType")
+            _escape(r, 1, _C283, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -5131,7 +5271,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C282, "SignatureType")
+                _escape(r, 1, _C284, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -5154,17 +5294,17 @@ def _e36(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C283)
-    t = _C284.get(s)
+        _order("Signature.signed_info", s, _C285)
+    t = _C286.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C283)
+        _order("Signature.signed_info", s, _C285)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e41(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C283)
+        _order("Signature.signature_value", 1, _C285)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -5183,17 +5323,17 @@ def _e36(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C285.get(s)
+        t = _C287.get(s)
         if t is None:
-            _order("Signature.object", s, _C283)
+            _order("Signature.object", s, _C285)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e16(w, v4)
         s = 4
-    t = _C286.get(s)
+    t = _C288.get(s)
     if t is None:
-        _order("Signature", s, _C283)
+        _order("Signature", s, _C285)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5209,7 +5349,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C287, "SignatureMethodType")
+            _escape(r, 3, _C289, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5229,7 +5369,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C288, "SignatureMethodType")
+            _escape(r, 2, _C290, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5249,7 +5389,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C289, "SignatureMethodType")
+            _escape(r, 1, _C291, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5261,7 +5401,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C290, "SignatureMethodType")
+            _escape(r, 1, _C292, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -5275,7 +5415,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C291, "SignatureMethodType")
+                _escape(r, 1, _C293, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -5287,7 +5427,7 @@ def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C292)
+        _order("SignatureMethod.algorithm", 0, _C294)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -5301,9 +5441,9 @@ def _e37(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C293.get(s)
+    t = _C295.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C292)
+        _order("SignatureMethod", s, _C294)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5324,7 +5464,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C294, "SignaturePropertiesType")
+            _escape(r, 3, _C296, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -5335,7 +5475,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C295, "SignaturePropertiesType")
+            _escape(r, 3, _C297, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -5350,7 +5490,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C296, "SignaturePropertiesType")
+                _escape(r, 1, _C298, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -5374,17 +5514,17 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C298.get(s)
+        t = _C300.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C297)
+            _order("SignatureProperties.signature_property", s, _C299)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v1)
         s = 1
-    t = _C299.get(s)
+    t = _C301.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C297)
+        _order("SignatureProperties", s, _C299)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5402,7 +5542,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C300, "SignaturePropertyType")
+            _escape(r, 3, _C302, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -5411,7 +5551,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C301, "SignaturePropertyType")
+            _escape(r, 3, _C303, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -5421,7 +5561,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C302, "SignaturePropertyType")
+            _escape(r, 3, _C304, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -5431,7 +5571,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C303, "SignaturePropertyType")
+            _escape(r, 2, _C305, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -5443,7 +5583,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C304, "SignaturePropertyType")
+            _escape(r, 1, _C306, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -5463,15 +5603,15 @@ def _e39(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C305)
-    t = _C306.get(s)
+        _order("SignatureProperty.target", s, _C307)
+    t = _C308.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C305)
+        _order("SignatureProperty.target", s, _C307)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C305)
+    _order("SignatureProperty", 3, _C307)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -5487,7 +5627,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C307, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C309, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5497,7 +5637,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C308, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C310, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -5506,7 +5646,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C309, "SignatureValueType")
+            _escape(r, 1, _C311, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -5526,10 +5666,10 @@ def _e40(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C310)
-    t = _C311.get(s)
+        _order("SignatureValue.value", s, _C312)
+    t = _C313.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C310)
+        _order("SignatureValue.value", s, _C312)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -5553,7 +5693,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C312, "SignedInfoType")
+            _escape(r, 3, _C314, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -5562,7 +5702,7 @@ def _d41(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C313, "SignedInfoType")
+            _escape(r, 3, _C315, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -5571,7 +5711,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C314, "SignedInfoType")
+            _escape(r, 2, _C316, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -5582,7 +5722,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C315, "SignedInfoType")
+            _escape(r, 2, _C317, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -5597,7 +5737,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C316, "SignedInfoType")
+                _escape(r, 1, _C318, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -5619,17 +5759,17 @@ def _e41(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C317)
-    t = _C318.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C319)
+    t = _C320.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C317)
+        _order("SignedInfo.canonicalization_method", s, _C319)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e6(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C317)
+        _order("SignedInfo.signature_method", 1, _C319)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -5641,17 +5781,17 @@ def _e41(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C319.get(s)
+        t = _C321.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C317)
+            _order("SignedInfo.reference", s, _C319)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e21(w, v3)
         s = 3
-    t = _C320.get(s)
+    t = _C322.get(s)
     if t is None:
-        _order("SignedInfo", s, _C317)
+        _order("SignedInfo", s, _C319)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5671,16 +5811,36 @@ def _d42(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C321, "SignedInstallationDataType")
+            _escape(r, 3, _C323, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d58(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t9_0 = r.binary(None, 1600)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t9_1 = _d109(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o9 = _new(_iso20.ContractCertificateChain)
+                        o9.certificate = t9_0
+                        o9.sub_certificates = t9_1
+                        f1 = o9
+                        ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f1 = _d58(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C322, "SignedInstallationDataType")
+            _escape(r, 3, _C324, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5688,72 +5848,8 @@ def _d42(r):
         x = r.bits(6)
         if x & 55 == 0:
             y = (x >> 3) & 1
-            y = _C323[y]
+            y = _C325[y]
             f2 = y
-            f3 = r.binary(133, 133)
-            p = r.pos
-            x = r.bits(3)
-            if x & 4 == 0:
-                ec = x & 3
-                if ec == 0:
-                    if r.bits(1):
-                        f4 = _simple_escape(r, None, "SECP521_EncryptedPrivateKey")
-                    else:
-                        f4 = r.binary(94, 94)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "SECP521_EncryptedPrivateKey")
-                    s = 7
-                elif ec == 1:
-                    if r.bits(1):
-                        f5 = _simple_escape(r, None, "X448_EncryptedPrivateKey")
-                    else:
-                        f5 = r.binary(84, 84)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "X448_EncryptedPrivateKey")
-                    s = 6
-                elif ec == 2:
-                    if r.bits(1):
-                        f6 = _simple_escape(r, None, "TPM_EncryptedPrivateKey")
-                    else:
-                        f6 = r.binary(206, 206)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
-                    s = 5
-                elif ec == 3:
-                    _escape(r, 2, _C325, "SignedInstallationDataType")
-                else:
-                    r.fail("SignedInstallationDataType: event code %d out of range" % ec)
-            else:
-                r.pos = p
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
-                s = 4
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(3)
-                if x & 5 == 0:
-                    x = (x >> 1) & 1
-                    f2 = _C323[x]
-                else:
-                    r.pos -= 3
-                    if r.bits(1):
-                        f2 = _simple_escape(r, None, "ECDHCurve")
-                    else:
-                        f2 = r.bits(1)
-                        f2 = _C323[f2]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
-                s = 3
-            elif ec == 1:
-                _escape(r, 2, _C326, "SignedInstallationDataType")
-            else:
-                r.fail("SignedInstallationDataType: event code %d out of range" % ec)
-    if s == 3:
-        p = r.pos
-        x = r.bits(2)
-        if x & 3 == 0:
             f3 = r.binary(133, 133)
             p = r.pos
             x = r.bits(3)
@@ -5796,6 +5892,70 @@ def _d42(r):
             r.pos = p
             ec = r.bits(1)
             if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f2 = _C325[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ECDHCurve")
+                    else:
+                        f2 = r.bits(1)
+                        f2 = _C325[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ECDHCurve")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C328, "SignedInstallationDataType")
+            else:
+                r.fail("SignedInstallationDataType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(133, 133)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "SECP521_EncryptedPrivateKey")
+                    else:
+                        f4 = r.binary(94, 94)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SECP521_EncryptedPrivateKey")
+                    s = 7
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "X448_EncryptedPrivateKey")
+                    else:
+                        f5 = r.binary(84, 84)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "X448_EncryptedPrivateKey")
+                    s = 6
+                elif ec == 2:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "TPM_EncryptedPrivateKey")
+                    else:
+                        f6 = r.binary(206, 206)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
+                    s = 5
+                elif ec == 3:
+                    _escape(r, 2, _C329, "SignedInstallationDataType")
+                else:
+                    r.fail("SignedInstallationDataType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
+                s = 4
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
                     f3 = _simple_escape(r, None, "DHPublicKey")
                 else:
@@ -5804,7 +5964,7 @@ def _d42(r):
                         _escape(r, 1, _EV_ELEM_EE, "DHPublicKey")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C328, "SignedInstallationDataType")
+                _escape(r, 2, _C330, "SignedInstallationDataType")
             else:
                 r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5834,7 +5994,7 @@ def _d42(r):
                     _escape(r, 1, _EV_ELEM_EE, "TPM_EncryptedPrivateKey")
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C329, "SignedInstallationDataType")
+            _escape(r, 2, _C331, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5842,7 +6002,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C330, "SignedInstallationDataType")
+            _escape(r, 1, _C332, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 6:
@@ -5850,7 +6010,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C331, "SignedInstallationDataType")
+            _escape(r, 1, _C333, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     if s == 7:
@@ -5858,7 +6018,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C332, "SignedInstallationDataType")
+            _escape(r, 1, _C334, "SignedInstallationDataType")
         else:
             r.fail("SignedInstallationDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedInstallationData)
@@ -5875,27 +6035,27 @@ def _e42(w, o):
     """iso20.SignedInstallationData -> SignedInstallationDataType"""
     v0 = o.id
     if v0 is None:
-        _order("SignedInstallationData.id", 0, _C333)
+        _order("SignedInstallationData.id", 0, _C335)
     if type(v0) is not str:
         _bad("SignedInstallationData.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.contract_certificate_chain
     if v1 is None:
-        _order("SignedInstallationData.contract_certificate_chain", 7, _C333)
+        _order("SignedInstallationData.contract_certificate_chain", 7, _C335)
     if v1.__class__ is not _iso20.ContractCertificateChain:
         _bad("SignedInstallationData.contract_certificate_chain", v1, "a ContractCertificateChain")
     w.bits(0, 1)
     _e58(w, v1)
     v2 = o.ecdh_curve
     if v2 is None:
-        _order("SignedInstallationData.ecdh_curve", 1, _C333)
-    i2 = _C324.get(v2)
+        _order("SignedInstallationData.ecdh_curve", 1, _C335)
+    i2 = _C326.get(v2)
     if i2 is None:
         _bad("SignedInstallationData.ecdh_curve", v2, "a member of _iso20.EcdhCurve")
     v3 = o.dh_public_key
     if v3 is None:
-        _order("SignedInstallationData.dh_public_key", 2, _C333)
+        _order("SignedInstallationData.dh_public_key", 2, _C335)
     if not isinstance(v3, (bytes, bytearray)) or len(v3) < 133 or len(v3) > 133:
         _bad("SignedInstallationData.dh_public_key", v3, "bytes of length 133..133")
     w.bits(((((((0) << 1) << 1) | (i2)) << 1) << 1) << 1, 6)
@@ -5912,9 +6072,9 @@ def _e42(w, o):
         s = 4
     v5 = o.x448_encrypted_private_key
     if v5 is not None:
-        t = _C334.get(s)
+        t = _C336.get(s)
         if t is None:
-            _order("SignedInstallationData.x448_encrypted_private_key", s, _C333)
+            _order("SignedInstallationData.x448_encrypted_private_key", s, _C335)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) < 84 or len(v5) > 84:
             _bad("SignedInstallationData.x448_encrypted_private_key", v5, "bytes of length 84..84")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5923,18 +6083,18 @@ def _e42(w, o):
         s = 5
     v6 = o.tpm_encrypted_private_key
     if v6 is not None:
-        t = _C335.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C333)
+            _order("SignedInstallationData.tpm_encrypted_private_key", s, _C335)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) < 206 or len(v6) > 206:
             _bad("SignedInstallationData.tpm_encrypted_private_key", v6, "bytes of length 206..206")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 6
-    t = _C336.get(s)
+    t = _C338.get(s)
     if t is None:
-        _order("SignedInstallationData", s, _C333)
+        _order("SignedInstallationData", s, _C335)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5953,7 +6113,7 @@ def _d43(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C337, "SignedMeteringDataType")
+            _escape(r, 3, _C339, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5983,7 +6143,7 @@ def _d43(r):
                         _escape(r, 1, _EV_ELEM_EE, "SessionID")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C338, "SignedMeteringDataType")
+                _escape(r, 3, _C340, "SignedMeteringDataType")
             else:
                 r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5992,7 +6152,7 @@ def _d43(r):
             f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C339, "SignedMeteringDataType")
+            _escape(r, 2, _C341, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 3:
@@ -6001,25 +6161,79 @@ def _d43(r):
             f3 = _d98(r)
             s = 4
         elif ec == 1:
-            f4 = _d63(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o10 = _new(_iso20.Dynamic_SMDTControlMode)
+                f4 = o10
+                ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f4 = _d63(r)
             s = 6
         elif ec == 2:
-            f5 = _d104(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t11_0 = r.uint(5)
+                if t11_0 < 1 or t11_0 > 4294967295:
+                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % t11_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.Scheduled_SMDTControlMode)
+                    o11.selected_schedule_tuple_id = t11_0
+                    f5 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f5 = _d104(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C340, "SignedMeteringDataType")
+            _escape(r, 2, _C342, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d63(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o12 = _new(_iso20.Dynamic_SMDTControlMode)
+                f4 = o12
+                ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f4 = _d63(r)
             s = 6
         elif ec == 1:
-            f5 = _d104(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t13_0 = r.uint(5)
+                if t13_0 < 1 or t13_0 > 4294967295:
+                    r.facet("SelectedScheduleTupleID: %d outside 1..4294967295" % t13_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.Scheduled_SMDTControlMode)
+                    o13.selected_schedule_tuple_id = t13_0
+                    f5 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f5 = _d104(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C341, "SignedMeteringDataType")
+            _escape(r, 2, _C343, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 5:
@@ -6027,7 +6241,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C342, "SignedMeteringDataType")
+            _escape(r, 1, _C344, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     if s == 6:
@@ -6035,7 +6249,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C343, "SignedMeteringDataType")
+            _escape(r, 1, _C345, "SignedMeteringDataType")
         else:
             r.fail("SignedMeteringDataType: event code %d out of range" % ec)
     o = _new(_iso20.SignedMeteringData)
@@ -6051,21 +6265,21 @@ def _e43(w, o):
     """iso20.SignedMeteringData -> SignedMeteringDataType"""
     v0 = o.id
     if v0 is None:
-        _order("SignedMeteringData.id", 0, _C344)
+        _order("SignedMeteringData.id", 0, _C346)
     if type(v0) is not str:
         _bad("SignedMeteringData.id", v0, "a str of length 0..")
     w.bits(0, 1)
     w.string(v0)
     v1 = o.session_id
     if v1 is None:
-        _order("SignedMeteringData.session_id", 6, _C344)
+        _order("SignedMeteringData.session_id", 6, _C346)
     if not isinstance(v1, (bytes, bytearray)) or len(v1) < 8 or len(v1) > 8:
         _bad("SignedMeteringData.session_id", v1, "bytes of length 8..8")
     w.bits(0, 2)
     w.binary(v1)
     v2 = o.meter_info
     if v2 is None:
-        _order("SignedMeteringData.meter_info", 1, _C344)
+        _order("SignedMeteringData.meter_info", 1, _C346)
     if v2.__class__ is not _iso20.MeterInfo:
         _bad("SignedMeteringData.meter_info", v2, "a MeterInfo")
     w.bits(0, 2)
@@ -6080,9 +6294,9 @@ def _e43(w, o):
         s = 3
     v4 = o.dynamic_smdt_control_mode
     if v4 is not None:
-        t = _C345.get(s)
+        t = _C347.get(s)
         if t is None:
-            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C344)
+            _order("SignedMeteringData.dynamic_smdt_control_mode", s, _C346)
         if v4.__class__ is not _iso20.Dynamic_SMDTControlMode:
             _bad("SignedMeteringData.dynamic_smdt_control_mode", v4, "a Dynamic_SMDTControlMode")
         w.bits(t[0], t[1])
@@ -6090,17 +6304,17 @@ def _e43(w, o):
         s = 4
     v5 = o.scheduled_smdt_control_mode
     if v5 is not None:
-        t = _C346.get(s)
+        t = _C348.get(s)
         if t is None:
-            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C344)
+            _order("SignedMeteringData.scheduled_smdt_control_mode", s, _C346)
         if v5.__class__ is not _iso20.Scheduled_SMDTControlMode:
             _bad("SignedMeteringData.scheduled_smdt_control_mode", v5, "a Scheduled_SMDTControlMode")
         w.bits(t[0], t[1])
         _e104(w, v5)
         s = 5
-    t = _C347.get(s)
+    t = _C349.get(s)
     if t is None:
-        _order("SignedMeteringData", s, _C344)
+        _order("SignedMeteringData", s, _C346)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6116,7 +6330,7 @@ def _d44(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C348, "TransformType")
+                _escape(r, 3, _C350, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -6137,7 +6351,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C349, "TransformType")
+                _escape(r, 2, _C351, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -6158,7 +6372,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C350, "TransformType")
+                _escape(r, 1, _C352, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -6179,7 +6393,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C351, "TransformType")
+                _escape(r, 1, _C353, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -6200,7 +6414,7 @@ def _d44(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C352, "TransformType")
+                _escape(r, 1, _C354, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -6212,7 +6426,7 @@ def _e44(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C353)
+        _order("Transform.algorithm", 0, _C355)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -6226,18 +6440,18 @@ def _e44(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C354.get(s)
+        t = _C356.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C353)
+            _order("Transform.x_path", s, _C355)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C355.get(s)
+    t = _C357.get(s)
     if t is None:
-        _order("Transform", s, _C353)
+        _order("Transform", s, _C355)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6254,7 +6468,7 @@ def _d45(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C356, "TransformsType")
+            _escape(r, 3, _C358, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -6269,7 +6483,7 @@ def _d45(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C357, "TransformsType")
+                _escape(r, 1, _C359, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -6285,17 +6499,17 @@ def _e45(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C359.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C358)
+            _order("Transforms.transform", s, _C360)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e44(w, v0)
         s = 1
-    t = _C360.get(s)
+    t = _C362.get(s)
     if t is None:
-        _order("Transforms", s, _C358)
+        _order("Transforms", s, _C360)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6314,7 +6528,7 @@ def _d46(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C361, "VehicleCheckInReqType")
+            _escape(r, 3, _C363, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6324,84 +6538,12 @@ def _d46(r):
             y = (x >> 9) & 3
             if y >= 3:
                 r.fail("EVCheckInStatus: enumeration index %d out of range" % y)
-            y = _C362[y]
+            y = _C364[y]
             f1 = y
             y = (x >> 4) & 3
             if y >= 3:
                 r.fail("ParkingMethod: enumeration index %d out of range" % y)
-            y = _C364[y]
-            f2 = y
-            ec = x & 7
-            if ec == 0:
-                if r.bits(1):
-                    f3 = _simple_escape(r, None, "VehicleFrame")
-                else:
-                    f3 = r.integer(3)
-                    if f3 < -32768 or f3 > 32767:
-                        r.facet("VehicleFrame: %d outside -32768..32767" % f3)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "VehicleFrame")
-                s = 4
-            elif ec == 1:
-                if r.bits(1):
-                    f4 = _simple_escape(r, None, "DeviceOffset")
-                else:
-                    f4 = r.integer(3)
-                    if f4 < -32768 or f4 > 32767:
-                        r.facet("DeviceOffset: %d outside -32768..32767" % f4)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "DeviceOffset")
-                s = 5
-            elif ec == 2:
-                if r.bits(1):
-                    f5 = _simple_escape(r, None, "VehicleTravel")
-                else:
-                    f5 = r.integer(3)
-                    if f5 < -32768 or f5 > 32767:
-                        r.facet("VehicleTravel: %d outside -32768..32767" % f5)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "VehicleTravel")
-                s = 6
-            elif ec == 3:
-                s = -1
-            elif ec == 4:
-                _escape(r, 1, _C366, "VehicleCheckInReqType")
-            else:
-                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
-        else:
-            r.pos = p
-            ec = r.bits(1)
-            if ec == 0:
-                x = r.bits(4)
-                if x & 9 == 0:
-                    x = (x >> 1) & 3
-                    if x >= 3:
-                        r.fail("EVCheckInStatus: enumeration index %d out of range" % x)
-                    f1 = _C362[x]
-                else:
-                    r.pos -= 4
-                    if r.bits(1):
-                        f1 = _simple_escape(r, None, "EVCheckInStatus")
-                    else:
-                        f1 = r.bits(2)
-                        if f1 >= 3:
-                            r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
-                        f1 = _C362[f1]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
-                s = 2
-            elif ec == 1:
-                _escape(r, 2, _C367, "VehicleCheckInReqType")
-            else:
-                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
-    if s == 2:
-        p = r.pos
-        x = r.bits(8)
-        if x & 200 == 0:
-            y = (x >> 4) & 3
-            if y >= 3:
-                r.fail("ParkingMethod: enumeration index %d out of range" % y)
-            y = _C364[y]
+            y = _C366[y]
             f2 = y
             ec = x & 7
             if ec == 0:
@@ -6448,8 +6590,80 @@ def _d46(r):
                 if x & 9 == 0:
                     x = (x >> 1) & 3
                     if x >= 3:
+                        r.fail("EVCheckInStatus: enumeration index %d out of range" % x)
+                    f1 = _C364[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVCheckInStatus")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVCheckInStatus: enumeration index %d out of range" % f1)
+                        f1 = _C364[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCheckInStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C369, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("ParkingMethod: enumeration index %d out of range" % y)
+            y = _C366[y]
+            f2 = y
+            ec = x & 7
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "VehicleFrame")
+                else:
+                    f3 = r.integer(3)
+                    if f3 < -32768 or f3 > 32767:
+                        r.facet("VehicleFrame: %d outside -32768..32767" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleFrame")
+                s = 4
+            elif ec == 1:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "DeviceOffset")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("DeviceOffset: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DeviceOffset")
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "VehicleTravel")
+                else:
+                    f5 = r.integer(3)
+                    if f5 < -32768 or f5 > 32767:
+                        r.facet("VehicleTravel: %d outside -32768..32767" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VehicleTravel")
+                s = 6
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C370, "VehicleCheckInReqType")
+            else:
+                r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
                         r.fail("ParkingMethod: enumeration index %d out of range" % x)
-                    f2 = _C364[x]
+                    f2 = _C366[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6458,12 +6672,12 @@ def _d46(r):
                         f2 = r.bits(2)
                         if f2 >= 3:
                             r.fail("ParkingMethod: enumeration index %d out of range" % f2)
-                        f2 = _C364[f2]
+                        f2 = _C366[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "ParkingMethod")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C369, "VehicleCheckInReqType")
+                _escape(r, 2, _C371, "VehicleCheckInReqType")
             else:
                 r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6501,7 +6715,7 @@ def _d46(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C370, "VehicleCheckInReqType")
+            _escape(r, 1, _C372, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6529,7 +6743,7 @@ def _d46(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C371, "VehicleCheckInReqType")
+            _escape(r, 1, _C373, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 5:
@@ -6547,7 +6761,7 @@ def _d46(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C372, "VehicleCheckInReqType")
+            _escape(r, 1, _C374, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     if s == 6:
@@ -6555,7 +6769,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C373, "VehicleCheckInReqType")
+            _escape(r, 1, _C375, "VehicleCheckInReqType")
         else:
             r.fail("VehicleCheckInReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInReq)
@@ -6571,21 +6785,21 @@ def _e46(w, o):
     """iso20.VehicleCheckInReq -> VehicleCheckInReqType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckInReq.header", 0, _C374)
+        _order("VehicleCheckInReq.header", 0, _C376)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckInReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.ev_check_in_status
     if v1 is None:
-        _order("VehicleCheckInReq.ev_check_in_status", 1, _C374)
-    i1 = _C363.get(v1)
+        _order("VehicleCheckInReq.ev_check_in_status", 1, _C376)
+    i1 = _C365.get(v1)
     if i1 is None:
         _bad("VehicleCheckInReq.ev_check_in_status", v1, "a member of _iso20.EvCheckInStatus")
     v2 = o.parking_method
     if v2 is None:
-        _order("VehicleCheckInReq.parking_method", 2, _C374)
-    i2 = _C365.get(v2)
+        _order("VehicleCheckInReq.parking_method", 2, _C376)
+    i2 = _C367.get(v2)
     if i2 is None:
         _bad("VehicleCheckInReq.parking_method", v2, "a member of _iso20.ParkingMethod")
     v3 = o.vehicle_frame
@@ -6600,9 +6814,9 @@ def _e46(w, o):
         s = 4
     v4 = o.device_offset
     if v4 is not None:
-        t = _C375.get(s)
+        t = _C377.get(s)
         if t is None:
-            _order("VehicleCheckInReq.device_offset", s, _C374)
+            _order("VehicleCheckInReq.device_offset", s, _C376)
         if type(v4) is not int or v4 < -32768 or v4 > 32767:
             _bad("VehicleCheckInReq.device_offset", v4, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6611,18 +6825,18 @@ def _e46(w, o):
         s = 5
     v5 = o.vehicle_travel
     if v5 is not None:
-        t = _C376.get(s)
+        t = _C378.get(s)
         if t is None:
-            _order("VehicleCheckInReq.vehicle_travel", s, _C374)
+            _order("VehicleCheckInReq.vehicle_travel", s, _C376)
         if type(v5) is not int or v5 < -32768 or v5 > 32767:
             _bad("VehicleCheckInReq.vehicle_travel", v5, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v5)
         w.bits(0, 1)
         s = 6
-    t = _C377.get(s)
+    t = _C379.get(s)
     if t is None:
-        _order("VehicleCheckInReq", s, _C374)
+        _order("VehicleCheckInReq", s, _C376)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6640,7 +6854,7 @@ def _d47(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C378, "VehicleCheckInResType")
+            _escape(r, 3, _C380, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 1:
@@ -6686,7 +6900,7 @@ def _d47(r):
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C379, "VehicleCheckInResType")
+                _escape(r, 1, _C381, "VehicleCheckInResType")
             else:
                 r.fail("VehicleCheckInResType: event code %d out of range" % ec)
         else:
@@ -6712,7 +6926,7 @@ def _d47(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C380, "VehicleCheckInResType")
+                _escape(r, 2, _C382, "VehicleCheckInResType")
             else:
                 r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 2:
@@ -6750,7 +6964,7 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C381, "VehicleCheckInResType")
+            _escape(r, 1, _C383, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 3:
@@ -6778,7 +6992,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C382, "VehicleCheckInResType")
+            _escape(r, 1, _C384, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 4:
@@ -6796,7 +7010,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C383, "VehicleCheckInResType")
+            _escape(r, 1, _C385, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     if s == 5:
@@ -6804,7 +7018,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C384, "VehicleCheckInResType")
+            _escape(r, 1, _C386, "VehicleCheckInResType")
         else:
             r.fail("VehicleCheckInResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckInRes)
@@ -6819,14 +7033,14 @@ def _e47(w, o):
     """iso20.VehicleCheckInRes -> VehicleCheckInResType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckInRes.header", 0, _C385)
+        _order("VehicleCheckInRes.header", 0, _C387)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckInRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("VehicleCheckInRes.response_code", 1, _C385)
+        _order("VehicleCheckInRes.response_code", 1, _C387)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("VehicleCheckInRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -6842,9 +7056,9 @@ def _e47(w, o):
         s = 3
     v3 = o.device_location
     if v3 is not None:
-        t = _C386.get(s)
+        t = _C388.get(s)
         if t is None:
-            _order("VehicleCheckInRes.device_location", s, _C385)
+            _order("VehicleCheckInRes.device_location", s, _C387)
         if type(v3) is not int or v3 < -32768 or v3 > 32767:
             _bad("VehicleCheckInRes.device_location", v3, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6853,18 +7067,18 @@ def _e47(w, o):
         s = 4
     v4 = o.target_distance
     if v4 is not None:
-        t = _C387.get(s)
+        t = _C389.get(s)
         if t is None:
-            _order("VehicleCheckInRes.target_distance", s, _C385)
+            _order("VehicleCheckInRes.target_distance", s, _C387)
         if type(v4) is not int or v4 < -32768 or v4 > 32767:
             _bad("VehicleCheckInRes.target_distance", v4, "an integer in -32768..32767")
         w.bits((t[0]) << 1, t[1] + 1)
         w.integer(v4)
         w.bits(0, 1)
         s = 5
-    t = _C388.get(s)
+    t = _C390.get(s)
     if t is None:
-        _order("VehicleCheckInRes", s, _C385)
+        _order("VehicleCheckInRes", s, _C387)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6880,7 +7094,7 @@ def _d48(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C389, "VehicleCheckOutReqType")
+            _escape(r, 3, _C391, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6890,7 +7104,7 @@ def _d48(r):
             y = (x >> 3) & 3
             if y >= 3:
                 r.fail("EVCheckOutStatus: enumeration index %d out of range" % y)
-            y = _C390[y]
+            y = _C392[y]
             f1 = y
             f2 = r.uint(10)
             if f2 > 18446744073709551615:
@@ -6913,7 +7127,7 @@ def _d48(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("EVCheckOutStatus: enumeration index %d out of range" % x)
-                    f1 = _C390[x]
+                    f1 = _C392[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -6922,12 +7136,12 @@ def _d48(r):
                         f1 = r.bits(2)
                         if f1 >= 3:
                             r.fail("EVCheckOutStatus: enumeration index %d out of range" % f1)
-                        f1 = _C390[f1]
+                        f1 = _C392[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVCheckOutStatus")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C392, "VehicleCheckOutReqType")
+                _escape(r, 2, _C394, "VehicleCheckOutReqType")
             else:
                 r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6960,7 +7174,7 @@ def _d48(r):
                         _escape(r, 1, _EV_ELEM_EE, "CheckOutTime")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C393, "VehicleCheckOutReqType")
+                _escape(r, 2, _C395, "VehicleCheckOutReqType")
             else:
                 r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6968,7 +7182,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C394, "VehicleCheckOutReqType")
+            _escape(r, 1, _C396, "VehicleCheckOutReqType")
         else:
             r.fail("VehicleCheckOutReqType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutReq)
@@ -6981,20 +7195,20 @@ def _e48(w, o):
     """iso20.VehicleCheckOutReq -> VehicleCheckOutReqType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckOutReq.header", 0, _C395)
+        _order("VehicleCheckOutReq.header", 0, _C397)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckOutReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.ev_check_out_status
     if v1 is None:
-        _order("VehicleCheckOutReq.ev_check_out_status", 1, _C395)
-    i1 = _C391.get(v1)
+        _order("VehicleCheckOutReq.ev_check_out_status", 1, _C397)
+    i1 = _C393.get(v1)
     if i1 is None:
         _bad("VehicleCheckOutReq.ev_check_out_status", v1, "a member of _iso20.EvCheckOutStatus")
     v2 = o.check_out_time
     if v2 is None:
-        _order("VehicleCheckOutReq.check_out_time", 2, _C395)
+        _order("VehicleCheckOutReq.check_out_time", 2, _C397)
     if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
         _bad("VehicleCheckOutReq.check_out_time", v2, "an integer in 0..18446744073709551615")
     w.bits(((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1, 7)
@@ -7013,7 +7227,7 @@ def _d49(r):
             f0 = _d79(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C396, "VehicleCheckOutResType")
+            _escape(r, 3, _C398, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 1:
@@ -7026,7 +7240,7 @@ def _d49(r):
             y = _C12[y]
             f1 = y
             y = (x >> 2) & 1
-            y = _C397[y]
+            y = _C399[y]
             f2 = y
             s = -1
         else:
@@ -7052,7 +7266,7 @@ def _d49(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C399, "VehicleCheckOutResType")
+                _escape(r, 2, _C401, "VehicleCheckOutResType")
             else:
                 r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 2:
@@ -7060,7 +7274,7 @@ def _d49(r):
         x = r.bits(5)
         if x & 27 == 0:
             y = (x >> 2) & 1
-            y = _C397[y]
+            y = _C399[y]
             f2 = y
             s = -1
         else:
@@ -7070,19 +7284,19 @@ def _d49(r):
                 x = r.bits(3)
                 if x & 5 == 0:
                     x = (x >> 1) & 1
-                    f2 = _C397[x]
+                    f2 = _C399[x]
                 else:
                     r.pos -= 3
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "EVSECheckOutStatus")
                     else:
                         f2 = r.bits(1)
-                        f2 = _C397[f2]
+                        f2 = _C399[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECheckOutStatus")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C400, "VehicleCheckOutResType")
+                _escape(r, 2, _C402, "VehicleCheckOutResType")
             else:
                 r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     if s == 3:
@@ -7090,7 +7304,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C401, "VehicleCheckOutResType")
+            _escape(r, 1, _C403, "VehicleCheckOutResType")
         else:
             r.fail("VehicleCheckOutResType: event code %d out of range" % ec)
     o = _new(_iso20.VehicleCheckOutRes)
@@ -7103,21 +7317,21 @@ def _e49(w, o):
     """iso20.VehicleCheckOutRes -> VehicleCheckOutResType"""
     v0 = o.header
     if v0 is None:
-        _order("VehicleCheckOutRes.header", 0, _C402)
+        _order("VehicleCheckOutRes.header", 0, _C404)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("VehicleCheckOutRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e79(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("VehicleCheckOutRes.response_code", 1, _C402)
+        _order("VehicleCheckOutRes.response_code", 1, _C404)
     i1 = _C13.get(v1)
     if i1 is None:
         _bad("VehicleCheckOutRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_check_out_status
     if v2 is None:
-        _order("VehicleCheckOutRes.evse_check_out_status", 2, _C402)
-    i2 = _C398.get(v2)
+        _order("VehicleCheckOutRes.evse_check_out_status", 2, _C404)
+    i2 = _C400.get(v2)
     if i2 is None:
         _bad("VehicleCheckOutRes.evse_check_out_status", v2, "a member of _iso20.EvseCheckOutStatus")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 1) | (i2)) << 1) << 1, 14)
@@ -7134,7 +7348,27 @@ def _d50(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d99(r)
+                pc14 = r.pos
+                ok14 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t14_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t14_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o14 = _new(_xmldsig.X509IssuerSerial)
+                            o14.x509_issuer_name = t14_0
+                            o14.x509_serial_number = t14_1
+                            v = o14
+                            ok14 = True
+                if not ok14:
+                    r.pos = pc14
+                    v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7176,113 +7410,33 @@ def _d50(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C403, "X509DataType")
+                _escape(r, 3, _C405, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d99(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C404, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d99(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C405, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d99(r)
+                pc15 = r.pos
+                ok15 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t15_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t15_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o15 = _new(_xmldsig.X509IssuerSerial)
+                            o15.x509_issuer_name = t15_0
+                            o15.x509_serial_number = t15_1
+                            v = o15
+                            ok15 = True
+                if not ok15:
+                    r.pos = pc15
+                    v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7329,10 +7483,30 @@ def _d50(r):
                 _escape(r, 1, _C406, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 4:
+        if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d99(r)
+                pc16 = r.pos
+                ok16 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t16_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t16_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o16 = _new(_xmldsig.X509IssuerSerial)
+                            o16.x509_issuer_name = t16_0
+                            o16.x509_serial_number = t16_1
+                            v = o16
+                            ok16 = True
+                if not ok16:
+                    r.pos = pc16
+                    v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7379,10 +7553,30 @@ def _d50(r):
                 _escape(r, 1, _C407, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 5:
+        if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d99(r)
+                pc17 = r.pos
+                ok17 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t17_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t17_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o17 = _new(_xmldsig.X509IssuerSerial)
+                            o17.x509_issuer_name = t17_0
+                            o17.x509_serial_number = t17_1
+                            v = o17
+                            ok17 = True
+                if not ok17:
+                    r.pos = pc17
+                    v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7429,10 +7623,30 @@ def _d50(r):
                 _escape(r, 1, _C408, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d99(r)
+                pc18 = r.pos
+                ok18 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t18_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t18_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o18 = _new(_xmldsig.X509IssuerSerial)
+                            o18.x509_issuer_name = t18_0
+                            o18.x509_serial_number = t18_1
+                            v = o18
+                            ok18 = True
+                if not ok18:
+                    r.pos = pc18
+                    v = _d99(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7479,6 +7693,146 @@ def _d50(r):
                 _escape(r, 1, _C409, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(3)
+            if ec == 0:
+                pc19 = r.pos
+                ok19 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t19_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t19_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o19 = _new(_xmldsig.X509IssuerSerial)
+                            o19.x509_issuer_name = t19_0
+                            o19.x509_serial_number = t19_1
+                            v = o19
+                            ok19 = True
+                if not ok19:
+                    r.pos = pc19
+                    v = _d99(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C410, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(3)
+            if ec == 0:
+                pc20 = r.pos
+                ok20 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t20_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t20_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o20 = _new(_xmldsig.X509IssuerSerial)
+                            o20.x509_issuer_name = t20_0
+                            o20.x509_serial_number = t20_1
+                            v = o20
+                            ok20 = True
+                if not ok20:
+                    r.pos = pc20
+                    v = _d99(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C411, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
     o.x509_issuer_serial = f0
     o.x509ski = f1
@@ -7498,9 +7852,9 @@ def _e50(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C411.get(s)
+        t = _C413.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C410)
+            _order("X509Data.x509_issuer_serial", s, _C412)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7514,9 +7868,9 @@ def _e50(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C412.get(s)
+        t = _C414.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C410)
+            _order("X509Data.x509ski", s, _C412)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7531,9 +7885,9 @@ def _e50(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C413.get(s)
+        t = _C415.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C410)
+            _order("X509Data.x509_subject_name", s, _C412)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7548,9 +7902,9 @@ def _e50(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C414.get(s)
+        t = _C416.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C410)
+            _order("X509Data.x509_certificate", s, _C412)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7565,18 +7919,18 @@ def _e50(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C415.get(s)
+        t = _C417.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C410)
+            _order("X509Data.x509crl", s, _C412)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C416.get(s)
+    t = _C418.get(s)
     if t is None:
-        _order("X509Data", s, _C410)
+        _order("X509Data", s, _C412)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7612,7 +7966,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C417, "AbsolutePriceScheduleType")
+            _escape(r, 3, _C419, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -7649,7 +8003,7 @@ def _d51(r):
                                 _escape(r, 1, _EV_ELEM_EE, "Currency")
                         s = 5
                     elif ec == 2:
-                        _escape(r, 2, _C418, "AbsolutePriceScheduleType")
+                        _escape(r, 2, _C420, "AbsolutePriceScheduleType")
                     else:
                         r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                 else:
@@ -7676,7 +8030,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 2
             elif ec == 1:
-                _escape(r, 3, _C419, "AbsolutePriceScheduleType")
+                _escape(r, 3, _C421, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -7707,7 +8061,7 @@ def _d51(r):
                             _escape(r, 1, _EV_ELEM_EE, "Currency")
                     s = 5
                 elif ec == 2:
-                    _escape(r, 2, _C420, "AbsolutePriceScheduleType")
+                    _escape(r, 2, _C422, "AbsolutePriceScheduleType")
                 else:
                     r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
             else:
@@ -7729,7 +8083,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceScheduleID")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C421, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C423, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -7751,7 +8105,7 @@ def _d51(r):
                     _escape(r, 1, _EV_ELEM_EE, "Currency")
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C422, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C424, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -7772,10 +8126,50 @@ def _d51(r):
                     if x & 8 == 0:
                         ec = x & 7
                         if ec == 0:
-                            f7 = _d55(r)
+                            pc21 = r.pos
+                            ok21 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t21_0 = y
+                                t21_1 = r.integer(3)
+                                if t21_1 < -32768 or t21_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o21 = _new(_iso20.RationalNumber)
+                                    o21.exponent = t21_0
+                                    o21.value = t21_1
+                                    f7 = o21
+                                    ok21 = True
+                            if not ok21:
+                                r.pos = pc21
+                                f7 = _d55(r)
                             s = 8
                         elif ec == 1:
-                            f8 = _d55(r)
+                            pc22 = r.pos
+                            ok22 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t22_0 = y
+                                t22_1 = r.integer(3)
+                                if t22_1 < -32768 or t22_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t22_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o22 = _new(_iso20.RationalNumber)
+                                    o22.exponent = t22_0
+                                    o22.value = t22_1
+                                    f8 = o22
+                                    ok22 = True
+                            if not ok22:
+                                r.pos = pc22
+                                f8 = _d55(r)
                             s = 9
                         elif ec == 2:
                             f9 = _d114(r)
@@ -7784,7 +8178,7 @@ def _d51(r):
                             f10 = _d96(r)
                             s = 11
                         elif ec == 4:
-                            _escape(r, 2, _C423, "AbsolutePriceScheduleType")
+                            _escape(r, 2, _C425, "AbsolutePriceScheduleType")
                         else:
                             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                     else:
@@ -7814,7 +8208,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "Currency")
                 s = 5
             elif ec == 1:
-                _escape(r, 2, _C424, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C426, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 5:
@@ -7831,10 +8225,50 @@ def _d51(r):
                 if x & 8 == 0:
                     ec = x & 7
                     if ec == 0:
-                        f7 = _d55(r)
+                        pc23 = r.pos
+                        ok23 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t23_0 = y
+                            t23_1 = r.integer(3)
+                            if t23_1 < -32768 or t23_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t23_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o23 = _new(_iso20.RationalNumber)
+                                o23.exponent = t23_0
+                                o23.value = t23_1
+                                f7 = o23
+                                ok23 = True
+                        if not ok23:
+                            r.pos = pc23
+                            f7 = _d55(r)
                         s = 8
                     elif ec == 1:
-                        f8 = _d55(r)
+                        pc24 = r.pos
+                        ok24 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t24_0 = y
+                            t24_1 = r.integer(3)
+                            if t24_1 < -32768 or t24_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t24_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o24 = _new(_iso20.RationalNumber)
+                                o24.exponent = t24_0
+                                o24.value = t24_1
+                                f8 = o24
+                                ok24 = True
+                        if not ok24:
+                            r.pos = pc24
+                            f8 = _d55(r)
                         s = 9
                     elif ec == 2:
                         f9 = _d114(r)
@@ -7843,7 +8277,7 @@ def _d51(r):
                         f10 = _d96(r)
                         s = 11
                     elif ec == 4:
-                        _escape(r, 2, _C425, "AbsolutePriceScheduleType")
+                        _escape(r, 2, _C427, "AbsolutePriceScheduleType")
                     else:
                         r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
                 else:
@@ -7868,7 +8302,7 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "Language")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C426, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C428, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 6:
@@ -7881,10 +8315,50 @@ def _d51(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f7 = _d55(r)
+                    pc25 = r.pos
+                    ok25 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t25_0 = y
+                        t25_1 = r.integer(3)
+                        if t25_1 < -32768 or t25_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t25_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o25 = _new(_iso20.RationalNumber)
+                            o25.exponent = t25_0
+                            o25.value = t25_1
+                            f7 = o25
+                            ok25 = True
+                    if not ok25:
+                        r.pos = pc25
+                        f7 = _d55(r)
                     s = 8
                 elif ec == 1:
-                    f8 = _d55(r)
+                    pc26 = r.pos
+                    ok26 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t26_0 = y
+                        t26_1 = r.integer(3)
+                        if t26_1 < -32768 or t26_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t26_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o26 = _new(_iso20.RationalNumber)
+                            o26.exponent = t26_0
+                            o26.value = t26_1
+                            f8 = o26
+                            ok26 = True
+                    if not ok26:
+                        r.pos = pc26
+                        f8 = _d55(r)
                     s = 9
                 elif ec == 2:
                     f9 = _d114(r)
@@ -7893,7 +8367,7 @@ def _d51(r):
                     f10 = _d96(r)
                     s = 11
                 elif ec == 4:
-                    _escape(r, 2, _C427, "AbsolutePriceScheduleType")
+                    _escape(r, 2, _C429, "AbsolutePriceScheduleType")
                 else:
                     r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
             else:
@@ -7913,16 +8387,56 @@ def _d51(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C428, "AbsolutePriceScheduleType")
+                _escape(r, 2, _C430, "AbsolutePriceScheduleType")
             else:
                 r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d55(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t27_0 = y
+                t27_1 = r.integer(3)
+                if t27_1 < -32768 or t27_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o27 = _new(_iso20.RationalNumber)
+                    o27.exponent = t27_0
+                    o27.value = t27_1
+                    f7 = o27
+                    ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f7 = _d55(r)
             s = 8
         elif ec == 1:
-            f8 = _d55(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f8 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f8 = _d55(r)
             s = 9
         elif ec == 2:
             f9 = _d114(r)
@@ -7931,13 +8445,33 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C429, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C431, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d55(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t29_0 = y
+                t29_1 = r.integer(3)
+                if t29_1 < -32768 or t29_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t29_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o29 = _new(_iso20.RationalNumber)
+                    o29.exponent = t29_0
+                    o29.value = t29_1
+                    f8 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f8 = _d55(r)
             s = 9
         elif ec == 1:
             f9 = _d114(r)
@@ -7946,7 +8480,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C430, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C432, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 9:
@@ -7958,7 +8492,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C431, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C433, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 10:
@@ -7967,7 +8501,7 @@ def _d51(r):
             f10 = _d96(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C432, "AbsolutePriceScheduleType")
+            _escape(r, 2, _C434, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 11:
@@ -7981,7 +8515,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C433, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C435, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 12:
@@ -7992,7 +8526,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C434, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C436, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 13:
@@ -8000,7 +8534,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C435, "AbsolutePriceScheduleType")
+            _escape(r, 1, _C437, "AbsolutePriceScheduleType")
         else:
             r.fail("AbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.AbsolutePriceSchedule)
@@ -8031,10 +8565,10 @@ def _e51(w, o):
         s = 13
     v1 = o.time_anchor
     if v1 is None:
-        _order("AbsolutePriceSchedule.time_anchor", s, _C436)
-    t = _C437.get(s)
+        _order("AbsolutePriceSchedule.time_anchor", s, _C438)
+    t = _C439.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.time_anchor", s, _C436)
+        _order("AbsolutePriceSchedule.time_anchor", s, _C438)
     if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
         _bad("AbsolutePriceSchedule.time_anchor", v1, "an integer in 0..18446744073709551615")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -8042,7 +8576,7 @@ def _e51(w, o):
     w.bits(0, 1)
     v2 = o.price_schedule_id
     if v2 is None:
-        _order("AbsolutePriceSchedule.price_schedule_id", 1, _C436)
+        _order("AbsolutePriceSchedule.price_schedule_id", 1, _C438)
     if type(v2) is not int or v2 < 1 or v2 > 4294967295:
         _bad("AbsolutePriceSchedule.price_schedule_id", v2, "an integer in 1..4294967295")
     w.bits(0, 2)
@@ -8059,10 +8593,10 @@ def _e51(w, o):
         s = 3
     v4 = o.currency
     if v4 is None:
-        _order("AbsolutePriceSchedule.currency", s, _C436)
-    t = _C438.get(s)
+        _order("AbsolutePriceSchedule.currency", s, _C438)
+    t = _C440.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.currency", s, _C436)
+        _order("AbsolutePriceSchedule.currency", s, _C438)
     if type(v4) is not str or len(v4) > 3:
         _bad("AbsolutePriceSchedule.currency", v4, "a str of length 0..3")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -8070,14 +8604,14 @@ def _e51(w, o):
     w.bits(0, 1)
     v5 = o.language
     if v5 is None:
-        _order("AbsolutePriceSchedule.language", 4, _C436)
+        _order("AbsolutePriceSchedule.language", 4, _C438)
     if type(v5) is not str or len(v5) > 3:
         _bad("AbsolutePriceSchedule.language", v5, "a str of length 0..3")
     w.bits(0, 2)
     w.string(v5)
     v6 = o.price_algorithm
     if v6 is None:
-        _order("AbsolutePriceSchedule.price_algorithm", 5, _C436)
+        _order("AbsolutePriceSchedule.price_algorithm", 5, _C438)
     if type(v6) is not str or len(v6) > 255:
         _bad("AbsolutePriceSchedule.price_algorithm", v6, "a str of length 0..255")
     w.bits(0, 3)
@@ -8093,9 +8627,9 @@ def _e51(w, o):
         s = 7
     v8 = o.maximum_cost
     if v8 is not None:
-        t = _C439.get(s)
+        t = _C441.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.maximum_cost", s, _C436)
+            _order("AbsolutePriceSchedule.maximum_cost", s, _C438)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("AbsolutePriceSchedule.maximum_cost", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8103,9 +8637,9 @@ def _e51(w, o):
         s = 8
     v9 = o.tax_rules
     if v9 is not None:
-        t = _C440.get(s)
+        t = _C442.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.tax_rules", s, _C436)
+            _order("AbsolutePriceSchedule.tax_rules", s, _C438)
         if v9.__class__ is not _iso20.TaxRuleList:
             _bad("AbsolutePriceSchedule.tax_rules", v9, "a TaxRuleList")
         w.bits(t[0], t[1])
@@ -8113,10 +8647,10 @@ def _e51(w, o):
         s = 9
     v10 = o.price_rule_stacks
     if v10 is None:
-        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C436)
-    t = _C441.get(s)
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C438)
+    t = _C443.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C436)
+        _order("AbsolutePriceSchedule.price_rule_stacks", s, _C438)
     if v10.__class__ is not _iso20.PriceRuleStackList:
         _bad("AbsolutePriceSchedule.price_rule_stacks", v10, "a PriceRuleStackList")
     w.bits(t[0], t[1])
@@ -8131,17 +8665,17 @@ def _e51(w, o):
         s = 11
     v12 = o.additional_selected_services
     if v12 is not None:
-        t = _C442.get(s)
+        t = _C444.get(s)
         if t is None:
-            _order("AbsolutePriceSchedule.additional_selected_services", s, _C436)
+            _order("AbsolutePriceSchedule.additional_selected_services", s, _C438)
         if v12.__class__ is not _iso20.AdditionalServiceList:
             _bad("AbsolutePriceSchedule.additional_selected_services", v12, "a AdditionalServiceList")
         w.bits(t[0], t[1])
         _e52(w, v12)
         s = 12
-    t = _C443.get(s)
+    t = _C445.get(s)
     if t is None:
-        _order("AbsolutePriceSchedule", s, _C436)
+        _order("AbsolutePriceSchedule", s, _C438)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8153,12 +8687,52 @@ def _d52(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d53(r)
+            pc30 = r.pos
+            ok30 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t30_0 = r.string(None, 80)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc31 = r.pos
+                    ok31 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t31_0 = y
+                        t31_1 = r.integer(3)
+                        if t31_1 < -32768 or t31_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t31_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o31 = _new(_iso20.RationalNumber)
+                            o31.exponent = t31_0
+                            o31.value = t31_1
+                            t30_1 = o31
+                            ok31 = True
+                    if not ok31:
+                        r.pos = pc31
+                        t30_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o30 = _new(_iso20.AdditionalService)
+                        o30.service_name = t30_0
+                        o30.service_fee = t30_1
+                        v = o30
+                        ok30 = True
+            if not ok30:
+                r.pos = pc30
+                v = _d53(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C444, "AdditionalServiceListType")
+            _escape(r, 3, _C446, "AdditionalServiceListType")
         else:
             r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     if s == 1:
@@ -8166,7 +8740,47 @@ def _d52(r):
             if k < 5:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d53(r)
+                    pc32 = r.pos
+                    ok32 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t32_0 = r.string(None, 80)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc33 = r.pos
+                            ok33 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t33_0 = y
+                                t33_1 = r.integer(3)
+                                if t33_1 < -32768 or t33_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o33 = _new(_iso20.RationalNumber)
+                                    o33.exponent = t33_0
+                                    o33.value = t33_1
+                                    t32_1 = o33
+                                    ok33 = True
+                            if not ok33:
+                                r.pos = pc33
+                                t32_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o32 = _new(_iso20.AdditionalService)
+                                o32.service_name = t32_0
+                                o32.service_fee = t32_1
+                                v = o32
+                                ok32 = True
+                    if not ok32:
+                        r.pos = pc32
+                        v = _d53(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -8174,7 +8788,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C445, "AdditionalServiceListType")
+                    _escape(r, 1, _C447, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
             else:
@@ -8183,7 +8797,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C446, "AdditionalServiceListType")
+                    _escape(r, 1, _C448, "AdditionalServiceListType")
                 else:
                     r.fail("AdditionalServiceListType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalServiceList)
@@ -8201,17 +8815,17 @@ def _e52(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C448.get(s)
+        t = _C450.get(s)
         if t is None:
-            _order("AdditionalServiceList.additional_service", s, _C447)
+            _order("AdditionalServiceList.additional_service", s, _C449)
         if v0.__class__ is not _iso20.AdditionalService:
             _bad("AdditionalServiceList.additional_service", v0, "a AdditionalService")
         w.bits(t[0], t[1])
         _e53(w, v0)
         s = (1 if n < 5 else 2)
-    t = _C449.get(s)
+    t = _C451.get(s)
     if t is None:
-        _order("AdditionalServiceList", s, _C447)
+        _order("AdditionalServiceList", s, _C449)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8228,7 +8842,27 @@ def _d53(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d55(r)
+                pc34 = r.pos
+                ok34 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t34_0 = y
+                    t34_1 = r.integer(3)
+                    if t34_1 < -32768 or t34_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t34_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o34 = _new(_iso20.RationalNumber)
+                        o34.exponent = t34_0
+                        o34.value = t34_1
+                        f1 = o34
+                        ok34 = True
+                if not ok34:
+                    r.pos = pc34
+                    f1 = _d55(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -8253,16 +8887,36 @@ def _d53(r):
                         _escape(r, 1, _EV_ELEM_EE, "ServiceName")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C450, "AdditionalServiceType")
+                _escape(r, 3, _C452, "AdditionalServiceType")
             else:
                 r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc35 = r.pos
+            ok35 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t35_0 = y
+                t35_1 = r.integer(3)
+                if t35_1 < -32768 or t35_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t35_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o35 = _new(_iso20.RationalNumber)
+                    o35.exponent = t35_0
+                    o35.value = t35_1
+                    f1 = o35
+                    ok35 = True
+            if not ok35:
+                r.pos = pc35
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C451, "AdditionalServiceType")
+            _escape(r, 2, _C453, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     if s == 2:
@@ -8270,7 +8924,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C452, "AdditionalServiceType")
+            _escape(r, 1, _C454, "AdditionalServiceType")
         else:
             r.fail("AdditionalServiceType: event code %d out of range" % ec)
     o = _new(_iso20.AdditionalService)
@@ -8282,14 +8936,14 @@ def _e53(w, o):
     """iso20.AdditionalService -> AdditionalServiceType"""
     v0 = o.service_name
     if v0 is None:
-        _order("AdditionalService.service_name", 0, _C453)
+        _order("AdditionalService.service_name", 0, _C455)
     if type(v0) is not str or len(v0) > 80:
         _bad("AdditionalService.service_name", v0, "a str of length 0..80")
     w.bits(0, 2)
     w.string(v0)
     v1 = o.service_fee
     if v1 is None:
-        _order("AdditionalService.service_fee", 1, _C453)
+        _order("AdditionalService.service_fee", 1, _C455)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("AdditionalService.service_fee", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -8304,19 +8958,59 @@ def _d54(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d55(r)
+            pc36 = r.pos
+            ok36 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t36_0 = y
+                t36_1 = r.integer(3)
+                if t36_1 < -32768 or t36_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o36 = _new(_iso20.RationalNumber)
+                    o36.exponent = t36_0
+                    o36.value = t36_1
+                    f0 = o36
+                    ok36 = True
+            if not ok36:
+                r.pos = pc36
+                f0 = _d55(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C454, "DetailedCostType")
+            _escape(r, 3, _C456, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t37_0 = y
+                t37_1 = r.integer(3)
+                if t37_1 < -32768 or t37_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t37_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o37 = _new(_iso20.RationalNumber)
+                    o37.exponent = t37_0
+                    o37.value = t37_1
+                    f1 = o37
+                    ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C455, "DetailedCostType")
+            _escape(r, 2, _C457, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -8324,7 +9018,7 @@ def _d54(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C456, "DetailedCostType")
+            _escape(r, 1, _C458, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -8336,14 +9030,14 @@ def _e54(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C457)
+        _order("DetailedCost.amount", 0, _C459)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C457)
+        _order("DetailedCost.cost_per_unit", 1, _C459)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -8390,7 +9084,7 @@ def _d55(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C458, "RationalNumberType")
+                _escape(r, 3, _C460, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -8423,7 +9117,7 @@ def _d55(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C459, "RationalNumberType")
+                _escape(r, 2, _C461, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -8431,7 +9125,7 @@ def _d55(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C460, "RationalNumberType")
+            _escape(r, 1, _C462, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -8443,12 +9137,12 @@ def _e55(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C461)
+        _order("RationalNumber.exponent", 0, _C463)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C461)
+        _order("RationalNumber.value", 1, _C463)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -8475,7 +9169,7 @@ def _d56(r):
                 elif ec == 1:
                     s = -1
                 elif ec == 2:
-                    _escape(r, 1, _C462, "CertificateChainType")
+                    _escape(r, 1, _C464, "CertificateChainType")
                 else:
                     r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
@@ -8495,7 +9189,7 @@ def _d56(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C463, "CertificateChainType")
+                _escape(r, 3, _C465, "CertificateChainType")
             else:
                 r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -8506,7 +9200,7 @@ def _d56(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C464, "CertificateChainType")
+            _escape(r, 1, _C466, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -8514,7 +9208,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C465, "CertificateChainType")
+            _escape(r, 1, _C467, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.CertificateChain)
@@ -8526,7 +9220,7 @@ def _e56(w, o):
     """iso20.CertificateChain -> CertificateChainType"""
     v0 = o.certificate
     if v0 is None:
-        _order("CertificateChain.certificate", 0, _C466)
+        _order("CertificateChain.certificate", 0, _C468)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
         _bad("CertificateChain.certificate", v0, "bytes of length 0..1600")
     w.bits(0, 2)
@@ -8540,9 +9234,9 @@ def _e56(w, o):
         w.bits(0, 2)
         _e109(w, v1)
         s = 2
-    t = _C467.get(s)
+    t = _C469.get(s)
     if t is None:
-        _order("CertificateChain", s, _C466)
+        _order("CertificateChain", s, _C468)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8558,7 +9252,7 @@ def _d57(r):
             f0 = _d89(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C468, "ChargingScheduleType")
+            _escape(r, 3, _C470, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -8572,7 +9266,7 @@ def _d57(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C469, "ChargingScheduleType")
+            _escape(r, 1, _C471, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -8580,7 +9274,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C470, "ChargingScheduleType")
+            _escape(r, 1, _C472, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -8588,7 +9282,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C471, "ChargingScheduleType")
+            _escape(r, 1, _C473, "ChargingScheduleType")
         else:
             r.fail("ChargingScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.ChargingSchedule)
@@ -8601,7 +9295,7 @@ def _e57(w, o):
     """iso20.ChargingSchedule -> ChargingScheduleType"""
     v0 = o.power_schedule
     if v0 is None:
-        _order("ChargingSchedule.power_schedule", 0, _C472)
+        _order("ChargingSchedule.power_schedule", 0, _C474)
     if v0.__class__ is not _iso20.PowerSchedule:
         _bad("ChargingSchedule.power_schedule", v0, "a PowerSchedule")
     w.bits(0, 1)
@@ -8616,17 +9310,17 @@ def _e57(w, o):
         s = 2
     v2 = o.price_level_schedule
     if v2 is not None:
-        t = _C473.get(s)
+        t = _C475.get(s)
         if t is None:
-            _order("ChargingSchedule.price_level_schedule", s, _C472)
+            _order("ChargingSchedule.price_level_schedule", s, _C474)
         if v2.__class__ is not _iso20.PriceLevelSchedule:
             _bad("ChargingSchedule.price_level_schedule", v2, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e91(w, v2)
         s = 3
-    t = _C474.get(s)
+    t = _C476.get(s)
     if t is None:
-        _order("ChargingSchedule", s, _C472)
+        _order("ChargingSchedule", s, _C474)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8668,7 +9362,7 @@ def _d58(r):
                         _escape(r, 1, _EV_ELEM_EE, "Certificate")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C475, "ContractCertificateChainType")
+                _escape(r, 3, _C477, "ContractCertificateChainType")
             else:
                 r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 1:
@@ -8677,7 +9371,7 @@ def _d58(r):
             f1 = _d109(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C476, "ContractCertificateChainType")
+            _escape(r, 2, _C478, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     if s == 2:
@@ -8685,7 +9379,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C477, "ContractCertificateChainType")
+            _escape(r, 1, _C479, "ContractCertificateChainType")
         else:
             r.fail("ContractCertificateChainType: event code %d out of range" % ec)
     o = _new(_iso20.ContractCertificateChain)
@@ -8697,14 +9391,14 @@ def _e58(w, o):
     """iso20.ContractCertificateChain -> ContractCertificateChainType"""
     v0 = o.certificate
     if v0 is None:
-        _order("ContractCertificateChain.certificate", 0, _C478)
+        _order("ContractCertificateChain.certificate", 0, _C480)
     if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1600:
         _bad("ContractCertificateChain.certificate", v0, "bytes of length 0..1600")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.sub_certificates
     if v1 is None:
-        _order("ContractCertificateChain.sub_certificates", 1, _C478)
+        _order("ContractCertificateChain.sub_certificates", 1, _C480)
     if v1.__class__ is not _iso20.SubCertificates:
         _bad("ContractCertificateChain.sub_certificates", v1, "a SubCertificates")
     w.bits(0, 2)
@@ -8838,7 +9532,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d55(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t38_0 = y
+                t38_1 = r.integer(3)
+                if t38_1 < -32768 or t38_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o38 = _new(_iso20.RationalNumber)
+                    o38.exponent = t38_0
+                    o38.value = t38_1
+                    f8 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f8 = _d55(r)
             s = 9
         elif ec == 9:
             x = r.bits(3)
@@ -8856,7 +9570,7 @@ def _d59(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C479, "DisplayParametersType")
+            _escape(r, 3, _C481, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8956,7 +9670,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d55(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t39_0 = y
+                t39_1 = r.integer(3)
+                if t39_1 < -32768 or t39_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t39_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o39 = _new(_iso20.RationalNumber)
+                    o39.exponent = t39_0
+                    o39.value = t39_1
+                    f8 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f8 = _d55(r)
             s = 9
         elif ec == 8:
             x = r.bits(3)
@@ -8974,7 +9708,7 @@ def _d59(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C480, "DisplayParametersType")
+            _escape(r, 1, _C482, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -9057,7 +9791,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d55(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t40_0 = y
+                t40_1 = r.integer(3)
+                if t40_1 < -32768 or t40_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t40_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o40 = _new(_iso20.RationalNumber)
+                    o40.exponent = t40_0
+                    o40.value = t40_1
+                    f8 = o40
+                    ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f8 = _d55(r)
             s = 9
         elif ec == 7:
             x = r.bits(3)
@@ -9075,7 +9829,7 @@ def _d59(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C481, "DisplayParametersType")
+            _escape(r, 1, _C483, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -9141,7 +9895,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d55(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t41_0 = y
+                t41_1 = r.integer(3)
+                if t41_1 < -32768 or t41_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t41_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o41 = _new(_iso20.RationalNumber)
+                    o41.exponent = t41_0
+                    o41.value = t41_1
+                    f8 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f8 = _d55(r)
             s = 9
         elif ec == 6:
             x = r.bits(3)
@@ -9159,7 +9933,7 @@ def _d59(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C482, "DisplayParametersType")
+            _escape(r, 1, _C484, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -9208,7 +9982,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d55(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t42_0 = y
+                t42_1 = r.integer(3)
+                if t42_1 < -32768 or t42_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t42_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o42 = _new(_iso20.RationalNumber)
+                    o42.exponent = t42_0
+                    o42.value = t42_1
+                    f8 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f8 = _d55(r)
             s = 9
         elif ec == 5:
             x = r.bits(3)
@@ -9226,7 +10020,7 @@ def _d59(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C483, "DisplayParametersType")
+            _escape(r, 1, _C485, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -9265,7 +10059,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d55(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t43_0 = y
+                t43_1 = r.integer(3)
+                if t43_1 < -32768 or t43_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t43_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o43 = _new(_iso20.RationalNumber)
+                    o43.exponent = t43_0
+                    o43.value = t43_1
+                    f8 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f8 = _d55(r)
             s = 9
         elif ec == 4:
             x = r.bits(3)
@@ -9283,7 +10097,7 @@ def _d59(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C484, "DisplayParametersType")
+            _escape(r, 1, _C486, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -9312,7 +10126,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d55(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t44_0 = y
+                t44_1 = r.integer(3)
+                if t44_1 < -32768 or t44_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t44_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o44 = _new(_iso20.RationalNumber)
+                    o44.exponent = t44_0
+                    o44.value = t44_1
+                    f8 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f8 = _d55(r)
             s = 9
         elif ec == 3:
             x = r.bits(3)
@@ -9330,7 +10164,7 @@ def _d59(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C485, "DisplayParametersType")
+            _escape(r, 1, _C487, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -9349,7 +10183,27 @@ def _d59(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d55(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f8 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f8 = _d55(r)
             s = 9
         elif ec == 2:
             x = r.bits(3)
@@ -9367,13 +10221,33 @@ def _d59(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C486, "DisplayParametersType")
+            _escape(r, 1, _C488, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d55(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t46_0 = y
+                t46_1 = r.integer(3)
+                if t46_1 < -32768 or t46_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso20.RationalNumber)
+                    o46.exponent = t46_0
+                    o46.value = t46_1
+                    f8 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f8 = _d55(r)
             s = 9
         elif ec == 1:
             x = r.bits(3)
@@ -9391,7 +10265,7 @@ def _d59(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C487, "DisplayParametersType")
+            _escape(r, 1, _C489, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -9412,7 +10286,7 @@ def _d59(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C488, "DisplayParametersType")
+            _escape(r, 1, _C490, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -9420,7 +10294,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C489, "DisplayParametersType")
+            _escape(r, 1, _C491, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -9447,36 +10321,36 @@ def _e59(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C491.get(s)
+        t = _C493.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C490)
+            _order("DisplayParameters.minimum_soc", s, _C492)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C492.get(s)
+        t = _C494.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C490)
+            _order("DisplayParameters.target_soc", s, _C492)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C493.get(s)
+        t = _C495.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C490)
+            _order("DisplayParameters.maximum_soc", s, _C492)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C494.get(s)
+        t = _C496.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C490)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C492)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9485,9 +10359,9 @@ def _e59(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C495.get(s)
+        t = _C497.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C490)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C492)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9496,9 +10370,9 @@ def _e59(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C496.get(s)
+        t = _C498.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C490)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C492)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -9507,18 +10381,18 @@ def _e59(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C497.get(s)
+        t = _C499.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C490)
+            _order("DisplayParameters.charging_complete", s, _C492)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C498.get(s)
+        t = _C500.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C490)
+            _order("DisplayParameters.battery_energy_capacity", s, _C492)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -9526,16 +10400,16 @@ def _e59(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C499.get(s)
+        t = _C501.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C490)
+            _order("DisplayParameters.inlet_hot", s, _C492)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C500.get(s)
+    t = _C502.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C490)
+        _order("DisplayParameters", s, _C492)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9547,7 +10421,7 @@ def _d60(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C501, "Dynamic_EVPPTControlModeType")
+            _escape(r, 3, _C503, "Dynamic_EVPPTControlModeType")
         else:
             r.fail("Dynamic_EVPPTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_EVPPTControlMode)
@@ -9614,10 +10488,30 @@ def _d61(r):
                                 _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
                     s = 3
                 elif ec == 2:
-                    f3 = _d55(r)
+                    pc47 = r.pos
+                    ok47 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t47_0 = y
+                        t47_1 = r.integer(3)
+                        if t47_1 < -32768 or t47_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t47_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o47 = _new(_iso20.RationalNumber)
+                            o47.exponent = t47_0
+                            o47.value = t47_1
+                            f3 = o47
+                            ok47 = True
+                    if not ok47:
+                        r.pos = pc47
+                        f3 = _d55(r)
                     s = 4
                 elif ec == 3:
-                    _escape(r, 2, _C503, "Dynamic_SEReqControlModeType")
+                    _escape(r, 2, _C505, "Dynamic_SEReqControlModeType")
                 else:
                     r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
             else:
@@ -9639,7 +10533,7 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C504, "Dynamic_SEReqControlModeType")
+                _escape(r, 3, _C506, "Dynamic_SEReqControlModeType")
             else:
                 r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9679,10 +10573,30 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            f3 = _d55(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t48_0 = y
+                t48_1 = r.integer(3)
+                if t48_1 < -32768 or t48_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso20.RationalNumber)
+                    o48.exponent = t48_0
+                    o48.value = t48_1
+                    f3 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f3 = _d55(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C505, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C507, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -9705,62 +10619,202 @@ def _d61(r):
                         _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            f3 = _d55(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f3 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f3 = _d55(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C506, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C508, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d55(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t50_0 = y
+                t50_1 = r.integer(3)
+                if t50_1 < -32768 or t50_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t50_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o50 = _new(_iso20.RationalNumber)
+                    o50.exponent = t50_0
+                    o50.value = t50_1
+                    f3 = o50
+                    ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f3 = _d55(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C507, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C509, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d55(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t51_0 = y
+                t51_1 = r.integer(3)
+                if t51_1 < -32768 or t51_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso20.RationalNumber)
+                    o51.exponent = t51_0
+                    o51.value = t51_1
+                    f4 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f4 = _d55(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C508, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C510, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d55(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t52_0 = y
+                t52_1 = r.integer(3)
+                if t52_1 < -32768 or t52_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t52_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o52 = _new(_iso20.RationalNumber)
+                    o52.exponent = t52_0
+                    o52.value = t52_1
+                    f5 = o52
+                    ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f5 = _d55(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C509, "Dynamic_SEReqControlModeType")
+            _escape(r, 2, _C511, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d55(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t53_0 = y
+                t53_1 = r.integer(3)
+                if t53_1 < -32768 or t53_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t53_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o53 = _new(_iso20.RationalNumber)
+                    o53.exponent = t53_0
+                    o53.value = t53_1
+                    f6 = o53
+                    ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f6 = _d55(r)
             s = 7
         elif ec == 1:
-            f7 = _d55(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t54_0 = y
+                t54_1 = r.integer(3)
+                if t54_1 < -32768 or t54_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t54_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o54 = _new(_iso20.RationalNumber)
+                    o54.exponent = t54_0
+                    o54.value = t54_1
+                    f7 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f7 = _d55(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C510, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C512, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d55(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t55_0 = y
+                t55_1 = r.integer(3)
+                if t55_1 < -32768 or t55_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso20.RationalNumber)
+                    o55.exponent = t55_0
+                    o55.value = t55_1
+                    f7 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f7 = _d55(r)
             s = 8
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C511, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C513, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -9768,7 +10822,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C512, "Dynamic_SEReqControlModeType")
+            _escape(r, 1, _C514, "Dynamic_SEReqControlModeType")
         else:
             r.fail("Dynamic_SEReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEReqControlMode)
@@ -9786,7 +10840,7 @@ def _e61(w, o):
     """iso20.Dynamic_SEReqControlMode -> Dynamic_SEReqControlModeType"""
     v0 = o.departure_time
     if v0 is None:
-        _order("Dynamic_SEReqControlMode.departure_time", 0, _C513)
+        _order("Dynamic_SEReqControlMode.departure_time", 0, _C515)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("Dynamic_SEReqControlMode.departure_time", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -9801,33 +10855,33 @@ def _e61(w, o):
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C514.get(s)
+        t = _C516.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.target_soc", s, _C513)
+            _order("Dynamic_SEReqControlMode.target_soc", s, _C515)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_SEReqControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ev_target_energy_request
     if v3 is None:
-        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C513)
-    t = _C515.get(s)
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C515)
+    t = _C517.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C513)
+        _order("Dynamic_SEReqControlMode.ev_target_energy_request", s, _C515)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_target_energy_request", v3, "a RationalNumber")
     w.bits(t[0], t[1])
     _e55(w, v3)
     v4 = o.ev_maximum_energy_request
     if v4 is None:
-        _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", 4, _C513)
+        _order("Dynamic_SEReqControlMode.ev_maximum_energy_request", 4, _C515)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_maximum_energy_request", v4, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v4)
     v5 = o.ev_minimum_energy_request
     if v5 is None:
-        _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", 5, _C513)
+        _order("Dynamic_SEReqControlMode.ev_minimum_energy_request", 5, _C515)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_SEReqControlMode.ev_minimum_energy_request", v5, "a RationalNumber")
     w.bits(0, 1)
@@ -9842,17 +10896,17 @@ def _e61(w, o):
         s = 7
     v7 = o.ev_minimum_v2x_energy_request
     if v7 is not None:
-        t = _C516.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C513)
+            _order("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", s, _C515)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Dynamic_SEReqControlMode.ev_minimum_v2x_energy_request", v7, "a RationalNumber")
         w.bits(t[0], t[1])
         _e55(w, v7)
         s = 8
-    t = _C517.get(s)
+    t = _C519.get(s)
     if t is None:
-        _order("Dynamic_SEReqControlMode", s, _C513)
+        _order("Dynamic_SEReqControlMode", s, _C515)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9919,7 +10973,7 @@ def _d62(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 3, _C518, "Dynamic_SEResControlModeType")
+            _escape(r, 3, _C520, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -9967,7 +11021,7 @@ def _d62(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C519, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C521, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -9998,7 +11052,7 @@ def _d62(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C520, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C522, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -10012,7 +11066,7 @@ def _d62(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C521, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C523, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -10020,7 +11074,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C522, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C524, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     if s == 5:
@@ -10028,7 +11082,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C523, "Dynamic_SEResControlModeType")
+            _escape(r, 1, _C525, "Dynamic_SEResControlModeType")
         else:
             r.fail("Dynamic_SEResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SEResControlMode)
@@ -10052,27 +11106,27 @@ def _e62(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C525.get(s)
+        t = _C527.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.minimum_soc", s, _C524)
+            _order("Dynamic_SEResControlMode.minimum_soc", s, _C526)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_SEResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C526.get(s)
+        t = _C528.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.target_soc", s, _C524)
+            _order("Dynamic_SEResControlMode.target_soc", s, _C526)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_SEResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.absolute_price_schedule
     if v3 is not None:
-        t = _C527.get(s)
+        t = _C529.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C524)
+            _order("Dynamic_SEResControlMode.absolute_price_schedule", s, _C526)
         if v3.__class__ is not _iso20.AbsolutePriceSchedule:
             _bad("Dynamic_SEResControlMode.absolute_price_schedule", v3, "a AbsolutePriceSchedule")
         w.bits(t[0], t[1])
@@ -10080,17 +11134,17 @@ def _e62(w, o):
         s = 4
     v4 = o.price_level_schedule
     if v4 is not None:
-        t = _C528.get(s)
+        t = _C530.get(s)
         if t is None:
-            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C524)
+            _order("Dynamic_SEResControlMode.price_level_schedule", s, _C526)
         if v4.__class__ is not _iso20.PriceLevelSchedule:
             _bad("Dynamic_SEResControlMode.price_level_schedule", v4, "a PriceLevelSchedule")
         w.bits(t[0], t[1])
         _e91(w, v4)
         s = 5
-    t = _C529.get(s)
+    t = _C531.get(s)
     if t is None:
-        _order("Dynamic_SEResControlMode", s, _C524)
+        _order("Dynamic_SEResControlMode", s, _C526)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10102,7 +11156,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C530, "Dynamic_SMDTControlModeType")
+            _escape(r, 3, _C532, "Dynamic_SMDTControlModeType")
         else:
             r.fail("Dynamic_SMDTControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_SMDTControlMode)
@@ -10120,7 +11174,7 @@ def _d64(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C532, "EIM_AReqAuthorizationModeType")
+            _escape(r, 3, _C534, "EIM_AReqAuthorizationModeType")
         else:
             r.fail("EIM_AReqAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_AReqAuthorizationMode)
@@ -10138,7 +11192,7 @@ def _d65(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C534, "EIM_ASResAuthorizationModeType")
+            _escape(r, 3, _C536, "EIM_ASResAuthorizationModeType")
         else:
             r.fail("EIM_ASResAuthorizationModeType: event code %d out of range" % ec)
     o = _new(_iso20.EIM_ASResAuthorizationMode)
@@ -10210,7 +11264,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C536, "EVAbsolutePriceScheduleType")
+                _escape(r, 3, _C538, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10255,7 +11309,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "Currency")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C537, "EVAbsolutePriceScheduleType")
+                _escape(r, 2, _C539, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10291,7 +11345,7 @@ def _d66(r):
                         _escape(r, 1, _EV_ELEM_EE, "PriceAlgorithm")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C538, "EVAbsolutePriceScheduleType")
+                _escape(r, 2, _C540, "EVAbsolutePriceScheduleType")
             else:
                 r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 3:
@@ -10300,7 +11354,7 @@ def _d66(r):
             f3 = _d76(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C539, "EVAbsolutePriceScheduleType")
+            _escape(r, 2, _C541, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     if s == 4:
@@ -10308,7 +11362,7 @@ def _d66(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C540, "EVAbsolutePriceScheduleType")
+            _escape(r, 1, _C542, "EVAbsolutePriceScheduleType")
         else:
             r.fail("EVAbsolutePriceScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVAbsolutePriceSchedule)
@@ -10322,28 +11376,28 @@ def _e66(w, o):
     """iso20.EVAbsolutePriceSchedule -> EVAbsolutePriceScheduleType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVAbsolutePriceSchedule.time_anchor", 0, _C541)
+        _order("EVAbsolutePriceSchedule.time_anchor", 0, _C543)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVAbsolutePriceSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.currency
     if v1 is None:
-        _order("EVAbsolutePriceSchedule.currency", 1, _C541)
+        _order("EVAbsolutePriceSchedule.currency", 1, _C543)
     if type(v1) is not str or len(v1) > 3:
         _bad("EVAbsolutePriceSchedule.currency", v1, "a str of length 0..3")
     w.bits(0, 3)
     w.string(v1)
     v2 = o.price_algorithm
     if v2 is None:
-        _order("EVAbsolutePriceSchedule.price_algorithm", 2, _C541)
+        _order("EVAbsolutePriceSchedule.price_algorithm", 2, _C543)
     if type(v2) is not str or len(v2) > 255:
         _bad("EVAbsolutePriceSchedule.price_algorithm", v2, "a str of length 0..255")
     w.bits(0, 3)
     w.string(v2)
     v3 = o.ev_price_rule_stacks
     if v3 is None:
-        _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", 3, _C541)
+        _order("EVAbsolutePriceSchedule.ev_price_rule_stacks", 3, _C543)
     if v3.__class__ is not _iso20.EVPriceRuleStackList:
         _bad("EVAbsolutePriceSchedule.ev_price_rule_stacks", v3, "a EVPriceRuleStackList")
     w.bits(0, 2)
@@ -10358,19 +11412,73 @@ def _d67(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d71(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t56_0 = r.uint(10)
+                if t56_0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t56_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t56_1 = _d72(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o56 = _new(_iso20.EVPowerSchedule)
+                        o56.time_anchor = t56_0
+                        o56.ev_power_schedule_entries = t56_1
+                        f0 = o56
+                        ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f0 = _d71(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C542, "EVEnergyOfferType")
+            _escape(r, 3, _C544, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d66(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t57_0 = r.uint(10)
+                if t57_0 > 18446744073709551615:
+                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t57_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t57_1 = r.string(None, 3)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t57_2 = r.string(None, 255)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t57_3 = _d76(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o57 = _new(_iso20.EVAbsolutePriceSchedule)
+                                o57.time_anchor = t57_0
+                                o57.currency = t57_1
+                                o57.price_algorithm = t57_2
+                                o57.ev_price_rule_stacks = t57_3
+                                f1 = o57
+                                ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f1 = _d66(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C543, "EVEnergyOfferType")
+            _escape(r, 2, _C545, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     if s == 2:
@@ -10378,7 +11486,7 @@ def _d67(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C544, "EVEnergyOfferType")
+            _escape(r, 1, _C546, "EVEnergyOfferType")
         else:
             r.fail("EVEnergyOfferType: event code %d out of range" % ec)
     o = _new(_iso20.EVEnergyOffer)
@@ -10390,14 +11498,14 @@ def _e67(w, o):
     """iso20.EVEnergyOffer -> EVEnergyOfferType"""
     v0 = o.ev_power_schedule
     if v0 is None:
-        _order("EVEnergyOffer.ev_power_schedule", 0, _C545)
+        _order("EVEnergyOffer.ev_power_schedule", 0, _C547)
     if v0.__class__ is not _iso20.EVPowerSchedule:
         _bad("EVEnergyOffer.ev_power_schedule", v0, "a EVPowerSchedule")
     w.bits(0, 1)
     _e71(w, v0)
     v1 = o.ev_absolute_price_schedule
     if v1 is None:
-        _order("EVEnergyOffer.ev_absolute_price_schedule", 1, _C545)
+        _order("EVEnergyOffer.ev_absolute_price_schedule", 1, _C547)
     if v1.__class__ is not _iso20.EVAbsolutePriceSchedule:
         _bad("EVEnergyOffer.ev_absolute_price_schedule", v1, "a EVAbsolutePriceSchedule")
     w.bits(0, 1)
@@ -10423,13 +11531,23 @@ def _d68(r):
             if x & 4 == 0:
                 ec = x & 3
                 if ec == 0:
-                    f1 = _d60(r)
+                    pc58 = r.pos
+                    ok58 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o58 = _new(_iso20.Dynamic_EVPPTControlMode)
+                        f1 = o58
+                        ok58 = True
+                    if not ok58:
+                        r.pos = pc58
+                        f1 = _d60(r)
                     s = 3
                 elif ec == 1:
                     f2 = _d101(r)
                     s = 2
                 elif ec == 2:
-                    _escape(r, 2, _C546, "EVPowerProfileType")
+                    _escape(r, 2, _C548, "EVPowerProfileType")
                 else:
                     r.fail("EVPowerProfileType: event code %d out of range" % ec)
             else:
@@ -10451,19 +11569,29 @@ def _d68(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C547, "EVPowerProfileType")
+                _escape(r, 3, _C549, "EVPowerProfileType")
             else:
                 r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d60(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o59 = _new(_iso20.Dynamic_EVPPTControlMode)
+                f1 = o59
+                ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f1 = _d60(r)
             s = 3
         elif ec == 1:
             f2 = _d101(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C548, "EVPowerProfileType")
+            _escape(r, 2, _C550, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 2:
@@ -10472,7 +11600,7 @@ def _d68(r):
             f3 = _d69(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C549, "EVPowerProfileType")
+            _escape(r, 2, _C551, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 3:
@@ -10481,7 +11609,7 @@ def _d68(r):
             f3 = _d69(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C550, "EVPowerProfileType")
+            _escape(r, 2, _C552, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     if s == 4:
@@ -10489,7 +11617,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C551, "EVPowerProfileType")
+            _escape(r, 1, _C553, "EVPowerProfileType")
         else:
             r.fail("EVPowerProfileType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerProfile)
@@ -10503,7 +11631,7 @@ def _e68(w, o):
     """iso20.EVPowerProfile -> EVPowerProfileType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVPowerProfile.time_anchor", 0, _C552)
+        _order("EVPowerProfile.time_anchor", 0, _C554)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVPowerProfile.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
@@ -10519,9 +11647,9 @@ def _e68(w, o):
         s = 2
     v2 = o.scheduled_evppt_control_mode
     if v2 is not None:
-        t = _C553.get(s)
+        t = _C555.get(s)
         if t is None:
-            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C552)
+            _order("EVPowerProfile.scheduled_evppt_control_mode", s, _C554)
         if v2.__class__ is not _iso20.Scheduled_EVPPTControlMode:
             _bad("EVPowerProfile.scheduled_evppt_control_mode", v2, "a Scheduled_EVPPTControlMode")
         w.bits(t[0], t[1])
@@ -10529,10 +11657,10 @@ def _e68(w, o):
         s = 3
     v3 = o.ev_power_profile_entries
     if v3 is None:
-        _order("EVPowerProfile.ev_power_profile_entries", s, _C552)
-    t = _C554.get(s)
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C554)
+    t = _C556.get(s)
     if t is None:
-        _order("EVPowerProfile.ev_power_profile_entries", s, _C552)
+        _order("EVPowerProfile.ev_power_profile_entries", s, _C554)
     if v3.__class__ is not _iso20.EVPowerProfileEntryList:
         _bad("EVPowerProfile.ev_power_profile_entries", v3, "a EVPowerProfileEntryList")
     w.bits(t[0], t[1])
@@ -10552,7 +11680,7 @@ def _d69(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C555, "EVPowerProfileEntryListType")
+            _escape(r, 3, _C557, "EVPowerProfileEntryListType")
         else:
             r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if s == 1:
@@ -10567,7 +11695,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C556, "EVPowerProfileEntryListType")
+                _escape(r, 1, _C558, "EVPowerProfileEntryListType")
             else:
                 r.fail("EVPowerProfileEntryListType: event code %d out of range" % ec)
     if len(f0) > 2048:
@@ -10587,17 +11715,17 @@ def _e69(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C558.get(s)
+        t = _C560.get(s)
         if t is None:
-            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C557)
+            _order("EVPowerProfileEntryList.ev_power_profile_entry", s, _C559)
         if v0.__class__ is not _iso20.PowerScheduleEntry:
             _bad("EVPowerProfileEntryList.ev_power_profile_entry", v0, "a PowerScheduleEntry")
         w.bits(t[0], t[1])
         _e70(w, v0)
         s = 1
-    t = _C559.get(s)
+    t = _C561.get(s)
     if t is None:
-        _order("EVPowerProfileEntryList", s, _C557)
+        _order("EVPowerProfileEntryList", s, _C559)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10618,7 +11746,27 @@ def _d70(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d55(r)
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t60_0 = y
+                    t60_1 = r.integer(3)
+                    if t60_1 < -32768 or t60_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t60_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o60 = _new(_iso20.RationalNumber)
+                        o60.exponent = t60_0
+                        o60.value = t60_1
+                        f1 = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    f1 = _d55(r)
                 s = 2
             else:
                 r.pos = p
@@ -10639,41 +11787,121 @@ def _d70(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C560, "PowerScheduleEntryType")
+                _escape(r, 3, _C562, "PowerScheduleEntryType")
             else:
                 r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f1 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C561, "PowerScheduleEntryType")
+            _escape(r, 2, _C563, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d55(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f2 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f2 = _d55(r)
             s = 3
         elif ec == 1:
-            f3 = _d55(r)
+            pc63 = r.pos
+            ok63 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t63_0 = y
+                t63_1 = r.integer(3)
+                if t63_1 < -32768 or t63_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t63_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o63 = _new(_iso20.RationalNumber)
+                    o63.exponent = t63_0
+                    o63.value = t63_1
+                    f3 = o63
+                    ok63 = True
+            if not ok63:
+                r.pos = pc63
+                f3 = _d55(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C562, "PowerScheduleEntryType")
+            _escape(r, 1, _C564, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d55(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t64_0 = y
+                t64_1 = r.integer(3)
+                if t64_1 < -32768 or t64_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o64 = _new(_iso20.RationalNumber)
+                    o64.exponent = t64_0
+                    o64.value = t64_1
+                    f3 = o64
+                    ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f3 = _d55(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C563, "PowerScheduleEntryType")
+            _escape(r, 1, _C565, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     if s == 4:
@@ -10681,7 +11909,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C564, "PowerScheduleEntryType")
+            _escape(r, 1, _C566, "PowerScheduleEntryType")
         else:
             r.fail("PowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.PowerScheduleEntry)
@@ -10695,14 +11923,14 @@ def _e70(w, o):
     """iso20.PowerScheduleEntry -> PowerScheduleEntryType"""
     v0 = o.duration
     if v0 is None:
-        _order("PowerScheduleEntry.duration", 0, _C565)
+        _order("PowerScheduleEntry.duration", 0, _C567)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("PowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.power
     if v1 is None:
-        _order("PowerScheduleEntry.power", 1, _C565)
+        _order("PowerScheduleEntry.power", 1, _C567)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("PowerScheduleEntry.power", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -10717,17 +11945,17 @@ def _e70(w, o):
         s = 3
     v3 = o.power_l3
     if v3 is not None:
-        t = _C566.get(s)
+        t = _C568.get(s)
         if t is None:
-            _order("PowerScheduleEntry.power_l3", s, _C565)
+            _order("PowerScheduleEntry.power_l3", s, _C567)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("PowerScheduleEntry.power_l3", v3, "a RationalNumber")
         w.bits(t[0], t[1])
         _e55(w, v3)
         s = 4
-    t = _C567.get(s)
+    t = _C569.get(s)
     if t is None:
-        _order("PowerScheduleEntry", s, _C565)
+        _order("PowerScheduleEntry", s, _C567)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10773,7 +12001,7 @@ def _d71(r):
                         _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C568, "EVPowerScheduleType")
+                _escape(r, 3, _C570, "EVPowerScheduleType")
             else:
                 r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -10782,7 +12010,7 @@ def _d71(r):
             f1 = _d72(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C569, "EVPowerScheduleType")
+            _escape(r, 2, _C571, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10790,7 +12018,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C570, "EVPowerScheduleType")
+            _escape(r, 1, _C572, "EVPowerScheduleType")
         else:
             r.fail("EVPowerScheduleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerSchedule)
@@ -10802,14 +12030,14 @@ def _e71(w, o):
     """iso20.EVPowerSchedule -> EVPowerScheduleType"""
     v0 = o.time_anchor
     if v0 is None:
-        _order("EVPowerSchedule.time_anchor", 0, _C571)
+        _order("EVPowerSchedule.time_anchor", 0, _C573)
     if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
         _bad("EVPowerSchedule.time_anchor", v0, "an integer in 0..18446744073709551615")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.ev_power_schedule_entries
     if v1 is None:
-        _order("EVPowerSchedule.ev_power_schedule_entries", 1, _C571)
+        _order("EVPowerSchedule.ev_power_schedule_entries", 1, _C573)
     if v1.__class__ is not _iso20.EVPowerScheduleEntryList:
         _bad("EVPowerSchedule.ev_power_schedule_entries", v1, "a EVPowerScheduleEntryList")
     w.bits(0, 2)
@@ -10824,19 +12052,103 @@ def _d72(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d73(r)
+            pc65 = r.pos
+            ok65 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t65_0 = r.uint(5)
+                if t65_0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % t65_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc66 = r.pos
+                    ok66 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t66_0 = y
+                        t66_1 = r.integer(3)
+                        if t66_1 < -32768 or t66_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t66_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o66 = _new(_iso20.RationalNumber)
+                            o66.exponent = t66_0
+                            o66.value = t66_1
+                            t65_1 = o66
+                            ok66 = True
+                    if not ok66:
+                        r.pos = pc66
+                        t65_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o65 = _new(_iso20.EVPowerScheduleEntry)
+                        o65.duration = t65_0
+                        o65.power = t65_1
+                        v = o65
+                        ok65 = True
+            if not ok65:
+                r.pos = pc65
+                v = _d73(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C572, "EVPowerScheduleEntryListType")
+            _escape(r, 3, _C574, "EVPowerScheduleEntryListType")
         else:
             r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d73(r)
+                pc67 = r.pos
+                ok67 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t67_0 = r.uint(5)
+                    if t67_0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % t67_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        pc68 = r.pos
+                        ok68 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t68_0 = y
+                            t68_1 = r.integer(3)
+                            if t68_1 < -32768 or t68_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t68_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o68 = _new(_iso20.RationalNumber)
+                                o68.exponent = t68_0
+                                o68.value = t68_1
+                                t67_1 = o68
+                                ok68 = True
+                        if not ok68:
+                            r.pos = pc68
+                            t67_1 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o67 = _new(_iso20.EVPowerScheduleEntry)
+                            o67.duration = t67_0
+                            o67.power = t67_1
+                            v = o67
+                            ok67 = True
+                if not ok67:
+                    r.pos = pc67
+                    v = _d73(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -10844,7 +12156,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C573, "EVPowerScheduleEntryListType")
+                _escape(r, 1, _C575, "EVPowerScheduleEntryListType")
             else:
                 r.fail("EVPowerScheduleEntryListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -10864,17 +12176,17 @@ def _e72(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C575.get(s)
+        t = _C577.get(s)
         if t is None:
-            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C574)
+            _order("EVPowerScheduleEntryList.ev_power_schedule_entry", s, _C576)
         if v0.__class__ is not _iso20.EVPowerScheduleEntry:
             _bad("EVPowerScheduleEntryList.ev_power_schedule_entry", v0, "a EVPowerScheduleEntry")
         w.bits(t[0], t[1])
         _e73(w, v0)
         s = 1
-    t = _C576.get(s)
+    t = _C578.get(s)
     if t is None:
-        _order("EVPowerScheduleEntryList", s, _C574)
+        _order("EVPowerScheduleEntryList", s, _C576)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -10893,7 +12205,27 @@ def _d73(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d55(r)
+                pc69 = r.pos
+                ok69 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t69_0 = y
+                    t69_1 = r.integer(3)
+                    if t69_1 < -32768 or t69_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t69_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o69 = _new(_iso20.RationalNumber)
+                        o69.exponent = t69_0
+                        o69.value = t69_1
+                        f1 = o69
+                        ok69 = True
+                if not ok69:
+                    r.pos = pc69
+                    f1 = _d55(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -10920,16 +12252,36 @@ def _d73(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C577, "EVPowerScheduleEntryType")
+                _escape(r, 3, _C579, "EVPowerScheduleEntryType")
             else:
                 r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f1 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C578, "EVPowerScheduleEntryType")
+            _escape(r, 2, _C580, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -10937,7 +12289,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C579, "EVPowerScheduleEntryType")
+            _escape(r, 1, _C581, "EVPowerScheduleEntryType")
         else:
             r.fail("EVPowerScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso20.EVPowerScheduleEntry)
@@ -10949,14 +12301,14 @@ def _e73(w, o):
     """iso20.EVPowerScheduleEntry -> EVPowerScheduleEntryType"""
     v0 = o.duration
     if v0 is None:
-        _order("EVPowerScheduleEntry.duration", 0, _C580)
+        _order("EVPowerScheduleEntry.duration", 0, _C582)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("EVPowerScheduleEntry.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
     w.uint(v0)
     v1 = o.power
     if v1 is None:
-        _order("EVPowerScheduleEntry.power", 1, _C580)
+        _order("EVPowerScheduleEntry.power", 1, _C582)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("EVPowerScheduleEntry.power", v1, "a RationalNumber")
     w.bits(0, 2)
@@ -10971,19 +12323,59 @@ def _d74(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d55(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f0 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f0 = _d55(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C581, "EVPriceRuleType")
+            _escape(r, 3, _C583, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t72_0 = y
+                t72_1 = r.integer(3)
+                if t72_1 < -32768 or t72_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t72_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o72 = _new(_iso20.RationalNumber)
+                    o72.exponent = t72_0
+                    o72.value = t72_1
+                    f1 = o72
+                    ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C582, "EVPriceRuleType")
+            _escape(r, 2, _C584, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     if s == 2:
@@ -10991,7 +12383,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C583, "EVPriceRuleType")
+            _escape(r, 1, _C585, "EVPriceRuleType")
         else:
             r.fail("EVPriceRuleType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRule)
@@ -11003,14 +12395,14 @@ def _e74(w, o):
     """iso20.EVPriceRule -> EVPriceRuleType"""
     v0 = o.energy_fee
     if v0 is None:
-        _order("EVPriceRule.energy_fee", 0, _C584)
+        _order("EVPriceRule.energy_fee", 0, _C586)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("EVPriceRule.energy_fee", v0, "a RationalNumber")
     w.bits(0, 1)
     _e55(w, v0)
     v1 = o.power_range_start
     if v1 is None:
-        _order("EVPriceRule.power_range_start", 1, _C584)
+        _order("EVPriceRule.power_range_start", 1, _C586)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("EVPriceRule.power_range_start", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -11033,7 +12425,67 @@ def _d75(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1.append(_d74(r))
+                pc73 = r.pos
+                ok73 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc74 = r.pos
+                    ok74 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t74_0 = y
+                        t74_1 = r.integer(3)
+                        if t74_1 < -32768 or t74_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t74_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o74 = _new(_iso20.RationalNumber)
+                            o74.exponent = t74_0
+                            o74.value = t74_1
+                            t73_0 = o74
+                            ok74 = True
+                    if not ok74:
+                        r.pos = pc74
+                        t73_0 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc75 = r.pos
+                        ok75 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t75_0 = y
+                            t75_1 = r.integer(3)
+                            if t75_1 < -32768 or t75_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t75_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o75 = _new(_iso20.RationalNumber)
+                                o75.exponent = t75_0
+                                o75.value = t75_1
+                                t73_1 = o75
+                                ok75 = True
+                        if not ok75:
+                            r.pos = pc75
+                            t73_1 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o73 = _new(_iso20.EVPriceRule)
+                            o73.energy_fee = t73_0
+                            o73.power_range_start = t73_1
+                            f1.append(o73)
+                            ok73 = True
+                if not ok73:
+                    r.pos = pc73
+                    f1.append(_d74(r))
                 s = 2
                 k = 1
             else:
@@ -11055,18 +12507,78 @@ def _d75(r):
                         _escape(r, 1, _EV_ELEM_EE, "Duration")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C585, "EVPriceRuleStackType")
+                _escape(r, 3, _C587, "EVPriceRuleStackType")
             else:
                 r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            v = _d74(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc77 = r.pos
+                ok77 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t77_0 = y
+                    t77_1 = r.integer(3)
+                    if t77_1 < -32768 or t77_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t77_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o77 = _new(_iso20.RationalNumber)
+                        o77.exponent = t77_0
+                        o77.value = t77_1
+                        t76_0 = o77
+                        ok77 = True
+                if not ok77:
+                    r.pos = pc77
+                    t76_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc78 = r.pos
+                    ok78 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t78_0 = y
+                        t78_1 = r.integer(3)
+                        if t78_1 < -32768 or t78_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t78_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o78 = _new(_iso20.RationalNumber)
+                            o78.exponent = t78_0
+                            o78.value = t78_1
+                            t76_1 = o78
+                            ok78 = True
+                    if not ok78:
+                        r.pos = pc78
+                        t76_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o76 = _new(_iso20.EVPriceRule)
+                        o76.energy_fee = t76_0
+                        o76.power_range_start = t76_1
+                        v = o76
+                        ok76 = True
+            if not ok76:
+                r.pos = pc76
+                v = _d74(r)
             f1.append(v)
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C586, "EVPriceRuleStackType")
+            _escape(r, 2, _C588, "EVPriceRuleStackType")
         else:
             r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     if s == 2:
@@ -11074,7 +12586,67 @@ def _d75(r):
             if k < 8:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d74(r)
+                    pc79 = r.pos
+                    ok79 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc80 = r.pos
+                        ok80 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t80_0 = y
+                            t80_1 = r.integer(3)
+                            if t80_1 < -32768 or t80_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t80_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o80 = _new(_iso20.RationalNumber)
+                                o80.exponent = t80_0
+                                o80.value = t80_1
+                                t79_0 = o80
+                                ok80 = True
+                        if not ok80:
+                            r.pos = pc80
+                            t79_0 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc81 = r.pos
+                            ok81 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t81_0 = y
+                                t81_1 = r.integer(3)
+                                if t81_1 < -32768 or t81_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t81_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o81 = _new(_iso20.RationalNumber)
+                                    o81.exponent = t81_0
+                                    o81.value = t81_1
+                                    t79_1 = o81
+                                    ok81 = True
+                            if not ok81:
+                                r.pos = pc81
+                                t79_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o79 = _new(_iso20.EVPriceRule)
+                                o79.energy_fee = t79_0
+                                o79.power_range_start = t79_1
+                                v = o79
+                                ok79 = True
+                    if not ok79:
+                        r.pos = pc79
+                        v = _d74(r)
                     f1.append(v)
                     k += 1
                     continue
@@ -11082,7 +12654,7 @@ def _d75(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C587, "EVPriceRuleStackType")
+                    _escape(r, 1, _C589, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
             else:
@@ -11091,7 +12663,7 @@ def _d75(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C588, "EVPriceRuleStackType")
+                    _escape(r, 1, _C590, "EVPriceRuleStackType")
                 else:
                     r.fail("EVPriceRuleStackType: event code %d out of range" % ec)
     o = _new(_iso20.EVPriceRuleStack)
@@ -11103,7 +12675,7 @@ def _e75(w, o):
     """iso20.EVPriceRuleStack -> EVPriceRuleStackType"""
     v0 = o.duration
     if v0 is None:
-        _order("EVPriceRuleStack.duration", 0, _C589)
+        _order("EVPriceRuleStack.duration", 0, _C591)
     if type(v0) is not int or v0 < 0 or v0 > 4294967295:
         _bad("EVPriceRuleStack.duration", v0, "an integer in 0..4294967295")
     w.bits(0, 2)
@@ -11118,17 +12690,17 @@ def _e75(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C590.get(s)
+        t = _C592.get(s)
         if t is None:
-            _order("EVPriceRuleStack.ev_price_rule", s, _C589)
+            _order("EVPriceRuleStack.ev_price_rule", s, _C591)
         if v1.__class__ is not _iso20.EVPriceRule:
             _bad("EVPriceRuleStack.ev_price_rule", v1, "a EVPriceRule")
         w.bits(t[0], t[1])
         _e74(w, v1)
         s = (2 if n < 8 else 3)
-    t = _C591.get(s)
+    t = _C593.get(s)
     if t is None:
-        _order("EVPriceRuleStack", s, _C589)
+        _order("EVPriceRuleStack", s, _C591)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11145,7 +12717,7 @@ def _d76(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C592, "EVPriceRuleStackListType")
+            _escape(r, 3, _C594, "EVPriceRuleStackListType")
         else:
             r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
     if s == 1:
@@ -11160,7 +12732,7 @@ def _d76(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C593, "EVPriceRuleStackListType")
+                _escape(r, 1, _C595, "EVPriceRuleStackListType")
             else:
                 r.fail("EVPriceRuleStackListType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -11180,17 +12752,17 @@ def _e76(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C595.get(s)
+        t = _C597.get(s)
         if t is None:
-            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C594)
+            _order("EVPriceRuleStackList.ev_price_rule_stack", s, _C596)
         if v0.__class__ is not _iso20.EVPriceRuleStack:
             _bad("EVPriceRuleStackList.ev_price_rule_stack", v0, "a EVPriceRuleStack")
         w.bits(t[0], t[1])
         _e75(w, v0)
         s = 1
-    t = _C596.get(s)
+    t = _C598.get(s)
     if t is None:
-        _order("EVPriceRuleStackList", s, _C594)
+        _order("EVPriceRuleStackList", s, _C596)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -11212,7 +12784,7 @@ def _d77(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C597[y]
+                y = _C161[y]
                 f1 = y
                 s = -1
             else:
@@ -11244,7 +12816,7 @@ def _d77(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C597[y]
+            y = _C161[y]
             f1 = y
             s = -1
         else:
@@ -11256,7 +12828,7 @@ def _d77(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C597[x]
+                    f1 = _C161[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -11265,7 +12837,7 @@ def _d77(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C597[f1]
+                        f1 = _C161[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
@@ -11298,7 +12870,7 @@ def _e77(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C602)
-    i1 = _C598.get(v1)
+    i1 = _C162.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -11311,7 +12883,27 @@ def _d78(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d107(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t82_0 = r.uint(3)
+                if t82_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t82_0)
+                p = r.pos
+                x = r.bits(6)
+                if x & 59 == 0:
+                    y = ((x >> 2) & 1) == 1
+                    t82_1 = y
+                    o82 = _new(_iso20.Service)
+                    o82.service_id = t82_0
+                    o82.free_service = t82_1
+                    v = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                v = _d107(r)
             f0.append(v)
             s = 1
             k = 1
@@ -11324,7 +12916,27 @@ def _d78(r):
             if k < 8:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d107(r)
+                    pc83 = r.pos
+                    ok83 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t83_0 = r.uint(3)
+                        if t83_0 > 65535:
+                            r.facet("ServiceID: %d outside 0..65535" % t83_0)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            t83_1 = y
+                            o83 = _new(_iso20.Service)
+                            o83.service_id = t83_0
+                            o83.free_service = t83_1
+                            v = o83
+                            ok83 = True
+                    if not ok83:
+                        r.pos = pc83
+                        v = _d107(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -11534,7 +13146,27 @@ def _d80(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d99(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t84_0 = r.string(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t84_1 = r.integer(64)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o84 = _new(_xmldsig.X509IssuerSerial)
+                        o84.x509_issuer_name = t84_0
+                        o84.x509_serial_number = t84_1
+                        v = o84
+                        ok84 = True
+            if not ok84:
+                r.pos = pc84
+                v = _d99(r)
             f0.append(v)
             s = 1
             k = 1
@@ -11547,7 +13179,27 @@ def _d80(r):
             if k < 20:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d99(r)
+                    pc85 = r.pos
+                    ok85 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t85_0 = r.string(None, None)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t85_1 = r.integer(64)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o85 = _new(_xmldsig.X509IssuerSerial)
+                                o85.x509_issuer_name = t85_0
+                                o85.x509_serial_number = t85_1
+                                v = o85
+                                ok85 = True
+                    if not ok85:
+                        r.pos = pc85
+                        v = _d99(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -12314,7 +13966,27 @@ def _d83(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f2 = _d55(r)
+                pc86 = r.pos
+                ok86 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t86_0 = y
+                    t86_1 = r.integer(3)
+                    if t86_1 < -32768 or t86_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t86_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o86 = _new(_iso20.RationalNumber)
+                        o86.exponent = t86_0
+                        o86.value = t86_1
+                        f2 = o86
+                        ok86 = True
+                if not ok86:
+                    r.pos = pc86
+                    f2 = _d55(r)
                 p = r.pos
                 x = r.bits(2)
                 if x & 3 == 0:
@@ -12358,7 +14030,27 @@ def _d83(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d55(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t87_0 = y
+                t87_1 = r.integer(3)
+                if t87_1 < -32768 or t87_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso20.RationalNumber)
+                    o87.exponent = t87_0
+                    o87.value = t87_1
+                    f2 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f2 = _d55(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C650, "OverstayRuleType")
@@ -12470,7 +14162,27 @@ def _d84(r):
                     _escape(r, 1, _EV_ELEM_EE, "OverstayTimeThreshold")
             s = 1
         elif ec == 1:
-            f1 = _d55(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t88_0 = y
+                t88_1 = r.integer(3)
+                if t88_1 < -32768 or t88_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso20.RationalNumber)
+                    o88.exponent = t88_0
+                    o88.value = t88_1
+                    f1 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f1 = _d55(r)
             s = 2
         elif ec == 2:
             v = _d83(r)
@@ -12484,7 +14196,27 @@ def _d84(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d55(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t89_0 = y
+                t89_1 = r.integer(3)
+                if t89_1 < -32768 or t89_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso20.RationalNumber)
+                    o89.exponent = t89_0
+                    o89.value = t89_1
+                    f1 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
             v = _d83(r)
@@ -12648,7 +14380,27 @@ def _d85(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 4
         elif ec == 4:
-            f5 = _d55(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t90_0 = y
+                t90_1 = r.integer(3)
+                if t90_1 < -32768 or t90_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso20.RationalNumber)
+                    o90.exponent = t90_0
+                    o90.value = t90_1
+                    f5 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f5 = _d55(r)
             s = 3
         elif ec == 5:
             if r.bits(1):
@@ -12932,7 +14684,27 @@ def _d87(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f2 = _d58(r)
+                pc91 = r.pos
+                ok91 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t91_0 = r.binary(None, 1600)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t91_1 = _d109(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o91 = _new(_iso20.ContractCertificateChain)
+                            o91.certificate = t91_0
+                            o91.sub_certificates = t91_1
+                            f2 = o91
+                            ok91 = True
+                if not ok91:
+                    r.pos = pc91
+                    f2 = _d58(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -12963,7 +14735,27 @@ def _d87(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d58(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t92_0 = r.binary(None, 1600)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t92_1 = _d109(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o92 = _new(_iso20.ContractCertificateChain)
+                        o92.certificate = t92_0
+                        o92.sub_certificates = t92_1
+                        f2 = o92
+                        ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f2 = _d58(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C688, "PnC_AReqAuthorizationModeType")
@@ -13118,10 +14910,50 @@ def _d89(r):
             if x & 4 == 0:
                 ec = x & 3
                 if ec == 0:
-                    f1 = _d55(r)
+                    pc93 = r.pos
+                    ok93 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t93_0 = y
+                        t93_1 = r.integer(3)
+                        if t93_1 < -32768 or t93_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t93_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o93 = _new(_iso20.RationalNumber)
+                            o93.exponent = t93_0
+                            o93.value = t93_1
+                            f1 = o93
+                            ok93 = True
+                    if not ok93:
+                        r.pos = pc93
+                        f1 = _d55(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d55(r)
+                    pc94 = r.pos
+                    ok94 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t94_0 = y
+                        t94_1 = r.integer(3)
+                        if t94_1 < -32768 or t94_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t94_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o94 = _new(_iso20.RationalNumber)
+                            o94.exponent = t94_0
+                            o94.value = t94_1
+                            f2 = o94
+                            ok94 = True
+                    if not ok94:
+                        r.pos = pc94
+                        f2 = _d55(r)
                     s = 3
                 elif ec == 2:
                     f3 = _d90(r)
@@ -13155,10 +14987,50 @@ def _d89(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d55(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f1 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            f2 = _d55(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f2 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f2 = _d55(r)
             s = 3
         elif ec == 2:
             f3 = _d90(r)
@@ -13170,7 +15042,27 @@ def _d89(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d55(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f2 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f2 = _d55(r)
             s = 3
         elif ec == 1:
             f3 = _d90(r)
@@ -13611,7 +15503,27 @@ def _d92(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d93(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t98_0 = r.uint(5)
+                if t98_0 > 4294967295:
+                    r.facet("Duration: %d outside 0..4294967295" % t98_0)
+                p = r.pos
+                x = r.bits(13)
+                if x & 7171 == 0:
+                    y = (x >> 2) & 255
+                    t98_1 = y
+                    o98 = _new(_iso20.PriceLevelScheduleEntry)
+                    o98.duration = t98_0
+                    o98.price_level = t98_1
+                    v = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                v = _d93(r)
             f0.append(v)
             s = 1
             k = 1
@@ -13623,7 +15535,27 @@ def _d92(r):
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d93(r)
+                pc99 = r.pos
+                ok99 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t99_0 = r.uint(5)
+                    if t99_0 > 4294967295:
+                        r.facet("Duration: %d outside 0..4294967295" % t99_0)
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 7171 == 0:
+                        y = (x >> 2) & 255
+                        t99_1 = y
+                        o99 = _new(_iso20.PriceLevelScheduleEntry)
+                        o99.duration = t99_0
+                        o99.price_level = t99_1
+                        v = o99
+                        ok99 = True
+                if not ok99:
+                    r.pos = pc99
+                    v = _d93(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -13773,7 +15705,27 @@ def _d94(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d55(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f0 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f0 = _d55(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C732, "PriceRuleType")
@@ -13782,7 +15734,27 @@ def _d94(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d55(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f1 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
             if r.bits(1):
@@ -13818,7 +15790,27 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 4:
-            f5 = _d55(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f5 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f5 = _d55(r)
             s = 6
         elif ec == 5:
             _escape(r, 2, _C733, "PriceRuleType")
@@ -13860,7 +15852,27 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 3:
-            f5 = _d55(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f5 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f5 = _d55(r)
             s = 6
         elif ec == 4:
             _escape(r, 2, _C734, "PriceRuleType")
@@ -13892,7 +15904,27 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 2:
-            f5 = _d55(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f5 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f5 = _d55(r)
             s = 6
         elif ec == 3:
             _escape(r, 2, _C735, "PriceRuleType")
@@ -13914,7 +15946,27 @@ def _d94(r):
                         _escape(r, 1, _EV_ELEM_EE, "RenewableGenerationPercentage")
             s = 5
         elif ec == 1:
-            f5 = _d55(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f5 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f5 = _d55(r)
             s = 6
         elif ec == 2:
             _escape(r, 2, _C736, "PriceRuleType")
@@ -13923,7 +15975,27 @@ def _d94(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d55(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f5 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f5 = _d55(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C737, "PriceRuleType")
@@ -14303,19 +16375,301 @@ def _d98(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f1 = _d54(r)
+                    pc107 = r.pos
+                    ok107 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc108 = r.pos
+                        ok108 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t108_0 = y
+                            t108_1 = r.integer(3)
+                            if t108_1 < -32768 or t108_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t108_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o108 = _new(_iso20.RationalNumber)
+                                o108.exponent = t108_0
+                                o108.value = t108_1
+                                t107_0 = o108
+                                ok108 = True
+                        if not ok108:
+                            r.pos = pc108
+                            t107_0 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc109 = r.pos
+                            ok109 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t109_0 = y
+                                t109_1 = r.integer(3)
+                                if t109_1 < -32768 or t109_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o109 = _new(_iso20.RationalNumber)
+                                    o109.exponent = t109_0
+                                    o109.value = t109_1
+                                    t107_1 = o109
+                                    ok109 = True
+                            if not ok109:
+                                r.pos = pc109
+                                t107_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o107 = _new(_iso20.DetailedCost)
+                                o107.amount = t107_0
+                                o107.cost_per_unit = t107_1
+                                f1 = o107
+                                ok107 = True
+                    if not ok107:
+                        r.pos = pc107
+                        f1 = _d54(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d54(r)
+                    pc110 = r.pos
+                    ok110 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc111 = r.pos
+                        ok111 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t111_0 = y
+                            t111_1 = r.integer(3)
+                            if t111_1 < -32768 or t111_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t111_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o111 = _new(_iso20.RationalNumber)
+                                o111.exponent = t111_0
+                                o111.value = t111_1
+                                t110_0 = o111
+                                ok111 = True
+                        if not ok111:
+                            r.pos = pc111
+                            t110_0 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc112 = r.pos
+                            ok112 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t112_0 = y
+                                t112_1 = r.integer(3)
+                                if t112_1 < -32768 or t112_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t112_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o112 = _new(_iso20.RationalNumber)
+                                    o112.exponent = t112_0
+                                    o112.value = t112_1
+                                    t110_1 = o112
+                                    ok112 = True
+                            if not ok112:
+                                r.pos = pc112
+                                t110_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o110 = _new(_iso20.DetailedCost)
+                                o110.amount = t110_0
+                                o110.cost_per_unit = t110_1
+                                f2 = o110
+                                ok110 = True
+                    if not ok110:
+                        r.pos = pc110
+                        f2 = _d54(r)
                     s = 3
                 elif ec == 2:
-                    f3 = _d54(r)
+                    pc113 = r.pos
+                    ok113 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc114 = r.pos
+                        ok114 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t114_0 = y
+                            t114_1 = r.integer(3)
+                            if t114_1 < -32768 or t114_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t114_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o114 = _new(_iso20.RationalNumber)
+                                o114.exponent = t114_0
+                                o114.value = t114_1
+                                t113_0 = o114
+                                ok114 = True
+                        if not ok114:
+                            r.pos = pc114
+                            t113_0 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc115 = r.pos
+                            ok115 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t115_0 = y
+                                t115_1 = r.integer(3)
+                                if t115_1 < -32768 or t115_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t115_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o115 = _new(_iso20.RationalNumber)
+                                    o115.exponent = t115_0
+                                    o115.value = t115_1
+                                    t113_1 = o115
+                                    ok115 = True
+                            if not ok115:
+                                r.pos = pc115
+                                t113_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o113 = _new(_iso20.DetailedCost)
+                                o113.amount = t113_0
+                                o113.cost_per_unit = t113_1
+                                f3 = o113
+                                ok113 = True
+                    if not ok113:
+                        r.pos = pc113
+                        f3 = _d54(r)
                     s = 4
                 elif ec == 3:
-                    f4 = _d54(r)
+                    pc116 = r.pos
+                    ok116 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc117 = r.pos
+                        ok117 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t117_0 = y
+                            t117_1 = r.integer(3)
+                            if t117_1 < -32768 or t117_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t117_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o117 = _new(_iso20.RationalNumber)
+                                o117.exponent = t117_0
+                                o117.value = t117_1
+                                t116_0 = o117
+                                ok117 = True
+                        if not ok117:
+                            r.pos = pc117
+                            t116_0 = _d55(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc118 = r.pos
+                            ok118 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t118_0 = y
+                                t118_1 = r.integer(3)
+                                if t118_1 < -32768 or t118_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t118_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o118 = _new(_iso20.RationalNumber)
+                                    o118.exponent = t118_0
+                                    o118.value = t118_1
+                                    t116_1 = o118
+                                    ok118 = True
+                            if not ok118:
+                                r.pos = pc118
+                                t116_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o116 = _new(_iso20.DetailedCost)
+                                o116.amount = t116_0
+                                o116.cost_per_unit = t116_1
+                                f4 = o116
+                                ok116 = True
+                    if not ok116:
+                        r.pos = pc116
+                        f4 = _d54(r)
                     s = 5
                 elif ec == 4:
-                    v = _d112(r)
+                    pc119 = r.pos
+                    ok119 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t119_0 = r.uint(5)
+                        if t119_0 < 1 or t119_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t119_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc120 = r.pos
+                            ok120 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t120_0 = y
+                                t120_1 = r.integer(3)
+                                if t120_1 < -32768 or t120_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t120_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o120 = _new(_iso20.RationalNumber)
+                                    o120.exponent = t120_0
+                                    o120.value = t120_1
+                                    t119_1 = o120
+                                    ok120 = True
+                            if not ok120:
+                                r.pos = pc120
+                                t119_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o119 = _new(_iso20.DetailedTax)
+                                o119.tax_rule_id = t119_0
+                                o119.amount = t119_1
+                                v = o119
+                                ok119 = True
+                    if not ok119:
+                        r.pos = pc119
+                        v = _d112(r)
                     f5.append(v)
                     s = 6
                     k = 1
@@ -14350,19 +16704,301 @@ def _d98(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d54(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc122 = r.pos
+                ok122 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t122_0 = y
+                    t122_1 = r.integer(3)
+                    if t122_1 < -32768 or t122_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t122_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o122 = _new(_iso20.RationalNumber)
+                        o122.exponent = t122_0
+                        o122.value = t122_1
+                        t121_0 = o122
+                        ok122 = True
+                if not ok122:
+                    r.pos = pc122
+                    t121_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc123 = r.pos
+                    ok123 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t123_0 = y
+                        t123_1 = r.integer(3)
+                        if t123_1 < -32768 or t123_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t123_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o123 = _new(_iso20.RationalNumber)
+                            o123.exponent = t123_0
+                            o123.value = t123_1
+                            t121_1 = o123
+                            ok123 = True
+                    if not ok123:
+                        r.pos = pc123
+                        t121_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o121 = _new(_iso20.DetailedCost)
+                        o121.amount = t121_0
+                        o121.cost_per_unit = t121_1
+                        f1 = o121
+                        ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f1 = _d54(r)
             s = 2
         elif ec == 1:
-            f2 = _d54(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc125 = r.pos
+                ok125 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t125_0 = y
+                    t125_1 = r.integer(3)
+                    if t125_1 < -32768 or t125_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t125_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o125 = _new(_iso20.RationalNumber)
+                        o125.exponent = t125_0
+                        o125.value = t125_1
+                        t124_0 = o125
+                        ok125 = True
+                if not ok125:
+                    r.pos = pc125
+                    t124_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc126 = r.pos
+                    ok126 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t126_0 = y
+                        t126_1 = r.integer(3)
+                        if t126_1 < -32768 or t126_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t126_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o126 = _new(_iso20.RationalNumber)
+                            o126.exponent = t126_0
+                            o126.value = t126_1
+                            t124_1 = o126
+                            ok126 = True
+                    if not ok126:
+                        r.pos = pc126
+                        t124_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o124 = _new(_iso20.DetailedCost)
+                        o124.amount = t124_0
+                        o124.cost_per_unit = t124_1
+                        f2 = o124
+                        ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f2 = _d54(r)
             s = 3
         elif ec == 2:
-            f3 = _d54(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc128 = r.pos
+                ok128 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t128_0 = y
+                    t128_1 = r.integer(3)
+                    if t128_1 < -32768 or t128_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t128_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o128 = _new(_iso20.RationalNumber)
+                        o128.exponent = t128_0
+                        o128.value = t128_1
+                        t127_0 = o128
+                        ok128 = True
+                if not ok128:
+                    r.pos = pc128
+                    t127_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc129 = r.pos
+                    ok129 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t129_0 = y
+                        t129_1 = r.integer(3)
+                        if t129_1 < -32768 or t129_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t129_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o129 = _new(_iso20.RationalNumber)
+                            o129.exponent = t129_0
+                            o129.value = t129_1
+                            t127_1 = o129
+                            ok129 = True
+                    if not ok129:
+                        r.pos = pc129
+                        t127_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o127 = _new(_iso20.DetailedCost)
+                        o127.amount = t127_0
+                        o127.cost_per_unit = t127_1
+                        f3 = o127
+                        ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f3 = _d54(r)
             s = 4
         elif ec == 3:
-            f4 = _d54(r)
+            pc130 = r.pos
+            ok130 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc131 = r.pos
+                ok131 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t131_0 = y
+                    t131_1 = r.integer(3)
+                    if t131_1 < -32768 or t131_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t131_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o131 = _new(_iso20.RationalNumber)
+                        o131.exponent = t131_0
+                        o131.value = t131_1
+                        t130_0 = o131
+                        ok131 = True
+                if not ok131:
+                    r.pos = pc131
+                    t130_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc132 = r.pos
+                    ok132 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t132_0 = y
+                        t132_1 = r.integer(3)
+                        if t132_1 < -32768 or t132_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t132_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o132 = _new(_iso20.RationalNumber)
+                            o132.exponent = t132_0
+                            o132.value = t132_1
+                            t130_1 = o132
+                            ok132 = True
+                    if not ok132:
+                        r.pos = pc132
+                        t130_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o130 = _new(_iso20.DetailedCost)
+                        o130.amount = t130_0
+                        o130.cost_per_unit = t130_1
+                        f4 = o130
+                        ok130 = True
+            if not ok130:
+                r.pos = pc130
+                f4 = _d54(r)
             s = 5
         elif ec == 4:
-            v = _d112(r)
+            pc133 = r.pos
+            ok133 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t133_0 = r.uint(5)
+                if t133_0 < 1 or t133_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t133_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc134 = r.pos
+                    ok134 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t134_0 = y
+                        t134_1 = r.integer(3)
+                        if t134_1 < -32768 or t134_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t134_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o134 = _new(_iso20.RationalNumber)
+                            o134.exponent = t134_0
+                            o134.value = t134_1
+                            t133_1 = o134
+                            ok134 = True
+                    if not ok134:
+                        r.pos = pc134
+                        t133_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o133 = _new(_iso20.DetailedTax)
+                        o133.tax_rule_id = t133_0
+                        o133.amount = t133_1
+                        v = o133
+                        ok133 = True
+            if not ok133:
+                r.pos = pc133
+                v = _d112(r)
             f5.append(v)
             s = 6
             k = 1
@@ -14375,16 +17011,238 @@ def _d98(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d54(r)
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc136 = r.pos
+                ok136 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t136_0 = y
+                    t136_1 = r.integer(3)
+                    if t136_1 < -32768 or t136_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t136_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o136 = _new(_iso20.RationalNumber)
+                        o136.exponent = t136_0
+                        o136.value = t136_1
+                        t135_0 = o136
+                        ok136 = True
+                if not ok136:
+                    r.pos = pc136
+                    t135_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc137 = r.pos
+                    ok137 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t137_0 = y
+                        t137_1 = r.integer(3)
+                        if t137_1 < -32768 or t137_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t137_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o137 = _new(_iso20.RationalNumber)
+                            o137.exponent = t137_0
+                            o137.value = t137_1
+                            t135_1 = o137
+                            ok137 = True
+                    if not ok137:
+                        r.pos = pc137
+                        t135_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o135 = _new(_iso20.DetailedCost)
+                        o135.amount = t135_0
+                        o135.cost_per_unit = t135_1
+                        f2 = o135
+                        ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f2 = _d54(r)
             s = 3
         elif ec == 1:
-            f3 = _d54(r)
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc139 = r.pos
+                ok139 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t139_0 = y
+                    t139_1 = r.integer(3)
+                    if t139_1 < -32768 or t139_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t139_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o139 = _new(_iso20.RationalNumber)
+                        o139.exponent = t139_0
+                        o139.value = t139_1
+                        t138_0 = o139
+                        ok139 = True
+                if not ok139:
+                    r.pos = pc139
+                    t138_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc140 = r.pos
+                    ok140 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t140_0 = y
+                        t140_1 = r.integer(3)
+                        if t140_1 < -32768 or t140_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t140_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o140 = _new(_iso20.RationalNumber)
+                            o140.exponent = t140_0
+                            o140.value = t140_1
+                            t138_1 = o140
+                            ok140 = True
+                    if not ok140:
+                        r.pos = pc140
+                        t138_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o138 = _new(_iso20.DetailedCost)
+                        o138.amount = t138_0
+                        o138.cost_per_unit = t138_1
+                        f3 = o138
+                        ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f3 = _d54(r)
             s = 4
         elif ec == 2:
-            f4 = _d54(r)
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc142 = r.pos
+                ok142 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t142_0 = y
+                    t142_1 = r.integer(3)
+                    if t142_1 < -32768 or t142_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t142_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o142 = _new(_iso20.RationalNumber)
+                        o142.exponent = t142_0
+                        o142.value = t142_1
+                        t141_0 = o142
+                        ok142 = True
+                if not ok142:
+                    r.pos = pc142
+                    t141_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc143 = r.pos
+                    ok143 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t143_0 = y
+                        t143_1 = r.integer(3)
+                        if t143_1 < -32768 or t143_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t143_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o143 = _new(_iso20.RationalNumber)
+                            o143.exponent = t143_0
+                            o143.value = t143_1
+                            t141_1 = o143
+                            ok143 = True
+                    if not ok143:
+                        r.pos = pc143
+                        t141_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o141 = _new(_iso20.DetailedCost)
+                        o141.amount = t141_0
+                        o141.cost_per_unit = t141_1
+                        f4 = o141
+                        ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f4 = _d54(r)
             s = 5
         elif ec == 3:
-            v = _d112(r)
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t144_0 = r.uint(5)
+                if t144_0 < 1 or t144_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t144_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc145 = r.pos
+                    ok145 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t145_0 = y
+                        t145_1 = r.integer(3)
+                        if t145_1 < -32768 or t145_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t145_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o145 = _new(_iso20.RationalNumber)
+                            o145.exponent = t145_0
+                            o145.value = t145_1
+                            t144_1 = o145
+                            ok145 = True
+                    if not ok145:
+                        r.pos = pc145
+                        t144_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o144 = _new(_iso20.DetailedTax)
+                        o144.tax_rule_id = t144_0
+                        o144.amount = t144_1
+                        v = o144
+                        ok144 = True
+            if not ok144:
+                r.pos = pc144
+                v = _d112(r)
             f5.append(v)
             s = 6
             k = 1
@@ -14397,13 +17255,175 @@ def _d98(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d54(r)
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc147 = r.pos
+                ok147 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t147_0 = y
+                    t147_1 = r.integer(3)
+                    if t147_1 < -32768 or t147_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t147_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o147 = _new(_iso20.RationalNumber)
+                        o147.exponent = t147_0
+                        o147.value = t147_1
+                        t146_0 = o147
+                        ok147 = True
+                if not ok147:
+                    r.pos = pc147
+                    t146_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc148 = r.pos
+                    ok148 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t148_0 = y
+                        t148_1 = r.integer(3)
+                        if t148_1 < -32768 or t148_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t148_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o148 = _new(_iso20.RationalNumber)
+                            o148.exponent = t148_0
+                            o148.value = t148_1
+                            t146_1 = o148
+                            ok148 = True
+                    if not ok148:
+                        r.pos = pc148
+                        t146_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o146 = _new(_iso20.DetailedCost)
+                        o146.amount = t146_0
+                        o146.cost_per_unit = t146_1
+                        f3 = o146
+                        ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f3 = _d54(r)
             s = 4
         elif ec == 1:
-            f4 = _d54(r)
+            pc149 = r.pos
+            ok149 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc150 = r.pos
+                ok150 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t150_0 = y
+                    t150_1 = r.integer(3)
+                    if t150_1 < -32768 or t150_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t150_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o150 = _new(_iso20.RationalNumber)
+                        o150.exponent = t150_0
+                        o150.value = t150_1
+                        t149_0 = o150
+                        ok150 = True
+                if not ok150:
+                    r.pos = pc150
+                    t149_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc151 = r.pos
+                    ok151 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t151_0 = y
+                        t151_1 = r.integer(3)
+                        if t151_1 < -32768 or t151_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t151_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o151 = _new(_iso20.RationalNumber)
+                            o151.exponent = t151_0
+                            o151.value = t151_1
+                            t149_1 = o151
+                            ok151 = True
+                    if not ok151:
+                        r.pos = pc151
+                        t149_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o149 = _new(_iso20.DetailedCost)
+                        o149.amount = t149_0
+                        o149.cost_per_unit = t149_1
+                        f4 = o149
+                        ok149 = True
+            if not ok149:
+                r.pos = pc149
+                f4 = _d54(r)
             s = 5
         elif ec == 2:
-            v = _d112(r)
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t152_0 = r.uint(5)
+                if t152_0 < 1 or t152_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t152_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc153 = r.pos
+                    ok153 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t153_0 = y
+                        t153_1 = r.integer(3)
+                        if t153_1 < -32768 or t153_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t153_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o153 = _new(_iso20.RationalNumber)
+                            o153.exponent = t153_0
+                            o153.value = t153_1
+                            t152_1 = o153
+                            ok153 = True
+                    if not ok153:
+                        r.pos = pc153
+                        t152_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o152 = _new(_iso20.DetailedTax)
+                        o152.tax_rule_id = t152_0
+                        o152.amount = t152_1
+                        v = o152
+                        ok152 = True
+            if not ok152:
+                r.pos = pc152
+                v = _d112(r)
             f5.append(v)
             s = 6
             k = 1
@@ -14416,10 +17436,112 @@ def _d98(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d54(r)
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc155 = r.pos
+                ok155 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t155_0 = y
+                    t155_1 = r.integer(3)
+                    if t155_1 < -32768 or t155_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t155_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o155 = _new(_iso20.RationalNumber)
+                        o155.exponent = t155_0
+                        o155.value = t155_1
+                        t154_0 = o155
+                        ok155 = True
+                if not ok155:
+                    r.pos = pc155
+                    t154_0 = _d55(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc156 = r.pos
+                    ok156 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t156_0 = y
+                        t156_1 = r.integer(3)
+                        if t156_1 < -32768 or t156_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t156_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o156 = _new(_iso20.RationalNumber)
+                            o156.exponent = t156_0
+                            o156.value = t156_1
+                            t154_1 = o156
+                            ok156 = True
+                    if not ok156:
+                        r.pos = pc156
+                        t154_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o154 = _new(_iso20.DetailedCost)
+                        o154.amount = t154_0
+                        o154.cost_per_unit = t154_1
+                        f4 = o154
+                        ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f4 = _d54(r)
             s = 5
         elif ec == 1:
-            v = _d112(r)
+            pc157 = r.pos
+            ok157 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t157_0 = r.uint(5)
+                if t157_0 < 1 or t157_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t157_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc158 = r.pos
+                    ok158 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t158_0 = y
+                        t158_1 = r.integer(3)
+                        if t158_1 < -32768 or t158_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t158_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o158 = _new(_iso20.RationalNumber)
+                            o158.exponent = t158_0
+                            o158.value = t158_1
+                            t157_1 = o158
+                            ok158 = True
+                    if not ok158:
+                        r.pos = pc158
+                        t157_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o157 = _new(_iso20.DetailedTax)
+                        o157.tax_rule_id = t157_0
+                        o157.amount = t157_1
+                        v = o157
+                        ok157 = True
+            if not ok157:
+                r.pos = pc157
+                v = _d112(r)
             f5.append(v)
             s = 6
             k = 1
@@ -14432,7 +17554,49 @@ def _d98(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d112(r)
+            pc159 = r.pos
+            ok159 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t159_0 = r.uint(5)
+                if t159_0 < 1 or t159_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t159_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc160 = r.pos
+                    ok160 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t160_0 = y
+                        t160_1 = r.integer(3)
+                        if t160_1 < -32768 or t160_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t160_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o160 = _new(_iso20.RationalNumber)
+                            o160.exponent = t160_0
+                            o160.value = t160_1
+                            t159_1 = o160
+                            ok160 = True
+                    if not ok160:
+                        r.pos = pc160
+                        t159_1 = _d55(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o159 = _new(_iso20.DetailedTax)
+                        o159.tax_rule_id = t159_0
+                        o159.amount = t159_1
+                        v = o159
+                        ok159 = True
+            if not ok159:
+                r.pos = pc159
+                v = _d112(r)
             f5.append(v)
             s = 6
             k = 1
@@ -14447,7 +17611,49 @@ def _d98(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d112(r)
+                    pc161 = r.pos
+                    ok161 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t161_0 = r.uint(5)
+                        if t161_0 < 1 or t161_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t161_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc162 = r.pos
+                            ok162 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t162_0 = y
+                                t162_1 = r.integer(3)
+                                if t162_1 < -32768 or t162_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t162_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o162 = _new(_iso20.RationalNumber)
+                                    o162.exponent = t162_0
+                                    o162.value = t162_1
+                                    t161_1 = o162
+                                    ok162 = True
+                            if not ok162:
+                                r.pos = pc162
+                                t161_1 = _d55(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o161 = _new(_iso20.DetailedTax)
+                                o161.tax_rule_id = t161_0
+                                o161.amount = t161_1
+                                v = o161
+                                ok161 = True
+                    if not ok161:
+                        r.pos = pc161
+                        v = _d112(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -14893,16 +18099,150 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d55(r)
+            pc163 = r.pos
+            ok163 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t163_0 = y
+                t163_1 = r.integer(3)
+                if t163_1 < -32768 or t163_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t163_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o163 = _new(_iso20.RationalNumber)
+                    o163.exponent = t163_0
+                    o163.value = t163_1
+                    f1 = o163
+                    ok163 = True
+            if not ok163:
+                r.pos = pc163
+                f1 = _d55(r)
             s = 2
         elif ec == 2:
-            f2 = _d55(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t164_0 = y
+                t164_1 = r.integer(3)
+                if t164_1 < -32768 or t164_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t164_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o164 = _new(_iso20.RationalNumber)
+                    o164.exponent = t164_0
+                    o164.value = t164_1
+                    f2 = o164
+                    ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f2 = _d55(r)
             s = 3
         elif ec == 3:
-            f3 = _d55(r)
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t165_0 = y
+                t165_1 = r.integer(3)
+                if t165_1 < -32768 or t165_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso20.RationalNumber)
+                    o165.exponent = t165_0
+                    o165.value = t165_1
+                    f3 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f3 = _d55(r)
             s = 4
         elif ec == 4:
-            f4 = _d67(r)
+            pc166 = r.pos
+            ok166 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc167 = r.pos
+                ok167 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t167_0 = r.uint(10)
+                    if t167_0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t167_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t167_1 = _d72(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o167 = _new(_iso20.EVPowerSchedule)
+                            o167.time_anchor = t167_0
+                            o167.ev_power_schedule_entries = t167_1
+                            t166_0 = o167
+                            ok167 = True
+                if not ok167:
+                    r.pos = pc167
+                    t166_0 = _d71(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc168 = r.pos
+                    ok168 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t168_0 = r.uint(10)
+                        if t168_0 > 18446744073709551615:
+                            r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t168_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t168_1 = r.string(None, 3)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t168_2 = r.string(None, 255)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t168_3 = _d76(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o168 = _new(_iso20.EVAbsolutePriceSchedule)
+                                        o168.time_anchor = t168_0
+                                        o168.currency = t168_1
+                                        o168.price_algorithm = t168_2
+                                        o168.ev_price_rule_stacks = t168_3
+                                        t166_1 = o168
+                                        ok168 = True
+                    if not ok168:
+                        r.pos = pc168
+                        t166_1 = _d66(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o166 = _new(_iso20.EVEnergyOffer)
+                        o166.ev_power_schedule = t166_0
+                        o166.ev_absolute_price_schedule = t166_1
+                        f4 = o166
+                        ok166 = True
+            if not ok166:
+                r.pos = pc166
+                f4 = _d67(r)
             s = 5
         elif ec == 5:
             s = -1
@@ -14913,16 +18253,150 @@ def _d102(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d55(r)
+            pc169 = r.pos
+            ok169 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t169_0 = y
+                t169_1 = r.integer(3)
+                if t169_1 < -32768 or t169_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t169_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o169 = _new(_iso20.RationalNumber)
+                    o169.exponent = t169_0
+                    o169.value = t169_1
+                    f1 = o169
+                    ok169 = True
+            if not ok169:
+                r.pos = pc169
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
-            f2 = _d55(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t170_0 = y
+                t170_1 = r.integer(3)
+                if t170_1 < -32768 or t170_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t170_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o170 = _new(_iso20.RationalNumber)
+                    o170.exponent = t170_0
+                    o170.value = t170_1
+                    f2 = o170
+                    ok170 = True
+            if not ok170:
+                r.pos = pc170
+                f2 = _d55(r)
             s = 3
         elif ec == 2:
-            f3 = _d55(r)
+            pc171 = r.pos
+            ok171 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t171_0 = y
+                t171_1 = r.integer(3)
+                if t171_1 < -32768 or t171_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t171_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o171 = _new(_iso20.RationalNumber)
+                    o171.exponent = t171_0
+                    o171.value = t171_1
+                    f3 = o171
+                    ok171 = True
+            if not ok171:
+                r.pos = pc171
+                f3 = _d55(r)
             s = 4
         elif ec == 3:
-            f4 = _d67(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc173 = r.pos
+                ok173 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t173_0 = r.uint(10)
+                    if t173_0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t173_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t173_1 = _d72(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o173 = _new(_iso20.EVPowerSchedule)
+                            o173.time_anchor = t173_0
+                            o173.ev_power_schedule_entries = t173_1
+                            t172_0 = o173
+                            ok173 = True
+                if not ok173:
+                    r.pos = pc173
+                    t172_0 = _d71(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc174 = r.pos
+                    ok174 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t174_0 = r.uint(10)
+                        if t174_0 > 18446744073709551615:
+                            r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t174_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t174_1 = r.string(None, 3)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t174_2 = r.string(None, 255)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t174_3 = _d76(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o174 = _new(_iso20.EVAbsolutePriceSchedule)
+                                        o174.time_anchor = t174_0
+                                        o174.currency = t174_1
+                                        o174.price_algorithm = t174_2
+                                        o174.ev_price_rule_stacks = t174_3
+                                        t172_1 = o174
+                                        ok174 = True
+                    if not ok174:
+                        r.pos = pc174
+                        t172_1 = _d66(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o172 = _new(_iso20.EVEnergyOffer)
+                        o172.ev_power_schedule = t172_0
+                        o172.ev_absolute_price_schedule = t172_1
+                        f4 = o172
+                        ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f4 = _d67(r)
             s = 5
         elif ec == 4:
             s = -1
@@ -14933,13 +18407,127 @@ def _d102(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d55(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t175_0 = y
+                t175_1 = r.integer(3)
+                if t175_1 < -32768 or t175_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t175_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o175 = _new(_iso20.RationalNumber)
+                    o175.exponent = t175_0
+                    o175.value = t175_1
+                    f2 = o175
+                    ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f2 = _d55(r)
             s = 3
         elif ec == 1:
-            f3 = _d55(r)
+            pc176 = r.pos
+            ok176 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t176_0 = y
+                t176_1 = r.integer(3)
+                if t176_1 < -32768 or t176_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t176_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o176 = _new(_iso20.RationalNumber)
+                    o176.exponent = t176_0
+                    o176.value = t176_1
+                    f3 = o176
+                    ok176 = True
+            if not ok176:
+                r.pos = pc176
+                f3 = _d55(r)
             s = 4
         elif ec == 2:
-            f4 = _d67(r)
+            pc177 = r.pos
+            ok177 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc178 = r.pos
+                ok178 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t178_0 = r.uint(10)
+                    if t178_0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t178_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t178_1 = _d72(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o178 = _new(_iso20.EVPowerSchedule)
+                            o178.time_anchor = t178_0
+                            o178.ev_power_schedule_entries = t178_1
+                            t177_0 = o178
+                            ok178 = True
+                if not ok178:
+                    r.pos = pc178
+                    t177_0 = _d71(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc179 = r.pos
+                    ok179 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t179_0 = r.uint(10)
+                        if t179_0 > 18446744073709551615:
+                            r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t179_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t179_1 = r.string(None, 3)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t179_2 = r.string(None, 255)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t179_3 = _d76(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o179 = _new(_iso20.EVAbsolutePriceSchedule)
+                                        o179.time_anchor = t179_0
+                                        o179.currency = t179_1
+                                        o179.price_algorithm = t179_2
+                                        o179.ev_price_rule_stacks = t179_3
+                                        t177_1 = o179
+                                        ok179 = True
+                    if not ok179:
+                        r.pos = pc179
+                        t177_1 = _d66(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o177 = _new(_iso20.EVEnergyOffer)
+                        o177.ev_power_schedule = t177_0
+                        o177.ev_absolute_price_schedule = t177_1
+                        f4 = o177
+                        ok177 = True
+            if not ok177:
+                r.pos = pc177
+                f4 = _d67(r)
             s = 5
         elif ec == 3:
             s = -1
@@ -14950,10 +18538,104 @@ def _d102(r):
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d55(r)
+            pc180 = r.pos
+            ok180 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t180_0 = y
+                t180_1 = r.integer(3)
+                if t180_1 < -32768 or t180_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t180_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o180 = _new(_iso20.RationalNumber)
+                    o180.exponent = t180_0
+                    o180.value = t180_1
+                    f3 = o180
+                    ok180 = True
+            if not ok180:
+                r.pos = pc180
+                f3 = _d55(r)
             s = 4
         elif ec == 1:
-            f4 = _d67(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc182 = r.pos
+                ok182 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t182_0 = r.uint(10)
+                    if t182_0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t182_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t182_1 = _d72(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o182 = _new(_iso20.EVPowerSchedule)
+                            o182.time_anchor = t182_0
+                            o182.ev_power_schedule_entries = t182_1
+                            t181_0 = o182
+                            ok182 = True
+                if not ok182:
+                    r.pos = pc182
+                    t181_0 = _d71(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc183 = r.pos
+                    ok183 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t183_0 = r.uint(10)
+                        if t183_0 > 18446744073709551615:
+                            r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t183_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t183_1 = r.string(None, 3)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t183_2 = r.string(None, 255)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t183_3 = _d76(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o183 = _new(_iso20.EVAbsolutePriceSchedule)
+                                        o183.time_anchor = t183_0
+                                        o183.currency = t183_1
+                                        o183.price_algorithm = t183_2
+                                        o183.ev_price_rule_stacks = t183_3
+                                        t181_1 = o183
+                                        ok183 = True
+                    if not ok183:
+                        r.pos = pc183
+                        t181_1 = _d66(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o181 = _new(_iso20.EVEnergyOffer)
+                        o181.ev_power_schedule = t181_0
+                        o181.ev_absolute_price_schedule = t181_1
+                        f4 = o181
+                        ok181 = True
+            if not ok181:
+                r.pos = pc181
+                f4 = _d67(r)
             s = 5
         elif ec == 2:
             s = -1
@@ -14964,7 +18646,81 @@ def _d102(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d67(r)
+            pc184 = r.pos
+            ok184 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc185 = r.pos
+                ok185 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t185_0 = r.uint(10)
+                    if t185_0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t185_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t185_1 = _d72(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o185 = _new(_iso20.EVPowerSchedule)
+                            o185.time_anchor = t185_0
+                            o185.ev_power_schedule_entries = t185_1
+                            t184_0 = o185
+                            ok185 = True
+                if not ok185:
+                    r.pos = pc185
+                    t184_0 = _d71(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc186 = r.pos
+                    ok186 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t186_0 = r.uint(10)
+                        if t186_0 > 18446744073709551615:
+                            r.facet("TimeAnchor: %d outside 0..18446744073709551615" % t186_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t186_1 = r.string(None, 3)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t186_2 = r.string(None, 255)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t186_3 = _d76(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o186 = _new(_iso20.EVAbsolutePriceSchedule)
+                                        o186.time_anchor = t186_0
+                                        o186.currency = t186_1
+                                        o186.price_algorithm = t186_2
+                                        o186.ev_price_rule_stacks = t186_3
+                                        t184_1 = o186
+                                        ok186 = True
+                    if not ok186:
+                        r.pos = pc186
+                        t184_1 = _d66(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o184 = _new(_iso20.EVEnergyOffer)
+                        o184.ev_power_schedule = t184_0
+                        o184.ev_absolute_price_schedule = t184_1
+                        f4 = o184
+                        ok184 = True
+            if not ok184:
+                r.pos = pc184
+                f4 = _d67(r)
             s = 5
         elif ec == 1:
             s = -1
@@ -15296,7 +19052,31 @@ def _d106(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d105(r)
+            pc187 = r.pos
+            ok187 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t187_0 = r.uint(3)
+                if t187_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t187_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t187_1 = r.uint(3)
+                    if t187_1 > 65535:
+                        r.facet("ParameterSetID: %d outside 0..65535" % t187_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o187 = _new(_iso20.SelectedService)
+                        o187.service_id = t187_0
+                        o187.parameter_set_id = t187_1
+                        v = o187
+                        ok187 = True
+            if not ok187:
+                r.pos = pc187
+                v = _d105(r)
             f0.append(v)
             s = 1
             k = 1
@@ -15309,7 +19089,31 @@ def _d106(r):
             if k < 16:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d105(r)
+                    pc188 = r.pos
+                    ok188 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t188_0 = r.uint(3)
+                        if t188_0 > 65535:
+                            r.facet("ServiceID: %d outside 0..65535" % t188_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t188_1 = r.uint(3)
+                            if t188_1 > 65535:
+                                r.facet("ParameterSetID: %d outside 0..65535" % t188_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o188 = _new(_iso20.SelectedService)
+                                o188.service_id = t188_0
+                                o188.parameter_set_id = t188_1
+                                v = o188
+                                ok188 = True
+                    if not ok188:
+                        r.pos = pc188
+                        v = _d105(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -15839,7 +19643,27 @@ def _d112(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d55(r)
+                pc189 = r.pos
+                ok189 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t189_0 = y
+                    t189_1 = r.integer(3)
+                    if t189_1 < -32768 or t189_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t189_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o189 = _new(_iso20.RationalNumber)
+                        o189.exponent = t189_0
+                        o189.value = t189_1
+                        f1 = o189
+                        ok189 = True
+                if not ok189:
+                    r.pos = pc189
+                    f1 = _d55(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -15872,7 +19696,27 @@ def _d112(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d55(r)
+            pc190 = r.pos
+            ok190 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t190_0 = y
+                t190_1 = r.integer(3)
+                if t190_1 < -32768 or t190_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t190_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o190 = _new(_iso20.RationalNumber)
+                    o190.exponent = t190_0
+                    o190.value = t190_1
+                    f1 = o190
+                    ok190 = True
+            if not ok190:
+                r.pos = pc190
+                f1 = _d55(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C855, "DetailedTaxType")
@@ -15940,7 +19784,27 @@ def _d113(r):
                             _escape(r, 1, _EV_ELEM_EE, "TaxRuleName")
                     s = 2
                 elif ec == 1:
-                    f2 = _d55(r)
+                    pc191 = r.pos
+                    ok191 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t191_0 = y
+                        t191_1 = r.integer(3)
+                        if t191_1 < -32768 or t191_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t191_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o191 = _new(_iso20.RationalNumber)
+                            o191.exponent = t191_0
+                            o191.value = t191_1
+                            f2 = o191
+                            ok191 = True
+                    if not ok191:
+                        r.pos = pc191
+                        f2 = _d55(r)
                     s = 3
                 elif ec == 2:
                     _escape(r, 2, _C858, "TaxRuleType")
@@ -15979,7 +19843,27 @@ def _d113(r):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleName")
             s = 2
         elif ec == 1:
-            f2 = _d55(r)
+            pc192 = r.pos
+            ok192 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t192_0 = y
+                t192_1 = r.integer(3)
+                if t192_1 < -32768 or t192_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t192_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o192 = _new(_iso20.RationalNumber)
+                    o192.exponent = t192_0
+                    o192.value = t192_1
+                    f2 = o192
+                    ok192 = True
+            if not ok192:
+                r.pos = pc192
+                f2 = _d55(r)
             s = 3
         elif ec == 2:
             _escape(r, 2, _C860, "TaxRuleType")
@@ -15988,7 +19872,27 @@ def _d113(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d55(r)
+            pc193 = r.pos
+            ok193 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t193_0 = y
+                t193_1 = r.integer(3)
+                if t193_1 < -32768 or t193_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t193_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o193 = _new(_iso20.RationalNumber)
+                    o193.exponent = t193_0
+                    o193.value = t193_1
+                    f2 = o193
+                    ok193 = True
+            if not ok193:
+                r.pos = pc193
+                f2 = _d55(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C861, "TaxRuleType")
@@ -16460,267 +20364,267 @@ _C157 = {0: 'Header', 1: 'EVProcessing', 2: 'ChargeProgress', 3: 'EVPowerProfile
 _C158 = {3: (1, 2, 5), 4: (0, 2, 5)}
 _C159 = {3: (2, 2), 4: (1, 2), 5: (0, 1)}
 _C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('SE_ANY', 'CH')
-_C162 = ('EE', 'SE_ANY', 'CH')
+_C161 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C162 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
 _C163 = ('SE_ANY', 'CH')
-_C164 = ('SE_ANY', 'CH')
-_C165 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
-_C166 = {2: (1, 2), 3: (0, 1)}
-_C167 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C168 = ('EE', 'SE_ANY', 'CH')
-_C169 = ('SE_ANY', 'CH')
-_C170 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C173 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('EE', 'SE_ANY', 'CH')
+_C165 = ('SE_ANY', 'CH')
+_C166 = ('SE_ANY', 'CH')
+_C167 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, end of element', 3: 'end of element'}
+_C168 = {2: (1, 2), 3: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('SE_ANY', 'CH')
+_C172 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C173 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C174 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C175 = ('EE', 'SE_ANY', 'CH')
-_C176 = ('EE', 'SE_ANY', 'CH')
-_C177 = ('SE_ANY', 'CH')
-_C178 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C179 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C180 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C181 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C182 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C183 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C184 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C185 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C186 = ('SE_ANY', 'CH')
-_C187 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C188 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C189 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C190 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C191 = ('SE_ANY', 'CH')
-_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C175 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C176 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
+_C179 = ('SE_ANY', 'CH')
+_C180 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C181 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C182 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C183 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C184 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C185 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C186 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C187 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C188 = ('SE_ANY', 'CH')
+_C189 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C190 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C191 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C192 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C193 = ('SE_ANY', 'CH')
-_C194 = ('SE_ANY', 'CH')
-_C195 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C196 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C197 = {1: (2, 2), 2: (1, 2)}
-_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('EE', 'SE_ANY', 'CH')
+_C194 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C195 = ('SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C198 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C199 = {1: (2, 2), 2: (1, 2)}
+_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C201 = ('EE', 'SE_ANY', 'CH')
-_C202 = ('SE_ANY', 'CH')
-_C203 = ('SE_ANY', 'CH')
-_C204 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
-_C205 = {2: (1, 2, 4)}
-_C206 = {3: (0, 1), 4: (0, 1)}
-_C207 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('EE', 'SE_ANY', 'CH')
+_C204 = ('SE_ANY', 'CH')
+_C205 = ('SE_ANY', 'CH')
+_C206 = {0: 'Header', 1: 'MaximumSupportingPoints', 2: 'Dynamic_SEReqControlMode, Scheduled_SEReqControlMode', 3: 'end of element', 4: 'end of element'}
+_C207 = {2: (1, 2, 4)}
+_C208 = {3: (0, 1), 4: (0, 1)}
+_C209 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C210 = ('EE', 'SE_ANY', 'CH')
 _C211 = ('EE', 'SE_ANY', 'CH')
 _C212 = ('EE', 'SE_ANY', 'CH')
 _C213 = ('EE', 'SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = ('SE_ANY', 'CH')
-_C216 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
-_C217 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C218 = {3: (2, 2, 6), 4: (1, 2, 6)}
-_C219 = {5: (0, 1), 6: (0, 1)}
-_C220 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = ('EE', 'SE_ANY', 'CH')
-_C222 = ('SE_ANY', 'CH')
-_C223 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
-_C224 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C225 = ('EE', 'SE_ANY', 'CH')
-_C226 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'GoToPause, Dynamic_SEResControlMode, Scheduled_SEResControlMode', 4: 'Dynamic_SEResControlMode, Scheduled_SEResControlMode', 5: 'end of element', 6: 'end of element'}
+_C219 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C220 = {3: (2, 2, 6), 4: (1, 2, 6)}
+_C221 = {5: (0, 1), 6: (0, 1)}
+_C222 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = ('EE', 'SE_ANY', 'CH')
+_C224 = ('SE_ANY', 'CH')
+_C225 = {0: 'Header', 1: 'ServiceID', 2: 'end of element'}
+_C226 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C227 = ('EE', 'SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
-_C230 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C231 = ('SE_ANY', 'CH')
-_C232 = ('SE_ANY', 'CH')
-_C233 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
-_C234 = {1: (1, 2), 2: (0, 1)}
-_C235 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C236 = ('EE', 'SE_ANY', 'CH')
-_C237 = ('EE', 'SE_ANY', 'CH')
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceID', 3: 'ServiceParameterList', 4: 'end of element'}
+_C232 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = ('SE_ANY', 'CH')
+_C234 = ('SE_ANY', 'CH')
+_C235 = {0: 'Header', 1: 'SupportedServiceIDs, end of element', 2: 'end of element'}
+_C236 = {1: (1, 2), 2: (0, 1)}
+_C237 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C238 = ('EE', 'SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
-_C242 = {4: (1, 2), 5: (0, 1)}
-_C243 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C244 = ('EE', 'SE_ANY', 'CH')
-_C245 = ('SE_ANY', 'CH')
-_C246 = ('SE_ANY', 'CH')
-_C247 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
-_C248 = {2: (1, 2), 3: (0, 1)}
-_C249 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C250 = ('EE', 'SE_ANY', 'CH')
-_C251 = ('SE_ANY', 'CH')
-_C252 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C254 = ('EE', 'SE_ANY', 'CH')
-_C255 = ('SE_ANY', 'CH')
-_C256 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
-_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C258 = ('EE', 'SE_ANY', 'CH')
-_C259 = ('EE', 'SE_ANY', 'CH')
-_C260 = ('SE_ANY', 'CH')
-_C261 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
-_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C263 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
-_C264 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
-_C265 = ('SE_ANY', 'CH')
-_C266 = ('EE', 'SE_ANY', 'CH')
+_C239 = ('EE', 'SE_ANY', 'CH')
+_C240 = ('EE', 'SE_ANY', 'CH')
+_C241 = ('SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = {0: 'Header', 1: 'ResponseCode', 2: 'ServiceRenegotiationSupported', 3: 'EnergyTransferServiceList', 4: 'VASList, end of element', 5: 'end of element'}
+_C244 = {4: (1, 2), 5: (0, 1)}
+_C245 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C246 = ('EE', 'SE_ANY', 'CH')
+_C247 = ('SE_ANY', 'CH')
+_C248 = ('SE_ANY', 'CH')
+_C249 = {0: 'Header', 1: 'SelectedEnergyTransferService', 2: 'SelectedVASList, end of element', 3: 'end of element'}
+_C250 = {2: (1, 2), 3: (0, 1)}
+_C251 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = ('EE', 'SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C255 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C256 = ('EE', 'SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = {0: 'Header', 1: 'EVCCID', 2: 'end of element'}
+_C259 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C260 = ('EE', 'SE_ANY', 'CH')
+_C261 = ('EE', 'SE_ANY', 'CH')
+_C262 = ('SE_ANY', 'CH')
+_C263 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEID', 3: 'end of element'}
+_C264 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C265 = (_iso20.ChargingSession.Pause, _iso20.ChargingSession.Terminate, _iso20.ChargingSession.ServiceRenegotiation, )
+_C266 = {_iso20.ChargingSession.Pause: 0, _iso20.ChargingSession.Terminate: 1, _iso20.ChargingSession.ServiceRenegotiation: 2}
 _C267 = ('SE_ANY', 'CH')
-_C268 = ('SE_ANY', 'CH')
+_C268 = ('EE', 'SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
-_C270 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
-_C271 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C272 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C273 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C274 = ('EE', 'SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
-_C276 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
-_C277 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C278 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C279 = ('EE', 'SE_ANY', 'CH')
-_C280 = ('SE_ANY', 'CH')
-_C281 = ('SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
+_C272 = {0: 'Header', 1: 'ChargingSession', 2: 'EVTerminationCode, EVTerminationExplanation, end of element', 3: 'EVTerminationExplanation, end of element', 4: 'end of element'}
+_C273 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C274 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C275 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C276 = ('EE', 'SE_ANY', 'CH')
+_C277 = ('SE_ANY', 'CH')
+_C278 = {0: 'Header', 1: 'ResponseCode', 2: 'end of element'}
+_C279 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C280 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C281 = ('EE', 'SE_ANY', 'CH')
 _C282 = ('SE_ANY', 'CH')
-_C283 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C284 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C285 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C286 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C287 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C288 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C289 = ('SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
+_C283 = ('SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C286 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C287 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C288 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C290 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C291 = ('SE_ANY', 'CH')
-_C292 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C293 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C295 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C296 = ('SE_ANY', 'CH')
-_C297 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C298 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C299 = {1: (1, 2)}
-_C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C301 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C302 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C303 = ('EE', 'SE_ANY', 'CH')
-_C304 = ('SE_ANY', 'CH')
-_C305 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C306 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C308 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('SE_ANY', 'CH')
-_C310 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C311 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C313 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('EE', 'SE_ANY', 'CH')
-_C316 = ('SE_ANY', 'CH')
-_C317 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C318 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C319 = {2: (0, 1), 3: (0, 2)}
-_C320 = {3: (1, 2)}
-_C321 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C322 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C323 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
-_C324 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
-_C325 = ('EE', 'SE_ANY', 'CH')
-_C326 = ('EE', 'SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C295 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C296 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('SE_ANY', 'CH')
+_C299 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C300 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C301 = {1: (1, 2)}
+_C302 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C303 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C304 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C305 = ('EE', 'SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C308 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C310 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C313 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C314 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('EE', 'SE_ANY', 'CH')
+_C317 = ('EE', 'SE_ANY', 'CH')
+_C318 = ('SE_ANY', 'CH')
+_C319 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C320 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C321 = {2: (0, 1), 3: (0, 2)}
+_C322 = {3: (1, 2)}
+_C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C324 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C325 = (_iso20.EcdhCurve.SECP521, _iso20.EcdhCurve.X448, )
+_C326 = {_iso20.EcdhCurve.SECP521: 0, _iso20.EcdhCurve.X448: 1}
 _C327 = ('EE', 'SE_ANY', 'CH')
 _C328 = ('EE', 'SE_ANY', 'CH')
 _C329 = ('EE', 'SE_ANY', 'CH')
-_C330 = ('SE_ANY', 'CH')
-_C331 = ('SE_ANY', 'CH')
+_C330 = ('EE', 'SE_ANY', 'CH')
+_C331 = ('EE', 'SE_ANY', 'CH')
 _C332 = ('SE_ANY', 'CH')
-_C333 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
-_C334 = {3: (1, 2, 5)}
-_C335 = {3: (2, 2, 6)}
-_C336 = {4: (0, 1), 5: (0, 1), 6: (0, 1)}
-_C337 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C338 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('EE', 'SE_ANY', 'CH')
+_C333 = ('SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = {0: '@Id', 1: 'ECDHCurve', 2: 'DHPublicKey', 3: 'SECP521_EncryptedPrivateKey, X448_EncryptedPrivateKey, TPM_EncryptedPrivateKey', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'ContractCertificateChain'}
+_C336 = {3: (1, 2, 5)}
+_C337 = {3: (2, 2, 6)}
+_C338 = {4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C339 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C340 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C341 = ('EE', 'SE_ANY', 'CH')
-_C342 = ('SE_ANY', 'CH')
-_C343 = ('SE_ANY', 'CH')
-_C344 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
-_C345 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C346 = {2: (2, 2, 5), 3: (1, 2, 5)}
-_C347 = {4: (0, 1), 5: (0, 1)}
-_C348 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C349 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
-_C351 = ('SE_ANY', 'CH')
+_C342 = ('EE', 'SE_ANY', 'CH')
+_C343 = ('EE', 'SE_ANY', 'CH')
+_C344 = ('SE_ANY', 'CH')
+_C345 = ('SE_ANY', 'CH')
+_C346 = {0: '@Id', 1: 'MeterInfo', 2: 'Receipt, Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 3: 'Dynamic_SMDTControlMode, Scheduled_SMDTControlMode', 4: 'end of element', 5: 'end of element', 6: 'SessionID'}
+_C347 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C348 = {2: (2, 2, 5), 3: (1, 2, 5)}
+_C349 = {4: (0, 1), 5: (0, 1)}
+_C350 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C351 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C352 = ('SE_ANY', 'CH')
-_C353 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C354 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C355 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C356 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C357 = ('SE_ANY', 'CH')
-_C358 = {0: 'Transform', 1: 'Transform, end of element'}
-_C359 = {0: (0, 1), 1: (0, 2)}
-_C360 = {1: (1, 2)}
-_C361 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C362 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
-_C363 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
-_C364 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
-_C365 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
-_C366 = ('SE_ANY', 'CH')
-_C367 = ('EE', 'SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = ('SE_ANY', 'CH')
+_C355 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C356 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C357 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C358 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C359 = ('SE_ANY', 'CH')
+_C360 = {0: 'Transform', 1: 'Transform, end of element'}
+_C361 = {0: (0, 1), 1: (0, 2)}
+_C362 = {1: (1, 2)}
+_C363 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C364 = (_iso20.EvCheckInStatus.CheckIn, _iso20.EvCheckInStatus.Processing, _iso20.EvCheckInStatus.Completed, )
+_C365 = {_iso20.EvCheckInStatus.CheckIn: 0, _iso20.EvCheckInStatus.Processing: 1, _iso20.EvCheckInStatus.Completed: 2}
+_C366 = (_iso20.ParkingMethod.AutoParking, _iso20.ParkingMethod.MVGuideManual, _iso20.ParkingMethod.Manual, )
+_C367 = {_iso20.ParkingMethod.AutoParking: 0, _iso20.ParkingMethod.MVGuideManual: 1, _iso20.ParkingMethod.Manual: 2}
 _C368 = ('SE_ANY', 'CH')
 _C369 = ('EE', 'SE_ANY', 'CH')
 _C370 = ('SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
+_C371 = ('EE', 'SE_ANY', 'CH')
 _C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
-_C374 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
-_C375 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C376 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C377 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C378 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = ('EE', 'SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = ('SE_ANY', 'CH')
+_C376 = {0: 'Header', 1: 'EVCheckInStatus', 2: 'ParkingMethod', 3: 'VehicleFrame, DeviceOffset, VehicleTravel, end of element', 4: 'DeviceOffset, VehicleTravel, end of element', 5: 'VehicleTravel, end of element', 6: 'end of element'}
+_C377 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C378 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C379 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C380 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C381 = ('SE_ANY', 'CH')
-_C382 = ('SE_ANY', 'CH')
+_C382 = ('EE', 'SE_ANY', 'CH')
 _C383 = ('SE_ANY', 'CH')
 _C384 = ('SE_ANY', 'CH')
-_C385 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
-_C386 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C387 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C388 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
-_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C390 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
-_C391 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
-_C392 = ('EE', 'SE_ANY', 'CH')
-_C393 = ('EE', 'SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
-_C396 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C397 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
-_C398 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
-_C399 = ('EE', 'SE_ANY', 'CH')
-_C400 = ('EE', 'SE_ANY', 'CH')
-_C401 = ('SE_ANY', 'CH')
-_C402 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
-_C403 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C404 = ('SE_ANY', 'CH')
-_C405 = ('SE_ANY', 'CH')
+_C385 = ('SE_ANY', 'CH')
+_C386 = ('SE_ANY', 'CH')
+_C387 = {0: 'Header', 1: 'ResponseCode', 2: 'ParkingSpace, DeviceLocation, TargetDistance, end of element', 3: 'DeviceLocation, TargetDistance, end of element', 4: 'TargetDistance, end of element', 5: 'end of element'}
+_C388 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C389 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C390 = {2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C392 = (_iso20.EvCheckOutStatus.CheckOut, _iso20.EvCheckOutStatus.Processing, _iso20.EvCheckOutStatus.Completed, )
+_C393 = {_iso20.EvCheckOutStatus.CheckOut: 0, _iso20.EvCheckOutStatus.Processing: 1, _iso20.EvCheckOutStatus.Completed: 2}
+_C394 = ('EE', 'SE_ANY', 'CH')
+_C395 = ('EE', 'SE_ANY', 'CH')
+_C396 = ('SE_ANY', 'CH')
+_C397 = {0: 'Header', 1: 'EVCheckOutStatus', 2: 'CheckOutTime', 3: 'end of element'}
+_C398 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C399 = (_iso20.EvseCheckOutStatus.Scheduled, _iso20.EvseCheckOutStatus.Completed, )
+_C400 = {_iso20.EvseCheckOutStatus.Scheduled: 0, _iso20.EvseCheckOutStatus.Completed: 1}
+_C401 = ('EE', 'SE_ANY', 'CH')
+_C402 = ('EE', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSECheckOutStatus', 3: 'end of element'}
+_C405 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C406 = ('SE_ANY', 'CH')
 _C407 = ('SE_ANY', 'CH')
 _C408 = ('SE_ANY', 'CH')
 _C409 = ('SE_ANY', 'CH')
-_C410 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C411 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C412 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C413 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C414 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C415 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C416 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C417 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C418 = ('EE', 'SE_ANY', 'CH')
-_C419 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C410 = ('SE_ANY', 'CH')
+_C411 = ('SE_ANY', 'CH')
+_C412 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C413 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C414 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C415 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C416 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C417 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C418 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C420 = ('EE', 'SE_ANY', 'CH')
-_C421 = ('EE', 'SE_ANY', 'CH')
+_C421 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C422 = ('EE', 'SE_ANY', 'CH')
 _C423 = ('EE', 'SE_ANY', 'CH')
 _C424 = ('EE', 'SE_ANY', 'CH')
@@ -16732,55 +20636,55 @@ _C429 = ('EE', 'SE_ANY', 'CH')
 _C430 = ('EE', 'SE_ANY', 'CH')
 _C431 = ('EE', 'SE_ANY', 'CH')
 _C432 = ('EE', 'SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
-_C434 = ('SE_ANY', 'CH')
+_C433 = ('EE', 'SE_ANY', 'CH')
+_C434 = ('EE', 'SE_ANY', 'CH')
 _C435 = ('SE_ANY', 'CH')
-_C436 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
-_C437 = {0: (1, 2, 1), 13: (0, 1, 1)}
-_C438 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C439 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C440 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C441 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C442 = {10: (1, 2, 12), 11: (0, 2, 12)}
-_C443 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
-_C444 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C445 = ('SE_ANY', 'CH')
-_C446 = ('SE_ANY', 'CH')
-_C447 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
-_C448 = {0: (0, 1), 1: (0, 2)}
-_C449 = {1: (1, 2), 2: (0, 1)}
-_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C451 = ('EE', 'SE_ANY', 'CH')
-_C452 = ('SE_ANY', 'CH')
-_C453 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
-_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('EE', 'SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
-_C457 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C458 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C459 = ('EE', 'SE_ANY', 'CH')
-_C460 = ('SE_ANY', 'CH')
-_C461 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C436 = ('SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
+_C438 = {0: '@Id, TimeAnchor', 1: 'PriceScheduleID', 2: 'PriceScheduleDescription, Currency', 3: 'Currency', 4: 'Language', 5: 'PriceAlgorithm', 6: 'MinimumCost, MaximumCost, TaxRules, PriceRuleStacks', 7: 'MaximumCost, TaxRules, PriceRuleStacks', 8: 'TaxRules, PriceRuleStacks', 9: 'PriceRuleStacks', 10: 'OverstayRules, AdditionalSelectedServices, end of element', 11: 'AdditionalSelectedServices, end of element', 12: 'end of element', 13: 'TimeAnchor'}
+_C439 = {0: (1, 2, 1), 13: (0, 1, 1)}
+_C440 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C441 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C442 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C443 = {6: (3, 3, 10), 7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C444 = {10: (1, 2, 12), 11: (0, 2, 12)}
+_C445 = {10: (2, 2), 11: (1, 2), 12: (0, 1)}
+_C446 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'AdditionalService', 1: 'AdditionalService, end of element', 2: 'end of element'}
+_C450 = {0: (0, 1), 1: (0, 2)}
+_C451 = {1: (1, 2), 2: (0, 1)}
+_C452 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C453 = ('EE', 'SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = {0: 'ServiceName', 1: 'ServiceFee', 2: 'end of element'}
+_C456 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C457 = ('EE', 'SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C460 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C461 = ('EE', 'SE_ANY', 'CH')
 _C462 = ('SE_ANY', 'CH')
-_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C463 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
 _C464 = ('SE_ANY', 'CH')
-_C465 = ('SE_ANY', 'CH')
-_C466 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C467 = {1: (1, 2), 2: (0, 1)}
-_C468 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C469 = ('SE_ANY', 'CH')
-_C470 = ('SE_ANY', 'CH')
+_C465 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C466 = ('SE_ANY', 'CH')
+_C467 = ('SE_ANY', 'CH')
+_C468 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C469 = {1: (1, 2), 2: (0, 1)}
+_C470 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C471 = ('SE_ANY', 'CH')
-_C472 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
-_C473 = {1: (1, 2, 3)}
-_C474 = {1: (2, 2), 2: (0, 1), 3: (0, 1)}
-_C475 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C476 = ('EE', 'SE_ANY', 'CH')
-_C477 = ('SE_ANY', 'CH')
-_C478 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
-_C479 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
-_C481 = ('SE_ANY', 'CH')
+_C472 = ('SE_ANY', 'CH')
+_C473 = ('SE_ANY', 'CH')
+_C474 = {0: 'PowerSchedule', 1: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'end of element', 3: 'end of element'}
+_C475 = {1: (1, 2, 3)}
+_C476 = {1: (2, 2), 2: (0, 1), 3: (0, 1)}
+_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('EE', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = {0: 'Certificate', 1: 'SubCertificates', 2: 'end of element'}
+_C481 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C482 = ('SE_ANY', 'CH')
 _C483 = ('SE_ANY', 'CH')
 _C484 = ('SE_ANY', 'CH')
@@ -16789,115 +20693,115 @@ _C486 = ('SE_ANY', 'CH')
 _C487 = ('SE_ANY', 'CH')
 _C488 = ('SE_ANY', 'CH')
 _C489 = ('SE_ANY', 'CH')
-_C490 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C491 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C492 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C493 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C494 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C495 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C496 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C497 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C498 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C499 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C500 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C501 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C502 = {0: 'end of element'}
-_C503 = ('EE', 'SE_ANY', 'CH')
-_C504 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('SE_ANY', 'CH')
+_C491 = ('SE_ANY', 'CH')
+_C492 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C493 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C494 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C495 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C496 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C497 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C498 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C499 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C500 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C501 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C502 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C503 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C504 = {0: 'end of element'}
 _C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('EE', 'SE_ANY', 'CH')
+_C506 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C507 = ('EE', 'SE_ANY', 'CH')
 _C508 = ('EE', 'SE_ANY', 'CH')
 _C509 = ('EE', 'SE_ANY', 'CH')
-_C510 = ('SE_ANY', 'CH')
-_C511 = ('SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('EE', 'SE_ANY', 'CH')
 _C512 = ('SE_ANY', 'CH')
-_C513 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
-_C514 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C515 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C516 = {6: (1, 2, 8), 7: (0, 2, 8)}
-_C517 = {6: (2, 2), 7: (1, 2), 8: (0, 1)}
-_C518 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C519 = ('SE_ANY', 'CH')
-_C520 = ('SE_ANY', 'CH')
+_C513 = ('SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
+_C515 = {0: 'DepartureTime', 1: 'MinimumSOC, TargetSOC, EVTargetEnergyRequest', 2: 'TargetSOC, EVTargetEnergyRequest', 3: 'EVTargetEnergyRequest', 4: 'EVMaximumEnergyRequest', 5: 'EVMinimumEnergyRequest', 6: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 7: 'EVMinimumV2XEnergyRequest, end of element', 8: 'end of element'}
+_C516 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C517 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C518 = {6: (1, 2, 8), 7: (0, 2, 8)}
+_C519 = {6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C520 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C521 = ('SE_ANY', 'CH')
 _C522 = ('SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
-_C524 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
-_C525 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C526 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
-_C527 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C528 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
-_C529 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (0, 1), 5: (0, 1)}
-_C530 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C531 = {0: 'end of element'}
+_C524 = ('SE_ANY', 'CH')
+_C525 = ('SE_ANY', 'CH')
+_C526 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 1: 'MinimumSOC, TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 2: 'TargetSOC, AbsolutePriceSchedule, PriceLevelSchedule, end of element', 3: 'AbsolutePriceSchedule, PriceLevelSchedule, end of element', 4: 'end of element', 5: 'end of element'}
+_C527 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C528 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 3, 3)}
+_C529 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C530 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5)}
+_C531 = {0: (5, 3), 1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (0, 1), 5: (0, 1)}
 _C532 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C533 = {0: 'end of element'}
 _C534 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C535 = {0: 'end of element'}
-_C536 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C537 = ('EE', 'SE_ANY', 'CH')
-_C538 = ('EE', 'SE_ANY', 'CH')
+_C536 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C537 = {0: 'end of element'}
+_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C539 = ('EE', 'SE_ANY', 'CH')
-_C540 = ('SE_ANY', 'CH')
-_C541 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
-_C542 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C543 = ('EE', 'SE_ANY', 'CH')
-_C544 = ('SE_ANY', 'CH')
-_C545 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
-_C546 = ('EE', 'SE_ANY', 'CH')
-_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C540 = ('EE', 'SE_ANY', 'CH')
+_C541 = ('EE', 'SE_ANY', 'CH')
+_C542 = ('SE_ANY', 'CH')
+_C543 = {0: 'TimeAnchor', 1: 'Currency', 2: 'PriceAlgorithm', 3: 'EVPriceRuleStacks', 4: 'end of element'}
+_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C545 = ('EE', 'SE_ANY', 'CH')
+_C546 = ('SE_ANY', 'CH')
+_C547 = {0: 'EVPowerSchedule', 1: 'EVAbsolutePriceSchedule', 2: 'end of element'}
 _C548 = ('EE', 'SE_ANY', 'CH')
-_C549 = ('EE', 'SE_ANY', 'CH')
+_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
-_C553 = {1: (1, 2, 3)}
-_C554 = {2: (0, 1, 4), 3: (0, 1, 4)}
-_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C556 = ('SE_ANY', 'CH')
-_C557 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
-_C558 = {0: (0, 1), 1: (0, 2)}
-_C559 = {1: (1, 2)}
-_C560 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C561 = ('EE', 'SE_ANY', 'CH')
-_C562 = ('SE_ANY', 'CH')
-_C563 = ('SE_ANY', 'CH')
+_C551 = ('EE', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = {0: 'TimeAnchor', 1: 'Dynamic_EVPPTControlMode, Scheduled_EVPPTControlMode', 2: 'EVPowerProfileEntries', 3: 'EVPowerProfileEntries', 4: 'end of element'}
+_C555 = {1: (1, 2, 3)}
+_C556 = {2: (0, 1, 4), 3: (0, 1, 4)}
+_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: 'EVPowerProfileEntry', 1: 'EVPowerProfileEntry, end of element'}
+_C560 = {0: (0, 1), 1: (0, 2)}
+_C561 = {1: (1, 2)}
+_C562 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C563 = ('EE', 'SE_ANY', 'CH')
 _C564 = ('SE_ANY', 'CH')
-_C565 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
-_C566 = {2: (1, 2, 4), 3: (0, 2, 4)}
-_C567 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C569 = ('EE', 'SE_ANY', 'CH')
-_C570 = ('SE_ANY', 'CH')
-_C571 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
-_C572 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C573 = ('SE_ANY', 'CH')
-_C574 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
-_C575 = {0: (0, 1), 1: (0, 2)}
-_C576 = {1: (1, 2)}
-_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C578 = ('EE', 'SE_ANY', 'CH')
-_C579 = ('SE_ANY', 'CH')
-_C580 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
-_C581 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C582 = ('EE', 'SE_ANY', 'CH')
-_C583 = ('SE_ANY', 'CH')
-_C584 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
-_C585 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C586 = ('EE', 'SE_ANY', 'CH')
-_C587 = ('SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
-_C590 = {1: (0, 1), 2: (0, 2)}
-_C591 = {2: (1, 2), 3: (0, 1)}
-_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C593 = ('SE_ANY', 'CH')
-_C594 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
-_C595 = {0: (0, 1), 1: (0, 2)}
-_C596 = {1: (1, 2)}
-_C597 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C598 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C565 = ('SE_ANY', 'CH')
+_C566 = ('SE_ANY', 'CH')
+_C567 = {0: 'Duration', 1: 'Power', 2: 'Power_L2, Power_L3, end of element', 3: 'Power_L3, end of element', 4: 'end of element'}
+_C568 = {2: (1, 2, 4), 3: (0, 2, 4)}
+_C569 = {2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C570 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C571 = ('EE', 'SE_ANY', 'CH')
+_C572 = ('SE_ANY', 'CH')
+_C573 = {0: 'TimeAnchor', 1: 'EVPowerScheduleEntries', 2: 'end of element'}
+_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C575 = ('SE_ANY', 'CH')
+_C576 = {0: 'EVPowerScheduleEntry', 1: 'EVPowerScheduleEntry, end of element'}
+_C577 = {0: (0, 1), 1: (0, 2)}
+_C578 = {1: (1, 2)}
+_C579 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C580 = ('EE', 'SE_ANY', 'CH')
+_C581 = ('SE_ANY', 'CH')
+_C582 = {0: 'Duration', 1: 'Power', 2: 'end of element'}
+_C583 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C584 = ('EE', 'SE_ANY', 'CH')
+_C585 = ('SE_ANY', 'CH')
+_C586 = {0: 'EnergyFee', 1: 'PowerRangeStart', 2: 'end of element'}
+_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C588 = ('EE', 'SE_ANY', 'CH')
+_C589 = ('SE_ANY', 'CH')
+_C590 = ('SE_ANY', 'CH')
+_C591 = {0: 'Duration', 1: 'EVPriceRule', 2: 'EVPriceRule, end of element', 3: 'end of element'}
+_C592 = {1: (0, 1), 2: (0, 2)}
+_C593 = {2: (1, 2), 3: (0, 1)}
+_C594 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C595 = ('SE_ANY', 'CH')
+_C596 = {0: 'EVPriceRuleStack', 1: 'EVPriceRuleStack, end of element'}
+_C597 = {0: (0, 1), 1: (0, 2)}
+_C598 = {1: (1, 2)}
 _C599 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C600 = ('EE', 'SE_ANY', 'CH')
 _C601 = ('SE_ANY', 'CH')
@@ -17179,118 +21083,73 @@ _C876 = {1: (1, 2), 2: (0, 1)}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # AuthorizationReq
-        return _d0(r)
-    elif ec == 1:  # AuthorizationRes
-        return _d1(r)
-    elif ec == 2:  # AuthorizationSetupReq
-        return _d2(r)
-    elif ec == 3:  # AuthorizationSetupRes
-        return _d3(r)
-    elif ec == 4:  # CLReqControlMode
-        return _d4(r)
-    elif ec == 5:  # CLResControlMode
-        return _d5(r)
-    elif ec == 6:  # CanonicalizationMethod
-        return _d6(r)
-    elif ec == 7:  # CertificateInstallationReq
-        return _d7(r)
-    elif ec == 8:  # CertificateInstallationRes
-        return _d8(r)
-    elif ec == 9:  # DSAKeyValue
-        return _d9(r)
-    elif ec == 10:  # DigestMethod
-        return _d10(r)
-    elif ec == 11:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 12:  # KeyInfo
-        return _d11(r)
-    elif ec == 13:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 14:  # KeyValue
-        return _d12(r)
-    elif ec == 15:  # Manifest
-        return _d13(r)
-    elif ec == 16:  # MeteringConfirmationReq
-        return _d14(r)
-    elif ec == 17:  # MeteringConfirmationRes
-        return _d15(r)
-    elif ec == 18:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 19:  # Object
-        return _d16(r)
-    elif ec == 20:  # PGPData
-        return _d17(r)
-    elif ec == 21:  # PowerDeliveryReq
-        return _d18(r)
-    elif ec == 22:  # PowerDeliveryRes
-        return _d19(r)
-    elif ec == 23:  # RSAKeyValue
-        return _d20(r)
-    elif ec == 24:  # Reference
-        return _d21(r)
-    elif ec == 25:  # RetrievalMethod
-        return _d22(r)
-    elif ec == 26:  # SPKIData
-        return _d23(r)
-    elif ec == 27:  # ScheduleExchangeReq
-        return _d24(r)
-    elif ec == 28:  # ScheduleExchangeRes
-        return _d25(r)
-    elif ec == 29:  # ServiceDetailReq
-        return _d26(r)
-    elif ec == 30:  # ServiceDetailRes
-        return _d27(r)
-    elif ec == 31:  # ServiceDiscoveryReq
-        return _d28(r)
-    elif ec == 32:  # ServiceDiscoveryRes
-        return _d29(r)
-    elif ec == 33:  # ServiceSelectionReq
-        return _d30(r)
-    elif ec == 34:  # ServiceSelectionRes
-        return _d31(r)
-    elif ec == 35:  # SessionSetupReq
-        return _d32(r)
-    elif ec == 36:  # SessionSetupRes
-        return _d33(r)
-    elif ec == 37:  # SessionStopReq
-        return _d34(r)
-    elif ec == 38:  # SessionStopRes
-        return _d35(r)
-    elif ec == 39:  # Signature
-        return _d36(r)
-    elif ec == 40:  # SignatureMethod
-        return _d37(r)
-    elif ec == 41:  # SignatureProperties
-        return _d38(r)
-    elif ec == 42:  # SignatureProperty
-        return _d39(r)
-    elif ec == 43:  # SignatureValue
-        return _d40(r)
-    elif ec == 44:  # SignedInfo
-        return _d41(r)
-    elif ec == 45:  # SignedInstallationData
-        return _d42(r)
-    elif ec == 46:  # SignedMeteringData
-        return _d43(r)
-    elif ec == 47:  # Transform
-        return _d44(r)
-    elif ec == 48:  # Transforms
-        return _d45(r)
-    elif ec == 49:  # VehicleCheckInReq
-        return _d46(r)
-    elif ec == 50:  # VehicleCheckInRes
-        return _d47(r)
-    elif ec == 51:  # VehicleCheckOutReq
-        return _d48(r)
-    elif ec == 52:  # VehicleCheckOutRes
-        return _d49(r)
-    elif ec == 53:  # X509Data
-        return _d50(r)
-    elif ec == 54:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 54:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AuthorizationReq
+    _d1,  # AuthorizationRes
+    _d2,  # AuthorizationSetupReq
+    _d3,  # AuthorizationSetupRes
+    _d4,  # CLReqControlMode
+    _d5,  # CLResControlMode
+    _d6,  # CanonicalizationMethod
+    _d7,  # CertificateInstallationReq
+    _d8,  # CertificateInstallationRes
+    _d9,  # DSAKeyValue
+    _d10,  # DigestMethod
+    None,  # DigestValue
+    _d11,  # KeyInfo
+    None,  # KeyName
+    _d12,  # KeyValue
+    _d13,  # Manifest
+    _d14,  # MeteringConfirmationReq
+    _d15,  # MeteringConfirmationRes
+    None,  # MgmtData
+    _d16,  # Object
+    _d17,  # PGPData
+    _d18,  # PowerDeliveryReq
+    _d19,  # PowerDeliveryRes
+    _d20,  # RSAKeyValue
+    _d21,  # Reference
+    _d22,  # RetrievalMethod
+    _d23,  # SPKIData
+    _d24,  # ScheduleExchangeReq
+    _d25,  # ScheduleExchangeRes
+    _d26,  # ServiceDetailReq
+    _d27,  # ServiceDetailRes
+    _d28,  # ServiceDiscoveryReq
+    _d29,  # ServiceDiscoveryRes
+    _d30,  # ServiceSelectionReq
+    _d31,  # ServiceSelectionRes
+    _d32,  # SessionSetupReq
+    _d33,  # SessionSetupRes
+    _d34,  # SessionStopReq
+    _d35,  # SessionStopRes
+    _d36,  # Signature
+    _d37,  # SignatureMethod
+    _d38,  # SignatureProperties
+    _d39,  # SignatureProperty
+    _d40,  # SignatureValue
+    _d41,  # SignedInfo
+    _d42,  # SignedInstallationData
+    _d43,  # SignedMeteringData
+    _d44,  # Transform
+    _d45,  # Transforms
+    _d46,  # VehicleCheckInReq
+    _d47,  # VehicleCheckInRes
+    _d48,  # VehicleCheckOutReq
+    _d49,  # VehicleCheckOutRes
+    _d50,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

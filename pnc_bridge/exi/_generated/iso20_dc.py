@@ -36,7 +36,27 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t1_0 = y
+                t1_1 = r.integer(3)
+                if t1_1 < -32768 or t1_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t1_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o1 = _new(_iso20.RationalNumber)
+                    o1.exponent = t1_0
+                    o1.value = t1_1
+                    f0 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -45,7 +65,27 @@ def _d0(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t2_0 = y
+                t2_1 = r.integer(3)
+                if t2_1 < -32768 or t2_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t2_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o2 = _new(_iso20.RationalNumber)
+                    o2.exponent = t2_0
+                    o2.value = t2_1
+                    f1 = o2
+                    ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -54,7 +94,27 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t3_0 = y
+                t3_1 = r.integer(3)
+                if t3_1 < -32768 or t3_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t3_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o3 = _new(_iso20.RationalNumber)
+                    o3.exponent = t3_0
+                    o3.value = t3_1
+                    f2 = o3
+                    ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -63,7 +123,27 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t4_0 = y
+                t4_1 = r.integer(3)
+                if t4_1 < -32768 or t4_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso20.RationalNumber)
+                    o4.exponent = t4_0
+                    o4.value = t4_1
+                    f3 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -72,7 +152,27 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t5_0 = y
+                t5_1 = r.integer(3)
+                if t5_1 < -32768 or t5_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t5_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o5 = _new(_iso20.RationalNumber)
+                    o5.exponent = t5_0
+                    o5.value = t5_1
+                    f4 = o5
+                    ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -81,7 +181,27 @@ def _d0(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc6 = r.pos
+            ok6 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t6_0 = y
+                t6_1 = r.integer(3)
+                if t6_1 < -32768 or t6_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t6_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o6 = _new(_iso20.RationalNumber)
+                    o6.exponent = t6_0
+                    o6.value = t6_1
+                    f5 = o6
+                    ok6 = True
+            if not ok6:
+                r.pos = pc6
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C5, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -107,7 +227,27 @@ def _d0(r):
                         _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 7
         elif ec == 1:
-            f7 = _d46(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t7_0 = y
+                t7_1 = r.integer(3)
+                if t7_1 < -32768 or t7_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t7_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o7 = _new(_iso20.RationalNumber)
+                    o7.exponent = t7_0
+                    o7.value = t7_1
+                    f7 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
             _escape(r, 2, _C6, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -116,7 +256,27 @@ def _d0(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t8_0 = y
+                t8_1 = r.integer(3)
+                if t8_1 < -32768 or t8_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t8_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o8 = _new(_iso20.RationalNumber)
+                    o8.exponent = t8_0
+                    o8.value = t8_1
+                    f7 = o8
+                    ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C7, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -125,7 +285,27 @@ def _d0(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d46(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t9_0 = y
+                t9_1 = r.integer(3)
+                if t9_1 < -32768 or t9_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t9_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o9 = _new(_iso20.RationalNumber)
+                    o9.exponent = t9_0
+                    o9.value = t9_1
+                    f8 = o9
+                    ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C8, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -134,7 +314,27 @@ def _d0(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d46(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f9 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C9, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -143,7 +343,27 @@ def _d0(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d46(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f10 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C10, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -272,7 +492,27 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f0 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C14, "BPT_DC_CPDResEnergyTransferModeType")
@@ -281,7 +521,27 @@ def _d1(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t13_0 = y
+                t13_1 = r.integer(3)
+                if t13_1 < -32768 or t13_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t13_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.RationalNumber)
+                    o13.exponent = t13_0
+                    o13.value = t13_1
+                    f1 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C15, "BPT_DC_CPDResEnergyTransferModeType")
@@ -290,7 +550,27 @@ def _d1(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t14_0 = y
+                t14_1 = r.integer(3)
+                if t14_1 < -32768 or t14_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t14_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o14 = _new(_iso20.RationalNumber)
+                    o14.exponent = t14_0
+                    o14.value = t14_1
+                    f2 = o14
+                    ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C16, "BPT_DC_CPDResEnergyTransferModeType")
@@ -299,7 +579,27 @@ def _d1(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t15_0 = y
+                t15_1 = r.integer(3)
+                if t15_1 < -32768 or t15_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t15_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o15 = _new(_iso20.RationalNumber)
+                    o15.exponent = t15_0
+                    o15.value = t15_1
+                    f3 = o15
+                    ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C17, "BPT_DC_CPDResEnergyTransferModeType")
@@ -308,7 +608,27 @@ def _d1(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t16_0 = y
+                t16_1 = r.integer(3)
+                if t16_1 < -32768 or t16_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o16 = _new(_iso20.RationalNumber)
+                    o16.exponent = t16_0
+                    o16.value = t16_1
+                    f4 = o16
+                    ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C18, "BPT_DC_CPDResEnergyTransferModeType")
@@ -317,7 +637,27 @@ def _d1(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t17_0 = y
+                t17_1 = r.integer(3)
+                if t17_1 < -32768 or t17_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t17_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o17 = _new(_iso20.RationalNumber)
+                    o17.exponent = t17_0
+                    o17.value = t17_1
+                    f5 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C19, "BPT_DC_CPDResEnergyTransferModeType")
@@ -326,10 +666,50 @@ def _d1(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d46(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t18_0 = y
+                t18_1 = r.integer(3)
+                if t18_1 < -32768 or t18_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t18_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o18 = _new(_iso20.RationalNumber)
+                    o18.exponent = t18_0
+                    o18.value = t18_1
+                    f6 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d46(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t19_0 = y
+                t19_1 = r.integer(3)
+                if t19_1 < -32768 or t19_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t19_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o19 = _new(_iso20.RationalNumber)
+                    o19.exponent = t19_0
+                    o19.value = t19_1
+                    f7 = o19
+                    ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
             _escape(r, 2, _C20, "BPT_DC_CPDResEnergyTransferModeType")
@@ -338,7 +718,27 @@ def _d1(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f7 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C21, "BPT_DC_CPDResEnergyTransferModeType")
@@ -347,7 +747,27 @@ def _d1(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d46(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t21_0 = y
+                t21_1 = r.integer(3)
+                if t21_1 < -32768 or t21_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o21 = _new(_iso20.RationalNumber)
+                    o21.exponent = t21_0
+                    o21.value = t21_1
+                    f8 = o21
+                    ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C22, "BPT_DC_CPDResEnergyTransferModeType")
@@ -356,7 +776,27 @@ def _d1(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d46(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t22_0 = y
+                t22_1 = r.integer(3)
+                if t22_1 < -32768 or t22_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t22_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o22 = _new(_iso20.RationalNumber)
+                    o22.exponent = t22_0
+                    o22.value = t22_1
+                    f9 = o22
+                    ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C23, "BPT_DC_CPDResEnergyTransferModeType")
@@ -365,7 +805,27 @@ def _d1(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d46(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t23_0 = y
+                t23_1 = r.integer(3)
+                if t23_1 < -32768 or t23_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t23_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o23 = _new(_iso20.RationalNumber)
+                    o23.exponent = t23_0
+                    o23.value = t23_1
+                    f10 = o23
+                    ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C24, "BPT_DC_CPDResEnergyTransferModeType")
@@ -508,7 +968,27 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc24 = r.pos
+            ok24 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t24_0 = y
+                t24_1 = r.integer(3)
+                if t24_1 < -32768 or t24_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t24_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o24 = _new(_iso20.RationalNumber)
+                    o24.exponent = t24_0
+                    o24.value = t24_1
+                    f1 = o24
+                    ok24 = True
+            if not ok24:
+                r.pos = pc24
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
             _escape(r, 3, _C28, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -517,7 +997,27 @@ def _d2(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc25 = r.pos
+            ok25 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t25_0 = y
+                t25_1 = r.integer(3)
+                if t25_1 < -32768 or t25_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t25_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o25 = _new(_iso20.RationalNumber)
+                    o25.exponent = t25_0
+                    o25.value = t25_1
+                    f1 = o25
+                    ok25 = True
+            if not ok25:
+                r.pos = pc25
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C29, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -526,7 +1026,27 @@ def _d2(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc26 = r.pos
+            ok26 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t26_0 = y
+                t26_1 = r.integer(3)
+                if t26_1 < -32768 or t26_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t26_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o26 = _new(_iso20.RationalNumber)
+                    o26.exponent = t26_0
+                    o26.value = t26_1
+                    f2 = o26
+                    ok26 = True
+            if not ok26:
+                r.pos = pc26
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C30, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -535,7 +1055,27 @@ def _d2(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t27_0 = y
+                t27_1 = r.integer(3)
+                if t27_1 < -32768 or t27_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o27 = _new(_iso20.RationalNumber)
+                    o27.exponent = t27_0
+                    o27.value = t27_1
+                    f3 = o27
+                    ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C31, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -544,7 +1084,27 @@ def _d2(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f4 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C32, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -553,7 +1113,27 @@ def _d2(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t29_0 = y
+                t29_1 = r.integer(3)
+                if t29_1 < -32768 or t29_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t29_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o29 = _new(_iso20.RationalNumber)
+                    o29.exponent = t29_0
+                    o29.value = t29_1
+                    f5 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C33, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -562,7 +1142,27 @@ def _d2(r):
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d46(r)
+            pc30 = r.pos
+            ok30 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t30_0 = y
+                t30_1 = r.integer(3)
+                if t30_1 < -32768 or t30_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t30_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o30 = _new(_iso20.RationalNumber)
+                    o30.exponent = t30_0
+                    o30.value = t30_1
+                    f6 = o30
+                    ok30 = True
+            if not ok30:
+                r.pos = pc30
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
             _escape(r, 2, _C34, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -571,7 +1171,27 @@ def _d2(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc31 = r.pos
+            ok31 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t31_0 = y
+                t31_1 = r.integer(3)
+                if t31_1 < -32768 or t31_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t31_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o31 = _new(_iso20.RationalNumber)
+                    o31.exponent = t31_0
+                    o31.value = t31_1
+                    f7 = o31
+                    ok31 = True
+            if not ok31:
+                r.pos = pc31
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C35, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -580,7 +1200,27 @@ def _d2(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d46(r)
+            pc32 = r.pos
+            ok32 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t32_0 = y
+                t32_1 = r.integer(3)
+                if t32_1 < -32768 or t32_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t32_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o32 = _new(_iso20.RationalNumber)
+                    o32.exponent = t32_0
+                    o32.value = t32_1
+                    f8 = o32
+                    ok32 = True
+            if not ok32:
+                r.pos = pc32
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C36, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -589,7 +1229,27 @@ def _d2(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d46(r)
+            pc33 = r.pos
+            ok33 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t33_0 = y
+                t33_1 = r.integer(3)
+                if t33_1 < -32768 or t33_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o33 = _new(_iso20.RationalNumber)
+                    o33.exponent = t33_0
+                    o33.value = t33_1
+                    f9 = o33
+                    ok33 = True
+            if not ok33:
+                r.pos = pc33
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C37, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -598,7 +1258,27 @@ def _d2(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d46(r)
+            pc34 = r.pos
+            ok34 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t34_0 = y
+                t34_1 = r.integer(3)
+                if t34_1 < -32768 or t34_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t34_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o34 = _new(_iso20.RationalNumber)
+                    o34.exponent = t34_0
+                    o34.value = t34_1
+                    f10 = o34
+                    ok34 = True
+            if not ok34:
+                r.pos = pc34
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C38, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -607,7 +1287,27 @@ def _d2(r):
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d46(r)
+            pc35 = r.pos
+            ok35 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t35_0 = y
+                t35_1 = r.integer(3)
+                if t35_1 < -32768 or t35_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t35_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o35 = _new(_iso20.RationalNumber)
+                    o35.exponent = t35_0
+                    o35.value = t35_1
+                    f11 = o35
+                    ok35 = True
+            if not ok35:
+                r.pos = pc35
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
             _escape(r, 2, _C39, "BPT_Dynamic_DC_CLReqControlModeType")
@@ -616,10 +1316,50 @@ def _d2(r):
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d46(r)
+            pc36 = r.pos
+            ok36 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t36_0 = y
+                t36_1 = r.integer(3)
+                if t36_1 < -32768 or t36_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o36 = _new(_iso20.RationalNumber)
+                    o36.exponent = t36_0
+                    o36.value = t36_1
+                    f12 = o36
+                    ok36 = True
+            if not ok36:
+                r.pos = pc36
+                f12 = _d46(r)
             s = 13
         elif ec == 1:
-            f13 = _d46(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t37_0 = y
+                t37_1 = r.integer(3)
+                if t37_1 < -32768 or t37_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t37_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o37 = _new(_iso20.RationalNumber)
+                    o37.exponent = t37_0
+                    o37.value = t37_1
+                    f13 = o37
+                    ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f13 = _d46(r)
             s = 14
         elif ec == 2:
             s = -1
@@ -630,7 +1370,27 @@ def _d2(r):
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d46(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t38_0 = y
+                t38_1 = r.integer(3)
+                if t38_1 < -32768 or t38_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o38 = _new(_iso20.RationalNumber)
+                    o38.exponent = t38_0
+                    o38.value = t38_1
+                    f13 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f13 = _d46(r)
             s = 14
         elif ec == 1:
             s = -1
@@ -850,7 +1610,27 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d46(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t39_0 = y
+                t39_1 = r.integer(3)
+                if t39_1 < -32768 or t39_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t39_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o39 = _new(_iso20.RationalNumber)
+                    o39.exponent = t39_0
+                    o39.value = t39_1
+                    f4 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
             _escape(r, 3, _C47, "BPT_Dynamic_DC_CLResControlModeType")
@@ -903,7 +1683,27 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d46(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t40_0 = y
+                t40_1 = r.integer(3)
+                if t40_1 < -32768 or t40_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t40_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o40 = _new(_iso20.RationalNumber)
+                    o40.exponent = t40_0
+                    o40.value = t40_1
+                    f4 = o40
+                    ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
             _escape(r, 2, _C48, "BPT_Dynamic_DC_CLResControlModeType")
@@ -939,7 +1739,27 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d46(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t41_0 = y
+                t41_1 = r.integer(3)
+                if t41_1 < -32768 or t41_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t41_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o41 = _new(_iso20.RationalNumber)
+                    o41.exponent = t41_0
+                    o41.value = t41_1
+                    f4 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
             _escape(r, 2, _C49, "BPT_Dynamic_DC_CLResControlModeType")
@@ -958,7 +1778,27 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d46(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t42_0 = y
+                t42_1 = r.integer(3)
+                if t42_1 < -32768 or t42_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t42_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o42 = _new(_iso20.RationalNumber)
+                    o42.exponent = t42_0
+                    o42.value = t42_1
+                    f4 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
             _escape(r, 2, _C50, "BPT_Dynamic_DC_CLResControlModeType")
@@ -967,7 +1807,27 @@ def _d3(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t43_0 = y
+                t43_1 = r.integer(3)
+                if t43_1 < -32768 or t43_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t43_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o43 = _new(_iso20.RationalNumber)
+                    o43.exponent = t43_0
+                    o43.value = t43_1
+                    f4 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C51, "BPT_Dynamic_DC_CLResControlModeType")
@@ -976,7 +1836,27 @@ def _d3(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t44_0 = y
+                t44_1 = r.integer(3)
+                if t44_1 < -32768 or t44_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t44_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o44 = _new(_iso20.RationalNumber)
+                    o44.exponent = t44_0
+                    o44.value = t44_1
+                    f5 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C52, "BPT_Dynamic_DC_CLResControlModeType")
@@ -985,7 +1865,27 @@ def _d3(r):
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d46(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f6 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
             _escape(r, 2, _C53, "BPT_Dynamic_DC_CLResControlModeType")
@@ -994,7 +1894,27 @@ def _d3(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t46_0 = y
+                t46_1 = r.integer(3)
+                if t46_1 < -32768 or t46_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso20.RationalNumber)
+                    o46.exponent = t46_0
+                    o46.value = t46_1
+                    f7 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C54, "BPT_Dynamic_DC_CLResControlModeType")
@@ -1003,7 +1923,27 @@ def _d3(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d46(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t47_0 = y
+                t47_1 = r.integer(3)
+                if t47_1 < -32768 or t47_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso20.RationalNumber)
+                    o47.exponent = t47_0
+                    o47.value = t47_1
+                    f8 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C55, "BPT_Dynamic_DC_CLResControlModeType")
@@ -1012,7 +1952,27 @@ def _d3(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d46(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t48_0 = y
+                t48_1 = r.integer(3)
+                if t48_1 < -32768 or t48_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso20.RationalNumber)
+                    o48.exponent = t48_0
+                    o48.value = t48_1
+                    f9 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C56, "BPT_Dynamic_DC_CLResControlModeType")
@@ -1021,7 +1981,27 @@ def _d3(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d46(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f10 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C57, "BPT_Dynamic_DC_CLResControlModeType")
@@ -1030,7 +2010,27 @@ def _d3(r):
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d46(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t50_0 = y
+                t50_1 = r.integer(3)
+                if t50_1 < -32768 or t50_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t50_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o50 = _new(_iso20.RationalNumber)
+                    o50.exponent = t50_0
+                    o50.value = t50_1
+                    f11 = o50
+                    ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
             _escape(r, 2, _C58, "BPT_Dynamic_DC_CLResControlModeType")
@@ -1179,16 +2179,96 @@ def _d4(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d46(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t51_0 = y
+                t51_1 = r.integer(3)
+                if t51_1 < -32768 or t51_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso20.RationalNumber)
+                    o51.exponent = t51_0
+                    o51.value = t51_1
+                    f0 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t52_0 = y
+                t52_1 = r.integer(3)
+                if t52_1 < -32768 or t52_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t52_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o52 = _new(_iso20.RationalNumber)
+                    o52.exponent = t52_0
+                    o52.value = t52_1
+                    f1 = o52
+                    ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d46(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t53_0 = y
+                t53_1 = r.integer(3)
+                if t53_1 < -32768 or t53_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t53_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o53 = _new(_iso20.RationalNumber)
+                    o53.exponent = t53_0
+                    o53.value = t53_1
+                    f2 = o53
+                    ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d46(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t54_0 = y
+                t54_1 = r.integer(3)
+                if t54_1 < -32768 or t54_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t54_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o54 = _new(_iso20.RationalNumber)
+                    o54.exponent = t54_0
+                    o54.value = t54_1
+                    f3 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
             _escape(r, 3, _C65, "BPT_Scheduled_DC_CLReqControlModeType")
@@ -1197,13 +2277,73 @@ def _d4(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d46(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t55_0 = y
+                t55_1 = r.integer(3)
+                if t55_1 < -32768 or t55_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso20.RationalNumber)
+                    o55.exponent = t55_0
+                    o55.value = t55_1
+                    f1 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d46(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t56_0 = y
+                t56_1 = r.integer(3)
+                if t56_1 < -32768 or t56_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t56_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o56 = _new(_iso20.RationalNumber)
+                    o56.exponent = t56_0
+                    o56.value = t56_1
+                    f2 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d46(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t57_0 = y
+                t57_1 = r.integer(3)
+                if t57_1 < -32768 or t57_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t57_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o57 = _new(_iso20.RationalNumber)
+                    o57.exponent = t57_0
+                    o57.value = t57_1
+                    f3 = o57
+                    ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
             _escape(r, 2, _C66, "BPT_Scheduled_DC_CLReqControlModeType")
@@ -1212,10 +2352,50 @@ def _d4(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d46(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t58_0 = y
+                t58_1 = r.integer(3)
+                if t58_1 < -32768 or t58_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso20.RationalNumber)
+                    o58.exponent = t58_0
+                    o58.value = t58_1
+                    f2 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d46(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t59_0 = y
+                t59_1 = r.integer(3)
+                if t59_1 < -32768 or t59_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t59_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o59 = _new(_iso20.RationalNumber)
+                    o59.exponent = t59_0
+                    o59.value = t59_1
+                    f3 = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
             _escape(r, 2, _C67, "BPT_Scheduled_DC_CLReqControlModeType")
@@ -1224,7 +2404,27 @@ def _d4(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc60 = r.pos
+            ok60 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t60_0 = y
+                t60_1 = r.integer(3)
+                if t60_1 < -32768 or t60_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t60_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o60 = _new(_iso20.RationalNumber)
+                    o60.exponent = t60_0
+                    o60.value = t60_1
+                    f3 = o60
+                    ok60 = True
+            if not ok60:
+                r.pos = pc60
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C68, "BPT_Scheduled_DC_CLReqControlModeType")
@@ -1233,7 +2433,27 @@ def _d4(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f4 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C69, "BPT_Scheduled_DC_CLReqControlModeType")
@@ -1242,28 +2462,188 @@ def _d4(r):
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d46(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f5 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d46(r)
+            pc63 = r.pos
+            ok63 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t63_0 = y
+                t63_1 = r.integer(3)
+                if t63_1 < -32768 or t63_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t63_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o63 = _new(_iso20.RationalNumber)
+                    o63.exponent = t63_0
+                    o63.value = t63_1
+                    f6 = o63
+                    ok63 = True
+            if not ok63:
+                r.pos = pc63
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d46(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t64_0 = y
+                t64_1 = r.integer(3)
+                if t64_1 < -32768 or t64_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o64 = _new(_iso20.RationalNumber)
+                    o64.exponent = t64_0
+                    o64.value = t64_1
+                    f7 = o64
+                    ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d46(r)
+            pc65 = r.pos
+            ok65 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t65_0 = y
+                t65_1 = r.integer(3)
+                if t65_1 < -32768 or t65_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t65_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o65 = _new(_iso20.RationalNumber)
+                    o65.exponent = t65_0
+                    o65.value = t65_1
+                    f8 = o65
+                    ok65 = True
+            if not ok65:
+                r.pos = pc65
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d46(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t66_0 = y
+                t66_1 = r.integer(3)
+                if t66_1 < -32768 or t66_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso20.RationalNumber)
+                    o66.exponent = t66_0
+                    o66.value = t66_1
+                    f9 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f9 = _d46(r)
             s = 10
         elif ec == 5:
-            f10 = _d46(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t67_0 = y
+                t67_1 = r.integer(3)
+                if t67_1 < -32768 or t67_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t67_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o67 = _new(_iso20.RationalNumber)
+                    o67.exponent = t67_0
+                    o67.value = t67_1
+                    f10 = o67
+                    ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f10 = _d46(r)
             s = 11
         elif ec == 6:
-            f11 = _d46(r)
+            pc68 = r.pos
+            ok68 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t68_0 = y
+                t68_1 = r.integer(3)
+                if t68_1 < -32768 or t68_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t68_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o68 = _new(_iso20.RationalNumber)
+                    o68.exponent = t68_0
+                    o68.value = t68_1
+                    f11 = o68
+                    ok68 = True
+            if not ok68:
+                r.pos = pc68
+                f11 = _d46(r)
             s = 12
         elif ec == 7:
-            f12 = _d46(r)
+            pc69 = r.pos
+            ok69 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t69_0 = y
+                t69_1 = r.integer(3)
+                if t69_1 < -32768 or t69_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t69_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o69 = _new(_iso20.RationalNumber)
+                    o69.exponent = t69_0
+                    o69.value = t69_1
+                    f12 = o69
+                    ok69 = True
+            if not ok69:
+                r.pos = pc69
+                f12 = _d46(r)
             s = 13
         elif ec == 8:
             s = -1
@@ -1274,25 +2654,165 @@ def _d4(r):
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d46(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f6 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d46(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f7 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d46(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t72_0 = y
+                t72_1 = r.integer(3)
+                if t72_1 < -32768 or t72_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t72_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o72 = _new(_iso20.RationalNumber)
+                    o72.exponent = t72_0
+                    o72.value = t72_1
+                    f8 = o72
+                    ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d46(r)
+            pc73 = r.pos
+            ok73 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t73_0 = y
+                t73_1 = r.integer(3)
+                if t73_1 < -32768 or t73_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t73_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o73 = _new(_iso20.RationalNumber)
+                    o73.exponent = t73_0
+                    o73.value = t73_1
+                    f9 = o73
+                    ok73 = True
+            if not ok73:
+                r.pos = pc73
+                f9 = _d46(r)
             s = 10
         elif ec == 4:
-            f10 = _d46(r)
+            pc74 = r.pos
+            ok74 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t74_0 = y
+                t74_1 = r.integer(3)
+                if t74_1 < -32768 or t74_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t74_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o74 = _new(_iso20.RationalNumber)
+                    o74.exponent = t74_0
+                    o74.value = t74_1
+                    f10 = o74
+                    ok74 = True
+            if not ok74:
+                r.pos = pc74
+                f10 = _d46(r)
             s = 11
         elif ec == 5:
-            f11 = _d46(r)
+            pc75 = r.pos
+            ok75 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t75_0 = y
+                t75_1 = r.integer(3)
+                if t75_1 < -32768 or t75_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t75_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o75 = _new(_iso20.RationalNumber)
+                    o75.exponent = t75_0
+                    o75.value = t75_1
+                    f11 = o75
+                    ok75 = True
+            if not ok75:
+                r.pos = pc75
+                f11 = _d46(r)
             s = 12
         elif ec == 6:
-            f12 = _d46(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t76_0 = y
+                t76_1 = r.integer(3)
+                if t76_1 < -32768 or t76_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t76_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o76 = _new(_iso20.RationalNumber)
+                    o76.exponent = t76_0
+                    o76.value = t76_1
+                    f12 = o76
+                    ok76 = True
+            if not ok76:
+                r.pos = pc76
+                f12 = _d46(r)
             s = 13
         elif ec == 7:
             s = -1
@@ -1303,22 +2823,142 @@ def _d4(r):
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d46(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t77_0 = y
+                t77_1 = r.integer(3)
+                if t77_1 < -32768 or t77_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso20.RationalNumber)
+                    o77.exponent = t77_0
+                    o77.value = t77_1
+                    f7 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d46(r)
+            pc78 = r.pos
+            ok78 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t78_0 = y
+                t78_1 = r.integer(3)
+                if t78_1 < -32768 or t78_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t78_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o78 = _new(_iso20.RationalNumber)
+                    o78.exponent = t78_0
+                    o78.value = t78_1
+                    f8 = o78
+                    ok78 = True
+            if not ok78:
+                r.pos = pc78
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d46(r)
+            pc79 = r.pos
+            ok79 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t79_0 = y
+                t79_1 = r.integer(3)
+                if t79_1 < -32768 or t79_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t79_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o79 = _new(_iso20.RationalNumber)
+                    o79.exponent = t79_0
+                    o79.value = t79_1
+                    f9 = o79
+                    ok79 = True
+            if not ok79:
+                r.pos = pc79
+                f9 = _d46(r)
             s = 10
         elif ec == 3:
-            f10 = _d46(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t80_0 = y
+                t80_1 = r.integer(3)
+                if t80_1 < -32768 or t80_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t80_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o80 = _new(_iso20.RationalNumber)
+                    o80.exponent = t80_0
+                    o80.value = t80_1
+                    f10 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f10 = _d46(r)
             s = 11
         elif ec == 4:
-            f11 = _d46(r)
+            pc81 = r.pos
+            ok81 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t81_0 = y
+                t81_1 = r.integer(3)
+                if t81_1 < -32768 or t81_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t81_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o81 = _new(_iso20.RationalNumber)
+                    o81.exponent = t81_0
+                    o81.value = t81_1
+                    f11 = o81
+                    ok81 = True
+            if not ok81:
+                r.pos = pc81
+                f11 = _d46(r)
             s = 12
         elif ec == 5:
-            f12 = _d46(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t82_0 = y
+                t82_1 = r.integer(3)
+                if t82_1 < -32768 or t82_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso20.RationalNumber)
+                    o82.exponent = t82_0
+                    o82.value = t82_1
+                    f12 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f12 = _d46(r)
             s = 13
         elif ec == 6:
             s = -1
@@ -1329,19 +2969,119 @@ def _d4(r):
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d46(r)
+            pc83 = r.pos
+            ok83 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t83_0 = y
+                t83_1 = r.integer(3)
+                if t83_1 < -32768 or t83_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t83_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o83 = _new(_iso20.RationalNumber)
+                    o83.exponent = t83_0
+                    o83.value = t83_1
+                    f8 = o83
+                    ok83 = True
+            if not ok83:
+                r.pos = pc83
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d46(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t84_0 = y
+                t84_1 = r.integer(3)
+                if t84_1 < -32768 or t84_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t84_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o84 = _new(_iso20.RationalNumber)
+                    o84.exponent = t84_0
+                    o84.value = t84_1
+                    f9 = o84
+                    ok84 = True
+            if not ok84:
+                r.pos = pc84
+                f9 = _d46(r)
             s = 10
         elif ec == 2:
-            f10 = _d46(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t85_0 = y
+                t85_1 = r.integer(3)
+                if t85_1 < -32768 or t85_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t85_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o85 = _new(_iso20.RationalNumber)
+                    o85.exponent = t85_0
+                    o85.value = t85_1
+                    f10 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f10 = _d46(r)
             s = 11
         elif ec == 3:
-            f11 = _d46(r)
+            pc86 = r.pos
+            ok86 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t86_0 = y
+                t86_1 = r.integer(3)
+                if t86_1 < -32768 or t86_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t86_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o86 = _new(_iso20.RationalNumber)
+                    o86.exponent = t86_0
+                    o86.value = t86_1
+                    f11 = o86
+                    ok86 = True
+            if not ok86:
+                r.pos = pc86
+                f11 = _d46(r)
             s = 12
         elif ec == 4:
-            f12 = _d46(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t87_0 = y
+                t87_1 = r.integer(3)
+                if t87_1 < -32768 or t87_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso20.RationalNumber)
+                    o87.exponent = t87_0
+                    o87.value = t87_1
+                    f12 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f12 = _d46(r)
             s = 13
         elif ec == 5:
             s = -1
@@ -1352,16 +3092,96 @@ def _d4(r):
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d46(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t88_0 = y
+                t88_1 = r.integer(3)
+                if t88_1 < -32768 or t88_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso20.RationalNumber)
+                    o88.exponent = t88_0
+                    o88.value = t88_1
+                    f9 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
-            f10 = _d46(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t89_0 = y
+                t89_1 = r.integer(3)
+                if t89_1 < -32768 or t89_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso20.RationalNumber)
+                    o89.exponent = t89_0
+                    o89.value = t89_1
+                    f10 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f10 = _d46(r)
             s = 11
         elif ec == 2:
-            f11 = _d46(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t90_0 = y
+                t90_1 = r.integer(3)
+                if t90_1 < -32768 or t90_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso20.RationalNumber)
+                    o90.exponent = t90_0
+                    o90.value = t90_1
+                    f11 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f11 = _d46(r)
             s = 12
         elif ec == 3:
-            f12 = _d46(r)
+            pc91 = r.pos
+            ok91 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t91_0 = y
+                t91_1 = r.integer(3)
+                if t91_1 < -32768 or t91_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t91_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o91 = _new(_iso20.RationalNumber)
+                    o91.exponent = t91_0
+                    o91.value = t91_1
+                    f12 = o91
+                    ok91 = True
+            if not ok91:
+                r.pos = pc91
+                f12 = _d46(r)
             s = 13
         elif ec == 4:
             s = -1
@@ -1372,13 +3192,73 @@ def _d4(r):
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d46(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t92_0 = y
+                t92_1 = r.integer(3)
+                if t92_1 < -32768 or t92_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t92_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o92 = _new(_iso20.RationalNumber)
+                    o92.exponent = t92_0
+                    o92.value = t92_1
+                    f10 = o92
+                    ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
-            f11 = _d46(r)
+            pc93 = r.pos
+            ok93 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t93_0 = y
+                t93_1 = r.integer(3)
+                if t93_1 < -32768 or t93_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t93_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o93 = _new(_iso20.RationalNumber)
+                    o93.exponent = t93_0
+                    o93.value = t93_1
+                    f11 = o93
+                    ok93 = True
+            if not ok93:
+                r.pos = pc93
+                f11 = _d46(r)
             s = 12
         elif ec == 2:
-            f12 = _d46(r)
+            pc94 = r.pos
+            ok94 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t94_0 = y
+                t94_1 = r.integer(3)
+                if t94_1 < -32768 or t94_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t94_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o94 = _new(_iso20.RationalNumber)
+                    o94.exponent = t94_0
+                    o94.value = t94_1
+                    f12 = o94
+                    ok94 = True
+            if not ok94:
+                r.pos = pc94
+                f12 = _d46(r)
             s = 13
         elif ec == 3:
             s = -1
@@ -1389,10 +3269,50 @@ def _d4(r):
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d46(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f11 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
-            f12 = _d46(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f12 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f12 = _d46(r)
             s = 13
         elif ec == 2:
             s = -1
@@ -1403,7 +3323,27 @@ def _d4(r):
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d46(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f12 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f12 = _d46(r)
             s = 13
         elif ec == 1:
             s = -1
@@ -1580,28 +3520,188 @@ def _d5(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d46(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t98_0 = y
+                t98_1 = r.integer(3)
+                if t98_1 < -32768 or t98_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso20.RationalNumber)
+                    o98.exponent = t98_0
+                    o98.value = t98_1
+                    f0 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t99_0 = y
+                t99_1 = r.integer(3)
+                if t99_1 < -32768 or t99_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso20.RationalNumber)
+                    o99.exponent = t99_0
+                    o99.value = t99_1
+                    f1 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d46(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f2 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d46(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f3 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
-            f4 = _d46(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f4 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
-            f5 = _d46(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f5 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f5 = _d46(r)
             s = 6
         elif ec == 6:
-            f6 = _d46(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f6 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f6 = _d46(r)
             s = 7
         elif ec == 7:
-            f7 = _d46(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f7 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f7 = _d46(r)
             s = 8
         elif ec == 8:
             s = -1
@@ -1612,25 +3712,165 @@ def _d5(r):
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d46(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f1 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d46(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t107_0 = y
+                t107_1 = r.integer(3)
+                if t107_1 < -32768 or t107_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t107_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o107 = _new(_iso20.RationalNumber)
+                    o107.exponent = t107_0
+                    o107.value = t107_1
+                    f2 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d46(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t108_0 = y
+                t108_1 = r.integer(3)
+                if t108_1 < -32768 or t108_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t108_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o108 = _new(_iso20.RationalNumber)
+                    o108.exponent = t108_0
+                    o108.value = t108_1
+                    f3 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
-            f4 = _d46(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t109_0 = y
+                t109_1 = r.integer(3)
+                if t109_1 < -32768 or t109_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o109 = _new(_iso20.RationalNumber)
+                    o109.exponent = t109_0
+                    o109.value = t109_1
+                    f4 = o109
+                    ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
-            f5 = _d46(r)
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t110_0 = y
+                t110_1 = r.integer(3)
+                if t110_1 < -32768 or t110_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t110_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o110 = _new(_iso20.RationalNumber)
+                    o110.exponent = t110_0
+                    o110.value = t110_1
+                    f5 = o110
+                    ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f5 = _d46(r)
             s = 6
         elif ec == 5:
-            f6 = _d46(r)
+            pc111 = r.pos
+            ok111 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t111_0 = y
+                t111_1 = r.integer(3)
+                if t111_1 < -32768 or t111_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t111_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o111 = _new(_iso20.RationalNumber)
+                    o111.exponent = t111_0
+                    o111.value = t111_1
+                    f6 = o111
+                    ok111 = True
+            if not ok111:
+                r.pos = pc111
+                f6 = _d46(r)
             s = 7
         elif ec == 6:
-            f7 = _d46(r)
+            pc112 = r.pos
+            ok112 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t112_0 = y
+                t112_1 = r.integer(3)
+                if t112_1 < -32768 or t112_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t112_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o112 = _new(_iso20.RationalNumber)
+                    o112.exponent = t112_0
+                    o112.value = t112_1
+                    f7 = o112
+                    ok112 = True
+            if not ok112:
+                r.pos = pc112
+                f7 = _d46(r)
             s = 8
         elif ec == 7:
             s = -1
@@ -1641,22 +3881,142 @@ def _d5(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d46(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t113_0 = y
+                t113_1 = r.integer(3)
+                if t113_1 < -32768 or t113_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t113_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o113 = _new(_iso20.RationalNumber)
+                    o113.exponent = t113_0
+                    o113.value = t113_1
+                    f2 = o113
+                    ok113 = True
+            if not ok113:
+                r.pos = pc113
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d46(r)
+            pc114 = r.pos
+            ok114 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t114_0 = y
+                t114_1 = r.integer(3)
+                if t114_1 < -32768 or t114_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t114_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o114 = _new(_iso20.RationalNumber)
+                    o114.exponent = t114_0
+                    o114.value = t114_1
+                    f3 = o114
+                    ok114 = True
+            if not ok114:
+                r.pos = pc114
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
-            f4 = _d46(r)
+            pc115 = r.pos
+            ok115 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t115_0 = y
+                t115_1 = r.integer(3)
+                if t115_1 < -32768 or t115_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t115_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o115 = _new(_iso20.RationalNumber)
+                    o115.exponent = t115_0
+                    o115.value = t115_1
+                    f4 = o115
+                    ok115 = True
+            if not ok115:
+                r.pos = pc115
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
-            f5 = _d46(r)
+            pc116 = r.pos
+            ok116 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t116_0 = y
+                t116_1 = r.integer(3)
+                if t116_1 < -32768 or t116_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t116_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o116 = _new(_iso20.RationalNumber)
+                    o116.exponent = t116_0
+                    o116.value = t116_1
+                    f5 = o116
+                    ok116 = True
+            if not ok116:
+                r.pos = pc116
+                f5 = _d46(r)
             s = 6
         elif ec == 4:
-            f6 = _d46(r)
+            pc117 = r.pos
+            ok117 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t117_0 = y
+                t117_1 = r.integer(3)
+                if t117_1 < -32768 or t117_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t117_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o117 = _new(_iso20.RationalNumber)
+                    o117.exponent = t117_0
+                    o117.value = t117_1
+                    f6 = o117
+                    ok117 = True
+            if not ok117:
+                r.pos = pc117
+                f6 = _d46(r)
             s = 7
         elif ec == 5:
-            f7 = _d46(r)
+            pc118 = r.pos
+            ok118 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t118_0 = y
+                t118_1 = r.integer(3)
+                if t118_1 < -32768 or t118_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t118_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o118 = _new(_iso20.RationalNumber)
+                    o118.exponent = t118_0
+                    o118.value = t118_1
+                    f7 = o118
+                    ok118 = True
+            if not ok118:
+                r.pos = pc118
+                f7 = _d46(r)
             s = 8
         elif ec == 6:
             s = -1
@@ -1667,19 +4027,119 @@ def _d5(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d46(r)
+            pc119 = r.pos
+            ok119 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t119_0 = y
+                t119_1 = r.integer(3)
+                if t119_1 < -32768 or t119_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t119_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o119 = _new(_iso20.RationalNumber)
+                    o119.exponent = t119_0
+                    o119.value = t119_1
+                    f3 = o119
+                    ok119 = True
+            if not ok119:
+                r.pos = pc119
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            f4 = _d46(r)
+            pc120 = r.pos
+            ok120 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t120_0 = y
+                t120_1 = r.integer(3)
+                if t120_1 < -32768 or t120_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t120_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o120 = _new(_iso20.RationalNumber)
+                    o120.exponent = t120_0
+                    o120.value = t120_1
+                    f4 = o120
+                    ok120 = True
+            if not ok120:
+                r.pos = pc120
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
-            f5 = _d46(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t121_0 = y
+                t121_1 = r.integer(3)
+                if t121_1 < -32768 or t121_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t121_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o121 = _new(_iso20.RationalNumber)
+                    o121.exponent = t121_0
+                    o121.value = t121_1
+                    f5 = o121
+                    ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f5 = _d46(r)
             s = 6
         elif ec == 3:
-            f6 = _d46(r)
+            pc122 = r.pos
+            ok122 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t122_0 = y
+                t122_1 = r.integer(3)
+                if t122_1 < -32768 or t122_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t122_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o122 = _new(_iso20.RationalNumber)
+                    o122.exponent = t122_0
+                    o122.value = t122_1
+                    f6 = o122
+                    ok122 = True
+            if not ok122:
+                r.pos = pc122
+                f6 = _d46(r)
             s = 7
         elif ec == 4:
-            f7 = _d46(r)
+            pc123 = r.pos
+            ok123 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t123_0 = y
+                t123_1 = r.integer(3)
+                if t123_1 < -32768 or t123_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t123_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o123 = _new(_iso20.RationalNumber)
+                    o123.exponent = t123_0
+                    o123.value = t123_1
+                    f7 = o123
+                    ok123 = True
+            if not ok123:
+                r.pos = pc123
+                f7 = _d46(r)
             s = 8
         elif ec == 5:
             s = -1
@@ -1690,16 +4150,96 @@ def _d5(r):
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d46(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t124_0 = y
+                t124_1 = r.integer(3)
+                if t124_1 < -32768 or t124_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t124_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o124 = _new(_iso20.RationalNumber)
+                    o124.exponent = t124_0
+                    o124.value = t124_1
+                    f4 = o124
+                    ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            f5 = _d46(r)
+            pc125 = r.pos
+            ok125 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t125_0 = y
+                t125_1 = r.integer(3)
+                if t125_1 < -32768 or t125_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t125_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o125 = _new(_iso20.RationalNumber)
+                    o125.exponent = t125_0
+                    o125.value = t125_1
+                    f5 = o125
+                    ok125 = True
+            if not ok125:
+                r.pos = pc125
+                f5 = _d46(r)
             s = 6
         elif ec == 2:
-            f6 = _d46(r)
+            pc126 = r.pos
+            ok126 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t126_0 = y
+                t126_1 = r.integer(3)
+                if t126_1 < -32768 or t126_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t126_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o126 = _new(_iso20.RationalNumber)
+                    o126.exponent = t126_0
+                    o126.value = t126_1
+                    f6 = o126
+                    ok126 = True
+            if not ok126:
+                r.pos = pc126
+                f6 = _d46(r)
             s = 7
         elif ec == 3:
-            f7 = _d46(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t127_0 = y
+                t127_1 = r.integer(3)
+                if t127_1 < -32768 or t127_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t127_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o127 = _new(_iso20.RationalNumber)
+                    o127.exponent = t127_0
+                    o127.value = t127_1
+                    f7 = o127
+                    ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f7 = _d46(r)
             s = 8
         elif ec == 4:
             s = -1
@@ -1710,13 +4250,73 @@ def _d5(r):
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d46(r)
+            pc128 = r.pos
+            ok128 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t128_0 = y
+                t128_1 = r.integer(3)
+                if t128_1 < -32768 or t128_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t128_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o128 = _new(_iso20.RationalNumber)
+                    o128.exponent = t128_0
+                    o128.value = t128_1
+                    f5 = o128
+                    ok128 = True
+            if not ok128:
+                r.pos = pc128
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d46(r)
+            pc129 = r.pos
+            ok129 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t129_0 = y
+                t129_1 = r.integer(3)
+                if t129_1 < -32768 or t129_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t129_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o129 = _new(_iso20.RationalNumber)
+                    o129.exponent = t129_0
+                    o129.value = t129_1
+                    f6 = o129
+                    ok129 = True
+            if not ok129:
+                r.pos = pc129
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d46(r)
+            pc130 = r.pos
+            ok130 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t130_0 = y
+                t130_1 = r.integer(3)
+                if t130_1 < -32768 or t130_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t130_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o130 = _new(_iso20.RationalNumber)
+                    o130.exponent = t130_0
+                    o130.value = t130_1
+                    f7 = o130
+                    ok130 = True
+            if not ok130:
+                r.pos = pc130
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
             s = -1
@@ -1727,10 +4327,50 @@ def _d5(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d46(r)
+            pc131 = r.pos
+            ok131 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t131_0 = y
+                t131_1 = r.integer(3)
+                if t131_1 < -32768 or t131_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t131_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o131 = _new(_iso20.RationalNumber)
+                    o131.exponent = t131_0
+                    o131.value = t131_1
+                    f6 = o131
+                    ok131 = True
+            if not ok131:
+                r.pos = pc131
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d46(r)
+            pc132 = r.pos
+            ok132 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t132_0 = y
+                t132_1 = r.integer(3)
+                if t132_1 < -32768 or t132_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t132_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o132 = _new(_iso20.RationalNumber)
+                    o132.exponent = t132_0
+                    o132.value = t132_1
+                    f7 = o132
+                    ok132 = True
+            if not ok132:
+                r.pos = pc132
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
             s = -1
@@ -1741,7 +4381,27 @@ def _d5(r):
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d46(r)
+            pc133 = r.pos
+            ok133 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t133_0 = y
+                t133_1 = r.integer(3)
+                if t133_1 < -32768 or t133_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t133_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o133 = _new(_iso20.RationalNumber)
+                    o133.exponent = t133_0
+                    o133.value = t133_1
+                    f7 = o133
+                    ok133 = True
+            if not ok133:
+                r.pos = pc133
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             s = -1
@@ -1970,7 +4630,27 @@ def _d9(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            pc134 = r.pos
+            ok134 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t134_0 = y
+                t134_1 = r.integer(3)
+                if t134_1 < -32768 or t134_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t134_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o134 = _new(_iso20.RationalNumber)
+                    o134.exponent = t134_0
+                    o134.value = t134_1
+                    f0 = o134
+                    ok134 = True
+            if not ok134:
+                r.pos = pc134
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C118, "DC_CPDReqEnergyTransferModeType")
@@ -1979,7 +4659,27 @@ def _d9(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t135_0 = y
+                t135_1 = r.integer(3)
+                if t135_1 < -32768 or t135_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t135_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o135 = _new(_iso20.RationalNumber)
+                    o135.exponent = t135_0
+                    o135.value = t135_1
+                    f1 = o135
+                    ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C119, "DC_CPDReqEnergyTransferModeType")
@@ -1988,7 +4688,27 @@ def _d9(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc136 = r.pos
+            ok136 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t136_0 = y
+                t136_1 = r.integer(3)
+                if t136_1 < -32768 or t136_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t136_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o136 = _new(_iso20.RationalNumber)
+                    o136.exponent = t136_0
+                    o136.value = t136_1
+                    f2 = o136
+                    ok136 = True
+            if not ok136:
+                r.pos = pc136
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C120, "DC_CPDReqEnergyTransferModeType")
@@ -1997,7 +4717,27 @@ def _d9(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc137 = r.pos
+            ok137 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t137_0 = y
+                t137_1 = r.integer(3)
+                if t137_1 < -32768 or t137_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t137_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o137 = _new(_iso20.RationalNumber)
+                    o137.exponent = t137_0
+                    o137.value = t137_1
+                    f3 = o137
+                    ok137 = True
+            if not ok137:
+                r.pos = pc137
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C121, "DC_CPDReqEnergyTransferModeType")
@@ -2006,7 +4746,27 @@ def _d9(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t138_0 = y
+                t138_1 = r.integer(3)
+                if t138_1 < -32768 or t138_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t138_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o138 = _new(_iso20.RationalNumber)
+                    o138.exponent = t138_0
+                    o138.value = t138_1
+                    f4 = o138
+                    ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C122, "DC_CPDReqEnergyTransferModeType")
@@ -2015,7 +4775,27 @@ def _d9(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc139 = r.pos
+            ok139 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t139_0 = y
+                t139_1 = r.integer(3)
+                if t139_1 < -32768 or t139_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t139_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o139 = _new(_iso20.RationalNumber)
+                    o139.exponent = t139_0
+                    o139.value = t139_1
+                    f5 = o139
+                    ok139 = True
+            if not ok139:
+                r.pos = pc139
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C123, "DC_CPDReqEnergyTransferModeType")
@@ -2134,7 +4914,27 @@ def _d10(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t140_0 = y
+                t140_1 = r.integer(3)
+                if t140_1 < -32768 or t140_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t140_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o140 = _new(_iso20.RationalNumber)
+                    o140.exponent = t140_0
+                    o140.value = t140_1
+                    f0 = o140
+                    ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C128, "DC_CPDResEnergyTransferModeType")
@@ -2143,7 +4943,27 @@ def _d10(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t141_0 = y
+                t141_1 = r.integer(3)
+                if t141_1 < -32768 or t141_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t141_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o141 = _new(_iso20.RationalNumber)
+                    o141.exponent = t141_0
+                    o141.value = t141_1
+                    f1 = o141
+                    ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C129, "DC_CPDResEnergyTransferModeType")
@@ -2152,7 +4972,27 @@ def _d10(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc142 = r.pos
+            ok142 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t142_0 = y
+                t142_1 = r.integer(3)
+                if t142_1 < -32768 or t142_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t142_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o142 = _new(_iso20.RationalNumber)
+                    o142.exponent = t142_0
+                    o142.value = t142_1
+                    f2 = o142
+                    ok142 = True
+            if not ok142:
+                r.pos = pc142
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C130, "DC_CPDResEnergyTransferModeType")
@@ -2161,7 +5001,27 @@ def _d10(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t143_0 = y
+                t143_1 = r.integer(3)
+                if t143_1 < -32768 or t143_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t143_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o143 = _new(_iso20.RationalNumber)
+                    o143.exponent = t143_0
+                    o143.value = t143_1
+                    f3 = o143
+                    ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C131, "DC_CPDResEnergyTransferModeType")
@@ -2170,7 +5030,27 @@ def _d10(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t144_0 = y
+                t144_1 = r.integer(3)
+                if t144_1 < -32768 or t144_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t144_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o144 = _new(_iso20.RationalNumber)
+                    o144.exponent = t144_0
+                    o144.value = t144_1
+                    f4 = o144
+                    ok144 = True
+            if not ok144:
+                r.pos = pc144
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C132, "DC_CPDResEnergyTransferModeType")
@@ -2179,7 +5059,27 @@ def _d10(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc145 = r.pos
+            ok145 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t145_0 = y
+                t145_1 = r.integer(3)
+                if t145_1 < -32768 or t145_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t145_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o145 = _new(_iso20.RationalNumber)
+                    o145.exponent = t145_0
+                    o145.value = t145_1
+                    f5 = o145
+                    ok145 = True
+            if not ok145:
+                r.pos = pc145
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C133, "DC_CPDResEnergyTransferModeType")
@@ -2188,7 +5088,27 @@ def _d10(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d46(r)
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t146_0 = y
+                t146_1 = r.integer(3)
+                if t146_1 < -32768 or t146_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t146_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o146 = _new(_iso20.RationalNumber)
+                    o146.exponent = t146_0
+                    o146.value = t146_1
+                    f6 = o146
+                    ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
             s = -1
@@ -2482,7 +5402,27 @@ def _d13(r):
         if x & 27 == 0:
             y = ((x >> 2) & 1) == 1
             f2 = y
-            f3 = _d46(r)
+            pc147 = r.pos
+            ok147 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t147_0 = y
+                t147_1 = r.integer(3)
+                if t147_1 < -32768 or t147_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t147_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o147 = _new(_iso20.RationalNumber)
+                    o147.exponent = t147_0
+                    o147.value = t147_1
+                    f3 = o147
+                    ok147 = True
+            if not ok147:
+                r.pos = pc147
+                f3 = _d46(r)
             s = 4
         else:
             r.pos = p
@@ -2507,7 +5447,27 @@ def _d13(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc148 = r.pos
+            ok148 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t148_0 = y
+                t148_1 = r.integer(3)
+                if t148_1 < -32768 or t148_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t148_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o148 = _new(_iso20.RationalNumber)
+                    o148.exponent = t148_0
+                    o148.value = t148_1
+                    f3 = o148
+                    ok148 = True
+            if not ok148:
+                r.pos = pc148
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C153, "DC_ChargeLoopReqType")
@@ -2522,7 +5482,17 @@ def _d13(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            f4 = _d6(r)
+            pc149 = r.pos
+            ok149 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o149 = _new(_iso20.CLReqControlMode)
+                f4 = o149
+                ok149 = True
+            if not ok149:
+                r.pos = pc149
+                f4 = _d6(r)
             s = 5
         elif ec == 3:
             f4 = _d23(r)
@@ -2627,7 +5597,30 @@ def _d14(r):
             f1 = y
             ec = x & 7
             if ec == 0:
-                f2 = _d48(r)
+                pc150 = r.pos
+                ok150 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t150_0 = r.uint(3)
+                    if t150_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t150_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C160[y]
+                        t150_1 = y
+                        o150 = _new(_iso20.EVSEStatus)
+                        o150.notification_max_delay = t150_0
+                        o150.evse_notification = t150_1
+                        f2 = o150
+                        ok150 = True
+                if not ok150:
+                    r.pos = pc150
+                    f2 = _d48(r)
                 s = 3
             elif ec == 1:
                 f3 = _d50(r)
@@ -2636,10 +5629,30 @@ def _d14(r):
                 f4 = _d51(r)
                 s = 5
             elif ec == 3:
-                f5 = _d46(r)
+                pc151 = r.pos
+                ok151 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t151_0 = y
+                    t151_1 = r.integer(3)
+                    if t151_1 < -32768 or t151_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t151_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o151 = _new(_iso20.RationalNumber)
+                        o151.exponent = t151_0
+                        o151.value = t151_1
+                        f5 = o151
+                        ok151 = True
+                if not ok151:
+                    r.pos = pc151
+                    f5 = _d46(r)
                 s = 6
             elif ec == 4:
-                _escape(r, 2, _C160, "DC_ChargeLoopResType")
+                _escape(r, 2, _C162, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -2665,13 +5678,36 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C161, "DC_ChargeLoopResType")
+                _escape(r, 2, _C163, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d48(r)
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t152_0 = r.uint(3)
+                if t152_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t152_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C160[y]
+                    t152_1 = y
+                    o152 = _new(_iso20.EVSEStatus)
+                    o152.notification_max_delay = t152_0
+                    o152.evse_notification = t152_1
+                    f2 = o152
+                    ok152 = True
+            if not ok152:
+                r.pos = pc152
+                f2 = _d48(r)
             s = 3
         elif ec == 1:
             f3 = _d50(r)
@@ -2680,10 +5716,30 @@ def _d14(r):
             f4 = _d51(r)
             s = 5
         elif ec == 3:
-            f5 = _d46(r)
+            pc153 = r.pos
+            ok153 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t153_0 = y
+                t153_1 = r.integer(3)
+                if t153_1 < -32768 or t153_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t153_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o153 = _new(_iso20.RationalNumber)
+                    o153.exponent = t153_0
+                    o153.value = t153_1
+                    f5 = o153
+                    ok153 = True
+            if not ok153:
+                r.pos = pc153
+                f5 = _d46(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C162, "DC_ChargeLoopResType")
+            _escape(r, 2, _C164, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -2695,10 +5751,30 @@ def _d14(r):
             f4 = _d51(r)
             s = 5
         elif ec == 2:
-            f5 = _d46(r)
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t154_0 = y
+                t154_1 = r.integer(3)
+                if t154_1 < -32768 or t154_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t154_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o154 = _new(_iso20.RationalNumber)
+                    o154.exponent = t154_0
+                    o154.value = t154_1
+                    f5 = o154
+                    ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f5 = _d46(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C163, "DC_ChargeLoopResType")
+            _escape(r, 2, _C165, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -2707,28 +5783,88 @@ def _d14(r):
             f4 = _d51(r)
             s = 5
         elif ec == 1:
-            f5 = _d46(r)
+            pc155 = r.pos
+            ok155 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t155_0 = y
+                t155_1 = r.integer(3)
+                if t155_1 < -32768 or t155_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t155_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o155 = _new(_iso20.RationalNumber)
+                    o155.exponent = t155_0
+                    o155.value = t155_1
+                    f5 = o155
+                    ok155 = True
+            if not ok155:
+                r.pos = pc155
+                f5 = _d46(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C164, "DC_ChargeLoopResType")
+            _escape(r, 2, _C166, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc156 = r.pos
+            ok156 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t156_0 = y
+                t156_1 = r.integer(3)
+                if t156_1 < -32768 or t156_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t156_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o156 = _new(_iso20.RationalNumber)
+                    o156.exponent = t156_0
+                    o156.value = t156_1
+                    f5 = o156
+                    ok156 = True
+            if not ok156:
+                r.pos = pc156
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C165, "DC_ChargeLoopResType")
+            _escape(r, 2, _C167, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d46(r)
+            pc157 = r.pos
+            ok157 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t157_0 = y
+                t157_1 = r.integer(3)
+                if t157_1 < -32768 or t157_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t157_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o157 = _new(_iso20.RationalNumber)
+                    o157.exponent = t157_0
+                    o157.value = t157_1
+                    f6 = o157
+                    ok157 = True
+            if not ok157:
+                r.pos = pc157
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C166, "DC_ChargeLoopResType")
+            _escape(r, 2, _C168, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
@@ -2749,7 +5885,17 @@ def _d14(r):
                 f10 = _d5(r)
                 s = 11
             elif ec == 2:
-                f10 = _d7(r)
+                pc158 = r.pos
+                ok158 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o158 = _new(_iso20.CLResControlMode)
+                    f10 = o158
+                    ok158 = True
+                if not ok158:
+                    r.pos = pc158
+                    f10 = _d7(r)
                 s = 11
             elif ec == 3:
                 f10 = _d24(r)
@@ -2758,7 +5904,7 @@ def _d14(r):
                 f10 = _d35(r)
                 s = 11
             elif ec == 5:
-                _escape(r, 2, _C167, "DC_ChargeLoopResType")
+                _escape(r, 2, _C169, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -2778,7 +5924,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
                 s = 8
             elif ec == 1:
-                _escape(r, 2, _C168, "DC_ChargeLoopResType")
+                _escape(r, 2, _C170, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
@@ -2797,7 +5943,17 @@ def _d14(r):
                 f10 = _d5(r)
                 s = 11
             elif ec == 2:
-                f10 = _d7(r)
+                pc159 = r.pos
+                ok159 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o159 = _new(_iso20.CLResControlMode)
+                    f10 = o159
+                    ok159 = True
+                if not ok159:
+                    r.pos = pc159
+                    f10 = _d7(r)
                 s = 11
             elif ec == 3:
                 f10 = _d24(r)
@@ -2806,7 +5962,7 @@ def _d14(r):
                 f10 = _d35(r)
                 s = 11
             elif ec == 5:
-                _escape(r, 2, _C169, "DC_ChargeLoopResType")
+                _escape(r, 2, _C171, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -2826,7 +5982,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
                 s = 9
             elif ec == 1:
-                _escape(r, 2, _C170, "DC_ChargeLoopResType")
+                _escape(r, 2, _C172, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
@@ -2843,7 +5999,17 @@ def _d14(r):
                 f10 = _d5(r)
                 s = 11
             elif ec == 2:
-                f10 = _d7(r)
+                pc160 = r.pos
+                ok160 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o160 = _new(_iso20.CLResControlMode)
+                    f10 = o160
+                    ok160 = True
+                if not ok160:
+                    r.pos = pc160
+                    f10 = _d7(r)
                 s = 11
             elif ec == 3:
                 f10 = _d24(r)
@@ -2852,7 +6018,7 @@ def _d14(r):
                 f10 = _d35(r)
                 s = 11
             elif ec == 5:
-                _escape(r, 2, _C171, "DC_ChargeLoopResType")
+                _escape(r, 2, _C173, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -2872,7 +6038,7 @@ def _d14(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
                 s = 10
             elif ec == 1:
-                _escape(r, 2, _C172, "DC_ChargeLoopResType")
+                _escape(r, 2, _C174, "DC_ChargeLoopResType")
             else:
                 r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
@@ -2884,7 +6050,17 @@ def _d14(r):
             f10 = _d5(r)
             s = 11
         elif ec == 2:
-            f10 = _d7(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o161 = _new(_iso20.CLResControlMode)
+                f10 = o161
+                ok161 = True
+            if not ok161:
+                r.pos = pc161
+                f10 = _d7(r)
             s = 11
         elif ec == 3:
             f10 = _d24(r)
@@ -2893,7 +6069,7 @@ def _d14(r):
             f10 = _d35(r)
             s = 11
         elif ec == 5:
-            _escape(r, 2, _C173, "DC_ChargeLoopResType")
+            _escape(r, 2, _C175, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -2901,7 +6077,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C174, "DC_ChargeLoopResType")
+            _escape(r, 1, _C176, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopRes)
@@ -2922,14 +6098,14 @@ def _e14(w, o):
     """iso20.DC_ChargeLoopRes -> DC_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeLoopRes.header", 0, _C175)
+        _order("DC_ChargeLoopRes.header", 0, _C177)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_ChargeLoopRes.response_code", 1, _C175)
+        _order("DC_ChargeLoopRes.response_code", 1, _C177)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -2944,9 +6120,9 @@ def _e14(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C176.get(s)
+        t = _C178.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.meter_info", s, _C175)
+            _order("DC_ChargeLoopRes.meter_info", s, _C177)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("DC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -2954,9 +6130,9 @@ def _e14(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C177.get(s)
+        t = _C179.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.receipt", s, _C175)
+            _order("DC_ChargeLoopRes.receipt", s, _C177)
         if v4.__class__ is not _iso20.Receipt:
             _bad("DC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -2964,40 +6140,40 @@ def _e14(w, o):
         s = 5
     v5 = o.evse_present_current
     if v5 is None:
-        _order("DC_ChargeLoopRes.evse_present_current", s, _C175)
-    t = _C178.get(s)
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C177)
+    t = _C180.get(s)
     if t is None:
-        _order("DC_ChargeLoopRes.evse_present_current", s, _C175)
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C177)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("DC_ChargeLoopRes.evse_present_current", v5, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v5)
     v6 = o.evse_present_voltage
     if v6 is None:
-        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C175)
+        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C177)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("DC_ChargeLoopRes.evse_present_voltage", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.evse_power_limit_achieved
     if v7 is None:
-        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C175)
+        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C177)
     if v7.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v7, "a bool")
     v8 = o.evse_current_limit_achieved
     if v8 is None:
-        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C175)
+        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C177)
     if v8.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v8, "a bool")
     v9 = o.evse_voltage_limit_achieved
     if v9 is None:
-        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C175)
+        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C177)
     if v9.__class__ is not bool:
         _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v9, "a bool")
     v10 = o.cl_res_control_mode
     if v10 is None:
-        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C175)
-    d = _C179.get(v10.__class__)
+        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C177)
+    d = _C181.get(v10.__class__)
     if d is None:
         _bad("DC_ChargeLoopRes.cl_res_control_mode", v10, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
     w.bits(((((((((((((((((0) << 1) << 1) | (v7)) << 1) << 1) << 1) << 1) | (v8)) << 1) << 1) << 1) << 1) | (v9)) << 1) << 3) | (d[0]), 15)
@@ -3015,7 +6191,7 @@ def _d15(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C180, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C182, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3027,7 +6203,7 @@ def _d15(r):
             f1 = _d9(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C181, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C183, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3035,7 +6211,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C182, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C184, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryReq)
@@ -3047,15 +6223,15 @@ def _e15(w, o):
     """iso20.DC_ChargeParameterDiscoveryReq -> DC_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C183)
+        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C185)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.dc_cpd_req_energy_transfer_mode
     if v1 is None:
-        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C183)
-    d = _C184.get(v1.__class__)
+        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C185)
+    d = _C186.get(v1.__class__)
     if d is None:
         _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v1, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
     w.bits(d[0], 2)
@@ -3074,7 +6250,7 @@ def _d16(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C185, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C187, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -3094,7 +6270,7 @@ def _d16(r):
                 f2 = _d10(r)
                 s = 3
             elif ec == 2:
-                _escape(r, 2, _C186, "DC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C188, "DC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
@@ -3120,7 +6296,7 @@ def _d16(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C187, "DC_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C189, "DC_ChargeParameterDiscoveryResType")
             else:
                 r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -3132,7 +6308,7 @@ def _d16(r):
             f2 = _d10(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C188, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C190, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3140,7 +6316,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C189, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C191, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryRes)
@@ -3153,21 +6329,21 @@ def _e16(w, o):
     """iso20.DC_ChargeParameterDiscoveryRes -> DC_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C190)
+        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C192)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C190)
+        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C192)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.dc_cpd_res_energy_transfer_mode
     if v2 is None:
-        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C190)
-    d = _C191.get(v2.__class__)
+        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C192)
+    d = _C193.get(v2.__class__)
     if d is None:
         _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v2, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
     w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
@@ -3187,7 +6363,7 @@ def _d17(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C192, "DC_PreChargeReqType")
+            _escape(r, 3, _C194, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3199,11 +6375,51 @@ def _d17(r):
                 r.fail("EVProcessing: enumeration index %d out of range" % y)
             y = _C144[y]
             f1 = y
-            f2 = _d46(r)
+            pc162 = r.pos
+            ok162 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t162_0 = y
+                t162_1 = r.integer(3)
+                if t162_1 < -32768 or t162_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t162_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o162 = _new(_iso20.RationalNumber)
+                    o162.exponent = t162_0
+                    o162.value = t162_1
+                    f2 = o162
+                    ok162 = True
+            if not ok162:
+                r.pos = pc162
+                f2 = _d46(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f3 = _d46(r)
+                pc163 = r.pos
+                ok163 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t163_0 = y
+                    t163_1 = r.integer(3)
+                    if t163_1 < -32768 or t163_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t163_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o163 = _new(_iso20.RationalNumber)
+                        o163.exponent = t163_0
+                        o163.value = t163_1
+                        f3 = o163
+                        ok163 = True
+                if not ok163:
+                    r.pos = pc163
+                    f3 = _d46(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -3237,25 +6453,65 @@ def _d17(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C193, "DC_PreChargeReqType")
+                _escape(r, 2, _C195, "DC_PreChargeReqType")
             else:
                 r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t164_0 = y
+                t164_1 = r.integer(3)
+                if t164_1 < -32768 or t164_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t164_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o164 = _new(_iso20.RationalNumber)
+                    o164.exponent = t164_0
+                    o164.value = t164_1
+                    f2 = o164
+                    ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C194, "DC_PreChargeReqType")
+            _escape(r, 2, _C196, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t165_0 = y
+                t165_1 = r.integer(3)
+                if t165_1 < -32768 or t165_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso20.RationalNumber)
+                    o165.exponent = t165_0
+                    o165.value = t165_1
+                    f3 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C195, "DC_PreChargeReqType")
+            _escape(r, 2, _C197, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3263,7 +6519,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C196, "DC_PreChargeReqType")
+            _escape(r, 1, _C198, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeReq)
@@ -3277,27 +6533,27 @@ def _e17(w, o):
     """iso20.DC_PreChargeReq -> DC_PreChargeReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_PreChargeReq.header", 0, _C197)
+        _order("DC_PreChargeReq.header", 0, _C199)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_PreChargeReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("DC_PreChargeReq.ev_processing", 1, _C197)
+        _order("DC_PreChargeReq.ev_processing", 1, _C199)
     i1 = _C145.get(v1)
     if i1 is None:
         _bad("DC_PreChargeReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_present_voltage
     if v2 is None:
-        _order("DC_PreChargeReq.ev_present_voltage", 2, _C197)
+        _order("DC_PreChargeReq.ev_present_voltage", 2, _C199)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeReq.ev_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
     _e46(w, v2)
     v3 = o.ev_target_voltage
     if v3 is None:
-        _order("DC_PreChargeReq.ev_target_voltage", 3, _C197)
+        _order("DC_PreChargeReq.ev_target_voltage", 3, _C199)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeReq.ev_target_voltage", v3, "a RationalNumber")
     w.bits(0, 1)
@@ -3316,7 +6572,7 @@ def _d18(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C198, "DC_PreChargeResType")
+            _escape(r, 3, _C200, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 1:
@@ -3328,7 +6584,27 @@ def _d18(r):
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C142[y]
             f1 = y
-            f2 = _d46(r)
+            pc166 = r.pos
+            ok166 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t166_0 = y
+                t166_1 = r.integer(3)
+                if t166_1 < -32768 or t166_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t166_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o166 = _new(_iso20.RationalNumber)
+                    o166.exponent = t166_0
+                    o166.value = t166_1
+                    f2 = o166
+                    ok166 = True
+            if not ok166:
+                r.pos = pc166
+                f2 = _d46(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
@@ -3359,16 +6635,36 @@ def _d18(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C199, "DC_PreChargeResType")
+                _escape(r, 2, _C201, "DC_PreChargeResType")
             else:
                 r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc167 = r.pos
+            ok167 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t167_0 = y
+                t167_1 = r.integer(3)
+                if t167_1 < -32768 or t167_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t167_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o167 = _new(_iso20.RationalNumber)
+                    o167.exponent = t167_0
+                    o167.value = t167_1
+                    f2 = o167
+                    ok167 = True
+            if not ok167:
+                r.pos = pc167
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C200, "DC_PreChargeResType")
+            _escape(r, 2, _C202, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3376,7 +6672,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C201, "DC_PreChargeResType")
+            _escape(r, 1, _C203, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeRes)
@@ -3389,20 +6685,20 @@ def _e18(w, o):
     """iso20.DC_PreChargeRes -> DC_PreChargeResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_PreChargeRes.header", 0, _C202)
+        _order("DC_PreChargeRes.header", 0, _C204)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_PreChargeRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_PreChargeRes.response_code", 1, _C202)
+        _order("DC_PreChargeRes.response_code", 1, _C204)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_PreChargeRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("DC_PreChargeRes.evse_present_voltage", 2, _C202)
+        _order("DC_PreChargeRes.evse_present_voltage", 2, _C204)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_PreChargeRes.evse_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -3420,7 +6716,7 @@ def _d19(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C203, "DC_WeldingDetectionReqType")
+            _escape(r, 3, _C205, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3456,7 +6752,7 @@ def _d19(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C204, "DC_WeldingDetectionReqType")
+                _escape(r, 2, _C206, "DC_WeldingDetectionReqType")
             else:
                 r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3464,7 +6760,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C205, "DC_WeldingDetectionReqType")
+            _escape(r, 1, _C207, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionReq)
@@ -3476,14 +6772,14 @@ def _e19(w, o):
     """iso20.DC_WeldingDetectionReq -> DC_WeldingDetectionReqType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_WeldingDetectionReq.header", 0, _C206)
+        _order("DC_WeldingDetectionReq.header", 0, _C208)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_WeldingDetectionReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("DC_WeldingDetectionReq.ev_processing", 1, _C206)
+        _order("DC_WeldingDetectionReq.ev_processing", 1, _C208)
     i1 = _C145.get(v1)
     if i1 is None:
         _bad("DC_WeldingDetectionReq.ev_processing", v1, "a member of _iso20.Processing")
@@ -3501,7 +6797,7 @@ def _d20(r):
             f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C207, "DC_WeldingDetectionResType")
+            _escape(r, 3, _C209, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
@@ -3513,7 +6809,27 @@ def _d20(r):
                 r.fail("ResponseCode: enumeration index %d out of range" % y)
             y = _C142[y]
             f1 = y
-            f2 = _d46(r)
+            pc168 = r.pos
+            ok168 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t168_0 = y
+                t168_1 = r.integer(3)
+                if t168_1 < -32768 or t168_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t168_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o168 = _new(_iso20.RationalNumber)
+                    o168.exponent = t168_0
+                    o168.value = t168_1
+                    f2 = o168
+                    ok168 = True
+            if not ok168:
+                r.pos = pc168
+                f2 = _d46(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
@@ -3544,16 +6860,36 @@ def _d20(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C208, "DC_WeldingDetectionResType")
+                _escape(r, 2, _C210, "DC_WeldingDetectionResType")
             else:
                 r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc169 = r.pos
+            ok169 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t169_0 = y
+                t169_1 = r.integer(3)
+                if t169_1 < -32768 or t169_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t169_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o169 = _new(_iso20.RationalNumber)
+                    o169.exponent = t169_0
+                    o169.value = t169_1
+                    f2 = o169
+                    ok169 = True
+            if not ok169:
+                r.pos = pc169
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C209, "DC_WeldingDetectionResType")
+            _escape(r, 2, _C211, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -3561,7 +6897,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C210, "DC_WeldingDetectionResType")
+            _escape(r, 1, _C212, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionRes)
@@ -3574,20 +6910,20 @@ def _e20(w, o):
     """iso20.DC_WeldingDetectionRes -> DC_WeldingDetectionResType"""
     v0 = o.header
     if v0 is None:
-        _order("DC_WeldingDetectionRes.header", 0, _C211)
+        _order("DC_WeldingDetectionRes.header", 0, _C213)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("DC_WeldingDetectionRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e49(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("DC_WeldingDetectionRes.response_code", 1, _C211)
+        _order("DC_WeldingDetectionRes.response_code", 1, _C213)
     i1 = _C143.get(v1)
     if i1 is None:
         _bad("DC_WeldingDetectionRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_present_voltage
     if v2 is None:
-        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C211)
+        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C213)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("DC_WeldingDetectionRes.evse_present_voltage", v2, "a RationalNumber")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
@@ -3631,7 +6967,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C212, "DSAKeyValueType")
+            _escape(r, 3, _C214, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -3660,7 +6996,7 @@ def _d21(r):
                             _escape(r, 1, _EV_ELEM_EE, "Y")
                     s = 4
                 elif ec == 2:
-                    _escape(r, 2, _C213, "DSAKeyValueType")
+                    _escape(r, 2, _C215, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -3680,7 +7016,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "Q")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C214, "DSAKeyValueType")
+                _escape(r, 2, _C216, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -3702,7 +7038,7 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C215, "DSAKeyValueType")
+            _escape(r, 2, _C217, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -3733,7 +7069,7 @@ def _d21(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C216, "DSAKeyValueType")
+                    _escape(r, 1, _C218, "DSAKeyValueType")
                 else:
                     r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
@@ -3753,7 +7089,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "Y")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C217, "DSAKeyValueType")
+                _escape(r, 2, _C219, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -3777,7 +7113,7 @@ def _d21(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C218, "DSAKeyValueType")
+            _escape(r, 1, _C220, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3793,7 +7129,7 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C219, "DSAKeyValueType")
+            _escape(r, 1, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
@@ -3822,7 +7158,7 @@ def _d21(r):
                         _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C220, "DSAKeyValueType")
+                _escape(r, 2, _C222, "DSAKeyValueType")
             else:
                 r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
@@ -3830,7 +7166,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C221, "DSAKeyValueType")
+            _escape(r, 1, _C223, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3856,9 +7192,9 @@ def _e21(w, o):
         s = 1
     v1 = o.q
     if v1 is not None:
-        t = _C223.get(s)
+        t = _C225.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C222)
+            _order("DSAKeyValue.q", s, _C224)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("DSAKeyValue.q", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3867,9 +7203,9 @@ def _e21(w, o):
         s = 2
     v2 = o.g
     if v2 is not None:
-        t = _C224.get(s)
+        t = _C226.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C222)
+            _order("DSAKeyValue.g", s, _C224)
         if not isinstance(v2, (bytes, bytearray)):
             _bad("DSAKeyValue.g", v2, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3878,10 +7214,10 @@ def _e21(w, o):
         s = 3
     v3 = o.y
     if v3 is None:
-        _order("DSAKeyValue.y", s, _C222)
-    t = _C225.get(s)
+        _order("DSAKeyValue.y", s, _C224)
+    t = _C227.get(s)
     if t is None:
-        _order("DSAKeyValue.y", s, _C222)
+        _order("DSAKeyValue.y", s, _C224)
     if not isinstance(v3, (bytes, bytearray)):
         _bad("DSAKeyValue.y", v3, "bytes of length 0..")
     w.bits((t[0]) << 1, t[1] + 1)
@@ -3898,9 +7234,9 @@ def _e21(w, o):
         s = 5
     v5 = o.seed
     if v5 is not None:
-        t = _C226.get(s)
+        t = _C228.get(s)
         if t is None:
-            _order("DSAKeyValue.seed", s, _C222)
+            _order("DSAKeyValue.seed", s, _C224)
         if not isinstance(v5, (bytes, bytearray)):
             _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -3909,18 +7245,18 @@ def _e21(w, o):
         s = 6
     v6 = o.pgen_counter
     if v6 is not None:
-        t = _C227.get(s)
+        t = _C229.get(s)
         if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C222)
+            _order("DSAKeyValue.pgen_counter", s, _C224)
         if not isinstance(v6, (bytes, bytearray)):
             _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = 7
-    t = _C228.get(s)
+    t = _C230.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C222)
+        _order("DSAKeyValue", s, _C224)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3935,7 +7271,7 @@ def _d22(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C229, "DigestMethodType")
+            _escape(r, 3, _C231, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3947,7 +7283,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C230, "DigestMethodType")
+            _escape(r, 2, _C232, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3959,7 +7295,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C231, "DigestMethodType")
+            _escape(r, 1, _C233, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3973,7 +7309,7 @@ def _d22(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C232, "DigestMethodType")
+                _escape(r, 1, _C234, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3984,7 +7320,7 @@ def _e22(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("DigestMethod.algorithm", 0, _C233)
+        _order("DigestMethod.algorithm", 0, _C235)
     if type(v0) is not str:
         _bad("DigestMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -4016,82 +7352,262 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t170_0 = y
+                t170_1 = r.integer(3)
+                if t170_1 < -32768 or t170_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t170_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o170 = _new(_iso20.RationalNumber)
+                    o170.exponent = t170_0
+                    o170.value = t170_1
+                    f1 = o170
+                    ok170 = True
+            if not ok170:
+                r.pos = pc170
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C234, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C236, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc171 = r.pos
+            ok171 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t171_0 = y
+                t171_1 = r.integer(3)
+                if t171_1 < -32768 or t171_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t171_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o171 = _new(_iso20.RationalNumber)
+                    o171.exponent = t171_0
+                    o171.value = t171_1
+                    f1 = o171
+                    ok171 = True
+            if not ok171:
+                r.pos = pc171
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C235, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C237, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d46(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t172_0 = y
+                t172_1 = r.integer(3)
+                if t172_1 < -32768 or t172_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t172_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o172 = _new(_iso20.RationalNumber)
+                    o172.exponent = t172_0
+                    o172.value = t172_1
+                    f2 = o172
+                    ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C236, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C238, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc173 = r.pos
+            ok173 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t173_0 = y
+                t173_1 = r.integer(3)
+                if t173_1 < -32768 or t173_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t173_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o173 = _new(_iso20.RationalNumber)
+                    o173.exponent = t173_0
+                    o173.value = t173_1
+                    f3 = o173
+                    ok173 = True
+            if not ok173:
+                r.pos = pc173
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C237, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C239, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc174 = r.pos
+            ok174 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t174_0 = y
+                t174_1 = r.integer(3)
+                if t174_1 < -32768 or t174_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t174_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o174 = _new(_iso20.RationalNumber)
+                    o174.exponent = t174_0
+                    o174.value = t174_1
+                    f4 = o174
+                    ok174 = True
+            if not ok174:
+                r.pos = pc174
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C238, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C240, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t175_0 = y
+                t175_1 = r.integer(3)
+                if t175_1 < -32768 or t175_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t175_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o175 = _new(_iso20.RationalNumber)
+                    o175.exponent = t175_0
+                    o175.value = t175_1
+                    f5 = o175
+                    ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C239, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C241, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d46(r)
+            pc176 = r.pos
+            ok176 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t176_0 = y
+                t176_1 = r.integer(3)
+                if t176_1 < -32768 or t176_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t176_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o176 = _new(_iso20.RationalNumber)
+                    o176.exponent = t176_0
+                    o176.value = t176_1
+                    f6 = o176
+                    ok176 = True
+            if not ok176:
+                r.pos = pc176
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C240, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C242, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc177 = r.pos
+            ok177 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t177_0 = y
+                t177_1 = r.integer(3)
+                if t177_1 < -32768 or t177_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t177_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o177 = _new(_iso20.RationalNumber)
+                    o177.exponent = t177_0
+                    o177.value = t177_1
+                    f7 = o177
+                    ok177 = True
+            if not ok177:
+                r.pos = pc177
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C241, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C243, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d46(r)
+            pc178 = r.pos
+            ok178 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t178_0 = y
+                t178_1 = r.integer(3)
+                if t178_1 < -32768 or t178_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t178_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o178 = _new(_iso20.RationalNumber)
+                    o178.exponent = t178_0
+                    o178.value = t178_1
+                    f8 = o178
+                    ok178 = True
+            if not ok178:
+                r.pos = pc178
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C242, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C244, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -4099,7 +7615,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C243, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C245, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLReqControlMode)
@@ -4127,59 +7643,59 @@ def _e23(w, o):
         s = 1
     v1 = o.ev_target_energy_request
     if v1 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C244)
-    t = _C245.get(s)
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C246)
+    t = _C247.get(s)
     if t is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C246)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v1)
     v2 = o.ev_maximum_energy_request
     if v2 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C246)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v2)
     v3 = o.ev_minimum_energy_request
     if v3 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C246)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v3)
     v4 = o.ev_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C246)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v4)
     v5 = o.ev_minimum_charge_power
     if v5 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C246)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v5)
     v6 = o.ev_maximum_charge_current
     if v6 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C246)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.ev_maximum_voltage
     if v7 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C246)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v7)
     v8 = o.ev_minimum_voltage
     if v8 is None:
-        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C244)
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C246)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
     w.bits(0, 1)
@@ -4254,10 +7770,30 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d46(r)
+            pc179 = r.pos
+            ok179 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t179_0 = y
+                t179_1 = r.integer(3)
+                if t179_1 < -32768 or t179_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t179_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o179 = _new(_iso20.RationalNumber)
+                    o179.exponent = t179_0
+                    o179.value = t179_1
+                    f4 = o179
+                    ok179 = True
+            if not ok179:
+                r.pos = pc179
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C246, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C248, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
@@ -4307,10 +7843,30 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d46(r)
+            pc180 = r.pos
+            ok180 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t180_0 = y
+                t180_1 = r.integer(3)
+                if t180_1 < -32768 or t180_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t180_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o180 = _new(_iso20.RationalNumber)
+                    o180.exponent = t180_0
+                    o180.value = t180_1
+                    f4 = o180
+                    ok180 = True
+            if not ok180:
+                r.pos = pc180
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C247, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C249, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
@@ -4343,10 +7899,30 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d46(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t181_0 = y
+                t181_1 = r.integer(3)
+                if t181_1 < -32768 or t181_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t181_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o181 = _new(_iso20.RationalNumber)
+                    o181.exponent = t181_0
+                    o181.value = t181_1
+                    f4 = o181
+                    ok181 = True
+            if not ok181:
+                r.pos = pc181
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C248, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C250, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -4362,46 +7938,146 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d46(r)
+            pc182 = r.pos
+            ok182 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t182_0 = y
+                t182_1 = r.integer(3)
+                if t182_1 < -32768 or t182_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t182_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o182 = _new(_iso20.RationalNumber)
+                    o182.exponent = t182_0
+                    o182.value = t182_1
+                    f4 = o182
+                    ok182 = True
+            if not ok182:
+                r.pos = pc182
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C249, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C251, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc183 = r.pos
+            ok183 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t183_0 = y
+                t183_1 = r.integer(3)
+                if t183_1 < -32768 or t183_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t183_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o183 = _new(_iso20.RationalNumber)
+                    o183.exponent = t183_0
+                    o183.value = t183_1
+                    f4 = o183
+                    ok183 = True
+            if not ok183:
+                r.pos = pc183
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C250, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C252, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d46(r)
+            pc184 = r.pos
+            ok184 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t184_0 = y
+                t184_1 = r.integer(3)
+                if t184_1 < -32768 or t184_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t184_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o184 = _new(_iso20.RationalNumber)
+                    o184.exponent = t184_0
+                    o184.value = t184_1
+                    f5 = o184
+                    ok184 = True
+            if not ok184:
+                r.pos = pc184
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C251, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C253, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d46(r)
+            pc185 = r.pos
+            ok185 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t185_0 = y
+                t185_1 = r.integer(3)
+                if t185_1 < -32768 or t185_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t185_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o185 = _new(_iso20.RationalNumber)
+                    o185.exponent = t185_0
+                    o185.value = t185_1
+                    f6 = o185
+                    ok185 = True
+            if not ok185:
+                r.pos = pc185
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C252, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C254, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d46(r)
+            pc186 = r.pos
+            ok186 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t186_0 = y
+                t186_1 = r.integer(3)
+                if t186_1 < -32768 or t186_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t186_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o186 = _new(_iso20.RationalNumber)
+                    o186.exponent = t186_0
+                    o186.value = t186_1
+                    f7 = o186
+                    ok186 = True
+            if not ok186:
+                r.pos = pc186
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C253, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C255, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -4409,7 +8085,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C254, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C256, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLResControlMode)
@@ -4436,27 +8112,27 @@ def _e24(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C256.get(s)
+        t = _C258.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C255)
+            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C257)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C257.get(s)
+        t = _C259.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C255)
+            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C257)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.ack_max_delay
     if v3 is not None:
-        t = _C258.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C255)
+            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C257)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -4465,31 +8141,31 @@ def _e24(w, o):
         s = 4
     v4 = o.evse_maximum_charge_power
     if v4 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C255)
-    t = _C259.get(s)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C257)
+    t = _C261.get(s)
     if t is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C255)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C257)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v4)
     v5 = o.evse_minimum_charge_power
     if v5 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C255)
+        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C257)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v5)
     v6 = o.evse_maximum_charge_current
     if v6 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C255)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C257)
     if v6.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v6)
     v7 = o.evse_maximum_voltage
     if v7 is None:
-        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C255)
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C257)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
     w.bits(0, 1)
@@ -4556,7 +8232,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C260, "KeyInfoType")
+                _escape(r, 3, _C262, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4604,7 +8280,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C261, "KeyInfoType")
+                _escape(r, 3, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4652,110 +8328,10 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C262, "KeyInfoType")
+                _escape(r, 2, _C264, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C263, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 4:
-            ec = r.bits(4)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "KeyName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
-                f1.append(v)
-                s = 3
-            elif ec == 1:
-                v = _d26(r)
-                f2.append(v)
-                s = 4
-            elif ec == 2:
-                v = _d32(r)
-                f3.append(v)
-                s = 5
-            elif ec == 3:
-                v = _d44(r)
-                f4.append(v)
-                s = 6
-            elif ec == 4:
-                v = _d29(r)
-                f5.append(v)
-                s = 7
-            elif ec == 5:
-                v = _d33(r)
-                f6.append(v)
-                s = 8
-            elif ec == 6:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "MgmtData")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
-                f7.append(v)
-                s = 9
-            elif ec == 7:
-                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
-            elif ec == 8:
-                s = -1
-            elif ec == 9:
-                r.fail("KeyInfoType: character content in mixed content is not supported")
-            elif ec == 10:
-                _escape(r, 1, _C264, "KeyInfoType")
-            else:
-                r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -4805,7 +8381,7 @@ def _d25(r):
                 _escape(r, 1, _C265, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -4855,7 +8431,7 @@ def _d25(r):
                 _escape(r, 1, _C266, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 7:
+        if s == 5:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -4905,7 +8481,7 @@ def _d25(r):
                 _escape(r, 1, _C267, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 8:
+        if s == 6:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -4955,7 +8531,7 @@ def _d25(r):
                 _escape(r, 1, _C268, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 9:
+        if s == 7:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5005,7 +8581,7 @@ def _d25(r):
                 _escape(r, 1, _C269, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
-        if s == 10:
+        if s == 8:
             ec = r.bits(4)
             if ec == 0:
                 if r.bits(1):
@@ -5055,6 +8631,106 @@ def _d25(r):
                 _escape(r, 1, _C270, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 9:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C271, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
+        if s == 10:
+            ec = r.bits(4)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "KeyName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "KeyName")
+                f1.append(v)
+                s = 3
+            elif ec == 1:
+                v = _d26(r)
+                f2.append(v)
+                s = 4
+            elif ec == 2:
+                v = _d32(r)
+                f3.append(v)
+                s = 5
+            elif ec == 3:
+                v = _d44(r)
+                f4.append(v)
+                s = 6
+            elif ec == 4:
+                v = _d29(r)
+                f5.append(v)
+                s = 7
+            elif ec == 5:
+                v = _d33(r)
+                f6.append(v)
+                s = 8
+            elif ec == 6:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "MgmtData")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MgmtData")
+                f7.append(v)
+                s = 9
+            elif ec == 7:
+                r.fail("KeyInfoType: wildcard (xs:any) element content is not supported")
+            elif ec == 8:
+                s = -1
+            elif ec == 9:
+                r.fail("KeyInfoType: character content in mixed content is not supported")
+            elif ec == 10:
+                _escape(r, 1, _C272, "KeyInfoType")
+            else:
+                r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
     o.id = f0
     o.key_name = f1
@@ -5084,9 +8760,9 @@ def _e25(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C272.get(s)
+        t = _C274.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C271)
+            _order("KeyInfo.key_name", s, _C273)
         if type(v1) is not str:
             _bad("KeyInfo.key_name", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5101,9 +8777,9 @@ def _e25(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C273.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C271)
+            _order("KeyInfo.key_value", s, _C273)
         if v2.__class__ is not _xmldsig.KeyValue:
             _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
@@ -5117,9 +8793,9 @@ def _e25(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C274.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C271)
+            _order("KeyInfo.retrieval_method", s, _C273)
         if v3.__class__ is not _xmldsig.RetrievalMethod:
             _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
@@ -5133,9 +8809,9 @@ def _e25(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C275.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C271)
+            _order("KeyInfo.x509_data", s, _C273)
         if v4.__class__ is not _xmldsig.X509Data:
             _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
@@ -5149,9 +8825,9 @@ def _e25(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C276.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C271)
+            _order("KeyInfo.pgp_data", s, _C273)
         if v5.__class__ is not _xmldsig.PGPData:
             _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
@@ -5165,9 +8841,9 @@ def _e25(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C277.get(s)
+        t = _C279.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C271)
+            _order("KeyInfo.spki_data", s, _C273)
         if v6.__class__ is not _xmldsig.SPKIData:
             _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
@@ -5181,18 +8857,18 @@ def _e25(w, o):
     n = 0
     for v7 in items:
         n += 1
-        t = _C278.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C271)
+            _order("KeyInfo.mgmt_data", s, _C273)
         if type(v7) is not str:
             _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C279.get(s)
+    t = _C281.get(s)
     if t is None:
-        _order("KeyInfo", s, _C271)
+        _order("KeyInfo", s, _C273)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5207,14 +8883,34 @@ def _d26(r):
             f0 = _d21(r)
             s = 4
         elif ec == 1:
-            f1 = _d30(r)
+            pc187 = r.pos
+            ok187 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t187_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t187_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o187 = _new(_xmldsig.RSAKeyValue)
+                        o187.modulus = t187_0
+                        o187.exponent = t187_1
+                        f1 = o187
+                        ok187 = True
+            if not ok187:
+                r.pos = pc187
+                f1 = _d30(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C280, "KeyValueType")
+            _escape(r, 3, _C282, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5223,14 +8919,34 @@ def _d26(r):
             f0 = _d21(r)
             s = 4
         elif ec == 1:
-            f1 = _d30(r)
+            pc188 = r.pos
+            ok188 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t188_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t188_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o188 = _new(_xmldsig.RSAKeyValue)
+                        o188.modulus = t188_0
+                        o188.exponent = t188_1
+                        f1 = o188
+                        ok188 = True
+            if not ok188:
+                r.pos = pc188
+                f1 = _d30(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C281, "KeyValueType")
+            _escape(r, 2, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5240,7 +8956,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C282, "KeyValueType")
+            _escape(r, 1, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5250,7 +8966,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C283, "KeyValueType")
+            _escape(r, 1, _C285, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5260,7 +8976,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C284, "KeyValueType")
+            _escape(r, 1, _C286, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5280,17 +8996,17 @@ def _e26(w, o):
         s = 1
     v1 = o.rsa_key_value
     if v1 is not None:
-        t = _C286.get(s)
+        t = _C288.get(s)
         if t is None:
-            _order("KeyValue.rsa_key_value", s, _C285)
+            _order("KeyValue.rsa_key_value", s, _C287)
         if v1.__class__ is not _xmldsig.RSAKeyValue:
             _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
         _e30(w, v1)
         s = 2
-    t = _C287.get(s)
+    t = _C289.get(s)
     if t is None:
-        _order("KeyValue", s, _C285)
+        _order("KeyValue", s, _C287)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5311,7 +9027,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C288, "ManifestType")
+            _escape(r, 3, _C290, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5322,7 +9038,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C289, "ManifestType")
+            _escape(r, 3, _C291, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5337,7 +9053,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C290, "ManifestType")
+                _escape(r, 1, _C292, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5361,17 +9077,17 @@ def _e27(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C292.get(s)
+        t = _C294.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C291)
+            _order("Manifest.reference", s, _C293)
         if v1.__class__ is not _xmldsig.Reference:
             _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
         _e31(w, v1)
         s = 1
-    t = _C293.get(s)
+    t = _C295.get(s)
     if t is None:
-        _order("Manifest", s, _C291)
+        _order("Manifest", s, _C293)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5399,7 +9115,7 @@ def _d28(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C294, "ObjectType")
+            _escape(r, 3, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5417,7 +9133,7 @@ def _d28(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C295, "ObjectType")
+            _escape(r, 2, _C297, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5432,7 +9148,7 @@ def _d28(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C296, "ObjectType")
+            _escape(r, 2, _C298, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5444,7 +9160,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C297, "ObjectType")
+            _escape(r, 2, _C299, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5456,7 +9172,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C298, "ObjectType")
+            _escape(r, 1, _C300, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5468,7 +9184,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C299, "ObjectType")
+            _escape(r, 1, _C301, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5489,9 +9205,9 @@ def _e28(w, o):
         s = 5
     v1 = o.id
     if v1 is not None:
-        t = _C301.get(s)
+        t = _C303.get(s)
         if t is None:
-            _order("Object.id", s, _C300)
+            _order("Object.id", s, _C302)
         if type(v1) is not str:
             _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5499,17 +9215,17 @@ def _e28(w, o):
         s = 4
     v2 = o.mime_type
     if v2 is not None:
-        t = _C302.get(s)
+        t = _C304.get(s)
         if t is None:
-            _order("Object.mime_type", s, _C300)
+            _order("Object.mime_type", s, _C302)
         if type(v2) is not str:
             _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
         w.string(v2)
         s = 3
-    t = _C303.get(s)
+    t = _C305.get(s)
     if t is None:
-        _order("Object", s, _C300)
+        _order("Object", s, _C302)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5538,7 +9254,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C304, "PGPDataType")
+            _escape(r, 3, _C306, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5548,7 +9264,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C305, "PGPDataType")
+            _escape(r, 1, _C307, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5560,7 +9276,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C306, "PGPDataType")
+                _escape(r, 1, _C308, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5578,7 +9294,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C307, "PGPDataType")
+            _escape(r, 1, _C309, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5588,7 +9304,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C308, "PGPDataType")
+            _escape(r, 1, _C310, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5600,7 +9316,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C309, "PGPDataType")
+                _escape(r, 1, _C311, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5621,18 +9337,18 @@ def _e29(w, o):
         s = 1
     v1 = o.pgp_key_packet
     if v1 is not None:
-        t = _C311.get(s)
+        t = _C313.get(s)
         if t is None:
-            _order("PGPData.pgp_key_packet", s, _C310)
+            _order("PGPData.pgp_key_packet", s, _C312)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    t = _C312.get(s)
+    t = _C314.get(s)
     if t is None:
-        _order("PGPData", s, _C310)
+        _order("PGPData", s, _C312)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5676,7 +9392,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "Modulus")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C313, "RSAKeyValueType")
+                _escape(r, 3, _C315, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5705,7 +9421,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C314, "RSAKeyValueType")
+                _escape(r, 2, _C316, "RSAKeyValueType")
             else:
                 r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5713,7 +9429,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "RSAKeyValueType")
+            _escape(r, 1, _C317, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5725,14 +9441,14 @@ def _e30(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
     v0 = o.modulus
     if v0 is None:
-        _order("RSAKeyValue.modulus", 0, _C316)
+        _order("RSAKeyValue.modulus", 0, _C318)
     if not isinstance(v0, (bytes, bytearray)):
         _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
     w.bits(0, 2)
     w.binary(v0)
     v1 = o.exponent
     if v1 is None:
-        _order("RSAKeyValue.exponent", 1, _C316)
+        _order("RSAKeyValue.exponent", 1, _C318)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
     w.bits(0, 3)
@@ -5766,7 +9482,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C317, "ReferenceType")
+            _escape(r, 3, _C319, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -5784,7 +9500,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C318, "ReferenceType")
+            _escape(r, 3, _C320, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -5799,7 +9515,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C319, "ReferenceType")
+            _escape(r, 3, _C321, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -5811,7 +9527,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C320, "ReferenceType")
+            _escape(r, 3, _C322, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -5820,7 +9536,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C321, "ReferenceType")
+            _escape(r, 2, _C323, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
@@ -5849,7 +9565,7 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "DigestValue")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C322, "ReferenceType")
+                _escape(r, 2, _C324, "ReferenceType")
             else:
                 r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
@@ -5857,7 +9573,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C323, "ReferenceType")
+            _escape(r, 1, _C325, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -5881,9 +9597,9 @@ def _e31(w, o):
         s = 6
     v1 = o.type
     if v1 is not None:
-        t = _C325.get(s)
+        t = _C327.get(s)
         if t is None:
-            _order("Reference.type", s, _C324)
+            _order("Reference.type", s, _C326)
         if type(v1) is not str:
             _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5891,9 +9607,9 @@ def _e31(w, o):
         s = 5
     v2 = o.uri
     if v2 is not None:
-        t = _C326.get(s)
+        t = _C328.get(s)
         if t is None:
-            _order("Reference.uri", s, _C324)
+            _order("Reference.uri", s, _C326)
         if type(v2) is not str:
             _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -5901,9 +9617,9 @@ def _e31(w, o):
         s = 4
     v3 = o.transforms
     if v3 is not None:
-        t = _C327.get(s)
+        t = _C329.get(s)
         if t is None:
-            _order("Reference.transforms", s, _C324)
+            _order("Reference.transforms", s, _C326)
         if v3.__class__ is not _xmldsig.Transforms:
             _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
@@ -5911,17 +9627,17 @@ def _e31(w, o):
         s = 1
     v4 = o.digest_method
     if v4 is None:
-        _order("Reference.digest_method", s, _C324)
-    t = _C328.get(s)
+        _order("Reference.digest_method", s, _C326)
+    t = _C330.get(s)
     if t is None:
-        _order("Reference.digest_method", s, _C324)
+        _order("Reference.digest_method", s, _C326)
     if v4.__class__ is not _xmldsig.DigestMethod:
         _bad("Reference.digest_method", v4, "a DigestMethod")
     w.bits(t[0], t[1])
     _e22(w, v4)
     v5 = o.digest_value
     if v5 is None:
-        _order("Reference.digest_value", 2, _C324)
+        _order("Reference.digest_value", 2, _C326)
     if not isinstance(v5, (bytes, bytearray)):
         _bad("Reference.digest_value", v5, "bytes of length 0..")
     w.bits(0, 2)
@@ -5948,7 +9664,7 @@ def _d32(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C329, "RetrievalMethodType")
+            _escape(r, 3, _C331, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5962,7 +9678,7 @@ def _d32(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C330, "RetrievalMethodType")
+            _escape(r, 2, _C332, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5973,7 +9689,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C331, "RetrievalMethodType")
+            _escape(r, 2, _C333, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5981,7 +9697,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C332, "RetrievalMethodType")
+            _escape(r, 1, _C334, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6002,9 +9718,9 @@ def _e32(w, o):
         s = 3
     v1 = o.uri
     if v1 is not None:
-        t = _C334.get(s)
+        t = _C336.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C333)
+            _order("RetrievalMethod.uri", s, _C335)
         if type(v1) is not str:
             _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
@@ -6012,17 +9728,17 @@ def _e32(w, o):
         s = 2
     v2 = o.transforms
     if v2 is not None:
-        t = _C335.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("RetrievalMethod.transforms", s, _C333)
+            _order("RetrievalMethod.transforms", s, _C335)
         if v2.__class__ is not _xmldsig.Transforms:
             _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
         _e43(w, v2)
         s = 1
-    t = _C336.get(s)
+    t = _C338.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C333)
+        _order("RetrievalMethod", s, _C335)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6055,7 +9771,7 @@ def _d33(r):
                     elif ec == 2:
                         s = -1
                     elif ec == 3:
-                        _escape(r, 1, _C337, "SPKIDataType")
+                        _escape(r, 1, _C339, "SPKIDataType")
                     else:
                         r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
@@ -6076,7 +9792,7 @@ def _d33(r):
                     f0.append(v)
                     s = 1
                 elif ec == 1:
-                    _escape(r, 3, _C338, "SPKIDataType")
+                    _escape(r, 3, _C340, "SPKIDataType")
                 else:
                     r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
@@ -6095,7 +9811,7 @@ def _d33(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C339, "SPKIDataType")
+                _escape(r, 1, _C341, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6112,7 +9828,7 @@ def _d33(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C340, "SPKIDataType")
+                _escape(r, 1, _C342, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6130,18 +9846,18 @@ def _e33(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C342.get(s)
+        t = _C344.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C341)
+            _order("SPKIData.spki_sexp", s, _C343)
         if not isinstance(v0, (bytes, bytearray)):
             _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C343.get(s)
+    t = _C345.get(s)
     if t is None:
-        _order("SPKIData", s, _C341)
+        _order("SPKIData", s, _C343)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6161,149 +9877,669 @@ def _d34(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d46(r)
+            pc189 = r.pos
+            ok189 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t189_0 = y
+                t189_1 = r.integer(3)
+                if t189_1 < -32768 or t189_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t189_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o189 = _new(_iso20.RationalNumber)
+                    o189.exponent = t189_0
+                    o189.value = t189_1
+                    f0 = o189
+                    ok189 = True
+            if not ok189:
+                r.pos = pc189
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc190 = r.pos
+            ok190 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t190_0 = y
+                t190_1 = r.integer(3)
+                if t190_1 < -32768 or t190_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t190_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o190 = _new(_iso20.RationalNumber)
+                    o190.exponent = t190_0
+                    o190.value = t190_1
+                    f1 = o190
+                    ok190 = True
+            if not ok190:
+                r.pos = pc190
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d46(r)
+            pc191 = r.pos
+            ok191 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t191_0 = y
+                t191_1 = r.integer(3)
+                if t191_1 < -32768 or t191_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t191_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o191 = _new(_iso20.RationalNumber)
+                    o191.exponent = t191_0
+                    o191.value = t191_1
+                    f2 = o191
+                    ok191 = True
+            if not ok191:
+                r.pos = pc191
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d46(r)
+            pc192 = r.pos
+            ok192 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t192_0 = y
+                t192_1 = r.integer(3)
+                if t192_1 < -32768 or t192_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t192_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o192 = _new(_iso20.RationalNumber)
+                    o192.exponent = t192_0
+                    o192.value = t192_1
+                    f3 = o192
+                    ok192 = True
+            if not ok192:
+                r.pos = pc192
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C344, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C346, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d46(r)
+            pc193 = r.pos
+            ok193 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t193_0 = y
+                t193_1 = r.integer(3)
+                if t193_1 < -32768 or t193_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t193_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o193 = _new(_iso20.RationalNumber)
+                    o193.exponent = t193_0
+                    o193.value = t193_1
+                    f1 = o193
+                    ok193 = True
+            if not ok193:
+                r.pos = pc193
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d46(r)
+            pc194 = r.pos
+            ok194 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t194_0 = y
+                t194_1 = r.integer(3)
+                if t194_1 < -32768 or t194_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t194_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o194 = _new(_iso20.RationalNumber)
+                    o194.exponent = t194_0
+                    o194.value = t194_1
+                    f2 = o194
+                    ok194 = True
+            if not ok194:
+                r.pos = pc194
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d46(r)
+            pc195 = r.pos
+            ok195 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t195_0 = y
+                t195_1 = r.integer(3)
+                if t195_1 < -32768 or t195_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t195_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o195 = _new(_iso20.RationalNumber)
+                    o195.exponent = t195_0
+                    o195.value = t195_1
+                    f3 = o195
+                    ok195 = True
+            if not ok195:
+                r.pos = pc195
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C345, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C347, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d46(r)
+            pc196 = r.pos
+            ok196 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t196_0 = y
+                t196_1 = r.integer(3)
+                if t196_1 < -32768 or t196_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t196_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o196 = _new(_iso20.RationalNumber)
+                    o196.exponent = t196_0
+                    o196.value = t196_1
+                    f2 = o196
+                    ok196 = True
+            if not ok196:
+                r.pos = pc196
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d46(r)
+            pc197 = r.pos
+            ok197 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t197_0 = y
+                t197_1 = r.integer(3)
+                if t197_1 < -32768 or t197_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t197_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o197 = _new(_iso20.RationalNumber)
+                    o197.exponent = t197_0
+                    o197.value = t197_1
+                    f3 = o197
+                    ok197 = True
+            if not ok197:
+                r.pos = pc197
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C346, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C348, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d46(r)
+            pc198 = r.pos
+            ok198 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t198_0 = y
+                t198_1 = r.integer(3)
+                if t198_1 < -32768 or t198_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t198_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o198 = _new(_iso20.RationalNumber)
+                    o198.exponent = t198_0
+                    o198.value = t198_1
+                    f3 = o198
+                    ok198 = True
+            if not ok198:
+                r.pos = pc198
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C347, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C349, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            pc199 = r.pos
+            ok199 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t199_0 = y
+                t199_1 = r.integer(3)
+                if t199_1 < -32768 or t199_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t199_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o199 = _new(_iso20.RationalNumber)
+                    o199.exponent = t199_0
+                    o199.value = t199_1
+                    f4 = o199
+                    ok199 = True
+            if not ok199:
+                r.pos = pc199
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C348, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C350, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d46(r)
+            pc200 = r.pos
+            ok200 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t200_0 = y
+                t200_1 = r.integer(3)
+                if t200_1 < -32768 or t200_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t200_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o200 = _new(_iso20.RationalNumber)
+                    o200.exponent = t200_0
+                    o200.value = t200_1
+                    f5 = o200
+                    ok200 = True
+            if not ok200:
+                r.pos = pc200
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d46(r)
+            pc201 = r.pos
+            ok201 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t201_0 = y
+                t201_1 = r.integer(3)
+                if t201_1 < -32768 or t201_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t201_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o201 = _new(_iso20.RationalNumber)
+                    o201.exponent = t201_0
+                    o201.value = t201_1
+                    f6 = o201
+                    ok201 = True
+            if not ok201:
+                r.pos = pc201
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d46(r)
+            pc202 = r.pos
+            ok202 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t202_0 = y
+                t202_1 = r.integer(3)
+                if t202_1 < -32768 or t202_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t202_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o202 = _new(_iso20.RationalNumber)
+                    o202.exponent = t202_0
+                    o202.value = t202_1
+                    f7 = o202
+                    ok202 = True
+            if not ok202:
+                r.pos = pc202
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d46(r)
+            pc203 = r.pos
+            ok203 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t203_0 = y
+                t203_1 = r.integer(3)
+                if t203_1 < -32768 or t203_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t203_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o203 = _new(_iso20.RationalNumber)
+                    o203.exponent = t203_0
+                    o203.value = t203_1
+                    f8 = o203
+                    ok203 = True
+            if not ok203:
+                r.pos = pc203
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d46(r)
+            pc204 = r.pos
+            ok204 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t204_0 = y
+                t204_1 = r.integer(3)
+                if t204_1 < -32768 or t204_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t204_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o204 = _new(_iso20.RationalNumber)
+                    o204.exponent = t204_0
+                    o204.value = t204_1
+                    f9 = o204
+                    ok204 = True
+            if not ok204:
+                r.pos = pc204
+                f9 = _d46(r)
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C349, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C351, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d46(r)
+            pc205 = r.pos
+            ok205 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t205_0 = y
+                t205_1 = r.integer(3)
+                if t205_1 < -32768 or t205_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t205_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o205 = _new(_iso20.RationalNumber)
+                    o205.exponent = t205_0
+                    o205.value = t205_1
+                    f6 = o205
+                    ok205 = True
+            if not ok205:
+                r.pos = pc205
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d46(r)
+            pc206 = r.pos
+            ok206 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t206_0 = y
+                t206_1 = r.integer(3)
+                if t206_1 < -32768 or t206_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t206_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o206 = _new(_iso20.RationalNumber)
+                    o206.exponent = t206_0
+                    o206.value = t206_1
+                    f7 = o206
+                    ok206 = True
+            if not ok206:
+                r.pos = pc206
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d46(r)
+            pc207 = r.pos
+            ok207 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t207_0 = y
+                t207_1 = r.integer(3)
+                if t207_1 < -32768 or t207_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t207_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o207 = _new(_iso20.RationalNumber)
+                    o207.exponent = t207_0
+                    o207.value = t207_1
+                    f8 = o207
+                    ok207 = True
+            if not ok207:
+                r.pos = pc207
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d46(r)
+            pc208 = r.pos
+            ok208 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t208_0 = y
+                t208_1 = r.integer(3)
+                if t208_1 < -32768 or t208_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t208_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o208 = _new(_iso20.RationalNumber)
+                    o208.exponent = t208_0
+                    o208.value = t208_1
+                    f9 = o208
+                    ok208 = True
+            if not ok208:
+                r.pos = pc208
+                f9 = _d46(r)
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C350, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C352, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d46(r)
+            pc209 = r.pos
+            ok209 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t209_0 = y
+                t209_1 = r.integer(3)
+                if t209_1 < -32768 or t209_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t209_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o209 = _new(_iso20.RationalNumber)
+                    o209.exponent = t209_0
+                    o209.value = t209_1
+                    f7 = o209
+                    ok209 = True
+            if not ok209:
+                r.pos = pc209
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d46(r)
+            pc210 = r.pos
+            ok210 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t210_0 = y
+                t210_1 = r.integer(3)
+                if t210_1 < -32768 or t210_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t210_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o210 = _new(_iso20.RationalNumber)
+                    o210.exponent = t210_0
+                    o210.value = t210_1
+                    f8 = o210
+                    ok210 = True
+            if not ok210:
+                r.pos = pc210
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d46(r)
+            pc211 = r.pos
+            ok211 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t211_0 = y
+                t211_1 = r.integer(3)
+                if t211_1 < -32768 or t211_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t211_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o211 = _new(_iso20.RationalNumber)
+                    o211.exponent = t211_0
+                    o211.value = t211_1
+                    f9 = o211
+                    ok211 = True
+            if not ok211:
+                r.pos = pc211
+                f9 = _d46(r)
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C351, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C353, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d46(r)
+            pc212 = r.pos
+            ok212 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t212_0 = y
+                t212_1 = r.integer(3)
+                if t212_1 < -32768 or t212_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t212_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o212 = _new(_iso20.RationalNumber)
+                    o212.exponent = t212_0
+                    o212.value = t212_1
+                    f8 = o212
+                    ok212 = True
+            if not ok212:
+                r.pos = pc212
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d46(r)
+            pc213 = r.pos
+            ok213 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t213_0 = y
+                t213_1 = r.integer(3)
+                if t213_1 < -32768 or t213_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t213_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o213 = _new(_iso20.RationalNumber)
+                    o213.exponent = t213_0
+                    o213.value = t213_1
+                    f9 = o213
+                    ok213 = True
+            if not ok213:
+                r.pos = pc213
+                f9 = _d46(r)
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C352, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C354, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d46(r)
+            pc214 = r.pos
+            ok214 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t214_0 = y
+                t214_1 = r.integer(3)
+                if t214_1 < -32768 or t214_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t214_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o214 = _new(_iso20.RationalNumber)
+                    o214.exponent = t214_0
+                    o214.value = t214_1
+                    f9 = o214
+                    ok214 = True
+            if not ok214:
+                r.pos = pc214
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C353, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C355, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -6311,7 +10547,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C354, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C356, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLReqControlMode)
@@ -6339,9 +10575,9 @@ def _e34(w, o):
         s = 1
     v1 = o.ev_maximum_energy_request
     if v1 is not None:
-        t = _C356.get(s)
+        t = _C358.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C357)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6349,9 +10585,9 @@ def _e34(w, o):
         s = 2
     v2 = o.ev_minimum_energy_request
     if v2 is not None:
-        t = _C357.get(s)
+        t = _C359.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C357)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6359,17 +10595,17 @@ def _e34(w, o):
         s = 3
     v3 = o.ev_target_current
     if v3 is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C355)
-    t = _C358.get(s)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C357)
+    t = _C360.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C355)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C357)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
     w.bits(t[0], t[1])
     _e46(w, v3)
     v4 = o.ev_target_voltage
     if v4 is None:
-        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C355)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C357)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
     w.bits(0, 1)
@@ -6384,9 +10620,9 @@ def _e34(w, o):
         s = 6
     v6 = o.ev_minimum_charge_power
     if v6 is not None:
-        t = _C359.get(s)
+        t = _C361.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C357)
         if v6.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6394,9 +10630,9 @@ def _e34(w, o):
         s = 7
     v7 = o.ev_maximum_charge_current
     if v7 is not None:
-        t = _C360.get(s)
+        t = _C362.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C357)
         if v7.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6404,9 +10640,9 @@ def _e34(w, o):
         s = 8
     v8 = o.ev_maximum_voltage
     if v8 is not None:
-        t = _C361.get(s)
+        t = _C363.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C357)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6414,17 +10650,17 @@ def _e34(w, o):
         s = 9
     v9 = o.ev_minimum_voltage
     if v9 is not None:
-        t = _C362.get(s)
+        t = _C364.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C355)
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C357)
         if v9.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
         w.bits(t[0], t[1])
         _e46(w, v9)
         s = 10
-    t = _C363.get(s)
+    t = _C365.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode", s, _C355)
+        _order("Scheduled_DC_CLReqControlMode", s, _C357)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6438,63 +10674,263 @@ def _d35(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d46(r)
+            pc215 = r.pos
+            ok215 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t215_0 = y
+                t215_1 = r.integer(3)
+                if t215_1 < -32768 or t215_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t215_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o215 = _new(_iso20.RationalNumber)
+                    o215.exponent = t215_0
+                    o215.value = t215_1
+                    f0 = o215
+                    ok215 = True
+            if not ok215:
+                r.pos = pc215
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d46(r)
+            pc216 = r.pos
+            ok216 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t216_0 = y
+                t216_1 = r.integer(3)
+                if t216_1 < -32768 or t216_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t216_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o216 = _new(_iso20.RationalNumber)
+                    o216.exponent = t216_0
+                    o216.value = t216_1
+                    f1 = o216
+                    ok216 = True
+            if not ok216:
+                r.pos = pc216
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d46(r)
+            pc217 = r.pos
+            ok217 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t217_0 = y
+                t217_1 = r.integer(3)
+                if t217_1 < -32768 or t217_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t217_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o217 = _new(_iso20.RationalNumber)
+                    o217.exponent = t217_0
+                    o217.value = t217_1
+                    f2 = o217
+                    ok217 = True
+            if not ok217:
+                r.pos = pc217
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d46(r)
+            pc218 = r.pos
+            ok218 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t218_0 = y
+                t218_1 = r.integer(3)
+                if t218_1 < -32768 or t218_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t218_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o218 = _new(_iso20.RationalNumber)
+                    o218.exponent = t218_0
+                    o218.value = t218_1
+                    f3 = o218
+                    ok218 = True
+            if not ok218:
+                r.pos = pc218
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C364, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C366, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d46(r)
+            pc219 = r.pos
+            ok219 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t219_0 = y
+                t219_1 = r.integer(3)
+                if t219_1 < -32768 or t219_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t219_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o219 = _new(_iso20.RationalNumber)
+                    o219.exponent = t219_0
+                    o219.value = t219_1
+                    f1 = o219
+                    ok219 = True
+            if not ok219:
+                r.pos = pc219
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d46(r)
+            pc220 = r.pos
+            ok220 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t220_0 = y
+                t220_1 = r.integer(3)
+                if t220_1 < -32768 or t220_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t220_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o220 = _new(_iso20.RationalNumber)
+                    o220.exponent = t220_0
+                    o220.value = t220_1
+                    f2 = o220
+                    ok220 = True
+            if not ok220:
+                r.pos = pc220
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d46(r)
+            pc221 = r.pos
+            ok221 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t221_0 = y
+                t221_1 = r.integer(3)
+                if t221_1 < -32768 or t221_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t221_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o221 = _new(_iso20.RationalNumber)
+                    o221.exponent = t221_0
+                    o221.value = t221_1
+                    f3 = o221
+                    ok221 = True
+            if not ok221:
+                r.pos = pc221
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C365, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C367, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d46(r)
+            pc222 = r.pos
+            ok222 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t222_0 = y
+                t222_1 = r.integer(3)
+                if t222_1 < -32768 or t222_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t222_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o222 = _new(_iso20.RationalNumber)
+                    o222.exponent = t222_0
+                    o222.value = t222_1
+                    f2 = o222
+                    ok222 = True
+            if not ok222:
+                r.pos = pc222
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d46(r)
+            pc223 = r.pos
+            ok223 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t223_0 = y
+                t223_1 = r.integer(3)
+                if t223_1 < -32768 or t223_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t223_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o223 = _new(_iso20.RationalNumber)
+                    o223.exponent = t223_0
+                    o223.value = t223_1
+                    f3 = o223
+                    ok223 = True
+            if not ok223:
+                r.pos = pc223
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C366, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C368, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d46(r)
+            pc224 = r.pos
+            ok224 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t224_0 = y
+                t224_1 = r.integer(3)
+                if t224_1 < -32768 or t224_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t224_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o224 = _new(_iso20.RationalNumber)
+                    o224.exponent = t224_0
+                    o224.value = t224_1
+                    f3 = o224
+                    ok224 = True
+            if not ok224:
+                r.pos = pc224
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C367, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C369, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6502,7 +10938,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C368, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C370, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLResControlMode)
@@ -6524,9 +10960,9 @@ def _e35(w, o):
         s = 1
     v1 = o.evse_minimum_charge_power
     if v1 is not None:
-        t = _C370.get(s)
+        t = _C372.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C369)
+            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C371)
         if v1.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6534,9 +10970,9 @@ def _e35(w, o):
         s = 2
     v2 = o.evse_maximum_charge_current
     if v2 is not None:
-        t = _C371.get(s)
+        t = _C373.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C369)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C371)
         if v2.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -6544,17 +10980,17 @@ def _e35(w, o):
         s = 3
     v3 = o.evse_maximum_voltage
     if v3 is not None:
-        t = _C372.get(s)
+        t = _C374.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C369)
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C371)
         if v3.__class__ is not _iso20.RationalNumber:
             _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
         _e46(w, v3)
         s = 4
-    t = _C373.get(s)
+    t = _C375.get(s)
     if t is None:
-        _order("Scheduled_DC_CLResControlMode", s, _C369)
+        _order("Scheduled_DC_CLResControlMode", s, _C371)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6576,7 +11012,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C374, "SignatureType")
+            _escape(r, 3, _C376, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -6585,7 +11021,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C375, "SignatureType")
+            _escape(r, 3, _C377, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -6594,7 +11030,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C376, "SignatureType")
+            _escape(r, 2, _C378, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -6610,7 +11046,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C377, "SignatureType")
+            _escape(r, 1, _C379, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -6623,7 +11059,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C378, "SignatureType")
+            _escape(r, 1, _C380, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -6638,7 +11074,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C379, "SignatureType")
+                _escape(r, 1, _C381, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -6661,17 +11097,17 @@ def _e36(w, o):
         s = 5
     v1 = o.signed_info
     if v1 is None:
-        _order("Signature.signed_info", s, _C380)
-    t = _C381.get(s)
+        _order("Signature.signed_info", s, _C382)
+    t = _C383.get(s)
     if t is None:
-        _order("Signature.signed_info", s, _C380)
+        _order("Signature.signed_info", s, _C382)
     if v1.__class__ is not _xmldsig.SignedInfo:
         _bad("Signature.signed_info", v1, "a SignedInfo")
     w.bits(t[0], t[1])
     _e41(w, v1)
     v2 = o.signature_value
     if v2 is None:
-        _order("Signature.signature_value", 1, _C380)
+        _order("Signature.signature_value", 1, _C382)
     if v2.__class__ is not _xmldsig.SignatureValue:
         _bad("Signature.signature_value", v2, "a SignatureValue")
     w.bits(0, 1)
@@ -6690,17 +11126,17 @@ def _e36(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C382.get(s)
+        t = _C384.get(s)
         if t is None:
-            _order("Signature.object", s, _C380)
+            _order("Signature.object", s, _C382)
         if v4.__class__ is not _xmldsig.Object:
             _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
         _e28(w, v4)
         s = 4
-    t = _C383.get(s)
+    t = _C385.get(s)
     if t is None:
-        _order("Signature", s, _C380)
+        _order("Signature", s, _C382)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6716,7 +11152,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C384, "SignatureMethodType")
+            _escape(r, 3, _C386, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6736,7 +11172,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C385, "SignatureMethodType")
+            _escape(r, 2, _C387, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6756,7 +11192,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C386, "SignatureMethodType")
+            _escape(r, 1, _C388, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6768,7 +11204,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C387, "SignatureMethodType")
+            _escape(r, 1, _C389, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -6782,7 +11218,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C388, "SignatureMethodType")
+                _escape(r, 1, _C390, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -6794,7 +11230,7 @@ def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("SignatureMethod.algorithm", 0, _C389)
+        _order("SignatureMethod.algorithm", 0, _C391)
     if type(v0) is not str:
         _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -6808,9 +11244,9 @@ def _e37(w, o):
         w.integer(v1)
         w.bits(0, 1)
         s = 1
-    t = _C390.get(s)
+    t = _C392.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C389)
+        _order("SignatureMethod", s, _C391)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6831,7 +11267,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C391, "SignaturePropertiesType")
+            _escape(r, 3, _C393, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -6842,7 +11278,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C392, "SignaturePropertiesType")
+            _escape(r, 3, _C394, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -6857,7 +11293,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C393, "SignaturePropertiesType")
+                _escape(r, 1, _C395, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -6881,17 +11317,17 @@ def _e38(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C395.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C394)
+            _order("SignatureProperties.signature_property", s, _C396)
         if v1.__class__ is not _xmldsig.SignatureProperty:
             _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
         _e39(w, v1)
         s = 1
-    t = _C396.get(s)
+    t = _C398.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C394)
+        _order("SignatureProperties", s, _C396)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6909,7 +11345,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C397, "SignaturePropertyType")
+            _escape(r, 3, _C399, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -6918,7 +11354,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C398, "SignaturePropertyType")
+            _escape(r, 3, _C400, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -6928,7 +11364,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C399, "SignaturePropertyType")
+            _escape(r, 3, _C401, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -6938,7 +11374,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C400, "SignaturePropertyType")
+            _escape(r, 2, _C402, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -6950,7 +11386,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C401, "SignaturePropertyType")
+            _escape(r, 1, _C403, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -6970,15 +11406,15 @@ def _e39(w, o):
         s = 4
     v1 = o.target
     if v1 is None:
-        _order("SignatureProperty.target", s, _C402)
-    t = _C403.get(s)
+        _order("SignatureProperty.target", s, _C404)
+    t = _C405.get(s)
     if t is None:
-        _order("SignatureProperty.target", s, _C402)
+        _order("SignatureProperty.target", s, _C404)
     if type(v1) is not str:
         _bad("SignatureProperty.target", v1, "a str of length 0..")
     w.bits(t[0], t[1])
     w.string(v1)
-    _order("SignatureProperty", 3, _C402)
+    _order("SignatureProperty", 3, _C404)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -6994,7 +11430,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C404, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C406, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7004,7 +11440,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C405, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C407, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7013,7 +11449,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C406, "SignatureValueType")
+            _escape(r, 1, _C408, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -7033,10 +11469,10 @@ def _e40(w, o):
         s = 2
     v1 = o.value
     if v1 is None:
-        _order("SignatureValue.value", s, _C407)
-    t = _C408.get(s)
+        _order("SignatureValue.value", s, _C409)
+    t = _C410.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C407)
+        _order("SignatureValue.value", s, _C409)
     if not isinstance(v1, (bytes, bytearray)):
         _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
@@ -7060,7 +11496,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C409, "SignedInfoType")
+            _escape(r, 3, _C411, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7069,7 +11505,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C410, "SignedInfoType")
+            _escape(r, 3, _C412, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7078,7 +11514,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C411, "SignedInfoType")
+            _escape(r, 2, _C413, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7089,7 +11525,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C412, "SignedInfoType")
+            _escape(r, 2, _C414, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7104,7 +11540,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C413, "SignedInfoType")
+                _escape(r, 1, _C415, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -7126,17 +11562,17 @@ def _e41(w, o):
         s = 4
     v1 = o.canonicalization_method
     if v1 is None:
-        _order("SignedInfo.canonicalization_method", s, _C414)
-    t = _C415.get(s)
+        _order("SignedInfo.canonicalization_method", s, _C416)
+    t = _C417.get(s)
     if t is None:
-        _order("SignedInfo.canonicalization_method", s, _C414)
+        _order("SignedInfo.canonicalization_method", s, _C416)
     if v1.__class__ is not _xmldsig.CanonicalizationMethod:
         _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
     w.bits(t[0], t[1])
     _e8(w, v1)
     v2 = o.signature_method
     if v2 is None:
-        _order("SignedInfo.signature_method", 1, _C414)
+        _order("SignedInfo.signature_method", 1, _C416)
     if v2.__class__ is not _xmldsig.SignatureMethod:
         _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
     w.bits(0, 1)
@@ -7148,17 +11584,17 @@ def _e41(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C416.get(s)
+        t = _C418.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C414)
+            _order("SignedInfo.reference", s, _C416)
         if v3.__class__ is not _xmldsig.Reference:
             _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
         _e31(w, v3)
         s = 3
-    t = _C417.get(s)
+    t = _C419.get(s)
     if t is None:
-        _order("SignedInfo", s, _C414)
+        _order("SignedInfo", s, _C416)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7174,7 +11610,7 @@ def _d42(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C418, "TransformType")
+                _escape(r, 3, _C420, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -7195,52 +11631,10 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C419, "TransformType")
+                _escape(r, 2, _C421, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C420, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "XPath")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "XPath")
-                f1.append(v)
-                s = 4
-            elif ec == 1:
-                r.fail("TransformType: wildcard (xs:any) element content is not supported")
-            elif ec == 2:
-                s = -1
-            elif ec == 3:
-                r.fail("TransformType: character content in mixed content is not supported")
-            elif ec == 4:
-                _escape(r, 1, _C421, "TransformType")
-            else:
-                r.fail("TransformType: event code %d out of range" % ec)
-        if s == 4:
             ec = r.bits(3)
             if ec == 0:
                 if r.bits(1):
@@ -7261,6 +11655,48 @@ def _d42(r):
                 _escape(r, 1, _C422, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
+        if s == 3:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C423, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
+        if s == 4:
+            ec = r.bits(3)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "XPath")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "XPath")
+                f1.append(v)
+                s = 4
+            elif ec == 1:
+                r.fail("TransformType: wildcard (xs:any) element content is not supported")
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                r.fail("TransformType: character content in mixed content is not supported")
+            elif ec == 4:
+                _escape(r, 1, _C424, "TransformType")
+            else:
+                r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
     o.algorithm = f0
     o.x_path = f1
@@ -7270,7 +11706,7 @@ def _e42(w, o):
     """xmldsig.Transform -> TransformType"""
     v0 = o.algorithm
     if v0 is None:
-        _order("Transform.algorithm", 0, _C423)
+        _order("Transform.algorithm", 0, _C425)
     if type(v0) is not str:
         _bad("Transform.algorithm", v0, "a str of length 0..")
     w.bits(0, 1)
@@ -7284,18 +11720,18 @@ def _e42(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C424.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C423)
+            _order("Transform.x_path", s, _C425)
         if type(v1) is not str:
             _bad("Transform.x_path", v1, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C425.get(s)
+    t = _C427.get(s)
     if t is None:
-        _order("Transform", s, _C423)
+        _order("Transform", s, _C425)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7312,7 +11748,7 @@ def _d43(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C426, "TransformsType")
+            _escape(r, 3, _C428, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -7327,7 +11763,7 @@ def _d43(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C427, "TransformsType")
+                _escape(r, 1, _C429, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -7343,17 +11779,17 @@ def _e43(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C429.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C428)
+            _order("Transforms.transform", s, _C430)
         if v0.__class__ is not _xmldsig.Transform:
             _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
         _e42(w, v0)
         s = 1
-    t = _C430.get(s)
+    t = _C432.get(s)
     if t is None:
-        _order("Transforms", s, _C428)
+        _order("Transforms", s, _C430)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7369,7 +11805,27 @@ def _d44(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d52(r)
+                pc225 = r.pos
+                ok225 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t225_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t225_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o225 = _new(_xmldsig.X509IssuerSerial)
+                            o225.x509_issuer_name = t225_0
+                            o225.x509_serial_number = t225_1
+                            v = o225
+                            ok225 = True
+                if not ok225:
+                    r.pos = pc225
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7411,113 +11867,33 @@ def _d44(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C431, "X509DataType")
+                _escape(r, 3, _C433, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d52(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C432, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d52(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C433, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d52(r)
+                pc226 = r.pos
+                ok226 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t226_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t226_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o226 = _new(_xmldsig.X509IssuerSerial)
+                            o226.x509_issuer_name = t226_0
+                            o226.x509_serial_number = t226_1
+                            v = o226
+                            ok226 = True
+                if not ok226:
+                    r.pos = pc226
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7564,10 +11940,30 @@ def _d44(r):
                 _escape(r, 1, _C434, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 4:
+        if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d52(r)
+                pc227 = r.pos
+                ok227 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t227_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t227_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o227 = _new(_xmldsig.X509IssuerSerial)
+                            o227.x509_issuer_name = t227_0
+                            o227.x509_serial_number = t227_1
+                            v = o227
+                            ok227 = True
+                if not ok227:
+                    r.pos = pc227
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7614,10 +12010,30 @@ def _d44(r):
                 _escape(r, 1, _C435, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 5:
+        if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d52(r)
+                pc228 = r.pos
+                ok228 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t228_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t228_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o228 = _new(_xmldsig.X509IssuerSerial)
+                            o228.x509_issuer_name = t228_0
+                            o228.x509_serial_number = t228_1
+                            v = o228
+                            ok228 = True
+                if not ok228:
+                    r.pos = pc228
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7664,10 +12080,30 @@ def _d44(r):
                 _escape(r, 1, _C436, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d52(r)
+                pc229 = r.pos
+                ok229 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t229_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t229_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o229 = _new(_xmldsig.X509IssuerSerial)
+                            o229.x509_issuer_name = t229_0
+                            o229.x509_serial_number = t229_1
+                            v = o229
+                            ok229 = True
+                if not ok229:
+                    r.pos = pc229
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7714,6 +12150,146 @@ def _d44(r):
                 _escape(r, 1, _C437, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(3)
+            if ec == 0:
+                pc230 = r.pos
+                ok230 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t230_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t230_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o230 = _new(_xmldsig.X509IssuerSerial)
+                            o230.x509_issuer_name = t230_0
+                            o230.x509_serial_number = t230_1
+                            v = o230
+                            ok230 = True
+                if not ok230:
+                    r.pos = pc230
+                    v = _d52(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C438, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(3)
+            if ec == 0:
+                pc231 = r.pos
+                ok231 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t231_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t231_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o231 = _new(_xmldsig.X509IssuerSerial)
+                            o231.x509_issuer_name = t231_0
+                            o231.x509_serial_number = t231_1
+                            v = o231
+                            ok231 = True
+                if not ok231:
+                    r.pos = pc231
+                    v = _d52(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C439, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
     o.x509_issuer_serial = f0
     o.x509ski = f1
@@ -7733,9 +12309,9 @@ def _e44(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C439.get(s)
+        t = _C441.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C438)
+            _order("X509Data.x509_issuer_serial", s, _C440)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7749,9 +12325,9 @@ def _e44(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C440.get(s)
+        t = _C442.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C438)
+            _order("X509Data.x509ski", s, _C440)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7766,9 +12342,9 @@ def _e44(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C441.get(s)
+        t = _C443.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C438)
+            _order("X509Data.x509_subject_name", s, _C440)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7783,9 +12359,9 @@ def _e44(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C442.get(s)
+        t = _C444.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C438)
+            _order("X509Data.x509_certificate", s, _C440)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7800,18 +12376,18 @@ def _e44(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C443.get(s)
+        t = _C445.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C438)
+            _order("X509Data.x509crl", s, _C440)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C444.get(s)
+    t = _C446.get(s)
     if t is None:
-        _order("X509Data", s, _C438)
+        _order("X509Data", s, _C440)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7823,19 +12399,59 @@ def _d45(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            pc232 = r.pos
+            ok232 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t232_0 = y
+                t232_1 = r.integer(3)
+                if t232_1 < -32768 or t232_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t232_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o232 = _new(_iso20.RationalNumber)
+                    o232.exponent = t232_0
+                    o232.value = t232_1
+                    f0 = o232
+                    ok232 = True
+            if not ok232:
+                r.pos = pc232
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C445, "DetailedCostType")
+            _escape(r, 3, _C447, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc233 = r.pos
+            ok233 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t233_0 = y
+                t233_1 = r.integer(3)
+                if t233_1 < -32768 or t233_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t233_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o233 = _new(_iso20.RationalNumber)
+                    o233.exponent = t233_0
+                    o233.value = t233_1
+                    f1 = o233
+                    ok233 = True
+            if not ok233:
+                r.pos = pc233
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C446, "DetailedCostType")
+            _escape(r, 2, _C448, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -7843,7 +12459,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C447, "DetailedCostType")
+            _escape(r, 1, _C449, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -7855,14 +12471,14 @@ def _e45(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C448)
+        _order("DetailedCost.amount", 0, _C450)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e46(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C448)
+        _order("DetailedCost.cost_per_unit", 1, _C450)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -7909,7 +12525,7 @@ def _d46(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C449, "RationalNumberType")
+                _escape(r, 3, _C451, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7942,7 +12558,7 @@ def _d46(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C450, "RationalNumberType")
+                _escape(r, 2, _C452, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7950,7 +12566,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C451, "RationalNumberType")
+            _escape(r, 1, _C453, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7962,12 +12578,12 @@ def _e46(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C452)
+        _order("RationalNumber.exponent", 0, _C454)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C452)
+        _order("RationalNumber.value", 1, _C454)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -8101,7 +12717,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d46(r)
+            pc234 = r.pos
+            ok234 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t234_0 = y
+                t234_1 = r.integer(3)
+                if t234_1 < -32768 or t234_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t234_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o234 = _new(_iso20.RationalNumber)
+                    o234.exponent = t234_0
+                    o234.value = t234_1
+                    f8 = o234
+                    ok234 = True
+            if not ok234:
+                r.pos = pc234
+                f8 = _d46(r)
             s = 9
         elif ec == 9:
             x = r.bits(3)
@@ -8119,7 +12755,7 @@ def _d47(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C453, "DisplayParametersType")
+            _escape(r, 3, _C455, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8219,7 +12855,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d46(r)
+            pc235 = r.pos
+            ok235 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t235_0 = y
+                t235_1 = r.integer(3)
+                if t235_1 < -32768 or t235_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t235_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o235 = _new(_iso20.RationalNumber)
+                    o235.exponent = t235_0
+                    o235.value = t235_1
+                    f8 = o235
+                    ok235 = True
+            if not ok235:
+                r.pos = pc235
+                f8 = _d46(r)
             s = 9
         elif ec == 8:
             x = r.bits(3)
@@ -8237,7 +12893,7 @@ def _d47(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C454, "DisplayParametersType")
+            _escape(r, 1, _C456, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8320,7 +12976,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d46(r)
+            pc236 = r.pos
+            ok236 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t236_0 = y
+                t236_1 = r.integer(3)
+                if t236_1 < -32768 or t236_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t236_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o236 = _new(_iso20.RationalNumber)
+                    o236.exponent = t236_0
+                    o236.value = t236_1
+                    f8 = o236
+                    ok236 = True
+            if not ok236:
+                r.pos = pc236
+                f8 = _d46(r)
             s = 9
         elif ec == 7:
             x = r.bits(3)
@@ -8338,7 +13014,7 @@ def _d47(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C455, "DisplayParametersType")
+            _escape(r, 1, _C457, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8404,7 +13080,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d46(r)
+            pc237 = r.pos
+            ok237 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t237_0 = y
+                t237_1 = r.integer(3)
+                if t237_1 < -32768 or t237_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t237_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o237 = _new(_iso20.RationalNumber)
+                    o237.exponent = t237_0
+                    o237.value = t237_1
+                    f8 = o237
+                    ok237 = True
+            if not ok237:
+                r.pos = pc237
+                f8 = _d46(r)
             s = 9
         elif ec == 6:
             x = r.bits(3)
@@ -8422,7 +13118,7 @@ def _d47(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C456, "DisplayParametersType")
+            _escape(r, 1, _C458, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8471,7 +13167,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d46(r)
+            pc238 = r.pos
+            ok238 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t238_0 = y
+                t238_1 = r.integer(3)
+                if t238_1 < -32768 or t238_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t238_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o238 = _new(_iso20.RationalNumber)
+                    o238.exponent = t238_0
+                    o238.value = t238_1
+                    f8 = o238
+                    ok238 = True
+            if not ok238:
+                r.pos = pc238
+                f8 = _d46(r)
             s = 9
         elif ec == 5:
             x = r.bits(3)
@@ -8489,7 +13205,7 @@ def _d47(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C457, "DisplayParametersType")
+            _escape(r, 1, _C459, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8528,7 +13244,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d46(r)
+            pc239 = r.pos
+            ok239 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t239_0 = y
+                t239_1 = r.integer(3)
+                if t239_1 < -32768 or t239_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t239_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o239 = _new(_iso20.RationalNumber)
+                    o239.exponent = t239_0
+                    o239.value = t239_1
+                    f8 = o239
+                    ok239 = True
+            if not ok239:
+                r.pos = pc239
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
             x = r.bits(3)
@@ -8546,7 +13282,7 @@ def _d47(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C458, "DisplayParametersType")
+            _escape(r, 1, _C460, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8575,7 +13311,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d46(r)
+            pc240 = r.pos
+            ok240 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t240_0 = y
+                t240_1 = r.integer(3)
+                if t240_1 < -32768 or t240_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t240_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o240 = _new(_iso20.RationalNumber)
+                    o240.exponent = t240_0
+                    o240.value = t240_1
+                    f8 = o240
+                    ok240 = True
+            if not ok240:
+                r.pos = pc240
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
             x = r.bits(3)
@@ -8593,7 +13349,7 @@ def _d47(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C459, "DisplayParametersType")
+            _escape(r, 1, _C461, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8612,7 +13368,27 @@ def _d47(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d46(r)
+            pc241 = r.pos
+            ok241 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t241_0 = y
+                t241_1 = r.integer(3)
+                if t241_1 < -32768 or t241_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t241_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o241 = _new(_iso20.RationalNumber)
+                    o241.exponent = t241_0
+                    o241.value = t241_1
+                    f8 = o241
+                    ok241 = True
+            if not ok241:
+                r.pos = pc241
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
             x = r.bits(3)
@@ -8630,13 +13406,33 @@ def _d47(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C460, "DisplayParametersType")
+            _escape(r, 1, _C462, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d46(r)
+            pc242 = r.pos
+            ok242 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t242_0 = y
+                t242_1 = r.integer(3)
+                if t242_1 < -32768 or t242_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t242_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o242 = _new(_iso20.RationalNumber)
+                    o242.exponent = t242_0
+                    o242.value = t242_1
+                    f8 = o242
+                    ok242 = True
+            if not ok242:
+                r.pos = pc242
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             x = r.bits(3)
@@ -8654,7 +13450,7 @@ def _d47(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C461, "DisplayParametersType")
+            _escape(r, 1, _C463, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8675,7 +13471,7 @@ def _d47(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C462, "DisplayParametersType")
+            _escape(r, 1, _C464, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8683,7 +13479,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C463, "DisplayParametersType")
+            _escape(r, 1, _C465, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8710,36 +13506,36 @@ def _e47(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C465.get(s)
+        t = _C467.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C464)
+            _order("DisplayParameters.minimum_soc", s, _C466)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C466.get(s)
+        t = _C468.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C464)
+            _order("DisplayParameters.target_soc", s, _C466)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C467.get(s)
+        t = _C469.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C464)
+            _order("DisplayParameters.maximum_soc", s, _C466)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C468.get(s)
+        t = _C470.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C464)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C466)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8748,9 +13544,9 @@ def _e47(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C469.get(s)
+        t = _C471.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C464)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C466)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8759,9 +13555,9 @@ def _e47(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C470.get(s)
+        t = _C472.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C464)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C466)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8770,18 +13566,18 @@ def _e47(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C471.get(s)
+        t = _C473.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C464)
+            _order("DisplayParameters.charging_complete", s, _C466)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C472.get(s)
+        t = _C474.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C464)
+            _order("DisplayParameters.battery_energy_capacity", s, _C466)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8789,16 +13585,16 @@ def _e47(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C473.get(s)
+        t = _C475.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C464)
+            _order("DisplayParameters.inlet_hot", s, _C466)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C474.get(s)
+    t = _C476.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C464)
+        _order("DisplayParameters", s, _C466)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8820,7 +13616,7 @@ def _d48(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C475[y]
+                y = _C160[y]
                 f1 = y
                 s = -1
             else:
@@ -8852,7 +13648,7 @@ def _d48(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C475[y]
+            y = _C160[y]
             f1 = y
             s = -1
         else:
@@ -8864,7 +13660,7 @@ def _d48(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C475[x]
+                    f1 = _C160[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8873,7 +13669,7 @@ def _d48(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C475[f1]
+                        f1 = _C160[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
@@ -8906,7 +13702,7 @@ def _e48(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C480)
-    i1 = _C476.get(v1)
+    i1 = _C161.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -9654,19 +14450,301 @@ def _d51(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f1 = _d45(r)
+                    pc243 = r.pos
+                    ok243 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc244 = r.pos
+                        ok244 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t244_0 = y
+                            t244_1 = r.integer(3)
+                            if t244_1 < -32768 or t244_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t244_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o244 = _new(_iso20.RationalNumber)
+                                o244.exponent = t244_0
+                                o244.value = t244_1
+                                t243_0 = o244
+                                ok244 = True
+                        if not ok244:
+                            r.pos = pc244
+                            t243_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc245 = r.pos
+                            ok245 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t245_0 = y
+                                t245_1 = r.integer(3)
+                                if t245_1 < -32768 or t245_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t245_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o245 = _new(_iso20.RationalNumber)
+                                    o245.exponent = t245_0
+                                    o245.value = t245_1
+                                    t243_1 = o245
+                                    ok245 = True
+                            if not ok245:
+                                r.pos = pc245
+                                t243_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o243 = _new(_iso20.DetailedCost)
+                                o243.amount = t243_0
+                                o243.cost_per_unit = t243_1
+                                f1 = o243
+                                ok243 = True
+                    if not ok243:
+                        r.pos = pc243
+                        f1 = _d45(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d45(r)
+                    pc246 = r.pos
+                    ok246 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc247 = r.pos
+                        ok247 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t247_0 = y
+                            t247_1 = r.integer(3)
+                            if t247_1 < -32768 or t247_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t247_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o247 = _new(_iso20.RationalNumber)
+                                o247.exponent = t247_0
+                                o247.value = t247_1
+                                t246_0 = o247
+                                ok247 = True
+                        if not ok247:
+                            r.pos = pc247
+                            t246_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc248 = r.pos
+                            ok248 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t248_0 = y
+                                t248_1 = r.integer(3)
+                                if t248_1 < -32768 or t248_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t248_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o248 = _new(_iso20.RationalNumber)
+                                    o248.exponent = t248_0
+                                    o248.value = t248_1
+                                    t246_1 = o248
+                                    ok248 = True
+                            if not ok248:
+                                r.pos = pc248
+                                t246_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o246 = _new(_iso20.DetailedCost)
+                                o246.amount = t246_0
+                                o246.cost_per_unit = t246_1
+                                f2 = o246
+                                ok246 = True
+                    if not ok246:
+                        r.pos = pc246
+                        f2 = _d45(r)
                     s = 3
                 elif ec == 2:
-                    f3 = _d45(r)
+                    pc249 = r.pos
+                    ok249 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc250 = r.pos
+                        ok250 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t250_0 = y
+                            t250_1 = r.integer(3)
+                            if t250_1 < -32768 or t250_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t250_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o250 = _new(_iso20.RationalNumber)
+                                o250.exponent = t250_0
+                                o250.value = t250_1
+                                t249_0 = o250
+                                ok250 = True
+                        if not ok250:
+                            r.pos = pc250
+                            t249_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc251 = r.pos
+                            ok251 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t251_0 = y
+                                t251_1 = r.integer(3)
+                                if t251_1 < -32768 or t251_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t251_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o251 = _new(_iso20.RationalNumber)
+                                    o251.exponent = t251_0
+                                    o251.value = t251_1
+                                    t249_1 = o251
+                                    ok251 = True
+                            if not ok251:
+                                r.pos = pc251
+                                t249_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o249 = _new(_iso20.DetailedCost)
+                                o249.amount = t249_0
+                                o249.cost_per_unit = t249_1
+                                f3 = o249
+                                ok249 = True
+                    if not ok249:
+                        r.pos = pc249
+                        f3 = _d45(r)
                     s = 4
                 elif ec == 3:
-                    f4 = _d45(r)
+                    pc252 = r.pos
+                    ok252 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc253 = r.pos
+                        ok253 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t253_0 = y
+                            t253_1 = r.integer(3)
+                            if t253_1 < -32768 or t253_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t253_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o253 = _new(_iso20.RationalNumber)
+                                o253.exponent = t253_0
+                                o253.value = t253_1
+                                t252_0 = o253
+                                ok253 = True
+                        if not ok253:
+                            r.pos = pc253
+                            t252_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc254 = r.pos
+                            ok254 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t254_0 = y
+                                t254_1 = r.integer(3)
+                                if t254_1 < -32768 or t254_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t254_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o254 = _new(_iso20.RationalNumber)
+                                    o254.exponent = t254_0
+                                    o254.value = t254_1
+                                    t252_1 = o254
+                                    ok254 = True
+                            if not ok254:
+                                r.pos = pc254
+                                t252_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o252 = _new(_iso20.DetailedCost)
+                                o252.amount = t252_0
+                                o252.cost_per_unit = t252_1
+                                f4 = o252
+                                ok252 = True
+                    if not ok252:
+                        r.pos = pc252
+                        f4 = _d45(r)
                     s = 5
                 elif ec == 4:
-                    v = _d53(r)
+                    pc255 = r.pos
+                    ok255 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t255_0 = r.uint(5)
+                        if t255_0 < 1 or t255_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t255_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc256 = r.pos
+                            ok256 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t256_0 = y
+                                t256_1 = r.integer(3)
+                                if t256_1 < -32768 or t256_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t256_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o256 = _new(_iso20.RationalNumber)
+                                    o256.exponent = t256_0
+                                    o256.value = t256_1
+                                    t255_1 = o256
+                                    ok256 = True
+                            if not ok256:
+                                r.pos = pc256
+                                t255_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o255 = _new(_iso20.DetailedTax)
+                                o255.tax_rule_id = t255_0
+                                o255.amount = t255_1
+                                v = o255
+                                ok255 = True
+                    if not ok255:
+                        r.pos = pc255
+                        v = _d53(r)
                     f5.append(v)
                     s = 6
                     k = 1
@@ -9701,19 +14779,301 @@ def _d51(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d45(r)
+            pc257 = r.pos
+            ok257 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc258 = r.pos
+                ok258 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t258_0 = y
+                    t258_1 = r.integer(3)
+                    if t258_1 < -32768 or t258_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t258_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o258 = _new(_iso20.RationalNumber)
+                        o258.exponent = t258_0
+                        o258.value = t258_1
+                        t257_0 = o258
+                        ok258 = True
+                if not ok258:
+                    r.pos = pc258
+                    t257_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc259 = r.pos
+                    ok259 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t259_0 = y
+                        t259_1 = r.integer(3)
+                        if t259_1 < -32768 or t259_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t259_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o259 = _new(_iso20.RationalNumber)
+                            o259.exponent = t259_0
+                            o259.value = t259_1
+                            t257_1 = o259
+                            ok259 = True
+                    if not ok259:
+                        r.pos = pc259
+                        t257_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o257 = _new(_iso20.DetailedCost)
+                        o257.amount = t257_0
+                        o257.cost_per_unit = t257_1
+                        f1 = o257
+                        ok257 = True
+            if not ok257:
+                r.pos = pc257
+                f1 = _d45(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            pc260 = r.pos
+            ok260 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc261 = r.pos
+                ok261 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t261_0 = y
+                    t261_1 = r.integer(3)
+                    if t261_1 < -32768 or t261_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t261_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o261 = _new(_iso20.RationalNumber)
+                        o261.exponent = t261_0
+                        o261.value = t261_1
+                        t260_0 = o261
+                        ok261 = True
+                if not ok261:
+                    r.pos = pc261
+                    t260_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc262 = r.pos
+                    ok262 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t262_0 = y
+                        t262_1 = r.integer(3)
+                        if t262_1 < -32768 or t262_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t262_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o262 = _new(_iso20.RationalNumber)
+                            o262.exponent = t262_0
+                            o262.value = t262_1
+                            t260_1 = o262
+                            ok262 = True
+                    if not ok262:
+                        r.pos = pc262
+                        t260_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o260 = _new(_iso20.DetailedCost)
+                        o260.amount = t260_0
+                        o260.cost_per_unit = t260_1
+                        f2 = o260
+                        ok260 = True
+            if not ok260:
+                r.pos = pc260
+                f2 = _d45(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            pc263 = r.pos
+            ok263 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc264 = r.pos
+                ok264 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t264_0 = y
+                    t264_1 = r.integer(3)
+                    if t264_1 < -32768 or t264_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t264_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o264 = _new(_iso20.RationalNumber)
+                        o264.exponent = t264_0
+                        o264.value = t264_1
+                        t263_0 = o264
+                        ok264 = True
+                if not ok264:
+                    r.pos = pc264
+                    t263_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc265 = r.pos
+                    ok265 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t265_0 = y
+                        t265_1 = r.integer(3)
+                        if t265_1 < -32768 or t265_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t265_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o265 = _new(_iso20.RationalNumber)
+                            o265.exponent = t265_0
+                            o265.value = t265_1
+                            t263_1 = o265
+                            ok265 = True
+                    if not ok265:
+                        r.pos = pc265
+                        t263_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o263 = _new(_iso20.DetailedCost)
+                        o263.amount = t263_0
+                        o263.cost_per_unit = t263_1
+                        f3 = o263
+                        ok263 = True
+            if not ok263:
+                r.pos = pc263
+                f3 = _d45(r)
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            pc266 = r.pos
+            ok266 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc267 = r.pos
+                ok267 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t267_0 = y
+                    t267_1 = r.integer(3)
+                    if t267_1 < -32768 or t267_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t267_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o267 = _new(_iso20.RationalNumber)
+                        o267.exponent = t267_0
+                        o267.value = t267_1
+                        t266_0 = o267
+                        ok267 = True
+                if not ok267:
+                    r.pos = pc267
+                    t266_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc268 = r.pos
+                    ok268 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t268_0 = y
+                        t268_1 = r.integer(3)
+                        if t268_1 < -32768 or t268_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t268_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o268 = _new(_iso20.RationalNumber)
+                            o268.exponent = t268_0
+                            o268.value = t268_1
+                            t266_1 = o268
+                            ok268 = True
+                    if not ok268:
+                        r.pos = pc268
+                        t266_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o266 = _new(_iso20.DetailedCost)
+                        o266.amount = t266_0
+                        o266.cost_per_unit = t266_1
+                        f4 = o266
+                        ok266 = True
+            if not ok266:
+                r.pos = pc266
+                f4 = _d45(r)
             s = 5
         elif ec == 4:
-            v = _d53(r)
+            pc269 = r.pos
+            ok269 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t269_0 = r.uint(5)
+                if t269_0 < 1 or t269_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t269_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc270 = r.pos
+                    ok270 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t270_0 = y
+                        t270_1 = r.integer(3)
+                        if t270_1 < -32768 or t270_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t270_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o270 = _new(_iso20.RationalNumber)
+                            o270.exponent = t270_0
+                            o270.value = t270_1
+                            t269_1 = o270
+                            ok270 = True
+                    if not ok270:
+                        r.pos = pc270
+                        t269_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o269 = _new(_iso20.DetailedTax)
+                        o269.tax_rule_id = t269_0
+                        o269.amount = t269_1
+                        v = o269
+                        ok269 = True
+            if not ok269:
+                r.pos = pc269
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
@@ -9726,16 +15086,238 @@ def _d51(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d45(r)
+            pc271 = r.pos
+            ok271 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc272 = r.pos
+                ok272 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t272_0 = y
+                    t272_1 = r.integer(3)
+                    if t272_1 < -32768 or t272_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t272_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o272 = _new(_iso20.RationalNumber)
+                        o272.exponent = t272_0
+                        o272.value = t272_1
+                        t271_0 = o272
+                        ok272 = True
+                if not ok272:
+                    r.pos = pc272
+                    t271_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc273 = r.pos
+                    ok273 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t273_0 = y
+                        t273_1 = r.integer(3)
+                        if t273_1 < -32768 or t273_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t273_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o273 = _new(_iso20.RationalNumber)
+                            o273.exponent = t273_0
+                            o273.value = t273_1
+                            t271_1 = o273
+                            ok273 = True
+                    if not ok273:
+                        r.pos = pc273
+                        t271_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o271 = _new(_iso20.DetailedCost)
+                        o271.amount = t271_0
+                        o271.cost_per_unit = t271_1
+                        f2 = o271
+                        ok271 = True
+            if not ok271:
+                r.pos = pc271
+                f2 = _d45(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            pc274 = r.pos
+            ok274 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc275 = r.pos
+                ok275 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t275_0 = y
+                    t275_1 = r.integer(3)
+                    if t275_1 < -32768 or t275_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t275_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o275 = _new(_iso20.RationalNumber)
+                        o275.exponent = t275_0
+                        o275.value = t275_1
+                        t274_0 = o275
+                        ok275 = True
+                if not ok275:
+                    r.pos = pc275
+                    t274_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc276 = r.pos
+                    ok276 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t276_0 = y
+                        t276_1 = r.integer(3)
+                        if t276_1 < -32768 or t276_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t276_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o276 = _new(_iso20.RationalNumber)
+                            o276.exponent = t276_0
+                            o276.value = t276_1
+                            t274_1 = o276
+                            ok276 = True
+                    if not ok276:
+                        r.pos = pc276
+                        t274_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o274 = _new(_iso20.DetailedCost)
+                        o274.amount = t274_0
+                        o274.cost_per_unit = t274_1
+                        f3 = o274
+                        ok274 = True
+            if not ok274:
+                r.pos = pc274
+                f3 = _d45(r)
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            pc277 = r.pos
+            ok277 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc278 = r.pos
+                ok278 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t278_0 = y
+                    t278_1 = r.integer(3)
+                    if t278_1 < -32768 or t278_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t278_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o278 = _new(_iso20.RationalNumber)
+                        o278.exponent = t278_0
+                        o278.value = t278_1
+                        t277_0 = o278
+                        ok278 = True
+                if not ok278:
+                    r.pos = pc278
+                    t277_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc279 = r.pos
+                    ok279 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t279_0 = y
+                        t279_1 = r.integer(3)
+                        if t279_1 < -32768 or t279_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t279_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o279 = _new(_iso20.RationalNumber)
+                            o279.exponent = t279_0
+                            o279.value = t279_1
+                            t277_1 = o279
+                            ok279 = True
+                    if not ok279:
+                        r.pos = pc279
+                        t277_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o277 = _new(_iso20.DetailedCost)
+                        o277.amount = t277_0
+                        o277.cost_per_unit = t277_1
+                        f4 = o277
+                        ok277 = True
+            if not ok277:
+                r.pos = pc277
+                f4 = _d45(r)
             s = 5
         elif ec == 3:
-            v = _d53(r)
+            pc280 = r.pos
+            ok280 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t280_0 = r.uint(5)
+                if t280_0 < 1 or t280_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t280_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc281 = r.pos
+                    ok281 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t281_0 = y
+                        t281_1 = r.integer(3)
+                        if t281_1 < -32768 or t281_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t281_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o281 = _new(_iso20.RationalNumber)
+                            o281.exponent = t281_0
+                            o281.value = t281_1
+                            t280_1 = o281
+                            ok281 = True
+                    if not ok281:
+                        r.pos = pc281
+                        t280_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o280 = _new(_iso20.DetailedTax)
+                        o280.tax_rule_id = t280_0
+                        o280.amount = t280_1
+                        v = o280
+                        ok280 = True
+            if not ok280:
+                r.pos = pc280
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
@@ -9748,13 +15330,175 @@ def _d51(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d45(r)
+            pc282 = r.pos
+            ok282 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc283 = r.pos
+                ok283 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t283_0 = y
+                    t283_1 = r.integer(3)
+                    if t283_1 < -32768 or t283_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t283_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o283 = _new(_iso20.RationalNumber)
+                        o283.exponent = t283_0
+                        o283.value = t283_1
+                        t282_0 = o283
+                        ok283 = True
+                if not ok283:
+                    r.pos = pc283
+                    t282_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc284 = r.pos
+                    ok284 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t284_0 = y
+                        t284_1 = r.integer(3)
+                        if t284_1 < -32768 or t284_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t284_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o284 = _new(_iso20.RationalNumber)
+                            o284.exponent = t284_0
+                            o284.value = t284_1
+                            t282_1 = o284
+                            ok284 = True
+                    if not ok284:
+                        r.pos = pc284
+                        t282_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o282 = _new(_iso20.DetailedCost)
+                        o282.amount = t282_0
+                        o282.cost_per_unit = t282_1
+                        f3 = o282
+                        ok282 = True
+            if not ok282:
+                r.pos = pc282
+                f3 = _d45(r)
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            pc285 = r.pos
+            ok285 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc286 = r.pos
+                ok286 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t286_0 = y
+                    t286_1 = r.integer(3)
+                    if t286_1 < -32768 or t286_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t286_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o286 = _new(_iso20.RationalNumber)
+                        o286.exponent = t286_0
+                        o286.value = t286_1
+                        t285_0 = o286
+                        ok286 = True
+                if not ok286:
+                    r.pos = pc286
+                    t285_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc287 = r.pos
+                    ok287 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t287_0 = y
+                        t287_1 = r.integer(3)
+                        if t287_1 < -32768 or t287_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t287_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o287 = _new(_iso20.RationalNumber)
+                            o287.exponent = t287_0
+                            o287.value = t287_1
+                            t285_1 = o287
+                            ok287 = True
+                    if not ok287:
+                        r.pos = pc287
+                        t285_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o285 = _new(_iso20.DetailedCost)
+                        o285.amount = t285_0
+                        o285.cost_per_unit = t285_1
+                        f4 = o285
+                        ok285 = True
+            if not ok285:
+                r.pos = pc285
+                f4 = _d45(r)
             s = 5
         elif ec == 2:
-            v = _d53(r)
+            pc288 = r.pos
+            ok288 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t288_0 = r.uint(5)
+                if t288_0 < 1 or t288_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t288_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc289 = r.pos
+                    ok289 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t289_0 = y
+                        t289_1 = r.integer(3)
+                        if t289_1 < -32768 or t289_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t289_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o289 = _new(_iso20.RationalNumber)
+                            o289.exponent = t289_0
+                            o289.value = t289_1
+                            t288_1 = o289
+                            ok289 = True
+                    if not ok289:
+                        r.pos = pc289
+                        t288_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o288 = _new(_iso20.DetailedTax)
+                        o288.tax_rule_id = t288_0
+                        o288.amount = t288_1
+                        v = o288
+                        ok288 = True
+            if not ok288:
+                r.pos = pc288
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
@@ -9767,10 +15511,112 @@ def _d51(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d45(r)
+            pc290 = r.pos
+            ok290 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc291 = r.pos
+                ok291 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t291_0 = y
+                    t291_1 = r.integer(3)
+                    if t291_1 < -32768 or t291_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t291_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o291 = _new(_iso20.RationalNumber)
+                        o291.exponent = t291_0
+                        o291.value = t291_1
+                        t290_0 = o291
+                        ok291 = True
+                if not ok291:
+                    r.pos = pc291
+                    t290_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc292 = r.pos
+                    ok292 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t292_0 = y
+                        t292_1 = r.integer(3)
+                        if t292_1 < -32768 or t292_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t292_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o292 = _new(_iso20.RationalNumber)
+                            o292.exponent = t292_0
+                            o292.value = t292_1
+                            t290_1 = o292
+                            ok292 = True
+                    if not ok292:
+                        r.pos = pc292
+                        t290_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o290 = _new(_iso20.DetailedCost)
+                        o290.amount = t290_0
+                        o290.cost_per_unit = t290_1
+                        f4 = o290
+                        ok290 = True
+            if not ok290:
+                r.pos = pc290
+                f4 = _d45(r)
             s = 5
         elif ec == 1:
-            v = _d53(r)
+            pc293 = r.pos
+            ok293 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t293_0 = r.uint(5)
+                if t293_0 < 1 or t293_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t293_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc294 = r.pos
+                    ok294 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t294_0 = y
+                        t294_1 = r.integer(3)
+                        if t294_1 < -32768 or t294_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t294_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o294 = _new(_iso20.RationalNumber)
+                            o294.exponent = t294_0
+                            o294.value = t294_1
+                            t293_1 = o294
+                            ok294 = True
+                    if not ok294:
+                        r.pos = pc294
+                        t293_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o293 = _new(_iso20.DetailedTax)
+                        o293.tax_rule_id = t293_0
+                        o293.amount = t293_1
+                        v = o293
+                        ok293 = True
+            if not ok293:
+                r.pos = pc293
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
@@ -9783,7 +15629,49 @@ def _d51(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d53(r)
+            pc295 = r.pos
+            ok295 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t295_0 = r.uint(5)
+                if t295_0 < 1 or t295_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t295_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc296 = r.pos
+                    ok296 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t296_0 = y
+                        t296_1 = r.integer(3)
+                        if t296_1 < -32768 or t296_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t296_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o296 = _new(_iso20.RationalNumber)
+                            o296.exponent = t296_0
+                            o296.value = t296_1
+                            t295_1 = o296
+                            ok296 = True
+                    if not ok296:
+                        r.pos = pc296
+                        t295_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o295 = _new(_iso20.DetailedTax)
+                        o295.tax_rule_id = t295_0
+                        o295.amount = t295_1
+                        v = o295
+                        ok295 = True
+            if not ok295:
+                r.pos = pc295
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
@@ -9798,7 +15686,49 @@ def _d51(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d53(r)
+                    pc297 = r.pos
+                    ok297 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t297_0 = r.uint(5)
+                        if t297_0 < 1 or t297_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t297_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc298 = r.pos
+                            ok298 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t298_0 = y
+                                t298_1 = r.integer(3)
+                                if t298_1 < -32768 or t298_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t298_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o298 = _new(_iso20.RationalNumber)
+                                    o298.exponent = t298_0
+                                    o298.value = t298_1
+                                    t297_1 = o298
+                                    ok298 = True
+                            if not ok298:
+                                r.pos = pc298
+                                t297_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o297 = _new(_iso20.DetailedTax)
+                                o297.tax_rule_id = t297_0
+                                o297.amount = t297_1
+                                v = o297
+                                ok297 = True
+                    if not ok297:
+                        r.pos = pc297
+                        v = _d53(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -10015,7 +15945,27 @@ def _d53(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d46(r)
+                pc299 = r.pos
+                ok299 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t299_0 = y
+                    t299_1 = r.integer(3)
+                    if t299_1 < -32768 or t299_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t299_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o299 = _new(_iso20.RationalNumber)
+                        o299.exponent = t299_0
+                        o299.value = t299_1
+                        f1 = o299
+                        ok299 = True
+                if not ok299:
+                    r.pos = pc299
+                    f1 = _d46(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -10048,7 +15998,27 @@ def _d53(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d46(r)
+            pc300 = r.pos
+            ok300 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t300_0 = y
+                t300_1 = r.integer(3)
+                if t300_1 < -32768 or t300_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t300_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o300 = _new(_iso20.RationalNumber)
+                    o300.exponent = t300_0
+                    o300.value = t300_1
+                    f1 = o300
+                    ok300 = True
+            if not ok300:
+                r.pos = pc300
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C527, "DetailedTaxType")
@@ -10247,8 +16217,8 @@ _C156 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoR
 _C157 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C158 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (0, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (1, _e4), _iso20.CLReqControlMode: (2, _e6), _iso20.Dynamic_DC_CLReqControlMode: (3, _e23), _iso20.Scheduled_DC_CLReqControlMode: (4, _e34)}
 _C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C160 = ('EE', 'SE_ANY', 'CH')
-_C161 = ('EE', 'SE_ANY', 'CH')
+_C160 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C161 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
 _C162 = ('EE', 'SE_ANY', 'CH')
 _C163 = ('EE', 'SE_ANY', 'CH')
 _C164 = ('EE', 'SE_ANY', 'CH')
@@ -10261,288 +16231,288 @@ _C170 = ('EE', 'SE_ANY', 'CH')
 _C171 = ('EE', 'SE_ANY', 'CH')
 _C172 = ('EE', 'SE_ANY', 'CH')
 _C173 = ('EE', 'SE_ANY', 'CH')
-_C174 = ('SE_ANY', 'CH')
-_C175 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
-_C176 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C177 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C178 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C179 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
-_C180 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C181 = ('EE', 'SE_ANY', 'CH')
-_C182 = ('SE_ANY', 'CH')
-_C183 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C184 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
-_C185 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
+_C174 = ('EE', 'SE_ANY', 'CH')
+_C175 = ('EE', 'SE_ANY', 'CH')
+_C176 = ('SE_ANY', 'CH')
+_C177 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
+_C178 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C179 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C180 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C181 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
+_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C186 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
+_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('SE_ANY', 'CH')
-_C190 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C191 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
-_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C193 = ('EE', 'SE_ANY', 'CH')
-_C194 = ('EE', 'SE_ANY', 'CH')
+_C189 = ('EE', 'SE_ANY', 'CH')
+_C190 = ('EE', 'SE_ANY', 'CH')
+_C191 = ('SE_ANY', 'CH')
+_C192 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C193 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
+_C194 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C195 = ('EE', 'SE_ANY', 'CH')
-_C196 = ('SE_ANY', 'CH')
-_C197 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
-_C198 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('EE', 'SE_ANY', 'CH')
-_C201 = ('SE_ANY', 'CH')
-_C202 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C204 = ('EE', 'SE_ANY', 'CH')
-_C205 = ('SE_ANY', 'CH')
-_C206 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
-_C207 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('SE_ANY', 'CH')
-_C211 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C212 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C213 = ('EE', 'SE_ANY', 'CH')
-_C214 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('EE', 'SE_ANY', 'CH')
+_C198 = ('SE_ANY', 'CH')
+_C199 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
+_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('SE_ANY', 'CH')
+_C204 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C205 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('SE_ANY', 'CH')
+_C208 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
+_C209 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C214 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C215 = ('EE', 'SE_ANY', 'CH')
-_C216 = ('SE_ANY', 'CH')
+_C216 = ('EE', 'SE_ANY', 'CH')
 _C217 = ('EE', 'SE_ANY', 'CH')
 _C218 = ('SE_ANY', 'CH')
-_C219 = ('SE_ANY', 'CH')
-_C220 = ('EE', 'SE_ANY', 'CH')
+_C219 = ('EE', 'SE_ANY', 'CH')
+_C220 = ('SE_ANY', 'CH')
 _C221 = ('SE_ANY', 'CH')
-_C222 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C223 = {1: (0, 1, 2)}
-_C224 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C225 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C226 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C227 = {6: (0, 1, 7)}
-_C228 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
-_C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C230 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C231 = ('SE_ANY', 'CH')
-_C232 = ('SE_ANY', 'CH')
-_C233 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C234 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C235 = ('EE', 'SE_ANY', 'CH')
-_C236 = ('EE', 'SE_ANY', 'CH')
+_C222 = ('EE', 'SE_ANY', 'CH')
+_C223 = ('SE_ANY', 'CH')
+_C224 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C225 = {1: (0, 1, 2)}
+_C226 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C227 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C228 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C229 = {6: (0, 1, 7)}
+_C230 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C231 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C232 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = ('SE_ANY', 'CH')
+_C234 = ('SE_ANY', 'CH')
+_C235 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C236 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C237 = ('EE', 'SE_ANY', 'CH')
 _C238 = ('EE', 'SE_ANY', 'CH')
 _C239 = ('EE', 'SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('EE', 'SE_ANY', 'CH')
 _C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = ('SE_ANY', 'CH')
-_C244 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
-_C245 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C247 = ('EE', 'SE_ANY', 'CH')
-_C248 = ('EE', 'SE_ANY', 'CH')
+_C243 = ('EE', 'SE_ANY', 'CH')
+_C244 = ('EE', 'SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
+_C247 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
 _C250 = ('EE', 'SE_ANY', 'CH')
 _C251 = ('EE', 'SE_ANY', 'CH')
 _C252 = ('EE', 'SE_ANY', 'CH')
 _C253 = ('EE', 'SE_ANY', 'CH')
-_C254 = ('SE_ANY', 'CH')
-_C255 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
-_C256 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C257 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C258 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C259 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C260 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C261 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
+_C254 = ('EE', 'SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
+_C258 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C259 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C260 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C261 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('EE', 'SE_ANY', 'CH')
 _C265 = ('SE_ANY', 'CH')
 _C266 = ('SE_ANY', 'CH')
 _C267 = ('SE_ANY', 'CH')
 _C268 = ('SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
 _C270 = ('SE_ANY', 'CH')
-_C271 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C272 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
-_C273 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
-_C274 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
-_C275 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
-_C276 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
-_C277 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
-_C278 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
-_C279 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
-_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C281 = ('EE', 'SE_ANY', 'CH')
-_C282 = ('SE_ANY', 'CH')
-_C283 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C274 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C275 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C276 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C277 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C278 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C279 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C280 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C281 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
 _C284 = ('SE_ANY', 'CH')
-_C285 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C286 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C287 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
-_C288 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C289 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
-_C291 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C292 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C293 = {1: (1, 2)}
-_C294 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C295 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C296 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C288 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C289 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C294 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C295 = {1: (1, 2)}
+_C296 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C297 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C298 = ('SE_ANY', 'CH')
-_C299 = ('SE_ANY', 'CH')
-_C300 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C301 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C302 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C303 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
-_C304 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C305 = ('SE_ANY', 'CH')
-_C306 = ('SE_ANY', 'CH')
+_C298 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = ('SE_ANY', 'CH')
+_C302 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C303 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C304 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C305 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C307 = ('SE_ANY', 'CH')
 _C308 = ('SE_ANY', 'CH')
 _C309 = ('SE_ANY', 'CH')
-_C310 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C311 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C312 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
-_C313 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C318 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C319 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C313 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C314 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C315 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('EE', 'SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C320 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
-_C322 = ('EE', 'SE_ANY', 'CH')
-_C323 = ('SE_ANY', 'CH')
-_C324 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C325 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C326 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C327 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C328 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C329 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C330 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C331 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C332 = ('SE_ANY', 'CH')
-_C333 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C334 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C335 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C336 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
-_C337 = ('SE_ANY', 'CH')
-_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C321 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C322 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('EE', 'SE_ANY', 'CH')
+_C324 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C327 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C328 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C329 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C330 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C331 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C333 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C336 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C337 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C338 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C339 = ('SE_ANY', 'CH')
-_C340 = ('SE_ANY', 'CH')
-_C341 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C342 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
-_C343 = {1: (2, 2), 2: (1, 2)}
-_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = ('EE', 'SE_ANY', 'CH')
-_C346 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C344 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C345 = {1: (2, 2), 2: (1, 2)}
+_C346 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('EE', 'SE_ANY', 'CH')
-_C349 = ('SE_ANY', 'CH')
-_C350 = ('SE_ANY', 'CH')
+_C349 = ('EE', 'SE_ANY', 'CH')
+_C350 = ('EE', 'SE_ANY', 'CH')
 _C351 = ('SE_ANY', 'CH')
 _C352 = ('SE_ANY', 'CH')
 _C353 = ('SE_ANY', 'CH')
 _C354 = ('SE_ANY', 'CH')
-_C355 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
-_C356 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C357 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C358 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C359 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C360 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C361 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C362 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C363 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C364 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
-_C366 = ('SE_ANY', 'CH')
+_C355 = ('SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
+_C358 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C359 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C360 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C361 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C362 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C363 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C364 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C365 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C366 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C367 = ('SE_ANY', 'CH')
 _C368 = ('SE_ANY', 'CH')
-_C369 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
-_C370 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C371 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C372 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C373 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C374 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C375 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
+_C369 = ('SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
+_C372 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C373 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C374 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C375 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C377 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('EE', 'SE_ANY', 'CH')
 _C379 = ('SE_ANY', 'CH')
-_C380 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C381 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C382 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
-_C383 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
-_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C386 = ('SE_ANY', 'CH')
-_C387 = ('SE_ANY', 'CH')
+_C380 = ('SE_ANY', 'CH')
+_C381 = ('SE_ANY', 'CH')
+_C382 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C383 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C384 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C385 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C387 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C388 = ('SE_ANY', 'CH')
-_C389 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C390 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
-_C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C395 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
-_C396 = {1: (1, 2)}
-_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C399 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C400 = ('EE', 'SE_ANY', 'CH')
-_C401 = ('SE_ANY', 'CH')
-_C402 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C403 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C404 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C405 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C406 = ('SE_ANY', 'CH')
-_C407 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C408 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C409 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C410 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('EE', 'SE_ANY', 'CH')
-_C412 = ('EE', 'SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C415 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C416 = {2: (0, 1), 3: (0, 2)}
-_C417 = {3: (1, 2)}
-_C418 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C392 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C397 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C398 = {1: (1, 2)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C401 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C405 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C410 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C411 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C412 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C413 = ('EE', 'SE_ANY', 'CH')
+_C414 = ('EE', 'SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C417 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C418 = {2: (0, 1), 3: (0, 2)}
+_C419 = {3: (1, 2)}
+_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C422 = ('SE_ANY', 'CH')
-_C423 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C424 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
-_C425 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
-_C426 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C427 = ('SE_ANY', 'CH')
-_C428 = {0: 'Transform', 1: 'Transform, end of element'}
-_C429 = {0: (0, 1), 1: (0, 2)}
-_C430 = {1: (1, 2)}
-_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C432 = ('SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
+_C424 = ('SE_ANY', 'CH')
+_C425 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C426 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C427 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = {0: 'Transform', 1: 'Transform, end of element'}
+_C431 = {0: (0, 1), 1: (0, 2)}
+_C432 = {1: (1, 2)}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C434 = ('SE_ANY', 'CH')
 _C435 = ('SE_ANY', 'CH')
 _C436 = ('SE_ANY', 'CH')
 _C437 = ('SE_ANY', 'CH')
-_C438 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C439 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C440 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C441 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C442 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C443 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C444 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C445 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C446 = ('EE', 'SE_ANY', 'CH')
-_C447 = ('SE_ANY', 'CH')
-_C448 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C449 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C450 = ('EE', 'SE_ANY', 'CH')
-_C451 = ('SE_ANY', 'CH')
-_C452 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C453 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C454 = ('SE_ANY', 'CH')
-_C455 = ('SE_ANY', 'CH')
+_C438 = ('SE_ANY', 'CH')
+_C439 = ('SE_ANY', 'CH')
+_C440 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C441 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C442 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C443 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C444 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C445 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C446 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C448 = ('EE', 'SE_ANY', 'CH')
+_C449 = ('SE_ANY', 'CH')
+_C450 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C451 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C452 = ('EE', 'SE_ANY', 'CH')
+_C453 = ('SE_ANY', 'CH')
+_C454 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C455 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C456 = ('SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
 _C458 = ('SE_ANY', 'CH')
@@ -10551,19 +16521,19 @@ _C460 = ('SE_ANY', 'CH')
 _C461 = ('SE_ANY', 'CH')
 _C462 = ('SE_ANY', 'CH')
 _C463 = ('SE_ANY', 'CH')
-_C464 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C465 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C466 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C467 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C468 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C469 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C470 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C471 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C472 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C473 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C474 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C475 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C476 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C464 = ('SE_ANY', 'CH')
+_C465 = ('SE_ANY', 'CH')
+_C466 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C467 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C468 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C469 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C470 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C471 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C472 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C473 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C474 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C475 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C476 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
 _C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C478 = ('EE', 'SE_ANY', 'CH')
 _C479 = ('SE_ANY', 'CH')
@@ -10620,106 +16590,67 @@ _C529 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # BPT_DC_CPDReqEnergyTransferMode
-        return _d0(r)
-    elif ec == 1:  # BPT_DC_CPDResEnergyTransferMode
-        return _d1(r)
-    elif ec == 2:  # BPT_Dynamic_DC_CLReqControlMode
-        return _d2(r)
-    elif ec == 3:  # BPT_Dynamic_DC_CLResControlMode
-        return _d3(r)
-    elif ec == 4:  # BPT_Scheduled_DC_CLReqControlMode
-        return _d4(r)
-    elif ec == 5:  # BPT_Scheduled_DC_CLResControlMode
-        return _d5(r)
-    elif ec == 6:  # CLReqControlMode
-        return _d6(r)
-    elif ec == 7:  # CLResControlMode
-        return _d7(r)
-    elif ec == 8:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 9:  # DC_CPDReqEnergyTransferMode
-        return _d9(r)
-    elif ec == 10:  # DC_CPDResEnergyTransferMode
-        return _d10(r)
-    elif ec == 11:  # DC_CableCheckReq
-        return _d11(r)
-    elif ec == 12:  # DC_CableCheckRes
-        return _d12(r)
-    elif ec == 13:  # DC_ChargeLoopReq
-        return _d13(r)
-    elif ec == 14:  # DC_ChargeLoopRes
-        return _d14(r)
-    elif ec == 15:  # DC_ChargeParameterDiscoveryReq
-        return _d15(r)
-    elif ec == 16:  # DC_ChargeParameterDiscoveryRes
-        return _d16(r)
-    elif ec == 17:  # DC_PreChargeReq
-        return _d17(r)
-    elif ec == 18:  # DC_PreChargeRes
-        return _d18(r)
-    elif ec == 19:  # DC_WeldingDetectionReq
-        return _d19(r)
-    elif ec == 20:  # DC_WeldingDetectionRes
-        return _d20(r)
-    elif ec == 21:  # DSAKeyValue
-        return _d21(r)
-    elif ec == 22:  # DigestMethod
-        return _d22(r)
-    elif ec == 23:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 24:  # Dynamic_DC_CLReqControlMode
-        return _d23(r)
-    elif ec == 25:  # Dynamic_DC_CLResControlMode
-        return _d24(r)
-    elif ec == 26:  # KeyInfo
-        return _d25(r)
-    elif ec == 27:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 28:  # KeyValue
-        return _d26(r)
-    elif ec == 29:  # Manifest
-        return _d27(r)
-    elif ec == 30:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 31:  # Object
-        return _d28(r)
-    elif ec == 32:  # PGPData
-        return _d29(r)
-    elif ec == 33:  # RSAKeyValue
-        return _d30(r)
-    elif ec == 34:  # Reference
-        return _d31(r)
-    elif ec == 35:  # RetrievalMethod
-        return _d32(r)
-    elif ec == 36:  # SPKIData
-        return _d33(r)
-    elif ec == 37:  # Scheduled_DC_CLReqControlMode
-        return _d34(r)
-    elif ec == 38:  # Scheduled_DC_CLResControlMode
-        return _d35(r)
-    elif ec == 39:  # Signature
-        return _d36(r)
-    elif ec == 40:  # SignatureMethod
-        return _d37(r)
-    elif ec == 41:  # SignatureProperties
-        return _d38(r)
-    elif ec == 42:  # SignatureProperty
-        return _d39(r)
-    elif ec == 43:  # SignatureValue
-        return _d40(r)
-    elif ec == 44:  # SignedInfo
-        return _d41(r)
-    elif ec == 45:  # Transform
-        return _d42(r)
-    elif ec == 46:  # Transforms
-        return _d43(r)
-    elif ec == 47:  # X509Data
-        return _d44(r)
-    elif ec == 48:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 48:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # BPT_DC_CPDReqEnergyTransferMode
+    _d1,  # BPT_DC_CPDResEnergyTransferMode
+    _d2,  # BPT_Dynamic_DC_CLReqControlMode
+    _d3,  # BPT_Dynamic_DC_CLResControlMode
+    _d4,  # BPT_Scheduled_DC_CLReqControlMode
+    _d5,  # BPT_Scheduled_DC_CLResControlMode
+    _d6,  # CLReqControlMode
+    _d7,  # CLResControlMode
+    _d8,  # CanonicalizationMethod
+    _d9,  # DC_CPDReqEnergyTransferMode
+    _d10,  # DC_CPDResEnergyTransferMode
+    _d11,  # DC_CableCheckReq
+    _d12,  # DC_CableCheckRes
+    _d13,  # DC_ChargeLoopReq
+    _d14,  # DC_ChargeLoopRes
+    _d15,  # DC_ChargeParameterDiscoveryReq
+    _d16,  # DC_ChargeParameterDiscoveryRes
+    _d17,  # DC_PreChargeReq
+    _d18,  # DC_PreChargeRes
+    _d19,  # DC_WeldingDetectionReq
+    _d20,  # DC_WeldingDetectionRes
+    _d21,  # DSAKeyValue
+    _d22,  # DigestMethod
+    None,  # DigestValue
+    _d23,  # Dynamic_DC_CLReqControlMode
+    _d24,  # Dynamic_DC_CLResControlMode
+    _d25,  # KeyInfo
+    None,  # KeyName
+    _d26,  # KeyValue
+    _d27,  # Manifest
+    None,  # MgmtData
+    _d28,  # Object
+    _d29,  # PGPData
+    _d30,  # RSAKeyValue
+    _d31,  # Reference
+    _d32,  # RetrievalMethod
+    _d33,  # SPKIData
+    _d34,  # Scheduled_DC_CLReqControlMode
+    _d35,  # Scheduled_DC_CLResControlMode
+    _d36,  # Signature
+    _d37,  # SignatureMethod
+    _d38,  # SignatureProperties
+    _d39,  # SignatureProperty
+    _d40,  # SignatureValue
+    _d41,  # SignedInfo
+    _d42,  # Transform
+    _d43,  # Transforms
+    _d44,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -1230,7 +1230,27 @@ def _d6(r):
             f0 = _d3(r)
             s = 4
         elif ec == 1:
-            f1 = _d10(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d10(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -1246,7 +1266,27 @@ def _d6(r):
             f0 = _d3(r)
             s = 4
         elif ec == 1:
-            f1 = _d10(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d10(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -2996,7 +3036,27 @@ def _d22(r):
             f1 = y
             ec = x & 3
             if ec == 0:
-                f2 = _d38(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t3_0 = y
+                    t3_1 = r.integer(3)
+                    if t3_1 < -32768 or t3_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t3_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o3 = _new(_iso20.RationalNumber)
+                        o3.exponent = t3_0
+                        o3.value = t3_1
+                        f2 = o3
+                        ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    f2 = _d38(r)
                 s = 3
             elif ec == 1:
                 x = r.bits(4)
@@ -3050,7 +3110,27 @@ def _d22(r):
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d38(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t4_0 = y
+                t4_1 = r.integer(3)
+                if t4_1 < -32768 or t4_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso20.RationalNumber)
+                    o4.exponent = t4_0
+                    o4.value = t4_1
+                    f2 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f2 = _d38(r)
             s = 3
         elif ec == 1:
             x = r.bits(4)
@@ -3276,10 +3356,50 @@ def _d23(r):
             f2 = y
             ec = x & 7
             if ec == 0:
-                f3 = _d38(r)
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t5_0 = y
+                    t5_1 = r.integer(3)
+                    if t5_1 < -32768 or t5_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t5_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o5 = _new(_iso20.RationalNumber)
+                        o5.exponent = t5_0
+                        o5.value = t5_1
+                        f3 = o5
+                        ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    f3 = _d38(r)
                 s = 4
             elif ec == 1:
-                f4 = _d38(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t6_0 = y
+                    t6_1 = r.integer(3)
+                    if t6_1 < -32768 or t6_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t6_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o6 = _new(_iso20.RationalNumber)
+                        o6.exponent = t6_0
+                        o6.value = t6_1
+                        f4 = o6
+                        ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    f4 = _d38(r)
                 s = 5
             elif ec == 2:
                 if r.bits(1):
@@ -3334,10 +3454,50 @@ def _d23(r):
             f2 = y
             ec = x & 7
             if ec == 0:
-                f3 = _d38(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t7_0 = y
+                    t7_1 = r.integer(3)
+                    if t7_1 < -32768 or t7_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t7_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o7 = _new(_iso20.RationalNumber)
+                        o7.exponent = t7_0
+                        o7.value = t7_1
+                        f3 = o7
+                        ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    f3 = _d38(r)
                 s = 4
             elif ec == 1:
-                f4 = _d38(r)
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t8_0 = y
+                    t8_1 = r.integer(3)
+                    if t8_1 < -32768 or t8_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t8_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o8 = _new(_iso20.RationalNumber)
+                        o8.exponent = t8_0
+                        o8.value = t8_1
+                        f4 = o8
+                        ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    f4 = _d38(r)
                 s = 5
             elif ec == 2:
                 if r.bits(1):
@@ -3384,10 +3544,50 @@ def _d23(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d38(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t9_0 = y
+                t9_1 = r.integer(3)
+                if t9_1 < -32768 or t9_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t9_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o9 = _new(_iso20.RationalNumber)
+                    o9.exponent = t9_0
+                    o9.value = t9_1
+                    f3 = o9
+                    ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            f4 = _d38(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f4 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f4 = _d38(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -3408,7 +3608,27 @@ def _d23(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d38(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f4 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -3596,11 +3816,51 @@ def _d24(r):
         if x & 27 == 0:
             y = ((x >> 2) & 1) == 1
             f2 = y
-            f3 = _d38(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f3 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f3 = _d38(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f4 = _d38(r)
+                pc13 = r.pos
+                ok13 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t13_0 = y
+                    t13_1 = r.integer(3)
+                    if t13_1 < -32768 or t13_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t13_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o13 = _new(_iso20.RationalNumber)
+                        o13.exponent = t13_0
+                        o13.value = t13_1
+                        f4 = o13
+                        ok13 = True
+                if not ok13:
+                    r.pos = pc13
+                    f4 = _d38(r)
                 p = r.pos
                 x = r.bits(8)
                 if x & 200 == 0:
@@ -3609,10 +3869,140 @@ def _d24(r):
                     f5 = y
                     ec = x & 7
                     if ec == 0:
-                        f6 = _d38(r)
+                        pc14 = r.pos
+                        ok14 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t14_0 = y
+                            t14_1 = r.integer(3)
+                            if t14_1 < -32768 or t14_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t14_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o14 = _new(_iso20.RationalNumber)
+                                o14.exponent = t14_0
+                                o14.value = t14_1
+                                f6 = o14
+                                ok14 = True
+                        if not ok14:
+                            r.pos = pc14
+                            f6 = _d38(r)
                         s = 7
                     elif ec == 1:
-                        f7 = _d43(r)
+                        pc15 = r.pos
+                        ok15 = False
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc16 = r.pos
+                            ok16 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t16_0 = y
+                                t16_1 = r.integer(3)
+                                if t16_1 < -32768 or t16_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o16 = _new(_iso20.RationalNumber)
+                                    o16.exponent = t16_0
+                                    o16.value = t16_1
+                                    t15_0 = o16
+                                    ok16 = True
+                            if not ok16:
+                                r.pos = pc16
+                                t15_0 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc17 = r.pos
+                                ok17 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t17_0 = y
+                                    t17_1 = r.integer(3)
+                                    if t17_1 < -32768 or t17_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t17_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o17 = _new(_iso20.RationalNumber)
+                                        o17.exponent = t17_0
+                                        o17.value = t17_1
+                                        t15_1 = o17
+                                        ok17 = True
+                                if not ok17:
+                                    r.pos = pc17
+                                    t15_1 = _d38(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    pc18 = r.pos
+                                    ok18 = False
+                                    p = r.pos
+                                    x = r.bits(13)
+                                    if x & 6151 == 0:
+                                        y = ((x >> 3) & 255) + -128
+                                        t18_0 = y
+                                        t18_1 = r.integer(3)
+                                        if t18_1 < -32768 or t18_1 > 32767:
+                                            r.facet("Value: %d outside -32768..32767" % t18_1)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o18 = _new(_iso20.RationalNumber)
+                                            o18.exponent = t18_0
+                                            o18.value = t18_1
+                                            t15_2 = o18
+                                            ok18 = True
+                                    if not ok18:
+                                        r.pos = pc18
+                                        t15_2 = _d38(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        pc19 = r.pos
+                                        ok19 = False
+                                        p = r.pos
+                                        x = r.bits(13)
+                                        if x & 6151 == 0:
+                                            y = ((x >> 3) & 255) + -128
+                                            t19_0 = y
+                                            t19_1 = r.integer(3)
+                                            if t19_1 < -32768 or t19_1 > 32767:
+                                                r.facet("Value: %d outside -32768..32767" % t19_1)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o19 = _new(_iso20.RationalNumber)
+                                                o19.exponent = t19_0
+                                                o19.value = t19_1
+                                                t15_3 = o19
+                                                ok19 = True
+                                        if not ok19:
+                                            r.pos = pc19
+                                            t15_3 = _d38(r)
+                                        p = r.pos
+                                        x = r.bits(1)
+                                        if x & 1 == 0:
+                                            o15 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                            o15.evpc_coil_current_request = t15_0
+                                            o15.evpc_coil_current_information = t15_1
+                                            o15.evpc_current_output_information = t15_2
+                                            o15.evpc_voltage_output_information = t15_3
+                                            f7 = o15
+                                            ok15 = True
+                        if not ok15:
+                            r.pos = pc15
+                            f7 = _d43(r)
                         s = 8
                     elif ec == 2:
                         if r.bits(1):
@@ -3659,7 +4049,27 @@ def _d24(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d38(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f3 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C211, "WPT_ChargeLoopReqType")
@@ -3668,7 +4078,27 @@ def _d24(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d38(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t21_0 = y
+                t21_1 = r.integer(3)
+                if t21_1 < -32768 or t21_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o21 = _new(_iso20.RationalNumber)
+                    o21.exponent = t21_0
+                    o21.value = t21_1
+                    f4 = o21
+                    ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C212, "WPT_ChargeLoopReqType")
@@ -3683,10 +4113,140 @@ def _d24(r):
             f5 = y
             ec = x & 7
             if ec == 0:
-                f6 = _d38(r)
+                pc22 = r.pos
+                ok22 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t22_0 = y
+                    t22_1 = r.integer(3)
+                    if t22_1 < -32768 or t22_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t22_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o22 = _new(_iso20.RationalNumber)
+                        o22.exponent = t22_0
+                        o22.value = t22_1
+                        f6 = o22
+                        ok22 = True
+                if not ok22:
+                    r.pos = pc22
+                    f6 = _d38(r)
                 s = 7
             elif ec == 1:
-                f7 = _d43(r)
+                pc23 = r.pos
+                ok23 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc24 = r.pos
+                    ok24 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t24_0 = y
+                        t24_1 = r.integer(3)
+                        if t24_1 < -32768 or t24_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t24_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o24 = _new(_iso20.RationalNumber)
+                            o24.exponent = t24_0
+                            o24.value = t24_1
+                            t23_0 = o24
+                            ok24 = True
+                    if not ok24:
+                        r.pos = pc24
+                        t23_0 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc25 = r.pos
+                        ok25 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t25_0 = y
+                            t25_1 = r.integer(3)
+                            if t25_1 < -32768 or t25_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t25_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o25 = _new(_iso20.RationalNumber)
+                                o25.exponent = t25_0
+                                o25.value = t25_1
+                                t23_1 = o25
+                                ok25 = True
+                        if not ok25:
+                            r.pos = pc25
+                            t23_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc26 = r.pos
+                            ok26 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t26_0 = y
+                                t26_1 = r.integer(3)
+                                if t26_1 < -32768 or t26_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t26_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o26 = _new(_iso20.RationalNumber)
+                                    o26.exponent = t26_0
+                                    o26.value = t26_1
+                                    t23_2 = o26
+                                    ok26 = True
+                            if not ok26:
+                                r.pos = pc26
+                                t23_2 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc27 = r.pos
+                                ok27 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t27_0 = y
+                                    t27_1 = r.integer(3)
+                                    if t27_1 < -32768 or t27_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t27_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o27 = _new(_iso20.RationalNumber)
+                                        o27.exponent = t27_0
+                                        o27.value = t27_1
+                                        t23_3 = o27
+                                        ok27 = True
+                                if not ok27:
+                                    r.pos = pc27
+                                    t23_3 = _d38(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o23 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                    o23.evpc_coil_current_request = t23_0
+                                    o23.evpc_coil_current_information = t23_1
+                                    o23.evpc_current_output_information = t23_2
+                                    o23.evpc_voltage_output_information = t23_3
+                                    f7 = o23
+                                    ok23 = True
+                if not ok23:
+                    r.pos = pc23
+                    f7 = _d43(r)
                 s = 8
             elif ec == 2:
                 if r.bits(1):
@@ -3729,10 +4289,140 @@ def _d24(r):
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d38(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f6 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d43(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc30 = r.pos
+                ok30 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t30_0 = y
+                    t30_1 = r.integer(3)
+                    if t30_1 < -32768 or t30_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t30_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o30 = _new(_iso20.RationalNumber)
+                        o30.exponent = t30_0
+                        o30.value = t30_1
+                        t29_0 = o30
+                        ok30 = True
+                if not ok30:
+                    r.pos = pc30
+                    t29_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc31 = r.pos
+                    ok31 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t31_0 = y
+                        t31_1 = r.integer(3)
+                        if t31_1 < -32768 or t31_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t31_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o31 = _new(_iso20.RationalNumber)
+                            o31.exponent = t31_0
+                            o31.value = t31_1
+                            t29_1 = o31
+                            ok31 = True
+                    if not ok31:
+                        r.pos = pc31
+                        t29_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc32 = r.pos
+                        ok32 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t32_0 = y
+                            t32_1 = r.integer(3)
+                            if t32_1 < -32768 or t32_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t32_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o32 = _new(_iso20.RationalNumber)
+                                o32.exponent = t32_0
+                                o32.value = t32_1
+                                t29_2 = o32
+                                ok32 = True
+                        if not ok32:
+                            r.pos = pc32
+                            t29_2 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc33 = r.pos
+                            ok33 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t33_0 = y
+                                t33_1 = r.integer(3)
+                                if t33_1 < -32768 or t33_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o33 = _new(_iso20.RationalNumber)
+                                    o33.exponent = t33_0
+                                    o33.value = t33_1
+                                    t29_3 = o33
+                                    ok33 = True
+                            if not ok33:
+                                r.pos = pc33
+                                t29_3 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o29 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                o29.evpc_coil_current_request = t29_0
+                                o29.evpc_coil_current_information = t29_1
+                                o29.evpc_current_output_information = t29_2
+                                o29.evpc_voltage_output_information = t29_3
+                                f7 = o29
+                                ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f7 = _d43(r)
             s = 8
         elif ec == 2:
             if r.bits(1):
@@ -3753,7 +4443,117 @@ def _d24(r):
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d43(r)
+            pc34 = r.pos
+            ok34 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc35 = r.pos
+                ok35 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t35_0 = y
+                    t35_1 = r.integer(3)
+                    if t35_1 < -32768 or t35_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t35_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o35 = _new(_iso20.RationalNumber)
+                        o35.exponent = t35_0
+                        o35.value = t35_1
+                        t34_0 = o35
+                        ok35 = True
+                if not ok35:
+                    r.pos = pc35
+                    t34_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc36 = r.pos
+                    ok36 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t36_0 = y
+                        t36_1 = r.integer(3)
+                        if t36_1 < -32768 or t36_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t36_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o36 = _new(_iso20.RationalNumber)
+                            o36.exponent = t36_0
+                            o36.value = t36_1
+                            t34_1 = o36
+                            ok36 = True
+                    if not ok36:
+                        r.pos = pc36
+                        t34_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc37 = r.pos
+                        ok37 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t37_0 = y
+                            t37_1 = r.integer(3)
+                            if t37_1 < -32768 or t37_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t37_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o37 = _new(_iso20.RationalNumber)
+                                o37.exponent = t37_0
+                                o37.value = t37_1
+                                t34_2 = o37
+                                ok37 = True
+                        if not ok37:
+                            r.pos = pc37
+                            t34_2 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc38 = r.pos
+                            ok38 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t38_0 = y
+                                t38_1 = r.integer(3)
+                                if t38_1 < -32768 or t38_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o38 = _new(_iso20.RationalNumber)
+                                    o38.exponent = t38_0
+                                    o38.value = t38_1
+                                    t34_3 = o38
+                                    ok38 = True
+                            if not ok38:
+                                r.pos = pc38
+                                t34_3 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o34 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                o34.evpc_coil_current_request = t34_0
+                                o34.evpc_coil_current_information = t34_1
+                                o34.evpc_current_output_information = t34_2
+                                o34.evpc_voltage_output_information = t34_3
+                                f7 = o34
+                                ok34 = True
+            if not ok34:
+                r.pos = pc34
+                f7 = _d43(r)
             s = 8
         elif ec == 1:
             if r.bits(1):
@@ -3956,7 +4756,30 @@ def _d25(r):
             f1 = y
             ec = x & 7
             if ec == 0:
-                f2 = _d44(r)
+                pc39 = r.pos
+                ok39 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t39_0 = r.uint(3)
+                    if t39_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t39_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C226[y]
+                        t39_1 = y
+                        o39 = _new(_iso20.EVSEStatus)
+                        o39.notification_max_delay = t39_0
+                        o39.evse_notification = t39_1
+                        f2 = o39
+                        ok39 = True
+                if not ok39:
+                    r.pos = pc39
+                    f2 = _d44(r)
                 s = 3
             elif ec == 1:
                 f3 = _d51(r)
@@ -3965,10 +4788,30 @@ def _d25(r):
                 f4 = _d55(r)
                 s = 5
             elif ec == 3:
-                f5 = _d38(r)
+                pc40 = r.pos
+                ok40 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t40_0 = y
+                    t40_1 = r.integer(3)
+                    if t40_1 < -32768 or t40_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t40_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o40 = _new(_iso20.RationalNumber)
+                        o40.exponent = t40_0
+                        o40.value = t40_1
+                        f5 = o40
+                        ok40 = True
+                if not ok40:
+                    r.pos = pc40
+                    f5 = _d38(r)
                 s = 6
             elif ec == 4:
-                _escape(r, 2, _C226, "WPT_ChargeLoopResType")
+                _escape(r, 2, _C228, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -3994,13 +4837,36 @@ def _d25(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C227, "WPT_ChargeLoopResType")
+                _escape(r, 2, _C229, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d44(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t41_0 = r.uint(3)
+                if t41_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t41_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C226[y]
+                    t41_1 = y
+                    o41 = _new(_iso20.EVSEStatus)
+                    o41.notification_max_delay = t41_0
+                    o41.evse_notification = t41_1
+                    f2 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f2 = _d44(r)
             s = 3
         elif ec == 1:
             f3 = _d51(r)
@@ -4009,10 +4875,30 @@ def _d25(r):
             f4 = _d55(r)
             s = 5
         elif ec == 3:
-            f5 = _d38(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t42_0 = y
+                t42_1 = r.integer(3)
+                if t42_1 < -32768 or t42_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t42_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o42 = _new(_iso20.RationalNumber)
+                    o42.exponent = t42_0
+                    o42.value = t42_1
+                    f5 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f5 = _d38(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C228, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C230, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
@@ -4024,10 +4910,30 @@ def _d25(r):
             f4 = _d55(r)
             s = 5
         elif ec == 2:
-            f5 = _d38(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t43_0 = y
+                t43_1 = r.integer(3)
+                if t43_1 < -32768 or t43_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t43_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o43 = _new(_iso20.RationalNumber)
+                    o43.exponent = t43_0
+                    o43.value = t43_1
+                    f5 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f5 = _d38(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C229, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C231, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
@@ -4036,49 +4942,169 @@ def _d25(r):
             f4 = _d55(r)
             s = 5
         elif ec == 1:
-            f5 = _d38(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t44_0 = y
+                t44_1 = r.integer(3)
+                if t44_1 < -32768 or t44_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t44_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o44 = _new(_iso20.RationalNumber)
+                    o44.exponent = t44_0
+                    o44.value = t44_1
+                    f5 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f5 = _d38(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C230, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C232, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d38(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f5 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f5 = _d38(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C231, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C233, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d38(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t46_0 = y
+                t46_1 = r.integer(3)
+                if t46_1 < -32768 or t46_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso20.RationalNumber)
+                    o46.exponent = t46_0
+                    o46.value = t46_1
+                    f6 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d38(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t47_0 = y
+                t47_1 = r.integer(3)
+                if t47_1 < -32768 or t47_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso20.RationalNumber)
+                    o47.exponent = t47_0
+                    o47.value = t47_1
+                    f7 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f7 = _d38(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C232, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C234, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d38(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t48_0 = y
+                t48_1 = r.integer(3)
+                if t48_1 < -32768 or t48_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso20.RationalNumber)
+                    o48.exponent = t48_0
+                    o48.value = t48_1
+                    f7 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C233, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C235, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d38(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f8 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C234, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C236, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
@@ -4088,14 +5114,69 @@ def _d25(r):
             y = (x >> 4) & 7
             if y >= 6:
                 r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % y)
-            y = _C235[y]
+            y = _C237[y]
             f9 = y
             ec = x & 7
             if ec == 0:
-                f10 = _d38(r)
+                pc50 = r.pos
+                ok50 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t50_0 = y
+                    t50_1 = r.integer(3)
+                    if t50_1 < -32768 or t50_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t50_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o50 = _new(_iso20.RationalNumber)
+                        o50.exponent = t50_0
+                        o50.value = t50_1
+                        f10 = o50
+                        ok50 = True
+                if not ok50:
+                    r.pos = pc50
+                    f10 = _d38(r)
                 s = 11
             elif ec == 1:
-                f11 = _d58(r)
+                pc51 = r.pos
+                ok51 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc52 = r.pos
+                    ok52 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t52_0 = y
+                        t52_1 = r.integer(3)
+                        if t52_1 < -32768 or t52_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t52_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o52 = _new(_iso20.RationalNumber)
+                            o52.exponent = t52_0
+                            o52.value = t52_1
+                            t51_0 = o52
+                            ok52 = True
+                    if not ok52:
+                        r.pos = pc52
+                        t51_0 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o51 = _new(_iso20.WPT_SPCPowerControlParameter)
+                        o51.spc_primary_device_coil_current_information = t51_0
+                        f11 = o51
+                        ok51 = True
+                if not ok51:
+                    r.pos = pc51
+                    f11 = _d58(r)
                 s = 12
             elif ec == 2:
                 if r.bits(1):
@@ -4110,7 +5191,7 @@ def _d25(r):
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C237, "WPT_ChargeLoopResType")
+                _escape(r, 1, _C239, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
@@ -4122,7 +5203,7 @@ def _d25(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % x)
-                    f9 = _C235[x]
+                    f9 = _C237[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -4131,21 +5212,76 @@ def _d25(r):
                         f9 = r.bits(3)
                         if f9 >= 6:
                             r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                        f9 = _C235[f9]
+                        f9 = _C237[f9]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
                 s = 10
             elif ec == 1:
-                _escape(r, 2, _C238, "WPT_ChargeLoopResType")
+                _escape(r, 2, _C240, "WPT_ChargeLoopResType")
             else:
                 r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d38(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t53_0 = y
+                t53_1 = r.integer(3)
+                if t53_1 < -32768 or t53_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t53_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o53 = _new(_iso20.RationalNumber)
+                    o53.exponent = t53_0
+                    o53.value = t53_1
+                    f10 = o53
+                    ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f10 = _d38(r)
             s = 11
         elif ec == 1:
-            f11 = _d58(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc55 = r.pos
+                ok55 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t55_0 = y
+                    t55_1 = r.integer(3)
+                    if t55_1 < -32768 or t55_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t55_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o55 = _new(_iso20.RationalNumber)
+                        o55.exponent = t55_0
+                        o55.value = t55_1
+                        t54_0 = o55
+                        ok55 = True
+                if not ok55:
+                    r.pos = pc55
+                    t54_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o54 = _new(_iso20.WPT_SPCPowerControlParameter)
+                    o54.spc_primary_device_coil_current_information = t54_0
+                    f11 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f11 = _d58(r)
             s = 12
         elif ec == 2:
             if r.bits(1):
@@ -4160,13 +5296,48 @@ def _d25(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C239, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C241, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d58(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc57 = r.pos
+                ok57 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t57_0 = y
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_iso20.RationalNumber)
+                        o57.exponent = t57_0
+                        o57.value = t57_1
+                        t56_0 = o57
+                        ok57 = True
+                if not ok57:
+                    r.pos = pc57
+                    t56_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o56 = _new(_iso20.WPT_SPCPowerControlParameter)
+                    o56.spc_primary_device_coil_current_information = t56_0
+                    f11 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f11 = _d58(r)
             s = 12
         elif ec == 1:
             if r.bits(1):
@@ -4181,7 +5352,7 @@ def _d25(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C240, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C242, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 12:
@@ -4199,7 +5370,7 @@ def _d25(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C241, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C243, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 13:
@@ -4220,7 +5391,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C242, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C244, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
             else:
@@ -4229,7 +5400,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C243, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C245, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopRes)
@@ -4252,14 +5423,14 @@ def _e25(w, o):
     """iso20.WPT_ChargeLoopRes -> WPT_ChargeLoopResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeLoopRes.header", 0, _C244)
+        _order("WPT_ChargeLoopRes.header", 0, _C246)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeLoopRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_ChargeLoopRes.response_code", 1, _C244)
+        _order("WPT_ChargeLoopRes.response_code", 1, _C246)
     i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
@@ -4274,9 +5445,9 @@ def _e25(w, o):
         s = 3
     v3 = o.meter_info
     if v3 is not None:
-        t = _C245.get(s)
+        t = _C247.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.meter_info", s, _C244)
+            _order("WPT_ChargeLoopRes.meter_info", s, _C246)
         if v3.__class__ is not _iso20.MeterInfo:
             _bad("WPT_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
@@ -4284,9 +5455,9 @@ def _e25(w, o):
         s = 4
     v4 = o.receipt
     if v4 is not None:
-        t = _C246.get(s)
+        t = _C248.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.receipt", s, _C244)
+            _order("WPT_ChargeLoopRes.receipt", s, _C246)
         if v4.__class__ is not _iso20.Receipt:
             _bad("WPT_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
@@ -4294,10 +5465,10 @@ def _e25(w, o):
         s = 5
     v5 = o.evpc_power_request
     if v5 is None:
-        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C244)
-    t = _C247.get(s)
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C246)
+    t = _C249.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C244)
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C246)
     if v5.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.evpc_power_request", v5, "a RationalNumber")
     w.bits(t[0], t[1])
@@ -4312,25 +5483,25 @@ def _e25(w, o):
         s = 7
     v7 = o.spc_max_output_power_limit
     if v7 is None:
-        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C244)
-    t = _C248.get(s)
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C246)
+    t = _C250.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C244)
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C246)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v7, "a RationalNumber")
     w.bits(t[0], t[1])
     _e38(w, v7)
     v8 = o.spc_min_output_power_limit
     if v8 is None:
-        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C244)
+        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C246)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v8, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v8)
     v9 = o.spc_charge_diagnostics
     if v9 is None:
-        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C244)
-    i9 = _C236.get(v9)
+        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C246)
+    i9 = _C238.get(v9)
     if i9 is None:
         _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v9, "a member of _iso20.WPT_SPCChargeDiagnostics")
     v10 = o.spc_operating_frequency
@@ -4344,9 +5515,9 @@ def _e25(w, o):
         s = 11
     v11 = o.spc_power_control_parameter
     if v11 is not None:
-        t = _C249.get(s)
+        t = _C251.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C244)
+            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C246)
         if v11.__class__ is not _iso20.WPT_SPCPowerControlParameter:
             _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v11, "a WPT_SPCPowerControlParameter")
         w.bits(t[0], t[1])
@@ -4360,18 +5531,18 @@ def _e25(w, o):
     n = 0
     for v12 in items:
         n += 1
-        t = _C250.get(s)
+        t = _C252.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C244)
+            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C246)
         if not isinstance(v12, (bytes, bytearray)) or len(v12) > 256:
             _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v12, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v12)
         w.bits(0, 1)
         s = (13 if n < 16 else 14)
-    t = _C251.get(s)
+    t = _C253.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes", s, _C244)
+        _order("WPT_ChargeLoopRes", s, _C246)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4392,16 +5563,36 @@ def _d26(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C252, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C254, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t58_0 = y
+                t58_1 = r.integer(3)
+                if t58_1 < -32768 or t58_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso20.RationalNumber)
+                    o58.exponent = t58_0
+                    o58.value = t58_1
+                    f1 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C253, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C255, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -4420,7 +5611,27 @@ def _d26(r):
                 p = r.pos
                 x = r.bits(2)
                 if x & 3 == 0:
-                    f4 = _d38(r)
+                    pc59 = r.pos
+                    ok59 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t59_0 = y
+                        t59_1 = r.integer(3)
+                        if t59_1 < -32768 or t59_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t59_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o59 = _new(_iso20.RationalNumber)
+                            o59.exponent = t59_0
+                            o59.value = t59_1
+                            f4 = o59
+                            ok59 = True
+                    if not ok59:
+                        r.pos = pc59
+                        f4 = _d38(r)
                     p = r.pos
                     x = r.bits(6)
                     if x & 52 == 0:
@@ -4440,7 +5651,7 @@ def _d26(r):
                         elif ec == 1:
                             s = -1
                         elif ec == 2:
-                            _escape(r, 1, _C254, "WPT_ChargeParameterDiscoveryReqType")
+                            _escape(r, 1, _C256, "WPT_ChargeParameterDiscoveryReqType")
                         else:
                             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
                     else:
@@ -4470,7 +5681,7 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C255, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -4483,7 +5694,27 @@ def _d26(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f4 = _d38(r)
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t60_0 = y
+                    t60_1 = r.integer(3)
+                    if t60_1 < -32768 or t60_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t60_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o60 = _new(_iso20.RationalNumber)
+                        o60.exponent = t60_0
+                        o60.value = t60_1
+                        f4 = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    f4 = _d38(r)
                 p = r.pos
                 x = r.bits(6)
                 if x & 52 == 0:
@@ -4503,7 +5734,7 @@ def _d26(r):
                     elif ec == 1:
                         s = -1
                     elif ec == 2:
-                        _escape(r, 1, _C256, "WPT_ChargeParameterDiscoveryReqType")
+                        _escape(r, 1, _C258, "WPT_ChargeParameterDiscoveryReqType")
                     else:
                         r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
                 else:
@@ -4528,16 +5759,36 @@ def _d26(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C259, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d38(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f4 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C258, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4560,7 +5811,7 @@ def _d26(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C259, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 1, _C261, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
@@ -4580,7 +5831,7 @@ def _d26(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryReqType")
+                _escape(r, 2, _C262, "WPT_ChargeParameterDiscoveryReqType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
@@ -4598,7 +5849,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C261, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C263, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 7:
@@ -4619,7 +5870,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C262, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C264, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
             else:
@@ -4628,7 +5879,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C263, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C265, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryReq)
@@ -4645,42 +5896,42 @@ def _e26(w, o):
     """iso20.WPT_ChargeParameterDiscoveryReq -> WPT_ChargeParameterDiscoveryReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C266)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.evpc_max_receivable_power
     if v1 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C266)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v1, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v1)
     v2 = o.sd_max_ground_clearence
     if v2 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C266)
     if type(v2) is not int or v2 < 0 or v2 > 65535:
         _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v2, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v2)
     v3 = o.sd_min_ground_clearence
     if v3 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C266)
     if type(v3) is not int or v3 < 0 or v3 > 65535:
         _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v3, "an integer in 0..65535")
     w.bits(0, 3)
     w.uint(v3)
     v4 = o.evpc_natural_frequency
     if v4 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C266)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v4, "a RationalNumber")
     w.bits(0, 2)
     _e38(w, v4)
     v5 = o.evpc_device_local_control
     if v5 is None:
-        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C266)
     if v5.__class__ is not bool:
         _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v5, "a bool")
     w.bits(((((0) << 1) << 1) | (v5)) << 1, 4)
@@ -4693,18 +5944,18 @@ def _e26(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C265.get(s)
+        t = _C267.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C264)
+            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C266)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    t = _C266.get(s)
+    t = _C268.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryReq", s, _C264)
+        _order("WPT_ChargeParameterDiscoveryReq", s, _C266)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4728,7 +5979,7 @@ def _d27(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C267, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C269, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
@@ -4741,13 +5992,53 @@ def _d27(r):
             y = _C190[y]
             f1 = y
             y = (x >> 2) & 3
-            y = _C268[y]
+            y = _C270[y]
             f2 = y
-            f3 = _d38(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f3 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f3 = _d38(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f4 = _d38(r)
+                pc63 = r.pos
+                ok63 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t63_0 = y
+                    t63_1 = r.integer(3)
+                    if t63_1 < -32768 or t63_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t63_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o63 = _new(_iso20.RationalNumber)
+                        o63.exponent = t63_0
+                        o63.value = t63_1
+                        f4 = o63
+                        ok63 = True
+                if not ok63:
+                    r.pos = pc63
+                    f4 = _d38(r)
                 p = r.pos
                 x = r.bits(2)
                 if x & 3 == 0:
@@ -4763,11 +6054,51 @@ def _d27(r):
                         p = r.pos
                         x = r.bits(2)
                         if x & 3 == 0:
-                            f7 = _d38(r)
+                            pc64 = r.pos
+                            ok64 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t64_0 = y
+                                t64_1 = r.integer(3)
+                                if t64_1 < -32768 or t64_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o64 = _new(_iso20.RationalNumber)
+                                    o64.exponent = t64_0
+                                    o64.value = t64_1
+                                    f7 = o64
+                                    ok64 = True
+                            if not ok64:
+                                r.pos = pc64
+                                f7 = _d38(r)
                             p = r.pos
                             x = r.bits(1)
                             if x & 1 == 0:
-                                f8 = _d38(r)
+                                pc65 = r.pos
+                                ok65 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t65_0 = y
+                                    t65_1 = r.integer(3)
+                                    if t65_1 < -32768 or t65_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t65_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o65 = _new(_iso20.RationalNumber)
+                                        o65.exponent = t65_0
+                                        o65.value = t65_1
+                                        f8 = o65
+                                        ok65 = True
+                                if not ok65:
+                                    r.pos = pc65
+                                    f8 = _d38(r)
                                 s = 9
                             else:
                                 r.pos = p
@@ -4811,7 +6142,7 @@ def _d27(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C270, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C272, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -4819,13 +6150,53 @@ def _d27(r):
         x = r.bits(6)
         if x & 51 == 0:
             y = (x >> 2) & 3
-            y = _C268[y]
+            y = _C270[y]
             f2 = y
-            f3 = _d38(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t66_0 = y
+                t66_1 = r.integer(3)
+                if t66_1 < -32768 or t66_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso20.RationalNumber)
+                    o66.exponent = t66_0
+                    o66.value = t66_1
+                    f3 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f3 = _d38(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f4 = _d38(r)
+                pc67 = r.pos
+                ok67 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t67_0 = y
+                    t67_1 = r.integer(3)
+                    if t67_1 < -32768 or t67_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t67_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o67 = _new(_iso20.RationalNumber)
+                        o67.exponent = t67_0
+                        o67.value = t67_1
+                        f4 = o67
+                        ok67 = True
+                if not ok67:
+                    r.pos = pc67
+                    f4 = _d38(r)
                 p = r.pos
                 x = r.bits(2)
                 if x & 3 == 0:
@@ -4841,11 +6212,51 @@ def _d27(r):
                         p = r.pos
                         x = r.bits(2)
                         if x & 3 == 0:
-                            f7 = _d38(r)
+                            pc68 = r.pos
+                            ok68 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t68_0 = y
+                                t68_1 = r.integer(3)
+                                if t68_1 < -32768 or t68_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t68_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o68 = _new(_iso20.RationalNumber)
+                                    o68.exponent = t68_0
+                                    o68.value = t68_1
+                                    f7 = o68
+                                    ok68 = True
+                            if not ok68:
+                                r.pos = pc68
+                                f7 = _d38(r)
                             p = r.pos
                             x = r.bits(1)
                             if x & 1 == 0:
-                                f8 = _d38(r)
+                                pc69 = r.pos
+                                ok69 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t69_0 = y
+                                    t69_1 = r.integer(3)
+                                    if t69_1 < -32768 or t69_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t69_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o69 = _new(_iso20.RationalNumber)
+                                        o69.exponent = t69_0
+                                        o69.value = t69_1
+                                        f8 = o69
+                                        ok69 = True
+                                if not ok69:
+                                    r.pos = pc69
+                                    f8 = _d38(r)
                                 s = 9
                             else:
                                 r.pos = p
@@ -4873,37 +6284,77 @@ def _d27(r):
                 x = r.bits(4)
                 if x & 9 == 0:
                     x = (x >> 1) & 3
-                    f2 = _C268[x]
+                    f2 = _C270[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
                         f2 = _simple_escape(r, None, "PDInputPowerClass")
                     else:
                         f2 = r.bits(2)
-                        f2 = _C268[f2]
+                        f2 = _C270[f2]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C271, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C273, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d38(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f3 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C272, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C274, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d38(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f4 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C273, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C275, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
@@ -4922,11 +6373,51 @@ def _d27(r):
                 p = r.pos
                 x = r.bits(2)
                 if x & 3 == 0:
-                    f7 = _d38(r)
+                    pc72 = r.pos
+                    ok72 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t72_0 = y
+                        t72_1 = r.integer(3)
+                        if t72_1 < -32768 or t72_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t72_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o72 = _new(_iso20.RationalNumber)
+                            o72.exponent = t72_0
+                            o72.value = t72_1
+                            f7 = o72
+                            ok72 = True
+                    if not ok72:
+                        r.pos = pc72
+                        f7 = _d38(r)
                     p = r.pos
                     x = r.bits(1)
                     if x & 1 == 0:
-                        f8 = _d38(r)
+                        pc73 = r.pos
+                        ok73 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t73_0 = y
+                            t73_1 = r.integer(3)
+                            if t73_1 < -32768 or t73_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t73_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o73 = _new(_iso20.RationalNumber)
+                                o73.exponent = t73_0
+                                o73.value = t73_1
+                                f8 = o73
+                                ok73 = True
+                        if not ok73:
+                            r.pos = pc73
+                            f8 = _d38(r)
                         s = 9
                     else:
                         r.pos = p
@@ -4955,7 +6446,7 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C274, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C276, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 6:
@@ -4968,11 +6459,51 @@ def _d27(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f7 = _d38(r)
+                pc74 = r.pos
+                ok74 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t74_0 = y
+                    t74_1 = r.integer(3)
+                    if t74_1 < -32768 or t74_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t74_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o74 = _new(_iso20.RationalNumber)
+                        o74.exponent = t74_0
+                        o74.value = t74_1
+                        f7 = o74
+                        ok74 = True
+                if not ok74:
+                    r.pos = pc74
+                    f7 = _d38(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
-                    f8 = _d38(r)
+                    pc75 = r.pos
+                    ok75 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t75_0 = y
+                        t75_1 = r.integer(3)
+                        if t75_1 < -32768 or t75_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t75_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o75 = _new(_iso20.RationalNumber)
+                            o75.exponent = t75_0
+                            o75.value = t75_1
+                            f8 = o75
+                            ok75 = True
+                    if not ok75:
+                        r.pos = pc75
+                        f8 = _d38(r)
                     s = 9
                 else:
                     r.pos = p
@@ -4996,25 +6527,65 @@ def _d27(r):
                         _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
                 s = 7
             elif ec == 1:
-                _escape(r, 2, _C275, "WPT_ChargeParameterDiscoveryResType")
+                _escape(r, 2, _C277, "WPT_ChargeParameterDiscoveryResType")
             else:
                 r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d38(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t76_0 = y
+                t76_1 = r.integer(3)
+                if t76_1 < -32768 or t76_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t76_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o76 = _new(_iso20.RationalNumber)
+                    o76.exponent = t76_0
+                    o76.value = t76_1
+                    f7 = o76
+                    ok76 = True
+            if not ok76:
+                r.pos = pc76
+                f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C276, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C278, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d38(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t77_0 = y
+                t77_1 = r.integer(3)
+                if t77_1 < -32768 or t77_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso20.RationalNumber)
+                    o77.exponent = t77_0
+                    o77.value = t77_1
+                    f8 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C277, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C279, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 9:
@@ -5032,7 +6603,7 @@ def _d27(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C278, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C280, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 10:
@@ -5053,7 +6624,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C279, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C281, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
             else:
@@ -5062,7 +6633,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C280, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C282, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryRes)
@@ -5082,61 +6653,61 @@ def _e27(w, o):
     """iso20.WPT_ChargeParameterDiscoveryRes -> WPT_ChargeParameterDiscoveryResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C283)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C283)
     i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.pd_input_power_class
     if v2 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C281)
-    i2 = _C269.get(v2)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C283)
+    i2 = _C271.get(v2)
     if i2 is None:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v2, "a member of _iso20.WPT_PowerClass")
     v3 = o.sd_min_output_power
     if v3 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C283)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v3, "a RationalNumber")
     w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
     _e38(w, v3)
     v4 = o.sd_max_output_power
     if v4 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C283)
     if v4.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v4, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v4)
     v5 = o.sd_max_ground_clearance_support
     if v5 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C283)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v5, "an integer in 0..65535")
     w.bits(0, 2)
     w.uint(v5)
     v6 = o.sd_min_ground_clearance_support
     if v6 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C283)
     if type(v6) is not int or v6 < 0 or v6 > 65535:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v6, "an integer in 0..65535")
     w.bits(0, 3)
     w.uint(v6)
     v7 = o.pd_min_coil_current
     if v7 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C283)
     if v7.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v7, "a RationalNumber")
     w.bits(0, 2)
     _e38(w, v7)
     v8 = o.pd_max_coil_current
     if v8 is None:
-        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C283)
     if v8.__class__ is not _iso20.RationalNumber:
         _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v8, "a RationalNumber")
     w.bits(0, 1)
@@ -5150,18 +6721,18 @@ def _e27(w, o):
     n = 0
     for v9 in items:
         n += 1
-        t = _C282.get(s)
+        t = _C284.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C281)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C283)
         if not isinstance(v9, (bytes, bytearray)) or len(v9) > 256:
             _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v9, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v9)
         w.bits(0, 1)
         s = (10 if n < 16 else 11)
-    t = _C283.get(s)
+    t = _C285.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryRes", s, _C281)
+        _order("WPT_ChargeParameterDiscoveryRes", s, _C283)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5180,7 +6751,7 @@ def _d28(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C284, "WPT_FinePositioningReqType")
+            _escape(r, 3, _C286, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5209,12 +6780,30 @@ def _d28(r):
                 s = 4
                 k = 1
             elif ec == 1:
-                f4 = _d63(r)
+                pc78 = r.pos
+                ok78 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t78_0 = y
+                    t78_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o78 = _new(_iso20.WPT_LF_DataPackageList)
+                        o78.num_packages = t78_0
+                        o78.wpt_lf_data_package = t78_1
+                        f4 = o78
+                        ok78 = True
+                if not ok78:
+                    r.pos = pc78
+                    f4 = _d63(r)
                 s = 5
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C285, "WPT_FinePositioningReqType")
+                _escape(r, 1, _C287, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
@@ -5240,7 +6829,7 @@ def _d28(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C286, "WPT_FinePositioningReqType")
+                _escape(r, 2, _C288, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5264,12 +6853,30 @@ def _d28(r):
                 s = 4
                 k = 1
             elif ec == 1:
-                f4 = _d63(r)
+                pc79 = r.pos
+                ok79 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t79_0 = y
+                    t79_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o79 = _new(_iso20.WPT_LF_DataPackageList)
+                        o79.num_packages = t79_0
+                        o79.wpt_lf_data_package = t79_1
+                        f4 = o79
+                        ok79 = True
+                if not ok79:
+                    r.pos = pc79
+                    f4 = _d63(r)
                 s = 5
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C287, "WPT_FinePositioningReqType")
+                _escape(r, 1, _C289, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
@@ -5295,7 +6902,7 @@ def _d28(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C288, "WPT_FinePositioningReqType")
+                _escape(r, 2, _C290, "WPT_FinePositioningReqType")
             else:
                 r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5311,12 +6918,30 @@ def _d28(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d63(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(12)
+            if x & 3075 == 0:
+                y = (x >> 2) & 255
+                t80_0 = y
+                t80_1 = _d62(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o80 = _new(_iso20.WPT_LF_DataPackageList)
+                    o80.num_packages = t80_0
+                    o80.wpt_lf_data_package = t80_1
+                    f4 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C289, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C291, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5334,27 +6959,63 @@ def _d28(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d63(r)
+                    pc81 = r.pos
+                    ok81 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t81_0 = y
+                        t81_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o81 = _new(_iso20.WPT_LF_DataPackageList)
+                            o81.num_packages = t81_0
+                            o81.wpt_lf_data_package = t81_1
+                            f4 = o81
+                            ok81 = True
+                    if not ok81:
+                        r.pos = pc81
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C290, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C292, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d63(r)
+                    pc82 = r.pos
+                    ok82 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t82_0 = y
+                        t82_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o82 = _new(_iso20.WPT_LF_DataPackageList)
+                            o82.num_packages = t82_0
+                            o82.wpt_lf_data_package = t82_1
+                            f4 = o82
+                            ok82 = True
+                    if not ok82:
+                        r.pos = pc82
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C291, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C293, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5362,7 +7023,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C292, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C294, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningReq)
@@ -5377,20 +7038,20 @@ def _e28(w, o):
     """iso20.WPT_FinePositioningReq -> WPT_FinePositioningReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningReq.header", 0, _C293)
+        _order("WPT_FinePositioningReq.header", 0, _C295)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_FinePositioningReq.ev_processing", 1, _C293)
+        _order("WPT_FinePositioningReq.ev_processing", 1, _C295)
     i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_result_code
     if v2 is None:
-        _order("WPT_FinePositioningReq.ev_result_code", 2, _C293)
+        _order("WPT_FinePositioningReq.ev_result_code", 2, _C295)
     i2 = _C176.get(v2)
     if i2 is None:
         _bad("WPT_FinePositioningReq.ev_result_code", v2, "a member of _iso20.WPT_EVResult")
@@ -5404,9 +7065,9 @@ def _e28(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C294.get(s)
+        t = _C296.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C293)
+            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C295)
         if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
             _bad("WPT_FinePositioningReq.vendor_specific_data_container", v3, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5415,17 +7076,17 @@ def _e28(w, o):
         s = (4 if n < 16 else 5)
     v4 = o.wpt_lf_data_package_list
     if v4 is not None:
-        t = _C295.get(s)
+        t = _C297.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C293)
+            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C295)
         if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e63(w, v4)
         s = 6
-    t = _C296.get(s)
+    t = _C298.get(s)
     if t is None:
-        _order("WPT_FinePositioningReq", s, _C293)
+        _order("WPT_FinePositioningReq", s, _C295)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5444,7 +7105,7 @@ def _d29(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C297, "WPT_FinePositioningResType")
+            _escape(r, 3, _C299, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
@@ -5473,12 +7134,30 @@ def _d29(r):
                 s = 4
                 k = 1
             elif ec == 1:
-                f4 = _d63(r)
+                pc83 = r.pos
+                ok83 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t83_0 = y
+                    t83_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o83 = _new(_iso20.WPT_LF_DataPackageList)
+                        o83.num_packages = t83_0
+                        o83.wpt_lf_data_package = t83_1
+                        f4 = o83
+                        ok83 = True
+                if not ok83:
+                    r.pos = pc83
+                    f4 = _d63(r)
                 s = 5
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C298, "WPT_FinePositioningResType")
+                _escape(r, 1, _C300, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
@@ -5504,7 +7183,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C299, "WPT_FinePositioningResType")
+                _escape(r, 2, _C301, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 2:
@@ -5528,12 +7207,30 @@ def _d29(r):
                 s = 4
                 k = 1
             elif ec == 1:
-                f4 = _d63(r)
+                pc84 = r.pos
+                ok84 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t84_0 = y
+                    t84_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o84 = _new(_iso20.WPT_LF_DataPackageList)
+                        o84.num_packages = t84_0
+                        o84.wpt_lf_data_package = t84_1
+                        f4 = o84
+                        ok84 = True
+                if not ok84:
+                    r.pos = pc84
+                    f4 = _d63(r)
                 s = 5
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C300, "WPT_FinePositioningResType")
+                _escape(r, 1, _C302, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
@@ -5559,7 +7256,7 @@ def _d29(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C301, "WPT_FinePositioningResType")
+                _escape(r, 2, _C303, "WPT_FinePositioningResType")
             else:
                 r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
@@ -5575,12 +7272,30 @@ def _d29(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d63(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(12)
+            if x & 3075 == 0:
+                y = (x >> 2) & 255
+                t85_0 = y
+                t85_1 = _d62(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o85 = _new(_iso20.WPT_LF_DataPackageList)
+                    o85.num_packages = t85_0
+                    o85.wpt_lf_data_package = t85_1
+                    f4 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C302, "WPT_FinePositioningResType")
+            _escape(r, 1, _C304, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 4:
@@ -5598,27 +7313,63 @@ def _d29(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d63(r)
+                    pc86 = r.pos
+                    ok86 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t86_0 = y
+                        t86_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o86 = _new(_iso20.WPT_LF_DataPackageList)
+                            o86.num_packages = t86_0
+                            o86.wpt_lf_data_package = t86_1
+                            f4 = o86
+                            ok86 = True
+                    if not ok86:
+                        r.pos = pc86
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C303, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C305, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d63(r)
+                    pc87 = r.pos
+                    ok87 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t87_0 = y
+                        t87_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o87 = _new(_iso20.WPT_LF_DataPackageList)
+                            o87.num_packages = t87_0
+                            o87.wpt_lf_data_package = t87_1
+                            f4 = o87
+                            ok87 = True
+                    if not ok87:
+                        r.pos = pc87
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C304, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C306, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 5:
@@ -5626,7 +7377,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C305, "WPT_FinePositioningResType")
+            _escape(r, 1, _C307, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningRes)
@@ -5641,20 +7392,20 @@ def _e29(w, o):
     """iso20.WPT_FinePositioningRes -> WPT_FinePositioningResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningRes.header", 0, _C306)
+        _order("WPT_FinePositioningRes.header", 0, _C308)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_FinePositioningRes.response_code", 1, _C306)
+        _order("WPT_FinePositioningRes.response_code", 1, _C308)
     i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("WPT_FinePositioningRes.evse_processing", 2, _C306)
+        _order("WPT_FinePositioningRes.evse_processing", 2, _C308)
     i2 = _C174.get(v2)
     if i2 is None:
         _bad("WPT_FinePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
@@ -5668,9 +7419,9 @@ def _e29(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C307.get(s)
+        t = _C309.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C306)
+            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C308)
         if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
             _bad("WPT_FinePositioningRes.vendor_specific_data_container", v3, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -5679,17 +7430,17 @@ def _e29(w, o):
         s = (4 if n < 16 else 5)
     v4 = o.wpt_lf_data_package_list
     if v4 is not None:
-        t = _C308.get(s)
+        t = _C310.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C306)
+            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C308)
         if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
             _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
         _e63(w, v4)
         s = 6
-    t = _C309.get(s)
+    t = _C311.get(s)
     if t is None:
-        _order("WPT_FinePositioningRes", s, _C306)
+        _order("WPT_FinePositioningRes", s, _C308)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5711,7 +7462,7 @@ def _d30(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C310, "WPT_FinePositioningSetupReqType")
+            _escape(r, 3, _C312, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
@@ -5758,7 +7509,7 @@ def _d30(r):
                             elif ec == 2:
                                 s = -1
                             elif ec == 3:
-                                _escape(r, 1, _C311, "WPT_FinePositioningSetupReqType")
+                                _escape(r, 1, _C313, "WPT_FinePositioningSetupReqType")
                             else:
                                 r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
                         else:
@@ -5798,7 +7549,7 @@ def _d30(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C312, "WPT_FinePositioningSetupReqType")
+                _escape(r, 2, _C314, "WPT_FinePositioningSetupReqType")
             else:
                 r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5807,7 +7558,7 @@ def _d30(r):
             f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C313, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C315, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5816,7 +7567,7 @@ def _d30(r):
             f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C314, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C316, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5825,7 +7576,7 @@ def _d30(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C315, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C317, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5855,7 +7606,7 @@ def _d30(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C316, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C318, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
@@ -5877,7 +7628,7 @@ def _d30(r):
                         _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C317, "WPT_FinePositioningSetupReqType")
+                _escape(r, 2, _C319, "WPT_FinePositioningSetupReqType")
             else:
                 r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
@@ -5898,7 +7649,7 @@ def _d30(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C318, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C320, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 7:
@@ -5923,7 +7674,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C319, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C321, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
@@ -5936,7 +7687,7 @@ def _d30(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C320, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C322, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 8:
@@ -5944,7 +7695,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C321, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C323, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupReq)
@@ -5962,41 +7713,41 @@ def _e30(w, o):
     """iso20.WPT_FinePositioningSetupReq -> WPT_FinePositioningSetupReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningSetupReq.header", 0, _C322)
+        _order("WPT_FinePositioningSetupReq.header", 0, _C324)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningSetupReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C322)
+        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C324)
     i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningSetupReq.ev_processing", v1, "a member of _iso20.Processing")
     v2 = o.ev_device_fine_positioning_method_list
     if v2 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C322)
+        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C324)
     if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
     w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
     _e41(w, v2)
     v3 = o.ev_device_pairing_method_list
     if v3 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C322)
+        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C324)
     if v3.__class__ is not _iso20.WPT_PairingMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v3, "a WPT_PairingMethodList")
     w.bits(0, 1)
     _e42(w, v3)
     v4 = o.ev_device_alignment_check_method_list
     if v4 is None:
-        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C322)
+        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C324)
     if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
         _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
     w.bits(0, 1)
     _e40(w, v4)
     v5 = o.natural_offset
     if v5 is None:
-        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C322)
+        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C324)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_FinePositioningSetupReq.natural_offset", v5, "an integer in 0..65535")
     w.bits(0, 2)
@@ -6011,9 +7762,9 @@ def _e30(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C323.get(s)
+        t = _C325.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C322)
+            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C324)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6022,17 +7773,17 @@ def _e30(w, o):
         s = (7 if n < 16 else 8)
     v7 = o.lf_system_setup_data
     if v7 is not None:
-        t = _C324.get(s)
+        t = _C326.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C322)
+            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C324)
         if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e48(w, v7)
         s = 9
-    t = _C325.get(s)
+    t = _C327.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupReq", s, _C322)
+        _order("WPT_FinePositioningSetupReq", s, _C324)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6054,7 +7805,7 @@ def _d31(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C326, "WPT_FinePositioningSetupResType")
+            _escape(r, 3, _C328, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
@@ -6101,7 +7852,7 @@ def _d31(r):
                             elif ec == 2:
                                 s = -1
                             elif ec == 3:
-                                _escape(r, 1, _C327, "WPT_FinePositioningSetupResType")
+                                _escape(r, 1, _C329, "WPT_FinePositioningSetupResType")
                             else:
                                 r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
                         else:
@@ -6141,7 +7892,7 @@ def _d31(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C328, "WPT_FinePositioningSetupResType")
+                _escape(r, 2, _C330, "WPT_FinePositioningSetupResType")
             else:
                 r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
@@ -6150,7 +7901,7 @@ def _d31(r):
             f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C329, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C331, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -6159,7 +7910,7 @@ def _d31(r):
             f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C330, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C332, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 4:
@@ -6168,7 +7919,7 @@ def _d31(r):
             f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C331, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C333, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
@@ -6198,7 +7949,7 @@ def _d31(r):
                 elif ec == 2:
                     s = -1
                 elif ec == 3:
-                    _escape(r, 1, _C332, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C334, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
@@ -6220,7 +7971,7 @@ def _d31(r):
                         _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
                 s = 6
             elif ec == 1:
-                _escape(r, 2, _C333, "WPT_FinePositioningSetupResType")
+                _escape(r, 2, _C335, "WPT_FinePositioningSetupResType")
             else:
                 r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
@@ -6241,7 +7992,7 @@ def _d31(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C334, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C336, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 7:
@@ -6266,7 +8017,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C335, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C337, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
@@ -6279,7 +8030,7 @@ def _d31(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C336, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C338, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 8:
@@ -6287,7 +8038,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C337, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C339, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupRes)
@@ -6305,41 +8056,41 @@ def _e31(w, o):
     """iso20.WPT_FinePositioningSetupRes -> WPT_FinePositioningSetupResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_FinePositioningSetupRes.header", 0, _C338)
+        _order("WPT_FinePositioningSetupRes.header", 0, _C340)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_FinePositioningSetupRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_FinePositioningSetupRes.response_code", 1, _C338)
+        _order("WPT_FinePositioningSetupRes.response_code", 1, _C340)
     i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_FinePositioningSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.primary_device_fine_positioning_method_list
     if v2 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C338)
+        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C340)
     if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
     w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
     _e41(w, v2)
     v3 = o.primary_device_pairing_method_list
     if v3 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C338)
+        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C340)
     if v3.__class__ is not _iso20.WPT_PairingMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v3, "a WPT_PairingMethodList")
     w.bits(0, 1)
     _e42(w, v3)
     v4 = o.primary_device_alignment_check_method_list
     if v4 is None:
-        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C338)
+        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C340)
     if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
         _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
     w.bits(0, 1)
     _e40(w, v4)
     v5 = o.natural_offset
     if v5 is None:
-        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C338)
+        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C340)
     if type(v5) is not int or v5 < 0 or v5 > 65535:
         _bad("WPT_FinePositioningSetupRes.natural_offset", v5, "an integer in 0..65535")
     w.bits(0, 2)
@@ -6354,9 +8105,9 @@ def _e31(w, o):
     n = 0
     for v6 in items:
         n += 1
-        t = _C339.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C338)
+            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C340)
         if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
             _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v6, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -6365,17 +8116,17 @@ def _e31(w, o):
         s = (7 if n < 16 else 8)
     v7 = o.lf_system_setup_data
     if v7 is not None:
-        t = _C340.get(s)
+        t = _C342.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C338)
+            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C340)
         if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
             _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
         _e48(w, v7)
         s = 9
-    t = _C341.get(s)
+    t = _C343.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupRes", s, _C338)
+        _order("WPT_FinePositioningSetupRes", s, _C340)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6394,7 +8145,7 @@ def _d32(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C342, "WPT_PairingReqType")
+            _escape(r, 3, _C344, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
@@ -6437,7 +8188,7 @@ def _d32(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 4
             elif ec == 2:
-                _escape(r, 2, _C343, "WPT_PairingReqType")
+                _escape(r, 2, _C345, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
@@ -6463,7 +8214,7 @@ def _d32(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C344, "WPT_PairingReqType")
+                _escape(r, 2, _C346, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6498,7 +8249,7 @@ def _d32(r):
                         _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C345, "WPT_PairingReqType")
+            _escape(r, 2, _C347, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6524,7 +8275,7 @@ def _d32(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C346, "WPT_PairingReqType")
+                _escape(r, 1, _C348, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
@@ -6550,7 +8301,7 @@ def _d32(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
                 s = 4
             elif ec == 1:
-                _escape(r, 2, _C347, "WPT_PairingReqType")
+                _escape(r, 2, _C349, "WPT_PairingReqType")
             else:
                 r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
@@ -6568,7 +8319,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C348, "WPT_PairingReqType")
+            _escape(r, 1, _C350, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 5:
@@ -6589,7 +8340,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C349, "WPT_PairingReqType")
+                    _escape(r, 1, _C351, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
             else:
@@ -6598,7 +8349,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C350, "WPT_PairingReqType")
+                    _escape(r, 1, _C352, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingReq)
@@ -6613,14 +8364,14 @@ def _e32(w, o):
     """iso20.WPT_PairingReq -> WPT_PairingReqType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_PairingReq.header", 0, _C351)
+        _order("WPT_PairingReq.header", 0, _C353)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_PairingReq.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.ev_processing
     if v1 is None:
-        _order("WPT_PairingReq.ev_processing", 1, _C351)
+        _order("WPT_PairingReq.ev_processing", 1, _C353)
     i1 = _C174.get(v1)
     if i1 is None:
         _bad("WPT_PairingReq.ev_processing", v1, "a member of _iso20.Processing")
@@ -6636,10 +8387,10 @@ def _e32(w, o):
         s = 3
     v3 = o.ev_result_code
     if v3 is None:
-        _order("WPT_PairingReq.ev_result_code", s, _C351)
-    t = _C352.get(s)
+        _order("WPT_PairingReq.ev_result_code", s, _C353)
+    t = _C354.get(s)
     if t is None:
-        _order("WPT_PairingReq.ev_result_code", s, _C351)
+        _order("WPT_PairingReq.ev_result_code", s, _C353)
     i3 = _C176.get(v3)
     if i3 is None:
         _bad("WPT_PairingReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
@@ -6653,18 +8404,18 @@ def _e32(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C353.get(s)
+        t = _C355.get(s)
         if t is None:
-            _order("WPT_PairingReq.vendor_specific_data_container", s, _C351)
+            _order("WPT_PairingReq.vendor_specific_data_container", s, _C353)
         if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
             _bad("WPT_PairingReq.vendor_specific_data_container", v4, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C354.get(s)
+    t = _C356.get(s)
     if t is None:
-        _order("WPT_PairingReq", s, _C351)
+        _order("WPT_PairingReq", s, _C353)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6684,7 +8435,7 @@ def _d33(r):
             f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C355, "WPT_PairingResType")
+            _escape(r, 3, _C357, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
@@ -6728,7 +8479,7 @@ def _d33(r):
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C356, "WPT_PairingResType")
+                _escape(r, 1, _C358, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
@@ -6754,7 +8505,7 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C357, "WPT_PairingResType")
+                _escape(r, 2, _C359, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 2:
@@ -6793,7 +8544,7 @@ def _d33(r):
             elif ec == 3:
                 s = -1
             elif ec == 4:
-                _escape(r, 1, _C358, "WPT_PairingResType")
+                _escape(r, 1, _C360, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
@@ -6819,7 +8570,7 @@ def _d33(r):
                             _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
                 s = 3
             elif ec == 1:
-                _escape(r, 2, _C359, "WPT_PairingResType")
+                _escape(r, 2, _C361, "WPT_PairingResType")
             else:
                 r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
@@ -6850,7 +8601,7 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C360, "WPT_PairingResType")
+            _escape(r, 1, _C362, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 4:
@@ -6871,7 +8622,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C361, "WPT_PairingResType")
+            _escape(r, 1, _C363, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 5:
@@ -6889,7 +8640,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C362, "WPT_PairingResType")
+            _escape(r, 1, _C364, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 6:
@@ -6910,7 +8661,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C363, "WPT_PairingResType")
+                    _escape(r, 1, _C365, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
             else:
@@ -6919,7 +8670,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C364, "WPT_PairingResType")
+                    _escape(r, 1, _C366, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingRes)
@@ -6935,20 +8686,20 @@ def _e33(w, o):
     """iso20.WPT_PairingRes -> WPT_PairingResType"""
     v0 = o.header
     if v0 is None:
-        _order("WPT_PairingRes.header", 0, _C365)
+        _order("WPT_PairingRes.header", 0, _C367)
     if v0.__class__ is not _iso20.MessageHeader:
         _bad("WPT_PairingRes.header", v0, "a MessageHeader")
     w.bits(0, 1)
     _e45(w, v0)
     v1 = o.response_code
     if v1 is None:
-        _order("WPT_PairingRes.response_code", 1, _C365)
+        _order("WPT_PairingRes.response_code", 1, _C367)
     i1 = _C191.get(v1)
     if i1 is None:
         _bad("WPT_PairingRes.response_code", v1, "a member of _iso20.ResponseCode")
     v2 = o.evse_processing
     if v2 is None:
-        _order("WPT_PairingRes.evse_processing", 2, _C365)
+        _order("WPT_PairingRes.evse_processing", 2, _C367)
     i2 = _C174.get(v2)
     if i2 is None:
         _bad("WPT_PairingRes.evse_processing", v2, "a member of _iso20.Processing")
@@ -6964,9 +8715,9 @@ def _e33(w, o):
         s = 4
     v4 = o.alternative_secc_list
     if v4 is not None:
-        t = _C366.get(s)
+        t = _C368.get(s)
         if t is None:
-            _order("WPT_PairingRes.alternative_secc_list", s, _C365)
+            _order("WPT_PairingRes.alternative_secc_list", s, _C367)
         if v4.__class__ is not _iso20.AlternativeSECCList:
             _bad("WPT_PairingRes.alternative_secc_list", v4, "a AlternativeSECCList")
         w.bits(t[0], t[1])
@@ -6980,18 +8731,18 @@ def _e33(w, o):
     n = 0
     for v5 in items:
         n += 1
-        t = _C367.get(s)
+        t = _C369.get(s)
         if t is None:
-            _order("WPT_PairingRes.vendor_specific_data_container", s, _C365)
+            _order("WPT_PairingRes.vendor_specific_data_container", s, _C367)
         if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
             _bad("WPT_PairingRes.vendor_specific_data_container", v5, "bytes of length 0..256")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C368.get(s)
+    t = _C370.get(s)
     if t is None:
-        _order("WPT_PairingRes", s, _C365)
+        _order("WPT_PairingRes", s, _C367)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7007,7 +8758,27 @@ def _d34(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d56(r)
+                pc88 = r.pos
+                ok88 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t88_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t88_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o88 = _new(_xmldsig.X509IssuerSerial)
+                            o88.x509_issuer_name = t88_0
+                            o88.x509_serial_number = t88_1
+                            v = o88
+                            ok88 = True
+                if not ok88:
+                    r.pos = pc88
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7049,113 +8820,33 @@ def _d34(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C369, "X509DataType")
+                _escape(r, 3, _C371, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d56(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C370, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 2:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d56(r)
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509SKI")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
-                f1.append(v)
-                s = 2
-            elif ec == 2:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "X509SubjectName")
-                else:
-                    v = r.string(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
-                f2.append(v)
-                s = 3
-            elif ec == 3:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509Certificate")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
-                f3.append(v)
-                s = 4
-            elif ec == 4:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "X509CRL")
-                else:
-                    v = r.binary(None, None)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
-                f4.append(v)
-                s = 5
-            elif ec == 5:
-                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
-            elif ec == 6:
-                s = -1
-            elif ec == 7:
-                _escape(r, 1, _C371, "X509DataType")
-            else:
-                r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 3:
-            ec = r.bits(3)
-            if ec == 0:
-                v = _d56(r)
+                pc89 = r.pos
+                ok89 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t89_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t89_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o89 = _new(_xmldsig.X509IssuerSerial)
+                            o89.x509_issuer_name = t89_0
+                            o89.x509_serial_number = t89_1
+                            v = o89
+                            ok89 = True
+                if not ok89:
+                    r.pos = pc89
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7202,10 +8893,30 @@ def _d34(r):
                 _escape(r, 1, _C372, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 4:
+        if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d56(r)
+                pc90 = r.pos
+                ok90 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t90_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t90_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o90 = _new(_xmldsig.X509IssuerSerial)
+                            o90.x509_issuer_name = t90_0
+                            o90.x509_serial_number = t90_1
+                            v = o90
+                            ok90 = True
+                if not ok90:
+                    r.pos = pc90
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7252,10 +8963,30 @@ def _d34(r):
                 _escape(r, 1, _C373, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 5:
+        if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d56(r)
+                pc91 = r.pos
+                ok91 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t91_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t91_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o91 = _new(_xmldsig.X509IssuerSerial)
+                            o91.x509_issuer_name = t91_0
+                            o91.x509_serial_number = t91_1
+                            v = o91
+                            ok91 = True
+                if not ok91:
+                    r.pos = pc91
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7302,10 +9033,30 @@ def _d34(r):
                 _escape(r, 1, _C374, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
-        if s == 6:
+        if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d56(r)
+                pc92 = r.pos
+                ok92 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t92_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t92_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o92 = _new(_xmldsig.X509IssuerSerial)
+                            o92.x509_issuer_name = t92_0
+                            o92.x509_serial_number = t92_1
+                            v = o92
+                            ok92 = True
+                if not ok92:
+                    r.pos = pc92
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7352,6 +9103,146 @@ def _d34(r):
                 _escape(r, 1, _C375, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 5:
+            ec = r.bits(3)
+            if ec == 0:
+                pc93 = r.pos
+                ok93 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t93_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t93_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o93 = _new(_xmldsig.X509IssuerSerial)
+                            o93.x509_issuer_name = t93_0
+                            o93.x509_serial_number = t93_1
+                            v = o93
+                            ok93 = True
+                if not ok93:
+                    r.pos = pc93
+                    v = _d56(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C376, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
+        if s == 6:
+            ec = r.bits(3)
+            if ec == 0:
+                pc94 = r.pos
+                ok94 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t94_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t94_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o94 = _new(_xmldsig.X509IssuerSerial)
+                            o94.x509_issuer_name = t94_0
+                            o94.x509_serial_number = t94_1
+                            v = o94
+                            ok94 = True
+                if not ok94:
+                    r.pos = pc94
+                    v = _d56(r)
+                f0.append(v)
+                s = 1
+            elif ec == 1:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509SKI")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SKI")
+                f1.append(v)
+                s = 2
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "X509SubjectName")
+                else:
+                    v = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SubjectName")
+                f2.append(v)
+                s = 3
+            elif ec == 3:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509Certificate")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509Certificate")
+                f3.append(v)
+                s = 4
+            elif ec == 4:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "X509CRL")
+                else:
+                    v = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509CRL")
+                f4.append(v)
+                s = 5
+            elif ec == 5:
+                r.fail("X509DataType: wildcard (xs:any) element content is not supported")
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C377, "X509DataType")
+            else:
+                r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
     o.x509_issuer_serial = f0
     o.x509ski = f1
@@ -7371,9 +9262,9 @@ def _e34(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C377.get(s)
+        t = _C379.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C376)
+            _order("X509Data.x509_issuer_serial", s, _C378)
         if v0.__class__ is not _xmldsig.X509IssuerSerial:
             _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
@@ -7387,9 +9278,9 @@ def _e34(w, o):
     n = 0
     for v1 in items:
         n += 1
-        t = _C378.get(s)
+        t = _C380.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C376)
+            _order("X509Data.x509ski", s, _C378)
         if not isinstance(v1, (bytes, bytearray)):
             _bad("X509Data.x509ski", v1, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7404,9 +9295,9 @@ def _e34(w, o):
     n = 0
     for v2 in items:
         n += 1
-        t = _C379.get(s)
+        t = _C381.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C376)
+            _order("X509Data.x509_subject_name", s, _C378)
         if type(v2) is not str:
             _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7421,9 +9312,9 @@ def _e34(w, o):
     n = 0
     for v3 in items:
         n += 1
-        t = _C380.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C376)
+            _order("X509Data.x509_certificate", s, _C378)
         if not isinstance(v3, (bytes, bytearray)):
             _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7438,18 +9329,18 @@ def _e34(w, o):
     n = 0
     for v4 in items:
         n += 1
-        t = _C381.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C376)
+            _order("X509Data.x509crl", s, _C378)
         if not isinstance(v4, (bytes, bytearray)):
             _bad("X509Data.x509crl", v4, "bytes of length 0..")
         w.bits((t[0]) << 1, t[1] + 1)
         w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C382.get(s)
+    t = _C384.get(s)
     if t is None:
-        _order("X509Data", s, _C376)
+        _order("X509Data", s, _C378)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7461,19 +9352,59 @@ def _d35(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d38(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f0 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C383, "DetailedCostType")
+            _escape(r, 3, _C385, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f1 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C384, "DetailedCostType")
+            _escape(r, 2, _C386, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -7481,7 +9412,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C385, "DetailedCostType")
+            _escape(r, 1, _C387, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -7493,14 +9424,14 @@ def _e35(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
     v0 = o.amount
     if v0 is None:
-        _order("DetailedCost.amount", 0, _C386)
+        _order("DetailedCost.amount", 0, _C388)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.amount", v0, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v0)
     v1 = o.cost_per_unit
     if v1 is None:
-        _order("DetailedCost.cost_per_unit", 1, _C386)
+        _order("DetailedCost.cost_per_unit", 1, _C388)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
     w.bits(0, 1)
@@ -7553,7 +9484,7 @@ def _d36(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C387, "AlternativeSECCType")
+            _escape(r, 3, _C389, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 1:
@@ -7587,7 +9518,7 @@ def _d36(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C388, "AlternativeSECCType")
+            _escape(r, 1, _C390, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 2:
@@ -7613,7 +9544,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C389, "AlternativeSECCType")
+            _escape(r, 1, _C391, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 3:
@@ -7631,7 +9562,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C390, "AlternativeSECCType")
+            _escape(r, 1, _C392, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     if s == 4:
@@ -7639,7 +9570,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C391, "AlternativeSECCType")
+            _escape(r, 1, _C393, "AlternativeSECCType")
         else:
             r.fail("AlternativeSECCType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECC)
@@ -7662,9 +9593,9 @@ def _e36(w, o):
         s = 1
     v1 = o.bssid
     if v1 is not None:
-        t = _C393.get(s)
+        t = _C395.get(s)
         if t is None:
-            _order("AlternativeSECC.bssid", s, _C392)
+            _order("AlternativeSECC.bssid", s, _C394)
         if type(v1) is not str or len(v1) > 12:
             _bad("AlternativeSECC.bssid", v1, "a str of length 0..12")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7673,9 +9604,9 @@ def _e36(w, o):
         s = 2
     v2 = o.ip_address
     if v2 is not None:
-        t = _C394.get(s)
+        t = _C396.get(s)
         if t is None:
-            _order("AlternativeSECC.ip_address", s, _C392)
+            _order("AlternativeSECC.ip_address", s, _C394)
         if type(v2) is not str or len(v2) > 39:
             _bad("AlternativeSECC.ip_address", v2, "a str of length 0..39")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -7684,18 +9615,18 @@ def _e36(w, o):
         s = 3
     v3 = o.port
     if v3 is not None:
-        t = _C395.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("AlternativeSECC.port", s, _C392)
+            _order("AlternativeSECC.port", s, _C394)
         if type(v3) is not int or v3 < 0 or v3 > 65535:
             _bad("AlternativeSECC.port", v3, "an integer in 0..65535")
         w.bits((t[0]) << 1, t[1] + 1)
         w.uint(v3)
         w.bits(0, 1)
         s = 4
-    t = _C396.get(s)
+    t = _C398.get(s)
     if t is None:
-        _order("AlternativeSECC", s, _C392)
+        _order("AlternativeSECC", s, _C394)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7712,7 +9643,7 @@ def _d37(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C397, "AlternativeSECCListType")
+            _escape(r, 3, _C399, "AlternativeSECCListType")
         else:
             r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     if s == 1:
@@ -7728,7 +9659,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C398, "AlternativeSECCListType")
+                    _escape(r, 1, _C400, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
             else:
@@ -7737,7 +9668,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C399, "AlternativeSECCListType")
+                    _escape(r, 1, _C401, "AlternativeSECCListType")
                 else:
                     r.fail("AlternativeSECCListType: event code %d out of range" % ec)
     o = _new(_iso20.AlternativeSECCList)
@@ -7755,17 +9686,17 @@ def _e37(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C401.get(s)
+        t = _C403.get(s)
         if t is None:
-            _order("AlternativeSECCList.alternative_secc", s, _C400)
+            _order("AlternativeSECCList.alternative_secc", s, _C402)
         if v0.__class__ is not _iso20.AlternativeSECC:
             _bad("AlternativeSECCList.alternative_secc", v0, "a AlternativeSECC")
         w.bits(t[0], t[1])
         _e36(w, v0)
         s = (1 if n < 8 else 2)
-    t = _C402.get(s)
+    t = _C404.get(s)
     if t is None:
-        _order("AlternativeSECCList", s, _C400)
+        _order("AlternativeSECCList", s, _C402)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7809,7 +9740,7 @@ def _d38(r):
                             _escape(r, 1, _EV_ELEM_EE, "Exponent")
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C403, "RationalNumberType")
+                _escape(r, 3, _C405, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 1:
@@ -7842,7 +9773,7 @@ def _d38(r):
                         _escape(r, 1, _EV_ELEM_EE, "Value")
                 s = 2
             elif ec == 1:
-                _escape(r, 2, _C404, "RationalNumberType")
+                _escape(r, 2, _C406, "RationalNumberType")
             else:
                 r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
@@ -7850,7 +9781,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C405, "RationalNumberType")
+            _escape(r, 1, _C407, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7862,12 +9793,12 @@ def _e38(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
     v0 = o.exponent
     if v0 is None:
-        _order("RationalNumber.exponent", 0, _C406)
+        _order("RationalNumber.exponent", 0, _C408)
     if v0.__class__ is not int or not -128 <= v0 <= 127:
         _bad("RationalNumber.exponent", v0, "an integer in -128..127")
     v1 = o.value
     if v1 is None:
-        _order("RationalNumber.value", 1, _C406)
+        _order("RationalNumber.value", 1, _C408)
     if type(v1) is not int or v1 < -32768 or v1 > 32767:
         _bad("RationalNumber.value", v1, "an integer in -32768..32767")
     w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
@@ -8001,7 +9932,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d38(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f8 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f8 = _d38(r)
             s = 9
         elif ec == 9:
             x = r.bits(3)
@@ -8019,7 +9970,7 @@ def _d39(r):
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C407, "DisplayParametersType")
+            _escape(r, 3, _C409, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
@@ -8119,7 +10070,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d38(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t98_0 = y
+                t98_1 = r.integer(3)
+                if t98_1 < -32768 or t98_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso20.RationalNumber)
+                    o98.exponent = t98_0
+                    o98.value = t98_1
+                    f8 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f8 = _d38(r)
             s = 9
         elif ec == 8:
             x = r.bits(3)
@@ -8137,7 +10108,7 @@ def _d39(r):
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C408, "DisplayParametersType")
+            _escape(r, 1, _C410, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
@@ -8220,7 +10191,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d38(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t99_0 = y
+                t99_1 = r.integer(3)
+                if t99_1 < -32768 or t99_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso20.RationalNumber)
+                    o99.exponent = t99_0
+                    o99.value = t99_1
+                    f8 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f8 = _d38(r)
             s = 9
         elif ec == 7:
             x = r.bits(3)
@@ -8238,7 +10229,7 @@ def _d39(r):
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C409, "DisplayParametersType")
+            _escape(r, 1, _C411, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
@@ -8304,7 +10295,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d38(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f8 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f8 = _d38(r)
             s = 9
         elif ec == 6:
             x = r.bits(3)
@@ -8322,7 +10333,7 @@ def _d39(r):
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C410, "DisplayParametersType")
+            _escape(r, 1, _C412, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8371,7 +10382,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d38(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f8 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f8 = _d38(r)
             s = 9
         elif ec == 5:
             x = r.bits(3)
@@ -8389,7 +10420,7 @@ def _d39(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C411, "DisplayParametersType")
+            _escape(r, 1, _C413, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8428,7 +10459,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d38(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f8 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f8 = _d38(r)
             s = 9
         elif ec == 4:
             x = r.bits(3)
@@ -8446,7 +10497,7 @@ def _d39(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C412, "DisplayParametersType")
+            _escape(r, 1, _C414, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8475,7 +10526,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d38(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f8 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f8 = _d38(r)
             s = 9
         elif ec == 3:
             x = r.bits(3)
@@ -8493,7 +10564,7 @@ def _d39(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C413, "DisplayParametersType")
+            _escape(r, 1, _C415, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
@@ -8512,7 +10583,27 @@ def _d39(r):
                         _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d38(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f8 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f8 = _d38(r)
             s = 9
         elif ec == 2:
             x = r.bits(3)
@@ -8530,13 +10621,33 @@ def _d39(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C414, "DisplayParametersType")
+            _escape(r, 1, _C416, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d38(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f8 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
             x = r.bits(3)
@@ -8554,7 +10665,7 @@ def _d39(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C415, "DisplayParametersType")
+            _escape(r, 1, _C417, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
@@ -8575,7 +10686,7 @@ def _d39(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C416, "DisplayParametersType")
+            _escape(r, 1, _C418, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8583,7 +10694,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C417, "DisplayParametersType")
+            _escape(r, 1, _C419, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8610,36 +10721,36 @@ def _e39(w, o):
         s = 1
     v1 = o.minimum_soc
     if v1 is not None:
-        t = _C419.get(s)
+        t = _C421.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C418)
+            _order("DisplayParameters.minimum_soc", s, _C420)
         if v1.__class__ is not int or not 0 <= v1 <= 100:
             _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
         s = 2
     v2 = o.target_soc
     if v2 is not None:
-        t = _C420.get(s)
+        t = _C422.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C418)
+            _order("DisplayParameters.target_soc", s, _C420)
         if v2.__class__ is not int or not 0 <= v2 <= 100:
             _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
         s = 3
     v3 = o.maximum_soc
     if v3 is not None:
-        t = _C421.get(s)
+        t = _C423.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C418)
+            _order("DisplayParameters.maximum_soc", s, _C420)
         if v3.__class__ is not int or not 0 <= v3 <= 100:
             _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
         w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
         s = 4
     v4 = o.remaining_time_to_minimum_soc
     if v4 is not None:
-        t = _C422.get(s)
+        t = _C424.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C418)
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C420)
         if type(v4) is not int or v4 < 0 or v4 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8648,9 +10759,9 @@ def _e39(w, o):
         s = 5
     v5 = o.remaining_time_to_target_soc
     if v5 is not None:
-        t = _C423.get(s)
+        t = _C425.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C418)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C420)
         if type(v5) is not int or v5 < 0 or v5 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8659,9 +10770,9 @@ def _e39(w, o):
         s = 6
     v6 = o.remaining_time_to_maximum_soc
     if v6 is not None:
-        t = _C424.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C418)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C420)
         if type(v6) is not int or v6 < 0 or v6 > 4294967295:
             _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
         w.bits((t[0]) << 1, t[1] + 1)
@@ -8670,18 +10781,18 @@ def _e39(w, o):
         s = 7
     v7 = o.charging_complete
     if v7 is not None:
-        t = _C425.get(s)
+        t = _C427.get(s)
         if t is None:
-            _order("DisplayParameters.charging_complete", s, _C418)
+            _order("DisplayParameters.charging_complete", s, _C420)
         if v7.__class__ is not bool:
             _bad("DisplayParameters.charging_complete", v7, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
         s = 8
     v8 = o.battery_energy_capacity
     if v8 is not None:
-        t = _C426.get(s)
+        t = _C428.get(s)
         if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C418)
+            _order("DisplayParameters.battery_energy_capacity", s, _C420)
         if v8.__class__ is not _iso20.RationalNumber:
             _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
@@ -8689,16 +10800,16 @@ def _e39(w, o):
         s = 9
     v9 = o.inlet_hot
     if v9 is not None:
-        t = _C427.get(s)
+        t = _C429.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C418)
+            _order("DisplayParameters.inlet_hot", s, _C420)
         if v9.__class__ is not bool:
             _bad("DisplayParameters.inlet_hot", v9, "a bool")
         w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
         s = 10
-    t = _C428.get(s)
+    t = _C430.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C418)
+        _order("DisplayParameters", s, _C420)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8714,7 +10825,7 @@ def _d40(r):
             y = (x >> 1) & 3
             if y >= 3:
                 r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % y)
-            y = _C429[y]
+            y = _C431[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8727,7 +10838,7 @@ def _d40(r):
                     x = (x >> 1) & 3
                     if x >= 3:
                         r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
-                    v = _C429[x]
+                    v = _C431[x]
                 else:
                     r.pos -= 4
                     if r.bits(1):
@@ -8736,14 +10847,14 @@ def _d40(r):
                         v = r.bits(2)
                         if v >= 3:
                             r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                        v = _C429[v]
+                        v = _C431[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C431, "WPT_AlignmentCheckMethodListType")
+                _escape(r, 3, _C433, "WPT_AlignmentCheckMethodListType")
             else:
                 r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8756,7 +10867,7 @@ def _d40(r):
                         x = (x >> 1) & 3
                         if x >= 3:
                             r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
-                        v = _C429[x]
+                        v = _C431[x]
                     else:
                         r.pos -= 4
                         if r.bits(1):
@@ -8765,7 +10876,7 @@ def _d40(r):
                             v = r.bits(2)
                             if v >= 3:
                                 r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                            v = _C429[v]
+                            v = _C431[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
                     f0.append(v)
@@ -8775,7 +10886,7 @@ def _d40(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C432, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C434, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
             else:
@@ -8784,7 +10895,7 @@ def _d40(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C433, "WPT_AlignmentCheckMethodListType")
+                    _escape(r, 1, _C435, "WPT_AlignmentCheckMethodListType")
                 else:
                     r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckMethodList)
@@ -8802,17 +10913,17 @@ def _e40(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C435.get(s)
+        t = _C437.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C434)
-        i0 = _C430.get(v0)
+            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C436)
+        i0 = _C432.get(v0)
         if i0 is None:
             _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v0, "a member of _iso20.WPT_AlignmentCheckMethod")
         w.bits(((((t[0]) << 1) << 2) | (i0)) << 1, t[1] + 1 + 2 + 1)
         s = (1 if n < 8 else 2)
-    t = _C436.get(s)
+    t = _C438.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckMethodList", s, _C434)
+        _order("WPT_AlignmentCheckMethodList", s, _C436)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8828,7 +10939,7 @@ def _d41(r):
             y = (x >> 1) & 7
             if y >= 5:
                 r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % y)
-            y = _C437[y]
+            y = _C439[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8841,7 +10952,7 @@ def _d41(r):
                     x = (x >> 1) & 7
                     if x >= 5:
                         r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
-                    v = _C437[x]
+                    v = _C439[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8850,14 +10961,14 @@ def _d41(r):
                         v = r.bits(3)
                         if v >= 5:
                             r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                        v = _C437[v]
+                        v = _C439[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C439, "WPT_FinePositioningMethodListType")
+                _escape(r, 3, _C441, "WPT_FinePositioningMethodListType")
             else:
                 r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8870,7 +10981,7 @@ def _d41(r):
                         x = (x >> 1) & 7
                         if x >= 5:
                             r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
-                        v = _C437[x]
+                        v = _C439[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -8879,7 +10990,7 @@ def _d41(r):
                             v = r.bits(3)
                             if v >= 5:
                                 r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                            v = _C437[v]
+                            v = _C439[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
                     f0.append(v)
@@ -8889,7 +11000,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C440, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C442, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
             else:
@@ -8898,7 +11009,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C441, "WPT_FinePositioningMethodListType")
+                    _escape(r, 1, _C443, "WPT_FinePositioningMethodListType")
                 else:
                     r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningMethodList)
@@ -8916,17 +11027,17 @@ def _e41(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C443.get(s)
+        t = _C445.get(s)
         if t is None:
-            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C442)
-        i0 = _C438.get(v0)
+            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C444)
+        i0 = _C440.get(v0)
         if i0 is None:
             _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v0, "a member of _iso20.WPT_FinePositioningMethod")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
         s = (1 if n < 8 else 2)
-    t = _C444.get(s)
+    t = _C446.get(s)
     if t is None:
-        _order("WPT_FinePositioningMethodList", s, _C442)
+        _order("WPT_FinePositioningMethodList", s, _C444)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8942,7 +11053,7 @@ def _d42(r):
             y = (x >> 1) & 7
             if y >= 6:
                 r.fail("WPT_PairingMethod: enumeration index %d out of range" % y)
-            y = _C445[y]
+            y = _C447[y]
             f0.append(y)
             s = 1
             k = 1
@@ -8955,7 +11066,7 @@ def _d42(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
-                    v = _C445[x]
+                    v = _C447[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -8964,14 +11075,14 @@ def _d42(r):
                         v = r.bits(3)
                         if v >= 6:
                             r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                        v = _C445[v]
+                        v = _C447[v]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                 f0.append(v)
                 s = 1
                 k = 1
             elif ec == 1:
-                _escape(r, 3, _C447, "WPT_PairingMethodListType")
+                _escape(r, 3, _C449, "WPT_PairingMethodListType")
             else:
                 r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     if s == 1:
@@ -8984,7 +11095,7 @@ def _d42(r):
                         x = (x >> 1) & 7
                         if x >= 6:
                             r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
-                        v = _C445[x]
+                        v = _C447[x]
                     else:
                         r.pos -= 5
                         if r.bits(1):
@@ -8993,7 +11104,7 @@ def _d42(r):
                             v = r.bits(3)
                             if v >= 6:
                                 r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                            v = _C445[v]
+                            v = _C447[v]
                             if r.bits(1):
                                 _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
                     f0.append(v)
@@ -9003,7 +11114,7 @@ def _d42(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C448, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C450, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
             else:
@@ -9012,7 +11123,7 @@ def _d42(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C449, "WPT_PairingMethodListType")
+                    _escape(r, 1, _C451, "WPT_PairingMethodListType")
                 else:
                     r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingMethodList)
@@ -9030,17 +11141,17 @@ def _e42(w, o):
     n = 0
     for v0 in items:
         n += 1
-        t = _C451.get(s)
+        t = _C453.get(s)
         if t is None:
-            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C450)
-        i0 = _C446.get(v0)
+            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C452)
+        i0 = _C448.get(v0)
         if i0 is None:
             _bad("WPT_PairingMethodList.wpt_pairing_method", v0, "a member of _iso20.WPT_PairingMethod")
         w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
         s = (1 if n < 8 else 2)
-    t = _C452.get(s)
+    t = _C454.get(s)
     if t is None:
-        _order("WPT_PairingMethodList", s, _C450)
+        _order("WPT_PairingMethodList", s, _C452)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -9054,37 +11165,117 @@ def _d43(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d38(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f0 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C453, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 3, _C455, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t107_0 = y
+                t107_1 = r.integer(3)
+                if t107_1 < -32768 or t107_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t107_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o107 = _new(_iso20.RationalNumber)
+                    o107.exponent = t107_0
+                    o107.value = t107_1
+                    f1 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C454, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C456, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d38(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t108_0 = y
+                t108_1 = r.integer(3)
+                if t108_1 < -32768 or t108_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t108_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o108 = _new(_iso20.RationalNumber)
+                    o108.exponent = t108_0
+                    o108.value = t108_1
+                    f2 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f2 = _d38(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C455, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C457, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d38(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t109_0 = y
+                t109_1 = r.integer(3)
+                if t109_1 < -32768 or t109_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o109 = _new(_iso20.RationalNumber)
+                    o109.exponent = t109_0
+                    o109.value = t109_1
+                    f3 = o109
+                    ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C456, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C458, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -9092,7 +11283,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C457, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 1, _C459, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_EVPCPowerControlParameter)
@@ -9106,28 +11297,28 @@ def _e43(w, o):
     """iso20.WPT_EVPCPowerControlParameter -> WPT_EVPCPowerControlParameterType"""
     v0 = o.evpc_coil_current_request
     if v0 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C458)
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C460)
     if v0.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v0, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v0)
     v1 = o.evpc_coil_current_information
     if v1 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C458)
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C460)
     if v1.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v1, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v1)
     v2 = o.evpc_current_output_information
     if v2 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C458)
+        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C460)
     if v2.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v2, "a RationalNumber")
     w.bits(0, 1)
     _e38(w, v2)
     v3 = o.evpc_voltage_output_information
     if v3 is None:
-        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C458)
+        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C460)
     if v3.__class__ is not _iso20.RationalNumber:
         _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v3, "a RationalNumber")
     w.bits(0, 1)
@@ -9152,7 +11343,7 @@ def _d44(r):
                 y = (x >> 2) & 7
                 if y >= 6:
                     r.fail("EVSENotification: enumeration index %d out of range" % y)
-                y = _C459[y]
+                y = _C226[y]
                 f1 = y
                 s = -1
             else:
@@ -9184,7 +11375,7 @@ def _d44(r):
             y = (x >> 2) & 7
             if y >= 6:
                 r.fail("EVSENotification: enumeration index %d out of range" % y)
-            y = _C459[y]
+            y = _C226[y]
             f1 = y
             s = -1
         else:
@@ -9196,7 +11387,7 @@ def _d44(r):
                     x = (x >> 1) & 7
                     if x >= 6:
                         r.fail("EVSENotification: enumeration index %d out of range" % x)
-                    f1 = _C459[x]
+                    f1 = _C226[x]
                 else:
                     r.pos -= 5
                     if r.bits(1):
@@ -9205,7 +11396,7 @@ def _d44(r):
                         f1 = r.bits(3)
                         if f1 >= 6:
                             r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                        f1 = _C459[f1]
+                        f1 = _C226[f1]
                         if r.bits(1):
                             _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
                 s = 2
@@ -9238,7 +11429,7 @@ def _e44(w, o):
     v1 = o.evse_notification
     if v1 is None:
         _order("EVSEStatus.evse_notification", 1, _C464)
-    i1 = _C460.get(v1)
+    i1 = _C227.get(v1)
     if i1 is None:
         _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
     w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
@@ -9408,7 +11599,96 @@ def _d46(r):
         if x & 3075 == 0:
             y = (x >> 2) & 255
             f0 = y
-            f1.append(_d57(r))
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t110_0 = r.uint(5)
+                if t110_0 < 1 or t110_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t110_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc111 = r.pos
+                    ok111 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t111_0 = r.integer(3)
+                        if t111_0 < -32768 or t111_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t111_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t111_1 = r.integer(3)
+                            if t111_1 < -32768 or t111_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t111_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t111_2 = r.integer(3)
+                                if t111_2 < -32768 or t111_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t111_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o111 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o111.coord_x = t111_0
+                                    o111.coord_y = t111_1
+                                    o111.coord_z = t111_2
+                                    t110_1 = o111
+                                    ok111 = True
+                    if not ok111:
+                        r.pos = pc111
+                        t110_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc112 = r.pos
+                        ok112 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t112_0 = r.integer(3)
+                            if t112_0 < -32768 or t112_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t112_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t112_1 = r.integer(3)
+                                if t112_1 < -32768 or t112_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t112_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t112_2 = r.integer(3)
+                                    if t112_2 < -32768 or t112_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t112_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o112 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o112.coord_x = t112_0
+                                        o112.coord_y = t112_1
+                                        o112.coord_z = t112_2
+                                        t110_2 = o112
+                                        ok112 = True
+                        if not ok112:
+                            r.pos = pc112
+                            t110_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o110 = _new(_iso20.WPT_TxRxSpecData)
+                            o110.tx_rx_identifier = t110_0
+                            o110.tx_rx_position = t110_1
+                            o110.tx_rx_orientation = t110_2
+                            f1.append(o110)
+                            ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f1.append(_d57(r))
             s = 2
             k = 1
         else:
@@ -9434,7 +11714,96 @@ def _d46(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            v = _d57(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t113_0 = r.uint(5)
+                if t113_0 < 1 or t113_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t113_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc114 = r.pos
+                    ok114 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t114_0 = r.integer(3)
+                        if t114_0 < -32768 or t114_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t114_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t114_1 = r.integer(3)
+                            if t114_1 < -32768 or t114_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t114_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t114_2 = r.integer(3)
+                                if t114_2 < -32768 or t114_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t114_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o114 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o114.coord_x = t114_0
+                                    o114.coord_y = t114_1
+                                    o114.coord_z = t114_2
+                                    t113_1 = o114
+                                    ok114 = True
+                    if not ok114:
+                        r.pos = pc114
+                        t113_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc115 = r.pos
+                        ok115 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t115_0 = r.integer(3)
+                            if t115_0 < -32768 or t115_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t115_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t115_1 = r.integer(3)
+                                if t115_1 < -32768 or t115_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t115_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t115_2 = r.integer(3)
+                                    if t115_2 < -32768 or t115_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t115_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o115 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o115.coord_x = t115_0
+                                        o115.coord_y = t115_1
+                                        o115.coord_z = t115_2
+                                        t113_2 = o115
+                                        ok115 = True
+                        if not ok115:
+                            r.pos = pc115
+                            t113_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o113 = _new(_iso20.WPT_TxRxSpecData)
+                            o113.tx_rx_identifier = t113_0
+                            o113.tx_rx_position = t113_1
+                            o113.tx_rx_orientation = t113_2
+                            v = o113
+                            ok113 = True
+            if not ok113:
+                r.pos = pc113
+                v = _d57(r)
             f1.append(v)
             s = 2
             k = 1
@@ -9447,7 +11816,96 @@ def _d46(r):
             if k < 2:
                 ec = r.bits(1)
                 if ec == 0:
-                    v = _d57(r)
+                    pc116 = r.pos
+                    ok116 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t116_0 = r.uint(5)
+                        if t116_0 < 1 or t116_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t116_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc117 = r.pos
+                            ok117 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t117_0 = r.integer(3)
+                                if t117_0 < -32768 or t117_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t117_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t117_1 = r.integer(3)
+                                    if t117_1 < -32768 or t117_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t117_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t117_2 = r.integer(3)
+                                        if t117_2 < -32768 or t117_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t117_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o117 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o117.coord_x = t117_0
+                                            o117.coord_y = t117_1
+                                            o117.coord_z = t117_2
+                                            t116_1 = o117
+                                            ok117 = True
+                            if not ok117:
+                                r.pos = pc117
+                                t116_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc118 = r.pos
+                                ok118 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t118_0 = r.integer(3)
+                                    if t118_0 < -32768 or t118_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t118_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t118_1 = r.integer(3)
+                                        if t118_1 < -32768 or t118_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t118_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t118_2 = r.integer(3)
+                                            if t118_2 < -32768 or t118_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t118_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o118 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o118.coord_x = t118_0
+                                                o118.coord_y = t118_1
+                                                o118.coord_z = t118_2
+                                                t116_2 = o118
+                                                ok118 = True
+                                if not ok118:
+                                    r.pos = pc118
+                                    t116_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o116 = _new(_iso20.WPT_TxRxSpecData)
+                                    o116.tx_rx_identifier = t116_0
+                                    o116.tx_rx_position = t116_1
+                                    o116.tx_rx_orientation = t116_2
+                                    v = o116
+                                    ok116 = True
+                    if not ok116:
+                        r.pos = pc116
+                        v = _d57(r)
                     f1.append(v)
                     k += 1
                     continue
@@ -9458,7 +11916,96 @@ def _d46(r):
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d57(r)
+                    pc119 = r.pos
+                    ok119 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t119_0 = r.uint(5)
+                        if t119_0 < 1 or t119_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t119_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc120 = r.pos
+                            ok120 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t120_0 = r.integer(3)
+                                if t120_0 < -32768 or t120_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t120_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t120_1 = r.integer(3)
+                                    if t120_1 < -32768 or t120_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t120_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t120_2 = r.integer(3)
+                                        if t120_2 < -32768 or t120_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t120_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o120 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o120.coord_x = t120_0
+                                            o120.coord_y = t120_1
+                                            o120.coord_z = t120_2
+                                            t119_1 = o120
+                                            ok120 = True
+                            if not ok120:
+                                r.pos = pc120
+                                t119_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc121 = r.pos
+                                ok121 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t121_0 = r.integer(3)
+                                    if t121_0 < -32768 or t121_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t121_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t121_1 = r.integer(3)
+                                        if t121_1 < -32768 or t121_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t121_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t121_2 = r.integer(3)
+                                            if t121_2 < -32768 or t121_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t121_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o121 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o121.coord_x = t121_0
+                                                o121.coord_y = t121_1
+                                                o121.coord_z = t121_2
+                                                t119_2 = o121
+                                                ok121 = True
+                                if not ok121:
+                                    r.pos = pc121
+                                    t119_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o119 = _new(_iso20.WPT_TxRxSpecData)
+                                    o119.tx_rx_identifier = t119_0
+                                    o119.tx_rx_position = t119_1
+                                    o119.tx_rx_orientation = t119_2
+                                    v = o119
+                                    ok119 = True
+                    if not ok119:
+                        r.pos = pc119
+                        v = _d57(r)
                     f1.append(v)
                     k += 1
                     continue
@@ -9514,7 +12061,44 @@ def _d47(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d64(r)
+            pc122 = r.pos
+            ok122 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t122_0 = r.uint(5)
+                if t122_0 < 1 or t122_0 > 4294967295:
+                    r.facet("RxIdentifier: %d outside 1..4294967295" % t122_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc123 = r.pos
+                    ok123 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t123_0 = _d54(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o123 = _new(_iso20.WPT_LF_RxRSSIList)
+                            o123.rssi_data_list = t123_0
+                            t122_1 = o123
+                            ok123 = True
+                    if not ok123:
+                        r.pos = pc123
+                        t122_1 = _d53(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o122 = _new(_iso20.WPT_LF_RxData)
+                        o122.rx_identifier = t122_0
+                        o122.rssi_data = t122_1
+                        f0 = o122
+                        ok122 = True
+            if not ok122:
+                r.pos = pc122
+                f0 = _d64(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C480, "WPT_LF_RxDataListType")
@@ -9621,11 +12205,120 @@ def _d49(r):
         if x & 3075 == 0:
             y = (x >> 2) & 255
             f0 = y
-            f1 = _d38(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t124_0 = y
+                t124_1 = r.integer(3)
+                if t124_1 < -32768 or t124_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t124_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o124 = _new(_iso20.RationalNumber)
+                    o124.exponent = t124_0
+                    o124.value = t124_1
+                    f1 = o124
+                    ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f1 = _d38(r)
             p = r.pos
             x = r.bits(1)
             if x & 1 == 0:
-                f2.append(_d57(r))
+                pc125 = r.pos
+                ok125 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t125_0 = r.uint(5)
+                    if t125_0 < 1 or t125_0 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % t125_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        pc126 = r.pos
+                        ok126 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t126_0 = r.integer(3)
+                            if t126_0 < -32768 or t126_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t126_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t126_1 = r.integer(3)
+                                if t126_1 < -32768 or t126_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t126_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t126_2 = r.integer(3)
+                                    if t126_2 < -32768 or t126_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t126_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o126 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o126.coord_x = t126_0
+                                        o126.coord_y = t126_1
+                                        o126.coord_z = t126_2
+                                        t125_1 = o126
+                                        ok126 = True
+                        if not ok126:
+                            r.pos = pc126
+                            t125_1 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc127 = r.pos
+                            ok127 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t127_0 = r.integer(3)
+                                if t127_0 < -32768 or t127_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t127_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t127_1 = r.integer(3)
+                                    if t127_1 < -32768 or t127_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t127_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t127_2 = r.integer(3)
+                                        if t127_2 < -32768 or t127_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t127_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o127 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o127.coord_x = t127_0
+                                            o127.coord_y = t127_1
+                                            o127.coord_z = t127_2
+                                            t125_2 = o127
+                                            ok127 = True
+                            if not ok127:
+                                r.pos = pc127
+                                t125_2 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o125 = _new(_iso20.WPT_TxRxSpecData)
+                                o125.tx_rx_identifier = t125_0
+                                o125.tx_rx_position = t125_1
+                                o125.tx_rx_orientation = t125_2
+                                f2.append(o125)
+                                ok125 = True
+                if not ok125:
+                    r.pos = pc125
+                    f2.append(_d57(r))
                 s = 3
                 k = 1
             else:
@@ -9654,7 +12347,27 @@ def _d49(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc128 = r.pos
+            ok128 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t128_0 = y
+                t128_1 = r.integer(3)
+                if t128_1 < -32768 or t128_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t128_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o128 = _new(_iso20.RationalNumber)
+                    o128.exponent = t128_0
+                    o128.value = t128_1
+                    f1 = o128
+                    ok128 = True
+            if not ok128:
+                r.pos = pc128
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C490, "WPT_LF_TransmitterDataType")
@@ -9663,7 +12376,96 @@ def _d49(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            v = _d57(r)
+            pc129 = r.pos
+            ok129 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t129_0 = r.uint(5)
+                if t129_0 < 1 or t129_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t129_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc130 = r.pos
+                    ok130 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t130_0 = r.integer(3)
+                        if t130_0 < -32768 or t130_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t130_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t130_1 = r.integer(3)
+                            if t130_1 < -32768 or t130_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t130_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t130_2 = r.integer(3)
+                                if t130_2 < -32768 or t130_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t130_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o130 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o130.coord_x = t130_0
+                                    o130.coord_y = t130_1
+                                    o130.coord_z = t130_2
+                                    t129_1 = o130
+                                    ok130 = True
+                    if not ok130:
+                        r.pos = pc130
+                        t129_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc131 = r.pos
+                        ok131 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t131_0 = r.integer(3)
+                            if t131_0 < -32768 or t131_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t131_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t131_1 = r.integer(3)
+                                if t131_1 < -32768 or t131_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t131_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t131_2 = r.integer(3)
+                                    if t131_2 < -32768 or t131_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t131_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o131 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o131.coord_x = t131_0
+                                        o131.coord_y = t131_1
+                                        o131.coord_z = t131_2
+                                        t129_2 = o131
+                                        ok131 = True
+                        if not ok131:
+                            r.pos = pc131
+                            t129_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o129 = _new(_iso20.WPT_TxRxSpecData)
+                            o129.tx_rx_identifier = t129_0
+                            o129.tx_rx_position = t129_1
+                            o129.tx_rx_orientation = t129_2
+                            v = o129
+                            ok129 = True
+            if not ok129:
+                r.pos = pc129
+                v = _d57(r)
             f2.append(v)
             s = 3
             k = 1
@@ -9676,7 +12478,96 @@ def _d49(r):
             if k < 2:
                 ec = r.bits(1)
                 if ec == 0:
-                    v = _d57(r)
+                    pc132 = r.pos
+                    ok132 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t132_0 = r.uint(5)
+                        if t132_0 < 1 or t132_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t132_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc133 = r.pos
+                            ok133 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t133_0 = r.integer(3)
+                                if t133_0 < -32768 or t133_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t133_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t133_1 = r.integer(3)
+                                    if t133_1 < -32768 or t133_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t133_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t133_2 = r.integer(3)
+                                        if t133_2 < -32768 or t133_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t133_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o133 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o133.coord_x = t133_0
+                                            o133.coord_y = t133_1
+                                            o133.coord_z = t133_2
+                                            t132_1 = o133
+                                            ok133 = True
+                            if not ok133:
+                                r.pos = pc133
+                                t132_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc134 = r.pos
+                                ok134 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t134_0 = r.integer(3)
+                                    if t134_0 < -32768 or t134_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t134_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t134_1 = r.integer(3)
+                                        if t134_1 < -32768 or t134_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t134_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t134_2 = r.integer(3)
+                                            if t134_2 < -32768 or t134_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t134_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o134 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o134.coord_x = t134_0
+                                                o134.coord_y = t134_1
+                                                o134.coord_z = t134_2
+                                                t132_2 = o134
+                                                ok134 = True
+                                if not ok134:
+                                    r.pos = pc134
+                                    t132_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o132 = _new(_iso20.WPT_TxRxSpecData)
+                                    o132.tx_rx_identifier = t132_0
+                                    o132.tx_rx_position = t132_1
+                                    o132.tx_rx_orientation = t132_2
+                                    v = o132
+                                    ok132 = True
+                    if not ok132:
+                        r.pos = pc132
+                        v = _d57(r)
                     f2.append(v)
                     k += 1
                     continue
@@ -9687,7 +12578,96 @@ def _d49(r):
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d57(r)
+                    pc135 = r.pos
+                    ok135 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t135_0 = r.uint(5)
+                        if t135_0 < 1 or t135_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t135_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc136 = r.pos
+                            ok136 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t136_0 = r.integer(3)
+                                if t136_0 < -32768 or t136_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t136_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t136_1 = r.integer(3)
+                                    if t136_1 < -32768 or t136_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t136_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t136_2 = r.integer(3)
+                                        if t136_2 < -32768 or t136_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t136_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o136 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o136.coord_x = t136_0
+                                            o136.coord_y = t136_1
+                                            o136.coord_z = t136_2
+                                            t135_1 = o136
+                                            ok136 = True
+                            if not ok136:
+                                r.pos = pc136
+                                t135_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc137 = r.pos
+                                ok137 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t137_0 = r.integer(3)
+                                    if t137_0 < -32768 or t137_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t137_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t137_1 = r.integer(3)
+                                        if t137_1 < -32768 or t137_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t137_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t137_2 = r.integer(3)
+                                            if t137_2 < -32768 or t137_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t137_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o137 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o137.coord_x = t137_0
+                                                o137.coord_y = t137_1
+                                                o137.coord_z = t137_2
+                                                t135_2 = o137
+                                                ok137 = True
+                                if not ok137:
+                                    r.pos = pc137
+                                    t135_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o135 = _new(_iso20.WPT_TxRxSpecData)
+                                    o135.tx_rx_identifier = t135_0
+                                    o135.tx_rx_position = t135_1
+                                    o135.tx_rx_orientation = t135_2
+                                    v = o135
+                                    ok135 = True
+                    if not ok135:
+                        r.pos = pc135
+                        v = _d57(r)
                     f2.append(v)
                     k += 1
                     continue
@@ -9773,7 +12753,49 @@ def _d50(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d65(r)
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t138_0 = r.uint(5)
+                if t138_0 < 1 or t138_0 > 4294967295:
+                    r.facet("TxIdentifier: %d outside 1..4294967295" % t138_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc139 = r.pos
+                    ok139 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t139_0 = y
+                        t139_1 = r.integer(3)
+                        if t139_1 < -32768 or t139_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t139_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o139 = _new(_iso20.RationalNumber)
+                            o139.exponent = t139_0
+                            o139.value = t139_1
+                            t138_1 = o139
+                            ok139 = True
+                    if not ok139:
+                        r.pos = pc139
+                        t138_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o138 = _new(_iso20.WPT_LF_TxData)
+                        o138.tx_identifier = t138_0
+                        o138.eirp = t138_1
+                        f0 = o138
+                        ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f0 = _d65(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C499, "WPT_LF_TxDataListType")
@@ -10490,7 +13512,49 @@ def _d53(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d54(r)
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t140_0 = r.uint(5)
+                if t140_0 < 1 or t140_0 > 4294967295:
+                    r.facet("TxIdentifier: %d outside 1..4294967295" % t140_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc141 = r.pos
+                    ok141 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t141_0 = y
+                        t141_1 = r.integer(3)
+                        if t141_1 < -32768 or t141_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t141_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o141 = _new(_iso20.RationalNumber)
+                            o141.exponent = t141_0
+                            o141.value = t141_1
+                            t140_1 = o141
+                            ok141 = True
+                    if not ok141:
+                        r.pos = pc141
+                        t140_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o140 = _new(_iso20.WPT_LF_RxRSSI)
+                        o140.tx_identifier = t140_0
+                        o140.rssi = t140_1
+                        f0 = o140
+                        ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d54(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C524, "WPT_LF_RxRSSIListType")
@@ -10534,7 +13598,27 @@ def _d54(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d38(r)
+                pc142 = r.pos
+                ok142 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t142_0 = y
+                    t142_1 = r.integer(3)
+                    if t142_1 < -32768 or t142_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t142_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o142 = _new(_iso20.RationalNumber)
+                        o142.exponent = t142_0
+                        o142.value = t142_1
+                        f1 = o142
+                        ok142 = True
+                if not ok142:
+                    r.pos = pc142
+                    f1 = _d38(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -10567,7 +13651,27 @@ def _d54(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t143_0 = y
+                t143_1 = r.integer(3)
+                if t143_1 < -32768 or t143_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t143_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o143 = _new(_iso20.RationalNumber)
+                    o143.exponent = t143_0
+                    o143.value = t143_1
+                    f1 = o143
+                    ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C528, "WPT_LF_RxRSSIType")
@@ -10626,19 +13730,301 @@ def _d55(r):
             if x & 8 == 0:
                 ec = x & 7
                 if ec == 0:
-                    f1 = _d35(r)
+                    pc144 = r.pos
+                    ok144 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc145 = r.pos
+                        ok145 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t145_0 = y
+                            t145_1 = r.integer(3)
+                            if t145_1 < -32768 or t145_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t145_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o145 = _new(_iso20.RationalNumber)
+                                o145.exponent = t145_0
+                                o145.value = t145_1
+                                t144_0 = o145
+                                ok145 = True
+                        if not ok145:
+                            r.pos = pc145
+                            t144_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc146 = r.pos
+                            ok146 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t146_0 = y
+                                t146_1 = r.integer(3)
+                                if t146_1 < -32768 or t146_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t146_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o146 = _new(_iso20.RationalNumber)
+                                    o146.exponent = t146_0
+                                    o146.value = t146_1
+                                    t144_1 = o146
+                                    ok146 = True
+                            if not ok146:
+                                r.pos = pc146
+                                t144_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o144 = _new(_iso20.DetailedCost)
+                                o144.amount = t144_0
+                                o144.cost_per_unit = t144_1
+                                f1 = o144
+                                ok144 = True
+                    if not ok144:
+                        r.pos = pc144
+                        f1 = _d35(r)
                     s = 2
                 elif ec == 1:
-                    f2 = _d35(r)
+                    pc147 = r.pos
+                    ok147 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc148 = r.pos
+                        ok148 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t148_0 = y
+                            t148_1 = r.integer(3)
+                            if t148_1 < -32768 or t148_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t148_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o148 = _new(_iso20.RationalNumber)
+                                o148.exponent = t148_0
+                                o148.value = t148_1
+                                t147_0 = o148
+                                ok148 = True
+                        if not ok148:
+                            r.pos = pc148
+                            t147_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc149 = r.pos
+                            ok149 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t149_0 = y
+                                t149_1 = r.integer(3)
+                                if t149_1 < -32768 or t149_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t149_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o149 = _new(_iso20.RationalNumber)
+                                    o149.exponent = t149_0
+                                    o149.value = t149_1
+                                    t147_1 = o149
+                                    ok149 = True
+                            if not ok149:
+                                r.pos = pc149
+                                t147_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o147 = _new(_iso20.DetailedCost)
+                                o147.amount = t147_0
+                                o147.cost_per_unit = t147_1
+                                f2 = o147
+                                ok147 = True
+                    if not ok147:
+                        r.pos = pc147
+                        f2 = _d35(r)
                     s = 3
                 elif ec == 2:
-                    f3 = _d35(r)
+                    pc150 = r.pos
+                    ok150 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc151 = r.pos
+                        ok151 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t151_0 = y
+                            t151_1 = r.integer(3)
+                            if t151_1 < -32768 or t151_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t151_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o151 = _new(_iso20.RationalNumber)
+                                o151.exponent = t151_0
+                                o151.value = t151_1
+                                t150_0 = o151
+                                ok151 = True
+                        if not ok151:
+                            r.pos = pc151
+                            t150_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc152 = r.pos
+                            ok152 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t152_0 = y
+                                t152_1 = r.integer(3)
+                                if t152_1 < -32768 or t152_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t152_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o152 = _new(_iso20.RationalNumber)
+                                    o152.exponent = t152_0
+                                    o152.value = t152_1
+                                    t150_1 = o152
+                                    ok152 = True
+                            if not ok152:
+                                r.pos = pc152
+                                t150_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o150 = _new(_iso20.DetailedCost)
+                                o150.amount = t150_0
+                                o150.cost_per_unit = t150_1
+                                f3 = o150
+                                ok150 = True
+                    if not ok150:
+                        r.pos = pc150
+                        f3 = _d35(r)
                     s = 4
                 elif ec == 3:
-                    f4 = _d35(r)
+                    pc153 = r.pos
+                    ok153 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc154 = r.pos
+                        ok154 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t154_0 = y
+                            t154_1 = r.integer(3)
+                            if t154_1 < -32768 or t154_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t154_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o154 = _new(_iso20.RationalNumber)
+                                o154.exponent = t154_0
+                                o154.value = t154_1
+                                t153_0 = o154
+                                ok154 = True
+                        if not ok154:
+                            r.pos = pc154
+                            t153_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc155 = r.pos
+                            ok155 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t155_0 = y
+                                t155_1 = r.integer(3)
+                                if t155_1 < -32768 or t155_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t155_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o155 = _new(_iso20.RationalNumber)
+                                    o155.exponent = t155_0
+                                    o155.value = t155_1
+                                    t153_1 = o155
+                                    ok155 = True
+                            if not ok155:
+                                r.pos = pc155
+                                t153_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o153 = _new(_iso20.DetailedCost)
+                                o153.amount = t153_0
+                                o153.cost_per_unit = t153_1
+                                f4 = o153
+                                ok153 = True
+                    if not ok153:
+                        r.pos = pc153
+                        f4 = _d35(r)
                     s = 5
                 elif ec == 4:
-                    v = _d59(r)
+                    pc156 = r.pos
+                    ok156 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t156_0 = r.uint(5)
+                        if t156_0 < 1 or t156_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t156_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc157 = r.pos
+                            ok157 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t157_0 = y
+                                t157_1 = r.integer(3)
+                                if t157_1 < -32768 or t157_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t157_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o157 = _new(_iso20.RationalNumber)
+                                    o157.exponent = t157_0
+                                    o157.value = t157_1
+                                    t156_1 = o157
+                                    ok157 = True
+                            if not ok157:
+                                r.pos = pc157
+                                t156_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o156 = _new(_iso20.DetailedTax)
+                                o156.tax_rule_id = t156_0
+                                o156.amount = t156_1
+                                v = o156
+                                ok156 = True
+                    if not ok156:
+                        r.pos = pc156
+                        v = _d59(r)
                     f5.append(v)
                     s = 6
                     k = 1
@@ -10673,19 +14059,301 @@ def _d55(r):
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d35(r)
+            pc158 = r.pos
+            ok158 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc159 = r.pos
+                ok159 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t159_0 = y
+                    t159_1 = r.integer(3)
+                    if t159_1 < -32768 or t159_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t159_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o159 = _new(_iso20.RationalNumber)
+                        o159.exponent = t159_0
+                        o159.value = t159_1
+                        t158_0 = o159
+                        ok159 = True
+                if not ok159:
+                    r.pos = pc159
+                    t158_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc160 = r.pos
+                    ok160 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t160_0 = y
+                        t160_1 = r.integer(3)
+                        if t160_1 < -32768 or t160_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t160_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o160 = _new(_iso20.RationalNumber)
+                            o160.exponent = t160_0
+                            o160.value = t160_1
+                            t158_1 = o160
+                            ok160 = True
+                    if not ok160:
+                        r.pos = pc160
+                        t158_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o158 = _new(_iso20.DetailedCost)
+                        o158.amount = t158_0
+                        o158.cost_per_unit = t158_1
+                        f1 = o158
+                        ok158 = True
+            if not ok158:
+                r.pos = pc158
+                f1 = _d35(r)
             s = 2
         elif ec == 1:
-            f2 = _d35(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc162 = r.pos
+                ok162 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t162_0 = y
+                    t162_1 = r.integer(3)
+                    if t162_1 < -32768 or t162_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t162_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o162 = _new(_iso20.RationalNumber)
+                        o162.exponent = t162_0
+                        o162.value = t162_1
+                        t161_0 = o162
+                        ok162 = True
+                if not ok162:
+                    r.pos = pc162
+                    t161_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc163 = r.pos
+                    ok163 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t163_0 = y
+                        t163_1 = r.integer(3)
+                        if t163_1 < -32768 or t163_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t163_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o163 = _new(_iso20.RationalNumber)
+                            o163.exponent = t163_0
+                            o163.value = t163_1
+                            t161_1 = o163
+                            ok163 = True
+                    if not ok163:
+                        r.pos = pc163
+                        t161_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o161 = _new(_iso20.DetailedCost)
+                        o161.amount = t161_0
+                        o161.cost_per_unit = t161_1
+                        f2 = o161
+                        ok161 = True
+            if not ok161:
+                r.pos = pc161
+                f2 = _d35(r)
             s = 3
         elif ec == 2:
-            f3 = _d35(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc165 = r.pos
+                ok165 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t165_0 = y
+                    t165_1 = r.integer(3)
+                    if t165_1 < -32768 or t165_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t165_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o165 = _new(_iso20.RationalNumber)
+                        o165.exponent = t165_0
+                        o165.value = t165_1
+                        t164_0 = o165
+                        ok165 = True
+                if not ok165:
+                    r.pos = pc165
+                    t164_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc166 = r.pos
+                    ok166 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t166_0 = y
+                        t166_1 = r.integer(3)
+                        if t166_1 < -32768 or t166_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t166_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o166 = _new(_iso20.RationalNumber)
+                            o166.exponent = t166_0
+                            o166.value = t166_1
+                            t164_1 = o166
+                            ok166 = True
+                    if not ok166:
+                        r.pos = pc166
+                        t164_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o164 = _new(_iso20.DetailedCost)
+                        o164.amount = t164_0
+                        o164.cost_per_unit = t164_1
+                        f3 = o164
+                        ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f3 = _d35(r)
             s = 4
         elif ec == 3:
-            f4 = _d35(r)
+            pc167 = r.pos
+            ok167 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc168 = r.pos
+                ok168 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t168_0 = y
+                    t168_1 = r.integer(3)
+                    if t168_1 < -32768 or t168_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t168_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o168 = _new(_iso20.RationalNumber)
+                        o168.exponent = t168_0
+                        o168.value = t168_1
+                        t167_0 = o168
+                        ok168 = True
+                if not ok168:
+                    r.pos = pc168
+                    t167_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc169 = r.pos
+                    ok169 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t169_0 = y
+                        t169_1 = r.integer(3)
+                        if t169_1 < -32768 or t169_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t169_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o169 = _new(_iso20.RationalNumber)
+                            o169.exponent = t169_0
+                            o169.value = t169_1
+                            t167_1 = o169
+                            ok169 = True
+                    if not ok169:
+                        r.pos = pc169
+                        t167_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o167 = _new(_iso20.DetailedCost)
+                        o167.amount = t167_0
+                        o167.cost_per_unit = t167_1
+                        f4 = o167
+                        ok167 = True
+            if not ok167:
+                r.pos = pc167
+                f4 = _d35(r)
             s = 5
         elif ec == 4:
-            v = _d59(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t170_0 = r.uint(5)
+                if t170_0 < 1 or t170_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t170_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc171 = r.pos
+                    ok171 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t171_0 = y
+                        t171_1 = r.integer(3)
+                        if t171_1 < -32768 or t171_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t171_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o171 = _new(_iso20.RationalNumber)
+                            o171.exponent = t171_0
+                            o171.value = t171_1
+                            t170_1 = o171
+                            ok171 = True
+                    if not ok171:
+                        r.pos = pc171
+                        t170_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o170 = _new(_iso20.DetailedTax)
+                        o170.tax_rule_id = t170_0
+                        o170.amount = t170_1
+                        v = o170
+                        ok170 = True
+            if not ok170:
+                r.pos = pc170
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
@@ -10698,16 +14366,238 @@ def _d55(r):
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d35(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc173 = r.pos
+                ok173 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t173_0 = y
+                    t173_1 = r.integer(3)
+                    if t173_1 < -32768 or t173_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t173_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o173 = _new(_iso20.RationalNumber)
+                        o173.exponent = t173_0
+                        o173.value = t173_1
+                        t172_0 = o173
+                        ok173 = True
+                if not ok173:
+                    r.pos = pc173
+                    t172_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc174 = r.pos
+                    ok174 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t174_0 = y
+                        t174_1 = r.integer(3)
+                        if t174_1 < -32768 or t174_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t174_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o174 = _new(_iso20.RationalNumber)
+                            o174.exponent = t174_0
+                            o174.value = t174_1
+                            t172_1 = o174
+                            ok174 = True
+                    if not ok174:
+                        r.pos = pc174
+                        t172_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o172 = _new(_iso20.DetailedCost)
+                        o172.amount = t172_0
+                        o172.cost_per_unit = t172_1
+                        f2 = o172
+                        ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f2 = _d35(r)
             s = 3
         elif ec == 1:
-            f3 = _d35(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc176 = r.pos
+                ok176 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t176_0 = y
+                    t176_1 = r.integer(3)
+                    if t176_1 < -32768 or t176_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t176_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o176 = _new(_iso20.RationalNumber)
+                        o176.exponent = t176_0
+                        o176.value = t176_1
+                        t175_0 = o176
+                        ok176 = True
+                if not ok176:
+                    r.pos = pc176
+                    t175_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc177 = r.pos
+                    ok177 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t177_0 = y
+                        t177_1 = r.integer(3)
+                        if t177_1 < -32768 or t177_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t177_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o177 = _new(_iso20.RationalNumber)
+                            o177.exponent = t177_0
+                            o177.value = t177_1
+                            t175_1 = o177
+                            ok177 = True
+                    if not ok177:
+                        r.pos = pc177
+                        t175_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o175 = _new(_iso20.DetailedCost)
+                        o175.amount = t175_0
+                        o175.cost_per_unit = t175_1
+                        f3 = o175
+                        ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f3 = _d35(r)
             s = 4
         elif ec == 2:
-            f4 = _d35(r)
+            pc178 = r.pos
+            ok178 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc179 = r.pos
+                ok179 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t179_0 = y
+                    t179_1 = r.integer(3)
+                    if t179_1 < -32768 or t179_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t179_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o179 = _new(_iso20.RationalNumber)
+                        o179.exponent = t179_0
+                        o179.value = t179_1
+                        t178_0 = o179
+                        ok179 = True
+                if not ok179:
+                    r.pos = pc179
+                    t178_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc180 = r.pos
+                    ok180 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t180_0 = y
+                        t180_1 = r.integer(3)
+                        if t180_1 < -32768 or t180_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t180_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o180 = _new(_iso20.RationalNumber)
+                            o180.exponent = t180_0
+                            o180.value = t180_1
+                            t178_1 = o180
+                            ok180 = True
+                    if not ok180:
+                        r.pos = pc180
+                        t178_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o178 = _new(_iso20.DetailedCost)
+                        o178.amount = t178_0
+                        o178.cost_per_unit = t178_1
+                        f4 = o178
+                        ok178 = True
+            if not ok178:
+                r.pos = pc178
+                f4 = _d35(r)
             s = 5
         elif ec == 3:
-            v = _d59(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t181_0 = r.uint(5)
+                if t181_0 < 1 or t181_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t181_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc182 = r.pos
+                    ok182 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t182_0 = y
+                        t182_1 = r.integer(3)
+                        if t182_1 < -32768 or t182_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t182_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o182 = _new(_iso20.RationalNumber)
+                            o182.exponent = t182_0
+                            o182.value = t182_1
+                            t181_1 = o182
+                            ok182 = True
+                    if not ok182:
+                        r.pos = pc182
+                        t181_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o181 = _new(_iso20.DetailedTax)
+                        o181.tax_rule_id = t181_0
+                        o181.amount = t181_1
+                        v = o181
+                        ok181 = True
+            if not ok181:
+                r.pos = pc181
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
@@ -10720,13 +14610,175 @@ def _d55(r):
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d35(r)
+            pc183 = r.pos
+            ok183 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc184 = r.pos
+                ok184 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t184_0 = y
+                    t184_1 = r.integer(3)
+                    if t184_1 < -32768 or t184_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t184_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o184 = _new(_iso20.RationalNumber)
+                        o184.exponent = t184_0
+                        o184.value = t184_1
+                        t183_0 = o184
+                        ok184 = True
+                if not ok184:
+                    r.pos = pc184
+                    t183_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc185 = r.pos
+                    ok185 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t185_0 = y
+                        t185_1 = r.integer(3)
+                        if t185_1 < -32768 or t185_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t185_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o185 = _new(_iso20.RationalNumber)
+                            o185.exponent = t185_0
+                            o185.value = t185_1
+                            t183_1 = o185
+                            ok185 = True
+                    if not ok185:
+                        r.pos = pc185
+                        t183_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o183 = _new(_iso20.DetailedCost)
+                        o183.amount = t183_0
+                        o183.cost_per_unit = t183_1
+                        f3 = o183
+                        ok183 = True
+            if not ok183:
+                r.pos = pc183
+                f3 = _d35(r)
             s = 4
         elif ec == 1:
-            f4 = _d35(r)
+            pc186 = r.pos
+            ok186 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc187 = r.pos
+                ok187 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t187_0 = y
+                    t187_1 = r.integer(3)
+                    if t187_1 < -32768 or t187_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t187_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o187 = _new(_iso20.RationalNumber)
+                        o187.exponent = t187_0
+                        o187.value = t187_1
+                        t186_0 = o187
+                        ok187 = True
+                if not ok187:
+                    r.pos = pc187
+                    t186_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc188 = r.pos
+                    ok188 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t188_0 = y
+                        t188_1 = r.integer(3)
+                        if t188_1 < -32768 or t188_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t188_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o188 = _new(_iso20.RationalNumber)
+                            o188.exponent = t188_0
+                            o188.value = t188_1
+                            t186_1 = o188
+                            ok188 = True
+                    if not ok188:
+                        r.pos = pc188
+                        t186_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o186 = _new(_iso20.DetailedCost)
+                        o186.amount = t186_0
+                        o186.cost_per_unit = t186_1
+                        f4 = o186
+                        ok186 = True
+            if not ok186:
+                r.pos = pc186
+                f4 = _d35(r)
             s = 5
         elif ec == 2:
-            v = _d59(r)
+            pc189 = r.pos
+            ok189 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t189_0 = r.uint(5)
+                if t189_0 < 1 or t189_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t189_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc190 = r.pos
+                    ok190 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t190_0 = y
+                        t190_1 = r.integer(3)
+                        if t190_1 < -32768 or t190_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t190_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o190 = _new(_iso20.RationalNumber)
+                            o190.exponent = t190_0
+                            o190.value = t190_1
+                            t189_1 = o190
+                            ok190 = True
+                    if not ok190:
+                        r.pos = pc190
+                        t189_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o189 = _new(_iso20.DetailedTax)
+                        o189.tax_rule_id = t189_0
+                        o189.amount = t189_1
+                        v = o189
+                        ok189 = True
+            if not ok189:
+                r.pos = pc189
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
@@ -10739,10 +14791,112 @@ def _d55(r):
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d35(r)
+            pc191 = r.pos
+            ok191 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc192 = r.pos
+                ok192 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t192_0 = y
+                    t192_1 = r.integer(3)
+                    if t192_1 < -32768 or t192_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t192_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o192 = _new(_iso20.RationalNumber)
+                        o192.exponent = t192_0
+                        o192.value = t192_1
+                        t191_0 = o192
+                        ok192 = True
+                if not ok192:
+                    r.pos = pc192
+                    t191_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc193 = r.pos
+                    ok193 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t193_0 = y
+                        t193_1 = r.integer(3)
+                        if t193_1 < -32768 or t193_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t193_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o193 = _new(_iso20.RationalNumber)
+                            o193.exponent = t193_0
+                            o193.value = t193_1
+                            t191_1 = o193
+                            ok193 = True
+                    if not ok193:
+                        r.pos = pc193
+                        t191_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o191 = _new(_iso20.DetailedCost)
+                        o191.amount = t191_0
+                        o191.cost_per_unit = t191_1
+                        f4 = o191
+                        ok191 = True
+            if not ok191:
+                r.pos = pc191
+                f4 = _d35(r)
             s = 5
         elif ec == 1:
-            v = _d59(r)
+            pc194 = r.pos
+            ok194 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t194_0 = r.uint(5)
+                if t194_0 < 1 or t194_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t194_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc195 = r.pos
+                    ok195 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t195_0 = y
+                        t195_1 = r.integer(3)
+                        if t195_1 < -32768 or t195_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t195_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o195 = _new(_iso20.RationalNumber)
+                            o195.exponent = t195_0
+                            o195.value = t195_1
+                            t194_1 = o195
+                            ok195 = True
+                    if not ok195:
+                        r.pos = pc195
+                        t194_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o194 = _new(_iso20.DetailedTax)
+                        o194.tax_rule_id = t194_0
+                        o194.amount = t194_1
+                        v = o194
+                        ok194 = True
+            if not ok194:
+                r.pos = pc194
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
@@ -10755,7 +14909,49 @@ def _d55(r):
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d59(r)
+            pc196 = r.pos
+            ok196 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t196_0 = r.uint(5)
+                if t196_0 < 1 or t196_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t196_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc197 = r.pos
+                    ok197 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t197_0 = y
+                        t197_1 = r.integer(3)
+                        if t197_1 < -32768 or t197_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t197_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o197 = _new(_iso20.RationalNumber)
+                            o197.exponent = t197_0
+                            o197.value = t197_1
+                            t196_1 = o197
+                            ok197 = True
+                    if not ok197:
+                        r.pos = pc197
+                        t196_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o196 = _new(_iso20.DetailedTax)
+                        o196.tax_rule_id = t196_0
+                        o196.amount = t196_1
+                        v = o196
+                        ok196 = True
+            if not ok196:
+                r.pos = pc196
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
@@ -10770,7 +14966,49 @@ def _d55(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d59(r)
+                    pc198 = r.pos
+                    ok198 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t198_0 = r.uint(5)
+                        if t198_0 < 1 or t198_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t198_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc199 = r.pos
+                            ok199 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t199_0 = y
+                                t199_1 = r.integer(3)
+                                if t199_1 < -32768 or t199_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t199_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o199 = _new(_iso20.RationalNumber)
+                                    o199.exponent = t199_0
+                                    o199.value = t199_1
+                                    t198_1 = o199
+                                    ok199 = True
+                            if not ok199:
+                                r.pos = pc199
+                                t198_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o198 = _new(_iso20.DetailedTax)
+                                o198.tax_rule_id = t198_0
+                                o198.amount = t198_1
+                                v = o198
+                                ok198 = True
+                    if not ok198:
+                        r.pos = pc198
+                        v = _d59(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -10988,11 +15226,73 @@ def _d57(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d61(r)
+                pc200 = r.pos
+                ok200 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t200_0 = r.integer(3)
+                    if t200_0 < -32768 or t200_0 > 32767:
+                        r.facet("Coord_X: %d outside -32768..32767" % t200_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t200_1 = r.integer(3)
+                        if t200_1 < -32768 or t200_1 > 32767:
+                            r.facet("Coord_Y: %d outside -32768..32767" % t200_1)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t200_2 = r.integer(3)
+                            if t200_2 < -32768 or t200_2 > 32767:
+                                r.facet("Coord_Z: %d outside -32768..32767" % t200_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o200 = _new(_iso20.WPT_CoordinateXYZ)
+                                o200.coord_x = t200_0
+                                o200.coord_y = t200_1
+                                o200.coord_z = t200_2
+                                f1 = o200
+                                ok200 = True
+                if not ok200:
+                    r.pos = pc200
+                    f1 = _d61(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
-                    f2 = _d61(r)
+                    pc201 = r.pos
+                    ok201 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t201_0 = r.integer(3)
+                        if t201_0 < -32768 or t201_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t201_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t201_1 = r.integer(3)
+                            if t201_1 < -32768 or t201_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t201_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t201_2 = r.integer(3)
+                                if t201_2 < -32768 or t201_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t201_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o201 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o201.coord_x = t201_0
+                                    o201.coord_y = t201_1
+                                    o201.coord_z = t201_2
+                                    f2 = o201
+                                    ok201 = True
+                    if not ok201:
+                        r.pos = pc201
+                        f2 = _d61(r)
                     p = r.pos
                     x = r.bits(1)
                     if x & 1 == 0:
@@ -11028,7 +15328,38 @@ def _d57(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d61(r)
+            pc202 = r.pos
+            ok202 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t202_0 = r.integer(3)
+                if t202_0 < -32768 or t202_0 > 32767:
+                    r.facet("Coord_X: %d outside -32768..32767" % t202_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t202_1 = r.integer(3)
+                    if t202_1 < -32768 or t202_1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % t202_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t202_2 = r.integer(3)
+                        if t202_2 < -32768 or t202_2 > 32767:
+                            r.facet("Coord_Z: %d outside -32768..32767" % t202_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o202 = _new(_iso20.WPT_CoordinateXYZ)
+                            o202.coord_x = t202_0
+                            o202.coord_y = t202_1
+                            o202.coord_z = t202_2
+                            f1 = o202
+                            ok202 = True
+            if not ok202:
+                r.pos = pc202
+                f1 = _d61(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C551, "WPT_TxRxSpecDataType")
@@ -11037,7 +15368,38 @@ def _d57(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d61(r)
+            pc203 = r.pos
+            ok203 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t203_0 = r.integer(3)
+                if t203_0 < -32768 or t203_0 > 32767:
+                    r.facet("Coord_X: %d outside -32768..32767" % t203_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t203_1 = r.integer(3)
+                    if t203_1 < -32768 or t203_1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % t203_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t203_2 = r.integer(3)
+                        if t203_2 < -32768 or t203_2 > 32767:
+                            r.facet("Coord_Z: %d outside -32768..32767" % t203_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o203 = _new(_iso20.WPT_CoordinateXYZ)
+                            o203.coord_x = t203_0
+                            o203.coord_y = t203_1
+                            o203.coord_z = t203_2
+                            f2 = o203
+                            ok203 = True
+            if not ok203:
+                r.pos = pc203
+                f2 = _d61(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C552, "WPT_TxRxSpecDataType")
@@ -11089,7 +15451,27 @@ def _d58(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d38(r)
+            pc204 = r.pos
+            ok204 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t204_0 = y
+                t204_1 = r.integer(3)
+                if t204_1 < -32768 or t204_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t204_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o204 = _new(_iso20.RationalNumber)
+                    o204.exponent = t204_0
+                    o204.value = t204_1
+                    f0 = o204
+                    ok204 = True
+            if not ok204:
+                r.pos = pc204
+                f0 = _d38(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C555, "WPT_SPCPowerControlParameterType")
@@ -11133,7 +15515,27 @@ def _d59(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d38(r)
+                pc205 = r.pos
+                ok205 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t205_0 = y
+                    t205_1 = r.integer(3)
+                    if t205_1 < -32768 or t205_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t205_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o205 = _new(_iso20.RationalNumber)
+                        o205.exponent = t205_0
+                        o205.value = t205_1
+                        f1 = o205
+                        ok205 = True
+                if not ok205:
+                    r.pos = pc205
+                    f1 = _d38(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -11166,7 +15568,27 @@ def _d59(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc206 = r.pos
+            ok206 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t206_0 = y
+                t206_1 = r.integer(3)
+                if t206_1 < -32768 or t206_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t206_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o206 = _new(_iso20.RationalNumber)
+                    o206.exponent = t206_0
+                    o206.value = t206_1
+                    f1 = o206
+                    ok206 = True
+            if not ok206:
+                r.pos = pc206
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C559, "DetailedTaxType")
@@ -11214,7 +15636,31 @@ def _d60(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d52(r)
+            pc207 = r.pos
+            ok207 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t207_0 = r.uint(3)
+                if t207_0 > 65535:
+                    r.facet("IndexNumber: %d outside 0..65535" % t207_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t207_1 = r.uint(5)
+                    if t207_1 < 1 or t207_1 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % t207_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o207 = _new(_iso20.WPT_TxRxPulseOrder)
+                        o207.index_number = t207_0
+                        o207.tx_rx_identifier = t207_1
+                        v = o207
+                        ok207 = True
+            if not ok207:
+                r.pos = pc207
+                v = _d52(r)
             f0.append(v)
             s = 1
             k = 1
@@ -11227,7 +15673,31 @@ def _d60(r):
             if k < 2:
                 ec = r.bits(1)
                 if ec == 0:
-                    v = _d52(r)
+                    pc208 = r.pos
+                    ok208 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t208_0 = r.uint(3)
+                        if t208_0 > 65535:
+                            r.facet("IndexNumber: %d outside 0..65535" % t208_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t208_1 = r.uint(5)
+                            if t208_1 < 1 or t208_1 > 4294967295:
+                                r.facet("TxRxIdentifier: %d outside 1..4294967295" % t208_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o208 = _new(_iso20.WPT_TxRxPulseOrder)
+                                o208.index_number = t208_0
+                                o208.tx_rx_identifier = t208_1
+                                v = o208
+                                ok208 = True
+                    if not ok208:
+                        r.pos = pc208
+                        v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -11238,7 +15708,31 @@ def _d60(r):
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d52(r)
+                    pc209 = r.pos
+                    ok209 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t209_0 = r.uint(3)
+                        if t209_0 > 65535:
+                            r.facet("IndexNumber: %d outside 0..65535" % t209_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t209_1 = r.uint(5)
+                            if t209_1 < 1 or t209_1 > 4294967295:
+                                r.facet("TxRxIdentifier: %d outside 1..4294967295" % t209_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o209 = _new(_iso20.WPT_TxRxPulseOrder)
+                                o209.index_number = t209_0
+                                o209.tx_rx_identifier = t209_1
+                                v = o209
+                                ok209 = True
+                    if not ok209:
+                        r.pos = pc209
+                        v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -11588,10 +16082,84 @@ def _d62(r):
             f0 = y
             ec = x & 3
             if ec == 0:
-                f1 = _d50(r)
+                pc210 = r.pos
+                ok210 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc211 = r.pos
+                    ok211 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t211_0 = r.uint(5)
+                        if t211_0 < 1 or t211_0 > 4294967295:
+                            r.facet("TxIdentifier: %d outside 1..4294967295" % t211_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t211_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o211 = _new(_iso20.WPT_LF_TxData)
+                                o211.tx_identifier = t211_0
+                                o211.eirp = t211_1
+                                t210_0 = o211
+                                ok211 = True
+                    if not ok211:
+                        r.pos = pc211
+                        t210_0 = _d65(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o210 = _new(_iso20.WPT_LF_TxDataList)
+                        o210.wpt_lf_tx_data_list = t210_0
+                        f1 = o210
+                        ok210 = True
+                if not ok210:
+                    r.pos = pc210
+                    f1 = _d50(r)
                 s = 3
             elif ec == 1:
-                f2 = _d47(r)
+                pc212 = r.pos
+                ok212 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc213 = r.pos
+                    ok213 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t213_0 = r.uint(5)
+                        if t213_0 < 1 or t213_0 > 4294967295:
+                            r.facet("RxIdentifier: %d outside 1..4294967295" % t213_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t213_1 = _d53(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o213 = _new(_iso20.WPT_LF_RxData)
+                                o213.rx_identifier = t213_0
+                                o213.rssi_data = t213_1
+                                t212_0 = o213
+                                ok213 = True
+                    if not ok213:
+                        r.pos = pc213
+                        t212_0 = _d64(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o212 = _new(_iso20.WPT_LF_RxDataList)
+                        o212.wpt_lf_rx_data_list = t212_0
+                        f2 = o212
+                        ok212 = True
+                if not ok212:
+                    r.pos = pc212
+                    f2 = _d47(r)
                 s = 2
             elif ec == 2:
                 _escape(r, 2, _C576, "WPT_LF_DataPackageType")
@@ -11620,10 +16188,84 @@ def _d62(r):
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d50(r)
+            pc214 = r.pos
+            ok214 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc215 = r.pos
+                ok215 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t215_0 = r.uint(5)
+                    if t215_0 < 1 or t215_0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % t215_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t215_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o215 = _new(_iso20.WPT_LF_TxData)
+                            o215.tx_identifier = t215_0
+                            o215.eirp = t215_1
+                            t214_0 = o215
+                            ok215 = True
+                if not ok215:
+                    r.pos = pc215
+                    t214_0 = _d65(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o214 = _new(_iso20.WPT_LF_TxDataList)
+                    o214.wpt_lf_tx_data_list = t214_0
+                    f1 = o214
+                    ok214 = True
+            if not ok214:
+                r.pos = pc214
+                f1 = _d50(r)
             s = 3
         elif ec == 1:
-            f2 = _d47(r)
+            pc216 = r.pos
+            ok216 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc217 = r.pos
+                ok217 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t217_0 = r.uint(5)
+                    if t217_0 < 1 or t217_0 > 4294967295:
+                        r.facet("RxIdentifier: %d outside 1..4294967295" % t217_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t217_1 = _d53(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o217 = _new(_iso20.WPT_LF_RxData)
+                            o217.rx_identifier = t217_0
+                            o217.rssi_data = t217_1
+                            t216_0 = o217
+                            ok217 = True
+                if not ok217:
+                    r.pos = pc217
+                    t216_0 = _d64(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o216 = _new(_iso20.WPT_LF_RxDataList)
+                    o216.wpt_lf_rx_data_list = t216_0
+                    f2 = o216
+                    ok216 = True
+            if not ok216:
+                r.pos = pc216
+                f2 = _d47(r)
             s = 2
         elif ec == 2:
             _escape(r, 2, _C578, "WPT_LF_DataPackageType")
@@ -11775,7 +16417,44 @@ def _d64(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d53(r)
+                pc218 = r.pos
+                ok218 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc219 = r.pos
+                    ok219 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t219_0 = r.uint(5)
+                        if t219_0 < 1 or t219_0 > 4294967295:
+                            r.facet("TxIdentifier: %d outside 1..4294967295" % t219_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t219_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o219 = _new(_iso20.WPT_LF_RxRSSI)
+                                o219.tx_identifier = t219_0
+                                o219.rssi = t219_1
+                                t218_0 = o219
+                                ok219 = True
+                    if not ok219:
+                        r.pos = pc219
+                        t218_0 = _d54(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o218 = _new(_iso20.WPT_LF_RxRSSIList)
+                        o218.rssi_data_list = t218_0
+                        f1 = o218
+                        ok218 = True
+                if not ok218:
+                    r.pos = pc218
+                    f1 = _d53(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -11808,7 +16487,44 @@ def _d64(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d53(r)
+            pc220 = r.pos
+            ok220 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc221 = r.pos
+                ok221 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t221_0 = r.uint(5)
+                    if t221_0 < 1 or t221_0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % t221_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t221_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o221 = _new(_iso20.WPT_LF_RxRSSI)
+                            o221.tx_identifier = t221_0
+                            o221.rssi = t221_1
+                            t220_0 = o221
+                            ok221 = True
+                if not ok221:
+                    r.pos = pc221
+                    t220_0 = _d54(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o220 = _new(_iso20.WPT_LF_RxRSSIList)
+                    o220.rssi_data_list = t220_0
+                    f1 = o220
+                    ok220 = True
+            if not ok220:
+                r.pos = pc220
+                f1 = _d53(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C589, "WPT_LF_RxDataType")
@@ -11860,7 +16576,27 @@ def _d65(r):
             p = r.pos
             x = r.bits(2)
             if x & 3 == 0:
-                f1 = _d38(r)
+                pc222 = r.pos
+                ok222 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t222_0 = y
+                    t222_1 = r.integer(3)
+                    if t222_1 < -32768 or t222_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t222_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o222 = _new(_iso20.RationalNumber)
+                        o222.exponent = t222_0
+                        o222.value = t222_1
+                        f1 = o222
+                        ok222 = True
+                if not ok222:
+                    r.pos = pc222
+                    f1 = _d38(r)
                 p = r.pos
                 x = r.bits(1)
                 if x & 1 == 0:
@@ -11893,7 +16629,27 @@ def _d65(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d38(r)
+            pc223 = r.pos
+            ok223 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t223_0 = y
+                t223_1 = r.integer(3)
+                if t223_1 < -32768 or t223_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t223_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o223 = _new(_iso20.RationalNumber)
+                    o223.exponent = t223_0
+                    o223.value = t223_1
+                    f1 = o223
+                    ok223 = True
+            if not ok223:
+                r.pos = pc223
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C593, "WPT_LF_TxDataType")
@@ -12158,8 +16914,8 @@ _C222 = {6: (1, 3, 8), 7: (0, 2, 8)}
 _C223 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
 _C224 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (1, 2), 10: (0, 1)}
 _C225 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C226 = ('EE', 'SE_ANY', 'CH')
-_C227 = ('EE', 'SE_ANY', 'CH')
+_C226 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C227 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
 _C228 = ('EE', 'SE_ANY', 'CH')
 _C229 = ('EE', 'SE_ANY', 'CH')
 _C230 = ('EE', 'SE_ANY', 'CH')
@@ -12167,181 +16923,181 @@ _C231 = ('EE', 'SE_ANY', 'CH')
 _C232 = ('EE', 'SE_ANY', 'CH')
 _C233 = ('EE', 'SE_ANY', 'CH')
 _C234 = ('EE', 'SE_ANY', 'CH')
-_C235 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
-_C236 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
-_C237 = ('SE_ANY', 'CH')
-_C238 = ('EE', 'SE_ANY', 'CH')
+_C235 = ('EE', 'SE_ANY', 'CH')
+_C236 = ('EE', 'SE_ANY', 'CH')
+_C237 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
+_C238 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
 _C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
+_C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('SE_ANY', 'CH')
 _C242 = ('SE_ANY', 'CH')
 _C243 = ('SE_ANY', 'CH')
-_C244 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
-_C245 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C246 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C247 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C248 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C249 = {10: (1, 3, 12), 11: (0, 2, 12)}
-_C250 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
-_C251 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
-_C252 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C253 = ('EE', 'SE_ANY', 'CH')
-_C254 = ('SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
+_C247 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C248 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C249 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C250 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C251 = {10: (1, 3, 12), 11: (0, 2, 12)}
+_C252 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
+_C253 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
+_C254 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C255 = ('EE', 'SE_ANY', 'CH')
 _C256 = ('SE_ANY', 'CH')
 _C257 = ('EE', 'SE_ANY', 'CH')
-_C258 = ('EE', 'SE_ANY', 'CH')
-_C259 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = ('EE', 'SE_ANY', 'CH')
 _C260 = ('EE', 'SE_ANY', 'CH')
 _C261 = ('SE_ANY', 'CH')
-_C262 = ('SE_ANY', 'CH')
+_C262 = ('EE', 'SE_ANY', 'CH')
 _C263 = ('SE_ANY', 'CH')
-_C264 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
-_C265 = {6: (0, 2), 7: (0, 2)}
-_C266 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
-_C267 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C268 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C269 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = ('EE', 'SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
+_C266 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
+_C267 = {6: (0, 2), 7: (0, 2)}
+_C268 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
+_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C270 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C271 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
 _C272 = ('EE', 'SE_ANY', 'CH')
 _C273 = ('EE', 'SE_ANY', 'CH')
 _C274 = ('EE', 'SE_ANY', 'CH')
 _C275 = ('EE', 'SE_ANY', 'CH')
 _C276 = ('EE', 'SE_ANY', 'CH')
 _C277 = ('EE', 'SE_ANY', 'CH')
-_C278 = ('SE_ANY', 'CH')
-_C279 = ('SE_ANY', 'CH')
+_C278 = ('EE', 'SE_ANY', 'CH')
+_C279 = ('EE', 'SE_ANY', 'CH')
 _C280 = ('SE_ANY', 'CH')
-_C281 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
-_C282 = {9: (0, 2), 10: (0, 2)}
-_C283 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
-_C284 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C285 = ('SE_ANY', 'CH')
-_C286 = ('EE', 'SE_ANY', 'CH')
+_C281 = ('SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
+_C284 = {9: (0, 2), 10: (0, 2)}
+_C285 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
+_C286 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C287 = ('SE_ANY', 'CH')
 _C288 = ('EE', 'SE_ANY', 'CH')
 _C289 = ('SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
+_C290 = ('EE', 'SE_ANY', 'CH')
 _C291 = ('SE_ANY', 'CH')
 _C292 = ('SE_ANY', 'CH')
-_C293 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C294 = {3: (0, 2), 4: (0, 2)}
-_C295 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C296 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C298 = ('SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = ('SE_ANY', 'CH')
+_C295 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C296 = {3: (0, 2), 4: (0, 2)}
+_C297 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C298 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
+_C303 = ('EE', 'SE_ANY', 'CH')
 _C304 = ('SE_ANY', 'CH')
 _C305 = ('SE_ANY', 'CH')
-_C306 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C307 = {3: (0, 2), 4: (0, 2)}
-_C308 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C309 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
-_C310 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C311 = ('SE_ANY', 'CH')
-_C312 = ('EE', 'SE_ANY', 'CH')
-_C313 = ('EE', 'SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C309 = {3: (0, 2), 4: (0, 2)}
+_C310 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C311 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
 _C314 = ('EE', 'SE_ANY', 'CH')
 _C315 = ('EE', 'SE_ANY', 'CH')
-_C316 = ('SE_ANY', 'CH')
+_C316 = ('EE', 'SE_ANY', 'CH')
 _C317 = ('EE', 'SE_ANY', 'CH')
 _C318 = ('SE_ANY', 'CH')
-_C319 = ('SE_ANY', 'CH')
+_C319 = ('EE', 'SE_ANY', 'CH')
 _C320 = ('SE_ANY', 'CH')
 _C321 = ('SE_ANY', 'CH')
-_C322 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C323 = {6: (0, 2), 7: (0, 2)}
-_C324 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C325 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C326 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
-_C328 = ('EE', 'SE_ANY', 'CH')
-_C329 = ('EE', 'SE_ANY', 'CH')
+_C322 = ('SE_ANY', 'CH')
+_C323 = ('SE_ANY', 'CH')
+_C324 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C325 = {6: (0, 2), 7: (0, 2)}
+_C326 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C327 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C328 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
 _C330 = ('EE', 'SE_ANY', 'CH')
 _C331 = ('EE', 'SE_ANY', 'CH')
-_C332 = ('SE_ANY', 'CH')
+_C332 = ('EE', 'SE_ANY', 'CH')
 _C333 = ('EE', 'SE_ANY', 'CH')
 _C334 = ('SE_ANY', 'CH')
-_C335 = ('SE_ANY', 'CH')
+_C335 = ('EE', 'SE_ANY', 'CH')
 _C336 = ('SE_ANY', 'CH')
 _C337 = ('SE_ANY', 'CH')
-_C338 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C339 = {6: (0, 2), 7: (0, 2)}
-_C340 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C341 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
-_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C343 = ('EE', 'SE_ANY', 'CH')
-_C344 = ('EE', 'SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = ('SE_ANY', 'CH')
+_C340 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C341 = {6: (0, 2), 7: (0, 2)}
+_C342 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C343 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C345 = ('EE', 'SE_ANY', 'CH')
-_C346 = ('SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
 _C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
-_C349 = ('SE_ANY', 'CH')
+_C349 = ('EE', 'SE_ANY', 'CH')
 _C350 = ('SE_ANY', 'CH')
-_C351 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C352 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C353 = {4: (0, 2), 5: (0, 2)}
-_C354 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
-_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C354 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C355 = {4: (0, 2), 5: (0, 2)}
+_C356 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
 _C359 = ('EE', 'SE_ANY', 'CH')
 _C360 = ('SE_ANY', 'CH')
-_C361 = ('SE_ANY', 'CH')
+_C361 = ('EE', 'SE_ANY', 'CH')
 _C362 = ('SE_ANY', 'CH')
 _C363 = ('SE_ANY', 'CH')
 _C364 = ('SE_ANY', 'CH')
-_C365 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C366 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C367 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
-_C368 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
-_C369 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = ('SE_ANY', 'CH')
+_C367 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C368 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C369 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C370 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C371 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
 _C374 = ('SE_ANY', 'CH')
 _C375 = ('SE_ANY', 'CH')
-_C376 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C377 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
-_C378 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
-_C379 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
-_C380 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
-_C381 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
-_C382 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
-_C383 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C384 = ('EE', 'SE_ANY', 'CH')
-_C385 = ('SE_ANY', 'CH')
-_C386 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C387 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C388 = ('SE_ANY', 'CH')
-_C389 = ('SE_ANY', 'CH')
+_C376 = ('SE_ANY', 'CH')
+_C377 = ('SE_ANY', 'CH')
+_C378 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C379 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C380 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C381 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C382 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C383 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C384 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('EE', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C389 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C390 = ('SE_ANY', 'CH')
 _C391 = ('SE_ANY', 'CH')
-_C392 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
-_C393 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C394 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C395 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C396 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
-_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('SE_ANY', 'CH')
-_C399 = ('SE_ANY', 'CH')
-_C400 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
-_C401 = {0: (0, 1), 1: (0, 2)}
-_C402 = {1: (1, 2), 2: (0, 1)}
-_C403 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C404 = ('EE', 'SE_ANY', 'CH')
-_C405 = ('SE_ANY', 'CH')
-_C406 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C407 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C408 = ('SE_ANY', 'CH')
-_C409 = ('SE_ANY', 'CH')
+_C392 = ('SE_ANY', 'CH')
+_C393 = ('SE_ANY', 'CH')
+_C394 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
+_C395 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C396 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C397 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C398 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
+_C403 = {0: (0, 1), 1: (0, 2)}
+_C404 = {1: (1, 2), 2: (0, 1)}
+_C405 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C406 = ('EE', 'SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C409 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C410 = ('SE_ANY', 'CH')
 _C411 = ('SE_ANY', 'CH')
 _C412 = ('SE_ANY', 'CH')
@@ -12350,49 +17106,49 @@ _C414 = ('SE_ANY', 'CH')
 _C415 = ('SE_ANY', 'CH')
 _C416 = ('SE_ANY', 'CH')
 _C417 = ('SE_ANY', 'CH')
-_C418 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C419 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C420 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C421 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C422 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C423 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C424 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C425 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C426 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C427 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C428 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
-_C429 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
-_C430 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
-_C431 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C432 = ('SE_ANY', 'CH')
-_C433 = ('SE_ANY', 'CH')
-_C434 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
-_C435 = {0: (0, 1), 1: (0, 2)}
-_C436 = {1: (1, 2), 2: (0, 1)}
-_C437 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
-_C438 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
-_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
-_C443 = {0: (0, 1), 1: (0, 2)}
-_C444 = {1: (1, 2), 2: (0, 1)}
-_C445 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
-_C446 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
-_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C448 = ('SE_ANY', 'CH')
-_C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
-_C451 = {0: (0, 1), 1: (0, 2)}
-_C452 = {1: (1, 2), 2: (0, 1)}
-_C453 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C454 = ('EE', 'SE_ANY', 'CH')
-_C455 = ('EE', 'SE_ANY', 'CH')
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('SE_ANY', 'CH')
+_C420 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C421 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C422 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C423 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C424 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C425 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C426 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C427 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C428 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C429 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C430 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C431 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
+_C432 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = ('SE_ANY', 'CH')
+_C436 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
+_C437 = {0: (0, 1), 1: (0, 2)}
+_C438 = {1: (1, 2), 2: (0, 1)}
+_C439 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
+_C440 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
+_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C442 = ('SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
+_C444 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
+_C445 = {0: (0, 1), 1: (0, 2)}
+_C446 = {1: (1, 2), 2: (0, 1)}
+_C447 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
+_C448 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
+_C449 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C450 = ('SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
+_C452 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
+_C453 = {0: (0, 1), 1: (0, 2)}
+_C454 = {1: (1, 2), 2: (0, 1)}
+_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C456 = ('EE', 'SE_ANY', 'CH')
-_C457 = ('SE_ANY', 'CH')
-_C458 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C459 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C460 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C457 = ('EE', 'SE_ANY', 'CH')
+_C458 = ('EE', 'SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
 _C461 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C462 = ('EE', 'SE_ANY', 'CH')
 _C463 = ('SE_ANY', 'CH')
@@ -12531,86 +17287,57 @@ _C595 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # CLReqControlMode
-        return _d0(r)
-    elif ec == 1:  # CLResControlMode
-        return _d1(r)
-    elif ec == 2:  # CanonicalizationMethod
-        return _d2(r)
-    elif ec == 3:  # DSAKeyValue
-        return _d3(r)
-    elif ec == 4:  # DigestMethod
-        return _d4(r)
-    elif ec == 5:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 6:  # KeyInfo
-        return _d5(r)
-    elif ec == 7:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 8:  # KeyValue
-        return _d6(r)
-    elif ec == 9:  # Manifest
-        return _d7(r)
-    elif ec == 10:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 11:  # Object
-        return _d8(r)
-    elif ec == 12:  # PGPData
-        return _d9(r)
-    elif ec == 13:  # RSAKeyValue
-        return _d10(r)
-    elif ec == 14:  # Reference
-        return _d11(r)
-    elif ec == 15:  # RetrievalMethod
-        return _d12(r)
-    elif ec == 16:  # SPKIData
-        return _d13(r)
-    elif ec == 17:  # Signature
-        return _d14(r)
-    elif ec == 18:  # SignatureMethod
-        return _d15(r)
-    elif ec == 19:  # SignatureProperties
-        return _d16(r)
-    elif ec == 20:  # SignatureProperty
-        return _d17(r)
-    elif ec == 21:  # SignatureValue
-        return _d18(r)
-    elif ec == 22:  # SignedInfo
-        return _d19(r)
-    elif ec == 23:  # Transform
-        return _d20(r)
-    elif ec == 24:  # Transforms
-        return _d21(r)
-    elif ec == 25:  # WPT_AlignmentCheckReq
-        return _d22(r)
-    elif ec == 26:  # WPT_AlignmentCheckRes
-        return _d23(r)
-    elif ec == 27:  # WPT_ChargeLoopReq
-        return _d24(r)
-    elif ec == 28:  # WPT_ChargeLoopRes
-        return _d25(r)
-    elif ec == 29:  # WPT_ChargeParameterDiscoveryReq
-        return _d26(r)
-    elif ec == 30:  # WPT_ChargeParameterDiscoveryRes
-        return _d27(r)
-    elif ec == 31:  # WPT_FinePositioningReq
-        return _d28(r)
-    elif ec == 32:  # WPT_FinePositioningRes
-        return _d29(r)
-    elif ec == 33:  # WPT_FinePositioningSetupReq
-        return _d30(r)
-    elif ec == 34:  # WPT_FinePositioningSetupRes
-        return _d31(r)
-    elif ec == 35:  # WPT_PairingReq
-        return _d32(r)
-    elif ec == 36:  # WPT_PairingRes
-        return _d33(r)
-    elif ec == 37:  # X509Data
-        return _d34(r)
-    elif ec == 38:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 38:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # CLReqControlMode
+    _d1,  # CLResControlMode
+    _d2,  # CanonicalizationMethod
+    _d3,  # DSAKeyValue
+    _d4,  # DigestMethod
+    None,  # DigestValue
+    _d5,  # KeyInfo
+    None,  # KeyName
+    _d6,  # KeyValue
+    _d7,  # Manifest
+    None,  # MgmtData
+    _d8,  # Object
+    _d9,  # PGPData
+    _d10,  # RSAKeyValue
+    _d11,  # Reference
+    _d12,  # RetrievalMethod
+    _d13,  # SPKIData
+    _d14,  # Signature
+    _d15,  # SignatureMethod
+    _d16,  # SignatureProperties
+    _d17,  # SignatureProperty
+    _d18,  # SignatureValue
+    _d19,  # SignedInfo
+    _d20,  # Transform
+    _d21,  # Transforms
+    _d22,  # WPT_AlignmentCheckReq
+    _d23,  # WPT_AlignmentCheckRes
+    _d24,  # WPT_ChargeLoopReq
+    _d25,  # WPT_ChargeLoopRes
+    _d26,  # WPT_ChargeParameterDiscoveryReq
+    _d27,  # WPT_ChargeParameterDiscoveryRes
+    _d28,  # WPT_FinePositioningReq
+    _d29,  # WPT_FinePositioningRes
+    _d30,  # WPT_FinePositioningSetupReq
+    _d31,  # WPT_FinePositioningSetupRes
+    _d32,  # WPT_PairingReq
+    _d33,  # WPT_PairingRes
+    _d34,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -1191,7 +1191,27 @@ def _d4(r):
             f0 = _d1(r)
             s = 4
         elif ec == 1:
-            f1 = _d8(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d8(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -1207,7 +1227,27 @@ def _d4(r):
             f0 = _d1(r)
             s = 4
         elif ec == 1:
-            f1 = _d8(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d8(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
@@ -2940,7 +2980,27 @@ def _d20(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t3_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t3_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o3 = _new(_xmldsig.X509IssuerSerial)
+                            o3.x509_issuer_name = t3_0
+                            o3.x509_serial_number = t3_1
+                            v = o3
+                            ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -2988,7 +3048,27 @@ def _d20(r):
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc4 = r.pos
+                ok4 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t4_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o4 = _new(_xmldsig.X509IssuerSerial)
+                            o4.x509_issuer_name = t4_0
+                            o4.x509_serial_number = t4_1
+                            v = o4
+                            ok4 = True
+                if not ok4:
+                    r.pos = pc4
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3038,7 +3118,27 @@ def _d20(r):
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t5_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t5_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o5 = _new(_xmldsig.X509IssuerSerial)
+                            o5.x509_issuer_name = t5_0
+                            o5.x509_serial_number = t5_1
+                            v = o5
+                            ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3088,7 +3188,27 @@ def _d20(r):
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t6_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t6_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o6 = _new(_xmldsig.X509IssuerSerial)
+                            o6.x509_issuer_name = t6_0
+                            o6.x509_serial_number = t6_1
+                            v = o6
+                            ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3138,7 +3258,27 @@ def _d20(r):
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t7_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t7_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o7 = _new(_xmldsig.X509IssuerSerial)
+                            o7.x509_issuer_name = t7_0
+                            o7.x509_serial_number = t7_1
+                            v = o7
+                            ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3188,7 +3328,27 @@ def _d20(r):
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t8_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t8_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o8 = _new(_xmldsig.X509IssuerSerial)
+                            o8.x509_issuer_name = t8_0
+                            o8.x509_serial_number = t8_1
+                            v = o8
+                            ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3238,7 +3398,27 @@ def _d20(r):
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc9 = r.pos
+                ok9 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t9_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t9_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o9 = _new(_xmldsig.X509IssuerSerial)
+                            o9.x509_issuer_name = t9_0
+                            o9.x509_serial_number = t9_1
+                            v = o9
+                            ok9 = True
+                if not ok9:
+                    r.pos = pc9
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3680,58 +3860,43 @@ _C185 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(5)
-    if ec == 0:  # CanonicalizationMethod
-        return _d0(r)
-    elif ec == 1:  # DSAKeyValue
-        return _d1(r)
-    elif ec == 2:  # DigestMethod
-        return _d2(r)
-    elif ec == 3:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 4:  # KeyInfo
-        return _d3(r)
-    elif ec == 5:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 6:  # KeyValue
-        return _d4(r)
-    elif ec == 7:  # Manifest
-        return _d5(r)
-    elif ec == 8:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 9:  # Object
-        return _d6(r)
-    elif ec == 10:  # PGPData
-        return _d7(r)
-    elif ec == 11:  # RSAKeyValue
-        return _d8(r)
-    elif ec == 12:  # Reference
-        return _d9(r)
-    elif ec == 13:  # RetrievalMethod
-        return _d10(r)
-    elif ec == 14:  # SPKIData
-        return _d11(r)
-    elif ec == 15:  # Signature
-        return _d12(r)
-    elif ec == 16:  # SignatureMethod
-        return _d13(r)
-    elif ec == 17:  # SignatureProperties
-        return _d14(r)
-    elif ec == 18:  # SignatureProperty
-        return _d15(r)
-    elif ec == 19:  # SignatureValue
-        return _d16(r)
-    elif ec == 20:  # SignedInfo
-        return _d17(r)
-    elif ec == 21:  # Transform
-        return _d18(r)
-    elif ec == 22:  # Transforms
-        return _d19(r)
-    elif ec == 23:  # X509Data
-        return _d20(r)
-    elif ec == 24:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 24:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # CanonicalizationMethod
+    _d1,  # DSAKeyValue
+    _d2,  # DigestMethod
+    None,  # DigestValue
+    _d3,  # KeyInfo
+    None,  # KeyName
+    _d4,  # KeyValue
+    _d5,  # Manifest
+    None,  # MgmtData
+    _d6,  # Object
+    _d7,  # PGPData
+    _d8,  # RSAKeyValue
+    _d9,  # Reference
+    _d10,  # RetrievalMethod
+    _d11,  # SPKIData
+    _d12,  # Signature
+    _d13,  # SignatureMethod
+    _d14,  # SignatureProperties
+    _d15,  # SignatureProperty
+    _d16,  # SignatureValue
+    _d17,  # SignedInfo
+    _d18,  # Transform
+    _d19,  # Transforms
+    _d20,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

@@ -630,7 +630,10 @@ class CodecWriter:
     def read_element(self, c: _Code, ind: int, target: str, decl: ElementDecl, f: FieldSpec | None) -> None:
         t = decl.type
         if isinstance(t, ComplexType):
-            c(ind, f"{target} = _d{self.func_index(t)}(r)")
+            if self._inlinable(t):
+                self._emit_inline(c, ind, t, target, False, 1)
+            else:
+                c(ind, f"{target} = _d{self.func_index(t)}(r)")
             return
         dt = self.gb.grammar(t).simple
         enum = f.enum if f is not None else None
@@ -836,13 +839,13 @@ class CodecWriter:
             return None
         return t
 
-    def _emit_run(self, c: _Code, ind: int, runs, i: int, st0: State, g, cls, var, block_of) -> None:
+    def _emit_run(self, c: _Code, ind: int, runs, i: int, st0: State, g, cls, var, block_of, inline: bool = False) -> None:
         start, pending, segs, term = runs[i]
         k = sum(s[1] for s in segs)
         if k == 0:
-            self._emit_terminal(c, ind, runs, i, st0, g, cls, var, block_of)
+            self._emit_terminal(c, ind, runs, i, st0, g, cls, var, block_of, inline)
             return
-        then = self._dispatch_target(term)
+        then = None if inline else self._dispatch_target(term)
         extra = then.bits1 if then is not None else 0
         mask = 0
         off = 0
@@ -888,7 +891,9 @@ class CodecWriter:
             c(ind + 1, f"ec = x & {(1 << extra) - 1}")
             self.dispatch(c, ind + 1, then, g, cls, var, block_of, in_loop=False, read_ec=False)
         else:
-            self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of)
+            self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of, inline)
+        if inline:
+            return  # a deviation leaves ok unset: the caller decodes the child the long way
         c(ind, "else:")
         c(ind + 1, "r.pos = p")
         if i == 0:
@@ -899,9 +904,13 @@ class CodecWriter:
                 c(ind + 2, f'_escape(r, 1, _EV_ELEM_EE, "{pending}")')
             c(ind + 1, f"s = {block_of[id(start)]}")
 
-    def _emit_terminal(self, c: _Code, ind: int, runs, i: int, st0, g, cls, var, block_of) -> None:
+    def _emit_terminal(self, c: _Code, ind: int, runs, i: int, st0, g, cls, var, block_of, inline: bool = False) -> None:
         start, pending, segs, term = runs[i]
         kind = term[0]
+        if kind == "stop" and inline:
+            for line in self._inline_ctx[-1][0]:
+                c(ind, line)
+            return
         if kind == "stop":
             nxt = term[1]
             if nxt is None:
@@ -914,8 +923,12 @@ class CodecWriter:
         _, p, f = term
         target = var[f.name]
         if kind == "call":
-            call = f"_d{self.func_index(p.element.type)}(r)"
-            c(ind, f"{target}.append({call})" if f.is_list else f"{target} = {call}")
+            depth = self._inline_ctx[-1][1] if inline else 0
+            if depth < 2 and self._inlinable(p.element.type):
+                self._emit_inline(c, ind, p.element.type, target, f.is_list, depth + 1)
+            else:
+                call = f"_d{self.func_index(p.element.type)}(r)"
+                c(ind, f"{target}.append({call})" if f.is_list else f"{target} = {call}")
         else:  # var
             dt = p.datatype if p.kind in ("AT", "CH") else self.gb.grammar(p.element.type).simple
             what = p.element.name[1] if p.kind == "SE" else cls.xsd
@@ -924,7 +937,55 @@ class CodecWriter:
                 c(ind, f"{target}.append(y)")
             else:
                 self.read_value(c, ind, target, dt, f.enum, what)
-        self._emit_run(c, ind, runs, i + 1, st0, g, cls, var, block_of)
+        self._emit_run(c, ind, runs, i + 1, st0, g, cls, var, block_of, inline)
+
+    # ---- decoder: inlined children ------------------------------------------- #
+    #
+    # A child element whose type is one straight chain of required parts (PhysicalValue,
+    # DC_EVStatus, RationalNumber, ...) is decoded in place: its runs are read as above and
+    # its object built at the end; any deviation falls back to calling its decoder from
+    # the start of its content. This saves a call and its state bookkeeping per element.
+
+    def _inlinable(self, t) -> bool:
+        if not isinstance(t, ComplexType):
+            return False
+        g = self.gb.grammar(t)
+        if g.attributes or g.mixed or g.simple is not None:
+            return False
+        st = g.states[0]
+        for _ in range(len(g.states) + 1):
+            p = self._single(st, None, None)
+            if p is None:
+                return False
+            if p.kind == "EE":
+                return True
+            if p.kind != "SE":
+                return False
+            st = p.next
+        return False
+
+    def _emit_inline(self, c: _Code, ind: int, t: ComplexType, target: str, is_list: bool, depth: int) -> None:
+        g = self.gb.grammar(t)
+        cls = self.models.class_for(t, self.gb)
+        self._inline_n = getattr(self, "_inline_n", 0) + 1
+        n = self._inline_n
+        var = {f.name: f"t{n}_{i}" for i, f in enumerate(cls.fields)}
+        for f in cls.fields:
+            if f.is_list:
+                c(ind, f"{var[f.name]} = []")
+        c(ind, f"pc{n} = r.pos")
+        c(ind, f"ok{n} = False")
+        runs = self._runs(g.states[0], g, cls, None)
+        build = [f"o{n} = _new({self.mref(cls)})"] + [f"o{n}.{f.name} = {var[f.name]}" for f in cls.fields]
+        build.append(f"{target}.append(o{n})" if is_list else f"{target} = o{n}")
+        build.append(f"ok{n} = True")
+        self._inline_ctx = getattr(self, "_inline_ctx", []) + [(build, depth)]
+        self._emit_run(c, ind, runs, 0, g.states[0], g, cls, var, None, inline=True)
+        self._inline_ctx.pop()
+        call = f"_d{self.func_index(t)}(r)"
+        c(ind, f"if not ok{n}:")
+        c(ind + 1, f"r.pos = pc{n}")
+        c(ind + 1, f"{target}.append({call})" if is_list else f"{target} = {call}")
 
     def decoder(self, idx: int, g: TypeGrammar, cls: ClassSpec) -> list[str]:
         c = _Code()
@@ -1426,16 +1487,24 @@ class CodecWriter:
         doc = _Code()
         doc(0, "def _decode_document(r):")
         doc(1, f"ec = r.bits({docbits})")
-        for i, d in enumerate(roots):
-            doc(1, ("if" if i == 0 else "elif") + f" ec == {i}:  # {d.name[1]}")
-            if isinstance(d.type, ComplexType):
-                doc(2, f"return _d{self.func_index(d.type)}(r)")
-            else:
-                doc(2, f'r.fail("document element {d.name[1]} has simple content; not a V2G message")')
-        doc(1, f"elif ec == {len(roots)}:")
+        doc(1, "if ec < len(_DOC):")
+        doc(2, "d = _DOC[ec]")
+        doc(2, "if d is None:")
+        doc(3, 'r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])')
+        doc(2, "return d(r)")
+        doc(1, f"if ec == {len(roots)}:")
         doc(2, 'r.fail("document element is not declared in the schema (SE(*))")')
-        doc(1, "else:")
-        doc(2, 'r.fail("document event code %d out of range" % ec)')
+        doc(1, 'r.fail("document event code %d out of range" % ec)')
+        doc(0, "")
+        doc(0, "")
+        doc(0, "# document event code -> decoder of the global element (None: simple content)")
+        doc(0, "_DOC = (")
+        for d in roots:
+            if isinstance(d.type, ComplexType):
+                doc(1, f"_d{self.func_index(d.type)},  # {d.name[1]}")
+            else:
+                doc(1, f"None,  # {d.name[1]}")
+        doc(0, ")")
         # encoders for roots: class -> [(element local name, code, encoder)]
         enc_roots: dict[str, list[str]] = {}
         for i, d in enumerate(roots):
