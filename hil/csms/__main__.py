@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import ssl
 import sys
 
@@ -69,9 +70,13 @@ async def _main(args: argparse.Namespace) -> int:
                             faults=faults, boot=boot)
     await emulator.start()
     print(f"listening on {emulator.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         if scenario is None:
-            await asyncio.Event().wait()
+            await stop.wait()
             return 0
         print(f"waiting for {args.station} ...", flush=True)
         await emulator.wait_connected(args.station, timeout=3600)

@@ -183,6 +183,13 @@ def _dump(value: Any) -> Any:
     return value
 
 
+def _as_payload(cls: type[OcppModel], value: Any) -> dict[str, Any]:
+    """A model or a dict (camelCase or snake_case keys, datetimes allowed) as wire payload."""
+    if isinstance(value, OcppModel):
+        return value.to_payload()
+    return cls.model_validate(value).to_payload()
+
+
 class ChargingStation:
     """An OCPP 2.0.1 charging station client.
 
@@ -542,7 +549,7 @@ class ChargingStation:
             raise ValueError(f"EVSE {evse_id} already has a transaction")
         transaction_id = transaction_id or str(uuid.uuid4())
         started = format_datetime(self._clock())
-        token = _dump(id_token) if id_token is not None else None
+        token = _as_payload(m.IdTokenType, id_token) if id_token is not None else None
         state = TransactionState(transaction_id, evse_id, connector_id, started, charging_state, token, token is not None)
         info: dict[str, Any] = {"transactionId": transaction_id}
         if charging_state:
@@ -556,7 +563,7 @@ class ChargingStation:
         if token is not None:
             extra["idToken"] = token
         if meter_value:
-            extra["meterValue"] = _dump(list(meter_value))
+            extra["meterValue"] = [_as_payload(m.MeterValueType, v) for v in meter_value]
         if reservation_id is not None:
             extra["reservationId"] = reservation_id
 
@@ -595,11 +602,11 @@ class ChargingStation:
             info["stoppedReason"] = stopped_reason
         extra: dict[str, Any] = {}
         if id_token is not None:
-            extra["idToken"] = _dump(id_token)
+            extra["idToken"] = _as_payload(m.IdTokenType, id_token)
             state.id_token = extra["idToken"]
             state.authorized = True
         if meter_value:
-            extra["meterValue"] = _dump(list(meter_value))
+            extra["meterValue"] = [_as_payload(m.MeterValueType, v) for v in meter_value]
         if number_of_phases_used is not None:
             extra["numberOfPhasesUsed"] = number_of_phases_used
         if cable_max_current is not None:
@@ -627,9 +634,9 @@ class ChargingStation:
             info["chargingState"] = charging_state
         extra: dict[str, Any] = {}
         if id_token is not None:
-            extra["idToken"] = _dump(id_token)
+            extra["idToken"] = _as_payload(m.IdTokenType, id_token)
         if meter_value:
-            extra["meterValue"] = _dump(list(meter_value))
+            extra["meterValue"] = [_as_payload(m.MeterValueType, v) for v in meter_value]
         tx_profiles = [p.id for p in self._profiles.values() if p.profile.transaction_id == transaction_id]
 
         def persist(tx: Any) -> None:
