@@ -266,8 +266,6 @@ class RpcCore:
     def _refuse(self, message_id: str | None, action: str | None, code: ErrorCode, description: str) -> CallRefused:
         error = CallError(code, description)
         reply_id = message_id if message_id is not None else UNREADABLE_MESSAGE_ID
-        if message_id is not None:
-            self._answering.discard(message_id)
         return CallRefused(reply_id, action, error, _dumps(error.to_frame(reply_id)))
 
     def _receive_call(self, message: list[Any], message_id: str | None, size: int, now: float) -> RpcEvent:
