@@ -1008,6 +1008,10 @@ class ChargingStation:
             await self.security_event("InvalidMessages", f"{_code(event.error)}: {event.error.description}")
             await session.ws.send(event.reply)
         elif isinstance(event, (ResultReceived, ErrorReceived, ResponseInvalid)):
+            if isinstance(event, ResultReceived) and event.action == "BootNotification":
+                # Apply the registration before any CSMS request that follows the answer on
+                # the wire is handled (B03.FR.08 depends on it).
+                self._registration = _value(event.response.status)  # type: ignore[attr-defined]
             if session.answer is not None and not session.answer.done():
                 session.answer.set_result(event)
         elif isinstance(event, FrameIgnored):

@@ -129,7 +129,7 @@ def issue(
 
 
 @dataclass
-class TestPki:
+class Pki:
     root: Issued  # CSMSRootCertificate (CSO hierarchy)
     server: Issued  # the CSMS's server certificate (CN=localhost)
     station: Issued  # the station's ChargingStationCertificate (CN=serial number)
@@ -153,10 +153,10 @@ class TestPki:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     root = make_root("Test CSO Root")
     rogue = make_root("Rogue Root")
-    return TestPki(
+    return Pki(
         root=root,
         server=issue(root, "localhost", server=True),
         station=issue(root, "SN-TEST-1"),
