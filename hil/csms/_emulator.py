@@ -320,6 +320,8 @@ class CsmsEmulator:
         self.stations: dict[str, _Link] = {}
         self.charge_points: dict[str, Any] = {}
         self.connections = 0
+        #: DER client certificate of each accepted connection (None without TLS client auth).
+        self.peer_certificates: list[bytes | None] = []
         self.refused: list[tuple[str, int]] = []  # (path, HTTP status) of refused handshakes
         self._index = itertools.count()
         self._call_actions: dict[str, str] = {}
@@ -404,6 +406,8 @@ class CsmsEmulator:
         link = _Link(self, identity, ws)
         self.stations[identity] = link
         self.connections += 1
+        ssl_object = ws.transport.get_extra_info("ssl_object")
+        self.peer_certificates.append(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
         cp = _StationSession(identity, link, self)
         self.charge_points[identity] = cp
         await self._notify()
