@@ -37,6 +37,23 @@ from pnc_bridge.evse._driver import (
 __all__ = ["EvseSimulator"]
 
 
+class _StateStream:
+    def __init__(self, listeners: list[asyncio.Queue[CpState]]) -> None:
+        self._queue: asyncio.Queue[CpState] = asyncio.Queue()
+        self._listeners = listeners
+        listeners.append(self._queue)
+
+    def __aiter__(self) -> "_StateStream":
+        return self
+
+    async def __anext__(self) -> CpState:
+        return await self._queue.get()
+
+    def close(self) -> None:
+        if self._queue in self._listeners:
+            self._listeners.remove(self._queue)
+
+
 class EvseSimulator:
     """A simulated EVSE implementing ``EvseDriver``."""
 
@@ -79,14 +96,10 @@ class EvseSimulator:
     def cp_state(self) -> CpState:
         return self._cp
 
-    async def cp_state_changes(self) -> AsyncIterator[CpState]:
-        queue: asyncio.Queue[CpState] = asyncio.Queue()
-        self._listeners.append(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self._listeners.remove(queue)
+    def cp_state_changes(self) -> AsyncIterator[CpState]:
+        # Registered now, not at the first __anext__: no change between the call and the
+        # first await is lost.
+        return _StateStream(self._listeners)
 
     async def set_contactors(self, closed: bool) -> None:
         self._integrate()
