@@ -169,7 +169,8 @@ class Outbox:
 
     def delivered(self, entry_id: int) -> None:
         self._not_before.pop(entry_id, None)
-        self._store.execute("DELETE FROM outbox WHERE id=?", (entry_id,))
+        # Losing this delete on power failure only sends the message once more.
+        self._store.execute_unsynced("DELETE FROM outbox WHERE id=?", (entry_id,))
 
     def failed(self, entry: OutboxEntry, now: float, error: str, policy: RetryPolicy) -> bool:
         """Count a failed attempt (CALLERROR, timeout, invalid answer).

@@ -182,11 +182,13 @@ class RpcCore:
         now: float,
         *,
         timeout: float | None = None,
+        checked: bool = False,
     ) -> OutgoingCall:
         """Frame a CALL. ``request`` is a generated ``...Request`` model or ``(action, payload)``.
 
         Raises ``RuntimeError`` if a CALL is outstanding and ``OutgoingInvalid`` if the
-        payload does not match the schema. ``timeout`` overrides MessageTimeout for this call.
+        payload does not match the schema. ``timeout`` overrides MessageTimeout for this call;
+        ``checked`` says the caller has already checked the payload against the schema.
         """
         if self._outstanding is not None:
             raise RuntimeError(f"a CALL ({self._outstanding[1]}) is still outstanding")
@@ -198,9 +200,10 @@ class RpcCore:
             action, payload = request
             if not self.protocol.knows(action):
                 raise OutgoingInvalid(action, CallError(ErrorCode.NotImplemented, f"unknown action {action}"))
-        error = self.protocol.check_payload(action, "Request", payload, self.field_lengths)
-        if error is not None:
-            raise OutgoingInvalid(action, error)
+        if not checked:
+            error = self.protocol.check_payload(action, "Request", payload, self.field_lengths)
+            if error is not None:
+                raise OutgoingInvalid(action, error)
         message_id = self._new_message_id()
         self._outstanding = (message_id, action, now + (self.message_timeout if timeout is None else timeout))
         return OutgoingCall(message_id, action, _dumps([CALL, message_id, action, payload]))

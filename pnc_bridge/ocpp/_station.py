@@ -1155,10 +1155,12 @@ class ChargingStation:
             return _Queued(int(Priority.CONTROL), next(self._seq), "SignCertificate", {"csr": csr, "certificateType": use})
         return None
 
-    async def _exchange(self, session: _Session, action: str, payload: dict[str, Any], timeout: float | None) -> Any:
+    async def _exchange(
+        self, session: _Session, action: str, payload: dict[str, Any], timeout: float | None, *, checked: bool = False
+    ) -> Any:
         """Send one CALL and wait for its answer; returns an RPC event or raises _ConnectionLost."""
         loop = asyncio.get_running_loop()
-        outgoing = session.core.send_call((action, payload), loop.time(), timeout=timeout)
+        outgoing = session.core.send_call((action, payload), loop.time(), timeout=timeout, checked=checked)
         session.answer = loop.create_future()
         log.info("%s -> CSMS (%s)", action, outgoing.message_id)
         try:
@@ -1186,7 +1188,8 @@ class ChargingStation:
 
     async def _send_queued(self, session: _Session, item: _Queued) -> None:
         try:
-            event = await self._exchange(session, item.action, item.payload, item.timeout)
+            # API calls were checked against the schema when queued (call/send_soon).
+            event = await self._exchange(session, item.action, item.payload, item.timeout, checked=item.future is not None)
         except OutgoingInvalid as exc:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)

@@ -151,6 +151,21 @@ class Store:
         with self._lock:
             return self._db.execute(sql, params).rowcount
 
+    def execute_unsynced(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Like ``execute`` but without waiting for the disk (``synchronous=NORMAL``).
+
+        For changes whose loss on power failure is harmless, such as deleting a message
+        the CSMS already has: at worst it is sent once more. The WAL is written in order,
+        so the next synchronous commit makes this one durable as well.
+        """
+        with self._lock:
+            (level,) = self._db.execute("PRAGMA synchronous").fetchone()
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                return self._db.execute(sql, params).rowcount
+            finally:
+                self._db.execute(f"PRAGMA synchronous={int(level)}")
+
     async def run(self, fn: Callable[[], T]) -> T:
         """Run blocking ``fn`` (which uses this store) off the event loop, one at a time."""
         if self._executor is None:
