@@ -427,7 +427,7 @@ class CsmsEmulator:
 
     async def cut(self, station_id: str) -> None:
         """Cut the TCP connection of ``station_id`` without a WebSocket close."""
-        link = self.stations.get(station_id)
+        link = self.stations.pop(station_id, None)
         if link is not None:
             link.ws.transport.abort()
 
@@ -448,7 +448,11 @@ class CsmsEmulator:
         future = asyncio.get_running_loop().create_future()
         link.pending[message_id] = future
         link.actions[message_id] = action
-        await link.send(call.to_json())
+        try:
+            await link.send(call.to_json())
+        except ConnectionClosed as exc:
+            link.pending.pop(message_id, None)
+            raise CsmsCallError("ConnectionLost", f"cannot send {action}: {exc}") from None
         try:
             record: FrameRecord = await asyncio.wait_for(future, timeout or self.response_timeout)
         except asyncio.TimeoutError:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
+
 from hil.csms._emulator import CsmsCallError, CsmsEmulator
 
 __all__ = ["StepResult", "load_scenario", "run_scenario", "subset_matches"]
@@ -125,7 +127,7 @@ async def run_scenario(
             else:
                 await emulator.wait_connected(station_id, float(step["wait_connected"]))
                 result = StepResult(index, "wait_connected", True)
-        except (TimeoutError, KeyError) as exc:
+        except (TimeoutError, KeyError, CsmsCallError, ConnectionClosed, OSError) as exc:
             result = StepResult(index, next(iter(step)), False, f"failed: {exc!r}")
         results.append(result)
         if stop_on_failure and not result.ok:

@@ -432,7 +432,13 @@ class ChargingStation:
         timeout: float | None = None,
     ) -> m.AuthorizeResponse:
         """C07: authorize an eMAID (with OCSP hash data) or send the contract chain (PEM)
-        when CentralContractValidationAllowed. Raises ``CallFailed`` (``Offline`` at once)."""
+        when CentralContractValidationAllowed. Raises ``CallFailed`` (``Offline`` at once),
+        ``ValueError`` for a chain while ISO15118Ctrlr.CentralContractValidationAllowed is false."""
+        from pnc_bridge.ocpp._variables import ISO15118Ctrlr
+
+        if certificate and not self.device_model.get_bool(ISO15118Ctrlr.CentralContractValidationAllowed):
+            # C07.FR.06: the chain goes to the CSMS only when central validation is allowed.
+            raise ValueError("ISO15118Ctrlr.CentralContractValidationAllowed is false: validate the contract locally")
         request = m.AuthorizeRequest.model_validate(
             {
                 "idToken": _dump(id_token),

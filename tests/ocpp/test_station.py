@@ -115,7 +115,12 @@ def test_plug_and_charge_calls_and_durable_messages(harness) -> None:
             auth = await station.authorize({"idToken": "DEAAA1234567890", "type": "eMAID"},
                                            iso15118_certificate_hash_data=[hash_data])
             assert auth.certificate_status.value == "Accepted"
-            auth = await station.authorize({"idToken": "DEAAA1234567890", "type": "eMAID"}, certificate="-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+            chain = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+            with pytest.raises(ValueError):  # C07.FR.06: not while central validation is not allowed
+                await station.authorize({"idToken": "DEAAA1234567890", "type": "eMAID"}, certificate=chain)
+            await csms.call_json(IDENTITY, "SetVariables", {"setVariableData": [{"component": {"name": "ISO15118Ctrlr"},
+                                 "variable": {"name": "CentralContractValidationAllowed"}, "attributeValue": "true"}]})
+            auth = await station.authorize({"idToken": "DEAAA1234567890", "type": "eMAID"}, certificate=chain)
             cert = await station.get_15118_ev_certificate(iso15118_schema_version="urn:iso:15118:2:2013:MsgDef",
                                                           action="Install", exi_request="gAAA")
             assert cert.exi_response == long_exi  # accepted thanks to OCPPCommCtrlr.FieldLength
@@ -354,7 +359,7 @@ def test_certificate_management(harness, pki: Pki) -> None:
             station = await online(h, csms)
             installed = await csms.call_json(IDENTITY, "InstallCertificate", {"certificateType": "CSMSRootCertificate", "certificate": pki.root.pem.decode()})
             assert installed["status"] == "Accepted"
-            v2g_root = await csms.call_json(IDENTITY, "InstallCertificate", {"certificateType": "V2GRootCertificate", "certificate": pki.rogue_root.pem.decode()})
+            v2g_root = await csms.call_json(IDENTITY, "InstallCertificate", {"certificateType": "V2GRootCertificate", "certificate": pki.root.pem.decode()})
             assert v2g_root["status"] == "Accepted"
             leaf = await csms.call_json(IDENTITY, "InstallCertificate", {"certificateType": "MORootCertificate", "certificate": pki.server.pem.decode()})
             assert leaf["status"] == "Rejected"  # not a CA: M05.FR.07
@@ -365,16 +370,23 @@ def test_certificate_management(harness, pki: Pki) -> None:
                 answer = await csms.call_json(IDENTITY, "TriggerMessage", {"requestedMessage": kind})
                 assert answer["status"] == "Accepted"
                 await csms.wait_for(lambda e: len(results) >= (1 if use == "ChargingStationCertificate" else 2), 10)
-            assert [r["status"] for r in results] == ["Accepted", "Rejected"]  # the V2G chain must end in a V2G root
+            assert [r["status"] for r in results] == ["Accepted", "Accepted"]
             csrs = [r.payload for r in csms.received("SignCertificate")]
             assert [c["certificateType"] for c in csrs] == ["ChargingStationCertificate", "V2GCertificate"]
             assert station.certificates.tls_client_files() is not None
+            chain = await csms.call_json(IDENTITY, "GetInstalledCertificateIds", {"certificateType": ["V2GCertificateChain"]})
+            assert chain["status"] == "Accepted" and chain["certificateHashDataChain"][0]["certificateType"] == "V2GCertificateChain"
+            # a chain that does not end in an installed root of its kind is refused (A02.FR.06)
+            stranger = issue(pki.rogue_root, "SECC1", public_key=issue(pki.rogue_root, "x").key.public_key())
+            refused = await csms.call_json(IDENTITY, "CertificateSigned", {"certificateChain": stranger.pem.decode(), "certificateType": "V2GCertificate"})
+            assert refused["status"] == "Rejected"
             bogus = await csms.call_json(IDENTITY, "CertificateSigned", {"certificateChain": "garbage", "certificateType": "ChargingStationCertificate"})
             assert bogus["status"] == "Rejected"
             await csms.wait_for(lambda e: any(r.payload["type"] == "InvalidChargingStationCertificate" for r in e.received("SecurityEventNotification")), 5)  # A02.FR.07
             hash_data = listed["certificateHashDataChain"][0]["certificateHashData"]
-            assert (await csms.call_json(IDENTITY, "DeleteCertificate", {"certificateHashData": hash_data}))["status"] == "Accepted"
-            assert (await csms.call_json(IDENTITY, "DeleteCertificate", {"certificateHashData": hash_data}))["status"] == "NotFound"
+            # the same root is installed as CSMS and as V2G root: two deletions, then NotFound (M04.FR.04)
+            statuses = [(await csms.call_json(IDENTITY, "DeleteCertificate", {"certificateHashData": hash_data}))["status"] for _ in range(3)]
+            assert statuses == ["Accepted", "Accepted", "NotFound"]
             no_invalid_frames(csms)
             await h.stop()
 
