@@ -87,7 +87,7 @@ async def run_scenario(
                 action, match = step["wait"], step.get("match", {})
                 start = consumed.get(action, 0)
 
-                def find(e: CsmsEmulator) -> Any:
+                def find(e: CsmsEmulator, action: str = action, start: int = start, match: Any = match) -> Any:
                     calls = e.received(action, station=station_id)
                     for position in range(start, len(calls)):
                         if subset_matches(match, calls[position].payload):

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        from pnc_bridge.bridge._service import run_service, station_config
+        from pnc_bridge.bridge._service import station_config
 
         station = station_config(config)
     except ConfigError as exc:

@@ -172,6 +172,17 @@ class Outbox:
         # Losing this delete on power failure only sends the message once more.
         self._store.execute_unsynced("DELETE FROM outbox WHERE id=?", (entry_id,))
 
+    def discard(self, entry: OutboxEntry, error: str) -> None:
+        """Move a message that can never be sent (it fails its schema) to ``dead_letter``."""
+        with self._store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO dead_letter (id, lane, action, payload, attempts, last_error, discarded) "
+                "SELECT id, lane, action, payload, attempts, ?, ? FROM outbox WHERE id=?",
+                (error, _utc_now(), entry.id),
+            )
+            tx.execute("DELETE FROM outbox WHERE id=?", (entry.id,))
+        self._not_before.pop(entry.id, None)
+
     def failed(self, entry: OutboxEntry, now: float, error: str, policy: RetryPolicy) -> bool:
         """Count a failed attempt (CALLERROR, timeout, invalid answer).
 

@@ -1271,8 +1271,10 @@ class ChargingStation:
             event = await self._exchange(session, entry.action, entry.wire_payload(), None)
         except OutgoingInvalid as exc:
             # Stored before a schema change or corrupted: it can never be sent; keep it aside.
-            await self.store.run(lambda: self.outbox.failed(entry, loop.time(), str(exc), RetryPolicy(1, 0.0)))
+            reason = f"invalid: {exc}"
+            await self.store.run(lambda: self.outbox.discard(entry, reason))
             log.error("outbox %s #%d is invalid and was set aside: %s", entry.action, entry.id, exc)
+            self.emit(MessageDiscarded(entry.action, entry.id, reason))
             return
         if isinstance(event, ResultReceived):
             await self.store.run(lambda: self.outbox.delivered(entry.id))

@@ -39,7 +39,7 @@ def test_bad_frames_get_the_named_callerror_and_the_station_keeps_working(harnes
             h = harness(csms.url, max_message_bytes=16384)
             station = await h.start()
             assert await station.wait_online(5)
-            for frame, message_id, _ in CASES:
+            for frame, _, _ in CASES:
                 await csms.send_raw(IDENTITY, frame)
             big = json.dumps([2, "bad-big", "DataTransfer", {"vendorId": "v", "data": "x" * 20000}])
             await csms.send_raw(IDENTITY, big)

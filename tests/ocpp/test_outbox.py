@@ -86,7 +86,7 @@ def test_retry_interval_grows_and_the_final_failure_goes_to_dead_letter(tmp_path
 def test_security_events_are_never_discarded(tmp_path: Path) -> None:
     outbox = Outbox(Store(tmp_path / "s.sqlite"))
     outbox.put("SecurityEventNotification", {"type": "X", "timestamp": "2024-01-01T00:00:00Z"}, offline=False)
-    for attempt in range(10):
+    for _ in range(10):
         entry, wake = outbox.next_ready(1e9)
         assert entry is not None
         assert outbox.failed(entry, 0.0, "boom", RetryPolicy(2, 1.0)) is False
@@ -144,3 +144,12 @@ def test_a_killed_writer_loses_nothing_it_committed(tmp_path: Path) -> None:
     seqs = [e.payload["seqNo"] for e in Outbox(Store(db)).queued()]
     assert seqs == list(range(len(seqs)))
     assert len(seqs) >= committed + 1
+
+
+def test_a_message_that_can_never_be_sent_is_set_aside_in_any_lane(tmp_path: Path) -> None:
+    outbox = Outbox(Store(tmp_path / "s.sqlite"))
+    outbox.put("SecurityEventNotification", {"type": "X"}, offline=False)  # no timestamp: fails its schema
+    entry, _ = outbox.next_ready(0.0)
+    assert entry is not None
+    outbox.discard(entry, "invalid: timestamp is a required property")
+    assert outbox.pending() == 0 and outbox.dead_letters()[0]["action"] == "SecurityEventNotification"

@@ -11,7 +11,7 @@ from cryptography import x509
 
 from hil.csms import CsmsEmulator
 from pnc_bridge.ocpp import SecurityCtrlr
-from tests.ocpp.conftest import IDENTITY, PASSWORD, Pki, issue, run, station_config
+from tests.ocpp.conftest import IDENTITY, PASSWORD, Pki, issue, run
 
 
 def wss(csms: CsmsEmulator) -> str:
@@ -122,7 +122,7 @@ def test_password_change_reconnects_and_keeps_queued_messages(harness) -> None:
 
             answer = await change()
             assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
-            for n in range(5):
+            for _ in range(5):
                 await station.update_transaction(tid, trigger_reason="MeterValuePeriodic")
             await csms.wait_for(lambda e: e.connections >= 2 and len(e.received("TransactionEvent")) >= 6, 10)
             seqs = [p["seqNo"] for p in (r.payload for r in csms.received("TransactionEvent"))]
