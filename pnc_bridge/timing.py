@@ -64,6 +64,10 @@ OCPP_WEBSOCKET_PING_INTERVAL = 30.0
 #: How long a ping may stay unanswered before the connection counts as lost.
 OCPP_WEBSOCKET_PONG_TIMEOUT = 30.0
 
+#: How long to wait for the CSMS's close frame when closing; a connection given up on
+#: (ping unanswered, CALLs timing out) is not worth a long goodbye.
+OCPP_WEBSOCKET_CLOSE_TIMEOUT = 2.0
+
 #: Opening the WebSocket (TCP, TLS and HTTP upgrade) must finish within this time.
 OCPP_OPEN_TIMEOUT = 30.0
 

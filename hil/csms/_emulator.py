@@ -345,6 +345,7 @@ class CsmsEmulator:
             ssl=self.ssl_context,
             max_size=self.max_size,
             ping_interval=None,
+            close_timeout=1,
         )
         if self.port == 0:
             self.port = next(iter(self._server.sockets)).getsockname()[1]

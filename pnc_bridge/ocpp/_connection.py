@@ -22,6 +22,7 @@ Rules of this module:
 from __future__ import annotations
 
 import base64
+import logging
 import random
 import ssl
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from urllib.parse import quote, urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
+from pnc_bridge import timing
 from pnc_bridge.ocpp._certificates import CertificateStore
 
 __all__ = [
@@ -41,6 +43,11 @@ __all__ = [
     "connection_url",
     "TLS12_CIPHERS",
 ]
+
+#: The websockets library logs handshake headers and frames at DEBUG; they carry the
+#: Basic-auth header and SetVariables(BasicAuthPassword). A01.FR.12: never in a log.
+_WIRE_LOG = logging.getLogger("pnc_bridge.ocpp.websocket")
+_WIRE_LOG.setLevel(logging.INFO)
 
 #: TLS 1.2 cipher suites of A00.FR.318/319 (OpenSSL names). TLS 1.3 suites are OpenSSL's defaults.
 TLS12_CIPHERS = ":".join(
@@ -144,7 +151,6 @@ async def open_websocket(
     ping_interval: float | None,
     ping_timeout: float | None,
     max_size: int,
-    logger: Any = None,
 ) -> ClientConnection:
     """Connect to the CSMS of ``profile``; returns the open connection or raises ``ConnectFailed``."""
     scheme = urlsplit(profile.url).scheme.lower()
@@ -175,10 +181,10 @@ async def open_websocket(
             open_timeout=open_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            close_timeout=5,
+            close_timeout=timing.OCPP_WEBSOCKET_CLOSE_TIMEOUT,
             max_size=max_size,
             proxy=None,
-            logger=logger,
+            logger=_WIRE_LOG,
             **kwargs,
         )
     except ssl.SSLError as exc:

@@ -161,6 +161,11 @@ class _ConnectionLost(Exception):
     pass
 
 
+#: Put into a pending answer when the connection goes; a value, not an exception, so
+#: that an answer nobody awaits any more leaves no "exception never retrieved" behind.
+_LOST = object()
+
+
 @dataclass
 class _Session:
     ws: ClientConnection
@@ -972,7 +977,7 @@ class ChargingStation:
             return
         lost = session.core.reset()
         if session.answer is not None and not session.answer.done():
-            session.answer.set_exception(_ConnectionLost())
+            session.answer.set_result(_LOST)
         self._offline_since = asyncio.get_running_loop().time()
         if self._registration != "Accepted":
             self._registration = None  # boot again on the next connection
@@ -1004,7 +1009,7 @@ class ChargingStation:
             log.info("connection closed: %s", exc)
         finally:
             if session.answer is not None and not session.answer.done():
-                session.answer.set_exception(_ConnectionLost())
+                session.answer.set_result(_LOST)
 
     async def _on_rpc_event(self, session: _Session, event: Any) -> None:
         if isinstance(event, CallReceived):
@@ -1182,6 +1187,8 @@ class ChargingStation:
             event = events[0] if events else CallTimedOut(outgoing.message_id, action)
         finally:
             session.answer = None
+        if event is _LOST:
+            raise _ConnectionLost()
         if isinstance(event, CallTimedOut):
             self._consecutive_timeouts += 1
             log.warning("%s timed out (%d in a row)", action, self._consecutive_timeouts)

@@ -208,3 +208,29 @@ def test_kill_minus_9_mid_transaction_and_restart(tmp_path: Path) -> None:
             assert len(boots) == 2
 
     run(body(), timeout=120)
+
+
+def test_websocket_ping_detects_a_csms_that_stopped_answering(harness) -> None:
+    """Part 4, 5.2 / 8.4: with WebSocketPingInterval set, a connection whose peer no longer
+    reads (no close, no RST) is noticed by the unanswered ping and replaced."""
+
+    async def body() -> None:
+        from pnc_bridge.ocpp import StationConfig
+
+        async with CsmsEmulator(basic_auth={IDENTITY: PASSWORD}) as csms:
+            h = harness(csms.url, overrides={"OCPPCommCtrlr/WebSocketPingInterval": "1"})
+            h.config = StationConfig(**{**h.config.__dict__, "pong_timeout": 1.0})
+            station = await h.start()
+            assert await station.wait_online(5)
+            await csms.wait_for(lambda e: e.received("StatusNotification"), 5)
+            csms.stations[IDENTITY].ws.transport.pause_reading()  # the CSMS hangs
+            events = station.subscribe()
+            while True:
+                event = await asyncio.wait_for(events.get(), 10)
+                if getattr(event, "online", None) is False:
+                    break
+            await csms.wait_for(lambda e: e.connections >= 2, 10)
+            assert await station.wait_online(5)
+            await h.stop()
+
+    run(body())
