@@ -186,6 +186,7 @@ def test_transactions_seqno_and_remote_start_stop(harness) -> None:
             status = await csms.call_json(IDENTITY, "GetTransactionStatus", {"transactionId": tid})
             assert status == {"messagesInQueue": False, "ongoingIndicator": False}
             no_invalid_frames(csms)
+            one_call_at_a_time(csms)
             await h.stop()
 
     run(body())
@@ -229,6 +230,7 @@ def test_device_model_requests(harness) -> None:
             six = [d for r in csms.received("NotifyReport") if r.payload["requestId"] == 6 for d in r.payload["reportData"]]
             assert {d["component"]["name"] for d in six} == {"ISO15118Ctrlr"} and len(six) >= 8
             no_invalid_frames(csms)
+            one_call_at_a_time(csms)
             await h.stop()
 
     run(body())
@@ -391,3 +393,45 @@ def test_certificate_management(harness, pki: Pki) -> None:
             await h.stop()
 
     run(body())
+
+
+def one_call_at_a_time(csms: CsmsEmulator) -> None:
+    """Part 4, 4.1.1 on the CSMS's record: every CALL of the station was answered before
+    the station sent its next one (no faults, so no CALL timed out)."""
+    open_call = None
+    for record in csms.record:
+        if record.direction == "in" and record.message_type == 2:
+            assert open_call is None, f"{record.action} sent while {open_call} was unanswered"
+            open_call = record.message_id
+        elif record.direction == "out" and record.message_type in (3, 4) and record.message_id == open_call:
+            open_call = None
+
+
+def test_a_live_session_is_not_stuck_behind_a_backlog(harness) -> None:
+    async def body() -> None:
+        async with CsmsEmulator(basic_auth=CSMS_AUTH) as csms:
+            h = harness(csms.url)
+            station = await online(h, csms)
+            await h.stop()
+            # a long outage: 300 TransactionEvents wait in the outbox
+            from pnc_bridge.ocpp import Outbox, Store
+
+            store = Store(h.directory / "ocpp.sqlite")
+            outbox = Outbox(store)
+            for n in range(300):
+                outbox.put_transaction_event(1, lambda seq: {
+                    "eventType": "Updated", "timestamp": "2024-01-01T00:00:00Z", "triggerReason": "MeterValuePeriodic",
+                    "seqNo": seq, "transactionInfo": {"transactionId": "backlog"}}, offline=True, restart_sequence=n == 0)
+            store.close()
+            station = await h.start()
+            assert await station.wait_online(5)
+            response = await station.authorize({"idToken": "LIVE-EV", "type": "eMAID"})
+            assert response.id_token_info.status.value == "Accepted"
+            authorize_at = next(i for i, r in enumerate(csms.record) if r.action == "Authorize" and r.direction == "in")
+            before = [r for r in csms.record[:authorize_at] if r.direction == "in" and r.action == "TransactionEvent"]
+            assert len(before) <= 5  # at most what was in flight when the EV arrived, not the backlog
+            await csms.wait_for(lambda e: len(e.received("TransactionEvent")) >= 300, 30)
+            one_call_at_a_time(csms)
+            await h.stop()
+
+    run(body(), timeout=90)
