@@ -11,21 +11,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft6Validator
 
-from pnc_bridge.ocpp import _codegen, v201
+from pnc_bridge.ocpp import _codegen, v21, v201
 from pnc_bridge.ocpp._model import format_datetime, parse_datetime
 from tests.ocpp.schema_strategies import payloads
 
-_DIR = _codegen.schema_dir("v201")
-_SCHEMAS = {p.stem: json.loads(p.read_bytes().decode("utf-8-sig")) for p in sorted(_DIR.glob("*.json"))}
+_MODULES = {"v201": v201, "v21": v21}
+_SCHEMAS = {
+    (module, p.stem): json.loads(p.read_bytes().decode("utf-8-sig"))
+    for module in _MODULES
+    for p in sorted(_codegen.schema_dir(module).glob("*.json"))
+}
 
 
-@pytest.mark.parametrize("name", sorted(_SCHEMAS))
-def test_schema_valid_payloads_round_trip(name: str) -> None:
-    schema = _SCHEMAS[name]
-    model = getattr(v201, name)
+@pytest.mark.parametrize("module,name", sorted(_SCHEMAS), ids=lambda v: v)
+def test_schema_valid_payloads_round_trip(module: str, name: str) -> None:
+    schema = _SCHEMAS[(module, name)]
+    model = getattr(_MODULES[module], name)
     validator = Draft6Validator(schema)
 
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=15 if module == "v201" else 8, deadline=None, suppress_health_check=list(HealthCheck))
     @given(payloads(schema))
     def check(payload: dict) -> None:
         assert validator.is_valid(payload)
