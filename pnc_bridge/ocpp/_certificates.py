@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
@@ -198,7 +199,7 @@ class FileCertificateStore:
             return "Rejected", "InvalidCertificate"  # M05.FR.07
         try:
             cert.verify_directly_issued_by(cert)
-        except (ValueError, TypeError, Exception):  # not self-signed: a root must be
+        except (ValueError, TypeError, InvalidSignature):  # not self-signed: a root must be
             return "Rejected", "InvalidCertificate"
         name = cert.fingerprint(hashes.SHA256()).hex()[:32] + ".pem"
         target = self._type_dir(certificate_type) / name

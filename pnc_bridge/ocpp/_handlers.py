@@ -111,7 +111,6 @@ class StationHandlers:
         }
         dm = station.device_model
         dm.guard(OCPPCommCtrlr.NetworkConfigurationPriority, self._check_network_priority)
-        self._report_seq: dict[int, int] = {}
 
     # ================================================================== device model (B05-B08)
     def _limit(self, key: VariableKey) -> int:
@@ -197,9 +196,9 @@ class StationHandlers:
         station = self.station
         current = station.device_model.get_int(SecurityCtrlr.SecurityProfile)
         profiles = station.network_profiles
-        from datetime import datetime, timezone
-
-        now = datetime.now(timezone.utc)
+        now = station._clock()
+        if not [v for v in value.split(",") if v]:
+            return SetOutcome("Rejected", "InvalidValue", "at least one configuration slot is needed")
         for item in [v for v in value.split(",") if v]:
             slot = int(item)
             profile = profiles.get(slot)
