@@ -3,8 +3,8 @@
 A scenario file (TOML or JSON) has an optional ``[csms]`` table (port, path, boot
 response, responses) and a list of ``[[step]]`` tables, each with one verb:
 
-- ``wait = "<Action>"``: wait for a CALL of that action from the station
-  (``match`` = subset of its payload, ``timeout`` seconds, default 30);
+- ``wait = "<Action>"``: wait for a CALL of that action from the station and for the
+  CSMS's answer to it (``match`` = subset of its payload, ``timeout`` seconds, default 30);
 - ``call = "<Action>"`` with ``payload``: send a CALL; ``expect`` is a subset the
   CALLRESULT must contain, or ``expect_error = "<ErrorCode>"``;
 - ``raw = "<text>"``: send a frame as it is (bad-input tests);
@@ -94,8 +94,16 @@ async def run_scenario(
                             return position + 1, calls[position]
                     return None
 
-                position, frame = await emulator.wait_for(find, float(step.get("timeout", 30)))
+                timeout = float(step.get("timeout", 30))
+                position, frame = await emulator.wait_for(find, timeout)
                 consumed[action] = position
+                # Continue once the CSMS has answered it, so later steps see its effect.
+                await emulator.wait_for(
+                    lambda e, mid=frame.message_id: any(
+                        r.direction == "out" and r.message_type in (3, 4) and r.message_id == mid for r in e.record
+                    ),
+                    timeout,
+                )
                 result = StepResult(index, "wait", True, f"{action} received", frame.payload)
             elif "call" in step:
                 try:

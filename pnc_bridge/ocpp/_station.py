@@ -1020,9 +1020,9 @@ class ChargingStation:
             await session.ws.send(event.reply)
         elif isinstance(event, (ResultReceived, ErrorReceived, ResponseInvalid)):
             if isinstance(event, ResultReceived) and event.action == "BootNotification":
-                # Apply the registration before any CSMS request that follows the answer on
-                # the wire is handled (B03.FR.08 depends on it).
-                self._registration = _value(event.response.status)  # type: ignore[attr-defined]
+                # Applied here, before any CSMS request that follows the answer on the wire
+                # is handled (B03.FR.08 and the new HeartbeatInterval depend on it).
+                self._boot_accepted_or_not(event.response)
             if session.answer is not None and not session.answer.done():
                 session.answer.set_result(event)
         elif isinstance(event, FrameIgnored):
@@ -1227,10 +1227,9 @@ class ChargingStation:
             failure = CallFailed(item.action, "InvalidResponse", event.error)
         else:
             failure = CallFailed(item.action, "Timeout")
-        if item.action == "BootNotification":
-            await self._boot_answered(result, failure)
-        elif item.action == "Heartbeat" and result is not None:
-            pass
+        if item.action == "BootNotification" and failure is not None:
+            log.warning("BootNotification failed: %s", failure)
+            self._boot_not_before = asyncio.get_running_loop().time() + self.config.boot_retry_interval
         if result is not None and item.on_result is not None:
             outcome = item.on_result(result)
             if asyncio.iscoroutine(outcome):
@@ -1245,12 +1244,8 @@ class ChargingStation:
         elif failure is not None:
             log.warning("%s failed: %s", item.action, failure)
 
-    async def _boot_answered(self, result: OcppModel | None, failure: CallFailed | None) -> None:
+    def _boot_accepted_or_not(self, result: OcppModel) -> None:
         loop = asyncio.get_running_loop()
-        if result is None:
-            log.warning("BootNotification failed: %s", failure)
-            self._boot_not_before = loop.time() + self.config.boot_retry_interval
-            return
         status = _value(result.status)  # type: ignore[attr-defined]
         interval = int(result.interval)  # type: ignore[attr-defined]
         self._registration = status
