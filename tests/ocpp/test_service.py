@@ -120,6 +120,11 @@ def test_running_service_answers_remote_start_and_reset(tmp_path: Path) -> None:
             started = csms.received("TransactionEvent")[0].payload
             assert started["triggerReason"] == "RemoteStart" and started["transactionInfo"]["remoteStartId"] == 5
             tid = started["transactionInfo"]["transactionId"]
+            # F06.FR.06: the service's meter answers a triggered MeterValues
+            assert (await csms.call_json(IDENTITY, "TriggerMessage", {"requestedMessage": "MeterValues", "evse": {"id": 1}}))["status"] == "Accepted"
+            await csms.wait_for(lambda e: e.received("MeterValues"), 5)
+            sampled = csms.received("MeterValues")[0].payload["meterValue"][0]["sampledValue"]
+            assert {v["measurand"] for v in sampled} == {"Energy.Active.Import.Register", "Power.Active.Import"}
             assert (await csms.call_json(IDENTITY, "Reset", {"type": "Immediate"}))["status"] == "Accepted"
             assert await asyncio.wait_for(task, 15) == "reset"
             ended = [r.payload for r in csms.received("TransactionEvent") if r.payload["eventType"] == "Ended"]

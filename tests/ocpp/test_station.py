@@ -435,3 +435,21 @@ def test_a_live_session_is_not_stuck_behind_a_backlog(harness) -> None:
             await h.stop()
 
     run(body(), timeout=90)
+
+
+def test_availability_survives_a_restart(harness) -> None:
+    async def body() -> None:
+        async with CsmsEmulator(basic_auth=CSMS_AUTH) as csms:
+            h = harness(csms.url)
+            await online(h, csms)
+            answer = await csms.call_json(IDENTITY, "ChangeAvailability", {"operationalStatus": "Inoperative"})
+            assert answer["status"] == "Accepted"
+            await h.stop()
+            count = len(csms.received("StatusNotification"))
+            await online(h, csms)
+            await csms.wait_for(lambda e: len(e.received("StatusNotification")) > count, 5)
+            after_boot = csms.received("StatusNotification")[count].payload
+            assert after_boot["connectorStatus"] == "Unavailable"  # G04.FR.09, B11.FR.02
+            await h.stop()
+
+    run(body())
