@@ -200,6 +200,8 @@ class ChargingStation(StationApi):
         self._profile_attempts = 0
         self._cert_signing: dict[str, tuple[float, float, int, str]] = {}  # use -> (due, wait, repeats, csr)
         self._background: set[asyncio.Task] = set()
+        self._outbox_dirty = True  # the outbox may hold something to send now
+        self._outbox_due: float | None = None  # when the next retry in the outbox is due
         self._iso15118_needs_sent: set[str] = set()
         self._online_event = asyncio.Event()
 
@@ -352,7 +354,9 @@ class ChargingStation(StationApi):
         heapq.heappush(self._queue, item)
         self._wake()
 
-    def _wake(self) -> None:
+    def _wake(self, *, outbox: bool = False) -> None:
+        if outbox:
+            self._outbox_dirty = True
         self._wakeup.set()
 
     def _fail_queued(self, predicate: Callable[[_Queued], bool], reason: str) -> None:
@@ -475,6 +479,7 @@ class ChargingStation(StationApi):
             self._status_reported.clear()  # B04.FR.01: report every connector
         self._session = session
         self._offline_since = None
+        self._outbox_dirty = True
         self._consecutive_timeouts = 0
         self._last_sent = loop.time()
         self._last_good_slot = profile.slot
@@ -646,11 +651,17 @@ class ChargingStation(StationApi):
         cert_item = self._cert_signing_due(now)
         if cert_item is not None:
             return cert_item, None
-        entry, due = await self.store.run(lambda: self.outbox.next_ready(now))
-        if entry is not None:
-            return entry, None
-        if due is not None:
-            waits.append(due - now)
+        # Ask the database only when something may be due: a commit since the last look,
+        # or a retry time reached; saves a thread hop per idle turn of the sender.
+        if self._outbox_dirty or (self._outbox_due is not None and now >= self._outbox_due):
+            self._outbox_dirty = False
+            entry, due = await self.store.run(lambda: self.outbox.next_ready(now))
+            self._outbox_due = due
+            if entry is not None:
+                self._outbox_dirty = True  # there may be more behind it
+                return entry, None
+        if self._outbox_due is not None:
+            waits.append(max(0.0, self._outbox_due - now))
         heartbeat_due = self._last_sent + self.device_model.get_int(OCPPCommCtrlr.HeartbeatInterval)
         if now >= heartbeat_due:
             return _Queued(int(Priority.CONTROL), next(self._seq), "Heartbeat", {}), None
@@ -713,7 +724,7 @@ class ChargingStation(StationApi):
         self._last_sent = loop.time()
         deadline = session.core.deadline()
         try:
-            event = await asyncio.wait_for(asyncio.shield(session.answer), timeout=max(0.0, (deadline or loop.time()) - loop.time()))
+            event = await asyncio.wait_for(session.answer, timeout=max(0.0, (deadline or loop.time()) - loop.time()))
         except asyncio.TimeoutError:
             events = session.core.tick(loop.time())
             event = events[0] if events else CallTimedOut(outgoing.message_id, action)
@@ -918,6 +929,10 @@ class ChargingStation(StationApi):
         return dict(self._network_profiles)
 
     def _field_lengths(self) -> dict[str, int]:
+        """OCPPCommCtrlr.FieldLength values (ReadOnly: read once, then cached)."""
+        cached = getattr(self, "_field_lengths_cache", None)
+        if cached is not None:
+            return cached
         lengths = {}
         dm = getattr(self, "device_model", None)
         if dm is None:
@@ -928,6 +943,7 @@ class ChargingStation(StationApi):
                     lengths[spec.key.instance] = int(dm.get(spec.key) or 0)
                 except ValueError:
                     continue
+        self._field_lengths_cache = lengths
         return lengths
 
     def _live_variables(self) -> dict[VariableKey, Callable[[], str]]:

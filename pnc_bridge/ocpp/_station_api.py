@@ -202,7 +202,7 @@ class StationApi:
             raise OutgoingInvalid(action, error)
         offline = self._session is None
         await self.store.run(lambda: self.outbox.put(action, payload, offline=offline))
-        self._wake()
+        self._wake(outbox=True)
 
     # ================================================================== transactions
     def transactions(self) -> list[TransactionState]:
@@ -381,7 +381,7 @@ class StationApi:
             return seq_no
 
         seq_no = await self.store.run(commit)
-        self._wake()
+        self._wake(outbox=True)
         return seq_no
 
     # ================================================================== connectors
