@@ -425,11 +425,14 @@ def test_a_live_session_is_not_stuck_behind_a_backlog(harness) -> None:
             store.close()
             station = await h.start()
             assert await station.wait_online(5)
+            await csms.wait_for(lambda e: e.received("TransactionEvent"), 5)  # the backlog is draining
+            arrived = len(csms.record)  # the EV arrives now
             response = await station.authorize({"idToken": "LIVE-EV", "type": "eMAID"})
             assert response.id_token_info.status.value == "Accepted"
             authorize_at = next(i for i, r in enumerate(csms.record) if r.action == "Authorize" and r.direction == "in")
-            before = [r for r in csms.record[:authorize_at] if r.direction == "in" and r.action == "TransactionEvent"]
-            assert len(before) <= 5  # at most what was in flight when the EV arrived, not the backlog
+            between = [r for r in csms.record[arrived:authorize_at] if r.direction == "in" and r.action == "TransactionEvent"]
+            assert len(between) <= 1  # only the CALL in flight when the EV arrived, not the backlog
+            assert len(csms.received("TransactionEvent")) < 250
             await csms.wait_for(lambda e: len(e.received("TransactionEvent")) >= 300, 30)
             one_call_at_a_time(csms)
             await h.stop()
