@@ -234,3 +234,44 @@ def test_websocket_ping_detects_a_csms_that_stopped_answering(harness) -> None:
             await h.stop()
 
     run(body())
+
+
+def test_transaction_event_retried_after_callerror_then_discarded(harness) -> None:
+    """E13 against a CSMS that answers CALLERROR (the ocpp package turns a failing handler
+    into InternalError): resent with a new MessageId (part 4, 4.1.4) until accepted, and
+    after MessageAttempts failures set aside as E13.FR.04 says, with an event."""
+
+    async def body() -> None:
+        from pnc_bridge.ocpp import events
+
+        failures = {"left": 2}
+
+        def flaky(payload: dict, station_id: str) -> dict:
+            if payload["transactionInfo"]["transactionId"] == "doomed" or failures["left"] > 0:
+                failures["left"] -= 1
+                raise RuntimeError("CSMS database unavailable")
+            return {}
+
+        async with CsmsEmulator(basic_auth={IDENTITY: PASSWORD}, responses={"TransactionEvent": flaky}) as csms:
+            h = harness(csms.url, overrides={"OCPPCommCtrlr/MessageAttempts[TransactionEvent]": "3"})
+            station = await h.start()
+            queue = station.subscribe()
+            assert await station.wait_online(5)
+            tid = await station.start_transaction(1, 1, trigger_reason="Authorized", id_token={"idToken": "T", "type": "Central"})
+            await csms.wait_for(lambda e: len(e.received("TransactionEvent")) >= 3, 10)
+            copies = csms.received("TransactionEvent")
+            assert {c.payload["seqNo"] for c in copies} == {0}
+            assert len({c.message_id for c in copies}) == 3  # a new MessageId for every attempt
+            await station.end_transaction(tid, trigger_reason="EVDeparted", stopped_reason="EVDisconnected")
+            doomed = await station.start_transaction(1, 1, trigger_reason="Authorized", transaction_id="doomed")
+            del doomed
+            while True:
+                event = await asyncio.wait_for(queue.get(), 10)
+                if isinstance(event, events.MessageDiscarded):
+                    break
+            dead = station.outbox.dead_letters()
+            assert len(dead) == 1 and dead[0]["payload"]["transactionInfo"]["transactionId"] == "doomed"
+            assert dead[0]["attempts"] == 3 and "InternalError" in dead[0]["last_error"]
+            await h.stop()
+
+    run(body())
