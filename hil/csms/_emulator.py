@@ -257,8 +257,13 @@ class _Link:
         # Faults limited to some actions also hit the answers to CALLs of those actions.
         return self.emulator._call_actions.get(record.message_id or "")
 
-    async def send(self, text: str) -> None:
-        """Called by ``ocpp.ChargePoint`` and ``call_json``: send a frame, faults applied."""
+    async def send(self, text: str) -> bool:
+        """Called by ``ocpp.ChargePoint`` and ``call_json``: send a frame, faults applied.
+
+        Returns False when the connection is already closing. It does not raise then, so
+        the ChargePoint goes on reading what the station sent before its close frame
+        (a real CSMS drains its input too).
+        """
         record = self._describe(text, "out")
         if record.message_type == 2 and record.message_id:
             self.emulator._call_actions[record.message_id] = record.action or ""
@@ -268,13 +273,18 @@ class _Link:
             if plan.drop("out"):
                 record.dropped = True
                 self.emulator._add(record)
-                return
+                return True
             record.delay = plan.delay("out")
         async with self._send_lock:
             if record.delay:
                 await asyncio.sleep(record.delay)
             self.emulator._add(record)
-            await self.ws.send(text)
+            try:
+                await self.ws.send(text)
+            except ConnectionClosed:
+                record.error = "not sent: connection closed"
+                return False
+        return True
 
 
 class CsmsEmulator:
@@ -449,11 +459,9 @@ class CsmsEmulator:
         future = asyncio.get_running_loop().create_future()
         link.pending[message_id] = future
         link.actions[message_id] = action
-        try:
-            await link.send(call.to_json())
-        except ConnectionClosed as exc:
+        if not await link.send(call.to_json()):
             link.pending.pop(message_id, None)
-            raise CsmsCallError("ConnectionLost", f"cannot send {action}: {exc}") from None
+            raise CsmsCallError("ConnectionLost", f"cannot send {action}: the connection is closed")
         try:
             record: FrameRecord = await asyncio.wait_for(future, timeout or self.response_timeout)
         except asyncio.TimeoutError:
