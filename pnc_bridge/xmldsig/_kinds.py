@@ -136,10 +136,10 @@ def response_code(verdict: Verdict, message) -> str | None:
         return kind.challenge
     if (
         isinstance(verdict, CertificateInvalid)
-        and verdict.response_code
+        and verdict.chain_code
         and kind.standard is Standard.ISO15118_2
         and not kind.name.endswith("Res")
     ):
         # the PKI's own code for the chain (FAILED_CertChainError, ..._CertificateExpired, ...)
-        return verdict.response_code
+        return verdict.chain_code
     return kind.failure

@@ -88,10 +88,10 @@ class UnsignedPart(_Verdict):
 @dataclass(frozen=True)
 class CertificateInvalid(_Verdict):
     """The signer's certificate is unusable (not X.509 DER) or its chain failed
-    validation; ``response_code`` is the PKI's code for the chain failure, if any."""
+    validation; ``chain_code`` is the PKI's response code for the chain failure, if any."""
 
     reason: str
-    response_code: str | None = None
+    chain_code: str | None = None
 
 
 @dataclass(frozen=True)

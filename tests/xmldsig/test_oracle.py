@@ -29,7 +29,7 @@ from pnc_bridge.xmldsig import Standard
 from pnc_bridge.xmldsig._core import iter_elements
 from tests.exi import oracle
 from tests.exi.gen import make_encodable, maximal, strategy, value_strategy
-from tests.xmldsig.messages import SESSION_ID, signer_key, unsigned
+from tests.xmldsig.messages import SESSION_ID, unsigned
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 #: generated messages per schema
