@@ -20,6 +20,11 @@ from tests.xmldsig.conftest import validation_time
 from tests.xmldsig.messages import GEN_CHALLENGE, signer_key, unsigned
 
 
+@pytest.fixture(autouse=True)
+def _needs_vectors(shared_dir):
+    """Most of these run on captured signed messages from ../shared/exi-vectors."""
+
+
 def _vector(name):
     return next(v for v in SIGNED if v["msg"] == name)
 

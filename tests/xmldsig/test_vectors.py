@@ -54,7 +54,7 @@ CHECKABLE = [v for v in SIGNED if v["msg"] != "ChargeParameterDiscoveryRes"]
 IDS = [f"{v['msg']}-{v['id']}" for v in CHECKABLE]
 
 
-def test_the_captures_hold_every_kind_the_table_names_for_iso2():
+def test_the_captures_hold_every_kind_the_table_names_for_iso2(shared_dir):
     kinds = {v["msg"] for v in SIGNED}
     assert {name for std, name in xmldsig.KINDS if std is Standard.ISO15118_2} <= kinds
     assert len(CHECKABLE) >= 15
@@ -106,7 +106,7 @@ def test_captured_algorithms_are_the_iso2_suite(v):
         assert ref.digest_method.algorithm == suite.default_digest
 
 
-def test_a_certificate_of_another_session_is_refused():
+def test_a_certificate_of_another_session_is_refused(shared_dir):
     auth = [v for v in CHECKABLE if v["msg"] == "AuthorizationReq"]
     by_cert = {signer_certs(v)[0]: v for v in auth}
     assert len(by_cert) >= 2, "need two sessions with different contract certificates"
