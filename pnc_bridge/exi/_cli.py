@@ -51,6 +51,11 @@ def register(sub) -> None:
     g.add_argument("--check", action="store_true")
     g.set_defaults(func=_generate)
 
+    # XML-DSig over EXI lives in pnc_bridge.xmldsig; its command sits next to decode
+    from pnc_bridge.xmldsig._cli import add_parser as add_verify_signature
+
+    add_verify_signature(s)
+
 
 def _hex_payload(text: str) -> bytes:
     t = "".join(text.split()).lower()

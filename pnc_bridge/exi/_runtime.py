@@ -85,9 +85,17 @@ class Reader:
     def uint(self, max_groups: int = 10) -> int:
         """Unsigned Integer: 7-bit groups, least significant first, high bit = more."""
         pos = self.pos
-        result = 0
-        shift = 0
-        for _ in range(max_groups):
+        q = pos + 8
+        if q > self.wend:
+            self._refill(q)
+        b = (self.win >> (self.wend - q)) & 0xFF
+        if b < 0x80:  # the common case: one octet
+            self.pos = q
+            return b
+        result = b & 0x7F
+        shift = 7
+        pos = q
+        for _ in range(max_groups - 1):
             q = pos + 8
             if q > self.wend:
                 self.pos = pos
@@ -103,42 +111,67 @@ class Reader:
         raise ExiDecodeError(pos, f"unsigned integer longer than {max_groups} octets")
 
     def integer(self, max_groups: int = 10) -> int:
-        if self.boolean():
-            return -self.uint(max_groups) - 1
-        return self.uint(max_groups)
+        """Integer: a sign bit, then the magnitude (minus one when negative)."""
+        pos = self.pos
+        q = pos + 9
+        if q > self.wend:
+            self._refill(q)
+        x = (self.win >> (self.wend - q)) & 0x1FF
+        negative = x & 0x100
+        result = x & 0x7F
+        if x & 0x80:  # more octets
+            shift = 7
+            pos = q
+            for _ in range(max_groups - 1):
+                q = pos + 8
+                if q > self.wend:
+                    self.pos = pos
+                    self._refill(q)
+                b = (self.win >> (self.wend - q)) & 0xFF
+                pos = q
+                result |= (b & 0x7F) << shift
+                if b < 0x80:
+                    break
+                shift += 7
+            else:
+                self.pos = pos
+                raise ExiDecodeError(pos, f"integer longer than {max_groups} octets")
+        self.pos = q
+        return -result - 1 if negative else result
 
     # ---- strings and binaries (EXI 7.1.10, 7.1.1, 7.3) ---------------------- #
 
-    def _length(self, what: str, lo: int | None, hi: int | None, unit_bits: int) -> int:
-        at = self.pos
-        n = self.uint(5)
-        if hi is not None and n > hi and self.strict:
-            raise ExiDecodeError(at, f"{what} length {n} exceeds maxLength {hi}")
-        if lo is not None and n < lo and self.strict:
-            raise ExiDecodeError(at, f"{what} length {n} below minLength {lo}")
-        if n * unit_bits > self.end - self.pos:
-            raise ExiDecodeError(at, f"{what} length {n} exceeds the remaining input")
-        return n
+    def _blob_at(self, p: int, n: int) -> bytes:
+        b = p >> 3
+        off = p & 7
+        if off == 0:
+            return self.data[b : b + n]
+        return (int.from_bytes(self.data[b : b + n + 1], "big") >> (8 - off)).to_bytes(n + 1, "big")[1:]
 
     def blob(self, n: int) -> bytes:
-        """n whole bytes at the current bit position."""
+        """n whole bytes at the current bit position, moved as one integer."""
         p = self.pos
         q = p + 8 * n
         if q > self.end:
             raise ExiDecodeError(p, "unexpected end of stream")
-        b = p >> 3
-        off = p & 7
         self.pos = q
-        if off == 0:
-            return self.data[b : b + n]
-        v = int.from_bytes(self.data[b : b + n + 1], "big") >> (8 - off)
-        return (v & ((1 << (8 * n)) - 1)).to_bytes(n, "big")
+        return self._blob_at(p, n)
 
     def binary(self, lo: int | None = None, hi: int | None = None) -> bytes:
-        n = self._length("binary", lo, hi, 8)
-        return self.blob(n)
+        """Binary (EXI 7.1.1): a length, then that many octets."""
+        at = self.pos
+        n = self.uint(5)
+        if (hi is not None and n > hi or lo is not None and n < lo) and self.strict:
+            raise ExiDecodeError(at, f"binary length {n} outside {lo or 0}..{hi}")
+        p = self.pos
+        q = p + 8 * n
+        if q > self.end:
+            raise ExiDecodeError(at, f"binary length {n} exceeds the remaining input")
+        self.pos = q
+        return self._blob_at(p, n)
 
     def string(self, lo: int | None = None, hi: int | None = None) -> str:
+        """String (EXI 7.1.10) without string-table hits: length + 2, then code points."""
         at = self.pos
         code = self.uint(5)
         if code < 2:
@@ -146,19 +179,16 @@ class Reader:
             # table entries (valuePartitionCapacity 0), so a hit cannot be resolved.
             raise ExiDecodeError(at, "string table hit, but ISO 15118 streams use no string table")
         n = code - 2
-        if hi is not None and n > hi and self.strict:
-            raise ExiDecodeError(at, f"string length {n} exceeds maxLength {hi}")
-        if lo is not None and n < lo and self.strict:
-            raise ExiDecodeError(at, f"string length {n} below minLength {lo}")
-        if n * 8 > self.end - self.pos:
+        if (hi is not None and n > hi or lo is not None and n < lo) and self.strict:
+            raise ExiDecodeError(at, f"string length {n} outside {lo or 0}..{hi}")
+        p = self.pos
+        q = p + 8 * n
+        if q > self.end:
             raise ExiDecodeError(at, f"string length {n} exceeds the remaining input")
-        if n == 0:
-            return ""
-        start = self.pos
-        raw = self.blob(n)
+        raw = self._blob_at(p, n)
         if raw.isascii():  # every character one 7-bit group: the bytes are the code points
+            self.pos = q
             return raw.decode("ascii")
-        self.pos = start
         chars = []
         for _ in range(n):
             c = self.uint(3)
@@ -176,6 +206,18 @@ class Reader:
         """A value outside its XSD facets: an error unless decoding leniently."""
         if self.strict:
             raise ExiDecodeError(self.pos, reason)
+
+
+def _uint_code(v: int) -> tuple[int, int]:
+    """The octets of an EXI Unsigned Integer (7-bit groups, least significant first)
+    as one big-endian bit string: (value, width in bits)."""
+    acc = 0
+    n = 0
+    while v >= 0x80:
+        acc = (acc << 8) | (0x80 | (v & 0x7F))
+        v >>= 7
+        n += 8
+    return (acc << 8) | v, n + 8
 
 
 class Writer:
@@ -201,24 +243,30 @@ class Writer:
 
     def uint(self, v: int) -> None:
         if v < 0x80:
-            self.bits(v, 8)
-            return
-        acc = 0
-        n = 0
-        while v >= 0x80:
-            acc = (acc << 8) | (0x80 | (v & 0x7F))
-            v >>= 7
-            n += 8
-        acc = (acc << 8) | v
-        self.bits(acc, n + 8)
+            self.acc = (self.acc << 8) | v
+            self.n += 8
+        else:
+            code, width = _uint_code(v)
+            self.acc = (self.acc << width) | code
+            self.n += width
+        if self.n > 256:
+            self._flush()
 
     def integer(self, v: int) -> None:
         if v < 0:
-            self.bits(1, 1)
-            self.uint(-v - 1)
+            v = -v - 1
+            sign = 1
         else:
-            self.bits(0, 1)
-            self.uint(v)
+            sign = 0
+        if v < 0x80:
+            self.acc = (self.acc << 9) | (sign << 8) | v
+            self.n += 9
+        else:
+            code, width = _uint_code(v)
+            self.acc = (((self.acc << 1) | sign) << width) | code
+            self.n += width + 1
+        if self.n > 256:
+            self._flush()
 
     def blob(self, data: bytes) -> None:
         if not data:
@@ -232,14 +280,28 @@ class Writer:
         self._flush()
 
     def binary(self, data: bytes) -> None:
-        self.uint(len(data))
-        self.blob(data)
+        """Binary (EXI 7.1.1): the length, then the octets, in one accumulation."""
+        n = len(data)
+        code, width = (n, 8) if n < 0x80 else _uint_code(n)
+        self.acc = (self.acc << width) | code
+        self.n += width
+        if self.n & 7 == 0:  # byte-aligned: append the octets as they are
+            self._flush()
+            self.buf += data
+            return
+        self.acc = (self.acc << (8 * n)) | int.from_bytes(data, "big")
+        self.n += 8 * n
+        self._flush()
 
     def string(self, s: str) -> None:
-        self.uint(len(s) + 2)
+        n = len(s) + 2
         if s.isascii():
-            self.blob(s.encode("ascii"))
+            code, width = (n, 8) if n < 0x80 else _uint_code(n)
+            self.acc = (((self.acc << width) | code) << (8 * (n - 2))) | int.from_bytes(s.encode("ascii"), "big")
+            self.n += width + 8 * (n - 2)
+            self._flush()
         else:
+            self.uint(n)
             for ch in s:
                 self.uint(ord(ch))
 

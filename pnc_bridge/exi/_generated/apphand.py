@@ -24,7 +24,44 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d2(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.string(None, 100)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.uint(5)
+                    if t1_1 > 4294967295:
+                        r.facet("VersionNumberMajor: %d outside 0..4294967295" % t1_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t1_2 = r.uint(5)
+                        if t1_2 > 4294967295:
+                            r.facet("VersionNumberMinor: %d outside 0..4294967295" % t1_2)
+                        p = r.pos
+                        x = r.bits(21)
+                        if x & 1835907 == 0:
+                            y = (x >> 10) & 255
+                            t1_3 = y
+                            y = ((x >> 2) & 31) + 1
+                            if y > 20:
+                                r.facet("Priority: %d above maxInclusive 20" % y)
+                            t1_4 = y
+                            o1 = _new(_apphand.AppProtocol)
+                            o1.protocol_namespace = t1_0
+                            o1.version_number_major = t1_1
+                            o1.version_number_minor = t1_2
+                            o1.schema_id = t1_3
+                            o1.priority = t1_4
+                            v = o1
+                            ok1 = True
+            if not ok1:
+                r.pos = pc1
+                v = _d2(r)
             f0.append(v)
             s = 1
             k = 1
@@ -37,7 +74,44 @@ def _d0(r):
             if k < 20:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d2(r)
+                    pc2 = r.pos
+                    ok2 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t2_0 = r.string(None, 100)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t2_1 = r.uint(5)
+                            if t2_1 > 4294967295:
+                                r.facet("VersionNumberMajor: %d outside 0..4294967295" % t2_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t2_2 = r.uint(5)
+                                if t2_2 > 4294967295:
+                                    r.facet("VersionNumberMinor: %d outside 0..4294967295" % t2_2)
+                                p = r.pos
+                                x = r.bits(21)
+                                if x & 1835907 == 0:
+                                    y = (x >> 10) & 255
+                                    t2_3 = y
+                                    y = ((x >> 2) & 31) + 1
+                                    if y > 20:
+                                        r.facet("Priority: %d above maxInclusive 20" % y)
+                                    t2_4 = y
+                                    o2 = _new(_apphand.AppProtocol)
+                                    o2.protocol_namespace = t2_0
+                                    o2.version_number_major = t2_1
+                                    o2.version_number_minor = t2_2
+                                    o2.schema_id = t2_3
+                                    o2.priority = t2_4
+                                    v = o2
+                                    ok2 = True
+                    if not ok2:
+                        r.pos = pc2
+                        v = _d2(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -70,15 +144,15 @@ def _e0(w, o):
     if len(items) > 20:
         _bad("SupportedAppProtocolReq.app_protocol", items, "at most 20 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
         t = _C4.get(s)
         if t is None:
             _order("SupportedAppProtocolReq.app_protocol", s, _C3)
-        if v.__class__ is not _apphand.AppProtocol:
-            _bad("SupportedAppProtocolReq.app_protocol", v, "a AppProtocol")
+        if v0.__class__ is not _apphand.AppProtocol:
+            _bad("SupportedAppProtocolReq.app_protocol", v0, "a AppProtocol")
         w.bits(t[0], t[1])
-        _e2(w, v)
+        _e2(w, v0)
         s = (1 if n < 20 else 2)
     t = _C5.get(s)
     if t is None:
@@ -92,36 +166,79 @@ def _d1(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C6[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SchemaID")
+                    else:
+                        f1 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C8, "supportedAppProtocolRes (anonymous type)")
             else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C6[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C8, "supportedAppProtocolRes (anonymous type)")
+                r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
         else:
-            r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C6[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C6[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C9, "supportedAppProtocolRes (anonymous type)")
+            else:
+                r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SchemaID")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = (x >> 1) & 255
             else:
-                f1 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                    f1 = _simple_escape(r, None, "SchemaID")
+                else:
+                    f1 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SchemaID")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C9, "supportedAppProtocolRes (anonymous type)")
+            _escape(r, 1, _C10, "supportedAppProtocolRes (anonymous type)")
         else:
             r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -129,7 +246,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C10, "supportedAppProtocolRes (anonymous type)")
+            _escape(r, 1, _C11, "supportedAppProtocolRes (anonymous type)")
         else:
             r.fail("supportedAppProtocolRes (anonymous type): event code %d out of range" % ec)
     o = _new(_apphand.SupportedAppProtocolRes)
@@ -139,33 +256,23 @@ def _d1(r):
 
 def _e1(w, o):
     """apphand.SupportedAppProtocolRes -> supportedAppProtocolRes (anonymous type)"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C12.get(s)
-        if t is None:
-            _order("SupportedAppProtocolRes.response_code", s, _C11)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C7.get(v)
-        if i is None:
-            _bad("SupportedAppProtocolRes.response_code", v, "a member of _apphand.ResponseCode")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.schema_id
-    if v is not None:
-        t = _C13.get(s)
-        if t is None:
-            _order("SupportedAppProtocolRes.schema_id", s, _C11)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SupportedAppProtocolRes.schema_id", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C14.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SupportedAppProtocolRes.response_code", 0, _C12)
+    i0 = _C7.get(v0)
+    if i0 is None:
+        _bad("SupportedAppProtocolRes.response_code", v0, "a member of _apphand.ResponseCode")
+    v1 = o.schema_id
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not int or not 0 <= v1 <= 255:
+            _bad("SupportedAppProtocolRes.schema_id", v1, "an integer in 0..255")
+        w.bits(((((0) << 1) << 8) | (v1)) << 1, 12)
+        s = 2
+    t = _C13.get(s)
     if t is None:
-        _order("SupportedAppProtocolRes", s, _C11)
+        _order("SupportedAppProtocolRes", s, _C12)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -178,87 +285,221 @@ def _d2(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ProtocolNamespace")
-            else:
-                f0 = r.string(None, 100)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C15, "AppProtocolType")
-        else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "VersionNumberMajor")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 100)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(5)
                 if f1 > 4294967295:
                     r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C16, "AppProtocolType")
-        else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "VersionNumberMinor")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                    p = r.pos
+                    x = r.bits(21)
+                    if x & 1835907 == 0:
+                        y = (x >> 10) & 255
+                        f3 = y
+                        y = ((x >> 2) & 31) + 1
+                        if y > 20:
+                            r.facet("Priority: %d above maxInclusive 20" % y)
+                        f4 = y
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                        s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                    s = 2
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "ProtocolNamespace")
+                else:
+                    f0 = r.string(None, 100)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ProtocolNamespace")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C14, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.uint(5)
                 if f2 > 4294967295:
                     r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                p = r.pos
+                x = r.bits(21)
+                if x & 1835907 == 0:
+                    y = (x >> 10) & 255
+                    f3 = y
+                    y = ((x >> 2) & 31) + 1
+                    if y > 20:
+                        r.facet("Priority: %d above maxInclusive 20" % y)
+                    f4 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "VersionNumberMajor")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("VersionNumberMajor: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMajor")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C15, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(21)
+            if x & 1835907 == 0:
+                y = (x >> 10) & 255
+                f3 = y
+                y = ((x >> 2) & 31) + 1
+                if y > 20:
+                    r.facet("Priority: %d above maxInclusive 20" % y)
+                f4 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C17, "AppProtocolType")
+                s = 3
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "VersionNumberMinor")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("VersionNumberMinor: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VersionNumberMinor")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C16, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "SchemaID")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SchemaID")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C18, "AppProtocolType")
+        p = r.pos
+        x = r.bits(20)
+        if x & 787331 == 0:
+            y = (x >> 10) & 255
+            f3 = y
+            y = ((x >> 2) & 31) + 1
+            if y > 20:
+                r.facet("Priority: %d above maxInclusive 20" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "SchemaID")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SchemaID")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C17, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "Priority")
-            else:
-                f4 = r.bits(5) + 1
-                if f4 > 20:
-                    r.facet("Priority: %d above maxInclusive 20" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Priority")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C19, "AppProtocolType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = ((x >> 2) & 31) + 1
+            if y > 20:
+                r.facet("Priority: %d above maxInclusive 20" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("AppProtocolType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    f4 = ((x >> 1) & 31) + 1
+                    if f4 > 20:
+                        r.facet("Priority: %d above maxInclusive 20" % f4)
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "Priority")
+                    else:
+                        f4 = r.bits(5) + 1
+                        if f4 > 20:
+                            r.facet("Priority: %d above maxInclusive 20" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Priority")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C18, "AppProtocolType")
+            else:
+                r.fail("AppProtocolType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "AppProtocolType")
+            _escape(r, 1, _C19, "AppProtocolType")
         else:
             r.fail("AppProtocolType: event code %d out of range" % ec)
     o = _new(_apphand.AppProtocol)
@@ -271,67 +512,38 @@ def _d2(r):
 
 def _e2(w, o):
     """apphand.AppProtocol -> AppProtocolType"""
-    s = 0
-    v = o.protocol_namespace
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("AppProtocol.protocol_namespace", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 100:
-            _bad("AppProtocol.protocol_namespace", v, "a str of length 0..100")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.version_number_major
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("AppProtocol.version_number_major", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AppProtocol.version_number_major", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.version_number_minor
-    if v is not None:
-        t = _C24.get(s)
-        if t is None:
-            _order("AppProtocol.version_number_minor", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AppProtocol.version_number_minor", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.schema_id
-    if v is not None:
-        t = _C25.get(s)
-        if t is None:
-            _order("AppProtocol.schema_id", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("AppProtocol.schema_id", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.priority
-    if v is not None:
-        t = _C26.get(s)
-        if t is None:
-            _order("AppProtocol.priority", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 20:
-            _bad("AppProtocol.priority", v, "an integer in 1..20")
-        w.bits(v - 1, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C27.get(s)
-    if t is None:
-        _order("AppProtocol", s, _C21)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.protocol_namespace
+    if v0 is None:
+        _order("AppProtocol.protocol_namespace", 0, _C20)
+    if type(v0) is not str or len(v0) > 100:
+        _bad("AppProtocol.protocol_namespace", v0, "a str of length 0..100")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.version_number_major
+    if v1 is None:
+        _order("AppProtocol.version_number_major", 1, _C20)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("AppProtocol.version_number_major", v1, "an integer in 0..4294967295")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.version_number_minor
+    if v2 is None:
+        _order("AppProtocol.version_number_minor", 2, _C20)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("AppProtocol.version_number_minor", v2, "an integer in 0..4294967295")
+    w.bits(0, 3)
+    w.uint(v2)
+    v3 = o.schema_id
+    if v3 is None:
+        _order("AppProtocol.schema_id", 3, _C20)
+    if v3.__class__ is not int or not 0 <= v3 <= 255:
+        _bad("AppProtocol.schema_id", v3, "an integer in 0..255")
+    v4 = o.priority
+    if v4 is None:
+        _order("AppProtocol.priority", 4, _C20)
+    if v4.__class__ is not int or not 1 <= v4 <= 20:
+        _bad("AppProtocol.priority", v4, "an integer in 1..20")
+    w.bits((((((((((((0) << 1) << 1) << 8) | (v3)) << 1) << 1) << 1) << 5) | (v4 - 1)) << 1) << 1, 21)
 
 
 # tables (after the functions: some refer to encoders)
@@ -339,41 +551,41 @@ _C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH'
 _C1 = ('SE_ANY', 'CH')
 _C2 = ('SE_ANY', 'CH')
 _C3 = {0: 'AppProtocol', 1: 'AppProtocol, end of element', 2: 'end of element'}
-_C4 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C5 = {1: (1, 2, -1), 2: (0, 1, -1)}
+_C4 = {0: (0, 1), 1: (0, 2)}
+_C5 = {1: (1, 2), 2: (0, 1)}
 _C6 = (_apphand.ResponseCode.OK_SuccessfulNegotiation, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation, _apphand.ResponseCode.Failed_NoNegotiation, )
 _C7 = {_apphand.ResponseCode.OK_SuccessfulNegotiation: 0, _apphand.ResponseCode.OK_SuccessfulNegotiationWithMinorDeviation: 1, _apphand.ResponseCode.Failed_NoNegotiation: 2}
-_C8 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C9 = ('SE_ANY', 'CH')
+_C8 = ('SE_ANY', 'CH')
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C10 = ('SE_ANY', 'CH')
-_C11 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
-_C12 = {0: (0, 1, 1)}
-_C13 = {1: (0, 2, 2)}
-_C14 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C11 = ('SE_ANY', 'CH')
+_C12 = {0: 'ResponseCode', 1: 'SchemaID, end of element', 2: 'end of element'}
+_C13 = {1: (1, 2), 2: (0, 1)}
+_C14 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
 _C17 = ('EE', 'SE_ANY', 'CH')
 _C18 = ('EE', 'SE_ANY', 'CH')
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
-_C22 = {0: (0, 1, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {2: (0, 1, 3)}
-_C25 = {3: (0, 1, 4)}
-_C26 = {4: (0, 1, 5)}
-_C27 = {5: (0, 1, -1)}
+_C19 = ('SE_ANY', 'CH')
+_C20 = {0: 'ProtocolNamespace', 1: 'VersionNumberMajor', 2: 'VersionNumberMinor', 3: 'SchemaID', 4: 'Priority', 5: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(2)
-    if ec == 0:  # supportedAppProtocolReq
-        return _d0(r)
-    elif ec == 1:  # supportedAppProtocolRes
-        return _d1(r)
-    elif ec == 2:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 2:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # supportedAppProtocolReq
+    _d1,  # supportedAppProtocolRes
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

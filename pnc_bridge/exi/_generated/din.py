@@ -30,25 +30,70 @@ def _d0(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "DepartureTime")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f3 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f4 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                s = 5
+                        else:
+                            r.pos = p
+                            s = 4
+                    else:
+                        r.pos = p
+                        s = 3
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C0, "AC_EVChargeParameterType")
+                s = 1
         else:
-            r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "DepartureTime")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("DepartureTime: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C0, "AC_EVChargeParameterType")
+            else:
+                r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "AC_EVChargeParameterType")
@@ -57,7 +102,7 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "AC_EVChargeParameterType")
@@ -66,7 +111,7 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "AC_EVChargeParameterType")
@@ -75,7 +120,7 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "AC_EVChargeParameterType")
@@ -99,63 +144,42 @@ def _d0(r):
 
 def _e0(w, o):
     """din.AC_EVChargeParameter -> AC_EVChargeParameterType"""
-    s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C7.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.departure_time", s, _C6)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.e_amount
-    if v is not None:
-        t = _C8.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.e_amount", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_max_voltage
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_voltage", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_max_current
-    if v is not None:
-        t = _C10.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_current", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_min_current
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_min_current", s, _C6)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C12.get(s)
-    if t is None:
-        _order("AC_EVChargeParameter", s, _C6)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.departure_time
+    if v0 is None:
+        _order("AC_EVChargeParameter.departure_time", 0, _C6)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("AC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.e_amount
+    if v1 is None:
+        _order("AC_EVChargeParameter.e_amount", 1, _C6)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.e_amount", v1, "a PhysicalValue")
+    w.bits(0, 2)
+    _e83(w, v1)
+    v2 = o.ev_max_voltage
+    if v2 is None:
+        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C6)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.ev_max_current
+    if v3 is None:
+        _order("AC_EVChargeParameter.ev_max_current", 3, _C6)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.ev_min_current
+    if v4 is None:
+        _order("AC_EVChargeParameter.ev_min_current", 4, _C6)
+    if v4.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_min_current", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v4)
+    w.bits(0, 1)
 
 def _d1(r):
     """AC_EVSEChargeParameterType -> din.AC_EVSEChargeParameter"""
@@ -167,37 +191,66 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d2(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t1_0 = y
+                y = ((x >> 3) & 1) == 1
+                t1_1 = y
+                t1_2 = r.uint(5)
+                if t1_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t1_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t1_3 = y
+                    o1 = _new(_din.AC_EVSEStatus)
+                    o1.power_switch_closed = t1_0
+                    o1.rcd = t1_1
+                    o1.notification_max_delay = t1_2
+                    o1.evse_notification = t1_3
+                    f0 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C9, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C10, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C15, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C11, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C16, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C12, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -205,7 +258,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C17, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C13, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.AC_EVSEChargeParameter)
@@ -217,52 +270,35 @@ def _d1(r):
 
 def _e1(w, o):
     """din.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
-    s = 0
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.ac_evse_status", s, _C18)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.evse_max_voltage
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_voltage", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C21.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_current", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_min_current
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_min_current", s, _C18)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C23.get(s)
-    if t is None:
-        _order("AC_EVSEChargeParameter", s, _C18)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ac_evse_status
+    if v0 is None:
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C14)
+    if v0.__class__ is not _din.AC_EVSEStatus:
+        _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v0)
+    v1 = o.evse_max_voltage
+    if v1 is None:
+        _order("AC_EVSEChargeParameter.evse_max_voltage", 1, _C14)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.evse_max_current
+    if v2 is None:
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C14)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.evse_min_current
+    if v3 is None:
+        _order("AC_EVSEChargeParameter.evse_min_current", 3, _C14)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_min_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    w.bits(0, 1)
 
 def _d2(r):
     """AC_EVSEStatusType -> din.AC_EVSEStatus"""
@@ -272,72 +308,173 @@ def _d2(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PowerSwitchClosed")
+        p = r.pos
+        x = r.bits(10)
+        if x & 887 == 0:
+            y = ((x >> 7) & 1) == 1
+            f0 = y
+            y = ((x >> 3) & 1) == 1
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C7[y]
+                f3 = y
+                s = -1
             else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PowerSwitchClosed")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C24, "AC_EVSEStatusType")
-        else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RCD")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RCD")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C25, "AC_EVSEStatusType")
-        else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "NotificationMaxDelay")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C26, "AC_EVSEStatusType")
+                s = 3
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSENotification")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "PowerSwitchClosed")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PowerSwitchClosed")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C15, "AC_EVSEStatusType")
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C27[f3]
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(6)
+        if x & 55 == 0:
+            y = ((x >> 3) & 1) == 1
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C7[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C29, "AC_EVSEStatusType")
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "RCD")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RCD")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C16, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C7[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C17, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f3 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f3 = _C7[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f3)
+                        f3 = _C7[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C18, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C30, "AC_EVSEStatusType")
+            _escape(r, 1, _C19, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.AC_EVSEStatus)
@@ -349,57 +486,30 @@ def _d2(r):
 
 def _e2(w, o):
     """din.AC_EVSEStatus -> AC_EVSEStatusType"""
-    s = 0
-    v = o.power_switch_closed
-    if v is not None:
-        t = _C32.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.power_switch_closed", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.power_switch_closed", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rcd
-    if v is not None:
-        t = _C33.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.rcd", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.rcd", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C34.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.notification_max_delay", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C35.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.evse_notification", s, _C31)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C28.get(v)
-        if i is None:
-            _bad("AC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C36.get(s)
-    if t is None:
-        _order("AC_EVSEStatus", s, _C31)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.power_switch_closed
+    if v0 is None:
+        _order("AC_EVSEStatus.power_switch_closed", 0, _C20)
+    if v0.__class__ is not bool:
+        _bad("AC_EVSEStatus.power_switch_closed", v0, "a bool")
+    v1 = o.rcd
+    if v1 is None:
+        _order("AC_EVSEStatus.rcd", 1, _C20)
+    if v1.__class__ is not bool:
+        _bad("AC_EVSEStatus.rcd", v1, "a bool")
+    v2 = o.notification_max_delay
+    if v2 is None:
+        _order("AC_EVSEStatus.notification_max_delay", 2, _C20)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("AC_EVSEStatus.notification_max_delay", v2, "an integer in 0..4294967295")
+    w.bits((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 1) | (v1)) << 1) << 1) << 1, 10)
+    w.uint(v2)
+    v3 = o.evse_notification
+    if v3 is None:
+        _order("AC_EVSEStatus.evse_notification", 3, _C20)
+    i3 = _C8.get(v3)
+    if i3 is None:
+        _bad("AC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
 
 def _d3(r):
     """BodyBaseType -> din.BodyBase"""
@@ -409,7 +519,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C37, "BodyBaseType")
+            _escape(r, 3, _C21, "BodyBaseType")
         else:
             r.fail("BodyBaseType: event code %d out of range" % ec)
     o = _new(_din.BodyBase)
@@ -417,12 +527,7 @@ def _d3(r):
 
 def _e3(w, o):
     """din.BodyBase -> BodyBaseType"""
-    s = 0
-    t = _C39.get(s)
-    if t is None:
-        _order("BodyBase", s, _C38)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d4(r):
     """CableCheckReqType -> din.CableCheckReq"""
@@ -434,7 +539,7 @@ def _d4(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C40, "CableCheckReqType")
+            _escape(r, 3, _C23, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -442,7 +547,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C41, "CableCheckReqType")
+            _escape(r, 1, _C24, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     o = _new(_din.CableCheckReq)
@@ -451,22 +556,14 @@ def _d4(r):
 
 def _e4(w, o):
     """din.CableCheckReq -> CableCheckReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("CableCheckReq.dc_ev_status", s, _C42)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C44.get(s)
-    if t is None:
-        _order("CableCheckReq", s, _C42)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CableCheckReq.dc_ev_status", 0, _C25)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("CableCheckReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d5(r):
     """CableCheckResType -> din.CableCheckRes"""
@@ -475,52 +572,96 @@ def _d5(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C28[y]
+                f2 = y
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C47, "CableCheckResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C30, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C48, "CableCheckResType")
+            _escape(r, 2, _C31, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(1)
-                f2 = _C49[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C51, "CableCheckResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f2 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(1)
+                        f2 = _C28[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C32, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C52, "CableCheckResType")
+            _escape(r, 1, _C33, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     o = _new(_din.CableCheckRes)
@@ -531,46 +672,26 @@ def _d5(r):
 
 def _e5(w, o):
     """din.CableCheckRes -> CableCheckResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C54.get(s)
-        if t is None:
-            _order("CableCheckRes.response_code", s, _C53)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CableCheckRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C55.get(s)
-        if t is None:
-            _order("CableCheckRes.dc_evse_status", s, _C53)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C56.get(s)
-        if t is None:
-            _order("CableCheckRes.evse_processing", s, _C53)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("CableCheckRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C57.get(s)
-    if t is None:
-        _order("CableCheckRes", s, _C53)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CableCheckRes.response_code", 0, _C34)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CableCheckRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CableCheckRes.dc_evse_status", 1, _C34)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("CableCheckRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("CableCheckRes.evse_processing", 2, _C34)
+    i2 = _C29.get(v2)
+    if i2 is None:
+        _bad("CableCheckRes.evse_processing", v2, "a member of _din.EVSEProcessing")
+    w.bits((((((0) << 1) << 1) | (i2)) << 1) << 1, 5)
 
 def _d6(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -583,7 +704,7 @@ def _d6(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C58, "CanonicalizationMethodType")
+            _escape(r, 3, _C35, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -595,7 +716,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C59, "CanonicalizationMethodType")
+            _escape(r, 2, _C36, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -607,7 +728,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C60, "CanonicalizationMethodType")
+            _escape(r, 1, _C37, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -621,7 +742,7 @@ def _d6(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C61, "CanonicalizationMethodType")
+                _escape(r, 1, _C38, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -630,22 +751,14 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C63.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C62)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C64.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C62)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C39)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d7(r):
     """CertificateInstallationReqType -> din.CertificateInstallationReq"""
@@ -668,52 +781,98 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C65, "CertificateInstallationReqType")
+            _escape(r, 3, _C40, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 1200)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d85(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f3 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.binary(None, 1200)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C66, "CertificateInstallationReqType")
+                s = 2
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+                else:
+                    f1 = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C41, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d85(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C67, "CertificateInstallationReqType")
+            _escape(r, 2, _C42, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "DHParams")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f3 = r.binary(None, 256)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C68, "CertificateInstallationReqType")
+                s = 4
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f3 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C43, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C69, "CertificateInstallationReqType")
+            _escape(r, 1, _C44, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_din.CertificateInstallationReq)
@@ -725,54 +884,40 @@ def _d7(r):
 
 def _e7(w, o):
     """din.CertificateInstallationReq -> CertificateInstallationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.id", s, _C70)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.oem_provisioning_cert
-    if v is not None:
-        t = _C72.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.oem_provisioning_cert", s, _C70)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..1200")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C70)
-        if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C74.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.dh_params", s, _C70)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateInstallationReq.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C75.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateInstallationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.oem_provisioning_cert
+    if v1 is None:
+        _order("CertificateInstallationReq.oem_provisioning_cert", s, _C45)
+    t = _C46.get(s)
     if t is None:
-        _order("CertificateInstallationReq", s, _C70)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("CertificateInstallationReq.oem_provisioning_cert", s, _C45)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 1200:
+        _bad("CertificateInstallationReq.oem_provisioning_cert", v1, "bytes of length 0..1200")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.list_of_root_certificate_ids
+    if v2 is None:
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C45)
+    if v2.__class__ is not _din.ListOfRootCertificateIDs:
+        _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
+    w.bits(0, 1)
+    _e85(w, v2)
+    v3 = o.dh_params
+    if v3 is None:
+        _order("CertificateInstallationReq.dh_params", 2, _C45)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+        _bad("CertificateInstallationReq.dh_params", v3, "bytes of length 0..256")
+    w.bits(0, 2)
+    w.binary(v3)
+    w.bits(0, 2)
 
 def _d8(r):
     """CertificateInstallationResType -> din.CertificateInstallationRes"""
@@ -789,83 +934,208 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C76, "CertificateInstallationResType")
+            _escape(r, 3, _C47, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f1 = y
+            f2 = _d81(r)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = r.binary(None, 128)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f5 = r.string(None, 24)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                            s = 6
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                    s = 4
             else:
-                f1 = r.bits(5)
-                if f1 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C45[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C77, "CertificateInstallationResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(5)
+                        if f1 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C26[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C48, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C78, "CertificateInstallationResType")
+            _escape(r, 2, _C49, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 128)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f4 = r.binary(None, 256)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f5 = r.string(None, 24)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                        s = 6
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                    s = 5
             else:
-                f3 = r.binary(None, 128)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C79, "CertificateInstallationResType")
+                s = 4
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+                else:
+                    f3 = r.binary(None, 128)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C50, "CertificateInstallationResType")
             else:
-                f4 = r.binary(None, 256)
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                    s = 6
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C80, "CertificateInstallationResType")
+                s = 5
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "ContractID")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C51, "CertificateInstallationResType")
             else:
-                f5 = r.string(None, 24)
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C81, "CertificateInstallationResType")
+                s = 6
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, "", "ContractID")
+                else:
+                    f5 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C52, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C82, "CertificateInstallationResType")
+            _escape(r, 1, _C53, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_din.CertificateInstallationRes)
@@ -879,77 +1149,48 @@ def _d8(r):
 
 def _e8(w, o):
     """din.CertificateInstallationRes -> CertificateInstallationResType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C84.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.id", s, _C83)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationRes.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.response_code
-    if v is not None:
-        t = _C85.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.response_code", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C86.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_cert_chain", s, _C83)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C87.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_encrypted_private_key", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 128:
-            _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C88.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.dh_params", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateInstallationRes.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C89.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_id", s, _C83)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateInstallationRes.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C90.get(s)
-    if t is None:
-        _order("CertificateInstallationRes", s, _C83)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateInstallationRes.id", 0, _C54)
+    if type(v0) is not str:
+        _bad("CertificateInstallationRes.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("CertificateInstallationRes.response_code", 6, _C54)
+    i1 = _C27.get(v1)
+    if i1 is None:
+        _bad("CertificateInstallationRes.response_code", v1, "a member of _din.ResponseCode")
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateInstallationRes.contract_signature_cert_chain", 1, _C54)
+    if v2.__class__ is not _din.CertificateChain:
+        _bad("CertificateInstallationRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i1)) << 1) << 1, 9)
+    _e81(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 2, _C54)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 128:
+        _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v3, "bytes of length 0..128")
+    w.bits(0, 2)
+    w.binary(v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateInstallationRes.dh_params", 3, _C54)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateInstallationRes.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 3)
+    w.binary(v4)
+    v5 = o.contract_id
+    if v5 is None:
+        _order("CertificateInstallationRes.contract_id", 4, _C54)
+    if type(v5) is not str or len(v5) > 24:
+        _bad("CertificateInstallationRes.contract_id", v5, "a str of length 0..24")
+    w.bits(0, 3)
+    w.string(v5)
+    w.bits(0, 2)
 
 def _d9(r):
     """CertificateUpdateReqType -> din.CertificateUpdateReq"""
@@ -965,64 +1206,110 @@ def _d9(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C91, "CertificateUpdateReqType")
+            _escape(r, 3, _C55, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C92, "CertificateUpdateReqType")
+            _escape(r, 3, _C56, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "ContractID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d85(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f2 = r.string(None, 24)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C93, "CertificateUpdateReqType")
+                s = 3
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "ContractID")
+                else:
+                    f2 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C57, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d79(r)
+            f3 = _d85(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C94, "CertificateUpdateReqType")
+            _escape(r, 2, _C58, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f4 = r.binary(None, 256)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C95, "CertificateUpdateReqType")
+                s = 5
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C59, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C96, "CertificateUpdateReqType")
+            _escape(r, 1, _C60, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     o = _new(_din.CertificateUpdateReq)
@@ -1035,64 +1322,46 @@ def _d9(r):
 
 def _e9(w, o):
     """din.CertificateUpdateReq -> CertificateUpdateReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C98.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.id", s, _C97)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C97)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_id", s, _C97)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateUpdateReq.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C101.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C97)
-        if v.__class__ is not _din.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C102.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.dh_params", s, _C97)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateUpdateReq.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C103.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateUpdateReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C61)
+    t = _C62.get(s)
     if t is None:
-        _order("CertificateUpdateReq", s, _C97)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C61)
+    if v1.__class__ is not _din.CertificateChain:
+        _bad("CertificateUpdateReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(t[0], t[1])
+    _e81(w, v1)
+    v2 = o.contract_id
+    if v2 is None:
+        _order("CertificateUpdateReq.contract_id", 1, _C61)
+    if type(v2) is not str or len(v2) > 24:
+        _bad("CertificateUpdateReq.contract_id", v2, "a str of length 0..24")
+    w.bits(0, 2)
+    w.string(v2)
+    v3 = o.list_of_root_certificate_ids
+    if v3 is None:
+        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C61)
+    if v3.__class__ is not _din.ListOfRootCertificateIDs:
+        _bad("CertificateUpdateReq.list_of_root_certificate_ids", v3, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e85(w, v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateUpdateReq.dh_params", 3, _C61)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateUpdateReq.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 2)
+    w.binary(v4)
+    w.bits(0, 2)
 
 def _d10(r):
     """CertificateUpdateResType -> din.CertificateUpdateRes"""
@@ -1110,99 +1379,285 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C104, "CertificateUpdateResType")
+            _escape(r, 3, _C63, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f1 = y
+            f2 = _d81(r)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = r.binary(None, 128)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f4 = r.binary(None, 256)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f5 = r.string(None, 24)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                                s = 7
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                            s = 6
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                    s = 4
             else:
-                f1 = r.bits(5)
-                if f1 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C45[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C105, "CertificateUpdateResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(5)
+                        if f1 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C26[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C64, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d80(r)
+            f2 = _d81(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C106, "CertificateUpdateResType")
+            _escape(r, 2, _C65, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, 128)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f4 = r.binary(None, 256)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f5 = r.string(None, 24)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                        s = 6
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                    s = 5
             else:
-                f3 = r.binary(None, 128)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C107, "CertificateUpdateResType")
+                s = 4
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, b"", "DHParams")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "ContractSignatureEncryptedPrivateKey")
+                else:
+                    f3 = r.binary(None, 128)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractSignatureEncryptedPrivateKey")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C66, "CertificateUpdateResType")
             else:
-                f4 = r.binary(None, 256)
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.binary(None, 256)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                    s = 6
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DHParams")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C108, "CertificateUpdateResType")
+                s = 5
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, "", "ContractID")
-            else:
-                f5 = r.string(None, 24)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C109, "CertificateUpdateResType")
-        else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "RetryCounter")
+                    f4 = _simple_escape(r, b"", "DHParams")
+                else:
+                    f4 = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DHParams")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C67, "CertificateUpdateResType")
             else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.integer(3)
                 if f6 < -32768 or f6 > 32767:
                     r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                    s = 7
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, "", "ContractID")
+                else:
+                    f5 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C68, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.integer(3)
+            if f6 < -32768 or f6 > 32767:
+                r.facet("RetryCounter: %d outside -32768..32767" % f6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C110, "CertificateUpdateResType")
+                s = 7
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "RetryCounter")
+                else:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("RetryCounter: %d outside -32768..32767" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RetryCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C69, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C111, "CertificateUpdateResType")
+            _escape(r, 1, _C70, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     o = _new(_din.CertificateUpdateRes)
@@ -1217,88 +1672,55 @@ def _d10(r):
 
 def _e10(w, o):
     """din.CertificateUpdateRes -> CertificateUpdateResType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C113.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.id", s, _C112)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateRes.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.response_code
-    if v is not None:
-        t = _C114.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.response_code", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CertificateUpdateRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C115.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_cert_chain", s, _C112)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C116.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_encrypted_private_key", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 128:
-            _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "bytes of length 0..128")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dh_params
-    if v is not None:
-        t = _C117.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.dh_params", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("CertificateUpdateRes.dh_params", v, "bytes of length 0..256")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_id
-    if v is not None:
-        t = _C118.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_id", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("CertificateUpdateRes.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.retry_counter
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.retry_counter", s, _C112)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C120.get(s)
-    if t is None:
-        _order("CertificateUpdateRes", s, _C112)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateUpdateRes.id", 0, _C71)
+    if type(v0) is not str:
+        _bad("CertificateUpdateRes.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("CertificateUpdateRes.response_code", 7, _C71)
+    i1 = _C27.get(v1)
+    if i1 is None:
+        _bad("CertificateUpdateRes.response_code", v1, "a member of _din.ResponseCode")
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateUpdateRes.contract_signature_cert_chain", 1, _C71)
+    if v2.__class__ is not _din.CertificateChain:
+        _bad("CertificateUpdateRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i1)) << 1) << 1, 9)
+    _e81(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 2, _C71)
+    if not isinstance(v3, (bytes, bytearray)) or len(v3) > 128:
+        _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v3, "bytes of length 0..128")
+    w.bits(0, 2)
+    w.binary(v3)
+    v4 = o.dh_params
+    if v4 is None:
+        _order("CertificateUpdateRes.dh_params", 3, _C71)
+    if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+        _bad("CertificateUpdateRes.dh_params", v4, "bytes of length 0..256")
+    w.bits(0, 3)
+    w.binary(v4)
+    v5 = o.contract_id
+    if v5 is None:
+        _order("CertificateUpdateRes.contract_id", 4, _C71)
+    if type(v5) is not str or len(v5) > 24:
+        _bad("CertificateUpdateRes.contract_id", v5, "a str of length 0..24")
+    w.bits(0, 3)
+    w.string(v5)
+    v6 = o.retry_counter
+    if v6 is None:
+        _order("CertificateUpdateRes.retry_counter", 5, _C71)
+    if type(v6) is not int or v6 < -32768 or v6 > 32767:
+        _bad("CertificateUpdateRes.retry_counter", v6, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v6)
+    w.bits(0, 2)
 
 def _d11(r):
     """ChargeParameterDiscoveryReqType -> din.ChargeParameterDiscoveryReq"""
@@ -1306,35 +1728,161 @@ def _d11(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVRequestedEnergyTransferType")
+        p = r.pos
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = (x >> 3) & 7
+            if y >= 6:
+                r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % y)
+            y = _C72[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                pc2 = r.pos
+                ok2 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t2_0 = r.uint(5)
+                    if t2_0 > 4294967295:
+                        r.facet("DepartureTime: %d outside 0..4294967295" % t2_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t2_1 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t2_2 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t2_3 = _d83(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    t2_4 = _d83(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        o2 = _new(_din.AC_EVChargeParameter)
+                                        o2.departure_time = t2_0
+                                        o2.e_amount = t2_1
+                                        o2.ev_max_voltage = t2_2
+                                        o2.ev_max_current = t2_3
+                                        o2.ev_min_current = t2_4
+                                        f1 = o2
+                                        ok2 = True
+                if not ok2:
+                    r.pos = pc2
+                    f1 = _d0(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d19(r)
+                s = 2
+            elif ec == 2:
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o3 = _new(_din.EVChargeParameter)
+                    f1 = o3
+                    ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    f1 = _d26(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C74, "ChargeParameterDiscoveryReqType")
             else:
-                f0 = r.bits(3)
-                if f0 >= 6:
-                    r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % f0)
-                f0 = _C121[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C123, "ChargeParameterDiscoveryReqType")
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % x)
+                    f0 = _C72[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVRequestedEnergyTransferType")
+                    else:
+                        f0 = r.bits(3)
+                        if f0 >= 6:
+                            r.fail("EVRequestedEnergyTransferType: enumeration index %d out of range" % f0)
+                        f0 = _C72[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRequestedEnergyTransferType")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C75, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d0(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t4_0 = r.uint(5)
+                if t4_0 > 4294967295:
+                    r.facet("DepartureTime: %d outside 0..4294967295" % t4_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t4_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t4_3 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t4_4 = _d83(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o4 = _new(_din.AC_EVChargeParameter)
+                                    o4.departure_time = t4_0
+                                    o4.e_amount = t4_1
+                                    o4.ev_max_voltage = t4_2
+                                    o4.ev_max_current = t4_3
+                                    o4.ev_min_current = t4_4
+                                    f1 = o4
+                                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f1 = _d0(r)
             s = 2
         elif ec == 1:
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            f1 = _d26(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o5 = _new(_din.EVChargeParameter)
+                f1 = o5
+                ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f1 = _d26(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C124, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C76, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1342,7 +1890,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C125, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C77, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryReq)
@@ -1352,35 +1900,21 @@ def _d11(r):
 
 def _e11(w, o):
     """din.ChargeParameterDiscoveryReq -> ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.ev_requested_energy_transfer_type
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", s, _C126)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C122.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v, "a member of _din.EVRequestedEnergyTransfer")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_charge_parameter
-    if v is not None:
-        d = _C131.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C126)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C132.get(s)
-    if t is None:
-        _order("ChargeParameterDiscoveryReq", s, _C126)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ev_requested_energy_transfer_type
+    if v0 is None:
+        _order("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", 0, _C78)
+    i0 = _C73.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryReq.ev_requested_energy_transfer_type", v0, "a member of _din.EVRequestedEnergyTransfer")
+    v1 = o.ev_charge_parameter
+    if v1 is None:
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 1, _C78)
+    d = _C79.get(v1.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v1, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
+    w.bits(((((((0) << 1) << 3) | (i0)) << 1) << 2) | (d[0]), 8)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d12(r):
     """ChargeParameterDiscoveryResType -> din.ChargeParameterDiscoveryRes"""
@@ -1390,62 +1924,218 @@ def _d12(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12404 == 0:
+            y = (x >> 7) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 3) & 1
+            y = _C28[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                f2 = _d50(r)
+                s = 3
+            elif ec == 1:
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o6 = _new(_din.SASchedules)
+                    f2 = o6
+                    ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    f2 = _d51(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C80, "ChargeParameterDiscoveryResType")
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C133, "ChargeParameterDiscoveryResType")
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C81, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = (x >> 3) & 1
+            y = _C28[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                f2 = _d50(r)
+                s = 3
+            elif ec == 1:
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o7 = _new(_din.SASchedules)
+                    f2 = o7
+                    ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    f2 = _d51(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C82, "ChargeParameterDiscoveryResType")
             else:
-                f1 = r.bits(1)
-                f1 = _C49[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C134, "ChargeParameterDiscoveryResType")
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C83, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
             f2 = _d50(r)
             s = 3
         elif ec == 1:
-            f2 = _d51(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o8 = _new(_din.SASchedules)
+                f2 = o8
+                ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f2 = _d51(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C135, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C84, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d1(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc10 = r.pos
+                ok10 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t10_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t10_1 = y
+                    t10_2 = r.uint(5)
+                    if t10_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t10_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t10_3 = y
+                        o10 = _new(_din.AC_EVSEStatus)
+                        o10.power_switch_closed = t10_0
+                        o10.rcd = t10_1
+                        o10.notification_max_delay = t10_2
+                        o10.evse_notification = t10_3
+                        t9_0 = o10
+                        ok10 = True
+                if not ok10:
+                    r.pos = pc10
+                    t9_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t9_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t9_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t9_3 = _d83(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o9 = _new(_din.AC_EVSEChargeParameter)
+                                o9.ac_evse_status = t9_0
+                                o9.evse_max_voltage = t9_1
+                                o9.evse_max_current = t9_2
+                                o9.evse_min_current = t9_3
+                                f3 = o9
+                                ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f3 = _d1(r)
             s = 4
         elif ec == 1:
             f3 = _d21(r)
             s = 4
         elif ec == 2:
-            f3 = _d28(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o11 = _new(_din.EVSEChargeParameter)
+                f3 = o11
+                ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C136, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C85, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1453,7 +2143,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C137, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C86, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ChargeParameterDiscoveryRes)
@@ -1465,58 +2155,35 @@ def _d12(r):
 
 def _e12(w, o):
     """din.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C139.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.response_code", s, _C138)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C140.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_processing", s, _C138)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedules
-    if v is not None:
-        d = _C143.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.sa_schedules", v, "one of: SAScheduleList, SASchedules")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C138)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.evse_charge_parameter
-    if v is not None:
-        d = _C147.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C138)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C148.get(s)
-    if t is None:
-        _order("ChargeParameterDiscoveryRes", s, _C138)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C87)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C87)
+    i1 = _C29.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _din.EVSEProcessing")
+    v2 = o.sa_schedules
+    if v2 is None:
+        _order("ChargeParameterDiscoveryRes.sa_schedules", 2, _C87)
+    d = _C88.get(v2.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
+    w.bits((((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 2) | (d[0]), 14)
+    d[1](w, v2)
+    v3 = o.evse_charge_parameter
+    if v3 is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", 3, _C87)
+    d = _C89.get(v3.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
+    w.bits(d[0], 2)
+    d[1](w, v3)
+    w.bits(0, 1)
 
 def _d13(r):
     """ChargingStatusReqType -> din.ChargingStatusReq"""
@@ -1526,7 +2193,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C149, "ChargingStatusReqType")
+            _escape(r, 3, _C90, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusReq)
@@ -1534,12 +2201,7 @@ def _d13(r):
 
 def _e13(w, o):
     """din.ChargingStatusReq -> ChargingStatusReqType"""
-    s = 0
-    t = _C151.get(s)
-    if t is None:
-        _order("ChargingStatusReq", s, _C150)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d14(r):
     """ChargingStatusResType -> din.ChargingStatusRes"""
@@ -1552,110 +2214,349 @@ def _d14(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C152, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "EVSEID")
-            else:
-                f1 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C153, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(3)
                 if f2 < -32768 or f2 > 32767:
                     r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f3 = _d83(r)
+                        s = 4
+                    elif ec == 1:
+                        f4 = _d86(r)
+                        s = 5
+                    elif ec == 2:
+                        x = r.bits(3)
+                        if x & 5 == 0:
+                            f5 = x == 2
+                        else:
+                            r.pos -= 3
+                            if r.bits(1):
+                                f5 = _simple_escape(r, None, "ReceiptRequired")
+                            else:
+                                f5 = r.boolean()
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                        s = 6
+                    elif ec == 3:
+                        _escape(r, 2, _C92, "ChargingStatusResType")
+                    else:
+                        r.fail("ChargingStatusResType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C93, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f3 = _d83(r)
+                        s = 4
+                    elif ec == 1:
+                        f4 = _d86(r)
+                        s = 5
+                    elif ec == 2:
+                        x = r.bits(3)
+                        if x & 5 == 0:
+                            f5 = x == 2
+                        else:
+                            r.pos -= 3
+                            if r.bits(1):
+                                f5 = _simple_escape(r, None, "ReceiptRequired")
+                            else:
+                                f5 = r.boolean()
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                        s = 6
+                    elif ec == 3:
+                        _escape(r, 2, _C94, "ChargingStatusResType")
+                    else:
+                        r.fail("ChargingStatusResType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "EVSEID")
+                else:
+                    f1 = r.binary(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C95, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f3 = _d83(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d86(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    _escape(r, 2, _C96, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C154, "ChargingStatusResType")
+                s = 3
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C97, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            f4 = _d81(r)
+            f4 = _d86(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C155, "ChargingStatusResType")
+            _escape(r, 2, _C98, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d86(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C156, "ChargingStatusResType")
+            _escape(r, 2, _C99, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f5 = y
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t12_0 = y
+                y = ((x >> 3) & 1) == 1
+                t12_1 = y
+                t12_2 = r.uint(5)
+                if t12_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t12_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t12_3 = y
+                    o12 = _new(_din.AC_EVSEStatus)
+                    o12.power_switch_closed = t12_0
+                    o12.rcd = t12_1
+                    o12.notification_max_delay = t12_2
+                    o12.evse_notification = t12_3
+                    f6 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f6 = _d2(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C157, "ChargingStatusResType")
+                r.pos = p
+                s = 7
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C100, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d2(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t13_0 = y
+                y = ((x >> 3) & 1) == 1
+                t13_1 = y
+                t13_2 = r.uint(5)
+                if t13_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t13_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t13_3 = y
+                    o13 = _new(_din.AC_EVSEStatus)
+                    o13.power_switch_closed = t13_0
+                    o13.rcd = t13_1
+                    o13.notification_max_delay = t13_2
+                    o13.evse_notification = t13_3
+                    f6 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C158, "ChargingStatusResType")
+            _escape(r, 2, _C101, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -1663,7 +2564,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C159, "ChargingStatusResType")
+            _escape(r, 1, _C102, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_din.ChargingStatusRes)
@@ -1678,87 +2579,62 @@ def _d14(r):
 
 def _e14(w, o):
     """din.ChargingStatusRes -> ChargingStatusResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C161.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargingStatusRes.response_code", 0, _C103)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ChargingStatusRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("ChargingStatusRes.evseid", 1, _C103)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
+        _bad("ChargingStatusRes.evseid", v1, "bytes of length 0..32")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.sa_schedule_tuple_id
+    if v2 is None:
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C103)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v2)
+    v3 = o.evse_max_current
+    w.bits(0, 1)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _din.PhysicalValue:
+            _bad("ChargingStatusRes.evse_max_current", v3, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v3)
+        s = 4
+    v4 = o.meter_info
+    if v4 is not None:
+        t = _C104.get(s)
         if t is None:
-            _order("ChargingStatusRes.response_code", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ChargingStatusRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C162.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evseid", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("ChargingStatusRes.evseid", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C163.get(s)
-        if t is None:
-            _order("ChargingStatusRes.sa_schedule_tuple_id", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C164.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evse_max_current", s, _C160)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
+            _order("ChargingStatusRes.meter_info", s, _C103)
+        if v4.__class__ is not _din.MeterInfo:
+            _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C165.get(s)
-        if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C160)
-        if v.__class__ is not _din.MeterInfo:
-            _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C166.get(s)
-        if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C160)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargingStatusRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("ChargingStatusRes.ac_evse_status", s, _C160)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C168.get(s)
+        _e86(w, v4)
+        s = 5
+    v5 = o.receipt_required
+    if v5 is None:
+        _order("ChargingStatusRes.receipt_required", s, _C103)
+    t = _C105.get(s)
     if t is None:
-        _order("ChargingStatusRes", s, _C160)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargingStatusRes.receipt_required", s, _C103)
+    if v5.__class__ is not bool:
+        _bad("ChargingStatusRes.receipt_required", v5, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+    v6 = o.ac_evse_status
+    if v6 is None:
+        _order("ChargingStatusRes.ac_evse_status", 6, _C103)
+    if v6.__class__ is not _din.AC_EVSEStatus:
+        _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v6)
+    w.bits(0, 1)
 
 def _d15(r):
     """ContractAuthenticationReqType -> din.ContractAuthenticationReq"""
@@ -1781,7 +2657,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C169, "ContractAuthenticationReqType")
+            _escape(r, 3, _C106, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -1797,7 +2673,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C170, "ContractAuthenticationReqType")
+            _escape(r, 2, _C107, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -1805,7 +2681,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C171, "ContractAuthenticationReqType")
+            _escape(r, 1, _C108, "ContractAuthenticationReqType")
         else:
             r.fail("ContractAuthenticationReqType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationReq)
@@ -1815,31 +2691,28 @@ def _d15(r):
 
 def _e15(w, o):
     """din.ContractAuthenticationReq -> ContractAuthenticationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C173.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("ContractAuthenticationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.gen_challenge
+    if v1 is not None:
+        t = _C110.get(s)
         if t is None:
-            _order("ContractAuthenticationReq.id", s, _C172)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("ContractAuthenticationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.gen_challenge
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("ContractAuthenticationReq.gen_challenge", s, _C172)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("ContractAuthenticationReq.gen_challenge", v, "a str of length 0..")
-        w.string(v)
+            _order("ContractAuthenticationReq.gen_challenge", s, _C109)
+        if type(v1) is not str:
+            _bad("ContractAuthenticationReq.gen_challenge", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C175.get(s)
+        s = 1
+    t = _C111.get(s)
     if t is None:
-        _order("ContractAuthenticationReq", s, _C172)
+        _order("ContractAuthenticationReq", s, _C109)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1849,43 +2722,80 @@ def _d16(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C176, "ContractAuthenticationResType")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6203 == 0:
+            y = (x >> 6) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C112, "ContractAuthenticationResType")
+            else:
+                r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(1)
-                f1 = _C49[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C177, "ContractAuthenticationResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C28[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f1 = _C28[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(1)
+                        f1 = _C28[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C113, "ContractAuthenticationResType")
+            else:
+                r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C178, "ContractAuthenticationResType")
+            _escape(r, 1, _C114, "ContractAuthenticationResType")
         else:
             r.fail("ContractAuthenticationResType: event code %d out of range" % ec)
     o = _new(_din.ContractAuthenticationRes)
@@ -1895,36 +2805,19 @@ def _d16(r):
 
 def _e16(w, o):
     """din.ContractAuthenticationRes -> ContractAuthenticationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C180.get(s)
-        if t is None:
-            _order("ContractAuthenticationRes.response_code", s, _C179)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ContractAuthenticationRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C181.get(s)
-        if t is None:
-            _order("ContractAuthenticationRes.evse_processing", s, _C179)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C50.get(v)
-        if i is None:
-            _bad("ContractAuthenticationRes.evse_processing", v, "a member of _din.EVSEProcessing")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C182.get(s)
-    if t is None:
-        _order("ContractAuthenticationRes", s, _C179)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ContractAuthenticationRes.response_code", 0, _C115)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ContractAuthenticationRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ContractAuthenticationRes.evse_processing", 1, _C115)
+    i1 = _C29.get(v1)
+    if i1 is None:
+        _bad("ContractAuthenticationRes.evse_processing", v1, "a member of _din.EVSEProcessing")
+    w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 1) | (i1)) << 1) << 1, 13)
 
 def _d17(r):
     """CurrentDemandReqType -> din.CurrentDemandReq"""
@@ -1945,172 +2838,238 @@ def _d17(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C183, "CurrentDemandReqType")
+            _escape(r, 3, _C116, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C184, "CurrentDemandReqType")
+            _escape(r, 2, _C117, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C185, "CurrentDemandReqType")
+            _escape(r, 2, _C118, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C186, "CurrentDemandReqType")
+            _escape(r, 2, _C119, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C187, "CurrentDemandReqType")
+            _escape(r, 2, _C120, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C188, "CurrentDemandReqType")
+            _escape(r, 2, _C121, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+        p = r.pos
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
+            f6 = y
+            ec = x & 3
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                _escape(r, 2, _C122, "CurrentDemandReqType")
             else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C189, "CurrentDemandReqType")
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C123, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 2:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C190, "CurrentDemandReqType")
+            _escape(r, 2, _C124, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C191, "CurrentDemandReqType")
+            _escape(r, 2, _C125, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C192, "CurrentDemandReqType")
+            _escape(r, 2, _C126, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2118,7 +3077,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "CurrentDemandReqType")
+            _escape(r, 1, _C127, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandReq)
@@ -2136,114 +3095,95 @@ def _d17(r):
 
 def _e17(w, o):
     """din.CurrentDemandReq -> CurrentDemandReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C195.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CurrentDemandReq.dc_ev_status", 0, _C128)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_current
+    if v1 is None:
+        _order("CurrentDemandReq.ev_target_current", 1, _C128)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_maximum_voltage_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v2, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v2)
+        s = 3
+    v3 = o.ev_maximum_current_limit
+    if v3 is not None:
+        t = _C129.get(s)
         if t is None:
-            _order("CurrentDemandReq.dc_ev_status", s, _C194)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C128)
+        if v3.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C196.get(s)
+        _e83(w, v3)
+        s = 4
+    v4 = o.ev_maximum_power_limit
+    if v4 is not None:
+        t = _C130.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_target_current", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C128)
+        if v4.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C197.get(s)
+        _e83(w, v4)
+        s = 5
+    v5 = o.bulk_charging_complete
+    if v5 is not None:
+        t = _C131.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_voltage_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C200.get(s)
-        if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C201.get(s)
-        if t is None:
-            _order("CurrentDemandReq.charging_complete", s, _C194)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_full_soc
-    if v is not None:
-        t = _C202.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.remaining_time_to_bulk_soc
-    if v is not None:
-        t = _C203.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C204.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_target_voltage", s, _C194)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C205.get(s)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C128)
+        if v5.__class__ is not bool:
+            _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.charging_complete
+    if v6 is None:
+        _order("CurrentDemandReq.charging_complete", s, _C128)
+    t = _C132.get(s)
     if t is None:
-        _order("CurrentDemandReq", s, _C194)
-    if t[1]:
+        _order("CurrentDemandReq.charging_complete", s, _C128)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandReq.charging_complete", v6, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
+    v7 = o.remaining_time_to_full_soc
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v7, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v7)
+        s = 8
+    v8 = o.remaining_time_to_bulk_soc
+    if v8 is not None:
+        t = _C133.get(s)
+        if t is None:
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C128)
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
+        _e83(w, v8)
+        s = 9
+    v9 = o.ev_target_voltage
+    if v9 is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C128)
+    t = _C134.get(s)
+    if t is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C128)
+    if v9.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v9)
+    w.bits(0, 1)
 
 def _d18(r):
     """CurrentDemandResType -> din.CurrentDemandRes"""
@@ -2259,131 +3199,282 @@ def _d18(r):
     f9 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(15)
+                    if x & 28392 == 0:
+                        y = ((x >> 12) & 1) == 1
+                        f4 = y
+                        y = ((x >> 8) & 1) == 1
+                        f5 = y
+                        y = ((x >> 4) & 1) == 1
+                        f6 = y
+                        ec = x & 7
+                        if ec == 0:
+                            f7 = _d83(r)
+                            s = 8
+                        elif ec == 1:
+                            f8 = _d83(r)
+                            s = 9
+                        elif ec == 2:
+                            f9 = _d83(r)
+                            s = 10
+                        elif ec == 3:
+                            s = -1
+                        elif ec == 4:
+                            _escape(r, 1, _C135, "CurrentDemandResType")
+                        else:
+                            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C206, "CurrentDemandResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C136, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C207, "CurrentDemandResType")
+            _escape(r, 2, _C137, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C208, "CurrentDemandResType")
+            _escape(r, 2, _C138, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C209, "CurrentDemandResType")
+            _escape(r, 2, _C139, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+        p = r.pos
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
+            f4 = y
+            y = ((x >> 8) & 1) == 1
+            f5 = y
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C140, "CurrentDemandResType")
             else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C210, "CurrentDemandResType")
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C141, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
+            f5 = y
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C142, "CurrentDemandResType")
             else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C211, "CurrentDemandResType")
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C143, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                f7 = _d83(r)
+                s = 8
+            elif ec == 1:
+                f8 = _d83(r)
+                s = 9
+            elif ec == 2:
+                f9 = _d83(r)
+                s = 10
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C144, "CurrentDemandResType")
             else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C212, "CurrentDemandResType")
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C145, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 2:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C213, "CurrentDemandResType")
+            _escape(r, 1, _C146, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C214, "CurrentDemandResType")
+            _escape(r, 1, _C147, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d78(r)
+            f9 = _d83(r)
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C215, "CurrentDemandResType")
+            _escape(r, 1, _C148, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
@@ -2391,7 +3482,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C216, "CurrentDemandResType")
+            _escape(r, 1, _C149, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_din.CurrentDemandRes)
@@ -2409,115 +3500,80 @@ def _d18(r):
 
 def _e18(w, o):
     """din.CurrentDemandRes -> CurrentDemandResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C218.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CurrentDemandRes.response_code", 0, _C150)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("CurrentDemandRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CurrentDemandRes.dc_evse_status", 1, _C150)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C150)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    v3 = o.evse_present_current
+    if v3 is None:
+        _order("CurrentDemandRes.evse_present_current", 3, _C150)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.evse_current_limit_achieved
+    if v4 is None:
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C150)
+    if v4.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
+    v5 = o.evse_voltage_limit_achieved
+    if v5 is None:
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C150)
+    if v5.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
+    v6 = o.evse_power_limit_achieved
+    if v6 is None:
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C150)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
+    v7 = o.evse_maximum_voltage_limit
+    w.bits(((((((((((((((0) << 1) << 1) | (v4)) << 1) << 1) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1, 12)
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v7, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v7)
+        s = 8
+    v8 = o.evse_maximum_current_limit
+    if v8 is not None:
+        t = _C151.get(s)
         if t is None:
-            _order("CurrentDemandRes.response_code", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("CurrentDemandRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("CurrentDemandRes.dc_evse_status", s, _C217)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C150)
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C220.get(s)
+        _e83(w, v8)
+        s = 9
+    v9 = o.evse_maximum_power_limit
+    if v9 is not None:
+        t = _C152.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_present_voltage", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C150)
+        if v9.__class__ is not _din.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C221.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_present_current", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C222.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_current_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C223.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_voltage_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C224.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_power_limit_achieved", s, _C217)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C225.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_voltage_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C226.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C227.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C217)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C228.get(s)
+        _e83(w, v9)
+        s = 10
+    t = _C153.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C217)
+        _order("CurrentDemandRes", s, _C150)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2538,148 +3594,197 @@ def _d19(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C229, "DC_EVChargeParameterType")
+            _escape(r, 3, _C154, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C230, "DC_EVChargeParameterType")
+            _escape(r, 2, _C155, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C231, "DC_EVChargeParameterType")
+            _escape(r, 2, _C156, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C232, "DC_EVChargeParameterType")
+            _escape(r, 2, _C157, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C233, "DC_EVChargeParameterType")
+            _escape(r, 1, _C158, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C234, "DC_EVChargeParameterType")
+            _escape(r, 1, _C159, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "FullSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f6 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C235, "DC_EVChargeParameterType")
+            _escape(r, 1, _C160, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f7 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 8
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C236, "DC_EVChargeParameterType")
+            _escape(r, 1, _C161, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -2687,7 +3792,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C237, "DC_EVChargeParameterType")
+            _escape(r, 1, _C162, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVChargeParameter)
@@ -2703,92 +3808,77 @@ def _d19(r):
 
 def _e19(w, o):
     """din.DC_EVChargeParameter -> DC_EVChargeParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C239.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.dc_ev_status", s, _C238)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C240.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_current_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C241.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_power_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C242.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_energy_capacity
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_capacity", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_energy_request
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C238)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.full_soc
-    if v is not None:
-        t = _C245.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C238)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bulk_soc
-    if v is not None:
-        t = _C246.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C238)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C247.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVChargeParameter.dc_ev_status", 0, _C163)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("DC_EVChargeParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 1, _C163)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_maximum_power_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v2, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v2)
+        s = 3
+    v3 = o.ev_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C163)
+    t = _C164.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C238)
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C163)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v3)
+    v4 = o.ev_energy_capacity
+    s = 4
+    if v4 is not None:
+        if v4.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_capacity", v4, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v4)
+        s = 5
+    v5 = o.ev_energy_request
+    if v5 is not None:
+        t = _C165.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C163)
+        if v5.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_request", v5, "a PhysicalValue")
+        w.bits(t[0], t[1])
+        _e83(w, v5)
+        s = 6
+    v6 = o.full_soc
+    if v6 is not None:
+        t = _C166.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.full_soc", s, _C163)
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("DC_EVChargeParameter.full_soc", v6, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v6)) << 1, t[1] + 1 + 7 + 1)
+        s = 7
+    v7 = o.bulk_soc
+    if v7 is not None:
+        t = _C167.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.bulk_soc", s, _C163)
+        if v7.__class__ is not int or not 0 <= v7 <= 100:
+            _bad("DC_EVChargeParameter.bulk_soc", v7, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
+        s = 8
+    t = _C168.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter", s, _C163)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2804,51 +3894,74 @@ def _d20(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C248, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C169, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f1 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f2 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C249, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C170, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C250, "DC_EVPowerDeliveryParameterType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C171, "DC_EVPowerDeliveryParameterType")
+            else:
+                r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C251, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C172, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVPowerDeliveryParameter)
@@ -2859,44 +3972,30 @@ def _d20(r):
 
 def _e20(w, o):
     """din.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C253.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.dc_ev_status", s, _C252)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.bulk_charging_complete", s, _C252)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C252)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C256.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C173)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.bulk_charging_complete
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.charging_complete
+    if v2 is None:
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+    t = _C174.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter", s, _C252)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C173)
+    if v2.__class__ is not bool:
+        _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
 
 def _d21(r):
     """DC_EVSEChargeParameterType -> din.DC_EVSEChargeParameter"""
@@ -2916,87 +4015,87 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C257, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C175, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C258, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C176, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C259, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C177, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C260, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C178, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d78(r)
+            f4 = _d83(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C261, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C179, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d78(r)
+            f5 = _d83(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C262, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C180, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d78(r)
+            f6 = _d83(r)
             s = 7
         elif ec == 1:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C263, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C181, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d78(r)
+            f7 = _d83(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C264, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C182, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d78(r)
+            f8 = _d83(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C265, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C183, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3004,7 +4103,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C266, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C184, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEChargeParameter)
@@ -3021,100 +4120,81 @@ def _d21(r):
 
 def _e21(w, o):
     """din.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
-    s = 0
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C268.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.dc_evse_status", s, _C267)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C269.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_current_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C270.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_power_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C271.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_minimum_current_limit
-    if v is not None:
-        t = _C272.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_current_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage_limit
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_current_regulation_tolerance
-    if v is not None:
-        t = _C274.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_current_regulation_tolerance", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_peak_current_ripple
-    if v is not None:
-        t = _C275.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.evse_energy_to_be_delivered
-    if v is not None:
-        t = _C276.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_energy_to_be_delivered", s, _C267)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C277.get(s)
+    v0 = o.dc_evse_status
+    if v0 is None:
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C185)
+    if v0.__class__ is not _din.DC_EVSEStatus:
+        _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
+    w.bits(0, 1)
+    _e22(w, v0)
+    v1 = o.evse_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C185)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.evse_maximum_power_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C185)
+    t = _C186.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C267)
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C185)
+    if v3.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v3)
+    v4 = o.evse_minimum_current_limit
+    if v4 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C185)
+    if v4.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v4)
+    v5 = o.evse_minimum_voltage_limit
+    if v5 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C185)
+    if v5.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v5)
+    v6 = o.evse_current_regulation_tolerance
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v6, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v6)
+        s = 7
+    v7 = o.evse_peak_current_ripple
+    if v7 is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+    t = _C187.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C185)
+    if v7.__class__ is not _din.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e83(w, v7)
+    v8 = o.evse_energy_to_be_delivered
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _din.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v8, "a PhysicalValue")
+        w.bits(0, 2)
+        _e83(w, v8)
+        s = 9
+    t = _C188.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3128,85 +4208,175 @@ def _d22(r):
     if s == 0:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVSEIsolationStatus")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f0 = _C189[x]
             else:
-                f0 = r.bits(2)
-                f0 = _C278[f0]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    f0 = _simple_escape(r, None, "EVSEIsolationStatus")
+                else:
+                    f0 = r.bits(2)
+                    f0 = _C189[f0]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEStatusCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                f1 = _C191[x]
             else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C280[f1]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    f1 = _simple_escape(r, None, "EVSEStatusCode")
+                else:
+                    f1 = r.bits(4)
+                    if f1 >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
+                    f1 = _C191[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C282, "DC_EVSEStatusType")
+            _escape(r, 3, _C193, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEStatusCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 391 == 0:
+            y = (x >> 3) & 15
+            if y >= 12:
+                r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
+            y = _C191[y]
+            f1 = y
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C7[y]
+                f3 = y
+                s = -1
             else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
-                f1 = _C280[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C283, "DC_EVSEStatusType")
-        else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "NotificationMaxDelay")
-            else:
-                f2 = r.uint(5)
-                if f2 > 4294967295:
-                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C284, "DC_EVSEStatusType")
+                s = 3
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSENotification")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f1 = _C191[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f1)
+                        f1 = _C191[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C194, "DC_EVSEStatusType")
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f3)
-                f3 = _C27[f3]
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(5)
+            if f2 > 4294967295:
+                r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C7[y]
+                f3 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C285, "DC_EVSEStatusType")
+                    _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f2 = r.uint(5)
+                    if f2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C195, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f3 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f3 = _C7[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f3)
+                        f3 = _C7[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C196, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C286, "DC_EVSEStatusType")
+            _escape(r, 1, _C197, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVSEStatus)
@@ -3218,59 +4388,38 @@ def _d22(r):
 
 def _e22(w, o):
     """din.DC_EVSEStatus -> DC_EVSEStatusType"""
+    v0 = o.evse_isolation_status
     s = 0
-    v = o.evse_isolation_status
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_isolation_status", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C279.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _din.IsolationLevel")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status_code
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_status_code", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C281.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_status_code", v, "a member of _din.DC_EVSEStatusCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C290.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.notification_max_delay", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C291.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_notification", s, _C287)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C28.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_notification", v, "a member of _din.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C292.get(s)
+    if v0 is not None:
+        i0 = _C190.get(v0)
+        if i0 is None:
+            _bad("DC_EVSEStatus.evse_isolation_status", v0, "a member of _din.IsolationLevel")
+        w.bits(((((0) << 1) << 2) | (i0)) << 1, 6)
+        s = 1
+    v1 = o.evse_status_code
+    if v1 is None:
+        _order("DC_EVSEStatus.evse_status_code", s, _C198)
+    t = _C199.get(s)
     if t is None:
-        _order("DC_EVSEStatus", s, _C287)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVSEStatus.evse_status_code", s, _C198)
+    i1 = _C192.get(v1)
+    if i1 is None:
+        _bad("DC_EVSEStatus.evse_status_code", v1, "a member of _din.DC_EVSEStatusCode")
+    w.bits(((((t[0]) << 1) << 4) | (i1)) << 1, t[1] + 1 + 4 + 1)
+    v2 = o.notification_max_delay
+    if v2 is None:
+        _order("DC_EVSEStatus.notification_max_delay", 2, _C198)
+    if type(v2) is not int or v2 < 0 or v2 > 4294967295:
+        _bad("DC_EVSEStatus.notification_max_delay", v2, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.evse_notification
+    if v3 is None:
+        _order("DC_EVSEStatus.evse_notification", 3, _C198)
+    i3 = _C8.get(v3)
+    if i3 is None:
+        _bad("DC_EVSEStatus.evse_notification", v3, "a member of _din.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i3)) << 1) << 1, 7)
 
 def _d23(r):
     """DC_EVStatusType -> din.DC_EVStatus"""
@@ -3281,116 +4430,249 @@ def _d23(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReady")
+        p = r.pos
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVCabinConditioning")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
+                s = 2
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVRESSConditioning")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                s = 3
+            elif ec == 2:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f3 = _C200[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                        f3 = _C200[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 4
+            elif ec == 3:
+                _escape(r, 2, _C202, "DC_EVStatusType")
             else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReady")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C293, "DC_EVStatusType")
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReady")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReady")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C203, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVCabinConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
+                    f1 = _simple_escape(r, None, "EVCabinConditioning")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCabinConditioning")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                    f2 = _simple_escape(r, None, "EVRESSConditioning")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f3 = _C200[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f3 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                    f3 = _C200[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C296, "DC_EVStatusType")
+            _escape(r, 2, _C204, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSConditioning")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
+                    f2 = _simple_escape(r, None, "EVRESSConditioning")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRESSConditioning")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f3 = _C200[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                    f3 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                    f3 = _C200[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C297, "DC_EVStatusType")
+            _escape(r, 2, _C205, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f3)
-                f3 = _C294[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C298, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(18)
+        if x & 200195 == 0:
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C200[y]
+            f3 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f3 = _C200[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f3)
+                        f3 = _C200[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C206, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVRESSSOC")
-            else:
-                f4 = r.bits(7)
-                if f4 > 100:
-                    r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C299, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1539 == 0:
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f4 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f4 = (x >> 1) & 127
+                    if f4 > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVRESSSOC")
+                    else:
+                        f4 = r.bits(7)
+                        if f4 > 100:
+                            r.facet("EVRESSSOC: %d above maxInclusive 100" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C207, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C300, "DC_EVStatusType")
+            _escape(r, 1, _C208, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_din.DC_EVStatus)
@@ -3403,68 +4685,44 @@ def _d23(r):
 
 def _e23(w, o):
     """din.DC_EVStatus -> DC_EVStatusType"""
-    s = 0
-    v = o.ev_ready
-    if v is not None:
-        t = _C302.get(s)
+    v0 = o.ev_ready
+    if v0 is None:
+        _order("DC_EVStatus.ev_ready", 0, _C209)
+    if v0.__class__ is not bool:
+        _bad("DC_EVStatus.ev_ready", v0, "a bool")
+    v1 = o.ev_cabin_conditioning
+    w.bits(((((0) << 1) << 1) | (v0)) << 1, 4)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVStatus.ev_cabin_conditioning", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.evress_conditioning
+    if v2 is not None:
+        t = _C210.get(s)
         if t is None:
-            _order("DC_EVStatus.ev_ready", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_ready", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_cabin_conditioning
-    if v is not None:
-        t = _C303.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_cabin_conditioning", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_cabin_conditioning", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evress_conditioning
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("DC_EVStatus.evress_conditioning", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.evress_conditioning", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_error_code
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_error_code", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C295.get(v)
-        if i is None:
-            _bad("DC_EVStatus.ev_error_code", v, "a member of _din.DC_EVErrorCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evresssoc
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_EVStatus.evresssoc", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C307.get(s)
+            _order("DC_EVStatus.evress_conditioning", s, _C209)
+        if v2.__class__ is not bool:
+            _bad("DC_EVStatus.evress_conditioning", v2, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+        s = 3
+    v3 = o.ev_error_code
+    if v3 is None:
+        _order("DC_EVStatus.ev_error_code", s, _C209)
+    t = _C211.get(s)
     if t is None:
-        _order("DC_EVStatus", s, _C301)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVStatus.ev_error_code", s, _C209)
+    i3 = _C201.get(v3)
+    if i3 is None:
+        _bad("DC_EVStatus.ev_error_code", v3, "a member of _din.DC_EVErrorCode")
+    w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
+    v4 = o.evresssoc
+    if v4 is None:
+        _order("DC_EVStatus.evresssoc", 4, _C209)
+    if v4.__class__ is not int or not 0 <= v4 <= 100:
+        _bad("DC_EVStatus.evresssoc", v4, "an integer in 0..100")
+    w.bits((((((0) << 1) << 7) | (v4)) << 1) << 1, 11)
 
 def _d24(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3503,23 +4761,58 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C308, "DSAKeyValueType")
+            _escape(r, 3, _C212, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C213, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C309, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C214, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3539,23 +4832,60 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C310, "DSAKeyValueType")
+            _escape(r, 2, _C215, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C216, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C311, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C217, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -3577,7 +4907,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C312, "DSAKeyValueType")
+            _escape(r, 1, _C218, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3593,29 +4923,44 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C313, "DSAKeyValueType")
+            _escape(r, 1, _C219, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C314, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C220, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "DSAKeyValueType")
+            _escape(r, 1, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3630,87 +4975,82 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C317.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C318.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C223.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C222)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C319.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C224.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C222)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C320.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C324.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C222)
+    t = _C225.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C316)
+        _order("DSAKeyValue.y", s, _C222)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C226.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C222)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C227.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C222)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C228.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C222)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3725,7 +5065,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C325, "DigestMethodType")
+            _escape(r, 3, _C229, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3737,7 +5077,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C326, "DigestMethodType")
+            _escape(r, 2, _C230, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3749,7 +5089,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C327, "DigestMethodType")
+            _escape(r, 1, _C231, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3763,7 +5103,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C328, "DigestMethodType")
+                _escape(r, 1, _C232, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3772,22 +5112,14 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C329)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C331.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C329)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C233)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d26(r):
     """EVChargeParameterType -> din.EVChargeParameter"""
@@ -3797,7 +5129,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C332, "EVChargeParameterType")
+            _escape(r, 3, _C234, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVChargeParameter)
@@ -3805,12 +5137,7 @@ def _d26(r):
 
 def _e26(w, o):
     """din.EVChargeParameter -> EVChargeParameterType"""
-    s = 0
-    t = _C334.get(s)
-    if t is None:
-        _order("EVChargeParameter", s, _C333)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d27(r):
     """EVPowerDeliveryParameterType -> din.EVPowerDeliveryParameter"""
@@ -3820,7 +5147,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C335, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C236, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_din.EVPowerDeliveryParameter)
@@ -3828,12 +5155,7 @@ def _d27(r):
 
 def _e27(w, o):
     """din.EVPowerDeliveryParameter -> EVPowerDeliveryParameterType"""
-    s = 0
-    t = _C337.get(s)
-    if t is None:
-        _order("EVPowerDeliveryParameter", s, _C336)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d28(r):
     """EVSEChargeParameterType -> din.EVSEChargeParameter"""
@@ -3843,7 +5165,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C338, "EVSEChargeParameterType")
+            _escape(r, 3, _C238, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_din.EVSEChargeParameter)
@@ -3851,12 +5173,7 @@ def _d28(r):
 
 def _e28(w, o):
     """din.EVSEChargeParameter -> EVSEChargeParameterType"""
-    s = 0
-    t = _C340.get(s)
-    if t is None:
-        _order("EVSEChargeParameter", s, _C339)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d29(r):
     """EVSEStatusType -> din.EVSEStatus"""
@@ -3866,7 +5183,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C341, "EVSEStatusType")
+            _escape(r, 3, _C240, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_din.EVSEStatus)
@@ -3874,12 +5191,7 @@ def _d29(r):
 
 def _e29(w, o):
     """din.EVSEStatus -> EVSEStatusType"""
-    s = 0
-    t = _C343.get(s)
-    if t is None:
-        _order("EVSEStatus", s, _C342)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d30(r):
     """EVStatusType -> din.EVStatus"""
@@ -3889,7 +5201,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C344, "EVStatusType")
+            _escape(r, 3, _C242, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_din.EVStatus)
@@ -3897,12 +5209,7 @@ def _d30(r):
 
 def _e30(w, o):
     """din.EVStatus -> EVStatusType"""
-    s = 0
-    t = _C346.get(s)
-    if t is None:
-        _order("EVStatus", s, _C345)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d31(r):
     """EntryType -> din.Entry"""
@@ -3914,10 +5221,20 @@ def _d31(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o14 = _new(_din.Interval)
+                f0 = o14
+                ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C347, "EntryType")
+            _escape(r, 3, _C244, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -3925,7 +5242,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C348, "EntryType")
+            _escape(r, 1, _C245, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_din.Entry)
@@ -3934,23 +5251,15 @@ def _d31(r):
 
 def _e31(w, o):
     """din.Entry -> EntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C352.get(v.__class__)
-        if d is None:
-            _bad("Entry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("Entry.time_interval", s, _C349)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C353.get(s)
-    if t is None:
-        _order("Entry", s, _C349)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("Entry.time_interval", 0, _C246)
+    d = _C247.get(v0.__class__)
+    if d is None:
+        _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    w.bits(0, 1)
 
 def _d32(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4012,7 +5321,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C354, "KeyInfoType")
+                _escape(r, 3, _C248, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4060,7 +5369,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C355, "KeyInfoType")
+                _escape(r, 3, _C249, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4108,7 +5417,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C356, "KeyInfoType")
+                _escape(r, 2, _C250, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4158,7 +5467,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C357, "KeyInfoType")
+                _escape(r, 1, _C251, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4208,7 +5517,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C358, "KeyInfoType")
+                _escape(r, 1, _C252, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4258,7 +5567,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C359, "KeyInfoType")
+                _escape(r, 1, _C253, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4308,7 +5617,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C360, "KeyInfoType")
+                _escape(r, 1, _C254, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4358,7 +5667,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C361, "KeyInfoType")
+                _escape(r, 1, _C255, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4408,7 +5717,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C362, "KeyInfoType")
+                _escape(r, 1, _C256, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4458,7 +5767,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C363, "KeyInfoType")
+                _escape(r, 1, _C257, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -4508,7 +5817,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C364, "KeyInfoType")
+                _escape(r, 1, _C258, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -4524,32 +5833,29 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C366.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C365)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C367.get(s)
+        t = _C260.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C365)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C259)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -4558,15 +5864,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C368.get(s)
+        t = _C261.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C365)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C259)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -4574,15 +5880,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C369.get(s)
+        t = _C262.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C365)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C259)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -4590,15 +5896,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C370.get(s)
+        t = _C263.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C365)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C259)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e77(w, v)
+        _e77(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -4606,15 +5912,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C371.get(s)
+        t = _C264.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C365)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C259)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -4622,15 +5928,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C372.get(s)
+        t = _C265.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C365)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C259)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e52(w, v)
+        _e52(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -4638,20 +5944,20 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C373.get(s)
+        t = _C266.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C365)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C259)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C374.get(s)
+    t = _C267.get(s)
     if t is None:
-        _order("KeyInfo", s, _C365)
+        _order("KeyInfo", s, _C259)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4666,14 +5972,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d46(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t15_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t15_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o15 = _new(_xmldsig.RSAKeyValue)
+                        o15.modulus = t15_0
+                        o15.exponent = t15_1
+                        f1 = o15
+                        ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f1 = _d46(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C375, "KeyValueType")
+            _escape(r, 3, _C268, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4682,14 +6008,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d46(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t16_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t16_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o16 = _new(_xmldsig.RSAKeyValue)
+                        o16.modulus = t16_0
+                        o16.exponent = t16_1
+                        f1 = o16
+                        ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f1 = _d46(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C376, "KeyValueType")
+            _escape(r, 2, _C269, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4699,7 +6045,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C377, "KeyValueType")
+            _escape(r, 1, _C270, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4709,7 +6055,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C378, "KeyValueType")
+            _escape(r, 1, _C271, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4719,7 +6065,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C379, "KeyValueType")
+            _escape(r, 1, _C272, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -4729,30 +6075,27 @@ def _d33(r):
 
 def _e33(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C381.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e24(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C274.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C380)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C273)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C380)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    t = _C383.get(s)
+        _e46(w, v1)
+        s = 2
+    t = _C275.get(s)
     if t is None:
-        _order("KeyValue", s, _C380)
+        _order("KeyValue", s, _C273)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4773,7 +6116,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C384, "ManifestType")
+            _escape(r, 3, _C276, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -4784,7 +6127,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C385, "ManifestType")
+            _escape(r, 3, _C277, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -4799,7 +6142,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C386, "ManifestType")
+                _escape(r, 1, _C278, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -4809,34 +6152,31 @@ def _d34(r):
 
 def _e34(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C388.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C387)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C389.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C387)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C279)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e47(w, v)
+        _e47(w, v1)
         s = 1
-    t = _C390.get(s)
+    t = _C281.get(s)
     if t is None:
-        _order("Manifest", s, _C387)
+        _order("Manifest", s, _C279)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4861,23 +6201,55 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C391, "MeteringReceiptReqType")
+            _escape(r, 3, _C282, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f2 = r.integer(3)
+                        if f2 < -32768 or f2 > 32767:
+                            r.facet("SAScheduleTupleID: %d outside -32768..32767" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+                elif ec == 1:
+                    f3 = _d86(r)
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C283, "MeteringReceiptReqType")
+                else:
+                    r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C392, "MeteringReceiptReqType")
+                s = 2
         else:
-            r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f1 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C284, "MeteringReceiptReqType")
+            else:
+                r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -4891,19 +6263,19 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            f3 = _d81(r)
+            f3 = _d86(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C393, "MeteringReceiptReqType")
+            _escape(r, 2, _C285, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d81(r)
+            f3 = _d86(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C394, "MeteringReceiptReqType")
+            _escape(r, 2, _C286, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4911,7 +6283,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C395, "MeteringReceiptReqType")
+            _escape(r, 1, _C287, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptReq)
@@ -4923,54 +6295,45 @@ def _d35(r):
 
 def _e35(w, o):
     """din.MeteringReceiptReq -> MeteringReceiptReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C397.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.id", s, _C396)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("MeteringReceiptReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.session_id
-    if v is not None:
-        t = _C398.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.session_id", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C399.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.sa_schedule_tuple_id", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C400.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.meter_info", s, _C396)
-        if v.__class__ is not _din.MeterInfo:
-            _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    t = _C401.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("MeteringReceiptReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.session_id
+    if v1 is None:
+        _order("MeteringReceiptReq.session_id", s, _C288)
+    t = _C289.get(s)
     if t is None:
-        _order("MeteringReceiptReq", s, _C396)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("MeteringReceiptReq.session_id", s, _C288)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
+        _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sa_schedule_tuple_id
+    s = 1
+    if v2 is not None:
+        if type(v2) is not int or v2 < -32768 or v2 > 32767:
+            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v2, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.meter_info
+    if v3 is None:
+        _order("MeteringReceiptReq.meter_info", s, _C288)
+    t = _C290.get(s)
+    if t is None:
+        _order("MeteringReceiptReq.meter_info", s, _C288)
+    if v3.__class__ is not _din.MeterInfo:
+        _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
+    w.bits(t[0], t[1])
+    _e86(w, v3)
+    w.bits(0, 1)
 
 def _d36(r):
     """MeteringReceiptResType -> din.MeteringReceiptRes"""
@@ -4978,29 +6341,113 @@ def _d36(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t17_0 = y
+                y = ((x >> 3) & 1) == 1
+                t17_1 = y
+                t17_2 = r.uint(5)
+                if t17_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t17_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t17_3 = y
+                    o17 = _new(_din.AC_EVSEStatus)
+                    o17.power_switch_closed = t17_0
+                    o17.rcd = t17_1
+                    o17.notification_max_delay = t17_2
+                    o17.evse_notification = t17_3
+                    f1 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f1 = _d2(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C402, "MeteringReceiptResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("MeteringReceiptResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C291, "MeteringReceiptResType")
+            else:
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d2(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t18_0 = y
+                y = ((x >> 3) & 1) == 1
+                t18_1 = y
+                t18_2 = r.uint(5)
+                if t18_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t18_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t18_3 = y
+                    o18 = _new(_din.AC_EVSEStatus)
+                    o18.power_switch_closed = t18_0
+                    o18.rcd = t18_1
+                    o18.notification_max_delay = t18_2
+                    o18.evse_notification = t18_3
+                    f1 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C403, "MeteringReceiptResType")
+            _escape(r, 2, _C292, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5008,7 +6455,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C404, "MeteringReceiptResType")
+            _escape(r, 1, _C293, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_din.MeteringReceiptRes)
@@ -5018,34 +6465,20 @@ def _d36(r):
 
 def _e36(w, o):
     """din.MeteringReceiptRes -> MeteringReceiptResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C406.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.response_code", s, _C405)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("MeteringReceiptRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C407.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.ac_evse_status", s, _C405)
-        if v.__class__ is not _din.AC_EVSEStatus:
-            _bad("MeteringReceiptRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C408.get(s)
-    if t is None:
-        _order("MeteringReceiptRes", s, _C405)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("MeteringReceiptRes.response_code", 0, _C294)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("MeteringReceiptRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.ac_evse_status
+    if v1 is None:
+        _order("MeteringReceiptRes.ac_evse_status", 1, _C294)
+    if v1.__class__ is not _din.AC_EVSEStatus:
+        _bad("MeteringReceiptRes.ac_evse_status", v1, "a AC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e2(w, v1)
+    w.bits(0, 1)
 
 def _d37(r):
     """ObjectType -> xmldsig.Object"""
@@ -5071,7 +6504,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C409, "ObjectType")
+            _escape(r, 3, _C295, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5089,7 +6522,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C410, "ObjectType")
+            _escape(r, 2, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5104,7 +6537,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C411, "ObjectType")
+            _escape(r, 2, _C297, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5116,7 +6549,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C412, "ObjectType")
+            _escape(r, 2, _C298, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5128,7 +6561,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C413, "ObjectType")
+            _escape(r, 1, _C299, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5140,7 +6573,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C414, "ObjectType")
+            _escape(r, 1, _C300, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5151,40 +6584,37 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C416.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C302.get(s)
         if t is None:
-            _order("Object.encoding", s, _C415)
+            _order("Object.id", s, _C301)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C417.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C303.get(s)
         if t is None:
-            _order("Object.id", s, _C415)
+            _order("Object.mime_type", s, _C301)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C418.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C415)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C419.get(s)
+        w.string(v2)
+        s = 3
+    t = _C304.get(s)
     if t is None:
-        _order("Object", s, _C415)
+        _order("Object", s, _C301)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5213,7 +6643,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C420, "PGPDataType")
+            _escape(r, 3, _C305, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5223,7 +6653,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C421, "PGPDataType")
+            _escape(r, 1, _C306, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5235,7 +6665,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C422, "PGPDataType")
+                _escape(r, 1, _C307, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5253,7 +6683,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C423, "PGPDataType")
+            _escape(r, 1, _C308, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5263,7 +6693,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C424, "PGPDataType")
+            _escape(r, 1, _C309, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5275,7 +6705,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C425, "PGPDataType")
+                _escape(r, 1, _C310, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5285,32 +6715,29 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C427.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C312.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C311)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C428.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C426)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C429.get(s)
+    t = _C313.get(s)
     if t is None:
-        _order("PGPData", s, _C426)
+        _order("PGPData", s, _C311)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5325,34 +6752,61 @@ def _d39(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o19 = _new(_din.Interval)
+                f0 = o19
+                ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C430, "PMaxScheduleEntryType")
+            _escape(r, 3, _C314, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "PMax")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("PMax: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("PMax: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PMax")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C431, "PMaxScheduleEntryType")
+                s = 2
         else:
-            r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "PMax")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("PMax: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PMax")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C315, "PMaxScheduleEntryType")
+            else:
+                r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C432, "PMaxScheduleEntryType")
+            _escape(r, 1, _C316, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_din.PMaxScheduleEntry)
@@ -5362,34 +6816,22 @@ def _d39(r):
 
 def _e39(w, o):
     """din.PMaxScheduleEntry -> PMaxScheduleEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C436.get(v.__class__)
-        if d is None:
-            _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C433)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.p_max
-    if v is not None:
-        t = _C437.get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C433)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PMaxScheduleEntry.p_max", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C438.get(s)
-    if t is None:
-        _order("PMaxScheduleEntry", s, _C433)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("PMaxScheduleEntry.time_interval", 0, _C317)
+    d = _C318.get(v0.__class__)
+    if d is None:
+        _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.p_max
+    if v1 is None:
+        _order("PMaxScheduleEntry.p_max", 1, _C317)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("PMaxScheduleEntry.p_max", v1, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d40(r):
     """PaymentDetailsReqType -> din.PaymentDetailsReq"""
@@ -5397,26 +6839,48 @@ def _d40(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "ContractID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 24)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d81(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.string(None, 24)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContractID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C439, "PaymentDetailsReqType")
+                s = 1
         else:
-            r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "ContractID")
+                else:
+                    f0 = r.string(None, 24)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContractID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C319, "PaymentDetailsReqType")
+            else:
+                r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d80(r)
+            f1 = _d81(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C440, "PaymentDetailsReqType")
+            _escape(r, 2, _C320, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5424,7 +6888,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C441, "PaymentDetailsReqType")
+            _escape(r, 1, _C321, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsReq)
@@ -5434,33 +6898,21 @@ def _d40(r):
 
 def _e40(w, o):
     """din.PaymentDetailsReq -> PaymentDetailsReqType"""
-    s = 0
-    v = o.contract_id
-    if v is not None:
-        t = _C443.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_id", s, _C442)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 24:
-            _bad("PaymentDetailsReq.contract_id", v, "a str of length 0..24")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C444.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C442)
-        if v.__class__ is not _din.CertificateChain:
-            _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    t = _C445.get(s)
-    if t is None:
-        _order("PaymentDetailsReq", s, _C442)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.contract_id
+    if v0 is None:
+        _order("PaymentDetailsReq.contract_id", 0, _C322)
+    if type(v0) is not str or len(v0) > 24:
+        _bad("PaymentDetailsReq.contract_id", v0, "a str of length 0..24")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C322)
+    if v1.__class__ is not _din.CertificateChain:
+        _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 2)
+    _e81(w, v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """PaymentDetailsResType -> din.PaymentDetailsRes"""
@@ -5469,58 +6921,140 @@ def _d41(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C446, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "GenChallenge")
-            else:
-                f1 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C447, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "DateTimeNow")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(10)
                 if f2 < -9223372036854775808 or f2 > 9223372036854775807:
                     r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C323, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(10)
+                if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                    r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "GenChallenge")
+                else:
+                    f1 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C324, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(10)
+            if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C448, "PaymentDetailsResType")
+                s = 3
         else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "DateTimeNow")
+                else:
+                    f2 = r.integer(10)
+                    if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                        r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C325, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C449, "PaymentDetailsResType")
+            _escape(r, 1, _C326, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_din.PaymentDetailsRes)
@@ -5531,46 +7065,27 @@ def _d41(r):
 
 def _e41(w, o):
     """din.PaymentDetailsRes -> PaymentDetailsResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C451.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PaymentDetailsRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.gen_challenge
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("PaymentDetailsRes.gen_challenge", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.date_time_now
-    if v is not None:
-        t = _C453.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.date_time_now", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("PaymentDetailsRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C454.get(s)
-    if t is None:
-        _order("PaymentDetailsRes", s, _C450)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentDetailsRes.response_code", 0, _C327)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PaymentDetailsRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.gen_challenge
+    if v1 is None:
+        _order("PaymentDetailsRes.gen_challenge", 1, _C327)
+    if type(v1) is not str:
+        _bad("PaymentDetailsRes.gen_challenge", v1, "a str of length 0..")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.date_time_now
+    if v2 is None:
+        _order("PaymentDetailsRes.date_time_now", 2, _C327)
+    if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+        _bad("PaymentDetailsRes.date_time_now", v2, "an integer in -9223372036854775808..9223372036854775807")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
 
 def _d42(r):
     """PowerDeliveryReqType -> din.PowerDeliveryReq"""
@@ -5579,34 +7094,82 @@ def _d42(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ReadyToChargeState")
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f0 = y
+            ec = x & 7
+            if ec == 0:
+                f1 = _d79(r)
+                s = 2
+            elif ec == 1:
+                f2 = _d20(r)
+                s = 3
+            elif ec == 2:
+                pc20 = r.pos
+                ok20 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o20 = _new(_din.EVPowerDeliveryParameter)
+                    f2 = o20
+                    ok20 = True
+                if not ok20:
+                    r.pos = pc20
+                    f2 = _d27(r)
+                s = 3
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C328, "PowerDeliveryReqType")
             else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C455, "PowerDeliveryReqType")
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ReadyToChargeState")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReadyToChargeState")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C329, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d82(r)
+            f1 = _d79(r)
             s = 2
         elif ec == 1:
             f2 = _d20(r)
             s = 3
         elif ec == 2:
-            f2 = _d27(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o21 = _new(_din.EVPowerDeliveryParameter)
+                f2 = o21
+                ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f2 = _d27(r)
             s = 3
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C456, "PowerDeliveryReqType")
+            _escape(r, 1, _C330, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5615,12 +7178,22 @@ def _d42(r):
             f2 = _d20(r)
             s = 3
         elif ec == 1:
-            f2 = _d27(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o22 = _new(_din.EVPowerDeliveryParameter)
+                f2 = o22
+                ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f2 = _d27(r)
             s = 3
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C457, "PowerDeliveryReqType")
+            _escape(r, 1, _C331, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5628,7 +7201,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C458, "PowerDeliveryReqType")
+            _escape(r, 1, _C332, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryReq)
@@ -5639,42 +7212,37 @@ def _d42(r):
 
 def _e42(w, o):
     """din.PowerDeliveryReq -> PowerDeliveryReqType"""
-    s = 0
-    v = o.ready_to_charge_state
-    if v is not None:
-        t = _C460.get(s)
+    v0 = o.ready_to_charge_state
+    if v0 is None:
+        _order("PowerDeliveryReq.ready_to_charge_state", 0, _C333)
+    if v0.__class__ is not bool:
+        _bad("PowerDeliveryReq.ready_to_charge_state", v0, "a bool")
+    v1 = o.charging_profile
+    w.bits(((((0) << 1) << 1) | (v0)) << 1, 4)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.ChargingProfile:
+            _bad("PowerDeliveryReq.charging_profile", v1, "a ChargingProfile")
+        w.bits(0, 3)
+        _e79(w, v1)
+        s = 2
+    v2 = o.ev_power_delivery_parameter
+    if v2 is not None:
+        t = _C334.get(s)
         if t is None:
-            _order("PowerDeliveryReq.ready_to_charge_state", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("PowerDeliveryReq.ready_to_charge_state", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile
-    if v is not None:
-        t = _C461.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C459)
-        if v.__class__ is not _din.ChargingProfile:
-            _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.ev_power_delivery_parameter
-    if v is not None:
-        d = _C464.get(v.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C333)
+        d = _C337.get(v2.__class__)
         if d is None:
-            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C459)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C465.get(s)
+            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v2, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
+        code = d[0].get(s)
+        if code is None:
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C333)
+        w.bits(code, t[1])
+        d[1](w, v2)
+        s = 3
+    t = _C338.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C459)
+        _order("PowerDeliveryReq", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5684,35 +7252,145 @@ def _d43(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                pc23 = r.pos
+                ok23 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t23_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t23_1 = y
+                    t23_2 = r.uint(5)
+                    if t23_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t23_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t23_3 = y
+                        o23 = _new(_din.AC_EVSEStatus)
+                        o23.power_switch_closed = t23_0
+                        o23.rcd = t23_1
+                        o23.notification_max_delay = t23_2
+                        o23.evse_notification = t23_3
+                        f1 = o23
+                        ok23 = True
+                if not ok23:
+                    r.pos = pc23
+                    f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                pc24 = r.pos
+                ok24 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o24 = _new(_din.EVSEStatus)
+                    f1 = o24
+                    ok24 = True
+                if not ok24:
+                    r.pos = pc24
+                    f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C339, "PowerDeliveryResType")
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C466, "PowerDeliveryResType")
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
-            r.fail("PowerDeliveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C340, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc25 = r.pos
+            ok25 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 887 == 0:
+                y = ((x >> 7) & 1) == 1
+                t25_0 = y
+                y = ((x >> 3) & 1) == 1
+                t25_1 = y
+                t25_2 = r.uint(5)
+                if t25_2 > 4294967295:
+                    r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t25_2)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C7[y]
+                    t25_3 = y
+                    o25 = _new(_din.AC_EVSEStatus)
+                    o25.power_switch_closed = t25_0
+                    o25.rcd = t25_1
+                    o25.notification_max_delay = t25_2
+                    o25.evse_notification = t25_3
+                    f1 = o25
+                    ok25 = True
+            if not ok25:
+                r.pos = pc25
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc26 = r.pos
+            ok26 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o26 = _new(_din.EVSEStatus)
+                f1 = o26
+                ok26 = True
+            if not ok26:
+                r.pos = pc26
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C467, "PowerDeliveryResType")
+            _escape(r, 2, _C341, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5720,7 +7398,7 @@ def _d43(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C468, "PowerDeliveryResType")
+            _escape(r, 1, _C342, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_din.PowerDeliveryRes)
@@ -5730,35 +7408,21 @@ def _d43(r):
 
 def _e43(w, o):
     """din.PowerDeliveryRes -> PowerDeliveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C470.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PowerDeliveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C474.get(v.__class__)
-        if d is None:
-            _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C469)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C475.get(s)
-    if t is None:
-        _order("PowerDeliveryRes", s, _C469)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PowerDeliveryRes.response_code", 0, _C343)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("PowerDeliveryRes.evse_status", 1, _C343)
+    d = _C344.get(v1.__class__)
+    if d is None:
+        _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d44(r):
     """PreChargeReqType -> din.PreChargeReq"""
@@ -5772,25 +7436,25 @@ def _d44(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C476, "PreChargeReqType")
+            _escape(r, 3, _C345, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d78(r)
+            f1 = _d83(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C477, "PreChargeReqType")
+            _escape(r, 2, _C346, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C478, "PreChargeReqType")
+            _escape(r, 2, _C347, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5798,7 +7462,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C479, "PreChargeReqType")
+            _escape(r, 1, _C348, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_din.PreChargeReq)
@@ -5809,42 +7473,28 @@ def _d44(r):
 
 def _e44(w, o):
     """din.PreChargeReq -> PreChargeReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C481.get(s)
-        if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C480)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C482.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C480)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C483.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C480)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C484.get(s)
-    if t is None:
-        _order("PreChargeReq", s, _C480)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("PreChargeReq.dc_ev_status", 0, _C349)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_voltage
+    if v1 is None:
+        _order("PreChargeReq.ev_target_voltage", 1, _C349)
+    if v1.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v1)
+    v2 = o.ev_target_current
+    if v2 is None:
+        _order("PreChargeReq.ev_target_current", 2, _C349)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d45(r):
     """PreChargeResType -> din.PreChargeRes"""
@@ -5853,38 +7503,71 @@ def _d45(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C485, "PreChargeResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PreChargeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C350, "PreChargeResType")
+            else:
+                r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C486, "PreChargeResType")
+            _escape(r, 2, _C351, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C487, "PreChargeResType")
+            _escape(r, 2, _C352, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -5892,7 +7575,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C488, "PreChargeResType")
+            _escape(r, 1, _C353, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_din.PreChargeRes)
@@ -5903,44 +7586,27 @@ def _d45(r):
 
 def _e45(w, o):
     """din.PreChargeRes -> PreChargeResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C490.get(s)
-        if t is None:
-            _order("PreChargeRes.response_code", s, _C489)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("PreChargeRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C491.get(s)
-        if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C489)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C492.get(s)
-        if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C489)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C493.get(s)
-    if t is None:
-        _order("PreChargeRes", s, _C489)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PreChargeRes.response_code", 0, _C354)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("PreChargeRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("PreChargeRes.dc_evse_status", 1, _C354)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("PreChargeRes.evse_present_voltage", 2, _C354)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d46(r):
     """RSAKeyValueType -> xmldsig.RSAKeyValue"""
@@ -5948,39 +7614,78 @@ def _d46(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C494, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C355, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C495, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C356, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C496, "RSAKeyValueType")
+            _escape(r, 1, _C357, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5990,34 +7695,21 @@ def _d46(r):
 
 def _e46(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C497)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C499.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C497)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C500.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C497)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C358)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C358)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d47(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -6046,7 +7738,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C501, "ReferenceType")
+            _escape(r, 3, _C359, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6064,7 +7756,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C502, "ReferenceType")
+            _escape(r, 3, _C360, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6079,7 +7771,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C503, "ReferenceType")
+            _escape(r, 3, _C361, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6091,7 +7783,7 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C504, "ReferenceType")
+            _escape(r, 3, _C362, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6100,29 +7792,44 @@ def _d47(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C505, "ReferenceType")
+            _escape(r, 2, _C363, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C506, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C364, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C507, "ReferenceType")
+            _escape(r, 1, _C365, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6136,73 +7843,62 @@ def _d47(r):
 
 def _e47(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C509.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C367.get(s)
         if t is None:
-            _order("Reference.id", s, _C508)
+            _order("Reference.type", s, _C366)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C510.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C368.get(s)
         if t is None:
-            _order("Reference.type", s, _C508)
+            _order("Reference.uri", s, _C366)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C511.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C369.get(s)
         if t is None:
-            _order("Reference.uri", s, _C508)
+            _order("Reference.transforms", s, _C366)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C512.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C508)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e73(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C513.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C508)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C514.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C508)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C515.get(s)
+        _e73(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C366)
+    t = _C370.get(s)
     if t is None:
-        _order("Reference", s, _C508)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C366)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e25(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C366)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d48(r):
     """RelativeTimeIntervalType -> din.RelativeTimeInterval"""
@@ -6210,21 +7906,54 @@ def _d48(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "start")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("start: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "duration")
+                    else:
+                        f1 = r.uint(5)
+                        if f1 > 4294967295:
+                            r.facet("duration: %d outside 0..4294967295" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "duration")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C371, "RelativeTimeIntervalType")
+                else:
+                    r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("start: %d outside 0..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "start")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C516, "RelativeTimeIntervalType")
+                s = 1
         else:
-            r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "start")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("start: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "start")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C372, "RelativeTimeIntervalType")
+            else:
+                r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -6240,7 +7969,7 @@ def _d48(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C517, "RelativeTimeIntervalType")
+            _escape(r, 1, _C373, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6248,7 +7977,7 @@ def _d48(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C518, "RelativeTimeIntervalType")
+            _escape(r, 1, _C374, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_din.RelativeTimeInterval)
@@ -6258,32 +7987,26 @@ def _d48(r):
 
 def _e48(w, o):
     """din.RelativeTimeInterval -> RelativeTimeIntervalType"""
-    s = 0
-    v = o.start
-    if v is not None:
-        t = _C520.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.start", s, _C519)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("RelativeTimeInterval.start", v, "an integer in 0..4294967295")
-        w.uint(v)
+    v0 = o.start
+    if v0 is None:
+        _order("RelativeTimeInterval.start", 0, _C375)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("RelativeTimeInterval.start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.duration
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+            _bad("RelativeTimeInterval.duration", v1, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.duration
-    if v is not None:
-        t = _C521.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.duration", s, _C519)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("RelativeTimeInterval.duration", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C522.get(s)
+        s = 2
+    t = _C376.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C519)
+        _order("RelativeTimeInterval", s, _C375)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6307,7 +8030,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C523, "RetrievalMethodType")
+            _escape(r, 3, _C377, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6321,7 +8044,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C524, "RetrievalMethodType")
+            _escape(r, 2, _C378, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6332,7 +8055,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C525, "RetrievalMethodType")
+            _escape(r, 2, _C379, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6340,7 +8063,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C526, "RetrievalMethodType")
+            _escape(r, 1, _C380, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6351,40 +8074,37 @@ def _d49(r):
 
 def _e49(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C528.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C382.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C527)
+            _order("RetrievalMethod.uri", s, _C381)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C529.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C383.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C527)
+            _order("RetrievalMethod.transforms", s, _C381)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C530.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C527)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e73(w, v)
-        s = t[2]
-    t = _C531.get(s)
+        _e73(w, v2)
+        s = 1
+    t = _C384.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C527)
+        _order("RetrievalMethod", s, _C381)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6396,19 +8116,19 @@ def _d50(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d83(r)
+            v = _d93(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C532, "SAScheduleListType")
+            _escape(r, 3, _C385, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d83(r)
+                v = _d93(r)
                 f0.append(v)
                 k += 1
                 continue
@@ -6416,7 +8136,7 @@ def _d50(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C533, "SAScheduleListType")
+                _escape(r, 1, _C386, "SAScheduleListType")
             else:
                 r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_din.SAScheduleList)
@@ -6430,19 +8150,19 @@ def _e50(w, o):
     if items.__class__ is not list:
         _bad("SAScheduleList.sa_schedule_tuple", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C535.get(s)
+        t = _C388.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C534)
-        if v.__class__ is not _din.SAScheduleTuple:
-            _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
+            _order("SAScheduleList.sa_schedule_tuple", s, _C387)
+        if v0.__class__ is not _din.SAScheduleTuple:
+            _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
-        _e83(w, v)
+        _e93(w, v0)
         s = 1
-    t = _C536.get(s)
+    t = _C389.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C534)
+        _order("SAScheduleList", s, _C387)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6454,7 +8174,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C537, "SASchedulesType")
+            _escape(r, 3, _C390, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_din.SASchedules)
@@ -6462,12 +8182,7 @@ def _d51(r):
 
 def _e51(w, o):
     """din.SASchedules -> SASchedulesType"""
-    s = 0
-    t = _C539.get(s)
-    if t is None:
-        _order("SASchedules", s, _C538)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d52(r):
     """SPKIDataType -> xmldsig.SPKIData"""
@@ -6475,20 +8190,53 @@ def _d52(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C392, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C540, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C393, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -6505,7 +8253,7 @@ def _d52(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C541, "SPKIDataType")
+                _escape(r, 1, _C394, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6522,7 +8270,7 @@ def _d52(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C542, "SPKIDataType")
+                _escape(r, 1, _C395, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6538,20 +8286,20 @@ def _e52(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C544.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C543)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C396)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C545.get(s)
+    t = _C398.get(s)
     if t is None:
-        _order("SPKIData", s, _C543)
+        _order("SPKIData", s, _C396)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6568,44 +8316,78 @@ def _d53(r):
             f0 = _d48(r)
             s = 1
         elif ec == 1:
-            f0 = _d71(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o27 = _new(_din.Interval)
+                f0 = o27
+                ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f0 = _d71(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C546, "SalesTariffEntryType")
+            _escape(r, 3, _C399, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EPriceLevel")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = (x >> 3) & 255
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                v = _d80(r)
+                f2.append(v)
+                s = 3
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C400, "SalesTariffEntryType")
             else:
-                f1 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C547, "SalesTariffEntryType")
+                r.fail("SalesTariffEntryType: event code %d out of range" % ec)
         else:
-            r.fail("SalesTariffEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EPriceLevel")
+                    else:
+                        f1 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C401, "SalesTariffEntryType")
+            else:
+                r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            v = _d84(r)
+            v = _d80(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C548, "SalesTariffEntryType")
+            _escape(r, 1, _C402, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
         while True:
             ec = r.bits(2)
             if ec == 0:
-                v = _d84(r)
+                v = _d80(r)
                 f2.append(v)
                 k += 1
                 continue
@@ -6613,7 +8395,7 @@ def _d53(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C549, "SalesTariffEntryType")
+                _escape(r, 1, _C403, "SalesTariffEntryType")
             else:
                 r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_din.SalesTariffEntry)
@@ -6624,46 +8406,38 @@ def _d53(r):
 
 def _e53(w, o):
     """din.SalesTariffEntry -> SalesTariffEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C553.get(v.__class__)
-        if d is None:
-            _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C550)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.e_price_level
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C550)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.time_interval
+    if v0 is None:
+        _order("SalesTariffEntry.time_interval", 0, _C404)
+    d = _C405.get(v0.__class__)
+    if d is None:
+        _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.e_price_level
+    if v1 is None:
+        _order("SalesTariffEntry.e_price_level", 1, _C404)
+    if v1.__class__ is not int or not 0 <= v1 <= 255:
+        _bad("SalesTariffEntry.e_price_level", v1, "an integer in 0..255")
+    w.bits(((((0) << 1) << 8) | (v1)) << 1, 11)
+    s = 2
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C555.get(s)
+        t = _C406.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C550)
-        if v.__class__ is not _din.ConsumptionCost:
-            _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
+            _order("SalesTariffEntry.consumption_cost", s, _C404)
+        if v2.__class__ is not _din.ConsumptionCost:
+            _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
-        _e84(w, v)
+        _e80(w, v2)
         s = 3
-    t = _C556.get(s)
+    t = _C407.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C550)
+        _order("SalesTariffEntry", s, _C404)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6676,49 +8450,86 @@ def _d54(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d85(r)
+            f0 = _d100(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C557, "ServiceChargeType")
+            _escape(r, 3, _C408, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C558, "ServiceChargeType")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3523 == 0:
+            y = ((x >> 9) & 1) == 1
+            f1 = y
+            y = (x >> 2) & 15
+            if y >= 10:
+                r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+            y = _C409[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("ServiceChargeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C411, "ServiceChargeType")
+            else:
+                r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EnergyTransferType")
-            else:
-                f2 = r.bits(4)
-                if f2 >= 10:
-                    r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
-                f2 = _C559[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C561, "ServiceChargeType")
+        p = r.pos
+        x = r.bits(8)
+        if x & 195 == 0:
+            y = (x >> 2) & 15
+            if y >= 10:
+                r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+            y = _C409[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("ServiceChargeType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EnergyTransferType: enumeration index %d out of range" % x)
+                    f2 = _C409[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EnergyTransferType")
+                    else:
+                        f2 = r.bits(4)
+                        if f2 >= 10:
+                            r.fail("EnergyTransferType: enumeration index %d out of range" % f2)
+                        f2 = _C409[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferType")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C412, "ServiceChargeType")
+            else:
+                r.fail("ServiceChargeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C562, "ServiceChargeType")
+            _escape(r, 1, _C413, "ServiceChargeType")
         else:
             r.fail("ServiceChargeType: event code %d out of range" % ec)
     o = _new(_din.ServiceCharge)
@@ -6729,72 +8540,69 @@ def _d54(r):
 
 def _e54(w, o):
     """din.ServiceCharge -> ServiceChargeType"""
-    s = 0
-    v = o.service_tag
-    if v is not None:
-        t = _C564.get(s)
-        if t is None:
-            _order("ServiceCharge.service_tag", s, _C563)
-        if v.__class__ is not _din.ServiceTag:
-            _bad("ServiceCharge.service_tag", v, "a ServiceTag")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C565.get(s)
-        if t is None:
-            _order("ServiceCharge.free_service", s, _C563)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ServiceCharge.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_transfer_type
-    if v is not None:
-        t = _C566.get(s)
-        if t is None:
-            _order("ServiceCharge.energy_transfer_type", s, _C563)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C560.get(v)
-        if i is None:
-            _bad("ServiceCharge.energy_transfer_type", v, "a member of _din.EVSESupportedEnergyTransfer")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C567.get(s)
-    if t is None:
-        _order("ServiceCharge", s, _C563)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_tag
+    if v0 is None:
+        _order("ServiceCharge.service_tag", 0, _C414)
+    if v0.__class__ is not _din.ServiceTag:
+        _bad("ServiceCharge.service_tag", v0, "a ServiceTag")
+    w.bits(0, 1)
+    _e100(w, v0)
+    v1 = o.free_service
+    if v1 is None:
+        _order("ServiceCharge.free_service", 1, _C414)
+    if v1.__class__ is not bool:
+        _bad("ServiceCharge.free_service", v1, "a bool")
+    v2 = o.energy_transfer_type
+    if v2 is None:
+        _order("ServiceCharge.energy_transfer_type", 2, _C414)
+    i2 = _C410.get(v2)
+    if i2 is None:
+        _bad("ServiceCharge.energy_transfer_type", v2, "a member of _din.EVSESupportedEnergyTransfer")
+    w.bits(((((((((((0) << 1) << 1) | (v1)) << 1) << 1) << 1) << 4) | (i2)) << 1) << 1, 12)
 
 def _d55(r):
     """ServiceDetailReqType -> din.ServiceDetailReq"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C568, "ServiceDetailReqType")
+                s = 1
         else:
-            r.fail("ServiceDetailReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C415, "ServiceDetailReqType")
+            else:
+                r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C569, "ServiceDetailReqType")
+            _escape(r, 1, _C416, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailReq)
@@ -6803,23 +8611,14 @@ def _d55(r):
 
 def _e55(w, o):
     """din.ServiceDetailReq -> ServiceDetailReqType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("ServiceDetailReq.service_id", s, _C570)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C572.get(s)
-    if t is None:
-        _order("ServiceDetailReq", s, _C570)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceDetailReq.service_id", 0, _C417)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 2)
 
 def _d56(r):
     """ServiceDetailResType -> din.ServiceDetailRes"""
@@ -6828,47 +8627,112 @@ def _d56(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d99(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C418, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C573, "ServiceDetailResType")
-        else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceID")
-            else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C574, "ServiceDetailResType")
+                s = 2
         else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C419, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d99(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C420, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C421, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d86(r)
+            f2 = _d99(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C575, "ServiceDetailResType")
+            _escape(r, 1, _C422, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -6876,7 +8740,7 @@ def _d56(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C576, "ServiceDetailResType")
+            _escape(r, 1, _C423, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDetailRes)
@@ -6887,43 +8751,31 @@ def _d56(r):
 
 def _e56(w, o):
     """din.ServiceDetailRes -> ServiceDetailResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C578.get(s)
-        if t is None:
-            _order("ServiceDetailRes.response_code", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServiceDetailRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C579.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_id", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_parameter_list
-    if v is not None:
-        t = _C580.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C577)
-        if v.__class__ is not _din.ServiceParameterList:
-            _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
-        w.bits(t[0], t[1])
-        _e86(w, v)
-        s = t[2]
-    t = _C581.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDetailRes.response_code", 0, _C424)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDetailRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.service_id
+    if v1 is None:
+        _order("ServiceDetailRes.service_id", 1, _C424)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.uint(v1)
+    v2 = o.service_parameter_list
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.ServiceParameterList:
+            _bad("ServiceDetailRes.service_parameter_list", v2, "a ServiceParameterList")
+        w.bits(0, 2)
+        _e99(w, v2)
+        s = 3
+    t = _C425.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C577)
+        _order("ServiceDetailRes", s, _C424)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6943,35 +8795,47 @@ def _d57(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C426[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C582[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C426[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C584, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C428, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C426[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C582[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C426[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C585, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C429, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -6979,7 +8843,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C586, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C430, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryReq)
@@ -6989,33 +8853,28 @@ def _d57(r):
 
 def _e57(w, o):
     """din.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
+    v0 = o.service_scope
     s = 0
-    v = o.service_scope
-    if v is not None:
-        t = _C588.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C587)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..32")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 32:
+            _bad("ServiceDiscoveryReq.service_scope", v0, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C589.get(s)
+        s = 1
+    v1 = o.service_category
+    if v1 is not None:
+        t = _C432.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C587)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C583.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryReq.service_category", v, "a member of _din.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C590.get(s)
+            _order("ServiceDiscoveryReq.service_category", s, _C431)
+        i1 = _C427.get(v1)
+        if i1 is None:
+            _bad("ServiceDiscoveryReq.service_category", v1, "a member of _din.ServiceCategory")
+        w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
+        s = 2
+    t = _C433.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C587)
+        _order("ServiceDiscoveryReq", s, _C431)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7027,49 +8886,124 @@ def _d58(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d91(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc28 = r.pos
+                ok28 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t28_0 = _d100(r)
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3523 == 0:
+                        y = ((x >> 9) & 1) == 1
+                        t28_1 = y
+                        y = (x >> 2) & 15
+                        if y >= 10:
+                            r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+                        y = _C409[y]
+                        t28_2 = y
+                        o28 = _new(_din.ServiceCharge)
+                        o28.service_tag = t28_0
+                        o28.free_service = t28_1
+                        o28.energy_transfer_type = t28_2
+                        f2 = o28
+                        ok28 = True
+                if not ok28:
+                    r.pos = pc28
+                    f2 = _d54(r)
+                s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C591, "ServiceDiscoveryResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C434, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d87(r)
+            f1 = _d91(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C592, "ServiceDiscoveryResType")
+            _escape(r, 2, _C435, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d54(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t29_0 = _d100(r)
+                p = r.pos
+                x = r.bits(12)
+                if x & 3523 == 0:
+                    y = ((x >> 9) & 1) == 1
+                    t29_1 = y
+                    y = (x >> 2) & 15
+                    if y >= 10:
+                        r.fail("EnergyTransferType: enumeration index %d out of range" % y)
+                    y = _C409[y]
+                    t29_2 = y
+                    o29 = _new(_din.ServiceCharge)
+                    o29.service_tag = t29_0
+                    o29.free_service = t29_1
+                    o29.energy_transfer_type = t29_2
+                    f2 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f2 = _d54(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C593, "ServiceDiscoveryResType")
+            _escape(r, 2, _C436, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d88(r)
+            f3 = _d98(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C594, "ServiceDiscoveryResType")
+            _escape(r, 1, _C437, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7077,7 +9011,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C595, "ServiceDiscoveryResType")
+            _escape(r, 1, _C438, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_din.ServiceDiscoveryRes)
@@ -7089,52 +9023,37 @@ def _d58(r):
 
 def _e58(w, o):
     """din.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.payment_options
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.payment_options", s, _C596)
-        if v.__class__ is not _din.PaymentOptions:
-            _bad("ServiceDiscoveryRes.payment_options", v, "a PaymentOptions")
-        w.bits(t[0], t[1])
-        _e87(w, v)
-        s = t[2]
-    v = o.charge_service
-    if v is not None:
-        t = _C599.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C596)
-        if v.__class__ is not _din.ServiceCharge:
-            _bad("ServiceDiscoveryRes.charge_service", v, "a ServiceCharge")
-        w.bits(t[0], t[1])
-        _e54(w, v)
-        s = t[2]
-    v = o.service_list
-    if v is not None:
-        t = _C600.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C596)
-        if v.__class__ is not _din.ServiceTagList:
-            _bad("ServiceDiscoveryRes.service_list", v, "a ServiceTagList")
-        w.bits(t[0], t[1])
-        _e88(w, v)
-        s = t[2]
-    t = _C601.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDiscoveryRes.response_code", 0, _C439)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServiceDiscoveryRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.payment_options
+    if v1 is None:
+        _order("ServiceDiscoveryRes.payment_options", 1, _C439)
+    if v1.__class__ is not _din.PaymentOptions:
+        _bad("ServiceDiscoveryRes.payment_options", v1, "a PaymentOptions")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e91(w, v1)
+    v2 = o.charge_service
+    if v2 is None:
+        _order("ServiceDiscoveryRes.charge_service", 2, _C439)
+    if v2.__class__ is not _din.ServiceCharge:
+        _bad("ServiceDiscoveryRes.charge_service", v2, "a ServiceCharge")
+    w.bits(0, 1)
+    _e54(w, v2)
+    v3 = o.service_list
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _din.ServiceTagList:
+            _bad("ServiceDiscoveryRes.service_list", v3, "a ServiceTagList")
+        w.bits(0, 2)
+        _e98(w, v3)
+        s = 4
+    t = _C440.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C596)
+        _order("ServiceDiscoveryRes", s, _C439)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7144,27 +9063,49 @@ def _d59(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedPaymentOption")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C441[y]
+            f0 = y
+            f1 = _d96(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(1)
-                f0 = _C602[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C604, "ServicePaymentSelectionReqType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C441[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SelectedPaymentOption")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C441[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C443, "ServicePaymentSelectionReqType")
+            else:
+                r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d89(r)
+            f1 = _d96(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C605, "ServicePaymentSelectionReqType")
+            _escape(r, 2, _C444, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7172,7 +9113,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C606, "ServicePaymentSelectionReqType")
+            _escape(r, 1, _C445, "ServicePaymentSelectionReqType")
         else:
             r.fail("ServicePaymentSelectionReqType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionReq)
@@ -7182,62 +9123,67 @@ def _d59(r):
 
 def _e59(w, o):
     """din.ServicePaymentSelectionReq -> ServicePaymentSelectionReqType"""
-    s = 0
-    v = o.selected_payment_option
-    if v is not None:
-        t = _C608.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionReq.selected_payment_option", s, _C607)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C603.get(v)
-        if i is None:
-            _bad("ServicePaymentSelectionReq.selected_payment_option", v, "a member of _din.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.selected_service_list
-    if v is not None:
-        t = _C609.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionReq.selected_service_list", s, _C607)
-        if v.__class__ is not _din.SelectedServiceList:
-            _bad("ServicePaymentSelectionReq.selected_service_list", v, "a SelectedServiceList")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    t = _C610.get(s)
-    if t is None:
-        _order("ServicePaymentSelectionReq", s, _C607)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.selected_payment_option
+    if v0 is None:
+        _order("ServicePaymentSelectionReq.selected_payment_option", 0, _C446)
+    i0 = _C442.get(v0)
+    if i0 is None:
+        _bad("ServicePaymentSelectionReq.selected_payment_option", v0, "a member of _din.PaymentOption")
+    v1 = o.selected_service_list
+    if v1 is None:
+        _order("ServicePaymentSelectionReq.selected_service_list", 1, _C446)
+    if v1.__class__ is not _din.SelectedServiceList:
+        _bad("ServicePaymentSelectionReq.selected_service_list", v1, "a SelectedServiceList")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
+    _e96(w, v1)
+    w.bits(0, 1)
 
 def _d60(r):
     """ServicePaymentSelectionResType -> din.ServicePaymentSelectionRes"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C611, "ServicePaymentSelectionResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C447, "ServicePaymentSelectionResType")
+            else:
+                r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C612, "ServicePaymentSelectionResType")
+            _escape(r, 1, _C448, "ServicePaymentSelectionResType")
         else:
             r.fail("ServicePaymentSelectionResType: event code %d out of range" % ec)
     o = _new(_din.ServicePaymentSelectionRes)
@@ -7246,49 +9192,53 @@ def _d60(r):
 
 def _e60(w, o):
     """din.ServicePaymentSelectionRes -> ServicePaymentSelectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C614.get(s)
-        if t is None:
-            _order("ServicePaymentSelectionRes.response_code", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("ServicePaymentSelectionRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C615.get(s)
-    if t is None:
-        _order("ServicePaymentSelectionRes", s, _C613)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServicePaymentSelectionRes.response_code", 0, _C449)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("ServicePaymentSelectionRes.response_code", v0, "a member of _din.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d61(r):
     """SessionSetupReqType -> din.SessionSetupReq"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "EVCCID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C616, "SessionSetupReqType")
+                s = 1
         else:
-            r.fail("SessionSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "EVCCID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCCID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C450, "SessionSetupReqType")
+            else:
+                r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C617, "SessionSetupReqType")
+            _escape(r, 1, _C451, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupReq)
@@ -7297,23 +9247,14 @@ def _d61(r):
 
 def _e61(w, o):
     """din.SessionSetupReq -> SessionSetupReqType"""
-    s = 0
-    v = o.evccid
-    if v is not None:
-        t = _C619.get(s)
-        if t is None:
-            _order("SessionSetupReq.evccid", s, _C618)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("SessionSetupReq.evccid", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C620.get(s)
-    if t is None:
-        _order("SessionSetupReq", s, _C618)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evccid
+    if v0 is None:
+        _order("SessionSetupReq.evccid", 0, _C452)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("SessionSetupReq.evccid", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    w.bits(0, 2)
 
 def _d62(r):
     """SessionSetupResType -> din.SessionSetupRes"""
@@ -7322,36 +9263,111 @@ def _d62(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "DateTimeNow")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C453, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C621, "SessionSetupResType")
-        else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "EVSEID")
-            else:
-                f1 = r.binary(None, 32)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C622, "SessionSetupResType")
+                s = 2
         else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C454, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "DateTimeNow")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "DateTimeNow")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C455, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "EVSEID")
+                else:
+                    f1 = r.binary(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C456, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -7367,7 +9383,7 @@ def _d62(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C623, "SessionSetupResType")
+            _escape(r, 1, _C457, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7375,7 +9391,7 @@ def _d62(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C624, "SessionSetupResType")
+            _escape(r, 1, _C458, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_din.SessionSetupRes)
@@ -7386,44 +9402,32 @@ def _d62(r):
 
 def _e62(w, o):
     """din.SessionSetupRes -> SessionSetupResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C626.get(s)
-        if t is None:
-            _order("SessionSetupRes.response_code", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("SessionSetupRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionSetupRes.response_code", 0, _C459)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionSetupRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("SessionSetupRes.evseid", 1, _C459)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 32:
+        _bad("SessionSetupRes.evseid", v1, "bytes of length 0..32")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.date_time_now
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+            _bad("SessionSetupRes.date_time_now", v2, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits(0, 3)
+        w.integer(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C627.get(s)
-        if t is None:
-            _order("SessionSetupRes.evseid", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("SessionSetupRes.evseid", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.date_time_now
-    if v is not None:
-        t = _C628.get(s)
-        if t is None:
-            _order("SessionSetupRes.date_time_now", s, _C625)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("SessionSetupRes.date_time_now", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C629.get(s)
+        s = 3
+    t = _C460.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C625)
+        _order("SessionSetupRes", s, _C459)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7435,7 +9439,7 @@ def _d63(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C630, "SessionStopType")
+            _escape(r, 3, _C461, "SessionStopType")
         else:
             r.fail("SessionStopType: event code %d out of range" % ec)
     o = _new(_din.SessionStop)
@@ -7443,40 +9447,54 @@ def _d63(r):
 
 def _e63(w, o):
     """din.SessionStop -> SessionStopType"""
-    s = 0
-    t = _C632.get(s)
-    if t is None:
-        _order("SessionStop", s, _C631)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d64(r):
     """SessionStopResType -> din.SessionStopRes"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C633, "SessionStopResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C463, "SessionStopResType")
+            else:
+                r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C634, "SessionStopResType")
+            _escape(r, 1, _C464, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_din.SessionStopRes)
@@ -7485,24 +9503,13 @@ def _d64(r):
 
 def _e64(w, o):
     """din.SessionStopRes -> SessionStopResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C636.get(s)
-        if t is None:
-            _order("SessionStopRes.response_code", s, _C635)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("SessionStopRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C637.get(s)
-    if t is None:
-        _order("SessionStopRes", s, _C635)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionStopRes.response_code", 0, _C465)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("SessionStopRes.response_code", v0, "a member of _din.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d65(r):
     """SignatureType -> xmldsig.Signature"""
@@ -7522,7 +9529,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C638, "SignatureType")
+            _escape(r, 3, _C466, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7531,7 +9538,7 @@ def _d65(r):
             f1 = _d70(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C639, "SignatureType")
+            _escape(r, 3, _C467, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7540,7 +9547,7 @@ def _d65(r):
             f2 = _d69(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C640, "SignatureType")
+            _escape(r, 2, _C468, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7556,7 +9563,7 @@ def _d65(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C641, "SignatureType")
+            _escape(r, 1, _C469, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7569,7 +9576,7 @@ def _d65(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C642, "SignatureType")
+            _escape(r, 1, _C470, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7584,7 +9591,7 @@ def _d65(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C643, "SignatureType")
+                _escape(r, 1, _C471, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7597,64 +9604,56 @@ def _d65(r):
 
 def _e65(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C645.get(s)
-        if t is None:
-            _order("Signature.id", s, _C644)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C646.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C644)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e70(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C647.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C644)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e69(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C648.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C644)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C472)
+    t = _C473.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C472)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e70(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C472)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e69(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e32(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C649.get(s)
+        t = _C474.get(s)
         if t is None:
-            _order("Signature.object", s, _C644)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C472)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e37(w, v)
+        _e37(w, v4)
         s = 4
-    t = _C650.get(s)
+    t = _C475.get(s)
     if t is None:
-        _order("Signature", s, _C644)
+        _order("Signature", s, _C472)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7670,7 +9669,7 @@ def _d66(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C651, "SignatureMethodType")
+            _escape(r, 3, _C476, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7690,7 +9689,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C652, "SignatureMethodType")
+            _escape(r, 2, _C477, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7710,7 +9709,7 @@ def _d66(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C653, "SignatureMethodType")
+            _escape(r, 1, _C478, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7722,7 +9721,7 @@ def _d66(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C654, "SignatureMethodType")
+            _escape(r, 1, _C479, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7736,7 +9735,7 @@ def _d66(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C655, "SignatureMethodType")
+                _escape(r, 1, _C480, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7746,31 +9745,25 @@ def _d66(r):
 
 def _e66(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C657.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C656)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C658.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C656)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C481)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C659.get(s)
+        s = 1
+    t = _C482.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C656)
+        _order("SignatureMethod", s, _C481)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7791,7 +9784,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C660, "SignaturePropertiesType")
+            _escape(r, 3, _C483, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7802,7 +9795,7 @@ def _d67(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C661, "SignaturePropertiesType")
+            _escape(r, 3, _C484, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7817,7 +9810,7 @@ def _d67(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C662, "SignaturePropertiesType")
+                _escape(r, 1, _C485, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7827,34 +9820,31 @@ def _d67(r):
 
 def _e67(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C664.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C663)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C665.get(s)
+        t = _C487.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C663)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C486)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e68(w, v)
+        _e68(w, v1)
         s = 1
-    t = _C666.get(s)
+    t = _C488.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C663)
+        _order("SignatureProperties", s, _C486)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7872,7 +9862,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C667, "SignaturePropertyType")
+            _escape(r, 3, _C489, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7881,7 +9871,7 @@ def _d68(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C668, "SignaturePropertyType")
+            _escape(r, 3, _C490, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7891,7 +9881,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C669, "SignaturePropertyType")
+            _escape(r, 3, _C491, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7901,7 +9891,7 @@ def _d68(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C670, "SignaturePropertyType")
+            _escape(r, 2, _C492, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -7913,7 +9903,7 @@ def _d68(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C671, "SignaturePropertyType")
+            _escape(r, 1, _C493, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -7923,32 +9913,25 @@ def _d68(r):
 
 def _e68(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C673.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C672)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C674.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C672)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C675.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C494)
+    t = _C495.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C672)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C494)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C494)
 
 def _d69(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -7964,7 +9947,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C676, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C496, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7974,7 +9957,7 @@ def _d69(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C677, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C497, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -7983,7 +9966,7 @@ def _d69(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C678, "SignatureValueType")
+            _escape(r, 1, _C498, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -7993,31 +9976,25 @@ def _d69(r):
 
 def _e69(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C680.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C679)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C681.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C499)
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C679)
+        _order("SignatureValue.value", s, _C499)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C682.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C679)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d70(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -8036,7 +10013,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C683, "SignedInfoType")
+            _escape(r, 3, _C501, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8045,7 +10022,7 @@ def _d70(r):
             f1 = _d6(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C684, "SignedInfoType")
+            _escape(r, 3, _C502, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8054,7 +10031,7 @@ def _d70(r):
             f2 = _d66(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C685, "SignedInfoType")
+            _escape(r, 2, _C503, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8065,7 +10042,7 @@ def _d70(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C686, "SignedInfoType")
+            _escape(r, 2, _C504, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8080,7 +10057,7 @@ def _d70(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C687, "SignedInfoType")
+                _escape(r, 1, _C505, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8092,54 +10069,49 @@ def _d70(r):
 
 def _e70(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C688)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C688)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e6(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C691.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C688)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e66(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C506)
+    t = _C507.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C506)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e6(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C506)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e66(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C692.get(s)
+        t = _C508.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C688)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C506)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e47(w, v)
+        _e47(w, v3)
         s = 3
-    t = _C693.get(s)
+    t = _C509.get(s)
     if t is None:
-        _order("SignedInfo", s, _C688)
+        _order("SignedInfo", s, _C506)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8151,7 +10123,7 @@ def _d71(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C694, "IntervalType")
+            _escape(r, 3, _C510, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_din.Interval)
@@ -8159,12 +10131,7 @@ def _d71(r):
 
 def _e71(w, o):
     """din.Interval -> IntervalType"""
-    s = 0
-    t = _C696.get(s)
-    if t is None:
-        _order("Interval", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d72(r):
     """TransformType -> xmldsig.Transform"""
@@ -8178,7 +10145,7 @@ def _d72(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C697, "TransformType")
+                _escape(r, 3, _C512, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8199,7 +10166,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C698, "TransformType")
+                _escape(r, 2, _C513, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8220,7 +10187,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C699, "TransformType")
+                _escape(r, 1, _C514, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8241,7 +10208,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C700, "TransformType")
+                _escape(r, 1, _C515, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8262,7 +10229,7 @@ def _d72(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C701, "TransformType")
+                _escape(r, 1, _C516, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8272,37 +10239,34 @@ def _d72(r):
 
 def _e72(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C703.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C702)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C517)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C704.get(s)
+        t = _C518.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C702)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C517)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C705.get(s)
+    t = _C519.get(s)
     if t is None:
-        _order("Transform", s, _C702)
+        _order("Transform", s, _C517)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8319,7 +10283,7 @@ def _d73(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C706, "TransformsType")
+            _escape(r, 3, _C520, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8334,7 +10298,7 @@ def _d73(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C707, "TransformsType")
+                _escape(r, 1, _C521, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8348,19 +10312,19 @@ def _e73(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C709.get(s)
+        t = _C523.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C708)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C522)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e72(w, v)
+        _e72(w, v0)
         s = 1
-    t = _C710.get(s)
+    t = _C524.get(s)
     if t is None:
-        _order("Transforms", s, _C708)
+        _order("Transforms", s, _C522)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8372,19 +10336,19 @@ def _d74(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d90(r)
+            f0 = _d84(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C711, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C525, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d91(r)
+            f1 = _d78(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C712, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C526, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8392,7 +10356,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C713, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C527, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_din.V2G_Message)
@@ -8402,32 +10366,21 @@ def _d74(r):
 
 def _e74(w, o):
     """din.V2G_Message -> V2G_Message (anonymous type)"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C715.get(s)
-        if t is None:
-            _order("V2G_Message.header", s, _C714)
-        if v.__class__ is not _din.MessageHeader:
-            _bad("V2G_Message.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e90(w, v)
-        s = t[2]
-    v = o.body
-    if v is not None:
-        t = _C716.get(s)
-        if t is None:
-            _order("V2G_Message.body", s, _C714)
-        if v.__class__ is not _din.Body:
-            _bad("V2G_Message.body", v, "a Body")
-        w.bits(t[0], t[1])
-        _e91(w, v)
-        s = t[2]
-    t = _C717.get(s)
-    if t is None:
-        _order("V2G_Message", s, _C714)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("V2G_Message.header", 0, _C528)
+    if v0.__class__ is not _din.MessageHeader:
+        _bad("V2G_Message.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e84(w, v0)
+    v1 = o.body
+    if v1 is None:
+        _order("V2G_Message.body", 1, _C528)
+    if v1.__class__ is not _din.Body:
+        _bad("V2G_Message.body", v1, "a Body")
+    w.bits(0, 1)
+    _e78(w, v1)
+    w.bits(0, 1)
 
 def _d75(r):
     """WeldingDetectionReqType -> din.WeldingDetectionReq"""
@@ -8439,7 +10392,7 @@ def _d75(r):
             f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C718, "WeldingDetectionReqType")
+            _escape(r, 3, _C529, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8447,7 +10400,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C719, "WeldingDetectionReqType")
+            _escape(r, 1, _C530, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionReq)
@@ -8456,22 +10409,14 @@ def _d75(r):
 
 def _e75(w, o):
     """din.WeldingDetectionReq -> WeldingDetectionReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C721.get(s)
-        if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C720)
-        if v.__class__ is not _din.DC_EVStatus:
-            _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C722.get(s)
-    if t is None:
-        _order("WeldingDetectionReq", s, _C720)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C531)
+    if v0.__class__ is not _din.DC_EVStatus:
+        _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d76(r):
     """WeldingDetectionResType -> din.WeldingDetectionRes"""
@@ -8480,38 +10425,71 @@ def _d76(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 23:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C26[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d83(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 23:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C45[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C723, "WeldingDetectionResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WeldingDetectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 23:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C26[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 23:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C26[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C532, "WeldingDetectionResType")
+            else:
+                r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C724, "WeldingDetectionResType")
+            _escape(r, 2, _C533, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d83(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C725, "WeldingDetectionResType")
+            _escape(r, 2, _C534, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8519,7 +10497,7 @@ def _d76(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C726, "WeldingDetectionResType")
+            _escape(r, 1, _C535, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_din.WeldingDetectionRes)
@@ -8530,44 +10508,27 @@ def _d76(r):
 
 def _e76(w, o):
     """din.WeldingDetectionRes -> WeldingDetectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C728.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C727)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C46.get(v)
-        if i is None:
-            _bad("WeldingDetectionRes.response_code", v, "a member of _din.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C729.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C727)
-        if v.__class__ is not _din.DC_EVSEStatus:
-            _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C730.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C727)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C731.get(s)
-    if t is None:
-        _order("WeldingDetectionRes", s, _C727)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("WeldingDetectionRes.response_code", 0, _C536)
+    i0 = _C27.get(v0)
+    if i0 is None:
+        _bad("WeldingDetectionRes.response_code", v0, "a member of _din.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C536)
+    if v1.__class__ is not _din.DC_EVSEStatus:
+        _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C536)
+    if v2.__class__ is not _din.PhysicalValue:
+        _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e83(w, v2)
+    w.bits(0, 1)
 
 def _d77(r):
     """X509DataType -> xmldsig.X509Data"""
@@ -8581,7 +10542,27 @@ def _d77(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc30 = r.pos
+                ok30 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t30_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t30_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o30 = _new(_xmldsig.X509IssuerSerial)
+                            o30.x509_issuer_name = t30_0
+                            o30.x509_serial_number = t30_1
+                            v = o30
+                            ok30 = True
+                if not ok30:
+                    r.pos = pc30
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8623,13 +10604,33 @@ def _d77(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C732, "X509DataType")
+                _escape(r, 3, _C537, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc31 = r.pos
+                ok31 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t31_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t31_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o31 = _new(_xmldsig.X509IssuerSerial)
+                            o31.x509_issuer_name = t31_0
+                            o31.x509_serial_number = t31_1
+                            v = o31
+                            ok31 = True
+                if not ok31:
+                    r.pos = pc31
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8673,13 +10674,33 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C733, "X509DataType")
+                _escape(r, 1, _C538, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc32 = r.pos
+                ok32 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t32_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t32_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o32 = _new(_xmldsig.X509IssuerSerial)
+                            o32.x509_issuer_name = t32_0
+                            o32.x509_serial_number = t32_1
+                            v = o32
+                            ok32 = True
+                if not ok32:
+                    r.pos = pc32
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8723,13 +10744,33 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C734, "X509DataType")
+                _escape(r, 1, _C539, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc33 = r.pos
+                ok33 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t33_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t33_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o33 = _new(_xmldsig.X509IssuerSerial)
+                            o33.x509_issuer_name = t33_0
+                            o33.x509_serial_number = t33_1
+                            v = o33
+                            ok33 = True
+                if not ok33:
+                    r.pos = pc33
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8773,13 +10814,33 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C735, "X509DataType")
+                _escape(r, 1, _C540, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc34 = r.pos
+                ok34 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t34_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t34_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o34 = _new(_xmldsig.X509IssuerSerial)
+                            o34.x509_issuer_name = t34_0
+                            o34.x509_serial_number = t34_1
+                            v = o34
+                            ok34 = True
+                if not ok34:
+                    r.pos = pc34
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8823,13 +10884,33 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C736, "X509DataType")
+                _escape(r, 1, _C541, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc35 = r.pos
+                ok35 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t35_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t35_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o35 = _new(_xmldsig.X509IssuerSerial)
+                            o35.x509_issuer_name = t35_0
+                            o35.x509_serial_number = t35_1
+                            v = o35
+                            ok35 = True
+                if not ok35:
+                    r.pos = pc35
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8873,13 +10954,33 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C737, "X509DataType")
+                _escape(r, 1, _C542, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d92(r)
+                pc36 = r.pos
+                ok36 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t36_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t36_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o36 = _new(_xmldsig.X509IssuerSerial)
+                            o36.x509_issuer_name = t36_0
+                            o36.x509_serial_number = t36_1
+                            v = o36
+                            ok36 = True
+                if not ok36:
+                    r.pos = pc36
+                    v = _d102(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8923,7 +11024,7 @@ def _d77(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C738, "X509DataType")
+                _escape(r, 1, _C543, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -8943,15 +11044,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C740.get(s)
+        t = _C545.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C739)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C544)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e92(w, v)
+        _e102(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -8959,15 +11060,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C741.get(s)
+        t = _C546.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C544)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -8976,15 +11077,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C742.get(s)
+        t = _C547.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C544)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -8993,15 +11094,15 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C743.get(s)
+        t = _C548.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C544)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -9010,1286 +11111,87 @@ def _e77(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C744.get(s)
+        t = _C549.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C739)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C544)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C745.get(s)
+    t = _C550.get(s)
     if t is None:
-        _order("X509Data", s, _C739)
+        _order("X509Data", s, _C544)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d78(r):
-    """PhysicalValueType -> din.PhysicalValue"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
-            else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C746, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
-            else:
-                f1 = r.bits(4)
-                if f1 >= 10:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C747[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C749, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C750, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C751, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    o = _new(_din.PhysicalValue)
-    o.multiplier = f0
-    o.unit = f1
-    o.value = f2
-    return o
-
-def _e78(w, o):
-    """din.PhysicalValue -> PhysicalValueType"""
-    s = 0
-    v = o.multiplier
-    if v is not None:
-        t = _C753.get(s)
-        if t is None:
-            _order("PhysicalValue.multiplier", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.unit
-    if v is not None:
-        t = _C754.get(s)
-        if t is None:
-            _order("PhysicalValue.unit", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C748.get(v)
-        if i is None:
-            _bad("PhysicalValue.unit", v, "a member of _din.UnitSymbol")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C755.get(s)
-        if t is None:
-            _order("PhysicalValue.value", s, _C752)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PhysicalValue.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C756.get(s)
-    if t is None:
-        _order("PhysicalValue", s, _C752)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d79(r):
-    """ListOfRootCertificateIDsType -> din.ListOfRootCertificateIDs"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, "", "RootCertificateID")
-            else:
-                v = r.string(None, 40)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C757, "ListOfRootCertificateIDsType")
-        else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, "", "RootCertificateID")
-                else:
-                    v = r.string(None, 40)
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C758, "ListOfRootCertificateIDsType")
-            else:
-                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    o = _new(_din.ListOfRootCertificateIDs)
-    o.root_certificate_id = f0
-    return o
-
-def _e79(w, o):
-    """din.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
-    s = 0
-    items = o.root_certificate_id
-    if items.__class__ is not list:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C760.get(s)
-        if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C759)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 40:
-            _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a str of length 0..40")
-        w.string(v)
-        w.bits(0, 1)
-        s = 1
-    t = _C761.get(s)
-    if t is None:
-        _order("ListOfRootCertificateIDs", s, _C759)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d80(r):
-    """CertificateChainType -> din.CertificateChain"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Certificate")
-            else:
-                f0 = r.binary(None, 1200)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C762, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d93(r)
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C763, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C764, "CertificateChainType")
-        else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
-    o = _new(_din.CertificateChain)
-    o.certificate = f0
-    o.sub_certificates = f1
-    return o
-
-def _e80(w, o):
-    """din.CertificateChain -> CertificateChainType"""
-    s = 0
-    v = o.certificate
-    if v is not None:
-        t = _C766.get(s)
-        if t is None:
-            _order("CertificateChain.certificate", s, _C765)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("CertificateChain.certificate", v, "bytes of length 0..1200")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C767.get(s)
-        if t is None:
-            _order("CertificateChain.sub_certificates", s, _C765)
-        if v.__class__ is not _din.SubCertificates:
-            _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e93(w, v)
-        s = t[2]
-    t = _C768.get(s)
-    if t is None:
-        _order("CertificateChain", s, _C765)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d81(r):
-    """MeterInfoType -> din.MeterInfo"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C769, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            f1 = _d78(r)
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 3:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C770, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, b"", "SigMeterReading")
-            else:
-                f2 = r.binary(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C771, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MeterStatus")
-            else:
-                f3 = r.integer(3)
-                if f3 < -32768 or f3 > 32767:
-                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C772, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "TMeter")
-            else:
-                f4 = r.integer(10)
-                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
-                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
-            s = 5
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C773, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C774, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    o = _new(_din.MeterInfo)
-    o.meter_id = f0
-    o.meter_reading = f1
-    o.sig_meter_reading = f2
-    o.meter_status = f3
-    o.t_meter = f4
-    return o
-
-def _e81(w, o):
-    """din.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C776.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_reading
-    if v is not None:
-        t = _C777.get(s)
-        if t is None:
-            _order("MeterInfo.meter_reading", s, _C775)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("MeterInfo.meter_reading", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.sig_meter_reading
-    if v is not None:
-        t = _C778.get(s)
-        if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 32:
-            _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..32")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C779.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.t_meter
-    if v is not None:
-        t = _C780.get(s)
-        if t is None:
-            _order("MeterInfo.t_meter", s, _C775)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C781.get(s)
-    if t is None:
-        _order("MeterInfo", s, _C775)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d82(r):
-    """ChargingProfileType -> din.ChargingProfile"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C782, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d94(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C783, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d94(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C784, "ChargingProfileType")
-            else:
-                r.fail("ChargingProfileType: event code %d out of range" % ec)
-    o = _new(_din.ChargingProfile)
-    o.sa_schedule_tuple_id = f0
-    o.profile_entry = f1
-    return o
-
-def _e82(w, o):
-    """din.ChargingProfile -> ChargingProfileType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C786.get(s)
-        if t is None:
-            _order("ChargingProfile.sa_schedule_tuple_id", s, _C785)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ChargingProfile.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.profile_entry
-    if items.__class__ is not list:
-        _bad("ChargingProfile.profile_entry", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C787.get(s)
-        if t is None:
-            _order("ChargingProfile.profile_entry", s, _C785)
-        if v.__class__ is not _din.ProfileEntry:
-            _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
-        w.bits(t[0], t[1])
-        _e94(w, v)
-        s = 2
-    t = _C788.get(s)
-    if t is None:
-        _order("ChargingProfile", s, _C785)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d83(r):
-    """SAScheduleTupleType -> din.SAScheduleTuple"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C789, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d95(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C790, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d96(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C791, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C792, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    o = _new(_din.SAScheduleTuple)
-    o.sa_schedule_tuple_id = f0
-    o.p_max_schedule = f1
-    o.sales_tariff = f2
-    return o
-
-def _e83(w, o):
-    """din.SAScheduleTuple -> SAScheduleTupleType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C794.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C793)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.p_max_schedule
-    if v is not None:
-        t = _C795.get(s)
-        if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C793)
-        if v.__class__ is not _din.PMaxSchedule:
-            _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
-        w.bits(t[0], t[1])
-        _e95(w, v)
-        s = t[2]
-    v = o.sales_tariff
-    if v is not None:
-        t = _C796.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C793)
-        if v.__class__ is not _din.SalesTariff:
-            _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
-        w.bits(t[0], t[1])
-        _e96(w, v)
-        s = t[2]
-    t = _C797.get(s)
-    if t is None:
-        _order("SAScheduleTuple", s, _C793)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d84(r):
-    """ConsumptionCostType -> din.ConsumptionCost"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "startValue")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("startValue: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "startValue")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C798, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            v = _d97(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C799, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d97(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C800, "ConsumptionCostType")
-            else:
-                r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    o = _new(_din.ConsumptionCost)
-    o.start_value = f0
-    o.cost = f1
-    return o
-
-def _e84(w, o):
-    """din.ConsumptionCost -> ConsumptionCostType"""
-    s = 0
-    v = o.start_value
-    if v is not None:
-        t = _C802.get(s)
-        if t is None:
-            _order("ConsumptionCost.start_value", s, _C801)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ConsumptionCost.start_value", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.cost
-    if items.__class__ is not list:
-        _bad("ConsumptionCost.cost", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C803.get(s)
-        if t is None:
-            _order("ConsumptionCost.cost", s, _C801)
-        if v.__class__ is not _din.Cost:
-            _bad("ConsumptionCost.cost", v, "a Cost")
-        w.bits(t[0], t[1])
-        _e97(w, v)
-        s = 2
-    t = _C804.get(s)
-    if t is None:
-        _order("ConsumptionCost", s, _C801)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d85(r):
-    """ServiceTagType -> din.ServiceTag"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C805, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "ServiceName")
-            else:
-                f1 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C582[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C806, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C582[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C807, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "ServiceScope")
-            else:
-                f3 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
-            s = 4
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C808, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C809, "ServiceTagType")
-        else:
-            r.fail("ServiceTagType: event code %d out of range" % ec)
-    o = _new(_din.ServiceTag)
-    o.service_id = f0
-    o.service_name = f1
-    o.service_category = f2
-    o.service_scope = f3
-    return o
-
-def _e85(w, o):
-    """din.ServiceTag -> ServiceTagType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C811.get(s)
-        if t is None:
-            _order("ServiceTag.service_id", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceTag.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C812.get(s)
-        if t is None:
-            _order("ServiceTag.service_name", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceTag.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C813.get(s)
-        if t is None:
-            _order("ServiceTag.service_category", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C583.get(v)
-        if i is None:
-            _bad("ServiceTag.service_category", v, "a member of _din.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C814.get(s)
-        if t is None:
-            _order("ServiceTag.service_scope", s, _C810)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ServiceTag.service_scope", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C815.get(s)
-    if t is None:
-        _order("ServiceTag", s, _C810)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d86(r):
-    """ServiceParameterListType -> din.ServiceParameterList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d98(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C816, "ServiceParameterListType")
-        else:
-            r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d98(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C817, "ServiceParameterListType")
-            else:
-                r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    o = _new(_din.ServiceParameterList)
-    o.parameter_set = f0
-    return o
-
-def _e86(w, o):
-    """din.ServiceParameterList -> ServiceParameterListType"""
-    s = 0
-    items = o.parameter_set
-    if items.__class__ is not list:
-        _bad("ServiceParameterList.parameter_set", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C819.get(s)
-        if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C818)
-        if v.__class__ is not _din.ParameterSet:
-            _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
-        w.bits(t[0], t[1])
-        _e98(w, v)
-        s = 1
-    t = _C820.get(s)
-    if t is None:
-        _order("ServiceParameterList", s, _C818)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d87(r):
-    """PaymentOptionsType -> din.PaymentOptions"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
-            else:
-                v = r.bits(1)
-                v = _C602[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C821, "PaymentOptionsType")
-        else:
-            r.fail("PaymentOptionsType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, None, "PaymentOption")
-                else:
-                    v = r.bits(1)
-                    v = _C602[v]
-                    if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C822, "PaymentOptionsType")
-            else:
-                r.fail("PaymentOptionsType: event code %d out of range" % ec)
-    o = _new(_din.PaymentOptions)
-    o.payment_option = f0
-    return o
-
-def _e87(w, o):
-    """din.PaymentOptions -> PaymentOptionsType"""
-    s = 0
-    items = o.payment_option
-    if items.__class__ is not list:
-        _bad("PaymentOptions.payment_option", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C824.get(s)
-        if t is None:
-            _order("PaymentOptions.payment_option", s, _C823)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C603.get(v)
-        if i is None:
-            _bad("PaymentOptions.payment_option", v, "a member of _din.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = 1
-    t = _C825.get(s)
-    if t is None:
-        _order("PaymentOptions", s, _C823)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d88(r):
-    """ServiceTagListType -> din.ServiceTagList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d99(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C826, "ServiceTagListType")
-        else:
-            r.fail("ServiceTagListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d99(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C827, "ServiceTagListType")
-            else:
-                r.fail("ServiceTagListType: event code %d out of range" % ec)
-    o = _new(_din.ServiceTagList)
-    o.service = f0
-    return o
-
-def _e88(w, o):
-    """din.ServiceTagList -> ServiceTagListType"""
-    s = 0
-    items = o.service
-    if items.__class__ is not list:
-        _bad("ServiceTagList.service", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C829.get(s)
-        if t is None:
-            _order("ServiceTagList.service", s, _C828)
-        if v.__class__ is not _din.Service:
-            _bad("ServiceTagList.service", v, "a Service")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = 1
-    t = _C830.get(s)
-    if t is None:
-        _order("ServiceTagList", s, _C828)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d89(r):
-    """SelectedServiceListType -> din.SelectedServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d100(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C831, "SelectedServiceListType")
-        else:
-            r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d100(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C832, "SelectedServiceListType")
-            else:
-                r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    o = _new(_din.SelectedServiceList)
-    o.selected_service = f0
-    return o
-
-def _e89(w, o):
-    """din.SelectedServiceList -> SelectedServiceListType"""
-    s = 0
-    items = o.selected_service
-    if items.__class__ is not list:
-        _bad("SelectedServiceList.selected_service", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C834.get(s)
-        if t is None:
-            _order("SelectedServiceList.selected_service", s, _C833)
-        if v.__class__ is not _din.SelectedService:
-            _bad("SelectedServiceList.selected_service", v, "a SelectedService")
-        w.bits(t[0], t[1])
-        _e100(w, v)
-        s = 1
-    t = _C835.get(s)
-    if t is None:
-        _order("SelectedServiceList", s, _C833)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d90(r):
-    """MessageHeaderType -> din.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
-            else:
-                f0 = r.binary(None, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C836, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d101(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d65(r)
-            s = 3
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C837, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d65(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C838, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C839, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_din.MessageHeader)
-    o.session_id = f0
-    o.notification = f1
-    o.signature = f2
-    return o
-
-def _e90(w, o):
-    """din.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C841.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C840)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification
-    if v is not None:
-        t = _C842.get(s)
-        if t is None:
-            _order("MessageHeader.notification", s, _C840)
-        if v.__class__ is not _din.Notification:
-            _bad("MessageHeader.notification", v, "a Notification")
-        w.bits(t[0], t[1])
-        _e101(w, v)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C843.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C840)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
-    t = _C844.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C840)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d91(r):
     """BodyType -> din.Body"""
     f0 = None
     s = 0
     if s == 0:
         ec = r.bits(6)
         if ec == 0:
-            f0 = _d3(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o37 = _new(_din.BodyBase)
+                f0 = o37
+                ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f0 = _d3(r)
             s = 1
         elif ec == 1:
-            f0 = _d4(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t38_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o38 = _new(_din.CableCheckReq)
+                    o38.dc_ev_status = t38_0
+                    f0 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f0 = _d4(r)
             s = 1
         elif ec == 2:
-            f0 = _d5(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t39_0 = y
+                t39_1 = _d22(r)
+                p = r.pos
+                x = r.bits(5)
+                if x & 27 == 0:
+                    y = (x >> 2) & 1
+                    y = _C28[y]
+                    t39_2 = y
+                    o39 = _new(_din.CableCheckRes)
+                    o39.response_code = t39_0
+                    o39.dc_evse_status = t39_1
+                    o39.evse_processing = t39_2
+                    f0 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f0 = _d5(r)
             s = 1
         elif ec == 3:
             f0 = _d7(r)
@@ -10310,7 +11212,17 @@ def _d91(r):
             f0 = _d12(r)
             s = 1
         elif ec == 9:
-            f0 = _d13(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o40 = _new(_din.ChargingStatusReq)
+                f0 = o40
+                ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f0 = _d13(r)
             s = 1
         elif ec == 10:
             f0 = _d14(r)
@@ -10319,7 +11231,27 @@ def _d91(r):
             f0 = _d15(r)
             s = 1
         elif ec == 12:
-            f0 = _d16(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6203 == 0:
+                y = (x >> 6) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t41_0 = y
+                y = (x >> 2) & 1
+                y = _C28[y]
+                t41_1 = y
+                o41 = _new(_din.ContractAuthenticationRes)
+                o41.response_code = t41_0
+                o41.evse_processing = t41_1
+                f0 = o41
+                ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f0 = _d16(r)
             s = 1
         elif ec == 13:
             f0 = _d17(r)
@@ -10331,13 +11263,111 @@ def _d91(r):
             f0 = _d35(r)
             s = 1
         elif ec == 16:
-            f0 = _d36(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t42_0 = y
+                pc43 = r.pos
+                ok43 = False
+                p = r.pos
+                x = r.bits(10)
+                if x & 887 == 0:
+                    y = ((x >> 7) & 1) == 1
+                    t43_0 = y
+                    y = ((x >> 3) & 1) == 1
+                    t43_1 = y
+                    t43_2 = r.uint(5)
+                    if t43_2 > 4294967295:
+                        r.facet("NotificationMaxDelay: %d outside 0..4294967295" % t43_2)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C7[y]
+                        t43_3 = y
+                        o43 = _new(_din.AC_EVSEStatus)
+                        o43.power_switch_closed = t43_0
+                        o43.rcd = t43_1
+                        o43.notification_max_delay = t43_2
+                        o43.evse_notification = t43_3
+                        t42_1 = o43
+                        ok43 = True
+                if not ok43:
+                    r.pos = pc43
+                    t42_1 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o42 = _new(_din.MeteringReceiptRes)
+                    o42.response_code = t42_0
+                    o42.ac_evse_status = t42_1
+                    f0 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f0 = _d36(r)
             s = 1
         elif ec == 17:
-            f0 = _d40(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t44_0 = r.string(None, 24)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t44_1 = _d81(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o44 = _new(_din.PaymentDetailsReq)
+                        o44.contract_id = t44_0
+                        o44.contract_signature_cert_chain = t44_1
+                        f0 = o44
+                        ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f0 = _d40(r)
             s = 1
         elif ec == 18:
-            f0 = _d41(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 775 == 0:
+                y = (x >> 3) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t45_0 = y
+                t45_1 = r.string(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t45_2 = r.integer(10)
+                    if t45_2 < -9223372036854775808 or t45_2 > 9223372036854775807:
+                        r.facet("DateTimeNow: %d outside -9223372036854775808..9223372036854775807" % t45_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o45 = _new(_din.PaymentDetailsRes)
+                        o45.response_code = t45_0
+                        o45.gen_challenge = t45_1
+                        o45.date_time_now = t45_2
+                        f0 = o45
+                        ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f0 = _d41(r)
             s = 1
         elif ec == 19:
             f0 = _d42(r)
@@ -10346,13 +11376,81 @@ def _d91(r):
             f0 = _d43(r)
             s = 1
         elif ec == 21:
-            f0 = _d44(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t46_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t46_1 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t46_2 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o46 = _new(_din.PreChargeReq)
+                            o46.dc_ev_status = t46_0
+                            o46.ev_target_voltage = t46_1
+                            o46.ev_target_current = t46_2
+                            f0 = o46
+                            ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f0 = _d44(r)
             s = 1
         elif ec == 22:
-            f0 = _d45(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t47_0 = y
+                t47_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t47_2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o47 = _new(_din.PreChargeRes)
+                        o47.response_code = t47_0
+                        o47.dc_evse_status = t47_1
+                        o47.evse_present_voltage = t47_2
+                        f0 = o47
+                        ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f0 = _d45(r)
             s = 1
         elif ec == 23:
-            f0 = _d55(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t48_0 = r.uint(3)
+                if t48_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t48_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_din.ServiceDetailReq)
+                    o48.service_id = t48_0
+                    f0 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f0 = _d55(r)
             s = 1
         elif ec == 24:
             f0 = _d56(r)
@@ -10364,33 +11462,150 @@ def _d91(r):
             f0 = _d58(r)
             s = 1
         elif ec == 27:
-            f0 = _d59(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C441[y]
+                t49_0 = y
+                t49_1 = _d96(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o49 = _new(_din.ServicePaymentSelectionReq)
+                    o49.selected_payment_option = t49_0
+                    o49.selected_service_list = t49_1
+                    f0 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f0 = _d59(r)
             s = 1
         elif ec == 28:
-            f0 = _d60(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t50_0 = y
+                o50 = _new(_din.ServicePaymentSelectionRes)
+                o50.response_code = t50_0
+                f0 = o50
+                ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f0 = _d60(r)
             s = 1
         elif ec == 29:
-            f0 = _d61(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t51_0 = r.binary(None, 8)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_din.SessionSetupReq)
+                    o51.evccid = t51_0
+                    f0 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f0 = _d61(r)
             s = 1
         elif ec == 30:
             f0 = _d62(r)
             s = 1
         elif ec == 31:
-            f0 = _d63(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o52 = _new(_din.SessionStop)
+                f0 = o52
+                ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f0 = _d63(r)
             s = 1
         elif ec == 32:
-            f0 = _d64(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t53_0 = y
+                o53 = _new(_din.SessionStopRes)
+                o53.response_code = t53_0
+                f0 = o53
+                ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f0 = _d64(r)
             s = 1
         elif ec == 33:
-            f0 = _d75(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t54_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o54 = _new(_din.WeldingDetectionReq)
+                    o54.dc_ev_status = t54_0
+                    f0 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f0 = _d75(r)
             s = 1
         elif ec == 34:
-            f0 = _d76(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 23:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C26[y]
+                t55_0 = y
+                t55_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t55_2 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o55 = _new(_din.WeldingDetectionRes)
+                        o55.response_code = t55_0
+                        o55.dc_evse_status = t55_1
+                        o55.evse_present_voltage = t55_2
+                        f0 = o55
+                        ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f0 = _d76(r)
             s = 1
         elif ec == 35:
             s = -1
         elif ec == 36:
-            _escape(r, 3, _C845, "BodyType")
+            _escape(r, 3, _C551, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
@@ -10398,141 +11613,961 @@ def _d91(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C846, "BodyType")
+            _escape(r, 1, _C552, "BodyType")
         else:
             r.fail("BodyType: event code %d out of range" % ec)
     o = _new(_din.Body)
     o.body_element = f0
     return o
 
-def _e91(w, o):
+def _e78(w, o):
     """din.Body -> BodyType"""
+    v0 = o.body_element
     s = 0
-    v = o.body_element
-    if v is not None:
-        d = _C883.get(v.__class__)
+    if v0 is not None:
+        d = _C554.get(v0.__class__)
         if d is None:
-            _bad("Body.body_element", v, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
-        t = d[0].get(s)
-        if t is None:
-            _order("Body.body_element", s, _C847)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C884.get(s)
+            _bad("Body.body_element", v0, "one of: BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
+        w.bits(d[0], 6)
+        d[1](w, v0)
+        s = 1
+    t = _C555.get(s)
     if t is None:
-        _order("Body", s, _C847)
+        _order("Body", s, _C553)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d92(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+def _d79(r):
+    """ChargingProfileType -> din.ChargingProfile"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc56 = r.pos
+                ok56 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t56_0 = r.uint(5)
+                    if t56_0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t56_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t56_1 = r.integer(3)
+                        if t56_1 < -32768 or t56_1 > 32767:
+                            r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t56_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o56 = _new(_din.ProfileEntry)
+                            o56.charging_profile_entry_start = t56_0
+                            o56.charging_profile_entry_max_power = t56_1
+                            f1.append(o56)
+                            ok56 = True
+                if not ok56:
+                    r.pos = pc56
+                    f1.append(_d92(r))
+                s = 2
+                k = 1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C556, "ChargingProfileType")
+            else:
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t57_0 = r.uint(5)
+                if t57_0 > 4294967295:
+                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t57_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_din.ProfileEntry)
+                        o57.charging_profile_entry_start = t57_0
+                        o57.charging_profile_entry_max_power = t57_1
+                        v = o57
+                        ok57 = True
+            if not ok57:
+                r.pos = pc57
+                v = _d92(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C557, "ChargingProfileType")
+        else:
+            r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                pc58 = r.pos
+                ok58 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t58_0 = r.uint(5)
+                    if t58_0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % t58_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t58_1 = r.integer(3)
+                        if t58_1 < -32768 or t58_1 > 32767:
+                            r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % t58_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o58 = _new(_din.ProfileEntry)
+                            o58.charging_profile_entry_start = t58_0
+                            o58.charging_profile_entry_max_power = t58_1
+                            v = o58
+                            ok58 = True
+                if not ok58:
+                    r.pos = pc58
+                    v = _d92(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C558, "ChargingProfileType")
+            else:
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    o = _new(_din.ChargingProfile)
+    o.sa_schedule_tuple_id = f0
+    o.profile_entry = f1
+    return o
+
+def _e79(w, o):
+    """din.ChargingProfile -> ChargingProfileType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("ChargingProfile.sa_schedule_tuple_id", 0, _C559)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ChargingProfile.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.profile_entry
+    if items.__class__ is not list:
+        _bad("ChargingProfile.profile_entry", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C560.get(s)
+        if t is None:
+            _order("ChargingProfile.profile_entry", s, _C559)
+        if v1.__class__ is not _din.ProfileEntry:
+            _bad("ChargingProfile.profile_entry", v1, "a ProfileEntry")
+        w.bits(t[0], t[1])
+        _e92(w, v1)
+        s = 2
+    t = _C561.get(s)
+    if t is None:
+        _order("ChargingProfile", s, _C559)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d80(r):
+    """ConsumptionCostType -> din.ConsumptionCost"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("startValue: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    v = _d82(r)
+                    f1.append(v)
+                    s = 2
+                    k = 1
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C562, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "startValue")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "startValue")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("startValue: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "startValue")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C563, "ConsumptionCostType")
+            else:
+                r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            v = _d82(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C564, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d82(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C565, "ConsumptionCostType")
+            else:
+                r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    o = _new(_din.ConsumptionCost)
+    o.start_value = f0
+    o.cost = f1
+    return o
+
+def _e80(w, o):
+    """din.ConsumptionCost -> ConsumptionCostType"""
+    v0 = o.start_value
+    if v0 is None:
+        _order("ConsumptionCost.start_value", 0, _C566)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ConsumptionCost.start_value", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.cost
+    if items.__class__ is not list:
+        _bad("ConsumptionCost.cost", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C567.get(s)
+        if t is None:
+            _order("ConsumptionCost.cost", s, _C566)
+        if v1.__class__ is not _din.Cost:
+            _bad("ConsumptionCost.cost", v1, "a Cost")
+        w.bits(t[0], t[1])
+        _e82(w, v1)
+        s = 2
+    t = _C568.get(s)
+    if t is None:
+        _order("ConsumptionCost", s, _C566)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d81(r):
+    """CertificateChainType -> din.CertificateChain"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 1200)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d101(r)
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C569, "CertificateChainType")
+                else:
+                    r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C885, "X509IssuerSerialType")
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    f0 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f0 = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C570, "CertificateChainType")
+            else:
+                r.fail("CertificateChainType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d101(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C886, "X509IssuerSerialType")
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C571, "CertificateChainType")
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C887, "X509IssuerSerialType")
+            _escape(r, 1, _C572, "CertificateChainType")
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
+            r.fail("CertificateChainType: event code %d out of range" % ec)
+    o = _new(_din.CertificateChain)
+    o.certificate = f0
+    o.sub_certificates = f1
     return o
 
-def _e92(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C889.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C888)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C890.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C888)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C891.get(s)
+def _e81(w, o):
+    """din.CertificateChain -> CertificateChainType"""
+    v0 = o.certificate
+    if v0 is None:
+        _order("CertificateChain.certificate", 0, _C573)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
+        _bad("CertificateChain.certificate", v0, "bytes of length 0..1200")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.sub_certificates
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.SubCertificates:
+            _bad("CertificateChain.sub_certificates", v1, "a SubCertificates")
+        w.bits(0, 2)
+        _e101(w, v1)
+        s = 2
+    t = _C574.get(s)
     if t is None:
-        _order("X509IssuerSerial", s, _C888)
+        _order("CertificateChain", s, _C573)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d93(r):
-    """SubCertificatesType -> din.SubCertificates"""
+def _d82(r):
+    """CostType -> din.Cost"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(7)
+        if x & 103 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("costKind: enumeration index %d out of range" % y)
+            y = _C575[y]
+            f0 = y
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C577, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("costKind: enumeration index %d out of range" % x)
+                    f0 = _C575[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "costKind")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("costKind: enumeration index %d out of range" % f0)
+                        f0 = _C575[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "costKind")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C578, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C579, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "amount")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("amount: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C580, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(5)
+            if x & 17 == 0:
+                f2 = ((x >> 1) & 7) + -3
+                if f2 > 3:
+                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 5
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "amountMultiplier")
+                else:
+                    f2 = r.bits(3) + -3
+                    if f2 > 3:
+                        r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C581, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C582, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    o = _new(_din.Cost)
+    o.cost_kind = f0
+    o.amount = f1
+    o.amount_multiplier = f2
+    return o
+
+def _e82(w, o):
+    """din.Cost -> CostType"""
+    v0 = o.cost_kind
+    if v0 is None:
+        _order("Cost.cost_kind", 0, _C583)
+    i0 = _C576.get(v0)
+    if i0 is None:
+        _bad("Cost.cost_kind", v0, "a member of _din.CostKind")
+    v1 = o.amount
+    if v1 is None:
+        _order("Cost.amount", 1, _C583)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("Cost.amount", v1, "an integer in 0..4294967295")
+    w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
+    w.uint(v1)
+    v2 = o.amount_multiplier
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not -3 <= v2 <= 3:
+            _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
+        w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
+        s = 3
+    t = _C584.get(s)
+    if t is None:
+        _order("Cost", s, _C583)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d83(r):
+    """PhysicalValueType -> din.PhysicalValue"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = ((x >> 3) & 7) + -3
+            if y > 3:
+                r.facet("Multiplier: %d above maxInclusive 3" % y)
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("Unit: enumeration index %d out of range" % x)
+                    f1 = _C585[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "Unit")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 10:
+                            r.fail("Unit: enumeration index %d out of range" % f1)
+                        f1 = _C585[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Unit")
+                s = 2
+            elif ec == 1:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C587, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    f0 = ((x >> 1) & 7) + -3
+                    if f0 > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Multiplier")
+                    else:
+                        f0 = r.bits(3) + -3
+                        if f0 > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C588, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("Unit: enumeration index %d out of range" % x)
+                f1 = _C585[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Unit")
+                else:
+                    f1 = r.bits(4)
+                    if f1 >= 10:
+                        r.fail("Unit: enumeration index %d out of range" % f1)
+                    f1 = _C585[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Unit")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, None, "Value")
+            else:
+                f2 = r.integer(3)
+                if f2 < -32768 or f2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % f2)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C589, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C590, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C591, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    o = _new(_din.PhysicalValue)
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    return o
+
+def _e83(w, o):
+    """din.PhysicalValue -> PhysicalValueType"""
+    v0 = o.multiplier
+    if v0 is None:
+        _order("PhysicalValue.multiplier", 0, _C592)
+    if v0.__class__ is not int or not -3 <= v0 <= 3:
+        _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
+    v1 = o.unit
+    w.bits(((((0) << 1) << 3) | (v0 - -3)) << 1, 6)
+    s = 1
+    if v1 is not None:
+        i1 = _C586.get(v1)
+        if i1 is None:
+            _bad("PhysicalValue.unit", v1, "a member of _din.UnitSymbol")
+        w.bits(((((0) << 1) << 4) | (i1)) << 1, 8)
+        s = 2
+    v2 = o.value
+    if v2 is None:
+        _order("PhysicalValue.value", s, _C592)
+    t = _C593.get(s)
+    if t is None:
+        _order("PhysicalValue.value", s, _C592)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.integer(v2)
+    w.bits(0, 1)
+    w.bits(0, 1)
+
+def _d84(r):
+    """MessageHeaderType -> din.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d87(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d65(r)
+                    s = 3
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C594, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C595, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d87(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d65(r)
+            s = 3
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C596, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d65(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C597, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C598, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_din.MessageHeader)
+    o.session_id = f0
+    o.notification = f1
+    o.signature = f2
+    return o
+
+def _e84(w, o):
+    """din.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C599)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.notification
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.Notification:
+            _bad("MessageHeader.notification", v1, "a Notification")
+        w.bits(0, 2)
+        _e87(w, v1)
+        s = 2
+    v2 = o.signature
+    if v2 is not None:
+        t = _C600.get(s)
+        if t is None:
+            _order("MessageHeader.signature", s, _C599)
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(t[0], t[1])
+        _e65(w, v2)
+        s = 3
+    t = _C601.get(s)
+    if t is None:
+        _order("MessageHeader", s, _C599)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d85(r):
+    """ListOfRootCertificateIDsType -> din.ListOfRootCertificateIDs"""
     f0 = []
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.string(None, 40)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
             else:
-                v = r.binary(None, 1200)
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C892, "SubCertificatesType")
+                    _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
+                s = 1
         else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, "", "RootCertificateID")
+                else:
+                    v = r.string(None, 40)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C602, "ListOfRootCertificateIDsType")
+            else:
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
             if ec == 0:
                 if r.bits(1):
-                    v = _simple_escape(r, b"", "Certificate")
+                    v = _simple_escape(r, "", "RootCertificateID")
                 else:
-                    v = r.binary(None, 1200)
+                    v = r.string(None, 40)
                     if r.bits(1):
-                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                        _escape(r, 1, _EV_ELEM_EE, "RootCertificateID")
                 f0.append(v)
                 k += 1
                 continue
@@ -10540,140 +12575,454 @@ def _d93(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C893, "SubCertificatesType")
+                _escape(r, 1, _C603, "ListOfRootCertificateIDsType")
             else:
-                r.fail("SubCertificatesType: event code %d out of range" % ec)
-    o = _new(_din.SubCertificates)
-    o.certificate = f0
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    o = _new(_din.ListOfRootCertificateIDs)
+    o.root_certificate_id = f0
     return o
 
-def _e93(w, o):
-    """din.SubCertificates -> SubCertificatesType"""
+def _e85(w, o):
+    """din.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
     s = 0
-    items = o.certificate
+    items = o.root_certificate_id
     if items.__class__ is not list:
-        _bad("SubCertificates.certificate", items, "a list")
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C895.get(s)
+        t = _C605.get(s)
         if t is None:
-            _order("SubCertificates.certificate", s, _C894)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 1200:
-            _bad("SubCertificates.certificate", v, "bytes of length 0..1200")
-        w.binary(v)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C604)
+        if type(v0) is not str or len(v0) > 40:
+            _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a str of length 0..40")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v0)
         w.bits(0, 1)
         s = 1
-    t = _C896.get(s)
+    t = _C606.get(s)
     if t is None:
-        _order("SubCertificates", s, _C894)
+        _order("ListOfRootCertificateIDs", s, _C604)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d94(r):
-    """ProfileEntryType -> din.ProfileEntry"""
+def _d86(r):
+    """MeterInfoType -> din.MeterInfo"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    f1 = _d83(r)
+                    s = 2
+                elif ec == 1:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "SigMeterReading")
+                    else:
+                        f2 = r.binary(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+                    s = 3
+                elif ec == 2:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f3 = r.integer(3)
+                        if f3 < -32768 or f3 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 4
+                elif ec == 3:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "TMeter")
+                    else:
+                        f4 = r.integer(10)
+                        if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                            r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TMeter")
+                    s = 5
+                elif ec == 4:
+                    s = -1
+                elif ec == 5:
+                    _escape(r, 1, _C607, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C608, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            f1 = _d83(r)
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 3:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C609, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, b"", "SigMeterReading")
+            else:
+                f2 = r.binary(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 2:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C610, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "MeterStatus")
+            else:
+                f3 = r.integer(3)
+                if f3 < -32768 or f3 > 32767:
+                    r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+            s = 4
+        elif ec == 1:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C611, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f4 = _simple_escape(r, None, "TMeter")
+            else:
+                f4 = r.integer(10)
+                if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                    r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TMeter")
+            s = 5
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C612, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C613, "MeterInfoType")
+        else:
+            r.fail("MeterInfoType: event code %d out of range" % ec)
+    o = _new(_din.MeterInfo)
+    o.meter_id = f0
+    o.meter_reading = f1
+    o.sig_meter_reading = f2
+    o.meter_status = f3
+    o.t_meter = f4
+    return o
+
+def _e86(w, o):
+    """din.MeterInfo -> MeterInfoType"""
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C614)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.meter_reading
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _din.PhysicalValue:
+            _bad("MeterInfo.meter_reading", v1, "a PhysicalValue")
+        w.bits(0, 3)
+        _e83(w, v1)
+        s = 2
+    v2 = o.sig_meter_reading
+    if v2 is not None:
+        t = _C615.get(s)
+        if t is None:
+            _order("MeterInfo.sig_meter_reading", s, _C614)
+        if not isinstance(v2, (bytes, bytearray)) or len(v2) > 32:
+            _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..32")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.meter_status
+    if v3 is not None:
+        t = _C616.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C614)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.t_meter
+    if v4 is not None:
+        t = _C617.get(s)
+        if t is None:
+            _order("MeterInfo.t_meter", s, _C614)
+        if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
+            _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 5
+    t = _C618.get(s)
+    if t is None:
+        _order("MeterInfo", s, _C614)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d87(r):
+    """NotificationType -> din.Notification"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("FaultCode: enumeration index %d out of range" % y)
+            y = _C619[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C897, "ProfileEntryType")
+                    f1 = _simple_escape(r, "", "FaultMsg")
+                else:
+                    f1 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C621, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("FaultCode: enumeration index %d out of range" % x)
+                    f0 = _C619[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "FaultCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("FaultCode: enumeration index %d out of range" % f0)
+                        f0 = _C619[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C622, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
+        ec = r.bits(2)
         if ec == 0:
             if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
+                f1 = _simple_escape(r, "", "FaultMsg")
             else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                f1 = r.string(None, 64)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C898, "ProfileEntryType")
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C623, "NotificationType")
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
+            r.fail("NotificationType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C899, "ProfileEntryType")
+            _escape(r, 1, _C624, "NotificationType")
         else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    o = _new(_din.ProfileEntry)
-    o.charging_profile_entry_start = f0
-    o.charging_profile_entry_max_power = f1
+            r.fail("NotificationType: event code %d out of range" % ec)
+    o = _new(_din.Notification)
+    o.fault_code = f0
+    o.fault_msg = f1
     return o
 
-def _e94(w, o):
-    """din.ProfileEntry -> ProfileEntryType"""
-    s = 0
-    v = o.charging_profile_entry_start
-    if v is not None:
-        t = _C901.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C900)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
-        w.uint(v)
+def _e87(w, o):
+    """din.Notification -> NotificationType"""
+    v0 = o.fault_code
+    if v0 is None:
+        _order("Notification.fault_code", 0, _C625)
+    i0 = _C620.get(v0)
+    if i0 is None:
+        _bad("Notification.fault_code", v0, "a member of _din.FaultCode")
+    v1 = o.fault_msg
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 64:
+            _bad("Notification.fault_msg", v1, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile_entry_max_power
-    if v is not None:
-        t = _C902.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C900)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ProfileEntry.charging_profile_entry_max_power", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C903.get(s)
+        s = 2
+    t = _C626.get(s)
     if t is None:
-        _order("ProfileEntry", s, _C900)
+        _order("Notification", s, _C625)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d95(r):
+def _d88(r):
     """PMaxScheduleType -> din.PMaxSchedule"""
     f0 = None
     f1 = []
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PMaxScheduleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d39(r))
+                s = 2
+                k = 1
             else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C904, "PMaxScheduleType")
+                s = 1
         else:
-            r.fail("PMaxScheduleType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "PMaxScheduleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("PMaxScheduleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PMaxScheduleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C627, "PMaxScheduleType")
+            else:
+                r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
@@ -10682,7 +13031,7 @@ def _d95(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C905, "PMaxScheduleType")
+            _escape(r, 2, _C628, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 2:
@@ -10697,7 +13046,7 @@ def _d95(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C906, "PMaxScheduleType")
+                _escape(r, 1, _C629, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     o = _new(_din.PMaxSchedule)
@@ -10705,649 +13054,38 @@ def _d95(r):
     o.p_max_schedule_entry = f1
     return o
 
-def _e95(w, o):
+def _e88(w, o):
     """din.PMaxSchedule -> PMaxScheduleType"""
-    s = 0
-    v = o.p_max_schedule_id
-    if v is not None:
-        t = _C908.get(s)
-        if t is None:
-            _order("PMaxSchedule.p_max_schedule_id", s, _C907)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PMaxSchedule.p_max_schedule_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.p_max_schedule_id
+    if v0 is None:
+        _order("PMaxSchedule.p_max_schedule_id", 0, _C630)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("PMaxSchedule.p_max_schedule_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
     items = o.p_max_schedule_entry
     if items.__class__ is not list:
         _bad("PMaxSchedule.p_max_schedule_entry", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C909.get(s)
+        t = _C631.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C907)
-        if v.__class__ is not _din.PMaxScheduleEntry:
-            _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C630)
+        if v1.__class__ is not _din.PMaxScheduleEntry:
+            _bad("PMaxSchedule.p_max_schedule_entry", v1, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v1)
         s = 2
-    t = _C910.get(s)
+    t = _C632.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C907)
+        _order("PMaxSchedule", s, _C630)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d96(r):
-    """SalesTariffType -> din.SalesTariff"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C911, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("SalesTariffID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C912, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "SalesTariffDescription")
-            else:
-                f2 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 2:
-            _escape(r, 2, _C913, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C914, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d53(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C915, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 5:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d53(r)
-                f4.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C916, "SalesTariffType")
-            else:
-                r.fail("SalesTariffType: event code %d out of range" % ec)
-    o = _new(_din.SalesTariff)
-    o.id = f0
-    o.sales_tariff_id = f1
-    o.sales_tariff_description = f2
-    o.num_e_price_levels = f3
-    o.sales_tariff_entry = f4
-    return o
-
-def _e96(w, o):
-    """din.SalesTariff -> SalesTariffType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C918.get(s)
-        if t is None:
-            _order("SalesTariff.id", s, _C917)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SalesTariff.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.sales_tariff_id
-    if v is not None:
-        t = _C919.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SalesTariff.sales_tariff_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sales_tariff_description
-    if v is not None:
-        t = _C920.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.num_e_price_levels
-    if v is not None:
-        t = _C921.get(s)
-        if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C917)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.sales_tariff_entry
-    if items.__class__ is not list:
-        _bad("SalesTariff.sales_tariff_entry", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C922.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C917)
-        if v.__class__ is not _din.SalesTariffEntry:
-            _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
-        w.bits(t[0], t[1])
-        _e53(w, v)
-        s = 4
-    t = _C923.get(s)
-    if t is None:
-        _order("SalesTariff", s, _C917)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d97(r):
-    """CostType -> din.Cost"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C924[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C926, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C927, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
-                if f2 > 3:
-                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C928, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C929, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    o = _new(_din.Cost)
-    o.cost_kind = f0
-    o.amount = f1
-    o.amount_multiplier = f2
-    return o
-
-def _e97(w, o):
-    """din.Cost -> CostType"""
-    s = 0
-    v = o.cost_kind
-    if v is not None:
-        t = _C931.get(s)
-        if t is None:
-            _order("Cost.cost_kind", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C925.get(v)
-        if i is None:
-            _bad("Cost.cost_kind", v, "a member of _din.CostKind")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C932.get(s)
-        if t is None:
-            _order("Cost.amount", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Cost.amount", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount_multiplier
-    if v is not None:
-        t = _C933.get(s)
-        if t is None:
-            _order("Cost.amount_multiplier", s, _C930)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("Cost.amount_multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C934.get(s)
-    if t is None:
-        _order("Cost", s, _C930)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d98(r):
-    """ParameterSetType -> din.ParameterSet"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C935, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d102(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C936, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d102(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C937, "ParameterSetType")
-            else:
-                r.fail("ParameterSetType: event code %d out of range" % ec)
-    o = _new(_din.ParameterSet)
-    o.parameter_set_id = f0
-    o.parameter = f1
-    return o
-
-def _e98(w, o):
-    """din.ParameterSet -> ParameterSetType"""
-    s = 0
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C939.get(s)
-        if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C938)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.parameter
-    if items.__class__ is not list:
-        _bad("ParameterSet.parameter", items, "a list")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C940.get(s)
-        if t is None:
-            _order("ParameterSet.parameter", s, _C938)
-        if v.__class__ is not _din.Parameter:
-            _bad("ParameterSet.parameter", v, "a Parameter")
-        w.bits(t[0], t[1])
-        _e102(w, v)
-        s = 2
-    t = _C941.get(s)
-    if t is None:
-        _order("ParameterSet", s, _C938)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d99(r):
-    """ServiceType -> din.Service"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d85(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C942, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "FreeService")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C943, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C944, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    o = _new(_din.Service)
-    o.service_tag = f0
-    o.free_service = f1
-    return o
-
-def _e99(w, o):
-    """din.Service -> ServiceType"""
-    s = 0
-    v = o.service_tag
-    if v is not None:
-        t = _C946.get(s)
-        if t is None:
-            _order("Service.service_tag", s, _C945)
-        if v.__class__ is not _din.ServiceTag:
-            _bad("Service.service_tag", v, "a ServiceTag")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C947.get(s)
-        if t is None:
-            _order("Service.free_service", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Service.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C948.get(s)
-    if t is None:
-        _order("Service", s, _C945)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d100(r):
-    """SelectedServiceType -> din.SelectedService"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C949, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C950, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C951, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    o = _new(_din.SelectedService)
-    o.service_id = f0
-    o.parameter_set_id = f1
-    return o
-
-def _e100(w, o):
-    """din.SelectedService -> SelectedServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C953.get(s)
-        if t is None:
-            _order("SelectedService.service_id", s, _C952)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C954.get(s)
-        if t is None:
-            _order("SelectedService.parameter_set_id", s, _C952)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C955.get(s)
-    if t is None:
-        _order("SelectedService", s, _C952)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d101(r):
-    """NotificationType -> din.Notification"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "FaultCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C956[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C958, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "FaultMsg")
-            else:
-                f1 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C959, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C960, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    o = _new(_din.Notification)
-    o.fault_code = f0
-    o.fault_msg = f1
-    return o
-
-def _e101(w, o):
-    """din.Notification -> NotificationType"""
-    s = 0
-    v = o.fault_code
-    if v is not None:
-        t = _C962.get(s)
-        if t is None:
-            _order("Notification.fault_code", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C957.get(v)
-        if i is None:
-            _bad("Notification.fault_code", v, "a member of _din.FaultCode")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.fault_msg
-    if v is not None:
-        t = _C963.get(s)
-        if t is None:
-            _order("Notification.fault_msg", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Notification.fault_msg", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C964.get(s)
-    if t is None:
-        _order("Notification", s, _C961)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d102(r):
+def _d89(r):
     """ParameterType -> din.Parameter"""
     f0 = None
     f1 = None
@@ -11364,38 +13102,120 @@ def _d102(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C965, "ParameterType")
+            _escape(r, 3, _C633, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.bits(3)
-            if f1 >= 6:
-                r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
-            f1 = _C966[f1]
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C968, "ParameterType")
+        p = r.pos
+        x = r.bits(7)
+        if x & 64 == 0:
+            y = (x >> 3) & 7
+            if y >= 6:
+                r.fail("ParameterType@ValueType: enumeration index %d out of range" % y)
+            y = _C634[y]
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "boolValue")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                s = 8
+            elif ec == 1:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "byteValue")
+                    else:
+                        f3 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                s = 7
+            elif ec == 2:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "shortValue")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("shortValue: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "shortValue")
+                s = 6
+            elif ec == 3:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "intValue")
+                else:
+                    f5 = r.integer(5)
+                    if f5 < -2147483648 or f5 > 2147483647:
+                        r.facet("intValue: %d outside -2147483648..2147483647" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "intValue")
+                s = 5
+            elif ec == 4:
+                f6 = _d83(r)
+                s = 4
+            elif ec == 5:
+                if r.bits(1):
+                    f7 = _simple_escape(r, "", "stringValue")
+                else:
+                    f7 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "stringValue")
+                s = 3
+            elif ec == 6:
+                _escape(r, 3, _C636, "ParameterType")
+            else:
+                r.fail("ParameterType: event code %d out of range" % ec)
         else:
-            r.fail("ParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                f1 = r.bits(3)
+                if f1 >= 6:
+                    r.fail("ParameterType@ValueType: enumeration index %d out of range" % f1)
+                f1 = _C634[f1]
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C637, "ParameterType")
+            else:
+                r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "boolValue")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                    f2 = _simple_escape(r, None, "boolValue")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "boolValue")
             s = 8
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "byteValue")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = ((x >> 1) & 255) + -128
             else:
-                f3 = r.bits(8) + -128
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                    f3 = _simple_escape(r, None, "byteValue")
+                else:
+                    f3 = r.bits(8) + -128
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "byteValue")
             s = 7
         elif ec == 2:
             if r.bits(1):
@@ -11418,7 +13238,7 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 5
         elif ec == 4:
-            f6 = _d78(r)
+            f6 = _d83(r)
             s = 4
         elif ec == 5:
             if r.bits(1):
@@ -11429,7 +13249,7 @@ def _d102(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 3
         elif ec == 6:
-            _escape(r, 3, _C969, "ParameterType")
+            _escape(r, 3, _C638, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -11437,7 +13257,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C970, "ParameterType")
+            _escape(r, 1, _C639, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -11445,7 +13265,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C971, "ParameterType")
+            _escape(r, 1, _C640, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -11453,7 +13273,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C972, "ParameterType")
+            _escape(r, 1, _C641, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -11461,7 +13281,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C973, "ParameterType")
+            _escape(r, 1, _C642, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -11469,7 +13289,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C974, "ParameterType")
+            _escape(r, 1, _C643, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 8:
@@ -11477,7 +13297,7 @@ def _d102(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C975, "ParameterType")
+            _escape(r, 1, _C644, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_din.Parameter)
@@ -11491,100 +13311,1514 @@ def _d102(r):
     o.string_value = f7
     return o
 
-def _e102(w, o):
+def _e89(w, o):
     """din.Parameter -> ParameterType"""
-    s = 0
-    v = o.name
-    if v is not None:
-        t = _C977.get(s)
+    v0 = o.name
+    if v0 is None:
+        _order("Parameter.name", 0, _C645)
+    if type(v0) is not str:
+        _bad("Parameter.name", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value_type
+    if v1 is None:
+        _order("Parameter.value_type", 8, _C645)
+    i1 = _C635.get(v1)
+    if i1 is None:
+        _bad("Parameter.value_type", v1, "a member of _din.Value")
+    v2 = o.bool_value
+    w.bits(((0) << 3) | (i1), 4)
+    s = 7
+    if v2 is not None:
+        if v2.__class__ is not bool:
+            _bad("Parameter.bool_value", v2, "a bool")
+        w.bits(((((0) << 1) << 1) | (v2)) << 1, 6)
+        s = 1
+    v3 = o.byte_value
+    if v3 is not None:
+        t = _C646.get(s)
         if t is None:
-            _order("Parameter.name", s, _C976)
+            _order("Parameter.byte_value", s, _C645)
+        if v3.__class__ is not int or not -128 <= v3 <= 127:
+            _bad("Parameter.byte_value", v3, "an integer in -128..127")
+        w.bits(((((t[0]) << 1) << 8) | (v3 - -128)) << 1, t[1] + 1 + 8 + 1)
+        s = 2
+    v4 = o.short_value
+    if v4 is not None:
+        t = _C647.get(s)
+        if t is None:
+            _order("Parameter.short_value", s, _C645)
+        if type(v4) is not int or v4 < -32768 or v4 > 32767:
+            _bad("Parameter.short_value", v4, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 3
+    v5 = o.int_value
+    if v5 is not None:
+        t = _C648.get(s)
+        if t is None:
+            _order("Parameter.int_value", s, _C645)
+        if type(v5) is not int or v5 < -2147483648 or v5 > 2147483647:
+            _bad("Parameter.int_value", v5, "an integer in -2147483648..2147483647")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v5)
+        w.bits(0, 1)
+        s = 4
+    v6 = o.physical_value
+    if v6 is not None:
+        t = _C649.get(s)
+        if t is None:
+            _order("Parameter.physical_value", s, _C645)
+        if v6.__class__ is not _din.PhysicalValue:
+            _bad("Parameter.physical_value", v6, "a PhysicalValue")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Parameter.name", v, "a str of length 0..")
-        w.string(v)
-    v = o.value_type
-    if v is not None:
-        t = _C978.get(s)
+        _e83(w, v6)
+        s = 5
+    v7 = o.string_value
+    if v7 is not None:
+        t = _C650.get(s)
         if t is None:
-            _order("Parameter.value_type", s, _C976)
-        w.bits(t[0], t[1])
-        s = t[2]
-        i = _C967.get(v)
-        if i is None:
-            _bad("Parameter.value_type", v, "a member of _din.Value")
-        w.bits(i, 3)
-    v = o.bool_value
-    if v is not None:
-        t = _C979.get(s)
-        if t is None:
-            _order("Parameter.bool_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Parameter.bool_value", v, "a bool")
-        w.bits(v, 1)
+            _order("Parameter.string_value", s, _C645)
+        if type(v7) is not str:
+            _bad("Parameter.string_value", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.byte_value
-    if v is not None:
-        t = _C980.get(s)
-        if t is None:
-            _order("Parameter.byte_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("Parameter.byte_value", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.short_value
-    if v is not None:
-        t = _C981.get(s)
-        if t is None:
-            _order("Parameter.short_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("Parameter.short_value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.int_value
-    if v is not None:
-        t = _C982.get(s)
-        if t is None:
-            _order("Parameter.int_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -2147483648 or v > 2147483647:
-            _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.physical_value
-    if v is not None:
-        t = _C983.get(s)
-        if t is None:
-            _order("Parameter.physical_value", s, _C976)
-        if v.__class__ is not _din.PhysicalValue:
-            _bad("Parameter.physical_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    v = o.string_value
-    if v is not None:
-        t = _C984.get(s)
-        if t is None:
-            _order("Parameter.string_value", s, _C976)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Parameter.string_value", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C985.get(s)
+        s = 6
+    t = _C651.get(s)
     if t is None:
-        _order("Parameter", s, _C976)
+        _order("Parameter", s, _C645)
     if t[1]:
         w.bits(t[0], t[1])
+
+def _d90(r):
+    """ParameterSetType -> din.ParameterSet"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d89(r))
+                s = 2
+                k = 1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C652, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d89(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C653, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d89(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C654, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    o = _new(_din.ParameterSet)
+    o.parameter_set_id = f0
+    o.parameter = f1
+    return o
+
+def _e90(w, o):
+    """din.ParameterSet -> ParameterSetType"""
+    v0 = o.parameter_set_id
+    if v0 is None:
+        _order("ParameterSet.parameter_set_id", 0, _C655)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.parameter
+    if items.__class__ is not list:
+        _bad("ParameterSet.parameter", items, "a list")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C656.get(s)
+        if t is None:
+            _order("ParameterSet.parameter", s, _C655)
+        if v1.__class__ is not _din.Parameter:
+            _bad("ParameterSet.parameter", v1, "a Parameter")
+        w.bits(t[0], t[1])
+        _e89(w, v1)
+        s = 2
+    t = _C657.get(s)
+    if t is None:
+        _order("ParameterSet", s, _C655)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d91(r):
+    """PaymentOptionsType -> din.PaymentOptions"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C441[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C441[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C441[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C658, "PaymentOptionsType")
+            else:
+                r.fail("PaymentOptionsType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C441[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C441[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C659, "PaymentOptionsType")
+            else:
+                r.fail("PaymentOptionsType: event code %d out of range" % ec)
+    o = _new(_din.PaymentOptions)
+    o.payment_option = f0
+    return o
+
+def _e91(w, o):
+    """din.PaymentOptions -> PaymentOptionsType"""
+    s = 0
+    items = o.payment_option
+    if items.__class__ is not list:
+        _bad("PaymentOptions.payment_option", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C661.get(s)
+        if t is None:
+            _order("PaymentOptions.payment_option", s, _C660)
+        i0 = _C442.get(v0)
+        if i0 is None:
+            _bad("PaymentOptions.payment_option", v0, "a member of _din.PaymentOption")
+        w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
+        s = 1
+    t = _C662.get(s)
+    if t is None:
+        _order("PaymentOptions", s, _C660)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d92(r):
+    """ProfileEntryType -> din.ProfileEntry"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C663, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargingProfileEntryMaxPower")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("ChargingProfileEntryMaxPower: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxPower")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C664, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C665, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    o = _new(_din.ProfileEntry)
+    o.charging_profile_entry_start = f0
+    o.charging_profile_entry_max_power = f1
+    return o
+
+def _e92(w, o):
+    """din.ProfileEntry -> ProfileEntryType"""
+    v0 = o.charging_profile_entry_start
+    if v0 is None:
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C666)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.charging_profile_entry_max_power
+    if v1 is None:
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C666)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("ProfileEntry.charging_profile_entry_max_power", v1, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d93(r):
+    """SAScheduleTupleType -> din.SAScheduleTuple"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d88(r)
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("SAScheduleTupleID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C667, "SAScheduleTupleType")
+            else:
+                r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d88(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C668, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d94(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C669, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C670, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    o = _new(_din.SAScheduleTuple)
+    o.sa_schedule_tuple_id = f0
+    o.p_max_schedule = f1
+    o.sales_tariff = f2
+    return o
+
+def _e93(w, o):
+    """din.SAScheduleTuple -> SAScheduleTupleType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C671)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    v1 = o.p_max_schedule
+    if v1 is None:
+        _order("SAScheduleTuple.p_max_schedule", 1, _C671)
+    if v1.__class__ is not _din.PMaxSchedule:
+        _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
+    w.bits(0, 2)
+    _e88(w, v1)
+    v2 = o.sales_tariff
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _din.SalesTariff:
+            _bad("SAScheduleTuple.sales_tariff", v2, "a SalesTariff")
+        w.bits(0, 2)
+        _e94(w, v2)
+        s = 3
+    t = _C672.get(s)
+    if t is None:
+        _order("SAScheduleTuple", s, _C671)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d94(r):
+    """SalesTariffType -> din.SalesTariff"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C673, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, "", "SalesTariffDescription")
+                    else:
+                        f2 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+                    s = 3
+                elif ec == 1:
+                    x = r.bits(10)
+                    if x & 513 == 0:
+                        f3 = (x >> 1) & 255
+                    else:
+                        r.pos -= 10
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "NumEPriceLevels")
+                        else:
+                            f3 = r.bits(8)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C674, "SalesTariffType")
+                else:
+                    r.fail("SalesTariffType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "SalesTariffID")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("SalesTariffID: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C675, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "SalesTariffDescription")
+            else:
+                f2 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+            s = 3
+        elif ec == 1:
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
+            else:
+                r.pos -= 10
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 2:
+            _escape(r, 2, _C676, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f3 = y
+            f4.append(_d53(r))
+            s = 5
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "NumEPriceLevels")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C677, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d53(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C678, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 5:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d53(r)
+                f4.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C679, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    o = _new(_din.SalesTariff)
+    o.id = f0
+    o.sales_tariff_id = f1
+    o.sales_tariff_description = f2
+    o.num_e_price_levels = f3
+    o.sales_tariff_entry = f4
+    return o
+
+def _e94(w, o):
+    """din.SalesTariff -> SalesTariffType"""
+    v0 = o.id
+    if v0 is None:
+        _order("SalesTariff.id", 0, _C680)
+    if type(v0) is not str:
+        _bad("SalesTariff.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.sales_tariff_id
+    if v1 is None:
+        _order("SalesTariff.sales_tariff_id", 5, _C680)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("SalesTariff.sales_tariff_id", v1, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v1)
+    v2 = o.sales_tariff_description
+    w.bits(0, 1)
+    s = 1
+    if v2 is not None:
+        if type(v2) is not str or len(v2) > 32:
+            _bad("SalesTariff.sales_tariff_description", v2, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.num_e_price_levels
+    if v3 is None:
+        _order("SalesTariff.num_e_price_levels", s, _C680)
+    t = _C681.get(s)
+    if t is None:
+        _order("SalesTariff.num_e_price_levels", s, _C680)
+    if v3.__class__ is not int or not 0 <= v3 <= 255:
+        _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
+    w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
+    s = 3
+    items = o.sales_tariff_entry
+    if items.__class__ is not list:
+        _bad("SalesTariff.sales_tariff_entry", items, "a list")
+    n = 0
+    for v4 in items:
+        n += 1
+        t = _C682.get(s)
+        if t is None:
+            _order("SalesTariff.sales_tariff_entry", s, _C680)
+        if v4.__class__ is not _din.SalesTariffEntry:
+            _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
+        w.bits(t[0], t[1])
+        _e53(w, v4)
+        s = 4
+    t = _C683.get(s)
+    if t is None:
+        _order("SalesTariff", s, _C680)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d95(r):
+    """SelectedServiceType -> din.SelectedService"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ParameterSetID")
+                    else:
+                        f1 = r.integer(3)
+                        if f1 < -32768 or f1 > 32767:
+                            r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C684, "SelectedServiceType")
+                else:
+                    r.fail("SelectedServiceType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C685, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C686, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C687, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    o = _new(_din.SelectedService)
+    o.service_id = f0
+    o.parameter_set_id = f1
+    return o
+
+def _e95(w, o):
+    """din.SelectedService -> SelectedServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("SelectedService.service_id", 0, _C688)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("SelectedService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.parameter_set_id
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < -32768 or v1 > 32767:
+            _bad("SelectedService.parameter_set_id", v1, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v1)
+        w.bits(0, 1)
+        s = 2
+    t = _C689.get(s)
+    if t is None:
+        _order("SelectedService", s, _C688)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d96(r):
+    """SelectedServiceListType -> din.SelectedServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d95(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C690, "SelectedServiceListType")
+        else:
+            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d95(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C691, "SelectedServiceListType")
+            else:
+                r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    o = _new(_din.SelectedServiceList)
+    o.selected_service = f0
+    return o
+
+def _e96(w, o):
+    """din.SelectedServiceList -> SelectedServiceListType"""
+    s = 0
+    items = o.selected_service
+    if items.__class__ is not list:
+        _bad("SelectedServiceList.selected_service", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C693.get(s)
+        if t is None:
+            _order("SelectedServiceList.selected_service", s, _C692)
+        if v0.__class__ is not _din.SelectedService:
+            _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
+        w.bits(t[0], t[1])
+        _e95(w, v0)
+        s = 1
+    t = _C694.get(s)
+    if t is None:
+        _order("SelectedServiceList", s, _C692)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d97(r):
+    """ServiceType -> din.Service"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = _d100(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C695, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f1 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C696, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C697, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    o = _new(_din.Service)
+    o.service_tag = f0
+    o.free_service = f1
+    return o
+
+def _e97(w, o):
+    """din.Service -> ServiceType"""
+    v0 = o.service_tag
+    if v0 is None:
+        _order("Service.service_tag", 0, _C698)
+    if v0.__class__ is not _din.ServiceTag:
+        _bad("Service.service_tag", v0, "a ServiceTag")
+    w.bits(0, 1)
+    _e100(w, v0)
+    v1 = o.free_service
+    if v1 is None:
+        _order("Service.free_service", 1, _C698)
+    if v1.__class__ is not bool:
+        _bad("Service.free_service", v1, "a bool")
+    w.bits((((((0) << 1) << 1) | (v1)) << 1) << 1, 5)
+
+def _d98(r):
+    """ServiceTagListType -> din.ServiceTagList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                t59_0 = _d100(r)
+                p = r.pos
+                x = r.bits(5)
+                if x & 27 == 0:
+                    y = ((x >> 2) & 1) == 1
+                    t59_1 = y
+                    o59 = _new(_din.Service)
+                    o59.service_tag = t59_0
+                    o59.free_service = t59_1
+                    v = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                v = _d97(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C699, "ServiceTagListType")
+        else:
+            r.fail("ServiceTagListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t60_0 = _d100(r)
+                    p = r.pos
+                    x = r.bits(5)
+                    if x & 27 == 0:
+                        y = ((x >> 2) & 1) == 1
+                        t60_1 = y
+                        o60 = _new(_din.Service)
+                        o60.service_tag = t60_0
+                        o60.free_service = t60_1
+                        v = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    v = _d97(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C700, "ServiceTagListType")
+            else:
+                r.fail("ServiceTagListType: event code %d out of range" % ec)
+    o = _new(_din.ServiceTagList)
+    o.service = f0
+    return o
+
+def _e98(w, o):
+    """din.ServiceTagList -> ServiceTagListType"""
+    s = 0
+    items = o.service
+    if items.__class__ is not list:
+        _bad("ServiceTagList.service", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C702.get(s)
+        if t is None:
+            _order("ServiceTagList.service", s, _C701)
+        if v0.__class__ is not _din.Service:
+            _bad("ServiceTagList.service", v0, "a Service")
+        w.bits(t[0], t[1])
+        _e97(w, v0)
+        s = 1
+    t = _C703.get(s)
+    if t is None:
+        _order("ServiceTagList", s, _C701)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d99(r):
+    """ServiceParameterListType -> din.ServiceParameterList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d90(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C704, "ServiceParameterListType")
+        else:
+            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d90(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C705, "ServiceParameterListType")
+            else:
+                r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    o = _new(_din.ServiceParameterList)
+    o.parameter_set = f0
+    return o
+
+def _e99(w, o):
+    """din.ServiceParameterList -> ServiceParameterListType"""
+    s = 0
+    items = o.parameter_set
+    if items.__class__ is not list:
+        _bad("ServiceParameterList.parameter_set", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C707.get(s)
+        if t is None:
+            _order("ServiceParameterList.parameter_set", s, _C706)
+        if v0.__class__ is not _din.ParameterSet:
+            _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
+        w.bits(t[0], t[1])
+        _e90(w, v0)
+        s = 1
+    t = _C708.get(s)
+    if t is None:
+        _order("ServiceParameterList", s, _C706)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d100(r):
+    """ServiceTagType -> din.ServiceTag"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C426[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C426[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C709, "ServiceTagType")
+                else:
+                    r.fail("ServiceTagType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C710, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "ServiceName")
+            else:
+                f1 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+            s = 2
+        elif ec == 1:
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C426[x]
+            else:
+                r.pos -= 4
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C426[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C711, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C426[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C712, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C426[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C426[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C713, "ServiceTagType")
+            else:
+                r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "ServiceScope")
+            else:
+                f3 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+            s = 4
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C714, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C715, "ServiceTagType")
+        else:
+            r.fail("ServiceTagType: event code %d out of range" % ec)
+    o = _new(_din.ServiceTag)
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    return o
+
+def _e100(w, o):
+    """din.ServiceTag -> ServiceTagType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceTag.service_id", 0, _C716)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceTag.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("ServiceTag.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("ServiceTag.service_category", s, _C716)
+    t = _C717.get(s)
+    if t is None:
+        _order("ServiceTag.service_category", s, _C716)
+    i2 = _C427.get(v2)
+    if i2 is None:
+        _bad("ServiceTag.service_category", v2, "a member of _din.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 32:
+            _bad("ServiceTag.service_scope", v3, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    t = _C718.get(s)
+    if t is None:
+        _order("ServiceTag", s, _C716)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d101(r):
+    """SubCertificatesType -> din.SubCertificates"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.binary(None, 1200)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C719, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 1200)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C720, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
+    o = _new(_din.SubCertificates)
+    o.certificate = f0
+    return o
+
+def _e101(w, o):
+    """din.SubCertificates -> SubCertificatesType"""
+    s = 0
+    items = o.certificate
+    if items.__class__ is not list:
+        _bad("SubCertificates.certificate", items, "a list")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C722.get(s)
+        if t is None:
+            _order("SubCertificates.certificate", s, _C721)
+        if not isinstance(v0, (bytes, bytearray)) or len(v0) > 1200:
+            _bad("SubCertificates.certificate", v0, "bytes of length 0..1200")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    t = _C723.get(s)
+    if t is None:
+        _order("SubCertificates", s, _C721)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d102(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C724, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C725, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C726, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e102(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C727)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C727)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 
 # tables (after the functions: some refer to encoders)
@@ -11595,1154 +14829,824 @@ _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
 _C5 = ('SE_ANY', 'CH')
 _C6 = {0: 'DepartureTime', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 1, 1)}
-_C8 = {1: (0, 1, 2)}
-_C9 = {2: (0, 1, 3)}
-_C10 = {3: (0, 1, 4)}
-_C11 = {4: (0, 1, 5)}
-_C12 = {5: (0, 1, -1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C14 = ('EE', 'SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
+_C7 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
+_C8 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('EE', 'SE_ANY', 'CH')
+_C12 = ('EE', 'SE_ANY', 'CH')
+_C13 = ('SE_ANY', 'CH')
+_C14 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
+_C15 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('SE_ANY', 'CH')
-_C18 = {0: 'AC_EVSEStatus', 1: 'EVSEMaxVoltage', 2: 'EVSEMaxCurrent', 3: 'EVSEMinCurrent', 4: 'end of element'}
-_C19 = {0: (0, 1, 1)}
-_C20 = {1: (0, 1, 2)}
-_C21 = {2: (0, 1, 3)}
-_C22 = {3: (0, 1, 4)}
-_C23 = {4: (0, 1, -1)}
-_C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C25 = ('EE', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = (_din.EVSENotification.None_, _din.EVSENotification.StopCharging, _din.EVSENotification.ReNegotiation, )
-_C28 = {_din.EVSENotification.None_: 0, _din.EVSENotification.StopCharging: 1, _din.EVSENotification.ReNegotiation: 2}
-_C29 = ('EE', 'SE_ANY', 'CH')
-_C30 = ('SE_ANY', 'CH')
-_C31 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C32 = {0: (0, 1, 1)}
-_C33 = {1: (0, 1, 2)}
-_C34 = {2: (0, 1, 3)}
-_C35 = {3: (0, 1, 4)}
-_C36 = {4: (0, 1, -1)}
-_C37 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C38 = {0: 'end of element'}
-_C39 = {0: (0, 1, -1)}
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('SE_ANY', 'CH')
+_C20 = {0: 'PowerSwitchClosed', 1: 'RCD', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
+_C21 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C22 = {0: 'end of element'}
+_C23 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C26 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
+_C27 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
+_C28 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
+_C29 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C31 = ('EE', 'SE_ANY', 'CH')
+_C32 = ('EE', 'SE_ANY', 'CH')
+_C33 = ('SE_ANY', 'CH')
+_C34 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
+_C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = ('SE_ANY', 'CH')
+_C39 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
 _C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C41 = ('SE_ANY', 'CH')
-_C42 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C43 = {0: (0, 1, 1)}
-_C44 = {1: (0, 1, -1)}
-_C45 = (_din.ResponseCode.OK, _din.ResponseCode.OK_NewSessionEstablished, _din.ResponseCode.OK_OldSessionJoined, _din.ResponseCode.OK_CertificateExpiresSoon, _din.ResponseCode.FAILED, _din.ResponseCode.FAILED_SequenceError, _din.ResponseCode.FAILED_ServiceIDInvalid, _din.ResponseCode.FAILED_UnknownSession, _din.ResponseCode.FAILED_ServiceSelectionInvalid, _din.ResponseCode.FAILED_PaymentSelectionInvalid, _din.ResponseCode.FAILED_CertificateExpired, _din.ResponseCode.FAILED_SignatureError, _din.ResponseCode.FAILED_NoCertificateAvailable, _din.ResponseCode.FAILED_CertChainError, _din.ResponseCode.FAILED_ChallengeInvalid, _din.ResponseCode.FAILED_ContractCanceled, _din.ResponseCode.FAILED_WrongChargeParameter, _din.ResponseCode.FAILED_PowerDeliveryNotApplied, _din.ResponseCode.FAILED_TariffSelectionInvalid, _din.ResponseCode.FAILED_ChargingProfileInvalid, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow, _din.ResponseCode.FAILED_MeteringSignatureNotValid, _din.ResponseCode.FAILED_WrongEnergyTransferType, )
-_C46 = {_din.ResponseCode.OK: 0, _din.ResponseCode.OK_NewSessionEstablished: 1, _din.ResponseCode.OK_OldSessionJoined: 2, _din.ResponseCode.OK_CertificateExpiresSoon: 3, _din.ResponseCode.FAILED: 4, _din.ResponseCode.FAILED_SequenceError: 5, _din.ResponseCode.FAILED_ServiceIDInvalid: 6, _din.ResponseCode.FAILED_UnknownSession: 7, _din.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _din.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _din.ResponseCode.FAILED_CertificateExpired: 10, _din.ResponseCode.FAILED_SignatureError: 11, _din.ResponseCode.FAILED_NoCertificateAvailable: 12, _din.ResponseCode.FAILED_CertChainError: 13, _din.ResponseCode.FAILED_ChallengeInvalid: 14, _din.ResponseCode.FAILED_ContractCanceled: 15, _din.ResponseCode.FAILED_WrongChargeParameter: 16, _din.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _din.ResponseCode.FAILED_TariffSelectionInvalid: 18, _din.ResponseCode.FAILED_ChargingProfileInvalid: 19, _din.ResponseCode.FAILED_EVSEPresentVoltageToLow: 20, _din.ResponseCode.FAILED_MeteringSignatureNotValid: 21, _din.ResponseCode.FAILED_WrongEnergyTransferType: 22}
+_C41 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C42 = ('EE', 'SE_ANY', 'CH')
+_C43 = ('EE', 'SE_ANY', 'CH')
+_C44 = ('SE_ANY', 'CH')
+_C45 = {0: '@Id, OEMProvisioningCert', 1: 'ListOfRootCertificateIDs', 2: 'DHParams', 3: 'end of element', 4: 'OEMProvisioningCert'}
+_C46 = {0: (1, 2, 1), 4: (0, 1, 1)}
 _C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C48 = ('EE', 'SE_ANY', 'CH')
-_C49 = (_din.EVSEProcessing.Finished, _din.EVSEProcessing.Ongoing, )
-_C50 = {_din.EVSEProcessing.Finished: 0, _din.EVSEProcessing.Ongoing: 1}
+_C48 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
-_C52 = ('SE_ANY', 'CH')
-_C53 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C54 = {0: (0, 1, 1)}
-_C55 = {1: (0, 1, 2)}
-_C56 = {2: (0, 1, 3)}
-_C57 = {3: (0, 1, -1)}
-_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C52 = ('EE', 'SE_ANY', 'CH')
+_C53 = ('SE_ANY', 'CH')
+_C54 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'end of element', 6: 'ResponseCode'}
+_C55 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C56 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C57 = ('EE', 'SE_ANY', 'CH')
+_C58 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('EE', 'SE_ANY', 'CH')
 _C60 = ('SE_ANY', 'CH')
-_C61 = ('SE_ANY', 'CH')
-_C62 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C63 = {0: (0, 1, 3)}
-_C64 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C65 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C66 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C61 = {0: '@Id, ContractSignatureCertChain', 1: 'ContractID', 2: 'ListOfRootCertificateIDs', 3: 'DHParams', 4: 'end of element', 5: 'ContractSignatureCertChain'}
+_C62 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C63 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C65 = ('EE', 'SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
 _C67 = ('EE', 'SE_ANY', 'CH')
 _C68 = ('EE', 'SE_ANY', 'CH')
-_C69 = ('SE_ANY', 'CH')
-_C70 = {0: '@Id, OEMProvisioningCert', 1: 'ListOfRootCertificateIDs', 2: 'DHParams', 3: 'end of element', 4: 'OEMProvisioningCert'}
-_C71 = {0: (0, 2, 4)}
-_C72 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C73 = {1: (0, 1, 2)}
-_C74 = {2: (0, 1, 3)}
-_C75 = {3: (0, 1, -1)}
-_C76 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C78 = ('EE', 'SE_ANY', 'CH')
-_C79 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
+_C72 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
+_C73 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
+_C74 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
+_C79 = {_din.AC_EVChargeParameter: (0, _e0), _din.DC_EVChargeParameter: (1, _e19), _din.EVChargeParameter: (2, _e26)}
 _C80 = ('EE', 'SE_ANY', 'CH')
-_C81 = ('EE', 'SE_ANY', 'CH')
-_C82 = ('SE_ANY', 'CH')
-_C83 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'end of element', 6: 'ResponseCode'}
-_C84 = {0: (0, 1, 6)}
-_C85 = {6: (0, 1, 1)}
-_C86 = {1: (0, 1, 2)}
-_C87 = {2: (0, 1, 3)}
-_C88 = {3: (0, 1, 4)}
-_C89 = {4: (0, 1, 5)}
-_C90 = {5: (0, 1, -1)}
-_C91 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C92 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C93 = ('EE', 'SE_ANY', 'CH')
+_C81 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C82 = ('EE', 'SE_ANY', 'CH')
+_C83 = ('EE', 'SE_ANY', 'CH')
+_C84 = ('EE', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
+_C86 = ('SE_ANY', 'CH')
+_C87 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C88 = {_din.SAScheduleList: (0, _e50), _din.SASchedules: (1, _e51)}
+_C89 = {_din.AC_EVSEChargeParameter: (0, _e1), _din.DC_EVSEChargeParameter: (1, _e21), _din.EVSEChargeParameter: (2, _e28)}
+_C90 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C91 = {0: 'end of element'}
+_C92 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C94 = ('EE', 'SE_ANY', 'CH')
 _C95 = ('EE', 'SE_ANY', 'CH')
-_C96 = ('SE_ANY', 'CH')
-_C97 = {0: '@Id, ContractSignatureCertChain', 1: 'ContractID', 2: 'ListOfRootCertificateIDs', 3: 'DHParams', 4: 'end of element', 5: 'ContractSignatureCertChain'}
-_C98 = {0: (0, 2, 5)}
-_C99 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C100 = {1: (0, 1, 2)}
-_C101 = {2: (0, 1, 3)}
-_C102 = {3: (0, 1, 4)}
-_C103 = {4: (0, 1, -1)}
-_C104 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
-_C108 = ('EE', 'SE_ANY', 'CH')
-_C109 = ('EE', 'SE_ANY', 'CH')
-_C110 = ('EE', 'SE_ANY', 'CH')
-_C111 = ('SE_ANY', 'CH')
-_C112 = {0: '@Id', 1: 'ContractSignatureCertChain', 2: 'ContractSignatureEncryptedPrivateKey', 3: 'DHParams', 4: 'ContractID', 5: 'RetryCounter', 6: 'end of element', 7: 'ResponseCode'}
-_C113 = {0: (0, 1, 7)}
-_C114 = {7: (0, 1, 1)}
-_C115 = {1: (0, 1, 2)}
-_C116 = {2: (0, 1, 3)}
-_C117 = {3: (0, 1, 4)}
-_C118 = {4: (0, 1, 5)}
-_C119 = {5: (0, 1, 6)}
-_C120 = {6: (0, 1, -1)}
-_C121 = (_din.EVRequestedEnergyTransfer.AC_single_phase_core, _din.EVRequestedEnergyTransfer.AC_three_phase_core, _din.EVRequestedEnergyTransfer.DC_core, _din.EVRequestedEnergyTransfer.DC_extended, _din.EVRequestedEnergyTransfer.DC_combo_core, _din.EVRequestedEnergyTransfer.DC_unique, )
-_C122 = {_din.EVRequestedEnergyTransfer.AC_single_phase_core: 0, _din.EVRequestedEnergyTransfer.AC_three_phase_core: 1, _din.EVRequestedEnergyTransfer.DC_core: 2, _din.EVRequestedEnergyTransfer.DC_extended: 3, _din.EVRequestedEnergyTransfer.DC_combo_core: 4, _din.EVRequestedEnergyTransfer.DC_unique: 5}
-_C123 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C96 = ('EE', 'SE_ANY', 'CH')
+_C97 = ('EE', 'SE_ANY', 'CH')
+_C98 = ('EE', 'SE_ANY', 'CH')
+_C99 = ('EE', 'SE_ANY', 'CH')
+_C100 = ('EE', 'SE_ANY', 'CH')
+_C101 = ('EE', 'SE_ANY', 'CH')
+_C102 = ('SE_ANY', 'CH')
+_C103 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C104 = {3: (1, 2, 5), 4: (0, 2, 5)}
+_C105 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C106 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C107 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C110 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C111 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C112 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
+_C114 = ('SE_ANY', 'CH')
+_C115 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C116 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('EE', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('EE', 'SE_ANY', 'CH')
+_C121 = ('EE', 'SE_ANY', 'CH')
+_C122 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
 _C124 = ('EE', 'SE_ANY', 'CH')
-_C125 = ('SE_ANY', 'CH')
-_C126 = {0: 'EVRequestedEnergyTransferType', 1: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 2: 'end of element'}
-_C127 = {0: (0, 1, 1)}
-_C128 = {1: (0, 2, 2)}
-_C129 = {1: (1, 2, 2)}
-_C130 = {1: (2, 2, 2)}
-_C131 = {_din.AC_EVChargeParameter: (_C128, _e0), _din.DC_EVChargeParameter: (_C129, _e19), _din.EVChargeParameter: (_C130, _e26)}
-_C132 = {2: (0, 1, -1)}
-_C133 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('EE', 'SE_ANY', 'CH')
-_C136 = ('EE', 'SE_ANY', 'CH')
-_C137 = ('SE_ANY', 'CH')
-_C138 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C139 = {0: (0, 1, 1)}
-_C140 = {1: (0, 1, 2)}
-_C141 = {2: (0, 2, 3)}
-_C142 = {2: (1, 2, 3)}
-_C143 = {_din.SAScheduleList: (_C141, _e50), _din.SASchedules: (_C142, _e51)}
-_C144 = {3: (0, 2, 4)}
-_C145 = {3: (1, 2, 4)}
-_C146 = {3: (2, 2, 4)}
-_C147 = {_din.AC_EVSEChargeParameter: (_C144, _e1), _din.DC_EVSEChargeParameter: (_C145, _e21), _din.EVSEChargeParameter: (_C146, _e28)}
-_C148 = {4: (0, 1, -1)}
-_C149 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C150 = {0: 'end of element'}
-_C151 = {0: (0, 1, -1)}
-_C152 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C153 = ('EE', 'SE_ANY', 'CH')
-_C154 = ('EE', 'SE_ANY', 'CH')
+_C125 = ('EE', 'SE_ANY', 'CH')
+_C126 = ('EE', 'SE_ANY', 'CH')
+_C127 = ('SE_ANY', 'CH')
+_C128 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C129 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C130 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C131 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C132 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C133 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C134 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
+_C135 = ('SE_ANY', 'CH')
+_C136 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C137 = ('EE', 'SE_ANY', 'CH')
+_C138 = ('EE', 'SE_ANY', 'CH')
+_C139 = ('EE', 'SE_ANY', 'CH')
+_C140 = ('SE_ANY', 'CH')
+_C141 = ('EE', 'SE_ANY', 'CH')
+_C142 = ('SE_ANY', 'CH')
+_C143 = ('EE', 'SE_ANY', 'CH')
+_C144 = ('SE_ANY', 'CH')
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('SE_ANY', 'CH')
+_C147 = ('SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = ('SE_ANY', 'CH')
+_C150 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
+_C151 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C152 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C153 = {7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C155 = ('EE', 'SE_ANY', 'CH')
 _C156 = ('EE', 'SE_ANY', 'CH')
 _C157 = ('EE', 'SE_ANY', 'CH')
-_C158 = ('EE', 'SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
 _C159 = ('SE_ANY', 'CH')
-_C160 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired', 4: 'MeterInfo, ReceiptRequired', 5: 'ReceiptRequired', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C161 = {0: (0, 1, 1)}
-_C162 = {1: (0, 1, 2)}
-_C163 = {2: (0, 1, 3)}
-_C164 = {3: (0, 2, 4)}
-_C165 = {3: (1, 2, 5), 4: (0, 2, 5)}
-_C166 = {3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C167 = {6: (0, 1, 7)}
-_C168 = {7: (0, 1, -1)}
-_C169 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C171 = ('SE_ANY', 'CH')
-_C172 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C173 = {0: (0, 2, 2)}
-_C174 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C175 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
-_C176 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
+_C164 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C165 = {4: (1, 3, 6), 5: (0, 3, 6)}
+_C166 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C167 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C168 = {4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C174 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C175 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C176 = ('EE', 'SE_ANY', 'CH')
 _C177 = ('EE', 'SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C180 = {0: (0, 1, 1)}
-_C181 = {1: (0, 1, 2)}
-_C182 = {2: (0, 1, -1)}
-_C183 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
-_C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('EE', 'SE_ANY', 'CH')
-_C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
-_C192 = ('EE', 'SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C195 = {0: (0, 1, 1)}
-_C196 = {1: (0, 1, 2)}
-_C197 = {2: (0, 3, 3)}
-_C198 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C199 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C200 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C201 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C202 = {7: (0, 2, 8)}
-_C203 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C204 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C205 = {10: (0, 1, -1)}
-_C206 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
+_C179 = ('EE', 'SE_ANY', 'CH')
+_C180 = ('EE', 'SE_ANY', 'CH')
+_C181 = ('EE', 'SE_ANY', 'CH')
+_C182 = ('EE', 'SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C186 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C187 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C188 = {8: (1, 2), 9: (0, 1)}
+_C189 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
+_C190 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
+_C191 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
+_C192 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
+_C193 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C194 = ('EE', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('SE_ANY', 'CH')
+_C198 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
+_C199 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C200 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
+_C201 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C204 = ('EE', 'SE_ANY', 'CH')
+_C205 = ('EE', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
 _C207 = ('EE', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('EE', 'SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = ('SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
+_C210 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C211 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C212 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
 _C216 = ('SE_ANY', 'CH')
-_C217 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, end of element', 9: 'EVSEMaximumPowerLimit, end of element', 10: 'end of element'}
-_C218 = {0: (0, 1, 1)}
-_C219 = {1: (0, 1, 2)}
-_C220 = {2: (0, 1, 3)}
-_C221 = {3: (0, 1, 4)}
-_C222 = {4: (0, 1, 5)}
-_C223 = {5: (0, 1, 6)}
-_C224 = {6: (0, 1, 7)}
-_C225 = {7: (0, 3, 8)}
-_C226 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C227 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C228 = {7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C217 = ('EE', 'SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C223 = {1: (0, 1, 2)}
+_C224 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C225 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C226 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C227 = {6: (0, 1, 7)}
+_C228 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
 _C229 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C230 = ('EE', 'SE_ANY', 'CH')
-_C231 = ('EE', 'SE_ANY', 'CH')
-_C232 = ('EE', 'SE_ANY', 'CH')
-_C233 = ('SE_ANY', 'CH')
-_C234 = ('SE_ANY', 'CH')
-_C235 = ('SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
-_C237 = ('SE_ANY', 'CH')
-_C238 = {0: 'DC_EVStatus', 1: 'EVMaximumCurrentLimit', 2: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 3: 'EVMaximumVoltageLimit', 4: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 5: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'FullSOC, BulkSOC, end of element', 7: 'BulkSOC, end of element', 8: 'end of element'}
-_C239 = {0: (0, 1, 1)}
-_C240 = {1: (0, 1, 2)}
-_C241 = {2: (0, 2, 3)}
-_C242 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C243 = {4: (0, 3, 5)}
-_C244 = {4: (1, 3, 6), 5: (0, 3, 6)}
-_C245 = {4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C246 = {4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C247 = {4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C230 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C234 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C235 = {0: 'end of element'}
+_C236 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C237 = {0: 'end of element'}
+_C238 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C239 = {0: 'end of element'}
+_C240 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = {0: 'end of element'}
+_C242 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C243 = {0: 'end of element'}
+_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C247 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
 _C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C249 = ('EE', 'SE_ANY', 'CH')
+_C249 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C250 = ('EE', 'SE_ANY', 'CH')
 _C251 = ('SE_ANY', 'CH')
-_C252 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C253 = {0: (0, 1, 1)}
-_C254 = {1: (0, 2, 2)}
-_C255 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C256 = {3: (0, 1, -1)}
-_C257 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C258 = ('EE', 'SE_ANY', 'CH')
-_C259 = ('EE', 'SE_ANY', 'CH')
-_C260 = ('EE', 'SE_ANY', 'CH')
-_C261 = ('EE', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
-_C265 = ('SE_ANY', 'CH')
-_C266 = ('SE_ANY', 'CH')
-_C267 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit, EVSEMaximumVoltageLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C268 = {0: (0, 1, 1)}
-_C269 = {1: (0, 1, 2)}
-_C270 = {2: (0, 2, 3)}
-_C271 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C272 = {4: (0, 1, 5)}
-_C273 = {5: (0, 1, 6)}
-_C274 = {6: (0, 2, 7)}
-_C275 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C276 = {8: (0, 2, 9)}
-_C277 = {8: (1, 2, -1), 9: (0, 1, -1)}
-_C278 = (_din.IsolationLevel.Invalid, _din.IsolationLevel.Valid, _din.IsolationLevel.Warning, _din.IsolationLevel.Fault, )
-_C279 = {_din.IsolationLevel.Invalid: 0, _din.IsolationLevel.Valid: 1, _din.IsolationLevel.Warning: 2, _din.IsolationLevel.Fault: 3}
-_C280 = (_din.DC_EVSEStatusCode.EVSE_NotReady, _din.DC_EVSEStatusCode.EVSE_Ready, _din.DC_EVSEStatusCode.EVSE_Shutdown, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _din.DC_EVSEStatusCode.EVSE_Malfunction, _din.DC_EVSEStatusCode.Reserved_8, _din.DC_EVSEStatusCode.Reserved_9, _din.DC_EVSEStatusCode.Reserved_A, _din.DC_EVSEStatusCode.Reserved_B, _din.DC_EVSEStatusCode.Reserved_C, )
-_C281 = {_din.DC_EVSEStatusCode.EVSE_NotReady: 0, _din.DC_EVSEStatusCode.EVSE_Ready: 1, _din.DC_EVSEStatusCode.EVSE_Shutdown: 2, _din.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _din.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _din.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _din.DC_EVSEStatusCode.EVSE_Malfunction: 6, _din.DC_EVSEStatusCode.Reserved_8: 7, _din.DC_EVSEStatusCode.Reserved_9: 8, _din.DC_EVSEStatusCode.Reserved_A: 9, _din.DC_EVSEStatusCode.Reserved_B: 10, _din.DC_EVSEStatusCode.Reserved_C: 11}
+_C252 = ('SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C260 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C261 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C262 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C263 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C264 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C265 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C266 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C267 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C268 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C269 = ('EE', 'SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
+_C271 = ('SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C274 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C275 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C276 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C277 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C278 = ('SE_ANY', 'CH')
+_C279 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C280 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C281 = {1: (1, 2)}
 _C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C285 = ('EE', 'SE_ANY', 'CH')
-_C286 = ('SE_ANY', 'CH')
-_C287 = {0: 'EVSEIsolationStatus, EVSEStatusCode', 1: 'EVSEStatusCode', 2: 'NotificationMaxDelay', 3: 'EVSENotification', 4: 'end of element'}
-_C288 = {0: (0, 2, 1)}
-_C289 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C290 = {2: (0, 1, 3)}
-_C291 = {3: (0, 1, 4)}
-_C292 = {4: (0, 1, -1)}
-_C293 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C294 = (_din.DC_EVErrorCode.NO_ERROR, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _din.DC_EVErrorCode.FAILED_EVShiftPosition, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _din.DC_EVErrorCode.Reserved_A, _din.DC_EVErrorCode.Reserved_B, _din.DC_EVErrorCode.Reserved_C, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _din.DC_EVErrorCode.NoData, )
-_C295 = {_din.DC_EVErrorCode.NO_ERROR: 0, _din.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _din.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _din.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _din.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _din.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _din.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _din.DC_EVErrorCode.Reserved_A: 7, _din.DC_EVErrorCode.Reserved_B: 8, _din.DC_EVErrorCode.Reserved_C: 9, _din.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _din.DC_EVErrorCode.NoData: 11}
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'SE_ANY', 'CH')
-_C298 = ('EE', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
+_C286 = ('EE', 'SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C289 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C290 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('EE', 'SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
+_C295 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C296 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
-_C301 = {0: 'EVReady', 1: 'EVCabinConditioning, EVRESSConditioning, EVErrorCode', 2: 'EVRESSConditioning, EVErrorCode', 3: 'EVErrorCode', 4: 'EVRESSSOC', 5: 'end of element'}
-_C302 = {0: (0, 1, 1)}
-_C303 = {1: (0, 2, 2)}
-_C304 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C305 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C306 = {4: (0, 1, 5)}
-_C307 = {5: (0, 1, -1)}
-_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('EE', 'SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2, 1)}
-_C318 = {1: (0, 1, 2)}
-_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C321 = {4: (0, 2, 5)}
-_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C323 = {6: (0, 1, 7)}
-_C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
+_C301 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C302 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C303 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C304 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C305 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C312 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C313 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C314 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C318 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C320 = ('EE', 'SE_ANY', 'CH')
+_C321 = ('SE_ANY', 'CH')
+_C322 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C323 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C324 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('EE', 'SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
 _C328 = ('SE_ANY', 'CH')
-_C329 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C330 = {0: (0, 1, 3)}
-_C331 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C332 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C333 = {0: 'end of element'}
-_C334 = {0: (0, 1, -1)}
-_C335 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C336 = {0: 'end of element'}
-_C337 = {0: (0, 1, -1)}
-_C338 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = {0: 'end of element'}
-_C340 = {0: (0, 1, -1)}
-_C341 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C342 = {0: 'end of element'}
-_C343 = {0: (0, 1, -1)}
-_C344 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C345 = {0: 'end of element'}
-_C346 = {0: (0, 1, -1)}
-_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C329 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
+_C333 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
+_C334 = {1: (1, 3, 3), 2: (0, 2, 3)}
+_C335 = {1: 1, 2: 0}
+_C336 = {1: 2, 2: 1}
+_C337 = {_din.DC_EVPowerDeliveryParameter: (_C335, _e20), _din.EVPowerDeliveryParameter: (_C336, _e27)}
+_C338 = {1: (3, 3), 2: (2, 2), 3: (0, 1)}
+_C339 = ('EE', 'SE_ANY', 'CH')
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C344 = {_din.AC_EVSEStatus: (0, _e2), _din.DC_EVSEStatus: (1, _e22), _din.EVSEStatus: (2, _e29)}
+_C345 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
 _C348 = ('SE_ANY', 'CH')
-_C349 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C350 = {0: (0, 2, 1)}
-_C351 = {0: (1, 2, 1)}
-_C352 = {_din.RelativeTimeInterval: (_C350, _e48), _din.Interval: (_C351, _e71)}
-_C353 = {1: (0, 1, -1)}
-_C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C355 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C349 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C350 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C351 = ('EE', 'SE_ANY', 'CH')
+_C352 = ('EE', 'SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C355 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C356 = ('EE', 'SE_ANY', 'CH')
 _C357 = ('SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = ('SE_ANY', 'CH')
-_C360 = ('SE_ANY', 'CH')
-_C361 = ('SE_ANY', 'CH')
-_C362 = ('SE_ANY', 'CH')
-_C363 = ('SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C366 = {0: (0, 4, 10)}
-_C367 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C368 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C369 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C370 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C371 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C372 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C373 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C374 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C375 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
-_C379 = ('SE_ANY', 'CH')
-_C380 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C381 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C382 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C383 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C358 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C359 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C360 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C361 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C362 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C363 = ('EE', 'SE_ANY', 'CH')
+_C364 = ('EE', 'SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C367 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C368 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C369 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C370 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C371 = ('SE_ANY', 'CH')
+_C372 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C373 = ('SE_ANY', 'CH')
+_C374 = ('SE_ANY', 'CH')
+_C375 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C376 = {1: (1, 2), 2: (0, 1)}
+_C377 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C379 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C380 = ('SE_ANY', 'CH')
+_C381 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C382 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C383 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C384 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C386 = ('SE_ANY', 'CH')
-_C387 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C388 = {0: (0, 2, 2)}
-_C389 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C390 = {1: (1, 2, -1)}
-_C391 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C393 = ('EE', 'SE_ANY', 'CH')
-_C394 = ('EE', 'SE_ANY', 'CH')
+_C387 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
+_C388 = {0: (0, 1), 1: (0, 2)}
+_C389 = {1: (1, 2)}
+_C390 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C391 = {0: 'end of element'}
+_C392 = ('SE_ANY', 'CH')
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('SE_ANY', 'CH')
 _C395 = ('SE_ANY', 'CH')
-_C396 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C397 = {0: (0, 2, 4)}
-_C398 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C399 = {1: (0, 2, 2)}
-_C400 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C401 = {3: (0, 1, -1)}
-_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C403 = ('EE', 'SE_ANY', 'CH')
-_C404 = ('SE_ANY', 'CH')
-_C405 = {0: 'ResponseCode', 1: 'AC_EVSEStatus', 2: 'end of element'}
-_C406 = {0: (0, 1, 1)}
-_C407 = {1: (0, 1, 2)}
-_C408 = {2: (0, 1, -1)}
-_C409 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C410 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C412 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C396 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C397 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C398 = {1: (2, 2), 2: (1, 2)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = ('EE', 'SE_ANY', 'CH')
+_C402 = ('SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
+_C405 = {_din.RelativeTimeInterval: (0, _e48), _din.Interval: (1, _e71)}
+_C406 = {2: (0, 2), 3: (0, 2)}
+_C407 = {2: (1, 2), 3: (1, 2)}
+_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
+_C410 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
+_C411 = ('EE', 'SE_ANY', 'CH')
+_C412 = ('EE', 'SE_ANY', 'CH')
 _C413 = ('SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C416 = {0: (0, 3, 5)}
-_C417 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C418 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C419 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
+_C414 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
+_C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = {0: 'ServiceID', 1: 'end of element'}
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C420 = ('SE_ANY', 'CH')
+_C421 = ('EE', 'SE_ANY', 'CH')
 _C422 = ('SE_ANY', 'CH')
 _C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C427 = {0: (0, 2, 1)}
-_C428 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C429 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C431 = ('EE', 'SE_ANY', 'CH')
-_C432 = ('SE_ANY', 'CH')
-_C433 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C434 = {0: (0, 2, 1)}
-_C435 = {0: (1, 2, 1)}
-_C436 = {_din.RelativeTimeInterval: (_C434, _e48), _din.Interval: (_C435, _e71)}
-_C437 = {1: (0, 1, 2)}
-_C438 = {2: (0, 1, -1)}
-_C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = {0: 'ContractID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C443 = {0: (0, 1, 1)}
-_C444 = {1: (0, 1, 2)}
-_C445 = {2: (0, 1, -1)}
-_C446 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C447 = ('EE', 'SE_ANY', 'CH')
-_C448 = ('EE', 'SE_ANY', 'CH')
-_C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'DateTimeNow', 3: 'end of element'}
-_C451 = {0: (0, 1, 1)}
-_C452 = {1: (0, 1, 2)}
-_C453 = {2: (0, 1, 3)}
-_C454 = {3: (0, 1, -1)}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('SE_ANY', 'CH')
+_C424 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C425 = {2: (1, 2), 3: (0, 1)}
+_C426 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
+_C427 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
+_C428 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = ('SE_ANY', 'CH')
+_C431 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C432 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C433 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C434 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C435 = ('EE', 'SE_ANY', 'CH')
+_C436 = ('EE', 'SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
+_C438 = ('SE_ANY', 'CH')
+_C439 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C440 = {3: (1, 2), 4: (0, 1)}
+_C441 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
+_C442 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
+_C443 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C444 = ('EE', 'SE_ANY', 'CH')
+_C445 = ('SE_ANY', 'CH')
+_C446 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C448 = ('SE_ANY', 'CH')
+_C449 = {0: 'ResponseCode', 1: 'end of element'}
+_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
+_C452 = {0: 'EVCCID', 1: 'end of element'}
+_C453 = ('SE_ANY', 'CH')
+_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C455 = ('SE_ANY', 'CH')
+_C456 = ('EE', 'SE_ANY', 'CH')
 _C457 = ('SE_ANY', 'CH')
 _C458 = ('SE_ANY', 'CH')
-_C459 = {0: 'ReadyToChargeState', 1: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 2: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'end of element'}
-_C460 = {0: (0, 1, 1)}
-_C461 = {1: (0, 3, 2)}
-_C462 = {1: (1, 3, 3), 2: (0, 2, 3)}
-_C463 = {1: (2, 3, 3), 2: (1, 2, 3)}
-_C464 = {_din.DC_EVPowerDeliveryParameter: (_C462, _e20), _din.EVPowerDeliveryParameter: (_C463, _e27)}
-_C465 = {1: (3, 3, -1), 2: (2, 2, -1), 3: (0, 1, -1)}
+_C459 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
+_C460 = {2: (1, 2), 3: (0, 1)}
+_C461 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C462 = {0: 'end of element'}
+_C463 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C464 = ('SE_ANY', 'CH')
+_C465 = {0: 'ResponseCode', 1: 'end of element'}
 _C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C467 = ('EE', 'SE_ANY', 'CH')
-_C468 = ('SE_ANY', 'CH')
-_C469 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C470 = {0: (0, 1, 1)}
-_C471 = {1: (0, 2, 2)}
-_C472 = {1: (1, 2, 2)}
-_C473 = {1: (2, 2, 2)}
-_C474 = {_din.AC_EVSEStatus: (_C471, _e2), _din.DC_EVSEStatus: (_C472, _e22), _din.EVSEStatus: (_C473, _e29)}
-_C475 = {2: (0, 1, -1)}
+_C467 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C468 = ('EE', 'SE_ANY', 'CH')
+_C469 = ('SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('SE_ANY', 'CH')
+_C472 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C473 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C474 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C475 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
 _C476 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C477 = ('EE', 'SE_ANY', 'CH')
-_C478 = ('EE', 'SE_ANY', 'CH')
+_C477 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('SE_ANY', 'CH')
 _C479 = ('SE_ANY', 'CH')
-_C480 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C481 = {0: (0, 1, 1)}
-_C482 = {1: (0, 1, 2)}
-_C483 = {2: (0, 1, 3)}
-_C484 = {3: (0, 1, -1)}
-_C485 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('EE', 'SE_ANY', 'CH')
-_C488 = ('SE_ANY', 'CH')
-_C489 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C490 = {0: (0, 1, 1)}
-_C491 = {1: (0, 1, 2)}
-_C492 = {2: (0, 1, 3)}
-_C493 = {3: (0, 1, -1)}
-_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C495 = ('EE', 'SE_ANY', 'CH')
-_C496 = ('SE_ANY', 'CH')
-_C497 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C498 = {0: (0, 1, 1)}
-_C499 = {1: (0, 1, 2)}
-_C500 = {2: (0, 1, -1)}
+_C480 = ('SE_ANY', 'CH')
+_C481 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C482 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C483 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C487 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C488 = {1: (1, 2)}
+_C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C490 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C491 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
+_C493 = ('SE_ANY', 'CH')
+_C494 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C495 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C496 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C497 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C500 = {0: (1, 2, 1), 2: (0, 1, 1)}
 _C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C503 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C504 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('EE', 'SE_ANY', 'CH')
-_C507 = ('SE_ANY', 'CH')
-_C508 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C509 = {0: (0, 3, 6)}
-_C510 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C511 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C512 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C513 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C514 = {2: (0, 1, 3)}
-_C515 = {3: (0, 1, -1)}
-_C516 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C517 = ('SE_ANY', 'CH')
-_C518 = ('SE_ANY', 'CH')
-_C519 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C520 = {0: (0, 1, 1)}
-_C521 = {1: (0, 2, 2)}
-_C522 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C523 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C524 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C525 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C526 = ('SE_ANY', 'CH')
-_C527 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C528 = {0: (0, 3, 3)}
-_C529 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C530 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C531 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
+_C503 = ('EE', 'SE_ANY', 'CH')
+_C504 = ('EE', 'SE_ANY', 'CH')
+_C505 = ('SE_ANY', 'CH')
+_C506 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C507 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C508 = {2: (0, 1), 3: (0, 2)}
+_C509 = {3: (1, 2)}
+_C510 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C511 = {0: 'end of element'}
+_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
+_C517 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C518 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C519 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('SE_ANY', 'CH')
+_C522 = {0: 'Transform', 1: 'Transform, end of element'}
+_C523 = {0: (0, 1), 1: (0, 2)}
+_C524 = {1: (1, 2)}
+_C525 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C526 = ('EE', 'SE_ANY', 'CH')
+_C527 = ('SE_ANY', 'CH')
+_C528 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C529 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C530 = ('SE_ANY', 'CH')
+_C531 = {0: 'DC_EVStatus', 1: 'end of element'}
 _C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C533 = ('SE_ANY', 'CH')
-_C534 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element'}
-_C535 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C536 = {1: (1, 2, -1)}
-_C537 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C538 = {0: 'end of element'}
-_C539 = {0: (0, 1, -1)}
-_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C533 = ('EE', 'SE_ANY', 'CH')
+_C534 = ('EE', 'SE_ANY', 'CH')
+_C535 = ('SE_ANY', 'CH')
+_C536 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C537 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C538 = ('SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = ('SE_ANY', 'CH')
 _C541 = ('SE_ANY', 'CH')
 _C542 = ('SE_ANY', 'CH')
-_C543 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C544 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C545 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C546 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C547 = ('EE', 'SE_ANY', 'CH')
-_C548 = ('SE_ANY', 'CH')
-_C549 = ('SE_ANY', 'CH')
-_C550 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element'}
-_C551 = {0: (0, 2, 1)}
-_C552 = {0: (1, 2, 1)}
-_C553 = {_din.RelativeTimeInterval: (_C551, _e48), _din.Interval: (_C552, _e71)}
-_C554 = {1: (0, 1, 2)}
-_C555 = {2: (0, 2, 3), 3: (0, 2, -1)}
-_C556 = {2: (1, 2, -1), 3: (1, 2, -1)}
-_C557 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('EE', 'SE_ANY', 'CH')
-_C559 = (_din.EVSESupportedEnergyTransfer.AC_single_phase_core, _din.EVSESupportedEnergyTransfer.AC_three_phase_core, _din.EVSESupportedEnergyTransfer.DC_core, _din.EVSESupportedEnergyTransfer.DC_extended, _din.EVSESupportedEnergyTransfer.DC_combo_core, _din.EVSESupportedEnergyTransfer.DC_dual, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended, _din.EVSESupportedEnergyTransfer.AC_single_DC_core, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended, )
-_C560 = {_din.EVSESupportedEnergyTransfer.AC_single_phase_core: 0, _din.EVSESupportedEnergyTransfer.AC_three_phase_core: 1, _din.EVSESupportedEnergyTransfer.DC_core: 2, _din.EVSESupportedEnergyTransfer.DC_extended: 3, _din.EVSESupportedEnergyTransfer.DC_combo_core: 4, _din.EVSESupportedEnergyTransfer.DC_dual: 5, _din.EVSESupportedEnergyTransfer.AC_core1p_DC_extended: 6, _din.EVSESupportedEnergyTransfer.AC_single_DC_core: 7, _din.EVSESupportedEnergyTransfer.AC_single_phase_three_phase_core_DC_extended: 8, _din.EVSESupportedEnergyTransfer.AC_core3p_DC_extended: 9}
-_C561 = ('EE', 'SE_ANY', 'CH')
+_C543 = ('SE_ANY', 'CH')
+_C544 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C545 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C546 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C547 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C548 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C549 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C550 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C551 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C552 = ('SE_ANY', 'CH')
+_C553 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C554 = {_din.BodyBase: (0, _e3), _din.CableCheckReq: (1, _e4), _din.CableCheckRes: (2, _e5), _din.CertificateInstallationReq: (3, _e7), _din.CertificateInstallationRes: (4, _e8), _din.CertificateUpdateReq: (5, _e9), _din.CertificateUpdateRes: (6, _e10), _din.ChargeParameterDiscoveryReq: (7, _e11), _din.ChargeParameterDiscoveryRes: (8, _e12), _din.ChargingStatusReq: (9, _e13), _din.ChargingStatusRes: (10, _e14), _din.ContractAuthenticationReq: (11, _e15), _din.ContractAuthenticationRes: (12, _e16), _din.CurrentDemandReq: (13, _e17), _din.CurrentDemandRes: (14, _e18), _din.MeteringReceiptReq: (15, _e35), _din.MeteringReceiptRes: (16, _e36), _din.PaymentDetailsReq: (17, _e40), _din.PaymentDetailsRes: (18, _e41), _din.PowerDeliveryReq: (19, _e42), _din.PowerDeliveryRes: (20, _e43), _din.PreChargeReq: (21, _e44), _din.PreChargeRes: (22, _e45), _din.ServiceDetailReq: (23, _e55), _din.ServiceDetailRes: (24, _e56), _din.ServiceDiscoveryReq: (25, _e57), _din.ServiceDiscoveryRes: (26, _e58), _din.ServicePaymentSelectionReq: (27, _e59), _din.ServicePaymentSelectionRes: (28, _e60), _din.SessionSetupReq: (29, _e61), _din.SessionSetupRes: (30, _e62), _din.SessionStop: (31, _e63), _din.SessionStopRes: (32, _e64), _din.WeldingDetectionReq: (33, _e75), _din.WeldingDetectionRes: (34, _e76)}
+_C555 = {0: (35, 6), 1: (0, 1)}
+_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C557 = ('EE', 'SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
+_C560 = {1: (0, 1), 2: (0, 2)}
+_C561 = {2: (1, 2)}
 _C562 = ('SE_ANY', 'CH')
-_C563 = {0: 'ServiceTag', 1: 'FreeService', 2: 'EnergyTransferType', 3: 'end of element'}
-_C564 = {0: (0, 1, 1)}
-_C565 = {1: (0, 1, 2)}
-_C566 = {2: (0, 1, 3)}
-_C567 = {3: (0, 1, -1)}
-_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C563 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C564 = ('SE_ANY', 'CH')
+_C565 = ('SE_ANY', 'CH')
+_C566 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
+_C567 = {1: (0, 2), 2: (0, 2)}
+_C568 = {1: (1, 2), 2: (1, 2)}
 _C569 = ('SE_ANY', 'CH')
-_C570 = {0: 'ServiceID', 1: 'end of element'}
-_C571 = {0: (0, 1, 1)}
-_C572 = {1: (0, 1, -1)}
-_C573 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C574 = ('EE', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C578 = {0: (0, 1, 1)}
-_C579 = {1: (0, 1, 2)}
-_C580 = {2: (0, 2, 3)}
-_C581 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C582 = (_din.ServiceCategory.EVCharging, _din.ServiceCategory.Internet, _din.ServiceCategory.ContractCertificate, _din.ServiceCategory.OtherCustom, )
-_C583 = {_din.ServiceCategory.EVCharging: 0, _din.ServiceCategory.Internet: 1, _din.ServiceCategory.ContractCertificate: 2, _din.ServiceCategory.OtherCustom: 3}
-_C584 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C585 = ('SE_ANY', 'CH')
-_C586 = ('SE_ANY', 'CH')
-_C587 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C588 = {0: (0, 2, 1)}
-_C589 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C590 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C592 = ('EE', 'SE_ANY', 'CH')
-_C593 = ('EE', 'SE_ANY', 'CH')
+_C570 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C571 = ('SE_ANY', 'CH')
+_C572 = ('SE_ANY', 'CH')
+_C573 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
+_C574 = {1: (1, 2), 2: (0, 1)}
+_C575 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
+_C576 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
+_C577 = ('SE_ANY', 'CH')
+_C578 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
+_C580 = ('EE', 'SE_ANY', 'CH')
+_C581 = ('SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
+_C583 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C584 = {2: (1, 2), 3: (0, 1)}
+_C585 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
+_C586 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
+_C587 = ('EE', 'SE_ANY', 'CH')
+_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C589 = ('EE', 'SE_ANY', 'CH')
+_C590 = ('EE', 'SE_ANY', 'CH')
+_C591 = ('SE_ANY', 'CH')
+_C592 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
+_C593 = {1: (1, 2, 3), 2: (0, 1, 3)}
 _C594 = ('SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'ResponseCode', 1: 'PaymentOptions', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C597 = {0: (0, 1, 1)}
-_C598 = {1: (0, 1, 2)}
-_C599 = {2: (0, 1, 3)}
-_C600 = {3: (0, 2, 4)}
-_C601 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C602 = (_din.PaymentOption.Contract, _din.PaymentOption.ExternalPayment, )
-_C603 = {_din.PaymentOption.Contract: 0, _din.PaymentOption.ExternalPayment: 1}
-_C604 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C605 = ('EE', 'SE_ANY', 'CH')
-_C606 = ('SE_ANY', 'CH')
-_C607 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C608 = {0: (0, 1, 1)}
-_C609 = {1: (0, 1, 2)}
-_C610 = {2: (0, 1, -1)}
-_C611 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C595 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C596 = ('SE_ANY', 'CH')
+_C597 = ('SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C600 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C601 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C603 = ('SE_ANY', 'CH')
+_C604 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C605 = {0: (0, 1), 1: (0, 2)}
+_C606 = {1: (1, 2)}
+_C607 = ('SE_ANY', 'CH')
+_C608 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C609 = ('SE_ANY', 'CH')
+_C610 = ('SE_ANY', 'CH')
+_C611 = ('SE_ANY', 'CH')
 _C612 = ('SE_ANY', 'CH')
-_C613 = {0: 'ResponseCode', 1: 'end of element'}
-_C614 = {0: (0, 1, 1)}
-_C615 = {1: (0, 1, -1)}
-_C616 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C617 = ('SE_ANY', 'CH')
-_C618 = {0: 'EVCCID', 1: 'end of element'}
-_C619 = {0: (0, 1, 1)}
-_C620 = {1: (0, 1, -1)}
-_C621 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C622 = ('EE', 'SE_ANY', 'CH')
+_C613 = ('SE_ANY', 'CH')
+_C614 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C615 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C616 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C617 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C618 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C619 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
+_C620 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
+_C621 = ('SE_ANY', 'CH')
+_C622 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C623 = ('SE_ANY', 'CH')
 _C624 = ('SE_ANY', 'CH')
-_C625 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'DateTimeNow, end of element', 3: 'end of element'}
-_C626 = {0: (0, 1, 1)}
-_C627 = {1: (0, 1, 2)}
-_C628 = {2: (0, 2, 3)}
-_C629 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C630 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C631 = {0: 'end of element'}
-_C632 = {0: (0, 1, -1)}
+_C625 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C626 = {1: (1, 2), 2: (0, 1)}
+_C627 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C628 = ('EE', 'SE_ANY', 'CH')
+_C629 = ('SE_ANY', 'CH')
+_C630 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
+_C631 = {1: (0, 1), 2: (0, 2)}
+_C632 = {2: (1, 2)}
 _C633 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C634 = ('SE_ANY', 'CH')
-_C635 = {0: 'ResponseCode', 1: 'end of element'}
-_C636 = {0: (0, 1, 1)}
-_C637 = {1: (0, 1, -1)}
-_C638 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C639 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C640 = ('EE', 'SE_ANY', 'CH')
+_C634 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
+_C635 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
+_C636 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C637 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C638 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C639 = ('SE_ANY', 'CH')
+_C640 = ('SE_ANY', 'CH')
 _C641 = ('SE_ANY', 'CH')
 _C642 = ('SE_ANY', 'CH')
 _C643 = ('SE_ANY', 'CH')
-_C644 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C645 = {0: (0, 2, 5)}
-_C646 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C647 = {1: (0, 1, 2)}
-_C648 = {2: (0, 2, 3)}
-_C649 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C650 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C651 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C652 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C653 = ('SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
+_C646 = {7: (1, 3, 2)}
+_C647 = {7: (2, 3, 3)}
+_C648 = {7: (3, 3, 4)}
+_C649 = {7: (4, 3, 5)}
+_C650 = {7: (5, 3, 6)}
+_C651 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C652 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C653 = ('EE', 'SE_ANY', 'CH')
 _C654 = ('SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C657 = {0: (0, 1, 4)}
-_C658 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C659 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C660 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C661 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
-_C663 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C664 = {0: (0, 2, 2)}
-_C665 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C666 = {1: (1, 2, -1)}
+_C655 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C656 = {1: (0, 1), 2: (0, 2)}
+_C657 = {2: (1, 2)}
+_C658 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C659 = ('SE_ANY', 'CH')
+_C660 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
+_C661 = {0: (0, 1), 1: (0, 2)}
+_C662 = {1: (1, 2)}
+_C663 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C664 = ('EE', 'SE_ANY', 'CH')
+_C665 = ('SE_ANY', 'CH')
+_C666 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
 _C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C668 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('EE', 'SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C673 = {0: (0, 2, 4)}
-_C674 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C675 = {1: (1, 2, -1)}
-_C676 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C678 = ('SE_ANY', 'CH')
-_C679 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C680 = {0: (0, 2, 2)}
-_C681 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C682 = {1: (0, 1, -1)}
-_C683 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C684 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
+_C668 = ('EE', 'SE_ANY', 'CH')
+_C669 = ('SE_ANY', 'CH')
+_C670 = ('SE_ANY', 'CH')
+_C671 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C672 = {2: (1, 2), 3: (0, 1)}
+_C673 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C674 = ('EE', 'SE_ANY', 'CH')
+_C675 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C676 = ('EE', 'SE_ANY', 'CH')
+_C677 = ('EE', 'SE_ANY', 'CH')
+_C678 = ('EE', 'SE_ANY', 'CH')
+_C679 = ('SE_ANY', 'CH')
+_C680 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C681 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C682 = {3: (0, 1), 4: (0, 2)}
+_C683 = {4: (1, 2)}
+_C684 = ('SE_ANY', 'CH')
+_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C686 = ('SE_ANY', 'CH')
 _C687 = ('SE_ANY', 'CH')
-_C688 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C689 = {0: (0, 2, 4)}
-_C690 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C691 = {1: (0, 1, 2)}
-_C692 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C693 = {3: (1, 2, -1)}
-_C694 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C695 = {0: 'end of element'}
-_C696 = {0: (0, 1, -1)}
-_C697 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C698 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C699 = ('SE_ANY', 'CH')
+_C688 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C689 = {1: (1, 2), 2: (0, 1)}
+_C690 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C691 = ('SE_ANY', 'CH')
+_C692 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C693 = {0: (0, 1), 1: (0, 2)}
+_C694 = {1: (1, 2)}
+_C695 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C696 = ('EE', 'SE_ANY', 'CH')
+_C697 = ('SE_ANY', 'CH')
+_C698 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
+_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C700 = ('SE_ANY', 'CH')
-_C701 = ('SE_ANY', 'CH')
-_C702 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C703 = {0: (0, 1, 4)}
-_C704 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C705 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C706 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C707 = ('SE_ANY', 'CH')
-_C708 = {0: 'Transform', 1: 'Transform, end of element'}
-_C709 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C710 = {1: (1, 2, -1)}
-_C711 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C712 = ('EE', 'SE_ANY', 'CH')
-_C713 = ('SE_ANY', 'CH')
-_C714 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C715 = {0: (0, 1, 1)}
-_C716 = {1: (0, 1, 2)}
-_C717 = {2: (0, 1, -1)}
-_C718 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C719 = ('SE_ANY', 'CH')
-_C720 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C721 = {0: (0, 1, 1)}
-_C722 = {1: (0, 1, -1)}
-_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C724 = ('EE', 'SE_ANY', 'CH')
+_C701 = {0: 'Service', 1: 'Service, end of element'}
+_C702 = {0: (0, 1), 1: (0, 2)}
+_C703 = {1: (1, 2)}
+_C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C705 = ('SE_ANY', 'CH')
+_C706 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C707 = {0: (0, 1), 1: (0, 2)}
+_C708 = {1: (1, 2)}
+_C709 = ('EE', 'SE_ANY', 'CH')
+_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('EE', 'SE_ANY', 'CH')
+_C712 = ('SE_ANY', 'CH')
+_C713 = ('EE', 'SE_ANY', 'CH')
+_C714 = ('SE_ANY', 'CH')
+_C715 = ('SE_ANY', 'CH')
+_C716 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
+_C717 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C718 = {3: (1, 2), 4: (0, 1)}
+_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C720 = ('SE_ANY', 'CH')
+_C721 = {0: 'Certificate', 1: 'Certificate, end of element'}
+_C722 = {0: (0, 1), 1: (0, 2)}
+_C723 = {1: (1, 2)}
+_C724 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C725 = ('EE', 'SE_ANY', 'CH')
 _C726 = ('SE_ANY', 'CH')
-_C727 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C728 = {0: (0, 1, 1)}
-_C729 = {1: (0, 1, 2)}
-_C730 = {2: (0, 1, 3)}
-_C731 = {3: (0, 1, -1)}
-_C732 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C733 = ('SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = ('SE_ANY', 'CH')
-_C736 = ('SE_ANY', 'CH')
-_C737 = ('SE_ANY', 'CH')
-_C738 = ('SE_ANY', 'CH')
-_C739 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C740 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C741 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C742 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C743 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C744 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C745 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C746 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C747 = (_din.UnitSymbol.h, _din.UnitSymbol.m, _din.UnitSymbol.s, _din.UnitSymbol.A, _din.UnitSymbol.Ah, _din.UnitSymbol.V, _din.UnitSymbol.VA, _din.UnitSymbol.W, _din.UnitSymbol.W_s, _din.UnitSymbol.Wh, )
-_C748 = {_din.UnitSymbol.h: 0, _din.UnitSymbol.m: 1, _din.UnitSymbol.s: 2, _din.UnitSymbol.A: 3, _din.UnitSymbol.Ah: 4, _din.UnitSymbol.V: 5, _din.UnitSymbol.VA: 6, _din.UnitSymbol.W: 7, _din.UnitSymbol.W_s: 8, _din.UnitSymbol.Wh: 9}
-_C749 = ('EE', 'SE_ANY', 'CH')
-_C750 = ('EE', 'SE_ANY', 'CH')
-_C751 = ('SE_ANY', 'CH')
-_C752 = {0: 'Multiplier', 1: 'Unit, Value', 2: 'Value', 3: 'end of element'}
-_C753 = {0: (0, 1, 1)}
-_C754 = {1: (0, 2, 2)}
-_C755 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C756 = {3: (0, 1, -1)}
-_C757 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C758 = ('SE_ANY', 'CH')
-_C759 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C760 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C761 = {1: (1, 2, -1)}
-_C762 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C763 = ('SE_ANY', 'CH')
-_C764 = ('SE_ANY', 'CH')
-_C765 = {0: 'Certificate', 1: 'SubCertificates, end of element', 2: 'end of element'}
-_C766 = {0: (0, 1, 1)}
-_C767 = {1: (0, 2, 2)}
-_C768 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C769 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C770 = ('SE_ANY', 'CH')
-_C771 = ('SE_ANY', 'CH')
-_C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = ('SE_ANY', 'CH')
-_C775 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C776 = {0: (0, 1, 1)}
-_C777 = {1: (0, 3, 2)}
-_C778 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C779 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C780 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C781 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C782 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C783 = ('EE', 'SE_ANY', 'CH')
-_C784 = ('SE_ANY', 'CH')
-_C785 = {0: 'SAScheduleTupleID', 1: 'ProfileEntry', 2: 'ProfileEntry, end of element'}
-_C786 = {0: (0, 1, 1)}
-_C787 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C788 = {2: (1, 2, -1)}
-_C789 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C790 = ('EE', 'SE_ANY', 'CH')
-_C791 = ('SE_ANY', 'CH')
-_C792 = ('SE_ANY', 'CH')
-_C793 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C794 = {0: (0, 1, 1)}
-_C795 = {1: (0, 1, 2)}
-_C796 = {2: (0, 2, 3)}
-_C797 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C798 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C799 = ('SE_ANY', 'CH')
-_C800 = ('SE_ANY', 'CH')
-_C801 = {0: 'startValue', 1: 'Cost, end of element', 2: 'Cost, end of element'}
-_C802 = {0: (0, 1, 1)}
-_C803 = {1: (0, 2, 2), 2: (0, 2, -1)}
-_C804 = {1: (1, 2, -1), 2: (1, 2, -1)}
-_C805 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C806 = ('EE', 'SE_ANY', 'CH')
-_C807 = ('EE', 'SE_ANY', 'CH')
-_C808 = ('SE_ANY', 'CH')
-_C809 = ('SE_ANY', 'CH')
-_C810 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, end of element', 4: 'end of element'}
-_C811 = {0: (0, 1, 1)}
-_C812 = {1: (0, 2, 2)}
-_C813 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C814 = {3: (0, 2, 4)}
-_C815 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C816 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C817 = ('SE_ANY', 'CH')
-_C818 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C819 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C820 = {1: (1, 2, -1)}
-_C821 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C822 = ('SE_ANY', 'CH')
-_C823 = {0: 'PaymentOption', 1: 'PaymentOption, end of element'}
-_C824 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C825 = {1: (1, 2, -1)}
-_C826 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C827 = ('SE_ANY', 'CH')
-_C828 = {0: 'Service', 1: 'Service, end of element'}
-_C829 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C830 = {1: (1, 2, -1)}
-_C831 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C832 = ('SE_ANY', 'CH')
-_C833 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C834 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C835 = {1: (1, 2, -1)}
-_C836 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C837 = ('SE_ANY', 'CH')
-_C838 = ('SE_ANY', 'CH')
-_C839 = ('SE_ANY', 'CH')
-_C840 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C841 = {0: (0, 1, 1)}
-_C842 = {1: (0, 2, 2)}
-_C843 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C844 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C845 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C846 = ('SE_ANY', 'CH')
-_C847 = {0: 'BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, ContractAuthenticationReq, ContractAuthenticationRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, ServicePaymentSelectionReq, ServicePaymentSelectionRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C848 = {0: (0, 6, 1)}
-_C849 = {0: (1, 6, 1)}
-_C850 = {0: (2, 6, 1)}
-_C851 = {0: (3, 6, 1)}
-_C852 = {0: (4, 6, 1)}
-_C853 = {0: (5, 6, 1)}
-_C854 = {0: (6, 6, 1)}
-_C855 = {0: (7, 6, 1)}
-_C856 = {0: (8, 6, 1)}
-_C857 = {0: (9, 6, 1)}
-_C858 = {0: (10, 6, 1)}
-_C859 = {0: (11, 6, 1)}
-_C860 = {0: (12, 6, 1)}
-_C861 = {0: (13, 6, 1)}
-_C862 = {0: (14, 6, 1)}
-_C863 = {0: (15, 6, 1)}
-_C864 = {0: (16, 6, 1)}
-_C865 = {0: (17, 6, 1)}
-_C866 = {0: (18, 6, 1)}
-_C867 = {0: (19, 6, 1)}
-_C868 = {0: (20, 6, 1)}
-_C869 = {0: (21, 6, 1)}
-_C870 = {0: (22, 6, 1)}
-_C871 = {0: (23, 6, 1)}
-_C872 = {0: (24, 6, 1)}
-_C873 = {0: (25, 6, 1)}
-_C874 = {0: (26, 6, 1)}
-_C875 = {0: (27, 6, 1)}
-_C876 = {0: (28, 6, 1)}
-_C877 = {0: (29, 6, 1)}
-_C878 = {0: (30, 6, 1)}
-_C879 = {0: (31, 6, 1)}
-_C880 = {0: (32, 6, 1)}
-_C881 = {0: (33, 6, 1)}
-_C882 = {0: (34, 6, 1)}
-_C883 = {_din.BodyBase: (_C848, _e3), _din.CableCheckReq: (_C849, _e4), _din.CableCheckRes: (_C850, _e5), _din.CertificateInstallationReq: (_C851, _e7), _din.CertificateInstallationRes: (_C852, _e8), _din.CertificateUpdateReq: (_C853, _e9), _din.CertificateUpdateRes: (_C854, _e10), _din.ChargeParameterDiscoveryReq: (_C855, _e11), _din.ChargeParameterDiscoveryRes: (_C856, _e12), _din.ChargingStatusReq: (_C857, _e13), _din.ChargingStatusRes: (_C858, _e14), _din.ContractAuthenticationReq: (_C859, _e15), _din.ContractAuthenticationRes: (_C860, _e16), _din.CurrentDemandReq: (_C861, _e17), _din.CurrentDemandRes: (_C862, _e18), _din.MeteringReceiptReq: (_C863, _e35), _din.MeteringReceiptRes: (_C864, _e36), _din.PaymentDetailsReq: (_C865, _e40), _din.PaymentDetailsRes: (_C866, _e41), _din.PowerDeliveryReq: (_C867, _e42), _din.PowerDeliveryRes: (_C868, _e43), _din.PreChargeReq: (_C869, _e44), _din.PreChargeRes: (_C870, _e45), _din.ServiceDetailReq: (_C871, _e55), _din.ServiceDetailRes: (_C872, _e56), _din.ServiceDiscoveryReq: (_C873, _e57), _din.ServiceDiscoveryRes: (_C874, _e58), _din.ServicePaymentSelectionReq: (_C875, _e59), _din.ServicePaymentSelectionRes: (_C876, _e60), _din.SessionSetupReq: (_C877, _e61), _din.SessionSetupRes: (_C878, _e62), _din.SessionStop: (_C879, _e63), _din.SessionStopRes: (_C880, _e64), _din.WeldingDetectionReq: (_C881, _e75), _din.WeldingDetectionRes: (_C882, _e76)}
-_C884 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C885 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C886 = ('EE', 'SE_ANY', 'CH')
-_C887 = ('SE_ANY', 'CH')
-_C888 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C889 = {0: (0, 1, 1)}
-_C890 = {1: (0, 1, 2)}
-_C891 = {2: (0, 1, -1)}
-_C892 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C893 = ('SE_ANY', 'CH')
-_C894 = {0: 'Certificate', 1: 'Certificate, end of element'}
-_C895 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C896 = {1: (1, 2, -1)}
-_C897 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C898 = ('EE', 'SE_ANY', 'CH')
-_C899 = ('SE_ANY', 'CH')
-_C900 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'end of element'}
-_C901 = {0: (0, 1, 1)}
-_C902 = {1: (0, 1, 2)}
-_C903 = {2: (0, 1, -1)}
-_C904 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C905 = ('EE', 'SE_ANY', 'CH')
-_C906 = ('SE_ANY', 'CH')
-_C907 = {0: 'PMaxScheduleID', 1: 'PMaxScheduleEntry', 2: 'PMaxScheduleEntry, end of element'}
-_C908 = {0: (0, 1, 1)}
-_C909 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C910 = {2: (1, 2, -1)}
-_C911 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C912 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C913 = ('EE', 'SE_ANY', 'CH')
-_C914 = ('EE', 'SE_ANY', 'CH')
-_C915 = ('EE', 'SE_ANY', 'CH')
-_C916 = ('SE_ANY', 'CH')
-_C917 = {0: '@Id', 1: 'SalesTariffDescription, NumEPriceLevels', 2: 'NumEPriceLevels', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C918 = {0: (0, 1, 5)}
-_C919 = {5: (0, 1, 1)}
-_C920 = {1: (0, 2, 2)}
-_C921 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C922 = {3: (0, 1, 4), 4: (0, 2, -1)}
-_C923 = {4: (1, 2, -1)}
-_C924 = (_din.CostKind.relativePricePercentage, _din.CostKind.RenewableGenerationPercentage, _din.CostKind.CarbonDioxideEmission, )
-_C925 = {_din.CostKind.relativePricePercentage: 0, _din.CostKind.RenewableGenerationPercentage: 1, _din.CostKind.CarbonDioxideEmission: 2}
-_C926 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C927 = ('EE', 'SE_ANY', 'CH')
-_C928 = ('SE_ANY', 'CH')
-_C929 = ('SE_ANY', 'CH')
-_C930 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C931 = {0: (0, 1, 1)}
-_C932 = {1: (0, 1, 2)}
-_C933 = {2: (0, 2, 3)}
-_C934 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C935 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C936 = ('EE', 'SE_ANY', 'CH')
-_C937 = ('SE_ANY', 'CH')
-_C938 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C939 = {0: (0, 1, 1)}
-_C940 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C941 = {2: (1, 2, -1)}
-_C942 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C943 = ('EE', 'SE_ANY', 'CH')
-_C944 = ('SE_ANY', 'CH')
-_C945 = {0: 'ServiceTag', 1: 'FreeService', 2: 'end of element'}
-_C946 = {0: (0, 1, 1)}
-_C947 = {1: (0, 1, 2)}
-_C948 = {2: (0, 1, -1)}
-_C949 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C950 = ('SE_ANY', 'CH')
-_C951 = ('SE_ANY', 'CH')
-_C952 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C953 = {0: (0, 1, 1)}
-_C954 = {1: (0, 2, 2)}
-_C955 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C956 = (_din.FaultCode.ParsingError, _din.FaultCode.NoTLSRootCertificatAvailable, _din.FaultCode.UnknownError, )
-_C957 = {_din.FaultCode.ParsingError: 0, _din.FaultCode.NoTLSRootCertificatAvailable: 1, _din.FaultCode.UnknownError: 2}
-_C958 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C959 = ('SE_ANY', 'CH')
-_C960 = ('SE_ANY', 'CH')
-_C961 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C962 = {0: (0, 1, 1)}
-_C963 = {1: (0, 2, 2)}
-_C964 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C965 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C966 = (_din.Value.bool, _din.Value.byte, _din.Value.short, _din.Value.int, _din.Value.physicalValue, _din.Value.string, )
-_C967 = {_din.Value.bool: 0, _din.Value.byte: 1, _din.Value.short: 2, _din.Value.int: 3, _din.Value.physicalValue: 4, _din.Value.string: 5}
-_C968 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C969 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C970 = ('SE_ANY', 'CH')
-_C971 = ('SE_ANY', 'CH')
-_C972 = ('SE_ANY', 'CH')
-_C973 = ('SE_ANY', 'CH')
-_C974 = ('SE_ANY', 'CH')
-_C975 = ('SE_ANY', 'CH')
-_C976 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue', 8: '@ValueType'}
-_C977 = {0: (0, 1, 8)}
-_C978 = {8: (0, 1, 7)}
-_C979 = {7: (0, 3, 1)}
-_C980 = {7: (1, 3, 2)}
-_C981 = {7: (2, 3, 3)}
-_C982 = {7: (3, 3, 4)}
-_C983 = {7: (4, 3, 5)}
-_C984 = {7: (5, 3, 6)}
-_C985 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C727 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(7)
-    if ec == 0:  # AC_EVChargeParameter
-        return _d0(r)
-    elif ec == 1:  # AC_EVSEChargeParameter
-        return _d1(r)
-    elif ec == 2:  # AC_EVSEStatus
-        return _d2(r)
-    elif ec == 3:  # BodyElement
-        return _d3(r)
-    elif ec == 4:  # CableCheckReq
-        return _d4(r)
-    elif ec == 5:  # CableCheckRes
-        return _d5(r)
-    elif ec == 6:  # CanonicalizationMethod
-        return _d6(r)
-    elif ec == 7:  # CertificateInstallationReq
-        return _d7(r)
-    elif ec == 8:  # CertificateInstallationRes
-        return _d8(r)
-    elif ec == 9:  # CertificateUpdateReq
-        return _d9(r)
-    elif ec == 10:  # CertificateUpdateRes
-        return _d10(r)
-    elif ec == 11:  # ChargeParameterDiscoveryReq
-        return _d11(r)
-    elif ec == 12:  # ChargeParameterDiscoveryRes
-        return _d12(r)
-    elif ec == 13:  # ChargingStatusReq
-        return _d13(r)
-    elif ec == 14:  # ChargingStatusRes
-        return _d14(r)
-    elif ec == 15:  # ContractAuthenticationReq
-        return _d15(r)
-    elif ec == 16:  # ContractAuthenticationRes
-        return _d16(r)
-    elif ec == 17:  # CurrentDemandReq
-        return _d17(r)
-    elif ec == 18:  # CurrentDemandRes
-        return _d18(r)
-    elif ec == 19:  # DC_EVChargeParameter
-        return _d19(r)
-    elif ec == 20:  # DC_EVPowerDeliveryParameter
-        return _d20(r)
-    elif ec == 21:  # DC_EVSEChargeParameter
-        return _d21(r)
-    elif ec == 22:  # DC_EVSEStatus
-        return _d22(r)
-    elif ec == 23:  # DC_EVStatus
-        return _d23(r)
-    elif ec == 24:  # DSAKeyValue
-        return _d24(r)
-    elif ec == 25:  # DigestMethod
-        return _d25(r)
-    elif ec == 26:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 27:  # EVChargeParameter
-        return _d26(r)
-    elif ec == 28:  # EVPowerDeliveryParameter
-        return _d27(r)
-    elif ec == 29:  # EVSEChargeParameter
-        return _d28(r)
-    elif ec == 30:  # EVSEStatus
-        return _d29(r)
-    elif ec == 31:  # EVStatus
-        return _d30(r)
-    elif ec == 32:  # Entry
-        return _d31(r)
-    elif ec == 33:  # KeyInfo
-        return _d32(r)
-    elif ec == 34:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 35:  # KeyValue
-        return _d33(r)
-    elif ec == 36:  # Manifest
-        return _d34(r)
-    elif ec == 37:  # MeteringReceiptReq
-        return _d35(r)
-    elif ec == 38:  # MeteringReceiptRes
-        return _d36(r)
-    elif ec == 39:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 40:  # Object
-        return _d37(r)
-    elif ec == 41:  # PGPData
-        return _d38(r)
-    elif ec == 42:  # PMaxScheduleEntry
-        return _d39(r)
-    elif ec == 43:  # PaymentDetailsReq
-        return _d40(r)
-    elif ec == 44:  # PaymentDetailsRes
-        return _d41(r)
-    elif ec == 45:  # PowerDeliveryReq
-        return _d42(r)
-    elif ec == 46:  # PowerDeliveryRes
-        return _d43(r)
-    elif ec == 47:  # PreChargeReq
-        return _d44(r)
-    elif ec == 48:  # PreChargeRes
-        return _d45(r)
-    elif ec == 49:  # RSAKeyValue
-        return _d46(r)
-    elif ec == 50:  # Reference
-        return _d47(r)
-    elif ec == 51:  # RelativeTimeInterval
-        return _d48(r)
-    elif ec == 52:  # RetrievalMethod
-        return _d49(r)
-    elif ec == 53:  # SAScheduleList
-        return _d50(r)
-    elif ec == 54:  # SASchedules
-        return _d51(r)
-    elif ec == 55:  # SPKIData
-        return _d52(r)
-    elif ec == 56:  # SalesTariffEntry
-        return _d53(r)
-    elif ec == 57:  # ServiceCharge
-        return _d54(r)
-    elif ec == 58:  # ServiceDetailReq
-        return _d55(r)
-    elif ec == 59:  # ServiceDetailRes
-        return _d56(r)
-    elif ec == 60:  # ServiceDiscoveryReq
-        return _d57(r)
-    elif ec == 61:  # ServiceDiscoveryRes
-        return _d58(r)
-    elif ec == 62:  # ServicePaymentSelectionReq
-        return _d59(r)
-    elif ec == 63:  # ServicePaymentSelectionRes
-        return _d60(r)
-    elif ec == 64:  # SessionSetupReq
-        return _d61(r)
-    elif ec == 65:  # SessionSetupRes
-        return _d62(r)
-    elif ec == 66:  # SessionStopReq
-        return _d63(r)
-    elif ec == 67:  # SessionStopRes
-        return _d64(r)
-    elif ec == 68:  # Signature
-        return _d65(r)
-    elif ec == 69:  # SignatureMethod
-        return _d66(r)
-    elif ec == 70:  # SignatureProperties
-        return _d67(r)
-    elif ec == 71:  # SignatureProperty
-        return _d68(r)
-    elif ec == 72:  # SignatureValue
-        return _d69(r)
-    elif ec == 73:  # SignedInfo
-        return _d70(r)
-    elif ec == 74:  # TimeInterval
-        return _d71(r)
-    elif ec == 75:  # Transform
-        return _d72(r)
-    elif ec == 76:  # Transforms
-        return _d73(r)
-    elif ec == 77:  # V2G_Message
-        return _d74(r)
-    elif ec == 78:  # WeldingDetectionReq
-        return _d75(r)
-    elif ec == 79:  # WeldingDetectionRes
-        return _d76(r)
-    elif ec == 80:  # X509Data
-        return _d77(r)
-    elif ec == 81:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 81:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AC_EVChargeParameter
+    _d1,  # AC_EVSEChargeParameter
+    _d2,  # AC_EVSEStatus
+    _d3,  # BodyElement
+    _d4,  # CableCheckReq
+    _d5,  # CableCheckRes
+    _d6,  # CanonicalizationMethod
+    _d7,  # CertificateInstallationReq
+    _d8,  # CertificateInstallationRes
+    _d9,  # CertificateUpdateReq
+    _d10,  # CertificateUpdateRes
+    _d11,  # ChargeParameterDiscoveryReq
+    _d12,  # ChargeParameterDiscoveryRes
+    _d13,  # ChargingStatusReq
+    _d14,  # ChargingStatusRes
+    _d15,  # ContractAuthenticationReq
+    _d16,  # ContractAuthenticationRes
+    _d17,  # CurrentDemandReq
+    _d18,  # CurrentDemandRes
+    _d19,  # DC_EVChargeParameter
+    _d20,  # DC_EVPowerDeliveryParameter
+    _d21,  # DC_EVSEChargeParameter
+    _d22,  # DC_EVSEStatus
+    _d23,  # DC_EVStatus
+    _d24,  # DSAKeyValue
+    _d25,  # DigestMethod
+    None,  # DigestValue
+    _d26,  # EVChargeParameter
+    _d27,  # EVPowerDeliveryParameter
+    _d28,  # EVSEChargeParameter
+    _d29,  # EVSEStatus
+    _d30,  # EVStatus
+    _d31,  # Entry
+    _d32,  # KeyInfo
+    None,  # KeyName
+    _d33,  # KeyValue
+    _d34,  # Manifest
+    _d35,  # MeteringReceiptReq
+    _d36,  # MeteringReceiptRes
+    None,  # MgmtData
+    _d37,  # Object
+    _d38,  # PGPData
+    _d39,  # PMaxScheduleEntry
+    _d40,  # PaymentDetailsReq
+    _d41,  # PaymentDetailsRes
+    _d42,  # PowerDeliveryReq
+    _d43,  # PowerDeliveryRes
+    _d44,  # PreChargeReq
+    _d45,  # PreChargeRes
+    _d46,  # RSAKeyValue
+    _d47,  # Reference
+    _d48,  # RelativeTimeInterval
+    _d49,  # RetrievalMethod
+    _d50,  # SAScheduleList
+    _d51,  # SASchedules
+    _d52,  # SPKIData
+    _d53,  # SalesTariffEntry
+    _d54,  # ServiceCharge
+    _d55,  # ServiceDetailReq
+    _d56,  # ServiceDetailRes
+    _d57,  # ServiceDiscoveryReq
+    _d58,  # ServiceDiscoveryRes
+    _d59,  # ServicePaymentSelectionReq
+    _d60,  # ServicePaymentSelectionRes
+    _d61,  # SessionSetupReq
+    _d62,  # SessionSetupRes
+    _d63,  # SessionStopReq
+    _d64,  # SessionStopRes
+    _d65,  # Signature
+    _d66,  # SignatureMethod
+    _d67,  # SignatureProperties
+    _d68,  # SignatureProperty
+    _d69,  # SignatureValue
+    _d70,  # SignedInfo
+    _d71,  # TimeInterval
+    _d72,  # Transform
+    _d73,  # Transforms
+    _d74,  # V2G_Message
+    _d75,  # WeldingDetectionReq
+    _d76,  # WeldingDetectionRes
+    _d77,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {
@@ -12837,7 +15741,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEChargeParameter'): (1, _e1, False, (_din.AC_EVSEChargeParameter, )),
     ('urn:din:70121:2012:MsgBody', 'AC_EVSEStatus'): (2, _e2, False, (_din.AC_EVSEStatus, )),
     ('urn:din:70121:2012:MsgDataTypes', 'AC_EVSEStatus'): (3, _e2, False, (_din.AC_EVSEStatus, )),
-    ('urn:din:70121:2012:MsgDef', 'Body'): (4, _e91, False, (_din.Body, )),
+    ('urn:din:70121:2012:MsgDef', 'Body'): (4, _e78, False, (_din.Body, )),
     ('urn:din:70121:2012:MsgDef', 'BodyElement'): (5, _e3, False, (_din.BodyBase, )),
     ('urn:din:70121:2012:MsgBody', 'BulkChargingComplete'): (6, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'BulkChargingComplete'): (7, None, False, ()),
@@ -12855,18 +15759,18 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ChargeService'): (19, _e54, False, (_din.ServiceCharge, )),
     ('urn:din:70121:2012:MsgBody', 'ChargingComplete'): (20, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingComplete'): (21, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ChargingProfile'): (22, _e82, False, (_din.ChargingProfile, )),
+    ('urn:din:70121:2012:MsgBody', 'ChargingProfile'): (22, _e79, False, (_din.ChargingProfile, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (23, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ChargingProfileEntryStart'): (24, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'ChargingStatusReq'): (25, _e13, False, (_din.ChargingStatusReq, )),
     ('urn:din:70121:2012:MsgBody', 'ChargingStatusRes'): (26, _e14, False, (_din.ChargingStatusRes, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCost'): (27, _e84, False, (_din.ConsumptionCost, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ConsumptionCost'): (27, _e80, False, (_din.ConsumptionCost, )),
     ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationReq'): (28, _e15, False, (_din.ContractAuthenticationReq, )),
     ('urn:din:70121:2012:MsgBody', 'ContractAuthenticationRes'): (29, _e16, False, (_din.ContractAuthenticationRes, )),
     ('urn:din:70121:2012:MsgBody', 'ContractID'): (30, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ContractSignatureCertChain'): (31, _e80, False, (_din.CertificateChain, )),
+    ('urn:din:70121:2012:MsgBody', 'ContractSignatureCertChain'): (31, _e81, False, (_din.CertificateChain, )),
     ('urn:din:70121:2012:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (32, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'Cost'): (33, _e97, False, (_din.Cost, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Cost'): (33, _e82, False, (_din.Cost, )),
     ('urn:din:70121:2012:MsgBody', 'CurrentDemandReq'): (34, _e17, False, (_din.CurrentDemandReq, )),
     ('urn:din:70121:2012:MsgBody', 'CurrentDemandRes'): (35, _e18, False, (_din.CurrentDemandRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'DC_EVChargeParameter'): (36, _e19, False, (_din.DC_EVChargeParameter, )),
@@ -12882,23 +15786,23 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'DepartureTime'): (46, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (47, _e25, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (48, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EAmount'): (49, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EAmount'): (49, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EPriceLevel'): (50, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'EVCCID'): (51, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVCabinConditioning'): (52, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVChargeParameter'): (53, _e26, False, (_din.EVChargeParameter, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyCapacity'): (54, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyRequest'): (55, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyCapacity'): (54, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVEnergyRequest'): (55, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVErrorCode'): (56, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxCurrent'): (57, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxVoltage'): (58, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumCurrentLimit'): (59, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumPowerLimit'): (61, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVMaximumVoltageLimit'): (63, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVMinCurrent'): (65, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxCurrent'): (57, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaxVoltage'): (58, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumCurrentLimit'): (59, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumPowerLimit'): (61, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVMaximumVoltageLimit'): (63, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVMinCurrent'): (65, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVPowerDeliveryParameter'): (66, _e27, False, (_din.EVPowerDeliveryParameter, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVRESSConditioning'): (67, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVRESSSOC'): (68, None, False, ()),
@@ -12906,34 +15810,34 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'EVRequestedEnergyTransferType'): (70, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEChargeParameter'): (71, _e28, False, (_din.EVSEChargeParameter, )),
     ('urn:din:70121:2012:MsgBody', 'EVSECurrentLimitAchieved'): (72, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (73, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (74, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (73, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (74, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEID'): (75, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEIsolationStatus'): (76, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaxCurrent'): (77, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxCurrent'): (78, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxVoltage'): (79, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumCurrentLimit'): (80, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (81, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumPowerLimit'): (82, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumPowerLimit'): (83, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumVoltageLimit'): (84, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (85, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinCurrent'): (86, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (87, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (88, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaxCurrent'): (77, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxCurrent'): (78, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaxVoltage'): (79, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumCurrentLimit'): (80, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (81, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumPowerLimit'): (82, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumPowerLimit'): (83, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEMaximumVoltageLimit'): (84, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (85, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinCurrent'): (86, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (87, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (88, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSENotification'): (89, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'EVSEPeakCurrentRipple'): (90, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'EVSEPeakCurrentRipple'): (90, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEPowerLimitAchieved'): (91, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'EVSEPresentCurrent'): (92, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVSEPresentVoltage'): (93, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEPresentCurrent'): (92, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVSEPresentVoltage'): (93, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'EVSEProcessing'): (94, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatus'): (95, _e29, False, (_din.EVSEStatus, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EVSEStatusCode'): (96, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'EVSEVoltageLimitAchieved'): (97, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'EVStatus'): (98, _e30, False, (_din.EVStatus, )),
-    ('urn:din:70121:2012:MsgBody', 'EVTargetCurrent'): (99, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'EVTargetVoltage'): (100, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVTargetCurrent'): (99, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'EVTargetVoltage'): (100, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'EnergyTransferType'): (101, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'Entry'): (102, _e31, False, (_din.Entry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (103, None, False, ()),
@@ -12944,23 +15848,23 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (108, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'GenChallenge'): (109, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (110, None, False, ()),
-    ('urn:din:70121:2012:MsgDef', 'Header'): (111, _e90, False, (_din.MessageHeader, )),
+    ('urn:din:70121:2012:MsgDef', 'Header'): (111, _e84, False, (_din.MessageHeader, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (112, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (113, _e32, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (114, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (115, _e33, False, (_xmldsig.KeyValue, )),
-    ('urn:din:70121:2012:MsgBody', 'ListOfRootCertificateIDs'): (116, _e79, False, (_din.ListOfRootCertificateIDs, )),
+    ('urn:din:70121:2012:MsgBody', 'ListOfRootCertificateIDs'): (116, _e85, False, (_din.ListOfRootCertificateIDs, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (117, _e34, False, (_xmldsig.Manifest, )),
     ('urn:din:70121:2012:MsgDataTypes', 'MeterID'): (118, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'MeterInfo'): (119, _e81, False, (_din.MeterInfo, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'MeterReading'): (120, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'MeterInfo'): (119, _e86, False, (_din.MeterInfo, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'MeterReading'): (120, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'MeterStatus'): (121, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'MeteringReceiptReq'): (122, _e35, False, (_din.MeteringReceiptReq, )),
     ('urn:din:70121:2012:MsgBody', 'MeteringReceiptRes'): (123, _e36, False, (_din.MeteringReceiptRes, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (124, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (125, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'Multiplier'): (126, None, False, ()),
-    ('urn:din:70121:2012:MsgHeader', 'Notification'): (127, _e101, False, (_din.Notification, )),
+    ('urn:din:70121:2012:MsgHeader', 'Notification'): (127, _e87, False, (_din.Notification, )),
     ('urn:din:70121:2012:MsgDataTypes', 'NotificationMaxDelay'): (128, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'NumEPriceLevels'): (129, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'OEMProvisioningCert'): (130, None, False, ()),
@@ -12970,23 +15874,23 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (134, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (135, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'PMax'): (136, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'PMaxSchedule'): (137, _e95, False, (_din.PMaxSchedule, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'PMaxSchedule'): (137, _e88, False, (_din.PMaxSchedule, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleEntry'): (138, _e39, False, (_din.PMaxScheduleEntry, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PMaxScheduleID'): (139, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'Parameter'): (140, _e102, False, (_din.Parameter, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ParameterSet'): (141, _e98, False, (_din.ParameterSet, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Parameter'): (140, _e89, False, (_din.Parameter, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ParameterSet'): (141, _e90, False, (_din.ParameterSet, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ParameterSetID'): (142, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PaymentDetailsReq'): (143, _e40, False, (_din.PaymentDetailsReq, )),
     ('urn:din:70121:2012:MsgBody', 'PaymentDetailsRes'): (144, _e41, False, (_din.PaymentDetailsRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PaymentOption'): (145, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'PaymentOptions'): (146, _e87, False, (_din.PaymentOptions, )),
+    ('urn:din:70121:2012:MsgBody', 'PaymentOptions'): (146, _e91, False, (_din.PaymentOptions, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (147, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PowerDeliveryReq'): (148, _e42, False, (_din.PowerDeliveryReq, )),
     ('urn:din:70121:2012:MsgBody', 'PowerDeliveryRes'): (149, _e43, False, (_din.PowerDeliveryRes, )),
     ('urn:din:70121:2012:MsgDataTypes', 'PowerSwitchClosed'): (150, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'PreChargeReq'): (151, _e44, False, (_din.PreChargeReq, )),
     ('urn:din:70121:2012:MsgBody', 'PreChargeRes'): (152, _e45, False, (_din.PreChargeRes, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntry'): (153, _e94, False, (_din.ProfileEntry, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ProfileEntry'): (153, _e92, False, (_din.ProfileEntry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (154, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'RCD'): (155, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (156, _e46, False, (_xmldsig.RSAKeyValue, )),
@@ -12994,28 +15898,28 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ReceiptRequired'): (158, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (159, _e47, False, (_xmldsig.Reference, )),
     ('urn:din:70121:2012:MsgDataTypes', 'RelativeTimeInterval'): (160, _e48, False, (_din.RelativeTimeInterval, )),
-    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToBulkSoC'): (161, _e78, False, (_din.PhysicalValue, )),
-    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToFullSoC'): (162, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToBulkSoC'): (161, _e83, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgBody', 'RemainingTimeToFullSoC'): (162, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgBody', 'ResponseCode'): (163, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (164, _e49, False, (_xmldsig.RetrievalMethod, )),
     ('urn:din:70121:2012:MsgBody', 'RetryCounter'): (165, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'RootCertificateID'): (166, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleList'): (167, _e50, False, (_din.SAScheduleList, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTuple'): (168, _e83, False, (_din.SAScheduleTuple, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTuple'): (168, _e93, False, (_din.SAScheduleTuple, )),
     ('urn:din:70121:2012:MsgBody', 'SAScheduleTupleID'): (169, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SAScheduleTupleID'): (170, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SASchedules'): (171, _e51, False, (_din.SASchedules, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (172, _e52, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (173, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariff'): (174, _e96, False, (_din.SalesTariff, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SalesTariff'): (174, _e94, False, (_din.SalesTariff, )),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffDescription'): (175, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffEntry'): (176, _e53, False, (_din.SalesTariffEntry, )),
     ('urn:din:70121:2012:MsgDataTypes', 'SalesTariffID'): (177, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (178, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'SelectedPaymentOption'): (179, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'SelectedService'): (180, _e100, False, (_din.SelectedService, )),
-    ('urn:din:70121:2012:MsgBody', 'SelectedServiceList'): (181, _e89, False, (_din.SelectedServiceList, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'Service'): (182, _e99, False, (_din.Service, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SelectedService'): (180, _e95, False, (_din.SelectedService, )),
+    ('urn:din:70121:2012:MsgBody', 'SelectedServiceList'): (181, _e96, False, (_din.SelectedServiceList, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'Service'): (182, _e97, False, (_din.Service, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceCategory'): (183, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceCategory'): (184, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceCharge'): (185, _e54, False, (_din.ServiceCharge, )),
@@ -13025,14 +15929,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgBody', 'ServiceDiscoveryRes'): (189, _e58, False, (_din.ServiceDiscoveryRes, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceID'): (190, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceID'): (191, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ServiceList'): (192, _e88, False, (_din.ServiceTagList, )),
+    ('urn:din:70121:2012:MsgBody', 'ServiceList'): (192, _e98, False, (_din.ServiceTagList, )),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceName'): (193, None, False, ()),
-    ('urn:din:70121:2012:MsgBody', 'ServiceParameterList'): (194, _e86, False, (_din.ServiceParameterList, )),
+    ('urn:din:70121:2012:MsgBody', 'ServiceParameterList'): (194, _e99, False, (_din.ServiceParameterList, )),
     ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionReq'): (195, _e59, False, (_din.ServicePaymentSelectionReq, )),
     ('urn:din:70121:2012:MsgBody', 'ServicePaymentSelectionRes'): (196, _e60, False, (_din.ServicePaymentSelectionRes, )),
     ('urn:din:70121:2012:MsgBody', 'ServiceScope'): (197, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'ServiceScope'): (198, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTag'): (199, _e85, False, (_din.ServiceTag, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'ServiceTag'): (199, _e100, False, (_din.ServiceTag, )),
     ('urn:din:70121:2012:MsgBody', 'SessionID'): (200, None, False, ()),
     ('urn:din:70121:2012:MsgHeader', 'SessionID'): (201, None, False, ()),
     ('urn:din:70121:2012:MsgBody', 'SessionSetupReq'): (202, _e61, False, (_din.SessionSetupReq, )),
@@ -13046,7 +15950,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (210, _e68, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (211, _e69, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (212, _e70, False, (_xmldsig.SignedInfo, )),
-    ('urn:din:70121:2012:MsgDataTypes', 'SubCertificates'): (213, _e93, False, (_din.SubCertificates, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'SubCertificates'): (213, _e101, False, (_din.SubCertificates, )),
     ('urn:din:70121:2012:MsgDataTypes', 'TMeter'): (214, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'TimeInterval'): (215, _e71, False, (_din.Interval, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (216, _e72, False, (_xmldsig.Transform, )),
@@ -13060,7 +15964,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (224, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (225, _e77, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (226, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (227, _e92, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (227, _e102, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (228, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (229, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (230, None, False, ()),
@@ -13073,7 +15977,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:din:70121:2012:MsgDataTypes', 'costKind'): (237, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'duration'): (238, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'intValue'): (239, None, False, ()),
-    ('urn:din:70121:2012:MsgDataTypes', 'physicalValue'): (240, _e78, False, (_din.PhysicalValue, )),
+    ('urn:din:70121:2012:MsgDataTypes', 'physicalValue'): (240, _e83, False, (_din.PhysicalValue, )),
     ('urn:din:70121:2012:MsgDataTypes', 'shortValue'): (241, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'start'): (242, None, False, ()),
     ('urn:din:70121:2012:MsgDataTypes', 'startValue'): (243, None, False, ()),

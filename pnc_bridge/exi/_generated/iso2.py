@@ -42,46 +42,186 @@ def _d0(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d77(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t1_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t1_1 = y
+                t1_2 = r.integer(3)
+                if t1_2 < -32768 or t1_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t1_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o1 = _new(_iso2.PhysicalValue)
+                    o1.multiplier = t1_0
+                    o1.unit = t1_1
+                    o1.value = t1_2
+                    f1 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d80(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C0, "AC_EVChargeParameterType")
+            _escape(r, 3, _C2, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t2_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t2_1 = y
+                t2_2 = r.integer(3)
+                if t2_2 < -32768 or t2_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t2_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o2 = _new(_iso2.PhysicalValue)
+                    o2.multiplier = t2_0
+                    o2.unit = t2_1
+                    o2.value = t2_2
+                    f1 = o2
+                    ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C1, "AC_EVChargeParameterType")
+            _escape(r, 2, _C3, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t3_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t3_1 = y
+                t3_2 = r.integer(3)
+                if t3_2 < -32768 or t3_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t3_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o3 = _new(_iso2.PhysicalValue)
+                    o3.multiplier = t3_0
+                    o3.unit = t3_1
+                    o3.value = t3_2
+                    f2 = o3
+                    ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C2, "AC_EVChargeParameterType")
+            _escape(r, 2, _C4, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t4_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t4_1 = y
+                t4_2 = r.integer(3)
+                if t4_2 < -32768 or t4_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso2.PhysicalValue)
+                    o4.multiplier = t4_0
+                    o4.unit = t4_1
+                    o4.value = t4_2
+                    f3 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C3, "AC_EVChargeParameterType")
+            _escape(r, 2, _C5, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t5_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t5_1 = y
+                t5_2 = r.integer(3)
+                if t5_2 < -32768 or t5_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t5_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o5 = _new(_iso2.PhysicalValue)
+                    o5.multiplier = t5_0
+                    o5.unit = t5_1
+                    o5.value = t5_2
+                    f4 = o5
+                    ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C4, "AC_EVChargeParameterType")
+            _escape(r, 2, _C6, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -89,7 +229,7 @@ def _d0(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C5, "AC_EVChargeParameterType")
+            _escape(r, 1, _C7, "AC_EVChargeParameterType")
         else:
             r.fail("AC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVChargeParameter)
@@ -102,63 +242,47 @@ def _d0(r):
 
 def _e0(w, o):
     """iso2.AC_EVChargeParameter -> AC_EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C7.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.departure_time", s, _C6)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("AC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("AC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.e_amount
-    if v is not None:
-        t = _C8.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.e_amount", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.e_amount", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_max_voltage
-    if v is not None:
-        t = _C9.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_voltage", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_max_current
-    if v is not None:
-        t = _C10.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_max_current", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_min_current
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("AC_EVChargeParameter.ev_min_current", s, _C6)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVChargeParameter.ev_min_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C12.get(s)
+        s = 1
+    v1 = o.e_amount
+    if v1 is None:
+        _order("AC_EVChargeParameter.e_amount", s, _C8)
+    t = _C9.get(s)
     if t is None:
-        _order("AC_EVChargeParameter", s, _C6)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("AC_EVChargeParameter.e_amount", s, _C8)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.e_amount", v1, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v1)
+    v2 = o.ev_max_voltage
+    if v2 is None:
+        _order("AC_EVChargeParameter.ev_max_voltage", 2, _C8)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.ev_max_current
+    if v3 is None:
+        _order("AC_EVChargeParameter.ev_max_current", 3, _C8)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_max_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.ev_min_current
+    if v4 is None:
+        _order("AC_EVChargeParameter.ev_min_current", 4, _C8)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVChargeParameter.ev_min_current", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v4)
+    w.bits(0, 1)
 
 def _d1(r):
     """AC_EVSEChargeParameterType -> iso2.AC_EVSEChargeParameter"""
@@ -169,28 +293,110 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d2(r)
+            pc6 = r.pos
+            ok6 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t6_0 = r.uint(3)
+                if t6_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t6_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t6_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t6_2 = y
+                    o6 = _new(_iso2.AC_EVSEStatus)
+                    o6.notification_max_delay = t6_0
+                    o6.evse_notification = t6_1
+                    o6.rcd = t6_2
+                    f0 = o6
+                    ok6 = True
+            if not ok6:
+                r.pos = pc6
+                f0 = _d2(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C13, "AC_EVSEChargeParameterType")
+            _escape(r, 3, _C12, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t7_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t7_1 = y
+                t7_2 = r.integer(3)
+                if t7_2 < -32768 or t7_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t7_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o7 = _new(_iso2.PhysicalValue)
+                    o7.multiplier = t7_0
+                    o7.unit = t7_1
+                    o7.value = t7_2
+                    f1 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C13, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t8_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t8_1 = y
+                t8_2 = r.integer(3)
+                if t8_2 < -32768 or t8_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t8_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o8 = _new(_iso2.PhysicalValue)
+                    o8.multiplier = t8_0
+                    o8.unit = t8_1
+                    o8.value = t8_2
+                    f2 = o8
+                    ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C15, "AC_EVSEChargeParameterType")
+            _escape(r, 2, _C14, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -198,7 +404,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C16, "AC_EVSEChargeParameterType")
+            _escape(r, 1, _C15, "AC_EVSEChargeParameterType")
         else:
             r.fail("AC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEChargeParameter)
@@ -209,42 +415,28 @@ def _d1(r):
 
 def _e1(w, o):
     """iso2.AC_EVSEChargeParameter -> AC_EVSEChargeParameterType"""
-    s = 0
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C18.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.ac_evse_status", s, _C17)
-        if v.__class__ is not _iso2.AC_EVSEStatus:
-            _bad("AC_EVSEChargeParameter.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.evse_nominal_voltage
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_nominal_voltage", s, _C17)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("AC_EVSEChargeParameter.evse_max_current", s, _C17)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("AC_EVSEChargeParameter.evse_max_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C21.get(s)
-    if t is None:
-        _order("AC_EVSEChargeParameter", s, _C17)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ac_evse_status
+    if v0 is None:
+        _order("AC_EVSEChargeParameter.ac_evse_status", 0, _C16)
+    if v0.__class__ is not _iso2.AC_EVSEStatus:
+        _bad("AC_EVSEChargeParameter.ac_evse_status", v0, "a AC_EVSEStatus")
+    w.bits(0, 1)
+    _e2(w, v0)
+    v1 = o.evse_nominal_voltage
+    if v1 is None:
+        _order("AC_EVSEChargeParameter.evse_nominal_voltage", 1, _C16)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_nominal_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.evse_max_current
+    if v2 is None:
+        _order("AC_EVSEChargeParameter.evse_max_current", 2, _C16)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("AC_EVSEChargeParameter.evse_max_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d2(r):
     """AC_EVSEStatusType -> iso2.AC_EVSEStatus"""
@@ -253,58 +445,116 @@ def _d2(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(11)
+            if x & 1851 == 0:
+                y = (x >> 6) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C10[y]
+                f1 = y
+                y = ((x >> 2) & 1) == 1
+                f2 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C22, "AC_EVSEStatusType")
+                s = 1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C17, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C25, "AC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(10)
+        if x & 827 == 0:
+            y = (x >> 6) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C10[y]
+            f1 = y
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C10[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C10[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C18, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "RCD")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RCD")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C26, "AC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "RCD")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RCD")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C19, "AC_EVSEStatusType")
+            else:
+                r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C27, "AC_EVSEStatusType")
+            _escape(r, 1, _C20, "AC_EVSEStatusType")
         else:
             r.fail("AC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.AC_EVSEStatus)
@@ -315,46 +565,25 @@ def _d2(r):
 
 def _e2(w, o):
     """iso2.AC_EVSEStatus -> AC_EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C29.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.notification_max_delay", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("AC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C30.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.evse_notification", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("AC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rcd
-    if v is not None:
-        t = _C31.get(s)
-        if t is None:
-            _order("AC_EVSEStatus.rcd", s, _C28)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("AC_EVSEStatus.rcd", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C32.get(s)
-    if t is None:
-        _order("AC_EVSEStatus", s, _C28)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("AC_EVSEStatus.notification_max_delay", 0, _C21)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("AC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("AC_EVSEStatus.evse_notification", 1, _C21)
+    i1 = _C11.get(v1)
+    if i1 is None:
+        _bad("AC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    v2 = o.rcd
+    if v2 is None:
+        _order("AC_EVSEStatus.rcd", 2, _C21)
+    if v2.__class__ is not bool:
+        _bad("AC_EVSEStatus.rcd", v2, "a bool")
+    w.bits((((((((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 11)
 
 def _d3(r):
     """AuthorizationReqType -> iso2.AuthorizationReq"""
@@ -377,7 +606,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C33, "AuthorizationReqType")
+            _escape(r, 3, _C22, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 1:
@@ -393,7 +622,7 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C34, "AuthorizationReqType")
+            _escape(r, 2, _C23, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     if s == 2:
@@ -401,7 +630,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C35, "AuthorizationReqType")
+            _escape(r, 1, _C24, "AuthorizationReqType")
         else:
             r.fail("AuthorizationReqType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationReq)
@@ -411,31 +640,28 @@ def _d3(r):
 
 def _e3(w, o):
     """iso2.AuthorizationReq -> AuthorizationReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C37.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("AuthorizationReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.gen_challenge
+    if v1 is not None:
+        t = _C26.get(s)
         if t is None:
-            _order("AuthorizationReq.id", s, _C36)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("AuthorizationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.gen_challenge
-    if v is not None:
-        t = _C38.get(s)
-        if t is None:
-            _order("AuthorizationReq.gen_challenge", s, _C36)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("AuthorizationReq.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
+            _order("AuthorizationReq.gen_challenge", s, _C25)
+        if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
+            _bad("AuthorizationReq.gen_challenge", v1, "bytes of length 16..16")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C39.get(s)
+        s = 1
+    t = _C27.get(s)
     if t is None:
-        _order("AuthorizationReq", s, _C36)
+        _order("AuthorizationReq", s, _C25)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -445,45 +671,88 @@ def _d4(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C42, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12403 == 0:
+            y = (x >> 7) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C30[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C32, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C43[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C45, "AuthorizationResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C30[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("AuthorizationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f1 = _C30[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C30[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C33, "AuthorizationResType")
+            else:
+                r.fail("AuthorizationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C46, "AuthorizationResType")
+            _escape(r, 1, _C34, "AuthorizationResType")
         else:
             r.fail("AuthorizationResType: event code %d out of range" % ec)
     o = _new(_iso2.AuthorizationRes)
@@ -493,36 +762,19 @@ def _d4(r):
 
 def _e4(w, o):
     """iso2.AuthorizationRes -> AuthorizationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C48.get(s)
-        if t is None:
-            _order("AuthorizationRes.response_code", s, _C47)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("AuthorizationRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C49.get(s)
-        if t is None:
-            _order("AuthorizationRes.evse_processing", s, _C47)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("AuthorizationRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C50.get(s)
-    if t is None:
-        _order("AuthorizationRes", s, _C47)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("AuthorizationRes.response_code", 0, _C35)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("AuthorizationRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("AuthorizationRes.evse_processing", 1, _C35)
+    i1 = _C31.get(v1)
+    if i1 is None:
+        _bad("AuthorizationRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
+    w.bits(((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1) << 1, 14)
 
 def _d5(r):
     """BodyBaseType -> iso2.BodyBase"""
@@ -532,7 +784,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C51, "BodyBaseType")
+            _escape(r, 3, _C36, "BodyBaseType")
         else:
             r.fail("BodyBaseType: event code %d out of range" % ec)
     o = _new(_iso2.BodyBase)
@@ -540,12 +792,7 @@ def _d5(r):
 
 def _e5(w, o):
     """iso2.BodyBase -> BodyBaseType"""
-    s = 0
-    t = _C53.get(s)
-    if t is None:
-        _order("BodyBase", s, _C52)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d6(r):
     """CableCheckReqType -> iso2.CableCheckReq"""
@@ -554,10 +801,34 @@ def _d6(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t9_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t9_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t9_2 = y
+                o9 = _new(_iso2.DC_EVStatus)
+                o9.ev_ready = t9_0
+                o9.ev_error_code = t9_1
+                o9.evresssoc = t9_2
+                f0 = o9
+                ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C54, "CableCheckReqType")
+            _escape(r, 3, _C40, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -565,7 +836,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C55, "CableCheckReqType")
+            _escape(r, 1, _C41, "CableCheckReqType")
         else:
             r.fail("CableCheckReqType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckReq)
@@ -574,22 +845,14 @@ def _d6(r):
 
 def _e6(w, o):
     """iso2.CableCheckReq -> CableCheckReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C57.get(s)
-        if t is None:
-            _order("CableCheckReq.dc_ev_status", s, _C56)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("CableCheckReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C58.get(s)
-    if t is None:
-        _order("CableCheckReq", s, _C56)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CableCheckReq.dc_ev_status", 0, _C42)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("CableCheckReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d7(r):
     """CableCheckResType -> iso2.CableCheckRes"""
@@ -598,54 +861,104 @@ def _d7(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(6)
+            if x & 51 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                y = _C30[y]
+                f2 = y
+                s = -1
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C59, "CableCheckResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C43, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C60, "CableCheckResType")
+            _escape(r, 2, _C44, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C43[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C61, "CableCheckResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C30[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C30[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C30[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C45, "CableCheckResType")
+            else:
+                r.fail("CableCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C62, "CableCheckResType")
+            _escape(r, 1, _C46, "CableCheckResType")
         else:
             r.fail("CableCheckResType: event code %d out of range" % ec)
     o = _new(_iso2.CableCheckRes)
@@ -656,46 +969,26 @@ def _d7(r):
 
 def _e7(w, o):
     """iso2.CableCheckRes -> CableCheckResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C64.get(s)
-        if t is None:
-            _order("CableCheckRes.response_code", s, _C63)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CableCheckRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C65.get(s)
-        if t is None:
-            _order("CableCheckRes.dc_evse_status", s, _C63)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("CableCheckRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C66.get(s)
-        if t is None:
-            _order("CableCheckRes.evse_processing", s, _C63)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("CableCheckRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C67.get(s)
-    if t is None:
-        _order("CableCheckRes", s, _C63)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CableCheckRes.response_code", 0, _C47)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("CableCheckRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CableCheckRes.dc_evse_status", 1, _C47)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("CableCheckRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("CableCheckRes.evse_processing", 2, _C47)
+    i2 = _C31.get(v2)
+    if i2 is None:
+        _bad("CableCheckRes.evse_processing", v2, "a member of _iso2.EVSEProcessing")
+    w.bits((((((0) << 1) << 2) | (i2)) << 1) << 1, 6)
 
 def _d8(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -708,7 +1001,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C68, "CanonicalizationMethodType")
+            _escape(r, 3, _C48, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -720,7 +1013,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C69, "CanonicalizationMethodType")
+            _escape(r, 2, _C49, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -732,7 +1025,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C70, "CanonicalizationMethodType")
+            _escape(r, 1, _C50, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -746,7 +1039,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C71, "CanonicalizationMethodType")
+                _escape(r, 1, _C51, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -755,22 +1048,14 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C72)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C74.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C72)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C52)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d9(r):
     """CertificateInstallationReqType -> iso2.CertificateInstallationReq"""
@@ -784,30 +1069,52 @@ def _d9(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C75, "CertificateInstallationReqType")
+            _escape(r, 3, _C53, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 800)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f2 = _d87(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f1 = r.binary(None, 800)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C76, "CertificateInstallationReqType")
+                s = 2
         else:
-            r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "OEMProvisioningCert")
+                else:
+                    f1 = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "OEMProvisioningCert")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C54, "CertificateInstallationReqType")
+            else:
+                r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d78(r)
+            f2 = _d87(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C77, "CertificateInstallationReqType")
+            _escape(r, 2, _C55, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     if s == 3:
@@ -815,7 +1122,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C78, "CertificateInstallationReqType")
+            _escape(r, 1, _C56, "CertificateInstallationReqType")
         else:
             r.fail("CertificateInstallationReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationReq)
@@ -826,43 +1133,28 @@ def _d9(r):
 
 def _e9(w, o):
     """iso2.CertificateInstallationReq -> CertificateInstallationReqType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C80.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.id", s, _C79)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateInstallationReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.oem_provisioning_cert
-    if v is not None:
-        t = _C81.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.oem_provisioning_cert", s, _C79)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("CertificateInstallationReq.oem_provisioning_cert", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C82.get(s)
-        if t is None:
-            _order("CertificateInstallationReq.list_of_root_certificate_ids", s, _C79)
-        if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateInstallationReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C83.get(s)
-    if t is None:
-        _order("CertificateInstallationReq", s, _C79)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateInstallationReq.id", 0, _C57)
+    if type(v0) is not str:
+        _bad("CertificateInstallationReq.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.oem_provisioning_cert
+    if v1 is None:
+        _order("CertificateInstallationReq.oem_provisioning_cert", 3, _C57)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
+        _bad("CertificateInstallationReq.oem_provisioning_cert", v1, "bytes of length 0..800")
+    w.bits(0, 2)
+    w.binary(v1)
+    v2 = o.list_of_root_certificate_ids
+    if v2 is None:
+        _order("CertificateInstallationReq.list_of_root_certificate_ids", 1, _C57)
+    if v2.__class__ is not _iso2.ListOfRootCertificateIDs:
+        _bad("CertificateInstallationReq.list_of_root_certificate_ids", v2, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e87(w, v2)
+    w.bits(0, 1)
 
 def _d10(r):
     """CertificateInstallationResType -> iso2.CertificateInstallationRes"""
@@ -874,65 +1166,119 @@ def _d10(r):
     f5 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d82(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f4 = _d85(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f5 = _d105(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                s = -1
+                            else:
+                                r.pos = p
+                                s = 6
+                        else:
+                            r.pos = p
+                            s = 5
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C84, "CertificateInstallationResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CertificateInstallationResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C58, "CertificateInstallationResType")
+            else:
+                r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C85, "CertificateInstallationResType")
+            _escape(r, 2, _C59, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C86, "CertificateInstallationResType")
+            _escape(r, 2, _C60, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C87, "CertificateInstallationResType")
+            _escape(r, 2, _C61, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C88, "CertificateInstallationResType")
+            _escape(r, 2, _C62, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d82(r)
+            f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C89, "CertificateInstallationResType")
+            _escape(r, 2, _C63, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     if s == 6:
@@ -940,7 +1286,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C90, "CertificateInstallationResType")
+            _escape(r, 1, _C64, "CertificateInstallationResType")
         else:
             r.fail("CertificateInstallationResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateInstallationRes)
@@ -954,74 +1300,48 @@ def _d10(r):
 
 def _e10(w, o):
     """iso2.CertificateInstallationRes -> CertificateInstallationResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C92.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.response_code", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CertificateInstallationRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_provisioning_certificate_chain
-    if v is not None:
-        t = _C93.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.sa_provisioning_certificate_chain", s, _C91)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C94.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_cert_chain", s, _C91)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateInstallationRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C95.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.contract_signature_encrypted_private_key", s, _C91)
-        if v.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
-            _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.dh_publickey
-    if v is not None:
-        t = _C96.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.dh_publickey", s, _C91)
-        if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateInstallationRes.dh_publickey", v, "a DiffieHellmanPublickey")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("CertificateInstallationRes.e_maid", s, _C91)
-        if v.__class__ is not _iso2.EMAID:
-            _bad("CertificateInstallationRes.e_maid", v, "a EMAID")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    t = _C98.get(s)
-    if t is None:
-        _order("CertificateInstallationRes", s, _C91)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("CertificateInstallationRes.response_code", 0, _C65)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("CertificateInstallationRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.sa_provisioning_certificate_chain
+    if v1 is None:
+        _order("CertificateInstallationRes.sa_provisioning_certificate_chain", 1, _C65)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateInstallationRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e82(w, v1)
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateInstallationRes.contract_signature_cert_chain", 2, _C65)
+    if v2.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateInstallationRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateInstallationRes.contract_signature_encrypted_private_key", 3, _C65)
+    if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
+        _bad("CertificateInstallationRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.dh_publickey
+    if v4 is None:
+        _order("CertificateInstallationRes.dh_publickey", 4, _C65)
+    if v4.__class__ is not _iso2.DiffieHellmanPublickey:
+        _bad("CertificateInstallationRes.dh_publickey", v4, "a DiffieHellmanPublickey")
+    w.bits(0, 1)
+    _e85(w, v4)
+    v5 = o.e_maid
+    if v5 is None:
+        _order("CertificateInstallationRes.e_maid", 5, _C65)
+    if v5.__class__ is not _iso2.EMAID:
+        _bad("CertificateInstallationRes.e_maid", v5, "a EMAID")
+    w.bits(0, 1)
+    _e105(w, v5)
+    w.bits(0, 1)
 
 def _d11(r):
     """CertificateUpdateReqType -> iso2.CertificateUpdateReq"""
@@ -1036,39 +1356,61 @@ def _d11(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C99, "CertificateUpdateReqType")
+            _escape(r, 3, _C66, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C100, "CertificateUpdateReqType")
+            _escape(r, 3, _C67, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "eMAID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.string(14, 15)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f3 = _d87(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f2 = r.string(14, 15)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C101, "CertificateUpdateReqType")
+                s = 3
         else:
-            r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "eMAID")
+                else:
+                    f2 = r.string(14, 15)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "eMAID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C68, "CertificateUpdateReqType")
+            else:
+                r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d78(r)
+            f3 = _d87(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C102, "CertificateUpdateReqType")
+            _escape(r, 2, _C69, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     if s == 4:
@@ -1076,7 +1418,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C103, "CertificateUpdateReqType")
+            _escape(r, 1, _C70, "CertificateUpdateReqType")
         else:
             r.fail("CertificateUpdateReqType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateReq)
@@ -1088,53 +1430,35 @@ def _d11(r):
 
 def _e11(w, o):
     """iso2.CertificateUpdateReq -> CertificateUpdateReqType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C105.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.id", s, _C104)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateUpdateReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C106.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.contract_signature_cert_chain", s, _C104)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C107.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.e_maid", s, _C104)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 14 or len(v) > 15:
-            _bad("CertificateUpdateReq.e_maid", v, "a str of length 14..15")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.list_of_root_certificate_ids
-    if v is not None:
-        t = _C108.get(s)
-        if t is None:
-            _order("CertificateUpdateReq.list_of_root_certificate_ids", s, _C104)
-        if v.__class__ is not _iso2.ListOfRootCertificateIDs:
-            _bad("CertificateUpdateReq.list_of_root_certificate_ids", v, "a ListOfRootCertificateIDs")
-        w.bits(t[0], t[1])
-        _e78(w, v)
-        s = t[2]
-    t = _C109.get(s)
-    if t is None:
-        _order("CertificateUpdateReq", s, _C104)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.id
+    if v0 is None:
+        _order("CertificateUpdateReq.id", 0, _C71)
+    if type(v0) is not str:
+        _bad("CertificateUpdateReq.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("CertificateUpdateReq.contract_signature_cert_chain", 4, _C71)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v1)
+    v2 = o.e_maid
+    if v2 is None:
+        _order("CertificateUpdateReq.e_maid", 1, _C71)
+    if type(v2) is not str or len(v2) < 14 or len(v2) > 15:
+        _bad("CertificateUpdateReq.e_maid", v2, "a str of length 14..15")
+    w.bits(0, 2)
+    w.string(v2)
+    v3 = o.list_of_root_certificate_ids
+    if v3 is None:
+        _order("CertificateUpdateReq.list_of_root_certificate_ids", 2, _C71)
+    if v3.__class__ is not _iso2.ListOfRootCertificateIDs:
+        _bad("CertificateUpdateReq.list_of_root_certificate_ids", v3, "a ListOfRootCertificateIDs")
+    w.bits(0, 2)
+    _e87(w, v3)
+    w.bits(0, 1)
 
 def _d12(r):
     """CertificateUpdateResType -> iso2.CertificateUpdateRes"""
@@ -1147,65 +1471,113 @@ def _d12(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d82(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f3 = _d83(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        f4 = _d85(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            f5 = _d105(r)
+                            s = 6
+                        else:
+                            r.pos = p
+                            s = 5
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C110, "CertificateUpdateResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CertificateUpdateResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C72, "CertificateUpdateResType")
+            else:
+                r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C111, "CertificateUpdateResType")
+            _escape(r, 2, _C73, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d79(r)
+            f2 = _d82(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C112, "CertificateUpdateResType")
+            _escape(r, 2, _C74, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d80(r)
+            f3 = _d83(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C113, "CertificateUpdateResType")
+            _escape(r, 2, _C75, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d81(r)
+            f4 = _d85(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C114, "CertificateUpdateResType")
+            _escape(r, 2, _C76, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d82(r)
+            f5 = _d105(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C115, "CertificateUpdateResType")
+            _escape(r, 2, _C77, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 6:
@@ -1223,7 +1595,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C116, "CertificateUpdateResType")
+            _escape(r, 1, _C78, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     if s == 7:
@@ -1231,7 +1603,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C117, "CertificateUpdateResType")
+            _escape(r, 1, _C79, "CertificateUpdateResType")
         else:
             r.fail("CertificateUpdateResType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateUpdateRes)
@@ -1246,83 +1618,59 @@ def _d12(r):
 
 def _e12(w, o):
     """iso2.CertificateUpdateRes -> CertificateUpdateResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.response_code", s, _C118)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CertificateUpdateRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CertificateUpdateRes.response_code", 0, _C80)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("CertificateUpdateRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.sa_provisioning_certificate_chain
+    if v1 is None:
+        _order("CertificateUpdateRes.sa_provisioning_certificate_chain", 1, _C80)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v1, "a CertificateChain")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e82(w, v1)
+    v2 = o.contract_signature_cert_chain
+    if v2 is None:
+        _order("CertificateUpdateRes.contract_signature_cert_chain", 2, _C80)
+    if v2.__class__ is not _iso2.CertificateChain:
+        _bad("CertificateUpdateRes.contract_signature_cert_chain", v2, "a CertificateChain")
+    w.bits(0, 1)
+    _e82(w, v2)
+    v3 = o.contract_signature_encrypted_private_key
+    if v3 is None:
+        _order("CertificateUpdateRes.contract_signature_encrypted_private_key", 3, _C80)
+    if v3.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
+        _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v3, "a ContractSignatureEncryptedPrivateKey")
+    w.bits(0, 1)
+    _e83(w, v3)
+    v4 = o.dh_publickey
+    if v4 is None:
+        _order("CertificateUpdateRes.dh_publickey", 4, _C80)
+    if v4.__class__ is not _iso2.DiffieHellmanPublickey:
+        _bad("CertificateUpdateRes.dh_publickey", v4, "a DiffieHellmanPublickey")
+    w.bits(0, 1)
+    _e85(w, v4)
+    v5 = o.e_maid
+    if v5 is None:
+        _order("CertificateUpdateRes.e_maid", 5, _C80)
+    if v5.__class__ is not _iso2.EMAID:
+        _bad("CertificateUpdateRes.e_maid", v5, "a EMAID")
+    w.bits(0, 1)
+    _e105(w, v5)
+    v6 = o.retry_counter
+    s = 6
+    if v6 is not None:
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("CertificateUpdateRes.retry_counter", v6, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.sa_provisioning_certificate_chain
-    if v is not None:
-        t = _C120.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.sa_provisioning_certificate_chain", s, _C118)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateRes.sa_provisioning_certificate_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C121.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_cert_chain", s, _C118)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("CertificateUpdateRes.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    v = o.contract_signature_encrypted_private_key
-    if v is not None:
-        t = _C122.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.contract_signature_encrypted_private_key", s, _C118)
-        if v.__class__ is not _iso2.ContractSignatureEncryptedPrivateKey:
-            _bad("CertificateUpdateRes.contract_signature_encrypted_private_key", v, "a ContractSignatureEncryptedPrivateKey")
-        w.bits(t[0], t[1])
-        _e80(w, v)
-        s = t[2]
-    v = o.dh_publickey
-    if v is not None:
-        t = _C123.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.dh_publickey", s, _C118)
-        if v.__class__ is not _iso2.DiffieHellmanPublickey:
-            _bad("CertificateUpdateRes.dh_publickey", v, "a DiffieHellmanPublickey")
-        w.bits(t[0], t[1])
-        _e81(w, v)
-        s = t[2]
-    v = o.e_maid
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.e_maid", s, _C118)
-        if v.__class__ is not _iso2.EMAID:
-            _bad("CertificateUpdateRes.e_maid", v, "a EMAID")
-        w.bits(t[0], t[1])
-        _e82(w, v)
-        s = t[2]
-    v = o.retry_counter
-    if v is not None:
-        t = _C125.get(s)
-        if t is None:
-            _order("CertificateUpdateRes.retry_counter", s, _C118)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("CertificateUpdateRes.retry_counter", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C126.get(s)
+        s = 7
+    t = _C81.get(s)
     if t is None:
-        _order("CertificateUpdateRes", s, _C118)
+        _order("CertificateUpdateRes", s, _C80)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1345,37 +1693,77 @@ def _d13(r):
                     _escape(r, 1, _EV_ELEM_EE, "MaxEntriesSAScheduleTuple")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 6:
+                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
+                f1 = _C82[x]
             else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C127[f1]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
+                    f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+                else:
+                    f1 = r.bits(3)
+                    if f1 >= 6:
+                        r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
+                    f1 = _C82[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C129, "ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C84, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+        p = r.pos
+        x = r.bits(8)
+        if x & 196 == 0:
+            y = (x >> 3) & 7
+            if y >= 6:
+                r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % y)
+            y = _C82[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                f2 = _d0(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d19(r)
+                s = 3
+            elif ec == 2:
+                f2 = _d26(r)
+                s = 3
+            elif ec == 3:
+                _escape(r, 2, _C85, "ChargeParameterDiscoveryReqType")
             else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
-                f1 = _C127[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C130, "ChargeParameterDiscoveryReqType")
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % x)
+                    f1 = _C82[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "RequestedEnergyTransferMode")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("RequestedEnergyTransferMode: enumeration index %d out of range" % f1)
+                        f1 = _C82[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "RequestedEnergyTransferMode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C86, "ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -1388,7 +1776,7 @@ def _d13(r):
             f2 = _d26(r)
             s = 3
         elif ec == 3:
-            _escape(r, 2, _C131, "ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C87, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -1396,7 +1784,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C132, "ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C88, "ChargeParameterDiscoveryReqType")
         else:
             r.fail("ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryReq)
@@ -1407,46 +1795,34 @@ def _d13(r):
 
 def _e13(w, o):
     """iso2.ChargeParameterDiscoveryReq -> ChargeParameterDiscoveryReqType"""
+    v0 = o.max_entries_sa_schedule_tuple
     s = 0
-    v = o.max_entries_sa_schedule_tuple
-    if v is not None:
-        t = _C134.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", s, _C133)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", v, "an integer in 0..65535")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 65535:
+            _bad("ChargeParameterDiscoveryReq.max_entries_sa_schedule_tuple", v0, "an integer in 0..65535")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.requested_energy_transfer_mode
-    if v is not None:
-        t = _C135.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C133)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C128.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v, "a member of _iso2.EnergyTransferMode")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_charge_parameter
-    if v is not None:
-        d = _C139.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryReq.ev_charge_parameter", s, _C133)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C140.get(s)
+        s = 1
+    v1 = o.requested_energy_transfer_mode
+    if v1 is None:
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C89)
+    t = _C90.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryReq", s, _C133)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", s, _C89)
+    i1 = _C83.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryReq.requested_energy_transfer_mode", v1, "a member of _iso2.EnergyTransferMode")
+    w.bits(((((t[0]) << 1) << 3) | (i1)) << 1, t[1] + 1 + 3 + 1)
+    v2 = o.ev_charge_parameter
+    if v2 is None:
+        _order("ChargeParameterDiscoveryReq.ev_charge_parameter", 2, _C89)
+    d = _C91.get(v2.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryReq.ev_charge_parameter", v2, "one of: AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter")
+    w.bits(d[0], 2)
+    d[1](w, v2)
+    w.bits(0, 1)
 
 def _d14(r):
     """ChargeParameterDiscoveryResType -> iso2.ChargeParameterDiscoveryRes"""
@@ -1456,73 +1832,652 @@ def _d14(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(16)
+        if x & 49608 == 0:
+            y = (x >> 9) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C30[y]
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                f2 = _d52(r)
+                s = 3
+            elif ec == 1:
+                pc10 = r.pos
+                ok10 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o10 = _new(_iso2.SASchedules)
+                    f2 = o10
+                    ok10 = True
+                if not ok10:
+                    r.pos = pc10
+                    f2 = _d53(r)
+                s = 3
+            elif ec == 2:
+                pc11 = r.pos
+                ok11 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc12 = r.pos
+                    ok12 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t12_0 = r.uint(3)
+                        if t12_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t12_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t12_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t12_2 = y
+                            o12 = _new(_iso2.AC_EVSEStatus)
+                            o12.notification_max_delay = t12_0
+                            o12.evse_notification = t12_1
+                            o12.rcd = t12_2
+                            t11_0 = o12
+                            ok12 = True
+                    if not ok12:
+                        r.pos = pc12
+                        t11_0 = _d2(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc13 = r.pos
+                        ok13 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t13_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t13_1 = y
+                            t13_2 = r.integer(3)
+                            if t13_2 < -32768 or t13_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t13_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o13 = _new(_iso2.PhysicalValue)
+                                o13.multiplier = t13_0
+                                o13.unit = t13_1
+                                o13.value = t13_2
+                                t11_1 = o13
+                                ok13 = True
+                        if not ok13:
+                            r.pos = pc13
+                            t11_1 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc14 = r.pos
+                            ok14 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t14_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t14_1 = y
+                                t14_2 = r.integer(3)
+                                if t14_2 < -32768 or t14_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t14_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o14 = _new(_iso2.PhysicalValue)
+                                    o14.multiplier = t14_0
+                                    o14.unit = t14_1
+                                    o14.value = t14_2
+                                    t11_2 = o14
+                                    ok14 = True
+                            if not ok14:
+                                r.pos = pc14
+                                t11_2 = _d80(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o11 = _new(_iso2.AC_EVSEChargeParameter)
+                                o11.ac_evse_status = t11_0
+                                o11.evse_nominal_voltage = t11_1
+                                o11.evse_max_current = t11_2
+                                f3 = o11
+                                ok11 = True
+                if not ok11:
+                    r.pos = pc11
+                    f3 = _d1(r)
+                s = 4
+            elif ec == 3:
+                f3 = _d21(r)
+                s = 4
+            elif ec == 4:
+                pc15 = r.pos
+                ok15 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o15 = _new(_iso2.EVSEChargeParameter)
+                    f3 = o15
+                    ok15 = True
+                if not ok15:
+                    r.pos = pc15
+                    f3 = _d28(r)
+                s = 4
+            elif ec == 5:
+                _escape(r, 2, _C92, "ChargeParameterDiscoveryResType")
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C141, "ChargeParameterDiscoveryResType")
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C93, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEProcessing")
+        p = r.pos
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C30[y]
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                f2 = _d52(r)
+                s = 3
+            elif ec == 1:
+                pc16 = r.pos
+                ok16 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o16 = _new(_iso2.SASchedules)
+                    f2 = o16
+                    ok16 = True
+                if not ok16:
+                    r.pos = pc16
+                    f2 = _d53(r)
+                s = 3
+            elif ec == 2:
+                pc17 = r.pos
+                ok17 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc18 = r.pos
+                    ok18 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t18_0 = r.uint(3)
+                        if t18_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t18_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t18_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t18_2 = y
+                            o18 = _new(_iso2.AC_EVSEStatus)
+                            o18.notification_max_delay = t18_0
+                            o18.evse_notification = t18_1
+                            o18.rcd = t18_2
+                            t17_0 = o18
+                            ok18 = True
+                    if not ok18:
+                        r.pos = pc18
+                        t17_0 = _d2(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc19 = r.pos
+                        ok19 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t19_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t19_1 = y
+                            t19_2 = r.integer(3)
+                            if t19_2 < -32768 or t19_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t19_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o19 = _new(_iso2.PhysicalValue)
+                                o19.multiplier = t19_0
+                                o19.unit = t19_1
+                                o19.value = t19_2
+                                t17_1 = o19
+                                ok19 = True
+                        if not ok19:
+                            r.pos = pc19
+                            t17_1 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc20 = r.pos
+                            ok20 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t20_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t20_1 = y
+                                t20_2 = r.integer(3)
+                                if t20_2 < -32768 or t20_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t20_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o20 = _new(_iso2.PhysicalValue)
+                                    o20.multiplier = t20_0
+                                    o20.unit = t20_1
+                                    o20.value = t20_2
+                                    t17_2 = o20
+                                    ok20 = True
+                            if not ok20:
+                                r.pos = pc20
+                                t17_2 = _d80(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o17 = _new(_iso2.AC_EVSEChargeParameter)
+                                o17.ac_evse_status = t17_0
+                                o17.evse_nominal_voltage = t17_1
+                                o17.evse_max_current = t17_2
+                                f3 = o17
+                                ok17 = True
+                if not ok17:
+                    r.pos = pc17
+                    f3 = _d1(r)
+                s = 4
+            elif ec == 3:
+                f3 = _d21(r)
+                s = 4
+            elif ec == 4:
+                pc21 = r.pos
+                ok21 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o21 = _new(_iso2.EVSEChargeParameter)
+                    f3 = o21
+                    ok21 = True
+                if not ok21:
+                    r.pos = pc21
+                    f3 = _d28(r)
+                s = 4
+            elif ec == 5:
+                _escape(r, 2, _C94, "ChargeParameterDiscoveryResType")
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
-                f1 = _C43[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C142, "ChargeParameterDiscoveryResType")
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
-            r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f1 = _C30[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C30[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C95, "ChargeParameterDiscoveryResType")
+            else:
+                r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
             f2 = _d52(r)
             s = 3
         elif ec == 1:
-            f2 = _d53(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o22 = _new(_iso2.SASchedules)
+                f2 = o22
+                ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f2 = _d53(r)
             s = 3
         elif ec == 2:
-            f3 = _d1(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc24 = r.pos
+                ok24 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t24_0 = r.uint(3)
+                    if t24_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t24_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t24_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t24_2 = y
+                        o24 = _new(_iso2.AC_EVSEStatus)
+                        o24.notification_max_delay = t24_0
+                        o24.evse_notification = t24_1
+                        o24.rcd = t24_2
+                        t23_0 = o24
+                        ok24 = True
+                if not ok24:
+                    r.pos = pc24
+                    t23_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc25 = r.pos
+                    ok25 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t25_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t25_1 = y
+                        t25_2 = r.integer(3)
+                        if t25_2 < -32768 or t25_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t25_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o25 = _new(_iso2.PhysicalValue)
+                            o25.multiplier = t25_0
+                            o25.unit = t25_1
+                            o25.value = t25_2
+                            t23_1 = o25
+                            ok25 = True
+                    if not ok25:
+                        r.pos = pc25
+                        t23_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc26 = r.pos
+                        ok26 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t26_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t26_1 = y
+                            t26_2 = r.integer(3)
+                            if t26_2 < -32768 or t26_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t26_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o26 = _new(_iso2.PhysicalValue)
+                                o26.multiplier = t26_0
+                                o26.unit = t26_1
+                                o26.value = t26_2
+                                t23_2 = o26
+                                ok26 = True
+                        if not ok26:
+                            r.pos = pc26
+                            t23_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o23 = _new(_iso2.AC_EVSEChargeParameter)
+                            o23.ac_evse_status = t23_0
+                            o23.evse_nominal_voltage = t23_1
+                            o23.evse_max_current = t23_2
+                            f3 = o23
+                            ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f3 = _d1(r)
             s = 4
         elif ec == 3:
             f3 = _d21(r)
             s = 4
         elif ec == 4:
-            f3 = _d28(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o27 = _new(_iso2.EVSEChargeParameter)
+                f3 = o27
+                ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f3 = _d28(r)
             s = 4
         elif ec == 5:
-            _escape(r, 2, _C143, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C96, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d1(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc29 = r.pos
+                ok29 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t29_0 = r.uint(3)
+                    if t29_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t29_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t29_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t29_2 = y
+                        o29 = _new(_iso2.AC_EVSEStatus)
+                        o29.notification_max_delay = t29_0
+                        o29.evse_notification = t29_1
+                        o29.rcd = t29_2
+                        t28_0 = o29
+                        ok29 = True
+                if not ok29:
+                    r.pos = pc29
+                    t28_0 = _d2(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc30 = r.pos
+                    ok30 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t30_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t30_1 = y
+                        t30_2 = r.integer(3)
+                        if t30_2 < -32768 or t30_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t30_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o30 = _new(_iso2.PhysicalValue)
+                            o30.multiplier = t30_0
+                            o30.unit = t30_1
+                            o30.value = t30_2
+                            t28_1 = o30
+                            ok30 = True
+                    if not ok30:
+                        r.pos = pc30
+                        t28_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc31 = r.pos
+                        ok31 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t31_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t31_1 = y
+                            t31_2 = r.integer(3)
+                            if t31_2 < -32768 or t31_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t31_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o31 = _new(_iso2.PhysicalValue)
+                                o31.multiplier = t31_0
+                                o31.unit = t31_1
+                                o31.value = t31_2
+                                t28_2 = o31
+                                ok31 = True
+                        if not ok31:
+                            r.pos = pc31
+                            t28_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o28 = _new(_iso2.AC_EVSEChargeParameter)
+                            o28.ac_evse_status = t28_0
+                            o28.evse_nominal_voltage = t28_1
+                            o28.evse_max_current = t28_2
+                            f3 = o28
+                            ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f3 = _d1(r)
             s = 4
         elif ec == 1:
             f3 = _d21(r)
             s = 4
         elif ec == 2:
-            f3 = _d28(r)
+            pc32 = r.pos
+            ok32 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o32 = _new(_iso2.EVSEChargeParameter)
+                f3 = o32
+                ok32 = True
+            if not ok32:
+                r.pos = pc32
+                f3 = _d28(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C144, "ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C97, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -1530,7 +2485,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C145, "ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C98, "ChargeParameterDiscoveryResType")
         else:
             r.fail("ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargeParameterDiscoveryRes)
@@ -1542,58 +2497,43 @@ def _d14(r):
 
 def _e14(w, o):
     """iso2.ChargeParameterDiscoveryRes -> ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C147.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.response_code", s, _C146)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C148.get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_processing", s, _C146)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C44.get(v)
-        if i is None:
-            _bad("ChargeParameterDiscoveryRes.evse_processing", v, "a member of _iso2.EVSEProcessing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedules
-    if v is not None:
-        d = _C151.get(v.__class__)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargeParameterDiscoveryRes.response_code", 0, _C99)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("ChargeParameterDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_processing
+    if v1 is None:
+        _order("ChargeParameterDiscoveryRes.evse_processing", 1, _C99)
+    i1 = _C31.get(v1)
+    if i1 is None:
+        _bad("ChargeParameterDiscoveryRes.evse_processing", v1, "a member of _iso2.EVSEProcessing")
+    v2 = o.sa_schedules
+    w.bits((((((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1) << 2) | (i1)) << 1, 13)
+    s = 2
+    if v2 is not None:
+        d = _C100.get(v2.__class__)
         if d is None:
-            _bad("ChargeParameterDiscoveryRes.sa_schedules", v, "one of: SAScheduleList, SASchedules")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.sa_schedules", s, _C146)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.evse_charge_parameter
-    if v is not None:
-        d = _C155.get(v.__class__)
-        if d is None:
-            _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C146)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C156.get(s)
+            _bad("ChargeParameterDiscoveryRes.sa_schedules", v2, "one of: SAScheduleList, SASchedules")
+        w.bits(d[0], 3)
+        d[1](w, v2)
+        s = 3
+    v3 = o.evse_charge_parameter
+    if v3 is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
+    t = _C101.get(s)
     if t is None:
-        _order("ChargeParameterDiscoveryRes", s, _C146)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
+    d = _C105.get(v3.__class__)
+    if d is None:
+        _bad("ChargeParameterDiscoveryRes.evse_charge_parameter", v3, "one of: AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter")
+    code = d[0].get(s)
+    if code is None:
+        _order("ChargeParameterDiscoveryRes.evse_charge_parameter", s, _C99)
+    w.bits(code, t[1])
+    d[1](w, v3)
+    w.bits(0, 1)
 
 def _d15(r):
     """ChargingStatusReqType -> iso2.ChargingStatusReq"""
@@ -1603,7 +2543,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C157, "ChargingStatusReqType")
+            _escape(r, 3, _C106, "ChargingStatusReqType")
         else:
             r.fail("ChargingStatusReqType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusReq)
@@ -1611,12 +2551,7 @@ def _d15(r):
 
 def _e15(w, o):
     """iso2.ChargingStatusReq -> ChargingStatusReqType"""
-    s = 0
-    t = _C159.get(s)
-    if t is None:
-        _order("ChargingStatusReq", s, _C158)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d16(r):
     """ChargingStatusResType -> iso2.ChargingStatusRes"""
@@ -1629,119 +2564,574 @@ def _d16(r):
     f6 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(15)
+            if x & 28680 == 0:
+                y = ((x >> 4) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f2 = y
+                ec = x & 7
+                if ec == 0:
+                    pc33 = r.pos
+                    ok33 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t33_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t33_1 = y
+                        t33_2 = r.integer(3)
+                        if t33_2 < -32768 or t33_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t33_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o33 = _new(_iso2.PhysicalValue)
+                            o33.multiplier = t33_0
+                            o33.unit = t33_1
+                            o33.value = t33_2
+                            f3 = o33
+                            ok33 = True
+                    if not ok33:
+                        r.pos = pc33
+                        f3 = _d80(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d88(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    pc34 = r.pos
+                    ok34 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t34_0 = r.uint(3)
+                        if t34_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t34_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t34_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t34_2 = y
+                            o34 = _new(_iso2.AC_EVSEStatus)
+                            o34.notification_max_delay = t34_0
+                            o34.evse_notification = t34_1
+                            o34.rcd = t34_2
+                            f6 = o34
+                            ok34 = True
+                    if not ok34:
+                        r.pos = pc34
+                        f6 = _d2(r)
+                    s = 7
+                elif ec == 4:
+                    _escape(r, 2, _C108, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C160, "ChargingStatusResType")
-        else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEID")
-            else:
-                f1 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C161, "ChargingStatusResType")
+                s = 2
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C109, "ChargingStatusResType")
             else:
-                f2 = r.bits(8) + 1
-                if f2 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(15)
+            if x & 28680 == 0:
+                y = ((x >> 4) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f2 = y
+                ec = x & 7
+                if ec == 0:
+                    pc35 = r.pos
+                    ok35 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t35_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t35_1 = y
+                        t35_2 = r.integer(3)
+                        if t35_2 < -32768 or t35_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t35_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o35 = _new(_iso2.PhysicalValue)
+                            o35.multiplier = t35_0
+                            o35.unit = t35_1
+                            o35.value = t35_2
+                            f3 = o35
+                            ok35 = True
+                    if not ok35:
+                        r.pos = pc35
+                        f3 = _d80(r)
+                    s = 4
+                elif ec == 1:
+                    f4 = _d88(r)
+                    s = 5
+                elif ec == 2:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f5 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f5 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f5 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 6
+                elif ec == 3:
+                    pc36 = r.pos
+                    ok36 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t36_0 = r.uint(3)
+                        if t36_0 > 65535:
+                            r.facet("NotificationMaxDelay: %d outside 0..65535" % t36_0)
+                        p = r.pos
+                        x = r.bits(11)
+                        if x & 1851 == 0:
+                            y = (x >> 6) & 3
+                            if y >= 3:
+                                r.fail("EVSENotification: enumeration index %d out of range" % y)
+                            y = _C10[y]
+                            t36_1 = y
+                            y = ((x >> 2) & 1) == 1
+                            t36_2 = y
+                            o36 = _new(_iso2.AC_EVSEStatus)
+                            o36.notification_max_delay = t36_0
+                            o36.evse_notification = t36_1
+                            o36.rcd = t36_2
+                            f6 = o36
+                            ok36 = True
+                    if not ok36:
+                        r.pos = pc36
+                        f6 = _d2(r)
+                    s = 7
+                elif ec == 4:
+                    _escape(r, 2, _C110, "ChargingStatusResType")
+                else:
+                    r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C162, "ChargingStatusResType")
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
         else:
-            r.fail("ChargingStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f1 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C111, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(14)
+        if x & 12296 == 0:
+            y = ((x >> 4) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f2 = y
+            ec = x & 7
+            if ec == 0:
+                pc37 = r.pos
+                ok37 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t37_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t37_1 = y
+                    t37_2 = r.integer(3)
+                    if t37_2 < -32768 or t37_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t37_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o37 = _new(_iso2.PhysicalValue)
+                        o37.multiplier = t37_0
+                        o37.unit = t37_1
+                        o37.value = t37_2
+                        f3 = o37
+                        ok37 = True
+                if not ok37:
+                    r.pos = pc37
+                    f3 = _d80(r)
+                s = 4
+            elif ec == 1:
+                f4 = _d88(r)
+                s = 5
+            elif ec == 2:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 6
+            elif ec == 3:
+                pc38 = r.pos
+                ok38 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t38_0 = r.uint(3)
+                    if t38_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t38_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t38_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t38_2 = y
+                        o38 = _new(_iso2.AC_EVSEStatus)
+                        o38.notification_max_delay = t38_0
+                        o38.evse_notification = t38_1
+                        o38.rcd = t38_2
+                        f6 = o38
+                        ok38 = True
+                if not ok38:
+                    r.pos = pc38
+                    f6 = _d2(r)
+                s = 7
+            elif ec == 4:
+                _escape(r, 2, _C112, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f2 = ((x >> 1) & 255) + 1
+                    if f2 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f2 = r.bits(8) + 1
+                        if f2 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C113, "ChargingStatusResType")
+            else:
+                r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d77(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t39_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t39_1 = y
+                t39_2 = r.integer(3)
+                if t39_2 < -32768 or t39_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t39_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o39 = _new(_iso2.PhysicalValue)
+                    o39.multiplier = t39_0
+                    o39.unit = t39_1
+                    o39.value = t39_2
+                    f3 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d83(r)
+            f4 = _d88(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 3:
-            f6 = _d2(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t40_0 = r.uint(3)
+                if t40_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t40_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t40_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t40_2 = y
+                    o40 = _new(_iso2.AC_EVSEStatus)
+                    o40.notification_max_delay = t40_0
+                    o40.evse_notification = t40_1
+                    o40.rcd = t40_2
+                    f6 = o40
+                    ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f6 = _d2(r)
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C163, "ChargingStatusResType")
+            _escape(r, 2, _C114, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d83(r)
+            f4 = _d88(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 2:
-            f6 = _d2(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t41_0 = r.uint(3)
+                if t41_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t41_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t41_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t41_2 = y
+                    o41 = _new(_iso2.AC_EVSEStatus)
+                    o41.notification_max_delay = t41_0
+                    o41.evse_notification = t41_1
+                    o41.rcd = t41_2
+                    f6 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f6 = _d2(r)
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C164, "ChargingStatusResType")
+            _escape(r, 2, _C115, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f5 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 6
         elif ec == 1:
-            f6 = _d2(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t42_0 = r.uint(3)
+                if t42_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t42_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t42_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t42_2 = y
+                    o42 = _new(_iso2.AC_EVSEStatus)
+                    o42.notification_max_delay = t42_0
+                    o42.evse_notification = t42_1
+                    o42.rcd = t42_2
+                    f6 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f6 = _d2(r)
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C165, "ChargingStatusResType")
+            _escape(r, 2, _C116, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d2(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t43_0 = r.uint(3)
+                if t43_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t43_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t43_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t43_2 = y
+                    o43 = _new(_iso2.AC_EVSEStatus)
+                    o43.notification_max_delay = t43_0
+                    o43.evse_notification = t43_1
+                    o43.rcd = t43_2
+                    f6 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f6 = _d2(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C166, "ChargingStatusResType")
+            _escape(r, 2, _C117, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     if s == 7:
@@ -1749,7 +3139,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C167, "ChargingStatusResType")
+            _escape(r, 1, _C118, "ChargingStatusResType")
         else:
             r.fail("ChargingStatusResType: event code %d out of range" % ec)
     o = _new(_iso2.ChargingStatusRes)
@@ -1764,87 +3154,63 @@ def _d16(r):
 
 def _e16(w, o):
     """iso2.ChargingStatusRes -> ChargingStatusResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C169.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ChargingStatusRes.response_code", 0, _C119)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("ChargingStatusRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("ChargingStatusRes.evseid", 1, _C119)
+    if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
+        _bad("ChargingStatusRes.evseid", v1, "a str of length 7..37")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.sa_schedule_tuple_id
+    if v2 is None:
+        _order("ChargingStatusRes.sa_schedule_tuple_id", 2, _C119)
+    if v2.__class__ is not int or not 1 <= v2 <= 255:
+        _bad("ChargingStatusRes.sa_schedule_tuple_id", v2, "an integer in 1..255")
+    v3 = o.evse_max_current
+    w.bits((((((0) << 1) << 1) << 8) | (v2 - 1)) << 1, 12)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("ChargingStatusRes.evse_max_current", v3, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v3)
+        s = 4
+    v4 = o.meter_info
+    if v4 is not None:
+        t = _C120.get(s)
         if t is None:
-            _order("ChargingStatusRes.response_code", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ChargingStatusRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C170.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evseid", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("ChargingStatusRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C171.get(s)
-        if t is None:
-            _order("ChargingStatusRes.sa_schedule_tuple_id", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("ChargingStatusRes.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_max_current
-    if v is not None:
-        t = _C172.get(s)
-        if t is None:
-            _order("ChargingStatusRes.evse_max_current", s, _C168)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ChargingStatusRes.evse_max_current", v, "a PhysicalValue")
+            _order("ChargingStatusRes.meter_info", s, _C119)
+        if v4.__class__ is not _iso2.MeterInfo:
+            _bad("ChargingStatusRes.meter_info", v4, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C173.get(s)
+        _e88(w, v4)
+        s = 5
+    v5 = o.receipt_required
+    if v5 is not None:
+        t = _C121.get(s)
         if t is None:
-            _order("ChargingStatusRes.meter_info", s, _C168)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("ChargingStatusRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("ChargingStatusRes.receipt_required", s, _C168)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargingStatusRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ac_evse_status
-    if v is not None:
-        t = _C175.get(s)
-        if t is None:
-            _order("ChargingStatusRes.ac_evse_status", s, _C168)
-        if v.__class__ is not _iso2.AC_EVSEStatus:
-            _bad("ChargingStatusRes.ac_evse_status", v, "a AC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    t = _C176.get(s)
+            _order("ChargingStatusRes.receipt_required", s, _C119)
+        if v5.__class__ is not bool:
+            _bad("ChargingStatusRes.receipt_required", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.ac_evse_status
+    if v6 is None:
+        _order("ChargingStatusRes.ac_evse_status", s, _C119)
+    t = _C122.get(s)
     if t is None:
-        _order("ChargingStatusRes", s, _C168)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("ChargingStatusRes.ac_evse_status", s, _C119)
+    if v6.__class__ is not _iso2.AC_EVSEStatus:
+        _bad("ChargingStatusRes.ac_evse_status", v6, "a AC_EVSEStatus")
+    w.bits(t[0], t[1])
+    _e2(w, v6)
+    w.bits(0, 1)
 
 def _d17(r):
     """CurrentDemandReqType -> iso2.CurrentDemandReq"""
@@ -1862,175 +3228,713 @@ def _d17(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t44_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t44_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t44_2 = y
+                o44 = _new(_iso2.DC_EVStatus)
+                o44.ev_ready = t44_0
+                o44.ev_error_code = t44_1
+                o44.evresssoc = t44_2
+                f0 = o44
+                ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C177, "CurrentDemandReqType")
+            _escape(r, 3, _C123, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t45_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t45_1 = y
+                t45_2 = r.integer(3)
+                if t45_2 < -32768 or t45_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso2.PhysicalValue)
+                    o45.multiplier = t45_0
+                    o45.unit = t45_1
+                    o45.value = t45_2
+                    f1 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C178, "CurrentDemandReqType")
+            _escape(r, 2, _C124, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d77(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t46_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t46_1 = y
+                t46_2 = r.integer(3)
+                if t46_2 < -32768 or t46_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso2.PhysicalValue)
+                    o46.multiplier = t46_0
+                    o46.unit = t46_1
+                    o46.value = t46_2
+                    f2 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            f3 = _d77(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t47_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t47_1 = y
+                t47_2 = r.integer(3)
+                if t47_2 < -32768 or t47_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso2.PhysicalValue)
+                    o47.multiplier = t47_0
+                    o47.unit = t47_1
+                    o47.value = t47_2
+                    f3 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f3 = _d80(r)
             s = 4
         elif ec == 2:
-            f4 = _d77(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t48_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t48_1 = y
+                t48_2 = r.integer(3)
+                if t48_2 < -32768 or t48_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso2.PhysicalValue)
+                    o48.multiplier = t48_0
+                    o48.unit = t48_1
+                    o48.value = t48_2
+                    f4 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f4 = _d80(r)
             s = 5
         elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 5:
-            _escape(r, 2, _C179, "CurrentDemandReqType")
+            _escape(r, 2, _C125, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d77(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t49_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t49_1 = y
+                t49_2 = r.integer(3)
+                if t49_2 < -32768 or t49_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso2.PhysicalValue)
+                    o49.multiplier = t49_0
+                    o49.unit = t49_1
+                    o49.value = t49_2
+                    f3 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d77(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t50_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t50_1 = y
+                t50_2 = r.integer(3)
+                if t50_2 < -32768 or t50_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t50_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o50 = _new(_iso2.PhysicalValue)
+                    o50.multiplier = t50_0
+                    o50.unit = t50_1
+                    o50.value = t50_2
+                    f4 = o50
+                    ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f4 = _d80(r)
             s = 5
         elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 4:
-            _escape(r, 2, _C180, "CurrentDemandReqType")
+            _escape(r, 2, _C126, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d77(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t51_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t51_1 = y
+                t51_2 = r.integer(3)
+                if t51_2 < -32768 or t51_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso2.PhysicalValue)
+                    o51.multiplier = t51_0
+                    o51.unit = t51_1
+                    o51.value = t51_2
+                    f4 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 3:
-            _escape(r, 2, _C181, "CurrentDemandReqType")
+            _escape(r, 2, _C127, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f5 = x == 2
             else:
-                f5 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f5 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f5 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 6
         elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f6 = x == 2
             else:
-                f6 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f6 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f6 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 7
         elif ec == 2:
-            _escape(r, 2, _C182, "CurrentDemandReqType")
+            _escape(r, 2, _C128, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ChargingComplete")
+        p = r.pos
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
+            f6 = y
+            ec = x & 3
+            if ec == 0:
+                pc52 = r.pos
+                ok52 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t52_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t52_1 = y
+                    t52_2 = r.integer(3)
+                    if t52_2 < -32768 or t52_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t52_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o52 = _new(_iso2.PhysicalValue)
+                        o52.multiplier = t52_0
+                        o52.unit = t52_1
+                        o52.value = t52_2
+                        f7 = o52
+                        ok52 = True
+                if not ok52:
+                    r.pos = pc52
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc53 = r.pos
+                ok53 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t53_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t53_1 = y
+                    t53_2 = r.integer(3)
+                    if t53_2 < -32768 or t53_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t53_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o53 = _new(_iso2.PhysicalValue)
+                        o53.multiplier = t53_0
+                        o53.unit = t53_1
+                        o53.value = t53_2
+                        f8 = o53
+                        ok53 = True
+                if not ok53:
+                    r.pos = pc53
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc54 = r.pos
+                ok54 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t54_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t54_1 = y
+                    t54_2 = r.integer(3)
+                    if t54_2 < -32768 or t54_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t54_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o54 = _new(_iso2.PhysicalValue)
+                        o54.multiplier = t54_0
+                        o54.unit = t54_1
+                        o54.value = t54_2
+                        f9 = o54
+                        ok54 = True
+                if not ok54:
+                    r.pos = pc54
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
+                _escape(r, 2, _C129, "CurrentDemandReqType")
             else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C183, "CurrentDemandReqType")
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C130, "CurrentDemandReqType")
+            else:
+                r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d77(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t55_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t55_1 = y
+                t55_2 = r.integer(3)
+                if t55_2 < -32768 or t55_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso2.PhysicalValue)
+                    o55.multiplier = t55_0
+                    o55.unit = t55_1
+                    o55.value = t55_2
+                    f7 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d77(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t56_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t56_1 = y
+                t56_2 = r.integer(3)
+                if t56_2 < -32768 or t56_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t56_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o56 = _new(_iso2.PhysicalValue)
+                    o56.multiplier = t56_0
+                    o56.unit = t56_1
+                    o56.value = t56_2
+                    f8 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d77(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t57_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t57_1 = y
+                t57_2 = r.integer(3)
+                if t57_2 < -32768 or t57_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t57_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o57 = _new(_iso2.PhysicalValue)
+                    o57.multiplier = t57_0
+                    o57.unit = t57_1
+                    o57.value = t57_2
+                    f9 = o57
+                    ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f9 = _d80(r)
             s = 10
         elif ec == 3:
-            _escape(r, 2, _C184, "CurrentDemandReqType")
+            _escape(r, 2, _C131, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t58_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t58_1 = y
+                t58_2 = r.integer(3)
+                if t58_2 < -32768 or t58_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso2.PhysicalValue)
+                    o58.multiplier = t58_0
+                    o58.unit = t58_1
+                    o58.value = t58_2
+                    f8 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d77(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t59_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t59_1 = y
+                t59_2 = r.integer(3)
+                if t59_2 < -32768 or t59_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t59_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o59 = _new(_iso2.PhysicalValue)
+                    o59.multiplier = t59_0
+                    o59.unit = t59_1
+                    o59.value = t59_2
+                    f9 = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f9 = _d80(r)
             s = 10
         elif ec == 2:
-            _escape(r, 2, _C185, "CurrentDemandReqType")
+            _escape(r, 2, _C132, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d77(r)
+            pc60 = r.pos
+            ok60 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t60_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t60_1 = y
+                t60_2 = r.integer(3)
+                if t60_2 < -32768 or t60_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t60_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o60 = _new(_iso2.PhysicalValue)
+                    o60.multiplier = t60_0
+                    o60.unit = t60_1
+                    o60.value = t60_2
+                    f9 = o60
+                    ok60 = True
+            if not ok60:
+                r.pos = pc60
+                f9 = _d80(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C186, "CurrentDemandReqType")
+            _escape(r, 2, _C133, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     if s == 10:
@@ -2038,7 +3942,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C187, "CurrentDemandReqType")
+            _escape(r, 1, _C134, "CurrentDemandReqType")
         else:
             r.fail("CurrentDemandReqType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandReq)
@@ -2056,114 +3960,95 @@ def _d17(r):
 
 def _e17(w, o):
     """iso2.CurrentDemandReq -> CurrentDemandReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C189.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("CurrentDemandReq.dc_ev_status", 0, _C135)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("CurrentDemandReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_current
+    if v1 is None:
+        _order("CurrentDemandReq.ev_target_current", 1, _C135)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_current", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.ev_maximum_voltage_limit
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v2, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v2)
+        s = 3
+    v3 = o.ev_maximum_current_limit
+    if v3 is not None:
+        t = _C136.get(s)
         if t is None:
-            _order("CurrentDemandReq.dc_ev_status", s, _C188)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("CurrentDemandReq.dc_ev_status", v, "a DC_EVStatus")
+            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C135)
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_current_limit", v3, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C190.get(s)
+        _e80(w, v3)
+        s = 4
+    v4 = o.ev_maximum_power_limit
+    if v4 is not None:
+        t = _C137.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_target_current", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_current", v, "a PhysicalValue")
+            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C135)
+        if v4.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.ev_maximum_power_limit", v4, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C191.get(s)
+        _e80(w, v4)
+        s = 5
+    v5 = o.bulk_charging_complete
+    if v5 is not None:
+        t = _C138.get(s)
         if t is None:
-            _order("CurrentDemandReq.ev_maximum_voltage_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C192.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_current_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C193.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_maximum_power_limit", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C194.get(s)
-        if t is None:
-            _order("CurrentDemandReq.bulk_charging_complete", s, _C188)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C195.get(s)
-        if t is None:
-            _order("CurrentDemandReq.charging_complete", s, _C188)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandReq.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_full_soc
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_full_soc", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_full_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.remaining_time_to_bulk_soc
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("CurrentDemandReq.ev_target_voltage", s, _C188)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C199.get(s)
+            _order("CurrentDemandReq.bulk_charging_complete", s, _C135)
+        if v5.__class__ is not bool:
+            _bad("CurrentDemandReq.bulk_charging_complete", v5, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v5)) << 1, t[1] + 1 + 1 + 1)
+        s = 6
+    v6 = o.charging_complete
+    if v6 is None:
+        _order("CurrentDemandReq.charging_complete", s, _C135)
+    t = _C139.get(s)
     if t is None:
-        _order("CurrentDemandReq", s, _C188)
-    if t[1]:
+        _order("CurrentDemandReq.charging_complete", s, _C135)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandReq.charging_complete", v6, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v6)) << 1, t[1] + 1 + 1 + 1)
+    v7 = o.remaining_time_to_full_soc
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_full_soc", v7, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v7)
+        s = 8
+    v8 = o.remaining_time_to_bulk_soc
+    if v8 is not None:
+        t = _C140.get(s)
+        if t is None:
+            _order("CurrentDemandReq.remaining_time_to_bulk_soc", s, _C135)
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandReq.remaining_time_to_bulk_soc", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
+        _e80(w, v8)
+        s = 9
+    v9 = o.ev_target_voltage
+    if v9 is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C135)
+    t = _C141.get(s)
+    if t is None:
+        _order("CurrentDemandReq.ev_target_voltage", s, _C135)
+    if v9.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandReq.ev_target_voltage", v9, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v9)
+    w.bits(0, 1)
 
 def _d18(r):
     """CurrentDemandResType -> iso2.CurrentDemandRes"""
@@ -2183,101 +4068,808 @@ def _d18(r):
     f13 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc61 = r.pos
+                ok61 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t61_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t61_1 = y
+                    t61_2 = r.integer(3)
+                    if t61_2 < -32768 or t61_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t61_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o61 = _new(_iso2.PhysicalValue)
+                        o61.multiplier = t61_0
+                        o61.unit = t61_1
+                        o61.value = t61_2
+                        f2 = o61
+                        ok61 = True
+                if not ok61:
+                    r.pos = pc61
+                    f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc62 = r.pos
+                    ok62 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t62_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t62_1 = y
+                        t62_2 = r.integer(3)
+                        if t62_2 < -32768 or t62_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t62_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o62 = _new(_iso2.PhysicalValue)
+                            o62.multiplier = t62_0
+                            o62.unit = t62_1
+                            o62.value = t62_2
+                            f3 = o62
+                            ok62 = True
+                    if not ok62:
+                        r.pos = pc62
+                        f3 = _d80(r)
+                    p = r.pos
+                    x = r.bits(15)
+                    if x & 28392 == 0:
+                        y = ((x >> 12) & 1) == 1
+                        f4 = y
+                        y = ((x >> 8) & 1) == 1
+                        f5 = y
+                        y = ((x >> 4) & 1) == 1
+                        f6 = y
+                        ec = x & 7
+                        if ec == 0:
+                            pc63 = r.pos
+                            ok63 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t63_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t63_1 = y
+                                t63_2 = r.integer(3)
+                                if t63_2 < -32768 or t63_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t63_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o63 = _new(_iso2.PhysicalValue)
+                                    o63.multiplier = t63_0
+                                    o63.unit = t63_1
+                                    o63.value = t63_2
+                                    f7 = o63
+                                    ok63 = True
+                            if not ok63:
+                                r.pos = pc63
+                                f7 = _d80(r)
+                            s = 8
+                        elif ec == 1:
+                            pc64 = r.pos
+                            ok64 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t64_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t64_1 = y
+                                t64_2 = r.integer(3)
+                                if t64_2 < -32768 or t64_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t64_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o64 = _new(_iso2.PhysicalValue)
+                                    o64.multiplier = t64_0
+                                    o64.unit = t64_1
+                                    o64.value = t64_2
+                                    f8 = o64
+                                    ok64 = True
+                            if not ok64:
+                                r.pos = pc64
+                                f8 = _d80(r)
+                            s = 9
+                        elif ec == 2:
+                            pc65 = r.pos
+                            ok65 = False
+                            p = r.pos
+                            x = r.bits(14)
+                            if x & 12743 == 0:
+                                y = ((x >> 9) & 7) + -3
+                                if y > 3:
+                                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                                t65_0 = y
+                                y = (x >> 3) & 7
+                                if y >= 7:
+                                    r.fail("Unit: enumeration index %d out of range" % y)
+                                y = _C0[y]
+                                t65_1 = y
+                                t65_2 = r.integer(3)
+                                if t65_2 < -32768 or t65_2 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t65_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o65 = _new(_iso2.PhysicalValue)
+                                    o65.multiplier = t65_0
+                                    o65.unit = t65_1
+                                    o65.value = t65_2
+                                    f9 = o65
+                                    ok65 = True
+                            if not ok65:
+                                r.pos = pc65
+                                f9 = _d80(r)
+                            s = 10
+                        elif ec == 3:
+                            if r.bits(1):
+                                f10 = _simple_escape(r, None, "EVSEID")
+                            else:
+                                f10 = r.string(7, 37)
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                            s = 11
+                        elif ec == 4:
+                            _escape(r, 2, _C142, "CurrentDemandResType")
+                        else:
+                            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+                    else:
+                        r.pos = p
+                        s = 4
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C200, "CurrentDemandResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C143, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C201, "CurrentDemandResType")
+            _escape(r, 2, _C144, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t66_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t66_1 = y
+                t66_2 = r.integer(3)
+                if t66_2 < -32768 or t66_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso2.PhysicalValue)
+                    o66.multiplier = t66_0
+                    o66.unit = t66_1
+                    o66.value = t66_2
+                    f2 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C202, "CurrentDemandResType")
+            _escape(r, 2, _C145, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t67_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t67_1 = y
+                t67_2 = r.integer(3)
+                if t67_2 < -32768 or t67_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t67_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o67 = _new(_iso2.PhysicalValue)
+                    o67.multiplier = t67_0
+                    o67.unit = t67_1
+                    o67.value = t67_2
+                    f3 = o67
+                    ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C203, "CurrentDemandResType")
+            _escape(r, 2, _C146, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
-            else:
-                f4 = r.boolean()
+        p = r.pos
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
+            f4 = y
+            y = ((x >> 8) & 1) == 1
+            f5 = y
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                pc68 = r.pos
+                ok68 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t68_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t68_1 = y
+                    t68_2 = r.integer(3)
+                    if t68_2 < -32768 or t68_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t68_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o68 = _new(_iso2.PhysicalValue)
+                        o68.multiplier = t68_0
+                        o68.unit = t68_1
+                        o68.value = t68_2
+                        f7 = o68
+                        ok68 = True
+                if not ok68:
+                    r.pos = pc68
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc69 = r.pos
+                ok69 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t69_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t69_1 = y
+                    t69_2 = r.integer(3)
+                    if t69_2 < -32768 or t69_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t69_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o69 = _new(_iso2.PhysicalValue)
+                        o69.multiplier = t69_0
+                        o69.unit = t69_1
+                        o69.value = t69_2
+                        f8 = o69
+                        ok69 = True
+                if not ok69:
+                    r.pos = pc69
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc70 = r.pos
+                ok70 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t70_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t70_1 = y
+                    t70_2 = r.integer(3)
+                    if t70_2 < -32768 or t70_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t70_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o70 = _new(_iso2.PhysicalValue)
+                        o70.multiplier = t70_0
+                        o70.unit = t70_1
+                        o70.value = t70_2
+                        f9 = o70
+                        ok70 = True
+                if not ok70:
+                    r.pos = pc70
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C204, "CurrentDemandResType")
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C147, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C148, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
-            else:
-                f5 = r.boolean()
+        p = r.pos
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
+            f5 = y
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                pc71 = r.pos
+                ok71 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t71_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t71_1 = y
+                    t71_2 = r.integer(3)
+                    if t71_2 < -32768 or t71_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t71_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o71 = _new(_iso2.PhysicalValue)
+                        o71.multiplier = t71_0
+                        o71.unit = t71_1
+                        o71.value = t71_2
+                        f7 = o71
+                        ok71 = True
+                if not ok71:
+                    r.pos = pc71
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc72 = r.pos
+                ok72 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t72_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t72_1 = y
+                    t72_2 = r.integer(3)
+                    if t72_2 < -32768 or t72_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t72_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o72 = _new(_iso2.PhysicalValue)
+                        o72.multiplier = t72_0
+                        o72.unit = t72_1
+                        o72.value = t72_2
+                        f8 = o72
+                        ok72 = True
+                if not ok72:
+                    r.pos = pc72
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc73 = r.pos
+                ok73 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t73_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t73_1 = y
+                    t73_2 = r.integer(3)
+                    if t73_2 < -32768 or t73_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t73_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o73 = _new(_iso2.PhysicalValue)
+                        o73.multiplier = t73_0
+                        o73.unit = t73_1
+                        o73.value = t73_2
+                        f9 = o73
+                        ok73 = True
+                if not ok73:
+                    r.pos = pc73
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C205, "CurrentDemandResType")
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C149, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C150, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
-            else:
-                f6 = r.boolean()
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f6 = y
+            ec = x & 7
+            if ec == 0:
+                pc74 = r.pos
+                ok74 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t74_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t74_1 = y
+                    t74_2 = r.integer(3)
+                    if t74_2 < -32768 or t74_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t74_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o74 = _new(_iso2.PhysicalValue)
+                        o74.multiplier = t74_0
+                        o74.unit = t74_1
+                        o74.value = t74_2
+                        f7 = o74
+                        ok74 = True
+                if not ok74:
+                    r.pos = pc74
+                    f7 = _d80(r)
+                s = 8
+            elif ec == 1:
+                pc75 = r.pos
+                ok75 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t75_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t75_1 = y
+                    t75_2 = r.integer(3)
+                    if t75_2 < -32768 or t75_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t75_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o75 = _new(_iso2.PhysicalValue)
+                        o75.multiplier = t75_0
+                        o75.unit = t75_1
+                        o75.value = t75_2
+                        f8 = o75
+                        ok75 = True
+                if not ok75:
+                    r.pos = pc75
+                    f8 = _d80(r)
+                s = 9
+            elif ec == 2:
+                pc76 = r.pos
+                ok76 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t76_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t76_1 = y
+                    t76_2 = r.integer(3)
+                    if t76_2 < -32768 or t76_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t76_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o76 = _new(_iso2.PhysicalValue)
+                        o76.multiplier = t76_0
+                        o76.unit = t76_1
+                        o76.value = t76_2
+                        f9 = o76
+                        ok76 = True
+                if not ok76:
+                    r.pos = pc76
+                    f9 = _d80(r)
+                s = 10
+            elif ec == 3:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C206, "CurrentDemandResType")
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 4:
+                _escape(r, 2, _C151, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C152, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d77(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t77_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t77_1 = y
+                t77_2 = r.integer(3)
+                if t77_2 < -32768 or t77_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso2.PhysicalValue)
+                    o77.multiplier = t77_0
+                    o77.unit = t77_1
+                    o77.value = t77_2
+                    f7 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            f8 = _d77(r)
+            pc78 = r.pos
+            ok78 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t78_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t78_1 = y
+                t78_2 = r.integer(3)
+                if t78_2 < -32768 or t78_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t78_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o78 = _new(_iso2.PhysicalValue)
+                    o78.multiplier = t78_0
+                    o78.unit = t78_1
+                    o78.value = t78_2
+                    f8 = o78
+                    ok78 = True
+            if not ok78:
+                r.pos = pc78
+                f8 = _d80(r)
             s = 9
         elif ec == 2:
-            f9 = _d77(r)
+            pc79 = r.pos
+            ok79 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t79_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t79_1 = y
+                t79_2 = r.integer(3)
+                if t79_2 < -32768 or t79_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t79_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o79 = _new(_iso2.PhysicalValue)
+                    o79.multiplier = t79_0
+                    o79.unit = t79_1
+                    o79.value = t79_2
+                    f9 = o79
+                    ok79 = True
+            if not ok79:
+                r.pos = pc79
+                f9 = _d80(r)
             s = 10
         elif ec == 3:
             if r.bits(1):
@@ -2288,16 +4880,72 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 4:
-            _escape(r, 2, _C207, "CurrentDemandResType")
+            _escape(r, 2, _C153, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t80_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t80_1 = y
+                t80_2 = r.integer(3)
+                if t80_2 < -32768 or t80_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t80_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o80 = _new(_iso2.PhysicalValue)
+                    o80.multiplier = t80_0
+                    o80.unit = t80_1
+                    o80.value = t80_2
+                    f8 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
-            f9 = _d77(r)
+            pc81 = r.pos
+            ok81 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t81_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t81_1 = y
+                t81_2 = r.integer(3)
+                if t81_2 < -32768 or t81_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t81_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o81 = _new(_iso2.PhysicalValue)
+                    o81.multiplier = t81_0
+                    o81.unit = t81_1
+                    o81.value = t81_2
+                    f9 = o81
+                    ok81 = True
+            if not ok81:
+                r.pos = pc81
+                f9 = _d80(r)
             s = 10
         elif ec == 2:
             if r.bits(1):
@@ -2308,13 +4956,41 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 3:
-            _escape(r, 2, _C208, "CurrentDemandResType")
+            _escape(r, 2, _C154, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d77(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t82_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t82_1 = y
+                t82_2 = r.integer(3)
+                if t82_2 < -32768 or t82_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso2.PhysicalValue)
+                    o82.multiplier = t82_0
+                    o82.unit = t82_1
+                    o82.value = t82_2
+                    f9 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f9 = _d80(r)
             s = 10
         elif ec == 1:
             if r.bits(1):
@@ -2325,72 +5001,162 @@ def _d18(r):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
             s = 11
         elif ec == 2:
-            _escape(r, 2, _C209, "CurrentDemandResType")
+            _escape(r, 2, _C155, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f10 = _simple_escape(r, None, "EVSEID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f10 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(14)
+            if x & 14340 == 0:
+                y = ((x >> 3) & 255) + 1
+                if y > 255:
+                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+                f11 = y
+                ec = x & 3
+                if ec == 0:
+                    f12 = _d88(r)
+                    s = 13
+                elif ec == 1:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        f13 = x == 2
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            f13 = _simple_escape(r, None, "ReceiptRequired")
+                        else:
+                            f13 = r.boolean()
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    s = 14
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C156, "CurrentDemandResType")
+                else:
+                    r.fail("CurrentDemandResType: event code %d out of range" % ec)
             else:
-                f10 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 11
-        elif ec == 1:
-            _escape(r, 2, _C210, "CurrentDemandResType")
+                s = 11
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
-    if s == 11:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f11 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f11 = r.bits(8) + 1
-                if f11 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 12
-        elif ec == 1:
-            _escape(r, 2, _C211, "CurrentDemandResType")
+                    f10 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f10 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 11
+            elif ec == 1:
+                _escape(r, 2, _C157, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
+    if s == 11:
+        p = r.pos
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = ((x >> 3) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f11 = y
+            ec = x & 3
+            if ec == 0:
+                f12 = _d88(r)
+                s = 13
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f13 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f13 = _simple_escape(r, None, "ReceiptRequired")
+                    else:
+                        f13 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                s = 14
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C158, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
         else:
-            r.fail("CurrentDemandResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f11 = ((x >> 1) & 255) + 1
+                    if f11 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f11 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f11 = r.bits(8) + 1
+                        if f11 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f11)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 12
+            elif ec == 1:
+                _escape(r, 2, _C159, "CurrentDemandResType")
+            else:
+                r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d83(r)
+            f12 = _d88(r)
             s = 13
         elif ec == 1:
-            if r.bits(1):
-                f13 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f13 = x == 2
             else:
-                f13 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f13 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f13 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 14
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C212, "CurrentDemandResType")
+            _escape(r, 1, _C160, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f13 = _simple_escape(r, None, "ReceiptRequired")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f13 = x == 2
             else:
-                f13 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
+                    f13 = _simple_escape(r, None, "ReceiptRequired")
+                else:
+                    f13 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ReceiptRequired")
             s = 14
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C213, "CurrentDemandResType")
+            _escape(r, 1, _C161, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     if s == 14:
@@ -2398,7 +5164,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C214, "CurrentDemandResType")
+            _escape(r, 1, _C162, "CurrentDemandResType")
         else:
             r.fail("CurrentDemandResType: event code %d out of range" % ec)
     o = _new(_iso2.CurrentDemandRes)
@@ -2420,158 +5186,114 @@ def _d18(r):
 
 def _e18(w, o):
     """iso2.CurrentDemandRes -> CurrentDemandResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C216.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("CurrentDemandRes.response_code", 0, _C163)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("CurrentDemandRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("CurrentDemandRes.dc_evse_status", 1, _C163)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("CurrentDemandRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("CurrentDemandRes.evse_present_voltage", 2, _C163)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.evse_present_current
+    if v3 is None:
+        _order("CurrentDemandRes.evse_present_current", 3, _C163)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("CurrentDemandRes.evse_present_current", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.evse_current_limit_achieved
+    if v4 is None:
+        _order("CurrentDemandRes.evse_current_limit_achieved", 4, _C163)
+    if v4.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_current_limit_achieved", v4, "a bool")
+    v5 = o.evse_voltage_limit_achieved
+    if v5 is None:
+        _order("CurrentDemandRes.evse_voltage_limit_achieved", 5, _C163)
+    if v5.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_voltage_limit_achieved", v5, "a bool")
+    v6 = o.evse_power_limit_achieved
+    if v6 is None:
+        _order("CurrentDemandRes.evse_power_limit_achieved", 6, _C163)
+    if v6.__class__ is not bool:
+        _bad("CurrentDemandRes.evse_power_limit_achieved", v6, "a bool")
+    v7 = o.evse_maximum_voltage_limit
+    w.bits(((((((((((((((0) << 1) << 1) | (v4)) << 1) << 1) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1, 12)
+    s = 7
+    if v7 is not None:
+        if v7.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v7, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v7)
+        s = 8
+    v8 = o.evse_maximum_current_limit
+    if v8 is not None:
+        t = _C164.get(s)
         if t is None:
-            _order("CurrentDemandRes.response_code", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("CurrentDemandRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("CurrentDemandRes.dc_evse_status", s, _C215)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("CurrentDemandRes.dc_evse_status", v, "a DC_EVSEStatus")
+            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C163)
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_current_limit", v8, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C218.get(s)
+        _e80(w, v8)
+        s = 9
+    v9 = o.evse_maximum_power_limit
+    if v9 is not None:
+        t = _C165.get(s)
         if t is None:
-            _order("CurrentDemandRes.evse_present_voltage", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_voltage", v, "a PhysicalValue")
+            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C163)
+        if v9.__class__ is not _iso2.PhysicalValue:
+            _bad("CurrentDemandRes.evse_maximum_power_limit", v9, "a PhysicalValue")
         w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_present_current", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_present_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C220.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_current_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C221.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_voltage_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C222.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_power_limit_achieved", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C223.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_voltage_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C224.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_current_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C225.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evse_maximum_power_limit", s, _C215)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("CurrentDemandRes.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C226.get(s)
-        if t is None:
-            _order("CurrentDemandRes.evseid", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("CurrentDemandRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C227.get(s)
-        if t is None:
-            _order("CurrentDemandRes.sa_schedule_tuple_id", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("CurrentDemandRes.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C228.get(s)
-        if t is None:
-            _order("CurrentDemandRes.meter_info", s, _C215)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("CurrentDemandRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    v = o.receipt_required
-    if v is not None:
-        t = _C229.get(s)
-        if t is None:
-            _order("CurrentDemandRes.receipt_required", s, _C215)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("CurrentDemandRes.receipt_required", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C230.get(s)
+        _e80(w, v9)
+        s = 10
+    v10 = o.evseid
+    if v10 is None:
+        _order("CurrentDemandRes.evseid", s, _C163)
+    t = _C166.get(s)
     if t is None:
-        _order("CurrentDemandRes", s, _C215)
+        _order("CurrentDemandRes.evseid", s, _C163)
+    if type(v10) is not str or len(v10) < 7 or len(v10) > 37:
+        _bad("CurrentDemandRes.evseid", v10, "a str of length 7..37")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.string(v10)
+    w.bits(0, 1)
+    v11 = o.sa_schedule_tuple_id
+    if v11 is None:
+        _order("CurrentDemandRes.sa_schedule_tuple_id", 11, _C163)
+    if v11.__class__ is not int or not 1 <= v11 <= 255:
+        _bad("CurrentDemandRes.sa_schedule_tuple_id", v11, "an integer in 1..255")
+    v12 = o.meter_info
+    w.bits(((((0) << 1) << 8) | (v11 - 1)) << 1, 11)
+    s = 12
+    if v12 is not None:
+        if v12.__class__ is not _iso2.MeterInfo:
+            _bad("CurrentDemandRes.meter_info", v12, "a MeterInfo")
+        w.bits(0, 2)
+        _e88(w, v12)
+        s = 13
+    v13 = o.receipt_required
+    if v13 is not None:
+        t = _C167.get(s)
+        if t is None:
+            _order("CurrentDemandRes.receipt_required", s, _C163)
+        if v13.__class__ is not bool:
+            _bad("CurrentDemandRes.receipt_required", v13, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v13)) << 1, t[1] + 1 + 1 + 1)
+        s = 14
+    t = _C168.get(s)
+    if t is None:
+        _order("CurrentDemandRes", s, _C163)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2600,160 +5322,453 @@ def _d19(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d23(r)
+            pc83 = r.pos
+            ok83 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t83_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t83_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t83_2 = y
+                o83 = _new(_iso2.DC_EVStatus)
+                o83.ev_ready = t83_0
+                o83.ev_error_code = t83_1
+                o83.evresssoc = t83_2
+                f1 = o83
+                ok83 = True
+            if not ok83:
+                r.pos = pc83
+                f1 = _d23(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C231, "DC_EVChargeParameterType")
+            _escape(r, 3, _C169, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d23(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t84_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t84_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t84_2 = y
+                o84 = _new(_iso2.DC_EVStatus)
+                o84.ev_ready = t84_0
+                o84.ev_error_code = t84_1
+                o84.evresssoc = t84_2
+                f1 = o84
+                ok84 = True
+            if not ok84:
+                r.pos = pc84
+                f1 = _d23(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C232, "DC_EVChargeParameterType")
+            _escape(r, 2, _C170, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t85_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t85_1 = y
+                t85_2 = r.integer(3)
+                if t85_2 < -32768 or t85_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t85_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o85 = _new(_iso2.PhysicalValue)
+                    o85.multiplier = t85_0
+                    o85.unit = t85_1
+                    o85.value = t85_2
+                    f2 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C233, "DC_EVChargeParameterType")
+            _escape(r, 2, _C171, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d77(r)
+            pc86 = r.pos
+            ok86 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t86_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t86_1 = y
+                t86_2 = r.integer(3)
+                if t86_2 < -32768 or t86_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t86_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o86 = _new(_iso2.PhysicalValue)
+                    o86.multiplier = t86_0
+                    o86.unit = t86_1
+                    o86.value = t86_2
+                    f3 = o86
+                    ok86 = True
+            if not ok86:
+                r.pos = pc86
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            f4 = _d77(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t87_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t87_1 = y
+                t87_2 = r.integer(3)
+                if t87_2 < -32768 or t87_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso2.PhysicalValue)
+                    o87.multiplier = t87_0
+                    o87.unit = t87_1
+                    o87.value = t87_2
+                    f4 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f4 = _d80(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C234, "DC_EVChargeParameterType")
+            _escape(r, 2, _C172, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t88_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t88_1 = y
+                t88_2 = r.integer(3)
+                if t88_2 < -32768 or t88_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso2.PhysicalValue)
+                    o88.multiplier = t88_0
+                    o88.unit = t88_1
+                    o88.value = t88_2
+                    f4 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C235, "DC_EVChargeParameterType")
+            _escape(r, 2, _C173, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d77(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t89_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t89_1 = y
+                t89_2 = r.integer(3)
+                if t89_2 < -32768 or t89_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso2.PhysicalValue)
+                    o89.multiplier = t89_0
+                    o89.unit = t89_1
+                    o89.value = t89_2
+                    f5 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f5 = _d80(r)
             s = 6
         elif ec == 1:
-            f6 = _d77(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t90_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t90_1 = y
+                t90_2 = r.integer(3)
+                if t90_2 < -32768 or t90_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso2.PhysicalValue)
+                    o90.multiplier = t90_0
+                    o90.unit = t90_1
+                    o90.value = t90_2
+                    f6 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f6 = _d80(r)
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 3:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C236, "DC_EVChargeParameterType")
+            _escape(r, 1, _C174, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d77(r)
+            pc91 = r.pos
+            ok91 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t91_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t91_1 = y
+                t91_2 = r.integer(3)
+                if t91_2 < -32768 or t91_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t91_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o91 = _new(_iso2.PhysicalValue)
+                    o91.multiplier = t91_0
+                    o91.unit = t91_1
+                    o91.value = t91_2
+                    f6 = o91
+                    ok91 = True
+            if not ok91:
+                r.pos = pc91
+                f6 = _d80(r)
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 2:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C237, "DC_EVChargeParameterType")
+            _escape(r, 1, _C175, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "FullSOC")
-            else:
-                f7 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f7 = (x >> 1) & 127
                 if f7 > 100:
                     r.facet("FullSOC: %d above maxInclusive 100" % f7)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FullSOC")
+                    f7 = _simple_escape(r, None, "FullSOC")
+                else:
+                    f7 = r.bits(7)
+                    if f7 > 100:
+                        r.facet("FullSOC: %d above maxInclusive 100" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FullSOC")
             s = 8
         elif ec == 1:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C238, "DC_EVChargeParameterType")
+            _escape(r, 1, _C176, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "BulkSOC")
-            else:
-                f8 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f8 = (x >> 1) & 127
                 if f8 > 100:
                     r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
+                    f8 = _simple_escape(r, None, "BulkSOC")
+                else:
+                    f8 = r.bits(7)
+                    if f8 > 100:
+                        r.facet("BulkSOC: %d above maxInclusive 100" % f8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkSOC")
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C239, "DC_EVChargeParameterType")
+            _escape(r, 1, _C177, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -2761,7 +5776,7 @@ def _d19(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C240, "DC_EVChargeParameterType")
+            _escape(r, 1, _C178, "DC_EVChargeParameterType")
         else:
             r.fail("DC_EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVChargeParameter)
@@ -2778,103 +5793,89 @@ def _d19(r):
 
 def _e19(w, o):
     """iso2.DC_EVChargeParameter -> DC_EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C242.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.departure_time", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DC_EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("DC_EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.dc_ev_status", s, _C241)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("DC_EVChargeParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_maximum_current_limit
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_current_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_power_limit
-    if v is not None:
-        t = _C245.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_power_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage_limit
-    if v is not None:
-        t = _C246.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_energy_capacity
-    if v is not None:
-        t = _C247.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_capacity", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_capacity", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_energy_request
-    if v is not None:
-        t = _C248.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.ev_energy_request", s, _C241)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVChargeParameter.ev_energy_request", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.full_soc
-    if v is not None:
-        t = _C249.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.full_soc", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.full_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bulk_soc
-    if v is not None:
-        t = _C250.get(s)
-        if t is None:
-            _order("DC_EVChargeParameter.bulk_soc", s, _C241)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVChargeParameter.bulk_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C251.get(s)
+        s = 1
+    v1 = o.dc_ev_status
+    if v1 is None:
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C179)
+    t = _C180.get(s)
     if t is None:
-        _order("DC_EVChargeParameter", s, _C241)
+        _order("DC_EVChargeParameter.dc_ev_status", s, _C179)
+    if v1.__class__ is not _iso2.DC_EVStatus:
+        _bad("DC_EVChargeParameter.dc_ev_status", v1, "a DC_EVStatus")
+    w.bits(t[0], t[1])
+    _e23(w, v1)
+    v2 = o.ev_maximum_current_limit
+    if v2 is None:
+        _order("DC_EVChargeParameter.ev_maximum_current_limit", 2, _C179)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_current_limit", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.ev_maximum_power_limit
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_maximum_power_limit", v3, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v3)
+        s = 4
+    v4 = o.ev_maximum_voltage_limit
+    if v4 is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C179)
+    t = _C181.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter.ev_maximum_voltage_limit", s, _C179)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVChargeParameter.ev_maximum_voltage_limit", v4, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v4)
+    v5 = o.ev_energy_capacity
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_capacity", v5, "a PhysicalValue")
+        w.bits(0, 3)
+        _e80(w, v5)
+        s = 6
+    v6 = o.ev_energy_request
+    if v6 is not None:
+        t = _C182.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.ev_energy_request", s, _C179)
+        if v6.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVChargeParameter.ev_energy_request", v6, "a PhysicalValue")
+        w.bits(t[0], t[1])
+        _e80(w, v6)
+        s = 7
+    v7 = o.full_soc
+    if v7 is not None:
+        t = _C183.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.full_soc", s, _C179)
+        if v7.__class__ is not int or not 0 <= v7 <= 100:
+            _bad("DC_EVChargeParameter.full_soc", v7, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v7)) << 1, t[1] + 1 + 7 + 1)
+        s = 8
+    v8 = o.bulk_soc
+    if v8 is not None:
+        t = _C184.get(s)
+        if t is None:
+            _order("DC_EVChargeParameter.bulk_soc", s, _C179)
+        if v8.__class__ is not int or not 0 <= v8 <= 100:
+            _bad("DC_EVChargeParameter.bulk_soc", v8, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v8)) << 1, t[1] + 1 + 7 + 1)
+        s = 9
+    t = _C185.get(s)
+    if t is None:
+        _order("DC_EVChargeParameter", s, _C179)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2887,54 +5888,101 @@ def _d20(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t92_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t92_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t92_2 = y
+                o92 = _new(_iso2.DC_EVStatus)
+                o92.ev_ready = t92_0
+                o92.ev_error_code = t92_1
+                o92.evresssoc = t92_2
+                f0 = o92
+                ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C252, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 3, _C186, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "BulkChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
+                    f1 = _simple_escape(r, None, "BulkChargingComplete")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "BulkChargingComplete")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f2 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C253, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 2, _C187, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingComplete")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C254, "DC_EVPowerDeliveryParameterType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ChargingComplete")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C188, "DC_EVPowerDeliveryParameterType")
+            else:
+                r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C255, "DC_EVPowerDeliveryParameterType")
+            _escape(r, 1, _C189, "DC_EVPowerDeliveryParameterType")
         else:
             r.fail("DC_EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVPowerDeliveryParameter)
@@ -2945,44 +5993,30 @@ def _d20(r):
 
 def _e20(w, o):
     """iso2.DC_EVPowerDeliveryParameter -> DC_EVPowerDeliveryParameterType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.dc_ev_status", s, _C256)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.bulk_charging_complete
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.bulk_charging_complete", s, _C256)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C256)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVPowerDeliveryParameter.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C260.get(s)
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("DC_EVPowerDeliveryParameter.dc_ev_status", 0, _C190)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("DC_EVPowerDeliveryParameter.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.bulk_charging_complete
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("DC_EVPowerDeliveryParameter.bulk_charging_complete", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 5)
+        s = 2
+    v2 = o.charging_complete
+    if v2 is None:
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C190)
+    t = _C191.get(s)
     if t is None:
-        _order("DC_EVPowerDeliveryParameter", s, _C256)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVPowerDeliveryParameter.charging_complete", s, _C190)
+    if v2.__class__ is not bool:
+        _bad("DC_EVPowerDeliveryParameter.charging_complete", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
 
 def _d21(r):
     """DC_EVSEChargeParameterType -> iso2.DC_EVSEChargeParameter"""
@@ -3002,84 +6036,336 @@ def _d21(r):
             f0 = _d22(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C261, "DC_EVSEChargeParameterType")
+            _escape(r, 3, _C192, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc93 = r.pos
+            ok93 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t93_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t93_1 = y
+                t93_2 = r.integer(3)
+                if t93_2 < -32768 or t93_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t93_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o93 = _new(_iso2.PhysicalValue)
+                    o93.multiplier = t93_0
+                    o93.unit = t93_1
+                    o93.value = t93_2
+                    f1 = o93
+                    ok93 = True
+            if not ok93:
+                r.pos = pc93
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C262, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C193, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc94 = r.pos
+            ok94 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t94_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t94_1 = y
+                t94_2 = r.integer(3)
+                if t94_2 < -32768 or t94_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t94_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o94 = _new(_iso2.PhysicalValue)
+                    o94.multiplier = t94_0
+                    o94.unit = t94_1
+                    o94.value = t94_2
+                    f2 = o94
+                    ok94 = True
+            if not ok94:
+                r.pos = pc94
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C263, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C194, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d77(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t95_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t95_1 = y
+                t95_2 = r.integer(3)
+                if t95_2 < -32768 or t95_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso2.PhysicalValue)
+                    o95.multiplier = t95_0
+                    o95.unit = t95_1
+                    o95.value = t95_2
+                    f3 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f3 = _d80(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C264, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C195, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d77(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t96_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t96_1 = y
+                t96_2 = r.integer(3)
+                if t96_2 < -32768 or t96_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso2.PhysicalValue)
+                    o96.multiplier = t96_0
+                    o96.unit = t96_1
+                    o96.value = t96_2
+                    f4 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f4 = _d80(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C265, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C196, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d77(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t97_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t97_1 = y
+                t97_2 = r.integer(3)
+                if t97_2 < -32768 or t97_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso2.PhysicalValue)
+                    o97.multiplier = t97_0
+                    o97.unit = t97_1
+                    o97.value = t97_2
+                    f5 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f5 = _d80(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C266, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C197, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d77(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t98_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t98_1 = y
+                t98_2 = r.integer(3)
+                if t98_2 < -32768 or t98_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso2.PhysicalValue)
+                    o98.multiplier = t98_0
+                    o98.unit = t98_1
+                    o98.value = t98_2
+                    f6 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f6 = _d80(r)
             s = 7
         elif ec == 1:
-            f7 = _d77(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t99_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t99_1 = y
+                t99_2 = r.integer(3)
+                if t99_2 < -32768 or t99_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso2.PhysicalValue)
+                    o99.multiplier = t99_0
+                    o99.unit = t99_1
+                    o99.value = t99_2
+                    f7 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f7 = _d80(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C267, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C198, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d77(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t100_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t100_1 = y
+                t100_2 = r.integer(3)
+                if t100_2 < -32768 or t100_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso2.PhysicalValue)
+                    o100.multiplier = t100_0
+                    o100.unit = t100_1
+                    o100.value = t100_2
+                    f7 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f7 = _d80(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C268, "DC_EVSEChargeParameterType")
+            _escape(r, 2, _C199, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d77(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t101_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t101_1 = y
+                t101_2 = r.integer(3)
+                if t101_2 < -32768 or t101_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso2.PhysicalValue)
+                    o101.multiplier = t101_0
+                    o101.unit = t101_1
+                    o101.value = t101_2
+                    f8 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f8 = _d80(r)
             s = 9
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C269, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C200, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     if s == 9:
@@ -3087,7 +6373,7 @@ def _d21(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C270, "DC_EVSEChargeParameterType")
+            _escape(r, 1, _C201, "DC_EVSEChargeParameterType")
         else:
             r.fail("DC_EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEChargeParameter)
@@ -3104,100 +6390,77 @@ def _d21(r):
 
 def _e21(w, o):
     """iso2.DC_EVSEChargeParameter -> DC_EVSEChargeParameterType"""
-    s = 0
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C272.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.dc_evse_status", s, _C271)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("DC_EVSEChargeParameter.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_maximum_current_limit
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_current_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_power_limit
-    if v is not None:
-        t = _C274.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_power_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage_limit
-    if v is not None:
-        t = _C275.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_minimum_current_limit
-    if v is not None:
-        t = _C276.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_current_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage_limit
-    if v is not None:
-        t = _C277.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_current_regulation_tolerance
-    if v is not None:
-        t = _C278.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_current_regulation_tolerance", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_peak_current_ripple
-    if v is not None:
-        t = _C279.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.evse_energy_to_be_delivered
-    if v is not None:
-        t = _C280.get(s)
-        if t is None:
-            _order("DC_EVSEChargeParameter.evse_energy_to_be_delivered", s, _C271)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C281.get(s)
+    v0 = o.dc_evse_status
+    if v0 is None:
+        _order("DC_EVSEChargeParameter.dc_evse_status", 0, _C202)
+    if v0.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("DC_EVSEChargeParameter.dc_evse_status", v0, "a DC_EVSEStatus")
+    w.bits(0, 1)
+    _e22(w, v0)
+    v1 = o.evse_maximum_current_limit
+    if v1 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_current_limit", 1, _C202)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_current_limit", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.evse_maximum_power_limit
+    if v2 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_power_limit", 2, _C202)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_power_limit", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    v3 = o.evse_maximum_voltage_limit
+    if v3 is None:
+        _order("DC_EVSEChargeParameter.evse_maximum_voltage_limit", 3, _C202)
+    if v3.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_maximum_voltage_limit", v3, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v3)
+    v4 = o.evse_minimum_current_limit
+    if v4 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_current_limit", 4, _C202)
+    if v4.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_current_limit", v4, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v4)
+    v5 = o.evse_minimum_voltage_limit
+    if v5 is None:
+        _order("DC_EVSEChargeParameter.evse_minimum_voltage_limit", 5, _C202)
+    if v5.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_minimum_voltage_limit", v5, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v5)
+    v6 = o.evse_current_regulation_tolerance
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_current_regulation_tolerance", v6, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v6)
+        s = 7
+    v7 = o.evse_peak_current_ripple
+    if v7 is None:
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C202)
+    t = _C203.get(s)
     if t is None:
-        _order("DC_EVSEChargeParameter", s, _C271)
+        _order("DC_EVSEChargeParameter.evse_peak_current_ripple", s, _C202)
+    if v7.__class__ is not _iso2.PhysicalValue:
+        _bad("DC_EVSEChargeParameter.evse_peak_current_ripple", v7, "a PhysicalValue")
+    w.bits(t[0], t[1])
+    _e80(w, v7)
+    v8 = o.evse_energy_to_be_delivered
+    s = 8
+    if v8 is not None:
+        if v8.__class__ is not _iso2.PhysicalValue:
+            _bad("DC_EVSEChargeParameter.evse_energy_to_be_delivered", v8, "a PhysicalValue")
+        w.bits(0, 2)
+        _e80(w, v8)
+        s = 9
+    t = _C204.get(s)
+    if t is None:
+        _order("DC_EVSEChargeParameter", s, _C202)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3209,89 +6472,249 @@ def _d22(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 228 == 0:
+                y = (x >> 3) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C10[y]
+                f1 = y
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 5:
+                            r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                        f2 = _C205[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                        else:
+                            f2 = r.bits(3)
+                            if f2 >= 5:
+                                r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                            f2 = _C205[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    s = 3
+                elif ec == 1:
+                    x = r.bits(6)
+                    if x & 33 == 0:
+                        x = (x >> 1) & 15
+                        if x >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                        f3 = _C207[x]
+                    else:
+                        r.pos -= 6
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "EVSEStatusCode")
+                        else:
+                            f3 = r.bits(4)
+                            if f3 >= 12:
+                                r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                            f3 = _C207[f3]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C209, "DC_EVSEStatusType")
+                else:
+                    r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C282, "DC_EVSEStatusType")
+                s = 1
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C283, "DC_EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C210, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C10[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                    f2 = _C205[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                    else:
+                        f2 = r.bits(3)
+                        if f2 >= 5:
+                            r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                        f2 = _C205[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                s = 3
+            elif ec == 1:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f3 = _C207[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                        f3 = _C207[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C211, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C10[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C10[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C212, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVSEIsolationStatus: enumeration index %d out of range" % x)
+                f2 = _C205[x]
             else:
-                f2 = r.bits(3)
-                if f2 >= 5:
-                    r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
-                f2 = _C284[f2]
+                r.pos -= 5
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                    f2 = _simple_escape(r, None, "EVSEIsolationStatus")
+                else:
+                    f2 = r.bits(3)
+                    if f2 >= 5:
+                        r.fail("EVSEIsolationStatus: enumeration index %d out of range" % f2)
+                    f2 = _C205[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEStatusCode")
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 12:
+                    r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                f3 = _C207[x]
             else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C286[f3]
+                r.pos -= 6
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                    f3 = _simple_escape(r, None, "EVSEStatusCode")
+                else:
+                    f3 = r.bits(4)
+                    if f3 >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                    f3 = _C207[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C288, "DC_EVSEStatusType")
+            _escape(r, 2, _C213, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEStatusCode")
-            else:
-                f3 = r.bits(4)
-                if f3 >= 12:
-                    r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
-                f3 = _C286[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C289, "DC_EVSEStatusType")
+        p = r.pos
+        x = r.bits(8)
+        if x & 195 == 0:
+            y = (x >> 2) & 15
+            if y >= 12:
+                r.fail("EVSEStatusCode: enumeration index %d out of range" % y)
+            y = _C207[y]
+            f3 = y
+            s = -1
         else:
-            r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVSEStatusCode: enumeration index %d out of range" % x)
+                    f3 = _C207[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEStatusCode")
+                    else:
+                        f3 = r.bits(4)
+                        if f3 >= 12:
+                            r.fail("EVSEStatusCode: enumeration index %d out of range" % f3)
+                        f3 = _C207[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEStatusCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C214, "DC_EVSEStatusType")
+            else:
+                r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C290, "DC_EVSEStatusType")
+            _escape(r, 1, _C215, "DC_EVSEStatusType")
         else:
             r.fail("DC_EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVSEStatus)
@@ -3303,59 +6726,39 @@ def _d22(r):
 
 def _e22(w, o):
     """iso2.DC_EVSEStatus -> DC_EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C292.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.notification_max_delay", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("DC_EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C293.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_notification", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_isolation_status
-    if v is not None:
-        t = _C294.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_isolation_status", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C285.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_isolation_status", v, "a member of _iso2.IsolationLevel")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status_code
-    if v is not None:
-        t = _C295.get(s)
-        if t is None:
-            _order("DC_EVSEStatus.evse_status_code", s, _C291)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C287.get(v)
-        if i is None:
-            _bad("DC_EVSEStatus.evse_status_code", v, "a member of _iso2.DC_EVSEStatusCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C296.get(s)
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("DC_EVSEStatus.notification_max_delay", 0, _C216)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("DC_EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("DC_EVSEStatus.evse_notification", 1, _C216)
+    i1 = _C11.get(v1)
+    if i1 is None:
+        _bad("DC_EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    v2 = o.evse_isolation_status
+    w.bits((((((0) << 1) << 1) << 2) | (i1)) << 1, 6)
+    s = 2
+    if v2 is not None:
+        i2 = _C206.get(v2)
+        if i2 is None:
+            _bad("DC_EVSEStatus.evse_isolation_status", v2, "a member of _iso2.IsolationLevel")
+        w.bits(((((0) << 1) << 3) | (i2)) << 1, 7)
+        s = 3
+    v3 = o.evse_status_code
+    if v3 is None:
+        _order("DC_EVSEStatus.evse_status_code", s, _C216)
+    t = _C217.get(s)
     if t is None:
-        _order("DC_EVSEStatus", s, _C291)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_EVSEStatus.evse_status_code", s, _C216)
+    i3 = _C208.get(v3)
+    if i3 is None:
+        _bad("DC_EVSEStatus.evse_status_code", v3, "a member of _iso2.DC_EVSEStatusCode")
+    w.bits(((((t[0]) << 1) << 4) | (i3)) << 1, t[1] + 1 + 4 + 1)
+    w.bits(0, 1)
 
 def _d23(r):
     """DC_EVStatusType -> iso2.DC_EVStatus"""
@@ -3364,58 +6767,120 @@ def _d23(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReady")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReady")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C297, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(22)
+        if x & 3608067 == 0:
+            y = ((x >> 19) & 1) == 1
+            f0 = y
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C38[y]
+            f1 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReady")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReady")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C218, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f1 = r.bits(4)
-                if f1 >= 12:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f1)
-                f1 = _C298[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C300, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(18)
+        if x & 200195 == 0:
+            y = (x >> 12) & 15
+            if y >= 12:
+                r.fail("EVErrorCode: enumeration index %d out of range" % y)
+            y = _C38[y]
+            f1 = y
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f1 = _C38[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f1 = r.bits(4)
+                        if f1 >= 12:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f1)
+                        f1 = _C38[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C219, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVRESSSOC")
-            else:
-                f2 = r.bits(7)
-                if f2 > 100:
-                    r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C301, "DC_EVStatusType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1539 == 0:
+            y = (x >> 2) & 127
+            if y > 100:
+                r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_EVStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f2 = (x >> 1) & 127
+                    if f2 > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVRESSSOC")
+                    else:
+                        f2 = r.bits(7)
+                        if f2 > 100:
+                            r.facet("EVRESSSOC: %d above maxInclusive 100" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVRESSSOC")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C220, "DC_EVStatusType")
+            else:
+                r.fail("DC_EVStatusType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C302, "DC_EVStatusType")
+            _escape(r, 1, _C221, "DC_EVStatusType")
         else:
             r.fail("DC_EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.DC_EVStatus)
@@ -3426,46 +6891,23 @@ def _d23(r):
 
 def _e23(w, o):
     """iso2.DC_EVStatus -> DC_EVStatusType"""
-    s = 0
-    v = o.ev_ready
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_ready", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_EVStatus.ev_ready", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_error_code
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_EVStatus.ev_error_code", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C299.get(v)
-        if i is None:
-            _bad("DC_EVStatus.ev_error_code", v, "a member of _iso2.DC_EVErrorCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evresssoc
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_EVStatus.evresssoc", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_EVStatus.evresssoc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C307.get(s)
-    if t is None:
-        _order("DC_EVStatus", s, _C303)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.ev_ready
+    if v0 is None:
+        _order("DC_EVStatus.ev_ready", 0, _C222)
+    if v0.__class__ is not bool:
+        _bad("DC_EVStatus.ev_ready", v0, "a bool")
+    v1 = o.ev_error_code
+    if v1 is None:
+        _order("DC_EVStatus.ev_error_code", 1, _C222)
+    i1 = _C39.get(v1)
+    if i1 is None:
+        _bad("DC_EVStatus.ev_error_code", v1, "a member of _iso2.DC_EVErrorCode")
+    v2 = o.evresssoc
+    if v2 is None:
+        _order("DC_EVStatus.evresssoc", 2, _C222)
+    if v2.__class__ is not int or not 0 <= v2 <= 100:
+        _bad("DC_EVStatus.evresssoc", v2, "an integer in 0..100")
+    w.bits((((((((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 4) | (i1)) << 1) << 1) << 1) << 7) | (v2)) << 1) << 1, 22)
 
 def _d24(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3504,23 +6946,58 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C308, "DSAKeyValueType")
+            _escape(r, 3, _C223, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C224, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C309, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C225, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3540,23 +7017,60 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C310, "DSAKeyValueType")
+            _escape(r, 2, _C226, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C227, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C311, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C228, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -3578,7 +7092,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C312, "DSAKeyValueType")
+            _escape(r, 1, _C229, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3594,29 +7108,44 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C313, "DSAKeyValueType")
+            _escape(r, 1, _C230, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C314, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C231, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C315, "DSAKeyValueType")
+            _escape(r, 1, _C232, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3631,87 +7160,82 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C317.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C318.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C234.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C233)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C319.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C235.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C233)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C320.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C316)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C324.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C233)
+    t = _C236.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C316)
+        _order("DSAKeyValue.y", s, _C233)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C237.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C233)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C238.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C233)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C239.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3726,7 +7250,7 @@ def _d25(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C325, "DigestMethodType")
+            _escape(r, 3, _C240, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3738,7 +7262,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C326, "DigestMethodType")
+            _escape(r, 2, _C241, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3750,7 +7274,7 @@ def _d25(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C327, "DigestMethodType")
+            _escape(r, 1, _C242, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3764,7 +7288,7 @@ def _d25(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C328, "DigestMethodType")
+                _escape(r, 1, _C243, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3773,22 +7297,14 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C329)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C331.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C329)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C244)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d26(r):
     """EVChargeParameterType -> iso2.EVChargeParameter"""
@@ -3809,7 +7325,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 3, _C332, "EVChargeParameterType")
+            _escape(r, 3, _C245, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     if s == 1:
@@ -3817,7 +7333,7 @@ def _d26(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C333, "EVChargeParameterType")
+            _escape(r, 1, _C246, "EVChargeParameterType")
         else:
             r.fail("EVChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVChargeParameter)
@@ -3826,21 +7342,18 @@ def _d26(r):
 
 def _e26(w, o):
     """iso2.EVChargeParameter -> EVChargeParameterType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C335.get(s)
-        if t is None:
-            _order("EVChargeParameter.departure_time", s, _C334)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("EVChargeParameter.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("EVChargeParameter.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    t = _C336.get(s)
+        s = 1
+    t = _C248.get(s)
     if t is None:
-        _order("EVChargeParameter", s, _C334)
+        _order("EVChargeParameter", s, _C247)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3852,7 +7365,7 @@ def _d27(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C337, "EVPowerDeliveryParameterType")
+            _escape(r, 3, _C249, "EVPowerDeliveryParameterType")
         else:
             r.fail("EVPowerDeliveryParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVPowerDeliveryParameter)
@@ -3860,12 +7373,7 @@ def _d27(r):
 
 def _e27(w, o):
     """iso2.EVPowerDeliveryParameter -> EVPowerDeliveryParameterType"""
-    s = 0
-    t = _C339.get(s)
-    if t is None:
-        _order("EVPowerDeliveryParameter", s, _C338)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d28(r):
     """EVSEChargeParameterType -> iso2.EVSEChargeParameter"""
@@ -3875,7 +7383,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C340, "EVSEChargeParameterType")
+            _escape(r, 3, _C251, "EVSEChargeParameterType")
         else:
             r.fail("EVSEChargeParameterType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEChargeParameter)
@@ -3883,12 +7391,7 @@ def _d28(r):
 
 def _e28(w, o):
     """iso2.EVSEChargeParameter -> EVSEChargeParameterType"""
-    s = 0
-    t = _C342.get(s)
-    if t is None:
-        _order("EVSEChargeParameter", s, _C341)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d29(r):
     """EVSEStatusType -> iso2.EVSEStatus"""
@@ -3896,44 +7399,85 @@ def _d29(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(7)
+            if x & 115 == 0:
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C10[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C343, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C23[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C344, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C253, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C10[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C10[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C10[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C254, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C345, "EVSEStatusType")
+            _escape(r, 1, _C255, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVSEStatus)
@@ -3943,35 +7487,20 @@ def _d29(r):
 
 def _e29(w, o):
     """iso2.EVSEStatus -> EVSEStatusType"""
-    s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C346)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C348.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C346)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C24.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso2.EVSENotification")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C349.get(s)
-    if t is None:
-        _order("EVSEStatus", s, _C346)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C256)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C256)
+    i1 = _C11.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso2.EVSENotification")
+    w.bits(((((((0) << 1) << 1) << 2) | (i1)) << 1) << 1, 7)
 
 def _d30(r):
     """EVStatusType -> iso2.EVStatus"""
@@ -3981,7 +7510,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C350, "EVStatusType")
+            _escape(r, 3, _C257, "EVStatusType")
         else:
             r.fail("EVStatusType: event code %d out of range" % ec)
     o = _new(_iso2.EVStatus)
@@ -3989,12 +7518,7 @@ def _d30(r):
 
 def _e30(w, o):
     """iso2.EVStatus -> EVStatusType"""
-    s = 0
-    t = _C352.get(s)
-    if t is None:
-        _order("EVStatus", s, _C351)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d31(r):
     """EntryType -> iso2.Entry"""
@@ -4006,10 +7530,20 @@ def _d31(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o102 = _new(_iso2.Interval)
+                f0 = o102
+                ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C353, "EntryType")
+            _escape(r, 3, _C259, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     if s == 1:
@@ -4017,7 +7551,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C354, "EntryType")
+            _escape(r, 1, _C260, "EntryType")
         else:
             r.fail("EntryType: event code %d out of range" % ec)
     o = _new(_iso2.Entry)
@@ -4026,23 +7560,15 @@ def _d31(r):
 
 def _e31(w, o):
     """iso2.Entry -> EntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C358.get(v.__class__)
-        if d is None:
-            _bad("Entry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("Entry.time_interval", s, _C355)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C359.get(s)
-    if t is None:
-        _order("Entry", s, _C355)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("Entry.time_interval", 0, _C261)
+    d = _C262.get(v0.__class__)
+    if d is None:
+        _bad("Entry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    w.bits(0, 1)
 
 def _d32(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4104,7 +7630,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C360, "KeyInfoType")
+                _escape(r, 3, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4152,7 +7678,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C361, "KeyInfoType")
+                _escape(r, 3, _C264, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4200,7 +7726,7 @@ def _d32(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C362, "KeyInfoType")
+                _escape(r, 2, _C265, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4250,7 +7776,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C363, "KeyInfoType")
+                _escape(r, 1, _C266, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4300,7 +7826,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C364, "KeyInfoType")
+                _escape(r, 1, _C267, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4350,7 +7876,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C365, "KeyInfoType")
+                _escape(r, 1, _C268, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4400,7 +7926,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C366, "KeyInfoType")
+                _escape(r, 1, _C269, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4450,7 +7976,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C367, "KeyInfoType")
+                _escape(r, 1, _C270, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4500,7 +8026,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C368, "KeyInfoType")
+                _escape(r, 1, _C271, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4550,7 +8076,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C369, "KeyInfoType")
+                _escape(r, 1, _C272, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -4600,7 +8126,7 @@ def _d32(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C370, "KeyInfoType")
+                _escape(r, 1, _C273, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -4616,32 +8142,29 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C372.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C371)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C373.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C371)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C274)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -4650,15 +8173,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C374.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C371)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C274)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -4666,15 +8189,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C375.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C371)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C274)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e51(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -4682,15 +8205,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C376.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C371)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C274)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e76(w, v)
+        _e76(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -4698,15 +8221,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C377.get(s)
+        t = _C279.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C371)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C274)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -4714,15 +8237,15 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C378.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C371)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C274)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e54(w, v)
+        _e54(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -4730,20 +8253,20 @@ def _e32(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C379.get(s)
+        t = _C281.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C371)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C274)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C380.get(s)
+    t = _C282.get(s)
     if t is None:
-        _order("KeyInfo", s, _C371)
+        _order("KeyInfo", s, _C274)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4758,14 +8281,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d48(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t103_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t103_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o103 = _new(_xmldsig.RSAKeyValue)
+                        o103.modulus = t103_0
+                        o103.exponent = t103_1
+                        f1 = o103
+                        ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f1 = _d48(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C381, "KeyValueType")
+            _escape(r, 3, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -4774,14 +8317,34 @@ def _d33(r):
             f0 = _d24(r)
             s = 4
         elif ec == 1:
-            f1 = _d48(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t104_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t104_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o104 = _new(_xmldsig.RSAKeyValue)
+                        o104.modulus = t104_0
+                        o104.exponent = t104_1
+                        f1 = o104
+                        ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f1 = _d48(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C382, "KeyValueType")
+            _escape(r, 2, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -4791,7 +8354,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C383, "KeyValueType")
+            _escape(r, 1, _C285, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -4801,7 +8364,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C384, "KeyValueType")
+            _escape(r, 1, _C286, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -4811,7 +8374,7 @@ def _d33(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C385, "KeyValueType")
+            _escape(r, 1, _C287, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -4821,30 +8384,27 @@ def _d33(r):
 
 def _e33(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C387.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e24(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C289.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C386)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C288)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C388.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C386)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
-    t = _C389.get(s)
+        _e48(w, v1)
+        s = 2
+    t = _C290.get(s)
     if t is None:
-        _order("KeyValue", s, _C386)
+        _order("KeyValue", s, _C288)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4865,7 +8425,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C390, "ManifestType")
+            _escape(r, 3, _C291, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -4876,7 +8436,7 @@ def _d34(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C391, "ManifestType")
+            _escape(r, 3, _C292, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -4891,7 +8451,7 @@ def _d34(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C392, "ManifestType")
+                _escape(r, 1, _C293, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -4901,34 +8461,31 @@ def _d34(r):
 
 def _e34(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C394.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C393)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C395.get(s)
+        t = _C295.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C393)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C294)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v1)
         s = 1
-    t = _C396.get(s)
+    t = _C296.get(s)
     if t is None:
-        _order("Manifest", s, _C393)
+        _order("Manifest", s, _C294)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4953,49 +8510,95 @@ def _d35(r):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C397, "MeteringReceiptReqType")
+            _escape(r, 3, _C297, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "SessionID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(10)
+                    if x & 513 == 0:
+                        f2 = ((x >> 1) & 255) + 1
+                        if f2 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                    else:
+                        r.pos -= 10
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                        else:
+                            f2 = r.bits(8) + 1
+                            if f2 > 255:
+                                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    s = 3
+                elif ec == 1:
+                    f3 = _d88(r)
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C298, "MeteringReceiptReqType")
+                else:
+                    r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, 8)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C398, "MeteringReceiptReqType")
+                s = 2
         else:
-            r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f1 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C299, "MeteringReceiptReqType")
+            else:
+                r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f2 = r.bits(8) + 1
+            x = r.bits(10)
+            if x & 513 == 0:
+                f2 = ((x >> 1) & 255) + 1
                 if f2 > 255:
                     r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+            else:
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                    f2 = _simple_escape(r, None, "SAScheduleTupleID")
+                else:
+                    f2 = r.bits(8) + 1
+                    if f2 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
             s = 3
         elif ec == 1:
-            f3 = _d83(r)
+            f3 = _d88(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C399, "MeteringReceiptReqType")
+            _escape(r, 2, _C300, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d83(r)
+            f3 = _d88(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C400, "MeteringReceiptReqType")
+            _escape(r, 2, _C301, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5003,7 +8606,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C401, "MeteringReceiptReqType")
+            _escape(r, 1, _C302, "MeteringReceiptReqType")
         else:
             r.fail("MeteringReceiptReqType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptReq)
@@ -5015,54 +8618,43 @@ def _d35(r):
 
 def _e35(w, o):
     """iso2.MeteringReceiptReq -> MeteringReceiptReqType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C403.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.id", s, _C402)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("MeteringReceiptReq.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.session_id
-    if v is not None:
-        t = _C404.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.session_id", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MeteringReceiptReq.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C405.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.sa_schedule_tuple_id", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C406.get(s)
-        if t is None:
-            _order("MeteringReceiptReq.meter_info", s, _C402)
-        if v.__class__ is not _iso2.MeterInfo:
-            _bad("MeteringReceiptReq.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e83(w, v)
-        s = t[2]
-    t = _C407.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("MeteringReceiptReq.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.session_id
+    if v1 is None:
+        _order("MeteringReceiptReq.session_id", s, _C303)
+    t = _C304.get(s)
     if t is None:
-        _order("MeteringReceiptReq", s, _C402)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("MeteringReceiptReq.session_id", s, _C303)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 8:
+        _bad("MeteringReceiptReq.session_id", v1, "bytes of length 0..8")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sa_schedule_tuple_id
+    s = 1
+    if v2 is not None:
+        if v2.__class__ is not int or not 1 <= v2 <= 255:
+            _bad("MeteringReceiptReq.sa_schedule_tuple_id", v2, "an integer in 1..255")
+        w.bits(((((0) << 1) << 8) | (v2 - 1)) << 1, 12)
+        s = 2
+    v3 = o.meter_info
+    if v3 is None:
+        _order("MeteringReceiptReq.meter_info", s, _C303)
+    t = _C305.get(s)
+    if t is None:
+        _order("MeteringReceiptReq.meter_info", s, _C303)
+    if v3.__class__ is not _iso2.MeterInfo:
+        _bad("MeteringReceiptReq.meter_info", v3, "a MeterInfo")
+    w.bits(t[0], t[1])
+    _e88(w, v3)
+    w.bits(0, 1)
 
 def _d36(r):
     """MeteringReceiptResType -> iso2.MeteringReceiptRes"""
@@ -5070,35 +8662,165 @@ def _d36(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                pc105 = r.pos
+                ok105 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t105_0 = r.uint(3)
+                    if t105_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t105_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t105_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t105_2 = y
+                        o105 = _new(_iso2.AC_EVSEStatus)
+                        o105.notification_max_delay = t105_0
+                        o105.evse_notification = t105_1
+                        o105.rcd = t105_2
+                        f1 = o105
+                        ok105 = True
+                if not ok105:
+                    r.pos = pc105
+                    f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                pc106 = r.pos
+                ok106 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t106_0 = r.uint(3)
+                    if t106_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t106_0)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t106_1 = y
+                        o106 = _new(_iso2.EVSEStatus)
+                        o106.notification_max_delay = t106_0
+                        o106.evse_notification = t106_1
+                        f1 = o106
+                        ok106 = True
+                if not ok106:
+                    r.pos = pc106
+                    f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C306, "MeteringReceiptResType")
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C408, "MeteringReceiptResType")
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
         else:
-            r.fail("MeteringReceiptResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C307, "MeteringReceiptResType")
+            else:
+                r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t107_0 = r.uint(3)
+                if t107_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t107_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t107_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t107_2 = y
+                    o107 = _new(_iso2.AC_EVSEStatus)
+                    o107.notification_max_delay = t107_0
+                    o107.evse_notification = t107_1
+                    o107.rcd = t107_2
+                    f1 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t108_0 = r.uint(3)
+                if t108_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t108_0)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t108_1 = y
+                    o108 = _new(_iso2.EVSEStatus)
+                    o108.notification_max_delay = t108_0
+                    o108.evse_notification = t108_1
+                    f1 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C409, "MeteringReceiptResType")
+            _escape(r, 2, _C308, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     if s == 2:
@@ -5106,7 +8828,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C410, "MeteringReceiptResType")
+            _escape(r, 1, _C309, "MeteringReceiptResType")
         else:
             r.fail("MeteringReceiptResType: event code %d out of range" % ec)
     o = _new(_iso2.MeteringReceiptRes)
@@ -5116,35 +8838,21 @@ def _d36(r):
 
 def _e36(w, o):
     """iso2.MeteringReceiptRes -> MeteringReceiptResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C412.get(s)
-        if t is None:
-            _order("MeteringReceiptRes.response_code", s, _C411)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("MeteringReceiptRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C416.get(v.__class__)
-        if d is None:
-            _bad("MeteringReceiptRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("MeteringReceiptRes.evse_status", s, _C411)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C417.get(s)
-    if t is None:
-        _order("MeteringReceiptRes", s, _C411)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("MeteringReceiptRes.response_code", 0, _C310)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("MeteringReceiptRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("MeteringReceiptRes.evse_status", 1, _C310)
+    d = _C311.get(v1.__class__)
+    if d is None:
+        _bad("MeteringReceiptRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d37(r):
     """ObjectType -> xmldsig.Object"""
@@ -5170,7 +8878,7 @@ def _d37(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C418, "ObjectType")
+            _escape(r, 3, _C312, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5188,7 +8896,7 @@ def _d37(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C419, "ObjectType")
+            _escape(r, 2, _C313, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5203,7 +8911,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C420, "ObjectType")
+            _escape(r, 2, _C314, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5215,7 +8923,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C421, "ObjectType")
+            _escape(r, 2, _C315, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5227,7 +8935,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C422, "ObjectType")
+            _escape(r, 1, _C316, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5239,7 +8947,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C423, "ObjectType")
+            _escape(r, 1, _C317, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5250,40 +8958,37 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C425.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C319.get(s)
         if t is None:
-            _order("Object.encoding", s, _C424)
+            _order("Object.id", s, _C318)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C426.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C320.get(s)
         if t is None:
-            _order("Object.id", s, _C424)
+            _order("Object.mime_type", s, _C318)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C427.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C424)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C428.get(s)
+        w.string(v2)
+        s = 3
+    t = _C321.get(s)
     if t is None:
-        _order("Object", s, _C424)
+        _order("Object", s, _C318)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5312,7 +9017,7 @@ def _d38(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C429, "PGPDataType")
+            _escape(r, 3, _C322, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5322,7 +9027,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C430, "PGPDataType")
+            _escape(r, 1, _C323, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5334,7 +9039,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C431, "PGPDataType")
+                _escape(r, 1, _C324, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5352,7 +9057,7 @@ def _d38(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C432, "PGPDataType")
+            _escape(r, 1, _C325, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5362,7 +9067,7 @@ def _d38(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C433, "PGPDataType")
+            _escape(r, 1, _C326, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5374,7 +9079,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C434, "PGPDataType")
+                _escape(r, 1, _C327, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5384,32 +9089,29 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C436.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C329.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C435)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C328)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C437.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C435)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C438.get(s)
+    t = _C330.get(s)
     if t is None:
-        _order("PGPData", s, _C435)
+        _order("PGPData", s, _C328)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5424,19 +9126,57 @@ def _d39(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o109 = _new(_iso2.Interval)
+                f0 = o109
+                ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C439, "PMaxScheduleEntryType")
+            _escape(r, 3, _C331, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t110_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t110_1 = y
+                t110_2 = r.integer(3)
+                if t110_2 < -32768 or t110_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t110_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o110 = _new(_iso2.PhysicalValue)
+                    o110.multiplier = t110_0
+                    o110.unit = t110_1
+                    o110.value = t110_2
+                    f1 = o110
+                    ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C440, "PMaxScheduleEntryType")
+            _escape(r, 2, _C332, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     if s == 2:
@@ -5444,7 +9184,7 @@ def _d39(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C441, "PMaxScheduleEntryType")
+            _escape(r, 1, _C333, "PMaxScheduleEntryType")
         else:
             r.fail("PMaxScheduleEntryType: event code %d out of range" % ec)
     o = _new(_iso2.PMaxScheduleEntry)
@@ -5454,33 +9194,22 @@ def _d39(r):
 
 def _e39(w, o):
     """iso2.PMaxScheduleEntry -> PMaxScheduleEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C445.get(v.__class__)
-        if d is None:
-            _bad("PMaxScheduleEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.time_interval", s, _C442)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.p_max
-    if v is not None:
-        t = _C446.get(s)
-        if t is None:
-            _order("PMaxScheduleEntry.p_max", s, _C442)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PMaxScheduleEntry.p_max", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C447.get(s)
-    if t is None:
-        _order("PMaxScheduleEntry", s, _C442)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.time_interval
+    if v0 is None:
+        _order("PMaxScheduleEntry.time_interval", 0, _C334)
+    d = _C335.get(v0.__class__)
+    if d is None:
+        _bad("PMaxScheduleEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.p_max
+    if v1 is None:
+        _order("PMaxScheduleEntry.p_max", 1, _C334)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("PMaxScheduleEntry.p_max", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    w.bits(0, 1)
 
 def _d40(r):
     """PaymentDetailsReqType -> iso2.PaymentDetailsReq"""
@@ -5488,26 +9217,48 @@ def _d40(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "eMAID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(14, 15)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.string(14, 15)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "eMAID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C448, "PaymentDetailsReqType")
+                s = 1
         else:
-            r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "eMAID")
+                else:
+                    f0 = r.string(14, 15)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "eMAID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C336, "PaymentDetailsReqType")
+            else:
+                r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d79(r)
+            f1 = _d82(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C449, "PaymentDetailsReqType")
+            _escape(r, 2, _C337, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5515,7 +9266,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C450, "PaymentDetailsReqType")
+            _escape(r, 1, _C338, "PaymentDetailsReqType")
         else:
             r.fail("PaymentDetailsReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsReq)
@@ -5525,33 +9276,21 @@ def _d40(r):
 
 def _e40(w, o):
     """iso2.PaymentDetailsReq -> PaymentDetailsReqType"""
-    s = 0
-    v = o.e_maid
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.e_maid", s, _C451)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 14 or len(v) > 15:
-            _bad("PaymentDetailsReq.e_maid", v, "a str of length 14..15")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contract_signature_cert_chain
-    if v is not None:
-        t = _C453.get(s)
-        if t is None:
-            _order("PaymentDetailsReq.contract_signature_cert_chain", s, _C451)
-        if v.__class__ is not _iso2.CertificateChain:
-            _bad("PaymentDetailsReq.contract_signature_cert_chain", v, "a CertificateChain")
-        w.bits(t[0], t[1])
-        _e79(w, v)
-        s = t[2]
-    t = _C454.get(s)
-    if t is None:
-        _order("PaymentDetailsReq", s, _C451)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.e_maid
+    if v0 is None:
+        _order("PaymentDetailsReq.e_maid", 0, _C339)
+    if type(v0) is not str or len(v0) < 14 or len(v0) > 15:
+        _bad("PaymentDetailsReq.e_maid", v0, "a str of length 14..15")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.contract_signature_cert_chain
+    if v1 is None:
+        _order("PaymentDetailsReq.contract_signature_cert_chain", 1, _C339)
+    if v1.__class__ is not _iso2.CertificateChain:
+        _bad("PaymentDetailsReq.contract_signature_cert_chain", v1, "a CertificateChain")
+    w.bits(0, 2)
+    _e82(w, v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """PaymentDetailsResType -> iso2.PaymentDetailsRes"""
@@ -5560,58 +9299,140 @@ def _d41(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C455, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "GenChallenge")
-            else:
-                f1 = r.binary(16, 16)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C456, "PaymentDetailsResType")
-        else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSETimeStamp")
-            else:
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(10)
                 if f2 < -9223372036854775808 or f2 > 9223372036854775807:
                     r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C340, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(16, 16)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f2 = r.integer(10)
+                if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                    r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "GenChallenge")
+                else:
+                    f1 = r.binary(16, 16)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "GenChallenge")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C341, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(10)
+            if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C457, "PaymentDetailsResType")
+                s = 3
         else:
-            r.fail("PaymentDetailsResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "EVSETimeStamp")
+                else:
+                    f2 = r.integer(10)
+                    if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                        r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C342, "PaymentDetailsResType")
+            else:
+                r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C458, "PaymentDetailsResType")
+            _escape(r, 1, _C343, "PaymentDetailsResType")
         else:
             r.fail("PaymentDetailsResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentDetailsRes)
@@ -5622,46 +9443,27 @@ def _d41(r):
 
 def _e41(w, o):
     """iso2.PaymentDetailsRes -> PaymentDetailsResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C460.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.response_code", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PaymentDetailsRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.gen_challenge
-    if v is not None:
-        t = _C461.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.gen_challenge", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 16 or len(v) > 16:
-            _bad("PaymentDetailsRes.gen_challenge", v, "bytes of length 16..16")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_time_stamp
-    if v is not None:
-        t = _C462.get(s)
-        if t is None:
-            _order("PaymentDetailsRes.evse_time_stamp", s, _C459)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("PaymentDetailsRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C463.get(s)
-    if t is None:
-        _order("PaymentDetailsRes", s, _C459)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentDetailsRes.response_code", 0, _C344)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("PaymentDetailsRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.gen_challenge
+    if v1 is None:
+        _order("PaymentDetailsRes.gen_challenge", 1, _C344)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) < 16 or len(v1) > 16:
+        _bad("PaymentDetailsRes.gen_challenge", v1, "bytes of length 16..16")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.binary(v1)
+    v2 = o.evse_time_stamp
+    if v2 is None:
+        _order("PaymentDetailsRes.evse_time_stamp", 2, _C344)
+    if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+        _bad("PaymentDetailsRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
 
 def _d42(r):
     """PaymentServiceSelectionReqType -> iso2.PaymentServiceSelectionReq"""
@@ -5669,27 +9471,49 @@ def _d42(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SelectedPaymentOption")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C345[y]
+            f0 = y
+            f1 = _d99(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.bits(1)
-                f0 = _C464[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C466, "PaymentServiceSelectionReqType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C345[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SelectedPaymentOption")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C345[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SelectedPaymentOption")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C347, "PaymentServiceSelectionReqType")
+            else:
+                r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d84(r)
+            f1 = _d99(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C467, "PaymentServiceSelectionReqType")
+            _escape(r, 2, _C348, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     if s == 2:
@@ -5697,7 +9521,7 @@ def _d42(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C468, "PaymentServiceSelectionReqType")
+            _escape(r, 1, _C349, "PaymentServiceSelectionReqType")
         else:
             r.fail("PaymentServiceSelectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionReq)
@@ -5707,62 +9531,67 @@ def _d42(r):
 
 def _e42(w, o):
     """iso2.PaymentServiceSelectionReq -> PaymentServiceSelectionReqType"""
-    s = 0
-    v = o.selected_payment_option
-    if v is not None:
-        t = _C470.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionReq.selected_payment_option", s, _C469)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C465.get(v)
-        if i is None:
-            _bad("PaymentServiceSelectionReq.selected_payment_option", v, "a member of _iso2.PaymentOption")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.selected_service_list
-    if v is not None:
-        t = _C471.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionReq.selected_service_list", s, _C469)
-        if v.__class__ is not _iso2.SelectedServiceList:
-            _bad("PaymentServiceSelectionReq.selected_service_list", v, "a SelectedServiceList")
-        w.bits(t[0], t[1])
-        _e84(w, v)
-        s = t[2]
-    t = _C472.get(s)
-    if t is None:
-        _order("PaymentServiceSelectionReq", s, _C469)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.selected_payment_option
+    if v0 is None:
+        _order("PaymentServiceSelectionReq.selected_payment_option", 0, _C350)
+    i0 = _C346.get(v0)
+    if i0 is None:
+        _bad("PaymentServiceSelectionReq.selected_payment_option", v0, "a member of _iso2.PaymentOption")
+    v1 = o.selected_service_list
+    if v1 is None:
+        _order("PaymentServiceSelectionReq.selected_service_list", 1, _C350)
+    if v1.__class__ is not _iso2.SelectedServiceList:
+        _bad("PaymentServiceSelectionReq.selected_service_list", v1, "a SelectedServiceList")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
+    _e99(w, v1)
+    w.bits(0, 1)
 
 def _d43(r):
     """PaymentServiceSelectionResType -> iso2.PaymentServiceSelectionRes"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C473, "PaymentServiceSelectionResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C351, "PaymentServiceSelectionResType")
+            else:
+                r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C474, "PaymentServiceSelectionResType")
+            _escape(r, 1, _C352, "PaymentServiceSelectionResType")
         else:
             r.fail("PaymentServiceSelectionResType: event code %d out of range" % ec)
     o = _new(_iso2.PaymentServiceSelectionRes)
@@ -5771,24 +9600,13 @@ def _d43(r):
 
 def _e43(w, o):
     """iso2.PaymentServiceSelectionRes -> PaymentServiceSelectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C476.get(s)
-        if t is None:
-            _order("PaymentServiceSelectionRes.response_code", s, _C475)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PaymentServiceSelectionRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C477.get(s)
-    if t is None:
-        _order("PaymentServiceSelectionRes", s, _C475)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PaymentServiceSelectionRes.response_code", 0, _C353)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("PaymentServiceSelectionRes.response_code", v0, "a member of _iso2.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d44(r):
     """PowerDeliveryReqType -> iso2.PowerDeliveryReq"""
@@ -5798,53 +9616,153 @@ def _d44(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargeProgress")
+        p = r.pos
+        x = r.bits(19)
+        if x & 421896 == 0:
+            y = (x >> 15) & 3
+            if y >= 3:
+                r.fail("ChargeProgress: enumeration index %d out of range" % y)
+            y = _C354[y]
+            f0 = y
+            y = ((x >> 4) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                f2 = _d79(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d20(r)
+                s = 4
+            elif ec == 2:
+                pc111 = r.pos
+                ok111 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o111 = _new(_iso2.EVPowerDeliveryParameter)
+                    f3 = o111
+                    ok111 = True
+                if not ok111:
+                    r.pos = pc111
+                    f3 = _d27(r)
+                s = 4
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C356, "PowerDeliveryReqType")
             else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("ChargeProgress: enumeration index %d out of range" % f0)
-                f0 = _C478[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C480, "PowerDeliveryReqType")
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("ChargeProgress: enumeration index %d out of range" % x)
+                    f0 = _C354[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ChargeProgress")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("ChargeProgress: enumeration index %d out of range" % f0)
+                        f0 = _C354[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargeProgress")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C357, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SAScheduleTupleID")
+        p = r.pos
+        x = r.bits(14)
+        if x & 12296 == 0:
+            y = ((x >> 4) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                f2 = _d79(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d20(r)
+                s = 4
+            elif ec == 2:
+                pc112 = r.pos
+                ok112 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o112 = _new(_iso2.EVPowerDeliveryParameter)
+                    f3 = o112
+                    ok112 = True
+                if not ok112:
+                    r.pos = pc112
+                    f3 = _d27(r)
+                s = 4
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C358, "PowerDeliveryReqType")
             else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C481, "PowerDeliveryReqType")
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = ((x >> 1) & 255) + 1
+                    if f1 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f1 = r.bits(8) + 1
+                        if f1 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C359, "PowerDeliveryReqType")
+            else:
+                r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d85(r)
+            f2 = _d79(r)
             s = 3
         elif ec == 1:
             f3 = _d20(r)
             s = 4
         elif ec == 2:
-            f3 = _d27(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o113 = _new(_iso2.EVPowerDeliveryParameter)
+                f3 = o113
+                ok113 = True
+            if not ok113:
+                r.pos = pc113
+                f3 = _d27(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C482, "PowerDeliveryReqType")
+            _escape(r, 1, _C360, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 3:
@@ -5853,12 +9771,22 @@ def _d44(r):
             f3 = _d20(r)
             s = 4
         elif ec == 1:
-            f3 = _d27(r)
+            pc114 = r.pos
+            ok114 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o114 = _new(_iso2.EVPowerDeliveryParameter)
+                f3 = o114
+                ok114 = True
+            if not ok114:
+                r.pos = pc114
+                f3 = _d27(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C483, "PowerDeliveryReqType")
+            _escape(r, 1, _C361, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     if s == 4:
@@ -5866,7 +9794,7 @@ def _d44(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C484, "PowerDeliveryReqType")
+            _escape(r, 1, _C362, "PowerDeliveryReqType")
         else:
             r.fail("PowerDeliveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryReq)
@@ -5878,54 +9806,43 @@ def _d44(r):
 
 def _e44(w, o):
     """iso2.PowerDeliveryReq -> PowerDeliveryReqType"""
-    s = 0
-    v = o.charge_progress
-    if v is not None:
-        t = _C486.get(s)
+    v0 = o.charge_progress
+    if v0 is None:
+        _order("PowerDeliveryReq.charge_progress", 0, _C363)
+    i0 = _C355.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryReq.charge_progress", v0, "a member of _iso2.ChargeProgress")
+    v1 = o.sa_schedule_tuple_id
+    if v1 is None:
+        _order("PowerDeliveryReq.sa_schedule_tuple_id", 1, _C363)
+    if v1.__class__ is not int or not 1 <= v1 <= 255:
+        _bad("PowerDeliveryReq.sa_schedule_tuple_id", v1, "an integer in 1..255")
+    v2 = o.charging_profile
+    w.bits((((((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1) << 8) | (v1 - 1)) << 1, 16)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.ChargingProfile:
+            _bad("PowerDeliveryReq.charging_profile", v2, "a ChargingProfile")
+        w.bits(0, 3)
+        _e79(w, v2)
+        s = 3
+    v3 = o.ev_power_delivery_parameter
+    if v3 is not None:
+        t = _C364.get(s)
         if t is None:
-            _order("PowerDeliveryReq.charge_progress", s, _C485)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C479.get(v)
-        if i is None:
-            _bad("PowerDeliveryReq.charge_progress", v, "a member of _iso2.ChargeProgress")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C487.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.sa_schedule_tuple_id", s, _C485)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("PowerDeliveryReq.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile
-    if v is not None:
-        t = _C488.get(s)
-        if t is None:
-            _order("PowerDeliveryReq.charging_profile", s, _C485)
-        if v.__class__ is not _iso2.ChargingProfile:
-            _bad("PowerDeliveryReq.charging_profile", v, "a ChargingProfile")
-        w.bits(t[0], t[1])
-        _e85(w, v)
-        s = t[2]
-    v = o.ev_power_delivery_parameter
-    if v is not None:
-        d = _C491.get(v.__class__)
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C363)
+        d = _C367.get(v3.__class__)
         if d is None:
-            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C485)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C492.get(s)
+            _bad("PowerDeliveryReq.ev_power_delivery_parameter", v3, "one of: DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter")
+        code = d[0].get(s)
+        if code is None:
+            _order("PowerDeliveryReq.ev_power_delivery_parameter", s, _C363)
+        w.bits(code, t[1])
+        d[1](w, v3)
+        s = 4
+    t = _C368.get(s)
     if t is None:
-        _order("PowerDeliveryReq", s, _C485)
+        _order("PowerDeliveryReq", s, _C363)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5935,35 +9852,165 @@ def _d45(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 772 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                pc115 = r.pos
+                ok115 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t115_0 = r.uint(3)
+                    if t115_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t115_0)
+                    p = r.pos
+                    x = r.bits(11)
+                    if x & 1851 == 0:
+                        y = (x >> 6) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t115_1 = y
+                        y = ((x >> 2) & 1) == 1
+                        t115_2 = y
+                        o115 = _new(_iso2.AC_EVSEStatus)
+                        o115.notification_max_delay = t115_0
+                        o115.evse_notification = t115_1
+                        o115.rcd = t115_2
+                        f1 = o115
+                        ok115 = True
+                if not ok115:
+                    r.pos = pc115
+                    f1 = _d2(r)
+                s = 2
+            elif ec == 1:
+                f1 = _d22(r)
+                s = 2
+            elif ec == 2:
+                pc116 = r.pos
+                ok116 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t116_0 = r.uint(3)
+                    if t116_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t116_0)
+                    p = r.pos
+                    x = r.bits(7)
+                    if x & 115 == 0:
+                        y = (x >> 2) & 3
+                        if y >= 3:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C10[y]
+                        t116_1 = y
+                        o116 = _new(_iso2.EVSEStatus)
+                        o116.notification_max_delay = t116_0
+                        o116.evse_notification = t116_1
+                        f1 = o116
+                        ok116 = True
+                if not ok116:
+                    r.pos = pc116
+                    f1 = _d29(r)
+                s = 2
+            elif ec == 3:
+                _escape(r, 2, _C369, "PowerDeliveryResType")
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C493, "PowerDeliveryResType")
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
         else:
-            r.fail("PowerDeliveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C370, "PowerDeliveryResType")
+            else:
+                r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d2(r)
+            pc117 = r.pos
+            ok117 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t117_0 = r.uint(3)
+                if t117_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t117_0)
+                p = r.pos
+                x = r.bits(11)
+                if x & 1851 == 0:
+                    y = (x >> 6) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t117_1 = y
+                    y = ((x >> 2) & 1) == 1
+                    t117_2 = y
+                    o117 = _new(_iso2.AC_EVSEStatus)
+                    o117.notification_max_delay = t117_0
+                    o117.evse_notification = t117_1
+                    o117.rcd = t117_2
+                    f1 = o117
+                    ok117 = True
+            if not ok117:
+                r.pos = pc117
+                f1 = _d2(r)
             s = 2
         elif ec == 1:
             f1 = _d22(r)
             s = 2
         elif ec == 2:
-            f1 = _d29(r)
+            pc118 = r.pos
+            ok118 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t118_0 = r.uint(3)
+                if t118_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t118_0)
+                p = r.pos
+                x = r.bits(7)
+                if x & 115 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C10[y]
+                    t118_1 = y
+                    o118 = _new(_iso2.EVSEStatus)
+                    o118.notification_max_delay = t118_0
+                    o118.evse_notification = t118_1
+                    f1 = o118
+                    ok118 = True
+            if not ok118:
+                r.pos = pc118
+                f1 = _d29(r)
             s = 2
         elif ec == 3:
-            _escape(r, 2, _C494, "PowerDeliveryResType")
+            _escape(r, 2, _C371, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     if s == 2:
@@ -5971,7 +10018,7 @@ def _d45(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C495, "PowerDeliveryResType")
+            _escape(r, 1, _C372, "PowerDeliveryResType")
         else:
             r.fail("PowerDeliveryResType: event code %d out of range" % ec)
     o = _new(_iso2.PowerDeliveryRes)
@@ -5981,35 +10028,21 @@ def _d45(r):
 
 def _e45(w, o):
     """iso2.PowerDeliveryRes -> PowerDeliveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C497.get(s)
-        if t is None:
-            _order("PowerDeliveryRes.response_code", s, _C496)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PowerDeliveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        d = _C501.get(v.__class__)
-        if d is None:
-            _bad("PowerDeliveryRes.evse_status", v, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
-        t = d[0].get(s)
-        if t is None:
-            _order("PowerDeliveryRes.evse_status", s, _C496)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C502.get(s)
-    if t is None:
-        _order("PowerDeliveryRes", s, _C496)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PowerDeliveryRes.response_code", 0, _C373)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("PowerDeliveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evse_status
+    if v1 is None:
+        _order("PowerDeliveryRes.evse_status", 1, _C373)
+    d = _C374.get(v1.__class__)
+    if d is None:
+        _bad("PowerDeliveryRes.evse_status", v1, "one of: AC_EVSEStatus, DC_EVSEStatus, EVSEStatus")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 2) | (d[0]), 10)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d46(r):
     """PreChargeReqType -> iso2.PreChargeReq"""
@@ -6020,28 +10053,108 @@ def _d46(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc119 = r.pos
+            ok119 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t119_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t119_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t119_2 = y
+                o119 = _new(_iso2.DC_EVStatus)
+                o119.ev_ready = t119_0
+                o119.ev_error_code = t119_1
+                o119.evresssoc = t119_2
+                f0 = o119
+                ok119 = True
+            if not ok119:
+                r.pos = pc119
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C503, "PreChargeReqType")
+            _escape(r, 3, _C375, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d77(r)
+            pc120 = r.pos
+            ok120 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t120_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t120_1 = y
+                t120_2 = r.integer(3)
+                if t120_2 < -32768 or t120_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t120_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o120 = _new(_iso2.PhysicalValue)
+                    o120.multiplier = t120_0
+                    o120.unit = t120_1
+                    o120.value = t120_2
+                    f1 = o120
+                    ok120 = True
+            if not ok120:
+                r.pos = pc120
+                f1 = _d80(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C504, "PreChargeReqType")
+            _escape(r, 2, _C376, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t121_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t121_1 = y
+                t121_2 = r.integer(3)
+                if t121_2 < -32768 or t121_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t121_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o121 = _new(_iso2.PhysicalValue)
+                    o121.multiplier = t121_0
+                    o121.unit = t121_1
+                    o121.value = t121_2
+                    f2 = o121
+                    ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C505, "PreChargeReqType")
+            _escape(r, 2, _C377, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
@@ -6049,7 +10162,7 @@ def _d46(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C506, "PreChargeReqType")
+            _escape(r, 1, _C378, "PreChargeReqType")
         else:
             r.fail("PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeReq)
@@ -6060,42 +10173,28 @@ def _d46(r):
 
 def _e46(w, o):
     """iso2.PreChargeReq -> PreChargeReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C508.get(s)
-        if t is None:
-            _order("PreChargeReq.dc_ev_status", s, _C507)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("PreChargeReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C509.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_voltage", s, _C507)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeReq.ev_target_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C510.get(s)
-        if t is None:
-            _order("PreChargeReq.ev_target_current", s, _C507)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeReq.ev_target_current", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C511.get(s)
-    if t is None:
-        _order("PreChargeReq", s, _C507)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("PreChargeReq.dc_ev_status", 0, _C379)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("PreChargeReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    v1 = o.ev_target_voltage
+    if v1 is None:
+        _order("PreChargeReq.ev_target_voltage", 1, _C379)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeReq.ev_target_voltage", v1, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v1)
+    v2 = o.ev_target_current
+    if v2 is None:
+        _order("PreChargeReq.ev_target_current", 2, _C379)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeReq.ev_target_current", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d47(r):
     """PreChargeResType -> iso2.PreChargeRes"""
@@ -6104,38 +10203,127 @@ def _d47(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc122 = r.pos
+                ok122 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t122_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t122_1 = y
+                    t122_2 = r.integer(3)
+                    if t122_2 < -32768 or t122_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t122_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o122 = _new(_iso2.PhysicalValue)
+                        o122.multiplier = t122_0
+                        o122.unit = t122_1
+                        o122.value = t122_2
+                        f2 = o122
+                        ok122 = True
+                if not ok122:
+                    r.pos = pc122
+                    f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C512, "PreChargeResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("PreChargeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C380, "PreChargeResType")
+            else:
+                r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C513, "PreChargeResType")
+            _escape(r, 2, _C381, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc123 = r.pos
+            ok123 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t123_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t123_1 = y
+                t123_2 = r.integer(3)
+                if t123_2 < -32768 or t123_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t123_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o123 = _new(_iso2.PhysicalValue)
+                    o123.multiplier = t123_0
+                    o123.unit = t123_1
+                    o123.value = t123_2
+                    f2 = o123
+                    ok123 = True
+            if not ok123:
+                r.pos = pc123
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C514, "PreChargeResType")
+            _escape(r, 2, _C382, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -6143,7 +10331,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C515, "PreChargeResType")
+            _escape(r, 1, _C383, "PreChargeResType")
         else:
             r.fail("PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso2.PreChargeRes)
@@ -6154,44 +10342,27 @@ def _d47(r):
 
 def _e47(w, o):
     """iso2.PreChargeRes -> PreChargeResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C517.get(s)
-        if t is None:
-            _order("PreChargeRes.response_code", s, _C516)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("PreChargeRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C518.get(s)
-        if t is None:
-            _order("PreChargeRes.dc_evse_status", s, _C516)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("PreChargeRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C519.get(s)
-        if t is None:
-            _order("PreChargeRes.evse_present_voltage", s, _C516)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("PreChargeRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C520.get(s)
-    if t is None:
-        _order("PreChargeRes", s, _C516)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("PreChargeRes.response_code", 0, _C384)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("PreChargeRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("PreChargeRes.dc_evse_status", 1, _C384)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("PreChargeRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("PreChargeRes.evse_present_voltage", 2, _C384)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("PreChargeRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d48(r):
     """RSAKeyValueType -> xmldsig.RSAKeyValue"""
@@ -6199,39 +10370,78 @@ def _d48(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C521, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C385, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C522, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C386, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C523, "RSAKeyValueType")
+            _escape(r, 1, _C387, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -6241,34 +10451,21 @@ def _d48(r):
 
 def _e48(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C524)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C524)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C527.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C524)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C388)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C388)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d49(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -6297,7 +10494,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C528, "ReferenceType")
+            _escape(r, 3, _C389, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -6315,7 +10512,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C529, "ReferenceType")
+            _escape(r, 3, _C390, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -6330,7 +10527,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C530, "ReferenceType")
+            _escape(r, 3, _C391, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -6342,7 +10539,7 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C531, "ReferenceType")
+            _escape(r, 3, _C392, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -6351,29 +10548,44 @@ def _d49(r):
             f4 = _d25(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C532, "ReferenceType")
+            _escape(r, 2, _C393, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C533, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C394, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C534, "ReferenceType")
+            _escape(r, 1, _C395, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -6387,73 +10599,62 @@ def _d49(r):
 
 def _e49(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C536.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C397.get(s)
         if t is None:
-            _order("Reference.id", s, _C535)
+            _order("Reference.type", s, _C396)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C537.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C398.get(s)
         if t is None:
-            _order("Reference.type", s, _C535)
+            _order("Reference.uri", s, _C396)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C538.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C399.get(s)
         if t is None:
-            _order("Reference.uri", s, _C535)
+            _order("Reference.transforms", s, _C396)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C539.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C535)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e72(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C540.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C535)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C541.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C535)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C542.get(s)
+        _e72(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C396)
+    t = _C400.get(s)
     if t is None:
-        _order("Reference", s, _C535)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C396)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e25(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C396)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d50(r):
     """RelativeTimeIntervalType -> iso2.RelativeTimeInterval"""
@@ -6461,21 +10662,54 @@ def _d50(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "start")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(4)
+            if f0 > 16777214:
+                r.facet("start: %d outside 0..16777214" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "duration")
+                    else:
+                        f1 = r.uint(3)
+                        if f1 > 86400:
+                            r.facet("duration: %d outside 0..86400" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "duration")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C401, "RelativeTimeIntervalType")
+                else:
+                    r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(4)
-                if f0 > 16777214:
-                    r.facet("start: %d outside 0..16777214" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "start")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C543, "RelativeTimeIntervalType")
+                s = 1
         else:
-            r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "start")
+                else:
+                    f0 = r.uint(4)
+                    if f0 > 16777214:
+                        r.facet("start: %d outside 0..16777214" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "start")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C402, "RelativeTimeIntervalType")
+            else:
+                r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
@@ -6491,7 +10725,7 @@ def _d50(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C544, "RelativeTimeIntervalType")
+            _escape(r, 1, _C403, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     if s == 2:
@@ -6499,7 +10733,7 @@ def _d50(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C545, "RelativeTimeIntervalType")
+            _escape(r, 1, _C404, "RelativeTimeIntervalType")
         else:
             r.fail("RelativeTimeIntervalType: event code %d out of range" % ec)
     o = _new(_iso2.RelativeTimeInterval)
@@ -6509,32 +10743,26 @@ def _d50(r):
 
 def _e50(w, o):
     """iso2.RelativeTimeInterval -> RelativeTimeIntervalType"""
-    s = 0
-    v = o.start
-    if v is not None:
-        t = _C547.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.start", s, _C546)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 16777214:
-            _bad("RelativeTimeInterval.start", v, "an integer in 0..16777214")
-        w.uint(v)
+    v0 = o.start
+    if v0 is None:
+        _order("RelativeTimeInterval.start", 0, _C405)
+    if type(v0) is not int or v0 < 0 or v0 > 16777214:
+        _bad("RelativeTimeInterval.start", v0, "an integer in 0..16777214")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.duration
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 86400:
+            _bad("RelativeTimeInterval.duration", v1, "an integer in 0..86400")
+        w.bits(0, 3)
+        w.uint(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.duration
-    if v is not None:
-        t = _C548.get(s)
-        if t is None:
-            _order("RelativeTimeInterval.duration", s, _C546)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 86400:
-            _bad("RelativeTimeInterval.duration", v, "an integer in 0..86400")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C549.get(s)
+        s = 2
+    t = _C406.get(s)
     if t is None:
-        _order("RelativeTimeInterval", s, _C546)
+        _order("RelativeTimeInterval", s, _C405)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6558,7 +10786,7 @@ def _d51(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C550, "RetrievalMethodType")
+            _escape(r, 3, _C407, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6572,7 +10800,7 @@ def _d51(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C551, "RetrievalMethodType")
+            _escape(r, 2, _C408, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6583,7 +10811,7 @@ def _d51(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C552, "RetrievalMethodType")
+            _escape(r, 2, _C409, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6591,7 +10819,7 @@ def _d51(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C553, "RetrievalMethodType")
+            _escape(r, 1, _C410, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -6602,40 +10830,37 @@ def _d51(r):
 
 def _e51(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C555.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C412.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C554)
+            _order("RetrievalMethod.uri", s, _C411)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C556.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C413.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C554)
+            _order("RetrievalMethod.transforms", s, _C411)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C557.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C554)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e72(w, v)
-        s = t[2]
-    t = _C558.get(s)
+        _e72(w, v2)
+        s = 1
+    t = _C414.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C554)
+        _order("RetrievalMethod", s, _C411)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6647,12 +10872,12 @@ def _d52(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d86(r)
+            v = _d96(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C559, "SAScheduleListType")
+            _escape(r, 3, _C415, "SAScheduleListType")
         else:
             r.fail("SAScheduleListType: event code %d out of range" % ec)
     if s == 1:
@@ -6660,7 +10885,7 @@ def _d52(r):
             if k < 3:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d86(r)
+                    v = _d96(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -6668,7 +10893,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C560, "SAScheduleListType")
+                    _escape(r, 1, _C416, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
             else:
@@ -6677,7 +10902,7 @@ def _d52(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C561, "SAScheduleListType")
+                    _escape(r, 1, _C417, "SAScheduleListType")
                 else:
                     r.fail("SAScheduleListType: event code %d out of range" % ec)
     o = _new(_iso2.SAScheduleList)
@@ -6693,19 +10918,19 @@ def _e52(w, o):
     if len(items) > 3:
         _bad("SAScheduleList.sa_schedule_tuple", items, "at most 3 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C563.get(s)
+        t = _C419.get(s)
         if t is None:
-            _order("SAScheduleList.sa_schedule_tuple", s, _C562)
-        if v.__class__ is not _iso2.SAScheduleTuple:
-            _bad("SAScheduleList.sa_schedule_tuple", v, "a SAScheduleTuple")
+            _order("SAScheduleList.sa_schedule_tuple", s, _C418)
+        if v0.__class__ is not _iso2.SAScheduleTuple:
+            _bad("SAScheduleList.sa_schedule_tuple", v0, "a SAScheduleTuple")
         w.bits(t[0], t[1])
-        _e86(w, v)
+        _e96(w, v0)
         s = (1 if n < 3 else 2)
-    t = _C564.get(s)
+    t = _C420.get(s)
     if t is None:
-        _order("SAScheduleList", s, _C562)
+        _order("SAScheduleList", s, _C418)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6717,7 +10942,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C565, "SASchedulesType")
+            _escape(r, 3, _C421, "SASchedulesType")
         else:
             r.fail("SASchedulesType: event code %d out of range" % ec)
     o = _new(_iso2.SASchedules)
@@ -6725,12 +10950,7 @@ def _d53(r):
 
 def _e53(w, o):
     """iso2.SASchedules -> SASchedulesType"""
-    s = 0
-    t = _C567.get(s)
-    if t is None:
-        _order("SASchedules", s, _C566)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d54(r):
     """SPKIDataType -> xmldsig.SPKIData"""
@@ -6738,20 +10958,53 @@ def _d54(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C423, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C568, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C424, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -6768,7 +11021,7 @@ def _d54(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C569, "SPKIDataType")
+                _escape(r, 1, _C425, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6785,7 +11038,7 @@ def _d54(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C570, "SPKIDataType")
+                _escape(r, 1, _C426, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6801,20 +11054,20 @@ def _e54(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C572.get(s)
+        t = _C428.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C571)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C427)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C573.get(s)
+    t = _C429.get(s)
     if t is None:
-        _order("SPKIData", s, _C571)
+        _order("SPKIData", s, _C427)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6831,44 +11084,59 @@ def _d55(r):
             f0 = _d50(r)
             s = 1
         elif ec == 1:
-            f0 = _d70(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o124 = _new(_iso2.Interval)
+                f0 = o124
+                ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f0 = _d70(r)
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C574, "SalesTariffEntryType")
+            _escape(r, 3, _C430, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EPriceLevel")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = (x >> 1) & 255
             else:
-                f1 = r.bits(8)
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
+                    f1 = _simple_escape(r, None, "EPriceLevel")
+                else:
+                    f1 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EPriceLevel")
             s = 2
         elif ec == 1:
-            v = _d87(r)
+            v = _d81(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C575, "SalesTariffEntryType")
+            _escape(r, 1, _C431, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            v = _d87(r)
+            v = _d81(r)
             f2.append(v)
             s = 3
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C576, "SalesTariffEntryType")
+            _escape(r, 1, _C432, "SalesTariffEntryType")
         else:
             r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     if s == 3:
@@ -6876,7 +11144,7 @@ def _d55(r):
             if k < 3:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d87(r)
+                    v = _d81(r)
                     f2.append(v)
                     k += 1
                     continue
@@ -6884,7 +11152,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C577, "SalesTariffEntryType")
+                    _escape(r, 1, _C433, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
             else:
@@ -6893,7 +11161,7 @@ def _d55(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C578, "SalesTariffEntryType")
+                    _escape(r, 1, _C434, "SalesTariffEntryType")
                 else:
                     r.fail("SalesTariffEntryType: event code %d out of range" % ec)
     o = _new(_iso2.SalesTariffEntry)
@@ -6904,48 +11172,40 @@ def _d55(r):
 
 def _e55(w, o):
     """iso2.SalesTariffEntry -> SalesTariffEntryType"""
-    s = 0
-    v = o.time_interval
-    if v is not None:
-        d = _C582.get(v.__class__)
-        if d is None:
-            _bad("SalesTariffEntry.time_interval", v, "one of: RelativeTimeInterval, TimeInterval")
-        t = d[0].get(s)
-        if t is None:
-            _order("SalesTariffEntry.time_interval", s, _C579)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    v = o.e_price_level
-    if v is not None:
-        t = _C583.get(s)
-        if t is None:
-            _order("SalesTariffEntry.e_price_level", s, _C579)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariffEntry.e_price_level", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.time_interval
+    if v0 is None:
+        _order("SalesTariffEntry.time_interval", 0, _C435)
+    d = _C436.get(v0.__class__)
+    if d is None:
+        _bad("SalesTariffEntry.time_interval", v0, "one of: RelativeTimeInterval, TimeInterval")
+    w.bits(d[0], 2)
+    d[1](w, v0)
+    v1 = o.e_price_level
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not int or not 0 <= v1 <= 255:
+            _bad("SalesTariffEntry.e_price_level", v1, "an integer in 0..255")
+        w.bits(((((0) << 1) << 8) | (v1)) << 1, 12)
+        s = 2
     items = o.consumption_cost
     if items.__class__ is not list:
         _bad("SalesTariffEntry.consumption_cost", items, "a list")
     if len(items) > 3:
         _bad("SalesTariffEntry.consumption_cost", items, "at most 3 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C584.get(s)
+        t = _C437.get(s)
         if t is None:
-            _order("SalesTariffEntry.consumption_cost", s, _C579)
-        if v.__class__ is not _iso2.ConsumptionCost:
-            _bad("SalesTariffEntry.consumption_cost", v, "a ConsumptionCost")
+            _order("SalesTariffEntry.consumption_cost", s, _C435)
+        if v2.__class__ is not _iso2.ConsumptionCost:
+            _bad("SalesTariffEntry.consumption_cost", v2, "a ConsumptionCost")
         w.bits(t[0], t[1])
-        _e87(w, v)
+        _e81(w, v2)
         s = (3 if n < 3 else 4)
-    t = _C585.get(s)
+    t = _C438.get(s)
     if t is None:
-        _order("SalesTariffEntry", s, _C579)
+        _order("SalesTariffEntry", s, _C435)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6954,27 +11214,44 @@ def _d56(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C586, "ServiceDetailReqType")
+                s = 1
         else:
-            r.fail("ServiceDetailReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C439, "ServiceDetailReqType")
+            else:
+                r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C587, "ServiceDetailReqType")
+            _escape(r, 1, _C440, "ServiceDetailReqType")
         else:
             r.fail("ServiceDetailReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailReq)
@@ -6983,23 +11260,14 @@ def _d56(r):
 
 def _e56(w, o):
     """iso2.ServiceDetailReq -> ServiceDetailReqType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C589.get(s)
-        if t is None:
-            _order("ServiceDetailReq.service_id", s, _C588)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailReq.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C590.get(s)
-    if t is None:
-        _order("ServiceDetailReq", s, _C588)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.service_id
+    if v0 is None:
+        _order("ServiceDetailReq.service_id", 0, _C441)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ServiceDetailReq.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    w.bits(0, 2)
 
 def _d57(r):
     """ServiceDetailResType -> iso2.ServiceDetailRes"""
@@ -7008,47 +11276,112 @@ def _d57(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d102(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C442, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C591, "ServiceDetailResType")
-        else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceID")
-            else:
-                f1 = r.uint(3)
-                if f1 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C592, "ServiceDetailResType")
+                s = 2
         else:
-            r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C443, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(3)
+            if f1 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d102(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C444, "ServiceDetailResType")
+                else:
+                    r.fail("ServiceDetailResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f1 = r.uint(3)
+                    if f1 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C445, "ServiceDetailResType")
+            else:
+                r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d88(r)
+            f2 = _d102(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C593, "ServiceDetailResType")
+            _escape(r, 1, _C446, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     if s == 3:
@@ -7056,7 +11389,7 @@ def _d57(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C594, "ServiceDetailResType")
+            _escape(r, 1, _C447, "ServiceDetailResType")
         else:
             r.fail("ServiceDetailResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDetailRes)
@@ -7067,43 +11400,31 @@ def _d57(r):
 
 def _e57(w, o):
     """iso2.ServiceDetailRes -> ServiceDetailResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C596.get(s)
-        if t is None:
-            _order("ServiceDetailRes.response_code", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ServiceDetailRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_id
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_id", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ServiceDetailRes.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_parameter_list
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("ServiceDetailRes.service_parameter_list", s, _C595)
-        if v.__class__ is not _iso2.ServiceParameterList:
-            _bad("ServiceDetailRes.service_parameter_list", v, "a ServiceParameterList")
-        w.bits(t[0], t[1])
-        _e88(w, v)
-        s = t[2]
-    t = _C599.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDetailRes.response_code", 0, _C448)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("ServiceDetailRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.service_id
+    if v1 is None:
+        _order("ServiceDetailRes.service_id", 1, _C448)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("ServiceDetailRes.service_id", v1, "an integer in 0..65535")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.uint(v1)
+    v2 = o.service_parameter_list
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.ServiceParameterList:
+            _bad("ServiceDetailRes.service_parameter_list", v2, "a ServiceParameterList")
+        w.bits(0, 2)
+        _e102(w, v2)
+        s = 3
+    t = _C449.get(s)
     if t is None:
-        _order("ServiceDetailRes", s, _C595)
+        _order("ServiceDetailRes", s, _C448)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7123,35 +11444,47 @@ def _d58(r):
                     _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C450[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C600[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C450[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 3, _C602, "ServiceDiscoveryReqType")
+            _escape(r, 3, _C452, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ServiceCategory")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f1 = _C450[x]
             else:
-                f1 = r.bits(2)
-                f1 = _C600[f1]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    f1 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f1 = r.bits(2)
+                    f1 = _C450[f1]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
             s = 2
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C603, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C453, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -7159,7 +11492,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "ServiceDiscoveryReqType")
+            _escape(r, 1, _C454, "ServiceDiscoveryReqType")
         else:
             r.fail("ServiceDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryReq)
@@ -7169,33 +11502,28 @@ def _d58(r):
 
 def _e58(w, o):
     """iso2.ServiceDiscoveryReq -> ServiceDiscoveryReqType"""
+    v0 = o.service_scope
     s = 0
-    v = o.service_scope
-    if v is not None:
-        t = _C606.get(s)
-        if t is None:
-            _order("ServiceDiscoveryReq.service_scope", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("ServiceDiscoveryReq.service_scope", v, "a str of length 0..64")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 64:
+            _bad("ServiceDiscoveryReq.service_scope", v0, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C607.get(s)
+        s = 1
+    v1 = o.service_category
+    if v1 is not None:
+        t = _C456.get(s)
         if t is None:
-            _order("ServiceDiscoveryReq.service_category", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryReq.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C608.get(s)
+            _order("ServiceDiscoveryReq.service_category", s, _C455)
+        i1 = _C451.get(v1)
+        if i1 is None:
+            _bad("ServiceDiscoveryReq.service_category", v1, "a member of _iso2.ServiceCategory")
+        w.bits(((((t[0]) << 1) << 2) | (i1)) << 1, t[1] + 1 + 2 + 1)
+        s = 2
+    t = _C457.get(s)
     if t is None:
-        _order("ServiceDiscoveryReq", s, _C605)
+        _order("ServiceDiscoveryReq", s, _C455)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7207,49 +11535,76 @@ def _d59(r):
     f3 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d93(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f2 = _d78(r)
+                s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C609, "ServiceDiscoveryResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C458, "ServiceDiscoveryResType")
+            else:
+                r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d89(r)
+            f1 = _d93(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C610, "ServiceDiscoveryResType")
+            _escape(r, 2, _C459, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d90(r)
+            f2 = _d78(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C611, "ServiceDiscoveryResType")
+            _escape(r, 2, _C460, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d91(r)
+            f3 = _d101(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C612, "ServiceDiscoveryResType")
+            _escape(r, 1, _C461, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
@@ -7257,7 +11612,7 @@ def _d59(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C613, "ServiceDiscoveryResType")
+            _escape(r, 1, _C462, "ServiceDiscoveryResType")
         else:
             r.fail("ServiceDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso2.ServiceDiscoveryRes)
@@ -7269,52 +11624,37 @@ def _d59(r):
 
 def _e59(w, o):
     """iso2.ServiceDiscoveryRes -> ServiceDiscoveryResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C615.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.response_code", s, _C614)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("ServiceDiscoveryRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.payment_option_list
-    if v is not None:
-        t = _C616.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.payment_option_list", s, _C614)
-        if v.__class__ is not _iso2.PaymentOptionList:
-            _bad("ServiceDiscoveryRes.payment_option_list", v, "a PaymentOptionList")
-        w.bits(t[0], t[1])
-        _e89(w, v)
-        s = t[2]
-    v = o.charge_service
-    if v is not None:
-        t = _C617.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.charge_service", s, _C614)
-        if v.__class__ is not _iso2.ChargeService:
-            _bad("ServiceDiscoveryRes.charge_service", v, "a ChargeService")
-        w.bits(t[0], t[1])
-        _e90(w, v)
-        s = t[2]
-    v = o.service_list
-    if v is not None:
-        t = _C618.get(s)
-        if t is None:
-            _order("ServiceDiscoveryRes.service_list", s, _C614)
-        if v.__class__ is not _iso2.ServiceList:
-            _bad("ServiceDiscoveryRes.service_list", v, "a ServiceList")
-        w.bits(t[0], t[1])
-        _e91(w, v)
-        s = t[2]
-    t = _C619.get(s)
+    v0 = o.response_code
+    if v0 is None:
+        _order("ServiceDiscoveryRes.response_code", 0, _C463)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("ServiceDiscoveryRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.payment_option_list
+    if v1 is None:
+        _order("ServiceDiscoveryRes.payment_option_list", 1, _C463)
+    if v1.__class__ is not _iso2.PaymentOptionList:
+        _bad("ServiceDiscoveryRes.payment_option_list", v1, "a PaymentOptionList")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e93(w, v1)
+    v2 = o.charge_service
+    if v2 is None:
+        _order("ServiceDiscoveryRes.charge_service", 2, _C463)
+    if v2.__class__ is not _iso2.ChargeService:
+        _bad("ServiceDiscoveryRes.charge_service", v2, "a ChargeService")
+    w.bits(0, 1)
+    _e78(w, v2)
+    v3 = o.service_list
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso2.ServiceList:
+            _bad("ServiceDiscoveryRes.service_list", v3, "a ServiceList")
+        w.bits(0, 2)
+        _e101(w, v3)
+        s = 4
+    t = _C464.get(s)
     if t is None:
-        _order("ServiceDiscoveryRes", s, _C614)
+        _order("ServiceDiscoveryRes", s, _C463)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7323,25 +11663,40 @@ def _d60(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "EVCCID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.binary(None, 6)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVCCID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C620, "SessionSetupReqType")
+                s = 1
         else:
-            r.fail("SessionSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "EVCCID")
+                else:
+                    f0 = r.binary(None, 6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCCID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C465, "SessionSetupReqType")
+            else:
+                r.fail("SessionSetupReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C621, "SessionSetupReqType")
+            _escape(r, 1, _C466, "SessionSetupReqType")
         else:
             r.fail("SessionSetupReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupReq)
@@ -7350,23 +11705,14 @@ def _d60(r):
 
 def _e60(w, o):
     """iso2.SessionSetupReq -> SessionSetupReqType"""
-    s = 0
-    v = o.evccid
-    if v is not None:
-        t = _C623.get(s)
-        if t is None:
-            _order("SessionSetupReq.evccid", s, _C622)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 6:
-            _bad("SessionSetupReq.evccid", v, "bytes of length 0..6")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C624.get(s)
-    if t is None:
-        _order("SessionSetupReq", s, _C622)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evccid
+    if v0 is None:
+        _order("SessionSetupReq.evccid", 0, _C467)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 6:
+        _bad("SessionSetupReq.evccid", v0, "bytes of length 0..6")
+    w.bits(0, 2)
+    w.binary(v0)
+    w.bits(0, 2)
 
 def _d61(r):
     """SessionSetupResType -> iso2.SessionSetupRes"""
@@ -7375,36 +11721,111 @@ def _d61(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 775 == 0:
+            y = (x >> 3) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSETimeStamp")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C468, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C625, "SessionSetupResType")
-        else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSEID")
-            else:
-                f1 = r.string(7, 37)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "EVSEID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C626, "SessionSetupResType")
+                s = 2
         else:
-            r.fail("SessionSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C469, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.string(7, 37)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSETimeStamp")
+                    else:
+                        f2 = r.integer(10)
+                        if f2 < -9223372036854775808 or f2 > 9223372036854775807:
+                            r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSETimeStamp")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C470, "SessionSetupResType")
+                else:
+                    r.fail("SessionSetupResType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "EVSEID")
+                else:
+                    f1 = r.string(7, 37)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSEID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C471, "SessionSetupResType")
+            else:
+                r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -7420,7 +11841,7 @@ def _d61(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C627, "SessionSetupResType")
+            _escape(r, 1, _C472, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     if s == 3:
@@ -7428,7 +11849,7 @@ def _d61(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C628, "SessionSetupResType")
+            _escape(r, 1, _C473, "SessionSetupResType")
         else:
             r.fail("SessionSetupResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionSetupRes)
@@ -7439,44 +11860,32 @@ def _d61(r):
 
 def _e61(w, o):
     """iso2.SessionSetupRes -> SessionSetupResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C630.get(s)
-        if t is None:
-            _order("SessionSetupRes.response_code", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("SessionSetupRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionSetupRes.response_code", 0, _C474)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("SessionSetupRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.evseid
+    if v1 is None:
+        _order("SessionSetupRes.evseid", 1, _C474)
+    if type(v1) is not str or len(v1) < 7 or len(v1) > 37:
+        _bad("SessionSetupRes.evseid", v1, "a str of length 7..37")
+    w.bits(((((((0) << 1) << 5) | (i0)) << 1) << 1) << 1, 10)
+    w.string(v1)
+    v2 = o.evse_time_stamp
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < -9223372036854775808 or v2 > 9223372036854775807:
+            _bad("SessionSetupRes.evse_time_stamp", v2, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits(0, 3)
+        w.integer(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.evseid
-    if v is not None:
-        t = _C631.get(s)
-        if t is None:
-            _order("SessionSetupRes.evseid", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) < 7 or len(v) > 37:
-            _bad("SessionSetupRes.evseid", v, "a str of length 7..37")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_time_stamp
-    if v is not None:
-        t = _C632.get(s)
-        if t is None:
-            _order("SessionSetupRes.evse_time_stamp", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("SessionSetupRes.evse_time_stamp", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C633.get(s)
+        s = 3
+    t = _C475.get(s)
     if t is None:
-        _order("SessionSetupRes", s, _C629)
+        _order("SessionSetupRes", s, _C474)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7485,26 +11894,41 @@ def _d62(r):
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingSession")
-            else:
-                f0 = r.bits(1)
-                f0 = _C634[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C636, "SessionStopReqType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = (x >> 2) & 1
+            y = _C476[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    f0 = _C476[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ChargingSession")
+                    else:
+                        f0 = r.bits(1)
+                        f0 = _C476[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ChargingSession")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C478, "SessionStopReqType")
+            else:
+                r.fail("SessionStopReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C637, "SessionStopReqType")
+            _escape(r, 1, _C479, "SessionStopReqType")
         else:
             r.fail("SessionStopReqType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopReq)
@@ -7513,52 +11937,60 @@ def _d62(r):
 
 def _e62(w, o):
     """iso2.SessionStopReq -> SessionStopReqType"""
-    s = 0
-    v = o.charging_session
-    if v is not None:
-        t = _C639.get(s)
-        if t is None:
-            _order("SessionStopReq.charging_session", s, _C638)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C635.get(v)
-        if i is None:
-            _bad("SessionStopReq.charging_session", v, "a member of _iso2.ChargingSession")
-        w.bits(i, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C640.get(s)
-    if t is None:
-        _order("SessionStopReq", s, _C638)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.charging_session
+    if v0 is None:
+        _order("SessionStopReq.charging_session", 0, _C480)
+    i0 = _C477.get(v0)
+    if i0 is None:
+        _bad("SessionStopReq.charging_session", v0, "a member of _iso2.ChargingSession")
+    w.bits((((((0) << 1) << 1) | (i0)) << 1) << 1, 5)
 
 def _d63(r):
     """SessionStopResType -> iso2.SessionStopRes"""
     f0 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C641, "SessionStopResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            s = -1
         else:
-            r.fail("SessionStopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C481, "SessionStopResType")
+            else:
+                r.fail("SessionStopResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C642, "SessionStopResType")
+            _escape(r, 1, _C482, "SessionStopResType")
         else:
             r.fail("SessionStopResType: event code %d out of range" % ec)
     o = _new(_iso2.SessionStopRes)
@@ -7567,24 +11999,13 @@ def _d63(r):
 
 def _e63(w, o):
     """iso2.SessionStopRes -> SessionStopResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C644.get(s)
-        if t is None:
-            _order("SessionStopRes.response_code", s, _C643)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("SessionStopRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C645.get(s)
-    if t is None:
-        _order("SessionStopRes", s, _C643)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("SessionStopRes.response_code", 0, _C483)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("SessionStopRes.response_code", v0, "a member of _iso2.ResponseCode")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
 
 def _d64(r):
     """SignatureType -> xmldsig.Signature"""
@@ -7604,7 +12025,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C646, "SignatureType")
+            _escape(r, 3, _C484, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -7613,7 +12034,7 @@ def _d64(r):
             f1 = _d69(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C647, "SignatureType")
+            _escape(r, 3, _C485, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -7622,7 +12043,7 @@ def _d64(r):
             f2 = _d68(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C648, "SignatureType")
+            _escape(r, 2, _C486, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -7638,7 +12059,7 @@ def _d64(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C649, "SignatureType")
+            _escape(r, 1, _C487, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -7651,7 +12072,7 @@ def _d64(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C650, "SignatureType")
+            _escape(r, 1, _C488, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -7666,7 +12087,7 @@ def _d64(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C651, "SignatureType")
+                _escape(r, 1, _C489, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -7679,64 +12100,56 @@ def _d64(r):
 
 def _e64(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C653.get(s)
-        if t is None:
-            _order("Signature.id", s, _C652)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C654.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C652)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e69(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C655.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C652)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e68(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C656.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C652)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C490)
+    t = _C491.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C490)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e69(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C490)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e68(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e32(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C657.get(s)
+        t = _C492.get(s)
         if t is None:
-            _order("Signature.object", s, _C652)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C490)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e37(w, v)
+        _e37(w, v4)
         s = 4
-    t = _C658.get(s)
+    t = _C493.get(s)
     if t is None:
-        _order("Signature", s, _C652)
+        _order("Signature", s, _C490)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7752,7 +12165,7 @@ def _d65(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C659, "SignatureMethodType")
+            _escape(r, 3, _C494, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -7772,7 +12185,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C660, "SignatureMethodType")
+            _escape(r, 2, _C495, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -7792,7 +12205,7 @@ def _d65(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C661, "SignatureMethodType")
+            _escape(r, 1, _C496, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -7804,7 +12217,7 @@ def _d65(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C662, "SignatureMethodType")
+            _escape(r, 1, _C497, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -7818,7 +12231,7 @@ def _d65(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C663, "SignatureMethodType")
+                _escape(r, 1, _C498, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -7828,31 +12241,25 @@ def _d65(r):
 
 def _e65(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C665.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C664)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C666.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C664)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C499)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C667.get(s)
+        s = 1
+    t = _C500.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C664)
+        _order("SignatureMethod", s, _C499)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7873,7 +12280,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C668, "SignaturePropertiesType")
+            _escape(r, 3, _C501, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -7884,7 +12291,7 @@ def _d66(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C669, "SignaturePropertiesType")
+            _escape(r, 3, _C502, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -7899,7 +12306,7 @@ def _d66(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C670, "SignaturePropertiesType")
+                _escape(r, 1, _C503, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -7909,34 +12316,31 @@ def _d66(r):
 
 def _e66(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C672.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C671)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C673.get(s)
+        t = _C505.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C671)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C504)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e67(w, v)
+        _e67(w, v1)
         s = 1
-    t = _C674.get(s)
+    t = _C506.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C671)
+        _order("SignatureProperties", s, _C504)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7954,7 +12358,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C675, "SignaturePropertyType")
+            _escape(r, 3, _C507, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -7963,7 +12367,7 @@ def _d67(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C676, "SignaturePropertyType")
+            _escape(r, 3, _C508, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -7973,7 +12377,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C677, "SignaturePropertyType")
+            _escape(r, 3, _C509, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -7983,7 +12387,7 @@ def _d67(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C678, "SignaturePropertyType")
+            _escape(r, 2, _C510, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -7995,7 +12399,7 @@ def _d67(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C679, "SignaturePropertyType")
+            _escape(r, 1, _C511, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -8005,32 +12409,25 @@ def _d67(r):
 
 def _e67(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C681.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C680)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C680)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C683.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C512)
+    t = _C513.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C680)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C512)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C512)
 
 def _d68(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -8046,7 +12443,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C684, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C514, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8056,7 +12453,7 @@ def _d68(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C685, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C515, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -8065,7 +12462,7 @@ def _d68(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C686, "SignatureValueType")
+            _escape(r, 1, _C516, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -8075,31 +12472,25 @@ def _d68(r):
 
 def _e68(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C688.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C687)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C689.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C517)
+    t = _C518.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C687)
+        _order("SignatureValue.value", s, _C517)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C690.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C687)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d69(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -8118,7 +12509,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C691, "SignedInfoType")
+            _escape(r, 3, _C519, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -8127,7 +12518,7 @@ def _d69(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C692, "SignedInfoType")
+            _escape(r, 3, _C520, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -8136,7 +12527,7 @@ def _d69(r):
             f2 = _d65(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C693, "SignedInfoType")
+            _escape(r, 2, _C521, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8147,7 +12538,7 @@ def _d69(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C694, "SignedInfoType")
+            _escape(r, 2, _C522, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8162,7 +12553,7 @@ def _d69(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C695, "SignedInfoType")
+                _escape(r, 1, _C523, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -8174,54 +12565,49 @@ def _d69(r):
 
 def _e69(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C696)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C698.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C696)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C699.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C696)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C524)
+    t = _C525.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C524)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e8(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C524)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e65(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C700.get(s)
+        t = _C526.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C696)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C524)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e49(w, v3)
         s = 3
-    t = _C701.get(s)
+    t = _C527.get(s)
     if t is None:
-        _order("SignedInfo", s, _C696)
+        _order("SignedInfo", s, _C524)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8233,7 +12619,7 @@ def _d70(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C702, "IntervalType")
+            _escape(r, 3, _C528, "IntervalType")
         else:
             r.fail("IntervalType: event code %d out of range" % ec)
     o = _new(_iso2.Interval)
@@ -8241,12 +12627,7 @@ def _d70(r):
 
 def _e70(w, o):
     """iso2.Interval -> IntervalType"""
-    s = 0
-    t = _C704.get(s)
-    if t is None:
-        _order("Interval", s, _C703)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d71(r):
     """TransformType -> xmldsig.Transform"""
@@ -8260,7 +12641,7 @@ def _d71(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C705, "TransformType")
+                _escape(r, 3, _C530, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -8281,7 +12662,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C706, "TransformType")
+                _escape(r, 2, _C531, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -8302,7 +12683,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C707, "TransformType")
+                _escape(r, 1, _C532, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -8323,7 +12704,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C708, "TransformType")
+                _escape(r, 1, _C533, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -8344,7 +12725,7 @@ def _d71(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C709, "TransformType")
+                _escape(r, 1, _C534, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -8354,37 +12735,34 @@ def _d71(r):
 
 def _e71(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C711.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C710)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C535)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C712.get(s)
+        t = _C536.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C710)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C535)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C713.get(s)
+    t = _C537.get(s)
     if t is None:
-        _order("Transform", s, _C710)
+        _order("Transform", s, _C535)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8401,7 +12779,7 @@ def _d72(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C714, "TransformsType")
+            _escape(r, 3, _C538, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -8416,7 +12794,7 @@ def _d72(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C715, "TransformsType")
+                _escape(r, 1, _C539, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -8430,19 +12808,19 @@ def _e72(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C717.get(s)
+        t = _C541.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C716)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C540)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e71(w, v)
+        _e71(w, v0)
         s = 1
-    t = _C718.get(s)
+    t = _C542.get(s)
     if t is None:
-        _order("Transforms", s, _C716)
+        _order("Transforms", s, _C540)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8454,19 +12832,19 @@ def _d73(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d92(r)
+            f0 = _d86(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C719, "V2G_Message (anonymous type)")
+            _escape(r, 3, _C543, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d93(r)
+            f1 = _d77(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C720, "V2G_Message (anonymous type)")
+            _escape(r, 2, _C544, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     if s == 2:
@@ -8474,7 +12852,7 @@ def _d73(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C721, "V2G_Message (anonymous type)")
+            _escape(r, 1, _C545, "V2G_Message (anonymous type)")
         else:
             r.fail("V2G_Message (anonymous type): event code %d out of range" % ec)
     o = _new(_iso2.V2G_Message)
@@ -8484,32 +12862,21 @@ def _d73(r):
 
 def _e73(w, o):
     """iso2.V2G_Message -> V2G_Message (anonymous type)"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C723.get(s)
-        if t is None:
-            _order("V2G_Message.header", s, _C722)
-        if v.__class__ is not _iso2.MessageHeader:
-            _bad("V2G_Message.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e92(w, v)
-        s = t[2]
-    v = o.body
-    if v is not None:
-        t = _C724.get(s)
-        if t is None:
-            _order("V2G_Message.body", s, _C722)
-        if v.__class__ is not _iso2.Body:
-            _bad("V2G_Message.body", v, "a Body")
-        w.bits(t[0], t[1])
-        _e93(w, v)
-        s = t[2]
-    t = _C725.get(s)
-    if t is None:
-        _order("V2G_Message", s, _C722)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("V2G_Message.header", 0, _C546)
+    if v0.__class__ is not _iso2.MessageHeader:
+        _bad("V2G_Message.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e86(w, v0)
+    v1 = o.body
+    if v1 is None:
+        _order("V2G_Message.body", 1, _C546)
+    if v1.__class__ is not _iso2.Body:
+        _bad("V2G_Message.body", v1, "a Body")
+    w.bits(0, 1)
+    _e77(w, v1)
+    w.bits(0, 1)
 
 def _d74(r):
     """WeldingDetectionReqType -> iso2.WeldingDetectionReq"""
@@ -8518,10 +12885,34 @@ def _d74(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d23(r)
+            pc125 = r.pos
+            ok125 = False
+            p = r.pos
+            x = r.bits(22)
+            if x & 3608067 == 0:
+                y = ((x >> 19) & 1) == 1
+                t125_0 = y
+                y = (x >> 12) & 15
+                if y >= 12:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                y = _C38[y]
+                t125_1 = y
+                y = (x >> 2) & 127
+                if y > 100:
+                    r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                t125_2 = y
+                o125 = _new(_iso2.DC_EVStatus)
+                o125.ev_ready = t125_0
+                o125.ev_error_code = t125_1
+                o125.evresssoc = t125_2
+                f0 = o125
+                ok125 = True
+            if not ok125:
+                r.pos = pc125
+                f0 = _d23(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C726, "WeldingDetectionReqType")
+            _escape(r, 3, _C547, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
@@ -8529,7 +12920,7 @@ def _d74(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C727, "WeldingDetectionReqType")
+            _escape(r, 1, _C548, "WeldingDetectionReqType")
         else:
             r.fail("WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionReq)
@@ -8538,22 +12929,14 @@ def _d74(r):
 
 def _e74(w, o):
     """iso2.WeldingDetectionReq -> WeldingDetectionReqType"""
-    s = 0
-    v = o.dc_ev_status
-    if v is not None:
-        t = _C729.get(s)
-        if t is None:
-            _order("WeldingDetectionReq.dc_ev_status", s, _C728)
-        if v.__class__ is not _iso2.DC_EVStatus:
-            _bad("WeldingDetectionReq.dc_ev_status", v, "a DC_EVStatus")
-        w.bits(t[0], t[1])
-        _e23(w, v)
-        s = t[2]
-    t = _C730.get(s)
-    if t is None:
-        _order("WeldingDetectionReq", s, _C728)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.dc_ev_status
+    if v0 is None:
+        _order("WeldingDetectionReq.dc_ev_status", 0, _C549)
+    if v0.__class__ is not _iso2.DC_EVStatus:
+        _bad("WeldingDetectionReq.dc_ev_status", v0, "a DC_EVStatus")
+    w.bits(0, 1)
+    _e23(w, v0)
+    w.bits(0, 1)
 
 def _d75(r):
     """WeldingDetectionResType -> iso2.WeldingDetectionRes"""
@@ -8562,38 +12945,127 @@ def _d75(r):
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(9)
+        if x & 387 == 0:
+            y = (x >> 2) & 31
+            if y >= 26:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C28[y]
+            f0 = y
+            f1 = _d22(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc126 = r.pos
+                ok126 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t126_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t126_1 = y
+                    t126_2 = r.integer(3)
+                    if t126_2 < -32768 or t126_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t126_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o126 = _new(_iso2.PhysicalValue)
+                        o126.multiplier = t126_0
+                        o126.unit = t126_1
+                        o126.value = t126_2
+                        f2 = o126
+                        ok126 = True
+                if not ok126:
+                    r.pos = pc126
+                    f2 = _d80(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 3
             else:
-                f0 = r.bits(5)
-                if f0 >= 26:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f0)
-                f0 = _C40[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C731, "WeldingDetectionResType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WeldingDetectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(7)
+                if x & 65 == 0:
+                    x = (x >> 1) & 31
+                    if x >= 26:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f0 = _C28[x]
+                else:
+                    r.pos -= 7
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f0 = r.bits(5)
+                        if f0 >= 26:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f0)
+                        f0 = _C28[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C550, "WeldingDetectionResType")
+            else:
+                r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
             f1 = _d22(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C732, "WeldingDetectionResType")
+            _escape(r, 2, _C551, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d77(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t127_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t127_1 = y
+                t127_2 = r.integer(3)
+                if t127_2 < -32768 or t127_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t127_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o127 = _new(_iso2.PhysicalValue)
+                    o127.multiplier = t127_0
+                    o127.unit = t127_1
+                    o127.value = t127_2
+                    f2 = o127
+                    ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f2 = _d80(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C733, "WeldingDetectionResType")
+            _escape(r, 2, _C552, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -8601,7 +13073,7 @@ def _d75(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C734, "WeldingDetectionResType")
+            _escape(r, 1, _C553, "WeldingDetectionResType")
         else:
             r.fail("WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso2.WeldingDetectionRes)
@@ -8612,44 +13084,27 @@ def _d75(r):
 
 def _e75(w, o):
     """iso2.WeldingDetectionRes -> WeldingDetectionResType"""
-    s = 0
-    v = o.response_code
-    if v is not None:
-        t = _C736.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.response_code", s, _C735)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C41.get(v)
-        if i is None:
-            _bad("WeldingDetectionRes.response_code", v, "a member of _iso2.ResponseCode")
-        w.bits(i, 5)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_evse_status
-    if v is not None:
-        t = _C737.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.dc_evse_status", s, _C735)
-        if v.__class__ is not _iso2.DC_EVSEStatus:
-            _bad("WeldingDetectionRes.dc_evse_status", v, "a DC_EVSEStatus")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C738.get(s)
-        if t is None:
-            _order("WeldingDetectionRes.evse_present_voltage", s, _C735)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("WeldingDetectionRes.evse_present_voltage", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    t = _C739.get(s)
-    if t is None:
-        _order("WeldingDetectionRes", s, _C735)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.response_code
+    if v0 is None:
+        _order("WeldingDetectionRes.response_code", 0, _C554)
+    i0 = _C29.get(v0)
+    if i0 is None:
+        _bad("WeldingDetectionRes.response_code", v0, "a member of _iso2.ResponseCode")
+    v1 = o.dc_evse_status
+    if v1 is None:
+        _order("WeldingDetectionRes.dc_evse_status", 1, _C554)
+    if v1.__class__ is not _iso2.DC_EVSEStatus:
+        _bad("WeldingDetectionRes.dc_evse_status", v1, "a DC_EVSEStatus")
+    w.bits((((((0) << 1) << 5) | (i0)) << 1) << 1, 9)
+    _e22(w, v1)
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("WeldingDetectionRes.evse_present_voltage", 2, _C554)
+    if v2.__class__ is not _iso2.PhysicalValue:
+        _bad("WeldingDetectionRes.evse_present_voltage", v2, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v2)
+    w.bits(0, 1)
 
 def _d76(r):
     """X509DataType -> xmldsig.X509Data"""
@@ -8663,7 +13118,27 @@ def _d76(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc128 = r.pos
+                ok128 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t128_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t128_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o128 = _new(_xmldsig.X509IssuerSerial)
+                            o128.x509_issuer_name = t128_0
+                            o128.x509_serial_number = t128_1
+                            v = o128
+                            ok128 = True
+                if not ok128:
+                    r.pos = pc128
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8705,13 +13180,33 @@ def _d76(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C740, "X509DataType")
+                _escape(r, 3, _C555, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc129 = r.pos
+                ok129 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t129_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t129_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o129 = _new(_xmldsig.X509IssuerSerial)
+                            o129.x509_issuer_name = t129_0
+                            o129.x509_serial_number = t129_1
+                            v = o129
+                            ok129 = True
+                if not ok129:
+                    r.pos = pc129
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8755,13 +13250,33 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C741, "X509DataType")
+                _escape(r, 1, _C556, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc130 = r.pos
+                ok130 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t130_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t130_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o130 = _new(_xmldsig.X509IssuerSerial)
+                            o130.x509_issuer_name = t130_0
+                            o130.x509_serial_number = t130_1
+                            v = o130
+                            ok130 = True
+                if not ok130:
+                    r.pos = pc130
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8805,13 +13320,33 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C742, "X509DataType")
+                _escape(r, 1, _C557, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc131 = r.pos
+                ok131 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t131_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t131_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o131 = _new(_xmldsig.X509IssuerSerial)
+                            o131.x509_issuer_name = t131_0
+                            o131.x509_serial_number = t131_1
+                            v = o131
+                            ok131 = True
+                if not ok131:
+                    r.pos = pc131
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8855,13 +13390,33 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C743, "X509DataType")
+                _escape(r, 1, _C558, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc132 = r.pos
+                ok132 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t132_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t132_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o132 = _new(_xmldsig.X509IssuerSerial)
+                            o132.x509_issuer_name = t132_0
+                            o132.x509_serial_number = t132_1
+                            v = o132
+                            ok132 = True
+                if not ok132:
+                    r.pos = pc132
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8905,13 +13460,33 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C744, "X509DataType")
+                _escape(r, 1, _C559, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc133 = r.pos
+                ok133 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t133_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t133_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o133 = _new(_xmldsig.X509IssuerSerial)
+                            o133.x509_issuer_name = t133_0
+                            o133.x509_serial_number = t133_1
+                            v = o133
+                            ok133 = True
+                if not ok133:
+                    r.pos = pc133
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -8955,13 +13530,33 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C745, "X509DataType")
+                _escape(r, 1, _C560, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d94(r)
+                pc134 = r.pos
+                ok134 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t134_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t134_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o134 = _new(_xmldsig.X509IssuerSerial)
+                            o134.x509_issuer_name = t134_0
+                            o134.x509_serial_number = t134_1
+                            v = o134
+                            ok134 = True
+                if not ok134:
+                    r.pos = pc134
+                    v = _d95(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -9005,7 +13600,7 @@ def _d76(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C746, "X509DataType")
+                _escape(r, 1, _C561, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -9025,15 +13620,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C748.get(s)
+        t = _C563.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C747)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C562)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e94(w, v)
+        _e95(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -9041,15 +13636,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C749.get(s)
+        t = _C564.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C562)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -9058,15 +13653,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C750.get(s)
+        t = _C565.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C562)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -9075,15 +13670,15 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C751.get(s)
+        t = _C566.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C562)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -9092,137 +13687,1013 @@ def _e76(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C752.get(s)
+        t = _C567.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C747)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C562)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C753.get(s)
+    t = _C568.get(s)
     if t is None:
-        _order("X509Data", s, _C747)
+        _order("X509Data", s, _C562)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d77(r):
-    """PhysicalValueType -> iso2.PhysicalValue"""
+    """BodyType -> iso2.Body"""
     f0 = None
-    f1 = None
-    f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
+        ec = r.bits(6)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Multiplier")
-            else:
-                f0 = r.bits(3) + -3
-                if f0 > 3:
-                    r.facet("Multiplier: %d above maxInclusive 3" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+            f0 = _d3(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C754, "PhysicalValueType")
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12403 == 0:
+                y = (x >> 7) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t135_0 = y
+                y = (x >> 2) & 3
+                if y >= 3:
+                    r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                y = _C30[y]
+                t135_1 = y
+                o135 = _new(_iso2.AuthorizationRes)
+                o135.response_code = t135_0
+                o135.evse_processing = t135_1
+                f0 = o135
+                ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f0 = _d4(r)
+            s = 1
+        elif ec == 2:
+            pc136 = r.pos
+            ok136 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o136 = _new(_iso2.BodyBase)
+                f0 = o136
+                ok136 = True
+            if not ok136:
+                r.pos = pc136
+                f0 = _d5(r)
+            s = 1
+        elif ec == 3:
+            pc137 = r.pos
+            ok137 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc138 = r.pos
+                ok138 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t138_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t138_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t138_2 = y
+                    o138 = _new(_iso2.DC_EVStatus)
+                    o138.ev_ready = t138_0
+                    o138.ev_error_code = t138_1
+                    o138.evresssoc = t138_2
+                    t137_0 = o138
+                    ok138 = True
+                if not ok138:
+                    r.pos = pc138
+                    t137_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o137 = _new(_iso2.CableCheckReq)
+                    o137.dc_ev_status = t137_0
+                    f0 = o137
+                    ok137 = True
+            if not ok137:
+                r.pos = pc137
+                f0 = _d6(r)
+            s = 1
+        elif ec == 4:
+            pc139 = r.pos
+            ok139 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t139_0 = y
+                t139_1 = _d22(r)
+                p = r.pos
+                x = r.bits(6)
+                if x & 51 == 0:
+                    y = (x >> 2) & 3
+                    if y >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+                    y = _C30[y]
+                    t139_2 = y
+                    o139 = _new(_iso2.CableCheckRes)
+                    o139.response_code = t139_0
+                    o139.dc_evse_status = t139_1
+                    o139.evse_processing = t139_2
+                    f0 = o139
+                    ok139 = True
+            if not ok139:
+                r.pos = pc139
+                f0 = _d7(r)
+            s = 1
+        elif ec == 5:
+            f0 = _d9(r)
+            s = 1
+        elif ec == 6:
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t140_0 = y
+                t140_1 = _d82(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    t140_2 = _d82(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t140_3 = _d83(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            t140_4 = _d85(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                t140_5 = _d105(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o140 = _new(_iso2.CertificateInstallationRes)
+                                    o140.response_code = t140_0
+                                    o140.sa_provisioning_certificate_chain = t140_1
+                                    o140.contract_signature_cert_chain = t140_2
+                                    o140.contract_signature_encrypted_private_key = t140_3
+                                    o140.dh_publickey = t140_4
+                                    o140.e_maid = t140_5
+                                    f0 = o140
+                                    ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d10(r)
+            s = 1
+        elif ec == 7:
+            f0 = _d11(r)
+            s = 1
+        elif ec == 8:
+            f0 = _d12(r)
+            s = 1
+        elif ec == 9:
+            f0 = _d13(r)
+            s = 1
+        elif ec == 10:
+            f0 = _d14(r)
+            s = 1
+        elif ec == 11:
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o141 = _new(_iso2.ChargingStatusReq)
+                f0 = o141
+                ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f0 = _d15(r)
+            s = 1
+        elif ec == 12:
+            f0 = _d16(r)
+            s = 1
+        elif ec == 13:
+            f0 = _d17(r)
+            s = 1
+        elif ec == 14:
+            f0 = _d18(r)
+            s = 1
+        elif ec == 15:
+            f0 = _d35(r)
+            s = 1
+        elif ec == 16:
+            f0 = _d36(r)
+            s = 1
+        elif ec == 17:
+            pc142 = r.pos
+            ok142 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t142_0 = r.string(14, 15)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t142_1 = _d82(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o142 = _new(_iso2.PaymentDetailsReq)
+                        o142.e_maid = t142_0
+                        o142.contract_signature_cert_chain = t142_1
+                        f0 = o142
+                        ok142 = True
+            if not ok142:
+                r.pos = pc142
+                f0 = _d40(r)
+            s = 1
+        elif ec == 18:
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(10)
+            if x & 775 == 0:
+                y = (x >> 3) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t143_0 = y
+                t143_1 = r.binary(16, 16)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t143_2 = r.integer(10)
+                    if t143_2 < -9223372036854775808 or t143_2 > 9223372036854775807:
+                        r.facet("EVSETimeStamp: %d outside -9223372036854775808..9223372036854775807" % t143_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o143 = _new(_iso2.PaymentDetailsRes)
+                        o143.response_code = t143_0
+                        o143.gen_challenge = t143_1
+                        o143.evse_time_stamp = t143_2
+                        f0 = o143
+                        ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f0 = _d41(r)
+            s = 1
+        elif ec == 19:
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C345[y]
+                t144_0 = y
+                t144_1 = _d99(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o144 = _new(_iso2.PaymentServiceSelectionReq)
+                    o144.selected_payment_option = t144_0
+                    o144.selected_service_list = t144_1
+                    f0 = o144
+                    ok144 = True
+            if not ok144:
+                r.pos = pc144
+                f0 = _d42(r)
+            s = 1
+        elif ec == 20:
+            pc145 = r.pos
+            ok145 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t145_0 = y
+                o145 = _new(_iso2.PaymentServiceSelectionRes)
+                o145.response_code = t145_0
+                f0 = o145
+                ok145 = True
+            if not ok145:
+                r.pos = pc145
+                f0 = _d43(r)
+            s = 1
+        elif ec == 21:
+            f0 = _d44(r)
+            s = 1
+        elif ec == 22:
+            f0 = _d45(r)
+            s = 1
+        elif ec == 23:
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc147 = r.pos
+                ok147 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t147_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t147_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t147_2 = y
+                    o147 = _new(_iso2.DC_EVStatus)
+                    o147.ev_ready = t147_0
+                    o147.ev_error_code = t147_1
+                    o147.evresssoc = t147_2
+                    t146_0 = o147
+                    ok147 = True
+                if not ok147:
+                    r.pos = pc147
+                    t146_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc148 = r.pos
+                    ok148 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t148_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t148_1 = y
+                        t148_2 = r.integer(3)
+                        if t148_2 < -32768 or t148_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t148_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o148 = _new(_iso2.PhysicalValue)
+                            o148.multiplier = t148_0
+                            o148.unit = t148_1
+                            o148.value = t148_2
+                            t146_1 = o148
+                            ok148 = True
+                    if not ok148:
+                        r.pos = pc148
+                        t146_1 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc149 = r.pos
+                        ok149 = False
+                        p = r.pos
+                        x = r.bits(14)
+                        if x & 12743 == 0:
+                            y = ((x >> 9) & 7) + -3
+                            if y > 3:
+                                r.facet("Multiplier: %d above maxInclusive 3" % y)
+                            t149_0 = y
+                            y = (x >> 3) & 7
+                            if y >= 7:
+                                r.fail("Unit: enumeration index %d out of range" % y)
+                            y = _C0[y]
+                            t149_1 = y
+                            t149_2 = r.integer(3)
+                            if t149_2 < -32768 or t149_2 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t149_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o149 = _new(_iso2.PhysicalValue)
+                                o149.multiplier = t149_0
+                                o149.unit = t149_1
+                                o149.value = t149_2
+                                t146_2 = o149
+                                ok149 = True
+                        if not ok149:
+                            r.pos = pc149
+                            t146_2 = _d80(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o146 = _new(_iso2.PreChargeReq)
+                            o146.dc_ev_status = t146_0
+                            o146.ev_target_voltage = t146_1
+                            o146.ev_target_current = t146_2
+                            f0 = o146
+                            ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f0 = _d46(r)
+            s = 1
+        elif ec == 24:
+            pc150 = r.pos
+            ok150 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t150_0 = y
+                t150_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc151 = r.pos
+                    ok151 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t151_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t151_1 = y
+                        t151_2 = r.integer(3)
+                        if t151_2 < -32768 or t151_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t151_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o151 = _new(_iso2.PhysicalValue)
+                            o151.multiplier = t151_0
+                            o151.unit = t151_1
+                            o151.value = t151_2
+                            t150_2 = o151
+                            ok151 = True
+                    if not ok151:
+                        r.pos = pc151
+                        t150_2 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o150 = _new(_iso2.PreChargeRes)
+                        o150.response_code = t150_0
+                        o150.dc_evse_status = t150_1
+                        o150.evse_present_voltage = t150_2
+                        f0 = o150
+                        ok150 = True
+            if not ok150:
+                r.pos = pc150
+                f0 = _d47(r)
+            s = 1
+        elif ec == 25:
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t152_0 = r.uint(3)
+                if t152_0 > 65535:
+                    r.facet("ServiceID: %d outside 0..65535" % t152_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o152 = _new(_iso2.ServiceDetailReq)
+                    o152.service_id = t152_0
+                    f0 = o152
+                    ok152 = True
+            if not ok152:
+                r.pos = pc152
+                f0 = _d56(r)
+            s = 1
+        elif ec == 26:
+            f0 = _d57(r)
+            s = 1
+        elif ec == 27:
+            f0 = _d58(r)
+            s = 1
+        elif ec == 28:
+            f0 = _d59(r)
+            s = 1
+        elif ec == 29:
+            pc153 = r.pos
+            ok153 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t153_0 = r.binary(None, 6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o153 = _new(_iso2.SessionSetupReq)
+                    o153.evccid = t153_0
+                    f0 = o153
+                    ok153 = True
+            if not ok153:
+                r.pos = pc153
+                f0 = _d60(r)
+            s = 1
+        elif ec == 30:
+            f0 = _d61(r)
+            s = 1
+        elif ec == 31:
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(5)
+            if x & 27 == 0:
+                y = (x >> 2) & 1
+                y = _C476[y]
+                t154_0 = y
+                o154 = _new(_iso2.SessionStopReq)
+                o154.charging_session = t154_0
+                f0 = o154
+                ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f0 = _d62(r)
+            s = 1
+        elif ec == 32:
+            pc155 = r.pos
+            ok155 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t155_0 = y
+                o155 = _new(_iso2.SessionStopRes)
+                o155.response_code = t155_0
+                f0 = o155
+                ok155 = True
+            if not ok155:
+                r.pos = pc155
+                f0 = _d63(r)
+            s = 1
+        elif ec == 33:
+            pc156 = r.pos
+            ok156 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc157 = r.pos
+                ok157 = False
+                p = r.pos
+                x = r.bits(22)
+                if x & 3608067 == 0:
+                    y = ((x >> 19) & 1) == 1
+                    t157_0 = y
+                    y = (x >> 12) & 15
+                    if y >= 12:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % y)
+                    y = _C38[y]
+                    t157_1 = y
+                    y = (x >> 2) & 127
+                    if y > 100:
+                        r.facet("EVRESSSOC: %d above maxInclusive 100" % y)
+                    t157_2 = y
+                    o157 = _new(_iso2.DC_EVStatus)
+                    o157.ev_ready = t157_0
+                    o157.ev_error_code = t157_1
+                    o157.evresssoc = t157_2
+                    t156_0 = o157
+                    ok157 = True
+                if not ok157:
+                    r.pos = pc157
+                    t156_0 = _d23(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o156 = _new(_iso2.WeldingDetectionReq)
+                    o156.dc_ev_status = t156_0
+                    f0 = o156
+                    ok156 = True
+            if not ok156:
+                r.pos = pc156
+                f0 = _d74(r)
+            s = 1
+        elif ec == 34:
+            pc158 = r.pos
+            ok158 = False
+            p = r.pos
+            x = r.bits(9)
+            if x & 387 == 0:
+                y = (x >> 2) & 31
+                if y >= 26:
+                    r.fail("ResponseCode: enumeration index %d out of range" % y)
+                y = _C28[y]
+                t158_0 = y
+                t158_1 = _d22(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc159 = r.pos
+                    ok159 = False
+                    p = r.pos
+                    x = r.bits(14)
+                    if x & 12743 == 0:
+                        y = ((x >> 9) & 7) + -3
+                        if y > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % y)
+                        t159_0 = y
+                        y = (x >> 3) & 7
+                        if y >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % y)
+                        y = _C0[y]
+                        t159_1 = y
+                        t159_2 = r.integer(3)
+                        if t159_2 < -32768 or t159_2 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t159_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o159 = _new(_iso2.PhysicalValue)
+                            o159.multiplier = t159_0
+                            o159.unit = t159_1
+                            o159.value = t159_2
+                            t158_2 = o159
+                            ok159 = True
+                    if not ok159:
+                        r.pos = pc159
+                        t158_2 = _d80(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o158 = _new(_iso2.WeldingDetectionRes)
+                        o158.response_code = t158_0
+                        o158.dc_evse_status = t158_1
+                        o158.evse_present_voltage = t158_2
+                        f0 = o158
+                        ok158 = True
+            if not ok158:
+                r.pos = pc158
+                f0 = _d75(r)
+            s = 1
+        elif ec == 35:
+            s = -1
+        elif ec == 36:
+            _escape(r, 3, _C569, "BodyType")
         else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
+            r.fail("BodyType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Unit")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 7:
-                    r.fail("Unit: enumeration index %d out of range" % f1)
-                f1 = _C755[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Unit")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C757, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Value")
-            else:
-                f2 = r.integer(3)
-                if f2 < -32768 or f2 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C758, "PhysicalValueType")
-        else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C759, "PhysicalValueType")
+            _escape(r, 1, _C570, "BodyType")
         else:
-            r.fail("PhysicalValueType: event code %d out of range" % ec)
-    o = _new(_iso2.PhysicalValue)
-    o.multiplier = f0
-    o.unit = f1
-    o.value = f2
+            r.fail("BodyType: event code %d out of range" % ec)
+    o = _new(_iso2.Body)
+    o.body_element = f0
     return o
 
 def _e77(w, o):
-    """iso2.PhysicalValue -> PhysicalValueType"""
+    """iso2.Body -> BodyType"""
+    v0 = o.body_element
     s = 0
-    v = o.multiplier
-    if v is not None:
-        t = _C761.get(s)
-        if t is None:
-            _order("PhysicalValue.multiplier", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("PhysicalValue.multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.unit
-    if v is not None:
-        t = _C762.get(s)
-        if t is None:
-            _order("PhysicalValue.unit", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C756.get(v)
-        if i is None:
-            _bad("PhysicalValue.unit", v, "a member of _iso2.UnitSymbol")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C763.get(s)
-        if t is None:
-            _order("PhysicalValue.value", s, _C760)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("PhysicalValue.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C764.get(s)
+    if v0 is not None:
+        d = _C572.get(v0.__class__)
+        if d is None:
+            _bad("Body.body_element", v0, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
+        w.bits(d[0], 6)
+        d[1](w, v0)
+        s = 1
+    t = _C573.get(s)
     if t is None:
-        _order("PhysicalValue", s, _C760)
+        _order("Body", s, _C571)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d78(r):
-    """ListOfRootCertificateIDsType -> iso2.ListOfRootCertificateIDs"""
+    """ChargeServiceType -> iso2.ChargeService"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C450[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C450[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C574, "ChargeServiceType")
+                else:
+                    r.fail("ChargeServiceType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C575, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "ServiceName")
+            else:
+                f1 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+            s = 2
+        elif ec == 1:
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C450[x]
+            else:
+                r.pos -= 4
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C450[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C576, "ChargeServiceType")
+        else:
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C450[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 2:
+                _escape(r, 2, _C577, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C450[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C450[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C578, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "ServiceScope")
+            else:
+                f3 = r.string(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+            s = 4
+        elif ec == 1:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f4 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "FreeService")
+                else:
+                    f4 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 5
+        elif ec == 2:
+            _escape(r, 2, _C579, "ChargeServiceType")
+        else:
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f4 = y
+            f5 = _d104(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
+            else:
+                r.pos = p
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C580, "ChargeServiceType")
+            else:
+                r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            f5 = _d104(r)
+            s = 6
+        elif ec == 1:
+            _escape(r, 2, _C581, "ChargeServiceType")
+        else:
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C582, "ChargeServiceType")
+        else:
+            r.fail("ChargeServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.ChargeService)
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    o.free_service = f4
+    o.supported_energy_transfer_mode = f5
+    return o
+
+def _e78(w, o):
+    """iso2.ChargeService -> ChargeServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("ChargeService.service_id", 0, _C583)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("ChargeService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("ChargeService.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("ChargeService.service_category", s, _C583)
+    t = _C584.get(s)
+    if t is None:
+        _order("ChargeService.service_category", s, _C583)
+    i2 = _C451.get(v2)
+    if i2 is None:
+        _bad("ChargeService.service_category", v2, "a member of _iso2.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 64:
+            _bad("ChargeService.service_scope", v3, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.free_service
+    if v4 is None:
+        _order("ChargeService.free_service", s, _C583)
+    t = _C585.get(s)
+    if t is None:
+        _order("ChargeService.free_service", s, _C583)
+    if v4.__class__ is not bool:
+        _bad("ChargeService.free_service", v4, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
+    v5 = o.supported_energy_transfer_mode
+    if v5 is None:
+        _order("ChargeService.supported_energy_transfer_mode", 5, _C583)
+    if v5.__class__ is not _iso2.SupportedEnergyTransferMode:
+        _bad("ChargeService.supported_energy_transfer_mode", v5, "a SupportedEnergyTransferMode")
+    w.bits(0, 1)
+    _e104(w, v5)
+    w.bits(0, 1)
+
+def _d79(r):
+    """ChargingProfileType -> iso2.ChargingProfile"""
     f0 = []
     s = 0
     k = 1
@@ -9234,9 +14705,9 @@ def _d78(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C765, "ListOfRootCertificateIDsType")
+            _escape(r, 3, _C586, "ChargingProfileType")
         else:
-            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+            r.fail("ChargingProfileType: event code %d out of range" % ec)
     if s == 1:
         while True:
             ec = r.bits(2)
@@ -9249,41 +14720,328 @@ def _d78(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C766, "ListOfRootCertificateIDsType")
+                _escape(r, 1, _C587, "ChargingProfileType")
             else:
-                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
-    if len(f0) > 20:
-        r.facet("ListOfRootCertificateIDsType: more than 20 RootCertificateID elements")
-    o = _new(_iso2.ListOfRootCertificateIDs)
-    o.root_certificate_id = f0
+                r.fail("ChargingProfileType: event code %d out of range" % ec)
+    if len(f0) > 24:
+        r.facet("ChargingProfileType: more than 24 ProfileEntry elements")
+    o = _new(_iso2.ChargingProfile)
+    o.profile_entry = f0
     return o
 
-def _e78(w, o):
-    """iso2.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
+def _e79(w, o):
+    """iso2.ChargingProfile -> ChargingProfileType"""
     s = 0
-    items = o.root_certificate_id
+    items = o.profile_entry
     if items.__class__ is not list:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
-    if len(items) > 20:
-        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
+        _bad("ChargingProfile.profile_entry", items, "a list")
+    if len(items) > 24:
+        _bad("ChargingProfile.profile_entry", items, "at most 24 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C768.get(s)
+        t = _C589.get(s)
         if t is None:
-            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C767)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("ListOfRootCertificateIDs.root_certificate_id", v, "a X509IssuerSerial")
+            _order("ChargingProfile.profile_entry", s, _C588)
+        if v0.__class__ is not _iso2.ProfileEntry:
+            _bad("ChargingProfile.profile_entry", v0, "a ProfileEntry")
         w.bits(t[0], t[1])
-        _e94(w, v)
+        _e94(w, v0)
         s = 1
-    t = _C769.get(s)
+    t = _C590.get(s)
     if t is None:
-        _order("ListOfRootCertificateIDs", s, _C767)
+        _order("ChargingProfile", s, _C588)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d79(r):
+def _d80(r):
+    """PhysicalValueType -> iso2.PhysicalValue"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(14)
+        if x & 12743 == 0:
+            y = ((x >> 9) & 7) + -3
+            if y > 3:
+                r.facet("Multiplier: %d above maxInclusive 3" % y)
+            f0 = y
+            y = (x >> 3) & 7
+            if y >= 7:
+                r.fail("Unit: enumeration index %d out of range" % y)
+            y = _C0[y]
+            f1 = y
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    f0 = ((x >> 1) & 7) + -3
+                    if f0 > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Multiplier")
+                    else:
+                        f0 = r.bits(3) + -3
+                        if f0 > 3:
+                            r.facet("Multiplier: %d above maxInclusive 3" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Multiplier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C591, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(8)
+        if x & 199 == 0:
+            y = (x >> 3) & 7
+            if y >= 7:
+                r.fail("Unit: enumeration index %d out of range" % y)
+            y = _C0[y]
+            f1 = y
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % x)
+                    f1 = _C0[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "Unit")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 7:
+                            r.fail("Unit: enumeration index %d out of range" % f1)
+                        f1 = _C0[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Unit")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C592, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Value")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C593, "PhysicalValueType")
+            else:
+                r.fail("PhysicalValueType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C594, "PhysicalValueType")
+        else:
+            r.fail("PhysicalValueType: event code %d out of range" % ec)
+    o = _new(_iso2.PhysicalValue)
+    o.multiplier = f0
+    o.unit = f1
+    o.value = f2
+    return o
+
+def _e80(w, o):
+    """iso2.PhysicalValue -> PhysicalValueType"""
+    v0 = o.multiplier
+    if v0 is None:
+        _order("PhysicalValue.multiplier", 0, _C595)
+    if v0.__class__ is not int or not -3 <= v0 <= 3:
+        _bad("PhysicalValue.multiplier", v0, "an integer in -3..3")
+    v1 = o.unit
+    if v1 is None:
+        _order("PhysicalValue.unit", 1, _C595)
+    i1 = _C1.get(v1)
+    if i1 is None:
+        _bad("PhysicalValue.unit", v1, "a member of _iso2.UnitSymbol")
+    v2 = o.value
+    if v2 is None:
+        _order("PhysicalValue.value", 2, _C595)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("PhysicalValue.value", v2, "an integer in -32768..32767")
+    w.bits((((((((((((0) << 1) << 3) | (v0 - -3)) << 1) << 1) << 1) << 3) | (i1)) << 1) << 1) << 1, 14)
+    w.integer(v2)
+    w.bits(0, 2)
+
+def _d81(r):
+    """ConsumptionCostType -> iso2.ConsumptionCost"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc160 = r.pos
+            ok160 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t160_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t160_1 = y
+                t160_2 = r.integer(3)
+                if t160_2 < -32768 or t160_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t160_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o160 = _new(_iso2.PhysicalValue)
+                    o160.multiplier = t160_0
+                    o160.unit = t160_1
+                    o160.value = t160_2
+                    f0 = o160
+                    ok160 = True
+            if not ok160:
+                r.pos = pc160
+                f0 = _d80(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C596, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d84(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C597, "ConsumptionCostType")
+        else:
+            r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 3:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d84(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C598, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C599, "ConsumptionCostType")
+                else:
+                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
+    o = _new(_iso2.ConsumptionCost)
+    o.start_value = f0
+    o.cost = f1
+    return o
+
+def _e81(w, o):
+    """iso2.ConsumptionCost -> ConsumptionCostType"""
+    v0 = o.start_value
+    if v0 is None:
+        _order("ConsumptionCost.start_value", 0, _C600)
+    if v0.__class__ is not _iso2.PhysicalValue:
+        _bad("ConsumptionCost.start_value", v0, "a PhysicalValue")
+    w.bits(0, 1)
+    _e80(w, v0)
+    s = 1
+    items = o.cost
+    if items.__class__ is not list:
+        _bad("ConsumptionCost.cost", items, "a list")
+    if len(items) > 3:
+        _bad("ConsumptionCost.cost", items, "at most 3 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C601.get(s)
+        if t is None:
+            _order("ConsumptionCost.cost", s, _C600)
+        if v1.__class__ is not _iso2.Cost:
+            _bad("ConsumptionCost.cost", v1, "a Cost")
+        w.bits(t[0], t[1])
+        _e84(w, v1)
+        s = (2 if n < 3 else 3)
+    t = _C602.get(s)
+    if t is None:
+        _order("ConsumptionCost", s, _C600)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d82(r):
     """CertificateChainType -> iso2.CertificateChain"""
     f0 = None
     f1 = None
@@ -9303,32 +15061,56 @@ def _d79(r):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C770, "CertificateChainType")
+            _escape(r, 3, _C603, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Certificate")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, 800)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d103(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C604, "CertificateChainType")
+                else:
+                    r.fail("CertificateChainType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, 800)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C771, "CertificateChainType")
+                s = 2
         else:
-            r.fail("CertificateChainType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Certificate")
+                else:
+                    f1 = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C605, "CertificateChainType")
+            else:
+                r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d95(r)
+            f2 = _d103(r)
             s = 3
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C772, "CertificateChainType")
+            _escape(r, 1, _C606, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     if s == 3:
@@ -9336,7 +15118,7 @@ def _d79(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C773, "CertificateChainType")
+            _escape(r, 1, _C607, "CertificateChainType")
         else:
             r.fail("CertificateChainType: event code %d out of range" % ec)
     o = _new(_iso2.CertificateChain)
@@ -9345,47 +15127,42 @@ def _d79(r):
     o.sub_certificates = f2
     return o
 
-def _e79(w, o):
+def _e82(w, o):
     """iso2.CertificateChain -> CertificateChainType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C775.get(s)
-        if t is None:
-            _order("CertificateChain.id", s, _C774)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CertificateChain.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.certificate
-    if v is not None:
-        t = _C776.get(s)
-        if t is None:
-            _order("CertificateChain.certificate", s, _C774)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("CertificateChain.certificate", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sub_certificates
-    if v is not None:
-        t = _C777.get(s)
-        if t is None:
-            _order("CertificateChain.sub_certificates", s, _C774)
-        if v.__class__ is not _iso2.SubCertificates:
-            _bad("CertificateChain.sub_certificates", v, "a SubCertificates")
-        w.bits(t[0], t[1])
-        _e95(w, v)
-        s = t[2]
-    t = _C778.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("CertificateChain.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 3
+    v1 = o.certificate
+    if v1 is None:
+        _order("CertificateChain.certificate", s, _C608)
+    t = _C609.get(s)
     if t is None:
-        _order("CertificateChain", s, _C774)
+        _order("CertificateChain.certificate", s, _C608)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 800:
+        _bad("CertificateChain.certificate", v1, "bytes of length 0..800")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v1)
+    w.bits(0, 1)
+    v2 = o.sub_certificates
+    s = 1
+    if v2 is not None:
+        if v2.__class__ is not _iso2.SubCertificates:
+            _bad("CertificateChain.sub_certificates", v2, "a SubCertificates")
+        w.bits(0, 2)
+        _e103(w, v2)
+        s = 2
+    t = _C610.get(s)
+    if t is None:
+        _order("CertificateChain", s, _C608)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d80(r):
+def _d83(r):
     """ContractSignatureEncryptedPrivateKeyType -> iso2.ContractSignatureEncryptedPrivateKey"""
     f0 = None
     f1 = None
@@ -9396,7 +15173,7 @@ def _d80(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C779, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 3, _C611, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     if s == 1:
@@ -9405,7 +15182,7 @@ def _d80(r):
             f1 = r.binary(None, 48)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C780, b"", "ContractSignatureEncryptedPrivateKeyType")
+            f1 = _simple_escape_bits(r, 3, _C612, b"", "ContractSignatureEncryptedPrivateKeyType")
             s = -1
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
@@ -9414,7 +15191,7 @@ def _d80(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C781, "ContractSignatureEncryptedPrivateKeyType")
+            _escape(r, 1, _C613, "ContractSignatureEncryptedPrivateKeyType")
         else:
             r.fail("ContractSignatureEncryptedPrivateKeyType: event code %d out of range" % ec)
     o = _new(_iso2.ContractSignatureEncryptedPrivateKey)
@@ -9422,35 +15199,225 @@ def _d80(r):
     o.value = f1
     return o
 
-def _e80(w, o):
+def _e83(w, o):
     """iso2.ContractSignatureEncryptedPrivateKey -> ContractSignatureEncryptedPrivateKeyType"""
+    v0 = o.id
+    if v0 is None:
+        _order("ContractSignatureEncryptedPrivateKey.id", 0, _C614)
+    if type(v0) is not str:
+        _bad("ContractSignatureEncryptedPrivateKey.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("ContractSignatureEncryptedPrivateKey.value", 2, _C614)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 48:
+        _bad("ContractSignatureEncryptedPrivateKey.value", v1, "bytes of length 0..48")
+    w.bits(0, 1)
+    w.binary(v1)
+    w.bits(0, 1)
+
+def _d84(r):
+    """CostType -> iso2.Cost"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C783.get(s)
-        if t is None:
-            _order("ContractSignatureEncryptedPrivateKey.id", s, _C782)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("ContractSignatureEncryptedPrivateKey.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C784.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(7)
+        if x & 103 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("costKind: enumeration index %d out of range" % y)
+            y = _C615[y]
+            f0 = y
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C617, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("costKind: enumeration index %d out of range" % x)
+                    f0 = _C615[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "costKind")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("costKind: enumeration index %d out of range" % f0)
+                        f0 = _C615[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "costKind")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C618, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 > 4294967295:
+                r.facet("amount: %d outside 0..4294967295" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        f2 = ((x >> 1) & 7) + -3
+                        if f2 > 3:
+                            r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "amountMultiplier")
+                        else:
+                            f2 = r.bits(3) + -3
+                            if f2 > 3:
+                                r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C619, "CostType")
+                else:
+                    r.fail("CostType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "amount")
+                else:
+                    f1 = r.uint(5)
+                    if f1 > 4294967295:
+                        r.facet("amount: %d outside 0..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amount")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C620, "CostType")
+            else:
+                r.fail("CostType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(5)
+            if x & 17 == 0:
+                f2 = ((x >> 1) & 7) + -3
+                if f2 > 3:
+                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 5
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "amountMultiplier")
+                else:
+                    f2 = r.bits(3) + -3
+                    if f2 > 3:
+                        r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C621, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C622, "CostType")
+        else:
+            r.fail("CostType: event code %d out of range" % ec)
+    o = _new(_iso2.Cost)
+    o.cost_kind = f0
+    o.amount = f1
+    o.amount_multiplier = f2
+    return o
+
+def _e84(w, o):
+    """iso2.Cost -> CostType"""
+    v0 = o.cost_kind
+    if v0 is None:
+        _order("Cost.cost_kind", 0, _C623)
+    i0 = _C616.get(v0)
+    if i0 is None:
+        _bad("Cost.cost_kind", v0, "a member of _iso2.CostKind")
+    v1 = o.amount
+    if v1 is None:
+        _order("Cost.amount", 1, _C623)
+    if type(v1) is not int or v1 < 0 or v1 > 4294967295:
+        _bad("Cost.amount", v1, "an integer in 0..4294967295")
+    w.bits(((((((0) << 1) << 2) | (i0)) << 1) << 1) << 1, 7)
+    w.uint(v1)
+    v2 = o.amount_multiplier
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not -3 <= v2 <= 3:
+            _bad("Cost.amount_multiplier", v2, "an integer in -3..3")
+        w.bits(((((0) << 1) << 3) | (v2 - -3)) << 1, 7)
+        s = 3
+    t = _C624.get(s)
     if t is None:
-        _order("ContractSignatureEncryptedPrivateKey.value", s, _C782)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)) or len(v) > 48:
-        _bad("ContractSignatureEncryptedPrivateKey.value", v, "bytes of length 0..48")
-    w.binary(v)
-    t = _C785.get(s)
-    if t is None:
-        _order("ContractSignatureEncryptedPrivateKey", s, _C782)
+        _order("Cost", s, _C623)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d81(r):
+def _d85(r):
     """DiffieHellmanPublickeyType -> iso2.DiffieHellmanPublickey"""
     f0 = None
     f1 = None
@@ -9461,7 +15428,7 @@ def _d81(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C786, "DiffieHellmanPublickeyType")
+            _escape(r, 3, _C625, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     if s == 1:
@@ -9470,7 +15437,7 @@ def _d81(r):
             f1 = r.binary(None, 65)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C787, b"", "DiffieHellmanPublickeyType")
+            f1 = _simple_escape_bits(r, 3, _C626, b"", "DiffieHellmanPublickeyType")
             s = -1
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
@@ -9479,7 +15446,7 @@ def _d81(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C788, "DiffieHellmanPublickeyType")
+            _escape(r, 1, _C627, "DiffieHellmanPublickeyType")
         else:
             r.fail("DiffieHellmanPublickeyType: event code %d out of range" % ec)
     o = _new(_iso2.DiffieHellmanPublickey)
@@ -9487,100 +15454,247 @@ def _d81(r):
     o.value = f1
     return o
 
-def _e81(w, o):
+def _e85(w, o):
     """iso2.DiffieHellmanPublickey -> DiffieHellmanPublickeyType"""
+    v0 = o.id
+    if v0 is None:
+        _order("DiffieHellmanPublickey.id", 0, _C628)
+    if type(v0) is not str:
+        _bad("DiffieHellmanPublickey.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("DiffieHellmanPublickey.value", 2, _C628)
+    if not isinstance(v1, (bytes, bytearray)) or len(v1) > 65:
+        _bad("DiffieHellmanPublickey.value", v1, "bytes of length 0..65")
+    w.bits(0, 1)
+    w.binary(v1)
+    w.bits(0, 1)
+
+def _d86(r):
+    """MessageHeaderType -> iso2.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C790.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f1 = _d89(r)
+                    s = 2
+                elif ec == 1:
+                    f2 = _d64(r)
+                    s = 3
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C629, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "SessionID")
+                else:
+                    f0 = r.binary(None, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C630, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            f1 = _d89(r)
+            s = 2
+        elif ec == 1:
+            f2 = _d64(r)
+            s = 3
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C631, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d64(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C632, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C633, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso2.MessageHeader)
+    o.session_id = f0
+    o.notification = f1
+    o.signature = f2
+    return o
+
+def _e86(w, o):
+    """iso2.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C634)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 0..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.notification
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso2.Notification:
+            _bad("MessageHeader.notification", v1, "a Notification")
+        w.bits(0, 2)
+        _e89(w, v1)
+        s = 2
+    v2 = o.signature
+    if v2 is not None:
+        t = _C635.get(s)
         if t is None:
-            _order("DiffieHellmanPublickey.id", s, _C789)
+            _order("MessageHeader.signature", s, _C634)
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DiffieHellmanPublickey.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C791.get(s)
+        _e64(w, v2)
+        s = 3
+    t = _C636.get(s)
     if t is None:
-        _order("DiffieHellmanPublickey.value", s, _C789)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)) or len(v) > 65:
-        _bad("DiffieHellmanPublickey.value", v, "bytes of length 0..65")
-    w.binary(v)
-    t = _C792.get(s)
-    if t is None:
-        _order("DiffieHellmanPublickey", s, _C789)
+        _order("MessageHeader", s, _C634)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d82(r):
-    """EMAIDType -> iso2.EMAID"""
-    f0 = None
-    f1 = None
+def _d87(r):
+    """ListOfRootCertificateIDsType -> iso2.ListOfRootCertificateIDs"""
+    f0 = []
     s = 0
+    k = 1
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = r.string(None, None)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t161_0 = r.string(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t161_1 = r.integer(64)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o161 = _new(_xmldsig.X509IssuerSerial)
+                        o161.x509_issuer_name = t161_0
+                        o161.x509_serial_number = t161_1
+                        v = o161
+                        ok161 = True
+            if not ok161:
+                r.pos = pc161
+                v = _d95(r)
+            f0.append(v)
             s = 1
+            k = 1
         elif ec == 1:
-            _escape(r, 3, _C793, "EMAIDType")
+            _escape(r, 3, _C637, "ListOfRootCertificateIDsType")
         else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
+            r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = r.string(14, 15)
-            s = 2
-        elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C794, None, "EMAIDType")
-            s = -1
-        else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C795, "EMAIDType")
-        else:
-            r.fail("EMAIDType: event code %d out of range" % ec)
-    o = _new(_iso2.EMAID)
-    o.id = f0
-    o.value = f1
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                pc162 = r.pos
+                ok162 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t162_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t162_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o162 = _new(_xmldsig.X509IssuerSerial)
+                            o162.x509_issuer_name = t162_0
+                            o162.x509_serial_number = t162_1
+                            v = o162
+                            ok162 = True
+                if not ok162:
+                    r.pos = pc162
+                    v = _d95(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C638, "ListOfRootCertificateIDsType")
+            else:
+                r.fail("ListOfRootCertificateIDsType: event code %d out of range" % ec)
+    if len(f0) > 20:
+        r.facet("ListOfRootCertificateIDsType: more than 20 RootCertificateID elements")
+    o = _new(_iso2.ListOfRootCertificateIDs)
+    o.root_certificate_id = f0
     return o
 
-def _e82(w, o):
-    """iso2.EMAID -> EMAIDType"""
+def _e87(w, o):
+    """iso2.ListOfRootCertificateIDs -> ListOfRootCertificateIDsType"""
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C797.get(s)
+    items = o.root_certificate_id
+    if items.__class__ is not list:
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "a list")
+    if len(items) > 20:
+        _bad("ListOfRootCertificateIDs.root_certificate_id", items, "at most 20 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C640.get(s)
         if t is None:
-            _order("EMAID.id", s, _C796)
+            _order("ListOfRootCertificateIDs.root_certificate_id", s, _C639)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("ListOfRootCertificateIDs.root_certificate_id", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("EMAID.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C798.get(s)
+        _e95(w, v0)
+        s = 1
+    t = _C641.get(s)
     if t is None:
-        _order("EMAID.value", s, _C796)
-    w.bits(t[0], t[1])
-    s = t[2]
-    if type(v) is not str or len(v) < 14 or len(v) > 15:
-        _bad("EMAID.value", v, "a str of length 14..15")
-    w.string(v)
-    t = _C799.get(s)
-    if t is None:
-        _order("EMAID", s, _C796)
+        _order("ListOfRootCertificateIDs", s, _C639)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d83(r):
+def _d88(r):
     """MeterInfoType -> iso2.MeterInfo"""
     f0 = None
     f1 = None
@@ -9589,19 +15703,78 @@ def _d83(r):
     f4 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "MeterReading")
+                    else:
+                        f1 = r.uint(10)
+                        if f1 > 18446744073709551615:
+                            r.facet("MeterReading: %d outside 0..18446744073709551615" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterReading")
+                    s = 2
+                elif ec == 1:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "SigMeterReading")
+                    else:
+                        f2 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SigMeterReading")
+                    s = 3
+                elif ec == 2:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f3 = r.integer(3)
+                        if f3 < -32768 or f3 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 4
+                elif ec == 3:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "TMeter")
+                    else:
+                        f4 = r.integer(10)
+                        if f4 < -9223372036854775808 or f4 > 9223372036854775807:
+                            r.facet("TMeter: %d outside -9223372036854775808..9223372036854775807" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "TMeter")
+                    s = 5
+                elif ec == 4:
+                    s = -1
+                elif ec == 5:
+                    _escape(r, 1, _C642, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
             else:
-                f0 = r.string(None, 32)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C800, "MeterInfoType")
+                s = 1
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C643, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
@@ -9645,7 +15818,7 @@ def _d83(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C801, "MeterInfoType")
+            _escape(r, 1, _C644, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -9681,7 +15854,7 @@ def _d83(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C802, "MeterInfoType")
+            _escape(r, 1, _C645, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -9709,7 +15882,7 @@ def _d83(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C803, "MeterInfoType")
+            _escape(r, 1, _C646, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -9727,7 +15900,7 @@ def _d83(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C804, "MeterInfoType")
+            _escape(r, 1, _C647, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -9735,7 +15908,7 @@ def _d83(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C805, "MeterInfoType")
+            _escape(r, 1, _C648, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso2.MeterInfo)
@@ -9746,1391 +15919,173 @@ def _d83(r):
     o.t_meter = f4
     return o
 
-def _e83(w, o):
-    """iso2.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C807.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_reading
-    if v is not None:
-        t = _C808.get(s)
-        if t is None:
-            _order("MeterInfo.meter_reading", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_reading", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sig_meter_reading
-    if v is not None:
-        t = _C809.get(s)
-        if t is None:
-            _order("MeterInfo.sig_meter_reading", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.sig_meter_reading", v, "bytes of length 0..64")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C810.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.t_meter
-    if v is not None:
-        t = _C811.get(s)
-        if t is None:
-            _order("MeterInfo.t_meter", s, _C806)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -9223372036854775808 or v > 9223372036854775807:
-            _bad("MeterInfo.t_meter", v, "an integer in -9223372036854775808..9223372036854775807")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C812.get(s)
-    if t is None:
-        _order("MeterInfo", s, _C806)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d84(r):
-    """SelectedServiceListType -> iso2.SelectedServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d96(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C813, "SelectedServiceListType")
-        else:
-            r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d96(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C814, "SelectedServiceListType")
-            else:
-                r.fail("SelectedServiceListType: event code %d out of range" % ec)
-    if len(f0) > 16:
-        r.facet("SelectedServiceListType: more than 16 SelectedService elements")
-    o = _new(_iso2.SelectedServiceList)
-    o.selected_service = f0
-    return o
-
-def _e84(w, o):
-    """iso2.SelectedServiceList -> SelectedServiceListType"""
-    s = 0
-    items = o.selected_service
-    if items.__class__ is not list:
-        _bad("SelectedServiceList.selected_service", items, "a list")
-    if len(items) > 16:
-        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C816.get(s)
-        if t is None:
-            _order("SelectedServiceList.selected_service", s, _C815)
-        if v.__class__ is not _iso2.SelectedService:
-            _bad("SelectedServiceList.selected_service", v, "a SelectedService")
-        w.bits(t[0], t[1])
-        _e96(w, v)
-        s = 1
-    t = _C817.get(s)
-    if t is None:
-        _order("SelectedServiceList", s, _C815)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d85(r):
-    """ChargingProfileType -> iso2.ChargingProfile"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d97(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C818, "ChargingProfileType")
-        else:
-            r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d97(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C819, "ChargingProfileType")
-            else:
-                r.fail("ChargingProfileType: event code %d out of range" % ec)
-    if len(f0) > 24:
-        r.facet("ChargingProfileType: more than 24 ProfileEntry elements")
-    o = _new(_iso2.ChargingProfile)
-    o.profile_entry = f0
-    return o
-
-def _e85(w, o):
-    """iso2.ChargingProfile -> ChargingProfileType"""
-    s = 0
-    items = o.profile_entry
-    if items.__class__ is not list:
-        _bad("ChargingProfile.profile_entry", items, "a list")
-    if len(items) > 24:
-        _bad("ChargingProfile.profile_entry", items, "at most 24 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C821.get(s)
-        if t is None:
-            _order("ChargingProfile.profile_entry", s, _C820)
-        if v.__class__ is not _iso2.ProfileEntry:
-            _bad("ChargingProfile.profile_entry", v, "a ProfileEntry")
-        w.bits(t[0], t[1])
-        _e97(w, v)
-        s = 1
-    t = _C822.get(s)
-    if t is None:
-        _order("ChargingProfile", s, _C820)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d86(r):
-    """SAScheduleTupleType -> iso2.SAScheduleTuple"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SAScheduleTupleID")
-            else:
-                f0 = r.bits(8) + 1
-                if f0 > 255:
-                    r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C823, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d98(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C824, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d99(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C825, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C826, "SAScheduleTupleType")
-        else:
-            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
-    o = _new(_iso2.SAScheduleTuple)
-    o.sa_schedule_tuple_id = f0
-    o.p_max_schedule = f1
-    o.sales_tariff = f2
-    return o
-
-def _e86(w, o):
-    """iso2.SAScheduleTuple -> SAScheduleTupleType"""
-    s = 0
-    v = o.sa_schedule_tuple_id
-    if v is not None:
-        t = _C828.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sa_schedule_tuple_id", s, _C827)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("SAScheduleTuple.sa_schedule_tuple_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.p_max_schedule
-    if v is not None:
-        t = _C829.get(s)
-        if t is None:
-            _order("SAScheduleTuple.p_max_schedule", s, _C827)
-        if v.__class__ is not _iso2.PMaxSchedule:
-            _bad("SAScheduleTuple.p_max_schedule", v, "a PMaxSchedule")
-        w.bits(t[0], t[1])
-        _e98(w, v)
-        s = t[2]
-    v = o.sales_tariff
-    if v is not None:
-        t = _C830.get(s)
-        if t is None:
-            _order("SAScheduleTuple.sales_tariff", s, _C827)
-        if v.__class__ is not _iso2.SalesTariff:
-            _bad("SAScheduleTuple.sales_tariff", v, "a SalesTariff")
-        w.bits(t[0], t[1])
-        _e99(w, v)
-        s = t[2]
-    t = _C831.get(s)
-    if t is None:
-        _order("SAScheduleTuple", s, _C827)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d87(r):
-    """ConsumptionCostType -> iso2.ConsumptionCost"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d77(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C832, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d100(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C833, "ConsumptionCostType")
-        else:
-            r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 3:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d100(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C834, "ConsumptionCostType")
-                else:
-                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C835, "ConsumptionCostType")
-                else:
-                    r.fail("ConsumptionCostType: event code %d out of range" % ec)
-    o = _new(_iso2.ConsumptionCost)
-    o.start_value = f0
-    o.cost = f1
-    return o
-
-def _e87(w, o):
-    """iso2.ConsumptionCost -> ConsumptionCostType"""
-    s = 0
-    v = o.start_value
-    if v is not None:
-        t = _C837.get(s)
-        if t is None:
-            _order("ConsumptionCost.start_value", s, _C836)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ConsumptionCost.start_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    items = o.cost
-    if items.__class__ is not list:
-        _bad("ConsumptionCost.cost", items, "a list")
-    if len(items) > 3:
-        _bad("ConsumptionCost.cost", items, "at most 3 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C838.get(s)
-        if t is None:
-            _order("ConsumptionCost.cost", s, _C836)
-        if v.__class__ is not _iso2.Cost:
-            _bad("ConsumptionCost.cost", v, "a Cost")
-        w.bits(t[0], t[1])
-        _e100(w, v)
-        s = (2 if n < 3 else 3)
-    t = _C839.get(s)
-    if t is None:
-        _order("ConsumptionCost", s, _C836)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d88(r):
-    """ServiceParameterListType -> iso2.ServiceParameterList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d101(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C840, "ServiceParameterListType")
-        else:
-            r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d101(r)
-                f0.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C841, "ServiceParameterListType")
-            else:
-                r.fail("ServiceParameterListType: event code %d out of range" % ec)
-    if len(f0) > 255:
-        r.facet("ServiceParameterListType: more than 255 ParameterSet elements")
-    o = _new(_iso2.ServiceParameterList)
-    o.parameter_set = f0
-    return o
-
 def _e88(w, o):
-    """iso2.ServiceParameterList -> ServiceParameterListType"""
-    s = 0
-    items = o.parameter_set
-    if items.__class__ is not list:
-        _bad("ServiceParameterList.parameter_set", items, "a list")
-    if len(items) > 255:
-        _bad("ServiceParameterList.parameter_set", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C843.get(s)
+    """iso2.MeterInfo -> MeterInfoType"""
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C649)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.meter_reading
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+            _bad("MeterInfo.meter_reading", v1, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.sig_meter_reading
+    if v2 is not None:
+        t = _C650.get(s)
         if t is None:
-            _order("ServiceParameterList.parameter_set", s, _C842)
-        if v.__class__ is not _iso2.ParameterSet:
-            _bad("ServiceParameterList.parameter_set", v, "a ParameterSet")
-        w.bits(t[0], t[1])
-        _e101(w, v)
-        s = 1
-    t = _C844.get(s)
+            _order("MeterInfo.sig_meter_reading", s, _C649)
+        if not isinstance(v2, (bytes, bytearray)) or len(v2) > 64:
+            _bad("MeterInfo.sig_meter_reading", v2, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.meter_status
+    if v3 is not None:
+        t = _C651.get(s)
+        if t is None:
+            _order("MeterInfo.meter_status", s, _C649)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("MeterInfo.meter_status", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.t_meter
+    if v4 is not None:
+        t = _C652.get(s)
+        if t is None:
+            _order("MeterInfo.t_meter", s, _C649)
+        if type(v4) is not int or v4 < -9223372036854775808 or v4 > 9223372036854775807:
+            _bad("MeterInfo.t_meter", v4, "an integer in -9223372036854775808..9223372036854775807")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 5
+    t = _C653.get(s)
     if t is None:
-        _order("ServiceParameterList", s, _C842)
+        _order("MeterInfo", s, _C649)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d89(r):
-    """PaymentOptionListType -> iso2.PaymentOptionList"""
-    f0 = []
+    """NotificationType -> iso2.Notification"""
+    f0 = None
+    f1 = None
     s = 0
-    k = 1
     if s == 0:
-        ec = r.bits(1)
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("FaultCode: enumeration index %d out of range" % y)
+            y = _C654[y]
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, "", "FaultMsg")
+                else:
+                    f1 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
+                s = 2
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C656, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("FaultCode: enumeration index %d out of range" % x)
+                    f0 = _C654[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "FaultCode")
+                    else:
+                        f0 = r.bits(2)
+                        if f0 >= 3:
+                            r.fail("FaultCode: enumeration index %d out of range" % f0)
+                        f0 = _C654[f0]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FaultCode")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C657, "NotificationType")
+            else:
+                r.fail("NotificationType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
         if ec == 0:
             if r.bits(1):
-                v = _simple_escape(r, None, "PaymentOption")
+                f1 = _simple_escape(r, "", "FaultMsg")
             else:
-                v = r.bits(1)
-                v = _C464[v]
+                f1 = r.string(None, 64)
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-            f0.append(v)
-            s = 1
-            k = 1
+                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
+            s = 2
         elif ec == 1:
-            _escape(r, 3, _C845, "PaymentOptionListType")
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C658, "NotificationType")
         else:
-            r.fail("PaymentOptionListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 2:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "PaymentOption")
-                    else:
-                        v = r.bits(1)
-                        v = _C464[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C846, "PaymentOptionListType")
-                else:
-                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C847, "PaymentOptionListType")
-                else:
-                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
-    o = _new(_iso2.PaymentOptionList)
-    o.payment_option = f0
+            r.fail("NotificationType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C659, "NotificationType")
+        else:
+            r.fail("NotificationType: event code %d out of range" % ec)
+    o = _new(_iso2.Notification)
+    o.fault_code = f0
+    o.fault_msg = f1
     return o
 
 def _e89(w, o):
-    """iso2.PaymentOptionList -> PaymentOptionListType"""
-    s = 0
-    items = o.payment_option
-    if items.__class__ is not list:
-        _bad("PaymentOptionList.payment_option", items, "a list")
-    if len(items) > 2:
-        _bad("PaymentOptionList.payment_option", items, "at most 2 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C849.get(s)
-        if t is None:
-            _order("PaymentOptionList.payment_option", s, _C848)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C465.get(v)
-        if i is None:
-            _bad("PaymentOptionList.payment_option", v, "a member of _iso2.PaymentOption")
-        w.bits(i, 1)
+    """iso2.Notification -> NotificationType"""
+    v0 = o.fault_code
+    if v0 is None:
+        _order("Notification.fault_code", 0, _C660)
+    i0 = _C655.get(v0)
+    if i0 is None:
+        _bad("Notification.fault_code", v0, "a member of _iso2.FaultCode")
+    v1 = o.fault_msg
+    w.bits(((((0) << 1) << 2) | (i0)) << 1, 5)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 64:
+            _bad("Notification.fault_msg", v1, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v1)
         w.bits(0, 1)
-        s = (1 if n < 2 else 2)
-    t = _C850.get(s)
+        s = 2
+    t = _C661.get(s)
     if t is None:
-        _order("PaymentOptionList", s, _C848)
+        _order("Notification", s, _C660)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d90(r):
-    """ChargeServiceType -> iso2.ChargeService"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C851, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "ServiceName")
-            else:
-                f1 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C852, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C853, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "ServiceScope")
-            else:
-                f3 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 2:
-            _escape(r, 2, _C854, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C855, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            f5 = _d102(r)
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C856, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C857, "ChargeServiceType")
-        else:
-            r.fail("ChargeServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.ChargeService)
-    o.service_id = f0
-    o.service_name = f1
-    o.service_category = f2
-    o.service_scope = f3
-    o.free_service = f4
-    o.supported_energy_transfer_mode = f5
-    return o
-
-def _e90(w, o):
-    """iso2.ChargeService -> ChargeServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C859.get(s)
-        if t is None:
-            _order("ChargeService.service_id", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("ChargeService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C860.get(s)
-        if t is None:
-            _order("ChargeService.service_name", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("ChargeService.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C861.get(s)
-        if t is None:
-            _order("ChargeService.service_category", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("ChargeService.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C862.get(s)
-        if t is None:
-            _order("ChargeService.service_scope", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("ChargeService.service_scope", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C863.get(s)
-        if t is None:
-            _order("ChargeService.free_service", s, _C858)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ChargeService.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.supported_energy_transfer_mode
-    if v is not None:
-        t = _C864.get(s)
-        if t is None:
-            _order("ChargeService.supported_energy_transfer_mode", s, _C858)
-        if v.__class__ is not _iso2.SupportedEnergyTransferMode:
-            _bad("ChargeService.supported_energy_transfer_mode", v, "a SupportedEnergyTransferMode")
-        w.bits(t[0], t[1])
-        _e102(w, v)
-        s = t[2]
-    t = _C865.get(s)
-    if t is None:
-        _order("ChargeService", s, _C858)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d91(r):
-    """ServiceListType -> iso2.ServiceList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d103(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C866, "ServiceListType")
-        else:
-            r.fail("ServiceListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d103(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C867, "ServiceListType")
-                else:
-                    r.fail("ServiceListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C868, "ServiceListType")
-                else:
-                    r.fail("ServiceListType: event code %d out of range" % ec)
-    o = _new(_iso2.ServiceList)
-    o.service = f0
-    return o
-
-def _e91(w, o):
-    """iso2.ServiceList -> ServiceListType"""
-    s = 0
-    items = o.service
-    if items.__class__ is not list:
-        _bad("ServiceList.service", items, "a list")
-    if len(items) > 8:
-        _bad("ServiceList.service", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C870.get(s)
-        if t is None:
-            _order("ServiceList.service", s, _C869)
-        if v.__class__ is not _iso2.Service:
-            _bad("ServiceList.service", v, "a Service")
-        w.bits(t[0], t[1])
-        _e103(w, v)
-        s = (1 if n < 8 else 2)
-    t = _C871.get(s)
-    if t is None:
-        _order("ServiceList", s, _C869)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d92(r):
-    """MessageHeaderType -> iso2.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "SessionID")
-            else:
-                f0 = r.binary(None, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C872, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d104(r)
-            s = 2
-        elif ec == 1:
-            f2 = _d64(r)
-            s = 3
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C873, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d64(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C874, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C875, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso2.MessageHeader)
-    o.session_id = f0
-    o.notification = f1
-    o.signature = f2
-    return o
-
-def _e92(w, o):
-    """iso2.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C877.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C876)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 0..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.notification
-    if v is not None:
-        t = _C878.get(s)
-        if t is None:
-            _order("MessageHeader.notification", s, _C876)
-        if v.__class__ is not _iso2.Notification:
-            _bad("MessageHeader.notification", v, "a Notification")
-        w.bits(t[0], t[1])
-        _e104(w, v)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C879.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C876)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e64(w, v)
-        s = t[2]
-    t = _C880.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C876)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d93(r):
-    """BodyType -> iso2.Body"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(6)
-        if ec == 0:
-            f0 = _d3(r)
-            s = 1
-        elif ec == 1:
-            f0 = _d4(r)
-            s = 1
-        elif ec == 2:
-            f0 = _d5(r)
-            s = 1
-        elif ec == 3:
-            f0 = _d6(r)
-            s = 1
-        elif ec == 4:
-            f0 = _d7(r)
-            s = 1
-        elif ec == 5:
-            f0 = _d9(r)
-            s = 1
-        elif ec == 6:
-            f0 = _d10(r)
-            s = 1
-        elif ec == 7:
-            f0 = _d11(r)
-            s = 1
-        elif ec == 8:
-            f0 = _d12(r)
-            s = 1
-        elif ec == 9:
-            f0 = _d13(r)
-            s = 1
-        elif ec == 10:
-            f0 = _d14(r)
-            s = 1
-        elif ec == 11:
-            f0 = _d15(r)
-            s = 1
-        elif ec == 12:
-            f0 = _d16(r)
-            s = 1
-        elif ec == 13:
-            f0 = _d17(r)
-            s = 1
-        elif ec == 14:
-            f0 = _d18(r)
-            s = 1
-        elif ec == 15:
-            f0 = _d35(r)
-            s = 1
-        elif ec == 16:
-            f0 = _d36(r)
-            s = 1
-        elif ec == 17:
-            f0 = _d40(r)
-            s = 1
-        elif ec == 18:
-            f0 = _d41(r)
-            s = 1
-        elif ec == 19:
-            f0 = _d42(r)
-            s = 1
-        elif ec == 20:
-            f0 = _d43(r)
-            s = 1
-        elif ec == 21:
-            f0 = _d44(r)
-            s = 1
-        elif ec == 22:
-            f0 = _d45(r)
-            s = 1
-        elif ec == 23:
-            f0 = _d46(r)
-            s = 1
-        elif ec == 24:
-            f0 = _d47(r)
-            s = 1
-        elif ec == 25:
-            f0 = _d56(r)
-            s = 1
-        elif ec == 26:
-            f0 = _d57(r)
-            s = 1
-        elif ec == 27:
-            f0 = _d58(r)
-            s = 1
-        elif ec == 28:
-            f0 = _d59(r)
-            s = 1
-        elif ec == 29:
-            f0 = _d60(r)
-            s = 1
-        elif ec == 30:
-            f0 = _d61(r)
-            s = 1
-        elif ec == 31:
-            f0 = _d62(r)
-            s = 1
-        elif ec == 32:
-            f0 = _d63(r)
-            s = 1
-        elif ec == 33:
-            f0 = _d74(r)
-            s = 1
-        elif ec == 34:
-            f0 = _d75(r)
-            s = 1
-        elif ec == 35:
-            s = -1
-        elif ec == 36:
-            _escape(r, 3, _C881, "BodyType")
-        else:
-            r.fail("BodyType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C882, "BodyType")
-        else:
-            r.fail("BodyType: event code %d out of range" % ec)
-    o = _new(_iso2.Body)
-    o.body_element = f0
-    return o
-
-def _e93(w, o):
-    """iso2.Body -> BodyType"""
-    s = 0
-    v = o.body_element
-    if v is not None:
-        d = _C919.get(v.__class__)
-        if d is None:
-            _bad("Body.body_element", v, "one of: AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes")
-        t = d[0].get(s)
-        if t is None:
-            _order("Body.body_element", s, _C883)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C920.get(s)
-    if t is None:
-        _order("Body", s, _C883)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d94(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
-            else:
-                f0 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C921, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C922, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C923, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
-    return o
-
-def _e94(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C925.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C924)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C926.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C924)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C927.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C924)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d95(r):
-    """SubCertificatesType -> iso2.SubCertificates"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, b"", "Certificate")
-            else:
-                v = r.binary(None, 800)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C928, "SubCertificatesType")
-        else:
-            r.fail("SubCertificatesType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 4:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, b"", "Certificate")
-                    else:
-                        v = r.binary(None, 800)
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C929, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C930, "SubCertificatesType")
-                else:
-                    r.fail("SubCertificatesType: event code %d out of range" % ec)
-    o = _new(_iso2.SubCertificates)
-    o.certificate = f0
-    return o
-
-def _e95(w, o):
-    """iso2.SubCertificates -> SubCertificatesType"""
-    s = 0
-    items = o.certificate
-    if items.__class__ is not list:
-        _bad("SubCertificates.certificate", items, "a list")
-    if len(items) > 4:
-        _bad("SubCertificates.certificate", items, "at most 4 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C932.get(s)
-        if t is None:
-            _order("SubCertificates.certificate", s, _C931)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 800:
-            _bad("SubCertificates.certificate", v, "bytes of length 0..800")
-        w.binary(v)
-        w.bits(0, 1)
-        s = (1 if n < 4 else 2)
-    t = _C933.get(s)
-    if t is None:
-        _order("SubCertificates", s, _C931)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d96(r):
-    """SelectedServiceType -> iso2.SelectedService"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C934, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C935, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C936, "SelectedServiceType")
-        else:
-            r.fail("SelectedServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.SelectedService)
-    o.service_id = f0
-    o.parameter_set_id = f1
-    return o
-
-def _e96(w, o):
-    """iso2.SelectedService -> SelectedServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C938.get(s)
-        if t is None:
-            _order("SelectedService.service_id", s, _C937)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("SelectedService.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C939.get(s)
-        if t is None:
-            _order("SelectedService.parameter_set_id", s, _C937)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("SelectedService.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C940.get(s)
-    if t is None:
-        _order("SelectedService", s, _C937)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d97(r):
-    """ProfileEntryType -> iso2.ProfileEntry"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
-            else:
-                f0 = r.uint(5)
-                if f0 > 4294967295:
-                    r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C941, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d77(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C942, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
-            else:
-                f2 = r.bits(2) + 1
-                if f2 > 3:
-                    r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C943, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C944, "ProfileEntryType")
-        else:
-            r.fail("ProfileEntryType: event code %d out of range" % ec)
-    o = _new(_iso2.ProfileEntry)
-    o.charging_profile_entry_start = f0
-    o.charging_profile_entry_max_power = f1
-    o.charging_profile_entry_max_number_of_phases_in_use = f2
-    return o
-
-def _e97(w, o):
-    """iso2.ProfileEntry -> ProfileEntryType"""
-    s = 0
-    v = o.charging_profile_entry_start
-    if v is not None:
-        t = _C946.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_start", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("ProfileEntry.charging_profile_entry_start", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_profile_entry_max_power
-    if v is not None:
-        t = _C947.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_power", s, _C945)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("ProfileEntry.charging_profile_entry_max_power", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.charging_profile_entry_max_number_of_phases_in_use
-    if v is not None:
-        t = _C948.get(s)
-        if t is None:
-            _order("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", s, _C945)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 3:
-            _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v, "an integer in 1..3")
-        w.bits(v - 1, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C949.get(s)
-    if t is None:
-        _order("ProfileEntry", s, _C945)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d98(r):
     """PMaxScheduleType -> iso2.PMaxSchedule"""
     f0 = []
     s = 0
@@ -11143,7 +16098,7 @@ def _d98(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C950, "PMaxScheduleType")
+            _escape(r, 3, _C662, "PMaxScheduleType")
         else:
             r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if s == 1:
@@ -11158,7 +16113,7 @@ def _d98(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C951, "PMaxScheduleType")
+                _escape(r, 1, _C663, "PMaxScheduleType")
             else:
                 r.fail("PMaxScheduleType: event code %d out of range" % ec)
     if len(f0) > 1024:
@@ -11167,7 +16122,7 @@ def _d98(r):
     o.p_max_schedule_entry = f0
     return o
 
-def _e98(w, o):
+def _e90(w, o):
     """iso2.PMaxSchedule -> PMaxScheduleType"""
     s = 0
     items = o.p_max_schedule_entry
@@ -11176,772 +16131,23 @@ def _e98(w, o):
     if len(items) > 1024:
         _bad("PMaxSchedule.p_max_schedule_entry", items, "at most 1024 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C953.get(s)
+        t = _C665.get(s)
         if t is None:
-            _order("PMaxSchedule.p_max_schedule_entry", s, _C952)
-        if v.__class__ is not _iso2.PMaxScheduleEntry:
-            _bad("PMaxSchedule.p_max_schedule_entry", v, "a PMaxScheduleEntry")
+            _order("PMaxSchedule.p_max_schedule_entry", s, _C664)
+        if v0.__class__ is not _iso2.PMaxScheduleEntry:
+            _bad("PMaxSchedule.p_max_schedule_entry", v0, "a PMaxScheduleEntry")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v0)
         s = 1
-    t = _C954.get(s)
+    t = _C666.get(s)
     if t is None:
-        _order("PMaxSchedule", s, _C952)
+        _order("PMaxSchedule", s, _C664)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d99(r):
-    """SalesTariffType -> iso2.SalesTariff"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = r.string(None, None)
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 2:
-            _escape(r, 3, _C955, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "SalesTariffID")
-            else:
-                f1 = r.bits(8) + 1
-                if f1 > 255:
-                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
-            s = 2
-        elif ec == 1:
-            _escape(r, 3, _C956, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "SalesTariffDescription")
-            else:
-                f2 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 2:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 3:
-            _escape(r, 2, _C957, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "NumEPriceLevels")
-            else:
-                f3 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
-            s = 4
-        elif ec == 1:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 2:
-            _escape(r, 2, _C958, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d55(r)
-            f4.append(v)
-            s = 5
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C959, "SalesTariffType")
-        else:
-            r.fail("SalesTariffType: event code %d out of range" % ec)
-    if s == 5:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d55(r)
-                f4.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C960, "SalesTariffType")
-            else:
-                r.fail("SalesTariffType: event code %d out of range" % ec)
-    if len(f4) > 1024:
-        r.facet("SalesTariffType: more than 1024 SalesTariffEntry elements")
-    o = _new(_iso2.SalesTariff)
-    o.id = f0
-    o.sales_tariff_id = f1
-    o.sales_tariff_description = f2
-    o.num_e_price_levels = f3
-    o.sales_tariff_entry = f4
-    return o
-
-def _e99(w, o):
-    """iso2.SalesTariff -> SalesTariffType"""
-    s = 0
-    v = o.id
-    if v is not None:
-        t = _C962.get(s)
-        if t is None:
-            _order("SalesTariff.id", s, _C961)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SalesTariff.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.sales_tariff_id
-    if v is not None:
-        t = _C963.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_id", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 1 <= v <= 255:
-            _bad("SalesTariff.sales_tariff_id", v, "an integer in 1..255")
-        w.bits(v - 1, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sales_tariff_description
-    if v is not None:
-        t = _C964.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_description", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("SalesTariff.sales_tariff_description", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.num_e_price_levels
-    if v is not None:
-        t = _C965.get(s)
-        if t is None:
-            _order("SalesTariff.num_e_price_levels", s, _C961)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("SalesTariff.num_e_price_levels", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.sales_tariff_entry
-    if items.__class__ is not list:
-        _bad("SalesTariff.sales_tariff_entry", items, "a list")
-    if len(items) > 1024:
-        _bad("SalesTariff.sales_tariff_entry", items, "at most 1024 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C966.get(s)
-        if t is None:
-            _order("SalesTariff.sales_tariff_entry", s, _C961)
-        if v.__class__ is not _iso2.SalesTariffEntry:
-            _bad("SalesTariff.sales_tariff_entry", v, "a SalesTariffEntry")
-        w.bits(t[0], t[1])
-        _e55(w, v)
-        s = 4
-    t = _C967.get(s)
-    if t is None:
-        _order("SalesTariff", s, _C961)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d100(r):
-    """CostType -> iso2.Cost"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "costKind")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("costKind: enumeration index %d out of range" % f0)
-                f0 = _C968[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "costKind")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C970, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "amount")
-            else:
-                f1 = r.uint(5)
-                if f1 > 4294967295:
-                    r.facet("amount: %d outside 0..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amount")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C971, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "amountMultiplier")
-            else:
-                f2 = r.bits(3) + -3
-                if f2 > 3:
-                    r.facet("amountMultiplier: %d above maxInclusive 3" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "amountMultiplier")
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C972, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C973, "CostType")
-        else:
-            r.fail("CostType: event code %d out of range" % ec)
-    o = _new(_iso2.Cost)
-    o.cost_kind = f0
-    o.amount = f1
-    o.amount_multiplier = f2
-    return o
-
-def _e100(w, o):
-    """iso2.Cost -> CostType"""
-    s = 0
-    v = o.cost_kind
-    if v is not None:
-        t = _C975.get(s)
-        if t is None:
-            _order("Cost.cost_kind", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C969.get(v)
-        if i is None:
-            _bad("Cost.cost_kind", v, "a member of _iso2.CostKind")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C976.get(s)
-        if t is None:
-            _order("Cost.amount", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Cost.amount", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount_multiplier
-    if v is not None:
-        t = _C977.get(s)
-        if t is None:
-            _order("Cost.amount_multiplier", s, _C974)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -3 <= v <= 3:
-            _bad("Cost.amount_multiplier", v, "an integer in -3..3")
-        w.bits(v - -3, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C978.get(s)
-    if t is None:
-        _order("Cost", s, _C974)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d101(r):
-    """ParameterSetType -> iso2.ParameterSet"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ParameterSetID")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("ParameterSetID: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C979, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d105(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C980, "ParameterSetType")
-        else:
-            r.fail("ParameterSetType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            ec = r.bits(2)
-            if ec == 0:
-                v = _d105(r)
-                f1.append(v)
-                k += 1
-                continue
-            elif ec == 1:
-                s = -1
-                break
-            elif ec == 2:
-                _escape(r, 1, _C981, "ParameterSetType")
-            else:
-                r.fail("ParameterSetType: event code %d out of range" % ec)
-    if len(f1) > 16:
-        r.facet("ParameterSetType: more than 16 Parameter elements")
-    o = _new(_iso2.ParameterSet)
-    o.parameter_set_id = f0
-    o.parameter = f1
-    return o
-
-def _e101(w, o):
-    """iso2.ParameterSet -> ParameterSetType"""
-    s = 0
-    v = o.parameter_set_id
-    if v is not None:
-        t = _C983.get(s)
-        if t is None:
-            _order("ParameterSet.parameter_set_id", s, _C982)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ParameterSet.parameter_set_id", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.parameter
-    if items.__class__ is not list:
-        _bad("ParameterSet.parameter", items, "a list")
-    if len(items) > 16:
-        _bad("ParameterSet.parameter", items, "at most 16 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C984.get(s)
-        if t is None:
-            _order("ParameterSet.parameter", s, _C982)
-        if v.__class__ is not _iso2.Parameter:
-            _bad("ParameterSet.parameter", v, "a Parameter")
-        w.bits(t[0], t[1])
-        _e105(w, v)
-        s = 2
-    t = _C985.get(s)
-    if t is None:
-        _order("ParameterSet", s, _C982)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d102(r):
-    """SupportedEnergyTransferModeType -> iso2.SupportedEnergyTransferMode"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "EnergyTransferMode")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                v = _C127[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C986, "SupportedEnergyTransferModeType")
-        else:
-            r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 6:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "EnergyTransferMode")
-                    else:
-                        v = r.bits(3)
-                        if v >= 6:
-                            r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
-                        v = _C127[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C987, "SupportedEnergyTransferModeType")
-                else:
-                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C988, "SupportedEnergyTransferModeType")
-                else:
-                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
-    o = _new(_iso2.SupportedEnergyTransferMode)
-    o.energy_transfer_mode = f0
-    return o
-
-def _e102(w, o):
-    """iso2.SupportedEnergyTransferMode -> SupportedEnergyTransferModeType"""
-    s = 0
-    items = o.energy_transfer_mode
-    if items.__class__ is not list:
-        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "a list")
-    if len(items) > 6:
-        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "at most 6 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C990.get(s)
-        if t is None:
-            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C989)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C128.get(v)
-        if i is None:
-            _bad("SupportedEnergyTransferMode.energy_transfer_mode", v, "a member of _iso2.EnergyTransferMode")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 6 else 2)
-    t = _C991.get(s)
-    if t is None:
-        _order("SupportedEnergyTransferMode", s, _C989)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d103(r):
-    """ServiceType -> iso2.Service"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "ServiceID")
-            else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("ServiceID: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C992, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "ServiceName")
-            else:
-                f1 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 2:
-            _escape(r, 2, _C993, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "ServiceCategory")
-            else:
-                f2 = r.bits(2)
-                f2 = _C600[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C994, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, "", "ServiceScope")
-            else:
-                f3 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 2:
-            _escape(r, 2, _C995, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "FreeService")
-            else:
-                f4 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FreeService")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C996, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C997, "ServiceType")
-        else:
-            r.fail("ServiceType: event code %d out of range" % ec)
-    o = _new(_iso2.Service)
-    o.service_id = f0
-    o.service_name = f1
-    o.service_category = f2
-    o.service_scope = f3
-    o.free_service = f4
-    return o
-
-def _e103(w, o):
-    """iso2.Service -> ServiceType"""
-    s = 0
-    v = o.service_id
-    if v is not None:
-        t = _C999.get(s)
-        if t is None:
-            _order("Service.service_id", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Service.service_id", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_name
-    if v is not None:
-        t = _C1000.get(s)
-        if t is None:
-            _order("Service.service_name", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("Service.service_name", v, "a str of length 0..32")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_category
-    if v is not None:
-        t = _C1001.get(s)
-        if t is None:
-            _order("Service.service_category", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C601.get(v)
-        if i is None:
-            _bad("Service.service_category", v, "a member of _iso2.ServiceCategory")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.service_scope
-    if v is not None:
-        t = _C1002.get(s)
-        if t is None:
-            _order("Service.service_scope", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Service.service_scope", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.free_service
-    if v is not None:
-        t = _C1003.get(s)
-        if t is None:
-            _order("Service.free_service", s, _C998)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Service.free_service", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1004.get(s)
-    if t is None:
-        _order("Service", s, _C998)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d104(r):
-    """NotificationType -> iso2.Notification"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "FaultCode")
-            else:
-                f0 = r.bits(2)
-                if f0 >= 3:
-                    r.fail("FaultCode: enumeration index %d out of range" % f0)
-                f0 = _C1005[f0]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultCode")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C1007, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "FaultMsg")
-            else:
-                f1 = r.string(None, 64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "FaultMsg")
-            s = 2
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C1008, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C1009, "NotificationType")
-        else:
-            r.fail("NotificationType: event code %d out of range" % ec)
-    o = _new(_iso2.Notification)
-    o.fault_code = f0
-    o.fault_msg = f1
-    return o
-
-def _e104(w, o):
-    """iso2.Notification -> NotificationType"""
-    s = 0
-    v = o.fault_code
-    if v is not None:
-        t = _C1011.get(s)
-        if t is None:
-            _order("Notification.fault_code", s, _C1010)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C1006.get(v)
-        if i is None:
-            _bad("Notification.fault_code", v, "a member of _iso2.FaultCode")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.fault_msg
-    if v is not None:
-        t = _C1012.get(s)
-        if t is None:
-            _order("Notification.fault_msg", s, _C1010)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 64:
-            _bad("Notification.fault_msg", v, "a str of length 0..64")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1013.get(s)
-    if t is None:
-        _order("Notification", s, _C1010)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d105(r):
+def _d91(r):
     """ParameterType -> iso2.Parameter"""
     f0 = None
     f1 = None
@@ -11957,26 +16163,36 @@ def _d105(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C1014, "ParameterType")
+            _escape(r, 3, _C667, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "boolValue")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f1 = x == 2
             else:
-                f1 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "boolValue")
+                    f1 = _simple_escape(r, None, "boolValue")
+                else:
+                    f1 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "boolValue")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "byteValue")
+            x = r.bits(10)
+            if x & 513 == 0:
+                f2 = ((x >> 1) & 255) + -128
             else:
-                f2 = r.bits(8) + -128
+                r.pos -= 10
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "byteValue")
+                    f2 = _simple_escape(r, None, "byteValue")
+                else:
+                    f2 = r.bits(8) + -128
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "byteValue")
             s = 6
         elif ec == 2:
             if r.bits(1):
@@ -11999,7 +16215,35 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "intValue")
             s = 4
         elif ec == 4:
-            f5 = _d77(r)
+            pc163 = r.pos
+            ok163 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t163_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t163_1 = y
+                t163_2 = r.integer(3)
+                if t163_2 < -32768 or t163_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t163_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o163 = _new(_iso2.PhysicalValue)
+                    o163.multiplier = t163_0
+                    o163.unit = t163_1
+                    o163.value = t163_2
+                    f5 = o163
+                    ok163 = True
+            if not ok163:
+                r.pos = pc163
+                f5 = _d80(r)
             s = 3
         elif ec == 5:
             if r.bits(1):
@@ -12010,7 +16254,7 @@ def _d105(r):
                     _escape(r, 1, _EV_ELEM_EE, "stringValue")
             s = 2
         elif ec == 6:
-            _escape(r, 3, _C1015, "ParameterType")
+            _escape(r, 3, _C668, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 2:
@@ -12018,7 +16262,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1016, "ParameterType")
+            _escape(r, 1, _C669, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 3:
@@ -12026,7 +16270,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1017, "ParameterType")
+            _escape(r, 1, _C670, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -12034,7 +16278,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1018, "ParameterType")
+            _escape(r, 1, _C671, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 5:
@@ -12042,7 +16286,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1019, "ParameterType")
+            _escape(r, 1, _C672, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 6:
@@ -12050,7 +16294,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1020, "ParameterType")
+            _escape(r, 1, _C673, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     if s == 7:
@@ -12058,7 +16302,7 @@ def _d105(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C1021, "ParameterType")
+            _escape(r, 1, _C674, "ParameterType")
         else:
             r.fail("ParameterType: event code %d out of range" % ec)
     o = _new(_iso2.Parameter)
@@ -12071,1290 +16315,2629 @@ def _d105(r):
     o.string_value = f6
     return o
 
-def _e105(w, o):
+def _e91(w, o):
     """iso2.Parameter -> ParameterType"""
-    s = 0
-    v = o.name
-    if v is not None:
-        t = _C1023.get(s)
+    v0 = o.name
+    if v0 is None:
+        _order("Parameter.name", 0, _C675)
+    if type(v0) is not str:
+        _bad("Parameter.name", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.bool_value
+    s = 7
+    if v1 is not None:
+        if v1.__class__ is not bool:
+            _bad("Parameter.bool_value", v1, "a bool")
+        w.bits(((((0) << 1) << 1) | (v1)) << 1, 6)
+        s = 1
+    v2 = o.byte_value
+    if v2 is not None:
+        t = _C676.get(s)
         if t is None:
-            _order("Parameter.name", s, _C1022)
+            _order("Parameter.byte_value", s, _C675)
+        if v2.__class__ is not int or not -128 <= v2 <= 127:
+            _bad("Parameter.byte_value", v2, "an integer in -128..127")
+        w.bits(((((t[0]) << 1) << 8) | (v2 - -128)) << 1, t[1] + 1 + 8 + 1)
+        s = 2
+    v3 = o.short_value
+    if v3 is not None:
+        t = _C677.get(s)
+        if t is None:
+            _order("Parameter.short_value", s, _C675)
+        if type(v3) is not int or v3 < -32768 or v3 > 32767:
+            _bad("Parameter.short_value", v3, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v3)
+        w.bits(0, 1)
+        s = 3
+    v4 = o.int_value
+    if v4 is not None:
+        t = _C678.get(s)
+        if t is None:
+            _order("Parameter.int_value", s, _C675)
+        if type(v4) is not int or v4 < -2147483648 or v4 > 2147483647:
+            _bad("Parameter.int_value", v4, "an integer in -2147483648..2147483647")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v4)
+        w.bits(0, 1)
+        s = 4
+    v5 = o.physical_value
+    if v5 is not None:
+        t = _C679.get(s)
+        if t is None:
+            _order("Parameter.physical_value", s, _C675)
+        if v5.__class__ is not _iso2.PhysicalValue:
+            _bad("Parameter.physical_value", v5, "a PhysicalValue")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Parameter.name", v, "a str of length 0..")
-        w.string(v)
-    v = o.bool_value
-    if v is not None:
-        t = _C1024.get(s)
+        _e80(w, v5)
+        s = 5
+    v6 = o.string_value
+    if v6 is not None:
+        t = _C680.get(s)
         if t is None:
-            _order("Parameter.bool_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("Parameter.bool_value", v, "a bool")
-        w.bits(v, 1)
+            _order("Parameter.string_value", s, _C675)
+        if type(v6) is not str:
+            _bad("Parameter.string_value", v6, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.byte_value
-    if v is not None:
-        t = _C1025.get(s)
-        if t is None:
-            _order("Parameter.byte_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("Parameter.byte_value", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.short_value
-    if v is not None:
-        t = _C1026.get(s)
-        if t is None:
-            _order("Parameter.short_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("Parameter.short_value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.int_value
-    if v is not None:
-        t = _C1027.get(s)
-        if t is None:
-            _order("Parameter.int_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -2147483648 or v > 2147483647:
-            _bad("Parameter.int_value", v, "an integer in -2147483648..2147483647")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.physical_value
-    if v is not None:
-        t = _C1028.get(s)
-        if t is None:
-            _order("Parameter.physical_value", s, _C1022)
-        if v.__class__ is not _iso2.PhysicalValue:
-            _bad("Parameter.physical_value", v, "a PhysicalValue")
-        w.bits(t[0], t[1])
-        _e77(w, v)
-        s = t[2]
-    v = o.string_value
-    if v is not None:
-        t = _C1029.get(s)
-        if t is None:
-            _order("Parameter.string_value", s, _C1022)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Parameter.string_value", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C1030.get(s)
+        s = 6
+    t = _C681.get(s)
     if t is None:
-        _order("Parameter", s, _C1022)
+        _order("Parameter", s, _C675)
     if t[1]:
         w.bits(t[0], t[1])
 
+def _d92(r):
+    """ParameterSetType -> iso2.ParameterSet"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                f1.append(_d91(r))
+                s = 2
+                k = 1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ParameterSetID")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("ParameterSetID: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C682, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d91(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C683, "ParameterSetType")
+        else:
+            r.fail("ParameterSetType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d91(r)
+                f1.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C684, "ParameterSetType")
+            else:
+                r.fail("ParameterSetType: event code %d out of range" % ec)
+    if len(f1) > 16:
+        r.facet("ParameterSetType: more than 16 Parameter elements")
+    o = _new(_iso2.ParameterSet)
+    o.parameter_set_id = f0
+    o.parameter = f1
+    return o
+
+def _e92(w, o):
+    """iso2.ParameterSet -> ParameterSetType"""
+    v0 = o.parameter_set_id
+    if v0 is None:
+        _order("ParameterSet.parameter_set_id", 0, _C685)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("ParameterSet.parameter_set_id", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    w.bits(0, 1)
+    s = 1
+    items = o.parameter
+    if items.__class__ is not list:
+        _bad("ParameterSet.parameter", items, "a list")
+    if len(items) > 16:
+        _bad("ParameterSet.parameter", items, "at most 16 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C686.get(s)
+        if t is None:
+            _order("ParameterSet.parameter", s, _C685)
+        if v1.__class__ is not _iso2.Parameter:
+            _bad("ParameterSet.parameter", v1, "a Parameter")
+        w.bits(t[0], t[1])
+        _e91(w, v1)
+        s = 2
+    t = _C687.get(s)
+    if t is None:
+        _order("ParameterSet", s, _C685)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d93(r):
+    """PaymentOptionListType -> iso2.PaymentOptionList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(4)
+        if x & 13 == 0:
+            y = (x >> 1) & 1
+            y = _C345[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    x = (x >> 1) & 1
+                    v = _C345[x]
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "PaymentOption")
+                    else:
+                        v = r.bits(1)
+                        v = _C345[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C688, "PaymentOptionListType")
+            else:
+                r.fail("PaymentOptionListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 2:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(3)
+                    if x & 5 == 0:
+                        x = (x >> 1) & 1
+                        v = _C345[x]
+                    else:
+                        r.pos -= 3
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "PaymentOption")
+                        else:
+                            v = r.bits(1)
+                            v = _C345[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "PaymentOption")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C689, "PaymentOptionListType")
+                else:
+                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C690, "PaymentOptionListType")
+                else:
+                    r.fail("PaymentOptionListType: event code %d out of range" % ec)
+    o = _new(_iso2.PaymentOptionList)
+    o.payment_option = f0
+    return o
+
+def _e93(w, o):
+    """iso2.PaymentOptionList -> PaymentOptionListType"""
+    s = 0
+    items = o.payment_option
+    if items.__class__ is not list:
+        _bad("PaymentOptionList.payment_option", items, "a list")
+    if len(items) > 2:
+        _bad("PaymentOptionList.payment_option", items, "at most 2 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C692.get(s)
+        if t is None:
+            _order("PaymentOptionList.payment_option", s, _C691)
+        i0 = _C346.get(v0)
+        if i0 is None:
+            _bad("PaymentOptionList.payment_option", v0, "a member of _iso2.PaymentOption")
+        w.bits(((((t[0]) << 1) << 1) | (i0)) << 1, t[1] + 1 + 1 + 1)
+        s = (1 if n < 2 else 2)
+    t = _C693.get(s)
+    if t is None:
+        _order("PaymentOptionList", s, _C691)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d94(r):
+    """ProfileEntryType -> iso2.ProfileEntry"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 > 4294967295:
+                r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc164 = r.pos
+                ok164 = False
+                p = r.pos
+                x = r.bits(14)
+                if x & 12743 == 0:
+                    y = ((x >> 9) & 7) + -3
+                    if y > 3:
+                        r.facet("Multiplier: %d above maxInclusive 3" % y)
+                    t164_0 = y
+                    y = (x >> 3) & 7
+                    if y >= 7:
+                        r.fail("Unit: enumeration index %d out of range" % y)
+                    y = _C0[y]
+                    t164_1 = y
+                    t164_2 = r.integer(3)
+                    if t164_2 < -32768 or t164_2 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t164_2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o164 = _new(_iso2.PhysicalValue)
+                        o164.multiplier = t164_0
+                        o164.unit = t164_1
+                        o164.value = t164_2
+                        f1 = o164
+                        ok164 = True
+                if not ok164:
+                    r.pos = pc164
+                    f1 = _d80(r)
+                s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ChargingProfileEntryStart")
+                else:
+                    f0 = r.uint(5)
+                    if f0 > 4294967295:
+                        r.facet("ChargingProfileEntryStart: %d outside 0..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryStart")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C694, "ProfileEntryType")
+            else:
+                r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(14)
+            if x & 12743 == 0:
+                y = ((x >> 9) & 7) + -3
+                if y > 3:
+                    r.facet("Multiplier: %d above maxInclusive 3" % y)
+                t165_0 = y
+                y = (x >> 3) & 7
+                if y >= 7:
+                    r.fail("Unit: enumeration index %d out of range" % y)
+                y = _C0[y]
+                t165_1 = y
+                t165_2 = r.integer(3)
+                if t165_2 < -32768 or t165_2 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso2.PhysicalValue)
+                    o165.multiplier = t165_0
+                    o165.unit = t165_1
+                    o165.value = t165_2
+                    f1 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f1 = _d80(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C695, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(4)
+            if x & 9 == 0:
+                f2 = ((x >> 1) & 3) + 1
+                if f2 > 3:
+                    r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
+            else:
+                r.pos -= 4
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+                else:
+                    f2 = r.bits(2) + 1
+                    if f2 > 3:
+                        r.facet("ChargingProfileEntryMaxNumberOfPhasesInUse: %d above maxInclusive 3" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingProfileEntryMaxNumberOfPhasesInUse")
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C696, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C697, "ProfileEntryType")
+        else:
+            r.fail("ProfileEntryType: event code %d out of range" % ec)
+    o = _new(_iso2.ProfileEntry)
+    o.charging_profile_entry_start = f0
+    o.charging_profile_entry_max_power = f1
+    o.charging_profile_entry_max_number_of_phases_in_use = f2
+    return o
+
+def _e94(w, o):
+    """iso2.ProfileEntry -> ProfileEntryType"""
+    v0 = o.charging_profile_entry_start
+    if v0 is None:
+        _order("ProfileEntry.charging_profile_entry_start", 0, _C698)
+    if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+        _bad("ProfileEntry.charging_profile_entry_start", v0, "an integer in 0..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.charging_profile_entry_max_power
+    if v1 is None:
+        _order("ProfileEntry.charging_profile_entry_max_power", 1, _C698)
+    if v1.__class__ is not _iso2.PhysicalValue:
+        _bad("ProfileEntry.charging_profile_entry_max_power", v1, "a PhysicalValue")
+    w.bits(0, 2)
+    _e80(w, v1)
+    v2 = o.charging_profile_entry_max_number_of_phases_in_use
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not int or not 1 <= v2 <= 3:
+            _bad("ProfileEntry.charging_profile_entry_max_number_of_phases_in_use", v2, "an integer in 1..3")
+        w.bits(((((0) << 1) << 2) | (v2 - 1)) << 1, 6)
+        s = 3
+    t = _C699.get(s)
+    if t is None:
+        _order("ProfileEntry", s, _C698)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d95(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C700, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C701, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C702, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e95(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C703)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C703)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d96(r):
+    """SAScheduleTupleType -> iso2.SAScheduleTuple"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = ((x >> 2) & 255) + 1
+            if y > 255:
+                r.facet("SAScheduleTupleID: %d above maxInclusive 255" % y)
+            f0 = y
+            f1 = _d90(r)
+            s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + 1
+                    if f0 > 255:
+                        r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "SAScheduleTupleID")
+                    else:
+                        f0 = r.bits(8) + 1
+                        if f0 > 255:
+                            r.facet("SAScheduleTupleID: %d above maxInclusive 255" % f0)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SAScheduleTupleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C704, "SAScheduleTupleType")
+            else:
+                r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = _d90(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C705, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d97(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C706, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C707, "SAScheduleTupleType")
+        else:
+            r.fail("SAScheduleTupleType: event code %d out of range" % ec)
+    o = _new(_iso2.SAScheduleTuple)
+    o.sa_schedule_tuple_id = f0
+    o.p_max_schedule = f1
+    o.sales_tariff = f2
+    return o
+
+def _e96(w, o):
+    """iso2.SAScheduleTuple -> SAScheduleTupleType"""
+    v0 = o.sa_schedule_tuple_id
+    if v0 is None:
+        _order("SAScheduleTuple.sa_schedule_tuple_id", 0, _C708)
+    if v0.__class__ is not int or not 1 <= v0 <= 255:
+        _bad("SAScheduleTuple.sa_schedule_tuple_id", v0, "an integer in 1..255")
+    v1 = o.p_max_schedule
+    if v1 is None:
+        _order("SAScheduleTuple.p_max_schedule", 1, _C708)
+    if v1.__class__ is not _iso2.PMaxSchedule:
+        _bad("SAScheduleTuple.p_max_schedule", v1, "a PMaxSchedule")
+    w.bits((((((0) << 1) << 8) | (v0 - 1)) << 1) << 1, 12)
+    _e90(w, v1)
+    v2 = o.sales_tariff
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso2.SalesTariff:
+            _bad("SAScheduleTuple.sales_tariff", v2, "a SalesTariff")
+        w.bits(0, 2)
+        _e97(w, v2)
+        s = 3
+    t = _C709.get(s)
+    if t is None:
+        _order("SAScheduleTuple", s, _C708)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d97(r):
+    """SalesTariffType -> iso2.SalesTariff"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            x = r.bits(10)
+            if x & 513 == 0:
+                f1 = ((x >> 1) & 255) + 1
+                if f1 > 255:
+                    r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+            else:
+                r.pos -= 10
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "SalesTariffID")
+                else:
+                    f1 = r.bits(8) + 1
+                    if f1 > 255:
+                        r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+            s = 2
+        elif ec == 2:
+            _escape(r, 3, _C710, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = ((x >> 3) & 255) + 1
+            if y > 255:
+                r.facet("SalesTariffID: %d above maxInclusive 255" % y)
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, "", "SalesTariffDescription")
+                else:
+                    f2 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+                s = 3
+            elif ec == 1:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f3 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "NumEPriceLevels")
+                    else:
+                        f3 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+                s = 4
+            elif ec == 2:
+                v = _d55(r)
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 3:
+                _escape(r, 2, _C711, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f1 = ((x >> 1) & 255) + 1
+                    if f1 > 255:
+                        r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "SalesTariffID")
+                    else:
+                        f1 = r.bits(8) + 1
+                        if f1 > 255:
+                            r.facet("SalesTariffID: %d above maxInclusive 255" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SalesTariffID")
+                s = 2
+            elif ec == 1:
+                _escape(r, 3, _C712, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "SalesTariffDescription")
+            else:
+                f2 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SalesTariffDescription")
+            s = 3
+        elif ec == 1:
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
+            else:
+                r.pos -= 10
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 2:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 3:
+            _escape(r, 2, _C713, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(10)
+            if x & 513 == 0:
+                f3 = (x >> 1) & 255
+            else:
+                r.pos -= 10
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "NumEPriceLevels")
+                else:
+                    f3 = r.bits(8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NumEPriceLevels")
+            s = 4
+        elif ec == 1:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 2:
+            _escape(r, 2, _C714, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d55(r)
+            f4.append(v)
+            s = 5
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C715, "SalesTariffType")
+        else:
+            r.fail("SalesTariffType: event code %d out of range" % ec)
+    if s == 5:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d55(r)
+                f4.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C716, "SalesTariffType")
+            else:
+                r.fail("SalesTariffType: event code %d out of range" % ec)
+    if len(f4) > 1024:
+        r.facet("SalesTariffType: more than 1024 SalesTariffEntry elements")
+    o = _new(_iso2.SalesTariff)
+    o.id = f0
+    o.sales_tariff_id = f1
+    o.sales_tariff_description = f2
+    o.num_e_price_levels = f3
+    o.sales_tariff_entry = f4
+    return o
+
+def _e97(w, o):
+    """iso2.SalesTariff -> SalesTariffType"""
+    v0 = o.id
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SalesTariff.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.sales_tariff_id
+    if v1 is None:
+        _order("SalesTariff.sales_tariff_id", s, _C717)
+    t = _C718.get(s)
+    if t is None:
+        _order("SalesTariff.sales_tariff_id", s, _C717)
+    if v1.__class__ is not int or not 1 <= v1 <= 255:
+        _bad("SalesTariff.sales_tariff_id", v1, "an integer in 1..255")
+    w.bits(((((t[0]) << 1) << 8) | (v1 - 1)) << 1, t[1] + 1 + 8 + 1)
+    v2 = o.sales_tariff_description
+    s = 1
+    if v2 is not None:
+        if type(v2) is not str or len(v2) > 32:
+            _bad("SalesTariff.sales_tariff_description", v2, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 2
+    v3 = o.num_e_price_levels
+    if v3 is not None:
+        t = _C719.get(s)
+        if t is None:
+            _order("SalesTariff.num_e_price_levels", s, _C717)
+        if v3.__class__ is not int or not 0 <= v3 <= 255:
+            _bad("SalesTariff.num_e_price_levels", v3, "an integer in 0..255")
+        w.bits(((((t[0]) << 1) << 8) | (v3)) << 1, t[1] + 1 + 8 + 1)
+        s = 3
+    items = o.sales_tariff_entry
+    if items.__class__ is not list:
+        _bad("SalesTariff.sales_tariff_entry", items, "a list")
+    if len(items) > 1024:
+        _bad("SalesTariff.sales_tariff_entry", items, "at most 1024 items")
+    n = 0
+    for v4 in items:
+        n += 1
+        t = _C720.get(s)
+        if t is None:
+            _order("SalesTariff.sales_tariff_entry", s, _C717)
+        if v4.__class__ is not _iso2.SalesTariffEntry:
+            _bad("SalesTariff.sales_tariff_entry", v4, "a SalesTariffEntry")
+        w.bits(t[0], t[1])
+        _e55(w, v4)
+        s = 4
+    t = _C721.get(s)
+    if t is None:
+        _order("SalesTariff", s, _C717)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d98(r):
+    """SelectedServiceType -> iso2.SelectedService"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ParameterSetID")
+                    else:
+                        f1 = r.integer(3)
+                        if f1 < -32768 or f1 > 32767:
+                            r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+                    s = 2
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C722, "SelectedServiceType")
+                else:
+                    r.fail("SelectedServiceType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C723, "SelectedServiceType")
+            else:
+                r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, None, "ParameterSetID")
+            else:
+                f1 = r.integer(3)
+                if f1 < -32768 or f1 > 32767:
+                    r.facet("ParameterSetID: %d outside -32768..32767" % f1)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ParameterSetID")
+            s = 2
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C724, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C725, "SelectedServiceType")
+        else:
+            r.fail("SelectedServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.SelectedService)
+    o.service_id = f0
+    o.parameter_set_id = f1
+    return o
+
+def _e98(w, o):
+    """iso2.SelectedService -> SelectedServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("SelectedService.service_id", 0, _C726)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("SelectedService.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.parameter_set_id
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not int or v1 < -32768 or v1 > 32767:
+            _bad("SelectedService.parameter_set_id", v1, "an integer in -32768..32767")
+        w.bits(0, 3)
+        w.integer(v1)
+        w.bits(0, 1)
+        s = 2
+    t = _C727.get(s)
+    if t is None:
+        _order("SelectedService", s, _C726)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d99(r):
+    """SelectedServiceListType -> iso2.SelectedServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d98(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C728, "SelectedServiceListType")
+        else:
+            r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d98(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C729, "SelectedServiceListType")
+            else:
+                r.fail("SelectedServiceListType: event code %d out of range" % ec)
+    if len(f0) > 16:
+        r.facet("SelectedServiceListType: more than 16 SelectedService elements")
+    o = _new(_iso2.SelectedServiceList)
+    o.selected_service = f0
+    return o
+
+def _e99(w, o):
+    """iso2.SelectedServiceList -> SelectedServiceListType"""
+    s = 0
+    items = o.selected_service
+    if items.__class__ is not list:
+        _bad("SelectedServiceList.selected_service", items, "a list")
+    if len(items) > 16:
+        _bad("SelectedServiceList.selected_service", items, "at most 16 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C731.get(s)
+        if t is None:
+            _order("SelectedServiceList.selected_service", s, _C730)
+        if v0.__class__ is not _iso2.SelectedService:
+            _bad("SelectedServiceList.selected_service", v0, "a SelectedService")
+        w.bits(t[0], t[1])
+        _e98(w, v0)
+        s = 1
+    t = _C732.get(s)
+    if t is None:
+        _order("SelectedServiceList", s, _C730)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d100(r):
+    """ServiceType -> iso2.Service"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("ServiceID: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f1 = _simple_escape(r, "", "ServiceName")
+                    else:
+                        f1 = r.string(None, 32)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+                    s = 2
+                elif ec == 1:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        f2 = _C450[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "ServiceCategory")
+                        else:
+                            f2 = r.bits(2)
+                            f2 = _C450[f2]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                    s = 3
+                elif ec == 2:
+                    _escape(r, 2, _C733, "ServiceType")
+                else:
+                    r.fail("ServiceType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "ServiceID")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("ServiceID: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C734, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "ServiceName")
+            else:
+                f1 = r.string(None, 32)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceName")
+            s = 2
+        elif ec == 1:
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                f2 = _C450[x]
+            else:
+                r.pos -= 4
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "ServiceCategory")
+                else:
+                    f2 = r.bits(2)
+                    f2 = _C450[f2]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+            s = 3
+        elif ec == 2:
+            _escape(r, 2, _C735, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            y = _C450[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, "", "ServiceScope")
+                else:
+                    f3 = r.string(None, 64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+                s = 4
+            elif ec == 1:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 2:
+                _escape(r, 2, _C736, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C450[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "ServiceCategory")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C450[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ServiceCategory")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C737, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, "", "ServiceScope")
+            else:
+                f3 = r.string(None, 64)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ServiceScope")
+            s = 4
+        elif ec == 1:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f4 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "FreeService")
+                else:
+                    f4 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "FreeService")
+            s = 5
+        elif ec == 2:
+            _escape(r, 2, _C738, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f4 = y
+            s = -1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f4 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "FreeService")
+                    else:
+                        f4 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "FreeService")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C739, "ServiceType")
+            else:
+                r.fail("ServiceType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C740, "ServiceType")
+        else:
+            r.fail("ServiceType: event code %d out of range" % ec)
+    o = _new(_iso2.Service)
+    o.service_id = f0
+    o.service_name = f1
+    o.service_category = f2
+    o.service_scope = f3
+    o.free_service = f4
+    return o
+
+def _e100(w, o):
+    """iso2.Service -> ServiceType"""
+    v0 = o.service_id
+    if v0 is None:
+        _order("Service.service_id", 0, _C741)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("Service.service_id", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.service_name
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if type(v1) is not str or len(v1) > 32:
+            _bad("Service.service_name", v1, "a str of length 0..32")
+        w.bits(0, 3)
+        w.string(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.service_category
+    if v2 is None:
+        _order("Service.service_category", s, _C741)
+    t = _C742.get(s)
+    if t is None:
+        _order("Service.service_category", s, _C741)
+    i2 = _C451.get(v2)
+    if i2 is None:
+        _bad("Service.service_category", v2, "a member of _iso2.ServiceCategory")
+    w.bits(((((t[0]) << 1) << 2) | (i2)) << 1, t[1] + 1 + 2 + 1)
+    v3 = o.service_scope
+    s = 3
+    if v3 is not None:
+        if type(v3) is not str or len(v3) > 64:
+            _bad("Service.service_scope", v3, "a str of length 0..64")
+        w.bits(0, 3)
+        w.string(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.free_service
+    if v4 is None:
+        _order("Service.free_service", s, _C741)
+    t = _C743.get(s)
+    if t is None:
+        _order("Service.free_service", s, _C741)
+    if v4.__class__ is not bool:
+        _bad("Service.free_service", v4, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v4)) << 1, t[1] + 1 + 1 + 1)
+    w.bits(0, 1)
+
+def _d101(r):
+    """ServiceListType -> iso2.ServiceList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d100(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C744, "ServiceListType")
+        else:
+            r.fail("ServiceListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d100(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C745, "ServiceListType")
+                else:
+                    r.fail("ServiceListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C746, "ServiceListType")
+                else:
+                    r.fail("ServiceListType: event code %d out of range" % ec)
+    o = _new(_iso2.ServiceList)
+    o.service = f0
+    return o
+
+def _e101(w, o):
+    """iso2.ServiceList -> ServiceListType"""
+    s = 0
+    items = o.service
+    if items.__class__ is not list:
+        _bad("ServiceList.service", items, "a list")
+    if len(items) > 8:
+        _bad("ServiceList.service", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C748.get(s)
+        if t is None:
+            _order("ServiceList.service", s, _C747)
+        if v0.__class__ is not _iso2.Service:
+            _bad("ServiceList.service", v0, "a Service")
+        w.bits(t[0], t[1])
+        _e100(w, v0)
+        s = (1 if n < 8 else 2)
+    t = _C749.get(s)
+    if t is None:
+        _order("ServiceList", s, _C747)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d102(r):
+    """ServiceParameterListType -> iso2.ServiceParameterList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d92(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C750, "ServiceParameterListType")
+        else:
+            r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            ec = r.bits(2)
+            if ec == 0:
+                v = _d92(r)
+                f0.append(v)
+                k += 1
+                continue
+            elif ec == 1:
+                s = -1
+                break
+            elif ec == 2:
+                _escape(r, 1, _C751, "ServiceParameterListType")
+            else:
+                r.fail("ServiceParameterListType: event code %d out of range" % ec)
+    if len(f0) > 255:
+        r.facet("ServiceParameterListType: more than 255 ParameterSet elements")
+    o = _new(_iso2.ServiceParameterList)
+    o.parameter_set = f0
+    return o
+
+def _e102(w, o):
+    """iso2.ServiceParameterList -> ServiceParameterListType"""
+    s = 0
+    items = o.parameter_set
+    if items.__class__ is not list:
+        _bad("ServiceParameterList.parameter_set", items, "a list")
+    if len(items) > 255:
+        _bad("ServiceParameterList.parameter_set", items, "at most 255 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C753.get(s)
+        if t is None:
+            _order("ServiceParameterList.parameter_set", s, _C752)
+        if v0.__class__ is not _iso2.ParameterSet:
+            _bad("ServiceParameterList.parameter_set", v0, "a ParameterSet")
+        w.bits(t[0], t[1])
+        _e92(w, v0)
+        s = 1
+    t = _C754.get(s)
+    if t is None:
+        _order("ServiceParameterList", s, _C752)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d103(r):
+    """SubCertificatesType -> iso2.SubCertificates"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            y = r.binary(None, 800)
+            f0.append(y)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = 1
+                k = 1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "Certificate")
+                else:
+                    v = r.binary(None, 800)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C755, "SubCertificatesType")
+            else:
+                r.fail("SubCertificatesType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 4:
+                ec = r.bits(2)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "Certificate")
+                    else:
+                        v = r.binary(None, 800)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Certificate")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C756, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C757, "SubCertificatesType")
+                else:
+                    r.fail("SubCertificatesType: event code %d out of range" % ec)
+    o = _new(_iso2.SubCertificates)
+    o.certificate = f0
+    return o
+
+def _e103(w, o):
+    """iso2.SubCertificates -> SubCertificatesType"""
+    s = 0
+    items = o.certificate
+    if items.__class__ is not list:
+        _bad("SubCertificates.certificate", items, "a list")
+    if len(items) > 4:
+        _bad("SubCertificates.certificate", items, "at most 4 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C759.get(s)
+        if t is None:
+            _order("SubCertificates.certificate", s, _C758)
+        if not isinstance(v0, (bytes, bytearray)) or len(v0) > 800:
+            _bad("SubCertificates.certificate", v0, "bytes of length 0..800")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = (1 if n < 4 else 2)
+    t = _C760.get(s)
+    if t is None:
+        _order("SubCertificates", s, _C758)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d104(r):
+    """SupportedEnergyTransferModeType -> iso2.SupportedEnergyTransferMode"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("EnergyTransferMode: enumeration index %d out of range" % y)
+            y = _C82[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
+                    v = _C82[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "EnergyTransferMode")
+                    else:
+                        v = r.bits(3)
+                        if v >= 6:
+                            r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
+                        v = _C82[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C761, "SupportedEnergyTransferModeType")
+            else:
+                r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 6:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 6:
+                            r.fail("EnergyTransferMode: enumeration index %d out of range" % x)
+                        v = _C82[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "EnergyTransferMode")
+                        else:
+                            v = r.bits(3)
+                            if v >= 6:
+                                r.fail("EnergyTransferMode: enumeration index %d out of range" % v)
+                            v = _C82[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "EnergyTransferMode")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C762, "SupportedEnergyTransferModeType")
+                else:
+                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C763, "SupportedEnergyTransferModeType")
+                else:
+                    r.fail("SupportedEnergyTransferModeType: event code %d out of range" % ec)
+    o = _new(_iso2.SupportedEnergyTransferMode)
+    o.energy_transfer_mode = f0
+    return o
+
+def _e104(w, o):
+    """iso2.SupportedEnergyTransferMode -> SupportedEnergyTransferModeType"""
+    s = 0
+    items = o.energy_transfer_mode
+    if items.__class__ is not list:
+        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "a list")
+    if len(items) > 6:
+        _bad("SupportedEnergyTransferMode.energy_transfer_mode", items, "at most 6 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C765.get(s)
+        if t is None:
+            _order("SupportedEnergyTransferMode.energy_transfer_mode", s, _C764)
+        i0 = _C83.get(v0)
+        if i0 is None:
+            _bad("SupportedEnergyTransferMode.energy_transfer_mode", v0, "a member of _iso2.EnergyTransferMode")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 6 else 2)
+    t = _C766.get(s)
+    if t is None:
+        _order("SupportedEnergyTransferMode", s, _C764)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d105(r):
+    """EMAIDType -> iso2.EMAID"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            f0 = r.string(None, None)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C767, "EMAIDType")
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            f1 = r.string(14, 15)
+            s = 2
+        elif ec == 1:
+            f1 = _simple_escape_bits(r, 3, _C768, None, "EMAIDType")
+            s = -1
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C769, "EMAIDType")
+        else:
+            r.fail("EMAIDType: event code %d out of range" % ec)
+    o = _new(_iso2.EMAID)
+    o.id = f0
+    o.value = f1
+    return o
+
+def _e105(w, o):
+    """iso2.EMAID -> EMAIDType"""
+    v0 = o.id
+    if v0 is None:
+        _order("EMAID.id", 0, _C770)
+    if type(v0) is not str:
+        _bad("EMAID.id", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.value
+    if v1 is None:
+        _order("EMAID.value", 2, _C770)
+    if type(v1) is not str or len(v1) < 14 or len(v1) > 15:
+        _bad("EMAID.value", v1, "a str of length 14..15")
+    w.bits(0, 1)
+    w.string(v1)
+    w.bits(0, 1)
+
 
 # tables (after the functions: some refer to encoders)
-_C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1 = ('EE', 'SE_ANY', 'CH')
-_C2 = ('EE', 'SE_ANY', 'CH')
+_C0 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
+_C1 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
+_C2 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C3 = ('EE', 'SE_ANY', 'CH')
 _C4 = ('EE', 'SE_ANY', 'CH')
-_C5 = ('SE_ANY', 'CH')
-_C6 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
-_C7 = {0: (0, 2, 1)}
-_C8 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C9 = {2: (0, 1, 3)}
-_C10 = {3: (0, 1, 4)}
-_C11 = {4: (0, 1, 5)}
-_C12 = {5: (0, 1, -1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C5 = ('EE', 'SE_ANY', 'CH')
+_C6 = ('EE', 'SE_ANY', 'CH')
+_C7 = ('SE_ANY', 'CH')
+_C8 = {0: 'DepartureTime, EAmount', 1: 'EAmount', 2: 'EVMaxVoltage', 3: 'EVMaxCurrent', 4: 'EVMinCurrent', 5: 'end of element'}
+_C9 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C10 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
+_C11 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
+_C12 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C13 = ('EE', 'SE_ANY', 'CH')
 _C14 = ('EE', 'SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('SE_ANY', 'CH')
-_C17 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
-_C18 = {0: (0, 1, 1)}
-_C19 = {1: (0, 1, 2)}
-_C20 = {2: (0, 1, 3)}
-_C21 = {3: (0, 1, -1)}
-_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C23 = (_iso2.EVSENotification.None_, _iso2.EVSENotification.StopCharging, _iso2.EVSENotification.ReNegotiation, )
-_C24 = {_iso2.EVSENotification.None_: 0, _iso2.EVSENotification.StopCharging: 1, _iso2.EVSENotification.ReNegotiation: 2}
-_C25 = ('EE', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
-_C29 = {0: (0, 1, 1)}
-_C30 = {1: (0, 1, 2)}
-_C31 = {2: (0, 1, 3)}
-_C32 = {3: (0, 1, -1)}
-_C33 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C34 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C35 = ('SE_ANY', 'CH')
-_C36 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
-_C37 = {0: (0, 2, 2)}
-_C38 = {0: (1, 2, 1), 2: (0, 2, 1)}
-_C39 = {0: (2, 2, -1), 1: (0, 1, -1), 2: (1, 2, -1)}
-_C40 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
-_C41 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
-_C42 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C43 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
-_C44 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C15 = ('SE_ANY', 'CH')
+_C16 = {0: 'AC_EVSEStatus', 1: 'EVSENominalVoltage', 2: 'EVSEMaxCurrent', 3: 'end of element'}
+_C17 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('EE', 'SE_ANY', 'CH')
+_C20 = ('SE_ANY', 'CH')
+_C21 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'RCD', 3: 'end of element'}
+_C22 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C23 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = {0: '@Id, GenChallenge, end of element', 1: 'end of element', 2: 'GenChallenge, end of element'}
+_C26 = {0: (1, 2, 1), 2: (0, 2, 1)}
+_C27 = {0: (2, 2), 1: (0, 1), 2: (1, 2)}
+_C28 = (_iso2.ResponseCode.OK, _iso2.ResponseCode.OK_NewSessionEstablished, _iso2.ResponseCode.OK_OldSessionJoined, _iso2.ResponseCode.OK_CertificateExpiresSoon, _iso2.ResponseCode.FAILED, _iso2.ResponseCode.FAILED_SequenceError, _iso2.ResponseCode.FAILED_ServiceIDInvalid, _iso2.ResponseCode.FAILED_UnknownSession, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid, _iso2.ResponseCode.FAILED_CertificateExpired, _iso2.ResponseCode.FAILED_SignatureError, _iso2.ResponseCode.FAILED_NoCertificateAvailable, _iso2.ResponseCode.FAILED_CertChainError, _iso2.ResponseCode.FAILED_ChallengeInvalid, _iso2.ResponseCode.FAILED_ContractCanceled, _iso2.ResponseCode.FAILED_WrongChargeParameter, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso2.ResponseCode.FAILED_TariffSelectionInvalid, _iso2.ResponseCode.FAILED_ChargingProfileInvalid, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid, _iso2.ResponseCode.FAILED_NoChargeServiceSelected, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode, _iso2.ResponseCode.FAILED_ContactorError, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE, _iso2.ResponseCode.FAILED_CertificateRevoked, )
+_C29 = {_iso2.ResponseCode.OK: 0, _iso2.ResponseCode.OK_NewSessionEstablished: 1, _iso2.ResponseCode.OK_OldSessionJoined: 2, _iso2.ResponseCode.OK_CertificateExpiresSoon: 3, _iso2.ResponseCode.FAILED: 4, _iso2.ResponseCode.FAILED_SequenceError: 5, _iso2.ResponseCode.FAILED_ServiceIDInvalid: 6, _iso2.ResponseCode.FAILED_UnknownSession: 7, _iso2.ResponseCode.FAILED_ServiceSelectionInvalid: 8, _iso2.ResponseCode.FAILED_PaymentSelectionInvalid: 9, _iso2.ResponseCode.FAILED_CertificateExpired: 10, _iso2.ResponseCode.FAILED_SignatureError: 11, _iso2.ResponseCode.FAILED_NoCertificateAvailable: 12, _iso2.ResponseCode.FAILED_CertChainError: 13, _iso2.ResponseCode.FAILED_ChallengeInvalid: 14, _iso2.ResponseCode.FAILED_ContractCanceled: 15, _iso2.ResponseCode.FAILED_WrongChargeParameter: 16, _iso2.ResponseCode.FAILED_PowerDeliveryNotApplied: 17, _iso2.ResponseCode.FAILED_TariffSelectionInvalid: 18, _iso2.ResponseCode.FAILED_ChargingProfileInvalid: 19, _iso2.ResponseCode.FAILED_MeteringSignatureNotValid: 20, _iso2.ResponseCode.FAILED_NoChargeServiceSelected: 21, _iso2.ResponseCode.FAILED_WrongEnergyTransferMode: 22, _iso2.ResponseCode.FAILED_ContactorError: 23, _iso2.ResponseCode.FAILED_CertificateNotAllowedAtThisEVSE: 24, _iso2.ResponseCode.FAILED_CertificateRevoked: 25}
+_C30 = (_iso2.EVSEProcessing.Finished, _iso2.EVSEProcessing.Ongoing, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction, )
+_C31 = {_iso2.EVSEProcessing.Finished: 0, _iso2.EVSEProcessing.Ongoing: 1, _iso2.EVSEProcessing.Ongoing_WaitingForCustomerInteraction: 2}
+_C32 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C33 = ('EE', 'SE_ANY', 'CH')
+_C34 = ('SE_ANY', 'CH')
+_C35 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
+_C36 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C37 = {0: 'end of element'}
+_C38 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
+_C39 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C40 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C43 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C44 = ('EE', 'SE_ANY', 'CH')
 _C45 = ('EE', 'SE_ANY', 'CH')
 _C46 = ('SE_ANY', 'CH')
-_C47 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'end of element'}
-_C48 = {0: (0, 1, 1)}
-_C49 = {1: (0, 1, 2)}
-_C50 = {2: (0, 1, -1)}
-_C51 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C52 = {0: 'end of element'}
-_C53 = {0: (0, 1, -1)}
-_C54 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C55 = ('SE_ANY', 'CH')
-_C56 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C57 = {0: (0, 1, 1)}
-_C58 = {1: (0, 1, -1)}
-_C59 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C47 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
+_C48 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C49 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C50 = ('SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C53 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C54 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C55 = ('EE', 'SE_ANY', 'CH')
+_C56 = ('SE_ANY', 'CH')
+_C57 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
+_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C59 = ('EE', 'SE_ANY', 'CH')
 _C60 = ('EE', 'SE_ANY', 'CH')
 _C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEProcessing', 3: 'end of element'}
-_C64 = {0: (0, 1, 1)}
-_C65 = {1: (0, 1, 2)}
-_C66 = {2: (0, 1, 3)}
-_C67 = {3: (0, 1, -1)}
-_C68 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C69 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C62 = ('EE', 'SE_ANY', 'CH')
+_C63 = ('EE', 'SE_ANY', 'CH')
+_C64 = ('SE_ANY', 'CH')
+_C65 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
+_C66 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C67 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
 _C70 = ('SE_ANY', 'CH')
-_C71 = ('SE_ANY', 'CH')
-_C72 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C73 = {0: (0, 1, 3)}
-_C74 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C71 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
+_C72 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C73 = ('EE', 'SE_ANY', 'CH')
+_C74 = ('EE', 'SE_ANY', 'CH')
+_C75 = ('EE', 'SE_ANY', 'CH')
+_C76 = ('EE', 'SE_ANY', 'CH')
 _C77 = ('EE', 'SE_ANY', 'CH')
 _C78 = ('SE_ANY', 'CH')
-_C79 = {0: '@Id', 1: 'ListOfRootCertificateIDs', 2: 'end of element', 3: 'OEMProvisioningCert'}
-_C80 = {0: (0, 1, 3)}
-_C81 = {3: (0, 1, 1)}
-_C82 = {1: (0, 1, 2)}
-_C83 = {2: (0, 1, -1)}
+_C79 = ('SE_ANY', 'CH')
+_C80 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
+_C81 = {6: (1, 2), 7: (0, 1)}
+_C82 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
+_C83 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
 _C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C85 = ('EE', 'SE_ANY', 'CH')
 _C86 = ('EE', 'SE_ANY', 'CH')
 _C87 = ('EE', 'SE_ANY', 'CH')
-_C88 = ('EE', 'SE_ANY', 'CH')
-_C89 = ('EE', 'SE_ANY', 'CH')
-_C90 = ('SE_ANY', 'CH')
-_C91 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'end of element'}
-_C92 = {0: (0, 1, 1)}
-_C93 = {1: (0, 1, 2)}
-_C94 = {2: (0, 1, 3)}
-_C95 = {3: (0, 1, 4)}
-_C96 = {4: (0, 1, 5)}
-_C97 = {5: (0, 1, 6)}
-_C98 = {6: (0, 1, -1)}
-_C99 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C101 = ('EE', 'SE_ANY', 'CH')
-_C102 = ('EE', 'SE_ANY', 'CH')
-_C103 = ('SE_ANY', 'CH')
-_C104 = {0: '@Id', 1: 'eMAID', 2: 'ListOfRootCertificateIDs', 3: 'end of element', 4: 'ContractSignatureCertChain'}
-_C105 = {0: (0, 1, 4)}
-_C106 = {4: (0, 1, 1)}
-_C107 = {1: (0, 1, 2)}
-_C108 = {2: (0, 1, 3)}
-_C109 = {3: (0, 1, -1)}
-_C110 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C88 = ('SE_ANY', 'CH')
+_C89 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
+_C90 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C91 = {_iso2.AC_EVChargeParameter: (0, _e0), _iso2.DC_EVChargeParameter: (1, _e19), _iso2.EVChargeParameter: (2, _e26)}
+_C92 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C94 = ('EE', 'SE_ANY', 'CH')
+_C95 = ('EE', 'SE_ANY', 'CH')
+_C96 = ('EE', 'SE_ANY', 'CH')
+_C97 = ('EE', 'SE_ANY', 'CH')
+_C98 = ('SE_ANY', 'CH')
+_C99 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
+_C100 = {_iso2.SAScheduleList: (0, _e52), _iso2.SASchedules: (1, _e53)}
+_C101 = {2: (2, 3, 4), 3: (0, 2, 4)}
+_C102 = {2: 2, 3: 0}
+_C103 = {2: 3, 3: 1}
+_C104 = {2: 4, 3: 2}
+_C105 = {_iso2.AC_EVSEChargeParameter: (_C102, _e1), _iso2.DC_EVSEChargeParameter: (_C103, _e21), _iso2.EVSEChargeParameter: (_C104, _e28)}
+_C106 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C107 = {0: 'end of element'}
+_C108 = ('EE', 'SE_ANY', 'CH')
+_C109 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = ('EE', 'SE_ANY', 'CH')
 _C111 = ('EE', 'SE_ANY', 'CH')
 _C112 = ('EE', 'SE_ANY', 'CH')
 _C113 = ('EE', 'SE_ANY', 'CH')
 _C114 = ('EE', 'SE_ANY', 'CH')
 _C115 = ('EE', 'SE_ANY', 'CH')
-_C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = {0: 'ResponseCode', 1: 'SAProvisioningCertificateChain', 2: 'ContractSignatureCertChain', 3: 'ContractSignatureEncryptedPrivateKey', 4: 'DHpublickey', 5: 'eMAID', 6: 'RetryCounter, end of element', 7: 'end of element'}
-_C119 = {0: (0, 1, 1)}
-_C120 = {1: (0, 1, 2)}
-_C121 = {2: (0, 1, 3)}
-_C122 = {3: (0, 1, 4)}
-_C123 = {4: (0, 1, 5)}
-_C124 = {5: (0, 1, 6)}
-_C125 = {6: (0, 2, 7)}
-_C126 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C127 = (_iso2.EnergyTransferMode.AC_single_phase_core, _iso2.EnergyTransferMode.AC_three_phase_core, _iso2.EnergyTransferMode.DC_core, _iso2.EnergyTransferMode.DC_extended, _iso2.EnergyTransferMode.DC_combo_core, _iso2.EnergyTransferMode.DC_unique, )
-_C128 = {_iso2.EnergyTransferMode.AC_single_phase_core: 0, _iso2.EnergyTransferMode.AC_three_phase_core: 1, _iso2.EnergyTransferMode.DC_core: 2, _iso2.EnergyTransferMode.DC_extended: 3, _iso2.EnergyTransferMode.DC_combo_core: 4, _iso2.EnergyTransferMode.DC_unique: 5}
-_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C116 = ('EE', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('SE_ANY', 'CH')
+_C119 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
+_C120 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C121 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C122 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C123 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C124 = ('EE', 'SE_ANY', 'CH')
+_C125 = ('EE', 'SE_ANY', 'CH')
+_C126 = ('EE', 'SE_ANY', 'CH')
+_C127 = ('EE', 'SE_ANY', 'CH')
+_C128 = ('EE', 'SE_ANY', 'CH')
+_C129 = ('EE', 'SE_ANY', 'CH')
 _C130 = ('EE', 'SE_ANY', 'CH')
 _C131 = ('EE', 'SE_ANY', 'CH')
-_C132 = ('SE_ANY', 'CH')
-_C133 = {0: 'MaxEntriesSAScheduleTuple, RequestedEnergyTransferMode', 1: 'RequestedEnergyTransferMode', 2: 'AC_EVChargeParameter, DC_EVChargeParameter, EVChargeParameter', 3: 'end of element'}
-_C134 = {0: (0, 2, 1)}
-_C135 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C136 = {2: (0, 2, 3)}
-_C137 = {2: (1, 2, 3)}
-_C138 = {2: (2, 2, 3)}
-_C139 = {_iso2.AC_EVChargeParameter: (_C136, _e0), _iso2.DC_EVChargeParameter: (_C137, _e19), _iso2.EVChargeParameter: (_C138, _e26)}
-_C140 = {3: (0, 1, -1)}
-_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
+_C136 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C137 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C138 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C139 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
+_C140 = {7: (1, 2, 9), 8: (0, 2, 9)}
+_C141 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
 _C142 = ('EE', 'SE_ANY', 'CH')
-_C143 = ('EE', 'SE_ANY', 'CH')
+_C143 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C144 = ('EE', 'SE_ANY', 'CH')
-_C145 = ('SE_ANY', 'CH')
-_C146 = {0: 'ResponseCode', 1: 'EVSEProcessing', 2: 'SAScheduleList, SASchedules, AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 3: 'AC_EVSEChargeParameter, DC_EVSEChargeParameter, EVSEChargeParameter', 4: 'end of element'}
-_C147 = {0: (0, 1, 1)}
-_C148 = {1: (0, 1, 2)}
-_C149 = {2: (0, 3, 3)}
-_C150 = {2: (1, 3, 3)}
-_C151 = {_iso2.SAScheduleList: (_C149, _e52), _iso2.SASchedules: (_C150, _e53)}
-_C152 = {2: (2, 3, 4), 3: (0, 2, 4)}
-_C153 = {2: (3, 3, 4), 3: (1, 2, 4)}
-_C154 = {2: (4, 3, 4), 3: (2, 2, 4)}
-_C155 = {_iso2.AC_EVSEChargeParameter: (_C152, _e1), _iso2.DC_EVSEChargeParameter: (_C153, _e21), _iso2.EVSEChargeParameter: (_C154, _e28)}
-_C156 = {4: (0, 1, -1)}
-_C157 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C158 = {0: 'end of element'}
-_C159 = {0: (0, 1, -1)}
-_C160 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('EE', 'SE_ANY', 'CH')
-_C162 = ('EE', 'SE_ANY', 'CH')
-_C163 = ('EE', 'SE_ANY', 'CH')
-_C164 = ('EE', 'SE_ANY', 'CH')
-_C165 = ('EE', 'SE_ANY', 'CH')
-_C166 = ('EE', 'SE_ANY', 'CH')
-_C167 = ('SE_ANY', 'CH')
-_C168 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'SAScheduleTupleID', 3: 'EVSEMaxCurrent, MeterInfo, ReceiptRequired, AC_EVSEStatus', 4: 'MeterInfo, ReceiptRequired, AC_EVSEStatus', 5: 'ReceiptRequired, AC_EVSEStatus', 6: 'AC_EVSEStatus', 7: 'end of element'}
-_C169 = {0: (0, 1, 1)}
-_C170 = {1: (0, 1, 2)}
-_C171 = {2: (0, 1, 3)}
-_C172 = {3: (0, 3, 4)}
-_C173 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C174 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C175 = {3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C176 = {7: (0, 1, -1)}
-_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('EE', 'SE_ANY', 'CH')
-_C179 = ('EE', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('EE', 'SE_ANY', 'CH')
-_C182 = ('EE', 'SE_ANY', 'CH')
-_C183 = ('EE', 'SE_ANY', 'CH')
-_C184 = ('EE', 'SE_ANY', 'CH')
-_C185 = ('EE', 'SE_ANY', 'CH')
-_C186 = ('EE', 'SE_ANY', 'CH')
-_C187 = ('SE_ANY', 'CH')
-_C188 = {0: 'DC_EVStatus', 1: 'EVTargetCurrent', 2: 'EVMaximumVoltageLimit, EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 3: 'EVMaximumCurrentLimit, EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 4: 'EVMaximumPowerLimit, BulkChargingComplete, ChargingComplete', 5: 'BulkChargingComplete, ChargingComplete', 6: 'ChargingComplete', 7: 'RemainingTimeToFullSoC, RemainingTimeToBulkSoC, EVTargetVoltage', 8: 'RemainingTimeToBulkSoC, EVTargetVoltage', 9: 'EVTargetVoltage', 10: 'end of element'}
-_C189 = {0: (0, 1, 1)}
-_C190 = {1: (0, 1, 2)}
-_C191 = {2: (0, 3, 3)}
-_C192 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C193 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C194 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C195 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 2, 7), 5: (1, 2, 7), 6: (0, 1, 7)}
-_C196 = {7: (0, 2, 8)}
-_C197 = {7: (1, 2, 9), 8: (0, 2, 9)}
-_C198 = {7: (2, 2, 10), 8: (1, 2, 10), 9: (0, 1, 10)}
-_C199 = {10: (0, 1, -1)}
-_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C201 = ('EE', 'SE_ANY', 'CH')
-_C202 = ('EE', 'SE_ANY', 'CH')
-_C203 = ('EE', 'SE_ANY', 'CH')
-_C204 = ('EE', 'SE_ANY', 'CH')
-_C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = ('EE', 'SE_ANY', 'CH')
-_C207 = ('EE', 'SE_ANY', 'CH')
-_C208 = ('EE', 'SE_ANY', 'CH')
+_C145 = ('EE', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('EE', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
+_C150 = ('EE', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
+_C155 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('SE_ANY', 'CH')
+_C157 = ('EE', 'SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
+_C159 = ('EE', 'SE_ANY', 'CH')
+_C160 = ('SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
+_C164 = {7: (1, 3, 9), 8: (0, 2, 9)}
+_C165 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C166 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
+_C167 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C168 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('EE', 'SE_ANY', 'CH')
+_C173 = ('EE', 'SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = ('SE_ANY', 'CH')
+_C176 = ('SE_ANY', 'CH')
+_C177 = ('SE_ANY', 'CH')
+_C178 = ('SE_ANY', 'CH')
+_C179 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
+_C180 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C181 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C182 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C183 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
+_C184 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C185 = {5: (4, 3), 6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C187 = ('EE', 'SE_ANY', 'CH')
+_C188 = ('EE', 'SE_ANY', 'CH')
+_C189 = ('SE_ANY', 'CH')
+_C190 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
+_C191 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
+_C194 = ('EE', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('EE', 'SE_ANY', 'CH')
+_C198 = ('EE', 'SE_ANY', 'CH')
+_C199 = ('EE', 'SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = ('SE_ANY', 'CH')
+_C202 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
+_C203 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C204 = {8: (1, 2), 9: (0, 1)}
+_C205 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
+_C206 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
+_C207 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
+_C208 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
 _C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('EE', 'SE_ANY', 'CH')
+_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = ('SE_ANY', 'CH')
-_C214 = ('SE_ANY', 'CH')
-_C215 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'EVSEPresentCurrent', 4: 'EVSECurrentLimitAchieved', 5: 'EVSEVoltageLimitAchieved', 6: 'EVSEPowerLimitAchieved', 7: 'EVSEMaximumVoltageLimit, EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 8: 'EVSEMaximumCurrentLimit, EVSEMaximumPowerLimit, EVSEID', 9: 'EVSEMaximumPowerLimit, EVSEID', 10: 'EVSEID', 11: 'SAScheduleTupleID', 12: 'MeterInfo, ReceiptRequired, end of element', 13: 'ReceiptRequired, end of element', 14: 'end of element'}
-_C216 = {0: (0, 1, 1)}
-_C217 = {1: (0, 1, 2)}
-_C218 = {2: (0, 1, 3)}
-_C219 = {3: (0, 1, 4)}
-_C220 = {4: (0, 1, 5)}
-_C221 = {5: (0, 1, 6)}
-_C222 = {6: (0, 1, 7)}
-_C223 = {7: (0, 3, 8)}
-_C224 = {7: (1, 3, 9), 8: (0, 2, 9)}
-_C225 = {7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C226 = {7: (3, 3, 11), 8: (2, 2, 11), 9: (1, 2, 11), 10: (0, 1, 11)}
-_C227 = {11: (0, 1, 12)}
-_C228 = {12: (0, 2, 13)}
-_C229 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C230 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C231 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C232 = ('EE', 'SE_ANY', 'CH')
-_C233 = ('EE', 'SE_ANY', 'CH')
-_C234 = ('EE', 'SE_ANY', 'CH')
-_C235 = ('EE', 'SE_ANY', 'CH')
-_C236 = ('SE_ANY', 'CH')
-_C237 = ('SE_ANY', 'CH')
-_C238 = ('SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = {0: 'DepartureTime, DC_EVStatus', 1: 'DC_EVStatus', 2: 'EVMaximumCurrentLimit', 3: 'EVMaximumPowerLimit, EVMaximumVoltageLimit', 4: 'EVMaximumVoltageLimit', 5: 'EVEnergyCapacity, EVEnergyRequest, FullSOC, BulkSOC, end of element', 6: 'EVEnergyRequest, FullSOC, BulkSOC, end of element', 7: 'FullSOC, BulkSOC, end of element', 8: 'BulkSOC, end of element', 9: 'end of element'}
-_C242 = {0: (0, 2, 1)}
-_C243 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C244 = {2: (0, 1, 3)}
-_C245 = {3: (0, 2, 4)}
-_C246 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C247 = {5: (0, 3, 6)}
-_C248 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C249 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 2, 8)}
-_C250 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C251 = {5: (4, 3, -1), 6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C252 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C253 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
+_C213 = ('EE', 'SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
+_C217 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C219 = ('EE', 'SE_ANY', 'CH')
+_C220 = ('EE', 'SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
+_C222 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
+_C223 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C224 = ('EE', 'SE_ANY', 'CH')
+_C225 = ('EE', 'SE_ANY', 'CH')
+_C226 = ('EE', 'SE_ANY', 'CH')
+_C227 = ('SE_ANY', 'CH')
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C234 = {1: (0, 1, 2)}
+_C235 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C236 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C237 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C238 = {6: (0, 1, 7)}
+_C239 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C245 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
+_C247 = {0: 'DepartureTime, end of element', 1: 'end of element'}
+_C248 = {0: (1, 2), 1: (0, 1)}
+_C249 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C250 = {0: 'end of element'}
+_C251 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C252 = {0: 'end of element'}
+_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C254 = ('EE', 'SE_ANY', 'CH')
 _C255 = ('SE_ANY', 'CH')
-_C256 = {0: 'DC_EVStatus', 1: 'BulkChargingComplete, ChargingComplete', 2: 'ChargingComplete', 3: 'end of element'}
-_C257 = {0: (0, 1, 1)}
-_C258 = {1: (0, 2, 2)}
-_C259 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C260 = {3: (0, 1, -1)}
-_C261 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C262 = ('EE', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
+_C256 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C257 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C258 = {0: 'end of element'}
+_C259 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C260 = ('SE_ANY', 'CH')
+_C261 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
+_C262 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C263 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C265 = ('EE', 'SE_ANY', 'CH')
-_C266 = ('EE', 'SE_ANY', 'CH')
-_C267 = ('EE', 'SE_ANY', 'CH')
-_C268 = ('EE', 'SE_ANY', 'CH')
+_C266 = ('SE_ANY', 'CH')
+_C267 = ('SE_ANY', 'CH')
+_C268 = ('SE_ANY', 'CH')
 _C269 = ('SE_ANY', 'CH')
 _C270 = ('SE_ANY', 'CH')
-_C271 = {0: 'DC_EVSEStatus', 1: 'EVSEMaximumCurrentLimit', 2: 'EVSEMaximumPowerLimit', 3: 'EVSEMaximumVoltageLimit', 4: 'EVSEMinimumCurrentLimit', 5: 'EVSEMinimumVoltageLimit', 6: 'EVSECurrentRegulationTolerance, EVSEPeakCurrentRipple', 7: 'EVSEPeakCurrentRipple', 8: 'EVSEEnergyToBeDelivered, end of element', 9: 'end of element'}
-_C272 = {0: (0, 1, 1)}
-_C273 = {1: (0, 1, 2)}
-_C274 = {2: (0, 1, 3)}
-_C275 = {3: (0, 1, 4)}
-_C276 = {4: (0, 1, 5)}
-_C277 = {5: (0, 1, 6)}
-_C278 = {6: (0, 2, 7)}
-_C279 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C280 = {8: (0, 2, 9)}
-_C281 = {8: (1, 2, -1), 9: (0, 1, -1)}
-_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C283 = ('EE', 'SE_ANY', 'CH')
-_C284 = (_iso2.IsolationLevel.Invalid, _iso2.IsolationLevel.Valid, _iso2.IsolationLevel.Warning, _iso2.IsolationLevel.Fault, _iso2.IsolationLevel.No_IMD, )
-_C285 = {_iso2.IsolationLevel.Invalid: 0, _iso2.IsolationLevel.Valid: 1, _iso2.IsolationLevel.Warning: 2, _iso2.IsolationLevel.Fault: 3, _iso2.IsolationLevel.No_IMD: 4}
-_C286 = (_iso2.DC_EVSEStatusCode.EVSE_NotReady, _iso2.DC_EVSEStatusCode.EVSE_Ready, _iso2.DC_EVSEStatusCode.EVSE_Shutdown, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown, _iso2.DC_EVSEStatusCode.EVSE_Malfunction, _iso2.DC_EVSEStatusCode.Reserved_8, _iso2.DC_EVSEStatusCode.Reserved_9, _iso2.DC_EVSEStatusCode.Reserved_A, _iso2.DC_EVSEStatusCode.Reserved_B, _iso2.DC_EVSEStatusCode.Reserved_C, )
-_C287 = {_iso2.DC_EVSEStatusCode.EVSE_NotReady: 0, _iso2.DC_EVSEStatusCode.EVSE_Ready: 1, _iso2.DC_EVSEStatusCode.EVSE_Shutdown: 2, _iso2.DC_EVSEStatusCode.EVSE_UtilityInterruptEvent: 3, _iso2.DC_EVSEStatusCode.EVSE_IsolationMonitoringActive: 4, _iso2.DC_EVSEStatusCode.EVSE_EmergencyShutdown: 5, _iso2.DC_EVSEStatusCode.EVSE_Malfunction: 6, _iso2.DC_EVSEStatusCode.Reserved_8: 7, _iso2.DC_EVSEStatusCode.Reserved_9: 8, _iso2.DC_EVSEStatusCode.Reserved_A: 9, _iso2.DC_EVSEStatusCode.Reserved_B: 10, _iso2.DC_EVSEStatusCode.Reserved_C: 11}
-_C288 = ('EE', 'SE_ANY', 'CH')
-_C289 = ('EE', 'SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
-_C291 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'EVSEIsolationStatus, EVSEStatusCode', 3: 'EVSEStatusCode', 4: 'end of element'}
-_C292 = {0: (0, 1, 1)}
-_C293 = {1: (0, 1, 2)}
-_C294 = {2: (0, 2, 3)}
-_C295 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C296 = {4: (0, 1, -1)}
+_C271 = ('SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = ('SE_ANY', 'CH')
+_C274 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C275 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C276 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C277 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C278 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C279 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C280 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C281 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C282 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C283 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C284 = ('EE', 'SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C289 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C290 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C291 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C295 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C296 = {1: (1, 2)}
 _C297 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C298 = (_iso2.DC_EVErrorCode.NO_ERROR, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange, _iso2.DC_EVErrorCode.Reserved_A, _iso2.DC_EVErrorCode.Reserved_B, _iso2.DC_EVErrorCode.Reserved_C, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility, _iso2.DC_EVErrorCode.NoData, )
-_C299 = {_iso2.DC_EVErrorCode.NO_ERROR: 0, _iso2.DC_EVErrorCode.FAILED_RESSTemperatureInhibit: 1, _iso2.DC_EVErrorCode.FAILED_EVShiftPosition: 2, _iso2.DC_EVErrorCode.FAILED_ChargerConnectorLockFault: 3, _iso2.DC_EVErrorCode.FAILED_EVRESSMalfunction: 4, _iso2.DC_EVErrorCode.FAILED_ChargingCurrentdifferential: 5, _iso2.DC_EVErrorCode.FAILED_ChargingVoltageOutOfRange: 6, _iso2.DC_EVErrorCode.Reserved_A: 7, _iso2.DC_EVErrorCode.Reserved_B: 8, _iso2.DC_EVErrorCode.Reserved_C: 9, _iso2.DC_EVErrorCode.FAILED_ChargingSystemIncompatibility: 10, _iso2.DC_EVErrorCode.NoData: 11}
+_C298 = ('EE', 'SE_ANY', 'CH')
+_C299 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C300 = ('EE', 'SE_ANY', 'CH')
 _C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'EVReady', 1: 'EVErrorCode', 2: 'EVRESSSOC', 3: 'end of element'}
-_C304 = {0: (0, 1, 1)}
-_C305 = {1: (0, 1, 2)}
-_C306 = {2: (0, 1, 3)}
-_C307 = {3: (0, 1, -1)}
-_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
-_C311 = ('EE', 'SE_ANY', 'CH')
-_C312 = ('SE_ANY', 'CH')
-_C313 = ('SE_ANY', 'CH')
-_C314 = ('EE', 'SE_ANY', 'CH')
-_C315 = ('SE_ANY', 'CH')
-_C316 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C317 = {0: (0, 2, 1)}
-_C318 = {1: (0, 1, 2)}
-_C319 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C320 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C321 = {4: (0, 2, 5)}
-_C322 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C323 = {6: (0, 1, 7)}
-_C324 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C303 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
+_C304 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C305 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C306 = ('EE', 'SE_ANY', 'CH')
+_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C308 = ('EE', 'SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C311 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C312 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C313 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C314 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C315 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C319 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C320 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C321 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C322 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('SE_ANY', 'CH')
+_C324 = ('SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
 _C327 = ('SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
-_C329 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C330 = {0: (0, 1, 3)}
-_C331 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C332 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C328 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C329 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C330 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C331 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('EE', 'SE_ANY', 'CH')
 _C333 = ('SE_ANY', 'CH')
-_C334 = {0: 'DepartureTime, end of element', 1: 'end of element'}
-_C335 = {0: (0, 2, 1)}
-_C336 = {0: (1, 2, -1), 1: (0, 1, -1)}
-_C337 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C338 = {0: 'end of element'}
-_C339 = {0: (0, 1, -1)}
-_C340 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C341 = {0: 'end of element'}
-_C342 = {0: (0, 1, -1)}
-_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = ('EE', 'SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
-_C346 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C347 = {0: (0, 1, 1)}
-_C348 = {1: (0, 1, 2)}
-_C349 = {2: (0, 1, -1)}
-_C350 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C351 = {0: 'end of element'}
-_C352 = {0: (0, 1, -1)}
-_C353 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C354 = ('SE_ANY', 'CH')
-_C355 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'end of element'}
-_C356 = {0: (0, 2, 1)}
-_C357 = {0: (1, 2, 1)}
-_C358 = {_iso2.RelativeTimeInterval: (_C356, _e50), _iso2.Interval: (_C357, _e70)}
-_C359 = {1: (0, 1, -1)}
-_C360 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C361 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C362 = ('EE', 'SE_ANY', 'CH')
-_C363 = ('SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
-_C366 = ('SE_ANY', 'CH')
-_C367 = ('SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = ('SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C372 = {0: (0, 4, 10)}
-_C373 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C374 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C375 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C376 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C377 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C378 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C379 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C380 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C381 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C334 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
+_C335 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C336 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C337 = ('EE', 'SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('EE', 'SE_ANY', 'CH')
+_C342 = ('EE', 'SE_ANY', 'CH')
+_C343 = ('SE_ANY', 'CH')
+_C344 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
+_C345 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
+_C346 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
+_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C348 = ('EE', 'SE_ANY', 'CH')
+_C349 = ('SE_ANY', 'CH')
+_C350 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
+_C351 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = {0: 'ResponseCode', 1: 'end of element'}
+_C354 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
+_C355 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
+_C356 = ('SE_ANY', 'CH')
+_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C358 = ('SE_ANY', 'CH')
+_C359 = ('EE', 'SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = ('SE_ANY', 'CH')
+_C362 = ('SE_ANY', 'CH')
+_C363 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
+_C364 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C365 = {2: 1, 3: 0}
+_C366 = {2: 2, 3: 1}
+_C367 = {_iso2.DC_EVPowerDeliveryParameter: (_C365, _e20), _iso2.EVPowerDeliveryParameter: (_C366, _e27)}
+_C368 = {2: (3, 3), 3: (2, 2), 4: (0, 1)}
+_C369 = ('EE', 'SE_ANY', 'CH')
+_C370 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C371 = ('EE', 'SE_ANY', 'CH')
+_C372 = ('SE_ANY', 'CH')
+_C373 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
+_C374 = {_iso2.AC_EVSEStatus: (0, _e2), _iso2.DC_EVSEStatus: (1, _e22), _iso2.EVSEStatus: (2, _e29)}
+_C375 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C376 = ('EE', 'SE_ANY', 'CH')
+_C377 = ('EE', 'SE_ANY', 'CH')
+_C378 = ('SE_ANY', 'CH')
+_C379 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
+_C380 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C381 = ('EE', 'SE_ANY', 'CH')
 _C382 = ('EE', 'SE_ANY', 'CH')
 _C383 = ('SE_ANY', 'CH')
-_C384 = ('SE_ANY', 'CH')
-_C385 = ('SE_ANY', 'CH')
-_C386 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C387 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C388 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C389 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C390 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C384 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('EE', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C391 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C394 = {0: (0, 2, 2)}
-_C395 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C396 = {1: (1, 2, -1)}
-_C397 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C398 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C399 = ('EE', 'SE_ANY', 'CH')
-_C400 = ('EE', 'SE_ANY', 'CH')
+_C392 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C393 = ('EE', 'SE_ANY', 'CH')
+_C394 = ('EE', 'SE_ANY', 'CH')
+_C395 = ('SE_ANY', 'CH')
+_C396 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C397 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C398 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C399 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C400 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
 _C401 = ('SE_ANY', 'CH')
-_C402 = {0: '@Id, SessionID', 1: 'SAScheduleTupleID, MeterInfo', 2: 'MeterInfo', 3: 'end of element', 4: 'SessionID'}
-_C403 = {0: (0, 2, 4)}
-_C404 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C405 = {1: (0, 2, 2)}
-_C406 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C407 = {3: (0, 1, -1)}
-_C408 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C409 = ('EE', 'SE_ANY', 'CH')
+_C402 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = ('SE_ANY', 'CH')
+_C405 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
+_C406 = {1: (1, 2), 2: (0, 1)}
+_C407 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C409 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C410 = ('SE_ANY', 'CH')
-_C411 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C412 = {0: (0, 1, 1)}
-_C413 = {1: (0, 2, 2)}
-_C414 = {1: (1, 2, 2)}
-_C415 = {1: (2, 2, 2)}
-_C416 = {_iso2.AC_EVSEStatus: (_C413, _e2), _iso2.DC_EVSEStatus: (_C414, _e22), _iso2.EVSEStatus: (_C415, _e29)}
-_C417 = {2: (0, 1, -1)}
-_C418 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C419 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C422 = ('SE_ANY', 'CH')
+_C411 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C412 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C413 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C414 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C415 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = ('SE_ANY', 'CH')
+_C418 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
+_C419 = {0: (0, 1), 1: (0, 2)}
+_C420 = {1: (1, 2), 2: (0, 1)}
+_C421 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = {0: 'end of element'}
 _C423 = ('SE_ANY', 'CH')
-_C424 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C425 = {0: (0, 3, 5)}
-_C426 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C427 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C428 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C429 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
+_C424 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C425 = ('SE_ANY', 'CH')
+_C426 = ('SE_ANY', 'CH')
+_C427 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C428 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C429 = {1: (2, 2), 2: (1, 2)}
+_C430 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C431 = ('SE_ANY', 'CH')
 _C432 = ('SE_ANY', 'CH')
 _C433 = ('SE_ANY', 'CH')
 _C434 = ('SE_ANY', 'CH')
-_C435 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C436 = {0: (0, 2, 1)}
-_C437 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C438 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C435 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
+_C436 = {_iso2.RelativeTimeInterval: (0, _e50), _iso2.Interval: (1, _e70)}
+_C437 = {1: (1, 2), 2: (0, 2), 3: (0, 2)}
+_C438 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (0, 1)}
 _C439 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C440 = ('EE', 'SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'PMax', 2: 'end of element'}
-_C443 = {0: (0, 2, 1)}
-_C444 = {0: (1, 2, 1)}
-_C445 = {_iso2.RelativeTimeInterval: (_C443, _e50), _iso2.Interval: (_C444, _e70)}
-_C446 = {1: (0, 1, 2)}
-_C447 = {2: (0, 1, -1)}
-_C448 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C449 = ('EE', 'SE_ANY', 'CH')
-_C450 = ('SE_ANY', 'CH')
-_C451 = {0: 'eMAID', 1: 'ContractSignatureCertChain', 2: 'end of element'}
-_C452 = {0: (0, 1, 1)}
-_C453 = {1: (0, 1, 2)}
-_C454 = {2: (0, 1, -1)}
-_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('EE', 'SE_ANY', 'CH')
-_C457 = ('EE', 'SE_ANY', 'CH')
-_C458 = ('SE_ANY', 'CH')
-_C459 = {0: 'ResponseCode', 1: 'GenChallenge', 2: 'EVSETimeStamp', 3: 'end of element'}
-_C460 = {0: (0, 1, 1)}
-_C461 = {1: (0, 1, 2)}
-_C462 = {2: (0, 1, 3)}
-_C463 = {3: (0, 1, -1)}
-_C464 = (_iso2.PaymentOption.Contract, _iso2.PaymentOption.ExternalPayment, )
-_C465 = {_iso2.PaymentOption.Contract: 0, _iso2.PaymentOption.ExternalPayment: 1}
-_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C467 = ('EE', 'SE_ANY', 'CH')
+_C440 = ('SE_ANY', 'CH')
+_C441 = {0: 'ServiceID', 1: 'end of element'}
+_C442 = ('SE_ANY', 'CH')
+_C443 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C444 = ('SE_ANY', 'CH')
+_C445 = ('EE', 'SE_ANY', 'CH')
+_C446 = ('SE_ANY', 'CH')
+_C447 = ('SE_ANY', 'CH')
+_C448 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
+_C449 = {2: (1, 2), 3: (0, 1)}
+_C450 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
+_C451 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
+_C452 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C453 = ('SE_ANY', 'CH')
+_C454 = ('SE_ANY', 'CH')
+_C455 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
+_C456 = {0: (1, 2, 2), 1: (0, 2, 2)}
+_C457 = {0: (2, 2), 1: (1, 2), 2: (0, 1)}
+_C458 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C459 = ('EE', 'SE_ANY', 'CH')
+_C460 = ('EE', 'SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
+_C463 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
+_C464 = {3: (1, 2), 4: (0, 1)}
+_C465 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C466 = ('SE_ANY', 'CH')
+_C467 = {0: 'EVCCID', 1: 'end of element'}
 _C468 = ('SE_ANY', 'CH')
-_C469 = {0: 'SelectedPaymentOption', 1: 'SelectedServiceList', 2: 'end of element'}
-_C470 = {0: (0, 1, 1)}
-_C471 = {1: (0, 1, 2)}
-_C472 = {2: (0, 1, -1)}
-_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = {0: 'ResponseCode', 1: 'end of element'}
-_C476 = {0: (0, 1, 1)}
-_C477 = {1: (0, 1, -1)}
-_C478 = (_iso2.ChargeProgress.Start, _iso2.ChargeProgress.Stop, _iso2.ChargeProgress.Renegotiate, )
-_C479 = {_iso2.ChargeProgress.Start: 0, _iso2.ChargeProgress.Stop: 1, _iso2.ChargeProgress.Renegotiate: 2}
-_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C481 = ('EE', 'SE_ANY', 'CH')
+_C469 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C470 = ('SE_ANY', 'CH')
+_C471 = ('EE', 'SE_ANY', 'CH')
+_C472 = ('SE_ANY', 'CH')
+_C473 = ('SE_ANY', 'CH')
+_C474 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
+_C475 = {2: (1, 2), 3: (0, 1)}
+_C476 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
+_C477 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
+_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C479 = ('SE_ANY', 'CH')
+_C480 = {0: 'ChargingSession', 1: 'end of element'}
+_C481 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C482 = ('SE_ANY', 'CH')
-_C483 = ('SE_ANY', 'CH')
-_C484 = ('SE_ANY', 'CH')
-_C485 = {0: 'ChargeProgress', 1: 'SAScheduleTupleID', 2: 'ChargingProfile, DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 3: 'DC_EVPowerDeliveryParameter, EVPowerDeliveryParameter, end of element', 4: 'end of element'}
-_C486 = {0: (0, 1, 1)}
-_C487 = {1: (0, 1, 2)}
-_C488 = {2: (0, 3, 3)}
-_C489 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C490 = {2: (2, 3, 4), 3: (1, 2, 4)}
-_C491 = {_iso2.DC_EVPowerDeliveryParameter: (_C489, _e20), _iso2.EVPowerDeliveryParameter: (_C490, _e27)}
-_C492 = {2: (3, 3, -1), 3: (2, 2, -1), 4: (0, 1, -1)}
-_C493 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C494 = ('EE', 'SE_ANY', 'CH')
-_C495 = ('SE_ANY', 'CH')
-_C496 = {0: 'ResponseCode', 1: 'AC_EVSEStatus, DC_EVSEStatus, EVSEStatus', 2: 'end of element'}
-_C497 = {0: (0, 1, 1)}
-_C498 = {1: (0, 2, 2)}
-_C499 = {1: (1, 2, 2)}
-_C500 = {1: (2, 2, 2)}
-_C501 = {_iso2.AC_EVSEStatus: (_C498, _e2), _iso2.DC_EVSEStatus: (_C499, _e22), _iso2.EVSEStatus: (_C500, _e29)}
-_C502 = {2: (0, 1, -1)}
-_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C504 = ('EE', 'SE_ANY', 'CH')
-_C505 = ('EE', 'SE_ANY', 'CH')
-_C506 = ('SE_ANY', 'CH')
-_C507 = {0: 'DC_EVStatus', 1: 'EVTargetVoltage', 2: 'EVTargetCurrent', 3: 'end of element'}
-_C508 = {0: (0, 1, 1)}
-_C509 = {1: (0, 1, 2)}
-_C510 = {2: (0, 1, 3)}
-_C511 = {3: (0, 1, -1)}
-_C512 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C513 = ('EE', 'SE_ANY', 'CH')
-_C514 = ('EE', 'SE_ANY', 'CH')
-_C515 = ('SE_ANY', 'CH')
-_C516 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C517 = {0: (0, 1, 1)}
-_C518 = {1: (0, 1, 2)}
-_C519 = {2: (0, 1, 3)}
-_C520 = {3: (0, 1, -1)}
-_C521 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C483 = {0: 'ResponseCode', 1: 'end of element'}
+_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C485 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C486 = ('EE', 'SE_ANY', 'CH')
+_C487 = ('SE_ANY', 'CH')
+_C488 = ('SE_ANY', 'CH')
+_C489 = ('SE_ANY', 'CH')
+_C490 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C491 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C492 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C493 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C494 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C495 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C500 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C501 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C502 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C503 = ('SE_ANY', 'CH')
+_C504 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C505 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C506 = {1: (1, 2)}
+_C507 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C508 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C509 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C510 = ('EE', 'SE_ANY', 'CH')
+_C511 = ('SE_ANY', 'CH')
+_C512 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C513 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C514 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C515 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C516 = ('SE_ANY', 'CH')
+_C517 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C518 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C519 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C520 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
 _C522 = ('EE', 'SE_ANY', 'CH')
 _C523 = ('SE_ANY', 'CH')
-_C524 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C525 = {0: (0, 1, 1)}
-_C526 = {1: (0, 1, 2)}
-_C527 = {2: (0, 1, -1)}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C529 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C530 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C531 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('EE', 'SE_ANY', 'CH')
-_C533 = ('EE', 'SE_ANY', 'CH')
+_C524 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C525 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C526 = {2: (0, 1), 3: (0, 2)}
+_C527 = {3: (1, 2)}
+_C528 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C529 = {0: 'end of element'}
+_C530 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C531 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C532 = ('SE_ANY', 'CH')
+_C533 = ('SE_ANY', 'CH')
 _C534 = ('SE_ANY', 'CH')
-_C535 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C536 = {0: (0, 3, 6)}
-_C537 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C538 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C539 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C540 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C541 = {2: (0, 1, 3)}
-_C542 = {3: (0, 1, -1)}
+_C535 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C536 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C537 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C538 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'Transform', 1: 'Transform, end of element'}
+_C541 = {0: (0, 1), 1: (0, 2)}
+_C542 = {1: (1, 2)}
 _C543 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C544 = ('SE_ANY', 'CH')
+_C544 = ('EE', 'SE_ANY', 'CH')
 _C545 = ('SE_ANY', 'CH')
-_C546 = {0: 'start', 1: 'duration, end of element', 2: 'end of element'}
-_C547 = {0: (0, 1, 1)}
-_C548 = {1: (0, 2, 2)}
-_C549 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C550 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C551 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C552 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C546 = {0: 'Header', 1: 'Body', 2: 'end of element'}
+_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = {0: 'DC_EVStatus', 1: 'end of element'}
+_C550 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C551 = ('EE', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
 _C553 = ('SE_ANY', 'CH')
-_C554 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C555 = {0: (0, 3, 3)}
-_C556 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C557 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C558 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C559 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C554 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C556 = ('SE_ANY', 'CH')
+_C557 = ('SE_ANY', 'CH')
+_C558 = ('SE_ANY', 'CH')
+_C559 = ('SE_ANY', 'CH')
 _C560 = ('SE_ANY', 'CH')
 _C561 = ('SE_ANY', 'CH')
-_C562 = {0: 'SAScheduleTuple', 1: 'SAScheduleTuple, end of element', 2: 'end of element'}
-_C563 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C564 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C565 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C566 = {0: 'end of element'}
-_C567 = {0: (0, 1, -1)}
-_C568 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C569 = ('SE_ANY', 'CH')
+_C562 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C563 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C564 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C565 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C566 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C567 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C568 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C569 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C570 = ('SE_ANY', 'CH')
-_C571 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C572 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C573 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
-_C579 = {0: 'RelativeTimeInterval, TimeInterval', 1: 'EPriceLevel, ConsumptionCost, end of element', 2: 'ConsumptionCost, end of element', 3: 'ConsumptionCost, end of element', 4: 'end of element'}
-_C580 = {0: (0, 2, 1)}
-_C581 = {0: (1, 2, 1)}
-_C582 = {_iso2.RelativeTimeInterval: (_C580, _e50), _iso2.Interval: (_C581, _e70)}
-_C583 = {1: (0, 2, 2)}
-_C584 = {1: (1, 2, 3), 2: (0, 2, 3), 3: (0, 2, -1)}
-_C585 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
+_C571 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
+_C572 = {_iso2.AuthorizationReq: (0, _e3), _iso2.AuthorizationRes: (1, _e4), _iso2.BodyBase: (2, _e5), _iso2.CableCheckReq: (3, _e6), _iso2.CableCheckRes: (4, _e7), _iso2.CertificateInstallationReq: (5, _e9), _iso2.CertificateInstallationRes: (6, _e10), _iso2.CertificateUpdateReq: (7, _e11), _iso2.CertificateUpdateRes: (8, _e12), _iso2.ChargeParameterDiscoveryReq: (9, _e13), _iso2.ChargeParameterDiscoveryRes: (10, _e14), _iso2.ChargingStatusReq: (11, _e15), _iso2.ChargingStatusRes: (12, _e16), _iso2.CurrentDemandReq: (13, _e17), _iso2.CurrentDemandRes: (14, _e18), _iso2.MeteringReceiptReq: (15, _e35), _iso2.MeteringReceiptRes: (16, _e36), _iso2.PaymentDetailsReq: (17, _e40), _iso2.PaymentDetailsRes: (18, _e41), _iso2.PaymentServiceSelectionReq: (19, _e42), _iso2.PaymentServiceSelectionRes: (20, _e43), _iso2.PowerDeliveryReq: (21, _e44), _iso2.PowerDeliveryRes: (22, _e45), _iso2.PreChargeReq: (23, _e46), _iso2.PreChargeRes: (24, _e47), _iso2.ServiceDetailReq: (25, _e56), _iso2.ServiceDetailRes: (26, _e57), _iso2.ServiceDiscoveryReq: (27, _e58), _iso2.ServiceDiscoveryRes: (28, _e59), _iso2.SessionSetupReq: (29, _e60), _iso2.SessionSetupRes: (30, _e61), _iso2.SessionStopReq: (31, _e62), _iso2.SessionStopRes: (32, _e63), _iso2.WeldingDetectionReq: (33, _e74), _iso2.WeldingDetectionRes: (34, _e75)}
+_C573 = {0: (35, 6), 1: (0, 1)}
+_C574 = ('EE', 'SE_ANY', 'CH')
+_C575 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C576 = ('EE', 'SE_ANY', 'CH')
+_C577 = ('EE', 'SE_ANY', 'CH')
+_C578 = ('EE', 'SE_ANY', 'CH')
+_C579 = ('EE', 'SE_ANY', 'CH')
+_C580 = ('EE', 'SE_ANY', 'CH')
+_C581 = ('EE', 'SE_ANY', 'CH')
+_C582 = ('SE_ANY', 'CH')
+_C583 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
+_C584 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C585 = {3: (1, 2, 5), 4: (0, 1, 5)}
 _C586 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C587 = ('SE_ANY', 'CH')
-_C588 = {0: 'ServiceID', 1: 'end of element'}
-_C589 = {0: (0, 1, 1)}
-_C590 = {1: (0, 1, -1)}
+_C588 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
+_C589 = {0: (0, 1), 1: (0, 2)}
+_C590 = {1: (1, 2)}
 _C591 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C592 = ('EE', 'SE_ANY', 'CH')
-_C593 = ('SE_ANY', 'CH')
+_C593 = ('EE', 'SE_ANY', 'CH')
 _C594 = ('SE_ANY', 'CH')
-_C595 = {0: 'ResponseCode', 1: 'ServiceID', 2: 'ServiceParameterList, end of element', 3: 'end of element'}
-_C596 = {0: (0, 1, 1)}
-_C597 = {1: (0, 1, 2)}
-_C598 = {2: (0, 2, 3)}
-_C599 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C600 = (_iso2.ServiceCategory.EVCharging, _iso2.ServiceCategory.Internet, _iso2.ServiceCategory.ContractCertificate, _iso2.ServiceCategory.OtherCustom, )
-_C601 = {_iso2.ServiceCategory.EVCharging: 0, _iso2.ServiceCategory.Internet: 1, _iso2.ServiceCategory.ContractCertificate: 2, _iso2.ServiceCategory.OtherCustom: 3}
-_C602 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C603 = ('SE_ANY', 'CH')
+_C595 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
+_C596 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C597 = ('EE', 'SE_ANY', 'CH')
+_C598 = ('SE_ANY', 'CH')
+_C599 = ('SE_ANY', 'CH')
+_C600 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
+_C601 = {1: (0, 1), 2: (0, 2)}
+_C602 = {2: (1, 2), 3: (0, 1)}
+_C603 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'ServiceScope, ServiceCategory, end of element', 1: 'ServiceCategory, end of element', 2: 'end of element'}
-_C606 = {0: (0, 2, 1)}
-_C607 = {0: (1, 2, 2), 1: (0, 2, 2)}
-_C608 = {0: (2, 2, -1), 1: (1, 2, -1), 2: (0, 1, -1)}
-_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C610 = ('EE', 'SE_ANY', 'CH')
-_C611 = ('EE', 'SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
+_C605 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C606 = ('SE_ANY', 'CH')
+_C607 = ('SE_ANY', 'CH')
+_C608 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
+_C609 = {0: (1, 2, 1), 3: (0, 1, 1)}
+_C610 = {1: (1, 2), 2: (0, 1)}
+_C611 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C612 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C613 = ('SE_ANY', 'CH')
-_C614 = {0: 'ResponseCode', 1: 'PaymentOptionList', 2: 'ChargeService', 3: 'ServiceList, end of element', 4: 'end of element'}
-_C615 = {0: (0, 1, 1)}
-_C616 = {1: (0, 1, 2)}
-_C617 = {2: (0, 1, 3)}
-_C618 = {3: (0, 2, 4)}
-_C619 = {3: (1, 2, -1), 4: (0, 1, -1)}
-_C620 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C614 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C615 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
+_C616 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
+_C617 = ('SE_ANY', 'CH')
+_C618 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C619 = ('SE_ANY', 'CH')
+_C620 = ('EE', 'SE_ANY', 'CH')
 _C621 = ('SE_ANY', 'CH')
-_C622 = {0: 'EVCCID', 1: 'end of element'}
-_C623 = {0: (0, 1, 1)}
-_C624 = {1: (0, 1, -1)}
+_C622 = ('SE_ANY', 'CH')
+_C623 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
+_C624 = {2: (1, 2), 3: (0, 1)}
 _C625 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C626 = ('EE', 'SE_ANY', 'CH')
+_C626 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'ResponseCode', 1: 'EVSEID', 2: 'EVSETimeStamp, end of element', 3: 'end of element'}
-_C630 = {0: (0, 1, 1)}
-_C631 = {1: (0, 1, 2)}
-_C632 = {2: (0, 2, 3)}
-_C633 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C634 = (_iso2.ChargingSession.Terminate, _iso2.ChargingSession.Pause, )
-_C635 = {_iso2.ChargingSession.Terminate: 0, _iso2.ChargingSession.Pause: 1}
-_C636 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C637 = ('SE_ANY', 'CH')
-_C638 = {0: 'ChargingSession', 1: 'end of element'}
-_C639 = {0: (0, 1, 1)}
-_C640 = {1: (0, 1, -1)}
-_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C628 = {0: '@Id', 1: 'end of element', 2: 'value'}
+_C629 = ('SE_ANY', 'CH')
+_C630 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C631 = ('SE_ANY', 'CH')
+_C632 = ('SE_ANY', 'CH')
+_C633 = ('SE_ANY', 'CH')
+_C634 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
+_C635 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C636 = {1: (2, 2), 2: (1, 2), 3: (0, 1)}
+_C637 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C638 = ('SE_ANY', 'CH')
+_C639 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
+_C640 = {0: (0, 1), 1: (0, 2)}
+_C641 = {1: (1, 2)}
 _C642 = ('SE_ANY', 'CH')
-_C643 = {0: 'ResponseCode', 1: 'end of element'}
-_C644 = {0: (0, 1, 1)}
-_C645 = {1: (0, 1, -1)}
-_C646 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C647 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C648 = ('EE', 'SE_ANY', 'CH')
-_C649 = ('SE_ANY', 'CH')
-_C650 = ('SE_ANY', 'CH')
-_C651 = ('SE_ANY', 'CH')
-_C652 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C653 = {0: (0, 2, 5)}
-_C654 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C655 = {1: (0, 1, 2)}
-_C656 = {2: (0, 2, 3)}
-_C657 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C658 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C660 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C661 = ('SE_ANY', 'CH')
-_C662 = ('SE_ANY', 'CH')
+_C643 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C644 = ('SE_ANY', 'CH')
+_C645 = ('SE_ANY', 'CH')
+_C646 = ('SE_ANY', 'CH')
+_C647 = ('SE_ANY', 'CH')
+_C648 = ('SE_ANY', 'CH')
+_C649 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
+_C650 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C651 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
+_C652 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C653 = {1: (4, 3), 2: (3, 3), 3: (2, 2), 4: (1, 2), 5: (0, 1)}
+_C654 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
+_C655 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
+_C656 = ('SE_ANY', 'CH')
+_C657 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C658 = ('SE_ANY', 'CH')
+_C659 = ('SE_ANY', 'CH')
+_C660 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
+_C661 = {1: (1, 2), 2: (0, 1)}
+_C662 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C663 = ('SE_ANY', 'CH')
-_C664 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C665 = {0: (0, 1, 4)}
-_C666 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C667 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C668 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C669 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C664 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
+_C665 = {0: (0, 1), 1: (0, 2)}
+_C666 = {1: (1, 2)}
+_C667 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C668 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C669 = ('SE_ANY', 'CH')
 _C670 = ('SE_ANY', 'CH')
-_C671 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C672 = {0: (0, 2, 2)}
-_C673 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C674 = {1: (1, 2, -1)}
-_C675 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C676 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C677 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C678 = ('EE', 'SE_ANY', 'CH')
-_C679 = ('SE_ANY', 'CH')
-_C680 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C681 = {0: (0, 2, 4)}
-_C682 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C683 = {1: (1, 2, -1)}
-_C684 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C685 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('SE_ANY', 'CH')
-_C687 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C688 = {0: (0, 2, 2)}
-_C689 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C690 = {1: (0, 1, -1)}
-_C691 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C692 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('EE', 'SE_ANY', 'CH')
-_C695 = ('SE_ANY', 'CH')
-_C696 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C697 = {0: (0, 2, 4)}
-_C698 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C699 = {1: (0, 1, 2)}
-_C700 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C701 = {3: (1, 2, -1)}
-_C702 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C703 = {0: 'end of element'}
-_C704 = {0: (0, 1, -1)}
-_C705 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C706 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C671 = ('SE_ANY', 'CH')
+_C672 = ('SE_ANY', 'CH')
+_C673 = ('SE_ANY', 'CH')
+_C674 = ('SE_ANY', 'CH')
+_C675 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
+_C676 = {7: (1, 3, 2)}
+_C677 = {7: (2, 3, 3)}
+_C678 = {7: (3, 3, 4)}
+_C679 = {7: (4, 3, 5)}
+_C680 = {7: (5, 3, 6)}
+_C681 = {1: (0, 1), 2: (0, 1), 3: (0, 1), 4: (0, 1), 5: (0, 1), 6: (0, 1)}
+_C682 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C683 = ('EE', 'SE_ANY', 'CH')
+_C684 = ('SE_ANY', 'CH')
+_C685 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
+_C686 = {1: (0, 1), 2: (0, 2)}
+_C687 = {2: (1, 2)}
+_C688 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C689 = ('SE_ANY', 'CH')
+_C690 = ('SE_ANY', 'CH')
+_C691 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
+_C692 = {0: (0, 1), 1: (0, 2)}
+_C693 = {1: (1, 2), 2: (0, 1)}
+_C694 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C695 = ('EE', 'SE_ANY', 'CH')
+_C696 = ('SE_ANY', 'CH')
+_C697 = ('SE_ANY', 'CH')
+_C698 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
+_C699 = {2: (1, 2), 3: (0, 1)}
+_C700 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C701 = ('EE', 'SE_ANY', 'CH')
+_C702 = ('SE_ANY', 'CH')
+_C703 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C704 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C705 = ('EE', 'SE_ANY', 'CH')
+_C706 = ('SE_ANY', 'CH')
 _C707 = ('SE_ANY', 'CH')
-_C708 = ('SE_ANY', 'CH')
-_C709 = ('SE_ANY', 'CH')
-_C710 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C711 = {0: (0, 1, 4)}
-_C712 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C713 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C714 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C715 = ('SE_ANY', 'CH')
-_C716 = {0: 'Transform', 1: 'Transform, end of element'}
-_C717 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C718 = {1: (1, 2, -1)}
-_C719 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C720 = ('EE', 'SE_ANY', 'CH')
-_C721 = ('SE_ANY', 'CH')
-_C722 = {0: 'Header', 1: 'Body', 2: 'end of element'}
-_C723 = {0: (0, 1, 1)}
-_C724 = {1: (0, 1, 2)}
-_C725 = {2: (0, 1, -1)}
-_C726 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C727 = ('SE_ANY', 'CH')
-_C728 = {0: 'DC_EVStatus', 1: 'end of element'}
-_C729 = {0: (0, 1, 1)}
-_C730 = {1: (0, 1, -1)}
-_C731 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C732 = ('EE', 'SE_ANY', 'CH')
+_C708 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
+_C709 = {2: (1, 2), 3: (0, 1)}
+_C710 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C711 = ('EE', 'SE_ANY', 'CH')
+_C712 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C713 = ('EE', 'SE_ANY', 'CH')
+_C714 = ('EE', 'SE_ANY', 'CH')
+_C715 = ('EE', 'SE_ANY', 'CH')
+_C716 = ('SE_ANY', 'CH')
+_C717 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
+_C718 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C719 = {1: (1, 2, 3), 2: (0, 2, 3)}
+_C720 = {1: (2, 2), 2: (1, 2), 3: (0, 1), 4: (0, 2)}
+_C721 = {4: (1, 2)}
+_C722 = ('SE_ANY', 'CH')
+_C723 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C724 = ('SE_ANY', 'CH')
+_C725 = ('SE_ANY', 'CH')
+_C726 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
+_C727 = {1: (1, 2), 2: (0, 1)}
+_C728 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C729 = ('SE_ANY', 'CH')
+_C730 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
+_C731 = {0: (0, 1), 1: (0, 2)}
+_C732 = {1: (1, 2)}
 _C733 = ('EE', 'SE_ANY', 'CH')
-_C734 = ('SE_ANY', 'CH')
-_C735 = {0: 'ResponseCode', 1: 'DC_EVSEStatus', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C736 = {0: (0, 1, 1)}
-_C737 = {1: (0, 1, 2)}
-_C738 = {2: (0, 1, 3)}
-_C739 = {3: (0, 1, -1)}
-_C740 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C741 = ('SE_ANY', 'CH')
-_C742 = ('SE_ANY', 'CH')
-_C743 = ('SE_ANY', 'CH')
-_C744 = ('SE_ANY', 'CH')
+_C734 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C735 = ('EE', 'SE_ANY', 'CH')
+_C736 = ('EE', 'SE_ANY', 'CH')
+_C737 = ('EE', 'SE_ANY', 'CH')
+_C738 = ('EE', 'SE_ANY', 'CH')
+_C739 = ('EE', 'SE_ANY', 'CH')
+_C740 = ('SE_ANY', 'CH')
+_C741 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
+_C742 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C743 = {3: (1, 2, 5), 4: (0, 1, 5)}
+_C744 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C745 = ('SE_ANY', 'CH')
 _C746 = ('SE_ANY', 'CH')
-_C747 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C748 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C749 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C750 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C751 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C752 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C753 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C754 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C755 = (_iso2.UnitSymbol.h, _iso2.UnitSymbol.m, _iso2.UnitSymbol.s, _iso2.UnitSymbol.A, _iso2.UnitSymbol.V, _iso2.UnitSymbol.W, _iso2.UnitSymbol.Wh, )
-_C756 = {_iso2.UnitSymbol.h: 0, _iso2.UnitSymbol.m: 1, _iso2.UnitSymbol.s: 2, _iso2.UnitSymbol.A: 3, _iso2.UnitSymbol.V: 4, _iso2.UnitSymbol.W: 5, _iso2.UnitSymbol.Wh: 6}
-_C757 = ('EE', 'SE_ANY', 'CH')
-_C758 = ('EE', 'SE_ANY', 'CH')
-_C759 = ('SE_ANY', 'CH')
-_C760 = {0: 'Multiplier', 1: 'Unit', 2: 'Value', 3: 'end of element'}
-_C761 = {0: (0, 1, 1)}
-_C762 = {1: (0, 1, 2)}
-_C763 = {2: (0, 1, 3)}
-_C764 = {3: (0, 1, -1)}
-_C765 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C766 = ('SE_ANY', 'CH')
-_C767 = {0: 'RootCertificateID', 1: 'RootCertificateID, end of element'}
-_C768 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C769 = {1: (1, 2, -1)}
-_C770 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C771 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C772 = ('SE_ANY', 'CH')
-_C773 = ('SE_ANY', 'CH')
-_C774 = {0: '@Id, Certificate', 1: 'SubCertificates, end of element', 2: 'end of element', 3: 'Certificate'}
-_C775 = {0: (0, 2, 3)}
-_C776 = {0: (1, 2, 1), 3: (0, 1, 1)}
-_C777 = {1: (0, 2, 2)}
-_C778 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C779 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C780 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C781 = ('SE_ANY', 'CH')
-_C782 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C783 = {0: (0, 1, 2)}
-_C784 = {2: (0, 1, 1)}
-_C785 = {1: (0, 1, -1)}
-_C786 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C787 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C788 = ('SE_ANY', 'CH')
-_C789 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C790 = {0: (0, 1, 2)}
-_C791 = {2: (0, 1, 1)}
-_C792 = {1: (0, 1, -1)}
-_C793 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C794 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C795 = ('SE_ANY', 'CH')
-_C796 = {0: '@Id', 1: 'end of element', 2: 'value'}
-_C797 = {0: (0, 1, 2)}
-_C798 = {2: (0, 1, 1)}
-_C799 = {1: (0, 1, -1)}
-_C800 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C801 = ('SE_ANY', 'CH')
-_C802 = ('SE_ANY', 'CH')
-_C803 = ('SE_ANY', 'CH')
-_C804 = ('SE_ANY', 'CH')
-_C805 = ('SE_ANY', 'CH')
-_C806 = {0: 'MeterID', 1: 'MeterReading, SigMeterReading, MeterStatus, TMeter, end of element', 2: 'SigMeterReading, MeterStatus, TMeter, end of element', 3: 'MeterStatus, TMeter, end of element', 4: 'TMeter, end of element', 5: 'end of element'}
-_C807 = {0: (0, 1, 1)}
-_C808 = {1: (0, 3, 2)}
-_C809 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C810 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 2, 4)}
-_C811 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C812 = {1: (4, 3, -1), 2: (3, 3, -1), 3: (2, 2, -1), 4: (1, 2, -1), 5: (0, 1, -1)}
-_C813 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C814 = ('SE_ANY', 'CH')
-_C815 = {0: 'SelectedService', 1: 'SelectedService, end of element'}
-_C816 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C817 = {1: (1, 2, -1)}
-_C818 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C819 = ('SE_ANY', 'CH')
-_C820 = {0: 'ProfileEntry', 1: 'ProfileEntry, end of element'}
-_C821 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C822 = {1: (1, 2, -1)}
-_C823 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C824 = ('EE', 'SE_ANY', 'CH')
-_C825 = ('SE_ANY', 'CH')
-_C826 = ('SE_ANY', 'CH')
-_C827 = {0: 'SAScheduleTupleID', 1: 'PMaxSchedule', 2: 'SalesTariff, end of element', 3: 'end of element'}
-_C828 = {0: (0, 1, 1)}
-_C829 = {1: (0, 1, 2)}
-_C830 = {2: (0, 2, 3)}
-_C831 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C832 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C833 = ('EE', 'SE_ANY', 'CH')
-_C834 = ('SE_ANY', 'CH')
-_C835 = ('SE_ANY', 'CH')
-_C836 = {0: 'startValue', 1: 'Cost', 2: 'Cost, end of element', 3: 'end of element'}
-_C837 = {0: (0, 1, 1)}
-_C838 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C839 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C840 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C841 = ('SE_ANY', 'CH')
-_C842 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
-_C843 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C844 = {1: (1, 2, -1)}
-_C845 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C846 = ('SE_ANY', 'CH')
-_C847 = ('SE_ANY', 'CH')
-_C848 = {0: 'PaymentOption', 1: 'PaymentOption, end of element', 2: 'end of element'}
-_C849 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C850 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C851 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C852 = ('EE', 'SE_ANY', 'CH')
-_C853 = ('EE', 'SE_ANY', 'CH')
-_C854 = ('EE', 'SE_ANY', 'CH')
-_C855 = ('EE', 'SE_ANY', 'CH')
-_C856 = ('EE', 'SE_ANY', 'CH')
-_C857 = ('SE_ANY', 'CH')
-_C858 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'SupportedEnergyTransferMode', 6: 'end of element'}
-_C859 = {0: (0, 1, 1)}
-_C860 = {1: (0, 2, 2)}
-_C861 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C862 = {3: (0, 2, 4)}
-_C863 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C864 = {5: (0, 1, 6)}
-_C865 = {6: (0, 1, -1)}
-_C866 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C867 = ('SE_ANY', 'CH')
-_C868 = ('SE_ANY', 'CH')
-_C869 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
-_C870 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C871 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C872 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C873 = ('SE_ANY', 'CH')
-_C874 = ('SE_ANY', 'CH')
-_C875 = ('SE_ANY', 'CH')
-_C876 = {0: 'SessionID', 1: 'Notification, Signature, end of element', 2: 'Signature, end of element', 3: 'end of element'}
-_C877 = {0: (0, 1, 1)}
-_C878 = {1: (0, 2, 2)}
-_C879 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C880 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (0, 1, -1)}
-_C881 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C882 = ('SE_ANY', 'CH')
-_C883 = {0: 'AuthorizationReq, AuthorizationRes, BodyElement, CableCheckReq, CableCheckRes, CertificateInstallationReq, CertificateInstallationRes, CertificateUpdateReq, CertificateUpdateRes, ChargeParameterDiscoveryReq, ChargeParameterDiscoveryRes, ChargingStatusReq, ChargingStatusRes, CurrentDemandReq, CurrentDemandRes, MeteringReceiptReq, MeteringReceiptRes, PaymentDetailsReq, PaymentDetailsRes, PaymentServiceSelectionReq, PaymentServiceSelectionRes, PowerDeliveryReq, PowerDeliveryRes, PreChargeReq, PreChargeRes, ServiceDetailReq, ServiceDetailRes, ServiceDiscoveryReq, ServiceDiscoveryRes, SessionSetupReq, SessionSetupRes, SessionStopReq, SessionStopRes, WeldingDetectionReq, WeldingDetectionRes, end of element', 1: 'end of element'}
-_C884 = {0: (0, 6, 1)}
-_C885 = {0: (1, 6, 1)}
-_C886 = {0: (2, 6, 1)}
-_C887 = {0: (3, 6, 1)}
-_C888 = {0: (4, 6, 1)}
-_C889 = {0: (5, 6, 1)}
-_C890 = {0: (6, 6, 1)}
-_C891 = {0: (7, 6, 1)}
-_C892 = {0: (8, 6, 1)}
-_C893 = {0: (9, 6, 1)}
-_C894 = {0: (10, 6, 1)}
-_C895 = {0: (11, 6, 1)}
-_C896 = {0: (12, 6, 1)}
-_C897 = {0: (13, 6, 1)}
-_C898 = {0: (14, 6, 1)}
-_C899 = {0: (15, 6, 1)}
-_C900 = {0: (16, 6, 1)}
-_C901 = {0: (17, 6, 1)}
-_C902 = {0: (18, 6, 1)}
-_C903 = {0: (19, 6, 1)}
-_C904 = {0: (20, 6, 1)}
-_C905 = {0: (21, 6, 1)}
-_C906 = {0: (22, 6, 1)}
-_C907 = {0: (23, 6, 1)}
-_C908 = {0: (24, 6, 1)}
-_C909 = {0: (25, 6, 1)}
-_C910 = {0: (26, 6, 1)}
-_C911 = {0: (27, 6, 1)}
-_C912 = {0: (28, 6, 1)}
-_C913 = {0: (29, 6, 1)}
-_C914 = {0: (30, 6, 1)}
-_C915 = {0: (31, 6, 1)}
-_C916 = {0: (32, 6, 1)}
-_C917 = {0: (33, 6, 1)}
-_C918 = {0: (34, 6, 1)}
-_C919 = {_iso2.AuthorizationReq: (_C884, _e3), _iso2.AuthorizationRes: (_C885, _e4), _iso2.BodyBase: (_C886, _e5), _iso2.CableCheckReq: (_C887, _e6), _iso2.CableCheckRes: (_C888, _e7), _iso2.CertificateInstallationReq: (_C889, _e9), _iso2.CertificateInstallationRes: (_C890, _e10), _iso2.CertificateUpdateReq: (_C891, _e11), _iso2.CertificateUpdateRes: (_C892, _e12), _iso2.ChargeParameterDiscoveryReq: (_C893, _e13), _iso2.ChargeParameterDiscoveryRes: (_C894, _e14), _iso2.ChargingStatusReq: (_C895, _e15), _iso2.ChargingStatusRes: (_C896, _e16), _iso2.CurrentDemandReq: (_C897, _e17), _iso2.CurrentDemandRes: (_C898, _e18), _iso2.MeteringReceiptReq: (_C899, _e35), _iso2.MeteringReceiptRes: (_C900, _e36), _iso2.PaymentDetailsReq: (_C901, _e40), _iso2.PaymentDetailsRes: (_C902, _e41), _iso2.PaymentServiceSelectionReq: (_C903, _e42), _iso2.PaymentServiceSelectionRes: (_C904, _e43), _iso2.PowerDeliveryReq: (_C905, _e44), _iso2.PowerDeliveryRes: (_C906, _e45), _iso2.PreChargeReq: (_C907, _e46), _iso2.PreChargeRes: (_C908, _e47), _iso2.ServiceDetailReq: (_C909, _e56), _iso2.ServiceDetailRes: (_C910, _e57), _iso2.ServiceDiscoveryReq: (_C911, _e58), _iso2.ServiceDiscoveryRes: (_C912, _e59), _iso2.SessionSetupReq: (_C913, _e60), _iso2.SessionSetupRes: (_C914, _e61), _iso2.SessionStopReq: (_C915, _e62), _iso2.SessionStopRes: (_C916, _e63), _iso2.WeldingDetectionReq: (_C917, _e74), _iso2.WeldingDetectionRes: (_C918, _e75)}
-_C920 = {0: (35, 6, -1), 1: (0, 1, -1)}
-_C921 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C922 = ('EE', 'SE_ANY', 'CH')
-_C923 = ('SE_ANY', 'CH')
-_C924 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C925 = {0: (0, 1, 1)}
-_C926 = {1: (0, 1, 2)}
-_C927 = {2: (0, 1, -1)}
-_C928 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C929 = ('SE_ANY', 'CH')
-_C930 = ('SE_ANY', 'CH')
-_C931 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
-_C932 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C933 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C934 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C935 = ('SE_ANY', 'CH')
-_C936 = ('SE_ANY', 'CH')
-_C937 = {0: 'ServiceID', 1: 'ParameterSetID, end of element', 2: 'end of element'}
-_C938 = {0: (0, 1, 1)}
-_C939 = {1: (0, 2, 2)}
-_C940 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C941 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C942 = ('EE', 'SE_ANY', 'CH')
-_C943 = ('SE_ANY', 'CH')
-_C944 = ('SE_ANY', 'CH')
-_C945 = {0: 'ChargingProfileEntryStart', 1: 'ChargingProfileEntryMaxPower', 2: 'ChargingProfileEntryMaxNumberOfPhasesInUse, end of element', 3: 'end of element'}
-_C946 = {0: (0, 1, 1)}
-_C947 = {1: (0, 1, 2)}
-_C948 = {2: (0, 2, 3)}
-_C949 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C950 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C951 = ('SE_ANY', 'CH')
-_C952 = {0: 'PMaxScheduleEntry', 1: 'PMaxScheduleEntry, end of element'}
-_C953 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C954 = {1: (1, 2, -1)}
-_C955 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C956 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C957 = ('EE', 'SE_ANY', 'CH')
-_C958 = ('EE', 'SE_ANY', 'CH')
-_C959 = ('EE', 'SE_ANY', 'CH')
-_C960 = ('SE_ANY', 'CH')
-_C961 = {0: '@Id, SalesTariffID', 1: 'SalesTariffDescription, NumEPriceLevels, SalesTariffEntry', 2: 'NumEPriceLevels, SalesTariffEntry', 3: 'SalesTariffEntry', 4: 'SalesTariffEntry, end of element', 5: 'SalesTariffID'}
-_C962 = {0: (0, 2, 5)}
-_C963 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C964 = {1: (0, 2, 2)}
-_C965 = {1: (1, 2, 3), 2: (0, 2, 3)}
-_C966 = {1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4), 4: (0, 2, -1)}
-_C967 = {4: (1, 2, -1)}
-_C968 = (_iso2.CostKind.relativePricePercentage, _iso2.CostKind.RenewableGenerationPercentage, _iso2.CostKind.CarbonDioxideEmission, )
-_C969 = {_iso2.CostKind.relativePricePercentage: 0, _iso2.CostKind.RenewableGenerationPercentage: 1, _iso2.CostKind.CarbonDioxideEmission: 2}
-_C970 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C971 = ('EE', 'SE_ANY', 'CH')
-_C972 = ('SE_ANY', 'CH')
-_C973 = ('SE_ANY', 'CH')
-_C974 = {0: 'costKind', 1: 'amount', 2: 'amountMultiplier, end of element', 3: 'end of element'}
-_C975 = {0: (0, 1, 1)}
-_C976 = {1: (0, 1, 2)}
-_C977 = {2: (0, 2, 3)}
-_C978 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C979 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C980 = ('EE', 'SE_ANY', 'CH')
-_C981 = ('SE_ANY', 'CH')
-_C982 = {0: 'ParameterSetID', 1: 'Parameter', 2: 'Parameter, end of element'}
-_C983 = {0: (0, 1, 1)}
-_C984 = {1: (0, 1, 2), 2: (0, 2, -1)}
-_C985 = {2: (1, 2, -1)}
-_C986 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C987 = ('SE_ANY', 'CH')
-_C988 = ('SE_ANY', 'CH')
-_C989 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
-_C990 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C991 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C992 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C993 = ('EE', 'SE_ANY', 'CH')
-_C994 = ('EE', 'SE_ANY', 'CH')
-_C995 = ('EE', 'SE_ANY', 'CH')
-_C996 = ('EE', 'SE_ANY', 'CH')
-_C997 = ('SE_ANY', 'CH')
-_C998 = {0: 'ServiceID', 1: 'ServiceName, ServiceCategory', 2: 'ServiceCategory', 3: 'ServiceScope, FreeService', 4: 'FreeService', 5: 'end of element'}
-_C999 = {0: (0, 1, 1)}
-_C1000 = {1: (0, 2, 2)}
-_C1001 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C1002 = {3: (0, 2, 4)}
-_C1003 = {3: (1, 2, 5), 4: (0, 1, 5)}
-_C1004 = {5: (0, 1, -1)}
-_C1005 = (_iso2.FaultCode.ParsingError, _iso2.FaultCode.NoTLSRootCertificatAvailable, _iso2.FaultCode.UnknownError, )
-_C1006 = {_iso2.FaultCode.ParsingError: 0, _iso2.FaultCode.NoTLSRootCertificatAvailable: 1, _iso2.FaultCode.UnknownError: 2}
-_C1007 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1008 = ('SE_ANY', 'CH')
-_C1009 = ('SE_ANY', 'CH')
-_C1010 = {0: 'FaultCode', 1: 'FaultMsg, end of element', 2: 'end of element'}
-_C1011 = {0: (0, 1, 1)}
-_C1012 = {1: (0, 2, 2)}
-_C1013 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C1014 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1015 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1016 = ('SE_ANY', 'CH')
-_C1017 = ('SE_ANY', 'CH')
-_C1018 = ('SE_ANY', 'CH')
-_C1019 = ('SE_ANY', 'CH')
-_C1020 = ('SE_ANY', 'CH')
-_C1021 = ('SE_ANY', 'CH')
-_C1022 = {0: '@Name', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element', 6: 'end of element', 7: 'boolValue, byteValue, shortValue, intValue, physicalValue, stringValue'}
-_C1023 = {0: (0, 1, 7)}
-_C1024 = {7: (0, 3, 1)}
-_C1025 = {7: (1, 3, 2)}
-_C1026 = {7: (2, 3, 3)}
-_C1027 = {7: (3, 3, 4)}
-_C1028 = {7: (4, 3, 5)}
-_C1029 = {7: (5, 3, 6)}
-_C1030 = {1: (0, 1, -1), 2: (0, 1, -1), 3: (0, 1, -1), 4: (0, 1, -1), 5: (0, 1, -1), 6: (0, 1, -1)}
+_C747 = {0: 'Service', 1: 'Service, end of element', 2: 'end of element'}
+_C748 = {0: (0, 1), 1: (0, 2)}
+_C749 = {1: (1, 2), 2: (0, 1)}
+_C750 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C751 = ('SE_ANY', 'CH')
+_C752 = {0: 'ParameterSet', 1: 'ParameterSet, end of element'}
+_C753 = {0: (0, 1), 1: (0, 2)}
+_C754 = {1: (1, 2)}
+_C755 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C756 = ('SE_ANY', 'CH')
+_C757 = ('SE_ANY', 'CH')
+_C758 = {0: 'Certificate', 1: 'Certificate, end of element', 2: 'end of element'}
+_C759 = {0: (0, 1), 1: (0, 2)}
+_C760 = {1: (1, 2), 2: (0, 1)}
+_C761 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C762 = ('SE_ANY', 'CH')
+_C763 = ('SE_ANY', 'CH')
+_C764 = {0: 'EnergyTransferMode', 1: 'EnergyTransferMode, end of element', 2: 'end of element'}
+_C765 = {0: (0, 1), 1: (0, 2)}
+_C766 = {1: (1, 2), 2: (0, 1)}
+_C767 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C768 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C769 = ('SE_ANY', 'CH')
+_C770 = {0: '@Id', 1: 'end of element', 2: 'value'}
 
 def _decode_document(r):
     ec = r.bits(7)
-    if ec == 0:  # AC_EVChargeParameter
-        return _d0(r)
-    elif ec == 1:  # AC_EVSEChargeParameter
-        return _d1(r)
-    elif ec == 2:  # AC_EVSEStatus
-        return _d2(r)
-    elif ec == 3:  # AuthorizationReq
-        return _d3(r)
-    elif ec == 4:  # AuthorizationRes
-        return _d4(r)
-    elif ec == 5:  # BodyElement
-        return _d5(r)
-    elif ec == 6:  # CableCheckReq
-        return _d6(r)
-    elif ec == 7:  # CableCheckRes
-        return _d7(r)
-    elif ec == 8:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 9:  # CertificateInstallationReq
-        return _d9(r)
-    elif ec == 10:  # CertificateInstallationRes
-        return _d10(r)
-    elif ec == 11:  # CertificateUpdateReq
-        return _d11(r)
-    elif ec == 12:  # CertificateUpdateRes
-        return _d12(r)
-    elif ec == 13:  # ChargeParameterDiscoveryReq
-        return _d13(r)
-    elif ec == 14:  # ChargeParameterDiscoveryRes
-        return _d14(r)
-    elif ec == 15:  # ChargingStatusReq
-        return _d15(r)
-    elif ec == 16:  # ChargingStatusRes
-        return _d16(r)
-    elif ec == 17:  # CurrentDemandReq
-        return _d17(r)
-    elif ec == 18:  # CurrentDemandRes
-        return _d18(r)
-    elif ec == 19:  # DC_EVChargeParameter
-        return _d19(r)
-    elif ec == 20:  # DC_EVPowerDeliveryParameter
-        return _d20(r)
-    elif ec == 21:  # DC_EVSEChargeParameter
-        return _d21(r)
-    elif ec == 22:  # DC_EVSEStatus
-        return _d22(r)
-    elif ec == 23:  # DC_EVStatus
-        return _d23(r)
-    elif ec == 24:  # DSAKeyValue
-        return _d24(r)
-    elif ec == 25:  # DigestMethod
-        return _d25(r)
-    elif ec == 26:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 27:  # EVChargeParameter
-        return _d26(r)
-    elif ec == 28:  # EVPowerDeliveryParameter
-        return _d27(r)
-    elif ec == 29:  # EVSEChargeParameter
-        return _d28(r)
-    elif ec == 30:  # EVSEStatus
-        return _d29(r)
-    elif ec == 31:  # EVStatus
-        return _d30(r)
-    elif ec == 32:  # Entry
-        return _d31(r)
-    elif ec == 33:  # KeyInfo
-        return _d32(r)
-    elif ec == 34:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 35:  # KeyValue
-        return _d33(r)
-    elif ec == 36:  # Manifest
-        return _d34(r)
-    elif ec == 37:  # MeteringReceiptReq
-        return _d35(r)
-    elif ec == 38:  # MeteringReceiptRes
-        return _d36(r)
-    elif ec == 39:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 40:  # Object
-        return _d37(r)
-    elif ec == 41:  # PGPData
-        return _d38(r)
-    elif ec == 42:  # PMaxScheduleEntry
-        return _d39(r)
-    elif ec == 43:  # PaymentDetailsReq
-        return _d40(r)
-    elif ec == 44:  # PaymentDetailsRes
-        return _d41(r)
-    elif ec == 45:  # PaymentServiceSelectionReq
-        return _d42(r)
-    elif ec == 46:  # PaymentServiceSelectionRes
-        return _d43(r)
-    elif ec == 47:  # PowerDeliveryReq
-        return _d44(r)
-    elif ec == 48:  # PowerDeliveryRes
-        return _d45(r)
-    elif ec == 49:  # PreChargeReq
-        return _d46(r)
-    elif ec == 50:  # PreChargeRes
-        return _d47(r)
-    elif ec == 51:  # RSAKeyValue
-        return _d48(r)
-    elif ec == 52:  # Reference
-        return _d49(r)
-    elif ec == 53:  # RelativeTimeInterval
-        return _d50(r)
-    elif ec == 54:  # RetrievalMethod
-        return _d51(r)
-    elif ec == 55:  # SAScheduleList
-        return _d52(r)
-    elif ec == 56:  # SASchedules
-        return _d53(r)
-    elif ec == 57:  # SPKIData
-        return _d54(r)
-    elif ec == 58:  # SalesTariffEntry
-        return _d55(r)
-    elif ec == 59:  # ServiceDetailReq
-        return _d56(r)
-    elif ec == 60:  # ServiceDetailRes
-        return _d57(r)
-    elif ec == 61:  # ServiceDiscoveryReq
-        return _d58(r)
-    elif ec == 62:  # ServiceDiscoveryRes
-        return _d59(r)
-    elif ec == 63:  # SessionSetupReq
-        return _d60(r)
-    elif ec == 64:  # SessionSetupRes
-        return _d61(r)
-    elif ec == 65:  # SessionStopReq
-        return _d62(r)
-    elif ec == 66:  # SessionStopRes
-        return _d63(r)
-    elif ec == 67:  # Signature
-        return _d64(r)
-    elif ec == 68:  # SignatureMethod
-        return _d65(r)
-    elif ec == 69:  # SignatureProperties
-        return _d66(r)
-    elif ec == 70:  # SignatureProperty
-        return _d67(r)
-    elif ec == 71:  # SignatureValue
-        return _d68(r)
-    elif ec == 72:  # SignedInfo
-        return _d69(r)
-    elif ec == 73:  # TimeInterval
-        return _d70(r)
-    elif ec == 74:  # Transform
-        return _d71(r)
-    elif ec == 75:  # Transforms
-        return _d72(r)
-    elif ec == 76:  # V2G_Message
-        return _d73(r)
-    elif ec == 77:  # WeldingDetectionReq
-        return _d74(r)
-    elif ec == 78:  # WeldingDetectionRes
-        return _d75(r)
-    elif ec == 79:  # X509Data
-        return _d76(r)
-    elif ec == 80:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 80:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # AC_EVChargeParameter
+    _d1,  # AC_EVSEChargeParameter
+    _d2,  # AC_EVSEStatus
+    _d3,  # AuthorizationReq
+    _d4,  # AuthorizationRes
+    _d5,  # BodyElement
+    _d6,  # CableCheckReq
+    _d7,  # CableCheckRes
+    _d8,  # CanonicalizationMethod
+    _d9,  # CertificateInstallationReq
+    _d10,  # CertificateInstallationRes
+    _d11,  # CertificateUpdateReq
+    _d12,  # CertificateUpdateRes
+    _d13,  # ChargeParameterDiscoveryReq
+    _d14,  # ChargeParameterDiscoveryRes
+    _d15,  # ChargingStatusReq
+    _d16,  # ChargingStatusRes
+    _d17,  # CurrentDemandReq
+    _d18,  # CurrentDemandRes
+    _d19,  # DC_EVChargeParameter
+    _d20,  # DC_EVPowerDeliveryParameter
+    _d21,  # DC_EVSEChargeParameter
+    _d22,  # DC_EVSEStatus
+    _d23,  # DC_EVStatus
+    _d24,  # DSAKeyValue
+    _d25,  # DigestMethod
+    None,  # DigestValue
+    _d26,  # EVChargeParameter
+    _d27,  # EVPowerDeliveryParameter
+    _d28,  # EVSEChargeParameter
+    _d29,  # EVSEStatus
+    _d30,  # EVStatus
+    _d31,  # Entry
+    _d32,  # KeyInfo
+    None,  # KeyName
+    _d33,  # KeyValue
+    _d34,  # Manifest
+    _d35,  # MeteringReceiptReq
+    _d36,  # MeteringReceiptRes
+    None,  # MgmtData
+    _d37,  # Object
+    _d38,  # PGPData
+    _d39,  # PMaxScheduleEntry
+    _d40,  # PaymentDetailsReq
+    _d41,  # PaymentDetailsRes
+    _d42,  # PaymentServiceSelectionReq
+    _d43,  # PaymentServiceSelectionRes
+    _d44,  # PowerDeliveryReq
+    _d45,  # PowerDeliveryRes
+    _d46,  # PreChargeReq
+    _d47,  # PreChargeRes
+    _d48,  # RSAKeyValue
+    _d49,  # Reference
+    _d50,  # RelativeTimeInterval
+    _d51,  # RetrievalMethod
+    _d52,  # SAScheduleList
+    _d53,  # SASchedules
+    _d54,  # SPKIData
+    _d55,  # SalesTariffEntry
+    _d56,  # ServiceDetailReq
+    _d57,  # ServiceDetailRes
+    _d58,  # ServiceDiscoveryReq
+    _d59,  # ServiceDiscoveryRes
+    _d60,  # SessionSetupReq
+    _d61,  # SessionSetupRes
+    _d62,  # SessionStopReq
+    _d63,  # SessionStopRes
+    _d64,  # Signature
+    _d65,  # SignatureMethod
+    _d66,  # SignatureProperties
+    _d67,  # SignatureProperty
+    _d68,  # SignatureValue
+    _d69,  # SignedInfo
+    _d70,  # TimeInterval
+    _d71,  # Transform
+    _d72,  # Transforms
+    _d73,  # V2G_Message
+    _d74,  # WeldingDetectionReq
+    _d75,  # WeldingDetectionRes
+    _d76,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {
@@ -13450,7 +19033,7 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'AC_EVSEStatus'): (3, _e2, False, (_iso2.AC_EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationReq'): (4, _e3, False, (_iso2.AuthorizationReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'AuthorizationRes'): (5, _e4, False, (_iso2.AuthorizationRes, )),
-    ('urn:iso:15118:2:2013:MsgDef', 'Body'): (6, _e93, False, (_iso2.Body, )),
+    ('urn:iso:15118:2:2013:MsgDef', 'Body'): (6, _e77, False, (_iso2.Body, )),
     ('urn:iso:15118:2:2013:MsgBody', 'BodyElement'): (7, _e5, False, (_iso2.BodyBase, )),
     ('urn:iso:15118:2:2013:MsgBody', 'BulkChargingComplete'): (8, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'BulkChargingComplete'): (9, None, False, ()),
@@ -13466,20 +19049,20 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryReq'): (19, _e13, False, (_iso2.ChargeParameterDiscoveryReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeParameterDiscoveryRes'): (20, _e14, False, (_iso2.ChargeParameterDiscoveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargeProgress'): (21, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ChargeService'): (22, _e90, False, (_iso2.ChargeService, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargeService'): (22, _e78, False, (_iso2.ChargeService, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingComplete'): (23, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingComplete'): (24, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ChargingProfile'): (25, _e85, False, (_iso2.ChargingProfile, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ChargingProfile'): (25, _e79, False, (_iso2.ChargingProfile, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxNumberOfPhasesInUse'): (26, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (27, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryMaxPower'): (27, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ChargingProfileEntryStart'): (28, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingSession'): (29, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusReq'): (30, _e15, False, (_iso2.ChargingStatusReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ChargingStatusRes'): (31, _e16, False, (_iso2.ChargingStatusRes, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ConsumptionCost'): (32, _e87, False, (_iso2.ConsumptionCost, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain'): (33, _e79, False, (_iso2.CertificateChain, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (34, _e80, False, (_iso2.ContractSignatureEncryptedPrivateKey, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Cost'): (35, _e100, False, (_iso2.Cost, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ConsumptionCost'): (32, _e81, False, (_iso2.ConsumptionCost, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureCertChain'): (33, _e82, False, (_iso2.CertificateChain, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ContractSignatureEncryptedPrivateKey'): (34, _e83, False, (_iso2.ContractSignatureEncryptedPrivateKey, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Cost'): (35, _e84, False, (_iso2.Cost, )),
     ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandReq'): (36, _e17, False, (_iso2.CurrentDemandReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'CurrentDemandRes'): (37, _e18, False, (_iso2.CurrentDemandRes, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVChargeParameter'): (38, _e19, False, (_iso2.DC_EVChargeParameter, )),
@@ -13489,60 +19072,60 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVSEStatus'): (42, _e22, False, (_iso2.DC_EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgBody', 'DC_EVStatus'): (43, _e23, False, (_iso2.DC_EVStatus, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DC_EVStatus'): (44, _e23, False, (_iso2.DC_EVStatus, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'DHpublickey'): (45, _e81, False, (_iso2.DiffieHellmanPublickey, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'DHpublickey'): (45, _e85, False, (_iso2.DiffieHellmanPublickey, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (46, _e24, False, (_xmldsig.DSAKeyValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'DepartureTime'): (47, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (48, _e25, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (49, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EAmount'): (50, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EAmount'): (50, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EPriceLevel'): (51, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVCCID'): (52, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVChargeParameter'): (53, _e26, False, (_iso2.EVChargeParameter, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyCapacity'): (54, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyRequest'): (55, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyCapacity'): (54, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVEnergyRequest'): (55, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVErrorCode'): (56, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxCurrent'): (57, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxVoltage'): (58, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit'): (59, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit'): (61, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit'): (63, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMinCurrent'): (65, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxCurrent'): (57, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaxVoltage'): (58, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumCurrentLimit'): (59, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumCurrentLimit'): (60, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumPowerLimit'): (61, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumPowerLimit'): (62, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVMaximumVoltageLimit'): (63, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMaximumVoltageLimit'): (64, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVMinCurrent'): (65, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVPowerDeliveryParameter'): (66, _e27, False, (_iso2.EVPowerDeliveryParameter, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVRESSSOC'): (67, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVReady'): (68, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEChargeParameter'): (69, _e28, False, (_iso2.EVSEChargeParameter, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSECurrentLimitAchieved'): (70, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (71, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (72, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSECurrentRegulationTolerance'): (71, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEEnergyToBeDelivered'): (72, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEID'): (73, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEIsolationStatus'): (74, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent'): (75, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaxCurrent'): (76, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit'): (77, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (78, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit'): (79, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumPowerLimit'): (80, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit'): (81, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (82, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (83, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (84, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENominalVoltage'): (85, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaxCurrent'): (75, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaxCurrent'): (76, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumCurrentLimit'): (77, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumCurrentLimit'): (78, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumPowerLimit'): (79, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumPowerLimit'): (80, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEMaximumVoltageLimit'): (81, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMaximumVoltageLimit'): (82, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumCurrentLimit'): (83, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEMinimumVoltageLimit'): (84, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENominalVoltage'): (85, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSENotification'): (86, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEPeakCurrentRipple'): (87, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEPeakCurrentRipple'): (87, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEPowerLimitAchieved'): (88, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent'): (89, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage'): (90, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentCurrent'): (89, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVSEPresentVoltage'): (90, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEProcessing'): (91, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatus'): (92, _e29, False, (_iso2.EVSEStatus, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVSEStatusCode'): (93, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSETimeStamp'): (94, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'EVSEVoltageLimitAchieved'): (95, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EVStatus'): (96, _e30, False, (_iso2.EVStatus, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent'): (97, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage'): (98, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetCurrent'): (97, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'EVTargetVoltage'): (98, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'EnergyTransferMode'): (99, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'Entry'): (100, _e31, False, (_iso2.Entry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (101, None, False, ()),
@@ -13553,16 +19136,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (106, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'GenChallenge'): (107, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (108, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDef', 'Header'): (109, _e92, False, (_iso2.MessageHeader, )),
+    ('urn:iso:15118:2:2013:MsgDef', 'Header'): (109, _e86, False, (_iso2.MessageHeader, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (110, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (111, _e32, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (112, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (113, _e33, False, (_xmldsig.KeyValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs'): (114, _e78, False, (_iso2.ListOfRootCertificateIDs, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ListOfRootCertificateIDs'): (114, _e87, False, (_iso2.ListOfRootCertificateIDs, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (115, _e34, False, (_xmldsig.Manifest, )),
     ('urn:iso:15118:2:2013:MsgBody', 'MaxEntriesSAScheduleTuple'): (116, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterID'): (117, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'MeterInfo'): (118, _e83, False, (_iso2.MeterInfo, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'MeterInfo'): (118, _e88, False, (_iso2.MeterInfo, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterReading'): (119, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'MeterStatus'): (120, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'MeteringReceiptReq'): (121, _e35, False, (_iso2.MeteringReceiptReq, )),
@@ -13570,7 +19153,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (123, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (124, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'Multiplier'): (125, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgHeader', 'Notification'): (126, _e104, False, (_iso2.Notification, )),
+    ('urn:iso:15118:2:2013:MsgHeader', 'Notification'): (126, _e89, False, (_iso2.Notification, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'NotificationMaxDelay'): (127, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'NumEPriceLevels'): (128, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'OEMProvisioningCert'): (129, None, False, ()),
@@ -13579,16 +19162,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (132, _e38, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (133, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (134, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMax'): (135, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxSchedule'): (136, _e98, False, (_iso2.PMaxSchedule, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMax'): (135, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxSchedule'): (136, _e90, False, (_iso2.PMaxSchedule, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'PMaxScheduleEntry'): (137, _e39, False, (_iso2.PMaxScheduleEntry, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Parameter'): (138, _e105, False, (_iso2.Parameter, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSet'): (139, _e101, False, (_iso2.ParameterSet, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Parameter'): (138, _e91, False, (_iso2.Parameter, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSet'): (139, _e92, False, (_iso2.ParameterSet, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ParameterSetID'): (140, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsReq'): (141, _e40, False, (_iso2.PaymentDetailsReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentDetailsRes'): (142, _e41, False, (_iso2.PaymentDetailsRes, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'PaymentOption'): (143, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'PaymentOptionList'): (144, _e89, False, (_iso2.PaymentOptionList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'PaymentOptionList'): (144, _e93, False, (_iso2.PaymentOptionList, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionReq'): (145, _e42, False, (_iso2.PaymentServiceSelectionReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PaymentServiceSelectionRes'): (146, _e43, False, (_iso2.PaymentServiceSelectionRes, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (147, None, False, ()),
@@ -13596,37 +19179,37 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'PowerDeliveryRes'): (149, _e45, False, (_iso2.PowerDeliveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PreChargeReq'): (150, _e46, False, (_iso2.PreChargeReq, )),
     ('urn:iso:15118:2:2013:MsgBody', 'PreChargeRes'): (151, _e47, False, (_iso2.PreChargeRes, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'ProfileEntry'): (152, _e97, False, (_iso2.ProfileEntry, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'ProfileEntry'): (152, _e94, False, (_iso2.ProfileEntry, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (153, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'RCD'): (154, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (155, _e48, False, (_xmldsig.RSAKeyValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ReceiptRequired'): (156, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (157, _e49, False, (_xmldsig.Reference, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'RelativeTimeInterval'): (158, _e50, False, (_iso2.RelativeTimeInterval, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC'): (159, _e77, False, (_iso2.PhysicalValue, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC'): (160, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToBulkSoC'): (159, _e80, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'RemainingTimeToFullSoC'): (160, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgBody', 'RequestedEnergyTransferMode'): (161, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ResponseCode'): (162, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (163, _e51, False, (_xmldsig.RetrievalMethod, )),
     ('urn:iso:15118:2:2013:MsgBody', 'RetryCounter'): (164, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID'): (165, _e94, False, (_xmldsig.X509IssuerSerial, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain'): (166, _e79, False, (_iso2.CertificateChain, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'RootCertificateID'): (165, _e95, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'SAProvisioningCertificateChain'): (166, _e82, False, (_iso2.CertificateChain, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleList'): (167, _e52, False, (_iso2.SAScheduleList, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTuple'): (168, _e86, False, (_iso2.SAScheduleTuple, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTuple'): (168, _e96, False, (_iso2.SAScheduleTuple, )),
     ('urn:iso:15118:2:2013:MsgBody', 'SAScheduleTupleID'): (169, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SAScheduleTupleID'): (170, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SASchedules'): (171, _e53, False, (_iso2.SASchedules, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (172, _e54, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (173, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariff'): (174, _e99, False, (_iso2.SalesTariff, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariff'): (174, _e97, False, (_iso2.SalesTariff, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffDescription'): (175, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffEntry'): (176, _e55, False, (_iso2.SalesTariffEntry, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'SalesTariffID'): (177, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (178, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'SelectedPaymentOption'): (179, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService'): (180, _e96, False, (_iso2.SelectedService, )),
-    ('urn:iso:15118:2:2013:MsgBody', 'SelectedServiceList'): (181, _e84, False, (_iso2.SelectedServiceList, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'Service'): (182, _e103, False, (_iso2.Service, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SelectedService'): (180, _e98, False, (_iso2.SelectedService, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'SelectedServiceList'): (181, _e99, False, (_iso2.SelectedServiceList, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'Service'): (182, _e100, False, (_iso2.Service, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceCategory'): (183, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceCategory'): (184, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceDetailReq'): (185, _e56, False, (_iso2.ServiceDetailReq, )),
@@ -13635,9 +19218,9 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceDiscoveryRes'): (188, _e59, False, (_iso2.ServiceDiscoveryRes, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceID'): (189, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceID'): (190, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ServiceList'): (191, _e91, False, (_iso2.ServiceList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceList'): (191, _e101, False, (_iso2.ServiceList, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceName'): (192, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgBody', 'ServiceParameterList'): (193, _e88, False, (_iso2.ServiceParameterList, )),
+    ('urn:iso:15118:2:2013:MsgBody', 'ServiceParameterList'): (193, _e102, False, (_iso2.ServiceParameterList, )),
     ('urn:iso:15118:2:2013:MsgBody', 'ServiceScope'): (194, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'ServiceScope'): (195, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'SessionID'): (196, None, False, ()),
@@ -13653,8 +19236,8 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (206, _e67, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (207, _e68, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (208, _e69, False, (_xmldsig.SignedInfo, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates'): (209, _e95, False, (_iso2.SubCertificates, )),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'SupportedEnergyTransferMode'): (210, _e102, False, (_iso2.SupportedEnergyTransferMode, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SubCertificates'): (209, _e103, False, (_iso2.SubCertificates, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'SupportedEnergyTransferMode'): (210, _e104, False, (_iso2.SupportedEnergyTransferMode, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'TMeter'): (211, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'TimeInterval'): (212, _e70, False, (_iso2.Interval, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (213, _e71, False, (_xmldsig.Transform, )),
@@ -13668,7 +19251,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (221, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (222, _e76, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (223, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (224, _e94, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (224, _e95, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (225, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (226, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (227, None, False, ()),
@@ -13682,10 +19265,10 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:15118:2:2013:MsgDataTypes', 'duration'): (235, None, False, ()),
     ('urn:iso:15118:2:2013:MsgBody', 'eMAID'): (236, None, True, (_iso2.EMAID, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'intValue'): (237, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'physicalValue'): (238, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'physicalValue'): (238, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'shortValue'): (239, None, False, ()),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'start'): (240, None, False, ()),
-    ('urn:iso:15118:2:2013:MsgDataTypes', 'startValue'): (241, _e77, False, (_iso2.PhysicalValue, )),
+    ('urn:iso:15118:2:2013:MsgDataTypes', 'startValue'): (241, _e80, False, (_iso2.PhysicalValue, )),
     ('urn:iso:15118:2:2013:MsgDataTypes', 'stringValue'): (242, None, False, ()),
 }
 # relaxed element fragment grammar: attribute qname -> (code, datatype kind)

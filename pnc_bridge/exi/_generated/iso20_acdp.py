@@ -27,27 +27,42 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "ACDP_ConnectReqType")
         else:
             r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVElectricalChargingDeviceStatus")
-            else:
-                f1 = r.bits(2)
-                f1 = _C1[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVElectricalChargingDeviceStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C3, "ACDP_ConnectReqType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            y = _C1[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f1 = _C1[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVElectricalChargingDeviceStatus")
+                    else:
+                        f1 = r.bits(2)
+                        f1 = _C1[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVElectricalChargingDeviceStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C3, "ACDP_ConnectReqType")
+            else:
+                r.fail("ACDP_ConnectReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
@@ -63,34 +78,20 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.ACDP_ConnectReq -> ACDP_ConnectReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C6.get(s)
-        if t is None:
-            _order("ACDP_ConnectReq.header", s, _C5)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_ConnectReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.ev_electrical_charging_device_status
-    if v is not None:
-        t = _C7.get(s)
-        if t is None:
-            _order("ACDP_ConnectReq.ev_electrical_charging_device_status", s, _C5)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C2.get(v)
-        if i is None:
-            _bad("ACDP_ConnectReq.ev_electrical_charging_device_status", v, "a member of _iso20.ElectricalChargingDeviceStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C8.get(s)
-    if t is None:
-        _order("ACDP_ConnectReq", s, _C5)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_ConnectReq.header", 0, _C5)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_ConnectReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.ev_electrical_charging_device_status
+    if v1 is None:
+        _order("ACDP_ConnectReq.ev_electrical_charging_device_status", 1, _C5)
+    i1 = _C2.get(v1)
+    if i1 is None:
+        _bad("ACDP_ConnectReq.ev_electrical_charging_device_status", v1, "a member of _iso20.ElectricalChargingDeviceStatus")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
 
 def _d1(r):
     """ACDP_ConnectResType -> iso20.ACDP_ConnectRes"""
@@ -103,84 +104,182 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C9, "ACDP_ConnectResType")
+            _escape(r, 3, _C6, "ACDP_ConnectResType")
         else:
             r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C10[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C12, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(25)
+        if x & 25284211 == 0:
+            y = (x >> 17) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 12) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C13, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C13[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C15, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(16)
+        if x & 52851 == 0:
+            y = (x >> 12) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C9[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C9[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C14, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEElectricalChargingDeviceStatus")
-            else:
-                f3 = r.bits(2)
-                f3 = _C1[f3]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEElectricalChargingDeviceStatus")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C16, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1651 == 0:
+            y = (x >> 7) & 3
+            y = _C1[y]
+            f3 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f3 = _C1[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEElectricalChargingDeviceStatus")
+                    else:
+                        f3 = r.bits(2)
+                        f3 = _C1[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEElectricalChargingDeviceStatus")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C15, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
-            else:
-                f4 = r.bits(2)
-                if f4 >= 3:
-                    r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f4)
-                f4 = _C17[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C19, "ACDP_ConnectResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f4 = y
+            s = -1
         else:
-            r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % x)
+                    f4 = _C11[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
+                    else:
+                        f4 = r.bits(2)
+                        if f4 >= 3:
+                            r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f4)
+                        f4 = _C11[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C16, "ACDP_ConnectResType")
+            else:
+                r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "ACDP_ConnectResType")
+            _escape(r, 1, _C17, "ACDP_ConnectResType")
         else:
             r.fail("ACDP_ConnectResType: event code %d out of range" % ec)
     o = _new(_iso20.ACDP_ConnectRes)
@@ -193,70 +292,38 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.ACDP_ConnectRes -> ACDP_ConnectResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("ACDP_ConnectRes.header", s, _C21)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_ConnectRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("ACDP_ConnectRes.response_code", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C11.get(v)
-        if i is None:
-            _bad("ACDP_ConnectRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C24.get(s)
-        if t is None:
-            _order("ACDP_ConnectRes.evse_processing", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C14.get(v)
-        if i is None:
-            _bad("ACDP_ConnectRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_electrical_charging_device_status
-    if v is not None:
-        t = _C25.get(s)
-        if t is None:
-            _order("ACDP_ConnectRes.evse_electrical_charging_device_status", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C2.get(v)
-        if i is None:
-            _bad("ACDP_ConnectRes.evse_electrical_charging_device_status", v, "a member of _iso20.ElectricalChargingDeviceStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_mechanical_charging_device_status
-    if v is not None:
-        t = _C26.get(s)
-        if t is None:
-            _order("ACDP_ConnectRes.evse_mechanical_charging_device_status", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("ACDP_ConnectRes.evse_mechanical_charging_device_status", v, "a member of _iso20.MechanicalChargingDeviceStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C27.get(s)
-    if t is None:
-        _order("ACDP_ConnectRes", s, _C21)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_ConnectRes.header", 0, _C18)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_ConnectRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ACDP_ConnectRes.response_code", 1, _C18)
+    i1 = _C8.get(v1)
+    if i1 is None:
+        _bad("ACDP_ConnectRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("ACDP_ConnectRes.evse_processing", 2, _C18)
+    i2 = _C10.get(v2)
+    if i2 is None:
+        _bad("ACDP_ConnectRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.evse_electrical_charging_device_status
+    if v3 is None:
+        _order("ACDP_ConnectRes.evse_electrical_charging_device_status", 3, _C18)
+    i3 = _C2.get(v3)
+    if i3 is None:
+        _bad("ACDP_ConnectRes.evse_electrical_charging_device_status", v3, "a member of _iso20.ElectricalChargingDeviceStatus")
+    v4 = o.evse_mechanical_charging_device_status
+    if v4 is None:
+        _order("ACDP_ConnectRes.evse_mechanical_charging_device_status", 4, _C18)
+    i4 = _C12.get(v4)
+    if i4 is None:
+        _bad("ACDP_ConnectRes.evse_mechanical_charging_device_status", v4, "a member of _iso20.MechanicalChargingDeviceStatus")
+    w.bits(((((((((((((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1) << 1) << 2) | (i3)) << 1) << 1) << 1) << 2) | (i4)) << 1) << 1, 25)
 
 def _d2(r):
     """ACDP_SystemStatusReqType -> iso20.ACDP_SystemStatusReq"""
@@ -266,19 +333,19 @@ def _d2(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C28, "ACDP_SystemStatusReqType")
+            _escape(r, 3, _C19, "ACDP_SystemStatusReqType")
         else:
             r.fail("ACDP_SystemStatusReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d30(r)
+            f1 = _d33(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C29, "ACDP_SystemStatusReqType")
+            _escape(r, 2, _C20, "ACDP_SystemStatusReqType")
         else:
             r.fail("ACDP_SystemStatusReqType: event code %d out of range" % ec)
     if s == 2:
@@ -286,7 +353,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C30, "ACDP_SystemStatusReqType")
+            _escape(r, 1, _C21, "ACDP_SystemStatusReqType")
         else:
             r.fail("ACDP_SystemStatusReqType: event code %d out of range" % ec)
     o = _new(_iso20.ACDP_SystemStatusReq)
@@ -296,32 +363,21 @@ def _d2(r):
 
 def _e2(w, o):
     """iso20.ACDP_SystemStatusReq -> ACDP_SystemStatusReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C32.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusReq.header", s, _C31)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_SystemStatusReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.ev_technical_status
-    if v is not None:
-        t = _C33.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusReq.ev_technical_status", s, _C31)
-        if v.__class__ is not _iso20.EVTechnicalStatus:
-            _bad("ACDP_SystemStatusReq.ev_technical_status", v, "a EVTechnicalStatus")
-        w.bits(t[0], t[1])
-        _e30(w, v)
-        s = t[2]
-    t = _C34.get(s)
-    if t is None:
-        _order("ACDP_SystemStatusReq", s, _C31)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_SystemStatusReq.header", 0, _C22)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_SystemStatusReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.ev_technical_status
+    if v1 is None:
+        _order("ACDP_SystemStatusReq.ev_technical_status", 1, _C22)
+    if v1.__class__ is not _iso20.EVTechnicalStatus:
+        _bad("ACDP_SystemStatusReq.ev_technical_status", v1, "a EVTechnicalStatus")
+    w.bits(0, 1)
+    _e33(w, v1)
+    w.bits(0, 1)
 
 def _d3(r):
     """ACDP_SystemStatusResType -> iso20.ACDP_SystemStatusRes"""
@@ -340,165 +396,405 @@ def _d3(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C35, "ACDP_SystemStatusResType")
+            _escape(r, 3, _C23, "ACDP_SystemStatusResType")
         else:
             r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C10[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C36, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(48)
+        if x & 212100311661499 == 0:
+            y = (x >> 40) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 35) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f2 = y
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C26, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f2)
-                f2 = _C17[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C37, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(39)
+        if x & 444323314619 == 0:
+            y = (x >> 35) & 3
+            if y >= 3:
+                r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % y)
+            y = _C11[y]
+            f2 = y
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % x)
+                    f2 = _C11[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEMechanicalChargingDeviceStatus")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEMechanicalChargingDeviceStatus: enumeration index %d out of range" % f2)
+                        f2 = _C11[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMechanicalChargingDeviceStatus")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C27, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEReadyToCharge")
-            else:
-                f3 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEReadyToCharge")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C38, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(34)
+        if x & 14826585019 == 0:
+            y = ((x >> 31) & 1) == 1
+            f3 = y
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEReadyToCharge")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEReadyToCharge")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C28, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVSEIsolationStatus")
-            else:
-                f4 = r.bits(2)
-                f4 = _C39[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C41, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(30)
+        if x & 867941307 == 0:
+            y = (x >> 26) & 3
+            y = _C24[y]
+            f4 = y
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f4 = _C24[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVSEIsolationStatus")
+                    else:
+                        f4 = r.bits(2)
+                        f4 = _C24[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEIsolationStatus")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C29, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSEDisabled")
-            else:
-                f5 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEDisabled")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C42, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(25)
+        if x & 29080507 == 0:
+            y = ((x >> 22) & 1) == 1
+            f5 = y
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSEDisabled")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEDisabled")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C30, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVSEUtilityInterruptEvent")
-            else:
-                f6 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEUtilityInterruptEvent")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C43, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(21)
+        if x & 1817531 == 0:
+            y = ((x >> 18) & 1) == 1
+            f6 = y
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f6 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVSEUtilityInterruptEvent")
+                    else:
+                        f6 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEUtilityInterruptEvent")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C31, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVSEEmergencyShutdown")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEEmergencyShutdown")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C44, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(17)
+        if x & 113595 == 0:
+            y = ((x >> 14) & 1) == 1
+            f7 = y
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVSEEmergencyShutdown")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEEmergencyShutdown")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C32, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "EVSEMalfunction")
-            else:
-                f8 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEMalfunction")
-            s = 9
-        elif ec == 1:
-            _escape(r, 2, _C45, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(13)
+        if x & 7099 == 0:
+            y = ((x >> 10) & 1) == 1
+            f8 = y
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f8 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f8 = _simple_escape(r, None, "EVSEMalfunction")
+                    else:
+                        f8 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEMalfunction")
+                s = 9
+            elif ec == 1:
+                _escape(r, 2, _C33, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 9:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "EVInChargePosition")
-            else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
-            s = 10
-        elif ec == 1:
-            _escape(r, 2, _C46, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 443 == 0:
+            y = ((x >> 6) & 1) == 1
+            f9 = y
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f9 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f9 = _simple_escape(r, None, "EVInChargePosition")
+                    else:
+                        f9 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
+                s = 10
+            elif ec == 1:
+                _escape(r, 2, _C34, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 10:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f10 = _simple_escape(r, None, "EVAssociationStatus")
-            else:
-                f10 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVAssociationStatus")
-            s = 11
-        elif ec == 1:
-            _escape(r, 2, _C47, "ACDP_SystemStatusResType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f10 = y
+            s = -1
         else:
-            r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f10 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f10 = _simple_escape(r, None, "EVAssociationStatus")
+                    else:
+                        f10 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVAssociationStatus")
+                s = 11
+            elif ec == 1:
+                _escape(r, 2, _C35, "ACDP_SystemStatusResType")
+            else:
+                r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C48, "ACDP_SystemStatusResType")
+            _escape(r, 1, _C36, "ACDP_SystemStatusResType")
         else:
             r.fail("ACDP_SystemStatusResType: event code %d out of range" % ec)
     o = _new(_iso20.ACDP_SystemStatusRes)
@@ -517,135 +813,67 @@ def _d3(r):
 
 def _e3(w, o):
     """iso20.ACDP_SystemStatusRes -> ACDP_SystemStatusResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C50.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.header", s, _C49)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_SystemStatusRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C51.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.response_code", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C11.get(v)
-        if i is None:
-            _bad("ACDP_SystemStatusRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_mechanical_charging_device_status
-    if v is not None:
-        t = _C52.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C18.get(v)
-        if i is None:
-            _bad("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", v, "a member of _iso20.MechanicalChargingDeviceStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_ready_to_charge
-    if v is not None:
-        t = _C53.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_ready_to_charge", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.evse_ready_to_charge", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_isolation_status
-    if v is not None:
-        t = _C54.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_isolation_status", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C40.get(v)
-        if i is None:
-            _bad("ACDP_SystemStatusRes.evse_isolation_status", v, "a member of _iso20.IsolationStatus")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_disabled
-    if v is not None:
-        t = _C55.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_disabled", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.evse_disabled", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_utility_interrupt_event
-    if v is not None:
-        t = _C56.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_utility_interrupt_event", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.evse_utility_interrupt_event", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_emergency_shutdown
-    if v is not None:
-        t = _C57.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_emergency_shutdown", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.evse_emergency_shutdown", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_malfunction
-    if v is not None:
-        t = _C58.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.evse_malfunction", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.evse_malfunction", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_in_charge_position
-    if v is not None:
-        t = _C59.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.ev_in_charge_position", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.ev_in_charge_position", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_association_status
-    if v is not None:
-        t = _C60.get(s)
-        if t is None:
-            _order("ACDP_SystemStatusRes.ev_association_status", s, _C49)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_SystemStatusRes.ev_association_status", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C61.get(s)
-    if t is None:
-        _order("ACDP_SystemStatusRes", s, _C49)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_SystemStatusRes.header", 0, _C37)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_SystemStatusRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ACDP_SystemStatusRes.response_code", 1, _C37)
+    i1 = _C8.get(v1)
+    if i1 is None:
+        _bad("ACDP_SystemStatusRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_mechanical_charging_device_status
+    if v2 is None:
+        _order("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", 2, _C37)
+    i2 = _C12.get(v2)
+    if i2 is None:
+        _bad("ACDP_SystemStatusRes.evse_mechanical_charging_device_status", v2, "a member of _iso20.MechanicalChargingDeviceStatus")
+    v3 = o.evse_ready_to_charge
+    if v3 is None:
+        _order("ACDP_SystemStatusRes.evse_ready_to_charge", 3, _C37)
+    if v3.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.evse_ready_to_charge", v3, "a bool")
+    v4 = o.evse_isolation_status
+    if v4 is None:
+        _order("ACDP_SystemStatusRes.evse_isolation_status", 4, _C37)
+    i4 = _C25.get(v4)
+    if i4 is None:
+        _bad("ACDP_SystemStatusRes.evse_isolation_status", v4, "a member of _iso20.IsolationStatus")
+    v5 = o.evse_disabled
+    if v5 is None:
+        _order("ACDP_SystemStatusRes.evse_disabled", 5, _C37)
+    if v5.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.evse_disabled", v5, "a bool")
+    v6 = o.evse_utility_interrupt_event
+    if v6 is None:
+        _order("ACDP_SystemStatusRes.evse_utility_interrupt_event", 6, _C37)
+    if v6.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.evse_utility_interrupt_event", v6, "a bool")
+    v7 = o.evse_emergency_shutdown
+    if v7 is None:
+        _order("ACDP_SystemStatusRes.evse_emergency_shutdown", 7, _C37)
+    if v7.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.evse_emergency_shutdown", v7, "a bool")
+    v8 = o.evse_malfunction
+    if v8 is None:
+        _order("ACDP_SystemStatusRes.evse_malfunction", 8, _C37)
+    if v8.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.evse_malfunction", v8, "a bool")
+    v9 = o.ev_in_charge_position
+    if v9 is None:
+        _order("ACDP_SystemStatusRes.ev_in_charge_position", 9, _C37)
+    if v9.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.ev_in_charge_position", v9, "a bool")
+    v10 = o.ev_association_status
+    if v10 is None:
+        _order("ACDP_SystemStatusRes.ev_association_status", 10, _C37)
+    if v10.__class__ is not bool:
+        _bad("ACDP_SystemStatusRes.ev_association_status", v10, "a bool")
+    w.bits(((((((((((((((((((((((((((((((((((((((((((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1) << 1) << 1) | (v3)) << 1) << 1) << 1) << 2) | (i4)) << 1) << 1) << 1) << 1) | (v5)) << 1) << 1) << 1) << 1) | (v6)) << 1) << 1) << 1) << 1) | (v7)) << 1) << 1) << 1) << 1) | (v8)) << 1) << 1) << 1) << 1) | (v9)) << 1) << 1) << 1) << 1) | (v10)) << 1) << 1, 48)
 
 def _d4(r):
     """ACDP_VehiclePositioningReqType -> iso20.ACDP_VehiclePositioningReq"""
@@ -656,46 +884,74 @@ def _d4(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C62, "ACDP_VehiclePositioningReqType")
+            _escape(r, 3, _C38, "ACDP_VehiclePositioningReqType")
         else:
             r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVMobilityStatus")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVMobilityStatus")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C63, "ACDP_VehiclePositioningReqType")
+        p = r.pos
+        x = r.bits(9)
+        if x & 443 == 0:
+            y = ((x >> 6) & 1) == 1
+            f1 = y
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVMobilityStatus")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVMobilityStatus")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C39, "ACDP_VehiclePositioningReqType")
+            else:
+                r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVPositioningSupport")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPositioningSupport")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C64, "ACDP_VehiclePositioningReqType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVPositioningSupport")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPositioningSupport")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C40, "ACDP_VehiclePositioningReqType")
+            else:
+                r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C65, "ACDP_VehiclePositioningReqType")
+            _escape(r, 1, _C41, "ACDP_VehiclePositioningReqType")
         else:
             r.fail("ACDP_VehiclePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.ACDP_VehiclePositioningReq)
@@ -706,44 +962,24 @@ def _d4(r):
 
 def _e4(w, o):
     """iso20.ACDP_VehiclePositioningReq -> ACDP_VehiclePositioningReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C67.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningReq.header", s, _C66)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_VehiclePositioningReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.ev_mobility_status
-    if v is not None:
-        t = _C68.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningReq.ev_mobility_status", s, _C66)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_VehiclePositioningReq.ev_mobility_status", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_positioning_support
-    if v is not None:
-        t = _C69.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningReq.ev_positioning_support", s, _C66)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_VehiclePositioningReq.ev_positioning_support", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C70.get(s)
-    if t is None:
-        _order("ACDP_VehiclePositioningReq", s, _C66)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_VehiclePositioningReq.header", 0, _C42)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_VehiclePositioningReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.ev_mobility_status
+    if v1 is None:
+        _order("ACDP_VehiclePositioningReq.ev_mobility_status", 1, _C42)
+    if v1.__class__ is not bool:
+        _bad("ACDP_VehiclePositioningReq.ev_mobility_status", v1, "a bool")
+    v2 = o.ev_positioning_support
+    if v2 is None:
+        _order("ACDP_VehiclePositioningReq.ev_positioning_support", 2, _C42)
+    if v2.__class__ is not bool:
+        _bad("ACDP_VehiclePositioningReq.ev_positioning_support", v2, "a bool")
+    w.bits(((((((((((0) << 1) << 1) | (v1)) << 1) << 1) << 1) << 1) | (v2)) << 1) << 1, 9)
 
 def _d5(r):
     """ACDP_VehiclePositioningResType -> iso20.ACDP_VehiclePositioningRes"""
@@ -760,144 +996,497 @@ def _d5(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d29(r)
+            f0 = _d34(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C71, "ACDP_VehiclePositioningResType")
+            _escape(r, 3, _C43, "ACDP_VehiclePositioningResType")
         else:
             r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C10[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C72, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C13[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C73, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVSEPositioningSupport")
-            else:
-                f3 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPositioningSupport")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C74, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVRelativeXDeviation")
-            else:
-                f4 = r.integer(3)
-                if f4 < -32768 or f4 > 32767:
-                    r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
-            s = 5
-        elif ec == 1:
-            _escape(r, 2, _C75, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVRelativeYDeviation")
-            else:
+        p = r.pos
+        x = r.bits(20)
+        if x & 790135 == 0:
+            y = (x >> 12) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C7[y]
+            f1 = y
+            y = (x >> 7) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f5 = r.integer(3)
                 if f5 < -32768 or f5 > 32767:
                     r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C76, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "ContactWindowXc")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C7[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C7[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C44, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1655 == 0:
+            y = (x >> 7) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C9[y]
+            f2 = y
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C9[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C9[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C45, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(6)
+        if x & 55 == 0:
+            y = ((x >> 3) & 1) == 1
+            f3 = y
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f3 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVSEPositioningSupport")
+                    else:
+                        f3 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPositioningSupport")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C46, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 4:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f4 = r.integer(3)
+            if f4 < -32768 or f4 > 32767:
+                r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f5 = r.integer(3)
+                if f5 < -32768 or f5 > 32767:
+                    r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f7 = r.integer(3)
+                        if f7 < -32768 or f7 > 32767:
+                            r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                        p = r.pos
+                        x = r.bits(6)
+                        if x & 59 == 0:
+                            y = ((x >> 2) & 1) == 1
+                            f8 = y
+                            s = -1
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                            s = 8
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                        s = 7
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                    s = 6
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "EVRelativeXDeviation")
+                else:
+                    f4 = r.integer(3)
+                    if f4 < -32768 or f4 > 32767:
+                        r.facet("EVRelativeXDeviation: %d outside -32768..32767" % f4)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeXDeviation")
+                s = 5
+            elif ec == 1:
+                _escape(r, 2, _C47, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 5:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.integer(3)
+            if f5 < -32768 or f5 > 32767:
+                r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.integer(3)
                 if f6 < -32768 or f6 > 32767:
                     r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C77, "ACDP_VehiclePositioningResType")
-        else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ContactWindowYc")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f7 = r.integer(3)
+                    if f7 < -32768 or f7 > 32767:
+                        r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                    p = r.pos
+                    x = r.bits(6)
+                    if x & 59 == 0:
+                        y = ((x >> 2) & 1) == 1
+                        f8 = y
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                        s = 8
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                    s = 7
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVRelativeYDeviation")
+                else:
+                    f5 = r.integer(3)
+                    if f5 < -32768 or f5 > 32767:
+                        r.facet("EVRelativeYDeviation: %d outside -32768..32767" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVRelativeYDeviation")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C48, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.integer(3)
+            if f6 < -32768 or f6 > 32767:
+                r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f7 = r.integer(3)
                 if f7 < -32768 or f7 > 32767:
                     r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                p = r.pos
+                x = r.bits(6)
+                if x & 59 == 0:
+                    y = ((x >> 2) & 1) == 1
+                    f8 = y
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                    s = 8
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                s = 7
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "ContactWindowXc")
+                else:
+                    f6 = r.integer(3)
+                    if f6 < -32768 or f6 > 32767:
+                        r.facet("ContactWindowXc: %d outside -32768..32767" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowXc")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C49, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 7:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f7 = r.integer(3)
+            if f7 < -32768 or f7 > 32767:
+                r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+            p = r.pos
+            x = r.bits(6)
+            if x & 59 == 0:
+                y = ((x >> 2) & 1) == 1
+                f8 = y
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C78, "ACDP_VehiclePositioningResType")
+                s = 8
         else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
-    if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "EVInChargePosition")
-            else:
-                f8 = r.boolean()
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
-            s = 9
-        elif ec == 1:
-            _escape(r, 2, _C79, "ACDP_VehiclePositioningResType")
+                    f7 = _simple_escape(r, None, "ContactWindowYc")
+                else:
+                    f7 = r.integer(3)
+                    if f7 < -32768 or f7 > 32767:
+                        r.facet("ContactWindowYc: %d outside -32768..32767" % f7)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ContactWindowYc")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C50, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+    if s == 8:
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f8 = y
+            s = -1
         else:
-            r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f8 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f8 = _simple_escape(r, None, "EVInChargePosition")
+                    else:
+                        f8 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVInChargePosition")
+                s = 9
+            elif ec == 1:
+                _escape(r, 2, _C51, "ACDP_VehiclePositioningResType")
+            else:
+                r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C80, "ACDP_VehiclePositioningResType")
+            _escape(r, 1, _C52, "ACDP_VehiclePositioningResType")
         else:
             r.fail("ACDP_VehiclePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.ACDP_VehiclePositioningRes)
@@ -914,112 +1503,64 @@ def _d5(r):
 
 def _e5(w, o):
     """iso20.ACDP_VehiclePositioningRes -> ACDP_VehiclePositioningResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C82.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.header", s, _C81)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("ACDP_VehiclePositioningRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e29(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C83.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.response_code", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C11.get(v)
-        if i is None:
-            _bad("ACDP_VehiclePositioningRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C84.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.evse_processing", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C14.get(v)
-        if i is None:
-            _bad("ACDP_VehiclePositioningRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_positioning_support
-    if v is not None:
-        t = _C85.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.evse_positioning_support", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_VehiclePositioningRes.evse_positioning_support", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_relative_x_deviation
-    if v is not None:
-        t = _C86.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.ev_relative_x_deviation", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ACDP_VehiclePositioningRes.ev_relative_x_deviation", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_relative_y_deviation
-    if v is not None:
-        t = _C87.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.ev_relative_y_deviation", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ACDP_VehiclePositioningRes.ev_relative_y_deviation", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contact_window_xc
-    if v is not None:
-        t = _C88.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.contact_window_xc", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ACDP_VehiclePositioningRes.contact_window_xc", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.contact_window_yc
-    if v is not None:
-        t = _C89.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.contact_window_yc", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("ACDP_VehiclePositioningRes.contact_window_yc", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_in_charge_position
-    if v is not None:
-        t = _C90.get(s)
-        if t is None:
-            _order("ACDP_VehiclePositioningRes.ev_in_charge_position", s, _C81)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("ACDP_VehiclePositioningRes.ev_in_charge_position", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C91.get(s)
-    if t is None:
-        _order("ACDP_VehiclePositioningRes", s, _C81)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("ACDP_VehiclePositioningRes.header", 0, _C53)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("ACDP_VehiclePositioningRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e34(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("ACDP_VehiclePositioningRes.response_code", 1, _C53)
+    i1 = _C8.get(v1)
+    if i1 is None:
+        _bad("ACDP_VehiclePositioningRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("ACDP_VehiclePositioningRes.evse_processing", 2, _C53)
+    i2 = _C10.get(v2)
+    if i2 is None:
+        _bad("ACDP_VehiclePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.evse_positioning_support
+    if v3 is None:
+        _order("ACDP_VehiclePositioningRes.evse_positioning_support", 3, _C53)
+    if v3.__class__ is not bool:
+        _bad("ACDP_VehiclePositioningRes.evse_positioning_support", v3, "a bool")
+    v4 = o.ev_relative_x_deviation
+    if v4 is None:
+        _order("ACDP_VehiclePositioningRes.ev_relative_x_deviation", 4, _C53)
+    if type(v4) is not int or v4 < -32768 or v4 > 32767:
+        _bad("ACDP_VehiclePositioningRes.ev_relative_x_deviation", v4, "an integer in -32768..32767")
+    w.bits(((((((((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1) << 1) << 1) | (v3)) << 1) << 1) << 1, 20)
+    w.integer(v4)
+    v5 = o.ev_relative_y_deviation
+    if v5 is None:
+        _order("ACDP_VehiclePositioningRes.ev_relative_y_deviation", 5, _C53)
+    if type(v5) is not int or v5 < -32768 or v5 > 32767:
+        _bad("ACDP_VehiclePositioningRes.ev_relative_y_deviation", v5, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v5)
+    v6 = o.contact_window_xc
+    if v6 is None:
+        _order("ACDP_VehiclePositioningRes.contact_window_xc", 6, _C53)
+    if type(v6) is not int or v6 < -32768 or v6 > 32767:
+        _bad("ACDP_VehiclePositioningRes.contact_window_xc", v6, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v6)
+    v7 = o.contact_window_yc
+    if v7 is None:
+        _order("ACDP_VehiclePositioningRes.contact_window_yc", 7, _C53)
+    if type(v7) is not int or v7 < -32768 or v7 > 32767:
+        _bad("ACDP_VehiclePositioningRes.contact_window_yc", v7, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v7)
+    v8 = o.ev_in_charge_position
+    if v8 is None:
+        _order("ACDP_VehiclePositioningRes.ev_in_charge_position", 8, _C53)
+    if v8.__class__ is not bool:
+        _bad("ACDP_VehiclePositioningRes.ev_in_charge_position", v8, "a bool")
+    w.bits(((((((0) << 1) << 1) << 1) | (v8)) << 1) << 1, 6)
 
 def _d6(r):
     """CLReqControlModeType -> iso20.CLReqControlMode"""
@@ -1029,7 +1570,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C92, "CLReqControlModeType")
+            _escape(r, 3, _C54, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -1037,12 +1578,7 @@ def _d6(r):
 
 def _e6(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C94.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C93)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d7(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -1052,7 +1588,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C95, "CLResControlModeType")
+            _escape(r, 3, _C56, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -1060,12 +1596,7 @@ def _d7(r):
 
 def _e7(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C97.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C96)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d8(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -1078,7 +1609,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C98, "CanonicalizationMethodType")
+            _escape(r, 3, _C58, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1090,7 +1621,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C99, "CanonicalizationMethodType")
+            _escape(r, 2, _C59, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1102,7 +1633,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C100, "CanonicalizationMethodType")
+            _escape(r, 1, _C60, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1116,7 +1647,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C101, "CanonicalizationMethodType")
+                _escape(r, 1, _C61, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -1125,22 +1656,14 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C103.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C102)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C104.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C102)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C62)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d9(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -1179,23 +1702,58 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C105, "DSAKeyValueType")
+            _escape(r, 3, _C63, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C64, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C106, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C65, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -1215,23 +1773,60 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C107, "DSAKeyValueType")
+            _escape(r, 2, _C66, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C67, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C108, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C68, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -1253,7 +1848,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C109, "DSAKeyValueType")
+            _escape(r, 1, _C69, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -1269,29 +1864,44 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C110, "DSAKeyValueType")
+            _escape(r, 1, _C70, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C111, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C71, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C112, "DSAKeyValueType")
+            _escape(r, 1, _C72, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -1306,87 +1916,82 @@ def _d9(r):
 
 def _e9(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C114.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C115.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C74.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C73)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C116.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C75.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C73)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C117.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C118.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C119.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C120.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C113)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C121.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C73)
+    t = _C76.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C113)
+        _order("DSAKeyValue.y", s, _C73)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C77.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C73)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C78.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C73)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C79.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C73)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1401,7 +2006,7 @@ def _d10(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C122, "DigestMethodType")
+            _escape(r, 3, _C80, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1413,7 +2018,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C123, "DigestMethodType")
+            _escape(r, 2, _C81, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1425,7 +2030,7 @@ def _d10(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C124, "DigestMethodType")
+            _escape(r, 1, _C82, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1439,7 +2044,7 @@ def _d10(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C125, "DigestMethodType")
+                _escape(r, 1, _C83, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -1448,22 +2053,14 @@ def _d10(r):
 
 def _e10(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C126)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C128.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C126)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C84)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d11(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -1525,7 +2122,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C129, "KeyInfoType")
+                _escape(r, 3, _C85, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -1573,7 +2170,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C130, "KeyInfoType")
+                _escape(r, 3, _C86, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -1621,7 +2218,7 @@ def _d11(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C131, "KeyInfoType")
+                _escape(r, 2, _C87, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -1671,7 +2268,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C132, "KeyInfoType")
+                _escape(r, 1, _C88, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -1721,7 +2318,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C133, "KeyInfoType")
+                _escape(r, 1, _C89, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -1771,7 +2368,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C134, "KeyInfoType")
+                _escape(r, 1, _C90, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -1821,7 +2418,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C135, "KeyInfoType")
+                _escape(r, 1, _C91, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -1871,7 +2468,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C136, "KeyInfoType")
+                _escape(r, 1, _C92, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -1921,7 +2518,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C137, "KeyInfoType")
+                _escape(r, 1, _C93, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -1971,7 +2568,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C138, "KeyInfoType")
+                _escape(r, 1, _C94, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -2021,7 +2618,7 @@ def _d11(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C139, "KeyInfoType")
+                _escape(r, 1, _C95, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -2037,32 +2634,29 @@ def _d11(r):
 
 def _e11(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C141.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C140)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C142.get(s)
+        t = _C97.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C140)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C96)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -2071,15 +2665,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C143.get(s)
+        t = _C98.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C140)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C96)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e12(w, v)
+        _e12(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -2087,15 +2681,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C144.get(s)
+        t = _C99.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C140)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C96)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e18(w, v)
+        _e18(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -2103,15 +2697,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C145.get(s)
+        t = _C100.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C140)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C96)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e28(w, v)
+        _e28(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -2119,15 +2713,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C146.get(s)
+        t = _C101.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C140)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C96)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e15(w, v)
+        _e15(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -2135,15 +2729,15 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C147.get(s)
+        t = _C102.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C140)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C96)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e19(w, v)
+        _e19(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -2151,20 +2745,20 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C148.get(s)
+        t = _C103.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C140)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C96)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C149.get(s)
+    t = _C104.get(s)
     if t is None:
-        _order("KeyInfo", s, _C140)
+        _order("KeyInfo", s, _C96)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2179,14 +2773,34 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d16(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d16(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C150, "KeyValueType")
+            _escape(r, 3, _C105, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -2195,14 +2809,34 @@ def _d12(r):
             f0 = _d9(r)
             s = 4
         elif ec == 1:
-            f1 = _d16(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d16(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C151, "KeyValueType")
+            _escape(r, 2, _C106, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -2212,7 +2846,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C152, "KeyValueType")
+            _escape(r, 1, _C107, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -2222,7 +2856,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C153, "KeyValueType")
+            _escape(r, 1, _C108, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -2232,7 +2866,7 @@ def _d12(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C154, "KeyValueType")
+            _escape(r, 1, _C109, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -2242,30 +2876,27 @@ def _d12(r):
 
 def _e12(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C156.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e9(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C111.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C155)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C110)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e9(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C157.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C155)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e16(w, v)
-        s = t[2]
-    t = _C158.get(s)
+        _e16(w, v1)
+        s = 2
+    t = _C112.get(s)
     if t is None:
-        _order("KeyValue", s, _C155)
+        _order("KeyValue", s, _C110)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2286,7 +2917,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C159, "ManifestType")
+            _escape(r, 3, _C113, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -2297,7 +2928,7 @@ def _d13(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C160, "ManifestType")
+            _escape(r, 3, _C114, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -2312,7 +2943,7 @@ def _d13(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C161, "ManifestType")
+                _escape(r, 1, _C115, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -2322,34 +2953,31 @@ def _d13(r):
 
 def _e13(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C163.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C162)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C164.get(s)
+        t = _C117.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C162)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C116)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e17(w, v)
+        _e17(w, v1)
         s = 1
-    t = _C165.get(s)
+    t = _C118.get(s)
     if t is None:
-        _order("Manifest", s, _C162)
+        _order("Manifest", s, _C116)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2377,7 +3005,7 @@ def _d14(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C166, "ObjectType")
+            _escape(r, 3, _C119, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -2395,7 +3023,7 @@ def _d14(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C167, "ObjectType")
+            _escape(r, 2, _C120, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -2410,7 +3038,7 @@ def _d14(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C168, "ObjectType")
+            _escape(r, 2, _C121, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -2422,7 +3050,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C169, "ObjectType")
+            _escape(r, 2, _C122, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -2434,7 +3062,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C170, "ObjectType")
+            _escape(r, 1, _C123, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -2446,7 +3074,7 @@ def _d14(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C171, "ObjectType")
+            _escape(r, 1, _C124, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -2457,40 +3085,37 @@ def _d14(r):
 
 def _e14(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C173.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C126.get(s)
         if t is None:
-            _order("Object.encoding", s, _C172)
+            _order("Object.id", s, _C125)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C174.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C127.get(s)
         if t is None:
-            _order("Object.id", s, _C172)
+            _order("Object.mime_type", s, _C125)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C175.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C172)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C176.get(s)
+        w.string(v2)
+        s = 3
+    t = _C128.get(s)
     if t is None:
-        _order("Object", s, _C172)
+        _order("Object", s, _C125)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2519,7 +3144,7 @@ def _d15(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C177, "PGPDataType")
+            _escape(r, 3, _C129, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -2529,7 +3154,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C178, "PGPDataType")
+            _escape(r, 1, _C130, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -2541,7 +3166,7 @@ def _d15(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C179, "PGPDataType")
+                _escape(r, 1, _C131, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -2559,7 +3184,7 @@ def _d15(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C180, "PGPDataType")
+            _escape(r, 1, _C132, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -2569,7 +3194,7 @@ def _d15(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C181, "PGPDataType")
+            _escape(r, 1, _C133, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -2581,7 +3206,7 @@ def _d15(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C182, "PGPDataType")
+                _escape(r, 1, _C134, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -2591,32 +3216,29 @@ def _d15(r):
 
 def _e15(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C184.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C136.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C183)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C135)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C185.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C183)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C186.get(s)
+    t = _C137.get(s)
     if t is None:
-        _order("PGPData", s, _C183)
+        _order("PGPData", s, _C135)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2626,39 +3248,78 @@ def _d16(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C187, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C138, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C188, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C139, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C189, "RSAKeyValueType")
+            _escape(r, 1, _C140, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -2668,34 +3329,21 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C191.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C190)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C192.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C190)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C193.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C190)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C141)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C141)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d17(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -2724,7 +3372,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C194, "ReferenceType")
+            _escape(r, 3, _C142, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -2742,7 +3390,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C195, "ReferenceType")
+            _escape(r, 3, _C143, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -2757,7 +3405,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C196, "ReferenceType")
+            _escape(r, 3, _C144, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -2769,7 +3417,7 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C197, "ReferenceType")
+            _escape(r, 3, _C145, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -2778,29 +3426,44 @@ def _d17(r):
             f4 = _d10(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C198, "ReferenceType")
+            _escape(r, 2, _C146, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C199, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C147, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C200, "ReferenceType")
+            _escape(r, 1, _C148, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -2814,73 +3477,62 @@ def _d17(r):
 
 def _e17(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C202.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C150.get(s)
         if t is None:
-            _order("Reference.id", s, _C201)
+            _order("Reference.type", s, _C149)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C203.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C151.get(s)
         if t is None:
-            _order("Reference.type", s, _C201)
+            _order("Reference.uri", s, _C149)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C204.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C152.get(s)
         if t is None:
-            _order("Reference.uri", s, _C201)
+            _order("Reference.transforms", s, _C149)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C205.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C201)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e27(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C206.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C201)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e10(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C207.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C201)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C208.get(s)
+        _e27(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C149)
+    t = _C153.get(s)
     if t is None:
-        _order("Reference", s, _C201)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C149)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e10(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C149)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d18(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -2902,7 +3554,7 @@ def _d18(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C209, "RetrievalMethodType")
+            _escape(r, 3, _C154, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2916,7 +3568,7 @@ def _d18(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C210, "RetrievalMethodType")
+            _escape(r, 2, _C155, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2927,7 +3579,7 @@ def _d18(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C211, "RetrievalMethodType")
+            _escape(r, 2, _C156, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2935,7 +3587,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C212, "RetrievalMethodType")
+            _escape(r, 1, _C157, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -2946,40 +3598,37 @@ def _d18(r):
 
 def _e18(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C214.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C159.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C213)
+            _order("RetrievalMethod.uri", s, _C158)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C215.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C160.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C213)
+            _order("RetrievalMethod.transforms", s, _C158)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C216.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C213)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e27(w, v)
-        s = t[2]
-    t = _C217.get(s)
+        _e27(w, v2)
+        s = 1
+    t = _C161.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C213)
+        _order("RetrievalMethod", s, _C158)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2989,20 +3638,53 @@ def _d19(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C162, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C218, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C163, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -3019,7 +3701,7 @@ def _d19(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C219, "SPKIDataType")
+                _escape(r, 1, _C164, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -3036,7 +3718,7 @@ def _d19(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C220, "SPKIDataType")
+                _escape(r, 1, _C165, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -3052,20 +3734,20 @@ def _e19(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C222.get(s)
+        t = _C167.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C221)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C166)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C223.get(s)
+    t = _C168.get(s)
     if t is None:
-        _order("SPKIData", s, _C221)
+        _order("SPKIData", s, _C166)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3087,7 +3769,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C224, "SignatureType")
+            _escape(r, 3, _C169, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -3096,7 +3778,7 @@ def _d20(r):
             f1 = _d25(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C225, "SignatureType")
+            _escape(r, 3, _C170, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -3105,7 +3787,7 @@ def _d20(r):
             f2 = _d24(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C226, "SignatureType")
+            _escape(r, 2, _C171, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -3121,7 +3803,7 @@ def _d20(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C227, "SignatureType")
+            _escape(r, 1, _C172, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -3134,7 +3816,7 @@ def _d20(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C228, "SignatureType")
+            _escape(r, 1, _C173, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -3149,7 +3831,7 @@ def _d20(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C229, "SignatureType")
+                _escape(r, 1, _C174, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -3162,64 +3844,56 @@ def _d20(r):
 
 def _e20(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C231.get(s)
-        if t is None:
-            _order("Signature.id", s, _C230)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C232.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C230)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C233.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C230)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e24(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C234.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C230)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e11(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C175)
+    t = _C176.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C175)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e25(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C175)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e24(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e11(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C235.get(s)
+        t = _C177.get(s)
         if t is None:
-            _order("Signature.object", s, _C230)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C175)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e14(w, v)
+        _e14(w, v4)
         s = 4
-    t = _C236.get(s)
+    t = _C178.get(s)
     if t is None:
-        _order("Signature", s, _C230)
+        _order("Signature", s, _C175)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3235,7 +3909,7 @@ def _d21(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C237, "SignatureMethodType")
+            _escape(r, 3, _C179, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3255,7 +3929,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C238, "SignatureMethodType")
+            _escape(r, 2, _C180, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3275,7 +3949,7 @@ def _d21(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C239, "SignatureMethodType")
+            _escape(r, 1, _C181, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3287,7 +3961,7 @@ def _d21(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C240, "SignatureMethodType")
+            _escape(r, 1, _C182, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -3301,7 +3975,7 @@ def _d21(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C241, "SignatureMethodType")
+                _escape(r, 1, _C183, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -3311,31 +3985,25 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C243.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C242)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C244.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C242)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C184)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C245.get(s)
+        s = 1
+    t = _C185.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C242)
+        _order("SignatureMethod", s, _C184)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3356,7 +4024,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C246, "SignaturePropertiesType")
+            _escape(r, 3, _C186, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -3367,7 +4035,7 @@ def _d22(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C247, "SignaturePropertiesType")
+            _escape(r, 3, _C187, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -3382,7 +4050,7 @@ def _d22(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C248, "SignaturePropertiesType")
+                _escape(r, 1, _C188, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -3392,34 +4060,31 @@ def _d22(r):
 
 def _e22(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C250.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C249)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C251.get(s)
+        t = _C190.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C249)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C189)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e23(w, v)
+        _e23(w, v1)
         s = 1
-    t = _C252.get(s)
+    t = _C191.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C249)
+        _order("SignatureProperties", s, _C189)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3437,7 +4102,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C253, "SignaturePropertyType")
+            _escape(r, 3, _C192, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -3446,7 +4111,7 @@ def _d23(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C254, "SignaturePropertyType")
+            _escape(r, 3, _C193, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -3456,7 +4121,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C255, "SignaturePropertyType")
+            _escape(r, 3, _C194, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -3466,7 +4131,7 @@ def _d23(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C256, "SignaturePropertyType")
+            _escape(r, 2, _C195, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -3478,7 +4143,7 @@ def _d23(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C257, "SignaturePropertyType")
+            _escape(r, 1, _C196, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -3488,32 +4153,25 @@ def _d23(r):
 
 def _e23(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C258)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C260.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C258)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C261.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C197)
+    t = _C198.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C258)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C197)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C197)
 
 def _d24(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -3529,7 +4187,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C262, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C199, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -3539,7 +4197,7 @@ def _d24(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C263, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C200, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -3548,7 +4206,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C264, "SignatureValueType")
+            _escape(r, 1, _C201, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -3558,31 +4216,25 @@ def _d24(r):
 
 def _e24(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C266.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C265)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C267.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C202)
+    t = _C203.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C265)
+        _order("SignatureValue.value", s, _C202)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C268.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C265)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d25(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -3601,7 +4253,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C269, "SignedInfoType")
+            _escape(r, 3, _C204, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -3610,7 +4262,7 @@ def _d25(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C270, "SignedInfoType")
+            _escape(r, 3, _C205, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -3619,7 +4271,7 @@ def _d25(r):
             f2 = _d21(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C271, "SignedInfoType")
+            _escape(r, 2, _C206, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -3630,7 +4282,7 @@ def _d25(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C272, "SignedInfoType")
+            _escape(r, 2, _C207, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -3645,7 +4297,7 @@ def _d25(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C273, "SignedInfoType")
+                _escape(r, 1, _C208, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -3657,54 +4309,49 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C275.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C274)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C276.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C274)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C277.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C274)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C209)
+    t = _C210.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C209)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e8(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C209)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e21(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C278.get(s)
+        t = _C211.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C274)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C209)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e17(w, v)
+        _e17(w, v3)
         s = 3
-    t = _C279.get(s)
+    t = _C212.get(s)
     if t is None:
-        _order("SignedInfo", s, _C274)
+        _order("SignedInfo", s, _C209)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3720,7 +4367,7 @@ def _d26(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C280, "TransformType")
+                _escape(r, 3, _C213, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -3741,7 +4388,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C281, "TransformType")
+                _escape(r, 2, _C214, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -3762,7 +4409,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C282, "TransformType")
+                _escape(r, 1, _C215, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -3783,7 +4430,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C283, "TransformType")
+                _escape(r, 1, _C216, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -3804,7 +4451,7 @@ def _d26(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C284, "TransformType")
+                _escape(r, 1, _C217, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -3814,37 +4461,34 @@ def _d26(r):
 
 def _e26(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C286.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C285)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C218)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C287.get(s)
+        t = _C219.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C285)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C218)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C288.get(s)
+    t = _C220.get(s)
     if t is None:
-        _order("Transform", s, _C285)
+        _order("Transform", s, _C218)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3861,7 +4505,7 @@ def _d27(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C289, "TransformsType")
+            _escape(r, 3, _C221, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -3876,7 +4520,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C290, "TransformsType")
+                _escape(r, 1, _C222, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -3890,19 +4534,19 @@ def _e27(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C292.get(s)
+        t = _C224.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C291)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C223)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e26(w, v)
+        _e26(w, v0)
         s = 1
-    t = _C293.get(s)
+    t = _C225.get(s)
     if t is None:
-        _order("Transforms", s, _C291)
+        _order("Transforms", s, _C223)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3918,7 +4562,27 @@ def _d28(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t3_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t3_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o3 = _new(_xmldsig.X509IssuerSerial)
+                            o3.x509_issuer_name = t3_0
+                            o3.x509_serial_number = t3_1
+                            v = o3
+                            ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3960,13 +4624,33 @@ def _d28(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C294, "X509DataType")
+                _escape(r, 3, _C226, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc4 = r.pos
+                ok4 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t4_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o4 = _new(_xmldsig.X509IssuerSerial)
+                            o4.x509_issuer_name = t4_0
+                            o4.x509_serial_number = t4_1
+                            v = o4
+                            ok4 = True
+                if not ok4:
+                    r.pos = pc4
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4010,13 +4694,33 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C295, "X509DataType")
+                _escape(r, 1, _C227, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t5_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t5_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o5 = _new(_xmldsig.X509IssuerSerial)
+                            o5.x509_issuer_name = t5_0
+                            o5.x509_serial_number = t5_1
+                            v = o5
+                            ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4060,13 +4764,33 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C296, "X509DataType")
+                _escape(r, 1, _C228, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t6_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t6_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o6 = _new(_xmldsig.X509IssuerSerial)
+                            o6.x509_issuer_name = t6_0
+                            o6.x509_serial_number = t6_1
+                            v = o6
+                            ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4110,13 +4834,33 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C297, "X509DataType")
+                _escape(r, 1, _C229, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t7_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t7_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o7 = _new(_xmldsig.X509IssuerSerial)
+                            o7.x509_issuer_name = t7_0
+                            o7.x509_serial_number = t7_1
+                            v = o7
+                            ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4160,13 +4904,33 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C298, "X509DataType")
+                _escape(r, 1, _C230, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t8_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t8_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o8 = _new(_xmldsig.X509IssuerSerial)
+                            o8.x509_issuer_name = t8_0
+                            o8.x509_serial_number = t8_1
+                            v = o8
+                            ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4210,13 +4974,33 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C299, "X509DataType")
+                _escape(r, 1, _C231, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d31(r)
+                pc9 = r.pos
+                ok9 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t9_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t9_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o9 = _new(_xmldsig.X509IssuerSerial)
+                            o9.x509_issuer_name = t9_0
+                            o9.x509_serial_number = t9_1
+                            v = o9
+                            ok9 = True
+                if not ok9:
+                    r.pos = pc9
+                    v = _d37(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -4260,7 +5044,7 @@ def _d28(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C300, "X509DataType")
+                _escape(r, 1, _C232, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -4280,15 +5064,15 @@ def _e28(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C302.get(s)
+        t = _C234.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C301)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C233)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e31(w, v)
+        _e37(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -4296,15 +5080,15 @@ def _e28(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C303.get(s)
+        t = _C235.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C233)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -4313,15 +5097,15 @@ def _e28(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C304.get(s)
+        t = _C236.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C233)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -4330,15 +5114,15 @@ def _e28(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C305.get(s)
+        t = _C237.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C233)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -4347,1291 +5131,24 @@ def _e28(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C306.get(s)
+        t = _C238.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C301)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C233)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C307.get(s)
+    t = _C239.get(s)
     if t is None:
-        _order("X509Data", s, _C301)
+        _order("X509Data", s, _C233)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d29(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C308, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C309, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d20(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C310, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C311, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
-    return o
-
-def _e29(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C313.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C312)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C314.get(s)
-        if t is None:
-            _order("MessageHeader.time_stamp", s, _C312)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C315.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C312)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e20(w, v)
-        s = t[2]
-    t = _C316.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C312)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d30(r):
-    """EVTechnicalStatusType -> iso20.EVTechnicalStatus"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    f4 = None
-    f5 = None
-    f6 = None
-    f7 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "EVReadyToCharge")
-            else:
-                f0 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C317, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVImmobilizationRequest")
-            else:
-                f1 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C318, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVImmobilized")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
-            s = 3
-        elif ec == 1:
-            f3 = _d32(r)
-            s = 4
-        elif ec == 2:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
-            else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C319[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
-            s = 5
-        elif ec == 3:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
-                if f5 > 100:
-                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
-            s = 6
-        elif ec == 4:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C321[f6]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 7
-        elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 6:
-            s = -1
-        elif ec == 7:
-            _escape(r, 1, _C323, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(3)
-        if ec == 0:
-            f3 = _d32(r)
-            s = 4
-        elif ec == 1:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
-            else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C319[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
-            s = 5
-        elif ec == 2:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
-                if f5 > 100:
-                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
-            s = 6
-        elif ec == 3:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C321[f6]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 7
-        elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 5:
-            s = -1
-        elif ec == 6:
-            _escape(r, 1, _C324, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f4 = _simple_escape(r, None, "EVCPStatus")
-            else:
-                f4 = r.bits(3)
-                if f4 >= 5:
-                    r.fail("EVCPStatus: enumeration index %d out of range" % f4)
-                f4 = _C319[f4]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
-            s = 5
-        elif ec == 1:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
-                if f5 > 100:
-                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
-            s = 6
-        elif ec == 2:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C321[f6]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 7
-        elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 1, _C325, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 5:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVSOC")
-            else:
-                f5 = r.bits(7)
-                if f5 > 100:
-                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSOC")
-            s = 6
-        elif ec == 1:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C321[f6]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 7
-        elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C326, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "EVErrorCode")
-            else:
-                f6 = r.bits(4)
-                if f6 >= 10:
-                    r.fail("EVErrorCode: enumeration index %d out of range" % f6)
-                f6 = _C321[f6]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
-            s = 7
-        elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C327, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 7:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVTimeout")
-            else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
-            s = 8
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C328, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C329, "EVTechnicalStatusType")
-        else:
-            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
-    o = _new(_iso20.EVTechnicalStatus)
-    o.ev_ready_to_charge = f0
-    o.ev_immobilization_request = f1
-    o.ev_immobilized = f2
-    o.evwlan_strength = f3
-    o.evcp_status = f4
-    o.evsoc = f5
-    o.ev_error_code = f6
-    o.ev_timeout = f7
-    return o
-
-def _e30(w, o):
-    """iso20.EVTechnicalStatus -> EVTechnicalStatusType"""
-    s = 0
-    v = o.ev_ready_to_charge
-    if v is not None:
-        t = _C331.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.ev_ready_to_charge", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("EVTechnicalStatus.ev_ready_to_charge", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_immobilization_request
-    if v is not None:
-        t = _C332.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.ev_immobilization_request", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("EVTechnicalStatus.ev_immobilization_request", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_immobilized
-    if v is not None:
-        t = _C333.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.ev_immobilized", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("EVTechnicalStatus.ev_immobilized", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evwlan_strength
-    if v is not None:
-        t = _C334.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.evwlan_strength", s, _C330)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("EVTechnicalStatus.evwlan_strength", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
-    v = o.evcp_status
-    if v is not None:
-        t = _C335.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.evcp_status", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C320.get(v)
-        if i is None:
-            _bad("EVTechnicalStatus.evcp_status", v, "a member of _iso20.CpStatus")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evsoc
-    if v is not None:
-        t = _C336.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.evsoc", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("EVTechnicalStatus.evsoc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_error_code
-    if v is not None:
-        t = _C337.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.ev_error_code", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C322.get(v)
-        if i is None:
-            _bad("EVTechnicalStatus.ev_error_code", v, "a member of _iso20.ErrorCode")
-        w.bits(i, 4)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_timeout
-    if v is not None:
-        t = _C338.get(s)
-        if t is None:
-            _order("EVTechnicalStatus.ev_timeout", s, _C330)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("EVTechnicalStatus.ev_timeout", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C339.get(s)
-    if t is None:
-        _order("EVTechnicalStatus", s, _C330)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d31(r):
-    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
-            else:
-                f0 = r.string(None, None)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C340, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
-            else:
-                f1 = r.integer(64)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C341, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C342, "X509IssuerSerialType")
-        else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    o = _new(_xmldsig.X509IssuerSerial)
-    o.x509_issuer_name = f0
-    o.x509_serial_number = f1
-    return o
-
-def _e31(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C344.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C343)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C345.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C343)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C346.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C343)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d32(r):
-    """RationalNumberType -> iso20.RationalNumber"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
-            else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C347, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C348, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C349, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    o = _new(_iso20.RationalNumber)
-    o.exponent = f0
-    o.value = f1
-    return o
-
-def _e32(w, o):
-    """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C351.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C350)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C352.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C350)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C353.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C350)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-
-# tables (after the functions: some refer to encoders)
-_C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C1 = (_iso20.ElectricalChargingDeviceStatus.State_A, _iso20.ElectricalChargingDeviceStatus.State_B, _iso20.ElectricalChargingDeviceStatus.State_C, _iso20.ElectricalChargingDeviceStatus.State_D, )
-_C2 = {_iso20.ElectricalChargingDeviceStatus.State_A: 0, _iso20.ElectricalChargingDeviceStatus.State_B: 1, _iso20.ElectricalChargingDeviceStatus.State_C: 2, _iso20.ElectricalChargingDeviceStatus.State_D: 3}
-_C3 = ('EE', 'SE_ANY', 'CH')
-_C4 = ('SE_ANY', 'CH')
-_C5 = {0: 'Header', 1: 'EVElectricalChargingDeviceStatus', 2: 'end of element'}
-_C6 = {0: (0, 1, 1)}
-_C7 = {1: (0, 1, 2)}
-_C8 = {2: (0, 1, -1)}
-_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C10 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C11 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C12 = ('EE', 'SE_ANY', 'CH')
-_C13 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C14 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = (_iso20.MechanicalChargingDeviceStatus.Home, _iso20.MechanicalChargingDeviceStatus.Moving, _iso20.MechanicalChargingDeviceStatus.EndPosition, )
-_C18 = {_iso20.MechanicalChargingDeviceStatus.Home: 0, _iso20.MechanicalChargingDeviceStatus.Moving: 1, _iso20.MechanicalChargingDeviceStatus.EndPosition: 2}
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEElectricalChargingDeviceStatus', 4: 'EVSEMechanicalChargingDeviceStatus', 5: 'end of element'}
-_C22 = {0: (0, 1, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {2: (0, 1, 3)}
-_C25 = {3: (0, 1, 4)}
-_C26 = {4: (0, 1, 5)}
-_C27 = {5: (0, 1, -1)}
-_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C29 = ('EE', 'SE_ANY', 'CH')
-_C30 = ('SE_ANY', 'CH')
-_C31 = {0: 'Header', 1: 'EVTechnicalStatus', 2: 'end of element'}
-_C32 = {0: (0, 1, 1)}
-_C33 = {1: (0, 1, 2)}
-_C34 = {2: (0, 1, -1)}
-_C35 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C36 = ('EE', 'SE_ANY', 'CH')
-_C37 = ('EE', 'SE_ANY', 'CH')
-_C38 = ('EE', 'SE_ANY', 'CH')
-_C39 = (_iso20.IsolationStatus.Invalid, _iso20.IsolationStatus.Safe, _iso20.IsolationStatus.Warning, _iso20.IsolationStatus.Fault, )
-_C40 = {_iso20.IsolationStatus.Invalid: 0, _iso20.IsolationStatus.Safe: 1, _iso20.IsolationStatus.Warning: 2, _iso20.IsolationStatus.Fault: 3}
-_C41 = ('EE', 'SE_ANY', 'CH')
-_C42 = ('EE', 'SE_ANY', 'CH')
-_C43 = ('EE', 'SE_ANY', 'CH')
-_C44 = ('EE', 'SE_ANY', 'CH')
-_C45 = ('EE', 'SE_ANY', 'CH')
-_C46 = ('EE', 'SE_ANY', 'CH')
-_C47 = ('EE', 'SE_ANY', 'CH')
-_C48 = ('SE_ANY', 'CH')
-_C49 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEMechanicalChargingDeviceStatus', 3: 'EVSEReadyToCharge', 4: 'EVSEIsolationStatus', 5: 'EVSEDisabled', 6: 'EVSEUtilityInterruptEvent', 7: 'EVSEEmergencyShutdown', 8: 'EVSEMalfunction', 9: 'EVInChargePosition', 10: 'EVAssociationStatus', 11: 'end of element'}
-_C50 = {0: (0, 1, 1)}
-_C51 = {1: (0, 1, 2)}
-_C52 = {2: (0, 1, 3)}
-_C53 = {3: (0, 1, 4)}
-_C54 = {4: (0, 1, 5)}
-_C55 = {5: (0, 1, 6)}
-_C56 = {6: (0, 1, 7)}
-_C57 = {7: (0, 1, 8)}
-_C58 = {8: (0, 1, 9)}
-_C59 = {9: (0, 1, 10)}
-_C60 = {10: (0, 1, 11)}
-_C61 = {11: (0, 1, -1)}
-_C62 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C63 = ('EE', 'SE_ANY', 'CH')
-_C64 = ('EE', 'SE_ANY', 'CH')
-_C65 = ('SE_ANY', 'CH')
-_C66 = {0: 'Header', 1: 'EVMobilityStatus', 2: 'EVPositioningSupport', 3: 'end of element'}
-_C67 = {0: (0, 1, 1)}
-_C68 = {1: (0, 1, 2)}
-_C69 = {2: (0, 1, 3)}
-_C70 = {3: (0, 1, -1)}
-_C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C72 = ('EE', 'SE_ANY', 'CH')
-_C73 = ('EE', 'SE_ANY', 'CH')
-_C74 = ('EE', 'SE_ANY', 'CH')
-_C75 = ('EE', 'SE_ANY', 'CH')
-_C76 = ('EE', 'SE_ANY', 'CH')
-_C77 = ('EE', 'SE_ANY', 'CH')
-_C78 = ('EE', 'SE_ANY', 'CH')
-_C79 = ('EE', 'SE_ANY', 'CH')
-_C80 = ('SE_ANY', 'CH')
-_C81 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEPositioningSupport', 4: 'EVRelativeXDeviation', 5: 'EVRelativeYDeviation', 6: 'ContactWindowXc', 7: 'ContactWindowYc', 8: 'EVInChargePosition', 9: 'end of element'}
-_C82 = {0: (0, 1, 1)}
-_C83 = {1: (0, 1, 2)}
-_C84 = {2: (0, 1, 3)}
-_C85 = {3: (0, 1, 4)}
-_C86 = {4: (0, 1, 5)}
-_C87 = {5: (0, 1, 6)}
-_C88 = {6: (0, 1, 7)}
-_C89 = {7: (0, 1, 8)}
-_C90 = {8: (0, 1, 9)}
-_C91 = {9: (0, 1, -1)}
-_C92 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C93 = {0: 'end of element'}
-_C94 = {0: (0, 1, -1)}
-_C95 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C96 = {0: 'end of element'}
-_C97 = {0: (0, 1, -1)}
-_C98 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C99 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = ('SE_ANY', 'CH')
-_C101 = ('SE_ANY', 'CH')
-_C102 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C103 = {0: (0, 1, 3)}
-_C104 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
-_C108 = ('EE', 'SE_ANY', 'CH')
-_C109 = ('SE_ANY', 'CH')
-_C110 = ('SE_ANY', 'CH')
-_C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('SE_ANY', 'CH')
-_C113 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C114 = {0: (0, 2, 1)}
-_C115 = {1: (0, 1, 2)}
-_C116 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C117 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C118 = {4: (0, 2, 5)}
-_C119 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C120 = {6: (0, 1, 7)}
-_C121 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C122 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C123 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C124 = ('SE_ANY', 'CH')
-_C125 = ('SE_ANY', 'CH')
-_C126 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C127 = {0: (0, 1, 3)}
-_C128 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C130 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C131 = ('EE', 'SE_ANY', 'CH')
-_C132 = ('SE_ANY', 'CH')
-_C133 = ('SE_ANY', 'CH')
-_C134 = ('SE_ANY', 'CH')
-_C135 = ('SE_ANY', 'CH')
-_C136 = ('SE_ANY', 'CH')
-_C137 = ('SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
-_C139 = ('SE_ANY', 'CH')
-_C140 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C141 = {0: (0, 4, 10)}
-_C142 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C143 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C144 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C145 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C146 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C147 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C148 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C149 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C151 = ('EE', 'SE_ANY', 'CH')
-_C152 = ('SE_ANY', 'CH')
-_C153 = ('SE_ANY', 'CH')
-_C154 = ('SE_ANY', 'CH')
-_C155 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C156 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C157 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C158 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C160 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C161 = ('SE_ANY', 'CH')
-_C162 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C163 = {0: (0, 2, 2)}
-_C164 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C165 = {1: (1, 2, -1)}
-_C166 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C167 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C168 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C169 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C170 = ('SE_ANY', 'CH')
-_C171 = ('SE_ANY', 'CH')
-_C172 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C173 = {0: (0, 3, 5)}
-_C174 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C175 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C176 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('SE_ANY', 'CH')
-_C179 = ('SE_ANY', 'CH')
-_C180 = ('SE_ANY', 'CH')
-_C181 = ('SE_ANY', 'CH')
-_C182 = ('SE_ANY', 'CH')
-_C183 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C184 = {0: (0, 2, 1)}
-_C185 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C186 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C188 = ('EE', 'SE_ANY', 'CH')
-_C189 = ('SE_ANY', 'CH')
-_C190 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C191 = {0: (0, 1, 1)}
-_C192 = {1: (0, 1, 2)}
-_C193 = {2: (0, 1, -1)}
-_C194 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C195 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C196 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C197 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C198 = ('EE', 'SE_ANY', 'CH')
-_C199 = ('EE', 'SE_ANY', 'CH')
-_C200 = ('SE_ANY', 'CH')
-_C201 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C202 = {0: (0, 3, 6)}
-_C203 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C204 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C205 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C206 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C207 = {2: (0, 1, 3)}
-_C208 = {3: (0, 1, -1)}
-_C209 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C210 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C211 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C214 = {0: (0, 3, 3)}
-_C215 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C216 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C217 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C218 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C219 = ('SE_ANY', 'CH')
-_C220 = ('SE_ANY', 'CH')
-_C221 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C222 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C223 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C224 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C225 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C226 = ('EE', 'SE_ANY', 'CH')
-_C227 = ('SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = ('SE_ANY', 'CH')
-_C230 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C231 = {0: (0, 2, 5)}
-_C232 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C233 = {1: (0, 1, 2)}
-_C234 = {2: (0, 2, 3)}
-_C235 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C236 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C237 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C238 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('SE_ANY', 'CH')
-_C240 = ('SE_ANY', 'CH')
-_C241 = ('SE_ANY', 'CH')
-_C242 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C243 = {0: (0, 1, 4)}
-_C244 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C245 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C246 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C247 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C248 = ('SE_ANY', 'CH')
-_C249 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C250 = {0: (0, 2, 2)}
-_C251 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C252 = {1: (1, 2, -1)}
-_C253 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C254 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C255 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C256 = ('EE', 'SE_ANY', 'CH')
-_C257 = ('SE_ANY', 'CH')
-_C258 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C259 = {0: (0, 2, 4)}
-_C260 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C261 = {1: (1, 2, -1)}
-_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C264 = ('SE_ANY', 'CH')
-_C265 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C266 = {0: (0, 2, 2)}
-_C267 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C268 = {1: (0, 1, -1)}
-_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C271 = ('EE', 'SE_ANY', 'CH')
-_C272 = ('EE', 'SE_ANY', 'CH')
-_C273 = ('SE_ANY', 'CH')
-_C274 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C275 = {0: (0, 2, 4)}
-_C276 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C277 = {1: (0, 1, 2)}
-_C278 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C279 = {3: (1, 2, -1)}
-_C280 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C281 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C282 = ('SE_ANY', 'CH')
-_C283 = ('SE_ANY', 'CH')
-_C284 = ('SE_ANY', 'CH')
-_C285 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C286 = {0: (0, 1, 4)}
-_C287 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C288 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('SE_ANY', 'CH')
-_C291 = {0: 'Transform', 1: 'Transform, end of element'}
-_C292 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C293 = {1: (1, 2, -1)}
-_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C295 = ('SE_ANY', 'CH')
-_C296 = ('SE_ANY', 'CH')
-_C297 = ('SE_ANY', 'CH')
-_C298 = ('SE_ANY', 'CH')
-_C299 = ('SE_ANY', 'CH')
-_C300 = ('SE_ANY', 'CH')
-_C301 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C302 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C303 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C304 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C305 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C306 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C307 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C308 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C309 = ('EE', 'SE_ANY', 'CH')
-_C310 = ('SE_ANY', 'CH')
-_C311 = ('SE_ANY', 'CH')
-_C312 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C313 = {0: (0, 1, 1)}
-_C314 = {1: (0, 1, 2)}
-_C315 = {2: (0, 2, 3)}
-_C316 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C317 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
-_C319 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
-_C320 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
-_C321 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
-_C322 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
-_C323 = ('SE_ANY', 'CH')
-_C324 = ('SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = ('SE_ANY', 'CH')
-_C327 = ('SE_ANY', 'CH')
-_C328 = ('SE_ANY', 'CH')
-_C329 = ('SE_ANY', 'CH')
-_C330 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
-_C331 = {0: (0, 1, 1)}
-_C332 = {1: (0, 1, 2)}
-_C333 = {2: (0, 3, 3)}
-_C334 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C335 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C336 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C337 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C338 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C339 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C341 = ('EE', 'SE_ANY', 'CH')
-_C342 = ('SE_ANY', 'CH')
-_C343 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C344 = {0: (0, 1, 1)}
-_C345 = {1: (0, 1, 2)}
-_C346 = {2: (0, 1, -1)}
-_C347 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C348 = ('EE', 'SE_ANY', 'CH')
-_C349 = ('SE_ANY', 'CH')
-_C350 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C351 = {0: (0, 1, 1)}
-_C352 = {1: (0, 1, 2)}
-_C353 = {2: (0, 1, -1)}
-
-def _decode_document(r):
-    ec = r.bits(6)
-    if ec == 0:  # ACDP_ConnectReq
-        return _d0(r)
-    elif ec == 1:  # ACDP_ConnectRes
-        return _d1(r)
-    elif ec == 2:  # ACDP_DisconnectReq
-        return _d0(r)
-    elif ec == 3:  # ACDP_DisconnectRes
-        return _d1(r)
-    elif ec == 4:  # ACDP_SystemStatusReq
-        return _d2(r)
-    elif ec == 5:  # ACDP_SystemStatusRes
-        return _d3(r)
-    elif ec == 6:  # ACDP_VehiclePositioningReq
-        return _d4(r)
-    elif ec == 7:  # ACDP_VehiclePositioningRes
-        return _d5(r)
-    elif ec == 8:  # CLReqControlMode
-        return _d6(r)
-    elif ec == 9:  # CLResControlMode
-        return _d7(r)
-    elif ec == 10:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 11:  # DSAKeyValue
-        return _d9(r)
-    elif ec == 12:  # DigestMethod
-        return _d10(r)
-    elif ec == 13:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 14:  # KeyInfo
-        return _d11(r)
-    elif ec == 15:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 16:  # KeyValue
-        return _d12(r)
-    elif ec == 17:  # Manifest
-        return _d13(r)
-    elif ec == 18:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 19:  # Object
-        return _d14(r)
-    elif ec == 20:  # PGPData
-        return _d15(r)
-    elif ec == 21:  # RSAKeyValue
-        return _d16(r)
-    elif ec == 22:  # Reference
-        return _d17(r)
-    elif ec == 23:  # RetrievalMethod
-        return _d18(r)
-    elif ec == 24:  # SPKIData
-        return _d19(r)
-    elif ec == 25:  # Signature
-        return _d20(r)
-    elif ec == 26:  # SignatureMethod
-        return _d21(r)
-    elif ec == 27:  # SignatureProperties
-        return _d22(r)
-    elif ec == 28:  # SignatureProperty
-        return _d23(r)
-    elif ec == 29:  # SignatureValue
-        return _d24(r)
-    elif ec == 30:  # SignedInfo
-        return _d25(r)
-    elif ec == 31:  # Transform
-        return _d26(r)
-    elif ec == 32:  # Transforms
-        return _d27(r)
-    elif ec == 33:  # X509Data
-        return _d28(r)
-    elif ec == 34:
-        r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
-
-# message class -> [(global element, document event code, encoder)]
-ROOTS = {
-    _iso20.ACDP_ConnectReq: [('ACDP_ConnectReq', 0, _e0), ('ACDP_DisconnectReq', 2, _e0)],
-    _iso20.ACDP_ConnectRes: [('ACDP_ConnectRes', 1, _e1), ('ACDP_DisconnectRes', 3, _e1)],
-    _iso20.ACDP_SystemStatusReq: [('ACDP_SystemStatusReq', 4, _e2)],
-    _iso20.ACDP_SystemStatusRes: [('ACDP_SystemStatusRes', 5, _e3)],
-    _iso20.ACDP_VehiclePositioningReq: [('ACDP_VehiclePositioningReq', 6, _e4)],
-    _iso20.ACDP_VehiclePositioningRes: [('ACDP_VehiclePositioningRes', 7, _e5)],
-    _iso20.CLReqControlMode: [('CLReqControlMode', 8, _e6)],
-    _iso20.CLResControlMode: [('CLResControlMode', 9, _e7)],
-    _xmldsig.CanonicalizationMethod: [('CanonicalizationMethod', 10, _e8)],
-    _xmldsig.DSAKeyValue: [('DSAKeyValue', 11, _e9)],
-    _xmldsig.DigestMethod: [('DigestMethod', 12, _e10)],
-    _xmldsig.KeyInfo: [('KeyInfo', 14, _e11)],
-    _xmldsig.KeyValue: [('KeyValue', 16, _e12)],
-    _xmldsig.Manifest: [('Manifest', 17, _e13)],
-    _xmldsig.Object: [('Object', 19, _e14)],
-    _xmldsig.PGPData: [('PGPData', 20, _e15)],
-    _xmldsig.RSAKeyValue: [('RSAKeyValue', 21, _e16)],
-    _xmldsig.Reference: [('Reference', 22, _e17)],
-    _xmldsig.RetrievalMethod: [('RetrievalMethod', 23, _e18)],
-    _xmldsig.SPKIData: [('SPKIData', 24, _e19)],
-    _xmldsig.Signature: [('Signature', 25, _e20)],
-    _xmldsig.SignatureMethod: [('SignatureMethod', 26, _e21)],
-    _xmldsig.SignatureProperties: [('SignatureProperties', 27, _e22)],
-    _xmldsig.SignatureProperty: [('SignatureProperty', 28, _e23)],
-    _xmldsig.SignatureValue: [('SignatureValue', 29, _e24)],
-    _xmldsig.SignedInfo: [('SignedInfo', 30, _e25)],
-    _xmldsig.Transform: [('Transform', 31, _e26)],
-    _xmldsig.Transforms: [('Transforms', 32, _e27)],
-    _xmldsig.X509Data: [('X509Data', 33, _e28)],
-}
-ROOT_NAMES = ('ACDP_ConnectReq', 'ACDP_ConnectRes', 'ACDP_DisconnectReq', 'ACDP_DisconnectRes', 'ACDP_SystemStatusReq', 'ACDP_SystemStatusRes', 'ACDP_VehiclePositioningReq', 'ACDP_VehiclePositioningRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
-
-# EXI fragments: FragmentContent lists every element qname of the schema set,
-# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,
-# message classes of its declarations).
-FRAGMENT_BITS = 8
-FRAGMENT_ED = 130
-FRAGMENT_ELEMENTS = {
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): (0, _e0, False, (_iso20.ACDP_ConnectReq, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectRes'): (1, _e1, False, (_iso20.ACDP_ConnectRes, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectReq'): (2, _e0, False, (_iso20.ACDP_ConnectReq, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectRes'): (3, _e1, False, (_iso20.ACDP_ConnectRes, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReq'): (4, _e2, False, (_iso20.ACDP_SystemStatusReq, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusRes'): (5, _e3, False, (_iso20.ACDP_SystemStatusRes, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReq'): (6, _e4, False, (_iso20.ACDP_VehiclePositioningReq, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningRes'): (7, _e5, False, (_iso20.ACDP_VehiclePositioningRes, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (8, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (9, _e33, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (10, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (11, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (12, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (13, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (14, _e6, False, (_iso20.CLReqControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (15, _e7, False, (_iso20.CLResControlMode, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (16, _e8, False, (_xmldsig.CanonicalizationMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (17, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (18, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (19, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowXc'): (20, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowYc'): (21, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (22, _e32, False, (_iso20.RationalNumber, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (23, _e9, False, (_xmldsig.DSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (24, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (25, _e10, False, (_xmldsig.DigestMethod, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (26, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (27, _e34, False, (_iso20.DisplayParameters, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVAssociationStatus'): (28, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVCPStatus'): (29, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVElectricalChargingDeviceStatus'): (30, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVErrorCode'): (31, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilizationRequest'): (32, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilized'): (33, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVInChargePosition'): (34, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (35, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (36, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVMobilityStatus'): (37, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVPositioningSupport'): (38, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVReadyToCharge'): (39, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeXDeviation'): (40, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeYDeviation'): (41, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEDisabled'): (42, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEElectricalChargingDeviceStatus'): (43, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEEmergencyShutdown'): (44, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEIsolationStatus'): (45, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMalfunction'): (46, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMechanicalChargingDeviceStatus'): (47, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (48, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEPositioningSupport'): (49, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEProcessing'): (50, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEReadyToCharge'): (51, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (52, _e35, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEUtilityInterruptEvent'): (53, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSOC'): (54, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (55, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTechnicalStatus'): (56, _e30, False, (_iso20.EVTechnicalStatus, )),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTimeout'): (57, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:ACDP', 'EVWLANStrength'): (58, _e32, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (59, _e33, False, (_iso20.DetailedCost, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (60, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (61, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'G'): (62, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (63, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (64, _e29, False, (_iso20.MessageHeader, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (65, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'J'): (66, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (67, _e11, False, (_xmldsig.KeyInfo, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (68, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (69, _e12, False, (_xmldsig.KeyValue, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (70, _e13, False, (_xmldsig.Manifest, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (71, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (72, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (73, _e36, False, (_iso20.MeterInfo, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (74, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (75, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (76, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp'): (77, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (78, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC'): (79, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (80, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (81, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (82, _e14, False, (_xmldsig.Object, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (83, _e33, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (84, _e33, False, (_iso20.DetailedCost, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'P'): (85, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (86, _e15, False, (_xmldsig.PGPData, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (87, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (88, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (89, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (90, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (91, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (92, _e16, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (93, _e37, False, (_iso20.Receipt, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (94, _e17, False, (_xmldsig.Reference, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (95, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (96, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (97, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (98, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (99, _e18, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (100, _e31, False, (_xmldsig.X509IssuerSerial, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (101, _e19, False, (_xmldsig.SPKIData, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (102, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (103, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (104, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (105, _e20, False, (_xmldsig.Signature, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (106, _e21, False, (_xmldsig.SignatureMethod, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (107, _e22, False, (_xmldsig.SignatureProperties, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (108, _e23, False, (_xmldsig.SignatureProperty, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (109, _e24, False, (_xmldsig.SignatureValue, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (110, _e25, False, (_xmldsig.SignedInfo, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (111, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (112, _e38, False, (_iso20.DetailedTax, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (113, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (114, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (115, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (116, _e26, False, (_xmldsig.Transform, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (117, _e27, False, (_xmldsig.Transforms, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (118, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509CRL'): (119, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (120, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (121, _e28, False, (_xmldsig.X509Data, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (122, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (123, _e31, False, (_xmldsig.X509IssuerSerial, )),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (124, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (125, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (126, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'XPath'): (127, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'Y'): (128, None, False, ()),
-}
-# relaxed element fragment grammar: attribute qname -> (code, datatype kind)
-RELAXED_ATTRIBUTES = {
-    ('', 'Algorithm'): (0, 'string'),
-    ('', 'Encoding'): (1, 'string'),
-    ('', 'Id'): (2, 'string'),
-    ('', 'MimeType'): (3, 'string'),
-    ('', 'Target'): (4, 'string'),
-    ('', 'Type'): (5, 'string'),
-    ('', 'URI'): (6, 'string'),
-}
-RELAXED_EF0 = (8, 139, 138)  # bits, CH code, EE code
-RELAXED_EF1 = (8, 131, 130)  # bits, CH code, EE code
-
-def _d33(r):
     """DetailedCostType -> iso20.DetailedCost"""
     f0 = None
     f1 = None
@@ -5639,19 +5156,59 @@ def _d33(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d32(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f0 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f0 = _d30(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C354, "DetailedCostType")
+            _escape(r, 3, _C240, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d32(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f1 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f1 = _d30(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C355, "DetailedCostType")
+            _escape(r, 2, _C241, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
@@ -5659,7 +5216,7 @@ def _d33(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C356, "DetailedCostType")
+            _escape(r, 1, _C242, "DetailedCostType")
         else:
             r.fail("DetailedCostType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedCost)
@@ -5667,36 +5224,130 @@ def _d33(r):
     o.cost_per_unit = f1
     return o
 
-def _e33(w, o):
+def _e29(w, o):
     """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C358.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C357)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C359.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C357)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
-    t = _C360.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C357)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C243)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e30(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C243)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e30(w, v1)
+    w.bits(0, 1)
 
-def _d34(r):
+def _d30(r):
+    """RationalNumberType -> iso20.RationalNumber"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C244, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C245, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C246, "RationalNumberType")
+        else:
+            r.fail("RationalNumberType: event code %d out of range" % ec)
+    o = _new(_iso20.RationalNumber)
+    o.exponent = f0
+    o.value = f1
+    return o
+
+def _e30(w, o):
+    """iso20.RationalNumber -> RationalNumberType"""
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C247)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C247)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
+
+def _d31(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
     f0 = None
     f1 = None
@@ -5712,44 +5363,72 @@ def _d34(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -5782,61 +5461,112 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d32(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f8 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f8 = _d30(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C361, "DisplayParametersType")
+            _escape(r, 3, _C248, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -5869,51 +5599,95 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d32(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t13_0 = y
+                t13_1 = r.integer(3)
+                if t13_1 < -32768 or t13_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t13_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.RationalNumber)
+                    o13.exponent = t13_0
+                    o13.value = t13_1
+                    f8 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f8 = _d30(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C362, "DisplayParametersType")
+            _escape(r, 1, _C249, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -5946,41 +5720,78 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d32(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t14_0 = y
+                t14_1 = r.integer(3)
+                if t14_1 < -32768 or t14_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t14_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o14 = _new(_iso20.RationalNumber)
+                    o14.exponent = t14_0
+                    o14.value = t14_1
+                    f8 = o14
+                    ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f8 = _d30(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C363, "DisplayParametersType")
+            _escape(r, 1, _C250, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -6013,28 +5824,58 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d32(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t15_0 = y
+                t15_1 = r.integer(3)
+                if t15_1 < -32768 or t15_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t15_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o15 = _new(_iso20.RationalNumber)
+                    o15.exponent = t15_0
+                    o15.value = t15_1
+                    f8 = o15
+                    ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f8 = _d30(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C364, "DisplayParametersType")
+            _escape(r, 1, _C251, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -6070,28 +5911,58 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d32(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t16_0 = y
+                t16_1 = r.integer(3)
+                if t16_1 < -32768 or t16_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o16 = _new(_iso20.RationalNumber)
+                    o16.exponent = t16_0
+                    o16.value = t16_1
+                    f8 = o16
+                    ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f8 = _d30(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C365, "DisplayParametersType")
+            _escape(r, 1, _C252, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -6117,28 +5988,58 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d32(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t17_0 = y
+                t17_1 = r.integer(3)
+                if t17_1 < -32768 or t17_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t17_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o17 = _new(_iso20.RationalNumber)
+                    o17.exponent = t17_0
+                    o17.value = t17_1
+                    f8 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f8 = _d30(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C366, "DisplayParametersType")
+            _escape(r, 1, _C253, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -6154,90 +6055,180 @@ def _d34(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d32(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t18_0 = y
+                t18_1 = r.integer(3)
+                if t18_1 < -32768 or t18_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t18_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o18 = _new(_iso20.RationalNumber)
+                    o18.exponent = t18_0
+                    o18.value = t18_1
+                    f8 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f8 = _d30(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C367, "DisplayParametersType")
+            _escape(r, 1, _C254, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d32(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t19_0 = y
+                t19_1 = r.integer(3)
+                if t19_1 < -32768 or t19_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t19_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o19 = _new(_iso20.RationalNumber)
+                    o19.exponent = t19_0
+                    o19.value = t19_1
+                    f8 = o19
+                    ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f8 = _d30(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C368, "DisplayParametersType")
+            _escape(r, 1, _C255, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d32(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f8 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f8 = _d30(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C369, "DisplayParametersType")
+            _escape(r, 1, _C256, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C370, "DisplayParametersType")
+            _escape(r, 1, _C257, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -6245,7 +6236,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C371, "DisplayParametersType")
+            _escape(r, 1, _C258, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -6261,168 +6252,194 @@ def _d34(r):
     o.inlet_hot = f9
     return o
 
-def _e34(w, o):
+def _e31(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C373.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C260.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C259)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C261.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C259)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C262.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C259)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C263.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C259)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C374.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C264.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C259)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C375.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C265.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C259)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C376.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C266.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C377.get(s)
+            _order("DisplayParameters.charging_complete", s, _C259)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C267.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C378.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C379.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C381.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C372)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C259)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C382.get(s)
+        _e30(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C268.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C372)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C383.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C259)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C269.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C372)
+        _order("DisplayParameters", s, _C259)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d35(r):
+def _d32(r):
     """EVSEStatusType -> iso20.EVSEStatus"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C270[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C384, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C385[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C387, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C272, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C270[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C270[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C270[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C273, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C388, "EVSEStatusType")
+            _escape(r, 1, _C274, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -6430,39 +6447,962 @@ def _d35(r):
     o.evse_notification = f1
     return o
 
-def _e35(w, o):
+def _e32(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C275)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C275)
+    i1 = _C271.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d33(r):
+    """EVTechnicalStatusType -> iso20.EVTechnicalStatus"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
+    f4 = None
+    f5 = None
+    f6 = None
+    f7 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C390.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
+            f0 = y
+            y = ((x >> 4) & 1) == 1
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVImmobilized")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+                s = 3
+            elif ec == 1:
+                pc21 = r.pos
+                ok21 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t21_0 = y
+                    t21_1 = r.integer(3)
+                    if t21_1 < -32768 or t21_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t21_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o21 = _new(_iso20.RationalNumber)
+                        o21.exponent = t21_0
+                        o21.value = t21_1
+                        f3 = o21
+                        ok21 = True
+                if not ok21:
+                    r.pos = pc21
+                    f3 = _d30(r)
+                s = 4
+            elif ec == 2:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                    f4 = _C276[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVCPStatus")
+                    else:
+                        f4 = r.bits(3)
+                        if f4 >= 5:
+                            r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                        f4 = _C276[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                s = 5
+            elif ec == 3:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f5 = (x >> 1) & 127
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSOC")
+                    else:
+                        f5 = r.bits(7)
+                        if f5 > 100:
+                            r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                s = 6
+            elif ec == 4:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f6 = _C278[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f6 = r.bits(4)
+                        if f6 >= 10:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                        f6 = _C278[f6]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 7
+            elif ec == 5:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVTimeout")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                s = 8
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C280, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f0 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "EVReadyToCharge")
+                    else:
+                        f0 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVReadyToCharge")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C281, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVImmobilized")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+                s = 3
+            elif ec == 1:
+                pc22 = r.pos
+                ok22 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t22_0 = y
+                    t22_1 = r.integer(3)
+                    if t22_1 < -32768 or t22_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t22_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o22 = _new(_iso20.RationalNumber)
+                        o22.exponent = t22_0
+                        o22.value = t22_1
+                        f3 = o22
+                        ok22 = True
+                if not ok22:
+                    r.pos = pc22
+                    f3 = _d30(r)
+                s = 4
+            elif ec == 2:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                    f4 = _C276[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "EVCPStatus")
+                    else:
+                        f4 = r.bits(3)
+                        if f4 >= 5:
+                            r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                        f4 = _C276[f4]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+                s = 5
+            elif ec == 3:
+                x = r.bits(9)
+                if x & 257 == 0:
+                    f5 = (x >> 1) & 127
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                else:
+                    r.pos -= 9
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVSOC")
+                    else:
+                        f5 = r.bits(7)
+                        if f5 > 100:
+                            r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+                s = 6
+            elif ec == 4:
+                x = r.bits(6)
+                if x & 33 == 0:
+                    x = (x >> 1) & 15
+                    if x >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                    f6 = _C278[x]
+                else:
+                    r.pos -= 6
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "EVErrorCode")
+                    else:
+                        f6 = r.bits(4)
+                        if f6 >= 10:
+                            r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                        f6 = _C278[f6]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+                s = 7
+            elif ec == 5:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVTimeout")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+                s = 8
+            elif ec == 6:
+                s = -1
+            elif ec == 7:
+                _escape(r, 1, _C282, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f1 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVImmobilizationRequest")
+                    else:
+                        f1 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVImmobilizationRequest")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C283, "EVTechnicalStatusType")
+            else:
+                r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(3)
+        if ec == 0:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "EVImmobilized")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVImmobilized")
+            s = 3
+        elif ec == 1:
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t23_0 = y
+                t23_1 = r.integer(3)
+                if t23_1 < -32768 or t23_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t23_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o23 = _new(_iso20.RationalNumber)
+                    o23.exponent = t23_0
+                    o23.value = t23_1
+                    f3 = o23
+                    ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f3 = _d30(r)
+            s = 4
+        elif ec == 2:
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C276[x]
+            else:
+                r.pos -= 5
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C276[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+            s = 5
+        elif ec == 3:
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
+                if f5 > 100:
+                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+            s = 6
+        elif ec == 4:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C278[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C278[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+            s = 7
+        elif ec == 5:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 6:
+            s = -1
+        elif ec == 7:
+            _escape(r, 1, _C284, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(3)
+        if ec == 0:
+            pc24 = r.pos
+            ok24 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t24_0 = y
+                t24_1 = r.integer(3)
+                if t24_1 < -32768 or t24_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t24_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o24 = _new(_iso20.RationalNumber)
+                    o24.exponent = t24_0
+                    o24.value = t24_1
+                    f3 = o24
+                    ok24 = True
+            if not ok24:
+                r.pos = pc24
+                f3 = _d30(r)
+            s = 4
+        elif ec == 1:
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C276[x]
+            else:
+                r.pos -= 5
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C276[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+            s = 5
+        elif ec == 2:
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
+                if f5 > 100:
+                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+            s = 6
+        elif ec == 3:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C278[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C278[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+            s = 7
+        elif ec == 4:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 5:
+            s = -1
+        elif ec == 6:
+            _escape(r, 1, _C285, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(3)
+        if ec == 0:
+            x = r.bits(5)
+            if x & 17 == 0:
+                x = (x >> 1) & 7
+                if x >= 5:
+                    r.fail("EVCPStatus: enumeration index %d out of range" % x)
+                f4 = _C276[x]
+            else:
+                r.pos -= 5
+                if r.bits(1):
+                    f4 = _simple_escape(r, None, "EVCPStatus")
+                else:
+                    f4 = r.bits(3)
+                    if f4 >= 5:
+                        r.fail("EVCPStatus: enumeration index %d out of range" % f4)
+                    f4 = _C276[f4]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVCPStatus")
+            s = 5
+        elif ec == 1:
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
+                if f5 > 100:
+                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+            s = 6
+        elif ec == 2:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C278[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C278[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+            s = 7
+        elif ec == 3:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 1, _C286, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 5:
+        ec = r.bits(3)
+        if ec == 0:
+            x = r.bits(9)
+            if x & 257 == 0:
+                f5 = (x >> 1) & 127
+                if f5 > 100:
+                    r.facet("EVSOC: %d above maxInclusive 100" % f5)
+            else:
+                r.pos -= 9
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "EVSOC")
+                else:
+                    f5 = r.bits(7)
+                    if f5 > 100:
+                        r.facet("EVSOC: %d above maxInclusive 100" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVSOC")
+            s = 6
+        elif ec == 1:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C278[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C278[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+            s = 7
+        elif ec == 2:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C287, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 6:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(6)
+            if x & 33 == 0:
+                x = (x >> 1) & 15
+                if x >= 10:
+                    r.fail("EVErrorCode: enumeration index %d out of range" % x)
+                f6 = _C278[x]
+            else:
+                r.pos -= 6
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "EVErrorCode")
+                else:
+                    f6 = r.bits(4)
+                    if f6 >= 10:
+                        r.fail("EVErrorCode: enumeration index %d out of range" % f6)
+                    f6 = _C278[f6]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVErrorCode")
+            s = 7
+        elif ec == 1:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C288, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 7:
+        ec = r.bits(2)
+        if ec == 0:
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
+            else:
+                r.pos -= 3
+                if r.bits(1):
+                    f7 = _simple_escape(r, None, "EVTimeout")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVTimeout")
+            s = 8
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C289, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    if s == 8:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C290, "EVTechnicalStatusType")
+        else:
+            r.fail("EVTechnicalStatusType: event code %d out of range" % ec)
+    o = _new(_iso20.EVTechnicalStatus)
+    o.ev_ready_to_charge = f0
+    o.ev_immobilization_request = f1
+    o.ev_immobilized = f2
+    o.evwlan_strength = f3
+    o.evcp_status = f4
+    o.evsoc = f5
+    o.ev_error_code = f6
+    o.ev_timeout = f7
+    return o
+
+def _e33(w, o):
+    """iso20.EVTechnicalStatus -> EVTechnicalStatusType"""
+    v0 = o.ev_ready_to_charge
+    if v0 is None:
+        _order("EVTechnicalStatus.ev_ready_to_charge", 0, _C291)
+    if v0.__class__ is not bool:
+        _bad("EVTechnicalStatus.ev_ready_to_charge", v0, "a bool")
+    v1 = o.ev_immobilization_request
+    if v1 is None:
+        _order("EVTechnicalStatus.ev_immobilization_request", 1, _C291)
+    if v1.__class__ is not bool:
+        _bad("EVTechnicalStatus.ev_immobilization_request", v1, "a bool")
+    v2 = o.ev_immobilized
+    w.bits((((((((((0) << 1) << 1) | (v0)) << 1) << 1) << 1) << 1) | (v1)) << 1, 8)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not bool:
+            _bad("EVTechnicalStatus.ev_immobilized", v2, "a bool")
+        w.bits(((((0) << 1) << 1) | (v2)) << 1, 6)
+        s = 3
+    v3 = o.evwlan_strength
+    if v3 is not None:
+        t = _C292.get(s)
         if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C389)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C391.get(s)
+            _order("EVTechnicalStatus.evwlan_strength", s, _C291)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("EVTechnicalStatus.evwlan_strength", v3, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e30(w, v3)
+        s = 4
+    v4 = o.evcp_status
+    if v4 is not None:
+        t = _C293.get(s)
         if t is None:
-            _order("EVSEStatus.evse_notification", s, _C389)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C386.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C392.get(s)
+            _order("EVTechnicalStatus.evcp_status", s, _C291)
+        i4 = _C277.get(v4)
+        if i4 is None:
+            _bad("EVTechnicalStatus.evcp_status", v4, "a member of _iso20.CpStatus")
+        w.bits(((((t[0]) << 1) << 3) | (i4)) << 1, t[1] + 1 + 3 + 1)
+        s = 5
+    v5 = o.evsoc
+    if v5 is not None:
+        t = _C294.get(s)
+        if t is None:
+            _order("EVTechnicalStatus.evsoc", s, _C291)
+        if v5.__class__ is not int or not 0 <= v5 <= 100:
+            _bad("EVTechnicalStatus.evsoc", v5, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v5)) << 1, t[1] + 1 + 7 + 1)
+        s = 6
+    v6 = o.ev_error_code
+    if v6 is not None:
+        t = _C295.get(s)
+        if t is None:
+            _order("EVTechnicalStatus.ev_error_code", s, _C291)
+        i6 = _C279.get(v6)
+        if i6 is None:
+            _bad("EVTechnicalStatus.ev_error_code", v6, "a member of _iso20.ErrorCode")
+        w.bits(((((t[0]) << 1) << 4) | (i6)) << 1, t[1] + 1 + 4 + 1)
+        s = 7
+    v7 = o.ev_timeout
+    if v7 is not None:
+        t = _C296.get(s)
+        if t is None:
+            _order("EVTechnicalStatus.ev_timeout", s, _C291)
+        if v7.__class__ is not bool:
+            _bad("EVTechnicalStatus.ev_timeout", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    t = _C297.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C389)
+        _order("EVTechnicalStatus", s, _C291)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d36(r):
+def _d34(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d20(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C298, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C299, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d20(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C300, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C301, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d20(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C302, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C303, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e34(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C304)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C304)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e20(w, v2)
+        s = 3
+    t = _C305.get(s)
+    if t is None:
+        _order("MessageHeader", s, _C304)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d35(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -6474,35 +7414,206 @@ def _d36(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C393, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C306, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C307, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C308, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C394, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C309, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -6566,7 +7677,7 @@ def _d36(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C395, "MeterInfoType")
+            _escape(r, 1, _C310, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -6622,7 +7733,7 @@ def _d36(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C396, "MeterInfoType")
+            _escape(r, 1, _C311, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -6668,7 +7779,7 @@ def _d36(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C397, "MeterInfoType")
+            _escape(r, 1, _C312, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -6704,7 +7815,7 @@ def _d36(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C398, "MeterInfoType")
+            _escape(r, 1, _C313, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -6732,7 +7843,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C399, "MeterInfoType")
+            _escape(r, 1, _C314, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -6750,7 +7861,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C400, "MeterInfoType")
+            _escape(r, 1, _C315, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -6758,7 +7869,7 @@ def _d36(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C401, "MeterInfoType")
+            _escape(r, 1, _C316, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -6772,104 +7883,94 @@ def _d36(r):
     o.meter_timestamp = f7
     return o
 
-def _e36(w, o):
+def _e35(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C403.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C317)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C317)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C404.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C318.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C317)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C405.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C319.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C317)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C406.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C320.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C317)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C407.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C321.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C317)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C408.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C322.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C317)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C409.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C410.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C402)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C411.get(s)
+        s = 8
+    t = _C323.get(s)
     if t is None:
-        _order("MeterInfo", s, _C402)
+        _order("MeterInfo", s, _C317)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d37(r):
+def _d36(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -6880,114 +7981,1246 @@ def _d37(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    pc25 = r.pos
+                    ok25 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc26 = r.pos
+                        ok26 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t26_0 = y
+                            t26_1 = r.integer(3)
+                            if t26_1 < -32768 or t26_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t26_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o26 = _new(_iso20.RationalNumber)
+                                o26.exponent = t26_0
+                                o26.value = t26_1
+                                t25_0 = o26
+                                ok26 = True
+                        if not ok26:
+                            r.pos = pc26
+                            t25_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc27 = r.pos
+                            ok27 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t27_0 = y
+                                t27_1 = r.integer(3)
+                                if t27_1 < -32768 or t27_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o27 = _new(_iso20.RationalNumber)
+                                    o27.exponent = t27_0
+                                    o27.value = t27_1
+                                    t25_1 = o27
+                                    ok27 = True
+                            if not ok27:
+                                r.pos = pc27
+                                t25_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o25 = _new(_iso20.DetailedCost)
+                                o25.amount = t25_0
+                                o25.cost_per_unit = t25_1
+                                f1 = o25
+                                ok25 = True
+                    if not ok25:
+                        r.pos = pc25
+                        f1 = _d29(r)
+                    s = 2
+                elif ec == 1:
+                    pc28 = r.pos
+                    ok28 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc29 = r.pos
+                        ok29 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t29_0 = y
+                            t29_1 = r.integer(3)
+                            if t29_1 < -32768 or t29_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t29_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o29 = _new(_iso20.RationalNumber)
+                                o29.exponent = t29_0
+                                o29.value = t29_1
+                                t28_0 = o29
+                                ok29 = True
+                        if not ok29:
+                            r.pos = pc29
+                            t28_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc30 = r.pos
+                            ok30 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t30_0 = y
+                                t30_1 = r.integer(3)
+                                if t30_1 < -32768 or t30_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t30_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o30 = _new(_iso20.RationalNumber)
+                                    o30.exponent = t30_0
+                                    o30.value = t30_1
+                                    t28_1 = o30
+                                    ok30 = True
+                            if not ok30:
+                                r.pos = pc30
+                                t28_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o28 = _new(_iso20.DetailedCost)
+                                o28.amount = t28_0
+                                o28.cost_per_unit = t28_1
+                                f2 = o28
+                                ok28 = True
+                    if not ok28:
+                        r.pos = pc28
+                        f2 = _d29(r)
+                    s = 3
+                elif ec == 2:
+                    pc31 = r.pos
+                    ok31 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc32 = r.pos
+                        ok32 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t32_0 = y
+                            t32_1 = r.integer(3)
+                            if t32_1 < -32768 or t32_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t32_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o32 = _new(_iso20.RationalNumber)
+                                o32.exponent = t32_0
+                                o32.value = t32_1
+                                t31_0 = o32
+                                ok32 = True
+                        if not ok32:
+                            r.pos = pc32
+                            t31_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc33 = r.pos
+                            ok33 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t33_0 = y
+                                t33_1 = r.integer(3)
+                                if t33_1 < -32768 or t33_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o33 = _new(_iso20.RationalNumber)
+                                    o33.exponent = t33_0
+                                    o33.value = t33_1
+                                    t31_1 = o33
+                                    ok33 = True
+                            if not ok33:
+                                r.pos = pc33
+                                t31_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o31 = _new(_iso20.DetailedCost)
+                                o31.amount = t31_0
+                                o31.cost_per_unit = t31_1
+                                f3 = o31
+                                ok31 = True
+                    if not ok31:
+                        r.pos = pc31
+                        f3 = _d29(r)
+                    s = 4
+                elif ec == 3:
+                    pc34 = r.pos
+                    ok34 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc35 = r.pos
+                        ok35 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t35_0 = y
+                            t35_1 = r.integer(3)
+                            if t35_1 < -32768 or t35_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t35_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o35 = _new(_iso20.RationalNumber)
+                                o35.exponent = t35_0
+                                o35.value = t35_1
+                                t34_0 = o35
+                                ok35 = True
+                        if not ok35:
+                            r.pos = pc35
+                            t34_0 = _d30(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc36 = r.pos
+                            ok36 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t36_0 = y
+                                t36_1 = r.integer(3)
+                                if t36_1 < -32768 or t36_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o36 = _new(_iso20.RationalNumber)
+                                    o36.exponent = t36_0
+                                    o36.value = t36_1
+                                    t34_1 = o36
+                                    ok36 = True
+                            if not ok36:
+                                r.pos = pc36
+                                t34_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o34 = _new(_iso20.DetailedCost)
+                                o34.amount = t34_0
+                                o34.cost_per_unit = t34_1
+                                f4 = o34
+                                ok34 = True
+                    if not ok34:
+                        r.pos = pc34
+                        f4 = _d29(r)
+                    s = 5
+                elif ec == 4:
+                    pc37 = r.pos
+                    ok37 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t37_0 = r.uint(5)
+                        if t37_0 < 1 or t37_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t37_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc38 = r.pos
+                            ok38 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t38_0 = y
+                                t38_1 = r.integer(3)
+                                if t38_1 < -32768 or t38_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o38 = _new(_iso20.RationalNumber)
+                                    o38.exponent = t38_0
+                                    o38.value = t38_1
+                                    t37_1 = o38
+                                    ok38 = True
+                            if not ok38:
+                                r.pos = pc38
+                                t37_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o37 = _new(_iso20.DetailedTax)
+                                o37.tax_rule_id = t37_0
+                                o37.amount = t37_1
+                                v = o37
+                                ok37 = True
+                    if not ok37:
+                        r.pos = pc37
+                        v = _d38(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C324, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C412, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C325, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d33(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc40 = r.pos
+                ok40 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t40_0 = y
+                    t40_1 = r.integer(3)
+                    if t40_1 < -32768 or t40_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t40_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o40 = _new(_iso20.RationalNumber)
+                        o40.exponent = t40_0
+                        o40.value = t40_1
+                        t39_0 = o40
+                        ok40 = True
+                if not ok40:
+                    r.pos = pc40
+                    t39_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc41 = r.pos
+                    ok41 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t41_0 = y
+                        t41_1 = r.integer(3)
+                        if t41_1 < -32768 or t41_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t41_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o41 = _new(_iso20.RationalNumber)
+                            o41.exponent = t41_0
+                            o41.value = t41_1
+                            t39_1 = o41
+                            ok41 = True
+                    if not ok41:
+                        r.pos = pc41
+                        t39_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o39 = _new(_iso20.DetailedCost)
+                        o39.amount = t39_0
+                        o39.cost_per_unit = t39_1
+                        f1 = o39
+                        ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f1 = _d29(r)
             s = 2
         elif ec == 1:
-            f2 = _d33(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc43 = r.pos
+                ok43 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t43_0 = y
+                    t43_1 = r.integer(3)
+                    if t43_1 < -32768 or t43_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t43_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o43 = _new(_iso20.RationalNumber)
+                        o43.exponent = t43_0
+                        o43.value = t43_1
+                        t42_0 = o43
+                        ok43 = True
+                if not ok43:
+                    r.pos = pc43
+                    t42_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc44 = r.pos
+                    ok44 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t44_0 = y
+                        t44_1 = r.integer(3)
+                        if t44_1 < -32768 or t44_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t44_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o44 = _new(_iso20.RationalNumber)
+                            o44.exponent = t44_0
+                            o44.value = t44_1
+                            t42_1 = o44
+                            ok44 = True
+                    if not ok44:
+                        r.pos = pc44
+                        t42_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o42 = _new(_iso20.DetailedCost)
+                        o42.amount = t42_0
+                        o42.cost_per_unit = t42_1
+                        f2 = o42
+                        ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f2 = _d29(r)
             s = 3
         elif ec == 2:
-            f3 = _d33(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc46 = r.pos
+                ok46 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t46_0 = y
+                    t46_1 = r.integer(3)
+                    if t46_1 < -32768 or t46_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t46_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o46 = _new(_iso20.RationalNumber)
+                        o46.exponent = t46_0
+                        o46.value = t46_1
+                        t45_0 = o46
+                        ok46 = True
+                if not ok46:
+                    r.pos = pc46
+                    t45_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc47 = r.pos
+                    ok47 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t47_0 = y
+                        t47_1 = r.integer(3)
+                        if t47_1 < -32768 or t47_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t47_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o47 = _new(_iso20.RationalNumber)
+                            o47.exponent = t47_0
+                            o47.value = t47_1
+                            t45_1 = o47
+                            ok47 = True
+                    if not ok47:
+                        r.pos = pc47
+                        t45_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o45 = _new(_iso20.DetailedCost)
+                        o45.amount = t45_0
+                        o45.cost_per_unit = t45_1
+                        f3 = o45
+                        ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f3 = _d29(r)
             s = 4
         elif ec == 3:
-            f4 = _d33(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc49 = r.pos
+                ok49 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t49_0 = y
+                    t49_1 = r.integer(3)
+                    if t49_1 < -32768 or t49_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t49_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o49 = _new(_iso20.RationalNumber)
+                        o49.exponent = t49_0
+                        o49.value = t49_1
+                        t48_0 = o49
+                        ok49 = True
+                if not ok49:
+                    r.pos = pc49
+                    t48_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc50 = r.pos
+                    ok50 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t50_0 = y
+                        t50_1 = r.integer(3)
+                        if t50_1 < -32768 or t50_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t50_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o50 = _new(_iso20.RationalNumber)
+                            o50.exponent = t50_0
+                            o50.value = t50_1
+                            t48_1 = o50
+                            ok50 = True
+                    if not ok50:
+                        r.pos = pc50
+                        t48_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o48 = _new(_iso20.DetailedCost)
+                        o48.amount = t48_0
+                        o48.cost_per_unit = t48_1
+                        f4 = o48
+                        ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f4 = _d29(r)
             s = 5
         elif ec == 4:
-            v = _d38(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t51_0 = r.uint(5)
+                if t51_0 < 1 or t51_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t51_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc52 = r.pos
+                    ok52 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t52_0 = y
+                        t52_1 = r.integer(3)
+                        if t52_1 < -32768 or t52_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t52_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o52 = _new(_iso20.RationalNumber)
+                            o52.exponent = t52_0
+                            o52.value = t52_1
+                            t51_1 = o52
+                            ok52 = True
+                    if not ok52:
+                        r.pos = pc52
+                        t51_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o51 = _new(_iso20.DetailedTax)
+                        o51.tax_rule_id = t51_0
+                        o51.amount = t51_1
+                        v = o51
+                        ok51 = True
+            if not ok51:
+                r.pos = pc51
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C413, "ReceiptType")
+            _escape(r, 1, _C326, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d33(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc54 = r.pos
+                ok54 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t54_0 = y
+                    t54_1 = r.integer(3)
+                    if t54_1 < -32768 or t54_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t54_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o54 = _new(_iso20.RationalNumber)
+                        o54.exponent = t54_0
+                        o54.value = t54_1
+                        t53_0 = o54
+                        ok54 = True
+                if not ok54:
+                    r.pos = pc54
+                    t53_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc55 = r.pos
+                    ok55 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t55_0 = y
+                        t55_1 = r.integer(3)
+                        if t55_1 < -32768 or t55_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t55_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o55 = _new(_iso20.RationalNumber)
+                            o55.exponent = t55_0
+                            o55.value = t55_1
+                            t53_1 = o55
+                            ok55 = True
+                    if not ok55:
+                        r.pos = pc55
+                        t53_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o53 = _new(_iso20.DetailedCost)
+                        o53.amount = t53_0
+                        o53.cost_per_unit = t53_1
+                        f2 = o53
+                        ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f2 = _d29(r)
             s = 3
         elif ec == 1:
-            f3 = _d33(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc57 = r.pos
+                ok57 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t57_0 = y
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_iso20.RationalNumber)
+                        o57.exponent = t57_0
+                        o57.value = t57_1
+                        t56_0 = o57
+                        ok57 = True
+                if not ok57:
+                    r.pos = pc57
+                    t56_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc58 = r.pos
+                    ok58 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t58_0 = y
+                        t58_1 = r.integer(3)
+                        if t58_1 < -32768 or t58_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t58_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o58 = _new(_iso20.RationalNumber)
+                            o58.exponent = t58_0
+                            o58.value = t58_1
+                            t56_1 = o58
+                            ok58 = True
+                    if not ok58:
+                        r.pos = pc58
+                        t56_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o56 = _new(_iso20.DetailedCost)
+                        o56.amount = t56_0
+                        o56.cost_per_unit = t56_1
+                        f3 = o56
+                        ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f3 = _d29(r)
             s = 4
         elif ec == 2:
-            f4 = _d33(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t60_0 = y
+                    t60_1 = r.integer(3)
+                    if t60_1 < -32768 or t60_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t60_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o60 = _new(_iso20.RationalNumber)
+                        o60.exponent = t60_0
+                        o60.value = t60_1
+                        t59_0 = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    t59_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc61 = r.pos
+                    ok61 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t61_0 = y
+                        t61_1 = r.integer(3)
+                        if t61_1 < -32768 or t61_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t61_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o61 = _new(_iso20.RationalNumber)
+                            o61.exponent = t61_0
+                            o61.value = t61_1
+                            t59_1 = o61
+                            ok61 = True
+                    if not ok61:
+                        r.pos = pc61
+                        t59_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o59 = _new(_iso20.DetailedCost)
+                        o59.amount = t59_0
+                        o59.cost_per_unit = t59_1
+                        f4 = o59
+                        ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f4 = _d29(r)
             s = 5
         elif ec == 3:
-            v = _d38(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t62_0 = r.uint(5)
+                if t62_0 < 1 or t62_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t62_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc63 = r.pos
+                    ok63 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t63_0 = y
+                        t63_1 = r.integer(3)
+                        if t63_1 < -32768 or t63_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t63_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o63 = _new(_iso20.RationalNumber)
+                            o63.exponent = t63_0
+                            o63.value = t63_1
+                            t62_1 = o63
+                            ok63 = True
+                    if not ok63:
+                        r.pos = pc63
+                        t62_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o62 = _new(_iso20.DetailedTax)
+                        o62.tax_rule_id = t62_0
+                        o62.amount = t62_1
+                        v = o62
+                        ok62 = True
+            if not ok62:
+                r.pos = pc62
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C414, "ReceiptType")
+            _escape(r, 1, _C327, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d33(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc65 = r.pos
+                ok65 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t65_0 = y
+                    t65_1 = r.integer(3)
+                    if t65_1 < -32768 or t65_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t65_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o65 = _new(_iso20.RationalNumber)
+                        o65.exponent = t65_0
+                        o65.value = t65_1
+                        t64_0 = o65
+                        ok65 = True
+                if not ok65:
+                    r.pos = pc65
+                    t64_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc66 = r.pos
+                    ok66 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t66_0 = y
+                        t66_1 = r.integer(3)
+                        if t66_1 < -32768 or t66_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t66_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o66 = _new(_iso20.RationalNumber)
+                            o66.exponent = t66_0
+                            o66.value = t66_1
+                            t64_1 = o66
+                            ok66 = True
+                    if not ok66:
+                        r.pos = pc66
+                        t64_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o64 = _new(_iso20.DetailedCost)
+                        o64.amount = t64_0
+                        o64.cost_per_unit = t64_1
+                        f3 = o64
+                        ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f3 = _d29(r)
             s = 4
         elif ec == 1:
-            f4 = _d33(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc68 = r.pos
+                ok68 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t68_0 = y
+                    t68_1 = r.integer(3)
+                    if t68_1 < -32768 or t68_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t68_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o68 = _new(_iso20.RationalNumber)
+                        o68.exponent = t68_0
+                        o68.value = t68_1
+                        t67_0 = o68
+                        ok68 = True
+                if not ok68:
+                    r.pos = pc68
+                    t67_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc69 = r.pos
+                    ok69 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t69_0 = y
+                        t69_1 = r.integer(3)
+                        if t69_1 < -32768 or t69_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t69_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o69 = _new(_iso20.RationalNumber)
+                            o69.exponent = t69_0
+                            o69.value = t69_1
+                            t67_1 = o69
+                            ok69 = True
+                    if not ok69:
+                        r.pos = pc69
+                        t67_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o67 = _new(_iso20.DetailedCost)
+                        o67.amount = t67_0
+                        o67.cost_per_unit = t67_1
+                        f4 = o67
+                        ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f4 = _d29(r)
             s = 5
         elif ec == 2:
-            v = _d38(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t70_0 = r.uint(5)
+                if t70_0 < 1 or t70_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t70_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc71 = r.pos
+                    ok71 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t71_0 = y
+                        t71_1 = r.integer(3)
+                        if t71_1 < -32768 or t71_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t71_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o71 = _new(_iso20.RationalNumber)
+                            o71.exponent = t71_0
+                            o71.value = t71_1
+                            t70_1 = o71
+                            ok71 = True
+                    if not ok71:
+                        r.pos = pc71
+                        t70_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o70 = _new(_iso20.DetailedTax)
+                        o70.tax_rule_id = t70_0
+                        o70.amount = t70_1
+                        v = o70
+                        ok70 = True
+            if not ok70:
+                r.pos = pc70
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C415, "ReceiptType")
+            _escape(r, 1, _C328, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d33(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc73 = r.pos
+                ok73 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t73_0 = y
+                    t73_1 = r.integer(3)
+                    if t73_1 < -32768 or t73_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t73_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o73 = _new(_iso20.RationalNumber)
+                        o73.exponent = t73_0
+                        o73.value = t73_1
+                        t72_0 = o73
+                        ok73 = True
+                if not ok73:
+                    r.pos = pc73
+                    t72_0 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc74 = r.pos
+                    ok74 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t74_0 = y
+                        t74_1 = r.integer(3)
+                        if t74_1 < -32768 or t74_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t74_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o74 = _new(_iso20.RationalNumber)
+                            o74.exponent = t74_0
+                            o74.value = t74_1
+                            t72_1 = o74
+                            ok74 = True
+                    if not ok74:
+                        r.pos = pc74
+                        t72_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o72 = _new(_iso20.DetailedCost)
+                        o72.amount = t72_0
+                        o72.cost_per_unit = t72_1
+                        f4 = o72
+                        ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f4 = _d29(r)
             s = 5
         elif ec == 1:
-            v = _d38(r)
+            pc75 = r.pos
+            ok75 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t75_0 = r.uint(5)
+                if t75_0 < 1 or t75_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t75_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc76 = r.pos
+                    ok76 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t76_0 = y
+                        t76_1 = r.integer(3)
+                        if t76_1 < -32768 or t76_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t76_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o76 = _new(_iso20.RationalNumber)
+                            o76.exponent = t76_0
+                            o76.value = t76_1
+                            t75_1 = o76
+                            ok76 = True
+                    if not ok76:
+                        r.pos = pc76
+                        t75_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o75 = _new(_iso20.DetailedTax)
+                        o75.tax_rule_id = t75_0
+                        o75.amount = t75_1
+                        v = o75
+                        ok75 = True
+            if not ok75:
+                r.pos = pc75
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C416, "ReceiptType")
+            _escape(r, 1, _C329, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d38(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t77_0 = r.uint(5)
+                if t77_0 < 1 or t77_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t77_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc78 = r.pos
+                    ok78 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t78_0 = y
+                        t78_1 = r.integer(3)
+                        if t78_1 < -32768 or t78_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t78_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o78 = _new(_iso20.RationalNumber)
+                            o78.exponent = t78_0
+                            o78.value = t78_1
+                            t77_1 = o78
+                            ok78 = True
+                    if not ok78:
+                        r.pos = pc78
+                        t77_1 = _d30(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o77 = _new(_iso20.DetailedTax)
+                        o77.tax_rule_id = t77_0
+                        o77.amount = t77_1
+                        v = o77
+                        ok77 = True
+            if not ok77:
+                r.pos = pc77
+                v = _d38(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C417, "ReceiptType")
+            _escape(r, 1, _C330, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -6995,7 +9228,49 @@ def _d37(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d38(r)
+                    pc79 = r.pos
+                    ok79 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t79_0 = r.uint(5)
+                        if t79_0 < 1 or t79_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t79_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc80 = r.pos
+                            ok80 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t80_0 = y
+                                t80_1 = r.integer(3)
+                                if t80_1 < -32768 or t80_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t80_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o80 = _new(_iso20.RationalNumber)
+                                    o80.exponent = t80_0
+                                    o80.value = t80_1
+                                    t79_1 = o80
+                                    ok80 = True
+                            if not ok80:
+                                r.pos = pc80
+                                t79_1 = _d30(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o79 = _new(_iso20.DetailedTax)
+                                o79.tax_rule_id = t79_0
+                                o79.amount = t79_1
+                                v = o79
+                                ok79 = True
+                    if not ok79:
+                        r.pos = pc79
+                        v = _d38(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -7003,7 +9278,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C418, "ReceiptType")
+                    _escape(r, 1, _C331, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -7012,7 +9287,7 @@ def _d37(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C419, "ReceiptType")
+                    _escape(r, 1, _C332, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -7024,81 +9299,178 @@ def _d37(r):
     o.tax_costs = f5
     return o
 
-def _e37(w, o):
+def _e36(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C421.get(s)
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C333)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e29(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C334.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C420)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C422.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C420)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C333)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e33(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C423.get(s)
+        _e29(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C335.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C420)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+            _order("Receipt.additional_services_costs", s, _C333)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e33(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C424.get(s)
+        _e29(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C336.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C420)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+            _order("Receipt.overstay_costs", s, _C333)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e33(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C425.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C420)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e33(w, v)
-        s = t[2]
+        _e29(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C426.get(s)
+        t = _C337.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C420)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C333)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e38(w, v)
+        _e38(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C427.get(s)
+    t = _C338.get(s)
     if t is None:
-        _order("Receipt", s, _C420)
+        _order("Receipt", s, _C333)
     if t[1]:
         w.bits(t[0], t[1])
+
+def _d37(r):
+    """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C339, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C340, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C341, "X509IssuerSerialType")
+        else:
+            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    o = _new(_xmldsig.X509IssuerSerial)
+    o.x509_issuer_name = f0
+    o.x509_serial_number = f1
+    return o
+
+def _e37(w, o):
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C342)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C342)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d38(r):
     """DetailedTaxType -> iso20.DetailedTax"""
@@ -7106,28 +9478,92 @@ def _d38(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc81 = r.pos
+                ok81 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t81_0 = y
+                    t81_1 = r.integer(3)
+                    if t81_1 < -32768 or t81_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t81_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o81 = _new(_iso20.RationalNumber)
+                        o81.exponent = t81_0
+                        o81.value = t81_1
+                        f1 = o81
+                        ok81 = True
+                if not ok81:
+                    r.pos = pc81
+                    f1 = _d30(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C428, "DetailedTaxType")
+                s = 1
         else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C343, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d32(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t82_0 = y
+                t82_1 = r.integer(3)
+                if t82_1 < -32768 or t82_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso20.RationalNumber)
+                    o82.exponent = t82_0
+                    o82.value = t82_1
+                    f1 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f1 = _d30(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C429, "DetailedTaxType")
+            _escape(r, 2, _C344, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -7135,7 +9571,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C430, "DetailedTaxType")
+            _escape(r, 1, _C345, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -7145,114 +9581,604 @@ def _d38(r):
 
 def _e38(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C432.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C431)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C433.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C431)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e32(w, v)
-        s = t[2]
-    t = _C434.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C431)
-    if t[1]:
-        w.bits(t[0], t[1])
-_C354 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C355 = ('EE', 'SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
-_C357 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C358 = {0: (0, 1, 1)}
-_C359 = {1: (0, 1, 2)}
-_C360 = {2: (0, 1, -1)}
-_C361 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C362 = ('SE_ANY', 'CH')
-_C363 = ('SE_ANY', 'CH')
-_C364 = ('SE_ANY', 'CH')
-_C365 = ('SE_ANY', 'CH')
-_C366 = ('SE_ANY', 'CH')
-_C367 = ('SE_ANY', 'CH')
-_C368 = ('SE_ANY', 'CH')
-_C369 = ('SE_ANY', 'CH')
-_C370 = ('SE_ANY', 'CH')
-_C371 = ('SE_ANY', 'CH')
-_C372 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C373 = {0: (0, 4, 1)}
-_C374 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C375 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C376 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C377 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C378 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C379 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C380 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C381 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C382 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C383 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C384 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C385 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C386 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C387 = ('EE', 'SE_ANY', 'CH')
-_C388 = ('SE_ANY', 'CH')
-_C389 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C390 = {0: (0, 1, 1)}
-_C391 = {1: (0, 1, 2)}
-_C392 = {2: (0, 1, -1)}
-_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C394 = ('EE', 'SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = ('SE_ANY', 'CH')
-_C398 = ('SE_ANY', 'CH')
-_C399 = ('SE_ANY', 'CH')
-_C400 = ('SE_ANY', 'CH')
-_C401 = ('SE_ANY', 'CH')
-_C402 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C403 = {0: (0, 1, 1)}
-_C404 = {1: (0, 1, 2)}
-_C405 = {2: (0, 3, 3)}
-_C406 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C407 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C408 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C409 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C410 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C411 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C412 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = ('SE_ANY', 'CH')
-_C416 = ('SE_ANY', 'CH')
-_C417 = ('SE_ANY', 'CH')
-_C418 = ('SE_ANY', 'CH')
-_C419 = ('SE_ANY', 'CH')
-_C420 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C421 = {0: (0, 1, 1)}
-_C422 = {1: (0, 3, 2)}
-_C423 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C424 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C425 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C426 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C427 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C429 = ('EE', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
-_C431 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C432 = {0: (0, 1, 1)}
-_C433 = {1: (0, 1, 2)}
-_C434 = {2: (0, 1, -1)}
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C346)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C346)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e30(w, v1)
+    w.bits(0, 1)
+
+
+# tables (after the functions: some refer to encoders)
+_C0 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C1 = (_iso20.ElectricalChargingDeviceStatus.State_A, _iso20.ElectricalChargingDeviceStatus.State_B, _iso20.ElectricalChargingDeviceStatus.State_C, _iso20.ElectricalChargingDeviceStatus.State_D, )
+_C2 = {_iso20.ElectricalChargingDeviceStatus.State_A: 0, _iso20.ElectricalChargingDeviceStatus.State_B: 1, _iso20.ElectricalChargingDeviceStatus.State_C: 2, _iso20.ElectricalChargingDeviceStatus.State_D: 3}
+_C3 = ('EE', 'SE_ANY', 'CH')
+_C4 = ('SE_ANY', 'CH')
+_C5 = {0: 'Header', 1: 'EVElectricalChargingDeviceStatus', 2: 'end of element'}
+_C6 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C7 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C8 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C9 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C10 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C11 = (_iso20.MechanicalChargingDeviceStatus.Home, _iso20.MechanicalChargingDeviceStatus.Moving, _iso20.MechanicalChargingDeviceStatus.EndPosition, )
+_C12 = {_iso20.MechanicalChargingDeviceStatus.Home: 0, _iso20.MechanicalChargingDeviceStatus.Moving: 1, _iso20.MechanicalChargingDeviceStatus.EndPosition: 2}
+_C13 = ('EE', 'SE_ANY', 'CH')
+_C14 = ('EE', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
+_C16 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('SE_ANY', 'CH')
+_C18 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEElectricalChargingDeviceStatus', 4: 'EVSEMechanicalChargingDeviceStatus', 5: 'end of element'}
+_C19 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C20 = ('EE', 'SE_ANY', 'CH')
+_C21 = ('SE_ANY', 'CH')
+_C22 = {0: 'Header', 1: 'EVTechnicalStatus', 2: 'end of element'}
+_C23 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = (_iso20.IsolationStatus.Invalid, _iso20.IsolationStatus.Safe, _iso20.IsolationStatus.Warning, _iso20.IsolationStatus.Fault, )
+_C25 = {_iso20.IsolationStatus.Invalid: 0, _iso20.IsolationStatus.Safe: 1, _iso20.IsolationStatus.Warning: 2, _iso20.IsolationStatus.Fault: 3}
+_C26 = ('EE', 'SE_ANY', 'CH')
+_C27 = ('EE', 'SE_ANY', 'CH')
+_C28 = ('EE', 'SE_ANY', 'CH')
+_C29 = ('EE', 'SE_ANY', 'CH')
+_C30 = ('EE', 'SE_ANY', 'CH')
+_C31 = ('EE', 'SE_ANY', 'CH')
+_C32 = ('EE', 'SE_ANY', 'CH')
+_C33 = ('EE', 'SE_ANY', 'CH')
+_C34 = ('EE', 'SE_ANY', 'CH')
+_C35 = ('EE', 'SE_ANY', 'CH')
+_C36 = ('SE_ANY', 'CH')
+_C37 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEMechanicalChargingDeviceStatus', 3: 'EVSEReadyToCharge', 4: 'EVSEIsolationStatus', 5: 'EVSEDisabled', 6: 'EVSEUtilityInterruptEvent', 7: 'EVSEEmergencyShutdown', 8: 'EVSEMalfunction', 9: 'EVInChargePosition', 10: 'EVAssociationStatus', 11: 'end of element'}
+_C38 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C39 = ('EE', 'SE_ANY', 'CH')
+_C40 = ('EE', 'SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = {0: 'Header', 1: 'EVMobilityStatus', 2: 'EVPositioningSupport', 3: 'end of element'}
+_C43 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C44 = ('EE', 'SE_ANY', 'CH')
+_C45 = ('EE', 'SE_ANY', 'CH')
+_C46 = ('EE', 'SE_ANY', 'CH')
+_C47 = ('EE', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
+_C51 = ('EE', 'SE_ANY', 'CH')
+_C52 = ('SE_ANY', 'CH')
+_C53 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'EVSEPositioningSupport', 4: 'EVRelativeXDeviation', 5: 'EVRelativeYDeviation', 6: 'ContactWindowXc', 7: 'ContactWindowYc', 8: 'EVInChargePosition', 9: 'end of element'}
+_C54 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C55 = {0: 'end of element'}
+_C56 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C57 = {0: 'end of element'}
+_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C59 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C60 = ('SE_ANY', 'CH')
+_C61 = ('SE_ANY', 'CH')
+_C62 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C63 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('EE', 'SE_ANY', 'CH')
+_C65 = ('EE', 'SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
+_C67 = ('SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = ('EE', 'SE_ANY', 'CH')
+_C72 = ('SE_ANY', 'CH')
+_C73 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C74 = {1: (0, 1, 2)}
+_C75 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C76 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C77 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C78 = {6: (0, 1, 7)}
+_C79 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C82 = ('SE_ANY', 'CH')
+_C83 = ('SE_ANY', 'CH')
+_C84 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C85 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C86 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C87 = ('EE', 'SE_ANY', 'CH')
+_C88 = ('SE_ANY', 'CH')
+_C89 = ('SE_ANY', 'CH')
+_C90 = ('SE_ANY', 'CH')
+_C91 = ('SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
+_C93 = ('SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = ('SE_ANY', 'CH')
+_C96 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C97 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C98 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C99 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C100 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C101 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C102 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C103 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C104 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C106 = ('EE', 'SE_ANY', 'CH')
+_C107 = ('SE_ANY', 'CH')
+_C108 = ('SE_ANY', 'CH')
+_C109 = ('SE_ANY', 'CH')
+_C110 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C111 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C112 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C117 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C118 = {1: (1, 2)}
+_C119 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C120 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C121 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C122 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C126 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C127 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C128 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C129 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C130 = ('SE_ANY', 'CH')
+_C131 = ('SE_ANY', 'CH')
+_C132 = ('SE_ANY', 'CH')
+_C133 = ('SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C136 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C137 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C139 = ('EE', 'SE_ANY', 'CH')
+_C140 = ('SE_ANY', 'CH')
+_C141 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C142 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C143 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C144 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C145 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C150 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C151 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C152 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C153 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C154 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C155 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C156 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C159 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C160 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C161 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C162 = ('SE_ANY', 'CH')
+_C163 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('SE_ANY', 'CH')
+_C165 = ('SE_ANY', 'CH')
+_C166 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C167 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C168 = {1: (2, 2), 2: (1, 2)}
+_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C170 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C171 = ('EE', 'SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = ('SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C176 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C177 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C178 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C179 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C180 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C181 = ('SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C185 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C187 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C188 = ('SE_ANY', 'CH')
+_C189 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C190 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C191 = {1: (1, 2)}
+_C192 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C193 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C194 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C198 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C199 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C200 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C201 = ('SE_ANY', 'CH')
+_C202 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C203 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C204 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C205 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('EE', 'SE_ANY', 'CH')
+_C208 = ('SE_ANY', 'CH')
+_C209 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C210 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C211 = {2: (0, 1), 3: (0, 2)}
+_C212 = {3: (1, 2)}
+_C213 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C214 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C219 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C220 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C222 = ('SE_ANY', 'CH')
+_C223 = {0: 'Transform', 1: 'Transform, end of element'}
+_C224 = {0: (0, 1), 1: (0, 2)}
+_C225 = {1: (1, 2)}
+_C226 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C227 = ('SE_ANY', 'CH')
+_C228 = ('SE_ANY', 'CH')
+_C229 = ('SE_ANY', 'CH')
+_C230 = ('SE_ANY', 'CH')
+_C231 = ('SE_ANY', 'CH')
+_C232 = ('SE_ANY', 'CH')
+_C233 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C234 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C235 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C236 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C237 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C238 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C239 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C240 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C241 = ('EE', 'SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C244 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C245 = ('EE', 'SE_ANY', 'CH')
+_C246 = ('SE_ANY', 'CH')
+_C247 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C248 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C249 = ('SE_ANY', 'CH')
+_C250 = ('SE_ANY', 'CH')
+_C251 = ('SE_ANY', 'CH')
+_C252 = ('SE_ANY', 'CH')
+_C253 = ('SE_ANY', 'CH')
+_C254 = ('SE_ANY', 'CH')
+_C255 = ('SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C260 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C261 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C262 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C263 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C264 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C265 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C266 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C267 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C268 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C269 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C270 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C271 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C272 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C273 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('SE_ANY', 'CH')
+_C275 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C276 = (_iso20.CpStatus.StateA, _iso20.CpStatus.StateB, _iso20.CpStatus.StateC, _iso20.CpStatus.StateD, _iso20.CpStatus.StateE, )
+_C277 = {_iso20.CpStatus.StateA: 0, _iso20.CpStatus.StateB: 1, _iso20.CpStatus.StateC: 2, _iso20.CpStatus.StateD: 3, _iso20.CpStatus.StateE: 4}
+_C278 = (_iso20.ErrorCode.OK_NoEVError, _iso20.ErrorCode.FAILED, _iso20.ErrorCode.FAILED_EmergencyEvent, _iso20.ErrorCode.FAILED_Breaker, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit, _iso20.ErrorCode.FAILED_RESS, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange, _iso20.ErrorCode.FAILED_Reserved1, _iso20.ErrorCode.FAILED_Reserved2, )
+_C279 = {_iso20.ErrorCode.OK_NoEVError: 0, _iso20.ErrorCode.FAILED: 1, _iso20.ErrorCode.FAILED_EmergencyEvent: 2, _iso20.ErrorCode.FAILED_Breaker: 3, _iso20.ErrorCode.FAILED_RESSTemperatureInhibit: 4, _iso20.ErrorCode.FAILED_RESS: 5, _iso20.ErrorCode.FAILED_ChargingCurrentDifferential: 6, _iso20.ErrorCode.FAILED_ChargingVoltageOutOfRange: 7, _iso20.ErrorCode.FAILED_Reserved1: 8, _iso20.ErrorCode.FAILED_Reserved2: 9}
+_C280 = ('SE_ANY', 'CH')
+_C281 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = ('SE_ANY', 'CH')
+_C289 = ('SE_ANY', 'CH')
+_C290 = ('SE_ANY', 'CH')
+_C291 = {0: 'EVReadyToCharge', 1: 'EVImmobilizationRequest', 2: 'EVImmobilized, EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 3: 'EVWLANStrength, EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 4: 'EVCPStatus, EVSOC, EVErrorCode, EVTimeout, end of element', 5: 'EVSOC, EVErrorCode, EVTimeout, end of element', 6: 'EVErrorCode, EVTimeout, end of element', 7: 'EVTimeout, end of element', 8: 'end of element'}
+_C292 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C293 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C294 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C295 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C296 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C297 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C298 = ('SE_ANY', 'CH')
+_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
+_C302 = ('SE_ANY', 'CH')
+_C303 = ('SE_ANY', 'CH')
+_C304 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C305 = {2: (1, 2), 3: (0, 1)}
+_C306 = ('SE_ANY', 'CH')
+_C307 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = ('EE', 'SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
+_C311 = ('SE_ANY', 'CH')
+_C312 = ('SE_ANY', 'CH')
+_C313 = ('SE_ANY', 'CH')
+_C314 = ('SE_ANY', 'CH')
+_C315 = ('SE_ANY', 'CH')
+_C316 = ('SE_ANY', 'CH')
+_C317 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C318 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C319 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C320 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C321 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C322 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C323 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C324 = ('SE_ANY', 'CH')
+_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C326 = ('SE_ANY', 'CH')
+_C327 = ('SE_ANY', 'CH')
+_C328 = ('SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
+_C330 = ('SE_ANY', 'CH')
+_C331 = ('SE_ANY', 'CH')
+_C332 = ('SE_ANY', 'CH')
+_C333 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C334 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C335 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C336 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C337 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C338 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C339 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C340 = ('EE', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C343 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C344 = ('EE', 'SE_ANY', 'CH')
+_C345 = ('SE_ANY', 'CH')
+_C346 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+
+def _decode_document(r):
+    ec = r.bits(6)
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 34:
+        r.fail("document element is not declared in the schema (SE(*))")
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # ACDP_ConnectReq
+    _d1,  # ACDP_ConnectRes
+    _d0,  # ACDP_DisconnectReq
+    _d1,  # ACDP_DisconnectRes
+    _d2,  # ACDP_SystemStatusReq
+    _d3,  # ACDP_SystemStatusRes
+    _d4,  # ACDP_VehiclePositioningReq
+    _d5,  # ACDP_VehiclePositioningRes
+    _d6,  # CLReqControlMode
+    _d7,  # CLResControlMode
+    _d8,  # CanonicalizationMethod
+    _d9,  # DSAKeyValue
+    _d10,  # DigestMethod
+    None,  # DigestValue
+    _d11,  # KeyInfo
+    None,  # KeyName
+    _d12,  # KeyValue
+    _d13,  # Manifest
+    None,  # MgmtData
+    _d14,  # Object
+    _d15,  # PGPData
+    _d16,  # RSAKeyValue
+    _d17,  # Reference
+    _d18,  # RetrievalMethod
+    _d19,  # SPKIData
+    _d20,  # Signature
+    _d21,  # SignatureMethod
+    _d22,  # SignatureProperties
+    _d23,  # SignatureProperty
+    _d24,  # SignatureValue
+    _d25,  # SignedInfo
+    _d26,  # Transform
+    _d27,  # Transforms
+    _d28,  # X509Data
+)
+
+# message class -> [(global element, document event code, encoder)]
+ROOTS = {
+    _iso20.ACDP_ConnectReq: [('ACDP_ConnectReq', 0, _e0), ('ACDP_DisconnectReq', 2, _e0)],
+    _iso20.ACDP_ConnectRes: [('ACDP_ConnectRes', 1, _e1), ('ACDP_DisconnectRes', 3, _e1)],
+    _iso20.ACDP_SystemStatusReq: [('ACDP_SystemStatusReq', 4, _e2)],
+    _iso20.ACDP_SystemStatusRes: [('ACDP_SystemStatusRes', 5, _e3)],
+    _iso20.ACDP_VehiclePositioningReq: [('ACDP_VehiclePositioningReq', 6, _e4)],
+    _iso20.ACDP_VehiclePositioningRes: [('ACDP_VehiclePositioningRes', 7, _e5)],
+    _iso20.CLReqControlMode: [('CLReqControlMode', 8, _e6)],
+    _iso20.CLResControlMode: [('CLResControlMode', 9, _e7)],
+    _xmldsig.CanonicalizationMethod: [('CanonicalizationMethod', 10, _e8)],
+    _xmldsig.DSAKeyValue: [('DSAKeyValue', 11, _e9)],
+    _xmldsig.DigestMethod: [('DigestMethod', 12, _e10)],
+    _xmldsig.KeyInfo: [('KeyInfo', 14, _e11)],
+    _xmldsig.KeyValue: [('KeyValue', 16, _e12)],
+    _xmldsig.Manifest: [('Manifest', 17, _e13)],
+    _xmldsig.Object: [('Object', 19, _e14)],
+    _xmldsig.PGPData: [('PGPData', 20, _e15)],
+    _xmldsig.RSAKeyValue: [('RSAKeyValue', 21, _e16)],
+    _xmldsig.Reference: [('Reference', 22, _e17)],
+    _xmldsig.RetrievalMethod: [('RetrievalMethod', 23, _e18)],
+    _xmldsig.SPKIData: [('SPKIData', 24, _e19)],
+    _xmldsig.Signature: [('Signature', 25, _e20)],
+    _xmldsig.SignatureMethod: [('SignatureMethod', 26, _e21)],
+    _xmldsig.SignatureProperties: [('SignatureProperties', 27, _e22)],
+    _xmldsig.SignatureProperty: [('SignatureProperty', 28, _e23)],
+    _xmldsig.SignatureValue: [('SignatureValue', 29, _e24)],
+    _xmldsig.SignedInfo: [('SignedInfo', 30, _e25)],
+    _xmldsig.Transform: [('Transform', 31, _e26)],
+    _xmldsig.Transforms: [('Transforms', 32, _e27)],
+    _xmldsig.X509Data: [('X509Data', 33, _e28)],
+}
+ROOT_NAMES = ('ACDP_ConnectReq', 'ACDP_ConnectRes', 'ACDP_DisconnectReq', 'ACDP_DisconnectRes', 'ACDP_SystemStatusReq', 'ACDP_SystemStatusRes', 'ACDP_VehiclePositioningReq', 'ACDP_VehiclePositioningRes', 'CLReqControlMode', 'CLResControlMode', 'CanonicalizationMethod', 'DSAKeyValue', 'DigestMethod', 'DigestValue', 'KeyInfo', 'KeyName', 'KeyValue', 'Manifest', 'MgmtData', 'Object', 'PGPData', 'RSAKeyValue', 'Reference', 'RetrievalMethod', 'SPKIData', 'Signature', 'SignatureMethod', 'SignatureProperties', 'SignatureProperty', 'SignatureValue', 'SignedInfo', 'Transform', 'Transforms', 'X509Data', )
+
+# EXI fragments: FragmentContent lists every element qname of the schema set,
+# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,
+# message classes of its declarations).
+FRAGMENT_BITS = 8
+FRAGMENT_ED = 130
+FRAGMENT_ELEMENTS = {
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectReq'): (0, _e0, False, (_iso20.ACDP_ConnectReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_ConnectRes'): (1, _e1, False, (_iso20.ACDP_ConnectRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectReq'): (2, _e0, False, (_iso20.ACDP_ConnectReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_DisconnectRes'): (3, _e1, False, (_iso20.ACDP_ConnectRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusReq'): (4, _e2, False, (_iso20.ACDP_SystemStatusReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_SystemStatusRes'): (5, _e3, False, (_iso20.ACDP_SystemStatusRes, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningReq'): (6, _e4, False, (_iso20.ACDP_VehiclePositioningReq, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ACDP_VehiclePositioningRes'): (7, _e5, False, (_iso20.ACDP_VehiclePositioningRes, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (8, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (9, _e29, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (10, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (11, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (12, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (13, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (14, _e6, False, (_iso20.CLReqControlMode, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (15, _e7, False, (_iso20.CLResControlMode, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (16, _e8, False, (_xmldsig.CanonicalizationMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (17, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (18, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (19, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowXc'): (20, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'ContactWindowYc'): (21, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (22, _e30, False, (_iso20.RationalNumber, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (23, _e9, False, (_xmldsig.DSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (24, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (25, _e10, False, (_xmldsig.DigestMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (26, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (27, _e31, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVAssociationStatus'): (28, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVCPStatus'): (29, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVElectricalChargingDeviceStatus'): (30, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVErrorCode'): (31, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilizationRequest'): (32, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVImmobilized'): (33, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVInChargePosition'): (34, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (35, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (36, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVMobilityStatus'): (37, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVPositioningSupport'): (38, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVReadyToCharge'): (39, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeXDeviation'): (40, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVRelativeYDeviation'): (41, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEDisabled'): (42, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEElectricalChargingDeviceStatus'): (43, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEEmergencyShutdown'): (44, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEIsolationStatus'): (45, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMalfunction'): (46, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEMechanicalChargingDeviceStatus'): (47, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (48, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEPositioningSupport'): (49, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEProcessing'): (50, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEReadyToCharge'): (51, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (52, _e32, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSEUtilityInterruptEvent'): (53, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVSOC'): (54, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (55, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTechnicalStatus'): (56, _e33, False, (_iso20.EVTechnicalStatus, )),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVTimeout'): (57, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:ACDP', 'EVWLANStrength'): (58, _e30, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (59, _e29, False, (_iso20.DetailedCost, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (60, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (61, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'G'): (62, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (63, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (64, _e34, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (65, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'J'): (66, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (67, _e11, False, (_xmldsig.KeyInfo, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (68, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (69, _e12, False, (_xmldsig.KeyValue, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (70, _e13, False, (_xmldsig.Manifest, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (71, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (72, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (73, _e35, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (74, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (75, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (76, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterTimestamp'): (77, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'MgmtData'): (78, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MinimumSOC'): (79, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (80, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (81, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (82, _e14, False, (_xmldsig.Object, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (83, _e29, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (84, _e29, False, (_iso20.DetailedCost, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'P'): (85, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (86, _e15, False, (_xmldsig.PGPData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (87, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (88, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (89, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (90, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (91, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (92, _e16, False, (_xmldsig.RSAKeyValue, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (93, _e36, False, (_iso20.Receipt, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (94, _e17, False, (_xmldsig.Reference, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (95, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (96, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (97, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (98, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (99, _e18, False, (_xmldsig.RetrievalMethod, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (100, _e37, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (101, _e19, False, (_xmldsig.SPKIData, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (102, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (103, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (104, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (105, _e20, False, (_xmldsig.Signature, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (106, _e21, False, (_xmldsig.SignatureMethod, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (107, _e22, False, (_xmldsig.SignatureProperties, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (108, _e23, False, (_xmldsig.SignatureProperty, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (109, _e24, False, (_xmldsig.SignatureValue, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (110, _e25, False, (_xmldsig.SignedInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (111, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (112, _e38, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (113, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (114, None, False, ()),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (115, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (116, _e26, False, (_xmldsig.Transform, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (117, _e27, False, (_xmldsig.Transforms, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (118, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509CRL'): (119, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (120, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (121, _e28, False, (_xmldsig.X509Data, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (122, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (123, _e37, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (124, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (125, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (126, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'XPath'): (127, None, False, ()),
+    ('http://www.w3.org/2000/09/xmldsig#', 'Y'): (128, None, False, ()),
+}
+# relaxed element fragment grammar: attribute qname -> (code, datatype kind)
+RELAXED_ATTRIBUTES = {
+    ('', 'Algorithm'): (0, 'string'),
+    ('', 'Encoding'): (1, 'string'),
+    ('', 'Id'): (2, 'string'),
+    ('', 'MimeType'): (3, 'string'),
+    ('', 'Target'): (4, 'string'),
+    ('', 'Type'): (5, 'string'),
+    ('', 'URI'): (6, 'string'),
+}
+RELAXED_EF0 = (8, 139, 138)  # bits, CH code, EE code
+RELAXED_EF1 = (8, 131, 130)  # bits, CH code, EE code
 
 # (namespace, local name) of each global element -> message class
 ROOT_ELEMENTS = {

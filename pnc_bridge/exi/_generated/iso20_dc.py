@@ -36,7 +36,27 @@ def _d0(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t1_0 = y
+                t1_1 = r.integer(3)
+                if t1_1 < -32768 or t1_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t1_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o1 = _new(_iso20.RationalNumber)
+                    o1.exponent = t1_0
+                    o1.value = t1_1
+                    f0 = o1
+                    ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
             _escape(r, 3, _C0, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -45,7 +65,27 @@ def _d0(r):
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t2_0 = y
+                t2_1 = r.integer(3)
+                if t2_1 < -32768 or t2_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t2_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o2 = _new(_iso20.RationalNumber)
+                    o2.exponent = t2_0
+                    o2.value = t2_1
+                    f1 = o2
+                    ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
             _escape(r, 2, _C1, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -54,7 +94,27 @@ def _d0(r):
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc3 = r.pos
+            ok3 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t3_0 = y
+                t3_1 = r.integer(3)
+                if t3_1 < -32768 or t3_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t3_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o3 = _new(_iso20.RationalNumber)
+                    o3.exponent = t3_0
+                    o3.value = t3_1
+                    f2 = o3
+                    ok3 = True
+            if not ok3:
+                r.pos = pc3
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
             _escape(r, 2, _C2, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -63,7 +123,27 @@ def _d0(r):
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t4_0 = y
+                t4_1 = r.integer(3)
+                if t4_1 < -32768 or t4_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso20.RationalNumber)
+                    o4.exponent = t4_0
+                    o4.value = t4_1
+                    f3 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             _escape(r, 2, _C3, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -72,7 +152,27 @@ def _d0(r):
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc5 = r.pos
+            ok5 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t5_0 = y
+                t5_1 = r.integer(3)
+                if t5_1 < -32768 or t5_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t5_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o5 = _new(_iso20.RationalNumber)
+                    o5.exponent = t5_0
+                    o5.value = t5_1
+                    f4 = o5
+                    ok5 = True
+            if not ok5:
+                r.pos = pc5
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
             _escape(r, 2, _C4, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -81,7 +181,27 @@ def _d0(r):
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc6 = r.pos
+            ok6 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t6_0 = y
+                t6_1 = r.integer(3)
+                if t6_1 < -32768 or t6_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t6_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o6 = _new(_iso20.RationalNumber)
+                    o6.exponent = t6_0
+                    o6.value = t6_1
+                    f5 = o6
+                    ok6 = True
+            if not ok6:
+                r.pos = pc6
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
             _escape(r, 2, _C5, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -90,17 +210,44 @@ def _d0(r):
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f6 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            pc7 = r.pos
+            ok7 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t7_0 = y
+                t7_1 = r.integer(3)
+                if t7_1 < -32768 or t7_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t7_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o7 = _new(_iso20.RationalNumber)
+                    o7.exponent = t7_0
+                    o7.value = t7_1
+                    f7 = o7
+                    ok7 = True
+            if not ok7:
+                r.pos = pc7
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
             _escape(r, 2, _C6, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -109,7 +256,27 @@ def _d0(r):
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc8 = r.pos
+            ok8 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t8_0 = y
+                t8_1 = r.integer(3)
+                if t8_1 < -32768 or t8_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t8_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o8 = _new(_iso20.RationalNumber)
+                    o8.exponent = t8_0
+                    o8.value = t8_1
+                    f7 = o8
+                    ok8 = True
+            if not ok8:
+                r.pos = pc8
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             _escape(r, 2, _C7, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -118,7 +285,27 @@ def _d0(r):
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t9_0 = y
+                t9_1 = r.integer(3)
+                if t9_1 < -32768 or t9_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t9_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o9 = _new(_iso20.RationalNumber)
+                    o9.exponent = t9_0
+                    o9.value = t9_1
+                    f8 = o9
+                    ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
             _escape(r, 2, _C8, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -127,7 +314,27 @@ def _d0(r):
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f9 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             _escape(r, 2, _C9, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -136,7 +343,27 @@ def _d0(r):
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f10 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
             _escape(r, 2, _C10, "BPT_DC_CPDReqEnergyTransferModeType")
@@ -166,123 +393,87 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.BPT_DC_CPDReqEnergyTransferMode -> BPT_DC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C13.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C14.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C15.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_current
-    if v is not None:
-        t = _C16.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C17.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C18.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C19.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.target_soc", s, _C12)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C20.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C21.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_current
-    if v is not None:
-        t = _C23.get(s)
-        if t is None:
-            _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", s, _C12)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C24.get(s)
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C12)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.ev_minimum_charge_power
+    if v1 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", 1, _C12)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.ev_maximum_charge_current
+    if v2 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", 2, _C12)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_charge_current
+    if v3 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", 3, _C12)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_voltage
+    if v4 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", 4, _C12)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_voltage
+    if v5 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", 5, _C12)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.target_soc
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("BPT_DC_CPDReqEnergyTransferMode.target_soc", v6, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v6)) << 1, 11)
+        s = 7
+    v7 = o.ev_maximum_discharge_power
+    if v7 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
+    t = _C13.get(s)
     if t is None:
-        _order("BPT_DC_CPDReqEnergyTransferMode", s, _C12)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", s, _C12)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v7)
+    v8 = o.ev_minimum_discharge_power
+    if v8 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", 8, _C12)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.ev_maximum_discharge_current
+    if v9 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", 9, _C12)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_maximum_discharge_current", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.ev_minimum_discharge_current
+    if v10 is None:
+        _order("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", 10, _C12)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDReqEnergyTransferMode.ev_minimum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    w.bits(0, 1)
 
 def _d1(r):
     """BPT_DC_CPDResEnergyTransferModeType -> iso20.BPT_DC_CPDResEnergyTransferMode"""
@@ -301,103 +492,343 @@ def _d1(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f0 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C25, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C14, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc13 = r.pos
+            ok13 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t13_0 = y
+                t13_1 = r.integer(3)
+                if t13_1 < -32768 or t13_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t13_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o13 = _new(_iso20.RationalNumber)
+                    o13.exponent = t13_0
+                    o13.value = t13_1
+                    f1 = o13
+                    ok13 = True
+            if not ok13:
+                r.pos = pc13
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C26, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C15, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc14 = r.pos
+            ok14 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t14_0 = y
+                t14_1 = r.integer(3)
+                if t14_1 < -32768 or t14_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t14_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o14 = _new(_iso20.RationalNumber)
+                    o14.exponent = t14_0
+                    o14.value = t14_1
+                    f2 = o14
+                    ok14 = True
+            if not ok14:
+                r.pos = pc14
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C27, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C16, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc15 = r.pos
+            ok15 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t15_0 = y
+                t15_1 = r.integer(3)
+                if t15_1 < -32768 or t15_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t15_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o15 = _new(_iso20.RationalNumber)
+                    o15.exponent = t15_0
+                    o15.value = t15_1
+                    f3 = o15
+                    ok15 = True
+            if not ok15:
+                r.pos = pc15
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C28, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C17, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc16 = r.pos
+            ok16 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t16_0 = y
+                t16_1 = r.integer(3)
+                if t16_1 < -32768 or t16_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o16 = _new(_iso20.RationalNumber)
+                    o16.exponent = t16_0
+                    o16.value = t16_1
+                    f4 = o16
+                    ok16 = True
+            if not ok16:
+                r.pos = pc16
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C29, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C18, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc17 = r.pos
+            ok17 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t17_0 = y
+                t17_1 = r.integer(3)
+                if t17_1 < -32768 or t17_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t17_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o17 = _new(_iso20.RationalNumber)
+                    o17.exponent = t17_0
+                    o17.value = t17_1
+                    f5 = o17
+                    ok17 = True
+            if not ok17:
+                r.pos = pc17
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C30, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C19, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            pc18 = r.pos
+            ok18 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t18_0 = y
+                t18_1 = r.integer(3)
+                if t18_1 < -32768 or t18_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t18_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o18 = _new(_iso20.RationalNumber)
+                    o18.exponent = t18_0
+                    o18.value = t18_1
+                    f6 = o18
+                    ok18 = True
+            if not ok18:
+                r.pos = pc18
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            pc19 = r.pos
+            ok19 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t19_0 = y
+                t19_1 = r.integer(3)
+                if t19_1 < -32768 or t19_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t19_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o19 = _new(_iso20.RationalNumber)
+                    o19.exponent = t19_0
+                    o19.value = t19_1
+                    f7 = o19
+                    ok19 = True
+            if not ok19:
+                r.pos = pc19
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C31, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C20, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f7 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C32, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C21, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t21_0 = y
+                t21_1 = r.integer(3)
+                if t21_1 < -32768 or t21_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o21 = _new(_iso20.RationalNumber)
+                    o21.exponent = t21_0
+                    o21.value = t21_1
+                    f8 = o21
+                    ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C33, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C22, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            pc22 = r.pos
+            ok22 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t22_0 = y
+                t22_1 = r.integer(3)
+                if t22_1 < -32768 or t22_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t22_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o22 = _new(_iso20.RationalNumber)
+                    o22.exponent = t22_0
+                    o22.value = t22_1
+                    f9 = o22
+                    ok22 = True
+            if not ok22:
+                r.pos = pc22
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C34, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C23, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            pc23 = r.pos
+            ok23 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t23_0 = y
+                t23_1 = r.integer(3)
+                if t23_1 < -32768 or t23_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t23_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o23 = _new(_iso20.RationalNumber)
+                    o23.exponent = t23_0
+                    o23.value = t23_1
+                    f10 = o23
+                    ok23 = True
+            if not ok23:
+                r.pos = pc23
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C35, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C24, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 11:
@@ -405,7 +836,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C36, "BPT_DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C25, "BPT_DC_CPDResEnergyTransferModeType")
         else:
             r.fail("BPT_DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_DC_CPDResEnergyTransferMode)
@@ -424,122 +855,88 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.BPT_DC_CPDResEnergyTransferMode -> BPT_DC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C38.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C39.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C40.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_current
-    if v is not None:
-        t = _C41.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C42.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C44.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C45.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C46.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C47.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_current
-    if v is not None:
-        t = _C48.get(s)
-        if t is None:
-            _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", s, _C37)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C49.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C26)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.evse_minimum_charge_power
+    if v1 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", 1, _C26)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.evse_maximum_charge_current
+    if v2 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", 2, _C26)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.evse_minimum_charge_current
+    if v3 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", 3, _C26)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.evse_maximum_voltage
+    if v4 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", 4, _C26)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.evse_minimum_voltage
+    if v5 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", 5, _C26)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_power_ramp_limitation
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v6)
+        s = 7
+    v7 = o.evse_maximum_discharge_power
+    if v7 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C26)
+    t = _C27.get(s)
     if t is None:
-        _order("BPT_DC_CPDResEnergyTransferMode", s, _C37)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", s, _C26)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_power", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v7)
+    v8 = o.evse_minimum_discharge_power
+    if v8 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", 8, _C26)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.evse_maximum_discharge_current
+    if v9 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", 9, _C26)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_maximum_discharge_current", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.evse_minimum_discharge_current
+    if v10 is None:
+        _order("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", 10, _C26)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_DC_CPDResEnergyTransferMode.evse_minimum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    w.bits(0, 1)
 
 def _d2(r):
     """BPT_Dynamic_DC_CLReqControlModeType -> iso20.BPT_Dynamic_DC_CLReqControlMode"""
@@ -571,134 +968,434 @@ def _d2(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc24 = r.pos
+            ok24 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t24_0 = y
+                t24_1 = r.integer(3)
+                if t24_1 < -32768 or t24_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t24_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o24 = _new(_iso20.RationalNumber)
+                    o24.exponent = t24_0
+                    o24.value = t24_1
+                    f1 = o24
+                    ok24 = True
+            if not ok24:
+                r.pos = pc24
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C50, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C28, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc25 = r.pos
+            ok25 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t25_0 = y
+                t25_1 = r.integer(3)
+                if t25_1 < -32768 or t25_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t25_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o25 = _new(_iso20.RationalNumber)
+                    o25.exponent = t25_0
+                    o25.value = t25_1
+                    f1 = o25
+                    ok25 = True
+            if not ok25:
+                r.pos = pc25
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C51, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C29, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc26 = r.pos
+            ok26 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t26_0 = y
+                t26_1 = r.integer(3)
+                if t26_1 < -32768 or t26_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t26_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o26 = _new(_iso20.RationalNumber)
+                    o26.exponent = t26_0
+                    o26.value = t26_1
+                    f2 = o26
+                    ok26 = True
+            if not ok26:
+                r.pos = pc26
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C52, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C30, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc27 = r.pos
+            ok27 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t27_0 = y
+                t27_1 = r.integer(3)
+                if t27_1 < -32768 or t27_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t27_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o27 = _new(_iso20.RationalNumber)
+                    o27.exponent = t27_0
+                    o27.value = t27_1
+                    f3 = o27
+                    ok27 = True
+            if not ok27:
+                r.pos = pc27
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C53, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C31, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f4 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C54, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C32, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t29_0 = y
+                t29_1 = r.integer(3)
+                if t29_1 < -32768 or t29_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t29_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o29 = _new(_iso20.RationalNumber)
+                    o29.exponent = t29_0
+                    o29.value = t29_1
+                    f5 = o29
+                    ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C55, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C33, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            pc30 = r.pos
+            ok30 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t30_0 = y
+                t30_1 = r.integer(3)
+                if t30_1 < -32768 or t30_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t30_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o30 = _new(_iso20.RationalNumber)
+                    o30.exponent = t30_0
+                    o30.value = t30_1
+                    f6 = o30
+                    ok30 = True
+            if not ok30:
+                r.pos = pc30
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C56, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C34, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc31 = r.pos
+            ok31 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t31_0 = y
+                t31_1 = r.integer(3)
+                if t31_1 < -32768 or t31_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t31_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o31 = _new(_iso20.RationalNumber)
+                    o31.exponent = t31_0
+                    o31.value = t31_1
+                    f7 = o31
+                    ok31 = True
+            if not ok31:
+                r.pos = pc31
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C57, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C35, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            pc32 = r.pos
+            ok32 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t32_0 = y
+                t32_1 = r.integer(3)
+                if t32_1 < -32768 or t32_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t32_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o32 = _new(_iso20.RationalNumber)
+                    o32.exponent = t32_0
+                    o32.value = t32_1
+                    f8 = o32
+                    ok32 = True
+            if not ok32:
+                r.pos = pc32
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C58, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C36, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            pc33 = r.pos
+            ok33 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t33_0 = y
+                t33_1 = r.integer(3)
+                if t33_1 < -32768 or t33_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o33 = _new(_iso20.RationalNumber)
+                    o33.exponent = t33_0
+                    o33.value = t33_1
+                    f9 = o33
+                    ok33 = True
+            if not ok33:
+                r.pos = pc33
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C59, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C37, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            pc34 = r.pos
+            ok34 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t34_0 = y
+                t34_1 = r.integer(3)
+                if t34_1 < -32768 or t34_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t34_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o34 = _new(_iso20.RationalNumber)
+                    o34.exponent = t34_0
+                    o34.value = t34_1
+                    f10 = o34
+                    ok34 = True
+            if not ok34:
+                r.pos = pc34
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C60, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C38, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d45(r)
+            pc35 = r.pos
+            ok35 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t35_0 = y
+                t35_1 = r.integer(3)
+                if t35_1 < -32768 or t35_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t35_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o35 = _new(_iso20.RationalNumber)
+                    o35.exponent = t35_0
+                    o35.value = t35_1
+                    f11 = o35
+                    ok35 = True
+            if not ok35:
+                r.pos = pc35
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
-            _escape(r, 2, _C61, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C39, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d45(r)
+            pc36 = r.pos
+            ok36 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t36_0 = y
+                t36_1 = r.integer(3)
+                if t36_1 < -32768 or t36_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t36_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o36 = _new(_iso20.RationalNumber)
+                    o36.exponent = t36_0
+                    o36.value = t36_1
+                    f12 = o36
+                    ok36 = True
+            if not ok36:
+                r.pos = pc36
+                f12 = _d46(r)
             s = 13
         elif ec == 1:
-            f13 = _d45(r)
+            pc37 = r.pos
+            ok37 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t37_0 = y
+                t37_1 = r.integer(3)
+                if t37_1 < -32768 or t37_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t37_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o37 = _new(_iso20.RationalNumber)
+                    o37.exponent = t37_0
+                    o37.value = t37_1
+                    f13 = o37
+                    ok37 = True
+            if not ok37:
+                r.pos = pc37
+                f13 = _d46(r)
             s = 14
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C62, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C40, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
         ec = r.bits(2)
         if ec == 0:
-            f13 = _d45(r)
+            pc38 = r.pos
+            ok38 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t38_0 = y
+                t38_1 = r.integer(3)
+                if t38_1 < -32768 or t38_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o38 = _new(_iso20.RationalNumber)
+                    o38.exponent = t38_0
+                    o38.value = t38_1
+                    f13 = o38
+                    ok38 = True
+            if not ok38:
+                r.pos = pc38
+                f13 = _d46(r)
             s = 14
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C63, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C41, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 14:
@@ -706,7 +1403,7 @@ def _d2(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C64, "BPT_Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C42, "BPT_Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_DC_CLReqControlMode)
@@ -728,151 +1425,116 @@ def _d2(r):
 
 def _e2(w, o):
     """iso20.BPT_Dynamic_DC_CLReqControlMode -> BPT_Dynamic_DC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C66.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.departure_time", s, _C65)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C67.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C68.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C69.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C70.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C72.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C73.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C74.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C75.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C76.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C77.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_v2x_energy_request
-    if v is not None:
-        t = _C78.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_v2x_energy_request
-    if v is not None:
-        t = _C79.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C65)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C80.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C43)
+    t = _C44.get(s)
     if t is None:
-        _order("BPT_Dynamic_DC_CLReqControlMode", s, _C65)
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C43)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C43)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C43)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C43)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_charge_power
+    if v5 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C43)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.ev_maximum_charge_current
+    if v6 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C43)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.ev_maximum_voltage
+    if v7 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C43)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.ev_minimum_voltage
+    if v8 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C43)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.ev_maximum_discharge_power
+    if v9 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", 9, _C43)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_power", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.ev_minimum_discharge_power
+    if v10 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", 10, _C43)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_discharge_power", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    v11 = o.ev_maximum_discharge_current
+    if v11 is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", 11, _C43)
+    if v11.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_discharge_current", v11, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v11)
+    v12 = o.ev_maximum_v2x_energy_request
+    s = 12
+    if v12 is not None:
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_maximum_v2x_energy_request", v12, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v12)
+        s = 13
+    v13 = o.ev_minimum_v2x_energy_request
+    if v13 is not None:
+        t = _C45.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", s, _C43)
+        if v13.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Dynamic_DC_CLReqControlMode.ev_minimum_v2x_energy_request", v13, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v13)
+        s = 14
+    t = _C46.get(s)
+    if t is None:
+        _order("BPT_Dynamic_DC_CLReqControlMode", s, _C43)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -904,24 +1566,38 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
             if r.bits(1):
@@ -934,33 +1610,67 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            pc39 = r.pos
+            ok39 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t39_0 = y
+                t39_1 = r.integer(3)
+                if t39_1 < -32768 or t39_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t39_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o39 = _new(_iso20.RationalNumber)
+                    o39.exponent = t39_0
+                    o39.value = t39_1
+                    f4 = o39
+                    ok39 = True
+            if not ok39:
+                r.pos = pc39
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C81, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C47, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
             if r.bits(1):
@@ -973,23 +1683,50 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            pc40 = r.pos
+            ok40 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t40_0 = y
+                t40_1 = r.integer(3)
+                if t40_1 < -32768 or t40_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t40_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o40 = _new(_iso20.RationalNumber)
+                    o40.exponent = t40_0
+                    o40.value = t40_1
+                    f4 = o40
+                    ok40 = True
+            if not ok40:
+                r.pos = pc40
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C82, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C48, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
             if r.bits(1):
@@ -1002,10 +1739,30 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t41_0 = y
+                t41_1 = r.integer(3)
+                if t41_1 < -32768 or t41_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t41_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o41 = _new(_iso20.RationalNumber)
+                    o41.exponent = t41_0
+                    o41.value = t41_1
+                    f4 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C83, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C49, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -1021,82 +1778,262 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t42_0 = y
+                t42_1 = r.integer(3)
+                if t42_1 < -32768 or t42_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t42_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o42 = _new(_iso20.RationalNumber)
+                    o42.exponent = t42_0
+                    o42.value = t42_1
+                    f4 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C84, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C50, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t43_0 = y
+                t43_1 = r.integer(3)
+                if t43_1 < -32768 or t43_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t43_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o43 = _new(_iso20.RationalNumber)
+                    o43.exponent = t43_0
+                    o43.value = t43_1
+                    f4 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C85, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C51, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t44_0 = y
+                t44_1 = r.integer(3)
+                if t44_1 < -32768 or t44_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t44_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o44 = _new(_iso20.RationalNumber)
+                    o44.exponent = t44_0
+                    o44.value = t44_1
+                    f5 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C86, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C52, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f6 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C87, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C53, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t46_0 = y
+                t46_1 = r.integer(3)
+                if t46_1 < -32768 or t46_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso20.RationalNumber)
+                    o46.exponent = t46_0
+                    o46.value = t46_1
+                    f7 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C88, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C54, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t47_0 = y
+                t47_1 = r.integer(3)
+                if t47_1 < -32768 or t47_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso20.RationalNumber)
+                    o47.exponent = t47_0
+                    o47.value = t47_1
+                    f8 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C89, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C55, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(1)
         if ec == 0:
-            f9 = _d45(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t48_0 = y
+                t48_1 = r.integer(3)
+                if t48_1 < -32768 or t48_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso20.RationalNumber)
+                    o48.exponent = t48_0
+                    o48.value = t48_1
+                    f9 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
-            _escape(r, 2, _C90, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C56, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(1)
         if ec == 0:
-            f10 = _d45(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f10 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
-            _escape(r, 2, _C91, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C57, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(1)
         if ec == 0:
-            f11 = _d45(r)
+            pc50 = r.pos
+            ok50 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t50_0 = y
+                t50_1 = r.integer(3)
+                if t50_1 < -32768 or t50_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t50_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o50 = _new(_iso20.RationalNumber)
+                    o50.exponent = t50_0
+                    o50.value = t50_1
+                    f11 = o50
+                    ok50 = True
+            if not ok50:
+                r.pos = pc50
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
-            _escape(r, 2, _C92, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C58, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 12:
@@ -1104,7 +2041,7 @@ def _d3(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C93, "BPT_Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C59, "BPT_Dynamic_DC_CLResControlModeType")
         else:
             r.fail("BPT_Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Dynamic_DC_CLResControlMode)
@@ -1124,136 +2061,104 @@ def _d3(r):
 
 def _e3(w, o):
     """iso20.BPT_Dynamic_DC_CLResControlMode -> BPT_Dynamic_DC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C95.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.departure_time", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("BPT_Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("BPT_Dynamic_DC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C96.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C61.get(s)
         if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.minimum_soc", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("BPT_Dynamic_DC_CLResControlMode.minimum_soc", s, _C60)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("BPT_Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C62.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLResControlMode.target_soc", s, _C60)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("BPT_Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C63.get(s)
+        if t is None:
+            _order("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", s, _C60)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C97.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.target_soc", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("BPT_Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C98.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", s, _C94)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("BPT_Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C101.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C102.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C103.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C104.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C105.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C106.get(s)
-        if t is None:
-            _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", s, _C94)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C107.get(s)
+        s = 4
+    v4 = o.evse_maximum_charge_power
+    if v4 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C60)
+    t = _C64.get(s)
     if t is None:
-        _order("BPT_Dynamic_DC_CLResControlMode", s, _C94)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C60)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v4)
+    v5 = o.evse_minimum_charge_power
+    if v5 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C60)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_maximum_charge_current
+    if v6 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C60)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_maximum_voltage
+    if v7 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C60)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.evse_maximum_discharge_power
+    if v8 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", 8, _C60)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_power", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    v9 = o.evse_minimum_discharge_power
+    if v9 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", 9, _C60)
+    if v9.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_discharge_power", v9, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v9)
+    v10 = o.evse_maximum_discharge_current
+    if v10 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", 10, _C60)
+    if v10.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_maximum_discharge_current", v10, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v10)
+    v11 = o.evse_minimum_voltage
+    if v11 is None:
+        _order("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", 11, _C60)
+    if v11.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Dynamic_DC_CLResControlMode.evse_minimum_voltage", v11, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v11)
+    w.bits(0, 1)
 
 def _d4(r):
     """BPT_Scheduled_DC_CLReqControlModeType -> iso20.BPT_Scheduled_DC_CLReqControlMode"""
@@ -1274,236 +2179,1176 @@ def _d4(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            pc51 = r.pos
+            ok51 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t51_0 = y
+                t51_1 = r.integer(3)
+                if t51_1 < -32768 or t51_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t51_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o51 = _new(_iso20.RationalNumber)
+                    o51.exponent = t51_0
+                    o51.value = t51_1
+                    f0 = o51
+                    ok51 = True
+            if not ok51:
+                r.pos = pc51
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc52 = r.pos
+            ok52 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t52_0 = y
+                t52_1 = r.integer(3)
+                if t52_1 < -32768 or t52_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t52_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o52 = _new(_iso20.RationalNumber)
+                    o52.exponent = t52_0
+                    o52.value = t52_1
+                    f1 = o52
+                    ok52 = True
+            if not ok52:
+                r.pos = pc52
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t53_0 = y
+                t53_1 = r.integer(3)
+                if t53_1 < -32768 or t53_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t53_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o53 = _new(_iso20.RationalNumber)
+                    o53.exponent = t53_0
+                    o53.value = t53_1
+                    f2 = o53
+                    ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t54_0 = y
+                t54_1 = r.integer(3)
+                if t54_1 < -32768 or t54_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t54_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o54 = _new(_iso20.RationalNumber)
+                    o54.exponent = t54_0
+                    o54.value = t54_1
+                    f3 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C108, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C65, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d45(r)
+            pc55 = r.pos
+            ok55 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t55_0 = y
+                t55_1 = r.integer(3)
+                if t55_1 < -32768 or t55_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t55_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o55 = _new(_iso20.RationalNumber)
+                    o55.exponent = t55_0
+                    o55.value = t55_1
+                    f1 = o55
+                    ok55 = True
+            if not ok55:
+                r.pos = pc55
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t56_0 = y
+                t56_1 = r.integer(3)
+                if t56_1 < -32768 or t56_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t56_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o56 = _new(_iso20.RationalNumber)
+                    o56.exponent = t56_0
+                    o56.value = t56_1
+                    f2 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            pc57 = r.pos
+            ok57 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t57_0 = y
+                t57_1 = r.integer(3)
+                if t57_1 < -32768 or t57_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t57_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o57 = _new(_iso20.RationalNumber)
+                    o57.exponent = t57_0
+                    o57.value = t57_1
+                    f3 = o57
+                    ok57 = True
+            if not ok57:
+                r.pos = pc57
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C109, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C66, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t58_0 = y
+                t58_1 = r.integer(3)
+                if t58_1 < -32768 or t58_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso20.RationalNumber)
+                    o58.exponent = t58_0
+                    o58.value = t58_1
+                    f2 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            pc59 = r.pos
+            ok59 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t59_0 = y
+                t59_1 = r.integer(3)
+                if t59_1 < -32768 or t59_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t59_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o59 = _new(_iso20.RationalNumber)
+                    o59.exponent = t59_0
+                    o59.value = t59_1
+                    f3 = o59
+                    ok59 = True
+            if not ok59:
+                r.pos = pc59
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C110, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C67, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc60 = r.pos
+            ok60 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t60_0 = y
+                t60_1 = r.integer(3)
+                if t60_1 < -32768 or t60_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t60_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o60 = _new(_iso20.RationalNumber)
+                    o60.exponent = t60_0
+                    o60.value = t60_1
+                    f3 = o60
+                    ok60 = True
+            if not ok60:
+                r.pos = pc60
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C111, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C68, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f4 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C112, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C69, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(4)
         if ec == 0:
-            f5 = _d45(r)
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f5 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            pc63 = r.pos
+            ok63 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t63_0 = y
+                t63_1 = r.integer(3)
+                if t63_1 < -32768 or t63_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t63_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o63 = _new(_iso20.RationalNumber)
+                    o63.exponent = t63_0
+                    o63.value = t63_1
+                    f6 = o63
+                    ok63 = True
+            if not ok63:
+                r.pos = pc63
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            pc64 = r.pos
+            ok64 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t64_0 = y
+                t64_1 = r.integer(3)
+                if t64_1 < -32768 or t64_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o64 = _new(_iso20.RationalNumber)
+                    o64.exponent = t64_0
+                    o64.value = t64_1
+                    f7 = o64
+                    ok64 = True
+            if not ok64:
+                r.pos = pc64
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            pc65 = r.pos
+            ok65 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t65_0 = y
+                t65_1 = r.integer(3)
+                if t65_1 < -32768 or t65_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t65_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o65 = _new(_iso20.RationalNumber)
+                    o65.exponent = t65_0
+                    o65.value = t65_1
+                    f8 = o65
+                    ok65 = True
+            if not ok65:
+                r.pos = pc65
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d45(r)
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t66_0 = y
+                t66_1 = r.integer(3)
+                if t66_1 < -32768 or t66_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso20.RationalNumber)
+                    o66.exponent = t66_0
+                    o66.value = t66_1
+                    f9 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f9 = _d46(r)
             s = 10
         elif ec == 5:
-            f10 = _d45(r)
+            pc67 = r.pos
+            ok67 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t67_0 = y
+                t67_1 = r.integer(3)
+                if t67_1 < -32768 or t67_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t67_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o67 = _new(_iso20.RationalNumber)
+                    o67.exponent = t67_0
+                    o67.value = t67_1
+                    f10 = o67
+                    ok67 = True
+            if not ok67:
+                r.pos = pc67
+                f10 = _d46(r)
             s = 11
         elif ec == 6:
-            f11 = _d45(r)
+            pc68 = r.pos
+            ok68 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t68_0 = y
+                t68_1 = r.integer(3)
+                if t68_1 < -32768 or t68_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t68_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o68 = _new(_iso20.RationalNumber)
+                    o68.exponent = t68_0
+                    o68.value = t68_1
+                    f11 = o68
+                    ok68 = True
+            if not ok68:
+                r.pos = pc68
+                f11 = _d46(r)
             s = 12
         elif ec == 7:
-            f12 = _d45(r)
+            pc69 = r.pos
+            ok69 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t69_0 = y
+                t69_1 = r.integer(3)
+                if t69_1 < -32768 or t69_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t69_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o69 = _new(_iso20.RationalNumber)
+                    o69.exponent = t69_0
+                    o69.value = t69_1
+                    f12 = o69
+                    ok69 = True
+            if not ok69:
+                r.pos = pc69
+                f12 = _d46(r)
             s = 13
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C113, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C70, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(4)
         if ec == 0:
-            f6 = _d45(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f6 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f7 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            pc72 = r.pos
+            ok72 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t72_0 = y
+                t72_1 = r.integer(3)
+                if t72_1 < -32768 or t72_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t72_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o72 = _new(_iso20.RationalNumber)
+                    o72.exponent = t72_0
+                    o72.value = t72_1
+                    f8 = o72
+                    ok72 = True
+            if not ok72:
+                r.pos = pc72
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d45(r)
+            pc73 = r.pos
+            ok73 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t73_0 = y
+                t73_1 = r.integer(3)
+                if t73_1 < -32768 or t73_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t73_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o73 = _new(_iso20.RationalNumber)
+                    o73.exponent = t73_0
+                    o73.value = t73_1
+                    f9 = o73
+                    ok73 = True
+            if not ok73:
+                r.pos = pc73
+                f9 = _d46(r)
             s = 10
         elif ec == 4:
-            f10 = _d45(r)
+            pc74 = r.pos
+            ok74 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t74_0 = y
+                t74_1 = r.integer(3)
+                if t74_1 < -32768 or t74_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t74_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o74 = _new(_iso20.RationalNumber)
+                    o74.exponent = t74_0
+                    o74.value = t74_1
+                    f10 = o74
+                    ok74 = True
+            if not ok74:
+                r.pos = pc74
+                f10 = _d46(r)
             s = 11
         elif ec == 5:
-            f11 = _d45(r)
+            pc75 = r.pos
+            ok75 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t75_0 = y
+                t75_1 = r.integer(3)
+                if t75_1 < -32768 or t75_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t75_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o75 = _new(_iso20.RationalNumber)
+                    o75.exponent = t75_0
+                    o75.value = t75_1
+                    f11 = o75
+                    ok75 = True
+            if not ok75:
+                r.pos = pc75
+                f11 = _d46(r)
             s = 12
         elif ec == 6:
-            f12 = _d45(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t76_0 = y
+                t76_1 = r.integer(3)
+                if t76_1 < -32768 or t76_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t76_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o76 = _new(_iso20.RationalNumber)
+                    o76.exponent = t76_0
+                    o76.value = t76_1
+                    f12 = o76
+                    ok76 = True
+            if not ok76:
+                r.pos = pc76
+                f12 = _d46(r)
             s = 13
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C114, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C71, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d45(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t77_0 = y
+                t77_1 = r.integer(3)
+                if t77_1 < -32768 or t77_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso20.RationalNumber)
+                    o77.exponent = t77_0
+                    o77.value = t77_1
+                    f7 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            pc78 = r.pos
+            ok78 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t78_0 = y
+                t78_1 = r.integer(3)
+                if t78_1 < -32768 or t78_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t78_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o78 = _new(_iso20.RationalNumber)
+                    o78.exponent = t78_0
+                    o78.value = t78_1
+                    f8 = o78
+                    ok78 = True
+            if not ok78:
+                r.pos = pc78
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d45(r)
+            pc79 = r.pos
+            ok79 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t79_0 = y
+                t79_1 = r.integer(3)
+                if t79_1 < -32768 or t79_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t79_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o79 = _new(_iso20.RationalNumber)
+                    o79.exponent = t79_0
+                    o79.value = t79_1
+                    f9 = o79
+                    ok79 = True
+            if not ok79:
+                r.pos = pc79
+                f9 = _d46(r)
             s = 10
         elif ec == 3:
-            f10 = _d45(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t80_0 = y
+                t80_1 = r.integer(3)
+                if t80_1 < -32768 or t80_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t80_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o80 = _new(_iso20.RationalNumber)
+                    o80.exponent = t80_0
+                    o80.value = t80_1
+                    f10 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f10 = _d46(r)
             s = 11
         elif ec == 4:
-            f11 = _d45(r)
+            pc81 = r.pos
+            ok81 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t81_0 = y
+                t81_1 = r.integer(3)
+                if t81_1 < -32768 or t81_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t81_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o81 = _new(_iso20.RationalNumber)
+                    o81.exponent = t81_0
+                    o81.value = t81_1
+                    f11 = o81
+                    ok81 = True
+            if not ok81:
+                r.pos = pc81
+                f11 = _d46(r)
             s = 12
         elif ec == 5:
-            f12 = _d45(r)
+            pc82 = r.pos
+            ok82 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t82_0 = y
+                t82_1 = r.integer(3)
+                if t82_1 < -32768 or t82_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t82_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o82 = _new(_iso20.RationalNumber)
+                    o82.exponent = t82_0
+                    o82.value = t82_1
+                    f12 = o82
+                    ok82 = True
+            if not ok82:
+                r.pos = pc82
+                f12 = _d46(r)
             s = 13
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C115, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C72, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(3)
         if ec == 0:
-            f8 = _d45(r)
+            pc83 = r.pos
+            ok83 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t83_0 = y
+                t83_1 = r.integer(3)
+                if t83_1 < -32768 or t83_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t83_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o83 = _new(_iso20.RationalNumber)
+                    o83.exponent = t83_0
+                    o83.value = t83_1
+                    f8 = o83
+                    ok83 = True
+            if not ok83:
+                r.pos = pc83
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d45(r)
+            pc84 = r.pos
+            ok84 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t84_0 = y
+                t84_1 = r.integer(3)
+                if t84_1 < -32768 or t84_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t84_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o84 = _new(_iso20.RationalNumber)
+                    o84.exponent = t84_0
+                    o84.value = t84_1
+                    f9 = o84
+                    ok84 = True
+            if not ok84:
+                r.pos = pc84
+                f9 = _d46(r)
             s = 10
         elif ec == 2:
-            f10 = _d45(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t85_0 = y
+                t85_1 = r.integer(3)
+                if t85_1 < -32768 or t85_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t85_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o85 = _new(_iso20.RationalNumber)
+                    o85.exponent = t85_0
+                    o85.value = t85_1
+                    f10 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f10 = _d46(r)
             s = 11
         elif ec == 3:
-            f11 = _d45(r)
+            pc86 = r.pos
+            ok86 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t86_0 = y
+                t86_1 = r.integer(3)
+                if t86_1 < -32768 or t86_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t86_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o86 = _new(_iso20.RationalNumber)
+                    o86.exponent = t86_0
+                    o86.value = t86_1
+                    f11 = o86
+                    ok86 = True
+            if not ok86:
+                r.pos = pc86
+                f11 = _d46(r)
             s = 12
         elif ec == 4:
-            f12 = _d45(r)
+            pc87 = r.pos
+            ok87 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t87_0 = y
+                t87_1 = r.integer(3)
+                if t87_1 < -32768 or t87_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t87_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o87 = _new(_iso20.RationalNumber)
+                    o87.exponent = t87_0
+                    o87.value = t87_1
+                    f12 = o87
+                    ok87 = True
+            if not ok87:
+                r.pos = pc87
+                f12 = _d46(r)
             s = 13
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C116, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C73, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(3)
         if ec == 0:
-            f9 = _d45(r)
+            pc88 = r.pos
+            ok88 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t88_0 = y
+                t88_1 = r.integer(3)
+                if t88_1 < -32768 or t88_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t88_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o88 = _new(_iso20.RationalNumber)
+                    o88.exponent = t88_0
+                    o88.value = t88_1
+                    f9 = o88
+                    ok88 = True
+            if not ok88:
+                r.pos = pc88
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
-            f10 = _d45(r)
+            pc89 = r.pos
+            ok89 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t89_0 = y
+                t89_1 = r.integer(3)
+                if t89_1 < -32768 or t89_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t89_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o89 = _new(_iso20.RationalNumber)
+                    o89.exponent = t89_0
+                    o89.value = t89_1
+                    f10 = o89
+                    ok89 = True
+            if not ok89:
+                r.pos = pc89
+                f10 = _d46(r)
             s = 11
         elif ec == 2:
-            f11 = _d45(r)
+            pc90 = r.pos
+            ok90 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t90_0 = y
+                t90_1 = r.integer(3)
+                if t90_1 < -32768 or t90_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t90_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o90 = _new(_iso20.RationalNumber)
+                    o90.exponent = t90_0
+                    o90.value = t90_1
+                    f11 = o90
+                    ok90 = True
+            if not ok90:
+                r.pos = pc90
+                f11 = _d46(r)
             s = 12
         elif ec == 3:
-            f12 = _d45(r)
+            pc91 = r.pos
+            ok91 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t91_0 = y
+                t91_1 = r.integer(3)
+                if t91_1 < -32768 or t91_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t91_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o91 = _new(_iso20.RationalNumber)
+                    o91.exponent = t91_0
+                    o91.value = t91_1
+                    f12 = o91
+                    ok91 = True
+            if not ok91:
+                r.pos = pc91
+                f12 = _d46(r)
             s = 13
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C117, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C74, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d45(r)
+            pc92 = r.pos
+            ok92 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t92_0 = y
+                t92_1 = r.integer(3)
+                if t92_1 < -32768 or t92_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t92_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o92 = _new(_iso20.RationalNumber)
+                    o92.exponent = t92_0
+                    o92.value = t92_1
+                    f10 = o92
+                    ok92 = True
+            if not ok92:
+                r.pos = pc92
+                f10 = _d46(r)
             s = 11
         elif ec == 1:
-            f11 = _d45(r)
+            pc93 = r.pos
+            ok93 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t93_0 = y
+                t93_1 = r.integer(3)
+                if t93_1 < -32768 or t93_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t93_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o93 = _new(_iso20.RationalNumber)
+                    o93.exponent = t93_0
+                    o93.value = t93_1
+                    f11 = o93
+                    ok93 = True
+            if not ok93:
+                r.pos = pc93
+                f11 = _d46(r)
             s = 12
         elif ec == 2:
-            f12 = _d45(r)
+            pc94 = r.pos
+            ok94 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t94_0 = y
+                t94_1 = r.integer(3)
+                if t94_1 < -32768 or t94_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t94_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o94 = _new(_iso20.RationalNumber)
+                    o94.exponent = t94_0
+                    o94.value = t94_1
+                    f12 = o94
+                    ok94 = True
+            if not ok94:
+                r.pos = pc94
+                f12 = _d46(r)
             s = 13
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C118, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C75, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d45(r)
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f11 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f11 = _d46(r)
             s = 12
         elif ec == 1:
-            f12 = _d45(r)
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f12 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f12 = _d46(r)
             s = 13
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C119, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C76, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 12:
         ec = r.bits(2)
         if ec == 0:
-            f12 = _d45(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f12 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f12 = _d46(r)
             s = 13
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C120, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C77, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 13:
@@ -1511,7 +3356,7 @@ def _d4(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C121, "BPT_Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C78, "BPT_Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_DC_CLReqControlMode)
@@ -1532,140 +3377,132 @@ def _d4(r):
 
 def _e4(w, o):
     """iso20.BPT_Scheduled_DC_CLReqControlMode -> BPT_Scheduled_DC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C123.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C80.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C79)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C124.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C81.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C79)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C125.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C126.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C127.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C128.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C129.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C130.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C131.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C132.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_power
-    if v is not None:
-        t = _C133.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_discharge_power
-    if v is not None:
-        t = _C134.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_discharge_current
-    if v is not None:
-        t = _C135.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C122)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C136.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.ev_target_current
+    if v3 is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C79)
+    t = _C82.get(s)
     if t is None:
-        _order("BPT_Scheduled_DC_CLReqControlMode", s, _C122)
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", s, _C79)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v3)
+    v4 = o.ev_target_voltage
+    if v4 is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C79)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("BPT_Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_maximum_charge_power
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v5, "a RationalNumber")
+        w.bits(0, 4)
+        _e46(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C83.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C79)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v6)
+        s = 7
+    v7 = o.ev_maximum_charge_current
+    if v7 is not None:
+        t = _C84.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C79)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v7)
+        s = 8
+    v8 = o.ev_maximum_voltage
+    if v8 is not None:
+        t = _C85.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C79)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v8)
+        s = 9
+    v9 = o.ev_minimum_voltage
+    if v9 is not None:
+        t = _C86.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C79)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v9)
+        s = 10
+    v10 = o.ev_maximum_discharge_power
+    if v10 is not None:
+        t = _C87.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", s, _C79)
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_power", v10, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v10)
+        s = 11
+    v11 = o.ev_minimum_discharge_power
+    if v11 is not None:
+        t = _C88.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", s, _C79)
+        if v11.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_minimum_discharge_power", v11, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v11)
+        s = 12
+    v12 = o.ev_maximum_discharge_current
+    if v12 is not None:
+        t = _C89.get(s)
+        if t is None:
+            _order("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", s, _C79)
+        if v12.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLReqControlMode.ev_maximum_discharge_current", v12, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v12)
+        s = 13
+    t = _C90.get(s)
+    if t is None:
+        _order("BPT_Scheduled_DC_CLReqControlMode", s, _C79)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1683,173 +3520,893 @@ def _d5(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            f0 = _d45(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t98_0 = y
+                t98_1 = r.integer(3)
+                if t98_1 < -32768 or t98_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso20.RationalNumber)
+                    o98.exponent = t98_0
+                    o98.value = t98_1
+                    f0 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t99_0 = y
+                t99_1 = r.integer(3)
+                if t99_1 < -32768 or t99_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso20.RationalNumber)
+                    o99.exponent = t99_0
+                    o99.value = t99_1
+                    f1 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f2 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f3 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f4 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
-            f5 = _d45(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f5 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f5 = _d46(r)
             s = 6
         elif ec == 6:
-            f6 = _d45(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f6 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f6 = _d46(r)
             s = 7
         elif ec == 7:
-            f7 = _d45(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f7 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f7 = _d46(r)
             s = 8
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 3, _C137, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C91, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            f1 = _d45(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f1 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t107_0 = y
+                t107_1 = r.integer(3)
+                if t107_1 < -32768 or t107_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t107_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o107 = _new(_iso20.RationalNumber)
+                    o107.exponent = t107_0
+                    o107.value = t107_1
+                    f2 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t108_0 = y
+                t108_1 = r.integer(3)
+                if t108_1 < -32768 or t108_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t108_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o108 = _new(_iso20.RationalNumber)
+                    o108.exponent = t108_0
+                    o108.value = t108_1
+                    f3 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t109_0 = y
+                t109_1 = r.integer(3)
+                if t109_1 < -32768 or t109_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o109 = _new(_iso20.RationalNumber)
+                    o109.exponent = t109_0
+                    o109.value = t109_1
+                    f4 = o109
+                    ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
-            f5 = _d45(r)
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t110_0 = y
+                t110_1 = r.integer(3)
+                if t110_1 < -32768 or t110_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t110_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o110 = _new(_iso20.RationalNumber)
+                    o110.exponent = t110_0
+                    o110.value = t110_1
+                    f5 = o110
+                    ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f5 = _d46(r)
             s = 6
         elif ec == 5:
-            f6 = _d45(r)
+            pc111 = r.pos
+            ok111 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t111_0 = y
+                t111_1 = r.integer(3)
+                if t111_1 < -32768 or t111_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t111_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o111 = _new(_iso20.RationalNumber)
+                    o111.exponent = t111_0
+                    o111.value = t111_1
+                    f6 = o111
+                    ok111 = True
+            if not ok111:
+                r.pos = pc111
+                f6 = _d46(r)
             s = 7
         elif ec == 6:
-            f7 = _d45(r)
+            pc112 = r.pos
+            ok112 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t112_0 = y
+                t112_1 = r.integer(3)
+                if t112_1 < -32768 or t112_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t112_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o112 = _new(_iso20.RationalNumber)
+                    o112.exponent = t112_0
+                    o112.value = t112_1
+                    f7 = o112
+                    ok112 = True
+            if not ok112:
+                r.pos = pc112
+                f7 = _d46(r)
             s = 8
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C138, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C92, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d45(r)
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t113_0 = y
+                t113_1 = r.integer(3)
+                if t113_1 < -32768 or t113_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t113_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o113 = _new(_iso20.RationalNumber)
+                    o113.exponent = t113_0
+                    o113.value = t113_1
+                    f2 = o113
+                    ok113 = True
+            if not ok113:
+                r.pos = pc113
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            pc114 = r.pos
+            ok114 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t114_0 = y
+                t114_1 = r.integer(3)
+                if t114_1 < -32768 or t114_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t114_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o114 = _new(_iso20.RationalNumber)
+                    o114.exponent = t114_0
+                    o114.value = t114_1
+                    f3 = o114
+                    ok114 = True
+            if not ok114:
+                r.pos = pc114
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            pc115 = r.pos
+            ok115 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t115_0 = y
+                t115_1 = r.integer(3)
+                if t115_1 < -32768 or t115_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t115_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o115 = _new(_iso20.RationalNumber)
+                    o115.exponent = t115_0
+                    o115.value = t115_1
+                    f4 = o115
+                    ok115 = True
+            if not ok115:
+                r.pos = pc115
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
-            f5 = _d45(r)
+            pc116 = r.pos
+            ok116 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t116_0 = y
+                t116_1 = r.integer(3)
+                if t116_1 < -32768 or t116_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t116_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o116 = _new(_iso20.RationalNumber)
+                    o116.exponent = t116_0
+                    o116.value = t116_1
+                    f5 = o116
+                    ok116 = True
+            if not ok116:
+                r.pos = pc116
+                f5 = _d46(r)
             s = 6
         elif ec == 4:
-            f6 = _d45(r)
+            pc117 = r.pos
+            ok117 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t117_0 = y
+                t117_1 = r.integer(3)
+                if t117_1 < -32768 or t117_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t117_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o117 = _new(_iso20.RationalNumber)
+                    o117.exponent = t117_0
+                    o117.value = t117_1
+                    f6 = o117
+                    ok117 = True
+            if not ok117:
+                r.pos = pc117
+                f6 = _d46(r)
             s = 7
         elif ec == 5:
-            f7 = _d45(r)
+            pc118 = r.pos
+            ok118 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t118_0 = y
+                t118_1 = r.integer(3)
+                if t118_1 < -32768 or t118_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t118_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o118 = _new(_iso20.RationalNumber)
+                    o118.exponent = t118_0
+                    o118.value = t118_1
+                    f7 = o118
+                    ok118 = True
+            if not ok118:
+                r.pos = pc118
+                f7 = _d46(r)
             s = 8
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C139, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C93, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d45(r)
+            pc119 = r.pos
+            ok119 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t119_0 = y
+                t119_1 = r.integer(3)
+                if t119_1 < -32768 or t119_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t119_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o119 = _new(_iso20.RationalNumber)
+                    o119.exponent = t119_0
+                    o119.value = t119_1
+                    f3 = o119
+                    ok119 = True
+            if not ok119:
+                r.pos = pc119
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            pc120 = r.pos
+            ok120 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t120_0 = y
+                t120_1 = r.integer(3)
+                if t120_1 < -32768 or t120_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t120_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o120 = _new(_iso20.RationalNumber)
+                    o120.exponent = t120_0
+                    o120.value = t120_1
+                    f4 = o120
+                    ok120 = True
+            if not ok120:
+                r.pos = pc120
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
-            f5 = _d45(r)
+            pc121 = r.pos
+            ok121 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t121_0 = y
+                t121_1 = r.integer(3)
+                if t121_1 < -32768 or t121_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t121_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o121 = _new(_iso20.RationalNumber)
+                    o121.exponent = t121_0
+                    o121.value = t121_1
+                    f5 = o121
+                    ok121 = True
+            if not ok121:
+                r.pos = pc121
+                f5 = _d46(r)
             s = 6
         elif ec == 3:
-            f6 = _d45(r)
+            pc122 = r.pos
+            ok122 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t122_0 = y
+                t122_1 = r.integer(3)
+                if t122_1 < -32768 or t122_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t122_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o122 = _new(_iso20.RationalNumber)
+                    o122.exponent = t122_0
+                    o122.value = t122_1
+                    f6 = o122
+                    ok122 = True
+            if not ok122:
+                r.pos = pc122
+                f6 = _d46(r)
             s = 7
         elif ec == 4:
-            f7 = _d45(r)
+            pc123 = r.pos
+            ok123 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t123_0 = y
+                t123_1 = r.integer(3)
+                if t123_1 < -32768 or t123_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t123_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o123 = _new(_iso20.RationalNumber)
+                    o123.exponent = t123_0
+                    o123.value = t123_1
+                    f7 = o123
+                    ok123 = True
+            if not ok123:
+                r.pos = pc123
+                f7 = _d46(r)
             s = 8
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C140, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C94, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(3)
         if ec == 0:
-            f4 = _d45(r)
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t124_0 = y
+                t124_1 = r.integer(3)
+                if t124_1 < -32768 or t124_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t124_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o124 = _new(_iso20.RationalNumber)
+                    o124.exponent = t124_0
+                    o124.value = t124_1
+                    f4 = o124
+                    ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            f5 = _d45(r)
+            pc125 = r.pos
+            ok125 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t125_0 = y
+                t125_1 = r.integer(3)
+                if t125_1 < -32768 or t125_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t125_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o125 = _new(_iso20.RationalNumber)
+                    o125.exponent = t125_0
+                    o125.value = t125_1
+                    f5 = o125
+                    ok125 = True
+            if not ok125:
+                r.pos = pc125
+                f5 = _d46(r)
             s = 6
         elif ec == 2:
-            f6 = _d45(r)
+            pc126 = r.pos
+            ok126 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t126_0 = y
+                t126_1 = r.integer(3)
+                if t126_1 < -32768 or t126_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t126_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o126 = _new(_iso20.RationalNumber)
+                    o126.exponent = t126_0
+                    o126.value = t126_1
+                    f6 = o126
+                    ok126 = True
+            if not ok126:
+                r.pos = pc126
+                f6 = _d46(r)
             s = 7
         elif ec == 3:
-            f7 = _d45(r)
+            pc127 = r.pos
+            ok127 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t127_0 = y
+                t127_1 = r.integer(3)
+                if t127_1 < -32768 or t127_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t127_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o127 = _new(_iso20.RationalNumber)
+                    o127.exponent = t127_0
+                    o127.value = t127_1
+                    f7 = o127
+                    ok127 = True
+            if not ok127:
+                r.pos = pc127
+                f7 = _d46(r)
             s = 8
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C141, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C95, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d45(r)
+            pc128 = r.pos
+            ok128 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t128_0 = y
+                t128_1 = r.integer(3)
+                if t128_1 < -32768 or t128_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t128_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o128 = _new(_iso20.RationalNumber)
+                    o128.exponent = t128_0
+                    o128.value = t128_1
+                    f5 = o128
+                    ok128 = True
+            if not ok128:
+                r.pos = pc128
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            pc129 = r.pos
+            ok129 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t129_0 = y
+                t129_1 = r.integer(3)
+                if t129_1 < -32768 or t129_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t129_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o129 = _new(_iso20.RationalNumber)
+                    o129.exponent = t129_0
+                    o129.value = t129_1
+                    f6 = o129
+                    ok129 = True
+            if not ok129:
+                r.pos = pc129
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            pc130 = r.pos
+            ok130 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t130_0 = y
+                t130_1 = r.integer(3)
+                if t130_1 < -32768 or t130_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t130_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o130 = _new(_iso20.RationalNumber)
+                    o130.exponent = t130_0
+                    o130.value = t130_1
+                    f7 = o130
+                    ok130 = True
+            if not ok130:
+                r.pos = pc130
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C142, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C96, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            pc131 = r.pos
+            ok131 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t131_0 = y
+                t131_1 = r.integer(3)
+                if t131_1 < -32768 or t131_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t131_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o131 = _new(_iso20.RationalNumber)
+                    o131.exponent = t131_0
+                    o131.value = t131_1
+                    f6 = o131
+                    ok131 = True
+            if not ok131:
+                r.pos = pc131
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            pc132 = r.pos
+            ok132 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t132_0 = y
+                t132_1 = r.integer(3)
+                if t132_1 < -32768 or t132_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t132_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o132 = _new(_iso20.RationalNumber)
+                    o132.exponent = t132_0
+                    o132.value = t132_1
+                    f7 = o132
+                    ok132 = True
+            if not ok132:
+                r.pos = pc132
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C143, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C97, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d45(r)
+            pc133 = r.pos
+            ok133 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t133_0 = y
+                t133_1 = r.integer(3)
+                if t133_1 < -32768 or t133_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t133_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o133 = _new(_iso20.RationalNumber)
+                    o133.exponent = t133_0
+                    o133.value = t133_1
+                    f7 = o133
+                    ok133 = True
+            if not ok133:
+                r.pos = pc133
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C144, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C98, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -1857,7 +4414,7 @@ def _d5(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C145, "BPT_Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C99, "BPT_Scheduled_DC_CLResControlModeType")
         else:
             r.fail("BPT_Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.BPT_Scheduled_DC_CLResControlMode)
@@ -1873,90 +4430,87 @@ def _d5(r):
 
 def _e5(w, o):
     """iso20.BPT_Scheduled_DC_CLResControlMode -> BPT_Scheduled_DC_CLResControlModeType"""
+    v0 = o.evse_maximum_charge_power
     s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C147.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v0, "a RationalNumber")
+        w.bits(0, 4)
+        _e46(w, v0)
+        s = 1
+    v1 = o.evse_minimum_charge_power
+    if v1 is not None:
+        t = _C101.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C100)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C148.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_current
+    if v2 is not None:
+        t = _C102.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C100)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C149.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage
+    if v3 is not None:
+        t = _C103.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C100)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C150.get(s)
+        _e46(w, v3)
+        s = 4
+    v4 = o.evse_maximum_discharge_power
+    if v4 is not None:
+        t = _C104.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", s, _C100)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_power
-    if v is not None:
-        t = _C151.get(s)
+        _e46(w, v4)
+        s = 5
+    v5 = o.evse_minimum_discharge_power
+    if v5 is not None:
+        t = _C105.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", s, _C100)
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", v5, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_discharge_power
-    if v is not None:
-        t = _C152.get(s)
+        _e46(w, v5)
+        s = 6
+    v6 = o.evse_maximum_discharge_current
+    if v6 is not None:
+        t = _C106.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_discharge_power", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", s, _C100)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", v6, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_discharge_current
-    if v is not None:
-        t = _C153.get(s)
+        _e46(w, v6)
+        s = 7
+    v7 = o.evse_minimum_voltage
+    if v7 is not None:
+        t = _C107.get(s)
         if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_maximum_discharge_current", v, "a RationalNumber")
+            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", s, _C100)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", v7, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C154.get(s)
-        if t is None:
-            _order("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", s, _C146)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("BPT_Scheduled_DC_CLResControlMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C155.get(s)
+        _e46(w, v7)
+        s = 8
+    t = _C108.get(s)
     if t is None:
-        _order("BPT_Scheduled_DC_CLResControlMode", s, _C146)
+        _order("BPT_Scheduled_DC_CLResControlMode", s, _C100)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1968,7 +4522,7 @@ def _d6(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C156, "CLReqControlModeType")
+            _escape(r, 3, _C109, "CLReqControlModeType")
         else:
             r.fail("CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLReqControlMode)
@@ -1976,12 +4530,7 @@ def _d6(r):
 
 def _e6(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C158.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C157)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d7(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -1991,7 +4540,7 @@ def _d7(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C159, "CLResControlModeType")
+            _escape(r, 3, _C111, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -1999,12 +4548,7 @@ def _d7(r):
 
 def _e7(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C161.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C160)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d8(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -2017,7 +4561,7 @@ def _d8(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C162, "CanonicalizationMethodType")
+            _escape(r, 3, _C113, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2029,7 +4573,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C163, "CanonicalizationMethodType")
+            _escape(r, 2, _C114, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2041,7 +4585,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C164, "CanonicalizationMethodType")
+            _escape(r, 1, _C115, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2055,7 +4599,7 @@ def _d8(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C165, "CanonicalizationMethodType")
+                _escape(r, 1, _C116, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -2064,22 +4608,14 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C168.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C166)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C117)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d9(r):
     """DC_CPDReqEnergyTransferModeType -> iso20.DC_CPDReqEnergyTransferMode"""
@@ -2094,73 +4630,200 @@ def _d9(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            pc134 = r.pos
+            ok134 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t134_0 = y
+                t134_1 = r.integer(3)
+                if t134_1 < -32768 or t134_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t134_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o134 = _new(_iso20.RationalNumber)
+                    o134.exponent = t134_0
+                    o134.value = t134_1
+                    f0 = o134
+                    ok134 = True
+            if not ok134:
+                r.pos = pc134
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C169, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 3, _C118, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc135 = r.pos
+            ok135 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t135_0 = y
+                t135_1 = r.integer(3)
+                if t135_1 < -32768 or t135_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t135_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o135 = _new(_iso20.RationalNumber)
+                    o135.exponent = t135_0
+                    o135.value = t135_1
+                    f1 = o135
+                    ok135 = True
+            if not ok135:
+                r.pos = pc135
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C170, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C119, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc136 = r.pos
+            ok136 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t136_0 = y
+                t136_1 = r.integer(3)
+                if t136_1 < -32768 or t136_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t136_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o136 = _new(_iso20.RationalNumber)
+                    o136.exponent = t136_0
+                    o136.value = t136_1
+                    f2 = o136
+                    ok136 = True
+            if not ok136:
+                r.pos = pc136
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C171, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C120, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc137 = r.pos
+            ok137 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t137_0 = y
+                t137_1 = r.integer(3)
+                if t137_1 < -32768 or t137_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t137_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o137 = _new(_iso20.RationalNumber)
+                    o137.exponent = t137_0
+                    o137.value = t137_1
+                    f3 = o137
+                    ok137 = True
+            if not ok137:
+                r.pos = pc137
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C172, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C121, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t138_0 = y
+                t138_1 = r.integer(3)
+                if t138_1 < -32768 or t138_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t138_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o138 = _new(_iso20.RationalNumber)
+                    o138.exponent = t138_0
+                    o138.value = t138_1
+                    f4 = o138
+                    ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C173, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C122, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc139 = r.pos
+            ok139 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t139_0 = y
+                t139_1 = r.integer(3)
+                if t139_1 < -32768 or t139_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t139_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o139 = _new(_iso20.RationalNumber)
+                    o139.exponent = t139_0
+                    o139.value = t139_1
+                    f5 = o139
+                    ok139 = True
+            if not ok139:
+                r.pos = pc139
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C174, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 2, _C123, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f6 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f6 = (x >> 1) & 127
                 if f6 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f6)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f6 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f6 = r.bits(7)
+                    if f6 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 7
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C175, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C124, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -2168,7 +4831,7 @@ def _d9(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C176, "DC_CPDReqEnergyTransferModeType")
+            _escape(r, 1, _C125, "DC_CPDReqEnergyTransferModeType")
         else:
             r.fail("DC_CPDReqEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CPDReqEnergyTransferMode)
@@ -2183,81 +4846,58 @@ def _d9(r):
 
 def _e9(w, o):
     """iso20.DC_CPDReqEnergyTransferMode -> DC_CPDReqEnergyTransferModeType"""
-    s = 0
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C178.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C179.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C180.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_current
-    if v is not None:
-        t = _C181.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C182.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C183.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", s, _C177)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C184.get(s)
-        if t is None:
-            _order("DC_CPDReqEnergyTransferMode.target_soc", s, _C177)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DC_CPDReqEnergyTransferMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C185.get(s)
+    v0 = o.ev_maximum_charge_power
+    if v0 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", 0, _C126)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.ev_minimum_charge_power
+    if v1 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", 1, _C126)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.ev_maximum_charge_current
+    if v2 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", 2, _C126)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_charge_current
+    if v3 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", 3, _C126)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_voltage
+    if v4 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", 4, _C126)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_voltage
+    if v5 is None:
+        _order("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", 5, _C126)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDReqEnergyTransferMode.ev_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.target_soc
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not int or not 0 <= v6 <= 100:
+            _bad("DC_CPDReqEnergyTransferMode.target_soc", v6, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v6)) << 1, 11)
+        s = 7
+    t = _C127.get(s)
     if t is None:
-        _order("DC_CPDReqEnergyTransferMode", s, _C177)
+        _order("DC_CPDReqEnergyTransferMode", s, _C126)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2274,66 +4914,206 @@ def _d10(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d45(r)
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t140_0 = y
+                t140_1 = r.integer(3)
+                if t140_1 < -32768 or t140_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t140_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o140 = _new(_iso20.RationalNumber)
+                    o140.exponent = t140_0
+                    o140.value = t140_1
+                    f0 = o140
+                    ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C186, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 3, _C128, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc141 = r.pos
+            ok141 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t141_0 = y
+                t141_1 = r.integer(3)
+                if t141_1 < -32768 or t141_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t141_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o141 = _new(_iso20.RationalNumber)
+                    o141.exponent = t141_0
+                    o141.value = t141_1
+                    f1 = o141
+                    ok141 = True
+            if not ok141:
+                r.pos = pc141
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C187, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C129, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc142 = r.pos
+            ok142 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t142_0 = y
+                t142_1 = r.integer(3)
+                if t142_1 < -32768 or t142_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t142_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o142 = _new(_iso20.RationalNumber)
+                    o142.exponent = t142_0
+                    o142.value = t142_1
+                    f2 = o142
+                    ok142 = True
+            if not ok142:
+                r.pos = pc142
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C188, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C130, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t143_0 = y
+                t143_1 = r.integer(3)
+                if t143_1 < -32768 or t143_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t143_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o143 = _new(_iso20.RationalNumber)
+                    o143.exponent = t143_0
+                    o143.value = t143_1
+                    f3 = o143
+                    ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C189, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C131, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc144 = r.pos
+            ok144 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t144_0 = y
+                t144_1 = r.integer(3)
+                if t144_1 < -32768 or t144_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t144_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o144 = _new(_iso20.RationalNumber)
+                    o144.exponent = t144_0
+                    o144.value = t144_1
+                    f4 = o144
+                    ok144 = True
+            if not ok144:
+                r.pos = pc144
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C190, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C132, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc145 = r.pos
+            ok145 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t145_0 = y
+                t145_1 = r.integer(3)
+                if t145_1 < -32768 or t145_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t145_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o145 = _new(_iso20.RationalNumber)
+                    o145.exponent = t145_0
+                    o145.value = t145_1
+                    f5 = o145
+                    ok145 = True
+            if not ok145:
+                r.pos = pc145
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C191, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 2, _C133, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d45(r)
+            pc146 = r.pos
+            ok146 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t146_0 = y
+                t146_1 = r.integer(3)
+                if t146_1 < -32768 or t146_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t146_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o146 = _new(_iso20.RationalNumber)
+                    o146.exponent = t146_0
+                    o146.value = t146_1
+                    f6 = o146
+                    ok146 = True
+            if not ok146:
+                r.pos = pc146
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C192, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C134, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     if s == 7:
@@ -2341,7 +5121,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C193, "DC_CPDResEnergyTransferModeType")
+            _escape(r, 1, _C135, "DC_CPDResEnergyTransferModeType")
         else:
             r.fail("DC_CPDResEnergyTransferModeType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CPDResEnergyTransferMode)
@@ -2356,80 +5136,59 @@ def _d10(r):
 
 def _e10(w, o):
     """iso20.DC_CPDResEnergyTransferMode -> DC_CPDResEnergyTransferModeType"""
-    s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C195.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C196.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C197.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_current
-    if v is not None:
-        t = _C198.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C199.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_maximum_voltage", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_voltage
-    if v is not None:
-        t = _C200.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_minimum_voltage", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_ramp_limitation
-    if v is not None:
-        t = _C201.get(s)
-        if t is None:
-            _order("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", s, _C194)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C202.get(s)
+    v0 = o.evse_maximum_charge_power
+    if v0 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", 0, _C136)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_power", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.evse_minimum_charge_power
+    if v1 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", 1, _C136)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    v2 = o.evse_maximum_charge_current
+    if v2 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", 2, _C136)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_charge_current", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.evse_minimum_charge_current
+    if v3 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", 3, _C136)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_charge_current", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.evse_maximum_voltage
+    if v4 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_maximum_voltage", 4, _C136)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_maximum_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.evse_minimum_voltage
+    if v5 is None:
+        _order("DC_CPDResEnergyTransferMode.evse_minimum_voltage", 5, _C136)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_CPDResEnergyTransferMode.evse_minimum_voltage", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_power_ramp_limitation
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("DC_CPDResEnergyTransferMode.evse_power_ramp_limitation", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e46(w, v6)
+        s = 7
+    t = _C137.get(s)
     if t is None:
-        _order("DC_CPDResEnergyTransferMode", s, _C194)
+        _order("DC_CPDResEnergyTransferMode", s, _C136)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2440,10 +5199,10 @@ def _d11(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C203, "DC_CableCheckReqType")
+            _escape(r, 3, _C138, "DC_CableCheckReqType")
         else:
             r.fail("DC_CableCheckReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2451,7 +5210,7 @@ def _d11(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C204, "DC_CableCheckReqType")
+            _escape(r, 1, _C139, "DC_CableCheckReqType")
         else:
             r.fail("DC_CableCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CableCheckReq)
@@ -2460,22 +5219,14 @@ def _d11(r):
 
 def _e11(w, o):
     """iso20.DC_CableCheckReq -> DC_CableCheckReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C206.get(s)
-        if t is None:
-            _order("DC_CableCheckReq.header", s, _C205)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_CableCheckReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    t = _C207.get(s)
-    if t is None:
-        _order("DC_CableCheckReq", s, _C205)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_CableCheckReq.header", 0, _C140)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_CableCheckReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    w.bits(0, 1)
 
 def _d12(r):
     """DC_CableCheckResType -> iso20.DC_CableCheckRes"""
@@ -2486,52 +5237,95 @@ def _d12(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C208, "DC_CableCheckResType")
+            _escape(r, 3, _C141, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C211, "DC_CableCheckResType")
+        p = r.pos
+        x = r.bits(15)
+        if x & 24691 == 0:
+            y = (x >> 7) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C142[y]
+            f1 = y
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C144[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C142[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C142[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C146, "DC_CableCheckResType")
+            else:
+                r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C212[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C214, "DC_CableCheckResType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C144[y]
+            f2 = y
+            s = -1
         else:
-            r.fail("DC_CableCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C144[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C144[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C147, "DC_CableCheckResType")
+            else:
+                r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C215, "DC_CableCheckResType")
+            _escape(r, 1, _C148, "DC_CableCheckResType")
         else:
             r.fail("DC_CableCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_CableCheckRes)
@@ -2542,46 +5336,26 @@ def _d12(r):
 
 def _e12(w, o):
     """iso20.DC_CableCheckRes -> DC_CableCheckResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.header", s, _C216)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_CableCheckRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C218.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.response_code", s, _C216)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_CableCheckRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C219.get(s)
-        if t is None:
-            _order("DC_CableCheckRes.evse_processing", s, _C216)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_CableCheckRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C220.get(s)
-    if t is None:
-        _order("DC_CableCheckRes", s, _C216)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_CableCheckRes.header", 0, _C149)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_CableCheckRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_CableCheckRes.response_code", 1, _C149)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_CableCheckRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("DC_CableCheckRes.evse_processing", 2, _C149)
+    i2 = _C145.get(v2)
+    if i2 is None:
+        _bad("DC_CableCheckRes.evse_processing", v2, "a member of _iso20.Processing")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
 
 def _d13(r):
     """DC_ChargeLoopReqType -> iso20.DC_ChargeLoopReq"""
@@ -2594,10 +5368,10 @@ def _d13(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C221, "DC_ChargeLoopReqType")
+            _escape(r, 3, _C150, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
@@ -2606,38 +5380,97 @@ def _d13(r):
             f1 = _d47(r)
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                    f2 = _simple_escape(r, None, "MeterInfoRequested")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C222, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C151, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
-            else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C223, "DC_ChargeLoopReqType")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            pc147 = r.pos
+            ok147 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t147_0 = y
+                t147_1 = r.integer(3)
+                if t147_1 < -32768 or t147_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t147_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o147 = _new(_iso20.RationalNumber)
+                    o147.exponent = t147_0
+                    o147.value = t147_1
+                    f3 = o147
+                    ok147 = True
+            if not ok147:
+                r.pos = pc147
+                f3 = _d46(r)
+            s = 4
         else:
-            r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "MeterInfoRequested")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C152, "DC_ChargeLoopReqType")
+            else:
+                r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc148 = r.pos
+            ok148 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t148_0 = y
+                t148_1 = r.integer(3)
+                if t148_1 < -32768 or t148_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t148_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o148 = _new(_iso20.RationalNumber)
+                    o148.exponent = t148_0
+                    o148.value = t148_1
+                    f3 = o148
+                    ok148 = True
+            if not ok148:
+                r.pos = pc148
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C224, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C153, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
@@ -2649,7 +5482,17 @@ def _d13(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            f4 = _d6(r)
+            pc149 = r.pos
+            ok149 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o149 = _new(_iso20.CLReqControlMode)
+                f4 = o149
+                ok149 = True
+            if not ok149:
+                r.pos = pc149
+                f4 = _d6(r)
             s = 5
         elif ec == 3:
             f4 = _d23(r)
@@ -2658,7 +5501,7 @@ def _d13(r):
             f4 = _d34(r)
             s = 5
         elif ec == 5:
-            _escape(r, 2, _C225, "DC_ChargeLoopReqType")
+            _escape(r, 2, _C154, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
@@ -2666,7 +5509,7 @@ def _d13(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C226, "DC_ChargeLoopReqType")
+            _escape(r, 1, _C155, "DC_ChargeLoopReqType")
         else:
             r.fail("DC_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopReq)
@@ -2679,64 +5522,46 @@ def _d13(r):
 
 def _e13(w, o):
     """iso20.DC_ChargeLoopReq -> DC_ChargeLoopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C228.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.header", s, _C227)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeLoopReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.display_parameters
-    if v is not None:
-        t = _C229.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.display_parameters", s, _C227)
-        if v.__class__ is not _iso20.DisplayParameters:
-            _bad("DC_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
-        w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    v = o.meter_info_requested
-    if v is not None:
-        t = _C230.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.meter_info_requested", s, _C227)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopReq.meter_info_requested", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_present_voltage
-    if v is not None:
-        t = _C231.get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.ev_present_voltage", s, _C227)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopReq.ev_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.cl_req_control_mode
-    if v is not None:
-        d = _C237.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeLoopReq.cl_req_control_mode", v, "one of: BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeLoopReq.cl_req_control_mode", s, _C227)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C238.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeLoopReq.header", 0, _C156)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeLoopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.display_parameters
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DisplayParameters:
+            _bad("DC_ChargeLoopReq.display_parameters", v1, "a DisplayParameters")
+        w.bits(0, 2)
+        _e47(w, v1)
+        s = 2
+    v2 = o.meter_info_requested
+    if v2 is None:
+        _order("DC_ChargeLoopReq.meter_info_requested", s, _C156)
+    t = _C157.get(s)
     if t is None:
-        _order("DC_ChargeLoopReq", s, _C227)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_ChargeLoopReq.meter_info_requested", s, _C156)
+    if v2.__class__ is not bool:
+        _bad("DC_ChargeLoopReq.meter_info_requested", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    v3 = o.ev_present_voltage
+    if v3 is None:
+        _order("DC_ChargeLoopReq.ev_present_voltage", 3, _C156)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopReq.ev_present_voltage", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.cl_req_control_mode
+    if v4 is None:
+        _order("DC_ChargeLoopReq.cl_req_control_mode", 4, _C156)
+    d = _C158.get(v4.__class__)
+    if d is None:
+        _bad("DC_ChargeLoopReq.cl_req_control_mode", v4, "one of: BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode")
+    w.bits(d[0], 3)
+    d[1](w, v4)
+    w.bits(0, 1)
 
 def _d14(r):
     """DC_ChargeLoopResType -> iso20.DC_ChargeLoopRes"""
@@ -2755,134 +5580,467 @@ def _d14(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C239, "DC_ChargeLoopResType")
+            _escape(r, 3, _C159, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3080 == 0:
+            y = (x >> 4) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C142[y]
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                pc150 = r.pos
+                ok150 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t150_0 = r.uint(3)
+                    if t150_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t150_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C160[y]
+                        t150_1 = y
+                        o150 = _new(_iso20.EVSEStatus)
+                        o150.notification_max_delay = t150_0
+                        o150.evse_notification = t150_1
+                        f2 = o150
+                        ok150 = True
+                if not ok150:
+                    r.pos = pc150
+                    f2 = _d48(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d50(r)
+                s = 4
+            elif ec == 2:
+                f4 = _d51(r)
+                s = 5
+            elif ec == 3:
+                pc151 = r.pos
+                ok151 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t151_0 = y
+                    t151_1 = r.integer(3)
+                    if t151_1 < -32768 or t151_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t151_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o151 = _new(_iso20.RationalNumber)
+                        o151.exponent = t151_0
+                        o151.value = t151_1
+                        f5 = o151
+                        ok151 = True
+                if not ok151:
+                    r.pos = pc151
+                    f5 = _d46(r)
+                s = 6
+            elif ec == 4:
+                _escape(r, 2, _C162, "DC_ChargeLoopResType")
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C240, "DC_ChargeLoopResType")
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C142[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C142[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C163, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d48(r)
+            pc152 = r.pos
+            ok152 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t152_0 = r.uint(3)
+                if t152_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t152_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C160[y]
+                    t152_1 = y
+                    o152 = _new(_iso20.EVSEStatus)
+                    o152.notification_max_delay = t152_0
+                    o152.evse_notification = t152_1
+                    f2 = o152
+                    ok152 = True
+            if not ok152:
+                r.pos = pc152
+                f2 = _d48(r)
             s = 3
         elif ec == 1:
-            f3 = _d49(r)
+            f3 = _d50(r)
             s = 4
         elif ec == 2:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 3:
-            f5 = _d45(r)
+            pc153 = r.pos
+            ok153 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t153_0 = y
+                t153_1 = r.integer(3)
+                if t153_1 < -32768 or t153_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t153_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o153 = _new(_iso20.RationalNumber)
+                    o153.exponent = t153_0
+                    o153.value = t153_1
+                    f5 = o153
+                    ok153 = True
+            if not ok153:
+                r.pos = pc153
+                f5 = _d46(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C241, "DC_ChargeLoopResType")
+            _escape(r, 2, _C164, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d49(r)
+            f3 = _d50(r)
             s = 4
         elif ec == 1:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 2:
-            f5 = _d45(r)
+            pc154 = r.pos
+            ok154 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t154_0 = y
+                t154_1 = r.integer(3)
+                if t154_1 < -32768 or t154_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t154_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o154 = _new(_iso20.RationalNumber)
+                    o154.exponent = t154_0
+                    o154.value = t154_1
+                    f5 = o154
+                    ok154 = True
+            if not ok154:
+                r.pos = pc154
+                f5 = _d46(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C242, "DC_ChargeLoopResType")
+            _escape(r, 2, _C165, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d50(r)
+            f4 = _d51(r)
             s = 5
         elif ec == 1:
-            f5 = _d45(r)
+            pc155 = r.pos
+            ok155 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t155_0 = y
+                t155_1 = r.integer(3)
+                if t155_1 < -32768 or t155_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t155_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o155 = _new(_iso20.RationalNumber)
+                    o155.exponent = t155_0
+                    o155.value = t155_1
+                    f5 = o155
+                    ok155 = True
+            if not ok155:
+                r.pos = pc155
+                f5 = _d46(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C243, "DC_ChargeLoopResType")
+            _escape(r, 2, _C166, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc156 = r.pos
+            ok156 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t156_0 = y
+                t156_1 = r.integer(3)
+                if t156_1 < -32768 or t156_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t156_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o156 = _new(_iso20.RationalNumber)
+                    o156.exponent = t156_0
+                    o156.value = t156_1
+                    f5 = o156
+                    ok156 = True
+            if not ok156:
+                r.pos = pc156
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C244, "DC_ChargeLoopResType")
+            _escape(r, 2, _C167, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            pc157 = r.pos
+            ok157 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t157_0 = y
+                t157_1 = r.integer(3)
+                if t157_1 < -32768 or t157_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t157_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o157 = _new(_iso20.RationalNumber)
+                    o157.exponent = t157_0
+                    o157.value = t157_1
+                    f6 = o157
+                    ok157 = True
+            if not ok157:
+                r.pos = pc157
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C245, "DC_ChargeLoopResType")
+            _escape(r, 2, _C168, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+        p = r.pos
+        x = r.bits(15)
+        if x & 28392 == 0:
+            y = ((x >> 12) & 1) == 1
+            f7 = y
+            y = ((x >> 8) & 1) == 1
+            f8 = y
+            y = ((x >> 4) & 1) == 1
+            f9 = y
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                pc158 = r.pos
+                ok158 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o158 = _new(_iso20.CLResControlMode)
+                    f10 = o158
+                    ok158 = True
+                if not ok158:
+                    r.pos = pc158
+                    f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C169, "DC_ChargeLoopResType")
             else:
-                f7 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
-            s = 8
-        elif ec == 1:
-            _escape(r, 2, _C246, "DC_ChargeLoopResType")
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f7 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "EVSEPowerLimitAchieved")
+                    else:
+                        f7 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEPowerLimitAchieved")
+                s = 8
+            elif ec == 1:
+                _escape(r, 2, _C170, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f8 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1768 == 0:
+            y = ((x >> 8) & 1) == 1
+            f8 = y
+            y = ((x >> 4) & 1) == 1
+            f9 = y
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                pc159 = r.pos
+                ok159 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o159 = _new(_iso20.CLResControlMode)
+                    f10 = o159
+                    ok159 = True
+                if not ok159:
+                    r.pos = pc159
+                    f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C171, "DC_ChargeLoopResType")
             else:
-                f8 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
-            s = 9
-        elif ec == 1:
-            _escape(r, 2, _C247, "DC_ChargeLoopResType")
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f8 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f8 = _simple_escape(r, None, "EVSECurrentLimitAchieved")
+                    else:
+                        f8 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSECurrentLimitAchieved")
+                s = 9
+            elif ec == 1:
+                _escape(r, 2, _C172, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+        p = r.pos
+        x = r.bits(7)
+        if x & 104 == 0:
+            y = ((x >> 4) & 1) == 1
+            f9 = y
+            ec = x & 7
+            if ec == 0:
+                f10 = _d3(r)
+                s = 11
+            elif ec == 1:
+                f10 = _d5(r)
+                s = 11
+            elif ec == 2:
+                pc160 = r.pos
+                ok160 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o160 = _new(_iso20.CLResControlMode)
+                    f10 = o160
+                    ok160 = True
+                if not ok160:
+                    r.pos = pc160
+                    f10 = _d7(r)
+                s = 11
+            elif ec == 3:
+                f10 = _d24(r)
+                s = 11
+            elif ec == 4:
+                f10 = _d35(r)
+                s = 11
+            elif ec == 5:
+                _escape(r, 2, _C173, "DC_ChargeLoopResType")
             else:
-                f9 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
-            s = 10
-        elif ec == 1:
-            _escape(r, 2, _C248, "DC_ChargeLoopResType")
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f9 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f9 = _simple_escape(r, None, "EVSEVoltageLimitAchieved")
+                    else:
+                        f9 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEVoltageLimitAchieved")
+                s = 10
+            elif ec == 1:
+                _escape(r, 2, _C174, "DC_ChargeLoopResType")
+            else:
+                r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
@@ -2892,7 +6050,17 @@ def _d14(r):
             f10 = _d5(r)
             s = 11
         elif ec == 2:
-            f10 = _d7(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                o161 = _new(_iso20.CLResControlMode)
+                f10 = o161
+                ok161 = True
+            if not ok161:
+                r.pos = pc161
+                f10 = _d7(r)
             s = 11
         elif ec == 3:
             f10 = _d24(r)
@@ -2901,7 +6069,7 @@ def _d14(r):
             f10 = _d35(r)
             s = 11
         elif ec == 5:
-            _escape(r, 2, _C249, "DC_ChargeLoopResType")
+            _escape(r, 2, _C175, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
@@ -2909,7 +6077,7 @@ def _d14(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C250, "DC_ChargeLoopResType")
+            _escape(r, 1, _C176, "DC_ChargeLoopResType")
         else:
             r.fail("DC_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeLoopRes)
@@ -2928,128 +6096,89 @@ def _d14(r):
 
 def _e14(w, o):
     """iso20.DC_ChargeLoopRes -> DC_ChargeLoopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C252.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeLoopRes.header", 0, _C177)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeLoopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_ChargeLoopRes.response_code", 1, _C177)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("DC_ChargeLoopRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 3)
+        _e48(w, v2)
+        s = 3
+    v3 = o.meter_info
+    if v3 is not None:
+        t = _C178.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.header", s, _C251)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeLoopRes.header", v, "a MessageHeader")
+            _order("DC_ChargeLoopRes.meter_info", s, _C177)
+        if v3.__class__ is not _iso20.MeterInfo:
+            _bad("DC_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C253.get(s)
+        _e50(w, v3)
+        s = 4
+    v4 = o.receipt
+    if v4 is not None:
+        t = _C179.get(s)
         if t is None:
-            _order("DC_ChargeLoopRes.response_code", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_status", s, _C251)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("DC_ChargeLoopRes.evse_status", v, "a EVSEStatus")
+            _order("DC_ChargeLoopRes.receipt", s, _C177)
+        if v4.__class__ is not _iso20.Receipt:
+            _bad("DC_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.meter_info", s, _C251)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("DC_ChargeLoopRes.meter_info", v, "a MeterInfo")
-        w.bits(t[0], t[1])
-        _e49(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C256.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.receipt", s, _C251)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("DC_ChargeLoopRes.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.evse_present_current
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_present_current", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopRes.evse_present_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_present_voltage", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_ChargeLoopRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_power_limit_achieved
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_power_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_current_limit_achieved
-    if v is not None:
-        t = _C260.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_current_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_voltage_limit_achieved
-    if v is not None:
-        t = _C261.get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.cl_res_control_mode
-    if v is not None:
-        d = _C267.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeLoopRes.cl_res_control_mode", v, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeLoopRes.cl_res_control_mode", s, _C251)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C268.get(s)
+        _e51(w, v4)
+        s = 5
+    v5 = o.evse_present_current
+    if v5 is None:
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C177)
+    t = _C180.get(s)
     if t is None:
-        _order("DC_ChargeLoopRes", s, _C251)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("DC_ChargeLoopRes.evse_present_current", s, _C177)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopRes.evse_present_current", v5, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v5)
+    v6 = o.evse_present_voltage
+    if v6 is None:
+        _order("DC_ChargeLoopRes.evse_present_voltage", 6, _C177)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("DC_ChargeLoopRes.evse_present_voltage", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_power_limit_achieved
+    if v7 is None:
+        _order("DC_ChargeLoopRes.evse_power_limit_achieved", 7, _C177)
+    if v7.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_power_limit_achieved", v7, "a bool")
+    v8 = o.evse_current_limit_achieved
+    if v8 is None:
+        _order("DC_ChargeLoopRes.evse_current_limit_achieved", 8, _C177)
+    if v8.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_current_limit_achieved", v8, "a bool")
+    v9 = o.evse_voltage_limit_achieved
+    if v9 is None:
+        _order("DC_ChargeLoopRes.evse_voltage_limit_achieved", 9, _C177)
+    if v9.__class__ is not bool:
+        _bad("DC_ChargeLoopRes.evse_voltage_limit_achieved", v9, "a bool")
+    v10 = o.cl_res_control_mode
+    if v10 is None:
+        _order("DC_ChargeLoopRes.cl_res_control_mode", 10, _C177)
+    d = _C181.get(v10.__class__)
+    if d is None:
+        _bad("DC_ChargeLoopRes.cl_res_control_mode", v10, "one of: BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode")
+    w.bits(((((((((((((((((0) << 1) << 1) | (v7)) << 1) << 1) << 1) << 1) | (v8)) << 1) << 1) << 1) << 1) | (v9)) << 1) << 3) | (d[0]), 15)
+    d[1](w, v10)
+    w.bits(0, 1)
 
 def _d15(r):
     """DC_ChargeParameterDiscoveryReqType -> iso20.DC_ChargeParameterDiscoveryReq"""
@@ -3059,10 +6188,10 @@ def _d15(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C269, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C182, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
@@ -3074,7 +6203,7 @@ def _d15(r):
             f1 = _d9(r)
             s = 2
         elif ec == 2:
-            _escape(r, 2, _C270, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C183, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
@@ -3082,7 +6211,7 @@ def _d15(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C271, "DC_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C184, "DC_ChargeParameterDiscoveryReqType")
         else:
             r.fail("DC_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryReq)
@@ -3092,33 +6221,22 @@ def _d15(r):
 
 def _e15(w, o):
     """iso20.DC_ChargeParameterDiscoveryReq -> DC_ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C273.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryReq.header", s, _C272)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.dc_cpd_req_energy_transfer_mode
-    if v is not None:
-        d = _C276.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", s, _C272)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C277.get(s)
-    if t is None:
-        _order("DC_ChargeParameterDiscoveryReq", s, _C272)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeParameterDiscoveryReq.header", 0, _C185)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.dc_cpd_req_energy_transfer_mode
+    if v1 is None:
+        _order("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", 1, _C185)
+    d = _C186.get(v1.__class__)
+    if d is None:
+        _bad("DC_ChargeParameterDiscoveryReq.dc_cpd_req_energy_transfer_mode", v1, "one of: BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode")
+    w.bits(d[0], 2)
+    d[1](w, v1)
+    w.bits(0, 1)
 
 def _d16(r):
     """DC_ChargeParameterDiscoveryResType -> iso20.DC_ChargeParameterDiscoveryRes"""
@@ -3129,29 +6247,58 @@ def _d16(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C278, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C187, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(11)
+        if x & 1540 == 0:
+            y = (x >> 3) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C142[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                f2 = _d1(r)
+                s = 3
+            elif ec == 1:
+                f2 = _d10(r)
+                s = 3
+            elif ec == 2:
+                _escape(r, 2, _C188, "DC_ChargeParameterDiscoveryResType")
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C279, "DC_ChargeParameterDiscoveryResType")
+                r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
         else:
-            r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C142[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C142[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C189, "DC_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3161,7 +6308,7 @@ def _d16(r):
             f2 = _d10(r)
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C280, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C190, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
@@ -3169,7 +6316,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C281, "DC_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C191, "DC_ChargeParameterDiscoveryResType")
         else:
             r.fail("DC_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_ChargeParameterDiscoveryRes)
@@ -3180,45 +6327,28 @@ def _d16(r):
 
 def _e16(w, o):
     """iso20.DC_ChargeParameterDiscoveryRes -> DC_ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C283.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.header", s, _C282)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C284.get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.response_code", s, _C282)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.dc_cpd_res_energy_transfer_mode
-    if v is not None:
-        d = _C287.get(v.__class__)
-        if d is None:
-            _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
-        t = d[0].get(s)
-        if t is None:
-            _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", s, _C282)
-        w.bits(t[0], t[1])
-        d[1](w, v)
-        s = t[2]
-    t = _C288.get(s)
-    if t is None:
-        _order("DC_ChargeParameterDiscoveryRes", s, _C282)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_ChargeParameterDiscoveryRes.header", 0, _C192)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_ChargeParameterDiscoveryRes.response_code", 1, _C192)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.dc_cpd_res_energy_transfer_mode
+    if v2 is None:
+        _order("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", 2, _C192)
+    d = _C193.get(v2.__class__)
+    if d is None:
+        _bad("DC_ChargeParameterDiscoveryRes.dc_cpd_res_energy_transfer_mode", v2, "one of: BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode")
+    w.bits(((((((0) << 1) << 6) | (i1)) << 1) << 2) | (d[0]), 11)
+    d[1](w, v2)
+    w.bits(0, 1)
 
 def _d17(r):
     """DC_PreChargeReqType -> iso20.DC_PreChargeReq"""
@@ -3230,45 +6360,158 @@ def _d17(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C289, "DC_PreChargeReqType")
+            _escape(r, 3, _C194, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C144[y]
+            f1 = y
+            pc162 = r.pos
+            ok162 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t162_0 = y
+                t162_1 = r.integer(3)
+                if t162_1 < -32768 or t162_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t162_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o162 = _new(_iso20.RationalNumber)
+                    o162.exponent = t162_0
+                    o162.value = t162_1
+                    f2 = o162
+                    ok162 = True
+            if not ok162:
+                r.pos = pc162
+                f2 = _d46(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc163 = r.pos
+                ok163 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t163_0 = y
+                    t163_1 = r.integer(3)
+                    if t163_1 < -32768 or t163_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t163_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o163 = _new(_iso20.RationalNumber)
+                        o163.exponent = t163_0
+                        o163.value = t163_1
+                        f3 = o163
+                        ok163 = True
+                if not ok163:
+                    r.pos = pc163
+                    f3 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C212[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C290, "DC_PreChargeReqType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C144[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C144[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C195, "DC_PreChargeReqType")
+            else:
+                r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t164_0 = y
+                t164_1 = r.integer(3)
+                if t164_1 < -32768 or t164_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t164_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o164 = _new(_iso20.RationalNumber)
+                    o164.exponent = t164_0
+                    o164.value = t164_1
+                    f2 = o164
+                    ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C291, "DC_PreChargeReqType")
+            _escape(r, 2, _C196, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc165 = r.pos
+            ok165 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t165_0 = y
+                t165_1 = r.integer(3)
+                if t165_1 < -32768 or t165_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t165_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o165 = _new(_iso20.RationalNumber)
+                    o165.exponent = t165_0
+                    o165.value = t165_1
+                    f3 = o165
+                    ok165 = True
+            if not ok165:
+                r.pos = pc165
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C292, "DC_PreChargeReqType")
+            _escape(r, 2, _C197, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     if s == 4:
@@ -3276,7 +6519,7 @@ def _d17(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C293, "DC_PreChargeReqType")
+            _escape(r, 1, _C198, "DC_PreChargeReqType")
         else:
             r.fail("DC_PreChargeReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeReq)
@@ -3288,54 +6531,34 @@ def _d17(r):
 
 def _e17(w, o):
     """iso20.DC_PreChargeReq -> DC_PreChargeReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C295.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.header", s, _C294)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_PreChargeReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C296.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_processing", s, _C294)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_PreChargeReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_present_voltage
-    if v is not None:
-        t = _C297.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_present_voltage", s, _C294)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeReq.ev_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C298.get(s)
-        if t is None:
-            _order("DC_PreChargeReq.ev_target_voltage", s, _C294)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeReq.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C299.get(s)
-    if t is None:
-        _order("DC_PreChargeReq", s, _C294)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_PreChargeReq.header", 0, _C199)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_PreChargeReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("DC_PreChargeReq.ev_processing", 1, _C199)
+    i1 = _C145.get(v1)
+    if i1 is None:
+        _bad("DC_PreChargeReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_present_voltage
+    if v2 is None:
+        _order("DC_PreChargeReq.ev_present_voltage", 2, _C199)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeReq.ev_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
+    _e46(w, v2)
+    v3 = o.ev_target_voltage
+    if v3 is None:
+        _order("DC_PreChargeReq.ev_target_voltage", 3, _C199)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeReq.ev_target_voltage", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    w.bits(0, 1)
 
 def _d18(r):
     """DC_PreChargeResType -> iso20.DC_PreChargeRes"""
@@ -3346,36 +6569,102 @@ def _d18(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C300, "DC_PreChargeResType")
+            _escape(r, 3, _C200, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C142[y]
+            f1 = y
+            pc166 = r.pos
+            ok166 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t166_0 = y
+                t166_1 = r.integer(3)
+                if t166_1 < -32768 or t166_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t166_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o166 = _new(_iso20.RationalNumber)
+                    o166.exponent = t166_0
+                    o166.value = t166_1
+                    f2 = o166
+                    ok166 = True
+            if not ok166:
+                r.pos = pc166
+                f2 = _d46(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C301, "DC_PreChargeResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("DC_PreChargeResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C142[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C142[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C201, "DC_PreChargeResType")
+            else:
+                r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc167 = r.pos
+            ok167 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t167_0 = y
+                t167_1 = r.integer(3)
+                if t167_1 < -32768 or t167_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t167_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o167 = _new(_iso20.RationalNumber)
+                    o167.exponent = t167_0
+                    o167.value = t167_1
+                    f2 = o167
+                    ok167 = True
+            if not ok167:
+                r.pos = pc167
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C302, "DC_PreChargeResType")
+            _escape(r, 2, _C202, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     if s == 3:
@@ -3383,7 +6672,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C303, "DC_PreChargeResType")
+            _escape(r, 1, _C203, "DC_PreChargeResType")
         else:
             r.fail("DC_PreChargeResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_PreChargeRes)
@@ -3394,44 +6683,27 @@ def _d18(r):
 
 def _e18(w, o):
     """iso20.DC_PreChargeRes -> DC_PreChargeResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.header", s, _C304)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_PreChargeRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.response_code", s, _C304)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_PreChargeRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C307.get(s)
-        if t is None:
-            _order("DC_PreChargeRes.evse_present_voltage", s, _C304)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_PreChargeRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C308.get(s)
-    if t is None:
-        _order("DC_PreChargeRes", s, _C304)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_PreChargeRes.header", 0, _C204)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_PreChargeRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_PreChargeRes.response_code", 1, _C204)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_PreChargeRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("DC_PreChargeRes.evse_present_voltage", 2, _C204)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_PreChargeRes.evse_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e46(w, v2)
+    w.bits(0, 1)
 
 def _d19(r):
     """DC_WeldingDetectionReqType -> iso20.DC_WeldingDetectionReq"""
@@ -3441,35 +6713,54 @@ def _d19(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C309, "DC_WeldingDetectionReqType")
+            _escape(r, 3, _C205, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C212[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C310, "DC_WeldingDetectionReqType")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C144[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C144[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C144[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C206, "DC_WeldingDetectionReqType")
+            else:
+                r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C311, "DC_WeldingDetectionReqType")
+            _escape(r, 1, _C207, "DC_WeldingDetectionReqType")
         else:
             r.fail("DC_WeldingDetectionReqType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionReq)
@@ -3479,34 +6770,20 @@ def _d19(r):
 
 def _e19(w, o):
     """iso20.DC_WeldingDetectionReq -> DC_WeldingDetectionReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C313.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionReq.header", s, _C312)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_WeldingDetectionReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C314.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionReq.ev_processing", s, _C312)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C213.get(v)
-        if i is None:
-            _bad("DC_WeldingDetectionReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C315.get(s)
-    if t is None:
-        _order("DC_WeldingDetectionReq", s, _C312)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_WeldingDetectionReq.header", 0, _C208)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_WeldingDetectionReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("DC_WeldingDetectionReq.ev_processing", 1, _C208)
+    i1 = _C145.get(v1)
+    if i1 is None:
+        _bad("DC_WeldingDetectionReq.ev_processing", v1, "a member of _iso20.Processing")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
 
 def _d20(r):
     """DC_WeldingDetectionResType -> iso20.DC_WeldingDetectionRes"""
@@ -3517,36 +6794,102 @@ def _d20(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d46(r)
+            f0 = _d49(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C316, "DC_WeldingDetectionResType")
+            _escape(r, 3, _C209, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C142[y]
+            f1 = y
+            pc168 = r.pos
+            ok168 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t168_0 = y
+                t168_1 = r.integer(3)
+                if t168_1 < -32768 or t168_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t168_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o168 = _new(_iso20.RationalNumber)
+                    o168.exponent = t168_0
+                    o168.value = t168_1
+                    f2 = o168
+                    ok168 = True
+            if not ok168:
+                r.pos = pc168
+                f2 = _d46(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C209[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C317, "DC_WeldingDetectionResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C142[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C142[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C210, "DC_WeldingDetectionResType")
+            else:
+                r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc169 = r.pos
+            ok169 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t169_0 = y
+                t169_1 = r.integer(3)
+                if t169_1 < -32768 or t169_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t169_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o169 = _new(_iso20.RationalNumber)
+                    o169.exponent = t169_0
+                    o169.value = t169_1
+                    f2 = o169
+                    ok169 = True
+            if not ok169:
+                r.pos = pc169
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C318, "DC_WeldingDetectionResType")
+            _escape(r, 2, _C211, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     if s == 3:
@@ -3554,7 +6897,7 @@ def _d20(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C319, "DC_WeldingDetectionResType")
+            _escape(r, 1, _C212, "DC_WeldingDetectionResType")
         else:
             r.fail("DC_WeldingDetectionResType: event code %d out of range" % ec)
     o = _new(_iso20.DC_WeldingDetectionRes)
@@ -3565,44 +6908,27 @@ def _d20(r):
 
 def _e20(w, o):
     """iso20.DC_WeldingDetectionRes -> DC_WeldingDetectionResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C321.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.header", s, _C320)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("DC_WeldingDetectionRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C322.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.response_code", s, _C320)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C210.get(v)
-        if i is None:
-            _bad("DC_WeldingDetectionRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_present_voltage
-    if v is not None:
-        t = _C323.get(s)
-        if t is None:
-            _order("DC_WeldingDetectionRes.evse_present_voltage", s, _C320)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DC_WeldingDetectionRes.evse_present_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C324.get(s)
-    if t is None:
-        _order("DC_WeldingDetectionRes", s, _C320)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.header
+    if v0 is None:
+        _order("DC_WeldingDetectionRes.header", 0, _C213)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("DC_WeldingDetectionRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e49(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("DC_WeldingDetectionRes.response_code", 1, _C213)
+    i1 = _C143.get(v1)
+    if i1 is None:
+        _bad("DC_WeldingDetectionRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_present_voltage
+    if v2 is None:
+        _order("DC_WeldingDetectionRes.evse_present_voltage", 2, _C213)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("DC_WeldingDetectionRes.evse_present_voltage", v2, "a RationalNumber")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e46(w, v2)
+    w.bits(0, 1)
 
 def _d21(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -3641,23 +6967,58 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C325, "DSAKeyValueType")
+            _escape(r, 3, _C214, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C215, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C326, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C216, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -3677,23 +7038,60 @@ def _d21(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C327, "DSAKeyValueType")
+            _escape(r, 2, _C217, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C218, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C328, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C219, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -3715,7 +7113,7 @@ def _d21(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C329, "DSAKeyValueType")
+            _escape(r, 1, _C220, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -3731,29 +7129,44 @@ def _d21(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C330, "DSAKeyValueType")
+            _escape(r, 1, _C221, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C331, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C222, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C332, "DSAKeyValueType")
+            _escape(r, 1, _C223, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -3768,87 +7181,82 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C334.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
-        t = _C335.get(s)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C225.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C224)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C336.get(s)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C226.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.g", s, _C224)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C337.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C338.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C339.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C340.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C333)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C341.get(s)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C224)
+    t = _C227.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C333)
+        _order("DSAKeyValue.y", s, _C224)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
+        t = _C228.get(s)
+        if t is None:
+            _order("DSAKeyValue.seed", s, _C224)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
+        w.bits(0, 1)
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
+        t = _C229.get(s)
+        if t is None:
+            _order("DSAKeyValue.pgen_counter", s, _C224)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
+        w.bits(0, 1)
+        s = 7
+    t = _C230.get(s)
+    if t is None:
+        _order("DSAKeyValue", s, _C224)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3863,7 +7271,7 @@ def _d22(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C342, "DigestMethodType")
+            _escape(r, 3, _C231, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -3875,7 +7283,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C343, "DigestMethodType")
+            _escape(r, 2, _C232, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -3887,7 +7295,7 @@ def _d22(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C344, "DigestMethodType")
+            _escape(r, 1, _C233, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -3901,7 +7309,7 @@ def _d22(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C345, "DigestMethodType")
+                _escape(r, 1, _C234, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -3910,22 +7318,14 @@ def _d22(r):
 
 def _e22(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C346)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C348.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C346)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C235)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d23(r):
     """Dynamic_DC_CLReqControlModeType -> iso20.Dynamic_DC_CLReqControlMode"""
@@ -3952,82 +7352,262 @@ def _d23(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t170_0 = y
+                t170_1 = r.integer(3)
+                if t170_1 < -32768 or t170_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t170_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o170 = _new(_iso20.RationalNumber)
+                    o170.exponent = t170_0
+                    o170.value = t170_1
+                    f1 = o170
+                    ok170 = True
+            if not ok170:
+                r.pos = pc170
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C349, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 3, _C236, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc171 = r.pos
+            ok171 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t171_0 = y
+                t171_1 = r.integer(3)
+                if t171_1 < -32768 or t171_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t171_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o171 = _new(_iso20.RationalNumber)
+                    o171.exponent = t171_0
+                    o171.value = t171_1
+                    f1 = o171
+                    ok171 = True
+            if not ok171:
+                r.pos = pc171
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C350, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C237, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d45(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t172_0 = y
+                t172_1 = r.integer(3)
+                if t172_1 < -32768 or t172_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t172_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o172 = _new(_iso20.RationalNumber)
+                    o172.exponent = t172_0
+                    o172.value = t172_1
+                    f2 = o172
+                    ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C351, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C238, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc173 = r.pos
+            ok173 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t173_0 = y
+                t173_1 = r.integer(3)
+                if t173_1 < -32768 or t173_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t173_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o173 = _new(_iso20.RationalNumber)
+                    o173.exponent = t173_0
+                    o173.value = t173_1
+                    f3 = o173
+                    ok173 = True
+            if not ok173:
+                r.pos = pc173
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C352, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C239, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc174 = r.pos
+            ok174 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t174_0 = y
+                t174_1 = r.integer(3)
+                if t174_1 < -32768 or t174_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t174_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o174 = _new(_iso20.RationalNumber)
+                    o174.exponent = t174_0
+                    o174.value = t174_1
+                    f4 = o174
+                    ok174 = True
+            if not ok174:
+                r.pos = pc174
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C353, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C240, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t175_0 = y
+                t175_1 = r.integer(3)
+                if t175_1 < -32768 or t175_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t175_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o175 = _new(_iso20.RationalNumber)
+                    o175.exponent = t175_0
+                    o175.value = t175_1
+                    f5 = o175
+                    ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C354, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C241, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            pc176 = r.pos
+            ok176 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t176_0 = y
+                t176_1 = r.integer(3)
+                if t176_1 < -32768 or t176_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t176_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o176 = _new(_iso20.RationalNumber)
+                    o176.exponent = t176_0
+                    o176.value = t176_1
+                    f6 = o176
+                    ok176 = True
+            if not ok176:
+                r.pos = pc176
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C355, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C242, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc177 = r.pos
+            ok177 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t177_0 = y
+                t177_1 = r.integer(3)
+                if t177_1 < -32768 or t177_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t177_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o177 = _new(_iso20.RationalNumber)
+                    o177.exponent = t177_0
+                    o177.value = t177_1
+                    f7 = o177
+                    ok177 = True
+            if not ok177:
+                r.pos = pc177
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C356, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C243, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d45(r)
+            pc178 = r.pos
+            ok178 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t178_0 = y
+                t178_1 = r.integer(3)
+                if t178_1 < -32768 or t178_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t178_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o178 = _new(_iso20.RationalNumber)
+                    o178.exponent = t178_0
+                    o178.value = t178_1
+                    f8 = o178
+                    ok178 = True
+            if not ok178:
+                r.pos = pc178
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C357, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 2, _C244, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
@@ -4035,7 +7615,7 @@ def _d23(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C358, "Dynamic_DC_CLReqControlModeType")
+            _escape(r, 1, _C245, "Dynamic_DC_CLReqControlModeType")
         else:
             r.fail("Dynamic_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLReqControlMode)
@@ -4052,103 +7632,75 @@ def _d23(r):
 
 def _e23(w, o):
     """iso20.Dynamic_DC_CLReqControlMode -> Dynamic_DC_CLReqControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C360.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.departure_time", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_DC_CLReqControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_DC_CLReqControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 3)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C361.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C362.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C363.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C364.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C365.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C366.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C367.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C368.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", s, _C359)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C369.get(s)
+        s = 1
+    v1 = o.ev_target_energy_request
+    if v1 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C246)
+    t = _C247.get(s)
     if t is None:
-        _order("Dynamic_DC_CLReqControlMode", s, _C359)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Dynamic_DC_CLReqControlMode.ev_target_energy_request", s, _C246)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_target_energy_request", v1, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v1)
+    v2 = o.ev_maximum_energy_request
+    if v2 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", 2, _C246)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_energy_request", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v2)
+    v3 = o.ev_minimum_energy_request
+    if v3 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", 3, _C246)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_energy_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v3)
+    v4 = o.ev_maximum_charge_power
+    if v4 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", 4, _C246)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_minimum_charge_power
+    if v5 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", 5, _C246)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.ev_maximum_charge_current
+    if v6 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", 6, _C246)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.ev_maximum_voltage
+    if v7 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", 7, _C246)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    v8 = o.ev_minimum_voltage
+    if v8 is None:
+        _order("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", 8, _C246)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLReqControlMode.ev_minimum_voltage", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v8)
+    w.bits(0, 1)
 
 def _d24(r):
     """Dynamic_DC_CLResControlModeType -> iso20.Dynamic_DC_CLResControlMode"""
@@ -4174,24 +7726,38 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "DepartureTime")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
             if r.bits(1):
@@ -4204,33 +7770,67 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 4:
-            f4 = _d45(r)
+            pc179 = r.pos
+            ok179 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t179_0 = y
+                t179_1 = r.integer(3)
+                if t179_1 < -32768 or t179_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t179_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o179 = _new(_iso20.RationalNumber)
+                    o179.exponent = t179_0
+                    o179.value = t179_1
+                    f4 = o179
+                    ok179 = True
+            if not ok179:
+                r.pos = pc179
+                f4 = _d46(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C370, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 3, _C248, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
             if r.bits(1):
@@ -4243,23 +7843,50 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 3:
-            f4 = _d45(r)
+            pc180 = r.pos
+            ok180 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t180_0 = y
+                t180_1 = r.integer(3)
+                if t180_1 < -32768 or t180_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t180_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o180 = _new(_iso20.RationalNumber)
+                    o180.exponent = t180_0
+                    o180.value = t180_1
+                    f4 = o180
+                    ok180 = True
+            if not ok180:
+                r.pos = pc180
+                f4 = _d46(r)
             s = 5
         elif ec == 4:
-            _escape(r, 2, _C371, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C249, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
             if r.bits(1):
@@ -4272,10 +7899,30 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 2:
-            f4 = _d45(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t181_0 = y
+                t181_1 = r.integer(3)
+                if t181_1 < -32768 or t181_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t181_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o181 = _new(_iso20.RationalNumber)
+                    o181.exponent = t181_0
+                    o181.value = t181_1
+                    f4 = o181
+                    ok181 = True
+            if not ok181:
+                r.pos = pc181
+                f4 = _d46(r)
             s = 5
         elif ec == 3:
-            _escape(r, 2, _C372, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C250, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
@@ -4291,46 +7938,146 @@ def _d24(r):
                     _escape(r, 1, _EV_ELEM_EE, "AckMaxDelay")
             s = 4
         elif ec == 1:
-            f4 = _d45(r)
+            pc182 = r.pos
+            ok182 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t182_0 = y
+                t182_1 = r.integer(3)
+                if t182_1 < -32768 or t182_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t182_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o182 = _new(_iso20.RationalNumber)
+                    o182.exponent = t182_0
+                    o182.value = t182_1
+                    f4 = o182
+                    ok182 = True
+            if not ok182:
+                r.pos = pc182
+                f4 = _d46(r)
             s = 5
         elif ec == 2:
-            _escape(r, 2, _C373, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C251, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc183 = r.pos
+            ok183 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t183_0 = y
+                t183_1 = r.integer(3)
+                if t183_1 < -32768 or t183_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t183_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o183 = _new(_iso20.RationalNumber)
+                    o183.exponent = t183_0
+                    o183.value = t183_1
+                    f4 = o183
+                    ok183 = True
+            if not ok183:
+                r.pos = pc183
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C374, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C252, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d45(r)
+            pc184 = r.pos
+            ok184 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t184_0 = y
+                t184_1 = r.integer(3)
+                if t184_1 < -32768 or t184_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t184_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o184 = _new(_iso20.RationalNumber)
+                    o184.exponent = t184_0
+                    o184.value = t184_1
+                    f5 = o184
+                    ok184 = True
+            if not ok184:
+                r.pos = pc184
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C375, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C253, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
-            f6 = _d45(r)
+            pc185 = r.pos
+            ok185 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t185_0 = y
+                t185_1 = r.integer(3)
+                if t185_1 < -32768 or t185_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t185_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o185 = _new(_iso20.RationalNumber)
+                    o185.exponent = t185_0
+                    o185.value = t185_1
+                    f6 = o185
+                    ok185 = True
+            if not ok185:
+                r.pos = pc185
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            _escape(r, 2, _C376, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C254, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d45(r)
+            pc186 = r.pos
+            ok186 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t186_0 = y
+                t186_1 = r.integer(3)
+                if t186_1 < -32768 or t186_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t186_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o186 = _new(_iso20.RationalNumber)
+                    o186.exponent = t186_0
+                    o186.value = t186_1
+                    f7 = o186
+                    ok186 = True
+            if not ok186:
+                r.pos = pc186
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C377, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 2, _C255, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 8:
@@ -4338,7 +8085,7 @@ def _d24(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C378, "Dynamic_DC_CLResControlModeType")
+            _escape(r, 1, _C256, "Dynamic_DC_CLResControlModeType")
         else:
             r.fail("Dynamic_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Dynamic_DC_CLResControlMode)
@@ -4354,96 +8101,76 @@ def _d24(r):
 
 def _e24(w, o):
     """iso20.Dynamic_DC_CLResControlMode -> Dynamic_DC_CLResControlModeType"""
+    v0 = o.departure_time
     s = 0
-    v = o.departure_time
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.departure_time", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("Dynamic_DC_CLResControlMode.departure_time", v, "an integer in 0..4294967295")
-        w.uint(v)
+    if v0 is not None:
+        if type(v0) is not int or v0 < 0 or v0 > 4294967295:
+            _bad("Dynamic_DC_CLResControlMode.departure_time", v0, "an integer in 0..4294967295")
+        w.bits(0, 4)
+        w.uint(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C381.get(s)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C258.get(s)
         if t is None:
-            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_DC_CLResControlMode.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("Dynamic_DC_CLResControlMode.minimum_soc", s, _C257)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("Dynamic_DC_CLResControlMode.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C259.get(s)
+        if t is None:
+            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C257)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("Dynamic_DC_CLResControlMode.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.ack_max_delay
+    if v3 is not None:
+        t = _C260.get(s)
+        if t is None:
+            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C257)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.target_soc", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("Dynamic_DC_CLResControlMode.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ack_max_delay
-    if v is not None:
-        t = _C383.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.ack_max_delay", s, _C379)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("Dynamic_DC_CLResControlMode.ack_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C384.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C385.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C386.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C387.get(s)
-        if t is None:
-            _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", s, _C379)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C388.get(s)
+        s = 4
+    v4 = o.evse_maximum_charge_power
+    if v4 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C257)
+    t = _C261.get(s)
     if t is None:
-        _order("Dynamic_DC_CLResControlMode", s, _C379)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", s, _C257)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_power", v4, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v4)
+    v5 = o.evse_minimum_charge_power
+    if v5 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", 5, _C257)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_minimum_charge_power", v5, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v5)
+    v6 = o.evse_maximum_charge_current
+    if v6 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", 6, _C257)
+    if v6.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_charge_current", v6, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v6)
+    v7 = o.evse_maximum_voltage
+    if v7 is None:
+        _order("Dynamic_DC_CLResControlMode.evse_maximum_voltage", 7, _C257)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("Dynamic_DC_CLResControlMode.evse_maximum_voltage", v7, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v7)
+    w.bits(0, 1)
 
 def _d25(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -4505,7 +8232,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C389, "KeyInfoType")
+                _escape(r, 3, _C262, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -4553,7 +8280,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C390, "KeyInfoType")
+                _escape(r, 3, _C263, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -4601,7 +8328,7 @@ def _d25(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C391, "KeyInfoType")
+                _escape(r, 2, _C264, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -4651,7 +8378,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C392, "KeyInfoType")
+                _escape(r, 1, _C265, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -4701,7 +8428,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C393, "KeyInfoType")
+                _escape(r, 1, _C266, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -4751,7 +8478,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C394, "KeyInfoType")
+                _escape(r, 1, _C267, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -4801,7 +8528,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C395, "KeyInfoType")
+                _escape(r, 1, _C268, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -4851,7 +8578,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C396, "KeyInfoType")
+                _escape(r, 1, _C269, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -4901,7 +8628,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C397, "KeyInfoType")
+                _escape(r, 1, _C270, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -4951,7 +8678,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C398, "KeyInfoType")
+                _escape(r, 1, _C271, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -5001,7 +8728,7 @@ def _d25(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C399, "KeyInfoType")
+                _escape(r, 1, _C272, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -5017,32 +8744,29 @@ def _d25(r):
 
 def _e25(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C401.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C400)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C402.get(s)
+        t = _C274.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C273)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -5051,15 +8775,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C403.get(s)
+        t = _C275.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C400)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C273)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e26(w, v)
+        _e26(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -5067,15 +8791,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C404.get(s)
+        t = _C276.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C400)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C273)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e32(w, v)
+        _e32(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -5083,15 +8807,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C405.get(s)
+        t = _C277.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C400)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C273)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e44(w, v)
+        _e44(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -5099,15 +8823,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C406.get(s)
+        t = _C278.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C400)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C273)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e29(w, v)
+        _e29(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -5115,15 +8839,15 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C407.get(s)
+        t = _C279.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C400)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C273)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e33(w, v)
+        _e33(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -5131,20 +8855,20 @@ def _e25(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C408.get(s)
+        t = _C280.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C400)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C273)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C409.get(s)
+    t = _C281.get(s)
     if t is None:
-        _order("KeyInfo", s, _C400)
+        _order("KeyInfo", s, _C273)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5159,14 +8883,34 @@ def _d26(r):
             f0 = _d21(r)
             s = 4
         elif ec == 1:
-            f1 = _d30(r)
+            pc187 = r.pos
+            ok187 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t187_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t187_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o187 = _new(_xmldsig.RSAKeyValue)
+                        o187.modulus = t187_0
+                        o187.exponent = t187_1
+                        f1 = o187
+                        ok187 = True
+            if not ok187:
+                r.pos = pc187
+                f1 = _d30(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C410, "KeyValueType")
+            _escape(r, 3, _C282, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -5175,14 +8919,34 @@ def _d26(r):
             f0 = _d21(r)
             s = 4
         elif ec == 1:
-            f1 = _d30(r)
+            pc188 = r.pos
+            ok188 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t188_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t188_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o188 = _new(_xmldsig.RSAKeyValue)
+                        o188.modulus = t188_0
+                        o188.exponent = t188_1
+                        f1 = o188
+                        ok188 = True
+            if not ok188:
+                r.pos = pc188
+                f1 = _d30(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C411, "KeyValueType")
+            _escape(r, 2, _C283, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -5192,7 +8956,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C412, "KeyValueType")
+            _escape(r, 1, _C284, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -5202,7 +8966,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C413, "KeyValueType")
+            _escape(r, 1, _C285, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -5212,7 +8976,7 @@ def _d26(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C414, "KeyValueType")
+            _escape(r, 1, _C286, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -5222,30 +8986,27 @@ def _d26(r):
 
 def _e26(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C416.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e21(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C288.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C415)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C287)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C417.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C415)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e30(w, v)
-        s = t[2]
-    t = _C418.get(s)
+        _e30(w, v1)
+        s = 2
+    t = _C289.get(s)
     if t is None:
-        _order("KeyValue", s, _C415)
+        _order("KeyValue", s, _C287)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5266,7 +9027,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C419, "ManifestType")
+            _escape(r, 3, _C290, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -5277,7 +9038,7 @@ def _d27(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C420, "ManifestType")
+            _escape(r, 3, _C291, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -5292,7 +9053,7 @@ def _d27(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C421, "ManifestType")
+                _escape(r, 1, _C292, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -5302,34 +9063,31 @@ def _d27(r):
 
 def _e27(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C423.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C422)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C424.get(s)
+        t = _C294.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C422)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C293)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e31(w, v)
+        _e31(w, v1)
         s = 1
-    t = _C425.get(s)
+    t = _C295.get(s)
     if t is None:
-        _order("Manifest", s, _C422)
+        _order("Manifest", s, _C293)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5357,7 +9115,7 @@ def _d28(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C426, "ObjectType")
+            _escape(r, 3, _C296, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -5375,7 +9133,7 @@ def _d28(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C427, "ObjectType")
+            _escape(r, 2, _C297, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -5390,7 +9148,7 @@ def _d28(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C428, "ObjectType")
+            _escape(r, 2, _C298, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -5402,7 +9160,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C429, "ObjectType")
+            _escape(r, 2, _C299, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -5414,7 +9172,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C430, "ObjectType")
+            _escape(r, 1, _C300, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -5426,7 +9184,7 @@ def _d28(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C431, "ObjectType")
+            _escape(r, 1, _C301, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -5437,40 +9195,37 @@ def _d28(r):
 
 def _e28(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C433.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C303.get(s)
         if t is None:
-            _order("Object.encoding", s, _C432)
+            _order("Object.id", s, _C302)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C434.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C304.get(s)
         if t is None:
-            _order("Object.id", s, _C432)
+            _order("Object.mime_type", s, _C302)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C435.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C432)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C436.get(s)
+        w.string(v2)
+        s = 3
+    t = _C305.get(s)
     if t is None:
-        _order("Object", s, _C432)
+        _order("Object", s, _C302)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5499,7 +9254,7 @@ def _d29(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C437, "PGPDataType")
+            _escape(r, 3, _C306, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -5509,7 +9264,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C438, "PGPDataType")
+            _escape(r, 1, _C307, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -5521,7 +9276,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C439, "PGPDataType")
+                _escape(r, 1, _C308, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -5539,7 +9294,7 @@ def _d29(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C440, "PGPDataType")
+            _escape(r, 1, _C309, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -5549,7 +9304,7 @@ def _d29(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C441, "PGPDataType")
+            _escape(r, 1, _C310, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -5561,7 +9316,7 @@ def _d29(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C442, "PGPDataType")
+                _escape(r, 1, _C311, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -5571,32 +9326,29 @@ def _d29(r):
 
 def _e29(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C444.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C313.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C312)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C445.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C446.get(s)
+    t = _C314.get(s)
     if t is None:
-        _order("PGPData", s, _C443)
+        _order("PGPData", s, _C312)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5606,39 +9358,78 @@ def _d30(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C447, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C315, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C448, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C316, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C449, "RSAKeyValueType")
+            _escape(r, 1, _C317, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -5648,34 +9439,21 @@ def _d30(r):
 
 def _e30(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C451.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C452.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C450)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C453.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C450)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C318)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C318)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d31(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -5704,7 +9482,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C454, "ReferenceType")
+            _escape(r, 3, _C319, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -5722,7 +9500,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C455, "ReferenceType")
+            _escape(r, 3, _C320, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -5737,7 +9515,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C456, "ReferenceType")
+            _escape(r, 3, _C321, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -5749,7 +9527,7 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C457, "ReferenceType")
+            _escape(r, 3, _C322, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -5758,29 +9536,44 @@ def _d31(r):
             f4 = _d22(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C458, "ReferenceType")
+            _escape(r, 2, _C323, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C459, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C324, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C460, "ReferenceType")
+            _escape(r, 1, _C325, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -5794,73 +9587,62 @@ def _d31(r):
 
 def _e31(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C462.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C327.get(s)
         if t is None:
-            _order("Reference.id", s, _C461)
+            _order("Reference.type", s, _C326)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C463.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C328.get(s)
         if t is None:
-            _order("Reference.type", s, _C461)
+            _order("Reference.uri", s, _C326)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C464.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C329.get(s)
         if t is None:
-            _order("Reference.uri", s, _C461)
+            _order("Reference.transforms", s, _C326)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C465.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C461)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C466.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C461)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e22(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C467.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C461)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C468.get(s)
+        _e43(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C326)
+    t = _C330.get(s)
     if t is None:
-        _order("Reference", s, _C461)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C326)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e22(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C326)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d32(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -5882,7 +9664,7 @@ def _d32(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C469, "RetrievalMethodType")
+            _escape(r, 3, _C331, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -5896,7 +9678,7 @@ def _d32(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C470, "RetrievalMethodType")
+            _escape(r, 2, _C332, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -5907,7 +9689,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C471, "RetrievalMethodType")
+            _escape(r, 2, _C333, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -5915,7 +9697,7 @@ def _d32(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C472, "RetrievalMethodType")
+            _escape(r, 1, _C334, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -5926,40 +9708,37 @@ def _d32(r):
 
 def _e32(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C474.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C336.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C473)
+            _order("RetrievalMethod.uri", s, _C335)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C475.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C337.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C473)
+            _order("RetrievalMethod.transforms", s, _C335)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C476.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C473)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C477.get(s)
+        _e43(w, v2)
+        s = 1
+    t = _C338.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C473)
+        _order("RetrievalMethod", s, _C335)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5969,20 +9748,53 @@ def _d33(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C339, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C478, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C340, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -5999,7 +9811,7 @@ def _d33(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C479, "SPKIDataType")
+                _escape(r, 1, _C341, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -6016,7 +9828,7 @@ def _d33(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C480, "SPKIDataType")
+                _escape(r, 1, _C342, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -6032,20 +9844,20 @@ def _e33(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C482.get(s)
+        t = _C344.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C481)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C343)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C483.get(s)
+    t = _C345.get(s)
     if t is None:
-        _order("SPKIData", s, _C481)
+        _order("SPKIData", s, _C343)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6065,149 +9877,669 @@ def _d34(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            pc189 = r.pos
+            ok189 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t189_0 = y
+                t189_1 = r.integer(3)
+                if t189_1 < -32768 or t189_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t189_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o189 = _new(_iso20.RationalNumber)
+                    o189.exponent = t189_0
+                    o189.value = t189_1
+                    f0 = o189
+                    ok189 = True
+            if not ok189:
+                r.pos = pc189
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc190 = r.pos
+            ok190 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t190_0 = y
+                t190_1 = r.integer(3)
+                if t190_1 < -32768 or t190_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t190_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o190 = _new(_iso20.RationalNumber)
+                    o190.exponent = t190_0
+                    o190.value = t190_1
+                    f1 = o190
+                    ok190 = True
+            if not ok190:
+                r.pos = pc190
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            pc191 = r.pos
+            ok191 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t191_0 = y
+                t191_1 = r.integer(3)
+                if t191_1 < -32768 or t191_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t191_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o191 = _new(_iso20.RationalNumber)
+                    o191.exponent = t191_0
+                    o191.value = t191_1
+                    f2 = o191
+                    ok191 = True
+            if not ok191:
+                r.pos = pc191
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            pc192 = r.pos
+            ok192 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t192_0 = y
+                t192_1 = r.integer(3)
+                if t192_1 < -32768 or t192_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t192_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o192 = _new(_iso20.RationalNumber)
+                    o192.exponent = t192_0
+                    o192.value = t192_1
+                    f3 = o192
+                    ok192 = True
+            if not ok192:
+                r.pos = pc192
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
-            _escape(r, 3, _C484, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 3, _C346, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d45(r)
+            pc193 = r.pos
+            ok193 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t193_0 = y
+                t193_1 = r.integer(3)
+                if t193_1 < -32768 or t193_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t193_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o193 = _new(_iso20.RationalNumber)
+                    o193.exponent = t193_0
+                    o193.value = t193_1
+                    f1 = o193
+                    ok193 = True
+            if not ok193:
+                r.pos = pc193
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            pc194 = r.pos
+            ok194 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t194_0 = y
+                t194_1 = r.integer(3)
+                if t194_1 < -32768 or t194_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t194_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o194 = _new(_iso20.RationalNumber)
+                    o194.exponent = t194_0
+                    o194.value = t194_1
+                    f2 = o194
+                    ok194 = True
+            if not ok194:
+                r.pos = pc194
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            pc195 = r.pos
+            ok195 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t195_0 = y
+                t195_1 = r.integer(3)
+                if t195_1 < -32768 or t195_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t195_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o195 = _new(_iso20.RationalNumber)
+                    o195.exponent = t195_0
+                    o195.value = t195_1
+                    f3 = o195
+                    ok195 = True
+            if not ok195:
+                r.pos = pc195
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
-            _escape(r, 2, _C485, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C347, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            pc196 = r.pos
+            ok196 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t196_0 = y
+                t196_1 = r.integer(3)
+                if t196_1 < -32768 or t196_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t196_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o196 = _new(_iso20.RationalNumber)
+                    o196.exponent = t196_0
+                    o196.value = t196_1
+                    f2 = o196
+                    ok196 = True
+            if not ok196:
+                r.pos = pc196
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            pc197 = r.pos
+            ok197 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t197_0 = y
+                t197_1 = r.integer(3)
+                if t197_1 < -32768 or t197_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t197_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o197 = _new(_iso20.RationalNumber)
+                    o197.exponent = t197_0
+                    o197.value = t197_1
+                    f3 = o197
+                    ok197 = True
+            if not ok197:
+                r.pos = pc197
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C486, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C348, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            pc198 = r.pos
+            ok198 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t198_0 = y
+                t198_1 = r.integer(3)
+                if t198_1 < -32768 or t198_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t198_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o198 = _new(_iso20.RationalNumber)
+                    o198.exponent = t198_0
+                    o198.value = t198_1
+                    f3 = o198
+                    ok198 = True
+            if not ok198:
+                r.pos = pc198
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C487, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C349, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d45(r)
+            pc199 = r.pos
+            ok199 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t199_0 = y
+                t199_1 = r.integer(3)
+                if t199_1 < -32768 or t199_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t199_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o199 = _new(_iso20.RationalNumber)
+                    o199.exponent = t199_0
+                    o199.value = t199_1
+                    f4 = o199
+                    ok199 = True
+            if not ok199:
+                r.pos = pc199
+                f4 = _d46(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C488, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 2, _C350, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(3)
         if ec == 0:
-            f5 = _d45(r)
+            pc200 = r.pos
+            ok200 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t200_0 = y
+                t200_1 = r.integer(3)
+                if t200_1 < -32768 or t200_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t200_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o200 = _new(_iso20.RationalNumber)
+                    o200.exponent = t200_0
+                    o200.value = t200_1
+                    f5 = o200
+                    ok200 = True
+            if not ok200:
+                r.pos = pc200
+                f5 = _d46(r)
             s = 6
         elif ec == 1:
-            f6 = _d45(r)
+            pc201 = r.pos
+            ok201 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t201_0 = y
+                t201_1 = r.integer(3)
+                if t201_1 < -32768 or t201_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t201_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o201 = _new(_iso20.RationalNumber)
+                    o201.exponent = t201_0
+                    o201.value = t201_1
+                    f6 = o201
+                    ok201 = True
+            if not ok201:
+                r.pos = pc201
+                f6 = _d46(r)
             s = 7
         elif ec == 2:
-            f7 = _d45(r)
+            pc202 = r.pos
+            ok202 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t202_0 = y
+                t202_1 = r.integer(3)
+                if t202_1 < -32768 or t202_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t202_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o202 = _new(_iso20.RationalNumber)
+                    o202.exponent = t202_0
+                    o202.value = t202_1
+                    f7 = o202
+                    ok202 = True
+            if not ok202:
+                r.pos = pc202
+                f7 = _d46(r)
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            pc203 = r.pos
+            ok203 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t203_0 = y
+                t203_1 = r.integer(3)
+                if t203_1 < -32768 or t203_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t203_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o203 = _new(_iso20.RationalNumber)
+                    o203.exponent = t203_0
+                    o203.value = t203_1
+                    f8 = o203
+                    ok203 = True
+            if not ok203:
+                r.pos = pc203
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
-            f9 = _d45(r)
+            pc204 = r.pos
+            ok204 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t204_0 = y
+                t204_1 = r.integer(3)
+                if t204_1 < -32768 or t204_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t204_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o204 = _new(_iso20.RationalNumber)
+                    o204.exponent = t204_0
+                    o204.value = t204_1
+                    f9 = o204
+                    ok204 = True
+            if not ok204:
+                r.pos = pc204
+                f9 = _d46(r)
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C489, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C351, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d45(r)
+            pc205 = r.pos
+            ok205 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t205_0 = y
+                t205_1 = r.integer(3)
+                if t205_1 < -32768 or t205_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t205_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o205 = _new(_iso20.RationalNumber)
+                    o205.exponent = t205_0
+                    o205.value = t205_1
+                    f6 = o205
+                    ok205 = True
+            if not ok205:
+                r.pos = pc205
+                f6 = _d46(r)
             s = 7
         elif ec == 1:
-            f7 = _d45(r)
+            pc206 = r.pos
+            ok206 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t206_0 = y
+                t206_1 = r.integer(3)
+                if t206_1 < -32768 or t206_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t206_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o206 = _new(_iso20.RationalNumber)
+                    o206.exponent = t206_0
+                    o206.value = t206_1
+                    f7 = o206
+                    ok206 = True
+            if not ok206:
+                r.pos = pc206
+                f7 = _d46(r)
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            pc207 = r.pos
+            ok207 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t207_0 = y
+                t207_1 = r.integer(3)
+                if t207_1 < -32768 or t207_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t207_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o207 = _new(_iso20.RationalNumber)
+                    o207.exponent = t207_0
+                    o207.value = t207_1
+                    f8 = o207
+                    ok207 = True
+            if not ok207:
+                r.pos = pc207
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
-            f9 = _d45(r)
+            pc208 = r.pos
+            ok208 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t208_0 = y
+                t208_1 = r.integer(3)
+                if t208_1 < -32768 or t208_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t208_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o208 = _new(_iso20.RationalNumber)
+                    o208.exponent = t208_0
+                    o208.value = t208_1
+                    f9 = o208
+                    ok208 = True
+            if not ok208:
+                r.pos = pc208
+                f9 = _d46(r)
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C490, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C352, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            f7 = _d45(r)
+            pc209 = r.pos
+            ok209 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t209_0 = y
+                t209_1 = r.integer(3)
+                if t209_1 < -32768 or t209_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t209_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o209 = _new(_iso20.RationalNumber)
+                    o209.exponent = t209_0
+                    o209.value = t209_1
+                    f7 = o209
+                    ok209 = True
+            if not ok209:
+                r.pos = pc209
+                f7 = _d46(r)
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            pc210 = r.pos
+            ok210 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t210_0 = y
+                t210_1 = r.integer(3)
+                if t210_1 < -32768 or t210_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t210_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o210 = _new(_iso20.RationalNumber)
+                    o210.exponent = t210_0
+                    o210.value = t210_1
+                    f8 = o210
+                    ok210 = True
+            if not ok210:
+                r.pos = pc210
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
-            f9 = _d45(r)
+            pc211 = r.pos
+            ok211 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t211_0 = y
+                t211_1 = r.integer(3)
+                if t211_1 < -32768 or t211_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t211_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o211 = _new(_iso20.RationalNumber)
+                    o211.exponent = t211_0
+                    o211.value = t211_1
+                    f9 = o211
+                    ok211 = True
+            if not ok211:
+                r.pos = pc211
+                f9 = _d46(r)
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C491, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C353, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d45(r)
+            pc212 = r.pos
+            ok212 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t212_0 = y
+                t212_1 = r.integer(3)
+                if t212_1 < -32768 or t212_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t212_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o212 = _new(_iso20.RationalNumber)
+                    o212.exponent = t212_0
+                    o212.value = t212_1
+                    f8 = o212
+                    ok212 = True
+            if not ok212:
+                r.pos = pc212
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            f9 = _d45(r)
+            pc213 = r.pos
+            ok213 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t213_0 = y
+                t213_1 = r.integer(3)
+                if t213_1 < -32768 or t213_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t213_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o213 = _new(_iso20.RationalNumber)
+                    o213.exponent = t213_0
+                    o213.value = t213_1
+                    f9 = o213
+                    ok213 = True
+            if not ok213:
+                r.pos = pc213
+                f9 = _d46(r)
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C492, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C354, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            f9 = _d45(r)
+            pc214 = r.pos
+            ok214 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t214_0 = y
+                t214_1 = r.integer(3)
+                if t214_1 < -32768 or t214_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t214_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o214 = _new(_iso20.RationalNumber)
+                    o214.exponent = t214_0
+                    o214.value = t214_1
+                    f9 = o214
+                    ok214 = True
+            if not ok214:
+                r.pos = pc214
+                f9 = _d46(r)
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C493, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C355, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     if s == 10:
@@ -6215,7 +10547,7 @@ def _d34(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C494, "Scheduled_DC_CLReqControlModeType")
+            _escape(r, 1, _C356, "Scheduled_DC_CLReqControlModeType")
         else:
             r.fail("Scheduled_DC_CLReqControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLReqControlMode)
@@ -6233,110 +10565,102 @@ def _d34(r):
 
 def _e34(w, o):
     """iso20.Scheduled_DC_CLReqControlMode -> Scheduled_DC_CLReqControlModeType"""
+    v0 = o.ev_target_energy_request
     s = 0
-    v = o.ev_target_energy_request
-    if v is not None:
-        t = _C496.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_target_energy_request", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.ev_maximum_energy_request
+    if v1 is not None:
+        t = _C358.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_energy_request", v, "a RationalNumber")
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C357)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_energy_request
-    if v is not None:
-        t = _C497.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.ev_minimum_energy_request
+    if v2 is not None:
+        t = _C359.get(s)
         if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_energy_request", v, "a RationalNumber")
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C357)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_energy_request
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_energy_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_current
-    if v is not None:
-        t = _C499.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_target_voltage
-    if v is not None:
-        t = _C500.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_power
-    if v is not None:
-        t = _C501.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_charge_power
-    if v is not None:
-        t = _C502.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_charge_current
-    if v is not None:
-        t = _C503.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_maximum_voltage
-    if v is not None:
-        t = _C504.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_minimum_voltage
-    if v is not None:
-        t = _C505.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C495)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C506.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.ev_target_current
+    if v3 is None:
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C357)
+    t = _C360.get(s)
     if t is None:
-        _order("Scheduled_DC_CLReqControlMode", s, _C495)
+        _order("Scheduled_DC_CLReqControlMode.ev_target_current", s, _C357)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("Scheduled_DC_CLReqControlMode.ev_target_current", v3, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e46(w, v3)
+    v4 = o.ev_target_voltage
+    if v4 is None:
+        _order("Scheduled_DC_CLReqControlMode.ev_target_voltage", 4, _C357)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("Scheduled_DC_CLReqControlMode.ev_target_voltage", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v4)
+    v5 = o.ev_maximum_charge_power
+    s = 5
+    if v5 is not None:
+        if v5.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_power", v5, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v5)
+        s = 6
+    v6 = o.ev_minimum_charge_power
+    if v6 is not None:
+        t = _C361.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", s, _C357)
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_charge_power", v6, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v6)
+        s = 7
+    v7 = o.ev_maximum_charge_current
+    if v7 is not None:
+        t = _C362.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", s, _C357)
+        if v7.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_charge_current", v7, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v7)
+        s = 8
+    v8 = o.ev_maximum_voltage
+    if v8 is not None:
+        t = _C363.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", s, _C357)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_maximum_voltage", v8, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v8)
+        s = 9
+    v9 = o.ev_minimum_voltage
+    if v9 is not None:
+        t = _C364.get(s)
+        if t is None:
+            _order("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", s, _C357)
+        if v9.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLReqControlMode.ev_minimum_voltage", v9, "a RationalNumber")
+        w.bits(t[0], t[1])
+        _e46(w, v9)
+        s = 10
+    t = _C365.get(s)
+    if t is None:
+        _order("Scheduled_DC_CLReqControlMode", s, _C357)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6350,63 +10674,263 @@ def _d35(r):
     if s == 0:
         ec = r.bits(3)
         if ec == 0:
-            f0 = _d45(r)
+            pc215 = r.pos
+            ok215 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t215_0 = y
+                t215_1 = r.integer(3)
+                if t215_1 < -32768 or t215_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t215_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o215 = _new(_iso20.RationalNumber)
+                    o215.exponent = t215_0
+                    o215.value = t215_1
+                    f0 = o215
+                    ok215 = True
+            if not ok215:
+                r.pos = pc215
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            f1 = _d45(r)
+            pc216 = r.pos
+            ok216 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t216_0 = y
+                t216_1 = r.integer(3)
+                if t216_1 < -32768 or t216_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t216_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o216 = _new(_iso20.RationalNumber)
+                    o216.exponent = t216_0
+                    o216.value = t216_1
+                    f1 = o216
+                    ok216 = True
+            if not ok216:
+                r.pos = pc216
+                f1 = _d46(r)
             s = 2
         elif ec == 2:
-            f2 = _d45(r)
+            pc217 = r.pos
+            ok217 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t217_0 = y
+                t217_1 = r.integer(3)
+                if t217_1 < -32768 or t217_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t217_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o217 = _new(_iso20.RationalNumber)
+                    o217.exponent = t217_0
+                    o217.value = t217_1
+                    f2 = o217
+                    ok217 = True
+            if not ok217:
+                r.pos = pc217
+                f2 = _d46(r)
             s = 3
         elif ec == 3:
-            f3 = _d45(r)
+            pc218 = r.pos
+            ok218 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t218_0 = y
+                t218_1 = r.integer(3)
+                if t218_1 < -32768 or t218_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t218_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o218 = _new(_iso20.RationalNumber)
+                    o218.exponent = t218_0
+                    o218.value = t218_1
+                    f3 = o218
+                    ok218 = True
+            if not ok218:
+                r.pos = pc218
+                f3 = _d46(r)
             s = 4
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 3, _C507, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 3, _C366, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d45(r)
+            pc219 = r.pos
+            ok219 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t219_0 = y
+                t219_1 = r.integer(3)
+                if t219_1 < -32768 or t219_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t219_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o219 = _new(_iso20.RationalNumber)
+                    o219.exponent = t219_0
+                    o219.value = t219_1
+                    f1 = o219
+                    ok219 = True
+            if not ok219:
+                r.pos = pc219
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            f2 = _d45(r)
+            pc220 = r.pos
+            ok220 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t220_0 = y
+                t220_1 = r.integer(3)
+                if t220_1 < -32768 or t220_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t220_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o220 = _new(_iso20.RationalNumber)
+                    o220.exponent = t220_0
+                    o220.value = t220_1
+                    f2 = o220
+                    ok220 = True
+            if not ok220:
+                r.pos = pc220
+                f2 = _d46(r)
             s = 3
         elif ec == 2:
-            f3 = _d45(r)
+            pc221 = r.pos
+            ok221 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t221_0 = y
+                t221_1 = r.integer(3)
+                if t221_1 < -32768 or t221_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t221_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o221 = _new(_iso20.RationalNumber)
+                    o221.exponent = t221_0
+                    o221.value = t221_1
+                    f3 = o221
+                    ok221 = True
+            if not ok221:
+                r.pos = pc221
+                f3 = _d46(r)
             s = 4
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C508, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C367, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d45(r)
+            pc222 = r.pos
+            ok222 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t222_0 = y
+                t222_1 = r.integer(3)
+                if t222_1 < -32768 or t222_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t222_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o222 = _new(_iso20.RationalNumber)
+                    o222.exponent = t222_0
+                    o222.value = t222_1
+                    f2 = o222
+                    ok222 = True
+            if not ok222:
+                r.pos = pc222
+                f2 = _d46(r)
             s = 3
         elif ec == 1:
-            f3 = _d45(r)
+            pc223 = r.pos
+            ok223 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t223_0 = y
+                t223_1 = r.integer(3)
+                if t223_1 < -32768 or t223_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t223_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o223 = _new(_iso20.RationalNumber)
+                    o223.exponent = t223_0
+                    o223.value = t223_1
+                    f3 = o223
+                    ok223 = True
+            if not ok223:
+                r.pos = pc223
+                f3 = _d46(r)
             s = 4
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C509, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C368, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d45(r)
+            pc224 = r.pos
+            ok224 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t224_0 = y
+                t224_1 = r.integer(3)
+                if t224_1 < -32768 or t224_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t224_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o224 = _new(_iso20.RationalNumber)
+                    o224.exponent = t224_0
+                    o224.value = t224_1
+                    f3 = o224
+                    ok224 = True
+            if not ok224:
+                r.pos = pc224
+                f3 = _d46(r)
             s = 4
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C510, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C369, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     if s == 4:
@@ -6414,7 +10938,7 @@ def _d35(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C511, "Scheduled_DC_CLResControlModeType")
+            _escape(r, 1, _C370, "Scheduled_DC_CLResControlModeType")
         else:
             r.fail("Scheduled_DC_CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.Scheduled_DC_CLResControlMode)
@@ -6426,50 +10950,47 @@ def _d35(r):
 
 def _e35(w, o):
     """iso20.Scheduled_DC_CLResControlMode -> Scheduled_DC_CLResControlModeType"""
+    v0 = o.evse_maximum_charge_power
     s = 0
-    v = o.evse_maximum_charge_power
-    if v is not None:
-        t = _C513.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v0, "a RationalNumber")
+        w.bits(0, 3)
+        _e46(w, v0)
+        s = 1
+    v1 = o.evse_minimum_charge_power
+    if v1 is not None:
+        t = _C372.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C371)
+        if v1.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v1, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_minimum_charge_power
-    if v is not None:
-        t = _C514.get(s)
+        _e46(w, v1)
+        s = 2
+    v2 = o.evse_maximum_charge_current
+    if v2 is not None:
+        t = _C373.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_minimum_charge_power", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C371)
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v2, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_charge_current
-    if v is not None:
-        t = _C515.get(s)
+        _e46(w, v2)
+        s = 3
+    v3 = o.evse_maximum_voltage
+    if v3 is not None:
+        t = _C374.get(s)
         if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_charge_current", v, "a RationalNumber")
+            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C371)
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v3, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.evse_maximum_voltage
-    if v is not None:
-        t = _C516.get(s)
-        if t is None:
-            _order("Scheduled_DC_CLResControlMode.evse_maximum_voltage", s, _C512)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("Scheduled_DC_CLResControlMode.evse_maximum_voltage", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C517.get(s)
+        _e46(w, v3)
+        s = 4
+    t = _C375.get(s)
     if t is None:
-        _order("Scheduled_DC_CLResControlMode", s, _C512)
+        _order("Scheduled_DC_CLResControlMode", s, _C371)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6491,7 +11012,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C518, "SignatureType")
+            _escape(r, 3, _C376, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -6500,7 +11021,7 @@ def _d36(r):
             f1 = _d41(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C519, "SignatureType")
+            _escape(r, 3, _C377, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -6509,7 +11030,7 @@ def _d36(r):
             f2 = _d40(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C520, "SignatureType")
+            _escape(r, 2, _C378, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -6525,7 +11046,7 @@ def _d36(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C521, "SignatureType")
+            _escape(r, 1, _C379, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -6538,7 +11059,7 @@ def _d36(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C522, "SignatureType")
+            _escape(r, 1, _C380, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -6553,7 +11074,7 @@ def _d36(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C523, "SignatureType")
+                _escape(r, 1, _C381, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -6566,64 +11087,56 @@ def _d36(r):
 
 def _e36(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("Signature.id", s, _C524)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C524)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C527.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C524)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C528.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C524)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e25(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C382)
+    t = _C383.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C382)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e41(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C382)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e40(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e25(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C529.get(s)
+        t = _C384.get(s)
         if t is None:
-            _order("Signature.object", s, _C524)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C382)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e28(w, v)
+        _e28(w, v4)
         s = 4
-    t = _C530.get(s)
+    t = _C385.get(s)
     if t is None:
-        _order("Signature", s, _C524)
+        _order("Signature", s, _C382)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6639,7 +11152,7 @@ def _d37(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C531, "SignatureMethodType")
+            _escape(r, 3, _C386, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -6659,7 +11172,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C532, "SignatureMethodType")
+            _escape(r, 2, _C387, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -6679,7 +11192,7 @@ def _d37(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C533, "SignatureMethodType")
+            _escape(r, 1, _C388, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -6691,7 +11204,7 @@ def _d37(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C534, "SignatureMethodType")
+            _escape(r, 1, _C389, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -6705,7 +11218,7 @@ def _d37(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C535, "SignatureMethodType")
+                _escape(r, 1, _C390, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -6715,31 +11228,25 @@ def _d37(r):
 
 def _e37(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C537.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C536)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C538.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C536)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C391)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C539.get(s)
+        s = 1
+    t = _C392.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C536)
+        _order("SignatureMethod", s, _C391)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6760,7 +11267,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C540, "SignaturePropertiesType")
+            _escape(r, 3, _C393, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -6771,7 +11278,7 @@ def _d38(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C541, "SignaturePropertiesType")
+            _escape(r, 3, _C394, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -6786,7 +11293,7 @@ def _d38(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C542, "SignaturePropertiesType")
+                _escape(r, 1, _C395, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -6796,34 +11303,31 @@ def _d38(r):
 
 def _e38(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C544.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C543)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C545.get(s)
+        t = _C397.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C543)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C396)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e39(w, v)
+        _e39(w, v1)
         s = 1
-    t = _C546.get(s)
+    t = _C398.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C543)
+        _order("SignatureProperties", s, _C396)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -6841,7 +11345,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C547, "SignaturePropertyType")
+            _escape(r, 3, _C399, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -6850,7 +11354,7 @@ def _d39(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C548, "SignaturePropertyType")
+            _escape(r, 3, _C400, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -6860,7 +11364,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C549, "SignaturePropertyType")
+            _escape(r, 3, _C401, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -6870,7 +11374,7 @@ def _d39(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C550, "SignaturePropertyType")
+            _escape(r, 2, _C402, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -6882,7 +11386,7 @@ def _d39(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C551, "SignaturePropertyType")
+            _escape(r, 1, _C403, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -6892,32 +11396,25 @@ def _d39(r):
 
 def _e39(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C553.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C552)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C552)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C555.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C404)
+    t = _C405.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C552)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C404)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C404)
 
 def _d40(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -6933,7 +11430,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C556, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C406, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6943,7 +11440,7 @@ def _d40(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C557, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C407, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -6952,7 +11449,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C558, "SignatureValueType")
+            _escape(r, 1, _C408, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -6962,31 +11459,25 @@ def _d40(r):
 
 def _e40(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C560.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C559)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C561.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C409)
+    t = _C410.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C559)
+        _order("SignatureValue.value", s, _C409)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C562.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C559)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d41(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -7005,7 +11496,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C563, "SignedInfoType")
+            _escape(r, 3, _C411, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -7014,7 +11505,7 @@ def _d41(r):
             f1 = _d8(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C564, "SignedInfoType")
+            _escape(r, 3, _C412, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -7023,7 +11514,7 @@ def _d41(r):
             f2 = _d37(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C565, "SignedInfoType")
+            _escape(r, 2, _C413, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7034,7 +11525,7 @@ def _d41(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C566, "SignedInfoType")
+            _escape(r, 2, _C414, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7049,7 +11540,7 @@ def _d41(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C567, "SignedInfoType")
+                _escape(r, 1, _C415, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -7061,54 +11552,49 @@ def _d41(r):
 
 def _e41(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C569.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C568)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C570.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C568)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C571.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C568)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C416)
+    t = _C417.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C416)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e8(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C416)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e37(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C572.get(s)
+        t = _C418.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C568)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C416)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e31(w, v)
+        _e31(w, v3)
         s = 3
-    t = _C573.get(s)
+    t = _C419.get(s)
     if t is None:
-        _order("SignedInfo", s, _C568)
+        _order("SignedInfo", s, _C416)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7124,7 +11610,7 @@ def _d42(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C574, "TransformType")
+                _escape(r, 3, _C420, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -7145,7 +11631,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C575, "TransformType")
+                _escape(r, 2, _C421, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -7166,7 +11652,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C576, "TransformType")
+                _escape(r, 1, _C422, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -7187,7 +11673,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C577, "TransformType")
+                _escape(r, 1, _C423, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -7208,7 +11694,7 @@ def _d42(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C578, "TransformType")
+                _escape(r, 1, _C424, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -7218,37 +11704,34 @@ def _d42(r):
 
 def _e42(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C580.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C579)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C425)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C581.get(s)
+        t = _C426.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C579)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C425)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C582.get(s)
+    t = _C427.get(s)
     if t is None:
-        _order("Transform", s, _C579)
+        _order("Transform", s, _C425)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7265,7 +11748,7 @@ def _d43(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C583, "TransformsType")
+            _escape(r, 3, _C428, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -7280,7 +11763,7 @@ def _d43(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C584, "TransformsType")
+                _escape(r, 1, _C429, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -7294,19 +11777,19 @@ def _e43(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C586.get(s)
+        t = _C431.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C585)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C430)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e42(w, v)
+        _e42(w, v0)
         s = 1
-    t = _C587.get(s)
+    t = _C432.get(s)
     if t is None:
-        _order("Transforms", s, _C585)
+        _order("Transforms", s, _C430)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -7322,7 +11805,27 @@ def _d44(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc225 = r.pos
+                ok225 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t225_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t225_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o225 = _new(_xmldsig.X509IssuerSerial)
+                            o225.x509_issuer_name = t225_0
+                            o225.x509_serial_number = t225_1
+                            v = o225
+                            ok225 = True
+                if not ok225:
+                    r.pos = pc225
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7364,13 +11867,33 @@ def _d44(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C588, "X509DataType")
+                _escape(r, 3, _C433, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc226 = r.pos
+                ok226 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t226_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t226_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o226 = _new(_xmldsig.X509IssuerSerial)
+                            o226.x509_issuer_name = t226_0
+                            o226.x509_serial_number = t226_1
+                            v = o226
+                            ok226 = True
+                if not ok226:
+                    r.pos = pc226
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7414,13 +11937,33 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C589, "X509DataType")
+                _escape(r, 1, _C434, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc227 = r.pos
+                ok227 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t227_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t227_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o227 = _new(_xmldsig.X509IssuerSerial)
+                            o227.x509_issuer_name = t227_0
+                            o227.x509_serial_number = t227_1
+                            v = o227
+                            ok227 = True
+                if not ok227:
+                    r.pos = pc227
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7464,13 +12007,33 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C590, "X509DataType")
+                _escape(r, 1, _C435, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc228 = r.pos
+                ok228 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t228_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t228_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o228 = _new(_xmldsig.X509IssuerSerial)
+                            o228.x509_issuer_name = t228_0
+                            o228.x509_serial_number = t228_1
+                            v = o228
+                            ok228 = True
+                if not ok228:
+                    r.pos = pc228
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7514,13 +12077,33 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C591, "X509DataType")
+                _escape(r, 1, _C436, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc229 = r.pos
+                ok229 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t229_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t229_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o229 = _new(_xmldsig.X509IssuerSerial)
+                            o229.x509_issuer_name = t229_0
+                            o229.x509_serial_number = t229_1
+                            v = o229
+                            ok229 = True
+                if not ok229:
+                    r.pos = pc229
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7564,13 +12147,33 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C592, "X509DataType")
+                _escape(r, 1, _C437, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc230 = r.pos
+                ok230 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t230_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t230_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o230 = _new(_xmldsig.X509IssuerSerial)
+                            o230.x509_issuer_name = t230_0
+                            o230.x509_serial_number = t230_1
+                            v = o230
+                            ok230 = True
+                if not ok230:
+                    r.pos = pc230
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7614,13 +12217,33 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C593, "X509DataType")
+                _escape(r, 1, _C438, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d51(r)
+                pc231 = r.pos
+                ok231 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t231_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t231_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o231 = _new(_xmldsig.X509IssuerSerial)
+                            o231.x509_issuer_name = t231_0
+                            o231.x509_serial_number = t231_1
+                            v = o231
+                            ok231 = True
+                if not ok231:
+                    r.pos = pc231
+                    v = _d52(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -7664,7 +12287,7 @@ def _d44(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C594, "X509DataType")
+                _escape(r, 1, _C439, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -7684,15 +12307,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C596.get(s)
+        t = _C441.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C595)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C440)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e52(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -7700,15 +12323,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C597.get(s)
+        t = _C442.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C440)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -7717,15 +12340,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C598.get(s)
+        t = _C443.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C440)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -7734,15 +12357,15 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C599.get(s)
+        t = _C444.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C440)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -7751,64 +12374,199 @@ def _e44(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C600.get(s)
+        t = _C445.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C595)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C440)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C601.get(s)
+    t = _C446.get(s)
     if t is None:
-        _order("X509Data", s, _C595)
+        _order("X509Data", s, _C440)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d45(r):
-    """RationalNumberType -> iso20.RationalNumber"""
+    """DetailedCostType -> iso20.DetailedCost"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
-            else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
+            pc232 = r.pos
+            ok232 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t232_0 = y
+                t232_1 = r.integer(3)
+                if t232_1 < -32768 or t232_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t232_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o232 = _new(_iso20.RationalNumber)
+                    o232.exponent = t232_0
+                    o232.value = t232_1
+                    f0 = o232
+                    ok232 = True
+            if not ok232:
+                r.pos = pc232
+                f0 = _d46(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C602, "RationalNumberType")
+            _escape(r, 3, _C447, "DetailedCostType")
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Value")
+            pc233 = r.pos
+            ok233 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t233_0 = y
+                t233_1 = r.integer(3)
+                if t233_1 < -32768 or t233_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t233_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o233 = _new(_iso20.RationalNumber)
+                    o233.exponent = t233_0
+                    o233.value = t233_1
+                    f1 = o233
+                    ok233 = True
+            if not ok233:
+                r.pos = pc233
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C603, "RationalNumberType")
+            _escape(r, 2, _C448, "DetailedCostType")
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C604, "RationalNumberType")
+            _escape(r, 1, _C449, "DetailedCostType")
+        else:
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
+    return o
+
+def _e45(w, o):
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C450)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C450)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e46(w, v1)
+    w.bits(0, 1)
+
+def _d46(r):
+    """RationalNumberType -> iso20.RationalNumber"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C451, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C452, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C453, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -7816,138 +12574,21 @@ def _d45(r):
     o.value = f1
     return o
 
-def _e45(w, o):
-    """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C606.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C607.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C605)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C608.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C605)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d46(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C609, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C610, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d36(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C611, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C612, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
-    return o
-
 def _e46(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
-    s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C614.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C615.get(s)
-        if t is None:
-            _order("MessageHeader.time_stamp", s, _C613)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C616.get(s)
-        if t is None:
-            _order("MessageHeader.signature", s, _C613)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C617.get(s)
-    if t is None:
-        _order("MessageHeader", s, _C613)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.RationalNumber -> RationalNumberType"""
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C454)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C454)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d47(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
@@ -7965,44 +12606,72 @@ def _d47(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -8035,61 +12704,112 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d45(r)
+            pc234 = r.pos
+            ok234 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t234_0 = y
+                t234_1 = r.integer(3)
+                if t234_1 < -32768 or t234_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t234_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o234 = _new(_iso20.RationalNumber)
+                    o234.exponent = t234_0
+                    o234.value = t234_1
+                    f8 = o234
+                    ok234 = True
+            if not ok234:
+                r.pos = pc234
+                f8 = _d46(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C618, "DisplayParametersType")
+            _escape(r, 3, _C455, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -8122,51 +12842,95 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d45(r)
+            pc235 = r.pos
+            ok235 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t235_0 = y
+                t235_1 = r.integer(3)
+                if t235_1 < -32768 or t235_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t235_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o235 = _new(_iso20.RationalNumber)
+                    o235.exponent = t235_0
+                    o235.value = t235_1
+                    f8 = o235
+                    ok235 = True
+            if not ok235:
+                r.pos = pc235
+                f8 = _d46(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C619, "DisplayParametersType")
+            _escape(r, 1, _C456, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -8199,41 +12963,78 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d45(r)
+            pc236 = r.pos
+            ok236 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t236_0 = y
+                t236_1 = r.integer(3)
+                if t236_1 < -32768 or t236_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t236_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o236 = _new(_iso20.RationalNumber)
+                    o236.exponent = t236_0
+                    o236.value = t236_1
+                    f8 = o236
+                    ok236 = True
+            if not ok236:
+                r.pos = pc236
+                f8 = _d46(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C620, "DisplayParametersType")
+            _escape(r, 1, _C457, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -8266,28 +13067,58 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d45(r)
+            pc237 = r.pos
+            ok237 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t237_0 = y
+                t237_1 = r.integer(3)
+                if t237_1 < -32768 or t237_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t237_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o237 = _new(_iso20.RationalNumber)
+                    o237.exponent = t237_0
+                    o237.value = t237_1
+                    f8 = o237
+                    ok237 = True
+            if not ok237:
+                r.pos = pc237
+                f8 = _d46(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C621, "DisplayParametersType")
+            _escape(r, 1, _C458, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -8323,28 +13154,58 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d45(r)
+            pc238 = r.pos
+            ok238 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t238_0 = y
+                t238_1 = r.integer(3)
+                if t238_1 < -32768 or t238_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t238_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o238 = _new(_iso20.RationalNumber)
+                    o238.exponent = t238_0
+                    o238.value = t238_1
+                    f8 = o238
+                    ok238 = True
+            if not ok238:
+                r.pos = pc238
+                f8 = _d46(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C622, "DisplayParametersType")
+            _escape(r, 1, _C459, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -8370,28 +13231,58 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d45(r)
+            pc239 = r.pos
+            ok239 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t239_0 = y
+                t239_1 = r.integer(3)
+                if t239_1 < -32768 or t239_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t239_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o239 = _new(_iso20.RationalNumber)
+                    o239.exponent = t239_0
+                    o239.value = t239_1
+                    f8 = o239
+                    ok239 = True
+            if not ok239:
+                r.pos = pc239
+                f8 = _d46(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C623, "DisplayParametersType")
+            _escape(r, 1, _C460, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -8407,90 +13298,180 @@ def _d47(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d45(r)
+            pc240 = r.pos
+            ok240 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t240_0 = y
+                t240_1 = r.integer(3)
+                if t240_1 < -32768 or t240_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t240_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o240 = _new(_iso20.RationalNumber)
+                    o240.exponent = t240_0
+                    o240.value = t240_1
+                    f8 = o240
+                    ok240 = True
+            if not ok240:
+                r.pos = pc240
+                f8 = _d46(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C624, "DisplayParametersType")
+            _escape(r, 1, _C461, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d45(r)
+            pc241 = r.pos
+            ok241 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t241_0 = y
+                t241_1 = r.integer(3)
+                if t241_1 < -32768 or t241_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t241_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o241 = _new(_iso20.RationalNumber)
+                    o241.exponent = t241_0
+                    o241.value = t241_1
+                    f8 = o241
+                    ok241 = True
+            if not ok241:
+                r.pos = pc241
+                f8 = _d46(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C625, "DisplayParametersType")
+            _escape(r, 1, _C462, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d45(r)
+            pc242 = r.pos
+            ok242 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t242_0 = y
+                t242_1 = r.integer(3)
+                if t242_1 < -32768 or t242_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t242_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o242 = _new(_iso20.RationalNumber)
+                    o242.exponent = t242_0
+                    o242.value = t242_1
+                    f8 = o242
+                    ok242 = True
+            if not ok242:
+                r.pos = pc242
+                f8 = _d46(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C626, "DisplayParametersType")
+            _escape(r, 1, _C463, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C627, "DisplayParametersType")
+            _escape(r, 1, _C464, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -8498,7 +13479,7 @@ def _d47(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C628, "DisplayParametersType")
+            _escape(r, 1, _C465, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -8516,119 +13497,104 @@ def _d47(r):
 
 def _e47(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C630.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C467.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C466)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C468.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C466)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C469.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C466)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C470.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C466)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C631.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C471.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C466)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C632.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C472.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C466)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C633.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C473.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C634.get(s)
+            _order("DisplayParameters.charging_complete", s, _C466)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C474.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C635.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C636.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C637.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C638.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C629)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C466)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C639.get(s)
+        _e46(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C475.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C640.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C466)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C476.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C629)
+        _order("DisplayParameters", s, _C466)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -8638,44 +13604,85 @@ def _d48(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C160[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C641, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C642[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C644, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C477, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C160[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C160[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C160[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C478, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C645, "EVSEStatusType")
+            _escape(r, 1, _C479, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -8685,37 +13692,175 @@ def _d48(r):
 
 def _e48(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C480)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C480)
+    i1 = _C161.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d49(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C647.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C646)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C648.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C646)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C643.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C649.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d36(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C481, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C482, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d36(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C483, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C484, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d36(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C485, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C486, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e49(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C487)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C487)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e36(w, v2)
+        s = 3
+    t = _C488.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C646)
+        _order("MessageHeader", s, _C487)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d49(r):
+def _d50(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -8727,35 +13872,206 @@ def _d49(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C650, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C489, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C490, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C491, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C651, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C492, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -8819,7 +14135,7 @@ def _d49(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C652, "MeterInfoType")
+            _escape(r, 1, _C493, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -8875,7 +14191,7 @@ def _d49(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C653, "MeterInfoType")
+            _escape(r, 1, _C494, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -8921,7 +14237,7 @@ def _d49(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C654, "MeterInfoType")
+            _escape(r, 1, _C495, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -8957,7 +14273,7 @@ def _d49(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C655, "MeterInfoType")
+            _escape(r, 1, _C496, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -8985,7 +14301,7 @@ def _d49(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C656, "MeterInfoType")
+            _escape(r, 1, _C497, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -9003,7 +14319,7 @@ def _d49(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C657, "MeterInfoType")
+            _escape(r, 1, _C498, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -9011,7 +14327,7 @@ def _d49(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C658, "MeterInfoType")
+            _escape(r, 1, _C499, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -9025,104 +14341,94 @@ def _d49(r):
     o.meter_timestamp = f7
     return o
 
-def _e49(w, o):
+def _e50(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C660.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C500)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C500)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C661.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C501.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C500)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C662.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C502.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C500)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C663.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C503.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C500)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C664.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C504.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C500)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C665.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C505.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C500)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C666.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C667.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C659)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C668.get(s)
+        s = 8
+    t = _C506.get(s)
     if t is None:
-        _order("MeterInfo", s, _C659)
+        _order("MeterInfo", s, _C500)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d50(r):
+def _d51(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -9133,114 +14439,1246 @@ def _d50(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    pc243 = r.pos
+                    ok243 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc244 = r.pos
+                        ok244 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t244_0 = y
+                            t244_1 = r.integer(3)
+                            if t244_1 < -32768 or t244_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t244_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o244 = _new(_iso20.RationalNumber)
+                                o244.exponent = t244_0
+                                o244.value = t244_1
+                                t243_0 = o244
+                                ok244 = True
+                        if not ok244:
+                            r.pos = pc244
+                            t243_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc245 = r.pos
+                            ok245 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t245_0 = y
+                                t245_1 = r.integer(3)
+                                if t245_1 < -32768 or t245_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t245_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o245 = _new(_iso20.RationalNumber)
+                                    o245.exponent = t245_0
+                                    o245.value = t245_1
+                                    t243_1 = o245
+                                    ok245 = True
+                            if not ok245:
+                                r.pos = pc245
+                                t243_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o243 = _new(_iso20.DetailedCost)
+                                o243.amount = t243_0
+                                o243.cost_per_unit = t243_1
+                                f1 = o243
+                                ok243 = True
+                    if not ok243:
+                        r.pos = pc243
+                        f1 = _d45(r)
+                    s = 2
+                elif ec == 1:
+                    pc246 = r.pos
+                    ok246 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc247 = r.pos
+                        ok247 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t247_0 = y
+                            t247_1 = r.integer(3)
+                            if t247_1 < -32768 or t247_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t247_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o247 = _new(_iso20.RationalNumber)
+                                o247.exponent = t247_0
+                                o247.value = t247_1
+                                t246_0 = o247
+                                ok247 = True
+                        if not ok247:
+                            r.pos = pc247
+                            t246_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc248 = r.pos
+                            ok248 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t248_0 = y
+                                t248_1 = r.integer(3)
+                                if t248_1 < -32768 or t248_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t248_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o248 = _new(_iso20.RationalNumber)
+                                    o248.exponent = t248_0
+                                    o248.value = t248_1
+                                    t246_1 = o248
+                                    ok248 = True
+                            if not ok248:
+                                r.pos = pc248
+                                t246_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o246 = _new(_iso20.DetailedCost)
+                                o246.amount = t246_0
+                                o246.cost_per_unit = t246_1
+                                f2 = o246
+                                ok246 = True
+                    if not ok246:
+                        r.pos = pc246
+                        f2 = _d45(r)
+                    s = 3
+                elif ec == 2:
+                    pc249 = r.pos
+                    ok249 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc250 = r.pos
+                        ok250 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t250_0 = y
+                            t250_1 = r.integer(3)
+                            if t250_1 < -32768 or t250_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t250_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o250 = _new(_iso20.RationalNumber)
+                                o250.exponent = t250_0
+                                o250.value = t250_1
+                                t249_0 = o250
+                                ok250 = True
+                        if not ok250:
+                            r.pos = pc250
+                            t249_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc251 = r.pos
+                            ok251 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t251_0 = y
+                                t251_1 = r.integer(3)
+                                if t251_1 < -32768 or t251_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t251_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o251 = _new(_iso20.RationalNumber)
+                                    o251.exponent = t251_0
+                                    o251.value = t251_1
+                                    t249_1 = o251
+                                    ok251 = True
+                            if not ok251:
+                                r.pos = pc251
+                                t249_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o249 = _new(_iso20.DetailedCost)
+                                o249.amount = t249_0
+                                o249.cost_per_unit = t249_1
+                                f3 = o249
+                                ok249 = True
+                    if not ok249:
+                        r.pos = pc249
+                        f3 = _d45(r)
+                    s = 4
+                elif ec == 3:
+                    pc252 = r.pos
+                    ok252 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc253 = r.pos
+                        ok253 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t253_0 = y
+                            t253_1 = r.integer(3)
+                            if t253_1 < -32768 or t253_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t253_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o253 = _new(_iso20.RationalNumber)
+                                o253.exponent = t253_0
+                                o253.value = t253_1
+                                t252_0 = o253
+                                ok253 = True
+                        if not ok253:
+                            r.pos = pc253
+                            t252_0 = _d46(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc254 = r.pos
+                            ok254 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t254_0 = y
+                                t254_1 = r.integer(3)
+                                if t254_1 < -32768 or t254_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t254_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o254 = _new(_iso20.RationalNumber)
+                                    o254.exponent = t254_0
+                                    o254.value = t254_1
+                                    t252_1 = o254
+                                    ok254 = True
+                            if not ok254:
+                                r.pos = pc254
+                                t252_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o252 = _new(_iso20.DetailedCost)
+                                o252.amount = t252_0
+                                o252.cost_per_unit = t252_1
+                                f4 = o252
+                                ok252 = True
+                    if not ok252:
+                        r.pos = pc252
+                        f4 = _d45(r)
+                    s = 5
+                elif ec == 4:
+                    pc255 = r.pos
+                    ok255 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t255_0 = r.uint(5)
+                        if t255_0 < 1 or t255_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t255_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc256 = r.pos
+                            ok256 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t256_0 = y
+                                t256_1 = r.integer(3)
+                                if t256_1 < -32768 or t256_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t256_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o256 = _new(_iso20.RationalNumber)
+                                    o256.exponent = t256_0
+                                    o256.value = t256_1
+                                    t255_1 = o256
+                                    ok256 = True
+                            if not ok256:
+                                r.pos = pc256
+                                t255_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o255 = _new(_iso20.DetailedTax)
+                                o255.tax_rule_id = t255_0
+                                o255.amount = t255_1
+                                v = o255
+                                ok255 = True
+                    if not ok255:
+                        r.pos = pc255
+                        v = _d53(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C507, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C669, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C508, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d52(r)
+            pc257 = r.pos
+            ok257 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc258 = r.pos
+                ok258 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t258_0 = y
+                    t258_1 = r.integer(3)
+                    if t258_1 < -32768 or t258_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t258_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o258 = _new(_iso20.RationalNumber)
+                        o258.exponent = t258_0
+                        o258.value = t258_1
+                        t257_0 = o258
+                        ok258 = True
+                if not ok258:
+                    r.pos = pc258
+                    t257_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc259 = r.pos
+                    ok259 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t259_0 = y
+                        t259_1 = r.integer(3)
+                        if t259_1 < -32768 or t259_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t259_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o259 = _new(_iso20.RationalNumber)
+                            o259.exponent = t259_0
+                            o259.value = t259_1
+                            t257_1 = o259
+                            ok259 = True
+                    if not ok259:
+                        r.pos = pc259
+                        t257_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o257 = _new(_iso20.DetailedCost)
+                        o257.amount = t257_0
+                        o257.cost_per_unit = t257_1
+                        f1 = o257
+                        ok257 = True
+            if not ok257:
+                r.pos = pc257
+                f1 = _d45(r)
             s = 2
         elif ec == 1:
-            f2 = _d52(r)
+            pc260 = r.pos
+            ok260 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc261 = r.pos
+                ok261 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t261_0 = y
+                    t261_1 = r.integer(3)
+                    if t261_1 < -32768 or t261_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t261_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o261 = _new(_iso20.RationalNumber)
+                        o261.exponent = t261_0
+                        o261.value = t261_1
+                        t260_0 = o261
+                        ok261 = True
+                if not ok261:
+                    r.pos = pc261
+                    t260_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc262 = r.pos
+                    ok262 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t262_0 = y
+                        t262_1 = r.integer(3)
+                        if t262_1 < -32768 or t262_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t262_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o262 = _new(_iso20.RationalNumber)
+                            o262.exponent = t262_0
+                            o262.value = t262_1
+                            t260_1 = o262
+                            ok262 = True
+                    if not ok262:
+                        r.pos = pc262
+                        t260_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o260 = _new(_iso20.DetailedCost)
+                        o260.amount = t260_0
+                        o260.cost_per_unit = t260_1
+                        f2 = o260
+                        ok260 = True
+            if not ok260:
+                r.pos = pc260
+                f2 = _d45(r)
             s = 3
         elif ec == 2:
-            f3 = _d52(r)
+            pc263 = r.pos
+            ok263 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc264 = r.pos
+                ok264 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t264_0 = y
+                    t264_1 = r.integer(3)
+                    if t264_1 < -32768 or t264_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t264_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o264 = _new(_iso20.RationalNumber)
+                        o264.exponent = t264_0
+                        o264.value = t264_1
+                        t263_0 = o264
+                        ok264 = True
+                if not ok264:
+                    r.pos = pc264
+                    t263_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc265 = r.pos
+                    ok265 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t265_0 = y
+                        t265_1 = r.integer(3)
+                        if t265_1 < -32768 or t265_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t265_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o265 = _new(_iso20.RationalNumber)
+                            o265.exponent = t265_0
+                            o265.value = t265_1
+                            t263_1 = o265
+                            ok265 = True
+                    if not ok265:
+                        r.pos = pc265
+                        t263_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o263 = _new(_iso20.DetailedCost)
+                        o263.amount = t263_0
+                        o263.cost_per_unit = t263_1
+                        f3 = o263
+                        ok263 = True
+            if not ok263:
+                r.pos = pc263
+                f3 = _d45(r)
             s = 4
         elif ec == 3:
-            f4 = _d52(r)
+            pc266 = r.pos
+            ok266 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc267 = r.pos
+                ok267 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t267_0 = y
+                    t267_1 = r.integer(3)
+                    if t267_1 < -32768 or t267_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t267_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o267 = _new(_iso20.RationalNumber)
+                        o267.exponent = t267_0
+                        o267.value = t267_1
+                        t266_0 = o267
+                        ok267 = True
+                if not ok267:
+                    r.pos = pc267
+                    t266_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc268 = r.pos
+                    ok268 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t268_0 = y
+                        t268_1 = r.integer(3)
+                        if t268_1 < -32768 or t268_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t268_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o268 = _new(_iso20.RationalNumber)
+                            o268.exponent = t268_0
+                            o268.value = t268_1
+                            t266_1 = o268
+                            ok268 = True
+                    if not ok268:
+                        r.pos = pc268
+                        t266_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o266 = _new(_iso20.DetailedCost)
+                        o266.amount = t266_0
+                        o266.cost_per_unit = t266_1
+                        f4 = o266
+                        ok266 = True
+            if not ok266:
+                r.pos = pc266
+                f4 = _d45(r)
             s = 5
         elif ec == 4:
-            v = _d53(r)
+            pc269 = r.pos
+            ok269 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t269_0 = r.uint(5)
+                if t269_0 < 1 or t269_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t269_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc270 = r.pos
+                    ok270 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t270_0 = y
+                        t270_1 = r.integer(3)
+                        if t270_1 < -32768 or t270_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t270_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o270 = _new(_iso20.RationalNumber)
+                            o270.exponent = t270_0
+                            o270.value = t270_1
+                            t269_1 = o270
+                            ok270 = True
+                    if not ok270:
+                        r.pos = pc270
+                        t269_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o269 = _new(_iso20.DetailedTax)
+                        o269.tax_rule_id = t269_0
+                        o269.amount = t269_1
+                        v = o269
+                        ok269 = True
+            if not ok269:
+                r.pos = pc269
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C670, "ReceiptType")
+            _escape(r, 1, _C509, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d52(r)
+            pc271 = r.pos
+            ok271 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc272 = r.pos
+                ok272 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t272_0 = y
+                    t272_1 = r.integer(3)
+                    if t272_1 < -32768 or t272_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t272_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o272 = _new(_iso20.RationalNumber)
+                        o272.exponent = t272_0
+                        o272.value = t272_1
+                        t271_0 = o272
+                        ok272 = True
+                if not ok272:
+                    r.pos = pc272
+                    t271_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc273 = r.pos
+                    ok273 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t273_0 = y
+                        t273_1 = r.integer(3)
+                        if t273_1 < -32768 or t273_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t273_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o273 = _new(_iso20.RationalNumber)
+                            o273.exponent = t273_0
+                            o273.value = t273_1
+                            t271_1 = o273
+                            ok273 = True
+                    if not ok273:
+                        r.pos = pc273
+                        t271_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o271 = _new(_iso20.DetailedCost)
+                        o271.amount = t271_0
+                        o271.cost_per_unit = t271_1
+                        f2 = o271
+                        ok271 = True
+            if not ok271:
+                r.pos = pc271
+                f2 = _d45(r)
             s = 3
         elif ec == 1:
-            f3 = _d52(r)
+            pc274 = r.pos
+            ok274 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc275 = r.pos
+                ok275 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t275_0 = y
+                    t275_1 = r.integer(3)
+                    if t275_1 < -32768 or t275_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t275_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o275 = _new(_iso20.RationalNumber)
+                        o275.exponent = t275_0
+                        o275.value = t275_1
+                        t274_0 = o275
+                        ok275 = True
+                if not ok275:
+                    r.pos = pc275
+                    t274_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc276 = r.pos
+                    ok276 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t276_0 = y
+                        t276_1 = r.integer(3)
+                        if t276_1 < -32768 or t276_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t276_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o276 = _new(_iso20.RationalNumber)
+                            o276.exponent = t276_0
+                            o276.value = t276_1
+                            t274_1 = o276
+                            ok276 = True
+                    if not ok276:
+                        r.pos = pc276
+                        t274_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o274 = _new(_iso20.DetailedCost)
+                        o274.amount = t274_0
+                        o274.cost_per_unit = t274_1
+                        f3 = o274
+                        ok274 = True
+            if not ok274:
+                r.pos = pc274
+                f3 = _d45(r)
             s = 4
         elif ec == 2:
-            f4 = _d52(r)
+            pc277 = r.pos
+            ok277 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc278 = r.pos
+                ok278 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t278_0 = y
+                    t278_1 = r.integer(3)
+                    if t278_1 < -32768 or t278_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t278_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o278 = _new(_iso20.RationalNumber)
+                        o278.exponent = t278_0
+                        o278.value = t278_1
+                        t277_0 = o278
+                        ok278 = True
+                if not ok278:
+                    r.pos = pc278
+                    t277_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc279 = r.pos
+                    ok279 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t279_0 = y
+                        t279_1 = r.integer(3)
+                        if t279_1 < -32768 or t279_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t279_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o279 = _new(_iso20.RationalNumber)
+                            o279.exponent = t279_0
+                            o279.value = t279_1
+                            t277_1 = o279
+                            ok279 = True
+                    if not ok279:
+                        r.pos = pc279
+                        t277_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o277 = _new(_iso20.DetailedCost)
+                        o277.amount = t277_0
+                        o277.cost_per_unit = t277_1
+                        f4 = o277
+                        ok277 = True
+            if not ok277:
+                r.pos = pc277
+                f4 = _d45(r)
             s = 5
         elif ec == 3:
-            v = _d53(r)
+            pc280 = r.pos
+            ok280 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t280_0 = r.uint(5)
+                if t280_0 < 1 or t280_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t280_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc281 = r.pos
+                    ok281 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t281_0 = y
+                        t281_1 = r.integer(3)
+                        if t281_1 < -32768 or t281_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t281_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o281 = _new(_iso20.RationalNumber)
+                            o281.exponent = t281_0
+                            o281.value = t281_1
+                            t280_1 = o281
+                            ok281 = True
+                    if not ok281:
+                        r.pos = pc281
+                        t280_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o280 = _new(_iso20.DetailedTax)
+                        o280.tax_rule_id = t280_0
+                        o280.amount = t280_1
+                        v = o280
+                        ok280 = True
+            if not ok280:
+                r.pos = pc280
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C671, "ReceiptType")
+            _escape(r, 1, _C510, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d52(r)
+            pc282 = r.pos
+            ok282 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc283 = r.pos
+                ok283 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t283_0 = y
+                    t283_1 = r.integer(3)
+                    if t283_1 < -32768 or t283_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t283_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o283 = _new(_iso20.RationalNumber)
+                        o283.exponent = t283_0
+                        o283.value = t283_1
+                        t282_0 = o283
+                        ok283 = True
+                if not ok283:
+                    r.pos = pc283
+                    t282_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc284 = r.pos
+                    ok284 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t284_0 = y
+                        t284_1 = r.integer(3)
+                        if t284_1 < -32768 or t284_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t284_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o284 = _new(_iso20.RationalNumber)
+                            o284.exponent = t284_0
+                            o284.value = t284_1
+                            t282_1 = o284
+                            ok284 = True
+                    if not ok284:
+                        r.pos = pc284
+                        t282_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o282 = _new(_iso20.DetailedCost)
+                        o282.amount = t282_0
+                        o282.cost_per_unit = t282_1
+                        f3 = o282
+                        ok282 = True
+            if not ok282:
+                r.pos = pc282
+                f3 = _d45(r)
             s = 4
         elif ec == 1:
-            f4 = _d52(r)
+            pc285 = r.pos
+            ok285 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc286 = r.pos
+                ok286 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t286_0 = y
+                    t286_1 = r.integer(3)
+                    if t286_1 < -32768 or t286_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t286_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o286 = _new(_iso20.RationalNumber)
+                        o286.exponent = t286_0
+                        o286.value = t286_1
+                        t285_0 = o286
+                        ok286 = True
+                if not ok286:
+                    r.pos = pc286
+                    t285_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc287 = r.pos
+                    ok287 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t287_0 = y
+                        t287_1 = r.integer(3)
+                        if t287_1 < -32768 or t287_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t287_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o287 = _new(_iso20.RationalNumber)
+                            o287.exponent = t287_0
+                            o287.value = t287_1
+                            t285_1 = o287
+                            ok287 = True
+                    if not ok287:
+                        r.pos = pc287
+                        t285_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o285 = _new(_iso20.DetailedCost)
+                        o285.amount = t285_0
+                        o285.cost_per_unit = t285_1
+                        f4 = o285
+                        ok285 = True
+            if not ok285:
+                r.pos = pc285
+                f4 = _d45(r)
             s = 5
         elif ec == 2:
-            v = _d53(r)
+            pc288 = r.pos
+            ok288 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t288_0 = r.uint(5)
+                if t288_0 < 1 or t288_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t288_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc289 = r.pos
+                    ok289 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t289_0 = y
+                        t289_1 = r.integer(3)
+                        if t289_1 < -32768 or t289_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t289_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o289 = _new(_iso20.RationalNumber)
+                            o289.exponent = t289_0
+                            o289.value = t289_1
+                            t288_1 = o289
+                            ok289 = True
+                    if not ok289:
+                        r.pos = pc289
+                        t288_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o288 = _new(_iso20.DetailedTax)
+                        o288.tax_rule_id = t288_0
+                        o288.amount = t288_1
+                        v = o288
+                        ok288 = True
+            if not ok288:
+                r.pos = pc288
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C672, "ReceiptType")
+            _escape(r, 1, _C511, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d52(r)
+            pc290 = r.pos
+            ok290 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc291 = r.pos
+                ok291 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t291_0 = y
+                    t291_1 = r.integer(3)
+                    if t291_1 < -32768 or t291_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t291_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o291 = _new(_iso20.RationalNumber)
+                        o291.exponent = t291_0
+                        o291.value = t291_1
+                        t290_0 = o291
+                        ok291 = True
+                if not ok291:
+                    r.pos = pc291
+                    t290_0 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc292 = r.pos
+                    ok292 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t292_0 = y
+                        t292_1 = r.integer(3)
+                        if t292_1 < -32768 or t292_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t292_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o292 = _new(_iso20.RationalNumber)
+                            o292.exponent = t292_0
+                            o292.value = t292_1
+                            t290_1 = o292
+                            ok292 = True
+                    if not ok292:
+                        r.pos = pc292
+                        t290_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o290 = _new(_iso20.DetailedCost)
+                        o290.amount = t290_0
+                        o290.cost_per_unit = t290_1
+                        f4 = o290
+                        ok290 = True
+            if not ok290:
+                r.pos = pc290
+                f4 = _d45(r)
             s = 5
         elif ec == 1:
-            v = _d53(r)
+            pc293 = r.pos
+            ok293 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t293_0 = r.uint(5)
+                if t293_0 < 1 or t293_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t293_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc294 = r.pos
+                    ok294 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t294_0 = y
+                        t294_1 = r.integer(3)
+                        if t294_1 < -32768 or t294_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t294_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o294 = _new(_iso20.RationalNumber)
+                            o294.exponent = t294_0
+                            o294.value = t294_1
+                            t293_1 = o294
+                            ok294 = True
+                    if not ok294:
+                        r.pos = pc294
+                        t293_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o293 = _new(_iso20.DetailedTax)
+                        o293.tax_rule_id = t293_0
+                        o293.amount = t293_1
+                        v = o293
+                        ok293 = True
+            if not ok293:
+                r.pos = pc293
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C673, "ReceiptType")
+            _escape(r, 1, _C512, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d53(r)
+            pc295 = r.pos
+            ok295 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t295_0 = r.uint(5)
+                if t295_0 < 1 or t295_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t295_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc296 = r.pos
+                    ok296 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t296_0 = y
+                        t296_1 = r.integer(3)
+                        if t296_1 < -32768 or t296_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t296_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o296 = _new(_iso20.RationalNumber)
+                            o296.exponent = t296_0
+                            o296.value = t296_1
+                            t295_1 = o296
+                            ok296 = True
+                    if not ok296:
+                        r.pos = pc296
+                        t295_1 = _d46(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o295 = _new(_iso20.DetailedTax)
+                        o295.tax_rule_id = t295_0
+                        o295.amount = t295_1
+                        v = o295
+                        ok295 = True
+            if not ok295:
+                r.pos = pc295
+                v = _d53(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C674, "ReceiptType")
+            _escape(r, 1, _C513, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -9248,7 +15686,49 @@ def _d50(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d53(r)
+                    pc297 = r.pos
+                    ok297 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t297_0 = r.uint(5)
+                        if t297_0 < 1 or t297_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t297_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc298 = r.pos
+                            ok298 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t298_0 = y
+                                t298_1 = r.integer(3)
+                                if t298_1 < -32768 or t298_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t298_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o298 = _new(_iso20.RationalNumber)
+                                    o298.exponent = t298_0
+                                    o298.value = t298_1
+                                    t297_1 = o298
+                                    ok298 = True
+                            if not ok298:
+                                r.pos = pc298
+                                t297_1 = _d46(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o297 = _new(_iso20.DetailedTax)
+                                o297.tax_rule_id = t297_0
+                                o297.amount = t297_1
+                                v = o297
+                                ok297 = True
+                    if not ok297:
+                        r.pos = pc297
+                        v = _d53(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -9256,7 +15736,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C675, "ReceiptType")
+                    _escape(r, 1, _C514, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -9265,7 +15745,7 @@ def _d50(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C676, "ReceiptType")
+                    _escape(r, 1, _C515, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -9277,121 +15757,154 @@ def _d50(r):
     o.tax_costs = f5
     return o
 
-def _e50(w, o):
+def _e51(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C678.get(s)
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C516)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e45(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
+        t = _C517.get(s)
         if t is None:
-            _order("Receipt.time_anchor", s, _C677)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C679.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C516)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C680.get(s)
+        _e45(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C518.get(s)
         if t is None:
-            _order("Receipt.occupancy_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
+            _order("Receipt.additional_services_costs", s, _C516)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C681.get(s)
+        _e45(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C519.get(s)
         if t is None:
-            _order("Receipt.additional_services_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
+            _order("Receipt.overstay_costs", s, _C516)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("Receipt.overstay_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
+        _e45(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C683.get(s)
+        t = _C520.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C677)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C516)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e53(w, v)
+        _e53(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C684.get(s)
+    t = _C521.get(s)
     if t is None:
-        _order("Receipt", s, _C677)
+        _order("Receipt", s, _C516)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d51(r):
+def _d52(r):
     """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C685, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C522, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C686, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C523, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C687, "X509IssuerSerialType")
+            _escape(r, 1, _C524, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -9399,101 +15912,23 @@ def _d51(r):
     o.x509_serial_number = f1
     return o
 
-def _e51(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C691.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C688)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d52(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d45(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C692, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d45(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C693, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C694, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
 def _e52(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C696.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C695)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C695)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C698.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C525)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C525)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d53(r):
     """DetailedTaxType -> iso20.DetailedTax"""
@@ -9501,28 +15936,92 @@ def _d53(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc299 = r.pos
+                ok299 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t299_0 = y
+                    t299_1 = r.integer(3)
+                    if t299_1 < -32768 or t299_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t299_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o299 = _new(_iso20.RationalNumber)
+                        o299.exponent = t299_0
+                        o299.value = t299_1
+                        f1 = o299
+                        ok299 = True
+                if not ok299:
+                    r.pos = pc299
+                    f1 = _d46(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C699, "DetailedTaxType")
+                s = 1
         else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C526, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d45(r)
+            pc300 = r.pos
+            ok300 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t300_0 = y
+                t300_1 = r.integer(3)
+                if t300_1 < -32768 or t300_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t300_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o300 = _new(_iso20.RationalNumber)
+                    o300.exponent = t300_0
+                    o300.value = t300_1
+                    f1 = o300
+                    ok300 = True
+            if not ok300:
+                r.pos = pc300
+                f1 = _d46(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C700, "DetailedTaxType")
+            _escape(r, 2, _C527, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     if s == 2:
@@ -9530,7 +16029,7 @@ def _d53(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C701, "DetailedTaxType")
+            _escape(r, 1, _C528, "DetailedTaxType")
         else:
             r.fail("DetailedTaxType: event code %d out of range" % ec)
     o = _new(_iso20.DetailedTax)
@@ -9540,33 +16039,21 @@ def _d53(r):
 
 def _e53(w, o):
     """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C703.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C702)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C704.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C702)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    t = _C705.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C702)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C529)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C529)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e46(w, v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
@@ -9583,22 +16070,22 @@ _C9 = ('EE', 'SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, EVMaximumDischargePower', 7: 'EVMaximumDischargePower', 8: 'EVMinimumDischargePower', 9: 'EVMaximumDischargeCurrent', 10: 'EVMinimumDischargeCurrent', 11: 'end of element'}
-_C13 = {0: (0, 1, 1)}
-_C14 = {1: (0, 1, 2)}
-_C15 = {2: (0, 1, 3)}
-_C16 = {3: (0, 1, 4)}
-_C17 = {4: (0, 1, 5)}
-_C18 = {5: (0, 1, 6)}
-_C19 = {6: (0, 2, 7)}
-_C20 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C21 = {8: (0, 1, 9)}
-_C22 = {9: (0, 1, 10)}
-_C23 = {10: (0, 1, 11)}
-_C24 = {11: (0, 1, -1)}
-_C25 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C26 = ('EE', 'SE_ANY', 'CH')
-_C27 = ('EE', 'SE_ANY', 'CH')
-_C28 = ('EE', 'SE_ANY', 'CH')
+_C13 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C14 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C15 = ('EE', 'SE_ANY', 'CH')
+_C16 = ('EE', 'SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
+_C18 = ('EE', 'SE_ANY', 'CH')
+_C19 = ('EE', 'SE_ANY', 'CH')
+_C20 = ('EE', 'SE_ANY', 'CH')
+_C21 = ('EE', 'SE_ANY', 'CH')
+_C22 = ('EE', 'SE_ANY', 'CH')
+_C23 = ('EE', 'SE_ANY', 'CH')
+_C24 = ('EE', 'SE_ANY', 'CH')
+_C25 = ('SE_ANY', 'CH')
+_C26 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, EVSEMaximumDischargePower', 7: 'EVSEMaximumDischargePower', 8: 'EVSEMinimumDischargePower', 9: 'EVSEMaximumDischargeCurrent', 10: 'EVSEMinimumDischargeCurrent', 11: 'end of element'}
+_C27 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C28 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C29 = ('EE', 'SE_ANY', 'CH')
 _C30 = ('EE', 'SE_ANY', 'CH')
 _C31 = ('EE', 'SE_ANY', 'CH')
@@ -9606,21 +16093,21 @@ _C32 = ('EE', 'SE_ANY', 'CH')
 _C33 = ('EE', 'SE_ANY', 'CH')
 _C34 = ('EE', 'SE_ANY', 'CH')
 _C35 = ('EE', 'SE_ANY', 'CH')
-_C36 = ('SE_ANY', 'CH')
-_C37 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, EVSEMaximumDischargePower', 7: 'EVSEMaximumDischargePower', 8: 'EVSEMinimumDischargePower', 9: 'EVSEMaximumDischargeCurrent', 10: 'EVSEMinimumDischargeCurrent', 11: 'end of element'}
-_C38 = {0: (0, 1, 1)}
-_C39 = {1: (0, 1, 2)}
-_C40 = {2: (0, 1, 3)}
-_C41 = {3: (0, 1, 4)}
-_C42 = {4: (0, 1, 5)}
-_C43 = {5: (0, 1, 6)}
-_C44 = {6: (0, 2, 7)}
-_C45 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C46 = {8: (0, 1, 9)}
-_C47 = {9: (0, 1, 10)}
-_C48 = {10: (0, 1, 11)}
-_C49 = {11: (0, 1, -1)}
-_C50 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C36 = ('EE', 'SE_ANY', 'CH')
+_C37 = ('EE', 'SE_ANY', 'CH')
+_C38 = ('EE', 'SE_ANY', 'CH')
+_C39 = ('EE', 'SE_ANY', 'CH')
+_C40 = ('SE_ANY', 'CH')
+_C41 = ('SE_ANY', 'CH')
+_C42 = ('SE_ANY', 'CH')
+_C43 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'EVMaximumDischargePower', 10: 'EVMinimumDischargePower', 11: 'EVMaximumDischargeCurrent', 12: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 13: 'EVMinimumV2XEnergyRequest, end of element', 14: 'end of element'}
+_C44 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C45 = {12: (1, 2, 14), 13: (0, 2, 14)}
+_C46 = {12: (2, 2), 13: (1, 2), 14: (0, 1)}
+_C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('EE', 'SE_ANY', 'CH')
+_C50 = ('EE', 'SE_ANY', 'CH')
 _C51 = ('EE', 'SE_ANY', 'CH')
 _C52 = ('EE', 'SE_ANY', 'CH')
 _C53 = ('EE', 'SE_ANY', 'CH')
@@ -9629,756 +16116,541 @@ _C55 = ('EE', 'SE_ANY', 'CH')
 _C56 = ('EE', 'SE_ANY', 'CH')
 _C57 = ('EE', 'SE_ANY', 'CH')
 _C58 = ('EE', 'SE_ANY', 'CH')
-_C59 = ('EE', 'SE_ANY', 'CH')
-_C60 = ('EE', 'SE_ANY', 'CH')
-_C61 = ('EE', 'SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = ('SE_ANY', 'CH')
-_C64 = ('SE_ANY', 'CH')
-_C65 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'EVMaximumDischargePower', 10: 'EVMinimumDischargePower', 11: 'EVMaximumDischargeCurrent', 12: 'EVMaximumV2XEnergyRequest, EVMinimumV2XEnergyRequest, end of element', 13: 'EVMinimumV2XEnergyRequest, end of element', 14: 'end of element'}
-_C66 = {0: (0, 2, 1)}
-_C67 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C68 = {2: (0, 1, 3)}
-_C69 = {3: (0, 1, 4)}
-_C70 = {4: (0, 1, 5)}
-_C71 = {5: (0, 1, 6)}
-_C72 = {6: (0, 1, 7)}
-_C73 = {7: (0, 1, 8)}
-_C74 = {8: (0, 1, 9)}
-_C75 = {9: (0, 1, 10)}
-_C76 = {10: (0, 1, 11)}
-_C77 = {11: (0, 1, 12)}
-_C78 = {12: (0, 2, 13)}
-_C79 = {12: (1, 2, 14), 13: (0, 2, 14)}
-_C80 = {12: (2, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C81 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C82 = ('EE', 'SE_ANY', 'CH')
-_C83 = ('EE', 'SE_ANY', 'CH')
-_C84 = ('EE', 'SE_ANY', 'CH')
-_C85 = ('EE', 'SE_ANY', 'CH')
-_C86 = ('EE', 'SE_ANY', 'CH')
-_C87 = ('EE', 'SE_ANY', 'CH')
-_C88 = ('EE', 'SE_ANY', 'CH')
-_C89 = ('EE', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('EE', 'SE_ANY', 'CH')
-_C92 = ('EE', 'SE_ANY', 'CH')
+_C59 = ('SE_ANY', 'CH')
+_C60 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'EVSEMaximumDischargePower', 9: 'EVSEMinimumDischargePower', 10: 'EVSEMaximumDischargeCurrent', 11: 'EVSEMinimumVoltage', 12: 'end of element'}
+_C61 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C62 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C63 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C64 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C65 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C66 = ('EE', 'SE_ANY', 'CH')
+_C67 = ('EE', 'SE_ANY', 'CH')
+_C68 = ('EE', 'SE_ANY', 'CH')
+_C69 = ('EE', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = ('SE_ANY', 'CH')
+_C72 = ('SE_ANY', 'CH')
+_C73 = ('SE_ANY', 'CH')
+_C74 = ('SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
+_C78 = ('SE_ANY', 'CH')
+_C79 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 9: 'EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 10: 'EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 11: 'EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 12: 'EVMaximumDischargeCurrent, end of element', 13: 'end of element'}
+_C80 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C81 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C82 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C83 = {5: (1, 4, 7), 6: (0, 4, 7)}
+_C84 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
+_C85 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
+_C86 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
+_C87 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
+_C88 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
+_C89 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
+_C90 = {5: (8, 4), 6: (7, 4), 7: (6, 3), 8: (5, 3), 9: (4, 3), 10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (0, 1)}
+_C91 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C92 = ('SE_ANY', 'CH')
 _C93 = ('SE_ANY', 'CH')
-_C94 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'EVSEMaximumDischargePower', 9: 'EVSEMinimumDischargePower', 10: 'EVSEMaximumDischargeCurrent', 11: 'EVSEMinimumVoltage', 12: 'end of element'}
-_C95 = {0: (0, 3, 1)}
-_C96 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C97 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C98 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C99 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C100 = {5: (0, 1, 6)}
-_C101 = {6: (0, 1, 7)}
-_C102 = {7: (0, 1, 8)}
-_C103 = {8: (0, 1, 9)}
-_C104 = {9: (0, 1, 10)}
-_C105 = {10: (0, 1, 11)}
-_C106 = {11: (0, 1, 12)}
-_C107 = {12: (0, 1, -1)}
-_C108 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C109 = ('EE', 'SE_ANY', 'CH')
-_C110 = ('EE', 'SE_ANY', 'CH')
-_C111 = ('EE', 'SE_ANY', 'CH')
-_C112 = ('EE', 'SE_ANY', 'CH')
-_C113 = ('SE_ANY', 'CH')
-_C114 = ('SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = ('SE_ANY', 'CH')
+_C96 = ('SE_ANY', 'CH')
+_C97 = ('SE_ANY', 'CH')
+_C98 = ('SE_ANY', 'CH')
+_C99 = ('SE_ANY', 'CH')
+_C100 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 3: 'EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 4: 'EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 5: 'EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 6: 'EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 7: 'EVSEMinimumVoltage, end of element', 8: 'end of element'}
+_C101 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C102 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 3, 3)}
+_C103 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C104 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C105 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C106 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C107 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C108 = {0: (8, 4), 1: (7, 4), 2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C109 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = {0: 'end of element'}
+_C111 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C112 = {0: 'end of element'}
+_C113 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C114 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C115 = ('SE_ANY', 'CH')
 _C116 = ('SE_ANY', 'CH')
-_C117 = ('SE_ANY', 'CH')
-_C118 = ('SE_ANY', 'CH')
-_C119 = ('SE_ANY', 'CH')
-_C120 = ('SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 9: 'EVMinimumVoltage, EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 10: 'EVMaximumDischargePower, EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 11: 'EVMinimumDischargePower, EVMaximumDischargeCurrent, end of element', 12: 'EVMaximumDischargeCurrent, end of element', 13: 'end of element'}
-_C123 = {0: (0, 3, 1)}
-_C124 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C125 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C126 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C127 = {4: (0, 1, 5)}
-_C128 = {5: (0, 4, 6)}
-_C129 = {5: (1, 4, 7), 6: (0, 4, 7)}
-_C130 = {5: (2, 4, 8), 6: (1, 4, 8), 7: (0, 3, 8)}
-_C131 = {5: (3, 4, 9), 6: (2, 4, 9), 7: (1, 3, 9), 8: (0, 3, 9)}
-_C132 = {5: (4, 4, 10), 6: (3, 4, 10), 7: (2, 3, 10), 8: (1, 3, 10), 9: (0, 3, 10)}
-_C133 = {5: (5, 4, 11), 6: (4, 4, 11), 7: (3, 3, 11), 8: (2, 3, 11), 9: (1, 3, 11), 10: (0, 3, 11)}
-_C134 = {5: (6, 4, 12), 6: (5, 4, 12), 7: (4, 3, 12), 8: (3, 3, 12), 9: (2, 3, 12), 10: (1, 3, 12), 11: (0, 2, 12)}
-_C135 = {5: (7, 4, 13), 6: (6, 4, 13), 7: (5, 3, 13), 8: (4, 3, 13), 9: (3, 3, 13), 10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13)}
-_C136 = {5: (8, 4, -1), 6: (7, 4, -1), 7: (6, 3, -1), 8: (5, 3, -1), 9: (4, 3, -1), 10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (0, 1, -1)}
-_C137 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C138 = ('SE_ANY', 'CH')
+_C117 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C118 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C119 = ('EE', 'SE_ANY', 'CH')
+_C120 = ('EE', 'SE_ANY', 'CH')
+_C121 = ('EE', 'SE_ANY', 'CH')
+_C122 = ('EE', 'SE_ANY', 'CH')
+_C123 = ('EE', 'SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = ('SE_ANY', 'CH')
+_C126 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, end of element', 7: 'end of element'}
+_C127 = {6: (1, 2), 7: (0, 1)}
+_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('EE', 'SE_ANY', 'CH')
+_C130 = ('EE', 'SE_ANY', 'CH')
+_C131 = ('EE', 'SE_ANY', 'CH')
+_C132 = ('EE', 'SE_ANY', 'CH')
+_C133 = ('EE', 'SE_ANY', 'CH')
+_C134 = ('SE_ANY', 'CH')
+_C135 = ('SE_ANY', 'CH')
+_C136 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, end of element', 7: 'end of element'}
+_C137 = {6: (1, 2), 7: (0, 1)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C139 = ('SE_ANY', 'CH')
-_C140 = ('SE_ANY', 'CH')
-_C141 = ('SE_ANY', 'CH')
-_C142 = ('SE_ANY', 'CH')
-_C143 = ('SE_ANY', 'CH')
-_C144 = ('SE_ANY', 'CH')
-_C145 = ('SE_ANY', 'CH')
-_C146 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 3: 'EVSEMaximumVoltage, EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 4: 'EVSEMaximumDischargePower, EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 5: 'EVSEMinimumDischargePower, EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 6: 'EVSEMaximumDischargeCurrent, EVSEMinimumVoltage, end of element', 7: 'EVSEMinimumVoltage, end of element', 8: 'end of element'}
-_C147 = {0: (0, 4, 1)}
-_C148 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C149 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 3, 3)}
-_C150 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C151 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C152 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C153 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C154 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C155 = {0: (8, 4, -1), 1: (7, 4, -1), 2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C156 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = {0: 'end of element'}
-_C158 = {0: (0, 1, -1)}
-_C159 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C160 = {0: 'end of element'}
-_C161 = {0: (0, 1, -1)}
-_C162 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C163 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('SE_ANY', 'CH')
-_C165 = ('SE_ANY', 'CH')
-_C166 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C167 = {0: (0, 1, 3)}
-_C168 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C169 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C140 = {0: 'Header', 1: 'end of element'}
+_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C142 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C143 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C144 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C145 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C146 = ('EE', 'SE_ANY', 'CH')
+_C147 = ('EE', 'SE_ANY', 'CH')
+_C148 = ('SE_ANY', 'CH')
+_C149 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
+_C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C151 = ('EE', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('EE', 'SE_ANY', 'CH')
+_C155 = ('SE_ANY', 'CH')
+_C156 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPresentVoltage', 4: 'BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode', 5: 'end of element'}
+_C157 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C158 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (0, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (1, _e4), _iso20.CLReqControlMode: (2, _e6), _iso20.Dynamic_DC_CLReqControlMode: (3, _e23), _iso20.Scheduled_DC_CLReqControlMode: (4, _e34)}
+_C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C160 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C161 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C162 = ('EE', 'SE_ANY', 'CH')
+_C163 = ('EE', 'SE_ANY', 'CH')
+_C164 = ('EE', 'SE_ANY', 'CH')
+_C165 = ('EE', 'SE_ANY', 'CH')
+_C166 = ('EE', 'SE_ANY', 'CH')
+_C167 = ('EE', 'SE_ANY', 'CH')
+_C168 = ('EE', 'SE_ANY', 'CH')
+_C169 = ('EE', 'SE_ANY', 'CH')
 _C170 = ('EE', 'SE_ANY', 'CH')
 _C171 = ('EE', 'SE_ANY', 'CH')
 _C172 = ('EE', 'SE_ANY', 'CH')
 _C173 = ('EE', 'SE_ANY', 'CH')
 _C174 = ('EE', 'SE_ANY', 'CH')
-_C175 = ('SE_ANY', 'CH')
+_C175 = ('EE', 'SE_ANY', 'CH')
 _C176 = ('SE_ANY', 'CH')
-_C177 = {0: 'EVMaximumChargePower', 1: 'EVMinimumChargePower', 2: 'EVMaximumChargeCurrent', 3: 'EVMinimumChargeCurrent', 4: 'EVMaximumVoltage', 5: 'EVMinimumVoltage', 6: 'TargetSOC, end of element', 7: 'end of element'}
-_C178 = {0: (0, 1, 1)}
-_C179 = {1: (0, 1, 2)}
-_C180 = {2: (0, 1, 3)}
-_C181 = {3: (0, 1, 4)}
-_C182 = {4: (0, 1, 5)}
-_C183 = {5: (0, 1, 6)}
-_C184 = {6: (0, 2, 7)}
-_C185 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C186 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C187 = ('EE', 'SE_ANY', 'CH')
+_C177 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
+_C178 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C179 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C180 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C181 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (0, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (1, _e5), _iso20.CLResControlMode: (2, _e7), _iso20.Dynamic_DC_CLResControlMode: (3, _e24), _iso20.Scheduled_DC_CLResControlMode: (4, _e35)}
+_C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
+_C186 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (0, _e0), _iso20.DC_CPDReqEnergyTransferMode: (1, _e9)}
+_C187 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C188 = ('EE', 'SE_ANY', 'CH')
 _C189 = ('EE', 'SE_ANY', 'CH')
 _C190 = ('EE', 'SE_ANY', 'CH')
-_C191 = ('EE', 'SE_ANY', 'CH')
-_C192 = ('SE_ANY', 'CH')
-_C193 = ('SE_ANY', 'CH')
-_C194 = {0: 'EVSEMaximumChargePower', 1: 'EVSEMinimumChargePower', 2: 'EVSEMaximumChargeCurrent', 3: 'EVSEMinimumChargeCurrent', 4: 'EVSEMaximumVoltage', 5: 'EVSEMinimumVoltage', 6: 'EVSEPowerRampLimitation, end of element', 7: 'end of element'}
-_C195 = {0: (0, 1, 1)}
-_C196 = {1: (0, 1, 2)}
-_C197 = {2: (0, 1, 3)}
-_C198 = {3: (0, 1, 4)}
-_C199 = {4: (0, 1, 5)}
-_C200 = {5: (0, 1, 6)}
-_C201 = {6: (0, 2, 7)}
-_C202 = {6: (1, 2, -1), 7: (0, 1, -1)}
-_C203 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C204 = ('SE_ANY', 'CH')
-_C205 = {0: 'Header', 1: 'end of element'}
-_C206 = {0: (0, 1, 1)}
-_C207 = {1: (0, 1, -1)}
-_C208 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C209 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C210 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
+_C191 = ('SE_ANY', 'CH')
+_C192 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
+_C193 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (0, _e1), _iso20.DC_CPDResEnergyTransferMode: (1, _e10)}
+_C194 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('EE', 'SE_ANY', 'CH')
+_C197 = ('EE', 'SE_ANY', 'CH')
+_C198 = ('SE_ANY', 'CH')
+_C199 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
+_C200 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C201 = ('EE', 'SE_ANY', 'CH')
+_C202 = ('EE', 'SE_ANY', 'CH')
+_C203 = ('SE_ANY', 'CH')
+_C204 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C205 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = ('SE_ANY', 'CH')
+_C208 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
+_C209 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
 _C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C213 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C214 = ('EE', 'SE_ANY', 'CH')
-_C215 = ('SE_ANY', 'CH')
-_C216 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'end of element'}
-_C217 = {0: (0, 1, 1)}
-_C218 = {1: (0, 1, 2)}
-_C219 = {2: (0, 1, 3)}
-_C220 = {3: (0, 1, -1)}
-_C221 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C212 = ('SE_ANY', 'CH')
+_C213 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
+_C214 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C215 = ('EE', 'SE_ANY', 'CH')
+_C216 = ('EE', 'SE_ANY', 'CH')
+_C217 = ('EE', 'SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('EE', 'SE_ANY', 'CH')
+_C220 = ('SE_ANY', 'CH')
+_C221 = ('SE_ANY', 'CH')
 _C222 = ('EE', 'SE_ANY', 'CH')
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('EE', 'SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
-_C227 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPresentVoltage', 4: 'BPT_Dynamic_DC_CLReqControlMode, BPT_Scheduled_DC_CLReqControlMode, CLReqControlMode, Dynamic_DC_CLReqControlMode, Scheduled_DC_CLReqControlMode', 5: 'end of element'}
-_C228 = {0: (0, 1, 1)}
-_C229 = {1: (0, 2, 2)}
-_C230 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C231 = {3: (0, 1, 4)}
-_C232 = {4: (0, 3, 5)}
-_C233 = {4: (1, 3, 5)}
-_C234 = {4: (2, 3, 5)}
-_C235 = {4: (3, 3, 5)}
-_C236 = {4: (4, 3, 5)}
-_C237 = {_iso20.BPT_Dynamic_DC_CLReqControlMode: (_C232, _e2), _iso20.BPT_Scheduled_DC_CLReqControlMode: (_C233, _e4), _iso20.CLReqControlMode: (_C234, _e6), _iso20.Dynamic_DC_CLReqControlMode: (_C235, _e23), _iso20.Scheduled_DC_CLReqControlMode: (_C236, _e34)}
-_C238 = {5: (0, 1, -1)}
-_C239 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C223 = ('SE_ANY', 'CH')
+_C224 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C225 = {1: (0, 1, 2)}
+_C226 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C227 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C228 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C229 = {6: (0, 1, 7)}
+_C230 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C231 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C232 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C233 = ('SE_ANY', 'CH')
+_C234 = ('SE_ANY', 'CH')
+_C235 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C236 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C237 = ('EE', 'SE_ANY', 'CH')
+_C238 = ('EE', 'SE_ANY', 'CH')
+_C239 = ('EE', 'SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
 _C241 = ('EE', 'SE_ANY', 'CH')
 _C242 = ('EE', 'SE_ANY', 'CH')
 _C243 = ('EE', 'SE_ANY', 'CH')
 _C244 = ('EE', 'SE_ANY', 'CH')
-_C245 = ('EE', 'SE_ANY', 'CH')
-_C246 = ('EE', 'SE_ANY', 'CH')
-_C247 = ('EE', 'SE_ANY', 'CH')
-_C248 = ('EE', 'SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
+_C247 = {0: (1, 2, 2), 1: (0, 1, 2)}
+_C248 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C249 = ('EE', 'SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVSEPresentCurrent', 3: 'MeterInfo, Receipt, EVSEPresentCurrent', 4: 'Receipt, EVSEPresentCurrent', 5: 'EVSEPresentCurrent', 6: 'EVSEPresentVoltage', 7: 'EVSEPowerLimitAchieved', 8: 'EVSECurrentLimitAchieved', 9: 'EVSEVoltageLimitAchieved', 10: 'BPT_Dynamic_DC_CLResControlMode, BPT_Scheduled_DC_CLResControlMode, CLResControlMode, Dynamic_DC_CLResControlMode, Scheduled_DC_CLResControlMode', 11: 'end of element'}
-_C252 = {0: (0, 1, 1)}
-_C253 = {1: (0, 1, 2)}
-_C254 = {2: (0, 3, 3)}
-_C255 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C256 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C257 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C258 = {6: (0, 1, 7)}
-_C259 = {7: (0, 1, 8)}
-_C260 = {8: (0, 1, 9)}
-_C261 = {9: (0, 1, 10)}
-_C262 = {10: (0, 3, 11)}
-_C263 = {10: (1, 3, 11)}
-_C264 = {10: (2, 3, 11)}
-_C265 = {10: (3, 3, 11)}
-_C266 = {10: (4, 3, 11)}
-_C267 = {_iso20.BPT_Dynamic_DC_CLResControlMode: (_C262, _e3), _iso20.BPT_Scheduled_DC_CLResControlMode: (_C263, _e5), _iso20.CLResControlMode: (_C264, _e7), _iso20.Dynamic_DC_CLResControlMode: (_C265, _e24), _iso20.Scheduled_DC_CLResControlMode: (_C266, _e35)}
-_C268 = {11: (0, 1, -1)}
-_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
+_C250 = ('EE', 'SE_ANY', 'CH')
+_C251 = ('EE', 'SE_ANY', 'CH')
+_C252 = ('EE', 'SE_ANY', 'CH')
+_C253 = ('EE', 'SE_ANY', 'CH')
+_C254 = ('EE', 'SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
+_C258 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C259 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C260 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C261 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
+_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C263 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C264 = ('EE', 'SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
+_C266 = ('SE_ANY', 'CH')
+_C267 = ('SE_ANY', 'CH')
+_C268 = ('SE_ANY', 'CH')
+_C269 = ('SE_ANY', 'CH')
+_C270 = ('SE_ANY', 'CH')
 _C271 = ('SE_ANY', 'CH')
-_C272 = {0: 'Header', 1: 'BPT_DC_CPDReqEnergyTransferMode, DC_CPDReqEnergyTransferMode', 2: 'end of element'}
-_C273 = {0: (0, 1, 1)}
-_C274 = {1: (0, 2, 2)}
-_C275 = {1: (1, 2, 2)}
-_C276 = {_iso20.BPT_DC_CPDReqEnergyTransferMode: (_C274, _e0), _iso20.DC_CPDReqEnergyTransferMode: (_C275, _e9)}
-_C277 = {2: (0, 1, -1)}
-_C278 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C279 = ('EE', 'SE_ANY', 'CH')
-_C280 = ('EE', 'SE_ANY', 'CH')
-_C281 = ('SE_ANY', 'CH')
-_C282 = {0: 'Header', 1: 'ResponseCode', 2: 'BPT_DC_CPDResEnergyTransferMode, DC_CPDResEnergyTransferMode', 3: 'end of element'}
-_C283 = {0: (0, 1, 1)}
-_C284 = {1: (0, 1, 2)}
-_C285 = {2: (0, 2, 3)}
-_C286 = {2: (1, 2, 3)}
-_C287 = {_iso20.BPT_DC_CPDResEnergyTransferMode: (_C285, _e1), _iso20.DC_CPDResEnergyTransferMode: (_C286, _e10)}
-_C288 = {3: (0, 1, -1)}
-_C289 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C290 = ('EE', 'SE_ANY', 'CH')
-_C291 = ('EE', 'SE_ANY', 'CH')
-_C292 = ('EE', 'SE_ANY', 'CH')
-_C293 = ('SE_ANY', 'CH')
-_C294 = {0: 'Header', 1: 'EVProcessing', 2: 'EVPresentVoltage', 3: 'EVTargetVoltage', 4: 'end of element'}
-_C295 = {0: (0, 1, 1)}
-_C296 = {1: (0, 1, 2)}
-_C297 = {2: (0, 1, 3)}
-_C298 = {3: (0, 1, 4)}
-_C299 = {4: (0, 1, -1)}
-_C300 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C301 = ('EE', 'SE_ANY', 'CH')
-_C302 = ('EE', 'SE_ANY', 'CH')
-_C303 = ('SE_ANY', 'CH')
-_C304 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C305 = {0: (0, 1, 1)}
-_C306 = {1: (0, 1, 2)}
-_C307 = {2: (0, 1, 3)}
-_C308 = {3: (0, 1, -1)}
-_C309 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C310 = ('EE', 'SE_ANY', 'CH')
+_C272 = ('SE_ANY', 'CH')
+_C273 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C274 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C275 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C276 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C277 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C278 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C279 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C280 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C281 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C282 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C283 = ('EE', 'SE_ANY', 'CH')
+_C284 = ('SE_ANY', 'CH')
+_C285 = ('SE_ANY', 'CH')
+_C286 = ('SE_ANY', 'CH')
+_C287 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C288 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C289 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C290 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C291 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C294 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C295 = {1: (1, 2)}
+_C296 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C297 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C298 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C299 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C300 = ('SE_ANY', 'CH')
+_C301 = ('SE_ANY', 'CH')
+_C302 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C303 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C304 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C305 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C306 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = ('SE_ANY', 'CH')
+_C309 = ('SE_ANY', 'CH')
+_C310 = ('SE_ANY', 'CH')
 _C311 = ('SE_ANY', 'CH')
-_C312 = {0: 'Header', 1: 'EVProcessing', 2: 'end of element'}
-_C313 = {0: (0, 1, 1)}
-_C314 = {1: (0, 1, 2)}
-_C315 = {2: (0, 1, -1)}
-_C316 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C317 = ('EE', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
-_C319 = ('SE_ANY', 'CH')
-_C320 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEPresentVoltage', 3: 'end of element'}
-_C321 = {0: (0, 1, 1)}
-_C322 = {1: (0, 1, 2)}
-_C323 = {2: (0, 1, 3)}
-_C324 = {3: (0, 1, -1)}
-_C325 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C326 = ('EE', 'SE_ANY', 'CH')
-_C327 = ('EE', 'SE_ANY', 'CH')
-_C328 = ('EE', 'SE_ANY', 'CH')
-_C329 = ('SE_ANY', 'CH')
-_C330 = ('SE_ANY', 'CH')
-_C331 = ('EE', 'SE_ANY', 'CH')
-_C332 = ('SE_ANY', 'CH')
-_C333 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C334 = {0: (0, 2, 1)}
-_C335 = {1: (0, 1, 2)}
-_C336 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C337 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C338 = {4: (0, 2, 5)}
-_C339 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C340 = {6: (0, 1, 7)}
-_C341 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C342 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C343 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C344 = ('SE_ANY', 'CH')
-_C345 = ('SE_ANY', 'CH')
-_C346 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C347 = {0: (0, 1, 3)}
-_C348 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C349 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C312 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C313 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C314 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C315 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C316 = ('EE', 'SE_ANY', 'CH')
+_C317 = ('SE_ANY', 'CH')
+_C318 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C319 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C320 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C321 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C322 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C323 = ('EE', 'SE_ANY', 'CH')
+_C324 = ('EE', 'SE_ANY', 'CH')
+_C325 = ('SE_ANY', 'CH')
+_C326 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C327 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C328 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C329 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C330 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C331 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C332 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C333 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C336 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C337 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C338 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C339 = ('SE_ANY', 'CH')
+_C340 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C341 = ('SE_ANY', 'CH')
+_C342 = ('SE_ANY', 'CH')
+_C343 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C344 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C345 = {1: (2, 2), 2: (1, 2)}
+_C346 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
+_C348 = ('EE', 'SE_ANY', 'CH')
+_C349 = ('EE', 'SE_ANY', 'CH')
 _C350 = ('EE', 'SE_ANY', 'CH')
-_C351 = ('EE', 'SE_ANY', 'CH')
-_C352 = ('EE', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('EE', 'SE_ANY', 'CH')
-_C356 = ('EE', 'SE_ANY', 'CH')
-_C357 = ('EE', 'SE_ANY', 'CH')
-_C358 = ('SE_ANY', 'CH')
-_C359 = {0: 'DepartureTime, EVTargetEnergyRequest', 1: 'EVTargetEnergyRequest', 2: 'EVMaximumEnergyRequest', 3: 'EVMinimumEnergyRequest', 4: 'EVMaximumChargePower', 5: 'EVMinimumChargePower', 6: 'EVMaximumChargeCurrent', 7: 'EVMaximumVoltage', 8: 'EVMinimumVoltage', 9: 'end of element'}
-_C360 = {0: (0, 2, 1)}
-_C361 = {0: (1, 2, 2), 1: (0, 1, 2)}
-_C362 = {2: (0, 1, 3)}
-_C363 = {3: (0, 1, 4)}
-_C364 = {4: (0, 1, 5)}
-_C365 = {5: (0, 1, 6)}
-_C366 = {6: (0, 1, 7)}
-_C367 = {7: (0, 1, 8)}
-_C368 = {8: (0, 1, 9)}
-_C369 = {9: (0, 1, -1)}
-_C370 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C371 = ('EE', 'SE_ANY', 'CH')
-_C372 = ('EE', 'SE_ANY', 'CH')
-_C373 = ('EE', 'SE_ANY', 'CH')
-_C374 = ('EE', 'SE_ANY', 'CH')
-_C375 = ('EE', 'SE_ANY', 'CH')
-_C376 = ('EE', 'SE_ANY', 'CH')
-_C377 = ('EE', 'SE_ANY', 'CH')
-_C378 = ('SE_ANY', 'CH')
-_C379 = {0: 'DepartureTime, MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 1: 'MinimumSOC, TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 2: 'TargetSOC, AckMaxDelay, EVSEMaximumChargePower', 3: 'AckMaxDelay, EVSEMaximumChargePower', 4: 'EVSEMaximumChargePower', 5: 'EVSEMinimumChargePower', 6: 'EVSEMaximumChargeCurrent', 7: 'EVSEMaximumVoltage', 8: 'end of element'}
-_C380 = {0: (0, 3, 1)}
-_C381 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C382 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C383 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C384 = {0: (4, 3, 5), 1: (3, 3, 5), 2: (2, 2, 5), 3: (1, 2, 5), 4: (0, 1, 5)}
-_C385 = {5: (0, 1, 6)}
-_C386 = {6: (0, 1, 7)}
-_C387 = {7: (0, 1, 8)}
-_C388 = {8: (0, 1, -1)}
-_C389 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C390 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C391 = ('EE', 'SE_ANY', 'CH')
-_C392 = ('SE_ANY', 'CH')
-_C393 = ('SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = ('SE_ANY', 'CH')
+_C354 = ('SE_ANY', 'CH')
+_C355 = ('SE_ANY', 'CH')
+_C356 = ('SE_ANY', 'CH')
+_C357 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
+_C358 = {0: (1, 3, 2), 1: (0, 2, 2)}
+_C359 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
+_C360 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C361 = {5: (1, 3, 7), 6: (0, 3, 7)}
+_C362 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C363 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C364 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C365 = {5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C366 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C367 = ('SE_ANY', 'CH')
+_C368 = ('SE_ANY', 'CH')
+_C369 = ('SE_ANY', 'CH')
+_C370 = ('SE_ANY', 'CH')
+_C371 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
+_C372 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C373 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C374 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C375 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C376 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C377 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C378 = ('EE', 'SE_ANY', 'CH')
+_C379 = ('SE_ANY', 'CH')
+_C380 = ('SE_ANY', 'CH')
+_C381 = ('SE_ANY', 'CH')
+_C382 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C383 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C384 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C385 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C387 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C388 = ('SE_ANY', 'CH')
+_C389 = ('SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C392 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C393 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C394 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C395 = ('SE_ANY', 'CH')
-_C396 = ('SE_ANY', 'CH')
-_C397 = ('SE_ANY', 'CH')
-_C398 = ('SE_ANY', 'CH')
-_C399 = ('SE_ANY', 'CH')
-_C400 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C401 = {0: (0, 4, 10)}
-_C402 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C403 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C404 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C405 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C406 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C407 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C408 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C409 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C410 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C411 = ('EE', 'SE_ANY', 'CH')
-_C412 = ('SE_ANY', 'CH')
-_C413 = ('SE_ANY', 'CH')
-_C414 = ('SE_ANY', 'CH')
-_C415 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C416 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C417 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C418 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C419 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C420 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('SE_ANY', 'CH')
-_C422 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C423 = {0: (0, 2, 2)}
-_C424 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C425 = {1: (1, 2, -1)}
-_C426 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C427 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C428 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C429 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C430 = ('SE_ANY', 'CH')
-_C431 = ('SE_ANY', 'CH')
-_C432 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C433 = {0: (0, 3, 5)}
-_C434 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C435 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C436 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C437 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C396 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C397 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C398 = {1: (1, 2)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C401 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C402 = ('EE', 'SE_ANY', 'CH')
+_C403 = ('SE_ANY', 'CH')
+_C404 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C405 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C407 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C408 = ('SE_ANY', 'CH')
+_C409 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C410 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C411 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C412 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C413 = ('EE', 'SE_ANY', 'CH')
+_C414 = ('EE', 'SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C417 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C418 = {2: (0, 1), 3: (0, 2)}
+_C419 = {3: (1, 2)}
+_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C421 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C422 = ('SE_ANY', 'CH')
+_C423 = ('SE_ANY', 'CH')
+_C424 = ('SE_ANY', 'CH')
+_C425 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C426 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C427 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C428 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C429 = ('SE_ANY', 'CH')
+_C430 = {0: 'Transform', 1: 'Transform, end of element'}
+_C431 = {0: (0, 1), 1: (0, 2)}
+_C432 = {1: (1, 2)}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = ('SE_ANY', 'CH')
+_C436 = ('SE_ANY', 'CH')
+_C437 = ('SE_ANY', 'CH')
 _C438 = ('SE_ANY', 'CH')
 _C439 = ('SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
-_C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C444 = {0: (0, 2, 1)}
-_C445 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C446 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
+_C440 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C441 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C442 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C443 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C444 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C445 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C446 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
 _C447 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C448 = ('EE', 'SE_ANY', 'CH')
 _C449 = ('SE_ANY', 'CH')
-_C450 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C451 = {0: (0, 1, 1)}
-_C452 = {1: (0, 1, 2)}
-_C453 = {2: (0, 1, -1)}
-_C454 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C455 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C456 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C457 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C458 = ('EE', 'SE_ANY', 'CH')
-_C459 = ('EE', 'SE_ANY', 'CH')
+_C450 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C451 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C452 = ('EE', 'SE_ANY', 'CH')
+_C453 = ('SE_ANY', 'CH')
+_C454 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C455 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('SE_ANY', 'CH')
+_C457 = ('SE_ANY', 'CH')
+_C458 = ('SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
 _C460 = ('SE_ANY', 'CH')
-_C461 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C462 = {0: (0, 3, 6)}
-_C463 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C464 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C465 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C466 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C467 = {2: (0, 1, 3)}
-_C468 = {3: (0, 1, -1)}
-_C469 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C470 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C471 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C472 = ('SE_ANY', 'CH')
-_C473 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C474 = {0: (0, 3, 3)}
-_C475 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C476 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C477 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C478 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C461 = ('SE_ANY', 'CH')
+_C462 = ('SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
+_C464 = ('SE_ANY', 'CH')
+_C465 = ('SE_ANY', 'CH')
+_C466 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C467 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C468 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C469 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C470 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C471 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C472 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C473 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C474 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C475 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C476 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C477 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C478 = ('EE', 'SE_ANY', 'CH')
 _C479 = ('SE_ANY', 'CH')
-_C480 = ('SE_ANY', 'CH')
-_C481 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C482 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C483 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C484 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C485 = ('EE', 'SE_ANY', 'CH')
-_C486 = ('EE', 'SE_ANY', 'CH')
-_C487 = ('EE', 'SE_ANY', 'CH')
-_C488 = ('EE', 'SE_ANY', 'CH')
+_C480 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C481 = ('SE_ANY', 'CH')
+_C482 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C483 = ('SE_ANY', 'CH')
+_C484 = ('EE', 'SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = ('SE_ANY', 'CH')
+_C487 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C488 = {2: (1, 2), 3: (0, 1)}
 _C489 = ('SE_ANY', 'CH')
-_C490 = ('SE_ANY', 'CH')
+_C490 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C491 = ('SE_ANY', 'CH')
-_C492 = ('SE_ANY', 'CH')
+_C492 = ('EE', 'SE_ANY', 'CH')
 _C493 = ('SE_ANY', 'CH')
 _C494 = ('SE_ANY', 'CH')
-_C495 = {0: 'EVTargetEnergyRequest, EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 1: 'EVMaximumEnergyRequest, EVMinimumEnergyRequest, EVTargetCurrent', 2: 'EVMinimumEnergyRequest, EVTargetCurrent', 3: 'EVTargetCurrent', 4: 'EVTargetVoltage', 5: 'EVMaximumChargePower, EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 6: 'EVMinimumChargePower, EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 7: 'EVMaximumChargeCurrent, EVMaximumVoltage, EVMinimumVoltage, end of element', 8: 'EVMaximumVoltage, EVMinimumVoltage, end of element', 9: 'EVMinimumVoltage, end of element', 10: 'end of element'}
-_C496 = {0: (0, 3, 1)}
-_C497 = {0: (1, 3, 2), 1: (0, 2, 2)}
-_C498 = {0: (2, 3, 3), 1: (1, 2, 3), 2: (0, 2, 3)}
-_C499 = {0: (3, 3, 4), 1: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C500 = {4: (0, 1, 5)}
-_C501 = {5: (0, 3, 6)}
-_C502 = {5: (1, 3, 7), 6: (0, 3, 7)}
-_C503 = {5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C504 = {5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C505 = {5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C506 = {5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C507 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C508 = ('SE_ANY', 'CH')
+_C495 = ('SE_ANY', 'CH')
+_C496 = ('SE_ANY', 'CH')
+_C497 = ('SE_ANY', 'CH')
+_C498 = ('SE_ANY', 'CH')
+_C499 = ('SE_ANY', 'CH')
+_C500 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C501 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C502 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C503 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C504 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C505 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C506 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C507 = ('SE_ANY', 'CH')
+_C508 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C509 = ('SE_ANY', 'CH')
 _C510 = ('SE_ANY', 'CH')
 _C511 = ('SE_ANY', 'CH')
-_C512 = {0: 'EVSEMaximumChargePower, EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 1: 'EVSEMinimumChargePower, EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 2: 'EVSEMaximumChargeCurrent, EVSEMaximumVoltage, end of element', 3: 'EVSEMaximumVoltage, end of element', 4: 'end of element'}
-_C513 = {0: (0, 3, 1)}
-_C514 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C515 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C516 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C517 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C518 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C519 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C520 = ('EE', 'SE_ANY', 'CH')
-_C521 = ('SE_ANY', 'CH')
-_C522 = ('SE_ANY', 'CH')
-_C523 = ('SE_ANY', 'CH')
-_C524 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C525 = {0: (0, 2, 5)}
-_C526 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C527 = {1: (0, 1, 2)}
-_C528 = {2: (0, 2, 3)}
-_C529 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C530 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C531 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C532 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C533 = ('SE_ANY', 'CH')
-_C534 = ('SE_ANY', 'CH')
-_C535 = ('SE_ANY', 'CH')
-_C536 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C537 = {0: (0, 1, 4)}
-_C538 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C539 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C540 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C541 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C542 = ('SE_ANY', 'CH')
-_C543 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C544 = {0: (0, 2, 2)}
-_C545 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C546 = {1: (1, 2, -1)}
-_C547 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C548 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C549 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C553 = {0: (0, 2, 4)}
-_C554 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C555 = {1: (1, 2, -1)}
-_C556 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C557 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C558 = ('SE_ANY', 'CH')
-_C559 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C560 = {0: (0, 2, 2)}
-_C561 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C562 = {1: (0, 1, -1)}
-_C563 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C564 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C565 = ('EE', 'SE_ANY', 'CH')
-_C566 = ('EE', 'SE_ANY', 'CH')
-_C567 = ('SE_ANY', 'CH')
-_C568 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C569 = {0: (0, 2, 4)}
-_C570 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C571 = {1: (0, 1, 2)}
-_C572 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C573 = {3: (1, 2, -1)}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = ('SE_ANY', 'CH')
-_C578 = ('SE_ANY', 'CH')
-_C579 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C580 = {0: (0, 1, 4)}
-_C581 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C582 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C583 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C584 = ('SE_ANY', 'CH')
-_C585 = {0: 'Transform', 1: 'Transform, end of element'}
-_C586 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C587 = {1: (1, 2, -1)}
-_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = ('SE_ANY', 'CH')
-_C591 = ('SE_ANY', 'CH')
-_C592 = ('SE_ANY', 'CH')
-_C593 = ('SE_ANY', 'CH')
-_C594 = ('SE_ANY', 'CH')
-_C595 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C596 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C597 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C598 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C599 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C600 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C601 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C602 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C603 = ('EE', 'SE_ANY', 'CH')
-_C604 = ('SE_ANY', 'CH')
-_C605 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C606 = {0: (0, 1, 1)}
-_C607 = {1: (0, 1, 2)}
-_C608 = {2: (0, 1, -1)}
-_C609 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C610 = ('EE', 'SE_ANY', 'CH')
-_C611 = ('SE_ANY', 'CH')
-_C612 = ('SE_ANY', 'CH')
-_C613 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C614 = {0: (0, 1, 1)}
-_C615 = {1: (0, 1, 2)}
-_C616 = {2: (0, 2, 3)}
-_C617 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C618 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C619 = ('SE_ANY', 'CH')
-_C620 = ('SE_ANY', 'CH')
-_C621 = ('SE_ANY', 'CH')
-_C622 = ('SE_ANY', 'CH')
-_C623 = ('SE_ANY', 'CH')
-_C624 = ('SE_ANY', 'CH')
-_C625 = ('SE_ANY', 'CH')
-_C626 = ('SE_ANY', 'CH')
-_C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C630 = {0: (0, 4, 1)}
-_C631 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C632 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C633 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C634 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C635 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C636 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C637 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C638 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C639 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C640 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C641 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C642 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C643 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C644 = ('EE', 'SE_ANY', 'CH')
-_C645 = ('SE_ANY', 'CH')
-_C646 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C647 = {0: (0, 1, 1)}
-_C648 = {1: (0, 1, 2)}
-_C649 = {2: (0, 1, -1)}
-_C650 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C651 = ('EE', 'SE_ANY', 'CH')
-_C652 = ('SE_ANY', 'CH')
-_C653 = ('SE_ANY', 'CH')
-_C654 = ('SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = ('SE_ANY', 'CH')
-_C657 = ('SE_ANY', 'CH')
-_C658 = ('SE_ANY', 'CH')
-_C659 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C660 = {0: (0, 1, 1)}
-_C661 = {1: (0, 1, 2)}
-_C662 = {2: (0, 3, 3)}
-_C663 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C664 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C665 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C666 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C667 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C668 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C669 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C670 = ('SE_ANY', 'CH')
-_C671 = ('SE_ANY', 'CH')
-_C672 = ('SE_ANY', 'CH')
-_C673 = ('SE_ANY', 'CH')
-_C674 = ('SE_ANY', 'CH')
-_C675 = ('SE_ANY', 'CH')
-_C676 = ('SE_ANY', 'CH')
-_C677 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C678 = {0: (0, 1, 1)}
-_C679 = {1: (0, 3, 2)}
-_C680 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C681 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C682 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C683 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C684 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C689 = {0: (0, 1, 1)}
-_C690 = {1: (0, 1, 2)}
-_C691 = {2: (0, 1, -1)}
-_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('SE_ANY', 'CH')
-_C695 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C696 = {0: (0, 1, 1)}
-_C697 = {1: (0, 1, 2)}
-_C698 = {2: (0, 1, -1)}
-_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C700 = ('EE', 'SE_ANY', 'CH')
-_C701 = ('SE_ANY', 'CH')
-_C702 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C703 = {0: (0, 1, 1)}
-_C704 = {1: (0, 1, 2)}
-_C705 = {2: (0, 1, -1)}
+_C512 = ('SE_ANY', 'CH')
+_C513 = ('SE_ANY', 'CH')
+_C514 = ('SE_ANY', 'CH')
+_C515 = ('SE_ANY', 'CH')
+_C516 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C517 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C518 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C519 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C520 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C521 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C522 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C523 = ('EE', 'SE_ANY', 'CH')
+_C524 = ('SE_ANY', 'CH')
+_C525 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C526 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C527 = ('EE', 'SE_ANY', 'CH')
+_C528 = ('SE_ANY', 'CH')
+_C529 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # BPT_DC_CPDReqEnergyTransferMode
-        return _d0(r)
-    elif ec == 1:  # BPT_DC_CPDResEnergyTransferMode
-        return _d1(r)
-    elif ec == 2:  # BPT_Dynamic_DC_CLReqControlMode
-        return _d2(r)
-    elif ec == 3:  # BPT_Dynamic_DC_CLResControlMode
-        return _d3(r)
-    elif ec == 4:  # BPT_Scheduled_DC_CLReqControlMode
-        return _d4(r)
-    elif ec == 5:  # BPT_Scheduled_DC_CLResControlMode
-        return _d5(r)
-    elif ec == 6:  # CLReqControlMode
-        return _d6(r)
-    elif ec == 7:  # CLResControlMode
-        return _d7(r)
-    elif ec == 8:  # CanonicalizationMethod
-        return _d8(r)
-    elif ec == 9:  # DC_CPDReqEnergyTransferMode
-        return _d9(r)
-    elif ec == 10:  # DC_CPDResEnergyTransferMode
-        return _d10(r)
-    elif ec == 11:  # DC_CableCheckReq
-        return _d11(r)
-    elif ec == 12:  # DC_CableCheckRes
-        return _d12(r)
-    elif ec == 13:  # DC_ChargeLoopReq
-        return _d13(r)
-    elif ec == 14:  # DC_ChargeLoopRes
-        return _d14(r)
-    elif ec == 15:  # DC_ChargeParameterDiscoveryReq
-        return _d15(r)
-    elif ec == 16:  # DC_ChargeParameterDiscoveryRes
-        return _d16(r)
-    elif ec == 17:  # DC_PreChargeReq
-        return _d17(r)
-    elif ec == 18:  # DC_PreChargeRes
-        return _d18(r)
-    elif ec == 19:  # DC_WeldingDetectionReq
-        return _d19(r)
-    elif ec == 20:  # DC_WeldingDetectionRes
-        return _d20(r)
-    elif ec == 21:  # DSAKeyValue
-        return _d21(r)
-    elif ec == 22:  # DigestMethod
-        return _d22(r)
-    elif ec == 23:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 24:  # Dynamic_DC_CLReqControlMode
-        return _d23(r)
-    elif ec == 25:  # Dynamic_DC_CLResControlMode
-        return _d24(r)
-    elif ec == 26:  # KeyInfo
-        return _d25(r)
-    elif ec == 27:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 28:  # KeyValue
-        return _d26(r)
-    elif ec == 29:  # Manifest
-        return _d27(r)
-    elif ec == 30:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 31:  # Object
-        return _d28(r)
-    elif ec == 32:  # PGPData
-        return _d29(r)
-    elif ec == 33:  # RSAKeyValue
-        return _d30(r)
-    elif ec == 34:  # Reference
-        return _d31(r)
-    elif ec == 35:  # RetrievalMethod
-        return _d32(r)
-    elif ec == 36:  # SPKIData
-        return _d33(r)
-    elif ec == 37:  # Scheduled_DC_CLReqControlMode
-        return _d34(r)
-    elif ec == 38:  # Scheduled_DC_CLResControlMode
-        return _d35(r)
-    elif ec == 39:  # Signature
-        return _d36(r)
-    elif ec == 40:  # SignatureMethod
-        return _d37(r)
-    elif ec == 41:  # SignatureProperties
-        return _d38(r)
-    elif ec == 42:  # SignatureProperty
-        return _d39(r)
-    elif ec == 43:  # SignatureValue
-        return _d40(r)
-    elif ec == 44:  # SignedInfo
-        return _d41(r)
-    elif ec == 45:  # Transform
-        return _d42(r)
-    elif ec == 46:  # Transforms
-        return _d43(r)
-    elif ec == 47:  # X509Data
-        return _d44(r)
-    elif ec == 48:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 48:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # BPT_DC_CPDReqEnergyTransferMode
+    _d1,  # BPT_DC_CPDResEnergyTransferMode
+    _d2,  # BPT_Dynamic_DC_CLReqControlMode
+    _d3,  # BPT_Dynamic_DC_CLResControlMode
+    _d4,  # BPT_Scheduled_DC_CLReqControlMode
+    _d5,  # BPT_Scheduled_DC_CLResControlMode
+    _d6,  # CLReqControlMode
+    _d7,  # CLResControlMode
+    _d8,  # CanonicalizationMethod
+    _d9,  # DC_CPDReqEnergyTransferMode
+    _d10,  # DC_CPDResEnergyTransferMode
+    _d11,  # DC_CableCheckReq
+    _d12,  # DC_CableCheckRes
+    _d13,  # DC_ChargeLoopReq
+    _d14,  # DC_ChargeLoopRes
+    _d15,  # DC_ChargeParameterDiscoveryReq
+    _d16,  # DC_ChargeParameterDiscoveryRes
+    _d17,  # DC_PreChargeReq
+    _d18,  # DC_PreChargeRes
+    _d19,  # DC_WeldingDetectionReq
+    _d20,  # DC_WeldingDetectionRes
+    _d21,  # DSAKeyValue
+    _d22,  # DigestMethod
+    None,  # DigestValue
+    _d23,  # Dynamic_DC_CLReqControlMode
+    _d24,  # Dynamic_DC_CLResControlMode
+    _d25,  # KeyInfo
+    None,  # KeyName
+    _d26,  # KeyValue
+    _d27,  # Manifest
+    None,  # MgmtData
+    _d28,  # Object
+    _d29,  # PGPData
+    _d30,  # RSAKeyValue
+    _d31,  # Reference
+    _d32,  # RetrievalMethod
+    _d33,  # SPKIData
+    _d34,  # Scheduled_DC_CLReqControlMode
+    _d35,  # Scheduled_DC_CLResControlMode
+    _d36,  # Signature
+    _d37,  # SignatureMethod
+    _d38,  # SignatureProperties
+    _d39,  # SignatureProperty
+    _d40,  # SignatureValue
+    _d41,  # SignedInfo
+    _d42,  # Transform
+    _d43,  # Transforms
+    _d44,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {
@@ -10437,8 +16709,8 @@ FRAGMENT_BITS = 8
 FRAGMENT_ED = 150
 FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (0, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e52, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (2, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e45, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (2, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDReqEnergyTransferMode'): (3, _e0, False, (_iso20.BPT_DC_CPDReqEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_DC_CPDResEnergyTransferMode'): (4, _e1, False, (_iso20.BPT_DC_CPDResEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (5, None, False, ()),
@@ -10447,14 +16719,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (8, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLReqControlMode'): (9, _e4, False, (_iso20.BPT_Scheduled_DC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'BPT_Scheduled_DC_CLResControlMode'): (10, _e5, False, (_iso20.BPT_Scheduled_DC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (11, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (11, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (12, _e6, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (13, _e7, False, (_iso20.CLResControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (14, _e8, False, (_xmldsig.CanonicalizationMethod, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CapacitiveEnergyReadingVARh'): (15, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargedEnergyReadingWh'): (16, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ChargingComplete'): (17, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDReqEnergyTransferMode'): (19, _e9, False, (_iso20.DC_CPDReqEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CPDResEnergyTransferMode'): (20, _e10, False, (_iso20.DC_CPDResEnergyTransferMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'DC_CableCheckReq'): (21, _e11, False, (_iso20.DC_CableCheckReq, )),
@@ -10474,50 +16746,50 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (35, _e47, False, (_iso20.DisplayParameters, )),
     ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLReqControlMode'): (36, _e23, False, (_iso20.Dynamic_DC_CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:DC', 'Dynamic_DC_CLResControlMode'): (37, _e24, False, (_iso20.Dynamic_DC_CLResControlMode, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargeCurrent'): (38, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargePower'): (39, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargeCurrent'): (40, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargePower'): (41, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (42, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumV2XEnergyRequest'): (43, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumVoltage'): (44, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargeCurrent'): (45, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargePower'): (46, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargeCurrent'): (47, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargePower'): (48, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (49, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumV2XEnergyRequest'): (50, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumVoltage'): (51, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVPresentVoltage'): (52, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargeCurrent'): (38, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumChargePower'): (39, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargeCurrent'): (40, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumDischargePower'): (41, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (42, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumV2XEnergyRequest'): (43, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMaximumVoltage'): (44, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargeCurrent'): (45, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumChargePower'): (46, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargeCurrent'): (47, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumDischargePower'): (48, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (49, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumV2XEnergyRequest'): (50, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVMinimumVoltage'): (51, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVPresentVoltage'): (52, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVProcessing'): (53, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSECurrentLimitAchieved'): (54, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargeCurrent'): (55, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargePower'): (56, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargeCurrent'): (57, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargePower'): (58, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumVoltage'): (59, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargeCurrent'): (60, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargePower'): (61, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargeCurrent'): (62, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargePower'): (63, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumVoltage'): (64, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargeCurrent'): (55, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumChargePower'): (56, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargeCurrent'): (57, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumDischargePower'): (58, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMaximumVoltage'): (59, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargeCurrent'): (60, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumChargePower'): (61, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargeCurrent'): (62, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumDischargePower'): (63, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEMinimumVoltage'): (64, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (65, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerLimitAchieved'): (66, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerRampLimitation'): (67, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentCurrent'): (68, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentVoltage'): (69, _e45, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPowerRampLimitation'): (67, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentCurrent'): (68, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVSEPresentVoltage'): (69, _e46, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEProcessing'): (70, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (71, _e48, False, (_iso20.EVSEStatus, )),
     ('urn:iso:std:iso:15118:-20:DC', 'EVSEVoltageLimitAchieved'): (72, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetCurrent'): (73, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (74, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetVoltage'): (75, _e45, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (76, _e52, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetCurrent'): (73, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (74, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:DC', 'EVTargetVoltage'): (75, _e46, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (76, _e45, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (77, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (78, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (79, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (80, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (81, _e46, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (81, _e49, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (82, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'J'): (83, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (84, _e25, False, (_xmldsig.KeyInfo, )),
@@ -10526,7 +16798,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (87, _e27, False, (_xmldsig.Manifest, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (88, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (89, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (90, _e49, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (90, _e50, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (91, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (92, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (93, None, False, ()),
@@ -10536,8 +16808,8 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'Modulus'): (97, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'NotificationMaxDelay'): (98, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (99, _e28, False, (_xmldsig.Object, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (100, _e52, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (101, _e52, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (100, _e45, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (101, _e45, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (102, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (103, _e29, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (104, None, False, ()),
@@ -10546,14 +16818,14 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (107, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (108, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (109, _e30, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (110, _e50, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (110, _e51, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (111, _e31, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (112, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (113, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (114, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (115, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (116, _e32, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (117, _e51, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (117, _e52, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (118, _e33, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (119, None, False, ()),
     ('urn:iso:std:iso:15118:-20:DC', 'Scheduled_DC_CLReqControlMode'): (120, _e34, False, (_iso20.Scheduled_DC_CLReqControlMode, )),
@@ -10579,7 +16851,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (140, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (141, _e44, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (142, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (143, _e51, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (143, _e52, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (144, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (145, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (146, None, False, ()),

@@ -35,12 +35,7 @@ def _d0(r):
 
 def _e0(w, o):
     """iso20.CLReqControlMode -> CLReqControlModeType"""
-    s = 0
-    t = _C2.get(s)
-    if t is None:
-        _order("CLReqControlMode", s, _C1)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d1(r):
     """CLResControlModeType -> iso20.CLResControlMode"""
@@ -50,7 +45,7 @@ def _d1(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 3, _C3, "CLResControlModeType")
+            _escape(r, 3, _C2, "CLResControlModeType")
         else:
             r.fail("CLResControlModeType: event code %d out of range" % ec)
     o = _new(_iso20.CLResControlMode)
@@ -58,12 +53,7 @@ def _d1(r):
 
 def _e1(w, o):
     """iso20.CLResControlMode -> CLResControlModeType"""
-    s = 0
-    t = _C5.get(s)
-    if t is None:
-        _order("CLResControlMode", s, _C4)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.bits(0, 1)
 
 def _d2(r):
     """CanonicalizationMethodType -> xmldsig.CanonicalizationMethod"""
@@ -76,7 +66,7 @@ def _d2(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C6, "CanonicalizationMethodType")
+            _escape(r, 3, _C4, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -88,7 +78,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C7, "CanonicalizationMethodType")
+            _escape(r, 2, _C5, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -100,7 +90,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C8, "CanonicalizationMethodType")
+            _escape(r, 1, _C6, "CanonicalizationMethodType")
         else:
             r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -114,7 +104,7 @@ def _d2(r):
             elif ec == 2:
                 r.fail("CanonicalizationMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C9, "CanonicalizationMethodType")
+                _escape(r, 1, _C7, "CanonicalizationMethodType")
             else:
                 r.fail("CanonicalizationMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.CanonicalizationMethod)
@@ -123,22 +113,14 @@ def _d2(r):
 
 def _e2(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C11.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C10)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C12.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C10)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C8)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d3(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -177,23 +159,58 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C13, "DSAKeyValueType")
+            _escape(r, 3, _C9, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C10, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C14, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C11, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -213,23 +230,60 @@ def _d3(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C15, "DSAKeyValueType")
+            _escape(r, 2, _C12, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C13, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C16, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C14, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -251,7 +305,7 @@ def _d3(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C17, "DSAKeyValueType")
+            _escape(r, 1, _C15, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 5:
@@ -267,29 +321,44 @@ def _d3(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C18, "DSAKeyValueType")
+            _escape(r, 1, _C16, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C19, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C17, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C20, "DSAKeyValueType")
+            _escape(r, 1, _C18, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.DSAKeyValue)
@@ -304,87 +373,82 @@ def _d3(r):
 
 def _e3(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
-            _order("DSAKeyValue.p", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
+        s = 1
+    v1 = o.q
+    if v1 is not None:
+        t = _C20.get(s)
+        if t is None:
+            _order("DSAKeyValue.q", s, _C19)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
+        w.bits(0, 1)
+        s = 2
+    v2 = o.g
+    if v2 is not None:
+        t = _C21.get(s)
+        if t is None:
+            _order("DSAKeyValue.g", s, _C19)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C19)
+    t = _C22.get(s)
+    if t is None:
+        _order("DSAKeyValue.y", s, _C19)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
         t = _C23.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.seed", s, _C19)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
         t = _C24.get(s)
         if t is None:
-            _order("DSAKeyValue.g", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.pgen_counter", s, _C19)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
-        t = _C25.get(s)
-        if t is None:
-            _order("DSAKeyValue.y", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
-        t = _C26.get(s)
-        if t is None:
-            _order("DSAKeyValue.j", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C27.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C28.get(s)
-        if t is None:
-            _order("DSAKeyValue.pgen_counter", s, _C21)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C29.get(s)
+        s = 7
+    t = _C25.get(s)
     if t is None:
-        _order("DSAKeyValue", s, _C21)
+        _order("DSAKeyValue", s, _C19)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -399,7 +463,7 @@ def _d4(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C30, "DigestMethodType")
+            _escape(r, 3, _C26, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -411,7 +475,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C31, "DigestMethodType")
+            _escape(r, 2, _C27, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -423,7 +487,7 @@ def _d4(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C32, "DigestMethodType")
+            _escape(r, 1, _C28, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -437,7 +501,7 @@ def _d4(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C33, "DigestMethodType")
+                _escape(r, 1, _C29, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -446,22 +510,14 @@ def _d4(r):
 
 def _e4(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C35.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C34)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C36.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C34)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C30)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d5(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -523,7 +579,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C37, "KeyInfoType")
+                _escape(r, 3, _C31, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -571,7 +627,7 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C38, "KeyInfoType")
+                _escape(r, 3, _C32, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -619,7 +675,7 @@ def _d5(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C39, "KeyInfoType")
+                _escape(r, 2, _C33, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -669,7 +725,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C40, "KeyInfoType")
+                _escape(r, 1, _C34, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -719,7 +775,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C41, "KeyInfoType")
+                _escape(r, 1, _C35, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -769,7 +825,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C42, "KeyInfoType")
+                _escape(r, 1, _C36, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -819,7 +875,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C43, "KeyInfoType")
+                _escape(r, 1, _C37, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -869,7 +925,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C44, "KeyInfoType")
+                _escape(r, 1, _C38, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -919,7 +975,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C45, "KeyInfoType")
+                _escape(r, 1, _C39, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -969,7 +1025,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C46, "KeyInfoType")
+                _escape(r, 1, _C40, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -1019,7 +1075,7 @@ def _d5(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C47, "KeyInfoType")
+                _escape(r, 1, _C41, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -1035,32 +1091,29 @@ def _d5(r):
 
 def _e5(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C49.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C48)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C50.get(s)
+        t = _C43.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C48)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C42)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -1069,15 +1122,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C51.get(s)
+        t = _C44.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C48)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C42)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e6(w, v)
+        _e6(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -1085,15 +1138,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C52.get(s)
+        t = _C45.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C48)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C42)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e12(w, v)
+        _e12(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -1101,15 +1154,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C53.get(s)
+        t = _C46.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C48)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C42)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e34(w, v)
+        _e34(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -1117,15 +1170,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C54.get(s)
+        t = _C47.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C48)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C42)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e9(w, v)
+        _e9(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -1133,15 +1186,15 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C55.get(s)
+        t = _C48.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C48)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C42)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e13(w, v)
+        _e13(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -1149,20 +1202,20 @@ def _e5(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C56.get(s)
+        t = _C49.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C48)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C42)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C57.get(s)
+    t = _C50.get(s)
     if t is None:
-        _order("KeyInfo", s, _C48)
+        _order("KeyInfo", s, _C42)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1177,14 +1230,34 @@ def _d6(r):
             f0 = _d3(r)
             s = 4
         elif ec == 1:
-            f1 = _d10(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d10(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C58, "KeyValueType")
+            _escape(r, 3, _C51, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1193,14 +1266,34 @@ def _d6(r):
             f0 = _d3(r)
             s = 4
         elif ec == 1:
-            f1 = _d10(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d10(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C59, "KeyValueType")
+            _escape(r, 2, _C52, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1210,7 +1303,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C60, "KeyValueType")
+            _escape(r, 1, _C53, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1220,7 +1313,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C61, "KeyValueType")
+            _escape(r, 1, _C54, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1230,7 +1323,7 @@ def _d6(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C62, "KeyValueType")
+            _escape(r, 1, _C55, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -1240,30 +1333,27 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C64.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e3(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C57.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C63)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C56)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e3(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C65.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C63)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e10(w, v)
-        s = t[2]
-    t = _C66.get(s)
+        _e10(w, v1)
+        s = 2
+    t = _C58.get(s)
     if t is None:
-        _order("KeyValue", s, _C63)
+        _order("KeyValue", s, _C56)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1284,7 +1374,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C67, "ManifestType")
+            _escape(r, 3, _C59, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -1295,7 +1385,7 @@ def _d7(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C68, "ManifestType")
+            _escape(r, 3, _C60, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -1310,7 +1400,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C69, "ManifestType")
+                _escape(r, 1, _C61, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -1320,34 +1410,31 @@ def _d7(r):
 
 def _e7(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C71.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C70)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C72.get(s)
+        t = _C63.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C70)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C62)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e11(w, v)
+        _e11(w, v1)
         s = 1
-    t = _C73.get(s)
+    t = _C64.get(s)
     if t is None:
-        _order("Manifest", s, _C70)
+        _order("Manifest", s, _C62)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1375,7 +1462,7 @@ def _d8(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C74, "ObjectType")
+            _escape(r, 3, _C65, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -1393,7 +1480,7 @@ def _d8(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C75, "ObjectType")
+            _escape(r, 2, _C66, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -1408,7 +1495,7 @@ def _d8(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C76, "ObjectType")
+            _escape(r, 2, _C67, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -1420,7 +1507,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C77, "ObjectType")
+            _escape(r, 2, _C68, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -1432,7 +1519,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C78, "ObjectType")
+            _escape(r, 1, _C69, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -1444,7 +1531,7 @@ def _d8(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C79, "ObjectType")
+            _escape(r, 1, _C70, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -1455,40 +1542,37 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C81.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C72.get(s)
         if t is None:
-            _order("Object.encoding", s, _C80)
+            _order("Object.id", s, _C71)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C82.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C73.get(s)
         if t is None:
-            _order("Object.id", s, _C80)
+            _order("Object.mime_type", s, _C71)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C83.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C80)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C84.get(s)
+        w.string(v2)
+        s = 3
+    t = _C74.get(s)
     if t is None:
-        _order("Object", s, _C80)
+        _order("Object", s, _C71)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1517,7 +1601,7 @@ def _d9(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C85, "PGPDataType")
+            _escape(r, 3, _C75, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -1527,7 +1611,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C86, "PGPDataType")
+            _escape(r, 1, _C76, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -1539,7 +1623,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C87, "PGPDataType")
+                _escape(r, 1, _C77, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -1557,7 +1641,7 @@ def _d9(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C88, "PGPDataType")
+            _escape(r, 1, _C78, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -1567,7 +1651,7 @@ def _d9(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C89, "PGPDataType")
+            _escape(r, 1, _C79, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -1579,7 +1663,7 @@ def _d9(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C90, "PGPDataType")
+                _escape(r, 1, _C80, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -1589,32 +1673,29 @@ def _d9(r):
 
 def _e9(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C92.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C82.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C81)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C93.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C91)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C94.get(s)
+    t = _C83.get(s)
     if t is None:
-        _order("PGPData", s, _C91)
+        _order("PGPData", s, _C81)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1624,39 +1705,78 @@ def _d10(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C95, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C84, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C96, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C85, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C97, "RSAKeyValueType")
+            _escape(r, 1, _C86, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1666,34 +1786,21 @@ def _d10(r):
 
 def _e10(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C99.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C98)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C100.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C98)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C101.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C98)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C87)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C87)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d11(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -1722,7 +1829,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C102, "ReferenceType")
+            _escape(r, 3, _C88, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1740,7 +1847,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C103, "ReferenceType")
+            _escape(r, 3, _C89, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1755,7 +1862,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C104, "ReferenceType")
+            _escape(r, 3, _C90, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1767,7 +1874,7 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C105, "ReferenceType")
+            _escape(r, 3, _C91, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1776,29 +1883,44 @@ def _d11(r):
             f4 = _d4(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C106, "ReferenceType")
+            _escape(r, 2, _C92, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C107, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C93, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C108, "ReferenceType")
+            _escape(r, 1, _C94, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1812,73 +1934,62 @@ def _d11(r):
 
 def _e11(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C110.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C96.get(s)
         if t is None:
-            _order("Reference.id", s, _C109)
+            _order("Reference.type", s, _C95)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C111.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C97.get(s)
         if t is None:
-            _order("Reference.type", s, _C109)
+            _order("Reference.uri", s, _C95)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C112.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C98.get(s)
         if t is None:
-            _order("Reference.uri", s, _C109)
+            _order("Reference.transforms", s, _C95)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C113.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C109)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C114.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C109)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e4(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C115.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C109)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C116.get(s)
+        _e21(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C95)
+    t = _C99.get(s)
     if t is None:
-        _order("Reference", s, _C109)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C95)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e4(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C95)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d12(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -1900,7 +2011,7 @@ def _d12(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C117, "RetrievalMethodType")
+            _escape(r, 3, _C100, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1914,7 +2025,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C118, "RetrievalMethodType")
+            _escape(r, 2, _C101, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1925,7 +2036,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C119, "RetrievalMethodType")
+            _escape(r, 2, _C102, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1933,7 +2044,7 @@ def _d12(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C120, "RetrievalMethodType")
+            _escape(r, 1, _C103, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1944,40 +2055,37 @@ def _d12(r):
 
 def _e12(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C122.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C105.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C121)
+            _order("RetrievalMethod.uri", s, _C104)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C123.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C106.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C121)
+            _order("RetrievalMethod.transforms", s, _C104)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C124.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C121)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e21(w, v)
-        s = t[2]
-    t = _C125.get(s)
+        _e21(w, v2)
+        s = 1
+    t = _C107.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C121)
+        _order("RetrievalMethod", s, _C104)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1987,20 +2095,53 @@ def _d13(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C108, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C126, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C109, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -2017,7 +2158,7 @@ def _d13(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C127, "SPKIDataType")
+                _escape(r, 1, _C110, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -2034,7 +2175,7 @@ def _d13(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C128, "SPKIDataType")
+                _escape(r, 1, _C111, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2050,20 +2191,20 @@ def _e13(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C130.get(s)
+        t = _C113.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C129)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C112)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C131.get(s)
+    t = _C114.get(s)
     if t is None:
-        _order("SPKIData", s, _C129)
+        _order("SPKIData", s, _C112)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2085,7 +2226,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C132, "SignatureType")
+            _escape(r, 3, _C115, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2094,7 +2235,7 @@ def _d14(r):
             f1 = _d19(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C133, "SignatureType")
+            _escape(r, 3, _C116, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2103,7 +2244,7 @@ def _d14(r):
             f2 = _d18(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C134, "SignatureType")
+            _escape(r, 2, _C117, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2119,7 +2260,7 @@ def _d14(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C135, "SignatureType")
+            _escape(r, 1, _C118, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2132,7 +2273,7 @@ def _d14(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C136, "SignatureType")
+            _escape(r, 1, _C119, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2147,7 +2288,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C137, "SignatureType")
+                _escape(r, 1, _C120, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2160,64 +2301,56 @@ def _d14(r):
 
 def _e14(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C139.get(s)
-        if t is None:
-            _order("Signature.id", s, _C138)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C140.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C138)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e19(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C141.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C138)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e18(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C142.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C138)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e5(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C121)
+    t = _C122.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C121)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e19(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C121)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e18(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e5(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C143.get(s)
+        t = _C123.get(s)
         if t is None:
-            _order("Signature.object", s, _C138)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C121)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e8(w, v)
+        _e8(w, v4)
         s = 4
-    t = _C144.get(s)
+    t = _C124.get(s)
     if t is None:
-        _order("Signature", s, _C138)
+        _order("Signature", s, _C121)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2233,7 +2366,7 @@ def _d15(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C145, "SignatureMethodType")
+            _escape(r, 3, _C125, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2253,7 +2386,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C146, "SignatureMethodType")
+            _escape(r, 2, _C126, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2273,7 +2406,7 @@ def _d15(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C147, "SignatureMethodType")
+            _escape(r, 1, _C127, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2285,7 +2418,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C148, "SignatureMethodType")
+            _escape(r, 1, _C128, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2299,7 +2432,7 @@ def _d15(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C149, "SignatureMethodType")
+                _escape(r, 1, _C129, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2309,31 +2442,25 @@ def _d15(r):
 
 def _e15(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C151.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C150)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C152.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C150)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C130)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C153.get(s)
+        s = 1
+    t = _C131.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C150)
+        _order("SignatureMethod", s, _C130)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2354,7 +2481,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C154, "SignaturePropertiesType")
+            _escape(r, 3, _C132, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2365,7 +2492,7 @@ def _d16(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C155, "SignaturePropertiesType")
+            _escape(r, 3, _C133, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2380,7 +2507,7 @@ def _d16(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C156, "SignaturePropertiesType")
+                _escape(r, 1, _C134, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2390,34 +2517,31 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C158.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C157)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C159.get(s)
+        t = _C136.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C157)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C135)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e17(w, v)
+        _e17(w, v1)
         s = 1
-    t = _C160.get(s)
+    t = _C137.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C157)
+        _order("SignatureProperties", s, _C135)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2435,7 +2559,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C161, "SignaturePropertyType")
+            _escape(r, 3, _C138, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2444,7 +2568,7 @@ def _d17(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C162, "SignaturePropertyType")
+            _escape(r, 3, _C139, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2454,7 +2578,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C163, "SignaturePropertyType")
+            _escape(r, 3, _C140, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2464,7 +2588,7 @@ def _d17(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C164, "SignaturePropertyType")
+            _escape(r, 2, _C141, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2476,7 +2600,7 @@ def _d17(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C165, "SignaturePropertyType")
+            _escape(r, 1, _C142, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2486,32 +2610,25 @@ def _d17(r):
 
 def _e17(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C167.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C168.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C166)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C169.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C143)
+    t = _C144.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C166)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C143)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C143)
 
 def _d18(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -2527,7 +2644,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C170, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C145, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2537,7 +2654,7 @@ def _d18(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C171, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C146, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2546,7 +2663,7 @@ def _d18(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C172, "SignatureValueType")
+            _escape(r, 1, _C147, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2556,31 +2673,25 @@ def _d18(r):
 
 def _e18(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C174.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C173)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C175.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C148)
+    t = _C149.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C173)
+        _order("SignatureValue.value", s, _C148)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C176.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C173)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d19(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -2599,7 +2710,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C177, "SignedInfoType")
+            _escape(r, 3, _C150, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2608,7 +2719,7 @@ def _d19(r):
             f1 = _d2(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C178, "SignedInfoType")
+            _escape(r, 3, _C151, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2617,7 +2728,7 @@ def _d19(r):
             f2 = _d15(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C179, "SignedInfoType")
+            _escape(r, 2, _C152, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2628,7 +2739,7 @@ def _d19(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C180, "SignedInfoType")
+            _escape(r, 2, _C153, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2643,7 +2754,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C181, "SignedInfoType")
+                _escape(r, 1, _C154, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2655,54 +2766,49 @@ def _d19(r):
 
 def _e19(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C183.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C182)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C184.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C182)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C185.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C182)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e15(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C155)
+    t = _C156.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C155)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e2(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C155)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e15(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C186.get(s)
+        t = _C157.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C182)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C155)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e11(w, v)
+        _e11(w, v3)
         s = 3
-    t = _C187.get(s)
+    t = _C158.get(s)
     if t is None:
-        _order("SignedInfo", s, _C182)
+        _order("SignedInfo", s, _C155)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2718,7 +2824,7 @@ def _d20(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C188, "TransformType")
+                _escape(r, 3, _C159, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2739,7 +2845,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C189, "TransformType")
+                _escape(r, 2, _C160, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2760,7 +2866,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C190, "TransformType")
+                _escape(r, 1, _C161, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2781,7 +2887,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C191, "TransformType")
+                _escape(r, 1, _C162, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2802,7 +2908,7 @@ def _d20(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C192, "TransformType")
+                _escape(r, 1, _C163, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2812,37 +2918,34 @@ def _d20(r):
 
 def _e20(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C194.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C193)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C164)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C195.get(s)
+        t = _C165.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C193)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C164)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C196.get(s)
+    t = _C166.get(s)
     if t is None:
-        _order("Transform", s, _C193)
+        _order("Transform", s, _C164)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2859,7 +2962,7 @@ def _d21(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C197, "TransformsType")
+            _escape(r, 3, _C167, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2874,7 +2977,7 @@ def _d21(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C198, "TransformsType")
+                _escape(r, 1, _C168, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2888,19 +2991,19 @@ def _e21(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C200.get(s)
+        t = _C170.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C199)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C169)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e20(w, v)
+        _e20(w, v0)
         s = 1
-    t = _C201.get(s)
+    t = _C171.get(s)
     if t is None:
-        _order("Transforms", s, _C199)
+        _order("Transforms", s, _C169)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2916,66 +3019,194 @@ def _d22(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C202, "WPT_AlignmentCheckReqType")
+            _escape(r, 3, _C172, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t3_0 = y
+                    t3_1 = r.integer(3)
+                    if t3_1 < -32768 or t3_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t3_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o3 = _new(_iso20.RationalNumber)
+                        o3.exponent = t3_0
+                        o3.value = t3_1
+                        f2 = o3
+                        ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    f2 = _d38(r)
+                s = 3
+            elif ec == 1:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C177, "WPT_AlignmentCheckReqType")
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C205, "WPT_AlignmentCheckReqType")
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C173[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C178, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
-            f2 = _d36(r)
+            pc4 = r.pos
+            ok4 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t4_0 = y
+                t4_1 = r.integer(3)
+                if t4_1 < -32768 or t4_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t4_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o4 = _new(_iso20.RationalNumber)
+                    o4.exponent = t4_0
+                    o4.value = t4_1
+                    f2 = o4
+                    ok4 = True
+            if not ok4:
+                r.pos = pc4
+                f2 = _d38(r)
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                if x >= 3:
+                    r.fail("EVResultCode: enumeration index %d out of range" % x)
+                f3 = _C175[x]
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                    f3 = _simple_escape(r, None, "EVResultCode")
+                else:
+                    f3 = r.bits(2)
+                    if f3 >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                    f3 = _C175[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C208, "WPT_AlignmentCheckReqType")
+            _escape(r, 2, _C179, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C175[y]
+            f3 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C209, "WPT_AlignmentCheckReqType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C180, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C181, "WPT_AlignmentCheckReqType")
+            else:
+                r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -2991,7 +3222,7 @@ def _d22(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C210, "WPT_AlignmentCheckReqType")
+            _escape(r, 1, _C182, "WPT_AlignmentCheckReqType")
         else:
             r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     if s == 5:
@@ -3012,7 +3243,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C211, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C183, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
             else:
@@ -3021,7 +3252,7 @@ def _d22(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C212, "WPT_AlignmentCheckReqType")
+                    _escape(r, 1, _C184, "WPT_AlignmentCheckReqType")
                 else:
                     r.fail("WPT_AlignmentCheckReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckReq)
@@ -3034,71 +3265,59 @@ def _d22(r):
 
 def _e22(w, o):
     """iso20.WPT_AlignmentCheckReq -> WPT_AlignmentCheckReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C214.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.header", s, _C213)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_AlignmentCheckReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C215.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.ev_processing", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.target_coil_current
-    if v is not None:
-        t = _C216.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.target_coil_current", s, _C213)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckReq.target_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C217.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckReq.ev_result_code", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_AlignmentCheckReq.header", 0, _C185)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_AlignmentCheckReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_AlignmentCheckReq.ev_processing", 1, _C185)
+    i1 = _C174.get(v1)
+    if i1 is None:
+        _bad("WPT_AlignmentCheckReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.target_coil_current
+    w.bits(((((0) << 1) << 2) | (i1)) << 1, 5)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckReq.target_coil_current", v2, "a RationalNumber")
+        w.bits(0, 2)
+        _e38(w, v2)
+        s = 3
+    v3 = o.ev_result_code
+    if v3 is None:
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C185)
+    t = _C186.get(s)
+    if t is None:
+        _order("WPT_AlignmentCheckReq.ev_result_code", s, _C185)
+    i3 = _C176.get(v3)
+    if i3 is None:
+        _bad("WPT_AlignmentCheckReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
+    w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
+    s = 4
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C218.get(s)
+        t = _C187.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_AlignmentCheckReq.vendor_specific_data_container", s, _C185)
+        if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+            _bad("WPT_AlignmentCheckReq.vendor_specific_data_container", v4, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C219.get(s)
+    t = _C188.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckReq", s, _C213)
+        _order("WPT_AlignmentCheckReq", s, _C185)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3115,53 +3334,260 @@ def _d23(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C220, "WPT_AlignmentCheckResType")
+            _escape(r, 3, _C189, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+        p = r.pos
+        x = r.bits(17)
+        if x & 98760 == 0:
+            y = (x >> 9) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 7
+            if ec == 0:
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t5_0 = y
+                    t5_1 = r.integer(3)
+                    if t5_1 < -32768 or t5_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t5_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o5 = _new(_iso20.RationalNumber)
+                        o5.exponent = t5_0
+                        o5.value = t5_1
+                        f3 = o5
+                        ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    f3 = _d38(r)
+                s = 4
+            elif ec == 1:
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t6_0 = y
+                    t6_1 = r.integer(3)
+                    if t6_1 < -32768 or t6_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t6_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o6 = _new(_iso20.RationalNumber)
+                        o6.exponent = t6_0
+                        o6.value = t6_1
+                        f4 = o6
+                        ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    f4 = _d38(r)
+                s = 5
+            elif ec == 2:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C223, "WPT_AlignmentCheckResType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C192, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C193, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+        p = r.pos
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 7
+            if ec == 0:
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t7_0 = y
+                    t7_1 = r.integer(3)
+                    if t7_1 < -32768 or t7_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t7_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o7 = _new(_iso20.RationalNumber)
+                        o7.exponent = t7_0
+                        o7.value = t7_1
+                        f3 = o7
+                        ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    f3 = _d38(r)
+                s = 4
+            elif ec == 1:
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t8_0 = y
+                    t8_1 = r.integer(3)
+                    if t8_1 < -32768 or t8_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t8_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o8 = _new(_iso20.RationalNumber)
+                        o8.exponent = t8_0
+                        o8.value = t8_1
+                        f4 = o8
+                        ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    f4 = _d38(r)
+                s = 5
+            elif ec == 2:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C224, "WPT_AlignmentCheckResType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C194, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C173[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C195, "WPT_AlignmentCheckResType")
+            else:
+                r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d36(r)
+            pc9 = r.pos
+            ok9 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t9_0 = y
+                t9_1 = r.integer(3)
+                if t9_1 < -32768 or t9_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t9_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o9 = _new(_iso20.RationalNumber)
+                    o9.exponent = t9_0
+                    o9.value = t9_1
+                    f3 = o9
+                    ok9 = True
+            if not ok9:
+                r.pos = pc9
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            f4 = _d36(r)
+            pc10 = r.pos
+            ok10 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t10_0 = y
+                t10_1 = r.integer(3)
+                if t10_1 < -32768 or t10_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t10_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o10 = _new(_iso20.RationalNumber)
+                    o10.exponent = t10_0
+                    o10.value = t10_1
+                    f4 = o10
+                    ok10 = True
+            if not ok10:
+                r.pos = pc10
+                f4 = _d38(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -3176,13 +3602,33 @@ def _d23(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C225, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C196, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d36(r)
+            pc11 = r.pos
+            ok11 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t11_0 = y
+                t11_1 = r.integer(3)
+                if t11_1 < -32768 or t11_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t11_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o11 = _new(_iso20.RationalNumber)
+                    o11.exponent = t11_0
+                    o11.value = t11_1
+                    f4 = o11
+                    ok11 = True
+            if not ok11:
+                r.pos = pc11
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -3197,7 +3643,7 @@ def _d23(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C226, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C197, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 5:
@@ -3215,7 +3661,7 @@ def _d23(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C227, "WPT_AlignmentCheckResType")
+            _escape(r, 1, _C198, "WPT_AlignmentCheckResType")
         else:
             r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     if s == 6:
@@ -3236,7 +3682,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C228, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C199, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
             else:
@@ -3245,7 +3691,7 @@ def _d23(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C229, "WPT_AlignmentCheckResType")
+                    _escape(r, 1, _C200, "WPT_AlignmentCheckResType")
                 else:
                     r.fail("WPT_AlignmentCheckResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_AlignmentCheckRes)
@@ -3259,81 +3705,64 @@ def _d23(r):
 
 def _e23(w, o):
     """iso20.WPT_AlignmentCheckRes -> WPT_AlignmentCheckResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C231.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_AlignmentCheckRes.header", 0, _C201)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_AlignmentCheckRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_AlignmentCheckRes.response_code", 1, _C201)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_AlignmentCheckRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_AlignmentCheckRes.evse_processing", 2, _C201)
+    i2 = _C174.get(v2)
+    if i2 is None:
+        _bad("WPT_AlignmentCheckRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.power_transmitted
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
+    if v3 is not None:
+        if v3.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckRes.power_transmitted", v3, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v3)
+        s = 4
+    v4 = o.supply_device_current
+    if v4 is not None:
+        t = _C202.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.header", s, _C230)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_AlignmentCheckRes.header", v, "a MessageHeader")
+            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C201)
+        if v4.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_AlignmentCheckRes.supply_device_current", v4, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C232.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.response_code", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C233.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.evse_processing", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.power_transmitted
-    if v is not None:
-        t = _C234.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.power_transmitted", s, _C230)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckRes.power_transmitted", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.supply_device_current
-    if v is not None:
-        t = _C235.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckRes.supply_device_current", s, _C230)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_AlignmentCheckRes.supply_device_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
+        _e38(w, v4)
+        s = 5
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C236.get(s)
+        t = _C203.get(s)
         if t is None:
-            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C230)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_AlignmentCheckRes.vendor_specific_data_container", s, _C201)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
+            _bad("WPT_AlignmentCheckRes.vendor_specific_data_container", v5, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C237.get(s)
+    t = _C204.get(s)
     if t is None:
-        _order("WPT_AlignmentCheckRes", s, _C230)
+        _order("WPT_AlignmentCheckRes", s, _C201)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3353,83 +3782,647 @@ def _d24(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C238, "WPT_ChargeLoopReqType")
+            _escape(r, 3, _C205, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(2)
         if ec == 0:
-            f1 = _d37(r)
+            f1 = _d39(r)
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f2 = x == 2
             else:
-                f2 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                    f2 = _simple_escape(r, None, "MeterInfoRequested")
+                else:
+                    f2 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
             s = 3
         elif ec == 2:
-            _escape(r, 2, _C239, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C206, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "MeterInfoRequested")
+        p = r.pos
+        x = r.bits(5)
+        if x & 27 == 0:
+            y = ((x >> 2) & 1) == 1
+            f2 = y
+            pc12 = r.pos
+            ok12 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t12_0 = y
+                t12_1 = r.integer(3)
+                if t12_1 < -32768 or t12_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t12_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o12 = _new(_iso20.RationalNumber)
+                    o12.exponent = t12_0
+                    o12.value = t12_1
+                    f3 = o12
+                    ok12 = True
+            if not ok12:
+                r.pos = pc12
+                f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc13 = r.pos
+                ok13 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t13_0 = y
+                    t13_1 = r.integer(3)
+                    if t13_1 < -32768 or t13_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t13_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o13 = _new(_iso20.RationalNumber)
+                        o13.exponent = t13_0
+                        o13.value = t13_1
+                        f4 = o13
+                        ok13 = True
+                if not ok13:
+                    r.pos = pc13
+                    f4 = _d38(r)
+                p = r.pos
+                x = r.bits(8)
+                if x & 200 == 0:
+                    y = (x >> 4) & 3
+                    y = _C207[y]
+                    f5 = y
+                    ec = x & 7
+                    if ec == 0:
+                        pc14 = r.pos
+                        ok14 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t14_0 = y
+                            t14_1 = r.integer(3)
+                            if t14_1 < -32768 or t14_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t14_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o14 = _new(_iso20.RationalNumber)
+                                o14.exponent = t14_0
+                                o14.value = t14_1
+                                f6 = o14
+                                ok14 = True
+                        if not ok14:
+                            r.pos = pc14
+                            f6 = _d38(r)
+                        s = 7
+                    elif ec == 1:
+                        pc15 = r.pos
+                        ok15 = False
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc16 = r.pos
+                            ok16 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t16_0 = y
+                                t16_1 = r.integer(3)
+                                if t16_1 < -32768 or t16_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t16_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o16 = _new(_iso20.RationalNumber)
+                                    o16.exponent = t16_0
+                                    o16.value = t16_1
+                                    t15_0 = o16
+                                    ok16 = True
+                            if not ok16:
+                                r.pos = pc16
+                                t15_0 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc17 = r.pos
+                                ok17 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t17_0 = y
+                                    t17_1 = r.integer(3)
+                                    if t17_1 < -32768 or t17_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t17_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o17 = _new(_iso20.RationalNumber)
+                                        o17.exponent = t17_0
+                                        o17.value = t17_1
+                                        t15_1 = o17
+                                        ok17 = True
+                                if not ok17:
+                                    r.pos = pc17
+                                    t15_1 = _d38(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    pc18 = r.pos
+                                    ok18 = False
+                                    p = r.pos
+                                    x = r.bits(13)
+                                    if x & 6151 == 0:
+                                        y = ((x >> 3) & 255) + -128
+                                        t18_0 = y
+                                        t18_1 = r.integer(3)
+                                        if t18_1 < -32768 or t18_1 > 32767:
+                                            r.facet("Value: %d outside -32768..32767" % t18_1)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o18 = _new(_iso20.RationalNumber)
+                                            o18.exponent = t18_0
+                                            o18.value = t18_1
+                                            t15_2 = o18
+                                            ok18 = True
+                                    if not ok18:
+                                        r.pos = pc18
+                                        t15_2 = _d38(r)
+                                    p = r.pos
+                                    x = r.bits(1)
+                                    if x & 1 == 0:
+                                        pc19 = r.pos
+                                        ok19 = False
+                                        p = r.pos
+                                        x = r.bits(13)
+                                        if x & 6151 == 0:
+                                            y = ((x >> 3) & 255) + -128
+                                            t19_0 = y
+                                            t19_1 = r.integer(3)
+                                            if t19_1 < -32768 or t19_1 > 32767:
+                                                r.facet("Value: %d outside -32768..32767" % t19_1)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o19 = _new(_iso20.RationalNumber)
+                                                o19.exponent = t19_0
+                                                o19.value = t19_1
+                                                t15_3 = o19
+                                                ok19 = True
+                                        if not ok19:
+                                            r.pos = pc19
+                                            t15_3 = _d38(r)
+                                        p = r.pos
+                                        x = r.bits(1)
+                                        if x & 1 == 0:
+                                            o15 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                            o15.evpc_coil_current_request = t15_0
+                                            o15.evpc_coil_current_information = t15_1
+                                            o15.evpc_current_output_information = t15_2
+                                            o15.evpc_voltage_output_information = t15_3
+                                            f7 = o15
+                                            ok15 = True
+                        if not ok15:
+                            r.pos = pc15
+                            f7 = _d43(r)
+                        s = 8
+                    elif ec == 2:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                        else:
+                            v = r.binary(None, 256)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                        f8.append(v)
+                        s = 9
+                        k = 1
+                    elif ec == 3:
+                        s = -1
+                    elif ec == 4:
+                        _escape(r, 1, _C209, "WPT_ChargeLoopReqType")
+                    else:
+                        r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f2 = r.boolean()
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C240, "WPT_ChargeLoopReqType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f2 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "MeterInfoRequested")
+                    else:
+                        f2 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterInfoRequested")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C210, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            pc20 = r.pos
+            ok20 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t20_0 = y
+                t20_1 = r.integer(3)
+                if t20_1 < -32768 or t20_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t20_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o20 = _new(_iso20.RationalNumber)
+                    o20.exponent = t20_0
+                    o20.value = t20_1
+                    f3 = o20
+                    ok20 = True
+            if not ok20:
+                r.pos = pc20
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C241, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C211, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            pc21 = r.pos
+            ok21 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t21_0 = y
+                t21_1 = r.integer(3)
+                if t21_1 < -32768 or t21_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t21_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o21 = _new(_iso20.RationalNumber)
+                    o21.exponent = t21_0
+                    o21.value = t21_1
+                    f4 = o21
+                    ok21 = True
+            if not ok21:
+                r.pos = pc21
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C242, "WPT_ChargeLoopReqType")
+            _escape(r, 2, _C212, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
-            else:
-                f5 = r.bits(2)
-                f5 = _C243[f5]
+        p = r.pos
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            y = _C207[y]
+            f5 = y
+            ec = x & 7
+            if ec == 0:
+                pc22 = r.pos
+                ok22 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t22_0 = y
+                    t22_1 = r.integer(3)
+                    if t22_1 < -32768 or t22_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t22_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o22 = _new(_iso20.RationalNumber)
+                        o22.exponent = t22_0
+                        o22.value = t22_1
+                        f6 = o22
+                        ok22 = True
+                if not ok22:
+                    r.pos = pc22
+                    f6 = _d38(r)
+                s = 7
+            elif ec == 1:
+                pc23 = r.pos
+                ok23 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc24 = r.pos
+                    ok24 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t24_0 = y
+                        t24_1 = r.integer(3)
+                        if t24_1 < -32768 or t24_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t24_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o24 = _new(_iso20.RationalNumber)
+                            o24.exponent = t24_0
+                            o24.value = t24_1
+                            t23_0 = o24
+                            ok24 = True
+                    if not ok24:
+                        r.pos = pc24
+                        t23_0 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc25 = r.pos
+                        ok25 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t25_0 = y
+                            t25_1 = r.integer(3)
+                            if t25_1 < -32768 or t25_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t25_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o25 = _new(_iso20.RationalNumber)
+                                o25.exponent = t25_0
+                                o25.value = t25_1
+                                t23_1 = o25
+                                ok25 = True
+                        if not ok25:
+                            r.pos = pc25
+                            t23_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc26 = r.pos
+                            ok26 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t26_0 = y
+                                t26_1 = r.integer(3)
+                                if t26_1 < -32768 or t26_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t26_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o26 = _new(_iso20.RationalNumber)
+                                    o26.exponent = t26_0
+                                    o26.value = t26_1
+                                    t23_2 = o26
+                                    ok26 = True
+                            if not ok26:
+                                r.pos = pc26
+                                t23_2 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc27 = r.pos
+                                ok27 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t27_0 = y
+                                    t27_1 = r.integer(3)
+                                    if t27_1 < -32768 or t27_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t27_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o27 = _new(_iso20.RationalNumber)
+                                        o27.exponent = t27_0
+                                        o27.value = t27_1
+                                        t23_3 = o27
+                                        ok27 = True
+                                if not ok27:
+                                    r.pos = pc27
+                                    t23_3 = _d38(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o23 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                    o23.evpc_coil_current_request = t23_0
+                                    o23.evpc_coil_current_information = t23_1
+                                    o23.evpc_current_output_information = t23_2
+                                    o23.evpc_voltage_output_information = t23_3
+                                    f7 = o23
+                                    ok23 = True
+                if not ok23:
+                    r.pos = pc23
+                    f7 = _d43(r)
+                s = 8
+            elif ec == 2:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C245, "WPT_ChargeLoopReqType")
+                    v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                f8.append(v)
+                s = 9
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C213, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f5 = _C207[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVPCChargeDiagnostics")
+                    else:
+                        f5 = r.bits(2)
+                        f5 = _C207[f5]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPCChargeDiagnostics")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C214, "WPT_ChargeLoopReqType")
+            else:
+                r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(3)
         if ec == 0:
-            f6 = _d36(r)
+            pc28 = r.pos
+            ok28 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t28_0 = y
+                t28_1 = r.integer(3)
+                if t28_1 < -32768 or t28_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t28_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o28 = _new(_iso20.RationalNumber)
+                    o28.exponent = t28_0
+                    o28.value = t28_1
+                    f6 = o28
+                    ok28 = True
+            if not ok28:
+                r.pos = pc28
+                f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d38(r)
+            pc29 = r.pos
+            ok29 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc30 = r.pos
+                ok30 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t30_0 = y
+                    t30_1 = r.integer(3)
+                    if t30_1 < -32768 or t30_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t30_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o30 = _new(_iso20.RationalNumber)
+                        o30.exponent = t30_0
+                        o30.value = t30_1
+                        t29_0 = o30
+                        ok30 = True
+                if not ok30:
+                    r.pos = pc30
+                    t29_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc31 = r.pos
+                    ok31 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t31_0 = y
+                        t31_1 = r.integer(3)
+                        if t31_1 < -32768 or t31_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t31_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o31 = _new(_iso20.RationalNumber)
+                            o31.exponent = t31_0
+                            o31.value = t31_1
+                            t29_1 = o31
+                            ok31 = True
+                    if not ok31:
+                        r.pos = pc31
+                        t29_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc32 = r.pos
+                        ok32 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t32_0 = y
+                            t32_1 = r.integer(3)
+                            if t32_1 < -32768 or t32_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t32_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o32 = _new(_iso20.RationalNumber)
+                                o32.exponent = t32_0
+                                o32.value = t32_1
+                                t29_2 = o32
+                                ok32 = True
+                        if not ok32:
+                            r.pos = pc32
+                            t29_2 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc33 = r.pos
+                            ok33 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t33_0 = y
+                                t33_1 = r.integer(3)
+                                if t33_1 < -32768 or t33_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t33_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o33 = _new(_iso20.RationalNumber)
+                                    o33.exponent = t33_0
+                                    o33.value = t33_1
+                                    t29_3 = o33
+                                    ok33 = True
+                            if not ok33:
+                                r.pos = pc33
+                                t29_3 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o29 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                o29.evpc_coil_current_request = t29_0
+                                o29.evpc_coil_current_information = t29_1
+                                o29.evpc_current_output_information = t29_2
+                                o29.evpc_voltage_output_information = t29_3
+                                f7 = o29
+                                ok29 = True
+            if not ok29:
+                r.pos = pc29
+                f7 = _d43(r)
             s = 8
         elif ec == 2:
             if r.bits(1):
@@ -3444,13 +4437,123 @@ def _d24(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C246, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C215, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(2)
         if ec == 0:
-            f7 = _d38(r)
+            pc34 = r.pos
+            ok34 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc35 = r.pos
+                ok35 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t35_0 = y
+                    t35_1 = r.integer(3)
+                    if t35_1 < -32768 or t35_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t35_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o35 = _new(_iso20.RationalNumber)
+                        o35.exponent = t35_0
+                        o35.value = t35_1
+                        t34_0 = o35
+                        ok35 = True
+                if not ok35:
+                    r.pos = pc35
+                    t34_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc36 = r.pos
+                    ok36 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t36_0 = y
+                        t36_1 = r.integer(3)
+                        if t36_1 < -32768 or t36_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t36_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o36 = _new(_iso20.RationalNumber)
+                            o36.exponent = t36_0
+                            o36.value = t36_1
+                            t34_1 = o36
+                            ok36 = True
+                    if not ok36:
+                        r.pos = pc36
+                        t34_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc37 = r.pos
+                        ok37 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t37_0 = y
+                            t37_1 = r.integer(3)
+                            if t37_1 < -32768 or t37_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t37_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o37 = _new(_iso20.RationalNumber)
+                                o37.exponent = t37_0
+                                o37.value = t37_1
+                                t34_2 = o37
+                                ok37 = True
+                        if not ok37:
+                            r.pos = pc37
+                            t34_2 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc38 = r.pos
+                            ok38 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t38_0 = y
+                                t38_1 = r.integer(3)
+                                if t38_1 < -32768 or t38_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t38_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o38 = _new(_iso20.RationalNumber)
+                                    o38.exponent = t38_0
+                                    o38.value = t38_1
+                                    t34_3 = o38
+                                    ok38 = True
+                            if not ok38:
+                                r.pos = pc38
+                                t34_3 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o34 = _new(_iso20.WPT_EVPCPowerControlParameter)
+                                o34.evpc_coil_current_request = t34_0
+                                o34.evpc_coil_current_information = t34_1
+                                o34.evpc_current_output_information = t34_2
+                                o34.evpc_voltage_output_information = t34_3
+                                f7 = o34
+                                ok34 = True
+            if not ok34:
+                r.pos = pc34
+                f7 = _d43(r)
             s = 8
         elif ec == 1:
             if r.bits(1):
@@ -3465,7 +4568,7 @@ def _d24(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C247, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C216, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 8:
@@ -3483,7 +4586,7 @@ def _d24(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C248, "WPT_ChargeLoopReqType")
+            _escape(r, 1, _C217, "WPT_ChargeLoopReqType")
         else:
             r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     if s == 9:
@@ -3504,7 +4607,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C249, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C218, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
             else:
@@ -3513,7 +4616,7 @@ def _d24(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C250, "WPT_ChargeLoopReqType")
+                    _escape(r, 1, _C219, "WPT_ChargeLoopReqType")
                 else:
                     r.fail("WPT_ChargeLoopReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopReq)
@@ -3530,110 +4633,89 @@ def _d24(r):
 
 def _e24(w, o):
     """iso20.WPT_ChargeLoopReq -> WPT_ChargeLoopReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C252.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeLoopReq.header", 0, _C220)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeLoopReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.display_parameters
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DisplayParameters:
+            _bad("WPT_ChargeLoopReq.display_parameters", v1, "a DisplayParameters")
+        w.bits(0, 2)
+        _e39(w, v1)
+        s = 2
+    v2 = o.meter_info_requested
+    if v2 is None:
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C220)
+    t = _C221.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopReq.meter_info_requested", s, _C220)
+    if v2.__class__ is not bool:
+        _bad("WPT_ChargeLoopReq.meter_info_requested", v2, "a bool")
+    w.bits(((((t[0]) << 1) << 1) | (v2)) << 1, t[1] + 1 + 1 + 1)
+    v3 = o.evpc_power_request
+    if v3 is None:
+        _order("WPT_ChargeLoopReq.evpc_power_request", 3, _C220)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopReq.evpc_power_request", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v3)
+    v4 = o.evpc_power_output
+    if v4 is None:
+        _order("WPT_ChargeLoopReq.evpc_power_output", 4, _C220)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopReq.evpc_power_output", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v4)
+    v5 = o.evpc_charge_diagnostics
+    if v5 is None:
+        _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", 5, _C220)
+    i5 = _C208.get(v5)
+    if i5 is None:
+        _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v5, "a member of _iso20.WPT_EVPCChargeDiagnostics")
+    v6 = o.evpc_operating_frequency
+    w.bits(((((0) << 1) << 2) | (i5)) << 1, 5)
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopReq.evpc_operating_frequency", v6, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v6)
+        s = 7
+    v7 = o.evpc_power_control_parameter
+    if v7 is not None:
+        t = _C222.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.header", s, _C251)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeLoopReq.header", v, "a MessageHeader")
+            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C220)
+        if v7.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
+            _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v7, "a WPT_EVPCPowerControlParameter")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.display_parameters
-    if v is not None:
-        t = _C253.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.display_parameters", s, _C251)
-        if v.__class__ is not _iso20.DisplayParameters:
-            _bad("WPT_ChargeLoopReq.display_parameters", v, "a DisplayParameters")
-        w.bits(t[0], t[1])
-        _e37(w, v)
-        s = t[2]
-    v = o.meter_info_requested
-    if v is not None:
-        t = _C254.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.meter_info_requested", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("WPT_ChargeLoopReq.meter_info_requested", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_power_request
-    if v is not None:
-        t = _C255.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_request", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_power_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_power_output
-    if v is not None:
-        t = _C256.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_output", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_power_output", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_charge_diagnostics
-    if v is not None:
-        t = _C257.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_charge_diagnostics", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C244.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopReq.evpc_charge_diagnostics", v, "a member of _iso20.WPT_EVPCChargeDiagnostics")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_operating_frequency
-    if v is not None:
-        t = _C258.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_operating_frequency", s, _C251)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopReq.evpc_operating_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_power_control_parameter
-    if v is not None:
-        t = _C259.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopReq.evpc_power_control_parameter", s, _C251)
-        if v.__class__ is not _iso20.WPT_EVPCPowerControlParameter:
-            _bad("WPT_ChargeLoopReq.evpc_power_control_parameter", v, "a WPT_EVPCPowerControlParameter")
-        w.bits(t[0], t[1])
-        _e38(w, v)
-        s = t[2]
+        _e43(w, v7)
+        s = 8
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v8 in items:
         n += 1
-        t = _C260.get(s)
+        t = _C223.get(s)
         if t is None:
-            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C251)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeLoopReq.manufacturer_specific_data_container", s, _C220)
+        if not isinstance(v8, (bytes, bytearray)) or len(v8) > 256:
+            _bad("WPT_ChargeLoopReq.manufacturer_specific_data_container", v8, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v8)
         w.bits(0, 1)
         s = (9 if n < 16 else 10)
-    t = _C261.get(s)
+    t = _C224.get(s)
     if t is None:
-        _order("WPT_ChargeLoopReq", s, _C251)
+        _order("WPT_ChargeLoopReq", s, _C220)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3657,137 +4739,549 @@ def _d25(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C262, "WPT_ChargeLoopResType")
+            _escape(r, 3, _C225, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3080 == 0:
+            y = (x >> 4) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            ec = x & 7
+            if ec == 0:
+                pc39 = r.pos
+                ok39 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t39_0 = r.uint(3)
+                    if t39_0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % t39_0)
+                    p = r.pos
+                    x = r.bits(8)
+                    if x & 227 == 0:
+                        y = (x >> 2) & 7
+                        if y >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % y)
+                        y = _C226[y]
+                        t39_1 = y
+                        o39 = _new(_iso20.EVSEStatus)
+                        o39.notification_max_delay = t39_0
+                        o39.evse_notification = t39_1
+                        f2 = o39
+                        ok39 = True
+                if not ok39:
+                    r.pos = pc39
+                    f2 = _d44(r)
+                s = 3
+            elif ec == 1:
+                f3 = _d51(r)
+                s = 4
+            elif ec == 2:
+                f4 = _d55(r)
+                s = 5
+            elif ec == 3:
+                pc40 = r.pos
+                ok40 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t40_0 = y
+                    t40_1 = r.integer(3)
+                    if t40_1 < -32768 or t40_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t40_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o40 = _new(_iso20.RationalNumber)
+                        o40.exponent = t40_0
+                        o40.value = t40_1
+                        f5 = o40
+                        ok40 = True
+                if not ok40:
+                    r.pos = pc40
+                    f5 = _d38(r)
+                s = 6
+            elif ec == 4:
+                _escape(r, 2, _C228, "WPT_ChargeLoopResType")
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C263, "WPT_ChargeLoopResType")
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C229, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d39(r)
+            pc41 = r.pos
+            ok41 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t41_0 = r.uint(3)
+                if t41_0 > 65535:
+                    r.facet("NotificationMaxDelay: %d outside 0..65535" % t41_0)
+                p = r.pos
+                x = r.bits(8)
+                if x & 227 == 0:
+                    y = (x >> 2) & 7
+                    if y >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % y)
+                    y = _C226[y]
+                    t41_1 = y
+                    o41 = _new(_iso20.EVSEStatus)
+                    o41.notification_max_delay = t41_0
+                    o41.evse_notification = t41_1
+                    f2 = o41
+                    ok41 = True
+            if not ok41:
+                r.pos = pc41
+                f2 = _d44(r)
             s = 3
         elif ec == 1:
-            f3 = _d40(r)
+            f3 = _d51(r)
             s = 4
         elif ec == 2:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 3:
-            f5 = _d36(r)
+            pc42 = r.pos
+            ok42 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t42_0 = y
+                t42_1 = r.integer(3)
+                if t42_1 < -32768 or t42_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t42_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o42 = _new(_iso20.RationalNumber)
+                    o42.exponent = t42_0
+                    o42.value = t42_1
+                    f5 = o42
+                    ok42 = True
+            if not ok42:
+                r.pos = pc42
+                f5 = _d38(r)
             s = 6
         elif ec == 4:
-            _escape(r, 2, _C264, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C230, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
-            f3 = _d40(r)
+            f3 = _d51(r)
             s = 4
         elif ec == 1:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 2:
-            f5 = _d36(r)
+            pc43 = r.pos
+            ok43 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t43_0 = y
+                t43_1 = r.integer(3)
+                if t43_1 < -32768 or t43_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t43_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o43 = _new(_iso20.RationalNumber)
+                    o43.exponent = t43_0
+                    o43.value = t43_1
+                    f5 = o43
+                    ok43 = True
+            if not ok43:
+                r.pos = pc43
+                f5 = _d38(r)
             s = 6
         elif ec == 3:
-            _escape(r, 2, _C265, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C231, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d41(r)
+            f4 = _d55(r)
             s = 5
         elif ec == 1:
-            f5 = _d36(r)
+            pc44 = r.pos
+            ok44 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t44_0 = y
+                t44_1 = r.integer(3)
+                if t44_1 < -32768 or t44_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t44_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o44 = _new(_iso20.RationalNumber)
+                    o44.exponent = t44_0
+                    o44.value = t44_1
+                    f5 = o44
+                    ok44 = True
+            if not ok44:
+                r.pos = pc44
+                f5 = _d38(r)
             s = 6
         elif ec == 2:
-            _escape(r, 2, _C266, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C232, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(1)
         if ec == 0:
-            f5 = _d36(r)
+            pc45 = r.pos
+            ok45 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t45_0 = y
+                t45_1 = r.integer(3)
+                if t45_1 < -32768 or t45_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t45_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o45 = _new(_iso20.RationalNumber)
+                    o45.exponent = t45_0
+                    o45.value = t45_1
+                    f5 = o45
+                    ok45 = True
+            if not ok45:
+                r.pos = pc45
+                f5 = _d38(r)
             s = 6
         elif ec == 1:
-            _escape(r, 2, _C267, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C233, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
-            f6 = _d36(r)
+            pc46 = r.pos
+            ok46 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t46_0 = y
+                t46_1 = r.integer(3)
+                if t46_1 < -32768 or t46_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t46_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o46 = _new(_iso20.RationalNumber)
+                    o46.exponent = t46_0
+                    o46.value = t46_1
+                    f6 = o46
+                    ok46 = True
+            if not ok46:
+                r.pos = pc46
+                f6 = _d38(r)
             s = 7
         elif ec == 1:
-            f7 = _d36(r)
+            pc47 = r.pos
+            ok47 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t47_0 = y
+                t47_1 = r.integer(3)
+                if t47_1 < -32768 or t47_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t47_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o47 = _new(_iso20.RationalNumber)
+                    o47.exponent = t47_0
+                    o47.value = t47_1
+                    f7 = o47
+                    ok47 = True
+            if not ok47:
+                r.pos = pc47
+                f7 = _d38(r)
             s = 8
         elif ec == 2:
-            _escape(r, 2, _C268, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C234, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d36(r)
+            pc48 = r.pos
+            ok48 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t48_0 = y
+                t48_1 = r.integer(3)
+                if t48_1 < -32768 or t48_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t48_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o48 = _new(_iso20.RationalNumber)
+                    o48.exponent = t48_0
+                    o48.value = t48_1
+                    f7 = o48
+                    ok48 = True
+            if not ok48:
+                r.pos = pc48
+                f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C269, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C235, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d36(r)
+            pc49 = r.pos
+            ok49 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t49_0 = y
+                t49_1 = r.integer(3)
+                if t49_1 < -32768 or t49_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t49_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o49 = _new(_iso20.RationalNumber)
+                    o49.exponent = t49_0
+                    o49.value = t49_1
+                    f8 = o49
+                    ok49 = True
+            if not ok49:
+                r.pos = pc49
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C270, "WPT_ChargeLoopResType")
+            _escape(r, 2, _C236, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 9:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "SPCChargeDiagnostics")
-            else:
-                f9 = r.bits(3)
-                if f9 >= 6:
-                    r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
-                f9 = _C271[f9]
+        p = r.pos
+        x = r.bits(9)
+        if x & 392 == 0:
+            y = (x >> 4) & 7
+            if y >= 6:
+                r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % y)
+            y = _C237[y]
+            f9 = y
+            ec = x & 7
+            if ec == 0:
+                pc50 = r.pos
+                ok50 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t50_0 = y
+                    t50_1 = r.integer(3)
+                    if t50_1 < -32768 or t50_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t50_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o50 = _new(_iso20.RationalNumber)
+                        o50.exponent = t50_0
+                        o50.value = t50_1
+                        f10 = o50
+                        ok50 = True
+                if not ok50:
+                    r.pos = pc50
+                    f10 = _d38(r)
+                s = 11
+            elif ec == 1:
+                pc51 = r.pos
+                ok51 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc52 = r.pos
+                    ok52 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t52_0 = y
+                        t52_1 = r.integer(3)
+                        if t52_1 < -32768 or t52_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t52_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o52 = _new(_iso20.RationalNumber)
+                            o52.exponent = t52_0
+                            o52.value = t52_1
+                            t51_0 = o52
+                            ok52 = True
+                    if not ok52:
+                        r.pos = pc52
+                        t51_0 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o51 = _new(_iso20.WPT_SPCPowerControlParameter)
+                        o51.spc_primary_device_coil_current_information = t51_0
+                        f11 = o51
+                        ok51 = True
+                if not ok51:
+                    r.pos = pc51
+                    f11 = _d58(r)
+                s = 12
+            elif ec == 2:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
-            s = 10
-        elif ec == 1:
-            _escape(r, 2, _C273, "WPT_ChargeLoopResType")
+                    v = _simple_escape(r, b"", "ManufacturerSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ManufacturerSpecificDataContainer")
+                f12.append(v)
+                s = 13
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C239, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % x)
+                    f9 = _C237[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f9 = _simple_escape(r, None, "SPCChargeDiagnostics")
+                    else:
+                        f9 = r.bits(3)
+                        if f9 >= 6:
+                            r.fail("SPCChargeDiagnostics: enumeration index %d out of range" % f9)
+                        f9 = _C237[f9]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPCChargeDiagnostics")
+                s = 10
+            elif ec == 1:
+                _escape(r, 2, _C240, "WPT_ChargeLoopResType")
+            else:
+                r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 10:
         ec = r.bits(3)
         if ec == 0:
-            f10 = _d36(r)
+            pc53 = r.pos
+            ok53 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t53_0 = y
+                t53_1 = r.integer(3)
+                if t53_1 < -32768 or t53_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t53_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o53 = _new(_iso20.RationalNumber)
+                    o53.exponent = t53_0
+                    o53.value = t53_1
+                    f10 = o53
+                    ok53 = True
+            if not ok53:
+                r.pos = pc53
+                f10 = _d38(r)
             s = 11
         elif ec == 1:
-            f11 = _d42(r)
+            pc54 = r.pos
+            ok54 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc55 = r.pos
+                ok55 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t55_0 = y
+                    t55_1 = r.integer(3)
+                    if t55_1 < -32768 or t55_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t55_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o55 = _new(_iso20.RationalNumber)
+                        o55.exponent = t55_0
+                        o55.value = t55_1
+                        t54_0 = o55
+                        ok55 = True
+                if not ok55:
+                    r.pos = pc55
+                    t54_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o54 = _new(_iso20.WPT_SPCPowerControlParameter)
+                    o54.spc_primary_device_coil_current_information = t54_0
+                    f11 = o54
+                    ok54 = True
+            if not ok54:
+                r.pos = pc54
+                f11 = _d58(r)
             s = 12
         elif ec == 2:
             if r.bits(1):
@@ -3802,13 +5296,48 @@ def _d25(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C274, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C241, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 11:
         ec = r.bits(2)
         if ec == 0:
-            f11 = _d42(r)
+            pc56 = r.pos
+            ok56 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc57 = r.pos
+                ok57 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t57_0 = y
+                    t57_1 = r.integer(3)
+                    if t57_1 < -32768 or t57_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t57_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o57 = _new(_iso20.RationalNumber)
+                        o57.exponent = t57_0
+                        o57.value = t57_1
+                        t56_0 = o57
+                        ok57 = True
+                if not ok57:
+                    r.pos = pc57
+                    t56_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o56 = _new(_iso20.WPT_SPCPowerControlParameter)
+                    o56.spc_primary_device_coil_current_information = t56_0
+                    f11 = o56
+                    ok56 = True
+            if not ok56:
+                r.pos = pc56
+                f11 = _d58(r)
             s = 12
         elif ec == 1:
             if r.bits(1):
@@ -3823,7 +5352,7 @@ def _d25(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C275, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C242, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 12:
@@ -3841,7 +5370,7 @@ def _d25(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C276, "WPT_ChargeLoopResType")
+            _escape(r, 1, _C243, "WPT_ChargeLoopResType")
         else:
             r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     if s == 13:
@@ -3862,7 +5391,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C277, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C244, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
             else:
@@ -3871,7 +5400,7 @@ def _d25(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C278, "WPT_ChargeLoopResType")
+                    _escape(r, 1, _C245, "WPT_ChargeLoopResType")
                 else:
                     r.fail("WPT_ChargeLoopResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeLoopRes)
@@ -3892,151 +5421,128 @@ def _d25(r):
 
 def _e25(w, o):
     """iso20.WPT_ChargeLoopRes -> WPT_ChargeLoopResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C280.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeLoopRes.header", 0, _C246)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeLoopRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_ChargeLoopRes.response_code", 1, _C246)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_ChargeLoopRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_status
+    w.bits(((((0) << 1) << 6) | (i1)) << 1, 9)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _iso20.EVSEStatus:
+            _bad("WPT_ChargeLoopRes.evse_status", v2, "a EVSEStatus")
+        w.bits(0, 3)
+        _e44(w, v2)
+        s = 3
+    v3 = o.meter_info
+    if v3 is not None:
+        t = _C247.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.header", s, _C279)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeLoopRes.header", v, "a MessageHeader")
+            _order("WPT_ChargeLoopRes.meter_info", s, _C246)
+        if v3.__class__ is not _iso20.MeterInfo:
+            _bad("WPT_ChargeLoopRes.meter_info", v3, "a MeterInfo")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C281.get(s)
+        _e51(w, v3)
+        s = 4
+    v4 = o.receipt
+    if v4 is not None:
+        t = _C248.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.response_code", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_status
-    if v is not None:
-        t = _C282.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.evse_status", s, _C279)
-        if v.__class__ is not _iso20.EVSEStatus:
-            _bad("WPT_ChargeLoopRes.evse_status", v, "a EVSEStatus")
+            _order("WPT_ChargeLoopRes.receipt", s, _C246)
+        if v4.__class__ is not _iso20.Receipt:
+            _bad("WPT_ChargeLoopRes.receipt", v4, "a Receipt")
         w.bits(t[0], t[1])
-        _e39(w, v)
-        s = t[2]
-    v = o.meter_info
-    if v is not None:
-        t = _C283.get(s)
+        _e55(w, v4)
+        s = 5
+    v5 = o.evpc_power_request
+    if v5 is None:
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C246)
+    t = _C249.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopRes.evpc_power_request", s, _C246)
+    if v5.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.evpc_power_request", v5, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e38(w, v5)
+    v6 = o.sd_power_input
+    s = 6
+    if v6 is not None:
+        if v6.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopRes.sd_power_input", v6, "a RationalNumber")
+        w.bits(0, 2)
+        _e38(w, v6)
+        s = 7
+    v7 = o.spc_max_output_power_limit
+    if v7 is None:
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C246)
+    t = _C250.get(s)
+    if t is None:
+        _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C246)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v7, "a RationalNumber")
+    w.bits(t[0], t[1])
+    _e38(w, v7)
+    v8 = o.spc_min_output_power_limit
+    if v8 is None:
+        _order("WPT_ChargeLoopRes.spc_min_output_power_limit", 8, _C246)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v8)
+    v9 = o.spc_charge_diagnostics
+    if v9 is None:
+        _order("WPT_ChargeLoopRes.spc_charge_diagnostics", 9, _C246)
+    i9 = _C238.get(v9)
+    if i9 is None:
+        _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v9, "a member of _iso20.WPT_SPCChargeDiagnostics")
+    v10 = o.spc_operating_frequency
+    w.bits(((((0) << 1) << 3) | (i9)) << 1, 6)
+    s = 10
+    if v10 is not None:
+        if v10.__class__ is not _iso20.RationalNumber:
+            _bad("WPT_ChargeLoopRes.spc_operating_frequency", v10, "a RationalNumber")
+        w.bits(0, 3)
+        _e38(w, v10)
+        s = 11
+    v11 = o.spc_power_control_parameter
+    if v11 is not None:
+        t = _C251.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.meter_info", s, _C279)
-        if v.__class__ is not _iso20.MeterInfo:
-            _bad("WPT_ChargeLoopRes.meter_info", v, "a MeterInfo")
+            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C246)
+        if v11.__class__ is not _iso20.WPT_SPCPowerControlParameter:
+            _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v11, "a WPT_SPCPowerControlParameter")
         w.bits(t[0], t[1])
-        _e40(w, v)
-        s = t[2]
-    v = o.receipt
-    if v is not None:
-        t = _C284.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.receipt", s, _C279)
-        if v.__class__ is not _iso20.Receipt:
-            _bad("WPT_ChargeLoopRes.receipt", v, "a Receipt")
-        w.bits(t[0], t[1])
-        _e41(w, v)
-        s = t[2]
-    v = o.evpc_power_request
-    if v is not None:
-        t = _C285.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.evpc_power_request", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.evpc_power_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_power_input
-    if v is not None:
-        t = _C286.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.sd_power_input", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.sd_power_input", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_max_output_power_limit
-    if v is not None:
-        t = _C287.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_max_output_power_limit", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_max_output_power_limit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_min_output_power_limit
-    if v is not None:
-        t = _C288.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_min_output_power_limit", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_min_output_power_limit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_charge_diagnostics
-    if v is not None:
-        t = _C289.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_charge_diagnostics", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C272.get(v)
-        if i is None:
-            _bad("WPT_ChargeLoopRes.spc_charge_diagnostics", v, "a member of _iso20.WPT_SPCChargeDiagnostics")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.spc_operating_frequency
-    if v is not None:
-        t = _C290.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_operating_frequency", s, _C279)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeLoopRes.spc_operating_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.spc_power_control_parameter
-    if v is not None:
-        t = _C291.get(s)
-        if t is None:
-            _order("WPT_ChargeLoopRes.spc_power_control_parameter", s, _C279)
-        if v.__class__ is not _iso20.WPT_SPCPowerControlParameter:
-            _bad("WPT_ChargeLoopRes.spc_power_control_parameter", v, "a WPT_SPCPowerControlParameter")
-        w.bits(t[0], t[1])
-        _e42(w, v)
-        s = t[2]
+        _e58(w, v11)
+        s = 12
     items = o.manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v12 in items:
         n += 1
-        t = _C292.get(s)
+        t = _C252.get(s)
         if t is None:
-            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C279)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeLoopRes.manufacturer_specific_data_container", s, _C246)
+        if not isinstance(v12, (bytes, bytearray)) or len(v12) > 256:
+            _bad("WPT_ChargeLoopRes.manufacturer_specific_data_container", v12, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v12)
         w.bits(0, 1)
         s = (13 if n < 16 else 14)
-    t = _C293.get(s)
+    t = _C253.get(s)
     if t is None:
-        _order("WPT_ChargeLoopRes", s, _C279)
+        _order("WPT_ChargeLoopRes", s, _C246)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4054,76 +5560,280 @@ def _d26(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C294, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 3, _C254, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            pc58 = r.pos
+            ok58 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t58_0 = y
+                t58_1 = r.integer(3)
+                if t58_1 < -32768 or t58_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t58_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o58 = _new(_iso20.RationalNumber)
+                    o58.exponent = t58_0
+                    o58.value = t58_1
+                    f1 = o58
+                    ok58 = True
+            if not ok58:
+                r.pos = pc58
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C295, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C255, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "SDMaxGroundClearence")
-            else:
-                f2 = r.uint(3)
-                if f2 > 65535:
-                    r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C296, "WPT_ChargeParameterDiscoveryReqType")
-        else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "SDMinGroundClearence")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f3 = r.uint(3)
                 if f3 > 65535:
                     r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc59 = r.pos
+                    ok59 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t59_0 = y
+                        t59_1 = r.integer(3)
+                        if t59_1 < -32768 or t59_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t59_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o59 = _new(_iso20.RationalNumber)
+                            o59.exponent = t59_0
+                            o59.value = t59_1
+                            f4 = o59
+                            ok59 = True
+                    if not ok59:
+                        r.pos = pc59
+                        f4 = _d38(r)
+                    p = r.pos
+                    x = r.bits(6)
+                    if x & 52 == 0:
+                        y = ((x >> 3) & 1) == 1
+                        f5 = y
+                        ec = x & 3
+                        if ec == 0:
+                            if r.bits(1):
+                                v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                            else:
+                                v = r.binary(None, 256)
+                                if r.bits(1):
+                                    _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                            f6.append(v)
+                            s = 7
+                            k = 1
+                        elif ec == 1:
+                            s = -1
+                        elif ec == 2:
+                            _escape(r, 1, _C256, "WPT_ChargeParameterDiscoveryReqType")
+                        else:
+                            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
+                    s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "SDMaxGroundClearence")
+                else:
+                    f2 = r.uint(3)
+                    if f2 > 65535:
+                        r.facet("SDMaxGroundClearence: %d outside 0..65535" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearence")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C257, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.uint(3)
+            if f3 > 65535:
+                r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc60 = r.pos
+                ok60 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t60_0 = y
+                    t60_1 = r.integer(3)
+                    if t60_1 < -32768 or t60_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t60_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o60 = _new(_iso20.RationalNumber)
+                        o60.exponent = t60_0
+                        o60.value = t60_1
+                        f4 = o60
+                        ok60 = True
+                if not ok60:
+                    r.pos = pc60
+                    f4 = _d38(r)
+                p = r.pos
+                x = r.bits(6)
+                if x & 52 == 0:
+                    y = ((x >> 3) & 1) == 1
+                    f5 = y
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                        else:
+                            v = r.binary(None, 256)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                        f6.append(v)
+                        s = 7
+                        k = 1
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C258, "WPT_ChargeParameterDiscoveryReqType")
+                    else:
+                        r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    s = 5
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C297, "WPT_ChargeParameterDiscoveryReqType")
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "SDMinGroundClearence")
+                else:
+                    f3 = r.uint(3)
+                    if f3 > 65535:
+                        r.facet("SDMinGroundClearence: %d outside 0..65535" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearence")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C259, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            pc61 = r.pos
+            ok61 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t61_0 = y
+                t61_1 = r.integer(3)
+                if t61_1 < -32768 or t61_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t61_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o61 = _new(_iso20.RationalNumber)
+                    o61.exponent = t61_0
+                    o61.value = t61_1
+                    f4 = o61
+                    ok61 = True
+            if not ok61:
+                r.pos = pc61
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C298, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 2, _C260, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "EVPCDeviceLocalControl")
-            else:
-                f5 = r.boolean()
+        p = r.pos
+        x = r.bits(6)
+        if x & 52 == 0:
+            y = ((x >> 3) & 1) == 1
+            f5 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C299, "WPT_ChargeParameterDiscoveryReqType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f6.append(v)
+                s = 7
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C261, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(3)
+                if x & 5 == 0:
+                    f5 = x == 2
+                else:
+                    r.pos -= 3
+                    if r.bits(1):
+                        f5 = _simple_escape(r, None, "EVPCDeviceLocalControl")
+                    else:
+                        f5 = r.boolean()
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVPCDeviceLocalControl")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C262, "WPT_ChargeParameterDiscoveryReqType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -4139,7 +5849,7 @@ def _d26(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C300, "WPT_ChargeParameterDiscoveryReqType")
+            _escape(r, 1, _C263, "WPT_ChargeParameterDiscoveryReqType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     if s == 7:
@@ -4160,7 +5870,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C301, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C264, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
             else:
@@ -4169,7 +5879,7 @@ def _d26(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C302, "WPT_ChargeParameterDiscoveryReqType")
+                    _escape(r, 1, _C265, "WPT_ChargeParameterDiscoveryReqType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryReq)
@@ -4184,90 +5894,68 @@ def _d26(r):
 
 def _e26(w, o):
     """iso20.WPT_ChargeParameterDiscoveryReq -> WPT_ChargeParameterDiscoveryReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C304.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.header", s, _C303)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeParameterDiscoveryReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.evpc_max_receivable_power
-    if v is not None:
-        t = _C305.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_ground_clearence
-    if v is not None:
-        t = _C306.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_ground_clearence
-    if v is not None:
-        t = _C307.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evpc_natural_frequency
-    if v is not None:
-        t = _C308.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", s, _C303)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_device_local_control
-    if v is not None:
-        t = _C309.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.header", 0, _C266)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeParameterDiscoveryReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.evpc_max_receivable_power
+    if v1 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", 1, _C266)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_max_receivable_power", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    v2 = o.sd_max_ground_clearence
+    if v2 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", 2, _C266)
+    if type(v2) is not int or v2 < 0 or v2 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryReq.sd_max_ground_clearence", v2, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.sd_min_ground_clearence
+    if v3 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", 3, _C266)
+    if type(v3) is not int or v3 < 0 or v3 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryReq.sd_min_ground_clearence", v3, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v3)
+    v4 = o.evpc_natural_frequency
+    if v4 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", 4, _C266)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_natural_frequency", v4, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v4)
+    v5 = o.evpc_device_local_control
+    if v5 is None:
+        _order("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", 5, _C266)
+    if v5.__class__ is not bool:
+        _bad("WPT_ChargeParameterDiscoveryReq.evpc_device_local_control", v5, "a bool")
+    w.bits(((((0) << 1) << 1) | (v5)) << 1, 4)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C310.get(s)
+        t = _C267.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C303)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", s, _C266)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_ChargeParameterDiscoveryReq.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    t = _C311.get(s)
+    t = _C268.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryReq", s, _C303)
+        _order("WPT_ChargeParameterDiscoveryReq", s, _C266)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4288,110 +5976,616 @@ def _d27(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C312, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 3, _C269, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(15)
+        if x & 24691 == 0:
+            y = (x >> 7) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            y = (x >> 2) & 3
+            y = _C270[y]
+            f2 = y
+            pc62 = r.pos
+            ok62 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t62_0 = y
+                t62_1 = r.integer(3)
+                if t62_1 < -32768 or t62_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t62_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o62 = _new(_iso20.RationalNumber)
+                    o62.exponent = t62_0
+                    o62.value = t62_1
+                    f3 = o62
+                    ok62 = True
+            if not ok62:
+                r.pos = pc62
+                f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc63 = r.pos
+                ok63 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t63_0 = y
+                    t63_1 = r.integer(3)
+                    if t63_1 < -32768 or t63_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t63_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o63 = _new(_iso20.RationalNumber)
+                        o63.exponent = t63_0
+                        o63.value = t63_1
+                        f4 = o63
+                        ok63 = True
+                if not ok63:
+                    r.pos = pc63
+                    f4 = _d38(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.uint(3)
+                        if f6 > 65535:
+                            r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc64 = r.pos
+                            ok64 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t64_0 = y
+                                t64_1 = r.integer(3)
+                                if t64_1 < -32768 or t64_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t64_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o64 = _new(_iso20.RationalNumber)
+                                    o64.exponent = t64_0
+                                    o64.value = t64_1
+                                    f7 = o64
+                                    ok64 = True
+                            if not ok64:
+                                r.pos = pc64
+                                f7 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc65 = r.pos
+                                ok65 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t65_0 = y
+                                    t65_1 = r.integer(3)
+                                    if t65_1 < -32768 or t65_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t65_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o65 = _new(_iso20.RationalNumber)
+                                        o65.exponent = t65_0
+                                        o65.value = t65_1
+                                        f8 = o65
+                                        ok65 = True
+                                if not ok65:
+                                    r.pos = pc65
+                                    f8 = _d38(r)
+                                s = 9
+                            else:
+                                r.pos = p
+                                s = 8
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                        s = 6
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C313, "WPT_ChargeParameterDiscoveryResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C272, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PDInputPowerClass")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            y = _C270[y]
+            f2 = y
+            pc66 = r.pos
+            ok66 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t66_0 = y
+                t66_1 = r.integer(3)
+                if t66_1 < -32768 or t66_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t66_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o66 = _new(_iso20.RationalNumber)
+                    o66.exponent = t66_0
+                    o66.value = t66_1
+                    f3 = o66
+                    ok66 = True
+            if not ok66:
+                r.pos = pc66
+                f3 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc67 = r.pos
+                ok67 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t67_0 = y
+                    t67_1 = r.integer(3)
+                    if t67_1 < -32768 or t67_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t67_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o67 = _new(_iso20.RationalNumber)
+                        o67.exponent = t67_0
+                        o67.value = t67_1
+                        f4 = o67
+                        ok67 = True
+                if not ok67:
+                    r.pos = pc67
+                    f4 = _d38(r)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        f6 = r.uint(3)
+                        if f6 > 65535:
+                            r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc68 = r.pos
+                            ok68 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t68_0 = y
+                                t68_1 = r.integer(3)
+                                if t68_1 < -32768 or t68_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t68_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o68 = _new(_iso20.RationalNumber)
+                                    o68.exponent = t68_0
+                                    o68.value = t68_1
+                                    f7 = o68
+                                    ok68 = True
+                            if not ok68:
+                                r.pos = pc68
+                                f7 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc69 = r.pos
+                                ok69 = False
+                                p = r.pos
+                                x = r.bits(13)
+                                if x & 6151 == 0:
+                                    y = ((x >> 3) & 255) + -128
+                                    t69_0 = y
+                                    t69_1 = r.integer(3)
+                                    if t69_1 < -32768 or t69_1 > 32767:
+                                        r.facet("Value: %d outside -32768..32767" % t69_1)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o69 = _new(_iso20.RationalNumber)
+                                        o69.exponent = t69_0
+                                        o69.value = t69_1
+                                        f8 = o69
+                                        ok69 = True
+                                if not ok69:
+                                    r.pos = pc69
+                                    f8 = _d38(r)
+                                s = 9
+                            else:
+                                r.pos = p
+                                s = 8
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                            s = 7
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                        s = 6
+                else:
+                    r.pos = p
+                    s = 5
             else:
-                f2 = r.bits(2)
-                f2 = _C314[f2]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C316, "WPT_ChargeParameterDiscoveryResType")
+                r.pos = p
+                s = 4
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    f2 = _C270[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "PDInputPowerClass")
+                    else:
+                        f2 = r.bits(2)
+                        f2 = _C270[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PDInputPowerClass")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C273, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            pc70 = r.pos
+            ok70 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t70_0 = y
+                t70_1 = r.integer(3)
+                if t70_1 < -32768 or t70_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t70_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o70 = _new(_iso20.RationalNumber)
+                    o70.exponent = t70_0
+                    o70.value = t70_1
+                    f3 = o70
+                    ok70 = True
+            if not ok70:
+                r.pos = pc70
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C317, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C274, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d36(r)
+            pc71 = r.pos
+            ok71 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t71_0 = y
+                t71_1 = r.integer(3)
+                if t71_1 < -32768 or t71_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t71_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o71 = _new(_iso20.RationalNumber)
+                    o71.exponent = t71_0
+                    o71.value = t71_1
+                    f4 = o71
+                    ok71 = True
+            if not ok71:
+                r.pos = pc71
+                f4 = _d38(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C318, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C275, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "SDMaxGroundClearanceSupport")
-            else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C319, "WPT_ChargeParameterDiscoveryResType")
-        else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
-    if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, None, "SDMinGroundClearanceSupport")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f6 = r.uint(3)
                 if f6 > 65535:
                     r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc72 = r.pos
+                    ok72 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t72_0 = y
+                        t72_1 = r.integer(3)
+                        if t72_1 < -32768 or t72_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t72_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o72 = _new(_iso20.RationalNumber)
+                            o72.exponent = t72_0
+                            o72.value = t72_1
+                            f7 = o72
+                            ok72 = True
+                    if not ok72:
+                        r.pos = pc72
+                        f7 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc73 = r.pos
+                        ok73 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t73_0 = y
+                            t73_1 = r.integer(3)
+                            if t73_1 < -32768 or t73_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t73_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o73 = _new(_iso20.RationalNumber)
+                                o73.exponent = t73_0
+                                o73.value = t73_1
+                                f8 = o73
+                                ok73 = True
+                        if not ok73:
+                            r.pos = pc73
+                            f8 = _d38(r)
+                        s = 9
+                    else:
+                        r.pos = p
+                        s = 8
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                    s = 7
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                s = 6
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "SDMaxGroundClearanceSupport")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("SDMaxGroundClearanceSupport: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMaxGroundClearanceSupport")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C276, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+    if s == 6:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.uint(3)
+            if f6 > 65535:
+                r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc74 = r.pos
+                ok74 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t74_0 = y
+                    t74_1 = r.integer(3)
+                    if t74_1 < -32768 or t74_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t74_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o74 = _new(_iso20.RationalNumber)
+                        o74.exponent = t74_0
+                        o74.value = t74_1
+                        f7 = o74
+                        ok74 = True
+                if not ok74:
+                    r.pos = pc74
+                    f7 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc75 = r.pos
+                    ok75 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t75_0 = y
+                        t75_1 = r.integer(3)
+                        if t75_1 < -32768 or t75_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t75_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o75 = _new(_iso20.RationalNumber)
+                            o75.exponent = t75_0
+                            o75.value = t75_1
+                            f8 = o75
+                            ok75 = True
+                    if not ok75:
+                        r.pos = pc75
+                        f8 = _d38(r)
+                    s = 9
+                else:
+                    r.pos = p
+                    s = 8
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C320, "WPT_ChargeParameterDiscoveryResType")
+                s = 7
         else:
-            r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, None, "SDMinGroundClearanceSupport")
+                else:
+                    f6 = r.uint(3)
+                    if f6 > 65535:
+                        r.facet("SDMinGroundClearanceSupport: %d outside 0..65535" % f6)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SDMinGroundClearanceSupport")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C277, "WPT_ChargeParameterDiscoveryResType")
+            else:
+                r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
-            f7 = _d36(r)
+            pc76 = r.pos
+            ok76 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t76_0 = y
+                t76_1 = r.integer(3)
+                if t76_1 < -32768 or t76_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t76_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o76 = _new(_iso20.RationalNumber)
+                    o76.exponent = t76_0
+                    o76.value = t76_1
+                    f7 = o76
+                    ok76 = True
+            if not ok76:
+                r.pos = pc76
+                f7 = _d38(r)
             s = 8
         elif ec == 1:
-            _escape(r, 2, _C321, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C278, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(1)
         if ec == 0:
-            f8 = _d36(r)
+            pc77 = r.pos
+            ok77 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t77_0 = y
+                t77_1 = r.integer(3)
+                if t77_1 < -32768 or t77_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t77_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o77 = _new(_iso20.RationalNumber)
+                    o77.exponent = t77_0
+                    o77.value = t77_1
+                    f8 = o77
+                    ok77 = True
+            if not ok77:
+                r.pos = pc77
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
-            _escape(r, 2, _C322, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 2, _C279, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 9:
@@ -4409,7 +6603,7 @@ def _d27(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C323, "WPT_ChargeParameterDiscoveryResType")
+            _escape(r, 1, _C280, "WPT_ChargeParameterDiscoveryResType")
         else:
             r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     if s == 10:
@@ -4430,7 +6624,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C324, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C281, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
             else:
@@ -4439,7 +6633,7 @@ def _d27(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C325, "WPT_ChargeParameterDiscoveryResType")
+                    _escape(r, 1, _C282, "WPT_ChargeParameterDiscoveryResType")
                 else:
                     r.fail("WPT_ChargeParameterDiscoveryResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_ChargeParameterDiscoveryRes)
@@ -4457,123 +6651,88 @@ def _d27(r):
 
 def _e27(w, o):
     """iso20.WPT_ChargeParameterDiscoveryRes -> WPT_ChargeParameterDiscoveryResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C327.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.header", s, _C326)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_ChargeParameterDiscoveryRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C328.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.response_code", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_ChargeParameterDiscoveryRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pd_input_power_class
-    if v is not None:
-        t = _C329.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C315.get(v)
-        if i is None:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v, "a member of _iso20.WPT_PowerClass")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_output_power
-    if v is not None:
-        t = _C330.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_output_power
-    if v is not None:
-        t = _C331.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.sd_max_ground_clearance_support
-    if v is not None:
-        t = _C332.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.sd_min_ground_clearance_support
-    if v is not None:
-        t = _C333.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pd_min_coil_current
-    if v is not None:
-        t = _C334.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.pd_max_coil_current
-    if v is not None:
-        t = _C335.get(s)
-        if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", s, _C326)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.header", 0, _C283)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_ChargeParameterDiscoveryRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.response_code", 1, _C283)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_ChargeParameterDiscoveryRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.pd_input_power_class
+    if v2 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", 2, _C283)
+    i2 = _C271.get(v2)
+    if i2 is None:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_input_power_class", v2, "a member of _iso20.WPT_PowerClass")
+    v3 = o.sd_min_output_power
+    if v3 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", 3, _C283)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_min_output_power", v3, "a RationalNumber")
+    w.bits(((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1) << 1, 15)
+    _e38(w, v3)
+    v4 = o.sd_max_output_power
+    if v4 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", 4, _C283)
+    if v4.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_max_output_power", v4, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v4)
+    v5 = o.sd_max_ground_clearance_support
+    if v5 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", 5, _C283)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_max_ground_clearance_support", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    v6 = o.sd_min_ground_clearance_support
+    if v6 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", 6, _C283)
+    if type(v6) is not int or v6 < 0 or v6 > 65535:
+        _bad("WPT_ChargeParameterDiscoveryRes.sd_min_ground_clearance_support", v6, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v6)
+    v7 = o.pd_min_coil_current
+    if v7 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", 7, _C283)
+    if v7.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_min_coil_current", v7, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v7)
+    v8 = o.pd_max_coil_current
+    if v8 is None:
+        _order("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", 8, _C283)
+    if v8.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_ChargeParameterDiscoveryRes.pd_max_coil_current", v8, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v8)
+    s = 9
     items = o.sd_manufacturer_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v9 in items:
         n += 1
-        t = _C336.get(s)
+        t = _C284.get(s)
         if t is None:
-            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C326)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", s, _C283)
+        if not isinstance(v9, (bytes, bytearray)) or len(v9) > 256:
+            _bad("WPT_ChargeParameterDiscoveryRes.sd_manufacturer_specific_data_container", v9, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v9)
         w.bits(0, 1)
         s = (10 if n < 16 else 11)
-    t = _C337.get(s)
+    t = _C285.get(s)
     if t is None:
-        _order("WPT_ChargeParameterDiscoveryRes", s, _C326)
+        _order("WPT_ChargeParameterDiscoveryRes", s, _C283)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4589,46 +6748,163 @@ def _d28(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C338, "WPT_FinePositioningReqType")
+            _escape(r, 3, _C286, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+        p = r.pos
+        x = r.bits(12)
+        if x & 3300 == 0:
+            y = (x >> 8) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f1 = y
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C175[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C339, "WPT_FinePositioningReqType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                pc78 = r.pos
+                ok78 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t78_0 = y
+                    t78_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o78 = _new(_iso20.WPT_LF_DataPackageList)
+                        o78.num_packages = t78_0
+                        o78.wpt_lf_data_package = t78_1
+                        f4 = o78
+                        ok78 = True
+                if not ok78:
+                    r.pos = pc78
+                    f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C287, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C173[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C288, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f2)
-                f2 = _C206[f2]
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C175[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C340, "WPT_FinePositioningReqType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                pc79 = r.pos
+                ok79 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t79_0 = y
+                    t79_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o79 = _new(_iso20.WPT_LF_DataPackageList)
+                        o79.num_packages = t79_0
+                        o79.wpt_lf_data_package = t79_1
+                        f4 = o79
+                        ok79 = True
+                if not ok79:
+                    r.pos = pc79
+                    f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C289, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f2 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f2)
+                        f2 = _C175[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C290, "WPT_FinePositioningReqType")
+            else:
+                r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -4642,12 +6918,30 @@ def _d28(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d43(r)
+            pc80 = r.pos
+            ok80 = False
+            p = r.pos
+            x = r.bits(12)
+            if x & 3075 == 0:
+                y = (x >> 2) & 255
+                t80_0 = y
+                t80_1 = _d62(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o80 = _new(_iso20.WPT_LF_DataPackageList)
+                    o80.num_packages = t80_0
+                    o80.wpt_lf_data_package = t80_1
+                    f4 = o80
+                    ok80 = True
+            if not ok80:
+                r.pos = pc80
+                f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C341, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C291, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 4:
@@ -4665,27 +6959,63 @@ def _d28(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d43(r)
+                    pc81 = r.pos
+                    ok81 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t81_0 = y
+                        t81_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o81 = _new(_iso20.WPT_LF_DataPackageList)
+                            o81.num_packages = t81_0
+                            o81.wpt_lf_data_package = t81_1
+                            f4 = o81
+                            ok81 = True
+                    if not ok81:
+                        r.pos = pc81
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C342, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C292, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d43(r)
+                    pc82 = r.pos
+                    ok82 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t82_0 = y
+                        t82_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o82 = _new(_iso20.WPT_LF_DataPackageList)
+                            o82.num_packages = t82_0
+                            o82.wpt_lf_data_package = t82_1
+                            f4 = o82
+                            ok82 = True
+                    if not ok82:
+                        r.pos = pc82
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C343, "WPT_FinePositioningReqType")
+                    _escape(r, 1, _C293, "WPT_FinePositioningReqType")
                 else:
                     r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     if s == 5:
@@ -4693,7 +7023,7 @@ def _d28(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C344, "WPT_FinePositioningReqType")
+            _escape(r, 1, _C294, "WPT_FinePositioningReqType")
         else:
             r.fail("WPT_FinePositioningReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningReq)
@@ -4706,71 +7036,57 @@ def _d28(r):
 
 def _e28(w, o):
     """iso20.WPT_FinePositioningReq -> WPT_FinePositioningReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C346.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.header", s, _C345)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C347.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.ev_processing", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C348.get(s)
-        if t is None:
-            _order("WPT_FinePositioningReq.ev_result_code", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningReq.header", 0, _C295)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_FinePositioningReq.ev_processing", 1, _C295)
+    i1 = _C174.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_result_code
+    if v2 is None:
+        _order("WPT_FinePositioningReq.ev_result_code", 2, _C295)
+    i2 = _C176.get(v2)
+    if i2 is None:
+        _bad("WPT_FinePositioningReq.ev_result_code", v2, "a member of _iso20.WPT_EVResult")
+    w.bits((((((((((0) << 1) << 2) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 10)
+    s = 3
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C349.get(s)
+        t = _C296.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C345)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningReq.vendor_specific_data_container", s, _C295)
+        if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+            _bad("WPT_FinePositioningReq.vendor_specific_data_container", v3, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = (4 if n < 16 else 5)
-    v = o.wpt_lf_data_package_list
-    if v is not None:
-        t = _C350.get(s)
+    v4 = o.wpt_lf_data_package_list
+    if v4 is not None:
+        t = _C297.get(s)
         if t is None:
-            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C345)
-        if v.__class__ is not _iso20.WPT_LF_DataPackageList:
-            _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
+            _order("WPT_FinePositioningReq.wpt_lf_data_package_list", s, _C295)
+        if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
+            _bad("WPT_FinePositioningReq.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C351.get(s)
+        _e63(w, v4)
+        s = 6
+    t = _C298.get(s)
     if t is None:
-        _order("WPT_FinePositioningReq", s, _C345)
+        _order("WPT_FinePositioningReq", s, _C295)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4786,46 +7102,163 @@ def _d29(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C352, "WPT_FinePositioningResType")
+            _escape(r, 3, _C299, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+        p = r.pos
+        x = r.bits(16)
+        if x & 49380 == 0:
+            y = (x >> 8) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C353, "WPT_FinePositioningResType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                pc83 = r.pos
+                ok83 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t83_0 = y
+                    t83_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o83 = _new(_iso20.WPT_LF_DataPackageList)
+                        o83.num_packages = t83_0
+                        o83.wpt_lf_data_package = t83_1
+                        f4 = o83
+                        ok83 = True
+                if not ok83:
+                    r.pos = pc83
+                    f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C300, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C301, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C354, "WPT_FinePositioningResType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f3.append(v)
+                s = 4
+                k = 1
+            elif ec == 1:
+                pc84 = r.pos
+                ok84 = False
+                p = r.pos
+                x = r.bits(12)
+                if x & 3075 == 0:
+                    y = (x >> 2) & 255
+                    t84_0 = y
+                    t84_1 = _d62(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o84 = _new(_iso20.WPT_LF_DataPackageList)
+                        o84.num_packages = t84_0
+                        o84.wpt_lf_data_package = t84_1
+                        f4 = o84
+                        ok84 = True
+                if not ok84:
+                    r.pos = pc84
+                    f4 = _d63(r)
+                s = 5
+            elif ec == 2:
+                s = -1
+            elif ec == 3:
+                _escape(r, 1, _C302, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C173[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C303, "WPT_FinePositioningResType")
+            else:
+                r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(2)
         if ec == 0:
@@ -4839,12 +7272,30 @@ def _d29(r):
             s = 4
             k = 1
         elif ec == 1:
-            f4 = _d43(r)
+            pc85 = r.pos
+            ok85 = False
+            p = r.pos
+            x = r.bits(12)
+            if x & 3075 == 0:
+                y = (x >> 2) & 255
+                t85_0 = y
+                t85_1 = _d62(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o85 = _new(_iso20.WPT_LF_DataPackageList)
+                    o85.num_packages = t85_0
+                    o85.wpt_lf_data_package = t85_1
+                    f4 = o85
+                    ok85 = True
+            if not ok85:
+                r.pos = pc85
+                f4 = _d63(r)
             s = 5
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C355, "WPT_FinePositioningResType")
+            _escape(r, 1, _C304, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 4:
@@ -4862,27 +7313,63 @@ def _d29(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f4 = _d43(r)
+                    pc86 = r.pos
+                    ok86 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t86_0 = y
+                        t86_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o86 = _new(_iso20.WPT_LF_DataPackageList)
+                            o86.num_packages = t86_0
+                            o86.wpt_lf_data_package = t86_1
+                            f4 = o86
+                            ok86 = True
+                    if not ok86:
+                        r.pos = pc86
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C356, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C305, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f4 = _d43(r)
+                    pc87 = r.pos
+                    ok87 = False
+                    p = r.pos
+                    x = r.bits(12)
+                    if x & 3075 == 0:
+                        y = (x >> 2) & 255
+                        t87_0 = y
+                        t87_1 = _d62(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o87 = _new(_iso20.WPT_LF_DataPackageList)
+                            o87.num_packages = t87_0
+                            o87.wpt_lf_data_package = t87_1
+                            f4 = o87
+                            ok87 = True
+                    if not ok87:
+                        r.pos = pc87
+                        f4 = _d63(r)
                     s = 5
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C357, "WPT_FinePositioningResType")
+                    _escape(r, 1, _C306, "WPT_FinePositioningResType")
                 else:
                     r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     if s == 5:
@@ -4890,7 +7377,7 @@ def _d29(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C358, "WPT_FinePositioningResType")
+            _escape(r, 1, _C307, "WPT_FinePositioningResType")
         else:
             r.fail("WPT_FinePositioningResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningRes)
@@ -4903,71 +7390,57 @@ def _d29(r):
 
 def _e29(w, o):
     """iso20.WPT_FinePositioningRes -> WPT_FinePositioningResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C360.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.header", s, _C359)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C361.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.response_code", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C362.get(s)
-        if t is None:
-            _order("WPT_FinePositioningRes.evse_processing", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningRes.header", 0, _C308)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_FinePositioningRes.response_code", 1, _C308)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_FinePositioningRes.evse_processing", 2, _C308)
+    i2 = _C174.get(v2)
+    if i2 is None:
+        _bad("WPT_FinePositioningRes.evse_processing", v2, "a member of _iso20.Processing")
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C363.get(s)
+        t = _C309.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C359)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningRes.vendor_specific_data_container", s, _C308)
+        if not isinstance(v3, (bytes, bytearray)) or len(v3) > 256:
+            _bad("WPT_FinePositioningRes.vendor_specific_data_container", v3, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = (4 if n < 16 else 5)
-    v = o.wpt_lf_data_package_list
-    if v is not None:
-        t = _C364.get(s)
+    v4 = o.wpt_lf_data_package_list
+    if v4 is not None:
+        t = _C310.get(s)
         if t is None:
-            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C359)
-        if v.__class__ is not _iso20.WPT_LF_DataPackageList:
-            _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v, "a WPT_LF_DataPackageList")
+            _order("WPT_FinePositioningRes.wpt_lf_data_package_list", s, _C308)
+        if v4.__class__ is not _iso20.WPT_LF_DataPackageList:
+            _bad("WPT_FinePositioningRes.wpt_lf_data_package_list", v4, "a WPT_LF_DataPackageList")
         w.bits(t[0], t[1])
-        _e43(w, v)
-        s = t[2]
-    t = _C365.get(s)
+        _e63(w, v4)
+        s = 6
+    t = _C311.get(s)
     if t is None:
-        _order("WPT_FinePositioningRes", s, _C359)
+        _order("WPT_FinePositioningRes", s, _C308)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -4986,72 +7459,178 @@ def _d30(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C366, "WPT_FinePositioningSetupReqType")
+            _escape(r, 3, _C312, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
+        p = r.pos
+        x = r.bits(6)
+        if x & 51 == 0:
+            y = (x >> 2) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f1 = y
+            f2 = _d41(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f3 = _d42(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f4 = _d40(r)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        f5 = r.uint(3)
+                        if f5 > 65535:
+                            r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 4 == 0:
+                            ec = x & 3
+                            if ec == 0:
+                                if r.bits(1):
+                                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                                else:
+                                    v = r.binary(None, 256)
+                                    if r.bits(1):
+                                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                                f6.append(v)
+                                s = 7
+                                k = 1
+                            elif ec == 1:
+                                f7 = _d48(r)
+                                s = 8
+                            elif ec == 2:
+                                s = -1
+                            elif ec == 3:
+                                _escape(r, 1, _C313, "WPT_FinePositioningSetupReqType")
+                            else:
+                                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                            s = 6
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C367, "WPT_FinePositioningSetupReqType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C173[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C314, "WPT_FinePositioningSetupReqType")
+            else:
+                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d44(r)
+            f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C368, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C315, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C369, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C316, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C370, "WPT_FinePositioningSetupReqType")
+            _escape(r, 2, _C317, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "NaturalOffset")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("NaturalOffset: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                    else:
+                        v = r.binary(None, 256)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                    f6.append(v)
+                    s = 7
+                    k = 1
+                elif ec == 1:
+                    f7 = _d48(r)
+                    s = 8
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C318, "WPT_FinePositioningSetupReqType")
+                else:
+                    r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C371, "WPT_FinePositioningSetupReqType")
+                s = 6
         else:
-            r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "NaturalOffset")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C319, "WPT_FinePositioningSetupReqType")
+            else:
+                r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -5065,12 +7644,12 @@ def _d30(r):
             s = 7
             k = 1
         elif ec == 1:
-            f7 = _d47(r)
+            f7 = _d48(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C372, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C320, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 7:
@@ -5088,27 +7667,27 @@ def _d30(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C373, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C321, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C374, "WPT_FinePositioningSetupReqType")
+                    _escape(r, 1, _C322, "WPT_FinePositioningSetupReqType")
                 else:
                     r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     if s == 8:
@@ -5116,7 +7695,7 @@ def _d30(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C375, "WPT_FinePositioningSetupReqType")
+            _escape(r, 1, _C323, "WPT_FinePositioningSetupReqType")
         else:
             r.fail("WPT_FinePositioningSetupReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupReq)
@@ -5132,100 +7711,79 @@ def _d30(r):
 
 def _e30(w, o):
     """iso20.WPT_FinePositioningSetupReq -> WPT_FinePositioningSetupReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C377.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.header", s, _C376)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningSetupReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C378.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_processing", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningSetupReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_device_fine_positioning_method_list
-    if v is not None:
-        t = _C379.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
-        w.bits(t[0], t[1])
-        _e44(w, v)
-        s = t[2]
-    v = o.ev_device_pairing_method_list
-    if v is not None:
-        t = _C380.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_PairingMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v, "a WPT_PairingMethodList")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.ev_device_alignment_check_method_list
-    if v is not None:
-        t = _C381.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", s, _C376)
-        if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
-            _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.natural_offset
-    if v is not None:
-        t = _C382.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupReq.natural_offset", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_FinePositioningSetupReq.natural_offset", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningSetupReq.header", 0, _C324)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningSetupReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_FinePositioningSetupReq.ev_processing", 1, _C324)
+    i1 = _C174.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningSetupReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.ev_device_fine_positioning_method_list
+    if v2 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", 2, _C324)
+    if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
+    w.bits((((((0) << 1) << 2) | (i1)) << 1) << 1, 6)
+    _e41(w, v2)
+    v3 = o.ev_device_pairing_method_list
+    if v3 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", 3, _C324)
+    if v3.__class__ is not _iso20.WPT_PairingMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_pairing_method_list", v3, "a WPT_PairingMethodList")
+    w.bits(0, 1)
+    _e42(w, v3)
+    v4 = o.ev_device_alignment_check_method_list
+    if v4 is None:
+        _order("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", 4, _C324)
+    if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
+        _bad("WPT_FinePositioningSetupReq.ev_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.natural_offset
+    if v5 is None:
+        _order("WPT_FinePositioningSetupReq.natural_offset", 5, _C324)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_FinePositioningSetupReq.natural_offset", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    w.bits(0, 1)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C383.get(s)
+        t = _C325.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C376)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningSetupReq.vendor_specific_data_container", s, _C324)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_FinePositioningSetupReq.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    v = o.lf_system_setup_data
-    if v is not None:
-        t = _C384.get(s)
+    v7 = o.lf_system_setup_data
+    if v7 is not None:
+        t = _C326.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C376)
-        if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
-            _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
+            _order("WPT_FinePositioningSetupReq.lf_system_setup_data", s, _C324)
+        if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
+            _bad("WPT_FinePositioningSetupReq.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    t = _C385.get(s)
+        _e48(w, v7)
+        s = 9
+    t = _C327.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupReq", s, _C376)
+        _order("WPT_FinePositioningSetupReq", s, _C324)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5244,72 +7802,178 @@ def _d31(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C386, "WPT_FinePositioningSetupResType")
+            _escape(r, 3, _C328, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
+        p = r.pos
+        x = r.bits(10)
+        if x & 771 == 0:
+            y = (x >> 2) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            f2 = _d41(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                f3 = _d42(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    f4 = _d40(r)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        f5 = r.uint(3)
+                        if f5 > 65535:
+                            r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 4 == 0:
+                            ec = x & 3
+                            if ec == 0:
+                                if r.bits(1):
+                                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                                else:
+                                    v = r.binary(None, 256)
+                                    if r.bits(1):
+                                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                                f6.append(v)
+                                s = 7
+                                k = 1
+                            elif ec == 1:
+                                f7 = _d48(r)
+                                s = 8
+                            elif ec == 2:
+                                s = -1
+                            elif ec == 3:
+                                _escape(r, 1, _C329, "WPT_FinePositioningSetupResType")
+                            else:
+                                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
+                        else:
+                            r.pos = p
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                            s = 6
+                    else:
+                        r.pos = p
+                        s = 5
+                else:
+                    r.pos = p
+                    s = 4
             else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C387, "WPT_FinePositioningSetupResType")
+                r.pos = p
+                s = 3
         else:
-            r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C330, "WPT_FinePositioningSetupResType")
+            else:
+                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d44(r)
+            f2 = _d41(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C388, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C331, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d45(r)
+            f3 = _d42(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C389, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C332, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
-            f4 = _d46(r)
+            f4 = _d40(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C390, "WPT_FinePositioningSetupResType")
+            _escape(r, 2, _C333, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, None, "NaturalOffset")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.uint(3)
+            if f5 > 65535:
+                r.facet("NaturalOffset: %d outside 0..65535" % f5)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                    else:
+                        v = r.binary(None, 256)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                    f6.append(v)
+                    s = 7
+                    k = 1
+                elif ec == 1:
+                    f7 = _d48(r)
+                    s = 8
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C334, "WPT_FinePositioningSetupResType")
+                else:
+                    r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
-                f5 = r.uint(3)
-                if f5 > 65535:
-                    r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C391, "WPT_FinePositioningSetupResType")
+                s = 6
         else:
-            r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, None, "NaturalOffset")
+                else:
+                    f5 = r.uint(3)
+                    if f5 > 65535:
+                        r.facet("NaturalOffset: %d outside 0..65535" % f5)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NaturalOffset")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C335, "WPT_FinePositioningSetupResType")
+            else:
+                r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(2)
         if ec == 0:
@@ -5323,12 +7987,12 @@ def _d31(r):
             s = 7
             k = 1
         elif ec == 1:
-            f7 = _d47(r)
+            f7 = _d48(r)
             s = 8
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C392, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C336, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 7:
@@ -5346,27 +8010,27 @@ def _d31(r):
                     k += 1
                     continue
                 elif ec == 1:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 2:
                     s = -1
                     break
                 elif ec == 3:
-                    _escape(r, 1, _C393, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C337, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    f7 = _d47(r)
+                    f7 = _d48(r)
                     s = 8
                     break
                 elif ec == 1:
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C394, "WPT_FinePositioningSetupResType")
+                    _escape(r, 1, _C338, "WPT_FinePositioningSetupResType")
                 else:
                     r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     if s == 8:
@@ -5374,7 +8038,7 @@ def _d31(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C395, "WPT_FinePositioningSetupResType")
+            _escape(r, 1, _C339, "WPT_FinePositioningSetupResType")
         else:
             r.fail("WPT_FinePositioningSetupResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_FinePositioningSetupRes)
@@ -5390,100 +8054,79 @@ def _d31(r):
 
 def _e31(w, o):
     """iso20.WPT_FinePositioningSetupRes -> WPT_FinePositioningSetupResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C397.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.header", s, _C396)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_FinePositioningSetupRes.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C398.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.response_code", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningSetupRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.primary_device_fine_positioning_method_list
-    if v is not None:
-        t = _C399.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_FinePositioningMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v, "a WPT_FinePositioningMethodList")
-        w.bits(t[0], t[1])
-        _e44(w, v)
-        s = t[2]
-    v = o.primary_device_pairing_method_list
-    if v is not None:
-        t = _C400.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_PairingMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v, "a WPT_PairingMethodList")
-        w.bits(t[0], t[1])
-        _e45(w, v)
-        s = t[2]
-    v = o.primary_device_alignment_check_method_list
-    if v is not None:
-        t = _C401.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", s, _C396)
-        if v.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
-            _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v, "a WPT_AlignmentCheckMethodList")
-        w.bits(t[0], t[1])
-        _e46(w, v)
-        s = t[2]
-    v = o.natural_offset
-    if v is not None:
-        t = _C402.get(s)
-        if t is None:
-            _order("WPT_FinePositioningSetupRes.natural_offset", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_FinePositioningSetupRes.natural_offset", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_FinePositioningSetupRes.header", 0, _C340)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_FinePositioningSetupRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_FinePositioningSetupRes.response_code", 1, _C340)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_FinePositioningSetupRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.primary_device_fine_positioning_method_list
+    if v2 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", 2, _C340)
+    if v2.__class__ is not _iso20.WPT_FinePositioningMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_fine_positioning_method_list", v2, "a WPT_FinePositioningMethodList")
+    w.bits((((((0) << 1) << 6) | (i1)) << 1) << 1, 10)
+    _e41(w, v2)
+    v3 = o.primary_device_pairing_method_list
+    if v3 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", 3, _C340)
+    if v3.__class__ is not _iso20.WPT_PairingMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_pairing_method_list", v3, "a WPT_PairingMethodList")
+    w.bits(0, 1)
+    _e42(w, v3)
+    v4 = o.primary_device_alignment_check_method_list
+    if v4 is None:
+        _order("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", 4, _C340)
+    if v4.__class__ is not _iso20.WPT_AlignmentCheckMethodList:
+        _bad("WPT_FinePositioningSetupRes.primary_device_alignment_check_method_list", v4, "a WPT_AlignmentCheckMethodList")
+    w.bits(0, 1)
+    _e40(w, v4)
+    v5 = o.natural_offset
+    if v5 is None:
+        _order("WPT_FinePositioningSetupRes.natural_offset", 5, _C340)
+    if type(v5) is not int or v5 < 0 or v5 > 65535:
+        _bad("WPT_FinePositioningSetupRes.natural_offset", v5, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v5)
+    w.bits(0, 1)
+    s = 6
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C403.get(s)
+        t = _C341.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C396)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_FinePositioningSetupRes.vendor_specific_data_container", s, _C340)
+        if not isinstance(v6, (bytes, bytearray)) or len(v6) > 256:
+            _bad("WPT_FinePositioningSetupRes.vendor_specific_data_container", v6, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
         s = (7 if n < 16 else 8)
-    v = o.lf_system_setup_data
-    if v is not None:
-        t = _C404.get(s)
+    v7 = o.lf_system_setup_data
+    if v7 is not None:
+        t = _C342.get(s)
         if t is None:
-            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C396)
-        if v.__class__ is not _iso20.WPT_LF_SystemSetupData:
-            _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v, "a WPT_LF_SystemSetupData")
+            _order("WPT_FinePositioningSetupRes.lf_system_setup_data", s, _C340)
+        if v7.__class__ is not _iso20.WPT_LF_SystemSetupData:
+            _bad("WPT_FinePositioningSetupRes.lf_system_setup_data", v7, "a WPT_LF_SystemSetupData")
         w.bits(t[0], t[1])
-        _e47(w, v)
-        s = t[2]
-    t = _C405.get(s)
+        _e48(w, v7)
+        s = 9
+    t = _C343.get(s)
     if t is None:
-        _order("WPT_FinePositioningSetupRes", s, _C396)
+        _order("WPT_FinePositioningSetupRes", s, _C340)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5499,29 +8142,81 @@ def _d32(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C406, "WPT_PairingReqType")
+            _escape(r, 3, _C344, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVProcessing")
-            else:
-                f1 = r.bits(2)
-                if f1 >= 3:
-                    r.fail("EVProcessing: enumeration index %d out of range" % f1)
-                f1 = _C203[f1]
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f1 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C407, "WPT_PairingReqType")
+                    f2 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f2 = r.uint(5)
+                    if f2 < 1 or f2 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 3
+            elif ec == 1:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 2:
+                _escape(r, 2, _C345, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_PairingReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVProcessing: enumeration index %d out of range" % x)
+                    f1 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVProcessing")
+                    else:
+                        f1 = r.bits(2)
+                        if f1 >= 3:
+                            r.fail("EVProcessing: enumeration index %d out of range" % f1)
+                        f1 = _C173[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVProcessing")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C346, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -5535,37 +8230,80 @@ def _d32(r):
                     _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
+            x = r.bits(4)
+            if x & 9 == 0:
+                x = (x >> 1) & 3
+                if x >= 3:
+                    r.fail("EVResultCode: enumeration index %d out of range" % x)
+                f3 = _C175[x]
             else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+                r.pos -= 4
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                    f3 = _simple_escape(r, None, "EVResultCode")
+                else:
+                    f3 = r.bits(2)
+                    if f3 >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                    f3 = _C175[f3]
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C408, "WPT_PairingReqType")
+            _escape(r, 2, _C347, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "EVResultCode")
-            else:
-                f3 = r.bits(2)
-                if f3 >= 3:
-                    r.fail("EVResultCode: enumeration index %d out of range" % f3)
-                f3 = _C206[f3]
+        p = r.pos
+        x = r.bits(7)
+        if x & 100 == 0:
+            y = (x >> 3) & 3
+            if y >= 3:
+                r.fail("EVResultCode: enumeration index %d out of range" % y)
+            y = _C175[y]
+            f3 = y
+            ec = x & 3
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C409, "WPT_PairingReqType")
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f4.append(v)
+                s = 5
+                k = 1
+            elif ec == 1:
+                s = -1
+            elif ec == 2:
+                _escape(r, 1, _C348, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_PairingReqType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVResultCode: enumeration index %d out of range" % x)
+                    f3 = _C175[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "EVResultCode")
+                    else:
+                        f3 = r.bits(2)
+                        if f3 >= 3:
+                            r.fail("EVResultCode: enumeration index %d out of range" % f3)
+                        f3 = _C175[f3]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVResultCode")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C349, "WPT_PairingReqType")
+            else:
+                r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -5581,7 +8319,7 @@ def _d32(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C410, "WPT_PairingReqType")
+            _escape(r, 1, _C350, "WPT_PairingReqType")
         else:
             r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     if s == 5:
@@ -5602,7 +8340,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C411, "WPT_PairingReqType")
+                    _escape(r, 1, _C351, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
             else:
@@ -5611,7 +8349,7 @@ def _d32(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C412, "WPT_PairingReqType")
+                    _escape(r, 1, _C352, "WPT_PairingReqType")
                 else:
                     r.fail("WPT_PairingReqType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingReq)
@@ -5624,72 +8362,60 @@ def _d32(r):
 
 def _e32(w, o):
     """iso20.WPT_PairingReq -> WPT_PairingReqType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C414.get(s)
-        if t is None:
-            _order("WPT_PairingReq.header", s, _C413)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_PairingReq.header", v, "a MessageHeader")
-        w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.ev_processing
-    if v is not None:
-        t = _C415.get(s)
-        if t is None:
-            _order("WPT_PairingReq.ev_processing", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_PairingReq.ev_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_PairingReq.header", 0, _C353)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_PairingReq.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.ev_processing
+    if v1 is None:
+        _order("WPT_PairingReq.ev_processing", 1, _C353)
+    i1 = _C174.get(v1)
+    if i1 is None:
+        _bad("WPT_PairingReq.ev_processing", v1, "a member of _iso20.Processing")
+    v2 = o.observed_id_code
+    w.bits(((((0) << 1) << 2) | (i1)) << 1, 5)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 1 or v2 > 4294967295:
+            _bad("WPT_PairingReq.observed_id_code", v2, "an integer in 1..4294967295")
+        w.bits(0, 3)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.observed_id_code
-    if v is not None:
-        t = _C416.get(s)
-        if t is None:
-            _order("WPT_PairingReq.observed_id_code", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_PairingReq.observed_id_code", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ev_result_code
-    if v is not None:
-        t = _C417.get(s)
-        if t is None:
-            _order("WPT_PairingReq.ev_result_code", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C207.get(v)
-        if i is None:
-            _bad("WPT_PairingReq.ev_result_code", v, "a member of _iso20.WPT_EVResult")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
+        s = 3
+    v3 = o.ev_result_code
+    if v3 is None:
+        _order("WPT_PairingReq.ev_result_code", s, _C353)
+    t = _C354.get(s)
+    if t is None:
+        _order("WPT_PairingReq.ev_result_code", s, _C353)
+    i3 = _C176.get(v3)
+    if i3 is None:
+        _bad("WPT_PairingReq.ev_result_code", v3, "a member of _iso20.WPT_EVResult")
+    w.bits(((((t[0]) << 1) << 2) | (i3)) << 1, t[1] + 1 + 2 + 1)
+    s = 4
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingReq.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_PairingReq.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C418.get(s)
+        t = _C355.get(s)
         if t is None:
-            _order("WPT_PairingReq.vendor_specific_data_container", s, _C413)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_PairingReq.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_PairingReq.vendor_specific_data_container", s, _C353)
+        if not isinstance(v4, (bytes, bytearray)) or len(v4) > 256:
+            _bad("WPT_PairingReq.vendor_specific_data_container", v4, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = (5 if n < 16 else 6)
-    t = _C419.get(s)
+    t = _C356.get(s)
     if t is None:
-        _order("WPT_PairingReq", s, _C413)
+        _order("WPT_PairingReq", s, _C353)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5706,46 +8432,147 @@ def _d33(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d35(r)
+            f0 = _d45(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C420, "WPT_PairingResType")
+            _escape(r, 3, _C357, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ResponseCode")
-            else:
-                f1 = r.bits(6)
-                if f1 >= 40:
-                    r.fail("ResponseCode: enumeration index %d out of range" % f1)
-                f1 = _C221[f1]
+        p = r.pos
+        x = r.bits(17)
+        if x & 98760 == 0:
+            y = (x >> 9) & 63
+            if y >= 40:
+                r.fail("ResponseCode: enumeration index %d out of range" % y)
+            y = _C190[y]
+            f1 = y
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 7
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C421, "WPT_PairingResType")
+                    f3 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f3 = r.uint(5)
+                    if f3 < 1 or f3 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 4
+            elif ec == 1:
+                f4 = _d37(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C358, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_PairingResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(8)
+                if x & 129 == 0:
+                    x = (x >> 1) & 63
+                    if x >= 40:
+                        r.fail("ResponseCode: enumeration index %d out of range" % x)
+                    f1 = _C190[x]
+                else:
+                    r.pos -= 8
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "ResponseCode")
+                    else:
+                        f1 = r.bits(6)
+                        if f1 >= 40:
+                            r.fail("ResponseCode: enumeration index %d out of range" % f1)
+                        f1 = _C190[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "ResponseCode")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C359, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "EVSEProcessing")
-            else:
-                f2 = r.bits(2)
-                if f2 >= 3:
-                    r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
-                f2 = _C203[f2]
+        p = r.pos
+        x = r.bits(8)
+        if x & 200 == 0:
+            y = (x >> 4) & 3
+            if y >= 3:
+                r.fail("EVSEProcessing: enumeration index %d out of range" % y)
+            y = _C173[y]
+            f2 = y
+            ec = x & 7
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C422, "WPT_PairingResType")
+                    f3 = _simple_escape(r, None, "ObservedIDCode")
+                else:
+                    f3 = r.uint(5)
+                    if f3 < 1 or f3 > 4294967295:
+                        r.facet("ObservedIDCode: %d outside 1..4294967295" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
+                s = 4
+            elif ec == 1:
+                f4 = _d37(r)
+                s = 5
+            elif ec == 2:
+                if r.bits(1):
+                    v = _simple_escape(r, b"", "VendorSpecificDataContainer")
+                else:
+                    v = r.binary(None, 256)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "VendorSpecificDataContainer")
+                f5.append(v)
+                s = 6
+                k = 1
+            elif ec == 3:
+                s = -1
+            elif ec == 4:
+                _escape(r, 1, _C360, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
         else:
-            r.fail("WPT_PairingResType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("EVSEProcessing: enumeration index %d out of range" % x)
+                    f2 = _C173[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "EVSEProcessing")
+                    else:
+                        f2 = r.bits(2)
+                        if f2 >= 3:
+                            r.fail("EVSEProcessing: enumeration index %d out of range" % f2)
+                        f2 = _C173[f2]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSEProcessing")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C361, "WPT_PairingResType")
+            else:
+                r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
@@ -5759,7 +8586,7 @@ def _d33(r):
                     _escape(r, 1, _EV_ELEM_EE, "ObservedIDCode")
             s = 4
         elif ec == 1:
-            f4 = _d48(r)
+            f4 = _d37(r)
             s = 5
         elif ec == 2:
             if r.bits(1):
@@ -5774,13 +8601,13 @@ def _d33(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C423, "WPT_PairingResType")
+            _escape(r, 1, _C362, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d48(r)
+            f4 = _d37(r)
             s = 5
         elif ec == 1:
             if r.bits(1):
@@ -5795,7 +8622,7 @@ def _d33(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C424, "WPT_PairingResType")
+            _escape(r, 1, _C363, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 5:
@@ -5813,7 +8640,7 @@ def _d33(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C425, "WPT_PairingResType")
+            _escape(r, 1, _C364, "WPT_PairingResType")
         else:
             r.fail("WPT_PairingResType: event code %d out of range" % ec)
     if s == 6:
@@ -5834,7 +8661,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C426, "WPT_PairingResType")
+                    _escape(r, 1, _C365, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
             else:
@@ -5843,7 +8670,7 @@ def _d33(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C427, "WPT_PairingResType")
+                    _escape(r, 1, _C366, "WPT_PairingResType")
                 else:
                     r.fail("WPT_PairingResType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_PairingRes)
@@ -5857,82 +8684,65 @@ def _d33(r):
 
 def _e33(w, o):
     """iso20.WPT_PairingRes -> WPT_PairingResType"""
-    s = 0
-    v = o.header
-    if v is not None:
-        t = _C429.get(s)
+    v0 = o.header
+    if v0 is None:
+        _order("WPT_PairingRes.header", 0, _C367)
+    if v0.__class__ is not _iso20.MessageHeader:
+        _bad("WPT_PairingRes.header", v0, "a MessageHeader")
+    w.bits(0, 1)
+    _e45(w, v0)
+    v1 = o.response_code
+    if v1 is None:
+        _order("WPT_PairingRes.response_code", 1, _C367)
+    i1 = _C191.get(v1)
+    if i1 is None:
+        _bad("WPT_PairingRes.response_code", v1, "a member of _iso20.ResponseCode")
+    v2 = o.evse_processing
+    if v2 is None:
+        _order("WPT_PairingRes.evse_processing", 2, _C367)
+    i2 = _C174.get(v2)
+    if i2 is None:
+        _bad("WPT_PairingRes.evse_processing", v2, "a member of _iso20.Processing")
+    v3 = o.observed_id_code
+    w.bits((((((((((0) << 1) << 6) | (i1)) << 1) << 1) << 1) << 2) | (i2)) << 1, 14)
+    s = 3
+    if v3 is not None:
+        if type(v3) is not int or v3 < 1 or v3 > 4294967295:
+            _bad("WPT_PairingRes.observed_id_code", v3, "an integer in 1..4294967295")
+        w.bits(0, 4)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    v4 = o.alternative_secc_list
+    if v4 is not None:
+        t = _C368.get(s)
         if t is None:
-            _order("WPT_PairingRes.header", s, _C428)
-        if v.__class__ is not _iso20.MessageHeader:
-            _bad("WPT_PairingRes.header", v, "a MessageHeader")
+            _order("WPT_PairingRes.alternative_secc_list", s, _C367)
+        if v4.__class__ is not _iso20.AlternativeSECCList:
+            _bad("WPT_PairingRes.alternative_secc_list", v4, "a AlternativeSECCList")
         w.bits(t[0], t[1])
-        _e35(w, v)
-        s = t[2]
-    v = o.response_code
-    if v is not None:
-        t = _C430.get(s)
-        if t is None:
-            _order("WPT_PairingRes.response_code", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C222.get(v)
-        if i is None:
-            _bad("WPT_PairingRes.response_code", v, "a member of _iso20.ResponseCode")
-        w.bits(i, 6)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_processing
-    if v is not None:
-        t = _C431.get(s)
-        if t is None:
-            _order("WPT_PairingRes.evse_processing", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C204.get(v)
-        if i is None:
-            _bad("WPT_PairingRes.evse_processing", v, "a member of _iso20.Processing")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.observed_id_code
-    if v is not None:
-        t = _C432.get(s)
-        if t is None:
-            _order("WPT_PairingRes.observed_id_code", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_PairingRes.observed_id_code", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.alternative_secc_list
-    if v is not None:
-        t = _C433.get(s)
-        if t is None:
-            _order("WPT_PairingRes.alternative_secc_list", s, _C428)
-        if v.__class__ is not _iso20.AlternativeSECCList:
-            _bad("WPT_PairingRes.alternative_secc_list", v, "a AlternativeSECCList")
-        w.bits(t[0], t[1])
-        _e48(w, v)
-        s = t[2]
+        _e37(w, v4)
+        s = 5
     items = o.vendor_specific_data_container
     if items.__class__ is not list:
         _bad("WPT_PairingRes.vendor_specific_data_container", items, "a list")
     if len(items) > 16:
         _bad("WPT_PairingRes.vendor_specific_data_container", items, "at most 16 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C434.get(s)
+        t = _C369.get(s)
         if t is None:
-            _order("WPT_PairingRes.vendor_specific_data_container", s, _C428)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 256:
-            _bad("WPT_PairingRes.vendor_specific_data_container", v, "bytes of length 0..256")
-        w.binary(v)
+            _order("WPT_PairingRes.vendor_specific_data_container", s, _C367)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 256:
+            _bad("WPT_PairingRes.vendor_specific_data_container", v5, "bytes of length 0..256")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
         s = (6 if n < 16 else 7)
-    t = _C435.get(s)
+    t = _C370.get(s)
     if t is None:
-        _order("WPT_PairingRes", s, _C428)
+        _order("WPT_PairingRes", s, _C367)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -5948,7 +8758,27 @@ def _d34(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc88 = r.pos
+                ok88 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t88_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t88_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o88 = _new(_xmldsig.X509IssuerSerial)
+                            o88.x509_issuer_name = t88_0
+                            o88.x509_serial_number = t88_1
+                            v = o88
+                            ok88 = True
+                if not ok88:
+                    r.pos = pc88
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -5990,13 +8820,33 @@ def _d34(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C436, "X509DataType")
+                _escape(r, 3, _C371, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc89 = r.pos
+                ok89 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t89_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t89_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o89 = _new(_xmldsig.X509IssuerSerial)
+                            o89.x509_issuer_name = t89_0
+                            o89.x509_serial_number = t89_1
+                            v = o89
+                            ok89 = True
+                if not ok89:
+                    r.pos = pc89
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6040,13 +8890,33 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C437, "X509DataType")
+                _escape(r, 1, _C372, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc90 = r.pos
+                ok90 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t90_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t90_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o90 = _new(_xmldsig.X509IssuerSerial)
+                            o90.x509_issuer_name = t90_0
+                            o90.x509_serial_number = t90_1
+                            v = o90
+                            ok90 = True
+                if not ok90:
+                    r.pos = pc90
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6090,13 +8960,33 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C438, "X509DataType")
+                _escape(r, 1, _C373, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc91 = r.pos
+                ok91 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t91_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t91_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o91 = _new(_xmldsig.X509IssuerSerial)
+                            o91.x509_issuer_name = t91_0
+                            o91.x509_serial_number = t91_1
+                            v = o91
+                            ok91 = True
+                if not ok91:
+                    r.pos = pc91
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6140,13 +9030,33 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C439, "X509DataType")
+                _escape(r, 1, _C374, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc92 = r.pos
+                ok92 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t92_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t92_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o92 = _new(_xmldsig.X509IssuerSerial)
+                            o92.x509_issuer_name = t92_0
+                            o92.x509_serial_number = t92_1
+                            v = o92
+                            ok92 = True
+                if not ok92:
+                    r.pos = pc92
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6190,13 +9100,33 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C440, "X509DataType")
+                _escape(r, 1, _C375, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc93 = r.pos
+                ok93 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t93_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t93_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o93 = _new(_xmldsig.X509IssuerSerial)
+                            o93.x509_issuer_name = t93_0
+                            o93.x509_serial_number = t93_1
+                            v = o93
+                            ok93 = True
+                if not ok93:
+                    r.pos = pc93
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6240,13 +9170,33 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C441, "X509DataType")
+                _escape(r, 1, _C376, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d49(r)
+                pc94 = r.pos
+                ok94 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t94_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t94_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o94 = _new(_xmldsig.X509IssuerSerial)
+                            o94.x509_issuer_name = t94_0
+                            o94.x509_serial_number = t94_1
+                            v = o94
+                            ok94 = True
+                if not ok94:
+                    r.pos = pc94
+                    v = _d56(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -6290,7 +9240,7 @@ def _d34(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C442, "X509DataType")
+                _escape(r, 1, _C377, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -6310,15 +9260,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C444.get(s)
+        t = _C379.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C443)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C378)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e49(w, v)
+        _e56(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -6326,15 +9276,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C445.get(s)
+        t = _C380.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C378)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -6343,15 +9293,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C446.get(s)
+        t = _C381.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C378)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -6360,15 +9310,15 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C447.get(s)
+        t = _C382.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C378)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -6377,166 +9327,461 @@ def _e34(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C448.get(s)
+        t = _C383.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C443)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C378)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C449.get(s)
+    t = _C384.get(s)
     if t is None:
-        _order("X509Data", s, _C443)
+        _order("X509Data", s, _C378)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d35(r):
-    """MessageHeaderType -> iso20.MessageHeader"""
+    """DetailedCostType -> iso20.DetailedCost"""
     f0 = None
     f1 = None
-    f2 = None
     s = 0
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "SessionID")
-            else:
-                f0 = r.binary(8, 8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+            pc95 = r.pos
+            ok95 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t95_0 = y
+                t95_1 = r.integer(3)
+                if t95_1 < -32768 or t95_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t95_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o95 = _new(_iso20.RationalNumber)
+                    o95.exponent = t95_0
+                    o95.value = t95_1
+                    f0 = o95
+                    ok95 = True
+            if not ok95:
+                r.pos = pc95
+                f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C450, "MessageHeaderType")
+            _escape(r, 3, _C385, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TimeStamp")
-            else:
-                f1 = r.uint(10)
-                if f1 > 18446744073709551615:
-                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+            pc96 = r.pos
+            ok96 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t96_0 = y
+                t96_1 = r.integer(3)
+                if t96_1 < -32768 or t96_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t96_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o96 = _new(_iso20.RationalNumber)
+                    o96.exponent = t96_0
+                    o96.value = t96_1
+                    f1 = o96
+                    ok96 = True
+            if not ok96:
+                r.pos = pc96
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C451, "MessageHeaderType")
+            _escape(r, 2, _C386, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
+            r.fail("DetailedCostType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            f2 = _d14(r)
-            s = 3
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C452, "MessageHeaderType")
-        else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C453, "MessageHeaderType")
+            _escape(r, 1, _C387, "DetailedCostType")
         else:
-            r.fail("MessageHeaderType: event code %d out of range" % ec)
-    o = _new(_iso20.MessageHeader)
-    o.session_id = f0
-    o.time_stamp = f1
-    o.signature = f2
+            r.fail("DetailedCostType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedCost)
+    o.amount = f0
+    o.cost_per_unit = f1
     return o
 
 def _e35(w, o):
-    """iso20.MessageHeader -> MessageHeaderType"""
+    """iso20.DetailedCost -> DetailedCostType"""
+    v0 = o.amount
+    if v0 is None:
+        _order("DetailedCost.amount", 0, _C388)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.amount", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    v1 = o.cost_per_unit
+    if v1 is None:
+        _order("DetailedCost.cost_per_unit", 1, _C388)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedCost.cost_per_unit", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d36(r):
+    """AlternativeSECCType -> iso20.AlternativeSECC"""
+    f0 = None
+    f1 = None
+    f2 = None
+    f3 = None
     s = 0
-    v = o.session_id
-    if v is not None:
-        t = _C455.get(s)
-        if t is None:
-            _order("MessageHeader.session_id", s, _C454)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) < 8 or len(v) > 8:
-            _bad("MessageHeader.session_id", v, "bytes of length 8..8")
-        w.binary(v)
+    if s == 0:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f0 = _simple_escape(r, "", "SSID")
+            else:
+                f0 = r.string(None, 255)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SSID")
+            s = 1
+        elif ec == 1:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "BSSID")
+            else:
+                f1 = r.string(None, 12)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
+            s = 2
+        elif ec == 2:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 3:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 4:
+            s = -1
+        elif ec == 5:
+            _escape(r, 3, _C389, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(3)
+        if ec == 0:
+            if r.bits(1):
+                f1 = _simple_escape(r, "", "BSSID")
+            else:
+                f1 = r.string(None, 12)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
+            s = 2
+        elif ec == 1:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 2:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 3:
+            s = -1
+        elif ec == 4:
+            _escape(r, 1, _C390, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f2 = _simple_escape(r, "", "IPAddress")
+            else:
+                f2 = r.string(None, 39)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
+            s = 3
+        elif ec == 1:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 2:
+            s = -1
+        elif ec == 3:
+            _escape(r, 1, _C391, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(2)
+        if ec == 0:
+            if r.bits(1):
+                f3 = _simple_escape(r, None, "Port")
+            else:
+                f3 = r.uint(3)
+                if f3 > 65535:
+                    r.facet("Port: %d outside 0..65535" % f3)
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Port")
+            s = 4
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C392, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C393, "AlternativeSECCType")
+        else:
+            r.fail("AlternativeSECCType: event code %d out of range" % ec)
+    o = _new(_iso20.AlternativeSECC)
+    o.ssid = f0
+    o.bssid = f1
+    o.ip_address = f2
+    o.port = f3
+    return o
+
+def _e36(w, o):
+    """iso20.AlternativeSECC -> AlternativeSECCType"""
+    v0 = o.ssid
+    s = 0
+    if v0 is not None:
+        if type(v0) is not str or len(v0) > 255:
+            _bad("AlternativeSECC.ssid", v0, "a str of length 0..255")
+        w.bits(0, 4)
+        w.string(v0)
         w.bits(0, 1)
-        s = t[2]
-    v = o.time_stamp
-    if v is not None:
-        t = _C456.get(s)
+        s = 1
+    v1 = o.bssid
+    if v1 is not None:
+        t = _C395.get(s)
         if t is None:
-            _order("MessageHeader.time_stamp", s, _C454)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MessageHeader.time_stamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("AlternativeSECC.bssid", s, _C394)
+        if type(v1) is not str or len(v1) > 12:
+            _bad("AlternativeSECC.bssid", v1, "a str of length 0..12")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.signature
-    if v is not None:
-        t = _C457.get(s)
+        s = 2
+    v2 = o.ip_address
+    if v2 is not None:
+        t = _C396.get(s)
         if t is None:
-            _order("MessageHeader.signature", s, _C454)
-        if v.__class__ is not _xmldsig.Signature:
-            _bad("MessageHeader.signature", v, "a Signature")
-        w.bits(t[0], t[1])
-        _e14(w, v)
-        s = t[2]
-    t = _C458.get(s)
+            _order("AlternativeSECC.ip_address", s, _C394)
+        if type(v2) is not str or len(v2) > 39:
+            _bad("AlternativeSECC.ip_address", v2, "a str of length 0..39")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
+        w.bits(0, 1)
+        s = 3
+    v3 = o.port
+    if v3 is not None:
+        t = _C397.get(s)
+        if t is None:
+            _order("AlternativeSECC.port", s, _C394)
+        if type(v3) is not int or v3 < 0 or v3 > 65535:
+            _bad("AlternativeSECC.port", v3, "an integer in 0..65535")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
+        w.bits(0, 1)
+        s = 4
+    t = _C398.get(s)
     if t is None:
-        _order("MessageHeader", s, _C454)
+        _order("AlternativeSECC", s, _C394)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d36(r):
+def _d37(r):
+    """AlternativeSECCListType -> iso20.AlternativeSECCList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            v = _d36(r)
+            f0.append(v)
+            s = 1
+            k = 1
+        elif ec == 1:
+            _escape(r, 3, _C399, "AlternativeSECCListType")
+        else:
+            r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    v = _d36(r)
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C400, "AlternativeSECCListType")
+                else:
+                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C401, "AlternativeSECCListType")
+                else:
+                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
+    o = _new(_iso20.AlternativeSECCList)
+    o.alternative_secc = f0
+    return o
+
+def _e37(w, o):
+    """iso20.AlternativeSECCList -> AlternativeSECCListType"""
+    s = 0
+    items = o.alternative_secc
+    if items.__class__ is not list:
+        _bad("AlternativeSECCList.alternative_secc", items, "a list")
+    if len(items) > 8:
+        _bad("AlternativeSECCList.alternative_secc", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C403.get(s)
+        if t is None:
+            _order("AlternativeSECCList.alternative_secc", s, _C402)
+        if v0.__class__ is not _iso20.AlternativeSECC:
+            _bad("AlternativeSECCList.alternative_secc", v0, "a AlternativeSECC")
+        w.bits(t[0], t[1])
+        _e36(w, v0)
+        s = (1 if n < 8 else 2)
+    t = _C404.get(s)
+    if t is None:
+        _order("AlternativeSECCList", s, _C402)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d38(r):
     """RationalNumberType -> iso20.RationalNumber"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Exponent")
+        p = r.pos
+        x = r.bits(13)
+        if x & 6151 == 0:
+            y = ((x >> 3) & 255) + -128
+            f0 = y
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f0 = r.bits(8) + -128
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C459, "RationalNumberType")
-        else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Value")
-            else:
-                f1 = r.integer(3)
-                if f1 < -32768 or f1 > 32767:
-                    r.facet("Value: %d outside -32768..32767" % f1)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Value")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C460, "RationalNumberType")
+                s = 2
         else:
-            r.fail("RationalNumberType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = ((x >> 1) & 255) + -128
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "Exponent")
+                    else:
+                        f0 = r.bits(8) + -128
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C405, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Value: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Value")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Value")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C406, "RationalNumberType")
+            else:
+                r.fail("RationalNumberType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C461, "RationalNumberType")
+            _escape(r, 1, _C407, "RationalNumberType")
         else:
             r.fail("RationalNumberType: event code %d out of range" % ec)
     o = _new(_iso20.RationalNumber)
@@ -6544,38 +9789,23 @@ def _d36(r):
     o.value = f1
     return o
 
-def _e36(w, o):
+def _e38(w, o):
     """iso20.RationalNumber -> RationalNumberType"""
-    s = 0
-    v = o.exponent
-    if v is not None:
-        t = _C463.get(s)
-        if t is None:
-            _order("RationalNumber.exponent", s, _C462)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not -128 <= v <= 127:
-            _bad("RationalNumber.exponent", v, "an integer in -128..127")
-        w.bits(v - -128, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.value
-    if v is not None:
-        t = _C464.get(s)
-        if t is None:
-            _order("RationalNumber.value", s, _C462)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("RationalNumber.value", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C465.get(s)
-    if t is None:
-        _order("RationalNumber", s, _C462)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.exponent
+    if v0 is None:
+        _order("RationalNumber.exponent", 0, _C408)
+    if v0.__class__ is not int or not -128 <= v0 <= 127:
+        _bad("RationalNumber.exponent", v0, "an integer in -128..127")
+    v1 = o.value
+    if v1 is None:
+        _order("RationalNumber.value", 1, _C408)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("RationalNumber.value", v1, "an integer in -32768..32767")
+    w.bits(((((((0) << 1) << 8) | (v0 - -128)) << 1) << 1) << 1, 13)
+    w.integer(v1)
+    w.bits(0, 2)
 
-def _d37(r):
+def _d39(r):
     """DisplayParametersType -> iso20.DisplayParameters"""
     f0 = None
     f1 = None
@@ -6591,44 +9821,72 @@ def _d37(r):
     if s == 0:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PresentSOC")
-            else:
-                f0 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f0 = (x >> 1) & 127
                 if f0 > 100:
                     r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
+                    f0 = _simple_escape(r, None, "PresentSOC")
+                else:
+                    f0 = r.bits(7)
+                    if f0 > 100:
+                        r.facet("PresentSOC: %d above maxInclusive 100" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PresentSOC")
             s = 1
         elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 4:
             if r.bits(1):
@@ -6661,61 +9919,112 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 7:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 8:
-            f8 = _d36(r)
+            pc97 = r.pos
+            ok97 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t97_0 = y
+                t97_1 = r.integer(3)
+                if t97_1 < -32768 or t97_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t97_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o97 = _new(_iso20.RationalNumber)
+                    o97.exponent = t97_0
+                    o97.value = t97_1
+                    f8 = o97
+                    ok97 = True
+            if not ok97:
+                r.pos = pc97
+                f8 = _d38(r)
             s = 9
         elif ec == 9:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 10:
             s = -1
         elif ec == 11:
-            _escape(r, 3, _C466, "DisplayParametersType")
+            _escape(r, 3, _C409, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "MinimumSOC")
-            else:
-                f1 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f1 = (x >> 1) & 127
                 if f1 > 100:
                     r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
+                    f1 = _simple_escape(r, None, "MinimumSOC")
+                else:
+                    f1 = r.bits(7)
+                    if f1 > 100:
+                        r.facet("MinimumSOC: %d above maxInclusive 100" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MinimumSOC")
             s = 2
         elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 3:
             if r.bits(1):
@@ -6748,51 +10057,95 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 6:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 7:
-            f8 = _d36(r)
+            pc98 = r.pos
+            ok98 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t98_0 = y
+                t98_1 = r.integer(3)
+                if t98_1 < -32768 or t98_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t98_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o98 = _new(_iso20.RationalNumber)
+                    o98.exponent = t98_0
+                    o98.value = t98_1
+                    f8 = o98
+                    ok98 = True
+            if not ok98:
+                r.pos = pc98
+                f8 = _d38(r)
             s = 9
         elif ec == 8:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 9:
             s = -1
         elif ec == 10:
-            _escape(r, 1, _C467, "DisplayParametersType")
+            _escape(r, 1, _C410, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "TargetSOC")
-            else:
-                f2 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f2 = (x >> 1) & 127
                 if f2 > 100:
                     r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
+                    f2 = _simple_escape(r, None, "TargetSOC")
+                else:
+                    f2 = r.bits(7)
+                    if f2 > 100:
+                        r.facet("TargetSOC: %d above maxInclusive 100" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TargetSOC")
             s = 3
         elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 2:
             if r.bits(1):
@@ -6825,41 +10178,78 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 5:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 6:
-            f8 = _d36(r)
+            pc99 = r.pos
+            ok99 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t99_0 = y
+                t99_1 = r.integer(3)
+                if t99_1 < -32768 or t99_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t99_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o99 = _new(_iso20.RationalNumber)
+                    o99.exponent = t99_0
+                    o99.value = t99_1
+                    f8 = o99
+                    ok99 = True
+            if not ok99:
+                r.pos = pc99
+                f8 = _d38(r)
             s = 9
         elif ec == 7:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 8:
             s = -1
         elif ec == 9:
-            _escape(r, 1, _C468, "DisplayParametersType")
+            _escape(r, 1, _C411, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(4)
         if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "MaximumSOC")
-            else:
-                f3 = r.bits(7)
+            x = r.bits(9)
+            if x & 257 == 0:
+                f3 = (x >> 1) & 127
                 if f3 > 100:
                     r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+            else:
+                r.pos -= 9
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
+                    f3 = _simple_escape(r, None, "MaximumSOC")
+                else:
+                    f3 = r.bits(7)
+                    if f3 > 100:
+                        r.facet("MaximumSOC: %d above maxInclusive 100" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MaximumSOC")
             s = 4
         elif ec == 1:
             if r.bits(1):
@@ -6892,28 +10282,58 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 4:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 5:
-            f8 = _d36(r)
+            pc100 = r.pos
+            ok100 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t100_0 = y
+                t100_1 = r.integer(3)
+                if t100_1 < -32768 or t100_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t100_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o100 = _new(_iso20.RationalNumber)
+                    o100.exponent = t100_0
+                    o100.value = t100_1
+                    f8 = o100
+                    ok100 = True
+            if not ok100:
+                r.pos = pc100
+                f8 = _d38(r)
             s = 9
         elif ec == 6:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 7:
             s = -1
         elif ec == 8:
-            _escape(r, 1, _C469, "DisplayParametersType")
+            _escape(r, 1, _C412, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 4:
@@ -6949,28 +10369,58 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 3:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 4:
-            f8 = _d36(r)
+            pc101 = r.pos
+            ok101 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t101_0 = y
+                t101_1 = r.integer(3)
+                if t101_1 < -32768 or t101_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t101_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o101 = _new(_iso20.RationalNumber)
+                    o101.exponent = t101_0
+                    o101.value = t101_1
+                    f8 = o101
+                    ok101 = True
+            if not ok101:
+                r.pos = pc101
+                f8 = _d38(r)
             s = 9
         elif ec == 5:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C470, "DisplayParametersType")
+            _escape(r, 1, _C413, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 5:
@@ -6996,28 +10446,58 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 2:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 3:
-            f8 = _d36(r)
+            pc102 = r.pos
+            ok102 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t102_0 = y
+                t102_1 = r.integer(3)
+                if t102_1 < -32768 or t102_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t102_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o102 = _new(_iso20.RationalNumber)
+                    o102.exponent = t102_0
+                    o102.value = t102_1
+                    f8 = o102
+                    ok102 = True
+            if not ok102:
+                r.pos = pc102
+                f8 = _d38(r)
             s = 9
         elif ec == 4:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C471, "DisplayParametersType")
+            _escape(r, 1, _C414, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 6:
@@ -7033,90 +10513,180 @@ def _d37(r):
                     _escape(r, 1, _EV_ELEM_EE, "RemainingTimeToMaximumSOC")
             s = 7
         elif ec == 1:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 2:
-            f8 = _d36(r)
+            pc103 = r.pos
+            ok103 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t103_0 = y
+                t103_1 = r.integer(3)
+                if t103_1 < -32768 or t103_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t103_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o103 = _new(_iso20.RationalNumber)
+                    o103.exponent = t103_0
+                    o103.value = t103_1
+                    f8 = o103
+                    ok103 = True
+            if not ok103:
+                r.pos = pc103
+                f8 = _d38(r)
             s = 9
         elif ec == 3:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C472, "DisplayParametersType")
+            _escape(r, 1, _C415, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(3)
         if ec == 0:
-            if r.bits(1):
-                f7 = _simple_escape(r, None, "ChargingComplete")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f7 = x == 2
             else:
-                f7 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
+                    f7 = _simple_escape(r, None, "ChargingComplete")
+                else:
+                    f7 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargingComplete")
             s = 8
         elif ec == 1:
-            f8 = _d36(r)
+            pc104 = r.pos
+            ok104 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t104_0 = y
+                t104_1 = r.integer(3)
+                if t104_1 < -32768 or t104_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t104_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o104 = _new(_iso20.RationalNumber)
+                    o104.exponent = t104_0
+                    o104.value = t104_1
+                    f8 = o104
+                    ok104 = True
+            if not ok104:
+                r.pos = pc104
+                f8 = _d38(r)
             s = 9
         elif ec == 2:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C473, "DisplayParametersType")
+            _escape(r, 1, _C416, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 8:
         ec = r.bits(2)
         if ec == 0:
-            f8 = _d36(r)
+            pc105 = r.pos
+            ok105 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t105_0 = y
+                t105_1 = r.integer(3)
+                if t105_1 < -32768 or t105_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t105_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o105 = _new(_iso20.RationalNumber)
+                    o105.exponent = t105_0
+                    o105.value = t105_1
+                    f8 = o105
+                    ok105 = True
+            if not ok105:
+                r.pos = pc105
+                f8 = _d38(r)
             s = 9
         elif ec == 1:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C474, "DisplayParametersType")
+            _escape(r, 1, _C417, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 9:
         ec = r.bits(2)
         if ec == 0:
-            if r.bits(1):
-                f9 = _simple_escape(r, None, "InletHot")
+            x = r.bits(3)
+            if x & 5 == 0:
+                f9 = x == 2
             else:
-                f9 = r.boolean()
+                r.pos -= 3
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "InletHot")
+                    f9 = _simple_escape(r, None, "InletHot")
+                else:
+                    f9 = r.boolean()
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "InletHot")
             s = 10
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C475, "DisplayParametersType")
+            _escape(r, 1, _C418, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     if s == 10:
@@ -7124,7 +10694,7 @@ def _d37(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C476, "DisplayParametersType")
+            _escape(r, 1, _C419, "DisplayParametersType")
         else:
             r.fail("DisplayParametersType: event code %d out of range" % ec)
     o = _new(_iso20.DisplayParameters)
@@ -7140,125 +10710,452 @@ def _d37(r):
     o.inlet_hot = f9
     return o
 
-def _e37(w, o):
+def _e39(w, o):
     """iso20.DisplayParameters -> DisplayParametersType"""
+    v0 = o.present_soc
     s = 0
-    v = o.present_soc
-    if v is not None:
-        t = _C478.get(s)
+    if v0 is not None:
+        if v0.__class__ is not int or not 0 <= v0 <= 100:
+            _bad("DisplayParameters.present_soc", v0, "an integer in 0..100")
+        w.bits(((((0) << 1) << 7) | (v0)) << 1, 13)
+        s = 1
+    v1 = o.minimum_soc
+    if v1 is not None:
+        t = _C421.get(s)
         if t is None:
-            _order("DisplayParameters.present_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.present_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.minimum_soc", s, _C420)
+        if v1.__class__ is not int or not 0 <= v1 <= 100:
+            _bad("DisplayParameters.minimum_soc", v1, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v1)) << 1, t[1] + 1 + 7 + 1)
+        s = 2
+    v2 = o.target_soc
+    if v2 is not None:
+        t = _C422.get(s)
+        if t is None:
+            _order("DisplayParameters.target_soc", s, _C420)
+        if v2.__class__ is not int or not 0 <= v2 <= 100:
+            _bad("DisplayParameters.target_soc", v2, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v2)) << 1, t[1] + 1 + 7 + 1)
+        s = 3
+    v3 = o.maximum_soc
+    if v3 is not None:
+        t = _C423.get(s)
+        if t is None:
+            _order("DisplayParameters.maximum_soc", s, _C420)
+        if v3.__class__ is not int or not 0 <= v3 <= 100:
+            _bad("DisplayParameters.maximum_soc", v3, "an integer in 0..100")
+        w.bits(((((t[0]) << 1) << 7) | (v3)) << 1, t[1] + 1 + 7 + 1)
+        s = 4
+    v4 = o.remaining_time_to_minimum_soc
+    if v4 is not None:
+        t = _C424.get(s)
+        if t is None:
+            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C420)
+        if type(v4) is not int or v4 < 0 or v4 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_minimum_soc", v4, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.minimum_soc
-    if v is not None:
-        t = _C479.get(s)
+        s = 5
+    v5 = o.remaining_time_to_target_soc
+    if v5 is not None:
+        t = _C425.get(s)
         if t is None:
-            _order("DisplayParameters.minimum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.minimum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_target_soc", s, _C420)
+        if type(v5) is not int or v5 < 0 or v5 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_target_soc", v5, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.target_soc
-    if v is not None:
-        t = _C480.get(s)
+        s = 6
+    v6 = o.remaining_time_to_maximum_soc
+    if v6 is not None:
+        t = _C426.get(s)
         if t is None:
-            _order("DisplayParameters.target_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.target_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
+            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C420)
+        if type(v6) is not int or v6 < 0 or v6 > 4294967295:
+            _bad("DisplayParameters.remaining_time_to_maximum_soc", v6, "an integer in 0..4294967295")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.maximum_soc
-    if v is not None:
-        t = _C481.get(s)
+        s = 7
+    v7 = o.charging_complete
+    if v7 is not None:
+        t = _C427.get(s)
         if t is None:
-            _order("DisplayParameters.maximum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 100:
-            _bad("DisplayParameters.maximum_soc", v, "an integer in 0..100")
-        w.bits(v, 7)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_minimum_soc
-    if v is not None:
-        t = _C482.get(s)
+            _order("DisplayParameters.charging_complete", s, _C420)
+        if v7.__class__ is not bool:
+            _bad("DisplayParameters.charging_complete", v7, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v7)) << 1, t[1] + 1 + 1 + 1)
+        s = 8
+    v8 = o.battery_energy_capacity
+    if v8 is not None:
+        t = _C428.get(s)
         if t is None:
-            _order("DisplayParameters.remaining_time_to_minimum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_minimum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_target_soc
-    if v is not None:
-        t = _C483.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_target_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_target_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.remaining_time_to_maximum_soc
-    if v is not None:
-        t = _C484.get(s)
-        if t is None:
-            _order("DisplayParameters.remaining_time_to_maximum_soc", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 4294967295:
-            _bad("DisplayParameters.remaining_time_to_maximum_soc", v, "an integer in 0..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.charging_complete
-    if v is not None:
-        t = _C485.get(s)
-        if t is None:
-            _order("DisplayParameters.charging_complete", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.charging_complete", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.battery_energy_capacity
-    if v is not None:
-        t = _C486.get(s)
-        if t is None:
-            _order("DisplayParameters.battery_energy_capacity", s, _C477)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DisplayParameters.battery_energy_capacity", v, "a RationalNumber")
+            _order("DisplayParameters.battery_energy_capacity", s, _C420)
+        if v8.__class__ is not _iso20.RationalNumber:
+            _bad("DisplayParameters.battery_energy_capacity", v8, "a RationalNumber")
         w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.inlet_hot
-    if v is not None:
-        t = _C487.get(s)
+        _e38(w, v8)
+        s = 9
+    v9 = o.inlet_hot
+    if v9 is not None:
+        t = _C429.get(s)
         if t is None:
-            _order("DisplayParameters.inlet_hot", s, _C477)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not bool:
-            _bad("DisplayParameters.inlet_hot", v, "a bool")
-        w.bits(v, 1)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C488.get(s)
+            _order("DisplayParameters.inlet_hot", s, _C420)
+        if v9.__class__ is not bool:
+            _bad("DisplayParameters.inlet_hot", v9, "a bool")
+        w.bits(((((t[0]) << 1) << 1) | (v9)) << 1, t[1] + 1 + 1 + 1)
+        s = 10
+    t = _C430.get(s)
     if t is None:
-        _order("DisplayParameters", s, _C477)
+        _order("DisplayParameters", s, _C420)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d38(r):
+def _d40(r):
+    """WPT_AlignmentCheckMethodListType -> iso20.WPT_AlignmentCheckMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(5)
+        if x & 25 == 0:
+            y = (x >> 1) & 3
+            if y >= 3:
+                r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % y)
+            y = _C431[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(4)
+                if x & 9 == 0:
+                    x = (x >> 1) & 3
+                    if x >= 3:
+                        r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
+                    v = _C431[x]
+                else:
+                    r.pos -= 4
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
+                    else:
+                        v = r.bits(2)
+                        if v >= 3:
+                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
+                        v = _C431[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C433, "WPT_AlignmentCheckMethodListType")
+            else:
+                r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(4)
+                    if x & 9 == 0:
+                        x = (x >> 1) & 3
+                        if x >= 3:
+                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % x)
+                        v = _C431[x]
+                    else:
+                        r.pos -= 4
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
+                        else:
+                            v = r.bits(2)
+                            if v >= 3:
+                                r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
+                            v = _C431[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C434, "WPT_AlignmentCheckMethodListType")
+                else:
+                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C435, "WPT_AlignmentCheckMethodListType")
+                else:
+                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_AlignmentCheckMethodList)
+    o.wpt_alignment_check_method = f0
+    return o
+
+def _e40(w, o):
+    """iso20.WPT_AlignmentCheckMethodList -> WPT_AlignmentCheckMethodListType"""
+    s = 0
+    items = o.wpt_alignment_check_method
+    if items.__class__ is not list:
+        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C437.get(s)
+        if t is None:
+            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C436)
+        i0 = _C432.get(v0)
+        if i0 is None:
+            _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v0, "a member of _iso20.WPT_AlignmentCheckMethod")
+        w.bits(((((t[0]) << 1) << 2) | (i0)) << 1, t[1] + 1 + 2 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C438.get(s)
+    if t is None:
+        _order("WPT_AlignmentCheckMethodList", s, _C436)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d41(r):
+    """WPT_FinePositioningMethodListType -> iso20.WPT_FinePositioningMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 5:
+                r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % y)
+            y = _C439[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 5:
+                        r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
+                    v = _C439[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_FinePositioningMethod")
+                    else:
+                        v = r.bits(3)
+                        if v >= 5:
+                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
+                        v = _C439[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C441, "WPT_FinePositioningMethodListType")
+            else:
+                r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 5:
+                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % x)
+                        v = _C439[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_FinePositioningMethod")
+                        else:
+                            v = r.bits(3)
+                            if v >= 5:
+                                r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
+                            v = _C439[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C442, "WPT_FinePositioningMethodListType")
+                else:
+                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C443, "WPT_FinePositioningMethodListType")
+                else:
+                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_FinePositioningMethodList)
+    o.wpt_fine_positioning_method = f0
+    return o
+
+def _e41(w, o):
+    """iso20.WPT_FinePositioningMethodList -> WPT_FinePositioningMethodListType"""
+    s = 0
+    items = o.wpt_fine_positioning_method
+    if items.__class__ is not list:
+        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C445.get(s)
+        if t is None:
+            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C444)
+        i0 = _C440.get(v0)
+        if i0 is None:
+            _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v0, "a member of _iso20.WPT_FinePositioningMethod")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C446.get(s)
+    if t is None:
+        _order("WPT_FinePositioningMethodList", s, _C444)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d42(r):
+    """WPT_PairingMethodListType -> iso20.WPT_PairingMethodList"""
+    f0 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(6)
+        if x & 49 == 0:
+            y = (x >> 1) & 7
+            if y >= 6:
+                r.fail("WPT_PairingMethod: enumeration index %d out of range" % y)
+            y = _C447[y]
+            f0.append(y)
+            s = 1
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
+                    v = _C447[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        v = _simple_escape(r, None, "WPT_PairingMethod")
+                    else:
+                        v = r.bits(3)
+                        if v >= 6:
+                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
+                        v = _C447[v]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
+                f0.append(v)
+                s = 1
+                k = 1
+            elif ec == 1:
+                _escape(r, 3, _C449, "WPT_PairingMethodListType")
+            else:
+                r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+    if s == 1:
+        while True:
+            if k < 8:
+                ec = r.bits(2)
+                if ec == 0:
+                    x = r.bits(5)
+                    if x & 17 == 0:
+                        x = (x >> 1) & 7
+                        if x >= 6:
+                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % x)
+                        v = _C447[x]
+                    else:
+                        r.pos -= 5
+                        if r.bits(1):
+                            v = _simple_escape(r, None, "WPT_PairingMethod")
+                        else:
+                            v = r.bits(3)
+                            if v >= 6:
+                                r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
+                            v = _C447[v]
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
+                    f0.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C450, "WPT_PairingMethodListType")
+                else:
+                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(1)
+                if ec == 0:
+                    s = -1
+                    break
+                elif ec == 1:
+                    _escape(r, 1, _C451, "WPT_PairingMethodListType")
+                else:
+                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_PairingMethodList)
+    o.wpt_pairing_method = f0
+    return o
+
+def _e42(w, o):
+    """iso20.WPT_PairingMethodList -> WPT_PairingMethodListType"""
+    s = 0
+    items = o.wpt_pairing_method
+    if items.__class__ is not list:
+        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "a list")
+    if len(items) > 8:
+        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "at most 8 items")
+    n = 0
+    for v0 in items:
+        n += 1
+        t = _C453.get(s)
+        if t is None:
+            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C452)
+        i0 = _C448.get(v0)
+        if i0 is None:
+            _bad("WPT_PairingMethodList.wpt_pairing_method", v0, "a member of _iso20.WPT_PairingMethod")
+        w.bits(((((t[0]) << 1) << 3) | (i0)) << 1, t[1] + 1 + 3 + 1)
+        s = (1 if n < 8 else 2)
+    t = _C454.get(s)
+    if t is None:
+        _order("WPT_PairingMethodList", s, _C452)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d43(r):
     """WPT_EVPCPowerControlParameterType -> iso20.WPT_EVPCPowerControlParameter"""
     f0 = None
     f1 = None
@@ -7268,37 +11165,117 @@ def _d38(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            f0 = _d36(r)
+            pc106 = r.pos
+            ok106 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t106_0 = y
+                t106_1 = r.integer(3)
+                if t106_1 < -32768 or t106_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t106_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o106 = _new(_iso20.RationalNumber)
+                    o106.exponent = t106_0
+                    o106.value = t106_1
+                    f0 = o106
+                    ok106 = True
+            if not ok106:
+                r.pos = pc106
+                f0 = _d38(r)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C489, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 3, _C455, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            pc107 = r.pos
+            ok107 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t107_0 = y
+                t107_1 = r.integer(3)
+                if t107_1 < -32768 or t107_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t107_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o107 = _new(_iso20.RationalNumber)
+                    o107.exponent = t107_0
+                    o107.value = t107_1
+                    f1 = o107
+                    ok107 = True
+            if not ok107:
+                r.pos = pc107
+                f1 = _d38(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C490, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C456, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d36(r)
+            pc108 = r.pos
+            ok108 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t108_0 = y
+                t108_1 = r.integer(3)
+                if t108_1 < -32768 or t108_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t108_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o108 = _new(_iso20.RationalNumber)
+                    o108.exponent = t108_0
+                    o108.value = t108_1
+                    f2 = o108
+                    ok108 = True
+            if not ok108:
+                r.pos = pc108
+                f2 = _d38(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C491, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C457, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
-            f3 = _d36(r)
+            pc109 = r.pos
+            ok109 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t109_0 = y
+                t109_1 = r.integer(3)
+                if t109_1 < -32768 or t109_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t109_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o109 = _new(_iso20.RationalNumber)
+                    o109.exponent = t109_0
+                    o109.value = t109_1
+                    f3 = o109
+                    ok109 = True
+            if not ok109:
+                r.pos = pc109
+                f3 = _d38(r)
             s = 4
         elif ec == 1:
-            _escape(r, 2, _C492, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 2, _C458, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     if s == 4:
@@ -7306,7 +11283,7 @@ def _d38(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C493, "WPT_EVPCPowerControlParameterType")
+            _escape(r, 1, _C459, "WPT_EVPCPowerControlParameterType")
         else:
             r.fail("WPT_EVPCPowerControlParameterType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_EVPCPowerControlParameter)
@@ -7316,99 +11293,123 @@ def _d38(r):
     o.evpc_voltage_output_information = f3
     return o
 
-def _e38(w, o):
+def _e43(w, o):
     """iso20.WPT_EVPCPowerControlParameter -> WPT_EVPCPowerControlParameterType"""
-    s = 0
-    v = o.evpc_coil_current_request
-    if v is not None:
-        t = _C495.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_coil_current_information
-    if v is not None:
-        t = _C496.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_current_output_information
-    if v is not None:
-        t = _C497.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.evpc_voltage_output_information
-    if v is not None:
-        t = _C498.get(s)
-        if t is None:
-            _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", s, _C494)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C499.get(s)
-    if t is None:
-        _order("WPT_EVPCPowerControlParameter", s, _C494)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.evpc_coil_current_request
+    if v0 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_request", 0, _C460)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_request", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    v1 = o.evpc_coil_current_information
+    if v1 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_coil_current_information", 1, _C460)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_coil_current_information", v1, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v1)
+    v2 = o.evpc_current_output_information
+    if v2 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_current_output_information", 2, _C460)
+    if v2.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_current_output_information", v2, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v2)
+    v3 = o.evpc_voltage_output_information
+    if v3 is None:
+        _order("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", 3, _C460)
+    if v3.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_EVPCPowerControlParameter.evpc_voltage_output_information", v3, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v3)
+    w.bits(0, 1)
 
-def _d39(r):
+def _d44(r):
     """EVSEStatusType -> iso20.EVSEStatus"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NotificationMaxDelay")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(8)
+            if x & 227 == 0:
+                y = (x >> 2) & 7
+                if y >= 6:
+                    r.fail("EVSENotification: enumeration index %d out of range" % y)
+                y = _C226[y]
+                f1 = y
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C500, "EVSEStatusType")
+                s = 1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "EVSENotification")
-            else:
-                f1 = r.bits(3)
-                if f1 >= 6:
-                    r.fail("EVSENotification: enumeration index %d out of range" % f1)
-                f1 = _C501[f1]
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C503, "EVSEStatusType")
+                    f0 = _simple_escape(r, None, "NotificationMaxDelay")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("NotificationMaxDelay: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "NotificationMaxDelay")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C461, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(7)
+        if x & 99 == 0:
+            y = (x >> 2) & 7
+            if y >= 6:
+                r.fail("EVSENotification: enumeration index %d out of range" % y)
+            y = _C226[y]
+            f1 = y
+            s = -1
         else:
-            r.fail("EVSEStatusType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(5)
+                if x & 17 == 0:
+                    x = (x >> 1) & 7
+                    if x >= 6:
+                        r.fail("EVSENotification: enumeration index %d out of range" % x)
+                    f1 = _C226[x]
+                else:
+                    r.pos -= 5
+                    if r.bits(1):
+                        f1 = _simple_escape(r, None, "EVSENotification")
+                    else:
+                        f1 = r.bits(3)
+                        if f1 >= 6:
+                            r.fail("EVSENotification: enumeration index %d out of range" % f1)
+                        f1 = _C226[f1]
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "EVSENotification")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C462, "EVSEStatusType")
+            else:
+                r.fail("EVSEStatusType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C504, "EVSEStatusType")
+            _escape(r, 1, _C463, "EVSEStatusType")
         else:
             r.fail("EVSEStatusType: event code %d out of range" % ec)
     o = _new(_iso20.EVSEStatus)
@@ -7416,39 +11417,1414 @@ def _d39(r):
     o.evse_notification = f1
     return o
 
-def _e39(w, o):
+def _e44(w, o):
     """iso20.EVSEStatus -> EVSEStatusType"""
+    v0 = o.notification_max_delay
+    if v0 is None:
+        _order("EVSEStatus.notification_max_delay", 0, _C464)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("EVSEStatus.notification_max_delay", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.evse_notification
+    if v1 is None:
+        _order("EVSEStatus.evse_notification", 1, _C464)
+    i1 = _C227.get(v1)
+    if i1 is None:
+        _bad("EVSEStatus.evse_notification", v1, "a member of _iso20.EvseNotification")
+    w.bits(((((((0) << 1) << 1) << 3) | (i1)) << 1) << 1, 8)
+
+def _d45(r):
+    """MessageHeaderType -> iso20.MessageHeader"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.notification_max_delay
-    if v is not None:
-        t = _C506.get(s)
-        if t is None:
-            _order("EVSEStatus.notification_max_delay", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("EVSEStatus.notification_max_delay", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.evse_notification
-    if v is not None:
-        t = _C507.get(s)
-        if t is None:
-            _order("EVSEStatus.evse_notification", s, _C505)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C502.get(v)
-        if i is None:
-            _bad("EVSEStatus.evse_notification", v, "a member of _iso20.EvseNotification")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C508.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(8, 8)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.uint(10)
+                if f1 > 18446744073709551615:
+                    r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        f2 = _d14(r)
+                        s = 3
+                    elif ec == 1:
+                        s = -1
+                    elif ec == 2:
+                        _escape(r, 1, _C465, "MessageHeaderType")
+                    else:
+                        r.fail("MessageHeaderType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "SessionID")
+                else:
+                    f0 = r.binary(8, 8)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "SessionID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C466, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    f2 = _d14(r)
+                    s = 3
+                elif ec == 1:
+                    s = -1
+                elif ec == 2:
+                    _escape(r, 1, _C467, "MessageHeaderType")
+                else:
+                    r.fail("MessageHeaderType: event code %d out of range" % ec)
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TimeStamp")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("TimeStamp: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeStamp")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C468, "MessageHeaderType")
+            else:
+                r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(2)
+        if ec == 0:
+            f2 = _d14(r)
+            s = 3
+        elif ec == 1:
+            s = -1
+        elif ec == 2:
+            _escape(r, 1, _C469, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C470, "MessageHeaderType")
+        else:
+            r.fail("MessageHeaderType: event code %d out of range" % ec)
+    o = _new(_iso20.MessageHeader)
+    o.session_id = f0
+    o.time_stamp = f1
+    o.signature = f2
+    return o
+
+def _e45(w, o):
+    """iso20.MessageHeader -> MessageHeaderType"""
+    v0 = o.session_id
+    if v0 is None:
+        _order("MessageHeader.session_id", 0, _C471)
+    if not isinstance(v0, (bytes, bytearray)) or len(v0) < 8 or len(v0) > 8:
+        _bad("MessageHeader.session_id", v0, "bytes of length 8..8")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.time_stamp
+    if v1 is None:
+        _order("MessageHeader.time_stamp", 1, _C471)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MessageHeader.time_stamp", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.signature
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if v2.__class__ is not _xmldsig.Signature:
+            _bad("MessageHeader.signature", v2, "a Signature")
+        w.bits(0, 2)
+        _e14(w, v2)
+        s = 3
+    t = _C472.get(s)
     if t is None:
-        _order("EVSEStatus", s, _C505)
+        _order("MessageHeader", s, _C471)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d40(r):
+def _d46(r):
+    """WPT_LF_ReceiverDataType -> iso20.WPT_LF_ReceiverData"""
+    f0 = None
+    f1 = []
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            pc110 = r.pos
+            ok110 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t110_0 = r.uint(5)
+                if t110_0 < 1 or t110_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t110_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc111 = r.pos
+                    ok111 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t111_0 = r.integer(3)
+                        if t111_0 < -32768 or t111_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t111_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t111_1 = r.integer(3)
+                            if t111_1 < -32768 or t111_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t111_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t111_2 = r.integer(3)
+                                if t111_2 < -32768 or t111_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t111_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o111 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o111.coord_x = t111_0
+                                    o111.coord_y = t111_1
+                                    o111.coord_z = t111_2
+                                    t110_1 = o111
+                                    ok111 = True
+                    if not ok111:
+                        r.pos = pc111
+                        t110_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc112 = r.pos
+                        ok112 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t112_0 = r.integer(3)
+                            if t112_0 < -32768 or t112_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t112_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t112_1 = r.integer(3)
+                                if t112_1 < -32768 or t112_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t112_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t112_2 = r.integer(3)
+                                    if t112_2 < -32768 or t112_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t112_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o112 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o112.coord_x = t112_0
+                                        o112.coord_y = t112_1
+                                        o112.coord_z = t112_2
+                                        t110_2 = o112
+                                        ok112 = True
+                        if not ok112:
+                            r.pos = pc112
+                            t110_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o110 = _new(_iso20.WPT_TxRxSpecData)
+                            o110.tx_rx_identifier = t110_0
+                            o110.tx_rx_position = t110_1
+                            o110.tx_rx_orientation = t110_2
+                            f1.append(o110)
+                            ok110 = True
+            if not ok110:
+                r.pos = pc110
+                f1.append(_d57(r))
+            s = 2
+            k = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumberOfReceivers")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C473, "WPT_LF_ReceiverDataType")
+            else:
+                r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc113 = r.pos
+            ok113 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t113_0 = r.uint(5)
+                if t113_0 < 1 or t113_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t113_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc114 = r.pos
+                    ok114 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t114_0 = r.integer(3)
+                        if t114_0 < -32768 or t114_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t114_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t114_1 = r.integer(3)
+                            if t114_1 < -32768 or t114_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t114_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t114_2 = r.integer(3)
+                                if t114_2 < -32768 or t114_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t114_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o114 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o114.coord_x = t114_0
+                                    o114.coord_y = t114_1
+                                    o114.coord_z = t114_2
+                                    t113_1 = o114
+                                    ok114 = True
+                    if not ok114:
+                        r.pos = pc114
+                        t113_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc115 = r.pos
+                        ok115 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t115_0 = r.integer(3)
+                            if t115_0 < -32768 or t115_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t115_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t115_1 = r.integer(3)
+                                if t115_1 < -32768 or t115_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t115_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t115_2 = r.integer(3)
+                                    if t115_2 < -32768 or t115_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t115_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o115 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o115.coord_x = t115_0
+                                        o115.coord_y = t115_1
+                                        o115.coord_z = t115_2
+                                        t113_2 = o115
+                                        ok115 = True
+                        if not ok115:
+                            r.pos = pc115
+                            t113_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o113 = _new(_iso20.WPT_TxRxSpecData)
+                            o113.tx_rx_identifier = t113_0
+                            o113.tx_rx_position = t113_1
+                            o113.tx_rx_orientation = t113_2
+                            v = o113
+                            ok113 = True
+            if not ok113:
+                r.pos = pc113
+                v = _d57(r)
+            f1.append(v)
+            s = 2
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C474, "WPT_LF_ReceiverDataType")
+        else:
+            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if s == 2:
+        while True:
+            if k < 2:
+                ec = r.bits(1)
+                if ec == 0:
+                    pc116 = r.pos
+                    ok116 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t116_0 = r.uint(5)
+                        if t116_0 < 1 or t116_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t116_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc117 = r.pos
+                            ok117 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t117_0 = r.integer(3)
+                                if t117_0 < -32768 or t117_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t117_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t117_1 = r.integer(3)
+                                    if t117_1 < -32768 or t117_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t117_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t117_2 = r.integer(3)
+                                        if t117_2 < -32768 or t117_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t117_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o117 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o117.coord_x = t117_0
+                                            o117.coord_y = t117_1
+                                            o117.coord_z = t117_2
+                                            t116_1 = o117
+                                            ok117 = True
+                            if not ok117:
+                                r.pos = pc117
+                                t116_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc118 = r.pos
+                                ok118 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t118_0 = r.integer(3)
+                                    if t118_0 < -32768 or t118_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t118_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t118_1 = r.integer(3)
+                                        if t118_1 < -32768 or t118_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t118_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t118_2 = r.integer(3)
+                                            if t118_2 < -32768 or t118_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t118_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o118 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o118.coord_x = t118_0
+                                                o118.coord_y = t118_1
+                                                o118.coord_z = t118_2
+                                                t116_2 = o118
+                                                ok118 = True
+                                if not ok118:
+                                    r.pos = pc118
+                                    t116_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o116 = _new(_iso20.WPT_TxRxSpecData)
+                                    o116.tx_rx_identifier = t116_0
+                                    o116.tx_rx_position = t116_1
+                                    o116.tx_rx_orientation = t116_2
+                                    v = o116
+                                    ok116 = True
+                    if not ok116:
+                        r.pos = pc116
+                        v = _d57(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    _escape(r, 2, _C475, "WPT_LF_ReceiverDataType")
+                else:
+                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(2)
+                if ec == 0:
+                    pc119 = r.pos
+                    ok119 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t119_0 = r.uint(5)
+                        if t119_0 < 1 or t119_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t119_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc120 = r.pos
+                            ok120 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t120_0 = r.integer(3)
+                                if t120_0 < -32768 or t120_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t120_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t120_1 = r.integer(3)
+                                    if t120_1 < -32768 or t120_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t120_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t120_2 = r.integer(3)
+                                        if t120_2 < -32768 or t120_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t120_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o120 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o120.coord_x = t120_0
+                                            o120.coord_y = t120_1
+                                            o120.coord_z = t120_2
+                                            t119_1 = o120
+                                            ok120 = True
+                            if not ok120:
+                                r.pos = pc120
+                                t119_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc121 = r.pos
+                                ok121 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t121_0 = r.integer(3)
+                                    if t121_0 < -32768 or t121_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t121_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t121_1 = r.integer(3)
+                                        if t121_1 < -32768 or t121_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t121_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t121_2 = r.integer(3)
+                                            if t121_2 < -32768 or t121_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t121_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o121 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o121.coord_x = t121_0
+                                                o121.coord_y = t121_1
+                                                o121.coord_z = t121_2
+                                                t119_2 = o121
+                                                ok121 = True
+                                if not ok121:
+                                    r.pos = pc121
+                                    t119_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o119 = _new(_iso20.WPT_TxRxSpecData)
+                                    o119.tx_rx_identifier = t119_0
+                                    o119.tx_rx_position = t119_1
+                                    o119.tx_rx_orientation = t119_2
+                                    v = o119
+                                    ok119 = True
+                    if not ok119:
+                        r.pos = pc119
+                        v = _d57(r)
+                    f1.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    s = -1
+                    break
+                elif ec == 2:
+                    _escape(r, 1, _C476, "WPT_LF_ReceiverDataType")
+                else:
+                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
+    if len(f1) > 255:
+        r.facet("WPT_LF_ReceiverDataType: more than 255 RxSpecData elements")
+    o = _new(_iso20.WPT_LF_ReceiverData)
+    o.number_of_receivers = f0
+    o.rx_spec_data = f1
+    return o
+
+def _e46(w, o):
+    """iso20.WPT_LF_ReceiverData -> WPT_LF_ReceiverDataType"""
+    v0 = o.number_of_receivers
+    if v0 is None:
+        _order("WPT_LF_ReceiverData.number_of_receivers", 0, _C477)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_ReceiverData.number_of_receivers", v0, "an integer in 0..255")
+    w.bits(((((0) << 1) << 8) | (v0)) << 1, 11)
+    s = 1
+    items = o.rx_spec_data
+    if items.__class__ is not list:
+        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "a list")
+    if len(items) > 255:
+        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "at most 255 items")
+    n = 0
+    for v1 in items:
+        n += 1
+        t = _C478.get(s)
+        if t is None:
+            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C477)
+        if v1.__class__ is not _iso20.WPT_TxRxSpecData:
+            _bad("WPT_LF_ReceiverData.rx_spec_data", v1, "a WPT_TxRxSpecData")
+        w.bits(t[0], t[1])
+        _e57(w, v1)
+        s = (2 if n < 2 else 3)
+    t = _C479.get(s)
+    if t is None:
+        _order("WPT_LF_ReceiverData", s, _C477)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d47(r):
+    """WPT_LF_RxDataListType -> iso20.WPT_LF_RxDataList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc122 = r.pos
+            ok122 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t122_0 = r.uint(5)
+                if t122_0 < 1 or t122_0 > 4294967295:
+                    r.facet("RxIdentifier: %d outside 1..4294967295" % t122_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc123 = r.pos
+                    ok123 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        t123_0 = _d54(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o123 = _new(_iso20.WPT_LF_RxRSSIList)
+                            o123.rssi_data_list = t123_0
+                            t122_1 = o123
+                            ok123 = True
+                    if not ok123:
+                        r.pos = pc123
+                        t122_1 = _d53(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o122 = _new(_iso20.WPT_LF_RxData)
+                        o122.rx_identifier = t122_0
+                        o122.rssi_data = t122_1
+                        f0 = o122
+                        ok122 = True
+            if not ok122:
+                r.pos = pc122
+                f0 = _d64(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C480, "WPT_LF_RxDataListType")
+        else:
+            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C481, "WPT_LF_RxDataListType")
+        else:
+            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxDataList)
+    o.wpt_lf_rx_data_list = f0
+    return o
+
+def _e47(w, o):
+    """iso20.WPT_LF_RxDataList -> WPT_LF_RxDataListType"""
+    v0 = o.wpt_lf_rx_data_list
+    if v0 is None:
+        _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", 0, _C482)
+    if v0.__class__ is not _iso20.WPT_LF_RxData:
+        _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v0, "a WPT_LF_RxData")
+    w.bits(0, 1)
+    _e64(w, v0)
+    w.bits(0, 1)
+
+def _d48(r):
+    """WPT_LF_SystemSetupDataType -> iso20.WPT_LF_SystemSetupData"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(2)
+        if ec == 0:
+            f0 = _d49(r)
+            s = 2
+        elif ec == 1:
+            f1 = _d46(r)
+            s = 1
+        elif ec == 2:
+            _escape(r, 3, _C483, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C484, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C485, "WPT_LF_SystemSetupDataType")
+        else:
+            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_SystemSetupData)
+    o.lf_transmitter_setup_data = f0
+    o.lf_receiver_setup_data = f1
+    return o
+
+def _e48(w, o):
+    """iso20.WPT_LF_SystemSetupData -> WPT_LF_SystemSetupDataType"""
+    v0 = o.lf_transmitter_setup_data
+    s = 0
+    if v0 is not None:
+        if v0.__class__ is not _iso20.WPT_LF_TransmitterData:
+            _bad("WPT_LF_SystemSetupData.lf_transmitter_setup_data", v0, "a WPT_LF_TransmitterData")
+        w.bits(0, 2)
+        _e49(w, v0)
+        s = 1
+    v1 = o.lf_receiver_setup_data
+    if v1 is not None:
+        t = _C487.get(s)
+        if t is None:
+            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C486)
+        if v1.__class__ is not _iso20.WPT_LF_ReceiverData:
+            _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v1, "a WPT_LF_ReceiverData")
+        w.bits(t[0], t[1])
+        _e46(w, v1)
+        s = 2
+    t = _C488.get(s)
+    if t is None:
+        _order("WPT_LF_SystemSetupData", s, _C486)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d49(r):
+    """WPT_LF_TransmitterDataType -> iso20.WPT_LF_TransmitterData"""
+    f0 = None
+    f1 = None
+    f2 = []
+    f3 = None
+    s = 0
+    k = 1
+    if s == 0:
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            pc124 = r.pos
+            ok124 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t124_0 = y
+                t124_1 = r.integer(3)
+                if t124_1 < -32768 or t124_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t124_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o124 = _new(_iso20.RationalNumber)
+                    o124.exponent = t124_0
+                    o124.value = t124_1
+                    f1 = o124
+                    ok124 = True
+            if not ok124:
+                r.pos = pc124
+                f1 = _d38(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc125 = r.pos
+                ok125 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t125_0 = r.uint(5)
+                    if t125_0 < 1 or t125_0 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % t125_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        pc126 = r.pos
+                        ok126 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t126_0 = r.integer(3)
+                            if t126_0 < -32768 or t126_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t126_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t126_1 = r.integer(3)
+                                if t126_1 < -32768 or t126_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t126_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t126_2 = r.integer(3)
+                                    if t126_2 < -32768 or t126_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t126_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o126 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o126.coord_x = t126_0
+                                        o126.coord_y = t126_1
+                                        o126.coord_z = t126_2
+                                        t125_1 = o126
+                                        ok126 = True
+                        if not ok126:
+                            r.pos = pc126
+                            t125_1 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc127 = r.pos
+                            ok127 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t127_0 = r.integer(3)
+                                if t127_0 < -32768 or t127_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t127_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t127_1 = r.integer(3)
+                                    if t127_1 < -32768 or t127_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t127_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t127_2 = r.integer(3)
+                                        if t127_2 < -32768 or t127_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t127_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o127 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o127.coord_x = t127_0
+                                            o127.coord_y = t127_1
+                                            o127.coord_z = t127_2
+                                            t125_2 = o127
+                                            ok127 = True
+                            if not ok127:
+                                r.pos = pc127
+                                t125_2 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o125 = _new(_iso20.WPT_TxRxSpecData)
+                                o125.tx_rx_identifier = t125_0
+                                o125.tx_rx_position = t125_1
+                                o125.tx_rx_orientation = t125_2
+                                f2.append(o125)
+                                ok125 = True
+                if not ok125:
+                    r.pos = pc125
+                    f2.append(_d57(r))
+                s = 3
+                k = 1
+            else:
+                r.pos = p
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumberOfTransmitters")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C489, "WPT_LF_TransmitterDataType")
+            else:
+                r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc128 = r.pos
+            ok128 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t128_0 = y
+                t128_1 = r.integer(3)
+                if t128_1 < -32768 or t128_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t128_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o128 = _new(_iso20.RationalNumber)
+                    o128.exponent = t128_0
+                    o128.value = t128_1
+                    f1 = o128
+                    ok128 = True
+            if not ok128:
+                r.pos = pc128
+                f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C490, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            pc129 = r.pos
+            ok129 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t129_0 = r.uint(5)
+                if t129_0 < 1 or t129_0 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % t129_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc130 = r.pos
+                    ok130 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t130_0 = r.integer(3)
+                        if t130_0 < -32768 or t130_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t130_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t130_1 = r.integer(3)
+                            if t130_1 < -32768 or t130_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t130_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t130_2 = r.integer(3)
+                                if t130_2 < -32768 or t130_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t130_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o130 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o130.coord_x = t130_0
+                                    o130.coord_y = t130_1
+                                    o130.coord_z = t130_2
+                                    t129_1 = o130
+                                    ok130 = True
+                    if not ok130:
+                        r.pos = pc130
+                        t129_1 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc131 = r.pos
+                        ok131 = False
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t131_0 = r.integer(3)
+                            if t131_0 < -32768 or t131_0 > 32767:
+                                r.facet("Coord_X: %d outside -32768..32767" % t131_0)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t131_1 = r.integer(3)
+                                if t131_1 < -32768 or t131_1 > 32767:
+                                    r.facet("Coord_Y: %d outside -32768..32767" % t131_1)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t131_2 = r.integer(3)
+                                    if t131_2 < -32768 or t131_2 > 32767:
+                                        r.facet("Coord_Z: %d outside -32768..32767" % t131_2)
+                                    p = r.pos
+                                    x = r.bits(2)
+                                    if x & 3 == 0:
+                                        o131 = _new(_iso20.WPT_CoordinateXYZ)
+                                        o131.coord_x = t131_0
+                                        o131.coord_y = t131_1
+                                        o131.coord_z = t131_2
+                                        t129_2 = o131
+                                        ok131 = True
+                        if not ok131:
+                            r.pos = pc131
+                            t129_2 = _d61(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o129 = _new(_iso20.WPT_TxRxSpecData)
+                            o129.tx_rx_identifier = t129_0
+                            o129.tx_rx_position = t129_1
+                            o129.tx_rx_orientation = t129_2
+                            v = o129
+                            ok129 = True
+            if not ok129:
+                r.pos = pc129
+                v = _d57(r)
+            f2.append(v)
+            s = 3
+            k = 1
+        elif ec == 1:
+            _escape(r, 2, _C491, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 3:
+        while True:
+            if k < 2:
+                ec = r.bits(1)
+                if ec == 0:
+                    pc132 = r.pos
+                    ok132 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t132_0 = r.uint(5)
+                        if t132_0 < 1 or t132_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t132_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc133 = r.pos
+                            ok133 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t133_0 = r.integer(3)
+                                if t133_0 < -32768 or t133_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t133_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t133_1 = r.integer(3)
+                                    if t133_1 < -32768 or t133_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t133_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t133_2 = r.integer(3)
+                                        if t133_2 < -32768 or t133_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t133_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o133 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o133.coord_x = t133_0
+                                            o133.coord_y = t133_1
+                                            o133.coord_z = t133_2
+                                            t132_1 = o133
+                                            ok133 = True
+                            if not ok133:
+                                r.pos = pc133
+                                t132_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc134 = r.pos
+                                ok134 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t134_0 = r.integer(3)
+                                    if t134_0 < -32768 or t134_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t134_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t134_1 = r.integer(3)
+                                        if t134_1 < -32768 or t134_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t134_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t134_2 = r.integer(3)
+                                            if t134_2 < -32768 or t134_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t134_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o134 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o134.coord_x = t134_0
+                                                o134.coord_y = t134_1
+                                                o134.coord_z = t134_2
+                                                t132_2 = o134
+                                                ok134 = True
+                                if not ok134:
+                                    r.pos = pc134
+                                    t132_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o132 = _new(_iso20.WPT_TxRxSpecData)
+                                    o132.tx_rx_identifier = t132_0
+                                    o132.tx_rx_position = t132_1
+                                    o132.tx_rx_orientation = t132_2
+                                    v = o132
+                                    ok132 = True
+                    if not ok132:
+                        r.pos = pc132
+                        v = _d57(r)
+                    f2.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    _escape(r, 2, _C492, "WPT_LF_TransmitterDataType")
+                else:
+                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+            else:
+                ec = r.bits(2)
+                if ec == 0:
+                    pc135 = r.pos
+                    ok135 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t135_0 = r.uint(5)
+                        if t135_0 < 1 or t135_0 > 4294967295:
+                            r.facet("TxRxIdentifier: %d outside 1..4294967295" % t135_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc136 = r.pos
+                            ok136 = False
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                t136_0 = r.integer(3)
+                                if t136_0 < -32768 or t136_0 > 32767:
+                                    r.facet("Coord_X: %d outside -32768..32767" % t136_0)
+                                p = r.pos
+                                x = r.bits(3)
+                                if x & 7 == 0:
+                                    t136_1 = r.integer(3)
+                                    if t136_1 < -32768 or t136_1 > 32767:
+                                        r.facet("Coord_Y: %d outside -32768..32767" % t136_1)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t136_2 = r.integer(3)
+                                        if t136_2 < -32768 or t136_2 > 32767:
+                                            r.facet("Coord_Z: %d outside -32768..32767" % t136_2)
+                                        p = r.pos
+                                        x = r.bits(2)
+                                        if x & 3 == 0:
+                                            o136 = _new(_iso20.WPT_CoordinateXYZ)
+                                            o136.coord_x = t136_0
+                                            o136.coord_y = t136_1
+                                            o136.coord_z = t136_2
+                                            t135_1 = o136
+                                            ok136 = True
+                            if not ok136:
+                                r.pos = pc136
+                                t135_1 = _d61(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                pc137 = r.pos
+                                ok137 = False
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    t137_0 = r.integer(3)
+                                    if t137_0 < -32768 or t137_0 > 32767:
+                                        r.facet("Coord_X: %d outside -32768..32767" % t137_0)
+                                    p = r.pos
+                                    x = r.bits(3)
+                                    if x & 7 == 0:
+                                        t137_1 = r.integer(3)
+                                        if t137_1 < -32768 or t137_1 > 32767:
+                                            r.facet("Coord_Y: %d outside -32768..32767" % t137_1)
+                                        p = r.pos
+                                        x = r.bits(3)
+                                        if x & 7 == 0:
+                                            t137_2 = r.integer(3)
+                                            if t137_2 < -32768 or t137_2 > 32767:
+                                                r.facet("Coord_Z: %d outside -32768..32767" % t137_2)
+                                            p = r.pos
+                                            x = r.bits(2)
+                                            if x & 3 == 0:
+                                                o137 = _new(_iso20.WPT_CoordinateXYZ)
+                                                o137.coord_x = t137_0
+                                                o137.coord_y = t137_1
+                                                o137.coord_z = t137_2
+                                                t135_2 = o137
+                                                ok137 = True
+                                if not ok137:
+                                    r.pos = pc137
+                                    t135_2 = _d61(r)
+                                p = r.pos
+                                x = r.bits(1)
+                                if x & 1 == 0:
+                                    o135 = _new(_iso20.WPT_TxRxSpecData)
+                                    o135.tx_rx_identifier = t135_0
+                                    o135.tx_rx_position = t135_1
+                                    o135.tx_rx_orientation = t135_2
+                                    v = o135
+                                    ok135 = True
+                    if not ok135:
+                        r.pos = pc135
+                        v = _d57(r)
+                    f2.append(v)
+                    k += 1
+                    continue
+                elif ec == 1:
+                    f3 = _d60(r)
+                    s = 4
+                    break
+                elif ec == 2:
+                    s = -1
+                    break
+                elif ec == 3:
+                    _escape(r, 1, _C493, "WPT_LF_TransmitterDataType")
+                else:
+                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if s == 4:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C494, "WPT_LF_TransmitterDataType")
+        else:
+            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
+    if len(f2) > 255:
+        r.facet("WPT_LF_TransmitterDataType: more than 255 TxSpecData elements")
+    o = _new(_iso20.WPT_LF_TransmitterData)
+    o.number_of_transmitters = f0
+    o.signal_frequency = f1
+    o.tx_spec_data = f2
+    o.tx_package_spec_data = f3
+    return o
+
+def _e49(w, o):
+    """iso20.WPT_LF_TransmitterData -> WPT_LF_TransmitterDataType"""
+    v0 = o.number_of_transmitters
+    if v0 is None:
+        _order("WPT_LF_TransmitterData.number_of_transmitters", 0, _C495)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_TransmitterData.number_of_transmitters", v0, "an integer in 0..255")
+    v1 = o.signal_frequency
+    if v1 is None:
+        _order("WPT_LF_TransmitterData.signal_frequency", 1, _C495)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_TransmitterData.signal_frequency", v1, "a RationalNumber")
+    w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
+    _e38(w, v1)
+    s = 2
+    items = o.tx_spec_data
+    if items.__class__ is not list:
+        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "a list")
+    if len(items) > 255:
+        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "at most 255 items")
+    n = 0
+    for v2 in items:
+        n += 1
+        t = _C496.get(s)
+        if t is None:
+            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C495)
+        if v2.__class__ is not _iso20.WPT_TxRxSpecData:
+            _bad("WPT_LF_TransmitterData.tx_spec_data", v2, "a WPT_TxRxSpecData")
+        w.bits(t[0], t[1])
+        _e57(w, v2)
+        s = (3 if n < 2 else 4)
+    v3 = o.tx_package_spec_data
+    if v3 is not None:
+        t = _C497.get(s)
+        if t is None:
+            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C495)
+        if v3.__class__ is not _iso20.WPT_TxRxPackageSpecData:
+            _bad("WPT_LF_TransmitterData.tx_package_spec_data", v3, "a WPT_TxRxPackageSpecData")
+        w.bits(t[0], t[1])
+        _e60(w, v3)
+        s = 5
+    t = _C498.get(s)
+    if t is None:
+        _order("WPT_LF_TransmitterData", s, _C495)
+    if t[1]:
+        w.bits(t[0], t[1])
+
+def _d50(r):
+    """WPT_LF_TxDataListType -> iso20.WPT_LF_TxDataList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc138 = r.pos
+            ok138 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t138_0 = r.uint(5)
+                if t138_0 < 1 or t138_0 > 4294967295:
+                    r.facet("TxIdentifier: %d outside 1..4294967295" % t138_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc139 = r.pos
+                    ok139 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t139_0 = y
+                        t139_1 = r.integer(3)
+                        if t139_1 < -32768 or t139_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t139_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o139 = _new(_iso20.RationalNumber)
+                            o139.exponent = t139_0
+                            o139.value = t139_1
+                            t138_1 = o139
+                            ok139 = True
+                    if not ok139:
+                        r.pos = pc139
+                        t138_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o138 = _new(_iso20.WPT_LF_TxData)
+                        o138.tx_identifier = t138_0
+                        o138.eirp = t138_1
+                        f0 = o138
+                        ok138 = True
+            if not ok138:
+                r.pos = pc138
+                f0 = _d65(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C499, "WPT_LF_TxDataListType")
+        else:
+            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C500, "WPT_LF_TxDataListType")
+        else:
+            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_TxDataList)
+    o.wpt_lf_tx_data_list = f0
+    return o
+
+def _e50(w, o):
+    """iso20.WPT_LF_TxDataList -> WPT_LF_TxDataListType"""
+    v0 = o.wpt_lf_tx_data_list
+    if v0 is None:
+        _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", 0, _C501)
+    if v0.__class__ is not _iso20.WPT_LF_TxData:
+        _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v0, "a WPT_LF_TxData")
+    w.bits(0, 1)
+    _e65(w, v0)
+    w.bits(0, 1)
+
+def _d51(r):
     """MeterInfoType -> iso20.MeterInfo"""
     f0 = None
     f1 = None
@@ -7460,35 +12836,206 @@ def _d40(r):
     f7 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "MeterID")
-            else:
-                f0 = r.string(None, 32)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C509, "MeterInfoType")
-        else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, 32)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.uint(10)
                 if f1 > 18446744073709551615:
                     r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                p = r.pos
+                x = r.bits(4)
+                if x & 8 == 0:
+                    ec = x & 7
+                    if ec == 0:
+                        if r.bits(1):
+                            f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                        else:
+                            f2 = r.uint(10)
+                            if f2 > 18446744073709551615:
+                                r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                        s = 3
+                    elif ec == 1:
+                        if r.bits(1):
+                            f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                        else:
+                            f3 = r.uint(10)
+                            if f3 > 18446744073709551615:
+                                r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                        s = 4
+                    elif ec == 2:
+                        if r.bits(1):
+                            f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                        else:
+                            f4 = r.uint(10)
+                            if f4 > 18446744073709551615:
+                                r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                        s = 5
+                    elif ec == 3:
+                        if r.bits(1):
+                            f5 = _simple_escape(r, b"", "MeterSignature")
+                        else:
+                            f5 = r.binary(None, 64)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                        s = 6
+                    elif ec == 4:
+                        if r.bits(1):
+                            f6 = _simple_escape(r, None, "MeterStatus")
+                        else:
+                            f6 = r.integer(3)
+                            if f6 < -32768 or f6 > 32767:
+                                r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                        s = 7
+                    elif ec == 5:
+                        if r.bits(1):
+                            f7 = _simple_escape(r, None, "MeterTimestamp")
+                        else:
+                            f7 = r.uint(10)
+                            if f7 > 18446744073709551615:
+                                r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                        s = 8
+                    elif ec == 6:
+                        s = -1
+                    elif ec == 7:
+                        _escape(r, 1, _C502, "MeterInfoType")
+                    else:
+                        r.fail("MeterInfoType: event code %d out of range" % ec)
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "MeterID")
+                else:
+                    f0 = r.string(None, 32)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "MeterID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C503, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(10)
+            if f1 > 18446744073709551615:
+                r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, None, "BPT_DischargedEnergyReadingWh")
+                    else:
+                        f2 = r.uint(10)
+                        if f2 > 18446744073709551615:
+                            r.facet("BPT_DischargedEnergyReadingWh: %d outside 0..18446744073709551615" % f2)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_DischargedEnergyReadingWh")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, None, "CapacitiveEnergyReadingVARh")
+                    else:
+                        f3 = r.uint(10)
+                        if f3 > 18446744073709551615:
+                            r.facet("CapacitiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f3)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "CapacitiveEnergyReadingVARh")
+                    s = 4
+                elif ec == 2:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, None, "BPT_InductiveEnergyReadingVARh")
+                    else:
+                        f4 = r.uint(10)
+                        if f4 > 18446744073709551615:
+                            r.facet("BPT_InductiveEnergyReadingVARh: %d outside 0..18446744073709551615" % f4)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "BPT_InductiveEnergyReadingVARh")
+                    s = 5
+                elif ec == 3:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "MeterSignature")
+                    else:
+                        f5 = r.binary(None, 64)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterSignature")
+                    s = 6
+                elif ec == 4:
+                    if r.bits(1):
+                        f6 = _simple_escape(r, None, "MeterStatus")
+                    else:
+                        f6 = r.integer(3)
+                        if f6 < -32768 or f6 > 32767:
+                            r.facet("MeterStatus: %d outside -32768..32767" % f6)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterStatus")
+                    s = 7
+                elif ec == 5:
+                    if r.bits(1):
+                        f7 = _simple_escape(r, None, "MeterTimestamp")
+                    else:
+                        f7 = r.uint(10)
+                        if f7 > 18446744073709551615:
+                            r.facet("MeterTimestamp: %d outside 0..18446744073709551615" % f7)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "MeterTimestamp")
+                    s = 8
+                elif ec == 6:
+                    s = -1
+                elif ec == 7:
+                    _escape(r, 1, _C504, "MeterInfoType")
+                else:
+                    r.fail("MeterInfoType: event code %d out of range" % ec)
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C510, "MeterInfoType")
+                s = 2
         else:
-            r.fail("MeterInfoType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "ChargedEnergyReadingWh")
+                else:
+                    f1 = r.uint(10)
+                    if f1 > 18446744073709551615:
+                        r.facet("ChargedEnergyReadingWh: %d outside 0..18446744073709551615" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "ChargedEnergyReadingWh")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C505, "MeterInfoType")
+            else:
+                r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
@@ -7552,7 +13099,7 @@ def _d40(r):
         elif ec == 6:
             s = -1
         elif ec == 7:
-            _escape(r, 1, _C511, "MeterInfoType")
+            _escape(r, 1, _C506, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -7608,7 +13155,7 @@ def _d40(r):
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C512, "MeterInfoType")
+            _escape(r, 1, _C507, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -7654,7 +13201,7 @@ def _d40(r):
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C513, "MeterInfoType")
+            _escape(r, 1, _C508, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 5:
@@ -7690,7 +13237,7 @@ def _d40(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C514, "MeterInfoType")
+            _escape(r, 1, _C509, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 6:
@@ -7718,7 +13265,7 @@ def _d40(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C515, "MeterInfoType")
+            _escape(r, 1, _C510, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 7:
@@ -7736,7 +13283,7 @@ def _d40(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C516, "MeterInfoType")
+            _escape(r, 1, _C511, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     if s == 8:
@@ -7744,7 +13291,7 @@ def _d40(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C517, "MeterInfoType")
+            _escape(r, 1, _C512, "MeterInfoType")
         else:
             r.fail("MeterInfoType: event code %d out of range" % ec)
     o = _new(_iso20.MeterInfo)
@@ -7758,104 +13305,410 @@ def _d40(r):
     o.meter_timestamp = f7
     return o
 
-def _e40(w, o):
+def _e51(w, o):
     """iso20.MeterInfo -> MeterInfoType"""
-    s = 0
-    v = o.meter_id
-    if v is not None:
-        t = _C519.get(s)
-        if t is None:
-            _order("MeterInfo.meter_id", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 32:
-            _bad("MeterInfo.meter_id", v, "a str of length 0..32")
-        w.string(v)
+    v0 = o.meter_id
+    if v0 is None:
+        _order("MeterInfo.meter_id", 0, _C513)
+    if type(v0) is not str or len(v0) > 32:
+        _bad("MeterInfo.meter_id", v0, "a str of length 0..32")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.charged_energy_reading_wh
+    if v1 is None:
+        _order("MeterInfo.charged_energy_reading_wh", 1, _C513)
+    if type(v1) is not int or v1 < 0 or v1 > 18446744073709551615:
+        _bad("MeterInfo.charged_energy_reading_wh", v1, "an integer in 0..18446744073709551615")
+    w.bits(0, 3)
+    w.uint(v1)
+    v2 = o.bpt_discharged_energy_reading_wh
+    w.bits(0, 1)
+    s = 2
+    if v2 is not None:
+        if type(v2) is not int or v2 < 0 or v2 > 18446744073709551615:
+            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v2, "an integer in 0..18446744073709551615")
+        w.bits(0, 4)
+        w.uint(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.charged_energy_reading_wh
-    if v is not None:
-        t = _C520.get(s)
+        s = 3
+    v3 = o.capacitive_energy_reading_va_rh
+    if v3 is not None:
+        t = _C514.get(s)
         if t is None:
-            _order("MeterInfo.charged_energy_reading_wh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.charged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C513)
+        if type(v3) is not int or v3 < 0 or v3 > 18446744073709551615:
+            _bad("MeterInfo.capacitive_energy_reading_va_rh", v3, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v3)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_discharged_energy_reading_wh
-    if v is not None:
-        t = _C521.get(s)
+        s = 4
+    v4 = o.bpt_inductive_energy_reading_va_rh
+    if v4 is not None:
+        t = _C515.get(s)
         if t is None:
-            _order("MeterInfo.bpt_discharged_energy_reading_wh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_discharged_energy_reading_wh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C513)
+        if type(v4) is not int or v4 < 0 or v4 > 18446744073709551615:
+            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v4, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v4)
         w.bits(0, 1)
-        s = t[2]
-    v = o.capacitive_energy_reading_va_rh
-    if v is not None:
-        t = _C522.get(s)
+        s = 5
+    v5 = o.meter_signature
+    if v5 is not None:
+        t = _C516.get(s)
         if t is None:
-            _order("MeterInfo.capacitive_energy_reading_va_rh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.capacitive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_signature", s, _C513)
+        if not isinstance(v5, (bytes, bytearray)) or len(v5) > 64:
+            _bad("MeterInfo.meter_signature", v5, "bytes of length 0..64")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.bpt_inductive_energy_reading_va_rh
-    if v is not None:
-        t = _C523.get(s)
+        s = 6
+    v6 = o.meter_status
+    if v6 is not None:
+        t = _C517.get(s)
         if t is None:
-            _order("MeterInfo.bpt_inductive_energy_reading_va_rh", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.bpt_inductive_energy_reading_va_rh", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
+            _order("MeterInfo.meter_status", s, _C513)
+        if type(v6) is not int or v6 < -32768 or v6 > 32767:
+            _bad("MeterInfo.meter_status", v6, "an integer in -32768..32767")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.integer(v6)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_signature
-    if v is not None:
-        t = _C524.get(s)
+        s = 7
+    v7 = o.meter_timestamp
+    if v7 is not None:
+        t = _C518.get(s)
         if t is None:
-            _order("MeterInfo.meter_signature", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)) or len(v) > 64:
-            _bad("MeterInfo.meter_signature", v, "bytes of length 0..64")
-        w.binary(v)
+            _order("MeterInfo.meter_timestamp", s, _C513)
+        if type(v7) is not int or v7 < 0 or v7 > 18446744073709551615:
+            _bad("MeterInfo.meter_timestamp", v7, "an integer in 0..18446744073709551615")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.uint(v7)
         w.bits(0, 1)
-        s = t[2]
-    v = o.meter_status
-    if v is not None:
-        t = _C525.get(s)
-        if t is None:
-            _order("MeterInfo.meter_status", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("MeterInfo.meter_status", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.meter_timestamp
-    if v is not None:
-        t = _C526.get(s)
-        if t is None:
-            _order("MeterInfo.meter_timestamp", s, _C518)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("MeterInfo.meter_timestamp", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C527.get(s)
+        s = 8
+    t = _C519.get(s)
     if t is None:
-        _order("MeterInfo", s, _C518)
+        _order("MeterInfo", s, _C513)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d41(r):
+def _d52(r):
+    """WPT_TxRxPulseOrderType -> iso20.WPT_TxRxPulseOrder"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(3)
+            if f0 > 65535:
+                r.facet("IndexNumber: %d outside 0..65535" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.uint(5)
+                if f1 < 1 or f1 > 4294967295:
+                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "IndexNumber")
+                else:
+                    f0 = r.uint(3)
+                    if f0 > 65535:
+                        r.facet("IndexNumber: %d outside 0..65535" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C520, "WPT_TxRxPulseOrderType")
+            else:
+                r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.uint(5)
+            if f1 < 1 or f1 > 4294967295:
+                r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "TxRxIdentifier")
+                else:
+                    f1 = r.uint(5)
+                    if f1 < 1 or f1 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C521, "WPT_TxRxPulseOrderType")
+            else:
+                r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C522, "WPT_TxRxPulseOrderType")
+        else:
+            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_TxRxPulseOrder)
+    o.index_number = f0
+    o.tx_rx_identifier = f1
+    return o
+
+def _e52(w, o):
+    """iso20.WPT_TxRxPulseOrder -> WPT_TxRxPulseOrderType"""
+    v0 = o.index_number
+    if v0 is None:
+        _order("WPT_TxRxPulseOrder.index_number", 0, _C523)
+    if type(v0) is not int or v0 < 0 or v0 > 65535:
+        _bad("WPT_TxRxPulseOrder.index_number", v0, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.tx_rx_identifier
+    if v1 is None:
+        _order("WPT_TxRxPulseOrder.tx_rx_identifier", 1, _C523)
+    if type(v1) is not int or v1 < 1 or v1 > 4294967295:
+        _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v1, "an integer in 1..4294967295")
+    w.bits(0, 3)
+    w.uint(v1)
+    w.bits(0, 2)
+
+def _d53(r):
+    """WPT_LF_RxRSSIListType -> iso20.WPT_LF_RxRSSIList"""
+    f0 = None
+    s = 0
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc140 = r.pos
+            ok140 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t140_0 = r.uint(5)
+                if t140_0 < 1 or t140_0 > 4294967295:
+                    r.facet("TxIdentifier: %d outside 1..4294967295" % t140_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc141 = r.pos
+                    ok141 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t141_0 = y
+                        t141_1 = r.integer(3)
+                        if t141_1 < -32768 or t141_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t141_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o141 = _new(_iso20.RationalNumber)
+                            o141.exponent = t141_0
+                            o141.value = t141_1
+                            t140_1 = o141
+                            ok141 = True
+                    if not ok141:
+                        r.pos = pc141
+                        t140_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o140 = _new(_iso20.WPT_LF_RxRSSI)
+                        o140.tx_identifier = t140_0
+                        o140.rssi = t140_1
+                        f0 = o140
+                        ok140 = True
+            if not ok140:
+                r.pos = pc140
+                f0 = _d54(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C524, "WPT_LF_RxRSSIListType")
+        else:
+            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C525, "WPT_LF_RxRSSIListType")
+        else:
+            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxRSSIList)
+    o.rssi_data_list = f0
+    return o
+
+def _e53(w, o):
+    """iso20.WPT_LF_RxRSSIList -> WPT_LF_RxRSSIListType"""
+    v0 = o.rssi_data_list
+    if v0 is None:
+        _order("WPT_LF_RxRSSIList.rssi_data_list", 0, _C526)
+    if v0.__class__ is not _iso20.WPT_LF_RxRSSI:
+        _bad("WPT_LF_RxRSSIList.rssi_data_list", v0, "a WPT_LF_RxRSSI")
+    w.bits(0, 1)
+    _e54(w, v0)
+    w.bits(0, 1)
+
+def _d54(r):
+    """WPT_LF_RxRSSIType -> iso20.WPT_LF_RxRSSI"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc142 = r.pos
+                ok142 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t142_0 = y
+                    t142_1 = r.integer(3)
+                    if t142_1 < -32768 or t142_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t142_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o142 = _new(_iso20.RationalNumber)
+                        o142.exponent = t142_0
+                        o142.value = t142_1
+                        f1 = o142
+                        ok142 = True
+                if not ok142:
+                    r.pos = pc142
+                    f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C527, "WPT_LF_RxRSSIType")
+            else:
+                r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc143 = r.pos
+            ok143 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t143_0 = y
+                t143_1 = r.integer(3)
+                if t143_1 < -32768 or t143_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t143_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o143 = _new(_iso20.RationalNumber)
+                    o143.exponent = t143_0
+                    o143.value = t143_1
+                    f1 = o143
+                    ok143 = True
+            if not ok143:
+                r.pos = pc143
+                f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C528, "WPT_LF_RxRSSIType")
+        else:
+            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C529, "WPT_LF_RxRSSIType")
+        else:
+            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxRSSI)
+    o.tx_identifier = f0
+    o.rssi = f1
+    return o
+
+def _e54(w, o):
+    """iso20.WPT_LF_RxRSSI -> WPT_LF_RxRSSIType"""
+    v0 = o.tx_identifier
+    if v0 is None:
+        _order("WPT_LF_RxRSSI.tx_identifier", 0, _C530)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_RxRSSI.tx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.rssi
+    if v1 is None:
+        _order("WPT_LF_RxRSSI.rssi", 1, _C530)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_RxRSSI.rssi", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d55(r):
     """ReceiptType -> iso20.Receipt"""
     f0 = None
     f1 = None
@@ -7866,114 +13719,1246 @@ def _d41(r):
     s = 0
     k = 1
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TimeAnchor")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(10)
+            if f0 > 18446744073709551615:
+                r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+            p = r.pos
+            x = r.bits(4)
+            if x & 8 == 0:
+                ec = x & 7
+                if ec == 0:
+                    pc144 = r.pos
+                    ok144 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc145 = r.pos
+                        ok145 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t145_0 = y
+                            t145_1 = r.integer(3)
+                            if t145_1 < -32768 or t145_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t145_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o145 = _new(_iso20.RationalNumber)
+                                o145.exponent = t145_0
+                                o145.value = t145_1
+                                t144_0 = o145
+                                ok145 = True
+                        if not ok145:
+                            r.pos = pc145
+                            t144_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc146 = r.pos
+                            ok146 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t146_0 = y
+                                t146_1 = r.integer(3)
+                                if t146_1 < -32768 or t146_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t146_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o146 = _new(_iso20.RationalNumber)
+                                    o146.exponent = t146_0
+                                    o146.value = t146_1
+                                    t144_1 = o146
+                                    ok146 = True
+                            if not ok146:
+                                r.pos = pc146
+                                t144_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o144 = _new(_iso20.DetailedCost)
+                                o144.amount = t144_0
+                                o144.cost_per_unit = t144_1
+                                f1 = o144
+                                ok144 = True
+                    if not ok144:
+                        r.pos = pc144
+                        f1 = _d35(r)
+                    s = 2
+                elif ec == 1:
+                    pc147 = r.pos
+                    ok147 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc148 = r.pos
+                        ok148 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t148_0 = y
+                            t148_1 = r.integer(3)
+                            if t148_1 < -32768 or t148_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t148_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o148 = _new(_iso20.RationalNumber)
+                                o148.exponent = t148_0
+                                o148.value = t148_1
+                                t147_0 = o148
+                                ok148 = True
+                        if not ok148:
+                            r.pos = pc148
+                            t147_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc149 = r.pos
+                            ok149 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t149_0 = y
+                                t149_1 = r.integer(3)
+                                if t149_1 < -32768 or t149_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t149_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o149 = _new(_iso20.RationalNumber)
+                                    o149.exponent = t149_0
+                                    o149.value = t149_1
+                                    t147_1 = o149
+                                    ok149 = True
+                            if not ok149:
+                                r.pos = pc149
+                                t147_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o147 = _new(_iso20.DetailedCost)
+                                o147.amount = t147_0
+                                o147.cost_per_unit = t147_1
+                                f2 = o147
+                                ok147 = True
+                    if not ok147:
+                        r.pos = pc147
+                        f2 = _d35(r)
+                    s = 3
+                elif ec == 2:
+                    pc150 = r.pos
+                    ok150 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc151 = r.pos
+                        ok151 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t151_0 = y
+                            t151_1 = r.integer(3)
+                            if t151_1 < -32768 or t151_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t151_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o151 = _new(_iso20.RationalNumber)
+                                o151.exponent = t151_0
+                                o151.value = t151_1
+                                t150_0 = o151
+                                ok151 = True
+                        if not ok151:
+                            r.pos = pc151
+                            t150_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc152 = r.pos
+                            ok152 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t152_0 = y
+                                t152_1 = r.integer(3)
+                                if t152_1 < -32768 or t152_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t152_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o152 = _new(_iso20.RationalNumber)
+                                    o152.exponent = t152_0
+                                    o152.value = t152_1
+                                    t150_1 = o152
+                                    ok152 = True
+                            if not ok152:
+                                r.pos = pc152
+                                t150_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o150 = _new(_iso20.DetailedCost)
+                                o150.amount = t150_0
+                                o150.cost_per_unit = t150_1
+                                f3 = o150
+                                ok150 = True
+                    if not ok150:
+                        r.pos = pc150
+                        f3 = _d35(r)
+                    s = 4
+                elif ec == 3:
+                    pc153 = r.pos
+                    ok153 = False
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        pc154 = r.pos
+                        ok154 = False
+                        p = r.pos
+                        x = r.bits(13)
+                        if x & 6151 == 0:
+                            y = ((x >> 3) & 255) + -128
+                            t154_0 = y
+                            t154_1 = r.integer(3)
+                            if t154_1 < -32768 or t154_1 > 32767:
+                                r.facet("Value: %d outside -32768..32767" % t154_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o154 = _new(_iso20.RationalNumber)
+                                o154.exponent = t154_0
+                                o154.value = t154_1
+                                t153_0 = o154
+                                ok154 = True
+                        if not ok154:
+                            r.pos = pc154
+                            t153_0 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            pc155 = r.pos
+                            ok155 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t155_0 = y
+                                t155_1 = r.integer(3)
+                                if t155_1 < -32768 or t155_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t155_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o155 = _new(_iso20.RationalNumber)
+                                    o155.exponent = t155_0
+                                    o155.value = t155_1
+                                    t153_1 = o155
+                                    ok155 = True
+                            if not ok155:
+                                r.pos = pc155
+                                t153_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o153 = _new(_iso20.DetailedCost)
+                                o153.amount = t153_0
+                                o153.cost_per_unit = t153_1
+                                f4 = o153
+                                ok153 = True
+                    if not ok153:
+                        r.pos = pc153
+                        f4 = _d35(r)
+                    s = 5
+                elif ec == 4:
+                    pc156 = r.pos
+                    ok156 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t156_0 = r.uint(5)
+                        if t156_0 < 1 or t156_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t156_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc157 = r.pos
+                            ok157 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t157_0 = y
+                                t157_1 = r.integer(3)
+                                if t157_1 < -32768 or t157_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t157_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o157 = _new(_iso20.RationalNumber)
+                                    o157.exponent = t157_0
+                                    o157.value = t157_1
+                                    t156_1 = o157
+                                    ok157 = True
+                            if not ok157:
+                                r.pos = pc157
+                                t156_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o156 = _new(_iso20.DetailedTax)
+                                o156.tax_rule_id = t156_0
+                                o156.amount = t156_1
+                                v = o156
+                                ok156 = True
+                    if not ok156:
+                        r.pos = pc156
+                        v = _d59(r)
+                    f5.append(v)
+                    s = 6
+                    k = 1
+                elif ec == 5:
+                    s = -1
+                elif ec == 6:
+                    _escape(r, 1, _C531, "ReceiptType")
+                else:
+                    r.fail("ReceiptType: event code %d out of range" % ec)
             else:
-                f0 = r.uint(10)
-                if f0 > 18446744073709551615:
-                    r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C528, "ReceiptType")
+                s = 1
         else:
-            r.fail("ReceiptType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TimeAnchor")
+                else:
+                    f0 = r.uint(10)
+                    if f0 > 18446744073709551615:
+                        r.facet("TimeAnchor: %d outside 0..18446744073709551615" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TimeAnchor")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C532, "ReceiptType")
+            else:
+                r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(3)
         if ec == 0:
-            f1 = _d50(r)
+            pc158 = r.pos
+            ok158 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc159 = r.pos
+                ok159 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t159_0 = y
+                    t159_1 = r.integer(3)
+                    if t159_1 < -32768 or t159_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t159_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o159 = _new(_iso20.RationalNumber)
+                        o159.exponent = t159_0
+                        o159.value = t159_1
+                        t158_0 = o159
+                        ok159 = True
+                if not ok159:
+                    r.pos = pc159
+                    t158_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc160 = r.pos
+                    ok160 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t160_0 = y
+                        t160_1 = r.integer(3)
+                        if t160_1 < -32768 or t160_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t160_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o160 = _new(_iso20.RationalNumber)
+                            o160.exponent = t160_0
+                            o160.value = t160_1
+                            t158_1 = o160
+                            ok160 = True
+                    if not ok160:
+                        r.pos = pc160
+                        t158_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o158 = _new(_iso20.DetailedCost)
+                        o158.amount = t158_0
+                        o158.cost_per_unit = t158_1
+                        f1 = o158
+                        ok158 = True
+            if not ok158:
+                r.pos = pc158
+                f1 = _d35(r)
             s = 2
         elif ec == 1:
-            f2 = _d50(r)
+            pc161 = r.pos
+            ok161 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc162 = r.pos
+                ok162 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t162_0 = y
+                    t162_1 = r.integer(3)
+                    if t162_1 < -32768 or t162_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t162_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o162 = _new(_iso20.RationalNumber)
+                        o162.exponent = t162_0
+                        o162.value = t162_1
+                        t161_0 = o162
+                        ok162 = True
+                if not ok162:
+                    r.pos = pc162
+                    t161_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc163 = r.pos
+                    ok163 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t163_0 = y
+                        t163_1 = r.integer(3)
+                        if t163_1 < -32768 or t163_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t163_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o163 = _new(_iso20.RationalNumber)
+                            o163.exponent = t163_0
+                            o163.value = t163_1
+                            t161_1 = o163
+                            ok163 = True
+                    if not ok163:
+                        r.pos = pc163
+                        t161_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o161 = _new(_iso20.DetailedCost)
+                        o161.amount = t161_0
+                        o161.cost_per_unit = t161_1
+                        f2 = o161
+                        ok161 = True
+            if not ok161:
+                r.pos = pc161
+                f2 = _d35(r)
             s = 3
         elif ec == 2:
-            f3 = _d50(r)
+            pc164 = r.pos
+            ok164 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc165 = r.pos
+                ok165 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t165_0 = y
+                    t165_1 = r.integer(3)
+                    if t165_1 < -32768 or t165_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t165_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o165 = _new(_iso20.RationalNumber)
+                        o165.exponent = t165_0
+                        o165.value = t165_1
+                        t164_0 = o165
+                        ok165 = True
+                if not ok165:
+                    r.pos = pc165
+                    t164_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc166 = r.pos
+                    ok166 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t166_0 = y
+                        t166_1 = r.integer(3)
+                        if t166_1 < -32768 or t166_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t166_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o166 = _new(_iso20.RationalNumber)
+                            o166.exponent = t166_0
+                            o166.value = t166_1
+                            t164_1 = o166
+                            ok166 = True
+                    if not ok166:
+                        r.pos = pc166
+                        t164_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o164 = _new(_iso20.DetailedCost)
+                        o164.amount = t164_0
+                        o164.cost_per_unit = t164_1
+                        f3 = o164
+                        ok164 = True
+            if not ok164:
+                r.pos = pc164
+                f3 = _d35(r)
             s = 4
         elif ec == 3:
-            f4 = _d50(r)
+            pc167 = r.pos
+            ok167 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc168 = r.pos
+                ok168 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t168_0 = y
+                    t168_1 = r.integer(3)
+                    if t168_1 < -32768 or t168_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t168_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o168 = _new(_iso20.RationalNumber)
+                        o168.exponent = t168_0
+                        o168.value = t168_1
+                        t167_0 = o168
+                        ok168 = True
+                if not ok168:
+                    r.pos = pc168
+                    t167_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc169 = r.pos
+                    ok169 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t169_0 = y
+                        t169_1 = r.integer(3)
+                        if t169_1 < -32768 or t169_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t169_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o169 = _new(_iso20.RationalNumber)
+                            o169.exponent = t169_0
+                            o169.value = t169_1
+                            t167_1 = o169
+                            ok169 = True
+                    if not ok169:
+                        r.pos = pc169
+                        t167_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o167 = _new(_iso20.DetailedCost)
+                        o167.amount = t167_0
+                        o167.cost_per_unit = t167_1
+                        f4 = o167
+                        ok167 = True
+            if not ok167:
+                r.pos = pc167
+                f4 = _d35(r)
             s = 5
         elif ec == 4:
-            v = _d51(r)
+            pc170 = r.pos
+            ok170 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t170_0 = r.uint(5)
+                if t170_0 < 1 or t170_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t170_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc171 = r.pos
+                    ok171 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t171_0 = y
+                        t171_1 = r.integer(3)
+                        if t171_1 < -32768 or t171_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t171_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o171 = _new(_iso20.RationalNumber)
+                            o171.exponent = t171_0
+                            o171.value = t171_1
+                            t170_1 = o171
+                            ok171 = True
+                    if not ok171:
+                        r.pos = pc171
+                        t170_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o170 = _new(_iso20.DetailedTax)
+                        o170.tax_rule_id = t170_0
+                        o170.amount = t170_1
+                        v = o170
+                        ok170 = True
+            if not ok170:
+                r.pos = pc170
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 5:
             s = -1
         elif ec == 6:
-            _escape(r, 1, _C529, "ReceiptType")
+            _escape(r, 1, _C533, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(3)
         if ec == 0:
-            f2 = _d50(r)
+            pc172 = r.pos
+            ok172 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc173 = r.pos
+                ok173 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t173_0 = y
+                    t173_1 = r.integer(3)
+                    if t173_1 < -32768 or t173_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t173_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o173 = _new(_iso20.RationalNumber)
+                        o173.exponent = t173_0
+                        o173.value = t173_1
+                        t172_0 = o173
+                        ok173 = True
+                if not ok173:
+                    r.pos = pc173
+                    t172_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc174 = r.pos
+                    ok174 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t174_0 = y
+                        t174_1 = r.integer(3)
+                        if t174_1 < -32768 or t174_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t174_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o174 = _new(_iso20.RationalNumber)
+                            o174.exponent = t174_0
+                            o174.value = t174_1
+                            t172_1 = o174
+                            ok174 = True
+                    if not ok174:
+                        r.pos = pc174
+                        t172_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o172 = _new(_iso20.DetailedCost)
+                        o172.amount = t172_0
+                        o172.cost_per_unit = t172_1
+                        f2 = o172
+                        ok172 = True
+            if not ok172:
+                r.pos = pc172
+                f2 = _d35(r)
             s = 3
         elif ec == 1:
-            f3 = _d50(r)
+            pc175 = r.pos
+            ok175 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc176 = r.pos
+                ok176 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t176_0 = y
+                    t176_1 = r.integer(3)
+                    if t176_1 < -32768 or t176_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t176_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o176 = _new(_iso20.RationalNumber)
+                        o176.exponent = t176_0
+                        o176.value = t176_1
+                        t175_0 = o176
+                        ok176 = True
+                if not ok176:
+                    r.pos = pc176
+                    t175_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc177 = r.pos
+                    ok177 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t177_0 = y
+                        t177_1 = r.integer(3)
+                        if t177_1 < -32768 or t177_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t177_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o177 = _new(_iso20.RationalNumber)
+                            o177.exponent = t177_0
+                            o177.value = t177_1
+                            t175_1 = o177
+                            ok177 = True
+                    if not ok177:
+                        r.pos = pc177
+                        t175_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o175 = _new(_iso20.DetailedCost)
+                        o175.amount = t175_0
+                        o175.cost_per_unit = t175_1
+                        f3 = o175
+                        ok175 = True
+            if not ok175:
+                r.pos = pc175
+                f3 = _d35(r)
             s = 4
         elif ec == 2:
-            f4 = _d50(r)
+            pc178 = r.pos
+            ok178 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc179 = r.pos
+                ok179 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t179_0 = y
+                    t179_1 = r.integer(3)
+                    if t179_1 < -32768 or t179_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t179_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o179 = _new(_iso20.RationalNumber)
+                        o179.exponent = t179_0
+                        o179.value = t179_1
+                        t178_0 = o179
+                        ok179 = True
+                if not ok179:
+                    r.pos = pc179
+                    t178_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc180 = r.pos
+                    ok180 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t180_0 = y
+                        t180_1 = r.integer(3)
+                        if t180_1 < -32768 or t180_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t180_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o180 = _new(_iso20.RationalNumber)
+                            o180.exponent = t180_0
+                            o180.value = t180_1
+                            t178_1 = o180
+                            ok180 = True
+                    if not ok180:
+                        r.pos = pc180
+                        t178_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o178 = _new(_iso20.DetailedCost)
+                        o178.amount = t178_0
+                        o178.cost_per_unit = t178_1
+                        f4 = o178
+                        ok178 = True
+            if not ok178:
+                r.pos = pc178
+                f4 = _d35(r)
             s = 5
         elif ec == 3:
-            v = _d51(r)
+            pc181 = r.pos
+            ok181 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t181_0 = r.uint(5)
+                if t181_0 < 1 or t181_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t181_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc182 = r.pos
+                    ok182 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t182_0 = y
+                        t182_1 = r.integer(3)
+                        if t182_1 < -32768 or t182_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t182_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o182 = _new(_iso20.RationalNumber)
+                            o182.exponent = t182_0
+                            o182.value = t182_1
+                            t181_1 = o182
+                            ok182 = True
+                    if not ok182:
+                        r.pos = pc182
+                        t181_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o181 = _new(_iso20.DetailedTax)
+                        o181.tax_rule_id = t181_0
+                        o181.amount = t181_1
+                        v = o181
+                        ok181 = True
+            if not ok181:
+                r.pos = pc181
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 4:
             s = -1
         elif ec == 5:
-            _escape(r, 1, _C530, "ReceiptType")
+            _escape(r, 1, _C534, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(3)
         if ec == 0:
-            f3 = _d50(r)
+            pc183 = r.pos
+            ok183 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc184 = r.pos
+                ok184 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t184_0 = y
+                    t184_1 = r.integer(3)
+                    if t184_1 < -32768 or t184_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t184_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o184 = _new(_iso20.RationalNumber)
+                        o184.exponent = t184_0
+                        o184.value = t184_1
+                        t183_0 = o184
+                        ok184 = True
+                if not ok184:
+                    r.pos = pc184
+                    t183_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc185 = r.pos
+                    ok185 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t185_0 = y
+                        t185_1 = r.integer(3)
+                        if t185_1 < -32768 or t185_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t185_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o185 = _new(_iso20.RationalNumber)
+                            o185.exponent = t185_0
+                            o185.value = t185_1
+                            t183_1 = o185
+                            ok185 = True
+                    if not ok185:
+                        r.pos = pc185
+                        t183_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o183 = _new(_iso20.DetailedCost)
+                        o183.amount = t183_0
+                        o183.cost_per_unit = t183_1
+                        f3 = o183
+                        ok183 = True
+            if not ok183:
+                r.pos = pc183
+                f3 = _d35(r)
             s = 4
         elif ec == 1:
-            f4 = _d50(r)
+            pc186 = r.pos
+            ok186 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc187 = r.pos
+                ok187 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t187_0 = y
+                    t187_1 = r.integer(3)
+                    if t187_1 < -32768 or t187_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t187_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o187 = _new(_iso20.RationalNumber)
+                        o187.exponent = t187_0
+                        o187.value = t187_1
+                        t186_0 = o187
+                        ok187 = True
+                if not ok187:
+                    r.pos = pc187
+                    t186_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc188 = r.pos
+                    ok188 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t188_0 = y
+                        t188_1 = r.integer(3)
+                        if t188_1 < -32768 or t188_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t188_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o188 = _new(_iso20.RationalNumber)
+                            o188.exponent = t188_0
+                            o188.value = t188_1
+                            t186_1 = o188
+                            ok188 = True
+                    if not ok188:
+                        r.pos = pc188
+                        t186_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o186 = _new(_iso20.DetailedCost)
+                        o186.amount = t186_0
+                        o186.cost_per_unit = t186_1
+                        f4 = o186
+                        ok186 = True
+            if not ok186:
+                r.pos = pc186
+                f4 = _d35(r)
             s = 5
         elif ec == 2:
-            v = _d51(r)
+            pc189 = r.pos
+            ok189 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t189_0 = r.uint(5)
+                if t189_0 < 1 or t189_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t189_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc190 = r.pos
+                    ok190 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t190_0 = y
+                        t190_1 = r.integer(3)
+                        if t190_1 < -32768 or t190_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t190_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o190 = _new(_iso20.RationalNumber)
+                            o190.exponent = t190_0
+                            o190.value = t190_1
+                            t189_1 = o190
+                            ok190 = True
+                    if not ok190:
+                        r.pos = pc190
+                        t189_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o189 = _new(_iso20.DetailedTax)
+                        o189.tax_rule_id = t189_0
+                        o189.amount = t189_1
+                        v = o189
+                        ok189 = True
+            if not ok189:
+                r.pos = pc189
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 1, _C531, "ReceiptType")
+            _escape(r, 1, _C535, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
-            f4 = _d50(r)
+            pc191 = r.pos
+            ok191 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc192 = r.pos
+                ok192 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t192_0 = y
+                    t192_1 = r.integer(3)
+                    if t192_1 < -32768 or t192_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t192_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o192 = _new(_iso20.RationalNumber)
+                        o192.exponent = t192_0
+                        o192.value = t192_1
+                        t191_0 = o192
+                        ok192 = True
+                if not ok192:
+                    r.pos = pc192
+                    t191_0 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc193 = r.pos
+                    ok193 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t193_0 = y
+                        t193_1 = r.integer(3)
+                        if t193_1 < -32768 or t193_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t193_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o193 = _new(_iso20.RationalNumber)
+                            o193.exponent = t193_0
+                            o193.value = t193_1
+                            t191_1 = o193
+                            ok193 = True
+                    if not ok193:
+                        r.pos = pc193
+                        t191_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o191 = _new(_iso20.DetailedCost)
+                        o191.amount = t191_0
+                        o191.cost_per_unit = t191_1
+                        f4 = o191
+                        ok191 = True
+            if not ok191:
+                r.pos = pc191
+                f4 = _d35(r)
             s = 5
         elif ec == 1:
-            v = _d51(r)
+            pc194 = r.pos
+            ok194 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t194_0 = r.uint(5)
+                if t194_0 < 1 or t194_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t194_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc195 = r.pos
+                    ok195 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t195_0 = y
+                        t195_1 = r.integer(3)
+                        if t195_1 < -32768 or t195_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t195_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o195 = _new(_iso20.RationalNumber)
+                            o195.exponent = t195_0
+                            o195.value = t195_1
+                            t194_1 = o195
+                            ok195 = True
+                    if not ok195:
+                        r.pos = pc195
+                        t194_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o194 = _new(_iso20.DetailedTax)
+                        o194.tax_rule_id = t194_0
+                        o194.amount = t194_1
+                        v = o194
+                        ok194 = True
+            if not ok194:
+                r.pos = pc194
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C532, "ReceiptType")
+            _escape(r, 1, _C536, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 5:
         ec = r.bits(2)
         if ec == 0:
-            v = _d51(r)
+            pc196 = r.pos
+            ok196 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t196_0 = r.uint(5)
+                if t196_0 < 1 or t196_0 > 4294967295:
+                    r.facet("TaxRuleID: %d outside 1..4294967295" % t196_0)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    pc197 = r.pos
+                    ok197 = False
+                    p = r.pos
+                    x = r.bits(13)
+                    if x & 6151 == 0:
+                        y = ((x >> 3) & 255) + -128
+                        t197_0 = y
+                        t197_1 = r.integer(3)
+                        if t197_1 < -32768 or t197_1 > 32767:
+                            r.facet("Value: %d outside -32768..32767" % t197_1)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o197 = _new(_iso20.RationalNumber)
+                            o197.exponent = t197_0
+                            o197.value = t197_1
+                            t196_1 = o197
+                            ok197 = True
+                    if not ok197:
+                        r.pos = pc197
+                        t196_1 = _d38(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o196 = _new(_iso20.DetailedTax)
+                        o196.tax_rule_id = t196_0
+                        o196.amount = t196_1
+                        v = o196
+                        ok196 = True
+            if not ok196:
+                r.pos = pc196
+                v = _d59(r)
             f5.append(v)
             s = 6
             k = 1
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C533, "ReceiptType")
+            _escape(r, 1, _C537, "ReceiptType")
         else:
             r.fail("ReceiptType: event code %d out of range" % ec)
     if s == 6:
@@ -7981,7 +14966,49 @@ def _d41(r):
             if k < 10:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d51(r)
+                    pc198 = r.pos
+                    ok198 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t198_0 = r.uint(5)
+                        if t198_0 < 1 or t198_0 > 4294967295:
+                            r.facet("TaxRuleID: %d outside 1..4294967295" % t198_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            pc199 = r.pos
+                            ok199 = False
+                            p = r.pos
+                            x = r.bits(13)
+                            if x & 6151 == 0:
+                                y = ((x >> 3) & 255) + -128
+                                t199_0 = y
+                                t199_1 = r.integer(3)
+                                if t199_1 < -32768 or t199_1 > 32767:
+                                    r.facet("Value: %d outside -32768..32767" % t199_1)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o199 = _new(_iso20.RationalNumber)
+                                    o199.exponent = t199_0
+                                    o199.value = t199_1
+                                    t198_1 = o199
+                                    ok199 = True
+                            if not ok199:
+                                r.pos = pc199
+                                t198_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o198 = _new(_iso20.DetailedTax)
+                                o198.tax_rule_id = t198_0
+                                o198.amount = t198_1
+                                v = o198
+                                ok198 = True
+                    if not ok198:
+                        r.pos = pc198
+                        v = _d59(r)
                     f5.append(v)
                     k += 1
                     continue
@@ -7989,7 +15016,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 2:
-                    _escape(r, 1, _C534, "ReceiptType")
+                    _escape(r, 1, _C538, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
             else:
@@ -7998,7 +15025,7 @@ def _d41(r):
                     s = -1
                     break
                 elif ec == 1:
-                    _escape(r, 1, _C535, "ReceiptType")
+                    _escape(r, 1, _C539, "ReceiptType")
                 else:
                     r.fail("ReceiptType: event code %d out of range" % ec)
     o = _new(_iso20.Receipt)
@@ -8010,637 +15037,154 @@ def _d41(r):
     o.tax_costs = f5
     return o
 
-def _e41(w, o):
+def _e55(w, o):
     """iso20.Receipt -> ReceiptType"""
-    s = 0
-    v = o.time_anchor
-    if v is not None:
-        t = _C537.get(s)
-        if t is None:
-            _order("Receipt.time_anchor", s, _C536)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 18446744073709551615:
-            _bad("Receipt.time_anchor", v, "an integer in 0..18446744073709551615")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.energy_costs
-    if v is not None:
-        t = _C538.get(s)
-        if t is None:
-            _order("Receipt.energy_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.energy_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.occupancy_costs
-    if v is not None:
-        t = _C539.get(s)
-        if t is None:
-            _order("Receipt.occupancy_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.occupancy_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.additional_services_costs
-    if v is not None:
-        t = _C540.get(s)
-        if t is None:
-            _order("Receipt.additional_services_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.additional_services_costs", v, "a DetailedCost")
-        w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
-    v = o.overstay_costs
-    if v is not None:
+    v0 = o.time_anchor
+    if v0 is None:
+        _order("Receipt.time_anchor", 0, _C540)
+    if type(v0) is not int or v0 < 0 or v0 > 18446744073709551615:
+        _bad("Receipt.time_anchor", v0, "an integer in 0..18446744073709551615")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.energy_costs
+    w.bits(0, 1)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.energy_costs", v1, "a DetailedCost")
+        w.bits(0, 3)
+        _e35(w, v1)
+        s = 2
+    v2 = o.occupancy_costs
+    if v2 is not None:
         t = _C541.get(s)
         if t is None:
-            _order("Receipt.overstay_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedCost:
-            _bad("Receipt.overstay_costs", v, "a DetailedCost")
+            _order("Receipt.occupancy_costs", s, _C540)
+        if v2.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.occupancy_costs", v2, "a DetailedCost")
         w.bits(t[0], t[1])
-        _e50(w, v)
-        s = t[2]
+        _e35(w, v2)
+        s = 3
+    v3 = o.additional_services_costs
+    if v3 is not None:
+        t = _C542.get(s)
+        if t is None:
+            _order("Receipt.additional_services_costs", s, _C540)
+        if v3.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.additional_services_costs", v3, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e35(w, v3)
+        s = 4
+    v4 = o.overstay_costs
+    if v4 is not None:
+        t = _C543.get(s)
+        if t is None:
+            _order("Receipt.overstay_costs", s, _C540)
+        if v4.__class__ is not _iso20.DetailedCost:
+            _bad("Receipt.overstay_costs", v4, "a DetailedCost")
+        w.bits(t[0], t[1])
+        _e35(w, v4)
+        s = 5
     items = o.tax_costs
     if items.__class__ is not list:
         _bad("Receipt.tax_costs", items, "a list")
     if len(items) > 10:
         _bad("Receipt.tax_costs", items, "at most 10 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C542.get(s)
+        t = _C544.get(s)
         if t is None:
-            _order("Receipt.tax_costs", s, _C536)
-        if v.__class__ is not _iso20.DetailedTax:
-            _bad("Receipt.tax_costs", v, "a DetailedTax")
+            _order("Receipt.tax_costs", s, _C540)
+        if v5.__class__ is not _iso20.DetailedTax:
+            _bad("Receipt.tax_costs", v5, "a DetailedTax")
         w.bits(t[0], t[1])
-        _e51(w, v)
+        _e59(w, v5)
         s = (6 if n < 10 else 7)
-    t = _C543.get(s)
+    t = _C545.get(s)
     if t is None:
-        _order("Receipt", s, _C536)
+        _order("Receipt", s, _C540)
     if t[1]:
         w.bits(t[0], t[1])
 
-def _d42(r):
-    """WPT_SPCPowerControlParameterType -> iso20.WPT_SPCPowerControlParameter"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d36(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C544, "WPT_SPCPowerControlParameterType")
-        else:
-            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C545, "WPT_SPCPowerControlParameterType")
-        else:
-            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_SPCPowerControlParameter)
-    o.spc_primary_device_coil_current_information = f0
-    return o
-
-def _e42(w, o):
-    """iso20.WPT_SPCPowerControlParameter -> WPT_SPCPowerControlParameterType"""
-    s = 0
-    v = o.spc_primary_device_coil_current_information
-    if v is not None:
-        t = _C547.get(s)
-        if t is None:
-            _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", s, _C546)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C548.get(s)
-    if t is None:
-        _order("WPT_SPCPowerControlParameter", s, _C546)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d43(r):
-    """WPT_LF_DataPackageListType -> iso20.WPT_LF_DataPackageList"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumPackages")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumPackages")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C549, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d52(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C550, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C551, "WPT_LF_DataPackageListType")
-        else:
-            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_DataPackageList)
-    o.num_packages = f0
-    o.wpt_lf_data_package = f1
-    return o
-
-def _e43(w, o):
-    """iso20.WPT_LF_DataPackageList -> WPT_LF_DataPackageListType"""
-    s = 0
-    v = o.num_packages
-    if v is not None:
-        t = _C553.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackageList.num_packages", s, _C552)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_DataPackageList.num_packages", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.wpt_lf_data_package
-    if v is not None:
-        t = _C554.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackageList.wpt_lf_data_package", s, _C552)
-        if v.__class__ is not _iso20.WPT_LF_DataPackage:
-            _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v, "a WPT_LF_DataPackage")
-        w.bits(t[0], t[1])
-        _e52(w, v)
-        s = t[2]
-    t = _C555.get(s)
-    if t is None:
-        _order("WPT_LF_DataPackageList", s, _C552)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d44(r):
-    """WPT_FinePositioningMethodListType -> iso20.WPT_FinePositioningMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_FinePositioningMethod")
-            else:
-                v = r.bits(3)
-                if v >= 5:
-                    r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                v = _C556[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C558, "WPT_FinePositioningMethodListType")
-        else:
-            r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_FinePositioningMethod")
-                    else:
-                        v = r.bits(3)
-                        if v >= 5:
-                            r.fail("WPT_FinePositioningMethod: enumeration index %d out of range" % v)
-                        v = _C556[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_FinePositioningMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C559, "WPT_FinePositioningMethodListType")
-                else:
-                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C560, "WPT_FinePositioningMethodListType")
-                else:
-                    r.fail("WPT_FinePositioningMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_FinePositioningMethodList)
-    o.wpt_fine_positioning_method = f0
-    return o
-
-def _e44(w, o):
-    """iso20.WPT_FinePositioningMethodList -> WPT_FinePositioningMethodListType"""
-    s = 0
-    items = o.wpt_fine_positioning_method
-    if items.__class__ is not list:
-        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C562.get(s)
-        if t is None:
-            _order("WPT_FinePositioningMethodList.wpt_fine_positioning_method", s, _C561)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C557.get(v)
-        if i is None:
-            _bad("WPT_FinePositioningMethodList.wpt_fine_positioning_method", v, "a member of _iso20.WPT_FinePositioningMethod")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C563.get(s)
-    if t is None:
-        _order("WPT_FinePositioningMethodList", s, _C561)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d45(r):
-    """WPT_PairingMethodListType -> iso20.WPT_PairingMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_PairingMethod")
-            else:
-                v = r.bits(3)
-                if v >= 6:
-                    r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                v = _C564[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C566, "WPT_PairingMethodListType")
-        else:
-            r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_PairingMethod")
-                    else:
-                        v = r.bits(3)
-                        if v >= 6:
-                            r.fail("WPT_PairingMethod: enumeration index %d out of range" % v)
-                        v = _C564[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_PairingMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C567, "WPT_PairingMethodListType")
-                else:
-                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C568, "WPT_PairingMethodListType")
-                else:
-                    r.fail("WPT_PairingMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_PairingMethodList)
-    o.wpt_pairing_method = f0
-    return o
-
-def _e45(w, o):
-    """iso20.WPT_PairingMethodList -> WPT_PairingMethodListType"""
-    s = 0
-    items = o.wpt_pairing_method
-    if items.__class__ is not list:
-        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_PairingMethodList.wpt_pairing_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C570.get(s)
-        if t is None:
-            _order("WPT_PairingMethodList.wpt_pairing_method", s, _C569)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C565.get(v)
-        if i is None:
-            _bad("WPT_PairingMethodList.wpt_pairing_method", v, "a member of _iso20.WPT_PairingMethod")
-        w.bits(i, 3)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C571.get(s)
-    if t is None:
-        _order("WPT_PairingMethodList", s, _C569)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d46(r):
-    """WPT_AlignmentCheckMethodListType -> iso20.WPT_AlignmentCheckMethodList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
-            else:
-                v = r.bits(2)
-                if v >= 3:
-                    r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                v = _C572[v]
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C574, "WPT_AlignmentCheckMethodListType")
-        else:
-            r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    if r.bits(1):
-                        v = _simple_escape(r, None, "WPT_AlignmentCheckMethod")
-                    else:
-                        v = r.bits(2)
-                        if v >= 3:
-                            r.fail("WPT_AlignmentCheckMethod: enumeration index %d out of range" % v)
-                        v = _C572[v]
-                        if r.bits(1):
-                            _escape(r, 1, _EV_ELEM_EE, "WPT_AlignmentCheckMethod")
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C575, "WPT_AlignmentCheckMethodListType")
-                else:
-                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C576, "WPT_AlignmentCheckMethodListType")
-                else:
-                    r.fail("WPT_AlignmentCheckMethodListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_AlignmentCheckMethodList)
-    o.wpt_alignment_check_method = f0
-    return o
-
-def _e46(w, o):
-    """iso20.WPT_AlignmentCheckMethodList -> WPT_AlignmentCheckMethodListType"""
-    s = 0
-    items = o.wpt_alignment_check_method
-    if items.__class__ is not list:
-        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "a list")
-    if len(items) > 8:
-        _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C578.get(s)
-        if t is None:
-            _order("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", s, _C577)
-        w.bits(t[0] << 1, t[1] + 1)
-        i = _C573.get(v)
-        if i is None:
-            _bad("WPT_AlignmentCheckMethodList.wpt_alignment_check_method", v, "a member of _iso20.WPT_AlignmentCheckMethod")
-        w.bits(i, 2)
-        w.bits(0, 1)
-        s = (1 if n < 8 else 2)
-    t = _C579.get(s)
-    if t is None:
-        _order("WPT_AlignmentCheckMethodList", s, _C577)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d47(r):
-    """WPT_LF_SystemSetupDataType -> iso20.WPT_LF_SystemSetupData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(2)
-        if ec == 0:
-            f0 = _d53(r)
-            s = 2
-        elif ec == 1:
-            f1 = _d54(r)
-            s = 1
-        elif ec == 2:
-            _escape(r, 3, _C580, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C581, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C582, "WPT_LF_SystemSetupDataType")
-        else:
-            r.fail("WPT_LF_SystemSetupDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_SystemSetupData)
-    o.lf_transmitter_setup_data = f0
-    o.lf_receiver_setup_data = f1
-    return o
-
-def _e47(w, o):
-    """iso20.WPT_LF_SystemSetupData -> WPT_LF_SystemSetupDataType"""
-    s = 0
-    v = o.lf_transmitter_setup_data
-    if v is not None:
-        t = _C584.get(s)
-        if t is None:
-            _order("WPT_LF_SystemSetupData.lf_transmitter_setup_data", s, _C583)
-        if v.__class__ is not _iso20.WPT_LF_TransmitterData:
-            _bad("WPT_LF_SystemSetupData.lf_transmitter_setup_data", v, "a WPT_LF_TransmitterData")
-        w.bits(t[0], t[1])
-        _e53(w, v)
-        s = t[2]
-    v = o.lf_receiver_setup_data
-    if v is not None:
-        t = _C585.get(s)
-        if t is None:
-            _order("WPT_LF_SystemSetupData.lf_receiver_setup_data", s, _C583)
-        if v.__class__ is not _iso20.WPT_LF_ReceiverData:
-            _bad("WPT_LF_SystemSetupData.lf_receiver_setup_data", v, "a WPT_LF_ReceiverData")
-        w.bits(t[0], t[1])
-        _e54(w, v)
-        s = t[2]
-    t = _C586.get(s)
-    if t is None:
-        _order("WPT_LF_SystemSetupData", s, _C583)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d48(r):
-    """AlternativeSECCListType -> iso20.AlternativeSECCList"""
-    f0 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d55(r)
-            f0.append(v)
-            s = 1
-            k = 1
-        elif ec == 1:
-            _escape(r, 3, _C587, "AlternativeSECCListType")
-        else:
-            r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-    if s == 1:
-        while True:
-            if k < 8:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d55(r)
-                    f0.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C588, "AlternativeSECCListType")
-                else:
-                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(1)
-                if ec == 0:
-                    s = -1
-                    break
-                elif ec == 1:
-                    _escape(r, 1, _C589, "AlternativeSECCListType")
-                else:
-                    r.fail("AlternativeSECCListType: event code %d out of range" % ec)
-    o = _new(_iso20.AlternativeSECCList)
-    o.alternative_secc = f0
-    return o
-
-def _e48(w, o):
-    """iso20.AlternativeSECCList -> AlternativeSECCListType"""
-    s = 0
-    items = o.alternative_secc
-    if items.__class__ is not list:
-        _bad("AlternativeSECCList.alternative_secc", items, "a list")
-    if len(items) > 8:
-        _bad("AlternativeSECCList.alternative_secc", items, "at most 8 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C591.get(s)
-        if t is None:
-            _order("AlternativeSECCList.alternative_secc", s, _C590)
-        if v.__class__ is not _iso20.AlternativeSECC:
-            _bad("AlternativeSECCList.alternative_secc", v, "a AlternativeSECC")
-        w.bits(t[0], t[1])
-        _e55(w, v)
-        s = (1 if n < 8 else 2)
-    t = _C592.get(s)
-    if t is None:
-        _order("AlternativeSECCList", s, _C590)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d49(r):
+def _d56(r):
     """X509IssuerSerialType -> xmldsig.X509IssuerSerial"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C593, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C546, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C594, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C547, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C595, "X509IssuerSerialType")
+            _escape(r, 1, _C548, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -8648,837 +15192,217 @@ def _d49(r):
     o.x509_serial_number = f1
     return o
 
-def _e49(w, o):
-    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C597.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C598.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C596)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C599.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C596)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d50(r):
-    """DetailedCostType -> iso20.DetailedCost"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d36(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C600, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C601, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C602, "DetailedCostType")
-        else:
-            r.fail("DetailedCostType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedCost)
-    o.amount = f0
-    o.cost_per_unit = f1
-    return o
-
-def _e50(w, o):
-    """iso20.DetailedCost -> DetailedCostType"""
-    s = 0
-    v = o.amount
-    if v is not None:
-        t = _C604.get(s)
-        if t is None:
-            _order("DetailedCost.amount", s, _C603)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    v = o.cost_per_unit
-    if v is not None:
-        t = _C605.get(s)
-        if t is None:
-            _order("DetailedCost.cost_per_unit", s, _C603)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedCost.cost_per_unit", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C606.get(s)
-    if t is None:
-        _order("DetailedCost", s, _C603)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d51(r):
-    """DetailedTaxType -> iso20.DetailedTax"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TaxRuleID")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C607, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C608, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C609, "DetailedTaxType")
-        else:
-            r.fail("DetailedTaxType: event code %d out of range" % ec)
-    o = _new(_iso20.DetailedTax)
-    o.tax_rule_id = f0
-    o.amount = f1
-    return o
-
-def _e51(w, o):
-    """iso20.DetailedTax -> DetailedTaxType"""
-    s = 0
-    v = o.tax_rule_id
-    if v is not None:
-        t = _C611.get(s)
-        if t is None:
-            _order("DetailedTax.tax_rule_id", s, _C610)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("DetailedTax.tax_rule_id", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.amount
-    if v is not None:
-        t = _C612.get(s)
-        if t is None:
-            _order("DetailedTax.amount", s, _C610)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("DetailedTax.amount", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C613.get(s)
-    if t is None:
-        _order("DetailedTax", s, _C610)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d52(r):
-    """WPT_LF_DataPackageType -> iso20.WPT_LF_DataPackage"""
-    f0 = None
-    f1 = None
-    f2 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "PackageIndex")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C614, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(2)
-        if ec == 0:
-            f1 = _d56(r)
-            s = 3
-        elif ec == 1:
-            f2 = _d57(r)
-            s = 2
-        elif ec == 2:
-            _escape(r, 2, _C615, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C616, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C617, "WPT_LF_DataPackageType")
-        else:
-            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_DataPackage)
-    o.package_index = f0
-    o.lf_tx_data = f1
-    o.lf_rx_data = f2
-    return o
-
-def _e52(w, o):
-    """iso20.WPT_LF_DataPackage -> WPT_LF_DataPackageType"""
-    s = 0
-    v = o.package_index
-    if v is not None:
-        t = _C619.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.package_index", s, _C618)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_DataPackage.package_index", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.lf_tx_data
-    if v is not None:
-        t = _C620.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.lf_tx_data", s, _C618)
-        if v.__class__ is not _iso20.WPT_LF_TxDataList:
-            _bad("WPT_LF_DataPackage.lf_tx_data", v, "a WPT_LF_TxDataList")
-        w.bits(t[0], t[1])
-        _e56(w, v)
-        s = t[2]
-    v = o.lf_rx_data
-    if v is not None:
-        t = _C621.get(s)
-        if t is None:
-            _order("WPT_LF_DataPackage.lf_rx_data", s, _C618)
-        if v.__class__ is not _iso20.WPT_LF_RxDataList:
-            _bad("WPT_LF_DataPackage.lf_rx_data", v, "a WPT_LF_RxDataList")
-        w.bits(t[0], t[1])
-        _e57(w, v)
-        s = t[2]
-    t = _C622.get(s)
-    if t is None:
-        _order("WPT_LF_DataPackage", s, _C618)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d53(r):
-    """WPT_LF_TransmitterDataType -> iso20.WPT_LF_TransmitterData"""
-    f0 = None
-    f1 = None
-    f2 = []
-    f3 = None
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfTransmitters")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfTransmitters")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C623, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C624, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d58(r)
-            f2.append(v)
-            s = 3
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C625, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 3:
-        while True:
-            if k < 2:
-                ec = r.bits(1)
-                if ec == 0:
-                    v = _d58(r)
-                    f2.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    _escape(r, 2, _C626, "WPT_LF_TransmitterDataType")
-                else:
-                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d58(r)
-                    f2.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    f3 = _d59(r)
-                    s = 4
-                    break
-                elif ec == 2:
-                    s = -1
-                    break
-                elif ec == 3:
-                    _escape(r, 1, _C627, "WPT_LF_TransmitterDataType")
-                else:
-                    r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C628, "WPT_LF_TransmitterDataType")
-        else:
-            r.fail("WPT_LF_TransmitterDataType: event code %d out of range" % ec)
-    if len(f2) > 255:
-        r.facet("WPT_LF_TransmitterDataType: more than 255 TxSpecData elements")
-    o = _new(_iso20.WPT_LF_TransmitterData)
-    o.number_of_transmitters = f0
-    o.signal_frequency = f1
-    o.tx_spec_data = f2
-    o.tx_package_spec_data = f3
-    return o
-
-def _e53(w, o):
-    """iso20.WPT_LF_TransmitterData -> WPT_LF_TransmitterDataType"""
-    s = 0
-    v = o.number_of_transmitters
-    if v is not None:
-        t = _C630.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.number_of_transmitters", s, _C629)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_TransmitterData.number_of_transmitters", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.signal_frequency
-    if v is not None:
-        t = _C631.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.signal_frequency", s, _C629)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_TransmitterData.signal_frequency", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    items = o.tx_spec_data
-    if items.__class__ is not list:
-        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "a list")
-    if len(items) > 255:
-        _bad("WPT_LF_TransmitterData.tx_spec_data", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C632.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.tx_spec_data", s, _C629)
-        if v.__class__ is not _iso20.WPT_TxRxSpecData:
-            _bad("WPT_LF_TransmitterData.tx_spec_data", v, "a WPT_TxRxSpecData")
-        w.bits(t[0], t[1])
-        _e58(w, v)
-        s = (3 if n < 2 else 4)
-    v = o.tx_package_spec_data
-    if v is not None:
-        t = _C633.get(s)
-        if t is None:
-            _order("WPT_LF_TransmitterData.tx_package_spec_data", s, _C629)
-        if v.__class__ is not _iso20.WPT_TxRxPackageSpecData:
-            _bad("WPT_LF_TransmitterData.tx_package_spec_data", v, "a WPT_TxRxPackageSpecData")
-        w.bits(t[0], t[1])
-        _e59(w, v)
-        s = t[2]
-    t = _C634.get(s)
-    if t is None:
-        _order("WPT_LF_TransmitterData", s, _C629)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d54(r):
-    """WPT_LF_ReceiverDataType -> iso20.WPT_LF_ReceiverData"""
-    f0 = None
-    f1 = []
-    s = 0
-    k = 1
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "NumberOfReceivers")
-            else:
-                f0 = r.bits(8)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "NumberOfReceivers")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C635, "WPT_LF_ReceiverDataType")
-        else:
-            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            v = _d58(r)
-            f1.append(v)
-            s = 2
-            k = 1
-        elif ec == 1:
-            _escape(r, 2, _C636, "WPT_LF_ReceiverDataType")
-        else:
-            r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if s == 2:
-        while True:
-            if k < 2:
-                ec = r.bits(1)
-                if ec == 0:
-                    v = _d58(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    _escape(r, 2, _C637, "WPT_LF_ReceiverDataType")
-                else:
-                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-            else:
-                ec = r.bits(2)
-                if ec == 0:
-                    v = _d58(r)
-                    f1.append(v)
-                    k += 1
-                    continue
-                elif ec == 1:
-                    s = -1
-                    break
-                elif ec == 2:
-                    _escape(r, 1, _C638, "WPT_LF_ReceiverDataType")
-                else:
-                    r.fail("WPT_LF_ReceiverDataType: event code %d out of range" % ec)
-    if len(f1) > 255:
-        r.facet("WPT_LF_ReceiverDataType: more than 255 RxSpecData elements")
-    o = _new(_iso20.WPT_LF_ReceiverData)
-    o.number_of_receivers = f0
-    o.rx_spec_data = f1
-    return o
-
-def _e54(w, o):
-    """iso20.WPT_LF_ReceiverData -> WPT_LF_ReceiverDataType"""
-    s = 0
-    v = o.number_of_receivers
-    if v is not None:
-        t = _C640.get(s)
-        if t is None:
-            _order("WPT_LF_ReceiverData.number_of_receivers", s, _C639)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or not 0 <= v <= 255:
-            _bad("WPT_LF_ReceiverData.number_of_receivers", v, "an integer in 0..255")
-        w.bits(v, 8)
-        w.bits(0, 1)
-        s = t[2]
-    items = o.rx_spec_data
-    if items.__class__ is not list:
-        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "a list")
-    if len(items) > 255:
-        _bad("WPT_LF_ReceiverData.rx_spec_data", items, "at most 255 items")
-    n = 0
-    for v in items:
-        n += 1
-        t = _C641.get(s)
-        if t is None:
-            _order("WPT_LF_ReceiverData.rx_spec_data", s, _C639)
-        if v.__class__ is not _iso20.WPT_TxRxSpecData:
-            _bad("WPT_LF_ReceiverData.rx_spec_data", v, "a WPT_TxRxSpecData")
-        w.bits(t[0], t[1])
-        _e58(w, v)
-        s = (2 if n < 2 else 3)
-    t = _C642.get(s)
-    if t is None:
-        _order("WPT_LF_ReceiverData", s, _C639)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d55(r):
-    """AlternativeSECCType -> iso20.AlternativeSECC"""
-    f0 = None
-    f1 = None
-    f2 = None
-    f3 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "SSID")
-            else:
-                f0 = r.string(None, 255)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "SSID")
-            s = 1
-        elif ec == 1:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "BSSID")
-            else:
-                f1 = r.string(None, 12)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
-            s = 2
-        elif ec == 2:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 3:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 4:
-            s = -1
-        elif ec == 5:
-            _escape(r, 3, _C643, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(3)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, "", "BSSID")
-            else:
-                f1 = r.string(None, 12)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "BSSID")
-            s = 2
-        elif ec == 1:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 2:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 3:
-            s = -1
-        elif ec == 4:
-            _escape(r, 1, _C644, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, "", "IPAddress")
-            else:
-                f2 = r.string(None, 39)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IPAddress")
-            s = 3
-        elif ec == 1:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 2:
-            s = -1
-        elif ec == 3:
-            _escape(r, 1, _C645, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(2)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "Port")
-            else:
-                f3 = r.uint(3)
-                if f3 > 65535:
-                    r.facet("Port: %d outside 0..65535" % f3)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Port")
-            s = 4
-        elif ec == 1:
-            s = -1
-        elif ec == 2:
-            _escape(r, 1, _C646, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    if s == 4:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C647, "AlternativeSECCType")
-        else:
-            r.fail("AlternativeSECCType: event code %d out of range" % ec)
-    o = _new(_iso20.AlternativeSECC)
-    o.ssid = f0
-    o.bssid = f1
-    o.ip_address = f2
-    o.port = f3
-    return o
-
-def _e55(w, o):
-    """iso20.AlternativeSECC -> AlternativeSECCType"""
-    s = 0
-    v = o.ssid
-    if v is not None:
-        t = _C649.get(s)
-        if t is None:
-            _order("AlternativeSECC.ssid", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 255:
-            _bad("AlternativeSECC.ssid", v, "a str of length 0..255")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.bssid
-    if v is not None:
-        t = _C650.get(s)
-        if t is None:
-            _order("AlternativeSECC.bssid", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 12:
-            _bad("AlternativeSECC.bssid", v, "a str of length 0..12")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.ip_address
-    if v is not None:
-        t = _C651.get(s)
-        if t is None:
-            _order("AlternativeSECC.ip_address", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str or len(v) > 39:
-            _bad("AlternativeSECC.ip_address", v, "a str of length 0..39")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.port
-    if v is not None:
-        t = _C652.get(s)
-        if t is None:
-            _order("AlternativeSECC.port", s, _C648)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("AlternativeSECC.port", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C653.get(s)
-    if t is None:
-        _order("AlternativeSECC", s, _C648)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d56(r):
-    """WPT_LF_TxDataListType -> iso20.WPT_LF_TxDataList"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d60(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C654, "WPT_LF_TxDataListType")
-        else:
-            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C655, "WPT_LF_TxDataListType")
-        else:
-            r.fail("WPT_LF_TxDataListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_TxDataList)
-    o.wpt_lf_tx_data_list = f0
-    return o
-
 def _e56(w, o):
-    """iso20.WPT_LF_TxDataList -> WPT_LF_TxDataListType"""
-    s = 0
-    v = o.wpt_lf_tx_data_list
-    if v is not None:
-        t = _C657.get(s)
-        if t is None:
-            _order("WPT_LF_TxDataList.wpt_lf_tx_data_list", s, _C656)
-        if v.__class__ is not _iso20.WPT_LF_TxData:
-            _bad("WPT_LF_TxDataList.wpt_lf_tx_data_list", v, "a WPT_LF_TxData")
-        w.bits(t[0], t[1])
-        _e60(w, v)
-        s = t[2]
-    t = _C658.get(s)
-    if t is None:
-        _order("WPT_LF_TxDataList", s, _C656)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C549)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C549)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 def _d57(r):
-    """WPT_LF_RxDataListType -> iso20.WPT_LF_RxDataList"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d61(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C659, "WPT_LF_RxDataListType")
-        else:
-            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C660, "WPT_LF_RxDataListType")
-        else:
-            r.fail("WPT_LF_RxDataListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxDataList)
-    o.wpt_lf_rx_data_list = f0
-    return o
-
-def _e57(w, o):
-    """iso20.WPT_LF_RxDataList -> WPT_LF_RxDataListType"""
-    s = 0
-    v = o.wpt_lf_rx_data_list
-    if v is not None:
-        t = _C662.get(s)
-        if t is None:
-            _order("WPT_LF_RxDataList.wpt_lf_rx_data_list", s, _C661)
-        if v.__class__ is not _iso20.WPT_LF_RxData:
-            _bad("WPT_LF_RxDataList.wpt_lf_rx_data_list", v, "a WPT_LF_RxData")
-        w.bits(t[0], t[1])
-        _e61(w, v)
-        s = t[2]
-    t = _C663.get(s)
-    if t is None:
-        _order("WPT_LF_RxDataList", s, _C661)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d58(r):
     """WPT_TxRxSpecDataType -> iso20.WPT_TxRxSpecData"""
     f0 = None
     f1 = None
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxRxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc200 = r.pos
+                ok200 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t200_0 = r.integer(3)
+                    if t200_0 < -32768 or t200_0 > 32767:
+                        r.facet("Coord_X: %d outside -32768..32767" % t200_0)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t200_1 = r.integer(3)
+                        if t200_1 < -32768 or t200_1 > 32767:
+                            r.facet("Coord_Y: %d outside -32768..32767" % t200_1)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t200_2 = r.integer(3)
+                            if t200_2 < -32768 or t200_2 > 32767:
+                                r.facet("Coord_Z: %d outside -32768..32767" % t200_2)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o200 = _new(_iso20.WPT_CoordinateXYZ)
+                                o200.coord_x = t200_0
+                                o200.coord_y = t200_1
+                                o200.coord_z = t200_2
+                                f1 = o200
+                                ok200 = True
+                if not ok200:
+                    r.pos = pc200
+                    f1 = _d61(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc201 = r.pos
+                    ok201 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t201_0 = r.integer(3)
+                        if t201_0 < -32768 or t201_0 > 32767:
+                            r.facet("Coord_X: %d outside -32768..32767" % t201_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t201_1 = r.integer(3)
+                            if t201_1 < -32768 or t201_1 > 32767:
+                                r.facet("Coord_Y: %d outside -32768..32767" % t201_1)
+                            p = r.pos
+                            x = r.bits(3)
+                            if x & 7 == 0:
+                                t201_2 = r.integer(3)
+                                if t201_2 < -32768 or t201_2 > 32767:
+                                    r.facet("Coord_Z: %d outside -32768..32767" % t201_2)
+                                p = r.pos
+                                x = r.bits(2)
+                                if x & 3 == 0:
+                                    o201 = _new(_iso20.WPT_CoordinateXYZ)
+                                    o201.coord_x = t201_0
+                                    o201.coord_y = t201_1
+                                    o201.coord_z = t201_2
+                                    f2 = o201
+                                    ok201 = True
+                    if not ok201:
+                        r.pos = pc201
+                        f2 = _d61(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        s = 3
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C664, "WPT_TxRxSpecDataType")
+                s = 1
         else:
-            r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxRxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C550, "WPT_TxRxSpecDataType")
+            else:
+                r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d62(r)
+            pc202 = r.pos
+            ok202 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t202_0 = r.integer(3)
+                if t202_0 < -32768 or t202_0 > 32767:
+                    r.facet("Coord_X: %d outside -32768..32767" % t202_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t202_1 = r.integer(3)
+                    if t202_1 < -32768 or t202_1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % t202_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t202_2 = r.integer(3)
+                        if t202_2 < -32768 or t202_2 > 32767:
+                            r.facet("Coord_Z: %d outside -32768..32767" % t202_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o202 = _new(_iso20.WPT_CoordinateXYZ)
+                            o202.coord_x = t202_0
+                            o202.coord_y = t202_1
+                            o202.coord_z = t202_2
+                            f1 = o202
+                            ok202 = True
+            if not ok202:
+                r.pos = pc202
+                f1 = _d61(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C665, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C551, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
-            f2 = _d62(r)
+            pc203 = r.pos
+            ok203 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t203_0 = r.integer(3)
+                if t203_0 < -32768 or t203_0 > 32767:
+                    r.facet("Coord_X: %d outside -32768..32767" % t203_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t203_1 = r.integer(3)
+                    if t203_1 < -32768 or t203_1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % t203_1)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t203_2 = r.integer(3)
+                        if t203_2 < -32768 or t203_2 > 32767:
+                            r.facet("Coord_Z: %d outside -32768..32767" % t203_2)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o203 = _new(_iso20.WPT_CoordinateXYZ)
+                            o203.coord_x = t203_0
+                            o203.coord_y = t203_1
+                            o203.coord_z = t203_2
+                            f2 = o203
+                            ok203 = True
+            if not ok203:
+                r.pos = pc203
+                f2 = _d61(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C666, "WPT_TxRxSpecDataType")
+            _escape(r, 2, _C552, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     if s == 3:
@@ -9486,7 +15410,7 @@ def _d58(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C667, "WPT_TxRxSpecDataType")
+            _escape(r, 1, _C553, "WPT_TxRxSpecDataType")
         else:
             r.fail("WPT_TxRxSpecDataType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_TxRxSpecData)
@@ -9495,47 +15419,213 @@ def _d58(r):
     o.tx_rx_orientation = f2
     return o
 
-def _e58(w, o):
+def _e57(w, o):
     """iso20.WPT_TxRxSpecData -> WPT_TxRxSpecDataType"""
+    v0 = o.tx_rx_identifier
+    if v0 is None:
+        _order("WPT_TxRxSpecData.tx_rx_identifier", 0, _C554)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_TxRxSpecData.tx_rx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.tx_rx_position
+    if v1 is None:
+        _order("WPT_TxRxSpecData.tx_rx_position", 1, _C554)
+    if v1.__class__ is not _iso20.WPT_CoordinateXYZ:
+        _bad("WPT_TxRxSpecData.tx_rx_position", v1, "a WPT_CoordinateXYZ")
+    w.bits(0, 2)
+    _e61(w, v1)
+    v2 = o.tx_rx_orientation
+    if v2 is None:
+        _order("WPT_TxRxSpecData.tx_rx_orientation", 2, _C554)
+    if v2.__class__ is not _iso20.WPT_CoordinateXYZ:
+        _bad("WPT_TxRxSpecData.tx_rx_orientation", v2, "a WPT_CoordinateXYZ")
+    w.bits(0, 1)
+    _e61(w, v2)
+    w.bits(0, 1)
+
+def _d58(r):
+    """WPT_SPCPowerControlParameterType -> iso20.WPT_SPCPowerControlParameter"""
+    f0 = None
     s = 0
-    v = o.tx_rx_identifier
-    if v is not None:
-        t = _C669.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_identifier", s, _C668)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_TxRxSpecData.tx_rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tx_rx_position
-    if v is not None:
-        t = _C670.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_position", s, _C668)
-        if v.__class__ is not _iso20.WPT_CoordinateXYZ:
-            _bad("WPT_TxRxSpecData.tx_rx_position", v, "a WPT_CoordinateXYZ")
-        w.bits(t[0], t[1])
-        _e62(w, v)
-        s = t[2]
-    v = o.tx_rx_orientation
-    if v is not None:
-        t = _C671.get(s)
-        if t is None:
-            _order("WPT_TxRxSpecData.tx_rx_orientation", s, _C668)
-        if v.__class__ is not _iso20.WPT_CoordinateXYZ:
-            _bad("WPT_TxRxSpecData.tx_rx_orientation", v, "a WPT_CoordinateXYZ")
-        w.bits(t[0], t[1])
-        _e62(w, v)
-        s = t[2]
-    t = _C672.get(s)
-    if t is None:
-        _order("WPT_TxRxSpecData", s, _C668)
-    if t[1]:
-        w.bits(t[0], t[1])
+    if s == 0:
+        ec = r.bits(1)
+        if ec == 0:
+            pc204 = r.pos
+            ok204 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t204_0 = y
+                t204_1 = r.integer(3)
+                if t204_1 < -32768 or t204_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t204_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o204 = _new(_iso20.RationalNumber)
+                    o204.exponent = t204_0
+                    o204.value = t204_1
+                    f0 = o204
+                    ok204 = True
+            if not ok204:
+                r.pos = pc204
+                f0 = _d38(r)
+            s = 1
+        elif ec == 1:
+            _escape(r, 3, _C555, "WPT_SPCPowerControlParameterType")
+        else:
+            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C556, "WPT_SPCPowerControlParameterType")
+        else:
+            r.fail("WPT_SPCPowerControlParameterType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_SPCPowerControlParameter)
+    o.spc_primary_device_coil_current_information = f0
+    return o
+
+def _e58(w, o):
+    """iso20.WPT_SPCPowerControlParameter -> WPT_SPCPowerControlParameterType"""
+    v0 = o.spc_primary_device_coil_current_information
+    if v0 is None:
+        _order("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", 0, _C557)
+    if v0.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_SPCPowerControlParameter.spc_primary_device_coil_current_information", v0, "a RationalNumber")
+    w.bits(0, 1)
+    _e38(w, v0)
+    w.bits(0, 1)
 
 def _d59(r):
+    """DetailedTaxType -> iso20.DetailedTax"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc205 = r.pos
+                ok205 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t205_0 = y
+                    t205_1 = r.integer(3)
+                    if t205_1 < -32768 or t205_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t205_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o205 = _new(_iso20.RationalNumber)
+                        o205.exponent = t205_0
+                        o205.value = t205_1
+                        f1 = o205
+                        ok205 = True
+                if not ok205:
+                    r.pos = pc205
+                    f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TaxRuleID")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TaxRuleID: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TaxRuleID")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C558, "DetailedTaxType")
+            else:
+                r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc206 = r.pos
+            ok206 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t206_0 = y
+                t206_1 = r.integer(3)
+                if t206_1 < -32768 or t206_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t206_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o206 = _new(_iso20.RationalNumber)
+                    o206.exponent = t206_0
+                    o206.value = t206_1
+                    f1 = o206
+                    ok206 = True
+            if not ok206:
+                r.pos = pc206
+                f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C559, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C560, "DetailedTaxType")
+        else:
+            r.fail("DetailedTaxType: event code %d out of range" % ec)
+    o = _new(_iso20.DetailedTax)
+    o.tax_rule_id = f0
+    o.amount = f1
+    return o
+
+def _e59(w, o):
+    """iso20.DetailedTax -> DetailedTaxType"""
+    v0 = o.tax_rule_id
+    if v0 is None:
+        _order("DetailedTax.tax_rule_id", 0, _C561)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("DetailedTax.tax_rule_id", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.amount
+    if v1 is None:
+        _order("DetailedTax.amount", 1, _C561)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("DetailedTax.amount", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
+
+def _d60(r):
     """WPT_TxRxPackageSpecDataType -> iso20.WPT_TxRxPackageSpecData"""
     f0 = []
     f1 = None
@@ -9546,12 +15636,36 @@ def _d59(r):
     if s == 0:
         ec = r.bits(1)
         if ec == 0:
-            v = _d63(r)
+            pc207 = r.pos
+            ok207 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t207_0 = r.uint(3)
+                if t207_0 > 65535:
+                    r.facet("IndexNumber: %d outside 0..65535" % t207_0)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t207_1 = r.uint(5)
+                    if t207_1 < 1 or t207_1 > 4294967295:
+                        r.facet("TxRxIdentifier: %d outside 1..4294967295" % t207_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o207 = _new(_iso20.WPT_TxRxPulseOrder)
+                        o207.index_number = t207_0
+                        o207.tx_rx_identifier = t207_1
+                        v = o207
+                        ok207 = True
+            if not ok207:
+                r.pos = pc207
+                v = _d52(r)
             f0.append(v)
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C673, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 3, _C562, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 1:
@@ -9559,18 +15673,66 @@ def _d59(r):
             if k < 2:
                 ec = r.bits(1)
                 if ec == 0:
-                    v = _d63(r)
+                    pc208 = r.pos
+                    ok208 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t208_0 = r.uint(3)
+                        if t208_0 > 65535:
+                            r.facet("IndexNumber: %d outside 0..65535" % t208_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t208_1 = r.uint(5)
+                            if t208_1 < 1 or t208_1 > 4294967295:
+                                r.facet("TxRxIdentifier: %d outside 1..4294967295" % t208_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o208 = _new(_iso20.WPT_TxRxPulseOrder)
+                                o208.index_number = t208_0
+                                o208.tx_rx_identifier = t208_1
+                                v = o208
+                                ok208 = True
+                    if not ok208:
+                        r.pos = pc208
+                        v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
                 elif ec == 1:
-                    _escape(r, 2, _C674, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C563, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
             else:
                 ec = r.bits(2)
                 if ec == 0:
-                    v = _d63(r)
+                    pc209 = r.pos
+                    ok209 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t209_0 = r.uint(3)
+                        if t209_0 > 65535:
+                            r.facet("IndexNumber: %d outside 0..65535" % t209_0)
+                        p = r.pos
+                        x = r.bits(3)
+                        if x & 7 == 0:
+                            t209_1 = r.uint(5)
+                            if t209_1 < 1 or t209_1 > 4294967295:
+                                r.facet("TxRxIdentifier: %d outside 1..4294967295" % t209_1)
+                            p = r.pos
+                            x = r.bits(2)
+                            if x & 3 == 0:
+                                o209 = _new(_iso20.WPT_TxRxPulseOrder)
+                                o209.index_number = t209_0
+                                o209.tx_rx_identifier = t209_1
+                                v = o209
+                                ok209 = True
+                    if not ok209:
+                        r.pos = pc209
+                        v = _d52(r)
                     f0.append(v)
                     k += 1
                     continue
@@ -9586,47 +15748,92 @@ def _d59(r):
                     s = 2
                     break
                 elif ec == 2:
-                    _escape(r, 2, _C675, "WPT_TxRxPackageSpecDataType")
+                    _escape(r, 2, _C564, "WPT_TxRxPackageSpecDataType")
                 else:
                     r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "PulseDuration")
-            else:
-                f2 = r.uint(3)
-                if f2 > 65535:
-                    r.facet("PulseDuration: %d outside 0..65535" % f2)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C676, "WPT_TxRxPackageSpecDataType")
-        else:
-            r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
-    if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, None, "PackageSeparationTime")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.uint(3)
+            if f2 > 65535:
+                r.facet("PulseDuration: %d outside 0..65535" % f2)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f3 = r.uint(3)
                 if f3 > 65535:
                     r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
+                    s = 4
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
+                s = 3
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "PulseDuration")
+                else:
+                    f2 = r.uint(3)
+                    if f2 > 65535:
+                        r.facet("PulseDuration: %d outside 0..65535" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PulseDuration")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C565, "WPT_TxRxPackageSpecDataType")
+            else:
+                r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
+    if s == 3:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.uint(3)
+            if f3 > 65535:
+                r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C677, "WPT_TxRxPackageSpecDataType")
+                s = 4
         else:
-            r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, None, "PackageSeparationTime")
+                else:
+                    f3 = r.uint(3)
+                    if f3 > 65535:
+                        r.facet("PackageSeparationTime: %d outside 0..65535" % f3)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PackageSeparationTime")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C566, "WPT_TxRxPackageSpecDataType")
+            else:
+                r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C678, "WPT_TxRxPackageSpecDataType")
+            _escape(r, 1, _C567, "WPT_TxRxPackageSpecDataType")
         else:
             r.fail("WPT_TxRxPackageSpecDataType: event code %d out of range" % ec)
     if len(f0) > 255:
@@ -9638,7 +15845,7 @@ def _d59(r):
     o.package_separation_time = f3
     return o
 
-def _e59(w, o):
+def _e60(w, o):
     """iso20.WPT_TxRxPackageSpecData -> WPT_TxRxPackageSpecDataType"""
     s = 0
     items = o.pulse_sequence_order
@@ -9647,261 +15854,187 @@ def _e59(w, o):
     if len(items) > 255:
         _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", items, "at most 255 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C680.get(s)
+        t = _C569.get(s)
         if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C679)
-        if v.__class__ is not _iso20.WPT_TxRxPulseOrder:
-            _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v, "a WPT_TxRxPulseOrder")
+            _order("WPT_TxRxPackageSpecData.pulse_sequence_order", s, _C568)
+        if v0.__class__ is not _iso20.WPT_TxRxPulseOrder:
+            _bad("WPT_TxRxPackageSpecData.pulse_sequence_order", v0, "a WPT_TxRxPulseOrder")
         w.bits(t[0], t[1])
-        _e63(w, v)
+        _e52(w, v0)
         s = (1 if n < 2 else 2)
-    v = o.pulse_separation_time
-    if v is not None:
-        t = _C681.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pulse_duration
-    if v is not None:
-        t = _C682.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.pulse_duration", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.pulse_duration", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.package_separation_time
-    if v is not None:
-        t = _C683.get(s)
-        if t is None:
-            _order("WPT_TxRxPackageSpecData.package_separation_time", s, _C679)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPackageSpecData.package_separation_time", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C684.get(s)
+    v1 = o.pulse_separation_time
+    if v1 is None:
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C568)
+    t = _C570.get(s)
     if t is None:
-        _order("WPT_TxRxPackageSpecData", s, _C679)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d60(r):
-    """WPT_LF_TxDataType -> iso20.WPT_LF_TxData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxIdentifier")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C685, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d36(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C686, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C687, "WPT_LF_TxDataType")
-        else:
-            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_TxData)
-    o.tx_identifier = f0
-    o.eirp = f1
-    return o
-
-def _e60(w, o):
-    """iso20.WPT_LF_TxData -> WPT_LF_TxDataType"""
-    s = 0
-    v = o.tx_identifier
-    if v is not None:
-        t = _C689.get(s)
-        if t is None:
-            _order("WPT_LF_TxData.tx_identifier", s, _C688)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_TxData.tx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.eirp
-    if v is not None:
-        t = _C690.get(s)
-        if t is None:
-            _order("WPT_LF_TxData.eirp", s, _C688)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_TxData.eirp", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C691.get(s)
-    if t is None:
-        _order("WPT_LF_TxData", s, _C688)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("WPT_TxRxPackageSpecData.pulse_separation_time", s, _C568)
+    if type(v1) is not int or v1 < 0 or v1 > 65535:
+        _bad("WPT_TxRxPackageSpecData.pulse_separation_time", v1, "an integer in 0..65535")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.uint(v1)
+    w.bits(0, 1)
+    v2 = o.pulse_duration
+    if v2 is None:
+        _order("WPT_TxRxPackageSpecData.pulse_duration", 3, _C568)
+    if type(v2) is not int or v2 < 0 or v2 > 65535:
+        _bad("WPT_TxRxPackageSpecData.pulse_duration", v2, "an integer in 0..65535")
+    w.bits(0, 2)
+    w.uint(v2)
+    v3 = o.package_separation_time
+    if v3 is None:
+        _order("WPT_TxRxPackageSpecData.package_separation_time", 4, _C568)
+    if type(v3) is not int or v3 < 0 or v3 > 65535:
+        _bad("WPT_TxRxPackageSpecData.package_separation_time", v3, "an integer in 0..65535")
+    w.bits(0, 3)
+    w.uint(v3)
+    w.bits(0, 2)
 
 def _d61(r):
-    """WPT_LF_RxDataType -> iso20.WPT_LF_RxData"""
-    f0 = None
-    f1 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "RxIdentifier")
-            else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C692, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            f1 = _d64(r)
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C693, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C694, "WPT_LF_RxDataType")
-        else:
-            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxData)
-    o.rx_identifier = f0
-    o.rssi_data = f1
-    return o
-
-def _e61(w, o):
-    """iso20.WPT_LF_RxData -> WPT_LF_RxDataType"""
-    s = 0
-    v = o.rx_identifier
-    if v is not None:
-        t = _C696.get(s)
-        if t is None:
-            _order("WPT_LF_RxData.rx_identifier", s, _C695)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_RxData.rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rssi_data
-    if v is not None:
-        t = _C697.get(s)
-        if t is None:
-            _order("WPT_LF_RxData.rssi_data", s, _C695)
-        if v.__class__ is not _iso20.WPT_LF_RxRSSIList:
-            _bad("WPT_LF_RxData.rssi_data", v, "a WPT_LF_RxRSSIList")
-        w.bits(t[0], t[1])
-        _e64(w, v)
-        s = t[2]
-    t = _C698.get(s)
-    if t is None:
-        _order("WPT_LF_RxData", s, _C695)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d62(r):
     """WPT_CoordinateXYZType -> iso20.WPT_CoordinateXYZ"""
     f0 = None
     f1 = None
     f2 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "Coord_X")
-            else:
-                f0 = r.integer(3)
-                if f0 < -32768 or f0 > 32767:
-                    r.facet("Coord_X: %d outside -32768..32767" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Coord_X")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C699, "WPT_CoordinateXYZType")
-        else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "Coord_Y")
-            else:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.integer(3)
+            if f0 < -32768 or f0 > 32767:
+                r.facet("Coord_X: %d outside -32768..32767" % f0)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f1 = r.integer(3)
                 if f1 < -32768 or f1 > 32767:
                     r.facet("Coord_Y: %d outside -32768..32767" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C700, "WPT_CoordinateXYZType")
-        else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
-    if s == 2:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f2 = _simple_escape(r, None, "Coord_Z")
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        s = -1
+                    else:
+                        r.pos = p
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                        s = 3
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                    s = 2
             else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Coord_X")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "Coord_X")
+                else:
+                    f0 = r.integer(3)
+                    if f0 < -32768 or f0 > 32767:
+                        r.facet("Coord_X: %d outside -32768..32767" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_X")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C571, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(3)
+            if f1 < -32768 or f1 > 32767:
+                r.facet("Coord_Y: %d outside -32768..32767" % f1)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
                 f2 = r.integer(3)
                 if f2 < -32768 or f2 > 32767:
                     r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                    s = 3
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                s = 2
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "Coord_Y")
+                else:
+                    f1 = r.integer(3)
+                    if f1 < -32768 or f1 > 32767:
+                        r.facet("Coord_Y: %d outside -32768..32767" % f1)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Y")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C572, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+    if s == 2:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f2 = r.integer(3)
+            if f2 < -32768 or f2 > 32767:
+                r.facet("Coord_Z: %d outside -32768..32767" % f2)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
-            s = 3
-        elif ec == 1:
-            _escape(r, 2, _C701, "WPT_CoordinateXYZType")
+                s = 3
         else:
-            r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f2 = _simple_escape(r, None, "Coord_Z")
+                else:
+                    f2 = r.integer(3)
+                    if f2 < -32768 or f2 > 32767:
+                        r.facet("Coord_Z: %d outside -32768..32767" % f2)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Coord_Z")
+                s = 3
+            elif ec == 1:
+                _escape(r, 2, _C573, "WPT_CoordinateXYZType")
+            else:
+                r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     if s == 3:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C702, "WPT_CoordinateXYZType")
+            _escape(r, 1, _C574, "WPT_CoordinateXYZType")
         else:
             r.fail("WPT_CoordinateXYZType: event code %d out of range" % ec)
     o = _new(_iso20.WPT_CoordinateXYZ)
@@ -9910,1058 +16043,1301 @@ def _d62(r):
     o.coord_z = f2
     return o
 
-def _e62(w, o):
+def _e61(w, o):
     """iso20.WPT_CoordinateXYZ -> WPT_CoordinateXYZType"""
+    v0 = o.coord_x
+    if v0 is None:
+        _order("WPT_CoordinateXYZ.coord_x", 0, _C575)
+    if type(v0) is not int or v0 < -32768 or v0 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_x", v0, "an integer in -32768..32767")
+    w.bits(0, 2)
+    w.integer(v0)
+    v1 = o.coord_y
+    if v1 is None:
+        _order("WPT_CoordinateXYZ.coord_y", 1, _C575)
+    if type(v1) is not int or v1 < -32768 or v1 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_y", v1, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v1)
+    v2 = o.coord_z
+    if v2 is None:
+        _order("WPT_CoordinateXYZ.coord_z", 2, _C575)
+    if type(v2) is not int or v2 < -32768 or v2 > 32767:
+        _bad("WPT_CoordinateXYZ.coord_z", v2, "an integer in -32768..32767")
+    w.bits(0, 3)
+    w.integer(v2)
+    w.bits(0, 2)
+
+def _d62(r):
+    """WPT_LF_DataPackageType -> iso20.WPT_LF_DataPackage"""
+    f0 = None
+    f1 = None
+    f2 = None
     s = 0
-    v = o.coord_x
-    if v is not None:
-        t = _C704.get(s)
+    if s == 0:
+        p = r.pos
+        x = r.bits(13)
+        if x & 6148 == 0:
+            y = (x >> 3) & 255
+            f0 = y
+            ec = x & 3
+            if ec == 0:
+                pc210 = r.pos
+                ok210 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc211 = r.pos
+                    ok211 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t211_0 = r.uint(5)
+                        if t211_0 < 1 or t211_0 > 4294967295:
+                            r.facet("TxIdentifier: %d outside 1..4294967295" % t211_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t211_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o211 = _new(_iso20.WPT_LF_TxData)
+                                o211.tx_identifier = t211_0
+                                o211.eirp = t211_1
+                                t210_0 = o211
+                                ok211 = True
+                    if not ok211:
+                        r.pos = pc211
+                        t210_0 = _d65(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o210 = _new(_iso20.WPT_LF_TxDataList)
+                        o210.wpt_lf_tx_data_list = t210_0
+                        f1 = o210
+                        ok210 = True
+                if not ok210:
+                    r.pos = pc210
+                    f1 = _d50(r)
+                s = 3
+            elif ec == 1:
+                pc212 = r.pos
+                ok212 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc213 = r.pos
+                    ok213 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t213_0 = r.uint(5)
+                        if t213_0 < 1 or t213_0 > 4294967295:
+                            r.facet("RxIdentifier: %d outside 1..4294967295" % t213_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t213_1 = _d53(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o213 = _new(_iso20.WPT_LF_RxData)
+                                o213.rx_identifier = t213_0
+                                o213.rssi_data = t213_1
+                                t212_0 = o213
+                                ok213 = True
+                    if not ok213:
+                        r.pos = pc213
+                        t212_0 = _d64(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o212 = _new(_iso20.WPT_LF_RxDataList)
+                        o212.wpt_lf_rx_data_list = t212_0
+                        f2 = o212
+                        ok212 = True
+                if not ok212:
+                    r.pos = pc212
+                    f2 = _d47(r)
+                s = 2
+            elif ec == 2:
+                _escape(r, 2, _C576, "WPT_LF_DataPackageType")
+            else:
+                r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "PackageIndex")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "PackageIndex")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C577, "WPT_LF_DataPackageType")
+            else:
+                r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(2)
+        if ec == 0:
+            pc214 = r.pos
+            ok214 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc215 = r.pos
+                ok215 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t215_0 = r.uint(5)
+                    if t215_0 < 1 or t215_0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % t215_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t215_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o215 = _new(_iso20.WPT_LF_TxData)
+                            o215.tx_identifier = t215_0
+                            o215.eirp = t215_1
+                            t214_0 = o215
+                            ok215 = True
+                if not ok215:
+                    r.pos = pc215
+                    t214_0 = _d65(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o214 = _new(_iso20.WPT_LF_TxDataList)
+                    o214.wpt_lf_tx_data_list = t214_0
+                    f1 = o214
+                    ok214 = True
+            if not ok214:
+                r.pos = pc214
+                f1 = _d50(r)
+            s = 3
+        elif ec == 1:
+            pc216 = r.pos
+            ok216 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc217 = r.pos
+                ok217 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t217_0 = r.uint(5)
+                    if t217_0 < 1 or t217_0 > 4294967295:
+                        r.facet("RxIdentifier: %d outside 1..4294967295" % t217_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t217_1 = _d53(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o217 = _new(_iso20.WPT_LF_RxData)
+                            o217.rx_identifier = t217_0
+                            o217.rssi_data = t217_1
+                            t216_0 = o217
+                            ok217 = True
+                if not ok217:
+                    r.pos = pc217
+                    t216_0 = _d64(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o216 = _new(_iso20.WPT_LF_RxDataList)
+                    o216.wpt_lf_rx_data_list = t216_0
+                    f2 = o216
+                    ok216 = True
+            if not ok216:
+                r.pos = pc216
+                f2 = _d47(r)
+            s = 2
+        elif ec == 2:
+            _escape(r, 2, _C578, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C579, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    if s == 3:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C580, "WPT_LF_DataPackageType")
+        else:
+            r.fail("WPT_LF_DataPackageType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_DataPackage)
+    o.package_index = f0
+    o.lf_tx_data = f1
+    o.lf_rx_data = f2
+    return o
+
+def _e62(w, o):
+    """iso20.WPT_LF_DataPackage -> WPT_LF_DataPackageType"""
+    v0 = o.package_index
+    if v0 is None:
+        _order("WPT_LF_DataPackage.package_index", 0, _C581)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_DataPackage.package_index", v0, "an integer in 0..255")
+    v1 = o.lf_tx_data
+    w.bits(((((0) << 1) << 8) | (v0)) << 1, 11)
+    s = 1
+    if v1 is not None:
+        if v1.__class__ is not _iso20.WPT_LF_TxDataList:
+            _bad("WPT_LF_DataPackage.lf_tx_data", v1, "a WPT_LF_TxDataList")
+        w.bits(0, 2)
+        _e50(w, v1)
+        s = 2
+    v2 = o.lf_rx_data
+    if v2 is not None:
+        t = _C582.get(s)
         if t is None:
-            _order("WPT_CoordinateXYZ.coord_x", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_x", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.coord_y
-    if v is not None:
-        t = _C705.get(s)
-        if t is None:
-            _order("WPT_CoordinateXYZ.coord_y", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_y", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.coord_z
-    if v is not None:
-        t = _C706.get(s)
-        if t is None:
-            _order("WPT_CoordinateXYZ.coord_z", s, _C703)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < -32768 or v > 32767:
-            _bad("WPT_CoordinateXYZ.coord_z", v, "an integer in -32768..32767")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C707.get(s)
+            _order("WPT_LF_DataPackage.lf_rx_data", s, _C581)
+        if v2.__class__ is not _iso20.WPT_LF_RxDataList:
+            _bad("WPT_LF_DataPackage.lf_rx_data", v2, "a WPT_LF_RxDataList")
+        w.bits(t[0], t[1])
+        _e47(w, v2)
+        s = 3
+    t = _C583.get(s)
     if t is None:
-        _order("WPT_CoordinateXYZ", s, _C703)
+        _order("WPT_LF_DataPackage", s, _C581)
     if t[1]:
         w.bits(t[0], t[1])
 
 def _d63(r):
-    """WPT_TxRxPulseOrderType -> iso20.WPT_TxRxPulseOrder"""
+    """WPT_LF_DataPackageListType -> iso20.WPT_LF_DataPackageList"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "IndexNumber")
+        p = r.pos
+        x = r.bits(12)
+        if x & 3075 == 0:
+            y = (x >> 2) & 255
+            f0 = y
+            f1 = _d62(r)
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                s = -1
             else:
-                f0 = r.uint(3)
-                if f0 > 65535:
-                    r.facet("IndexNumber: %d outside 0..65535" % f0)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "IndexNumber")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C708, "WPT_TxRxPulseOrderType")
+                r.pos = p
+                s = 2
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                x = r.bits(10)
+                if x & 513 == 0:
+                    f0 = (x >> 1) & 255
+                else:
+                    r.pos -= 10
+                    if r.bits(1):
+                        f0 = _simple_escape(r, None, "NumPackages")
+                    else:
+                        f0 = r.bits(8)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "NumPackages")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C584, "WPT_LF_DataPackageListType")
+            else:
+                r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "TxRxIdentifier")
-            else:
-                f1 = r.uint(5)
-                if f1 < 1 or f1 > 4294967295:
-                    r.facet("TxRxIdentifier: %d outside 1..4294967295" % f1)
-                if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TxRxIdentifier")
+            f1 = _d62(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C709, "WPT_TxRxPulseOrderType")
+            _escape(r, 2, _C585, "WPT_LF_DataPackageListType")
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
+            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C710, "WPT_TxRxPulseOrderType")
+            _escape(r, 1, _C586, "WPT_LF_DataPackageListType")
         else:
-            r.fail("WPT_TxRxPulseOrderType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_TxRxPulseOrder)
-    o.index_number = f0
-    o.tx_rx_identifier = f1
+            r.fail("WPT_LF_DataPackageListType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_DataPackageList)
+    o.num_packages = f0
+    o.wpt_lf_data_package = f1
     return o
 
 def _e63(w, o):
-    """iso20.WPT_TxRxPulseOrder -> WPT_TxRxPulseOrderType"""
-    s = 0
-    v = o.index_number
-    if v is not None:
-        t = _C712.get(s)
-        if t is None:
-            _order("WPT_TxRxPulseOrder.index_number", s, _C711)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 0 or v > 65535:
-            _bad("WPT_TxRxPulseOrder.index_number", v, "an integer in 0..65535")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.tx_rx_identifier
-    if v is not None:
-        t = _C713.get(s)
-        if t is None:
-            _order("WPT_TxRxPulseOrder.tx_rx_identifier", s, _C711)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_TxRxPulseOrder.tx_rx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C714.get(s)
-    if t is None:
-        _order("WPT_TxRxPulseOrder", s, _C711)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.WPT_LF_DataPackageList -> WPT_LF_DataPackageListType"""
+    v0 = o.num_packages
+    if v0 is None:
+        _order("WPT_LF_DataPackageList.num_packages", 0, _C587)
+    if v0.__class__ is not int or not 0 <= v0 <= 255:
+        _bad("WPT_LF_DataPackageList.num_packages", v0, "an integer in 0..255")
+    v1 = o.wpt_lf_data_package
+    if v1 is None:
+        _order("WPT_LF_DataPackageList.wpt_lf_data_package", 1, _C587)
+    if v1.__class__ is not _iso20.WPT_LF_DataPackage:
+        _bad("WPT_LF_DataPackageList.wpt_lf_data_package", v1, "a WPT_LF_DataPackage")
+    w.bits((((((0) << 1) << 8) | (v0)) << 1) << 1, 12)
+    _e62(w, v1)
+    w.bits(0, 1)
 
 def _d64(r):
-    """WPT_LF_RxRSSIListType -> iso20.WPT_LF_RxRSSIList"""
-    f0 = None
-    s = 0
-    if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            f0 = _d65(r)
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C715, "WPT_LF_RxRSSIListType")
-        else:
-            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            s = -1
-        elif ec == 1:
-            _escape(r, 1, _C716, "WPT_LF_RxRSSIListType")
-        else:
-            r.fail("WPT_LF_RxRSSIListType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxRSSIList)
-    o.rssi_data_list = f0
-    return o
-
-def _e64(w, o):
-    """iso20.WPT_LF_RxRSSIList -> WPT_LF_RxRSSIListType"""
-    s = 0
-    v = o.rssi_data_list
-    if v is not None:
-        t = _C718.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSIList.rssi_data_list", s, _C717)
-        if v.__class__ is not _iso20.WPT_LF_RxRSSI:
-            _bad("WPT_LF_RxRSSIList.rssi_data_list", v, "a WPT_LF_RxRSSI")
-        w.bits(t[0], t[1])
-        _e65(w, v)
-        s = t[2]
-    t = _C719.get(s)
-    if t is None:
-        _order("WPT_LF_RxRSSIList", s, _C717)
-    if t[1]:
-        w.bits(t[0], t[1])
-
-def _d65(r):
-    """WPT_LF_RxRSSIType -> iso20.WPT_LF_RxRSSI"""
+    """WPT_LF_RxDataType -> iso20.WPT_LF_RxData"""
     f0 = None
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, None, "TxIdentifier")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc218 = r.pos
+                ok218 = False
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    pc219 = r.pos
+                    ok219 = False
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t219_0 = r.uint(5)
+                        if t219_0 < 1 or t219_0 > 4294967295:
+                            r.facet("TxIdentifier: %d outside 1..4294967295" % t219_0)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            t219_1 = _d38(r)
+                            p = r.pos
+                            x = r.bits(1)
+                            if x & 1 == 0:
+                                o219 = _new(_iso20.WPT_LF_RxRSSI)
+                                o219.tx_identifier = t219_0
+                                o219.rssi = t219_1
+                                t218_0 = o219
+                                ok219 = True
+                    if not ok219:
+                        r.pos = pc219
+                        t218_0 = _d54(r)
+                    p = r.pos
+                    x = r.bits(1)
+                    if x & 1 == 0:
+                        o218 = _new(_iso20.WPT_LF_RxRSSIList)
+                        o218.rssi_data_list = t218_0
+                        f1 = o218
+                        ok218 = True
+                if not ok218:
+                    r.pos = pc218
+                    f1 = _d53(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
             else:
-                f0 = r.uint(5)
-                if f0 < 1 or f0 > 4294967295:
-                    r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                r.pos = p
                 if r.bits(1):
-                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C720, "WPT_LF_RxRSSIType")
+                    _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
+                s = 1
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "RxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("RxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "RxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C588, "WPT_LF_RxDataType")
+            else:
+                r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 1:
         ec = r.bits(1)
         if ec == 0:
-            f1 = _d36(r)
+            pc220 = r.pos
+            ok220 = False
+            p = r.pos
+            x = r.bits(1)
+            if x & 1 == 0:
+                pc221 = r.pos
+                ok221 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t221_0 = r.uint(5)
+                    if t221_0 < 1 or t221_0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % t221_0)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        t221_1 = _d38(r)
+                        p = r.pos
+                        x = r.bits(1)
+                        if x & 1 == 0:
+                            o221 = _new(_iso20.WPT_LF_RxRSSI)
+                            o221.tx_identifier = t221_0
+                            o221.rssi = t221_1
+                            t220_0 = o221
+                            ok221 = True
+                if not ok221:
+                    r.pos = pc221
+                    t220_0 = _d54(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    o220 = _new(_iso20.WPT_LF_RxRSSIList)
+                    o220.rssi_data_list = t220_0
+                    f1 = o220
+                    ok220 = True
+            if not ok220:
+                r.pos = pc220
+                f1 = _d53(r)
             s = 2
         elif ec == 1:
-            _escape(r, 2, _C721, "WPT_LF_RxRSSIType")
+            _escape(r, 2, _C589, "WPT_LF_RxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
+            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C722, "WPT_LF_RxRSSIType")
+            _escape(r, 1, _C590, "WPT_LF_RxDataType")
         else:
-            r.fail("WPT_LF_RxRSSIType: event code %d out of range" % ec)
-    o = _new(_iso20.WPT_LF_RxRSSI)
+            r.fail("WPT_LF_RxDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_RxData)
+    o.rx_identifier = f0
+    o.rssi_data = f1
+    return o
+
+def _e64(w, o):
+    """iso20.WPT_LF_RxData -> WPT_LF_RxDataType"""
+    v0 = o.rx_identifier
+    if v0 is None:
+        _order("WPT_LF_RxData.rx_identifier", 0, _C591)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_RxData.rx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.rssi_data
+    if v1 is None:
+        _order("WPT_LF_RxData.rssi_data", 1, _C591)
+    if v1.__class__ is not _iso20.WPT_LF_RxRSSIList:
+        _bad("WPT_LF_RxData.rssi_data", v1, "a WPT_LF_RxRSSIList")
+    w.bits(0, 2)
+    _e53(w, v1)
+    w.bits(0, 1)
+
+def _d65(r):
+    """WPT_LF_TxDataType -> iso20.WPT_LF_TxData"""
+    f0 = None
+    f1 = None
+    s = 0
+    if s == 0:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.uint(5)
+            if f0 < 1 or f0 > 4294967295:
+                r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                pc222 = r.pos
+                ok222 = False
+                p = r.pos
+                x = r.bits(13)
+                if x & 6151 == 0:
+                    y = ((x >> 3) & 255) + -128
+                    t222_0 = y
+                    t222_1 = r.integer(3)
+                    if t222_1 < -32768 or t222_1 > 32767:
+                        r.facet("Value: %d outside -32768..32767" % t222_1)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o222 = _new(_iso20.RationalNumber)
+                        o222.exponent = t222_0
+                        o222.value = t222_1
+                        f1 = o222
+                        ok222 = True
+                if not ok222:
+                    r.pos = pc222
+                    f1 = _d38(r)
+                p = r.pos
+                x = r.bits(1)
+                if x & 1 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    s = 2
+            else:
+                r.pos = p
+                if r.bits(1):
+                    _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+        else:
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, None, "TxIdentifier")
+                else:
+                    f0 = r.uint(5)
+                    if f0 < 1 or f0 > 4294967295:
+                        r.facet("TxIdentifier: %d outside 1..4294967295" % f0)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "TxIdentifier")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C592, "WPT_LF_TxDataType")
+            else:
+                r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
+    if s == 1:
+        ec = r.bits(1)
+        if ec == 0:
+            pc223 = r.pos
+            ok223 = False
+            p = r.pos
+            x = r.bits(13)
+            if x & 6151 == 0:
+                y = ((x >> 3) & 255) + -128
+                t223_0 = y
+                t223_1 = r.integer(3)
+                if t223_1 < -32768 or t223_1 > 32767:
+                    r.facet("Value: %d outside -32768..32767" % t223_1)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    o223 = _new(_iso20.RationalNumber)
+                    o223.exponent = t223_0
+                    o223.value = t223_1
+                    f1 = o223
+                    ok223 = True
+            if not ok223:
+                r.pos = pc223
+                f1 = _d38(r)
+            s = 2
+        elif ec == 1:
+            _escape(r, 2, _C593, "WPT_LF_TxDataType")
+        else:
+            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
+    if s == 2:
+        ec = r.bits(1)
+        if ec == 0:
+            s = -1
+        elif ec == 1:
+            _escape(r, 1, _C594, "WPT_LF_TxDataType")
+        else:
+            r.fail("WPT_LF_TxDataType: event code %d out of range" % ec)
+    o = _new(_iso20.WPT_LF_TxData)
     o.tx_identifier = f0
-    o.rssi = f1
+    o.eirp = f1
     return o
 
 def _e65(w, o):
-    """iso20.WPT_LF_RxRSSI -> WPT_LF_RxRSSIType"""
-    s = 0
-    v = o.tx_identifier
-    if v is not None:
-        t = _C724.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSI.tx_identifier", s, _C723)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int or v < 1 or v > 4294967295:
-            _bad("WPT_LF_RxRSSI.tx_identifier", v, "an integer in 1..4294967295")
-        w.uint(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.rssi
-    if v is not None:
-        t = _C725.get(s)
-        if t is None:
-            _order("WPT_LF_RxRSSI.rssi", s, _C723)
-        if v.__class__ is not _iso20.RationalNumber:
-            _bad("WPT_LF_RxRSSI.rssi", v, "a RationalNumber")
-        w.bits(t[0], t[1])
-        _e36(w, v)
-        s = t[2]
-    t = _C726.get(s)
-    if t is None:
-        _order("WPT_LF_RxRSSI", s, _C723)
-    if t[1]:
-        w.bits(t[0], t[1])
+    """iso20.WPT_LF_TxData -> WPT_LF_TxDataType"""
+    v0 = o.tx_identifier
+    if v0 is None:
+        _order("WPT_LF_TxData.tx_identifier", 0, _C595)
+    if type(v0) is not int or v0 < 1 or v0 > 4294967295:
+        _bad("WPT_LF_TxData.tx_identifier", v0, "an integer in 1..4294967295")
+    w.bits(0, 2)
+    w.uint(v0)
+    v1 = o.eirp
+    if v1 is None:
+        _order("WPT_LF_TxData.eirp", 1, _C595)
+    if v1.__class__ is not _iso20.RationalNumber:
+        _bad("WPT_LF_TxData.eirp", v1, "a RationalNumber")
+    w.bits(0, 2)
+    _e38(w, v1)
+    w.bits(0, 1)
 
 
 # tables (after the functions: some refer to encoders)
 _C0 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C1 = {0: 'end of element'}
-_C2 = {0: (0, 1, -1)}
-_C3 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C4 = {0: 'end of element'}
-_C5 = {0: (0, 1, -1)}
-_C6 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C7 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C8 = ('SE_ANY', 'CH')
-_C9 = ('SE_ANY', 'CH')
-_C10 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C11 = {0: (0, 1, 3)}
-_C12 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C13 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C2 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C3 = {0: 'end of element'}
+_C4 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C5 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C6 = ('SE_ANY', 'CH')
+_C7 = ('SE_ANY', 'CH')
+_C8 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C9 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C10 = ('EE', 'SE_ANY', 'CH')
+_C11 = ('EE', 'SE_ANY', 'CH')
+_C12 = ('EE', 'SE_ANY', 'CH')
+_C13 = ('SE_ANY', 'CH')
 _C14 = ('EE', 'SE_ANY', 'CH')
-_C15 = ('EE', 'SE_ANY', 'CH')
-_C16 = ('EE', 'SE_ANY', 'CH')
-_C17 = ('SE_ANY', 'CH')
+_C15 = ('SE_ANY', 'CH')
+_C16 = ('SE_ANY', 'CH')
+_C17 = ('EE', 'SE_ANY', 'CH')
 _C18 = ('SE_ANY', 'CH')
-_C19 = ('EE', 'SE_ANY', 'CH')
-_C20 = ('SE_ANY', 'CH')
-_C21 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C22 = {0: (0, 2, 1)}
-_C23 = {1: (0, 1, 2)}
-_C24 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C25 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C26 = {4: (0, 2, 5)}
-_C27 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C28 = {6: (0, 1, 7)}
-_C29 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C30 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C31 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C32 = ('SE_ANY', 'CH')
-_C33 = ('SE_ANY', 'CH')
-_C34 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C35 = {0: (0, 1, 3)}
-_C36 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C37 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C38 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C39 = ('EE', 'SE_ANY', 'CH')
+_C19 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
+_C20 = {1: (0, 1, 2)}
+_C21 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C22 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C23 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C24 = {6: (0, 1, 7)}
+_C25 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C26 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C27 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C28 = ('SE_ANY', 'CH')
+_C29 = ('SE_ANY', 'CH')
+_C30 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C31 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C32 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C33 = ('EE', 'SE_ANY', 'CH')
+_C34 = ('SE_ANY', 'CH')
+_C35 = ('SE_ANY', 'CH')
+_C36 = ('SE_ANY', 'CH')
+_C37 = ('SE_ANY', 'CH')
+_C38 = ('SE_ANY', 'CH')
+_C39 = ('SE_ANY', 'CH')
 _C40 = ('SE_ANY', 'CH')
 _C41 = ('SE_ANY', 'CH')
-_C42 = ('SE_ANY', 'CH')
-_C43 = ('SE_ANY', 'CH')
-_C44 = ('SE_ANY', 'CH')
-_C45 = ('SE_ANY', 'CH')
-_C46 = ('SE_ANY', 'CH')
-_C47 = ('SE_ANY', 'CH')
-_C48 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C49 = {0: (0, 4, 10)}
-_C50 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C51 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C52 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C53 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C54 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C55 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C56 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C57 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C58 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C59 = ('EE', 'SE_ANY', 'CH')
-_C60 = ('SE_ANY', 'CH')
+_C42 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C43 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C44 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C45 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C46 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C47 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C48 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C49 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C50 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C51 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C52 = ('EE', 'SE_ANY', 'CH')
+_C53 = ('SE_ANY', 'CH')
+_C54 = ('SE_ANY', 'CH')
+_C55 = ('SE_ANY', 'CH')
+_C56 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C57 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C58 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C59 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C60 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C61 = ('SE_ANY', 'CH')
-_C62 = ('SE_ANY', 'CH')
-_C63 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C64 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C65 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C66 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C67 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C68 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C62 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C63 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C64 = {1: (1, 2)}
+_C65 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C66 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C67 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C68 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C69 = ('SE_ANY', 'CH')
-_C70 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C71 = {0: (0, 2, 2)}
-_C72 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C73 = {1: (1, 2, -1)}
-_C74 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C75 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C76 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C77 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C70 = ('SE_ANY', 'CH')
+_C71 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C72 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C73 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C74 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C75 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = ('SE_ANY', 'CH')
 _C78 = ('SE_ANY', 'CH')
 _C79 = ('SE_ANY', 'CH')
-_C80 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C81 = {0: (0, 3, 5)}
-_C82 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C83 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C84 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C85 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C80 = ('SE_ANY', 'CH')
+_C81 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C82 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C83 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C85 = ('EE', 'SE_ANY', 'CH')
 _C86 = ('SE_ANY', 'CH')
-_C87 = ('SE_ANY', 'CH')
-_C88 = ('SE_ANY', 'CH')
-_C89 = ('SE_ANY', 'CH')
-_C90 = ('SE_ANY', 'CH')
-_C91 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C92 = {0: (0, 2, 1)}
-_C93 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C94 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C95 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C96 = ('EE', 'SE_ANY', 'CH')
-_C97 = ('SE_ANY', 'CH')
-_C98 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C99 = {0: (0, 1, 1)}
-_C100 = {1: (0, 1, 2)}
-_C101 = {2: (0, 1, -1)}
-_C102 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C103 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C104 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C105 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C106 = ('EE', 'SE_ANY', 'CH')
-_C107 = ('EE', 'SE_ANY', 'CH')
+_C87 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C88 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C89 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C90 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C91 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C92 = ('EE', 'SE_ANY', 'CH')
+_C93 = ('EE', 'SE_ANY', 'CH')
+_C94 = ('SE_ANY', 'CH')
+_C95 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C96 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C97 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C98 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C99 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C100 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C101 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C102 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C103 = ('SE_ANY', 'CH')
+_C104 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C105 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C106 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C107 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
 _C108 = ('SE_ANY', 'CH')
-_C109 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C110 = {0: (0, 3, 6)}
-_C111 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C112 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C113 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C114 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C115 = {2: (0, 1, 3)}
-_C116 = {3: (0, 1, -1)}
-_C117 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C118 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C119 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C109 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C110 = ('SE_ANY', 'CH')
+_C111 = ('SE_ANY', 'CH')
+_C112 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C113 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C114 = {1: (2, 2), 2: (1, 2)}
+_C115 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C116 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C117 = ('EE', 'SE_ANY', 'CH')
+_C118 = ('SE_ANY', 'CH')
+_C119 = ('SE_ANY', 'CH')
 _C120 = ('SE_ANY', 'CH')
-_C121 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C122 = {0: (0, 3, 3)}
-_C123 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C124 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C125 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C126 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C121 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C122 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C123 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C124 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C125 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C126 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C127 = ('SE_ANY', 'CH')
 _C128 = ('SE_ANY', 'CH')
-_C129 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C130 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C131 = {1: (2, 2, -1), 2: (1, 2, -1)}
+_C129 = ('SE_ANY', 'CH')
+_C130 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C131 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
 _C132 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C133 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C134 = ('EE', 'SE_ANY', 'CH')
-_C135 = ('SE_ANY', 'CH')
-_C136 = ('SE_ANY', 'CH')
-_C137 = ('SE_ANY', 'CH')
-_C138 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C139 = {0: (0, 2, 5)}
-_C140 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C141 = {1: (0, 1, 2)}
-_C142 = {2: (0, 2, 3)}
-_C143 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C144 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
+_C134 = ('SE_ANY', 'CH')
+_C135 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C136 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C137 = {1: (1, 2)}
+_C138 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C139 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C140 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C141 = ('EE', 'SE_ANY', 'CH')
+_C142 = ('SE_ANY', 'CH')
+_C143 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C144 = {0: (1, 2, 3), 4: (0, 1, 3)}
 _C145 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C146 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C146 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C147 = ('SE_ANY', 'CH')
-_C148 = ('SE_ANY', 'CH')
-_C149 = ('SE_ANY', 'CH')
-_C150 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C151 = {0: (0, 1, 4)}
-_C152 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C153 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C154 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C155 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C156 = ('SE_ANY', 'CH')
-_C157 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C158 = {0: (0, 2, 2)}
-_C159 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C160 = {1: (1, 2, -1)}
-_C161 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C162 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C163 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C164 = ('EE', 'SE_ANY', 'CH')
-_C165 = ('SE_ANY', 'CH')
-_C166 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C167 = {0: (0, 2, 4)}
-_C168 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C169 = {1: (1, 2, -1)}
-_C170 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C171 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('SE_ANY', 'CH')
-_C173 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C174 = {0: (0, 2, 2)}
-_C175 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C176 = {1: (0, 1, -1)}
-_C177 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C178 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C148 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C149 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C150 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C151 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C152 = ('EE', 'SE_ANY', 'CH')
+_C153 = ('EE', 'SE_ANY', 'CH')
+_C154 = ('SE_ANY', 'CH')
+_C155 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C156 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C157 = {2: (0, 1), 3: (0, 2)}
+_C158 = {3: (1, 2)}
+_C159 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C160 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C161 = ('SE_ANY', 'CH')
+_C162 = ('SE_ANY', 'CH')
+_C163 = ('SE_ANY', 'CH')
+_C164 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C165 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C166 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C167 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C168 = ('SE_ANY', 'CH')
+_C169 = {0: 'Transform', 1: 'Transform, end of element'}
+_C170 = {0: (0, 1), 1: (0, 2)}
+_C171 = {1: (1, 2)}
+_C172 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C173 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
+_C174 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
+_C175 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
+_C176 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
+_C177 = ('EE', 'SE_ANY', 'CH')
+_C178 = ('EE', 'SE_ANY', 'CH')
 _C179 = ('EE', 'SE_ANY', 'CH')
-_C180 = ('EE', 'SE_ANY', 'CH')
-_C181 = ('SE_ANY', 'CH')
-_C182 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C183 = {0: (0, 2, 4)}
-_C184 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C185 = {1: (0, 1, 2)}
-_C186 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C187 = {3: (1, 2, -1)}
-_C188 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C189 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C190 = ('SE_ANY', 'CH')
-_C191 = ('SE_ANY', 'CH')
+_C180 = ('SE_ANY', 'CH')
+_C181 = ('EE', 'SE_ANY', 'CH')
+_C182 = ('SE_ANY', 'CH')
+_C183 = ('SE_ANY', 'CH')
+_C184 = ('SE_ANY', 'CH')
+_C185 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C186 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C187 = {4: (0, 2), 5: (0, 2)}
+_C188 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C189 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C190 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
+_C191 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
 _C192 = ('SE_ANY', 'CH')
-_C193 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C194 = {0: (0, 1, 4)}
-_C195 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C196 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C197 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C193 = ('EE', 'SE_ANY', 'CH')
+_C194 = ('SE_ANY', 'CH')
+_C195 = ('EE', 'SE_ANY', 'CH')
+_C196 = ('SE_ANY', 'CH')
+_C197 = ('SE_ANY', 'CH')
 _C198 = ('SE_ANY', 'CH')
-_C199 = {0: 'Transform', 1: 'Transform, end of element'}
-_C200 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C201 = {1: (1, 2, -1)}
-_C202 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C203 = (_iso20.Processing.Finished, _iso20.Processing.Ongoing, _iso20.Processing.Ongoing_WaitingForCustomerInteraction, )
-_C204 = {_iso20.Processing.Finished: 0, _iso20.Processing.Ongoing: 1, _iso20.Processing.Ongoing_WaitingForCustomerInteraction: 2}
-_C205 = ('EE', 'SE_ANY', 'CH')
-_C206 = (_iso20.WPT_EVResult.EVResultUnknown, _iso20.WPT_EVResult.EVResultSuccess, _iso20.WPT_EVResult.EVResultFailed, )
-_C207 = {_iso20.WPT_EVResult.EVResultUnknown: 0, _iso20.WPT_EVResult.EVResultSuccess: 1, _iso20.WPT_EVResult.EVResultFailed: 2}
-_C208 = ('EE', 'SE_ANY', 'CH')
-_C209 = ('EE', 'SE_ANY', 'CH')
-_C210 = ('SE_ANY', 'CH')
-_C211 = ('SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = {0: 'Header', 1: 'EVProcessing', 2: 'TargetCoilCurrent, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C214 = {0: (0, 1, 1)}
-_C215 = {1: (0, 1, 2)}
-_C216 = {2: (0, 2, 3)}
-_C217 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C218 = {4: (0, 2, 5), 5: (0, 2, -1)}
-_C219 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C220 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C221 = (_iso20.ResponseCode.OK, _iso20.ResponseCode.OK_CertificateExpiresSoon, _iso20.ResponseCode.OK_NewSessionEstablished, _iso20.ResponseCode.OK_OldSessionJoined, _iso20.ResponseCode.OK_PowerToleranceConfirmed, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid, _iso20.ResponseCode.WARNING_CertificateExpired, _iso20.ResponseCode.WARNING_CertificateNotYetValid, _iso20.ResponseCode.WARNING_CertificateRevoked, _iso20.ResponseCode.WARNING_CertificateValidationError, _iso20.ResponseCode.WARNING_ChallengeInvalid, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure, _iso20.ResponseCode.WARNING_eMSPUnknown, _iso20.ResponseCode.WARNING_EVPowerProfileViolation, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError, _iso20.ResponseCode.WARNING_NoCertificateAvailable, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed, _iso20.ResponseCode.WARNING_StandbyNotAllowed, _iso20.ResponseCode.WARNING_WPT, _iso20.ResponseCode.FAILED, _iso20.ResponseCode.FAILED_AssociationError, _iso20.ResponseCode.FAILED_ContactorError, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid, _iso20.ResponseCode.FAILED_EVPowerProfileViolation, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported, _iso20.ResponseCode.FAILED_PauseNotAllowed, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed, _iso20.ResponseCode.FAILED_ScheduleRenegotiation, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid, _iso20.ResponseCode.FAILED_SequenceError, _iso20.ResponseCode.FAILED_ServiceIDInvalid, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid, _iso20.ResponseCode.FAILED_SignatureError, _iso20.ResponseCode.FAILED_UnknownSession, _iso20.ResponseCode.FAILED_WrongChargeParameter, )
-_C222 = {_iso20.ResponseCode.OK: 0, _iso20.ResponseCode.OK_CertificateExpiresSoon: 1, _iso20.ResponseCode.OK_NewSessionEstablished: 2, _iso20.ResponseCode.OK_OldSessionJoined: 3, _iso20.ResponseCode.OK_PowerToleranceConfirmed: 4, _iso20.ResponseCode.WARNING_AuthorizationSelectionInvalid: 5, _iso20.ResponseCode.WARNING_CertificateExpired: 6, _iso20.ResponseCode.WARNING_CertificateNotYetValid: 7, _iso20.ResponseCode.WARNING_CertificateRevoked: 8, _iso20.ResponseCode.WARNING_CertificateValidationError: 9, _iso20.ResponseCode.WARNING_ChallengeInvalid: 10, _iso20.ResponseCode.WARNING_EIMAuthorizationFailure: 11, _iso20.ResponseCode.WARNING_eMSPUnknown: 12, _iso20.ResponseCode.WARNING_EVPowerProfileViolation: 13, _iso20.ResponseCode.WARNING_GeneralPnCAuthorizationError: 14, _iso20.ResponseCode.WARNING_NoCertificateAvailable: 15, _iso20.ResponseCode.WARNING_NoContractMatchingPCIDFound: 16, _iso20.ResponseCode.WARNING_PowerToleranceNotConfirmed: 17, _iso20.ResponseCode.WARNING_ScheduleRenegotiationFailed: 18, _iso20.ResponseCode.WARNING_StandbyNotAllowed: 19, _iso20.ResponseCode.WARNING_WPT: 20, _iso20.ResponseCode.FAILED: 21, _iso20.ResponseCode.FAILED_AssociationError: 22, _iso20.ResponseCode.FAILED_ContactorError: 23, _iso20.ResponseCode.FAILED_EVPowerProfileInvalid: 24, _iso20.ResponseCode.FAILED_EVPowerProfileViolation: 25, _iso20.ResponseCode.FAILED_MeteringSignatureNotValid: 26, _iso20.ResponseCode.FAILED_NoEnergyTransferServiceSelected: 27, _iso20.ResponseCode.FAILED_NoServiceRenegotiationSupported: 28, _iso20.ResponseCode.FAILED_PauseNotAllowed: 29, _iso20.ResponseCode.FAILED_PowerDeliveryNotApplied: 30, _iso20.ResponseCode.FAILED_PowerToleranceNotConfirmed: 31, _iso20.ResponseCode.FAILED_ScheduleRenegotiation: 32, _iso20.ResponseCode.FAILED_ScheduleSelectionInvalid: 33, _iso20.ResponseCode.FAILED_SequenceError: 34, _iso20.ResponseCode.FAILED_ServiceIDInvalid: 35, _iso20.ResponseCode.FAILED_ServiceSelectionInvalid: 36, _iso20.ResponseCode.FAILED_SignatureError: 37, _iso20.ResponseCode.FAILED_UnknownSession: 38, _iso20.ResponseCode.FAILED_WrongChargeParameter: 39}
-_C223 = ('EE', 'SE_ANY', 'CH')
-_C224 = ('EE', 'SE_ANY', 'CH')
-_C225 = ('SE_ANY', 'CH')
-_C226 = ('SE_ANY', 'CH')
-_C227 = ('SE_ANY', 'CH')
-_C228 = ('SE_ANY', 'CH')
-_C229 = ('SE_ANY', 'CH')
-_C230 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C231 = {0: (0, 1, 1)}
-_C232 = {1: (0, 1, 2)}
-_C233 = {2: (0, 1, 3)}
-_C234 = {3: (0, 3, 4)}
-_C235 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C236 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C237 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C238 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C239 = ('EE', 'SE_ANY', 'CH')
+_C199 = ('SE_ANY', 'CH')
+_C200 = ('SE_ANY', 'CH')
+_C201 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'PowerTransmitted, SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 4: 'SupplyDeviceCurrent, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C202 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C203 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C204 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C205 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C206 = ('EE', 'SE_ANY', 'CH')
+_C207 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
+_C208 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
+_C209 = ('SE_ANY', 'CH')
+_C210 = ('EE', 'SE_ANY', 'CH')
+_C211 = ('EE', 'SE_ANY', 'CH')
+_C212 = ('EE', 'SE_ANY', 'CH')
+_C213 = ('SE_ANY', 'CH')
+_C214 = ('EE', 'SE_ANY', 'CH')
+_C215 = ('SE_ANY', 'CH')
+_C216 = ('SE_ANY', 'CH')
+_C217 = ('SE_ANY', 'CH')
+_C218 = ('SE_ANY', 'CH')
+_C219 = ('SE_ANY', 'CH')
+_C220 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
+_C221 = {1: (1, 2, 3), 2: (0, 1, 3)}
+_C222 = {6: (1, 3, 8), 7: (0, 2, 8)}
+_C223 = {6: (2, 3), 7: (1, 2), 8: (0, 2), 9: (0, 2)}
+_C224 = {6: (3, 3), 7: (2, 2), 8: (1, 2), 9: (1, 2), 10: (0, 1)}
+_C225 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C226 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
+_C227 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
+_C228 = ('EE', 'SE_ANY', 'CH')
+_C229 = ('EE', 'SE_ANY', 'CH')
+_C230 = ('EE', 'SE_ANY', 'CH')
+_C231 = ('EE', 'SE_ANY', 'CH')
+_C232 = ('EE', 'SE_ANY', 'CH')
+_C233 = ('EE', 'SE_ANY', 'CH')
+_C234 = ('EE', 'SE_ANY', 'CH')
+_C235 = ('EE', 'SE_ANY', 'CH')
+_C236 = ('EE', 'SE_ANY', 'CH')
+_C237 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
+_C238 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C239 = ('SE_ANY', 'CH')
 _C240 = ('EE', 'SE_ANY', 'CH')
-_C241 = ('EE', 'SE_ANY', 'CH')
-_C242 = ('EE', 'SE_ANY', 'CH')
-_C243 = (_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected, )
-_C244 = {_iso20.WPT_EVPCChargeDiagnostics.EVPCNoIssue: 0, _iso20.WPT_EVPCChargeDiagnostics.EVPCTempOverheatDetected: 1, _iso20.WPT_EVPCChargeDiagnostics.EVPCPowerTransferAnomalyDetected: 2, _iso20.WPT_EVPCChargeDiagnostics.EVPCAnomalyDetected: 3}
-_C245 = ('EE', 'SE_ANY', 'CH')
-_C246 = ('SE_ANY', 'CH')
-_C247 = ('SE_ANY', 'CH')
-_C248 = ('SE_ANY', 'CH')
-_C249 = ('SE_ANY', 'CH')
-_C250 = ('SE_ANY', 'CH')
-_C251 = {0: 'Header', 1: 'DisplayParameters, MeterInfoRequested', 2: 'MeterInfoRequested', 3: 'EVPCPowerRequest', 4: 'EVPCPowerOutput', 5: 'EVPCChargeDiagnostics', 6: 'EVPCOperatingFrequency, EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 7: 'EVPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 8: 'ManufacturerSpecificDataContainer, end of element', 9: 'ManufacturerSpecificDataContainer, end of element', 10: 'end of element'}
-_C252 = {0: (0, 1, 1)}
-_C253 = {1: (0, 2, 2)}
-_C254 = {1: (1, 2, 3), 2: (0, 1, 3)}
-_C255 = {3: (0, 1, 4)}
-_C256 = {4: (0, 1, 5)}
-_C257 = {5: (0, 1, 6)}
-_C258 = {6: (0, 3, 7)}
-_C259 = {6: (1, 3, 8), 7: (0, 2, 8)}
-_C260 = {6: (2, 3, 9), 7: (1, 2, 9), 8: (0, 2, 9), 9: (0, 2, -1)}
-_C261 = {6: (3, 3, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
-_C262 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C263 = ('EE', 'SE_ANY', 'CH')
-_C264 = ('EE', 'SE_ANY', 'CH')
-_C265 = ('EE', 'SE_ANY', 'CH')
-_C266 = ('EE', 'SE_ANY', 'CH')
-_C267 = ('EE', 'SE_ANY', 'CH')
-_C268 = ('EE', 'SE_ANY', 'CH')
-_C269 = ('EE', 'SE_ANY', 'CH')
-_C270 = ('EE', 'SE_ANY', 'CH')
-_C271 = (_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected, )
-_C272 = {_iso20.WPT_SPCChargeDiagnostics.SPCNoIssue: 0, _iso20.WPT_SPCChargeDiagnostics.SPCFODDetected: 1, _iso20.WPT_SPCChargeDiagnostics.SPCLOPDetected: 2, _iso20.WPT_SPCChargeDiagnostics.SPCTempOverheatDetected: 3, _iso20.WPT_SPCChargeDiagnostics.SPCPowerTransferAnomalyDetected: 4, _iso20.WPT_SPCChargeDiagnostics.SPCAnomalyDetected: 5}
+_C241 = ('SE_ANY', 'CH')
+_C242 = ('SE_ANY', 'CH')
+_C243 = ('SE_ANY', 'CH')
+_C244 = ('SE_ANY', 'CH')
+_C245 = ('SE_ANY', 'CH')
+_C246 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
+_C247 = {2: (1, 3, 4), 3: (0, 2, 4)}
+_C248 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
+_C249 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
+_C250 = {6: (1, 2, 8), 7: (0, 1, 8)}
+_C251 = {10: (1, 3, 12), 11: (0, 2, 12)}
+_C252 = {10: (2, 3), 11: (1, 2), 12: (0, 2), 13: (0, 2)}
+_C253 = {10: (3, 3), 11: (2, 2), 12: (1, 2), 13: (1, 2), 14: (0, 1)}
+_C254 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C255 = ('EE', 'SE_ANY', 'CH')
+_C256 = ('SE_ANY', 'CH')
+_C257 = ('EE', 'SE_ANY', 'CH')
+_C258 = ('SE_ANY', 'CH')
+_C259 = ('EE', 'SE_ANY', 'CH')
+_C260 = ('EE', 'SE_ANY', 'CH')
+_C261 = ('SE_ANY', 'CH')
+_C262 = ('EE', 'SE_ANY', 'CH')
+_C263 = ('SE_ANY', 'CH')
+_C264 = ('SE_ANY', 'CH')
+_C265 = ('SE_ANY', 'CH')
+_C266 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
+_C267 = {6: (0, 2), 7: (0, 2)}
+_C268 = {6: (1, 2), 7: (1, 2), 8: (0, 1)}
+_C269 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C270 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
+_C271 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C272 = ('EE', 'SE_ANY', 'CH')
 _C273 = ('EE', 'SE_ANY', 'CH')
-_C274 = ('SE_ANY', 'CH')
-_C275 = ('SE_ANY', 'CH')
-_C276 = ('SE_ANY', 'CH')
-_C277 = ('SE_ANY', 'CH')
-_C278 = ('SE_ANY', 'CH')
-_C279 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEStatus, MeterInfo, Receipt, EVPCPowerRequest', 3: 'MeterInfo, Receipt, EVPCPowerRequest', 4: 'Receipt, EVPCPowerRequest', 5: 'EVPCPowerRequest', 6: 'SDPowerInput, SPCMaxOutputPowerLimit', 7: 'SPCMaxOutputPowerLimit', 8: 'SPCMinOutputPowerLimit', 9: 'SPCChargeDiagnostics', 10: 'SPCOperatingFrequency, SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 11: 'SPCPowerControlParameter, ManufacturerSpecificDataContainer, end of element', 12: 'ManufacturerSpecificDataContainer, end of element', 13: 'ManufacturerSpecificDataContainer, end of element', 14: 'end of element'}
-_C280 = {0: (0, 1, 1)}
-_C281 = {1: (0, 1, 2)}
-_C282 = {2: (0, 3, 3)}
-_C283 = {2: (1, 3, 4), 3: (0, 2, 4)}
-_C284 = {2: (2, 3, 5), 3: (1, 2, 5), 4: (0, 2, 5)}
-_C285 = {2: (3, 3, 6), 3: (2, 2, 6), 4: (1, 2, 6), 5: (0, 1, 6)}
-_C286 = {6: (0, 2, 7)}
-_C287 = {6: (1, 2, 8), 7: (0, 1, 8)}
-_C288 = {8: (0, 1, 9)}
-_C289 = {9: (0, 1, 10)}
-_C290 = {10: (0, 3, 11)}
-_C291 = {10: (1, 3, 12), 11: (0, 2, 12)}
-_C292 = {10: (2, 3, 13), 11: (1, 2, 13), 12: (0, 2, 13), 13: (0, 2, -1)}
-_C293 = {10: (3, 3, -1), 11: (2, 2, -1), 12: (1, 2, -1), 13: (1, 2, -1), 14: (0, 1, -1)}
-_C294 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C295 = ('EE', 'SE_ANY', 'CH')
-_C296 = ('EE', 'SE_ANY', 'CH')
-_C297 = ('EE', 'SE_ANY', 'CH')
-_C298 = ('EE', 'SE_ANY', 'CH')
-_C299 = ('EE', 'SE_ANY', 'CH')
+_C274 = ('EE', 'SE_ANY', 'CH')
+_C275 = ('EE', 'SE_ANY', 'CH')
+_C276 = ('EE', 'SE_ANY', 'CH')
+_C277 = ('EE', 'SE_ANY', 'CH')
+_C278 = ('EE', 'SE_ANY', 'CH')
+_C279 = ('EE', 'SE_ANY', 'CH')
+_C280 = ('SE_ANY', 'CH')
+_C281 = ('SE_ANY', 'CH')
+_C282 = ('SE_ANY', 'CH')
+_C283 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
+_C284 = {9: (0, 2), 10: (0, 2)}
+_C285 = {9: (1, 2), 10: (1, 2), 11: (0, 1)}
+_C286 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C287 = ('SE_ANY', 'CH')
+_C288 = ('EE', 'SE_ANY', 'CH')
+_C289 = ('SE_ANY', 'CH')
+_C290 = ('EE', 'SE_ANY', 'CH')
+_C291 = ('SE_ANY', 'CH')
+_C292 = ('SE_ANY', 'CH')
+_C293 = ('SE_ANY', 'CH')
+_C294 = ('SE_ANY', 'CH')
+_C295 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C296 = {3: (0, 2), 4: (0, 2)}
+_C297 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C298 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
+_C299 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C300 = ('SE_ANY', 'CH')
-_C301 = ('SE_ANY', 'CH')
+_C301 = ('EE', 'SE_ANY', 'CH')
 _C302 = ('SE_ANY', 'CH')
-_C303 = {0: 'Header', 1: 'EVPCMaxReceivablePower', 2: 'SDMaxGroundClearence', 3: 'SDMinGroundClearence', 4: 'EVPCNaturalFrequency', 5: 'EVPCDeviceLocalControl', 6: 'VendorSpecificDataContainer, end of element', 7: 'VendorSpecificDataContainer, end of element', 8: 'end of element'}
-_C304 = {0: (0, 1, 1)}
-_C305 = {1: (0, 1, 2)}
-_C306 = {2: (0, 1, 3)}
-_C307 = {3: (0, 1, 4)}
-_C308 = {4: (0, 1, 5)}
-_C309 = {5: (0, 1, 6)}
-_C310 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C311 = {6: (1, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
+_C303 = ('EE', 'SE_ANY', 'CH')
+_C304 = ('SE_ANY', 'CH')
+_C305 = ('SE_ANY', 'CH')
+_C306 = ('SE_ANY', 'CH')
+_C307 = ('SE_ANY', 'CH')
+_C308 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
+_C309 = {3: (0, 2), 4: (0, 2)}
+_C310 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
+_C311 = {3: (2, 2), 4: (2, 2), 5: (1, 2), 6: (0, 1)}
 _C312 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C313 = ('EE', 'SE_ANY', 'CH')
-_C314 = (_iso20.WPT_PowerClass.MF_WPT1, _iso20.WPT_PowerClass.MF_WPT2, _iso20.WPT_PowerClass.MF_WPT3, _iso20.WPT_PowerClass.MF_WPT4, )
-_C315 = {_iso20.WPT_PowerClass.MF_WPT1: 0, _iso20.WPT_PowerClass.MF_WPT2: 1, _iso20.WPT_PowerClass.MF_WPT3: 2, _iso20.WPT_PowerClass.MF_WPT4: 3}
+_C313 = ('SE_ANY', 'CH')
+_C314 = ('EE', 'SE_ANY', 'CH')
+_C315 = ('EE', 'SE_ANY', 'CH')
 _C316 = ('EE', 'SE_ANY', 'CH')
 _C317 = ('EE', 'SE_ANY', 'CH')
-_C318 = ('EE', 'SE_ANY', 'CH')
+_C318 = ('SE_ANY', 'CH')
 _C319 = ('EE', 'SE_ANY', 'CH')
-_C320 = ('EE', 'SE_ANY', 'CH')
-_C321 = ('EE', 'SE_ANY', 'CH')
-_C322 = ('EE', 'SE_ANY', 'CH')
+_C320 = ('SE_ANY', 'CH')
+_C321 = ('SE_ANY', 'CH')
+_C322 = ('SE_ANY', 'CH')
 _C323 = ('SE_ANY', 'CH')
-_C324 = ('SE_ANY', 'CH')
-_C325 = ('SE_ANY', 'CH')
-_C326 = {0: 'Header', 1: 'ResponseCode', 2: 'PDInputPowerClass', 3: 'SDMinOutputPower', 4: 'SDMaxOutputPower', 5: 'SDMaxGroundClearanceSupport', 6: 'SDMinGroundClearanceSupport', 7: 'PDMinCoilCurrent', 8: 'PDMaxCoilCurrent', 9: 'SDManufacturerSpecificDataContainer, end of element', 10: 'SDManufacturerSpecificDataContainer, end of element', 11: 'end of element'}
-_C327 = {0: (0, 1, 1)}
-_C328 = {1: (0, 1, 2)}
-_C329 = {2: (0, 1, 3)}
-_C330 = {3: (0, 1, 4)}
-_C331 = {4: (0, 1, 5)}
-_C332 = {5: (0, 1, 6)}
-_C333 = {6: (0, 1, 7)}
-_C334 = {7: (0, 1, 8)}
-_C335 = {8: (0, 1, 9)}
-_C336 = {9: (0, 2, 10), 10: (0, 2, -1)}
-_C337 = {9: (1, 2, -1), 10: (1, 2, -1), 11: (0, 1, -1)}
-_C338 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C339 = ('EE', 'SE_ANY', 'CH')
-_C340 = ('EE', 'SE_ANY', 'CH')
-_C341 = ('SE_ANY', 'CH')
-_C342 = ('SE_ANY', 'CH')
-_C343 = ('SE_ANY', 'CH')
-_C344 = ('SE_ANY', 'CH')
-_C345 = {0: 'Header', 1: 'EVProcessing', 2: 'EVResultCode', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C346 = {0: (0, 1, 1)}
-_C347 = {1: (0, 1, 2)}
-_C348 = {2: (0, 1, 3)}
-_C349 = {3: (0, 2, 4), 4: (0, 2, -1)}
-_C350 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C351 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C352 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C353 = ('EE', 'SE_ANY', 'CH')
-_C354 = ('EE', 'SE_ANY', 'CH')
-_C355 = ('SE_ANY', 'CH')
-_C356 = ('SE_ANY', 'CH')
-_C357 = ('SE_ANY', 'CH')
+_C324 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C325 = {6: (0, 2), 7: (0, 2)}
+_C326 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C327 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C328 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C329 = ('SE_ANY', 'CH')
+_C330 = ('EE', 'SE_ANY', 'CH')
+_C331 = ('EE', 'SE_ANY', 'CH')
+_C332 = ('EE', 'SE_ANY', 'CH')
+_C333 = ('EE', 'SE_ANY', 'CH')
+_C334 = ('SE_ANY', 'CH')
+_C335 = ('EE', 'SE_ANY', 'CH')
+_C336 = ('SE_ANY', 'CH')
+_C337 = ('SE_ANY', 'CH')
+_C338 = ('SE_ANY', 'CH')
+_C339 = ('SE_ANY', 'CH')
+_C340 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
+_C341 = {6: (0, 2), 7: (0, 2)}
+_C342 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
+_C343 = {6: (2, 2), 7: (2, 2), 8: (1, 2), 9: (0, 1)}
+_C344 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C345 = ('EE', 'SE_ANY', 'CH')
+_C346 = ('EE', 'SE_ANY', 'CH')
+_C347 = ('EE', 'SE_ANY', 'CH')
+_C348 = ('SE_ANY', 'CH')
+_C349 = ('EE', 'SE_ANY', 'CH')
+_C350 = ('SE_ANY', 'CH')
+_C351 = ('SE_ANY', 'CH')
+_C352 = ('SE_ANY', 'CH')
+_C353 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
+_C354 = {2: (1, 2, 4), 3: (0, 1, 4)}
+_C355 = {4: (0, 2), 5: (0, 2)}
+_C356 = {4: (1, 2), 5: (1, 2), 6: (0, 1)}
+_C357 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C358 = ('SE_ANY', 'CH')
-_C359 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 4: 'VendorSpecificDataContainer, WPT_LF_DataPackageList, end of element', 5: 'WPT_LF_DataPackageList, end of element', 6: 'end of element'}
-_C360 = {0: (0, 1, 1)}
-_C361 = {1: (0, 1, 2)}
-_C362 = {2: (0, 1, 3)}
-_C363 = {3: (0, 2, 4), 4: (0, 2, -1)}
-_C364 = {3: (1, 2, 6), 4: (1, 2, 6), 5: (0, 2, 6)}
-_C365 = {3: (2, 2, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C366 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C367 = ('EE', 'SE_ANY', 'CH')
-_C368 = ('EE', 'SE_ANY', 'CH')
-_C369 = ('EE', 'SE_ANY', 'CH')
-_C370 = ('EE', 'SE_ANY', 'CH')
-_C371 = ('EE', 'SE_ANY', 'CH')
+_C359 = ('EE', 'SE_ANY', 'CH')
+_C360 = ('SE_ANY', 'CH')
+_C361 = ('EE', 'SE_ANY', 'CH')
+_C362 = ('SE_ANY', 'CH')
+_C363 = ('SE_ANY', 'CH')
+_C364 = ('SE_ANY', 'CH')
+_C365 = ('SE_ANY', 'CH')
+_C366 = ('SE_ANY', 'CH')
+_C367 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
+_C368 = {3: (1, 3, 5), 4: (0, 2, 5)}
+_C369 = {3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C370 = {3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C371 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C372 = ('SE_ANY', 'CH')
 _C373 = ('SE_ANY', 'CH')
 _C374 = ('SE_ANY', 'CH')
 _C375 = ('SE_ANY', 'CH')
-_C376 = {0: 'Header', 1: 'EVProcessing', 2: 'EVDeviceFinePositioningMethodList', 3: 'EVDevicePairingMethodList', 4: 'EVDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C377 = {0: (0, 1, 1)}
-_C378 = {1: (0, 1, 2)}
-_C379 = {2: (0, 1, 3)}
-_C380 = {3: (0, 1, 4)}
-_C381 = {4: (0, 1, 5)}
-_C382 = {5: (0, 1, 6)}
-_C383 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C384 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C385 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C386 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C387 = ('EE', 'SE_ANY', 'CH')
-_C388 = ('EE', 'SE_ANY', 'CH')
-_C389 = ('EE', 'SE_ANY', 'CH')
-_C390 = ('EE', 'SE_ANY', 'CH')
-_C391 = ('EE', 'SE_ANY', 'CH')
+_C376 = ('SE_ANY', 'CH')
+_C377 = ('SE_ANY', 'CH')
+_C378 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C379 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C380 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C381 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C382 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C383 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C384 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
+_C385 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C386 = ('EE', 'SE_ANY', 'CH')
+_C387 = ('SE_ANY', 'CH')
+_C388 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
+_C389 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C390 = ('SE_ANY', 'CH')
+_C391 = ('SE_ANY', 'CH')
 _C392 = ('SE_ANY', 'CH')
 _C393 = ('SE_ANY', 'CH')
-_C394 = ('SE_ANY', 'CH')
-_C395 = ('SE_ANY', 'CH')
-_C396 = {0: 'Header', 1: 'ResponseCode', 2: 'PrimaryDeviceFinePositioningMethodList', 3: 'PrimaryDevicePairingMethodList', 4: 'PrimaryDeviceAlignmentCheckMethodList', 5: 'NaturalOffset', 6: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 7: 'VendorSpecificDataContainer, LF_SystemSetupData, end of element', 8: 'LF_SystemSetupData, end of element', 9: 'end of element'}
-_C397 = {0: (0, 1, 1)}
-_C398 = {1: (0, 1, 2)}
-_C399 = {2: (0, 1, 3)}
-_C400 = {3: (0, 1, 4)}
-_C401 = {4: (0, 1, 5)}
-_C402 = {5: (0, 1, 6)}
-_C403 = {6: (0, 2, 7), 7: (0, 2, -1)}
-_C404 = {6: (1, 2, 9), 7: (1, 2, 9), 8: (0, 2, 9)}
-_C405 = {6: (2, 2, -1), 7: (2, 2, -1), 8: (1, 2, -1), 9: (0, 1, -1)}
-_C406 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C407 = ('EE', 'SE_ANY', 'CH')
-_C408 = ('EE', 'SE_ANY', 'CH')
-_C409 = ('EE', 'SE_ANY', 'CH')
+_C394 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
+_C395 = {0: (1, 3, 2), 1: (0, 3, 2)}
+_C396 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
+_C397 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
+_C398 = {0: (4, 3), 1: (3, 3), 2: (2, 2), 3: (1, 2), 4: (0, 1)}
+_C399 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C400 = ('SE_ANY', 'CH')
+_C401 = ('SE_ANY', 'CH')
+_C402 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
+_C403 = {0: (0, 1), 1: (0, 2)}
+_C404 = {1: (1, 2), 2: (0, 1)}
+_C405 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C406 = ('EE', 'SE_ANY', 'CH')
+_C407 = ('SE_ANY', 'CH')
+_C408 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
+_C409 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C410 = ('SE_ANY', 'CH')
 _C411 = ('SE_ANY', 'CH')
 _C412 = ('SE_ANY', 'CH')
-_C413 = {0: 'Header', 1: 'EVProcessing', 2: 'ObservedIDCode, EVResultCode', 3: 'EVResultCode', 4: 'VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'end of element'}
-_C414 = {0: (0, 1, 1)}
-_C415 = {1: (0, 1, 2)}
-_C416 = {2: (0, 2, 3)}
-_C417 = {2: (1, 2, 4), 3: (0, 1, 4)}
-_C418 = {4: (0, 2, 5), 5: (0, 2, -1)}
-_C419 = {4: (1, 2, -1), 5: (1, 2, -1), 6: (0, 1, -1)}
-_C420 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C421 = ('EE', 'SE_ANY', 'CH')
-_C422 = ('EE', 'SE_ANY', 'CH')
-_C423 = ('SE_ANY', 'CH')
-_C424 = ('SE_ANY', 'CH')
-_C425 = ('SE_ANY', 'CH')
-_C426 = ('SE_ANY', 'CH')
-_C427 = ('SE_ANY', 'CH')
-_C428 = {0: 'Header', 1: 'ResponseCode', 2: 'EVSEProcessing', 3: 'ObservedIDCode, AlternativeSECCList, VendorSpecificDataContainer, end of element', 4: 'AlternativeSECCList, VendorSpecificDataContainer, end of element', 5: 'VendorSpecificDataContainer, end of element', 6: 'VendorSpecificDataContainer, end of element', 7: 'end of element'}
-_C429 = {0: (0, 1, 1)}
-_C430 = {1: (0, 1, 2)}
-_C431 = {2: (0, 1, 3)}
-_C432 = {3: (0, 3, 4)}
-_C433 = {3: (1, 3, 5), 4: (0, 2, 5)}
-_C434 = {3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C435 = {3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C436 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C437 = ('SE_ANY', 'CH')
-_C438 = ('SE_ANY', 'CH')
-_C439 = ('SE_ANY', 'CH')
-_C440 = ('SE_ANY', 'CH')
-_C441 = ('SE_ANY', 'CH')
+_C413 = ('SE_ANY', 'CH')
+_C414 = ('SE_ANY', 'CH')
+_C415 = ('SE_ANY', 'CH')
+_C416 = ('SE_ANY', 'CH')
+_C417 = ('SE_ANY', 'CH')
+_C418 = ('SE_ANY', 'CH')
+_C419 = ('SE_ANY', 'CH')
+_C420 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
+_C421 = {0: (1, 4, 2), 1: (0, 4, 2)}
+_C422 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
+_C423 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
+_C424 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
+_C425 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C426 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
+_C427 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
+_C428 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
+_C429 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
+_C430 = {0: (10, 4), 1: (9, 4), 2: (8, 4), 3: (7, 4), 4: (6, 3), 5: (5, 3), 6: (4, 3), 7: (3, 3), 8: (2, 2), 9: (1, 2), 10: (0, 1)}
+_C431 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
+_C432 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
+_C433 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C434 = ('SE_ANY', 'CH')
+_C435 = ('SE_ANY', 'CH')
+_C436 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
+_C437 = {0: (0, 1), 1: (0, 2)}
+_C438 = {1: (1, 2), 2: (0, 1)}
+_C439 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
+_C440 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
+_C441 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C442 = ('SE_ANY', 'CH')
-_C443 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C444 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C445 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C446 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C447 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C448 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C449 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C450 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C451 = ('EE', 'SE_ANY', 'CH')
-_C452 = ('SE_ANY', 'CH')
-_C453 = ('SE_ANY', 'CH')
-_C454 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
-_C455 = {0: (0, 1, 1)}
-_C456 = {1: (0, 1, 2)}
-_C457 = {2: (0, 2, 3)}
-_C458 = {2: (1, 2, -1), 3: (0, 1, -1)}
-_C459 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C460 = ('EE', 'SE_ANY', 'CH')
-_C461 = ('SE_ANY', 'CH')
-_C462 = {0: 'Exponent', 1: 'Value', 2: 'end of element'}
-_C463 = {0: (0, 1, 1)}
-_C464 = {1: (0, 1, 2)}
-_C465 = {2: (0, 1, -1)}
-_C466 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C443 = ('SE_ANY', 'CH')
+_C444 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
+_C445 = {0: (0, 1), 1: (0, 2)}
+_C446 = {1: (1, 2), 2: (0, 1)}
+_C447 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
+_C448 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
+_C449 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C450 = ('SE_ANY', 'CH')
+_C451 = ('SE_ANY', 'CH')
+_C452 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
+_C453 = {0: (0, 1), 1: (0, 2)}
+_C454 = {1: (1, 2), 2: (0, 1)}
+_C455 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C456 = ('EE', 'SE_ANY', 'CH')
+_C457 = ('EE', 'SE_ANY', 'CH')
+_C458 = ('EE', 'SE_ANY', 'CH')
+_C459 = ('SE_ANY', 'CH')
+_C460 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
+_C461 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C462 = ('EE', 'SE_ANY', 'CH')
+_C463 = ('SE_ANY', 'CH')
+_C464 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
+_C465 = ('SE_ANY', 'CH')
+_C466 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C467 = ('SE_ANY', 'CH')
-_C468 = ('SE_ANY', 'CH')
+_C468 = ('EE', 'SE_ANY', 'CH')
 _C469 = ('SE_ANY', 'CH')
 _C470 = ('SE_ANY', 'CH')
-_C471 = ('SE_ANY', 'CH')
-_C472 = ('SE_ANY', 'CH')
-_C473 = ('SE_ANY', 'CH')
-_C474 = ('SE_ANY', 'CH')
-_C475 = ('SE_ANY', 'CH')
+_C471 = {0: 'SessionID', 1: 'TimeStamp', 2: 'Signature, end of element', 3: 'end of element'}
+_C472 = {2: (1, 2), 3: (0, 1)}
+_C473 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C474 = ('EE', 'SE_ANY', 'CH')
+_C475 = ('EE', 'SE_ANY', 'CH')
 _C476 = ('SE_ANY', 'CH')
-_C477 = {0: 'PresentSOC, MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 1: 'MinimumSOC, TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 2: 'TargetSOC, MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 3: 'MaximumSOC, RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 4: 'RemainingTimeToMinimumSOC, RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 5: 'RemainingTimeToTargetSOC, RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 6: 'RemainingTimeToMaximumSOC, ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 7: 'ChargingComplete, BatteryEnergyCapacity, InletHot, end of element', 8: 'BatteryEnergyCapacity, InletHot, end of element', 9: 'InletHot, end of element', 10: 'end of element'}
-_C478 = {0: (0, 4, 1)}
-_C479 = {0: (1, 4, 2), 1: (0, 4, 2)}
-_C480 = {0: (2, 4, 3), 1: (1, 4, 3), 2: (0, 4, 3)}
-_C481 = {0: (3, 4, 4), 1: (2, 4, 4), 2: (1, 4, 4), 3: (0, 4, 4)}
-_C482 = {0: (4, 4, 5), 1: (3, 4, 5), 2: (2, 4, 5), 3: (1, 4, 5), 4: (0, 3, 5)}
-_C483 = {0: (5, 4, 6), 1: (4, 4, 6), 2: (3, 4, 6), 3: (2, 4, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C484 = {0: (6, 4, 7), 1: (5, 4, 7), 2: (4, 4, 7), 3: (3, 4, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 3, 7)}
-_C485 = {0: (7, 4, 8), 1: (6, 4, 8), 2: (5, 4, 8), 3: (4, 4, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 3, 8), 7: (0, 3, 8)}
-_C486 = {0: (8, 4, 9), 1: (7, 4, 9), 2: (6, 4, 9), 3: (5, 4, 9), 4: (4, 3, 9), 5: (3, 3, 9), 6: (2, 3, 9), 7: (1, 3, 9), 8: (0, 2, 9)}
-_C487 = {0: (9, 4, 10), 1: (8, 4, 10), 2: (7, 4, 10), 3: (6, 4, 10), 4: (5, 3, 10), 5: (4, 3, 10), 6: (3, 3, 10), 7: (2, 3, 10), 8: (1, 2, 10), 9: (0, 2, 10)}
-_C488 = {0: (10, 4, -1), 1: (9, 4, -1), 2: (8, 4, -1), 3: (7, 4, -1), 4: (6, 3, -1), 5: (5, 3, -1), 6: (4, 3, -1), 7: (3, 3, -1), 8: (2, 2, -1), 9: (1, 2, -1), 10: (0, 1, -1)}
+_C477 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
+_C478 = {1: (0, 1), 2: (0, 1), 3: (0, 2)}
+_C479 = {3: (1, 2)}
+_C480 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C481 = ('SE_ANY', 'CH')
+_C482 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
+_C483 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C484 = ('SE_ANY', 'CH')
+_C485 = ('SE_ANY', 'CH')
+_C486 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
+_C487 = {0: (1, 2, 2)}
+_C488 = {1: (0, 1), 2: (0, 1)}
 _C489 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C490 = ('EE', 'SE_ANY', 'CH')
 _C491 = ('EE', 'SE_ANY', 'CH')
 _C492 = ('EE', 'SE_ANY', 'CH')
 _C493 = ('SE_ANY', 'CH')
-_C494 = {0: 'EVPCCoilCurrentRequest', 1: 'EVPCCoilCurrentInformation', 2: 'EVPCCurrentOutputInformation', 3: 'EVPCVoltageOutputInformation', 4: 'end of element'}
-_C495 = {0: (0, 1, 1)}
-_C496 = {1: (0, 1, 2)}
-_C497 = {2: (0, 1, 3)}
-_C498 = {3: (0, 1, 4)}
-_C499 = {4: (0, 1, -1)}
-_C500 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C501 = (_iso20.EvseNotification.Pause, _iso20.EvseNotification.ExitStandby, _iso20.EvseNotification.Terminate, _iso20.EvseNotification.ScheduleRenegotiation, _iso20.EvseNotification.ServiceRenegotiation, _iso20.EvseNotification.MeteringConfirmation, )
-_C502 = {_iso20.EvseNotification.Pause: 0, _iso20.EvseNotification.ExitStandby: 1, _iso20.EvseNotification.Terminate: 2, _iso20.EvseNotification.ScheduleRenegotiation: 3, _iso20.EvseNotification.ServiceRenegotiation: 4, _iso20.EvseNotification.MeteringConfirmation: 5}
-_C503 = ('EE', 'SE_ANY', 'CH')
+_C494 = ('SE_ANY', 'CH')
+_C495 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
+_C496 = {2: (0, 1), 3: (0, 1), 4: (0, 2)}
+_C497 = {4: (1, 2, 5)}
+_C498 = {4: (2, 2), 5: (0, 1)}
+_C499 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C500 = ('SE_ANY', 'CH')
+_C501 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
+_C502 = ('SE_ANY', 'CH')
+_C503 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C504 = ('SE_ANY', 'CH')
-_C505 = {0: 'NotificationMaxDelay', 1: 'EVSENotification', 2: 'end of element'}
-_C506 = {0: (0, 1, 1)}
-_C507 = {1: (0, 1, 2)}
-_C508 = {2: (0, 1, -1)}
-_C509 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C510 = ('EE', 'SE_ANY', 'CH')
+_C505 = ('EE', 'SE_ANY', 'CH')
+_C506 = ('SE_ANY', 'CH')
+_C507 = ('SE_ANY', 'CH')
+_C508 = ('SE_ANY', 'CH')
+_C509 = ('SE_ANY', 'CH')
+_C510 = ('SE_ANY', 'CH')
 _C511 = ('SE_ANY', 'CH')
 _C512 = ('SE_ANY', 'CH')
-_C513 = ('SE_ANY', 'CH')
-_C514 = ('SE_ANY', 'CH')
-_C515 = ('SE_ANY', 'CH')
-_C516 = ('SE_ANY', 'CH')
-_C517 = ('SE_ANY', 'CH')
-_C518 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
-_C519 = {0: (0, 1, 1)}
-_C520 = {1: (0, 1, 2)}
-_C521 = {2: (0, 3, 3)}
-_C522 = {2: (1, 3, 4), 3: (0, 3, 4)}
-_C523 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
-_C524 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
-_C525 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
-_C526 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
-_C527 = {2: (6, 3, -1), 3: (5, 3, -1), 4: (4, 3, -1), 5: (3, 3, -1), 6: (2, 2, -1), 7: (1, 2, -1), 8: (0, 1, -1)}
-_C528 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C513 = {0: 'MeterID', 1: 'ChargedEnergyReadingWh', 2: 'BPT_DischargedEnergyReadingWh, CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 3: 'CapacitiveEnergyReadingVARh, BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 4: 'BPT_InductiveEnergyReadingVARh, MeterSignature, MeterStatus, MeterTimestamp, end of element', 5: 'MeterSignature, MeterStatus, MeterTimestamp, end of element', 6: 'MeterStatus, MeterTimestamp, end of element', 7: 'MeterTimestamp, end of element', 8: 'end of element'}
+_C514 = {2: (1, 3, 4), 3: (0, 3, 4)}
+_C515 = {2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 3, 5)}
+_C516 = {2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 3, 6), 5: (0, 3, 6)}
+_C517 = {2: (4, 3, 7), 3: (3, 3, 7), 4: (2, 3, 7), 5: (1, 3, 7), 6: (0, 2, 7)}
+_C518 = {2: (5, 3, 8), 3: (4, 3, 8), 4: (3, 3, 8), 5: (2, 3, 8), 6: (1, 2, 8), 7: (0, 2, 8)}
+_C519 = {2: (6, 3), 3: (5, 3), 4: (4, 3), 5: (3, 3), 6: (2, 2), 7: (1, 2), 8: (0, 1)}
+_C520 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C521 = ('EE', 'SE_ANY', 'CH')
+_C522 = ('SE_ANY', 'CH')
+_C523 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
+_C524 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C525 = ('SE_ANY', 'CH')
+_C526 = {0: 'RSSIDataList', 1: 'end of element'}
+_C527 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C528 = ('EE', 'SE_ANY', 'CH')
 _C529 = ('SE_ANY', 'CH')
-_C530 = ('SE_ANY', 'CH')
+_C530 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
 _C531 = ('SE_ANY', 'CH')
-_C532 = ('SE_ANY', 'CH')
+_C532 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C533 = ('SE_ANY', 'CH')
 _C534 = ('SE_ANY', 'CH')
 _C535 = ('SE_ANY', 'CH')
-_C536 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
-_C537 = {0: (0, 1, 1)}
-_C538 = {1: (0, 3, 2)}
-_C539 = {1: (1, 3, 3), 2: (0, 3, 3)}
-_C540 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
-_C541 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
-_C542 = {1: (4, 3, 6), 2: (3, 3, 6), 3: (2, 3, 6), 4: (1, 2, 6), 5: (0, 2, 6), 6: (0, 2, -1)}
-_C543 = {1: (5, 3, -1), 2: (4, 3, -1), 3: (3, 3, -1), 4: (2, 2, -1), 5: (1, 2, -1), 6: (1, 2, -1), 7: (0, 1, -1)}
-_C544 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C545 = ('SE_ANY', 'CH')
-_C546 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
-_C547 = {0: (0, 1, 1)}
-_C548 = {1: (0, 1, -1)}
-_C549 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C550 = ('EE', 'SE_ANY', 'CH')
-_C551 = ('SE_ANY', 'CH')
-_C552 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
-_C553 = {0: (0, 1, 1)}
-_C554 = {1: (0, 1, 2)}
-_C555 = {2: (0, 1, -1)}
-_C556 = (_iso20.WPT_FinePositioningMethod.Manual, _iso20.WPT_FinePositioningMethod.LF_TxEV, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice, _iso20.WPT_FinePositioningMethod.LPE, _iso20.WPT_FinePositioningMethod.Proprietary, )
-_C557 = {_iso20.WPT_FinePositioningMethod.Manual: 0, _iso20.WPT_FinePositioningMethod.LF_TxEV: 1, _iso20.WPT_FinePositioningMethod.LF_TxPrimaryDevice: 2, _iso20.WPT_FinePositioningMethod.LPE: 3, _iso20.WPT_FinePositioningMethod.Proprietary: 4}
+_C536 = ('SE_ANY', 'CH')
+_C537 = ('SE_ANY', 'CH')
+_C538 = ('SE_ANY', 'CH')
+_C539 = ('SE_ANY', 'CH')
+_C540 = {0: 'TimeAnchor', 1: 'EnergyCosts, OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 2: 'OccupancyCosts, AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 3: 'AdditionalServicesCosts, OverstayCosts, TaxCosts, end of element', 4: 'OverstayCosts, TaxCosts, end of element', 5: 'TaxCosts, end of element', 6: 'TaxCosts, end of element', 7: 'end of element'}
+_C541 = {1: (1, 3, 3), 2: (0, 3, 3)}
+_C542 = {1: (2, 3, 4), 2: (1, 3, 4), 3: (0, 3, 4)}
+_C543 = {1: (3, 3, 5), 2: (2, 3, 5), 3: (1, 3, 5), 4: (0, 2, 5)}
+_C544 = {1: (4, 3), 2: (3, 3), 3: (2, 3), 4: (1, 2), 5: (0, 2), 6: (0, 2)}
+_C545 = {1: (5, 3), 2: (4, 3), 3: (3, 3), 4: (2, 2), 5: (1, 2), 6: (1, 2), 7: (0, 1)}
+_C546 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C547 = ('EE', 'SE_ANY', 'CH')
+_C548 = ('SE_ANY', 'CH')
+_C549 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
+_C550 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C551 = ('EE', 'SE_ANY', 'CH')
+_C552 = ('EE', 'SE_ANY', 'CH')
+_C553 = ('SE_ANY', 'CH')
+_C554 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
+_C555 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C556 = ('SE_ANY', 'CH')
+_C557 = {0: 'SPCPrimaryDeviceCoilCurrentInformation', 1: 'end of element'}
 _C558 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C559 = ('SE_ANY', 'CH')
+_C559 = ('EE', 'SE_ANY', 'CH')
 _C560 = ('SE_ANY', 'CH')
-_C561 = {0: 'WPT_FinePositioningMethod', 1: 'WPT_FinePositioningMethod, end of element', 2: 'end of element'}
-_C562 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C563 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C564 = (_iso20.WPT_PairingMethod.External_confirmation, _iso20.WPT_PairingMethod.LPE, _iso20.WPT_PairingMethod.LF_TxEV, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice, _iso20.WPT_PairingMethod.Optical, _iso20.WPT_PairingMethod.Proprietary, )
-_C565 = {_iso20.WPT_PairingMethod.External_confirmation: 0, _iso20.WPT_PairingMethod.LPE: 1, _iso20.WPT_PairingMethod.LF_TxEV: 2, _iso20.WPT_PairingMethod.LF_TxPrimaryDevice: 3, _iso20.WPT_PairingMethod.Optical: 4, _iso20.WPT_PairingMethod.Proprietary: 5}
-_C566 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C561 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
+_C562 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C563 = ('EE', 'SE_ANY', 'CH')
+_C564 = ('EE', 'SE_ANY', 'CH')
+_C565 = ('EE', 'SE_ANY', 'CH')
+_C566 = ('EE', 'SE_ANY', 'CH')
 _C567 = ('SE_ANY', 'CH')
-_C568 = ('SE_ANY', 'CH')
-_C569 = {0: 'WPT_PairingMethod', 1: 'WPT_PairingMethod, end of element', 2: 'end of element'}
-_C570 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C571 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C572 = (_iso20.WPT_AlignmentCheckMethod.PowerCheck, _iso20.WPT_AlignmentCheckMethod.LPE, _iso20.WPT_AlignmentCheckMethod.Proprietary, )
-_C573 = {_iso20.WPT_AlignmentCheckMethod.PowerCheck: 0, _iso20.WPT_AlignmentCheckMethod.LPE: 1, _iso20.WPT_AlignmentCheckMethod.Proprietary: 2}
-_C574 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C575 = ('SE_ANY', 'CH')
-_C576 = ('SE_ANY', 'CH')
-_C577 = {0: 'WPT_AlignmentCheckMethod', 1: 'WPT_AlignmentCheckMethod, end of element', 2: 'end of element'}
-_C578 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C579 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C580 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C581 = ('SE_ANY', 'CH')
-_C582 = ('SE_ANY', 'CH')
-_C583 = {0: 'LF_TransmitterSetupData, LF_ReceiverSetupData', 1: 'end of element', 2: 'end of element'}
-_C584 = {0: (0, 2, 1)}
-_C585 = {0: (1, 2, 2)}
-_C586 = {1: (0, 1, -1), 2: (0, 1, -1)}
-_C587 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C588 = ('SE_ANY', 'CH')
-_C589 = ('SE_ANY', 'CH')
-_C590 = {0: 'AlternativeSECC', 1: 'AlternativeSECC, end of element', 2: 'end of element'}
-_C591 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C592 = {1: (1, 2, -1), 2: (0, 1, -1)}
-_C593 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C594 = ('EE', 'SE_ANY', 'CH')
-_C595 = ('SE_ANY', 'CH')
-_C596 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C597 = {0: (0, 1, 1)}
-_C598 = {1: (0, 1, 2)}
-_C599 = {2: (0, 1, -1)}
-_C600 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C601 = ('EE', 'SE_ANY', 'CH')
-_C602 = ('SE_ANY', 'CH')
-_C603 = {0: 'Amount', 1: 'CostPerUnit', 2: 'end of element'}
-_C604 = {0: (0, 1, 1)}
-_C605 = {1: (0, 1, 2)}
-_C606 = {2: (0, 1, -1)}
-_C607 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C608 = ('EE', 'SE_ANY', 'CH')
-_C609 = ('SE_ANY', 'CH')
-_C610 = {0: 'TaxRuleID', 1: 'Amount', 2: 'end of element'}
-_C611 = {0: (0, 1, 1)}
-_C612 = {1: (0, 1, 2)}
-_C613 = {2: (0, 1, -1)}
-_C614 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C615 = ('EE', 'SE_ANY', 'CH')
-_C616 = ('SE_ANY', 'CH')
-_C617 = ('SE_ANY', 'CH')
-_C618 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
-_C619 = {0: (0, 1, 1)}
-_C620 = {1: (0, 2, 2)}
-_C621 = {1: (1, 2, 3)}
-_C622 = {2: (0, 1, -1), 3: (0, 1, -1)}
-_C623 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C624 = ('EE', 'SE_ANY', 'CH')
-_C625 = ('EE', 'SE_ANY', 'CH')
-_C626 = ('EE', 'SE_ANY', 'CH')
-_C627 = ('SE_ANY', 'CH')
-_C628 = ('SE_ANY', 'CH')
-_C629 = {0: 'NumberOfTransmitters', 1: 'SignalFrequency', 2: 'TxSpecData', 3: 'TxSpecData', 4: 'TxSpecData, TxPackageSpecData, end of element', 5: 'end of element'}
-_C630 = {0: (0, 1, 1)}
-_C631 = {1: (0, 1, 2)}
-_C632 = {2: (0, 1, 3), 3: (0, 1, -1), 4: (0, 2, -1)}
-_C633 = {4: (1, 2, 5)}
-_C634 = {4: (2, 2, -1), 5: (0, 1, -1)}
-_C635 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C636 = ('EE', 'SE_ANY', 'CH')
-_C637 = ('EE', 'SE_ANY', 'CH')
-_C638 = ('SE_ANY', 'CH')
-_C639 = {0: 'NumberOfReceivers', 1: 'RxSpecData', 2: 'RxSpecData', 3: 'RxSpecData, end of element'}
-_C640 = {0: (0, 1, 1)}
-_C641 = {1: (0, 1, 2), 2: (0, 1, -1), 3: (0, 2, -1)}
-_C642 = {3: (1, 2, -1)}
-_C643 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C644 = ('SE_ANY', 'CH')
-_C645 = ('SE_ANY', 'CH')
-_C646 = ('SE_ANY', 'CH')
-_C647 = ('SE_ANY', 'CH')
-_C648 = {0: 'SSID, BSSID, IPAddress, Port, end of element', 1: 'BSSID, IPAddress, Port, end of element', 2: 'IPAddress, Port, end of element', 3: 'Port, end of element', 4: 'end of element'}
-_C649 = {0: (0, 3, 1)}
-_C650 = {0: (1, 3, 2), 1: (0, 3, 2)}
-_C651 = {0: (2, 3, 3), 1: (1, 3, 3), 2: (0, 2, 3)}
-_C652 = {0: (3, 3, 4), 1: (2, 3, 4), 2: (1, 2, 4), 3: (0, 2, 4)}
-_C653 = {0: (4, 3, -1), 1: (3, 3, -1), 2: (2, 2, -1), 3: (1, 2, -1), 4: (0, 1, -1)}
-_C654 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C655 = ('SE_ANY', 'CH')
-_C656 = {0: 'WPT_LF_TxDataList', 1: 'end of element'}
-_C657 = {0: (0, 1, 1)}
-_C658 = {1: (0, 1, -1)}
-_C659 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C660 = ('SE_ANY', 'CH')
-_C661 = {0: 'WPT_LF_RxDataList', 1: 'end of element'}
-_C662 = {0: (0, 1, 1)}
-_C663 = {1: (0, 1, -1)}
-_C664 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C665 = ('EE', 'SE_ANY', 'CH')
-_C666 = ('EE', 'SE_ANY', 'CH')
-_C667 = ('SE_ANY', 'CH')
-_C668 = {0: 'TxRxIdentifier', 1: 'TxRxPosition', 2: 'TxRxOrientation', 3: 'end of element'}
-_C669 = {0: (0, 1, 1)}
-_C670 = {1: (0, 1, 2)}
-_C671 = {2: (0, 1, 3)}
-_C672 = {3: (0, 1, -1)}
-_C673 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C674 = ('EE', 'SE_ANY', 'CH')
-_C675 = ('EE', 'SE_ANY', 'CH')
-_C676 = ('EE', 'SE_ANY', 'CH')
-_C677 = ('EE', 'SE_ANY', 'CH')
-_C678 = ('SE_ANY', 'CH')
-_C679 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
-_C680 = {0: (0, 1, 1), 1: (0, 1, -1), 2: (0, 2, -1)}
-_C681 = {2: (1, 2, 3)}
-_C682 = {3: (0, 1, 4)}
-_C683 = {4: (0, 1, 5)}
-_C684 = {5: (0, 1, -1)}
-_C685 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C686 = ('EE', 'SE_ANY', 'CH')
-_C687 = ('SE_ANY', 'CH')
-_C688 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
-_C689 = {0: (0, 1, 1)}
-_C690 = {1: (0, 1, 2)}
-_C691 = {2: (0, 1, -1)}
-_C692 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C693 = ('EE', 'SE_ANY', 'CH')
-_C694 = ('SE_ANY', 'CH')
-_C695 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
-_C696 = {0: (0, 1, 1)}
-_C697 = {1: (0, 1, 2)}
-_C698 = {2: (0, 1, -1)}
-_C699 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C700 = ('EE', 'SE_ANY', 'CH')
-_C701 = ('EE', 'SE_ANY', 'CH')
-_C702 = ('SE_ANY', 'CH')
-_C703 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
-_C704 = {0: (0, 1, 1)}
-_C705 = {1: (0, 1, 2)}
-_C706 = {2: (0, 1, 3)}
-_C707 = {3: (0, 1, -1)}
-_C708 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C709 = ('EE', 'SE_ANY', 'CH')
-_C710 = ('SE_ANY', 'CH')
-_C711 = {0: 'IndexNumber', 1: 'TxRxIdentifier', 2: 'end of element'}
-_C712 = {0: (0, 1, 1)}
-_C713 = {1: (0, 1, 2)}
-_C714 = {2: (0, 1, -1)}
-_C715 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C716 = ('SE_ANY', 'CH')
-_C717 = {0: 'RSSIDataList', 1: 'end of element'}
-_C718 = {0: (0, 1, 1)}
-_C719 = {1: (0, 1, -1)}
-_C720 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C721 = ('EE', 'SE_ANY', 'CH')
-_C722 = ('SE_ANY', 'CH')
-_C723 = {0: 'TxIdentifier', 1: 'RSSI', 2: 'end of element'}
-_C724 = {0: (0, 1, 1)}
-_C725 = {1: (0, 1, 2)}
-_C726 = {2: (0, 1, -1)}
+_C568 = {0: 'PulseSequenceOrder', 1: 'PulseSequenceOrder', 2: 'PulseSequenceOrder, PulseSeparationTime', 3: 'PulseDuration', 4: 'PackageSeparationTime', 5: 'end of element'}
+_C569 = {0: (0, 1), 1: (0, 1), 2: (0, 2)}
+_C570 = {2: (1, 2, 3)}
+_C571 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C572 = ('EE', 'SE_ANY', 'CH')
+_C573 = ('EE', 'SE_ANY', 'CH')
+_C574 = ('SE_ANY', 'CH')
+_C575 = {0: 'Coord_X', 1: 'Coord_Y', 2: 'Coord_Z', 3: 'end of element'}
+_C576 = ('EE', 'SE_ANY', 'CH')
+_C577 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C578 = ('EE', 'SE_ANY', 'CH')
+_C579 = ('SE_ANY', 'CH')
+_C580 = ('SE_ANY', 'CH')
+_C581 = {0: 'PackageIndex', 1: 'LF_TxData, LF_RxData', 2: 'end of element', 3: 'end of element'}
+_C582 = {1: (1, 2, 3)}
+_C583 = {2: (0, 1), 3: (0, 1)}
+_C584 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C585 = ('EE', 'SE_ANY', 'CH')
+_C586 = ('SE_ANY', 'CH')
+_C587 = {0: 'NumPackages', 1: 'WPT_LF_DataPackage', 2: 'end of element'}
+_C588 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C589 = ('EE', 'SE_ANY', 'CH')
+_C590 = ('SE_ANY', 'CH')
+_C591 = {0: 'RxIdentifier', 1: 'RSSIData', 2: 'end of element'}
+_C592 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C593 = ('EE', 'SE_ANY', 'CH')
+_C594 = ('SE_ANY', 'CH')
+_C595 = {0: 'TxIdentifier', 1: 'EIRP', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(6)
-    if ec == 0:  # CLReqControlMode
-        return _d0(r)
-    elif ec == 1:  # CLResControlMode
-        return _d1(r)
-    elif ec == 2:  # CanonicalizationMethod
-        return _d2(r)
-    elif ec == 3:  # DSAKeyValue
-        return _d3(r)
-    elif ec == 4:  # DigestMethod
-        return _d4(r)
-    elif ec == 5:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 6:  # KeyInfo
-        return _d5(r)
-    elif ec == 7:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 8:  # KeyValue
-        return _d6(r)
-    elif ec == 9:  # Manifest
-        return _d7(r)
-    elif ec == 10:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 11:  # Object
-        return _d8(r)
-    elif ec == 12:  # PGPData
-        return _d9(r)
-    elif ec == 13:  # RSAKeyValue
-        return _d10(r)
-    elif ec == 14:  # Reference
-        return _d11(r)
-    elif ec == 15:  # RetrievalMethod
-        return _d12(r)
-    elif ec == 16:  # SPKIData
-        return _d13(r)
-    elif ec == 17:  # Signature
-        return _d14(r)
-    elif ec == 18:  # SignatureMethod
-        return _d15(r)
-    elif ec == 19:  # SignatureProperties
-        return _d16(r)
-    elif ec == 20:  # SignatureProperty
-        return _d17(r)
-    elif ec == 21:  # SignatureValue
-        return _d18(r)
-    elif ec == 22:  # SignedInfo
-        return _d19(r)
-    elif ec == 23:  # Transform
-        return _d20(r)
-    elif ec == 24:  # Transforms
-        return _d21(r)
-    elif ec == 25:  # WPT_AlignmentCheckReq
-        return _d22(r)
-    elif ec == 26:  # WPT_AlignmentCheckRes
-        return _d23(r)
-    elif ec == 27:  # WPT_ChargeLoopReq
-        return _d24(r)
-    elif ec == 28:  # WPT_ChargeLoopRes
-        return _d25(r)
-    elif ec == 29:  # WPT_ChargeParameterDiscoveryReq
-        return _d26(r)
-    elif ec == 30:  # WPT_ChargeParameterDiscoveryRes
-        return _d27(r)
-    elif ec == 31:  # WPT_FinePositioningReq
-        return _d28(r)
-    elif ec == 32:  # WPT_FinePositioningRes
-        return _d29(r)
-    elif ec == 33:  # WPT_FinePositioningSetupReq
-        return _d30(r)
-    elif ec == 34:  # WPT_FinePositioningSetupRes
-        return _d31(r)
-    elif ec == 35:  # WPT_PairingReq
-        return _d32(r)
-    elif ec == 36:  # WPT_PairingRes
-        return _d33(r)
-    elif ec == 37:  # X509Data
-        return _d34(r)
-    elif ec == 38:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 38:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # CLReqControlMode
+    _d1,  # CLResControlMode
+    _d2,  # CanonicalizationMethod
+    _d3,  # DSAKeyValue
+    _d4,  # DigestMethod
+    None,  # DigestValue
+    _d5,  # KeyInfo
+    None,  # KeyName
+    _d6,  # KeyValue
+    _d7,  # Manifest
+    None,  # MgmtData
+    _d8,  # Object
+    _d9,  # PGPData
+    _d10,  # RSAKeyValue
+    _d11,  # Reference
+    _d12,  # RetrievalMethod
+    _d13,  # SPKIData
+    _d14,  # Signature
+    _d15,  # SignatureMethod
+    _d16,  # SignatureProperties
+    _d17,  # SignatureProperty
+    _d18,  # SignatureValue
+    _d19,  # SignedInfo
+    _d20,  # Transform
+    _d21,  # Transforms
+    _d22,  # WPT_AlignmentCheckReq
+    _d23,  # WPT_AlignmentCheckRes
+    _d24,  # WPT_ChargeLoopReq
+    _d25,  # WPT_ChargeLoopRes
+    _d26,  # WPT_ChargeParameterDiscoveryReq
+    _d27,  # WPT_ChargeParameterDiscoveryRes
+    _d28,  # WPT_FinePositioningReq
+    _d29,  # WPT_FinePositioningRes
+    _d30,  # WPT_FinePositioningSetupReq
+    _d31,  # WPT_FinePositioningSetupRes
+    _d32,  # WPT_PairingReq
+    _d33,  # WPT_PairingRes
+    _d34,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {
@@ -11010,14 +17386,14 @@ FRAGMENT_BITS = 8
 FRAGMENT_ED = 194
 FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'AckMaxDelay'): (0, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e50, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECC'): (2, _e55, False, (_iso20.AlternativeSECC, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCList'): (3, _e48, False, (_iso20.AlternativeSECCList, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (4, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'AdditionalServicesCosts'): (1, _e35, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECC'): (2, _e36, False, (_iso20.AlternativeSECC, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'AlternativeSECCList'): (3, _e37, False, (_iso20.AlternativeSECCList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Amount'): (4, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_DischargedEnergyReadingWh'): (5, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'BPT_InductiveEnergyReadingVARh'): (6, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'BSSID'): (7, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (8, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'BatteryEnergyCapacity'): (8, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLReqControlMode'): (9, _e0, False, (_iso20.CLReqControlMode, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'CLResControlMode'): (10, _e1, False, (_iso20.CLResControlMode, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'CanonicalizationMethod'): (11, _e2, False, (_xmldsig.CanonicalizationMethod, )),
@@ -11027,42 +17403,42 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_X'): (15, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_Y'): (16, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Coord_Z'): (17, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'CostPerUnit'): (18, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DSAKeyValue'): (19, _e3, False, (_xmldsig.DSAKeyValue, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'DepartureTime'): (20, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestMethod'): (21, _e4, False, (_xmldsig.DigestMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'DigestValue'): (22, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (23, _e37, False, (_iso20.DisplayParameters, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EIRP'): (24, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceAlignmentCheckMethodList'): (25, _e46, False, (_iso20.WPT_AlignmentCheckMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceFinePositioningMethodList'): (26, _e44, False, (_iso20.WPT_FinePositioningMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVDevicePairingMethodList'): (27, _e45, False, (_iso20.WPT_PairingMethodList, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (28, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (29, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'DisplayParameters'): (23, _e39, False, (_iso20.DisplayParameters, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EIRP'): (24, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceAlignmentCheckMethodList'): (25, _e40, False, (_iso20.WPT_AlignmentCheckMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDeviceFinePositioningMethodList'): (26, _e41, False, (_iso20.WPT_FinePositioningMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVDevicePairingMethodList'): (27, _e42, False, (_iso20.WPT_PairingMethodList, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMaximumEnergyRequest'): (28, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVMinimumEnergyRequest'): (29, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVPCChargeDiagnostics'): (30, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentInformation'): (31, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentRequest'): (32, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCurrentOutputInformation'): (33, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentInformation'): (31, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCoilCurrentRequest'): (32, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCCurrentOutputInformation'): (33, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVPCDeviceLocalControl'): (34, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCMaxReceivablePower'): (35, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCNaturalFrequency'): (36, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCOperatingFrequency'): (37, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerControlParameter'): (38, _e38, False, (_iso20.WPT_EVPCPowerControlParameter, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerOutput'): (39, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerRequest'): (40, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCVoltageOutputInformation'): (41, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCMaxReceivablePower'): (35, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCNaturalFrequency'): (36, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCOperatingFrequency'): (37, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerControlParameter'): (38, _e43, False, (_iso20.WPT_EVPCPowerControlParameter, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerOutput'): (39, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCPowerRequest'): (40, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'EVPCVoltageOutputInformation'): (41, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVProcessing'): (42, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVResultCode'): (43, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSENotification'): (44, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'EVSEProcessing'): (45, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (46, _e39, False, (_iso20.EVSEStatus, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (47, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (48, _e50, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVSEStatus'): (46, _e44, False, (_iso20.EVSEStatus, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EVTargetEnergyRequest'): (47, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'EnergyCosts'): (48, _e35, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Exponent'): (49, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Exponent'): (50, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'G'): (51, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'HMACOutputLength'): (52, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (53, _e35, False, (_iso20.MessageHeader, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Header'): (53, _e45, False, (_iso20.MessageHeader, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'IPAddress'): (54, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'IndexNumber'): (55, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'InletHot'): (56, None, False, ()),
@@ -11070,16 +17446,16 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyInfo'): (58, _e5, False, (_xmldsig.KeyInfo, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyName'): (59, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'KeyValue'): (60, _e6, False, (_xmldsig.KeyValue, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_ReceiverSetupData'): (61, _e54, False, (_iso20.WPT_LF_ReceiverData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_RxData'): (62, _e57, False, (_iso20.WPT_LF_RxDataList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_SystemSetupData'): (63, _e47, False, (_iso20.WPT_LF_SystemSetupData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TransmitterSetupData'): (64, _e53, False, (_iso20.WPT_LF_TransmitterData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TxData'): (65, _e56, False, (_iso20.WPT_LF_TxDataList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_ReceiverSetupData'): (61, _e46, False, (_iso20.WPT_LF_ReceiverData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_RxData'): (62, _e47, False, (_iso20.WPT_LF_RxDataList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_SystemSetupData'): (63, _e48, False, (_iso20.WPT_LF_SystemSetupData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TransmitterSetupData'): (64, _e49, False, (_iso20.WPT_LF_TransmitterData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'LF_TxData'): (65, _e50, False, (_iso20.WPT_LF_TxDataList, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Manifest'): (66, _e7, False, (_xmldsig.Manifest, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'ManufacturerSpecificDataContainer'): (67, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MaximumSOC'): (68, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterID'): (69, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (70, _e40, False, (_iso20.MeterInfo, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfo'): (70, _e51, False, (_iso20.MeterInfo, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterInfoRequested'): (71, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterSignature'): (72, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'MeterStatus'): (73, None, False, ()),
@@ -11094,12 +17470,12 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'NumberOfTransmitters'): (82, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Object'): (83, _e8, False, (_xmldsig.Object, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'ObservedIDCode'): (84, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (85, _e50, False, (_iso20.DetailedCost, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (86, _e50, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OccupancyCosts'): (85, _e35, False, (_iso20.DetailedCost, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'OverstayCosts'): (86, _e35, False, (_iso20.DetailedCost, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'P'): (87, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'PDInputPowerClass'): (88, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PDMaxCoilCurrent'): (89, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PDMinCoilCurrent'): (90, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PDMaxCoilCurrent'): (89, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PDMinCoilCurrent'): (90, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPData'): (91, _e9, False, (_xmldsig.PGPData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyID'): (92, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PGPKeyPacket'): (93, None, False, ()),
@@ -11107,70 +17483,70 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'PackageSeparationTime'): (95, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'PgenCounter'): (96, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'Port'): (97, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PowerTransmitted'): (98, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PowerTransmitted'): (98, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'PresentSOC'): (99, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceAlignmentCheckMethodList'): (100, _e46, False, (_iso20.WPT_AlignmentCheckMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceFinePositioningMethodList'): (101, _e44, False, (_iso20.WPT_FinePositioningMethodList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDevicePairingMethodList'): (102, _e45, False, (_iso20.WPT_PairingMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceAlignmentCheckMethodList'): (100, _e40, False, (_iso20.WPT_AlignmentCheckMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDeviceFinePositioningMethodList'): (101, _e41, False, (_iso20.WPT_FinePositioningMethodList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PrimaryDevicePairingMethodList'): (102, _e42, False, (_iso20.WPT_PairingMethodList, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'PulseDuration'): (103, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'PulseSeparationTime'): (104, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'PulseSequenceOrder'): (105, _e63, False, (_iso20.WPT_TxRxPulseOrder, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'PulseSequenceOrder'): (105, _e52, False, (_iso20.WPT_TxRxPulseOrder, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Q'): (106, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RSAKeyValue'): (107, _e10, False, (_xmldsig.RSAKeyValue, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSI'): (108, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIData'): (109, _e64, False, (_iso20.WPT_LF_RxRSSIList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIDataList'): (110, _e65, False, (_iso20.WPT_LF_RxRSSI, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (111, _e41, False, (_iso20.Receipt, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSI'): (108, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIData'): (109, _e53, False, (_iso20.WPT_LF_RxRSSIList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RSSIDataList'): (110, _e54, False, (_iso20.WPT_LF_RxRSSI, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'Receipt'): (111, _e55, False, (_iso20.Receipt, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Reference'): (112, _e11, False, (_xmldsig.Reference, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMaximumSOC'): (113, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToMinimumSOC'): (114, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'RemainingTimeToTargetSOC'): (115, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'ResponseCode'): (116, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'RetrievalMethod'): (117, _e12, False, (_xmldsig.RetrievalMethod, )),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (118, _e49, False, (_xmldsig.X509IssuerSerial, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'RootCertificateID'): (118, _e56, False, (_xmldsig.X509IssuerSerial, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'RxIdentifier'): (119, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'RxSpecData'): (120, _e58, False, (_iso20.WPT_TxRxSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'RxSpecData'): (120, _e57, False, (_iso20.WPT_TxRxSpecData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDManufacturerSpecificDataContainer'): (121, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxGroundClearanceSupport'): (122, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxGroundClearence'): (123, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxOutputPower'): (124, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDMaxOutputPower'): (124, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMinGroundClearanceSupport'): (125, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SDMinGroundClearence'): (126, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDMinOutputPower'): (127, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SDPowerInput'): (128, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDMinOutputPower'): (127, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SDPowerInput'): (128, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'SPCChargeDiagnostics'): (129, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMaxOutputPowerLimit'): (130, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMinOutputPowerLimit'): (131, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCOperatingFrequency'): (132, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPowerControlParameter'): (133, _e42, False, (_iso20.WPT_SPCPowerControlParameter, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPrimaryDeviceCoilCurrentInformation'): (134, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMaxOutputPowerLimit'): (130, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCMinOutputPowerLimit'): (131, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCOperatingFrequency'): (132, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPowerControlParameter'): (133, _e58, False, (_iso20.WPT_SPCPowerControlParameter, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SPCPrimaryDeviceCoilCurrentInformation'): (134, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKIData'): (135, _e13, False, (_xmldsig.SPKIData, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SPKISexp'): (136, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'SSID'): (137, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Seed'): (138, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'SessionID'): (139, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SignalFrequency'): (140, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SignalFrequency'): (140, _e38, False, (_iso20.RationalNumber, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Signature'): (141, _e14, False, (_xmldsig.Signature, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureMethod'): (142, _e15, False, (_xmldsig.SignatureMethod, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperties'): (143, _e16, False, (_xmldsig.SignatureProperties, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureProperty'): (144, _e17, False, (_xmldsig.SignatureProperty, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignatureValue'): (145, _e18, False, (_xmldsig.SignatureValue, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'SignedInfo'): (146, _e19, False, (_xmldsig.SignedInfo, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'SupplyDeviceCurrent'): (147, _e36, False, (_iso20.RationalNumber, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TargetCoilCurrent'): (148, _e36, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'SupplyDeviceCurrent'): (147, _e38, False, (_iso20.RationalNumber, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TargetCoilCurrent'): (148, _e38, False, (_iso20.RationalNumber, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TargetSOC'): (149, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (150, _e51, False, (_iso20.DetailedTax, )),
+    ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxCosts'): (150, _e59, False, (_iso20.DetailedTax, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TaxRuleID'): (151, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeAnchor'): (152, None, False, ()),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'TimeStamp'): (153, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transform'): (154, _e20, False, (_xmldsig.Transform, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'Transforms'): (155, _e21, False, (_xmldsig.Transforms, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'TxIdentifier'): (156, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxPackageSpecData'): (157, _e59, False, (_iso20.WPT_TxRxPackageSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxPackageSpecData'): (157, _e60, False, (_iso20.WPT_TxRxPackageSpecData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'TxRxIdentifier'): (158, None, False, ()),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxOrientation'): (159, _e62, False, (_iso20.WPT_CoordinateXYZ, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxPosition'): (160, _e62, False, (_iso20.WPT_CoordinateXYZ, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'TxSpecData'): (161, _e58, False, (_iso20.WPT_TxRxSpecData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxOrientation'): (159, _e61, False, (_iso20.WPT_CoordinateXYZ, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxRxPosition'): (160, _e61, False, (_iso20.WPT_CoordinateXYZ, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'TxSpecData'): (161, _e57, False, (_iso20.WPT_TxRxSpecData, )),
     ('urn:iso:std:iso:15118:-20:CommonTypes', 'Value'): (162, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'VendorSpecificDataContainer'): (163, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_AlignmentCheckMethod'): (164, None, False, ()),
@@ -11185,10 +17561,10 @@ FRAGMENT_ELEMENTS = {
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningRes'): (173, _e29, False, (_iso20.WPT_FinePositioningRes, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupReq'): (174, _e30, False, (_iso20.WPT_FinePositioningSetupReq, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_FinePositioningSetupRes'): (175, _e31, False, (_iso20.WPT_FinePositioningSetupRes, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackage'): (176, _e52, False, (_iso20.WPT_LF_DataPackage, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageList'): (177, _e43, False, (_iso20.WPT_LF_DataPackageList, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataList'): (178, _e61, False, (_iso20.WPT_LF_RxData, )),
-    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataList'): (179, _e60, False, (_iso20.WPT_LF_TxData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackage'): (176, _e62, False, (_iso20.WPT_LF_DataPackage, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_DataPackageList'): (177, _e63, False, (_iso20.WPT_LF_DataPackageList, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_RxDataList'): (178, _e64, False, (_iso20.WPT_LF_RxData, )),
+    ('urn:iso:std:iso:15118:-20:WPT', 'WPT_LF_TxDataList'): (179, _e65, False, (_iso20.WPT_LF_TxData, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingMethod'): (180, None, False, ()),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingReq'): (181, _e32, False, (_iso20.WPT_PairingReq, )),
     ('urn:iso:std:iso:15118:-20:WPT', 'WPT_PairingRes'): (182, _e33, False, (_iso20.WPT_PairingRes, )),
@@ -11196,7 +17572,7 @@ FRAGMENT_ELEMENTS = {
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Certificate'): (184, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509Data'): (185, _e34, False, (_xmldsig.X509Data, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerName'): (186, None, False, ()),
-    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (187, _e49, False, (_xmldsig.X509IssuerSerial, )),
+    ('http://www.w3.org/2000/09/xmldsig#', 'X509IssuerSerial'): (187, _e56, False, (_xmldsig.X509IssuerSerial, )),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SKI'): (188, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SerialNumber'): (189, None, False, ()),
     ('http://www.w3.org/2000/09/xmldsig#', 'X509SubjectName'): (190, None, False, ()),

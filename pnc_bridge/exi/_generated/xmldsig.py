@@ -74,22 +74,14 @@ def _d0(r):
 
 def _e0(w, o):
     """xmldsig.CanonicalizationMethod -> CanonicalizationMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C5.get(s)
-        if t is None:
-            _order("CanonicalizationMethod.algorithm", s, _C4)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("CanonicalizationMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C6.get(s)
-    if t is None:
-        _order("CanonicalizationMethod", s, _C4)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("CanonicalizationMethod.algorithm", 0, _C4)
+    if type(v0) is not str:
+        _bad("CanonicalizationMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d1(r):
     """DSAKeyValueType -> xmldsig.DSAKeyValue"""
@@ -128,23 +120,58 @@ def _d1(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 3:
-            _escape(r, 3, _C7, "DSAKeyValueType")
+            _escape(r, 3, _C5, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Q")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f2 = _simple_escape(r, b"", "G")
+                    else:
+                        f2 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "G")
+                    s = 3
+                elif ec == 1:
+                    if r.bits(1):
+                        f3 = _simple_escape(r, b"", "Y")
+                    else:
+                        f3 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Y")
+                    s = 4
+                elif ec == 2:
+                    _escape(r, 2, _C6, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f1 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Q")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C8, "DSAKeyValueType")
+                s = 2
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Q")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Q")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C7, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(2)
         if ec == 0:
@@ -164,23 +191,60 @@ def _d1(r):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
             s = 4
         elif ec == 2:
-            _escape(r, 2, _C9, "DSAKeyValueType")
+            _escape(r, 2, _C8, "DSAKeyValueType")
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 3:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f3 = _simple_escape(r, b"", "Y")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f3 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 4 == 0:
+                ec = x & 3
+                if ec == 0:
+                    if r.bits(1):
+                        f4 = _simple_escape(r, b"", "J")
+                    else:
+                        f4 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "J")
+                    s = 5
+                elif ec == 1:
+                    if r.bits(1):
+                        f5 = _simple_escape(r, b"", "Seed")
+                    else:
+                        f5 = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "Seed")
+                    s = 6
+                elif ec == 2:
+                    s = -1
+                elif ec == 3:
+                    _escape(r, 1, _C9, "DSAKeyValueType")
+                else:
+                    r.fail("DSAKeyValueType: event code %d out of range" % ec)
             else:
-                f3 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Y")
-            s = 4
-        elif ec == 1:
-            _escape(r, 2, _C10, "DSAKeyValueType")
+                s = 4
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f3 = _simple_escape(r, b"", "Y")
+                else:
+                    f3 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Y")
+                s = 4
+            elif ec == 1:
+                _escape(r, 2, _C10, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 4:
         ec = r.bits(2)
         if ec == 0:
@@ -222,19 +286,34 @@ def _d1(r):
         else:
             r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 6:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f6 = _simple_escape(r, b"", "PgenCounter")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f6 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f6 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
-            s = 7
-        elif ec == 1:
-            _escape(r, 2, _C13, "DSAKeyValueType")
+                s = 7
         else:
-            r.fail("DSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f6 = _simple_escape(r, b"", "PgenCounter")
+                else:
+                    f6 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "PgenCounter")
+                s = 7
+            elif ec == 1:
+                _escape(r, 2, _C13, "DSAKeyValueType")
+            else:
+                r.fail("DSAKeyValueType: event code %d out of range" % ec)
     if s == 7:
         ec = r.bits(1)
         if ec == 0:
@@ -255,85 +334,80 @@ def _d1(r):
 
 def _e1(w, o):
     """xmldsig.DSAKeyValue -> DSAKeyValueType"""
+    v0 = o.p
     s = 0
-    v = o.p
-    if v is not None:
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("DSAKeyValue.p", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.q
+    if v1 is not None:
         t = _C16.get(s)
         if t is None:
-            _order("DSAKeyValue.p", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.p", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.q", s, _C15)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("DSAKeyValue.q", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
-        s = t[2]
-    v = o.q
-    if v is not None:
+        s = 2
+    v2 = o.g
+    if v2 is not None:
         t = _C17.get(s)
         if t is None:
-            _order("DSAKeyValue.q", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.q", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.g
-    if v is not None:
-        t = _C18.get(s)
-        if t is None:
             _order("DSAKeyValue.g", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.g", v, "bytes of length 0..")
-        w.binary(v)
+        if not isinstance(v2, (bytes, bytearray)):
+            _bad("DSAKeyValue.g", v2, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v2)
         w.bits(0, 1)
-        s = t[2]
-    v = o.y
-    if v is not None:
+        s = 3
+    v3 = o.y
+    if v3 is None:
+        _order("DSAKeyValue.y", s, _C15)
+    t = _C18.get(s)
+    if t is None:
+        _order("DSAKeyValue.y", s, _C15)
+    if not isinstance(v3, (bytes, bytearray)):
+        _bad("DSAKeyValue.y", v3, "bytes of length 0..")
+    w.bits((t[0]) << 1, t[1] + 1)
+    w.binary(v3)
+    w.bits(0, 1)
+    v4 = o.j
+    s = 4
+    if v4 is not None:
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("DSAKeyValue.j", v4, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v4)
+        w.bits(0, 1)
+        s = 5
+    v5 = o.seed
+    if v5 is not None:
         t = _C19.get(s)
         if t is None:
-            _order("DSAKeyValue.y", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.y", v, "bytes of length 0..")
-        w.binary(v)
+            _order("DSAKeyValue.seed", s, _C15)
+        if not isinstance(v5, (bytes, bytearray)):
+            _bad("DSAKeyValue.seed", v5, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v5)
         w.bits(0, 1)
-        s = t[2]
-    v = o.j
-    if v is not None:
+        s = 6
+    v6 = o.pgen_counter
+    if v6 is not None:
         t = _C20.get(s)
         if t is None:
-            _order("DSAKeyValue.j", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.j", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.seed
-    if v is not None:
-        t = _C21.get(s)
-        if t is None:
-            _order("DSAKeyValue.seed", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.seed", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.pgen_counter
-    if v is not None:
-        t = _C22.get(s)
-        if t is None:
             _order("DSAKeyValue.pgen_counter", s, _C15)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("DSAKeyValue.pgen_counter", v, "bytes of length 0..")
-        w.binary(v)
+        if not isinstance(v6, (bytes, bytearray)):
+            _bad("DSAKeyValue.pgen_counter", v6, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v6)
         w.bits(0, 1)
-        s = t[2]
-    t = _C23.get(s)
+        s = 7
+    t = _C21.get(s)
     if t is None:
         _order("DSAKeyValue", s, _C15)
     if t[1]:
@@ -350,7 +424,7 @@ def _d2(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C24, "DigestMethodType")
+            _escape(r, 3, _C22, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -362,7 +436,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C25, "DigestMethodType")
+            _escape(r, 2, _C23, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -374,7 +448,7 @@ def _d2(r):
         elif ec == 2:
             r.fail("DigestMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C26, "DigestMethodType")
+            _escape(r, 1, _C24, "DigestMethodType")
         else:
             r.fail("DigestMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -388,7 +462,7 @@ def _d2(r):
             elif ec == 2:
                 r.fail("DigestMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C27, "DigestMethodType")
+                _escape(r, 1, _C25, "DigestMethodType")
             else:
                 r.fail("DigestMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.DigestMethod)
@@ -397,22 +471,14 @@ def _d2(r):
 
 def _e2(w, o):
     """xmldsig.DigestMethod -> DigestMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C29.get(s)
-        if t is None:
-            _order("DigestMethod.algorithm", s, _C28)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("DigestMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    t = _C30.get(s)
-    if t is None:
-        _order("DigestMethod", s, _C28)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.algorithm
+    if v0 is None:
+        _order("DigestMethod.algorithm", 0, _C26)
+    if type(v0) is not str:
+        _bad("DigestMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    w.bits(1, 2)
 
 def _d3(r):
     """KeyInfoType -> xmldsig.KeyInfo"""
@@ -474,7 +540,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 3, _C31, "KeyInfoType")
+                _escape(r, 3, _C27, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 1:
@@ -522,7 +588,7 @@ def _d3(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 3, _C32, "KeyInfoType")
+                _escape(r, 3, _C28, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 2:
@@ -570,7 +636,7 @@ def _d3(r):
             elif ec == 8:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 9:
-                _escape(r, 2, _C33, "KeyInfoType")
+                _escape(r, 2, _C29, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 3:
@@ -620,7 +686,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C34, "KeyInfoType")
+                _escape(r, 1, _C30, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 4:
@@ -670,7 +736,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C35, "KeyInfoType")
+                _escape(r, 1, _C31, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 5:
@@ -720,7 +786,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C36, "KeyInfoType")
+                _escape(r, 1, _C32, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 6:
@@ -770,7 +836,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C37, "KeyInfoType")
+                _escape(r, 1, _C33, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 7:
@@ -820,7 +886,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C38, "KeyInfoType")
+                _escape(r, 1, _C34, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 8:
@@ -870,7 +936,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C39, "KeyInfoType")
+                _escape(r, 1, _C35, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 9:
@@ -920,7 +986,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C40, "KeyInfoType")
+                _escape(r, 1, _C36, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
         if s == 10:
@@ -970,7 +1036,7 @@ def _d3(r):
             elif ec == 9:
                 r.fail("KeyInfoType: character content in mixed content is not supported")
             elif ec == 10:
-                _escape(r, 1, _C41, "KeyInfoType")
+                _escape(r, 1, _C37, "KeyInfoType")
             else:
                 r.fail("KeyInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyInfo)
@@ -986,32 +1052,29 @@ def _d3(r):
 
 def _e3(w, o):
     """xmldsig.KeyInfo -> KeyInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C43.get(s)
-        if t is None:
-            _order("KeyInfo.id", s, _C42)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("KeyInfo.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("KeyInfo.id", v0, "a str of length 0..")
+        w.bits(0, 4)
+        w.string(v0)
+        s = 10
     items = o.key_name
     if items.__class__ is not list:
         _bad("KeyInfo.key_name", items, "a list")
     if len(items) > 1:
         _bad("KeyInfo.key_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C44.get(s)
+        t = _C39.get(s)
         if t is None:
-            _order("KeyInfo.key_name", s, _C42)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.key_name", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.key_name", s, _C38)
+        if type(v1) is not str:
+            _bad("KeyInfo.key_name", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 1
     items = o.key_value
@@ -1020,15 +1083,15 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.key_value", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C45.get(s)
+        t = _C40.get(s)
         if t is None:
-            _order("KeyInfo.key_value", s, _C42)
-        if v.__class__ is not _xmldsig.KeyValue:
-            _bad("KeyInfo.key_value", v, "a KeyValue")
+            _order("KeyInfo.key_value", s, _C38)
+        if v2.__class__ is not _xmldsig.KeyValue:
+            _bad("KeyInfo.key_value", v2, "a KeyValue")
         w.bits(t[0], t[1])
-        _e4(w, v)
+        _e4(w, v2)
         s = 2
     items = o.retrieval_method
     if items.__class__ is not list:
@@ -1036,15 +1099,15 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.retrieval_method", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C46.get(s)
+        t = _C41.get(s)
         if t is None:
-            _order("KeyInfo.retrieval_method", s, _C42)
-        if v.__class__ is not _xmldsig.RetrievalMethod:
-            _bad("KeyInfo.retrieval_method", v, "a RetrievalMethod")
+            _order("KeyInfo.retrieval_method", s, _C38)
+        if v3.__class__ is not _xmldsig.RetrievalMethod:
+            _bad("KeyInfo.retrieval_method", v3, "a RetrievalMethod")
         w.bits(t[0], t[1])
-        _e10(w, v)
+        _e10(w, v3)
         s = 3
     items = o.x509_data
     if items.__class__ is not list:
@@ -1052,15 +1115,15 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.x509_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C47.get(s)
+        t = _C42.get(s)
         if t is None:
-            _order("KeyInfo.x509_data", s, _C42)
-        if v.__class__ is not _xmldsig.X509Data:
-            _bad("KeyInfo.x509_data", v, "a X509Data")
+            _order("KeyInfo.x509_data", s, _C38)
+        if v4.__class__ is not _xmldsig.X509Data:
+            _bad("KeyInfo.x509_data", v4, "a X509Data")
         w.bits(t[0], t[1])
-        _e20(w, v)
+        _e20(w, v4)
         s = 4
     items = o.pgp_data
     if items.__class__ is not list:
@@ -1068,15 +1131,15 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.pgp_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v5 in items:
         n += 1
-        t = _C48.get(s)
+        t = _C43.get(s)
         if t is None:
-            _order("KeyInfo.pgp_data", s, _C42)
-        if v.__class__ is not _xmldsig.PGPData:
-            _bad("KeyInfo.pgp_data", v, "a PGPData")
+            _order("KeyInfo.pgp_data", s, _C38)
+        if v5.__class__ is not _xmldsig.PGPData:
+            _bad("KeyInfo.pgp_data", v5, "a PGPData")
         w.bits(t[0], t[1])
-        _e7(w, v)
+        _e7(w, v5)
         s = 5
     items = o.spki_data
     if items.__class__ is not list:
@@ -1084,15 +1147,15 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.spki_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v6 in items:
         n += 1
-        t = _C49.get(s)
+        t = _C44.get(s)
         if t is None:
-            _order("KeyInfo.spki_data", s, _C42)
-        if v.__class__ is not _xmldsig.SPKIData:
-            _bad("KeyInfo.spki_data", v, "a SPKIData")
+            _order("KeyInfo.spki_data", s, _C38)
+        if v6.__class__ is not _xmldsig.SPKIData:
+            _bad("KeyInfo.spki_data", v6, "a SPKIData")
         w.bits(t[0], t[1])
-        _e11(w, v)
+        _e11(w, v6)
         s = 6
     items = o.mgmt_data
     if items.__class__ is not list:
@@ -1100,20 +1163,20 @@ def _e3(w, o):
     if len(items) > 1:
         _bad("KeyInfo.mgmt_data", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v7 in items:
         n += 1
-        t = _C50.get(s)
+        t = _C45.get(s)
         if t is None:
-            _order("KeyInfo.mgmt_data", s, _C42)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("KeyInfo.mgmt_data", v, "a str of length 0..")
-        w.string(v)
+            _order("KeyInfo.mgmt_data", s, _C38)
+        if type(v7) is not str:
+            _bad("KeyInfo.mgmt_data", v7, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v7)
         w.bits(0, 1)
         s = 7
-    t = _C51.get(s)
+    t = _C46.get(s)
     if t is None:
-        _order("KeyInfo", s, _C42)
+        _order("KeyInfo", s, _C38)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1128,14 +1191,34 @@ def _d4(r):
             f0 = _d1(r)
             s = 4
         elif ec == 1:
-            f1 = _d8(r)
+            pc1 = r.pos
+            ok1 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t1_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t1_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o1 = _new(_xmldsig.RSAKeyValue)
+                        o1.modulus = t1_0
+                        o1.exponent = t1_1
+                        f1 = o1
+                        ok1 = True
+            if not ok1:
+                r.pos = pc1
+                f1 = _d8(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 3, _C52, "KeyValueType")
+            _escape(r, 3, _C47, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 1:
@@ -1144,14 +1227,34 @@ def _d4(r):
             f0 = _d1(r)
             s = 4
         elif ec == 1:
-            f1 = _d8(r)
+            pc2 = r.pos
+            ok2 = False
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                t2_0 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(3)
+                if x & 7 == 0:
+                    t2_1 = r.binary(None, None)
+                    p = r.pos
+                    x = r.bits(2)
+                    if x & 3 == 0:
+                        o2 = _new(_xmldsig.RSAKeyValue)
+                        o2.modulus = t2_0
+                        o2.exponent = t2_1
+                        f1 = o2
+                        ok2 = True
+            if not ok2:
+                r.pos = pc2
+                f1 = _d8(r)
             s = 3
         elif ec == 2:
             r.fail("KeyValueType: wildcard (xs:any) element content is not supported")
         elif ec == 3:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C53, "KeyValueType")
+            _escape(r, 2, _C48, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 2:
@@ -1161,7 +1264,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C54, "KeyValueType")
+            _escape(r, 1, _C49, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 3:
@@ -1171,7 +1274,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C55, "KeyValueType")
+            _escape(r, 1, _C50, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     if s == 4:
@@ -1181,7 +1284,7 @@ def _d4(r):
         elif ec == 1:
             r.fail("KeyValueType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 1, _C56, "KeyValueType")
+            _escape(r, 1, _C51, "KeyValueType")
         else:
             r.fail("KeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.KeyValue)
@@ -1191,30 +1294,27 @@ def _d4(r):
 
 def _e4(w, o):
     """xmldsig.KeyValue -> KeyValueType"""
+    v0 = o.dsa_key_value
     s = 0
-    v = o.dsa_key_value
-    if v is not None:
-        t = _C58.get(s)
+    if v0 is not None:
+        if v0.__class__ is not _xmldsig.DSAKeyValue:
+            _bad("KeyValue.dsa_key_value", v0, "a DSAKeyValue")
+        w.bits(0, 3)
+        _e1(w, v0)
+        s = 1
+    v1 = o.rsa_key_value
+    if v1 is not None:
+        t = _C53.get(s)
         if t is None:
-            _order("KeyValue.dsa_key_value", s, _C57)
-        if v.__class__ is not _xmldsig.DSAKeyValue:
-            _bad("KeyValue.dsa_key_value", v, "a DSAKeyValue")
+            _order("KeyValue.rsa_key_value", s, _C52)
+        if v1.__class__ is not _xmldsig.RSAKeyValue:
+            _bad("KeyValue.rsa_key_value", v1, "a RSAKeyValue")
         w.bits(t[0], t[1])
-        _e1(w, v)
-        s = t[2]
-    v = o.rsa_key_value
-    if v is not None:
-        t = _C59.get(s)
-        if t is None:
-            _order("KeyValue.rsa_key_value", s, _C57)
-        if v.__class__ is not _xmldsig.RSAKeyValue:
-            _bad("KeyValue.rsa_key_value", v, "a RSAKeyValue")
-        w.bits(t[0], t[1])
-        _e8(w, v)
-        s = t[2]
-    t = _C60.get(s)
+        _e8(w, v1)
+        s = 2
+    t = _C54.get(s)
     if t is None:
-        _order("KeyValue", s, _C57)
+        _order("KeyValue", s, _C52)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1235,7 +1335,7 @@ def _d5(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C61, "ManifestType")
+            _escape(r, 3, _C55, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 1:
@@ -1246,7 +1346,7 @@ def _d5(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C62, "ManifestType")
+            _escape(r, 3, _C56, "ManifestType")
         else:
             r.fail("ManifestType: event code %d out of range" % ec)
     if s == 2:
@@ -1261,7 +1361,7 @@ def _d5(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C63, "ManifestType")
+                _escape(r, 1, _C57, "ManifestType")
             else:
                 r.fail("ManifestType: event code %d out of range" % ec)
     o = _new(_xmldsig.Manifest)
@@ -1271,34 +1371,31 @@ def _d5(r):
 
 def _e5(w, o):
     """xmldsig.Manifest -> ManifestType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C65.get(s)
-        if t is None:
-            _order("Manifest.id", s, _C64)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Manifest.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Manifest.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("Manifest.reference", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C66.get(s)
+        t = _C59.get(s)
         if t is None:
-            _order("Manifest.reference", s, _C64)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("Manifest.reference", v, "a Reference")
+            _order("Manifest.reference", s, _C58)
+        if v1.__class__ is not _xmldsig.Reference:
+            _bad("Manifest.reference", v1, "a Reference")
         w.bits(t[0], t[1])
-        _e9(w, v)
+        _e9(w, v1)
         s = 1
-    t = _C67.get(s)
+    t = _C60.get(s)
     if t is None:
-        _order("Manifest", s, _C64)
+        _order("Manifest", s, _C58)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1326,7 +1423,7 @@ def _d6(r):
         elif ec == 5:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 6:
-            _escape(r, 3, _C68, "ObjectType")
+            _escape(r, 3, _C61, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 1:
@@ -1344,7 +1441,7 @@ def _d6(r):
         elif ec == 4:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 5:
-            _escape(r, 2, _C69, "ObjectType")
+            _escape(r, 2, _C62, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 2:
@@ -1359,7 +1456,7 @@ def _d6(r):
         elif ec == 3:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C70, "ObjectType")
+            _escape(r, 2, _C63, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 3:
@@ -1371,7 +1468,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 2, _C71, "ObjectType")
+            _escape(r, 2, _C64, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 4:
@@ -1383,7 +1480,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C72, "ObjectType")
+            _escape(r, 1, _C65, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     if s == 5:
@@ -1395,7 +1492,7 @@ def _d6(r):
         elif ec == 2:
             r.fail("ObjectType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C73, "ObjectType")
+            _escape(r, 1, _C66, "ObjectType")
         else:
             r.fail("ObjectType: event code %d out of range" % ec)
     o = _new(_xmldsig.Object)
@@ -1406,40 +1503,37 @@ def _d6(r):
 
 def _e6(w, o):
     """xmldsig.Object -> ObjectType"""
+    v0 = o.encoding
     s = 0
-    v = o.encoding
-    if v is not None:
-        t = _C75.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Object.encoding", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 5
+    v1 = o.id
+    if v1 is not None:
+        t = _C68.get(s)
         if t is None:
-            _order("Object.encoding", s, _C74)
+            _order("Object.id", s, _C67)
+        if type(v1) is not str:
+            _bad("Object.id", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.encoding", v, "a str of length 0..")
-        w.string(v)
-    v = o.id
-    if v is not None:
-        t = _C76.get(s)
+        w.string(v1)
+        s = 4
+    v2 = o.mime_type
+    if v2 is not None:
+        t = _C69.get(s)
         if t is None:
-            _order("Object.id", s, _C74)
+            _order("Object.mime_type", s, _C67)
+        if type(v2) is not str:
+            _bad("Object.mime_type", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.mime_type
-    if v is not None:
-        t = _C77.get(s)
-        if t is None:
-            _order("Object.mime_type", s, _C74)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Object.mime_type", v, "a str of length 0..")
-        w.string(v)
-    t = _C78.get(s)
+        w.string(v2)
+        s = 3
+    t = _C70.get(s)
     if t is None:
-        _order("Object", s, _C74)
+        _order("Object", s, _C67)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1468,7 +1562,7 @@ def _d7(r):
                     _escape(r, 1, _EV_ELEM_EE, "PGPKeyPacket")
             s = 1
         elif ec == 2:
-            _escape(r, 3, _C79, "PGPDataType")
+            _escape(r, 3, _C71, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 1:
@@ -1478,7 +1572,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C80, "PGPDataType")
+            _escape(r, 1, _C72, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 2:
@@ -1490,7 +1584,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C81, "PGPDataType")
+                _escape(r, 1, _C73, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 3:
@@ -1508,7 +1602,7 @@ def _d7(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C82, "PGPDataType")
+            _escape(r, 1, _C74, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 4:
@@ -1518,7 +1612,7 @@ def _d7(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C83, "PGPDataType")
+            _escape(r, 1, _C75, "PGPDataType")
         else:
             r.fail("PGPDataType: event code %d out of range" % ec)
     if s == 5:
@@ -1530,7 +1624,7 @@ def _d7(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C84, "PGPDataType")
+                _escape(r, 1, _C76, "PGPDataType")
             else:
                 r.fail("PGPDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.PGPData)
@@ -1540,32 +1634,29 @@ def _d7(r):
 
 def _e7(w, o):
     """xmldsig.PGPData -> PGPDataType"""
+    v0 = o.pgp_key_id
     s = 0
-    v = o.pgp_key_id
-    if v is not None:
-        t = _C86.get(s)
+    if v0 is not None:
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_id", v0, "bytes of length 0..")
+        w.bits(0, 3)
+        w.binary(v0)
+        w.bits(0, 1)
+        s = 1
+    v1 = o.pgp_key_packet
+    if v1 is not None:
+        t = _C78.get(s)
         if t is None:
-            _order("PGPData.pgp_key_id", s, _C85)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_id", v, "bytes of length 0..")
-        w.binary(v)
+            _order("PGPData.pgp_key_packet", s, _C77)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("PGPData.pgp_key_packet", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = t[2]
-    v = o.pgp_key_packet
-    if v is not None:
-        t = _C87.get(s)
-        if t is None:
-            _order("PGPData.pgp_key_packet", s, _C85)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("PGPData.pgp_key_packet", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C88.get(s)
+    t = _C79.get(s)
     if t is None:
-        _order("PGPData", s, _C85)
+        _order("PGPData", s, _C77)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1575,39 +1666,78 @@ def _d8(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, b"", "Modulus")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.binary(None, None)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                    s = 2
             else:
-                f0 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Modulus")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C89, "RSAKeyValueType")
+                s = 1
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, b"", "Exponent")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, b"", "Modulus")
+                else:
+                    f0 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Modulus")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C80, "RSAKeyValueType")
             else:
-                f1 = r.binary(None, None)
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "Exponent")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C90, "RSAKeyValueType")
+                s = 2
         else:
-            r.fail("RSAKeyValueType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, b"", "Exponent")
+                else:
+                    f1 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "Exponent")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C81, "RSAKeyValueType")
+            else:
+                r.fail("RSAKeyValueType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C91, "RSAKeyValueType")
+            _escape(r, 1, _C82, "RSAKeyValueType")
         else:
             r.fail("RSAKeyValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.RSAKeyValue)
@@ -1617,34 +1747,21 @@ def _d8(r):
 
 def _e8(w, o):
     """xmldsig.RSAKeyValue -> RSAKeyValueType"""
-    s = 0
-    v = o.modulus
-    if v is not None:
-        t = _C93.get(s)
-        if t is None:
-            _order("RSAKeyValue.modulus", s, _C92)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.modulus", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.exponent
-    if v is not None:
-        t = _C94.get(s)
-        if t is None:
-            _order("RSAKeyValue.exponent", s, _C92)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("RSAKeyValue.exponent", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C95.get(s)
-    if t is None:
-        _order("RSAKeyValue", s, _C92)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.modulus
+    if v0 is None:
+        _order("RSAKeyValue.modulus", 0, _C83)
+    if not isinstance(v0, (bytes, bytearray)):
+        _bad("RSAKeyValue.modulus", v0, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v0)
+    v1 = o.exponent
+    if v1 is None:
+        _order("RSAKeyValue.exponent", 1, _C83)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("RSAKeyValue.exponent", v1, "bytes of length 0..")
+    w.bits(0, 3)
+    w.binary(v1)
+    w.bits(0, 2)
 
 def _d9(r):
     """ReferenceType -> xmldsig.Reference"""
@@ -1673,7 +1790,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 5:
-            _escape(r, 3, _C96, "ReferenceType")
+            _escape(r, 3, _C84, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 1:
@@ -1691,7 +1808,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 4:
-            _escape(r, 3, _C97, "ReferenceType")
+            _escape(r, 3, _C85, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 2:
@@ -1706,7 +1823,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 3:
-            _escape(r, 3, _C98, "ReferenceType")
+            _escape(r, 3, _C86, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 3:
@@ -1718,7 +1835,7 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 2:
-            _escape(r, 3, _C99, "ReferenceType")
+            _escape(r, 3, _C87, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 4:
@@ -1727,29 +1844,44 @@ def _d9(r):
             f4 = _d2(r)
             s = 5
         elif ec == 1:
-            _escape(r, 2, _C100, "ReferenceType")
+            _escape(r, 2, _C88, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 5:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f5 = _simple_escape(r, b"", "DigestValue")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f5 = r.binary(None, None)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
             else:
-                f5 = r.binary(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "DigestValue")
-            s = 6
-        elif ec == 1:
-            _escape(r, 2, _C101, "ReferenceType")
+                s = 6
         else:
-            r.fail("ReferenceType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f5 = _simple_escape(r, b"", "DigestValue")
+                else:
+                    f5 = r.binary(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "DigestValue")
+                s = 6
+            elif ec == 1:
+                _escape(r, 2, _C89, "ReferenceType")
+            else:
+                r.fail("ReferenceType: event code %d out of range" % ec)
     if s == 6:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C102, "ReferenceType")
+            _escape(r, 1, _C90, "ReferenceType")
         else:
             r.fail("ReferenceType: event code %d out of range" % ec)
     o = _new(_xmldsig.Reference)
@@ -1763,73 +1895,62 @@ def _d9(r):
 
 def _e9(w, o):
     """xmldsig.Reference -> ReferenceType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C104.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Reference.id", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 6
+    v1 = o.type
+    if v1 is not None:
+        t = _C92.get(s)
         if t is None:
-            _order("Reference.id", s, _C103)
+            _order("Reference.type", s, _C91)
+        if type(v1) is not str:
+            _bad("Reference.type", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.type
-    if v is not None:
-        t = _C105.get(s)
+        w.string(v1)
+        s = 5
+    v2 = o.uri
+    if v2 is not None:
+        t = _C93.get(s)
         if t is None:
-            _order("Reference.type", s, _C103)
+            _order("Reference.uri", s, _C91)
+        if type(v2) is not str:
+            _bad("Reference.uri", v2, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C106.get(s)
+        w.string(v2)
+        s = 4
+    v3 = o.transforms
+    if v3 is not None:
+        t = _C94.get(s)
         if t is None:
-            _order("Reference.uri", s, _C103)
+            _order("Reference.transforms", s, _C91)
+        if v3.__class__ is not _xmldsig.Transforms:
+            _bad("Reference.transforms", v3, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Reference.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C107.get(s)
-        if t is None:
-            _order("Reference.transforms", s, _C103)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("Reference.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e19(w, v)
-        s = t[2]
-    v = o.digest_method
-    if v is not None:
-        t = _C108.get(s)
-        if t is None:
-            _order("Reference.digest_method", s, _C103)
-        if v.__class__ is not _xmldsig.DigestMethod:
-            _bad("Reference.digest_method", v, "a DigestMethod")
-        w.bits(t[0], t[1])
-        _e2(w, v)
-        s = t[2]
-    v = o.digest_value
-    if v is not None:
-        t = _C109.get(s)
-        if t is None:
-            _order("Reference.digest_value", s, _C103)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("Reference.digest_value", v, "bytes of length 0..")
-        w.binary(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C110.get(s)
+        _e19(w, v3)
+        s = 1
+    v4 = o.digest_method
+    if v4 is None:
+        _order("Reference.digest_method", s, _C91)
+    t = _C95.get(s)
     if t is None:
-        _order("Reference", s, _C103)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("Reference.digest_method", s, _C91)
+    if v4.__class__ is not _xmldsig.DigestMethod:
+        _bad("Reference.digest_method", v4, "a DigestMethod")
+    w.bits(t[0], t[1])
+    _e2(w, v4)
+    v5 = o.digest_value
+    if v5 is None:
+        _order("Reference.digest_value", 2, _C91)
+    if not isinstance(v5, (bytes, bytearray)):
+        _bad("Reference.digest_value", v5, "bytes of length 0..")
+    w.bits(0, 2)
+    w.binary(v5)
+    w.bits(0, 2)
 
 def _d10(r):
     """RetrievalMethodType -> xmldsig.RetrievalMethod"""
@@ -1851,7 +1972,7 @@ def _d10(r):
         elif ec == 3:
             s = -1
         elif ec == 4:
-            _escape(r, 3, _C111, "RetrievalMethodType")
+            _escape(r, 3, _C96, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -1865,7 +1986,7 @@ def _d10(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 2, _C112, "RetrievalMethodType")
+            _escape(r, 2, _C97, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -1876,7 +1997,7 @@ def _d10(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 2, _C113, "RetrievalMethodType")
+            _escape(r, 2, _C98, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -1884,7 +2005,7 @@ def _d10(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C114, "RetrievalMethodType")
+            _escape(r, 1, _C99, "RetrievalMethodType")
         else:
             r.fail("RetrievalMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.RetrievalMethod)
@@ -1895,40 +2016,37 @@ def _d10(r):
 
 def _e10(w, o):
     """xmldsig.RetrievalMethod -> RetrievalMethodType"""
+    v0 = o.type
     s = 0
-    v = o.type
-    if v is not None:
-        t = _C116.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("RetrievalMethod.type", v0, "a str of length 0..")
+        w.bits(0, 3)
+        w.string(v0)
+        s = 3
+    v1 = o.uri
+    if v1 is not None:
+        t = _C101.get(s)
         if t is None:
-            _order("RetrievalMethod.type", s, _C115)
+            _order("RetrievalMethod.uri", s, _C100)
+        if type(v1) is not str:
+            _bad("RetrievalMethod.uri", v1, "a str of length 0..")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.type", v, "a str of length 0..")
-        w.string(v)
-    v = o.uri
-    if v is not None:
-        t = _C117.get(s)
+        w.string(v1)
+        s = 2
+    v2 = o.transforms
+    if v2 is not None:
+        t = _C102.get(s)
         if t is None:
-            _order("RetrievalMethod.uri", s, _C115)
+            _order("RetrievalMethod.transforms", s, _C100)
+        if v2.__class__ is not _xmldsig.Transforms:
+            _bad("RetrievalMethod.transforms", v2, "a Transforms")
         w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("RetrievalMethod.uri", v, "a str of length 0..")
-        w.string(v)
-    v = o.transforms
-    if v is not None:
-        t = _C118.get(s)
-        if t is None:
-            _order("RetrievalMethod.transforms", s, _C115)
-        if v.__class__ is not _xmldsig.Transforms:
-            _bad("RetrievalMethod.transforms", v, "a Transforms")
-        w.bits(t[0], t[1])
-        _e19(w, v)
-        s = t[2]
-    t = _C119.get(s)
+        _e19(w, v2)
+        s = 1
+    t = _C103.get(s)
     if t is None:
-        _order("RetrievalMethod", s, _C115)
+        _order("RetrievalMethod", s, _C100)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -1938,20 +2056,53 @@ def _d11(r):
     s = 0
     while s >= 0:
         if s == 0:
-            ec = r.bits(1)
-            if ec == 0:
-                if r.bits(1):
-                    v = _simple_escape(r, b"", "SPKISexp")
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                y = r.binary(None, None)
+                f0.append(y)
+                p = r.pos
+                x = r.bits(3)
+                if x & 4 == 0:
+                    ec = x & 3
+                    if ec == 0:
+                        if r.bits(1):
+                            v = _simple_escape(r, b"", "SPKISexp")
+                        else:
+                            v = r.binary(None, None)
+                            if r.bits(1):
+                                _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                        f0.append(v)
+                        s = 1
+                    elif ec == 1:
+                        r.fail("SPKIDataType: wildcard (xs:any) element content is not supported")
+                    elif ec == 2:
+                        s = -1
+                    elif ec == 3:
+                        _escape(r, 1, _C104, "SPKIDataType")
+                    else:
+                        r.fail("SPKIDataType: event code %d out of range" % ec)
                 else:
-                    v = r.binary(None, None)
+                    r.pos = p
                     if r.bits(1):
                         _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
-                f0.append(v)
-                s = 1
-            elif ec == 1:
-                _escape(r, 3, _C120, "SPKIDataType")
+                    s = 1
             else:
-                r.fail("SPKIDataType: event code %d out of range" % ec)
+                r.pos = p
+                ec = r.bits(1)
+                if ec == 0:
+                    if r.bits(1):
+                        v = _simple_escape(r, b"", "SPKISexp")
+                    else:
+                        v = r.binary(None, None)
+                        if r.bits(1):
+                            _escape(r, 1, _EV_ELEM_EE, "SPKISexp")
+                    f0.append(v)
+                    s = 1
+                elif ec == 1:
+                    _escape(r, 3, _C105, "SPKIDataType")
+                else:
+                    r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(2)
             if ec == 0:
@@ -1968,7 +2119,7 @@ def _d11(r):
             elif ec == 2:
                 s = -1
             elif ec == 3:
-                _escape(r, 1, _C121, "SPKIDataType")
+                _escape(r, 1, _C106, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
         if s == 2:
@@ -1985,7 +2136,7 @@ def _d11(r):
             elif ec == 1:
                 s = -1
             elif ec == 2:
-                _escape(r, 1, _C122, "SPKIDataType")
+                _escape(r, 1, _C107, "SPKIDataType")
             else:
                 r.fail("SPKIDataType: event code %d out of range" % ec)
     o = _new(_xmldsig.SPKIData)
@@ -2001,20 +2152,20 @@ def _e11(w, o):
     if len(items) > 1:
         _bad("SPKIData.spki_sexp", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C124.get(s)
+        t = _C109.get(s)
         if t is None:
-            _order("SPKIData.spki_sexp", s, _C123)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("SPKIData.spki_sexp", v, "bytes of length 0..")
-        w.binary(v)
+            _order("SPKIData.spki_sexp", s, _C108)
+        if not isinstance(v0, (bytes, bytearray)):
+            _bad("SPKIData.spki_sexp", v0, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v0)
         w.bits(0, 1)
         s = 1
-    t = _C125.get(s)
+    t = _C110.get(s)
     if t is None:
-        _order("SPKIData", s, _C123)
+        _order("SPKIData", s, _C108)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2036,7 +2187,7 @@ def _d12(r):
             f1 = _d17(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C126, "SignatureType")
+            _escape(r, 3, _C111, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 1:
@@ -2045,7 +2196,7 @@ def _d12(r):
             f1 = _d17(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C127, "SignatureType")
+            _escape(r, 3, _C112, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 2:
@@ -2054,7 +2205,7 @@ def _d12(r):
             f2 = _d16(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C128, "SignatureType")
+            _escape(r, 2, _C113, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 3:
@@ -2070,7 +2221,7 @@ def _d12(r):
         elif ec == 2:
             s = -1
         elif ec == 3:
-            _escape(r, 1, _C129, "SignatureType")
+            _escape(r, 1, _C114, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 4:
@@ -2083,7 +2234,7 @@ def _d12(r):
         elif ec == 1:
             s = -1
         elif ec == 2:
-            _escape(r, 1, _C130, "SignatureType")
+            _escape(r, 1, _C115, "SignatureType")
         else:
             r.fail("SignatureType: event code %d out of range" % ec)
     if s == 5:
@@ -2098,7 +2249,7 @@ def _d12(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C131, "SignatureType")
+                _escape(r, 1, _C116, "SignatureType")
             else:
                 r.fail("SignatureType: event code %d out of range" % ec)
     o = _new(_xmldsig.Signature)
@@ -2111,64 +2262,56 @@ def _d12(r):
 
 def _e12(w, o):
     """xmldsig.Signature -> SignatureType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C133.get(s)
-        if t is None:
-            _order("Signature.id", s, _C132)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Signature.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.signed_info
-    if v is not None:
-        t = _C134.get(s)
-        if t is None:
-            _order("Signature.signed_info", s, _C132)
-        if v.__class__ is not _xmldsig.SignedInfo:
-            _bad("Signature.signed_info", v, "a SignedInfo")
-        w.bits(t[0], t[1])
-        _e17(w, v)
-        s = t[2]
-    v = o.signature_value
-    if v is not None:
-        t = _C135.get(s)
-        if t is None:
-            _order("Signature.signature_value", s, _C132)
-        if v.__class__ is not _xmldsig.SignatureValue:
-            _bad("Signature.signature_value", v, "a SignatureValue")
-        w.bits(t[0], t[1])
-        _e16(w, v)
-        s = t[2]
-    v = o.key_info
-    if v is not None:
-        t = _C136.get(s)
-        if t is None:
-            _order("Signature.key_info", s, _C132)
-        if v.__class__ is not _xmldsig.KeyInfo:
-            _bad("Signature.key_info", v, "a KeyInfo")
-        w.bits(t[0], t[1])
-        _e3(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("Signature.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 5
+    v1 = o.signed_info
+    if v1 is None:
+        _order("Signature.signed_info", s, _C117)
+    t = _C118.get(s)
+    if t is None:
+        _order("Signature.signed_info", s, _C117)
+    if v1.__class__ is not _xmldsig.SignedInfo:
+        _bad("Signature.signed_info", v1, "a SignedInfo")
+    w.bits(t[0], t[1])
+    _e17(w, v1)
+    v2 = o.signature_value
+    if v2 is None:
+        _order("Signature.signature_value", 1, _C117)
+    if v2.__class__ is not _xmldsig.SignatureValue:
+        _bad("Signature.signature_value", v2, "a SignatureValue")
+    w.bits(0, 1)
+    _e16(w, v2)
+    v3 = o.key_info
+    s = 2
+    if v3 is not None:
+        if v3.__class__ is not _xmldsig.KeyInfo:
+            _bad("Signature.key_info", v3, "a KeyInfo")
+        w.bits(0, 2)
+        _e3(w, v3)
+        s = 3
     items = o.object
     if items.__class__ is not list:
         _bad("Signature.object", items, "a list")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C137.get(s)
+        t = _C119.get(s)
         if t is None:
-            _order("Signature.object", s, _C132)
-        if v.__class__ is not _xmldsig.Object:
-            _bad("Signature.object", v, "a Object")
+            _order("Signature.object", s, _C117)
+        if v4.__class__ is not _xmldsig.Object:
+            _bad("Signature.object", v4, "a Object")
         w.bits(t[0], t[1])
-        _e6(w, v)
+        _e6(w, v4)
         s = 4
-    t = _C138.get(s)
+    t = _C120.get(s)
     if t is None:
-        _order("Signature", s, _C132)
+        _order("Signature", s, _C117)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2184,7 +2327,7 @@ def _d13(r):
             f0 = r.string(None, None)
             s = 1
         elif ec == 1:
-            _escape(r, 3, _C139, "SignatureMethodType")
+            _escape(r, 3, _C121, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 1:
@@ -2204,7 +2347,7 @@ def _d13(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 2, _C140, "SignatureMethodType")
+            _escape(r, 2, _C122, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 2:
@@ -2224,7 +2367,7 @@ def _d13(r):
         elif ec == 3:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 4:
-            _escape(r, 1, _C141, "SignatureMethodType")
+            _escape(r, 1, _C123, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 3:
@@ -2236,7 +2379,7 @@ def _d13(r):
         elif ec == 2:
             r.fail("SignatureMethodType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C142, "SignatureMethodType")
+            _escape(r, 1, _C124, "SignatureMethodType")
         else:
             r.fail("SignatureMethodType: event code %d out of range" % ec)
     if s == 4:
@@ -2250,7 +2393,7 @@ def _d13(r):
             elif ec == 2:
                 r.fail("SignatureMethodType: character content in mixed content is not supported")
             elif ec == 3:
-                _escape(r, 1, _C143, "SignatureMethodType")
+                _escape(r, 1, _C125, "SignatureMethodType")
             else:
                 r.fail("SignatureMethodType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureMethod)
@@ -2260,31 +2403,25 @@ def _d13(r):
 
 def _e13(w, o):
     """xmldsig.SignatureMethod -> SignatureMethodType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C145.get(s)
-        if t is None:
-            _order("SignatureMethod.algorithm", s, _C144)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureMethod.algorithm", v, "a str of length 0..")
-        w.string(v)
-    v = o.hmac_output_length
-    if v is not None:
-        t = _C146.get(s)
-        if t is None:
-            _order("SignatureMethod.hmac_output_length", s, _C144)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("SignatureMethod.hmac_output_length", v, "an integer in ..")
-        w.integer(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("SignatureMethod.algorithm", 0, _C126)
+    if type(v0) is not str:
+        _bad("SignatureMethod.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    v1 = o.hmac_output_length
+    s = 4
+    if v1 is not None:
+        if type(v1) is not int:
+            _bad("SignatureMethod.hmac_output_length", v1, "an integer in ..")
+        w.bits(0, 4)
+        w.integer(v1)
         w.bits(0, 1)
-        s = t[2]
-    t = _C147.get(s)
+        s = 1
+    t = _C127.get(s)
     if t is None:
-        _order("SignatureMethod", s, _C144)
+        _order("SignatureMethod", s, _C126)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2305,7 +2442,7 @@ def _d14(r):
             s = 2
             k = 1
         elif ec == 2:
-            _escape(r, 3, _C148, "SignaturePropertiesType")
+            _escape(r, 3, _C128, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 1:
@@ -2316,7 +2453,7 @@ def _d14(r):
             s = 2
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C149, "SignaturePropertiesType")
+            _escape(r, 3, _C129, "SignaturePropertiesType")
         else:
             r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     if s == 2:
@@ -2331,7 +2468,7 @@ def _d14(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C150, "SignaturePropertiesType")
+                _escape(r, 1, _C130, "SignaturePropertiesType")
             else:
                 r.fail("SignaturePropertiesType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperties)
@@ -2341,34 +2478,31 @@ def _d14(r):
 
 def _e14(w, o):
     """xmldsig.SignatureProperties -> SignaturePropertiesType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C152.get(s)
-        if t is None:
-            _order("SignatureProperties.id", s, _C151)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperties.id", v, "a str of length 0..")
-        w.string(v)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperties.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
     items = o.signature_property
     if items.__class__ is not list:
         _bad("SignatureProperties.signature_property", items, "a list")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C153.get(s)
+        t = _C132.get(s)
         if t is None:
-            _order("SignatureProperties.signature_property", s, _C151)
-        if v.__class__ is not _xmldsig.SignatureProperty:
-            _bad("SignatureProperties.signature_property", v, "a SignatureProperty")
+            _order("SignatureProperties.signature_property", s, _C131)
+        if v1.__class__ is not _xmldsig.SignatureProperty:
+            _bad("SignatureProperties.signature_property", v1, "a SignatureProperty")
         w.bits(t[0], t[1])
-        _e15(w, v)
+        _e15(w, v1)
         s = 1
-    t = _C154.get(s)
+    t = _C133.get(s)
     if t is None:
-        _order("SignatureProperties", s, _C151)
+        _order("SignatureProperties", s, _C131)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2386,7 +2520,7 @@ def _d15(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C155, "SignaturePropertyType")
+            _escape(r, 3, _C134, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 1:
@@ -2395,7 +2529,7 @@ def _d15(r):
             f1 = r.string(None, None)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C156, "SignaturePropertyType")
+            _escape(r, 3, _C135, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 2:
@@ -2405,7 +2539,7 @@ def _d15(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 3, _C157, "SignaturePropertyType")
+            _escape(r, 3, _C136, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 3:
@@ -2415,7 +2549,7 @@ def _d15(r):
         elif ec == 1:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 2:
-            _escape(r, 2, _C158, "SignaturePropertyType")
+            _escape(r, 2, _C137, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     if s == 4:
@@ -2427,7 +2561,7 @@ def _d15(r):
         elif ec == 2:
             r.fail("SignaturePropertyType: character content in mixed content is not supported")
         elif ec == 3:
-            _escape(r, 1, _C159, "SignaturePropertyType")
+            _escape(r, 1, _C138, "SignaturePropertyType")
         else:
             r.fail("SignaturePropertyType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureProperty)
@@ -2437,32 +2571,25 @@ def _d15(r):
 
 def _e15(w, o):
     """xmldsig.SignatureProperty -> SignaturePropertyType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C161.get(s)
-        if t is None:
-            _order("SignatureProperty.id", s, _C160)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.target
-    if v is not None:
-        t = _C162.get(s)
-        if t is None:
-            _order("SignatureProperty.target", s, _C160)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureProperty.target", v, "a str of length 0..")
-        w.string(v)
-    t = _C163.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureProperty.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.target
+    if v1 is None:
+        _order("SignatureProperty.target", s, _C139)
+    t = _C140.get(s)
     if t is None:
-        _order("SignatureProperty", s, _C160)
-    if t[1]:
-        w.bits(t[0], t[1])
+        _order("SignatureProperty.target", s, _C139)
+    if type(v1) is not str:
+        _bad("SignatureProperty.target", v1, "a str of length 0..")
+    w.bits(t[0], t[1])
+    w.string(v1)
+    _order("SignatureProperty", 3, _C139)
 
 def _d16(r):
     """SignatureValueType -> xmldsig.SignatureValue"""
@@ -2478,7 +2605,7 @@ def _d16(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 2:
-            f1 = _simple_escape_bits(r, 3, _C164, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C141, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2488,7 +2615,7 @@ def _d16(r):
             f1 = r.binary(None, None)
             s = 2
         elif ec == 1:
-            f1 = _simple_escape_bits(r, 3, _C165, b"", "SignatureValueType")
+            f1 = _simple_escape_bits(r, 3, _C142, b"", "SignatureValueType")
             s = -1
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
@@ -2497,7 +2624,7 @@ def _d16(r):
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C166, "SignatureValueType")
+            _escape(r, 1, _C143, "SignatureValueType")
         else:
             r.fail("SignatureValueType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignatureValue)
@@ -2507,31 +2634,25 @@ def _d16(r):
 
 def _e16(w, o):
     """xmldsig.SignatureValue -> SignatureValueType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C168.get(s)
-        if t is None:
-            _order("SignatureValue.id", s, _C167)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignatureValue.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.value
-    t = _C169.get(s)
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignatureValue.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 2
+    v1 = o.value
+    if v1 is None:
+        _order("SignatureValue.value", s, _C144)
+    t = _C145.get(s)
     if t is None:
-        _order("SignatureValue.value", s, _C167)
+        _order("SignatureValue.value", s, _C144)
+    if not isinstance(v1, (bytes, bytearray)):
+        _bad("SignatureValue.value", v1, "bytes of length 0..")
     w.bits(t[0], t[1])
-    s = t[2]
-    if not isinstance(v, (bytes, bytearray)):
-        _bad("SignatureValue.value", v, "bytes of length 0..")
-    w.binary(v)
-    t = _C170.get(s)
-    if t is None:
-        _order("SignatureValue", s, _C167)
-    if t[1]:
-        w.bits(t[0], t[1])
+    w.binary(v1)
+    w.bits(0, 1)
 
 def _d17(r):
     """SignedInfoType -> xmldsig.SignedInfo"""
@@ -2550,7 +2671,7 @@ def _d17(r):
             f1 = _d0(r)
             s = 2
         elif ec == 2:
-            _escape(r, 3, _C171, "SignedInfoType")
+            _escape(r, 3, _C146, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 1:
@@ -2559,7 +2680,7 @@ def _d17(r):
             f1 = _d0(r)
             s = 2
         elif ec == 1:
-            _escape(r, 3, _C172, "SignedInfoType")
+            _escape(r, 3, _C147, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 2:
@@ -2568,7 +2689,7 @@ def _d17(r):
             f2 = _d13(r)
             s = 3
         elif ec == 1:
-            _escape(r, 2, _C173, "SignedInfoType")
+            _escape(r, 2, _C148, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 3:
@@ -2579,7 +2700,7 @@ def _d17(r):
             s = 4
             k = 1
         elif ec == 1:
-            _escape(r, 2, _C174, "SignedInfoType")
+            _escape(r, 2, _C149, "SignedInfoType")
         else:
             r.fail("SignedInfoType: event code %d out of range" % ec)
     if s == 4:
@@ -2594,7 +2715,7 @@ def _d17(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C175, "SignedInfoType")
+                _escape(r, 1, _C150, "SignedInfoType")
             else:
                 r.fail("SignedInfoType: event code %d out of range" % ec)
     o = _new(_xmldsig.SignedInfo)
@@ -2606,54 +2727,49 @@ def _d17(r):
 
 def _e17(w, o):
     """xmldsig.SignedInfo -> SignedInfoType"""
+    v0 = o.id
     s = 0
-    v = o.id
-    if v is not None:
-        t = _C177.get(s)
-        if t is None:
-            _order("SignedInfo.id", s, _C176)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("SignedInfo.id", v, "a str of length 0..")
-        w.string(v)
-    v = o.canonicalization_method
-    if v is not None:
-        t = _C178.get(s)
-        if t is None:
-            _order("SignedInfo.canonicalization_method", s, _C176)
-        if v.__class__ is not _xmldsig.CanonicalizationMethod:
-            _bad("SignedInfo.canonicalization_method", v, "a CanonicalizationMethod")
-        w.bits(t[0], t[1])
-        _e0(w, v)
-        s = t[2]
-    v = o.signature_method
-    if v is not None:
-        t = _C179.get(s)
-        if t is None:
-            _order("SignedInfo.signature_method", s, _C176)
-        if v.__class__ is not _xmldsig.SignatureMethod:
-            _bad("SignedInfo.signature_method", v, "a SignatureMethod")
-        w.bits(t[0], t[1])
-        _e13(w, v)
-        s = t[2]
+    if v0 is not None:
+        if type(v0) is not str:
+            _bad("SignedInfo.id", v0, "a str of length 0..")
+        w.bits(0, 2)
+        w.string(v0)
+        s = 4
+    v1 = o.canonicalization_method
+    if v1 is None:
+        _order("SignedInfo.canonicalization_method", s, _C151)
+    t = _C152.get(s)
+    if t is None:
+        _order("SignedInfo.canonicalization_method", s, _C151)
+    if v1.__class__ is not _xmldsig.CanonicalizationMethod:
+        _bad("SignedInfo.canonicalization_method", v1, "a CanonicalizationMethod")
+    w.bits(t[0], t[1])
+    _e0(w, v1)
+    v2 = o.signature_method
+    if v2 is None:
+        _order("SignedInfo.signature_method", 1, _C151)
+    if v2.__class__ is not _xmldsig.SignatureMethod:
+        _bad("SignedInfo.signature_method", v2, "a SignatureMethod")
+    w.bits(0, 1)
+    _e13(w, v2)
+    s = 2
     items = o.reference
     if items.__class__ is not list:
         _bad("SignedInfo.reference", items, "a list")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C180.get(s)
+        t = _C153.get(s)
         if t is None:
-            _order("SignedInfo.reference", s, _C176)
-        if v.__class__ is not _xmldsig.Reference:
-            _bad("SignedInfo.reference", v, "a Reference")
+            _order("SignedInfo.reference", s, _C151)
+        if v3.__class__ is not _xmldsig.Reference:
+            _bad("SignedInfo.reference", v3, "a Reference")
         w.bits(t[0], t[1])
-        _e9(w, v)
+        _e9(w, v3)
         s = 3
-    t = _C181.get(s)
+    t = _C154.get(s)
     if t is None:
-        _order("SignedInfo", s, _C176)
+        _order("SignedInfo", s, _C151)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2669,7 +2785,7 @@ def _d18(r):
                 f0 = r.string(None, None)
                 s = 1
             elif ec == 1:
-                _escape(r, 3, _C182, "TransformType")
+                _escape(r, 3, _C155, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 1:
@@ -2690,7 +2806,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 2, _C183, "TransformType")
+                _escape(r, 2, _C156, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 2:
@@ -2711,7 +2827,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C184, "TransformType")
+                _escape(r, 1, _C157, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 3:
@@ -2732,7 +2848,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C185, "TransformType")
+                _escape(r, 1, _C158, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
         if s == 4:
@@ -2753,7 +2869,7 @@ def _d18(r):
             elif ec == 3:
                 r.fail("TransformType: character content in mixed content is not supported")
             elif ec == 4:
-                _escape(r, 1, _C186, "TransformType")
+                _escape(r, 1, _C159, "TransformType")
             else:
                 r.fail("TransformType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transform)
@@ -2763,37 +2879,34 @@ def _d18(r):
 
 def _e18(w, o):
     """xmldsig.Transform -> TransformType"""
-    s = 0
-    v = o.algorithm
-    if v is not None:
-        t = _C188.get(s)
-        if t is None:
-            _order("Transform.algorithm", s, _C187)
-        w.bits(t[0], t[1])
-        s = t[2]
-        if type(v) is not str:
-            _bad("Transform.algorithm", v, "a str of length 0..")
-        w.string(v)
+    v0 = o.algorithm
+    if v0 is None:
+        _order("Transform.algorithm", 0, _C160)
+    if type(v0) is not str:
+        _bad("Transform.algorithm", v0, "a str of length 0..")
+    w.bits(0, 1)
+    w.string(v0)
+    s = 4
     items = o.x_path
     if items.__class__ is not list:
         _bad("Transform.x_path", items, "a list")
     if len(items) > 1:
         _bad("Transform.x_path", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C189.get(s)
+        t = _C161.get(s)
         if t is None:
-            _order("Transform.x_path", s, _C187)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("Transform.x_path", v, "a str of length 0..")
-        w.string(v)
+            _order("Transform.x_path", s, _C160)
+        if type(v1) is not str:
+            _bad("Transform.x_path", v1, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v1)
         w.bits(0, 1)
         s = 2
-    t = _C190.get(s)
+    t = _C162.get(s)
     if t is None:
-        _order("Transform", s, _C187)
+        _order("Transform", s, _C160)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2810,7 +2923,7 @@ def _d19(r):
             s = 1
             k = 1
         elif ec == 1:
-            _escape(r, 3, _C191, "TransformsType")
+            _escape(r, 3, _C163, "TransformsType")
         else:
             r.fail("TransformsType: event code %d out of range" % ec)
     if s == 1:
@@ -2825,7 +2938,7 @@ def _d19(r):
                 s = -1
                 break
             elif ec == 2:
-                _escape(r, 1, _C192, "TransformsType")
+                _escape(r, 1, _C164, "TransformsType")
             else:
                 r.fail("TransformsType: event code %d out of range" % ec)
     o = _new(_xmldsig.Transforms)
@@ -2839,19 +2952,19 @@ def _e19(w, o):
     if items.__class__ is not list:
         _bad("Transforms.transform", items, "a list")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C194.get(s)
+        t = _C166.get(s)
         if t is None:
-            _order("Transforms.transform", s, _C193)
-        if v.__class__ is not _xmldsig.Transform:
-            _bad("Transforms.transform", v, "a Transform")
+            _order("Transforms.transform", s, _C165)
+        if v0.__class__ is not _xmldsig.Transform:
+            _bad("Transforms.transform", v0, "a Transform")
         w.bits(t[0], t[1])
-        _e18(w, v)
+        _e18(w, v0)
         s = 1
-    t = _C195.get(s)
+    t = _C167.get(s)
     if t is None:
-        _order("Transforms", s, _C193)
+        _order("Transforms", s, _C165)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -2867,7 +2980,27 @@ def _d20(r):
         if s == 0:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc3 = r.pos
+                ok3 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t3_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t3_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o3 = _new(_xmldsig.X509IssuerSerial)
+                            o3.x509_issuer_name = t3_0
+                            o3.x509_serial_number = t3_1
+                            v = o3
+                            ok3 = True
+                if not ok3:
+                    r.pos = pc3
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -2909,13 +3042,33 @@ def _d20(r):
             elif ec == 5:
                 r.fail("X509DataType: wildcard (xs:any) element content is not supported")
             elif ec == 6:
-                _escape(r, 3, _C196, "X509DataType")
+                _escape(r, 3, _C168, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 1:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc4 = r.pos
+                ok4 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t4_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t4_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o4 = _new(_xmldsig.X509IssuerSerial)
+                            o4.x509_issuer_name = t4_0
+                            o4.x509_serial_number = t4_1
+                            v = o4
+                            ok4 = True
+                if not ok4:
+                    r.pos = pc4
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -2959,13 +3112,33 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C197, "X509DataType")
+                _escape(r, 1, _C169, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 2:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc5 = r.pos
+                ok5 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t5_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t5_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o5 = _new(_xmldsig.X509IssuerSerial)
+                            o5.x509_issuer_name = t5_0
+                            o5.x509_serial_number = t5_1
+                            v = o5
+                            ok5 = True
+                if not ok5:
+                    r.pos = pc5
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3009,13 +3182,33 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C198, "X509DataType")
+                _escape(r, 1, _C170, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 3:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc6 = r.pos
+                ok6 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t6_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t6_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o6 = _new(_xmldsig.X509IssuerSerial)
+                            o6.x509_issuer_name = t6_0
+                            o6.x509_serial_number = t6_1
+                            v = o6
+                            ok6 = True
+                if not ok6:
+                    r.pos = pc6
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3059,13 +3252,33 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C199, "X509DataType")
+                _escape(r, 1, _C171, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 4:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc7 = r.pos
+                ok7 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t7_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t7_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o7 = _new(_xmldsig.X509IssuerSerial)
+                            o7.x509_issuer_name = t7_0
+                            o7.x509_serial_number = t7_1
+                            v = o7
+                            ok7 = True
+                if not ok7:
+                    r.pos = pc7
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3109,13 +3322,33 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C200, "X509DataType")
+                _escape(r, 1, _C172, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 5:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc8 = r.pos
+                ok8 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t8_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t8_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o8 = _new(_xmldsig.X509IssuerSerial)
+                            o8.x509_issuer_name = t8_0
+                            o8.x509_serial_number = t8_1
+                            v = o8
+                            ok8 = True
+                if not ok8:
+                    r.pos = pc8
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3159,13 +3392,33 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C201, "X509DataType")
+                _escape(r, 1, _C173, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
         if s == 6:
             ec = r.bits(3)
             if ec == 0:
-                v = _d21(r)
+                pc9 = r.pos
+                ok9 = False
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    t9_0 = r.string(None, None)
+                    p = r.pos
+                    x = r.bits(3)
+                    if x & 7 == 0:
+                        t9_1 = r.integer(64)
+                        p = r.pos
+                        x = r.bits(2)
+                        if x & 3 == 0:
+                            o9 = _new(_xmldsig.X509IssuerSerial)
+                            o9.x509_issuer_name = t9_0
+                            o9.x509_serial_number = t9_1
+                            v = o9
+                            ok9 = True
+                if not ok9:
+                    r.pos = pc9
+                    v = _d21(r)
                 f0.append(v)
                 s = 1
             elif ec == 1:
@@ -3209,7 +3462,7 @@ def _d20(r):
             elif ec == 6:
                 s = -1
             elif ec == 7:
-                _escape(r, 1, _C202, "X509DataType")
+                _escape(r, 1, _C174, "X509DataType")
             else:
                 r.fail("X509DataType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509Data)
@@ -3229,15 +3482,15 @@ def _e20(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_issuer_serial", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v0 in items:
         n += 1
-        t = _C204.get(s)
+        t = _C176.get(s)
         if t is None:
-            _order("X509Data.x509_issuer_serial", s, _C203)
-        if v.__class__ is not _xmldsig.X509IssuerSerial:
-            _bad("X509Data.x509_issuer_serial", v, "a X509IssuerSerial")
+            _order("X509Data.x509_issuer_serial", s, _C175)
+        if v0.__class__ is not _xmldsig.X509IssuerSerial:
+            _bad("X509Data.x509_issuer_serial", v0, "a X509IssuerSerial")
         w.bits(t[0], t[1])
-        _e21(w, v)
+        _e21(w, v0)
         s = 1
     items = o.x509ski
     if items.__class__ is not list:
@@ -3245,15 +3498,15 @@ def _e20(w, o):
     if len(items) > 1:
         _bad("X509Data.x509ski", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v1 in items:
         n += 1
-        t = _C205.get(s)
+        t = _C177.get(s)
         if t is None:
-            _order("X509Data.x509ski", s, _C203)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509ski", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509ski", s, _C175)
+        if not isinstance(v1, (bytes, bytearray)):
+            _bad("X509Data.x509ski", v1, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v1)
         w.bits(0, 1)
         s = 2
     items = o.x509_subject_name
@@ -3262,15 +3515,15 @@ def _e20(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_subject_name", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v2 in items:
         n += 1
-        t = _C206.get(s)
+        t = _C178.get(s)
         if t is None:
-            _order("X509Data.x509_subject_name", s, _C203)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509Data.x509_subject_name", v, "a str of length 0..")
-        w.string(v)
+            _order("X509Data.x509_subject_name", s, _C175)
+        if type(v2) is not str:
+            _bad("X509Data.x509_subject_name", v2, "a str of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.string(v2)
         w.bits(0, 1)
         s = 3
     items = o.x509_certificate
@@ -3279,15 +3532,15 @@ def _e20(w, o):
     if len(items) > 1:
         _bad("X509Data.x509_certificate", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v3 in items:
         n += 1
-        t = _C207.get(s)
+        t = _C179.get(s)
         if t is None:
-            _order("X509Data.x509_certificate", s, _C203)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509_certificate", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509_certificate", s, _C175)
+        if not isinstance(v3, (bytes, bytearray)):
+            _bad("X509Data.x509_certificate", v3, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v3)
         w.bits(0, 1)
         s = 4
     items = o.x509crl
@@ -3296,20 +3549,20 @@ def _e20(w, o):
     if len(items) > 1:
         _bad("X509Data.x509crl", items, "at most 1 items")
     n = 0
-    for v in items:
+    for v4 in items:
         n += 1
-        t = _C208.get(s)
+        t = _C180.get(s)
         if t is None:
-            _order("X509Data.x509crl", s, _C203)
-        w.bits(t[0] << 1, t[1] + 1)
-        if not isinstance(v, (bytes, bytearray)):
-            _bad("X509Data.x509crl", v, "bytes of length 0..")
-        w.binary(v)
+            _order("X509Data.x509crl", s, _C175)
+        if not isinstance(v4, (bytes, bytearray)):
+            _bad("X509Data.x509crl", v4, "bytes of length 0..")
+        w.bits((t[0]) << 1, t[1] + 1)
+        w.binary(v4)
         w.bits(0, 1)
         s = 5
-    t = _C209.get(s)
+    t = _C181.get(s)
     if t is None:
-        _order("X509Data", s, _C203)
+        _order("X509Data", s, _C175)
     if t[1]:
         w.bits(t[0], t[1])
 
@@ -3319,39 +3572,78 @@ def _d21(r):
     f1 = None
     s = 0
     if s == 0:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f0 = _simple_escape(r, "", "X509IssuerName")
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f0 = r.string(None, None)
+            p = r.pos
+            x = r.bits(3)
+            if x & 7 == 0:
+                f1 = r.integer(64)
+                p = r.pos
+                x = r.bits(2)
+                if x & 3 == 0:
+                    s = -1
+                else:
+                    r.pos = p
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                    s = 2
             else:
-                f0 = r.string(None, None)
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
-            s = 1
-        elif ec == 1:
-            _escape(r, 3, _C210, "X509IssuerSerialType")
+                s = 1
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
-    if s == 1:
-        ec = r.bits(1)
-        if ec == 0:
-            if r.bits(1):
-                f1 = _simple_escape(r, None, "X509SerialNumber")
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f0 = _simple_escape(r, "", "X509IssuerName")
+                else:
+                    f0 = r.string(None, None)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509IssuerName")
+                s = 1
+            elif ec == 1:
+                _escape(r, 3, _C182, "X509IssuerSerialType")
             else:
-                f1 = r.integer(64)
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+    if s == 1:
+        p = r.pos
+        x = r.bits(2)
+        if x & 3 == 0:
+            f1 = r.integer(64)
+            p = r.pos
+            x = r.bits(2)
+            if x & 3 == 0:
+                s = -1
+            else:
+                r.pos = p
                 if r.bits(1):
                     _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
-            s = 2
-        elif ec == 1:
-            _escape(r, 2, _C211, "X509IssuerSerialType")
+                s = 2
         else:
-            r.fail("X509IssuerSerialType: event code %d out of range" % ec)
+            r.pos = p
+            ec = r.bits(1)
+            if ec == 0:
+                if r.bits(1):
+                    f1 = _simple_escape(r, None, "X509SerialNumber")
+                else:
+                    f1 = r.integer(64)
+                    if r.bits(1):
+                        _escape(r, 1, _EV_ELEM_EE, "X509SerialNumber")
+                s = 2
+            elif ec == 1:
+                _escape(r, 2, _C183, "X509IssuerSerialType")
+            else:
+                r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     if s == 2:
         ec = r.bits(1)
         if ec == 0:
             s = -1
         elif ec == 1:
-            _escape(r, 1, _C212, "X509IssuerSerialType")
+            _escape(r, 1, _C184, "X509IssuerSerialType")
         else:
             r.fail("X509IssuerSerialType: event code %d out of range" % ec)
     o = _new(_xmldsig.X509IssuerSerial)
@@ -3361,34 +3653,21 @@ def _d21(r):
 
 def _e21(w, o):
     """xmldsig.X509IssuerSerial -> X509IssuerSerialType"""
-    s = 0
-    v = o.x509_issuer_name
-    if v is not None:
-        t = _C214.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_issuer_name", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not str:
-            _bad("X509IssuerSerial.x509_issuer_name", v, "a str of length 0..")
-        w.string(v)
-        w.bits(0, 1)
-        s = t[2]
-    v = o.x509_serial_number
-    if v is not None:
-        t = _C215.get(s)
-        if t is None:
-            _order("X509IssuerSerial.x509_serial_number", s, _C213)
-        w.bits(t[0] << 1, t[1] + 1)
-        if type(v) is not int:
-            _bad("X509IssuerSerial.x509_serial_number", v, "an integer in ..")
-        w.integer(v)
-        w.bits(0, 1)
-        s = t[2]
-    t = _C216.get(s)
-    if t is None:
-        _order("X509IssuerSerial", s, _C213)
-    if t[1]:
-        w.bits(t[0], t[1])
+    v0 = o.x509_issuer_name
+    if v0 is None:
+        _order("X509IssuerSerial.x509_issuer_name", 0, _C185)
+    if type(v0) is not str:
+        _bad("X509IssuerSerial.x509_issuer_name", v0, "a str of length 0..")
+    w.bits(0, 2)
+    w.string(v0)
+    v1 = o.x509_serial_number
+    if v1 is None:
+        _order("X509IssuerSerial.x509_serial_number", 1, _C185)
+    if type(v1) is not int:
+        _bad("X509IssuerSerial.x509_serial_number", v1, "an integer in ..")
+    w.bits(0, 3)
+    w.integer(v1)
+    w.bits(0, 2)
 
 
 # tables (after the functions: some refer to encoders)
@@ -3397,273 +3676,227 @@ _C1 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C2 = ('SE_ANY', 'CH')
 _C3 = ('SE_ANY', 'CH')
 _C4 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C5 = {0: (0, 1, 3)}
-_C6 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C7 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C5 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C6 = ('EE', 'SE_ANY', 'CH')
+_C7 = ('EE', 'SE_ANY', 'CH')
 _C8 = ('EE', 'SE_ANY', 'CH')
-_C9 = ('EE', 'SE_ANY', 'CH')
+_C9 = ('SE_ANY', 'CH')
 _C10 = ('EE', 'SE_ANY', 'CH')
 _C11 = ('SE_ANY', 'CH')
 _C12 = ('SE_ANY', 'CH')
 _C13 = ('EE', 'SE_ANY', 'CH')
 _C14 = ('SE_ANY', 'CH')
 _C15 = {0: 'P, G, Y', 1: 'Q', 2: 'G, Y', 3: 'Y', 4: 'J, Seed, end of element', 5: 'Seed, end of element', 6: 'PgenCounter', 7: 'end of element'}
-_C16 = {0: (0, 2, 1)}
-_C17 = {1: (0, 1, 2)}
-_C18 = {0: (1, 2, 3), 2: (0, 2, 3)}
-_C19 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
-_C20 = {4: (0, 2, 5)}
-_C21 = {4: (1, 2, 6), 5: (0, 2, 6)}
-_C22 = {6: (0, 1, 7)}
-_C23 = {4: (2, 2, -1), 5: (1, 2, -1), 7: (0, 1, -1)}
-_C24 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C25 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C26 = ('SE_ANY', 'CH')
-_C27 = ('SE_ANY', 'CH')
-_C28 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
-_C29 = {0: (0, 1, 3)}
-_C30 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1)}
-_C31 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C32 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C33 = ('EE', 'SE_ANY', 'CH')
+_C16 = {1: (0, 1, 2)}
+_C17 = {0: (1, 2, 3), 2: (0, 2, 3)}
+_C18 = {0: (2, 2, 4), 2: (1, 2, 4), 3: (0, 1, 4)}
+_C19 = {4: (1, 2, 6), 5: (0, 2, 6)}
+_C20 = {6: (0, 1, 7)}
+_C21 = {4: (2, 2), 5: (1, 2), 7: (0, 1)}
+_C22 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C23 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C24 = ('SE_ANY', 'CH')
+_C25 = ('SE_ANY', 'CH')
+_C26 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'end of element'}
+_C27 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C28 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C29 = ('EE', 'SE_ANY', 'CH')
+_C30 = ('SE_ANY', 'CH')
+_C31 = ('SE_ANY', 'CH')
+_C32 = ('SE_ANY', 'CH')
+_C33 = ('SE_ANY', 'CH')
 _C34 = ('SE_ANY', 'CH')
 _C35 = ('SE_ANY', 'CH')
 _C36 = ('SE_ANY', 'CH')
 _C37 = ('SE_ANY', 'CH')
-_C38 = ('SE_ANY', 'CH')
-_C39 = ('SE_ANY', 'CH')
-_C40 = ('SE_ANY', 'CH')
-_C41 = ('SE_ANY', 'CH')
-_C42 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
-_C43 = {0: (0, 4, 10)}
-_C44 = {0: (1, 4, 1), 1: (0, 4, 1), 2: (0, 4, 1), 3: (0, 4, 1), 4: (0, 4, 1), 5: (0, 4, 1), 6: (0, 4, 1), 7: (0, 4, 1), 8: (0, 4, 1), 9: (0, 4, 1), 10: (0, 4, 1)}
-_C45 = {0: (2, 4, 2), 1: (1, 4, 2), 2: (1, 4, 2), 3: (1, 4, 2), 4: (1, 4, 2), 5: (1, 4, 2), 6: (1, 4, 2), 7: (1, 4, 2), 8: (1, 4, 2), 9: (1, 4, 2), 10: (1, 4, 2)}
-_C46 = {0: (3, 4, 3), 1: (2, 4, 3), 2: (2, 4, 3), 3: (2, 4, 3), 4: (2, 4, 3), 5: (2, 4, 3), 6: (2, 4, 3), 7: (2, 4, 3), 8: (2, 4, 3), 9: (2, 4, 3), 10: (2, 4, 3)}
-_C47 = {0: (4, 4, 4), 1: (3, 4, 4), 2: (3, 4, 4), 3: (3, 4, 4), 4: (3, 4, 4), 5: (3, 4, 4), 6: (3, 4, 4), 7: (3, 4, 4), 8: (3, 4, 4), 9: (3, 4, 4), 10: (3, 4, 4)}
-_C48 = {0: (5, 4, 5), 1: (4, 4, 5), 2: (4, 4, 5), 3: (4, 4, 5), 4: (4, 4, 5), 5: (4, 4, 5), 6: (4, 4, 5), 7: (4, 4, 5), 8: (4, 4, 5), 9: (4, 4, 5), 10: (4, 4, 5)}
-_C49 = {0: (6, 4, 6), 1: (5, 4, 6), 2: (5, 4, 6), 3: (5, 4, 6), 4: (5, 4, 6), 5: (5, 4, 6), 6: (5, 4, 6), 7: (5, 4, 6), 8: (5, 4, 6), 9: (5, 4, 6), 10: (5, 4, 6)}
-_C50 = {0: (7, 4, 7), 1: (6, 4, 7), 2: (6, 4, 7), 3: (6, 4, 7), 4: (6, 4, 7), 5: (6, 4, 7), 6: (6, 4, 7), 7: (6, 4, 7), 8: (6, 4, 7), 9: (6, 4, 7), 10: (6, 4, 7)}
-_C51 = {1: (8, 4, -1), 2: (8, 4, -1), 3: (8, 4, -1), 4: (8, 4, -1), 5: (8, 4, -1), 6: (8, 4, -1), 7: (8, 4, -1), 8: (8, 4, -1)}
-_C52 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C53 = ('EE', 'SE_ANY', 'CH')
-_C54 = ('SE_ANY', 'CH')
-_C55 = ('SE_ANY', 'CH')
-_C56 = ('SE_ANY', 'CH')
-_C57 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
-_C58 = {0: (0, 3, 1), 4: (0, 3, 1)}
-_C59 = {0: (1, 3, 2), 4: (1, 3, 2)}
-_C60 = {1: (0, 2, -1), 2: (0, 2, -1), 3: (0, 2, -1)}
-_C61 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C62 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C63 = ('SE_ANY', 'CH')
-_C64 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
-_C65 = {0: (0, 2, 2)}
-_C66 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C67 = {1: (1, 2, -1)}
-_C68 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C69 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C70 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C71 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C38 = {0: '@Id, KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 1: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 2: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 3: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 4: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 5: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 6: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 7: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 8: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData, end of element', 9: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData', 10: 'KeyName, KeyValue, RetrievalMethod, X509Data, PGPData, SPKIData, MgmtData'}
+_C39 = {0: (1, 4), 1: (0, 4), 2: (0, 4), 3: (0, 4), 4: (0, 4), 5: (0, 4), 6: (0, 4), 7: (0, 4), 8: (0, 4), 9: (0, 4), 10: (0, 4)}
+_C40 = {0: (2, 4), 1: (1, 4), 2: (1, 4), 3: (1, 4), 4: (1, 4), 5: (1, 4), 6: (1, 4), 7: (1, 4), 8: (1, 4), 9: (1, 4), 10: (1, 4)}
+_C41 = {0: (3, 4), 1: (2, 4), 2: (2, 4), 3: (2, 4), 4: (2, 4), 5: (2, 4), 6: (2, 4), 7: (2, 4), 8: (2, 4), 9: (2, 4), 10: (2, 4)}
+_C42 = {0: (4, 4), 1: (3, 4), 2: (3, 4), 3: (3, 4), 4: (3, 4), 5: (3, 4), 6: (3, 4), 7: (3, 4), 8: (3, 4), 9: (3, 4), 10: (3, 4)}
+_C43 = {0: (5, 4), 1: (4, 4), 2: (4, 4), 3: (4, 4), 4: (4, 4), 5: (4, 4), 6: (4, 4), 7: (4, 4), 8: (4, 4), 9: (4, 4), 10: (4, 4)}
+_C44 = {0: (6, 4), 1: (5, 4), 2: (5, 4), 3: (5, 4), 4: (5, 4), 5: (5, 4), 6: (5, 4), 7: (5, 4), 8: (5, 4), 9: (5, 4), 10: (5, 4)}
+_C45 = {0: (7, 4), 1: (6, 4), 2: (6, 4), 3: (6, 4), 4: (6, 4), 5: (6, 4), 6: (6, 4), 7: (6, 4), 8: (6, 4), 9: (6, 4), 10: (6, 4)}
+_C46 = {1: (8, 4), 2: (8, 4), 3: (8, 4), 4: (8, 4), 5: (8, 4), 6: (8, 4), 7: (8, 4), 8: (8, 4)}
+_C47 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C48 = ('EE', 'SE_ANY', 'CH')
+_C49 = ('SE_ANY', 'CH')
+_C50 = ('SE_ANY', 'CH')
+_C51 = ('SE_ANY', 'CH')
+_C52 = {0: 'DSAKeyValue, RSAKeyValue', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: 'DSAKeyValue, RSAKeyValue'}
+_C53 = {0: (1, 3, 2), 4: (1, 3, 2)}
+_C54 = {1: (0, 2), 2: (0, 2), 3: (0, 2)}
+_C55 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C56 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C57 = ('SE_ANY', 'CH')
+_C58 = {0: '@Id, Reference', 1: 'Reference, end of element', 2: 'Reference'}
+_C59 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C60 = {1: (1, 2)}
+_C61 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C62 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C63 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C64 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C65 = ('SE_ANY', 'CH')
+_C66 = ('SE_ANY', 'CH')
+_C67 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
+_C68 = {0: (1, 3, 4), 5: (0, 3, 4)}
+_C69 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
+_C70 = {0: (4, 3), 1: (1, 2), 2: (1, 2), 3: (1, 2), 4: (2, 3), 5: (3, 3)}
+_C71 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C72 = ('SE_ANY', 'CH')
 _C73 = ('SE_ANY', 'CH')
-_C74 = {0: '@Encoding, @Id, @MimeType, end of element', 1: 'end of element', 2: 'end of element', 3: 'end of element', 4: '@MimeType, end of element', 5: '@Id, @MimeType, end of element'}
-_C75 = {0: (0, 3, 5)}
-_C76 = {0: (1, 3, 4), 5: (0, 3, 4)}
-_C77 = {0: (2, 3, 3), 4: (0, 3, 3), 5: (1, 3, 3)}
-_C78 = {0: (4, 3, -1), 1: (1, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (2, 3, -1), 5: (3, 3, -1)}
-_C79 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C80 = ('SE_ANY', 'CH')
-_C81 = ('SE_ANY', 'CH')
+_C74 = ('SE_ANY', 'CH')
+_C75 = ('SE_ANY', 'CH')
+_C76 = ('SE_ANY', 'CH')
+_C77 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
+_C78 = {0: (1, 2, 4), 1: (0, 2, 2)}
+_C79 = {1: (2, 2), 2: (1, 2), 3: (1, 2), 4: (1, 2), 5: (1, 2)}
+_C80 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C81 = ('EE', 'SE_ANY', 'CH')
 _C82 = ('SE_ANY', 'CH')
-_C83 = ('SE_ANY', 'CH')
-_C84 = ('SE_ANY', 'CH')
-_C85 = {0: 'PGPKeyID, PGPKeyPacket', 1: 'PGPKeyPacket, end of element', 2: 'end of element', 3: 'end of element', 4: 'end of element', 5: 'end of element'}
-_C86 = {0: (0, 2, 1)}
-_C87 = {0: (1, 2, 4), 1: (0, 2, 2)}
-_C88 = {1: (2, 2, -1), 2: (1, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1), 5: (1, 2, -1)}
-_C89 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C90 = ('EE', 'SE_ANY', 'CH')
-_C91 = ('SE_ANY', 'CH')
-_C92 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
-_C93 = {0: (0, 1, 1)}
-_C94 = {1: (0, 1, 2)}
-_C95 = {2: (0, 1, -1)}
-_C96 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C97 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C98 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C99 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C100 = ('EE', 'SE_ANY', 'CH')
-_C101 = ('EE', 'SE_ANY', 'CH')
-_C102 = ('SE_ANY', 'CH')
-_C103 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
-_C104 = {0: (0, 3, 6)}
-_C105 = {0: (1, 3, 5), 6: (0, 3, 5)}
-_C106 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
-_C107 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
-_C108 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
-_C109 = {2: (0, 1, 3)}
-_C110 = {3: (0, 1, -1)}
-_C111 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C112 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C113 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C83 = {0: 'Modulus', 1: 'Exponent', 2: 'end of element'}
+_C84 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C85 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C86 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C87 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C88 = ('EE', 'SE_ANY', 'CH')
+_C89 = ('EE', 'SE_ANY', 'CH')
+_C90 = ('SE_ANY', 'CH')
+_C91 = {0: '@Id, @Type, @URI, Transforms, DigestMethod', 1: 'DigestMethod', 2: 'DigestValue', 3: 'end of element', 4: 'Transforms, DigestMethod', 5: '@URI, Transforms, DigestMethod', 6: '@Type, @URI, Transforms, DigestMethod'}
+_C92 = {0: (1, 3, 5), 6: (0, 3, 5)}
+_C93 = {0: (2, 3, 4), 5: (0, 2, 4), 6: (1, 3, 4)}
+_C94 = {0: (3, 3, 1), 4: (0, 2, 1), 5: (1, 2, 1), 6: (2, 3, 1)}
+_C95 = {0: (4, 3, 2), 1: (0, 1, 2), 4: (1, 2, 2), 5: (2, 2, 2), 6: (3, 3, 2)}
+_C96 = ('AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C97 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C98 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C99 = ('SE_ANY', 'CH')
+_C100 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
+_C101 = {0: (1, 3, 2), 3: (0, 2, 2)}
+_C102 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
+_C103 = {0: (3, 3), 1: (0, 1), 2: (1, 2), 3: (2, 2)}
+_C104 = ('SE_ANY', 'CH')
+_C105 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C106 = ('SE_ANY', 'CH')
+_C107 = ('SE_ANY', 'CH')
+_C108 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
+_C109 = {0: (0, 1), 1: (0, 2), 2: (0, 2)}
+_C110 = {1: (2, 2), 2: (1, 2)}
+_C111 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C112 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C113 = ('EE', 'SE_ANY', 'CH')
 _C114 = ('SE_ANY', 'CH')
-_C115 = {0: '@Type, @URI, Transforms, end of element', 1: 'end of element', 2: 'Transforms, end of element', 3: '@URI, Transforms, end of element'}
-_C116 = {0: (0, 3, 3)}
-_C117 = {0: (1, 3, 2), 3: (0, 2, 2)}
-_C118 = {0: (2, 3, 1), 2: (0, 2, 1), 3: (1, 2, 1)}
-_C119 = {0: (3, 3, -1), 1: (0, 1, -1), 2: (1, 2, -1), 3: (2, 2, -1)}
-_C120 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C121 = ('SE_ANY', 'CH')
-_C122 = ('SE_ANY', 'CH')
-_C123 = {0: 'SPKISexp', 1: 'SPKISexp, end of element', 2: 'SPKISexp, end of element'}
-_C124 = {0: (0, 1, 1), 1: (0, 2, 1), 2: (0, 2, 1)}
-_C125 = {1: (2, 2, -1), 2: (1, 2, -1)}
-_C126 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C127 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C128 = ('EE', 'SE_ANY', 'CH')
-_C129 = ('SE_ANY', 'CH')
+_C115 = ('SE_ANY', 'CH')
+_C116 = ('SE_ANY', 'CH')
+_C117 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
+_C118 = {0: (1, 2, 1), 5: (0, 1, 1)}
+_C119 = {2: (1, 2), 3: (0, 2), 4: (0, 2)}
+_C120 = {2: (2, 2), 3: (1, 2), 4: (1, 2)}
+_C121 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C122 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C123 = ('SE_ANY', 'CH')
+_C124 = ('SE_ANY', 'CH')
+_C125 = ('SE_ANY', 'CH')
+_C126 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
+_C127 = {1: (1, 2), 2: (1, 2), 3: (2, 3), 4: (2, 3)}
+_C128 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C129 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C130 = ('SE_ANY', 'CH')
-_C131 = ('SE_ANY', 'CH')
-_C132 = {0: '@Id, SignedInfo', 1: 'SignatureValue', 2: 'KeyInfo, Object, end of element', 3: 'Object, end of element', 4: 'Object, end of element', 5: 'SignedInfo'}
-_C133 = {0: (0, 2, 5)}
-_C134 = {0: (1, 2, 1), 5: (0, 1, 1)}
-_C135 = {1: (0, 1, 2)}
-_C136 = {2: (0, 2, 3)}
-_C137 = {2: (1, 2, 4), 3: (0, 2, 4), 4: (0, 2, -1)}
-_C138 = {2: (2, 2, -1), 3: (1, 2, -1), 4: (1, 2, -1)}
-_C139 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C140 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C141 = ('SE_ANY', 'CH')
-_C142 = ('SE_ANY', 'CH')
+_C131 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
+_C132 = {0: (1, 2), 1: (0, 2), 2: (0, 1)}
+_C133 = {1: (1, 2)}
+_C134 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C135 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C136 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C137 = ('EE', 'SE_ANY', 'CH')
+_C138 = ('SE_ANY', 'CH')
+_C139 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
+_C140 = {0: (1, 2, 3), 4: (0, 1, 3)}
+_C141 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C142 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
 _C143 = ('SE_ANY', 'CH')
-_C144 = {0: '@Algorithm', 1: 'end of element', 2: 'end of element', 3: 'HMACOutputLength, end of element', 4: 'HMACOutputLength, end of element'}
-_C145 = {0: (0, 1, 4)}
-_C146 = {3: (0, 3, 1), 4: (0, 3, 1)}
-_C147 = {1: (1, 2, -1), 2: (1, 2, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C148 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C149 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C144 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
+_C145 = {0: (1, 2, 1), 2: (0, 1, 1)}
+_C146 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C147 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C148 = ('EE', 'SE_ANY', 'CH')
+_C149 = ('EE', 'SE_ANY', 'CH')
 _C150 = ('SE_ANY', 'CH')
-_C151 = {0: '@Id, SignatureProperty', 1: 'SignatureProperty, end of element', 2: 'SignatureProperty'}
-_C152 = {0: (0, 2, 2)}
-_C153 = {0: (1, 2, 1), 1: (0, 2, -1), 2: (0, 1, 1)}
-_C154 = {1: (1, 2, -1)}
+_C151 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
+_C152 = {0: (1, 2, 1), 4: (0, 1, 1)}
+_C153 = {2: (0, 1), 3: (0, 2)}
+_C154 = {3: (1, 2)}
 _C155 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C156 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C157 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C158 = ('EE', 'SE_ANY', 'CH')
+_C156 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C157 = ('SE_ANY', 'CH')
+_C158 = ('SE_ANY', 'CH')
 _C159 = ('SE_ANY', 'CH')
-_C160 = {0: '@Id, @Target', 1: 'end of element', 2: '', 3: '', 4: '@Target'}
-_C161 = {0: (0, 2, 4)}
-_C162 = {0: (1, 2, 3), 4: (0, 1, 3)}
-_C163 = {1: (1, 2, -1)}
-_C164 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C165 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C166 = ('SE_ANY', 'CH')
-_C167 = {0: '@Id, value', 1: 'end of element', 2: 'value'}
-_C168 = {0: (0, 2, 2)}
-_C169 = {0: (1, 2, 1), 2: (0, 1, 1)}
-_C170 = {1: (0, 1, -1)}
-_C171 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C172 = ('EE', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C173 = ('EE', 'SE_ANY', 'CH')
-_C174 = ('EE', 'SE_ANY', 'CH')
-_C175 = ('SE_ANY', 'CH')
-_C176 = {0: '@Id, CanonicalizationMethod', 1: 'SignatureMethod', 2: 'Reference', 3: 'Reference, end of element', 4: 'CanonicalizationMethod'}
-_C177 = {0: (0, 2, 4)}
-_C178 = {0: (1, 2, 1), 4: (0, 1, 1)}
-_C179 = {1: (0, 1, 2)}
-_C180 = {2: (0, 1, 3), 3: (0, 2, -1)}
-_C181 = {3: (1, 2, -1)}
+_C160 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
+_C161 = {1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)}
+_C162 = {1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3)}
+_C163 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C164 = ('SE_ANY', 'CH')
+_C165 = {0: 'Transform', 1: 'Transform, end of element'}
+_C166 = {0: (0, 1), 1: (0, 2)}
+_C167 = {1: (1, 2)}
+_C168 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C169 = ('SE_ANY', 'CH')
+_C170 = ('SE_ANY', 'CH')
+_C171 = ('SE_ANY', 'CH')
+_C172 = ('SE_ANY', 'CH')
+_C173 = ('SE_ANY', 'CH')
+_C174 = ('SE_ANY', 'CH')
+_C175 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
+_C176 = {0: (0, 3), 1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3), 5: (0, 3), 6: (0, 3)}
+_C177 = {0: (1, 3), 1: (1, 3), 2: (1, 3), 3: (1, 3), 4: (1, 3), 5: (1, 3), 6: (1, 3)}
+_C178 = {0: (2, 3), 1: (2, 3), 2: (2, 3), 3: (2, 3), 4: (2, 3), 5: (2, 3), 6: (2, 3)}
+_C179 = {0: (3, 3), 1: (3, 3), 2: (3, 3), 3: (3, 3), 4: (3, 3), 5: (3, 3), 6: (3, 3)}
+_C180 = {0: (4, 3), 1: (4, 3), 2: (4, 3), 3: (4, 3), 4: (4, 3), 5: (4, 3), 6: (4, 3)}
+_C181 = {1: (6, 3), 2: (6, 3), 3: (6, 3), 4: (6, 3), 5: (6, 3), 6: (6, 3)}
 _C182 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C183 = ('AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
+_C183 = ('EE', 'SE_ANY', 'CH')
 _C184 = ('SE_ANY', 'CH')
-_C185 = ('SE_ANY', 'CH')
-_C186 = ('SE_ANY', 'CH')
-_C187 = {0: '@Algorithm', 1: 'XPath, end of element', 2: 'XPath, end of element', 3: 'XPath, end of element', 4: 'XPath, end of element'}
-_C188 = {0: (0, 1, 4)}
-_C189 = {1: (0, 3, 2), 2: (0, 3, 2), 3: (0, 3, 2), 4: (0, 3, 2)}
-_C190 = {1: (2, 3, -1), 2: (2, 3, -1), 3: (2, 3, -1), 4: (2, 3, -1)}
-_C191 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C192 = ('SE_ANY', 'CH')
-_C193 = {0: 'Transform', 1: 'Transform, end of element'}
-_C194 = {0: (0, 1, 1), 1: (0, 2, -1)}
-_C195 = {1: (1, 2, -1)}
-_C196 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C197 = ('SE_ANY', 'CH')
-_C198 = ('SE_ANY', 'CH')
-_C199 = ('SE_ANY', 'CH')
-_C200 = ('SE_ANY', 'CH')
-_C201 = ('SE_ANY', 'CH')
-_C202 = ('SE_ANY', 'CH')
-_C203 = {0: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL', 1: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 2: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 3: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 4: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 5: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element', 6: 'X509IssuerSerial, X509SKI, X509SubjectName, X509Certificate, X509CRL, end of element'}
-_C204 = {0: (0, 3, 1), 1: (0, 3, 1), 2: (0, 3, 1), 3: (0, 3, 1), 4: (0, 3, 1), 5: (0, 3, 1), 6: (0, 3, 1)}
-_C205 = {0: (1, 3, 2), 1: (1, 3, 2), 2: (1, 3, 2), 3: (1, 3, 2), 4: (1, 3, 2), 5: (1, 3, 2), 6: (1, 3, 2)}
-_C206 = {0: (2, 3, 3), 1: (2, 3, 3), 2: (2, 3, 3), 3: (2, 3, 3), 4: (2, 3, 3), 5: (2, 3, 3), 6: (2, 3, 3)}
-_C207 = {0: (3, 3, 4), 1: (3, 3, 4), 2: (3, 3, 4), 3: (3, 3, 4), 4: (3, 3, 4), 5: (3, 3, 4), 6: (3, 3, 4)}
-_C208 = {0: (4, 3, 5), 1: (4, 3, 5), 2: (4, 3, 5), 3: (4, 3, 5), 4: (4, 3, 5), 5: (4, 3, 5), 6: (4, 3, 5)}
-_C209 = {1: (6, 3, -1), 2: (6, 3, -1), 3: (6, 3, -1), 4: (6, 3, -1), 5: (6, 3, -1), 6: (6, 3, -1)}
-_C210 = ('EE', 'AT_XSI_TYPE', 'AT_XSI_NIL', 'AT_ANY', 'AT_INVALID', 'SE_ANY', 'CH')
-_C211 = ('EE', 'SE_ANY', 'CH')
-_C212 = ('SE_ANY', 'CH')
-_C213 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
-_C214 = {0: (0, 1, 1)}
-_C215 = {1: (0, 1, 2)}
-_C216 = {2: (0, 1, -1)}
+_C185 = {0: 'X509IssuerName', 1: 'X509SerialNumber', 2: 'end of element'}
 
 def _decode_document(r):
     ec = r.bits(5)
-    if ec == 0:  # CanonicalizationMethod
-        return _d0(r)
-    elif ec == 1:  # DSAKeyValue
-        return _d1(r)
-    elif ec == 2:  # DigestMethod
-        return _d2(r)
-    elif ec == 3:  # DigestValue
-        r.fail("document element DigestValue has simple content; not a V2G message")
-    elif ec == 4:  # KeyInfo
-        return _d3(r)
-    elif ec == 5:  # KeyName
-        r.fail("document element KeyName has simple content; not a V2G message")
-    elif ec == 6:  # KeyValue
-        return _d4(r)
-    elif ec == 7:  # Manifest
-        return _d5(r)
-    elif ec == 8:  # MgmtData
-        r.fail("document element MgmtData has simple content; not a V2G message")
-    elif ec == 9:  # Object
-        return _d6(r)
-    elif ec == 10:  # PGPData
-        return _d7(r)
-    elif ec == 11:  # RSAKeyValue
-        return _d8(r)
-    elif ec == 12:  # Reference
-        return _d9(r)
-    elif ec == 13:  # RetrievalMethod
-        return _d10(r)
-    elif ec == 14:  # SPKIData
-        return _d11(r)
-    elif ec == 15:  # Signature
-        return _d12(r)
-    elif ec == 16:  # SignatureMethod
-        return _d13(r)
-    elif ec == 17:  # SignatureProperties
-        return _d14(r)
-    elif ec == 18:  # SignatureProperty
-        return _d15(r)
-    elif ec == 19:  # SignatureValue
-        return _d16(r)
-    elif ec == 20:  # SignedInfo
-        return _d17(r)
-    elif ec == 21:  # Transform
-        return _d18(r)
-    elif ec == 22:  # Transforms
-        return _d19(r)
-    elif ec == 23:  # X509Data
-        return _d20(r)
-    elif ec == 24:
+    if ec < len(_DOC):
+        d = _DOC[ec]
+        if d is None:
+            r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])
+        return d(r)
+    if ec == 24:
         r.fail("document element is not declared in the schema (SE(*))")
-    else:
-        r.fail("document event code %d out of range" % ec)
+    r.fail("document event code %d out of range" % ec)
+
+
+# document event code -> decoder of the global element (None: simple content)
+_DOC = (
+    _d0,  # CanonicalizationMethod
+    _d1,  # DSAKeyValue
+    _d2,  # DigestMethod
+    None,  # DigestValue
+    _d3,  # KeyInfo
+    None,  # KeyName
+    _d4,  # KeyValue
+    _d5,  # Manifest
+    None,  # MgmtData
+    _d6,  # Object
+    _d7,  # PGPData
+    _d8,  # RSAKeyValue
+    _d9,  # Reference
+    _d10,  # RetrievalMethod
+    _d11,  # SPKIData
+    _d12,  # Signature
+    _d13,  # SignatureMethod
+    _d14,  # SignatureProperties
+    _d15,  # SignatureProperty
+    _d16,  # SignatureValue
+    _d17,  # SignedInfo
+    _d18,  # Transform
+    _d19,  # Transforms
+    _d20,  # X509Data
+)
 
 # message class -> [(global element, document event code, encoder)]
 ROOTS = {

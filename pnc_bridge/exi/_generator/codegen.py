@@ -436,6 +436,40 @@ class _Code:
         self.lines.append("    " * indent + text)
 
 
+class _Emit:
+    """Bits waiting to be written: (expression, width) pairs joined into one
+    ``w.bits(value, width)`` call on flush. Widths may be expressions too."""
+
+    def __init__(self, c: _Code) -> None:
+        self.c = c
+        self.parts: list[tuple[str, object]] = []
+
+    def add(self, expr: str, width) -> None:
+        if width == 0:
+            return
+        self.parts.append((expr, width))
+
+    def flush(self, ind: int) -> None:
+        if not self.parts:
+            return
+        if all(isinstance(w, int) for _, w in self.parts) and all(e.isdigit() for e, _ in self.parts):
+            val = 0
+            total = 0
+            for e, w in self.parts:
+                val = (val << w) | int(e)
+                total += w
+            self.c(ind, f"w.bits({val}, {total})")
+        else:
+            expr, total = self.parts[0][0], str(self.parts[0][1])
+            for e, w in self.parts[1:]:
+                expr = f"(({expr}) << {w}) | ({e})" if e != "0" else f"({expr}) << {w}"
+                total = f"{total} + {w}"
+            if all(isinstance(w, int) for _, w in self.parts):
+                total = str(sum(w for _, w in self.parts))
+            self.c(ind, f"w.bits({expr}, {total})")
+        self.parts = []
+
+
 def _groups_for(dt: Datatype) -> int:
     hi = dt.hi
     lo = dt.lo
@@ -539,8 +573,10 @@ class CodecWriter:
 
     # ---- values: encode --------------------------------------------------- #
 
-    def write_value(self, c: _Code, ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str) -> None:
+    def write_value(self, c: _Code, ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str, before_write=None) -> None:
         k = dt.kind
+        if before_write is None:
+            before_write = lambda: None  # noqa: E731
         if k == "nbit":
             c(ind, f"if type({v}) is not int or not {dt.lo} <= {v} <= {dt.hi}:")
             c(ind + 1, f'_bad("{path}", {v}, "an integer in {dt.lo}..{dt.hi}")')
@@ -555,6 +591,7 @@ class CodecWriter:
                 conds.append(f"{v} > {hi}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "an integer in {lo if lo is not None else ""}..{hi if hi is not None else ""}")')
+            before_write()
             c(ind, f"w.uint({v})" if k == "uint" else f"w.integer({v})")
         elif k == "bool":
             c(ind, f"if type({v}) is not bool:")
@@ -575,6 +612,7 @@ class CodecWriter:
                 conds.append(f"len({v}) > {dt.max_len}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "a str of length {dt.min_len or 0}..{dt.max_len if dt.max_len is not None else ""}")')
+            before_write()
             c(ind, f"w.string({v})")
         elif k in ("hex", "b64"):
             conds = [f"not isinstance({v}, (bytes, bytearray))"]
@@ -584,6 +622,7 @@ class CodecWriter:
                 conds.append(f"len({v}) > {dt.max_len}")
             c(ind, f"if {' or '.join(conds)}:")
             c(ind + 1, f'_bad("{path}", {v}, "bytes of length {dt.min_len or 0}..{dt.max_len if dt.max_len is not None else ""}")')
+            before_write()
             c(ind, f"w.binary({v})")
 
     # ---- element content ---------------------------------------------------- #
@@ -591,12 +630,37 @@ class CodecWriter:
     def read_element(self, c: _Code, ind: int, target: str, decl: ElementDecl, f: FieldSpec | None) -> None:
         t = decl.type
         if isinstance(t, ComplexType):
-            c(ind, f"{target} = _d{self.func_index(t)}(r)")
+            if self._inlinable(t):
+                self._emit_inline(c, ind, t, target, False, 1)
+            else:
+                c(ind, f"{target} = _d{self.func_index(t)}(r)")
             return
         dt = self.gb.grammar(t).simple
         enum = f.enum if f is not None else None
         what = decl.name[1]
         empty = self.empty_value(dt)
+        if dt.kind in self._FIXED and dt.nbits:
+            # CH code, value and EE code in one read; rewind on a deviation
+            n = dt.nbits
+            c(ind, f"x = r.bits({n + 2})")
+            c(ind, f"if x & {(1 << (n + 1)) | 1} == 0:")
+            if dt.kind == "nbit":
+                c(ind + 1, f"{target} = ((x >> 1) & {(1 << n) - 1}) + {dt.lo}" if dt.lo else f"{target} = (x >> 1) & {(1 << n) - 1}")
+                if dt.hi - dt.lo + 1 != (1 << n):
+                    c(ind + 1, f"if {target} > {dt.hi}:")
+                    c(ind + 2, f'r.facet("{what}: %d above maxInclusive {dt.hi}" % {target})')
+            elif dt.kind == "bool":
+                c(ind + 1, f"{target} = x == 2")
+            else:
+                vals, _ = self.enum_tables_for(enum)
+                c(ind + 1, f"x = (x >> 1) & {(1 << n) - 1}")
+                if len(dt.values) != (1 << n):
+                    c(ind + 1, f"if x >= {len(dt.values)}:")
+                    c(ind + 2, f'r.fail("{what}: enumeration index %d out of range" % x)')
+                c(ind + 1, f"{target} = {vals}[x]")
+            c(ind, "else:")
+            c(ind + 1, f"r.pos -= {n + 2}")
+            ind += 1
         c(ind, "if r.bits(1):")
         c(ind + 1, f'{target} = _simple_escape(r, {empty if empty is not None else "None"}, "{what}")')
         c(ind, "else:")
@@ -683,6 +747,246 @@ class CodecWriter:
                     return f
         return None
 
+    # ---- decoder: fused runs ------------------------------------------------ #
+    #
+    # Where a state has a single production (a required element or attribute, the end of
+    # the element), its event code is known unless the stream deviates. The decoder reads
+    # such runs of fixed-width parts (event codes, CH/EE codes of simple elements, n-bit
+    # values, booleans, enumerations) with one Reader.bits call and one mask check; on a
+    # mismatch it rewinds and takes the general path for that state, which also handles
+    # every legitimate deviation (an empty string written as a second-level EE).
+
+    _FIXED = ("nbit", "bool", "enum")
+
+    def _single(self, st: State, block_of, blocks_len) -> Production | None:
+        if len(st.prods) != 1 or st.bits1 != 1:
+            return None
+        p = st.prods[0]
+        if p.repeat or p.kind not in ("SE", "EE", "AT", "CH"):
+            return None
+        if st.leaf is not None and (st.leaf.grammar_max is None or st.leaf.grammar_max > 1 or st.leaf.min_occurs > 1):
+            return None  # a counted leaf: handled by its loop block
+        return p
+
+    def _runs(self, st0: State, g: TypeGrammar, cls: ClassSpec, block_of):
+        """Split the chain of single-production states from st0 into runs:
+        [(start state, pending EE element name or None, segments, terminal)], where a
+        segment is ('ctl', bits) or ('val', bits, production, datatype, field) and terminal
+        is ('var', production, field) | ('call', production, field) | ('stop', state|None)."""
+        runs = []
+        cur = st0
+        pending = None
+        segs: list = [("ctl", 1)] if pending else []
+        start = st0
+        while True:
+            p = self._single(cur, block_of, None) if cur is not None else None
+            if p is None:
+                runs.append((start, pending, segs, ("stop", cur)))
+                return runs
+            f = self.field_of(cls, p) if p.kind != "EE" else None
+            if p.kind == "EE":
+                segs.append(("ctl", 1))
+                runs.append((start, pending, segs, ("stop", None)))
+                return runs
+            if p.kind == "SE":
+                t = p.element.type
+                if isinstance(t, ComplexType):
+                    segs.append(("ctl", 1))
+                    runs.append((start, pending, segs, ("call", p, f)))
+                    cur = p.next
+                    start, pending, segs = cur, None, []
+                    continue
+                dt = self.gb.grammar(t).simple
+                segs += [("ctl", 1), ("ctl", 1)]
+                if dt.kind in self._FIXED:
+                    segs.append(("val", dt.nbits, p, dt, f))
+                    segs.append(("ctl", 1))
+                    cur = p.next
+                    continue
+                runs.append((start, pending, segs, ("var", p, f)))
+                cur = p.next
+                start, pending, segs = cur, p.element.name[1], [("ctl", 1)]
+                continue
+            # AT / CH (simple content)
+            dt = p.datatype
+            segs.append(("ctl", 1))
+            if dt.kind in self._FIXED:
+                segs.append(("val", dt.nbits, p, dt, f))
+                cur = p.next
+                continue
+            runs.append((start, pending, segs, ("var", p, f)))
+            cur = p.next
+            start, pending, segs = cur, None, []
+
+    def _emit_runs(self, c: _Code, ind: int, st0: State, g: TypeGrammar, cls: ClassSpec, var, block_of, blocks) -> bool:
+        runs = self._runs(st0, g, cls, block_of)
+        first_bits = sum(s[1] for s in runs[0][2])
+        nvals = sum(1 for s in runs[0][2] if s[0] == "val")
+        if first_bits < 2 or (nvals == 0 and first_bits < 3 and len(runs) == 1):
+            return False
+        self._emit_run(c, ind, runs, 0, st0, g, cls, var, block_of)
+        return True
+
+    def _dispatch_target(self, term) -> State | None:
+        """A run that ends in a state with several productions can read that state's
+        event code in the same call."""
+        if term[0] != "stop" or term[1] is None:
+            return None
+        t = term[1]
+        if len(t.prods) < 2 or not t.bits1 or any(p.repeat for p in t.prods):
+            return None
+        if t.leaf is not None and (t.leaf.grammar_max is None or t.leaf.grammar_max > 1 or t.leaf.min_occurs > 1):
+            return None
+        return t
+
+    def _emit_run(self, c: _Code, ind: int, runs, i: int, st0: State, g, cls, var, block_of, inline: bool = False) -> None:
+        start, pending, segs, term = runs[i]
+        k = sum(s[1] for s in segs)
+        if k == 0:
+            self._emit_terminal(c, ind, runs, i, st0, g, cls, var, block_of, inline)
+            return
+        then = None if inline else self._dispatch_target(term)
+        extra = then.bits1 if then is not None else 0
+        mask = 0
+        off = 0
+        for s in segs:
+            if s[0] == "ctl":
+                mask |= ((1 << s[1]) - 1) << (k - off - s[1] + extra)
+            off += s[1]
+        c(ind, "p = r.pos")
+        c(ind, f"x = r.bits({k + extra})")
+        c(ind, f"if x & {mask} == 0:")
+        off = 0
+        for s in segs:
+            if s[0] == "val":
+                _, n, p, dt, f = s
+                sh = k - off - n + extra
+                target = var[f.name]
+                expr = f"(x >> {sh}) & {(1 << n) - 1}" if sh else f"x & {(1 << n) - 1}"
+                tmp = "y"
+                what = p.element.name[1] if p.kind == "SE" else (f"{cls.xsd}@{p.attr.name[1]}" if p.kind == "AT" else cls.xsd)
+                if dt.kind == "nbit":
+                    c(ind + 1, f"{tmp} = ({expr}) + {dt.lo}" if dt.lo else f"{tmp} = {expr}")
+                    if dt.hi - dt.lo + 1 != (1 << dt.nbits):
+                        c(ind + 1, f"if {tmp} > {dt.hi}:")
+                        c(ind + 2, f'r.facet("{what}: %d above maxInclusive {dt.hi}" % {tmp})')
+                elif dt.kind == "bool":
+                    c(ind + 1, f"{tmp} = ({expr}) == 1")
+                else:  # enum
+                    vals, _ = self.enum_tables_for(f.enum)
+                    if n == 0:
+                        c(ind + 1, f"{tmp} = {vals}[0]")
+                    else:
+                        c(ind + 1, f"{tmp} = {expr}")
+                        if len(dt.values) != (1 << n):
+                            c(ind + 1, f"if {tmp} >= {len(dt.values)}:")
+                            c(ind + 2, f'r.fail("{what}: enumeration index %d out of range" % {tmp})')
+                        c(ind + 1, f"{tmp} = {vals}[{tmp}]")
+                if f.is_list:
+                    c(ind + 1, f"{target}.append({tmp})")
+                else:
+                    c(ind + 1, f"{target} = {tmp}")
+            off += s[1]
+        if then is not None:
+            c(ind + 1, f"ec = x & {(1 << extra) - 1}")
+            self.dispatch(c, ind + 1, then, g, cls, var, block_of, in_loop=False, read_ec=False)
+        else:
+            self._emit_terminal(c, ind + 1, runs, i, st0, g, cls, var, block_of, inline)
+        if inline:
+            return  # a deviation leaves ok unset: the caller decodes the child the long way
+        c(ind, "else:")
+        c(ind + 1, "r.pos = p")
+        if i == 0:
+            self.dispatch(c, ind + 1, st0, g, cls, var, block_of, in_loop=False, fast=False)
+        else:
+            if pending:
+                c(ind + 1, "if r.bits(1):")
+                c(ind + 2, f'_escape(r, 1, _EV_ELEM_EE, "{pending}")')
+            c(ind + 1, f"s = {block_of[id(start)]}")
+
+    def _emit_terminal(self, c: _Code, ind: int, runs, i: int, st0, g, cls, var, block_of, inline: bool = False) -> None:
+        start, pending, segs, term = runs[i]
+        kind = term[0]
+        if kind == "stop" and inline:
+            for line in self._inline_ctx[-1][0]:
+                c(ind, line)
+            return
+        if kind == "stop":
+            nxt = term[1]
+            if nxt is None:
+                c(ind, "s = -1")
+            else:
+                c(ind, f"s = {block_of[id(nxt)]}")
+                if nxt.leaf is not None and (nxt.leaf.grammar_max is None or nxt.leaf.grammar_max > 1 or nxt.leaf.min_occurs > 1):
+                    c(ind, "k = 1")
+            return
+        _, p, f = term
+        target = var[f.name]
+        if kind == "call":
+            depth = self._inline_ctx[-1][1] if inline else 0
+            if depth < 2 and self._inlinable(p.element.type):
+                self._emit_inline(c, ind, p.element.type, target, f.is_list, depth + 1)
+            else:
+                call = f"_d{self.func_index(p.element.type)}(r)"
+                c(ind, f"{target}.append({call})" if f.is_list else f"{target} = {call}")
+        else:  # var
+            dt = p.datatype if p.kind in ("AT", "CH") else self.gb.grammar(p.element.type).simple
+            what = p.element.name[1] if p.kind == "SE" else cls.xsd
+            if f.is_list:
+                self.read_value(c, ind, "y", dt, f.enum, what)
+                c(ind, f"{target}.append(y)")
+            else:
+                self.read_value(c, ind, target, dt, f.enum, what)
+        self._emit_run(c, ind, runs, i + 1, st0, g, cls, var, block_of, inline)
+
+    # ---- decoder: inlined children ------------------------------------------- #
+    #
+    # A child element whose type is one straight chain of required parts (PhysicalValue,
+    # DC_EVStatus, RationalNumber, ...) is decoded in place: its runs are read as above and
+    # its object built at the end; any deviation falls back to calling its decoder from
+    # the start of its content. This saves a call and its state bookkeeping per element.
+
+    def _inlinable(self, t) -> bool:
+        if not isinstance(t, ComplexType):
+            return False
+        g = self.gb.grammar(t)
+        if g.attributes or g.mixed or g.simple is not None:
+            return False
+        st = g.states[0]
+        for _ in range(len(g.states) + 1):
+            p = self._single(st, None, None)
+            if p is None:
+                return False
+            if p.kind == "EE":
+                return True
+            if p.kind != "SE":
+                return False
+            st = p.next
+        return False
+
+    def _emit_inline(self, c: _Code, ind: int, t: ComplexType, target: str, is_list: bool, depth: int) -> None:
+        g = self.gb.grammar(t)
+        cls = self.models.class_for(t, self.gb)
+        self._inline_n = getattr(self, "_inline_n", 0) + 1
+        n = self._inline_n
+        var = {f.name: f"t{n}_{i}" for i, f in enumerate(cls.fields)}
+        for f in cls.fields:
+            if f.is_list:
+                c(ind, f"{var[f.name]} = []")
+        c(ind, f"pc{n} = r.pos")
+        c(ind, f"ok{n} = False")
+        runs = self._runs(g.states[0], g, cls, None)
+        build = [f"o{n} = _new({self.mref(cls)})"] + [f"o{n}.{f.name} = {var[f.name]}" for f in cls.fields]
+        build.append(f"{target}.append(o{n})" if is_list else f"{target} = o{n}")
+        build.append(f"ok{n} = True")
+        self._inline_ctx = getattr(self, "_inline_ctx", []) + [(build, depth)]
+        self._emit_run(c, ind, runs, 0, g.states[0], g, cls, var, None, inline=True)
+        self._inline_ctx.pop()
+        call = f"_d{self.func_index(t)}(r)"
+        c(ind, f"if not ok{n}:")
+        c(ind + 1, f"r.pos = pc{n}")
+        c(ind + 1, f"{target}.append({call})" if is_list else f"{target} = {call}")
+
     def decoder(self, idx: int, g: TypeGrammar, cls: ClassSpec) -> list[str]:
         c = _Code()
         blocks, block_of, cyclic = self.blocks(g)
@@ -703,7 +1007,8 @@ class CodecWriter:
         for bi, b in enumerate(blocks):
             c(ind, f"if s == {bi}:")
             if len(b) == 1 and not any(p.repeat for p in b[0].prods):
-                self.dispatch(c, ind + 1, b[0], g, cls, var, block_of, in_loop=False)
+                if not self._emit_runs(c, ind + 1, b[0], g, cls, var, block_of, blocks):
+                    self.dispatch(c, ind + 1, b[0], g, cls, var, block_of, in_loop=False)
             else:
                 leaf = b[0].leaf
                 by_occ = {s.occ: s for s in b}
@@ -743,10 +1048,30 @@ class CodecWriter:
         c(1, "return o")
         return c.lines
 
-    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool) -> None:
+    def dispatch(self, c: _Code, ind: int, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool, fast: bool = True, read_ec: bool = True) -> None:
         prods = st.prods
         esc = len(prods)
-        c(ind, f"ec = r.bits({st.bits1})" if st.bits1 else "ec = 0")
+        if read_ec:
+            c(ind, f"ec = r.bits({st.bits1})" if st.bits1 else "ec = 0")
+        # a choice among many elements of one field (a substitution group such as ISO-2's
+        # BodyElement): one table lookup instead of a chain of comparisons
+        if (
+            len(prods) >= 8
+            and all(p.kind == "SE" and isinstance(p.element.type, ComplexType) and not p.repeat for p in prods)
+            and len({id(p.next) for p in prods}) == 1
+            and len({self.field_of(cls, p).name for p in prods}) == 1
+        ):
+            f = self.field_of(cls, prods[0])
+            tab = self.const("(" + "".join(f"_d{self.func_index(p.element.type)}, " for p in prods) + ")")
+            c(ind, f"if ec < {esc}:")
+            c(ind + 1, f"{var[f.name]}.append({tab}[ec](r))" if f.is_list else f"{var[f.name]} = {tab}[ec](r)")
+            self._goto(c, ind + 1, prods[0].next, block_of, in_loop)
+            c(ind, f"elif ec == {esc}:")
+            evs = self.const(repr(tuple(st.second_level())))
+            c(ind + 1, f'_escape(r, {st.bits2}, {evs}, "{cls.xsd}")')
+            c(ind, "else:")
+            c(ind + 1, f'r.fail("{cls.xsd}: event code %d out of range" % ec)')
+            return
         for i, p in enumerate(prods):
             c(ind, ("if" if i == 0 else "elif") + f" ec == {i}:")
             self.action(c, ind + 1, p, st, g, cls, var, block_of, in_loop)
@@ -765,6 +1090,16 @@ class CodecWriter:
             c(ind + 1, f'_escape(r, {st.bits2}, {evs}, "{cls.xsd}")')
         c(ind, "else:")
         c(ind + 1, f'r.fail("{cls.xsd}: event code %d out of range" % ec)')
+
+    def _goto(self, c: _Code, ind: int, nxt, block_of, in_loop: bool) -> None:
+        if nxt is None:
+            c(ind, "s = -1")
+        else:
+            c(ind, f"s = {block_of[id(nxt)]}")
+            if nxt.leaf is not None and (nxt.leaf.grammar_max is None or nxt.leaf.grammar_max > 1 or nxt.leaf.min_occurs > 1):
+                c(ind, "k = 1")
+        if in_loop:
+            c(ind, "break")
 
     def action(self, c: _Code, ind: int, p: Production, st: State, g: TypeGrammar, cls: ClassSpec, var, block_of, in_loop: bool) -> None:
         def goto(nxt: State | None):
@@ -805,95 +1140,312 @@ class CodecWriter:
                 goto(p.next)
 
     # ---- encoder ------------------------------------------------------------ #
+    #
+    # The encoder walks the fields in document order, tracking at generation time the set
+    # of grammar states the encoding can be in. Where that set is a single state, event
+    # codes are constants; runs of constant bits and fixed-width values are written with
+    # one Writer.bits call. Where it is not (after optional elements, lists, choices), the
+    # state is kept at run time in `s` and codes come from {state: (code, bits, next)}
+    # tables, whose misses are the schema's ordering and occurrence rules.
 
     def encoder(self, idx: int, g: TypeGrammar, cls: ClassSpec) -> list[str]:
         c = _Code()
         c(0, f"def _e{idx}(w, o):")
         c(1, f'"""{cls.ref} -> {cls.xsd}"""')
-        c(1, "s = 0")
         name = cls.name
-        # per event: {state id: (code, nbits, next state id)}
-        def table(pred, with_next=True) -> str:
-            entries = []
+        by_id = {st.id: st for st in g.states}
+        expect = self._expect_table(g)
+        self._expect_table_cache = expect
+        em = _Emit(c)
+        known = {0}
+        s_valid = False
+
+        def prods_for(f: FieldSpec):
+            out = {}
             for st in g.states:
                 for i, p in enumerate(st.prods):
-                    if pred(p):
-                        nxt = -1 if p.next is None else p.next.id
-                        entries.append(f"{st.id}: ({i}, {st.bits1}, {nxt})")
-            return self.const("{" + ", ".join(entries) + "}")
+                    if f.kind == "attr" and p.kind == "AT" and p.attr.name == (f.ns, f.xml):
+                        out.setdefault(st.id, []).append((i, p))
+                    elif f.kind == "value" and p.kind == "CH":
+                        out.setdefault(st.id, []).append((i, p))
+                    elif f.kind == "elem" and p.kind == "SE" and p.leaf is not None and p.leaf.term.name == (f.ns, f.xml):
+                        out.setdefault(st.id, []).append((i, p))
+            return out
 
-        def expect_table() -> str:
+        def table(pmap) -> str:
             entries = []
-            for st in g.states:
-                names = []
-                for p in st.prods:
-                    if p.kind == "SE":
-                        names.append(p.element.name[1])
-                    elif p.kind == "AT":
-                        names.append("@" + p.attr.name[1])
-                    elif p.kind == "EE":
-                        names.append("end of element")
-                    elif p.kind == "CH":
-                        names.append("value")
-                entries.append(f"{st.id}: {', '.join(dict.fromkeys(names))!r}")
+            for sid, lst in sorted(pmap.items()):
+                i, p = lst[0]
+                nxt = -1 if p.next is None else p.next.id
+                entries.append(f"{sid}: ({i}, {by_id[sid].bits1}, {nxt})")
             return self.const("{" + ", ".join(entries) + "}")
 
-        expect = expect_table()
-        for f in cls.fields:
+        def ensure_s(ind: int):
+            nonlocal s_valid
+            if not s_valid:
+                (only,) = known
+                em.flush(ind)
+                c(ind, f"s = {only}")
+                s_valid = True
+
+        for fi, f in enumerate(cls.fields):
             path = f"{name}.{f.name}"
-            if f.kind == "attr":
-                t = table(lambda p, f=f: p.kind == "AT" and p.attr.name == (f.ns, f.xml))
-                c(1, f"v = o.{f.name}")
-                c(1, "if v is not None:")
-                c(2, f"t = {t}.get(s)")
-                c(2, "if t is None:")
-                c(3, f'_order("{path}", s, {expect})')
-                c(2, "w.bits(t[0], t[1])")
-                c(2, "s = t[2]")
-                dt = next(p.datatype for st in g.states for p in st.prods if p.kind == "AT" and p.attr.name == (f.ns, f.xml))
-                self.write_value(c, 2, "v", dt, f.enum, path)
-            elif f.kind == "value":
-                t = table(lambda p: p.kind == "CH")
-                c(1, f"v = o.{f.name}")
-                c(1, f"t = {t}.get(s)")
-                c(1, "if t is None:")
-                c(2, f'_order("{path}", s, {expect})')
-                c(1, "w.bits(t[0], t[1])")
-                c(1, "s = t[2]")
-                self.write_value(c, 1, "v", g.simple, f.enum, path)
-            else:
-                field_leaves = [l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml)]
-                leaf = field_leaves[0]
-                states = {st.occ: st.id for st in g.states if st.leaf is leaf}
+            v = f"v{fi}"
+            pmap = prods_for(f)
+            members = None
+            if f.kind == "elem":
+                leaf = next(l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml))
                 members = self.gb.members(leaf.term)
-                if f.is_list:
-                    mx = leaf.max_occurs
-                    c(1, f"items = o.{f.name}")
-                    c(1, "if items.__class__ is not list:")
-                    c(2, f'_bad("{path}", items, "a list")')
-                    if mx is not None:
-                        c(1, f"if len(items) > {mx}:")
-                        c(2, f'_bad("{path}", items, "at most {mx} items")')
-                    c(1, "n = 0")
-                    c(1, "for v in items:")
-                    ind = 2
-                    c(2, "n += 1")
+            if f.is_list:
+                em.flush(1)
+                ensure_s(1)
+                self._emit_list(c, g, f, leaf, members, pmap, path, expect, v)
+                known = known | {st.id for st in g.states if st.leaf is leaf}
+                s_valid = True
+                continue
+            c(1, f"{v} = o.{f.name}")
+            required = not f.optional
+            if required:
+                c(1, f"if {v} is None:")
+                c(2, f'_order("{path}", {("s" if s_valid else str(next(iter(known))))}, {expect})')
+                ind = 1
+            else:
+                em.flush(1)
+                c(1, f"if {v} is not None:")
+                ind = 2
+            # the production for this field from each possible state
+            if len(known) == 1 and not s_valid:
+                (sid,) = known
+                hits = pmap.get(sid)
+                if not hits:
+                    c(ind, f'_order("{path}", {sid}, {expect})')
+                    if ind == 1:
+                        # required but impossible here: never encodable (kept for clarity)
+                        pass
+                    after = set()
                 else:
-                    c(1, f"v = o.{f.name}")
-                    c(1, "if v is not None:")
-                    ind = 2
-                self._emit_se(c, ind, g, field_leaves, members, f, path, expect)
-                # next state
-                if f.is_list:
-                    occ_expr = self._occ_expr(leaf, states, "n")
-                    c(ind, f"s = {occ_expr}")
-        t = table(lambda p: p.kind == "EE")
-        c(1, f"t = {t}.get(s)")
-        c(1, "if t is None:")
-        c(2, f'_order("{name}", s, {expect})')
-        c(1, "if t[1]:")
-        c(2, "w.bits(t[0], t[1])")
+                    st = by_id[sid]
+                    nxt_ids = self._emit_value_static(c, em, ind, st, hits, f, members, v, path)
+                    after = nxt_ids
+                    if ind == 2:
+                        em.flush(ind)
+                if ind == 2:
+                    # optional: the state after the if is either unchanged or `after`
+                    new_known = known | after
+                    known_before = set(known)
+                    known = new_known
+                    if len(known) > 1:
+                        # make `s` hold the state on both paths
+                        self._fix_branch_state(c, v, known_before, after, s_valid)
+                        s_valid = True
+                    else:
+                        s_valid = False
+                else:
+                    known = after
+                    s_valid = False
+            else:
+                # state known only at run time
+                em.flush(ind)
+                t = table(pmap)
+                c(ind, f"t = {t}.get(s)")
+                c(ind, "if t is None:")
+                c(ind + 1, f'_order("{path}", s, {expect})')
+                nxt_ids = self._emit_value_dynamic(c, em, ind, f, members, v, path, pmap, by_id)
+                em.flush(ind)
+                if len(nxt_ids) == 1:
+                    if ind == 2:
+                        (only,) = nxt_ids
+                        c(ind, f"s = {only}")
+                        known = known | nxt_ids
+                        s_valid = True
+                    else:
+                        known = nxt_ids
+                        s_valid = False
+                else:
+                    c(ind, "s = t[2]")
+                    known = (known | nxt_ids) if ind == 2 else nxt_ids
+                    s_valid = True
+        # end of element
+        ee = {st.id: i for st in g.states for i, p in enumerate(st.prods) if p.kind == "EE"}
+        if len(known) == 1 and not s_valid:
+            (sid,) = known
+            if sid in ee:
+                if by_id[sid].bits1:
+                    em.add(str(ee[sid]), by_id[sid].bits1)
+                em.flush(1)
+            else:
+                em.flush(1)
+                c(1, f'_order("{name}", {sid}, {expect})')
+        else:
+            em.flush(1)
+            t = self.const("{" + ", ".join(f"{sid}: ({i}, {by_id[sid].bits1})" for sid, i in sorted(ee.items())) + "}")
+            c(1, f"t = {t}.get(s)")
+            c(1, "if t is None:")
+            c(2, f'_order("{name}", s, {expect})')
+            c(1, "if t[1]:")
+            c(2, "w.bits(t[0], t[1])")
         return c.lines
+
+    def _fix_branch_state(self, c: _Code, v: str, before: set, after: set, s_valid: bool) -> None:
+        """Make `s` hold the current state on both paths of `if vN is not None:`."""
+        # find the `if vN is not None:` line
+        head = f"    if {v} is not None:"
+        pos = max(i for i, l in enumerate(c.lines) if l == head)
+        if not s_valid:
+            (only,) = before
+            c.lines.insert(pos, f"    s = {only}")
+        if len(after) == 1:
+            (a,) = after
+            c(2, f"s = {a}")
+        else:
+            c(2, "s = t[2]")
+
+    def _expect_table(self, g: TypeGrammar) -> str:
+        entries = []
+        for st in g.states:
+            names = []
+            for p in st.prods:
+                if p.kind == "SE":
+                    names.append(p.element.name[1])
+                elif p.kind == "AT":
+                    names.append("@" + p.attr.name[1])
+                elif p.kind == "EE":
+                    names.append("end of element")
+                elif p.kind == "CH":
+                    names.append("value")
+            entries.append(f"{st.id}: {', '.join(dict.fromkeys(names))!r}")
+        return self.const("{" + ", ".join(entries) + "}")
+
+    def _emit_value_static(self, c: _Code, em: "_Emit", ind: int, st: State, hits, f: FieldSpec, members, v: str, path: str) -> set:
+        """Emit one field occurrence whose event code is known; return the next state ids."""
+        if f.kind in ("attr", "value"):
+            i, p = hits[0]
+            if st.bits1:
+                em.add(str(i), st.bits1)
+            self._value(c, em, ind, v, p.datatype, f.enum, path)
+            return {p.next.id} if p.next is not None else set()
+        if members is not None and len(members) > 1:
+            # substitution group: the value's class picks the element (and its code)
+            entries = []
+            for i, p in hits:
+                cls = self.models.class_for(p.element.type, self.gb)
+                entries.append(f"{self.mref(cls)}: ({i}, _e{self.func_index(p.element.type)})")
+            disp = self.const("{" + ", ".join(entries) + "}")
+            c(ind, f"d = {disp}.get({v}.__class__)")
+            c(ind, "if d is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "one of: {", ".join(m.name[1] for m in members)}")')
+            em.add("d[0]", st.bits1)
+            em.flush(ind)
+            c(ind, f"d[1](w, {v})")
+            return {p.next.id for _, p in hits if p.next is not None}
+        i, p = hits[0]
+        if st.bits1:
+            em.add(str(i), st.bits1)
+        self._element(c, em, ind, v, p.element, f, path)
+        return {p.next.id} if p.next is not None else set()
+
+    def _emit_value_dynamic(self, c: _Code, em: "_Emit", ind: int, f: FieldSpec, members, v: str, path: str, pmap, by_id) -> set:
+        """Emit one field occurrence whose code is in `t` (looked up at run time)."""
+        nxt = {p.next.id for lst in pmap.values() for _, p in lst if p.next is not None}
+        if f.kind in ("attr", "value"):
+            p = next(iter(pmap.values()))[0][1]
+            em.add("t[0]", "t[1]")
+            self._value(c, em, ind, v, p.datatype, f.enum, path)
+            return nxt
+        if members is not None and len(members) > 1:
+            entries = []
+            for m in members:
+                cls = self.models.class_for(m.type, self.gb)
+                tab = self.const(
+                    "{" + ", ".join(
+                        f"{sid}: {i}" for sid, lst in sorted(pmap.items()) for i, p in lst if p.element.name == m.name
+                    ) + "}"
+                )
+                entries.append(f"{self.mref(cls)}: ({tab}, _e{self.func_index(m.type)})")
+            disp = self.const("{" + ", ".join(entries) + "}")
+            c(ind, f"d = {disp}.get({v}.__class__)")
+            c(ind, "if d is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "one of: {", ".join(m.name[1] for m in members)}")')
+            c(ind, "code = d[0].get(s)")
+            c(ind, "if code is None:")
+            c(ind + 1, f'_order("{path}", s, {self._expect_table_cache})')
+            em.add("code", "t[1]")
+            em.flush(ind)
+            c(ind, f"d[1](w, {v})")
+            return nxt
+        p = next(iter(pmap.values()))[0][1]
+        em.add("t[0]", "t[1]")
+        self._element(c, em, ind, v, p.element, f, path)
+        return nxt
+
+    def _element(self, c: _Code, em: "_Emit", ind: int, v: str, decl: ElementDecl, f: FieldSpec, path: str) -> None:
+        t = decl.type
+        if isinstance(t, ComplexType):
+            cls = self.models.class_for(t, self.gb)
+            c(ind, f"if {v}.__class__ is not {self.mref(cls)}:")
+            c(ind + 1, f'_bad("{path}", {v}, "a {cls.name}")')
+            em.flush(ind)
+            c(ind, f"_e{self.func_index(t)}(w, {v})")
+            return
+        dt = self.gb.grammar(t).simple
+        em.add("0", 1)  # CH
+        self._value(c, em, ind, v, dt, f.enum, path)
+        em.add("0", 1)  # EE
+
+    def _value(self, c: _Code, em: "_Emit", ind: int, v: str, dt: Datatype, enum: EnumSpec | None, path: str) -> None:
+        """Check a simple value against its facets and write it (fixed-width values join
+        the pending bits; variable-width ones flush them first)."""
+        k = dt.kind
+        if k == "nbit":
+            c(ind, f"if {v}.__class__ is not int or not {dt.lo} <= {v} <= {dt.hi}:")
+            c(ind + 1, f'_bad("{path}", {v}, "an integer in {dt.lo}..{dt.hi}")')
+            if dt.nbits:
+                em.add(f"{v} - {dt.lo}" if dt.lo else v, dt.nbits)
+        elif k == "bool":
+            c(ind, f"if {v}.__class__ is not bool:")
+            c(ind + 1, f'_bad("{path}", {v}, "a bool")')
+            em.add(v, 1)
+        elif k == "enum":
+            _, idx = self.enum_tables_for(enum)
+            iv = f"i{v[1:]}"
+            c(ind, f"{iv} = {idx}.get({v})")
+            c(ind, f"if {iv} is None:")
+            c(ind + 1, f'_bad("{path}", {v}, "a member of {self.eref(enum)}")')
+            if dt.nbits:
+                em.add(iv, dt.nbits)
+        else:
+            self.write_value(c, ind, v, dt, enum, path, before_write=lambda: em.flush(ind))
+
+    def _emit_list(self, c: _Code, g: TypeGrammar, f: FieldSpec, leaf, members, pmap, path: str, expect: str, v: str) -> None:
+        mx = leaf.max_occurs
+        states = {st.occ: st.id for st in g.states if st.leaf is leaf}
+        c(1, f"items = o.{f.name}")
+        c(1, "if items.__class__ is not list:")
+        c(2, f'_bad("{path}", items, "a list")')
+        if mx is not None:
+            c(1, f"if len(items) > {mx}:")
+            c(2, f'_bad("{path}", items, "at most {mx} items")')
+        c(1, "n = 0")
+        c(1, f"for {v} in items:")
+        c(2, "n += 1")
+        em = _Emit(c)
+        by_id = {st.id: st for st in g.states}
+        if members is not None and len(members) > 1:
+            t = self.const("{" + ", ".join(f"{sid}: (0, {by_id[sid].bits1}, 0)" for sid in sorted(pmap)) + "}")
+            c(2, f"t = {t}.get(s)")
+            c(2, "if t is None:")
+            c(3, f'_order("{path}", s, {expect})')
+            self._emit_value_dynamic(c, em, 2, f, members, v, path, pmap, by_id)
+        else:
+            tab = self.const("{" + ", ".join(f"{sid}: ({lst[0][0]}, {by_id[sid].bits1})" for sid, lst in sorted(pmap.items())) + "}")
+            c(2, f"t = {tab}.get(s)")
+            c(2, "if t is None:")
+            c(3, f'_order("{path}", s, {expect})')
+            em.add("t[0]", "t[1]")
+            p = next(iter(pmap.values()))[0][1]
+            self._element(c, em, 2, v, p.element, f, path)
+        em.flush(2)
+        c(2, f"s = {self._occ_expr(leaf, states, 'n')}")
 
     def _occ_expr(self, leaf, states, n: str) -> str:
         parts = []
@@ -911,57 +1463,6 @@ class CodecWriter:
                 expr = f"({sid} if {cond} else {expr})"
         return expr
 
-    def _emit_se(self, c: _Code, ind: int, g: TypeGrammar, leaves, members, f: FieldSpec, path: str, expect: str) -> None:
-        # code of SE(member) in each state where the field's element can start or repeat:
-        # {state: (code, bits, next state)}; lists compute the next state from the count
-        def tab_for(m: ElementDecl) -> str:
-            entries = []
-            for st in g.states:
-                for i, p in enumerate(st.prods):
-                    if p.kind == "SE" and p.leaf in leaves and p.element.name == m.name:
-                        nxt = -1 if p.next is None else p.next.id
-                        entries.append(f"{st.id}: ({i}, {st.bits1}, {nxt})")
-            return self.const("{" + ", ".join(entries) + "}")
-
-        if len(members) == 1:
-            m = members[0]
-            t = tab_for(m)
-            c(ind, f"t = {t}.get(s)")
-            c(ind, "if t is None:")
-            c(ind + 1, f'_order("{path}", s, {expect})')
-            self._write_member(c, ind, m, f, path, "t[0]", "t[1]")
-        else:
-            # substitution group: the value's class picks the element
-            entries = []
-            for m in members:
-                cls = self.models.class_for(m.type, self.gb)
-                entries.append(f"{self.mref(cls)}: ({tab_for(m)}, _e{self.func_index(m.type)})")
-            disp = self.const("{" + ", ".join(entries) + "}")
-            c(ind, f"d = {disp}.get(v.__class__)")
-            c(ind, "if d is None:")
-            c(ind + 1, f'_bad("{path}", v, "one of: {", ".join(m.name[1] for m in members)}")')
-            c(ind, "t = d[0].get(s)")
-            c(ind, "if t is None:")
-            c(ind + 1, f'_order("{path}", s, {expect})')
-            c(ind, "w.bits(t[0], t[1])")
-            c(ind, "d[1](w, v)")
-        if not f.is_list:
-            c(ind, "s = t[2]")
-
-    def _write_member(self, c: _Code, ind: int, m: ElementDecl, f: FieldSpec, path: str, code: str, bits: str) -> None:
-        t = m.type
-        if isinstance(t, ComplexType):
-            cls = self.models.class_for(t, self.gb)
-            c(ind, f"if v.__class__ is not {self.mref(cls)}:")
-            c(ind + 1, f'_bad("{path}", v, "a {cls.name}")')
-            c(ind, f"w.bits({code}, {bits})")
-            c(ind, f"_e{self.func_index(t)}(w, v)")
-        else:
-            dt = self.gb.grammar(t).simple
-            c(ind, f"w.bits({code} << 1, {bits} + 1)")
-            self.write_value(c, ind, "v", dt, f.enum, path)
-            c(ind, "w.bits(0, 1)")
-
     # ---- module ------------------------------------------------------------- #
 
     def write(self, inputs: str) -> str:
@@ -971,6 +1472,10 @@ class CodecWriter:
         for d in roots:
             if isinstance(d.type, ComplexType):
                 self.func_index(d.type)
+        frags = self.gb.fragment_elements()
+        for qn, decls, unique in frags:
+            if unique and isinstance(decls[0].type, ComplexType):
+                self.func_index(decls[0].type)
         funcs: list[str] = []
         done = 0
         while done < len(self.grammars):
@@ -982,16 +1487,24 @@ class CodecWriter:
         doc = _Code()
         doc(0, "def _decode_document(r):")
         doc(1, f"ec = r.bits({docbits})")
-        for i, d in enumerate(roots):
-            doc(1, ("if" if i == 0 else "elif") + f" ec == {i}:  # {d.name[1]}")
-            if isinstance(d.type, ComplexType):
-                doc(2, f"return _d{self.func_index(d.type)}(r)")
-            else:
-                doc(2, f'r.fail("document element {d.name[1]} has simple content; not a V2G message")')
-        doc(1, f"elif ec == {len(roots)}:")
+        doc(1, "if ec < len(_DOC):")
+        doc(2, "d = _DOC[ec]")
+        doc(2, "if d is None:")
+        doc(3, 'r.fail("document element %s has simple content; not a V2G message" % ROOT_NAMES[ec])')
+        doc(2, "return d(r)")
+        doc(1, f"if ec == {len(roots)}:")
         doc(2, 'r.fail("document element is not declared in the schema (SE(*))")')
-        doc(1, "else:")
-        doc(2, 'r.fail("document event code %d out of range" % ec)')
+        doc(1, 'r.fail("document event code %d out of range" % ec)')
+        doc(0, "")
+        doc(0, "")
+        doc(0, "# document event code -> decoder of the global element (None: simple content)")
+        doc(0, "_DOC = (")
+        for d in roots:
+            if isinstance(d.type, ComplexType):
+                doc(1, f"_d{self.func_index(d.type)},  # {d.name[1]}")
+            else:
+                doc(1, f"None,  # {d.name[1]}")
+        doc(0, ")")
         # encoders for roots: class -> [(element local name, code, encoder)]
         enc_roots: dict[str, list[str]] = {}
         for i, d in enumerate(roots):
@@ -1010,9 +1523,7 @@ class CodecWriter:
         lines.append("")
         body = []
         body += funcs
-        self.grammars_emitted = len(self.grammars)
         body += ["", "", "# tables (after the functions: some refer to encoders)"] + self.consts
-        self.consts_emitted = len(self.consts)
         body += [""] + doc.lines
         body.append("")
         body.append("# message class -> [(global element, document event code, encoder)]")
@@ -1022,7 +1533,6 @@ class CodecWriter:
         body.append("}")
         body.append("ROOT_NAMES = (" + "".join(f"{d.name[1]!r}, " for d in roots) + ")")
         # fragments (EXI fragment mode, used for the XML-DSig digests of ISO 15118)
-        frags = self.gb.fragment_elements()
         body.append("")
         body.append("# EXI fragments: FragmentContent lists every element qname of the schema set,")
         body.append("# sorted; then SE(*) and ED. Value: (event code, encoder or None, relaxed grammar,")
@@ -1056,14 +1566,6 @@ class CodecWriter:
         body.append("}")
         body.append(f"RELAXED_EF0 = ({coding_length(ef0 + 1)}, {n + 1 + m + 1 + 1}, {n + 1 + m + 1})  # bits, CH code, EE code")
         body.append(f"RELAXED_EF1 = ({coding_length(ef1 + 1)}, {m + 1 + 1}, {m + 1})  # bits, CH code, EE code")
-        # all fragment encoders must exist: generate any grammar they reference
-        done = self.grammars_emitted
-        while done < len(self.grammars):
-            g, cls = self.grammars[done]
-            body += [""] + self.decoder(done, g, cls)
-            body += [""] + self.encoder(done, g, cls)
-            done += 1
-        body += self.consts[self.consts_emitted:]
         body.append("")
         body.append("# (namespace, local name) of each global element -> message class")
         body.append("ROOT_ELEMENTS = {")

@@ -80,7 +80,7 @@ def datatype_of(st: SimpleType) -> Datatype:
     if st.primitive == "boolean":
         if st.patterns:
             raise XsdError(f"boolean with pattern facet not supported: {st.name}")
-        return Datatype("bool", st)
+        return Datatype("bool", st, nbits=1)
     if st.primitive == "hexBinary":
         return Datatype("hex", st, **lengths)
     if st.primitive == "base64Binary":

@@ -1,0 +1,1 @@
+"""Generated OCPP models; see pnc_bridge/ocpp/_codegen.py. Do not edit."""

@@ -1,0 +1,354 @@
+"""Smart charging: charging-profile checks, stacking and the composite schedule (part 2, K).
+
+Rules of this module:
+
+- Pure functions over ``ChargingProfileType`` models; time (``now``, UTC) is an argument.
+  The station stores the accepted profiles and calls ``composite_schedule``.
+- ``check_profile`` applies the K01 rules a station can check and returns the status and
+  reason code (Appendix 5) to answer SetChargingProfile with.
+- ``composite_schedule`` follows part 2 K 3.4/3.5: per purpose the valid profile with the
+  highest stackLevel that has a period at that time leads; a TxProfile overrules the
+  TxDefaultProfile; the result is the lowest limit of ChargingStationMaxProfile,
+  ChargingStationExternalConstraints and Tx(Default)Profile (K08.FR.04). Limits in another
+  unit are converted with the nominal line voltage and the number of phases (K01.FR.50).
+  Where no profile limits, the EVSE's own maximum applies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+__all__ = [
+    "StoredProfile",
+    "ProfileContext",
+    "check_profile",
+    "matches_criteria",
+    "composite_schedule",
+    "RECURRENCE_SECONDS",
+]
+
+#: RecurrencyKindEnumType -> period length.
+RECURRENCE_SECONDS = {"Daily": 86_400, "Weekly": 7 * 86_400}
+
+_PURPOSE_ORDER = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints", "TxDefaultProfile", "TxProfile")
+
+
+@dataclass(frozen=True)
+class StoredProfile:
+    """An installed charging profile and the EVSE it was set for (0 = the station)."""
+
+    evse_id: int
+    profile: Any  # generated ChargingProfileType (v201)
+
+    @property
+    def id(self) -> int:
+        return int(self.profile.id)
+
+    @property
+    def purpose(self) -> str:
+        return _value(self.profile.charging_profile_purpose)
+
+    @property
+    def stack_level(self) -> int:
+        return int(self.profile.stack_level)
+
+
+@dataclass(frozen=True)
+class ProfileContext:
+    """What ``check_profile`` needs to know about the station."""
+
+    evse_ids: frozenset[int]
+    #: evse id -> the transaction id running on it
+    transactions: dict[int, str]
+    supported_units: frozenset[str]
+    max_stack_level: int
+    periods_per_schedule: int
+    max_profiles: int
+    phase_switching_supported: bool = False
+    dc_evses: frozenset[int] = frozenset()
+    #: transactions for which NotifyEVChargingNeeds was sent (ISO 15118, K01.FR.34)
+    iso15118_transactions: frozenset[str] = frozenset()
+
+
+def _value(x: Any) -> str:
+    return x.value if hasattr(x, "value") else str(x)
+
+
+def _validity_overlaps(a: Any, b: Any) -> bool:
+    far_past = datetime.min.replace(tzinfo=timezone.utc)
+    far_future = datetime.max.replace(tzinfo=timezone.utc)
+    a_from, a_to = a.valid_from or far_past, a.valid_to or far_future
+    b_from, b_to = b.valid_from or far_past, b.valid_to or far_future
+    return a_from < b_to and b_from < a_to
+
+
+def check_profile(evse_id: int, profile: Any, installed: Iterable[StoredProfile], ctx: ProfileContext) -> tuple[str, str | None]:
+    """(ChargingProfileStatusEnumType value, reason code) for SetChargingProfile."""
+    purpose = _value(profile.charging_profile_purpose)
+    kind = _value(profile.charging_profile_kind)
+    installed = list(installed)
+    same_id = next((p for p in installed if p.id == profile.id), None)
+
+    if purpose == "ChargingStationExternalConstraints":
+        return "Rejected", "InvalidProfile"  # K01.FR.22
+    if same_id is not None and same_id.purpose == "ChargingStationExternalConstraints":
+        return "Rejected", "InvalidProfile"  # K01.FR.05: those cannot be replaced
+    if evse_id != 0 and evse_id not in ctx.evse_ids:
+        return "Rejected", "UnknownEvse"  # K01.FR.28
+    if purpose == "ChargingStationMaxProfile":
+        if evse_id != 0:
+            return "Rejected", "InvalidProfile"  # part 2 K 3.2: only at evseId 0
+        if kind == "Relative":
+            return "Rejected", "InvalidProfile"  # K01.FR.38
+    if purpose == "TxProfile":
+        if evse_id == 0:
+            return "Rejected", "InvalidProfile"  # K01.FR.16
+        if profile.transaction_id is None:
+            return "Rejected", "TxNotFound"  # K01.FR.03
+        if ctx.transactions.get(evse_id) != profile.transaction_id:
+            return "Rejected", "TxNotFound"  # K01.FR.09, K01.FR.33
+    if profile.stack_level < 0 or profile.stack_level > ctx.max_stack_level:
+        return "Rejected", "InvalidStackLevel"
+    if kind in ("Absolute", "Recurring") and any(s.start_schedule is None for s in profile.charging_schedule):
+        return "Rejected", "InvalidSchedule"  # K01.FR.40
+    if kind == "Relative" and any(s.start_schedule is not None for s in profile.charging_schedule):
+        return "Rejected", "InvalidSchedule"  # K01.FR.41
+    if kind == "Recurring" and profile.recurrency_kind is None:
+        return "Rejected", "InvalidProfile"
+    if profile.valid_from and profile.valid_to and profile.valid_to <= profile.valid_from:
+        return "Rejected", "InvalidProfile"
+    if len(profile.charging_schedule) > 1 and not (
+        purpose == "TxProfile" and profile.transaction_id in ctx.iso15118_transactions
+    ):
+        return "Rejected", "InvalidSchedule"  # K01.FR.34
+    for schedule in profile.charging_schedule:
+        unit = _value(schedule.charging_rate_unit)
+        if unit not in ctx.supported_units:
+            return "Rejected", "UnsupportedRateUnit"  # K01.FR.26
+        periods = schedule.charging_schedule_period
+        if not periods or periods[0].start_period != 0:
+            return "Rejected", "InvalidSchedule"  # K01.FR.31
+        if any(b.start_period <= a.start_period for a, b in zip(periods, periods[1:])):
+            return "Rejected", "InvalidSchedule"  # K01.FR.35
+        if len(periods) > ctx.periods_per_schedule:
+            return "Rejected", "InvalidSchedule"
+        for period in periods:
+            if period.limit < 0:
+                return "Rejected", "InvalidSchedule"
+            if period.phase_to_use is not None and evse_id not in ctx.dc_evses:
+                if period.number_phases not in (None, 1):
+                    return "Rejected", "InvalidSchedule"  # K01.FR.19
+                if not ctx.phase_switching_supported:
+                    return "Rejected", "InvalidSchedule"  # K01.FR.48
+    # Duplicates (K01.FR.06, K01.FR.39, K01.FR.52/53); a profile with the same id is replaced.
+    for other in installed:
+        if other.id == profile.id or other.purpose != purpose or other.stack_level != profile.stack_level:
+            continue
+        if purpose == "TxProfile":
+            if other.profile.transaction_id == profile.transaction_id:
+                return "Rejected", "DuplicateProfile"
+            continue
+        same_place = other.evse_id == evse_id or (
+            purpose == "TxDefaultProfile" and (other.evse_id == 0 or evse_id == 0)
+        )
+        if same_place and (purpose == "TxDefaultProfile" or _validity_overlaps(other.profile, profile)):
+            return "Rejected", "DuplicateProfile"
+    if same_id is None and len(installed) >= ctx.max_profiles:
+        return "Rejected", "TooManyElements"
+    return "Accepted", None
+
+
+def matches_criteria(
+    stored: StoredProfile,
+    *,
+    evse_id: int | None = None,
+    profile_ids: Iterable[int] | None = None,
+    purpose: str | None = None,
+    stack_level: int | None = None,
+    limit_sources: Iterable[str] | None = None,
+) -> bool:
+    """The filter of GetChargingProfiles (K09.FR.03-06) and ClearChargingProfile (K10)."""
+    if evse_id is not None and stored.evse_id != evse_id:
+        return False
+    ids = list(profile_ids or [])
+    if ids and stored.id not in ids:
+        return False
+    if purpose is not None and stored.purpose != purpose:
+        return False
+    if stack_level is not None and stored.stack_level != stack_level:
+        return False
+    sources = list(limit_sources or [])
+    if sources:
+        source = "EMS" if stored.purpose == "ChargingStationExternalConstraints" else "CSO"
+        if source not in sources:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- composite schedule
+
+
+@dataclass(frozen=True)
+class _Limit:
+    limit: float  # in the schedule's unit
+    unit: str
+    phases: int | None
+
+
+def _schedule_start(profile: Any, schedule: Any, at: datetime, relative_start: datetime) -> datetime | None:
+    kind = _value(profile.charging_profile_kind)
+    if kind == "Relative":
+        return relative_start
+    start = schedule.start_schedule
+    if start is None:
+        return None
+    if kind == "Recurring":
+        period = RECURRENCE_SECONDS.get(_value(profile.recurrency_kind), 86_400)
+        if at < start:
+            return None
+        cycles = math.floor((at - start).total_seconds() / period)
+        return start + timedelta(seconds=cycles * period)
+    return start
+
+
+def _limit_at(profile: Any, at: datetime, relative_start: datetime) -> _Limit | None:
+    if profile.valid_from is not None and at < profile.valid_from:  # K01.FR.36
+        return None
+    if profile.valid_to is not None and at >= profile.valid_to:  # K01.FR.37
+        return None
+    schedule = profile.charging_schedule[0]
+    start = _schedule_start(profile, schedule, at, relative_start)
+    if start is None or at < start:  # K01.FR.30
+        return None
+    elapsed = (at - start).total_seconds()
+    if schedule.duration is not None and elapsed >= schedule.duration:  # K01.FR.11/12
+        return None
+    current = None
+    for period in schedule.charging_schedule_period:
+        if period.start_period <= elapsed:
+            current = period
+        else:
+            break
+    if current is None:
+        return None
+    return _Limit(float(current.limit), _value(schedule.charging_rate_unit), current.number_phases)
+
+
+def _breakpoints(profile: Any, window_start: datetime, window_end: datetime, relative_start: datetime) -> set[datetime]:
+    points: set[datetime] = set()
+    for t in (profile.valid_from, profile.valid_to):
+        if t is not None:
+            points.add(t)
+    schedule = profile.charging_schedule[0]
+    kind = _value(profile.charging_profile_kind)
+    starts: list[datetime] = []
+    if kind == "Relative":
+        starts.append(relative_start)
+    elif schedule.start_schedule is not None:
+        if kind == "Recurring":
+            period = RECURRENCE_SECONDS.get(_value(profile.recurrency_kind), 86_400)
+            first = _schedule_start(profile, schedule, max(window_start, schedule.start_schedule), relative_start)
+            t = first if first is not None else schedule.start_schedule
+            while t < window_end:
+                starts.append(t)
+                t += timedelta(seconds=period)
+        else:
+            starts.append(schedule.start_schedule)
+    for start in starts:
+        points.add(start)
+        for period in schedule.charging_schedule_period:
+            points.add(start + timedelta(seconds=period.start_period))
+        if schedule.duration is not None:
+            points.add(start + timedelta(seconds=schedule.duration))
+    return {p for p in points if window_start < p < window_end}
+
+
+def _convert(limit: _Limit, unit: str, voltage: float, default_phases: int) -> float:
+    if limit.unit == unit:
+        return limit.limit
+    phases = limit.phases or default_phases or 1  # K01.FR.49: AC assumes 3 phases when omitted
+    factor = voltage * phases
+    return limit.limit / factor if unit == "A" else limit.limit * factor
+
+
+def composite_schedule(
+    profiles: Iterable[StoredProfile],
+    *,
+    evse_id: int,
+    start: datetime,
+    duration: int,
+    unit: str,
+    transaction_id: str | None = None,
+    transaction_start: datetime | None = None,
+    evse_max: float,
+    evse_max_unit: str = "W",
+    supply_phases: int = 3,
+    line_voltage: float = 230.0,
+) -> dict[str, Any]:
+    """A CompositeScheduleType payload (dict) for ``evse_id`` from ``start`` for ``duration`` s.
+
+    ``transaction_id``/``transaction_start`` describe the transaction on the EVSE; without
+    one the schedule is computed as if a transaction started at ``start`` (K08.FR.06).
+    ``supply_phases`` 0 means a DC EVSE (phases do not apply; ``line_voltage`` is then
+    the nominal DC voltage used to convert between W and A).
+    """
+    start = start.astimezone(timezone.utc).replace(microsecond=0)
+    end = start + timedelta(seconds=duration)
+    relative_start = transaction_start or start
+    default_phases = supply_phases or 1
+    relevant: dict[str, list[StoredProfile]] = {p: [] for p in _PURPOSE_ORDER}
+    for stored in profiles:
+        purpose = stored.purpose
+        if purpose == "ChargingStationMaxProfile" or (purpose == "ChargingStationExternalConstraints" and stored.evse_id == 0):
+            relevant[purpose].append(stored)
+        elif evse_id == 0:
+            continue  # K08.FR.03: the station total is bounded by station-level profiles
+        elif purpose == "TxProfile":
+            if stored.evse_id == evse_id and transaction_id is not None and stored.profile.transaction_id == transaction_id:
+                relevant[purpose].append(stored)
+        elif stored.evse_id in (0, evse_id):
+            relevant[purpose].append(stored)
+    for purpose in relevant:
+        relevant[purpose].sort(key=lambda p: -p.stack_level)
+
+    points = {start}
+    for stored_list in relevant.values():
+        for stored in stored_list:
+            points |= _breakpoints(stored.profile, start, end, relative_start)
+    ordered = sorted(points)
+
+    hardware = _Limit(evse_max, evse_max_unit, default_phases if supply_phases else None)
+    periods: list[dict[str, Any]] = []
+    for at in ordered:
+        leading: dict[str, _Limit] = {}
+        for purpose, stored_list in relevant.items():
+            for stored in stored_list:  # highest stack level first
+                limit = _limit_at(stored.profile, at, relative_start)
+                if limit is not None:
+                    leading[purpose] = limit
+                    break
+        if "TxProfile" in leading:
+            leading.pop("TxDefaultProfile", None)  # part 2 K 3.5
+        candidates = list(leading.values()) + [hardware]
+        value = min(_convert(c, unit, line_voltage, default_phases) for c in candidates)
+        value = round(value, 1)
+        phases = None
+        if supply_phases:
+            phase_values = [c.phases for c in leading.values() if c.phases]
+            phases = min(phase_values) if phase_values else None
+        period: dict[str, Any] = {"startPeriod": int((at - start).total_seconds()), "limit": value}
+        if phases is not None:
+            period["numberPhases"] = phases
+        if periods and periods[-1]["limit"] == period["limit"] and periods[-1].get("numberPhases") == period.get("numberPhases"):
+            continue
+        periods.append(period)
+    return {
+        "evseId": evse_id,
+        "duration": duration,
+        "scheduleStart": start,
+        "chargingRateUnit": unit,
+        "chargingSchedulePeriod": periods,
+    }
