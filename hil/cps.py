@@ -23,8 +23,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hil.ev._signing import sign, verify
-from pnc_bridge import exi
+from pnc_bridge import exi, xmldsig
 from pnc_bridge.messages import iso2 as m
 from pnc_bridge.pki import TestPki, encrypt_contract_private_key
 
@@ -61,8 +60,7 @@ def answer_certificate_request(exi_request: bytes, pki: TestPki) -> bytes:
         res_type, signer = m.CertificateUpdateRes, body.contract_signature_cert_chain.certificate
     else:
         return _empty(m.CertificateInstallationRes, m.ResponseCode.FAILED, session_id)
-    valid, _reason = verify("iso2", request, signer)
-    if not valid:
+    if not xmldsig.verify_message(request, signer).valid:
         return _empty(res_type, m.ResponseCode.FAILED_SignatureError, session_id)
     try:
         recipient = x509.load_der_x509_certificate(signer).public_key()
@@ -87,12 +85,5 @@ def answer_certificate_request(exi_request: bytes, pki: TestPki) -> bytes:
         dh_publickey=dh_part,
         e_maid=emaid_part,
     )
-    signature = sign(
-        "iso2",
-        [("ContractSignatureCertChain", contract_chain), ("ContractSignatureEncryptedPrivateKey", key_part),
-         ("DHpublickey", dh_part), ("eMAID", emaid_part)],
-        pki.key("cps_leaf"),
-    )
-    return exi.encode(
-        "iso2", m.V2G_Message(header=m.MessageHeader(session_id=session_id, signature=signature), body=m.Body(body_element=response))
-    )
+    message = m.V2G_Message(header=m.MessageHeader(session_id=session_id), body=m.Body(body_element=response))
+    return exi.encode("iso2", xmldsig.sign_message(message, pki.key("cps_leaf")))

@@ -27,7 +27,7 @@ from typing import Callable
 from cryptography import x509
 
 from hil.cps import answer_certificate_request
-from hil.ev._signing import verify
+from pnc_bridge import xmldsig
 from pnc_bridge.pki import TestPki, validate_chain
 from pnc_bridge.secc import EvseStatus, MeterReading
 from pnc_bridge.secc.effects import (
@@ -179,11 +179,11 @@ class RigPorts:
                                      store=self.mo_roots, at=self.clock(), emaid=effect.emaid)
             return ValidateContractChainResult(effect.id, verdict.response_code, verdict.reason)
         if isinstance(effect, VerifyAuthorizationSignature):
-            valid, reason = verify(effect.schema, effect.message, effect.certificate)
-            return VerifyAuthorizationSignatureResult(effect.id, valid, reason)
+            verdict = xmldsig.verify_authorization_req(effect.message, effect.certificate)
+            return VerifyAuthorizationSignatureResult(effect.id, verdict.valid, verdict.name)
         if isinstance(effect, VerifyMeteringReceiptSignature):
-            valid, reason = verify(effect.schema, effect.message, effect.certificate)
-            return VerifyMeteringReceiptSignatureResult(effect.id, valid, reason)
+            verdict = xmldsig.verify_metering_receipt_req(effect.message, effect.certificate)
+            return VerifyMeteringReceiptSignatureResult(effect.id, verdict.valid, verdict.name)
         if isinstance(effect, RequestEvCertificate):
             if self.pki is None:
                 return RequestEvCertificateResult(effect.id, False, b"", "no CPS in this rig")

@@ -25,11 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from hil.ev._signing import sign, verify
-from pnc_bridge import exi, timing
+from pnc_bridge import exi, timing, xmldsig
 from pnc_bridge.messages import apphand, din, iso2
 from pnc_bridge.messages import xmldsig as ds
-from pnc_bridge.pki import ContractKeyError, decrypt_contract_private_key, validate_chain
+from pnc_bridge.pki import ContractKeyError, decrypt_contract_private_key
 from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
 from pnc_bridge.secc.schedule import physical_value
 
@@ -414,7 +413,7 @@ class EvSession:
         if action == "install":
             req = iso2.CertificateInstallationReq(id="ID1", oem_provisioning_cert=_der(creds.oem_chain[0]),
                                                   list_of_root_certificate_ids=self._root_ids())
-            return self._send(self._envelope(req, sign("iso2", [(None, req)], creds.oem_key)), now)
+            return self._send(xmldsig.sign_message(self._envelope(req), creds.oem_key), now)
         if action == "update":
             leaf, *subs = creds.contract_chain
             req = iso2.CertificateUpdateReq(
@@ -423,7 +422,7 @@ class EvSession:
                     certificate=_der(leaf), sub_certificates=iso2.SubCertificates(certificate=[_der(c) for c in subs]) if subs else None),
                 e_maid=creds.emaid or "", list_of_root_certificate_ids=self._root_ids(),
             )
-            return self._send(self._envelope(req, sign("iso2", [(None, req)], creds.contract_key)), now)
+            return self._send(xmldsig.sign_message(self._envelope(req), creds.contract_key), now)
         return self._send(self._payment_details(), now)
 
     def _on_CertificateInstallationRes(self, message: Any, body: Any, now: float) -> EvStep:
@@ -437,15 +436,10 @@ class EvSession:
         return self._send(self._payment_details(), now)
 
     def _take_contract(self, message: Any, body: Any, recipient_key: Any, now: float) -> None:
-        cps_leaf = body.sa_provisioning_certificate_chain.certificate
-        cps_subs = body.sa_provisioning_certificate_chain.sub_certificates
-        verdict = validate_chain(cps_leaf, cps_subs.certificate if cps_subs else [], purpose="cps",
-                                 store=[self.credentials.v2g_root], at=self._at(now))
+        # the CPS chain against the V2G root the EV trusts, then the CPS signature over the contract parts
+        verdict = xmldsig.verify_certificate_installation_res(message, store=[self.credentials.v2g_root], at=self._at(now))
         if not verdict.valid:
-            raise _EvFailure(f"CPS chain refused: {verdict.reason}")
-        valid, reason = verify("iso2", message, cps_leaf)
-        if not valid:
-            raise _EvFailure(f"CPS signature: {reason}")
+            raise _EvFailure(f"{type(body).__name__} refused: {verdict.as_dict()}")
         chain = body.contract_signature_cert_chain
         try:
             leaf = x509.load_der_x509_certificate(chain.certificate)
@@ -477,15 +471,13 @@ class EvSession:
         challenge = self._gen_challenge or bytes(16)
         if "wrong_gen_challenge" in self.config.faults:
             challenge = bytes(b ^ 0x55 for b in challenge)
-        req = iso2.AuthorizationReq(id="ID1", gen_challenge=challenge)
+        message = self._envelope(iso2.AuthorizationReq(id="ID1", gen_challenge=challenge))
         if "unsigned_authorization" in self.config.faults:
-            return self._envelope(req)
-        signature = sign("iso2", [(None, req)], self.credentials.contract_key)
+            return message
+        signed = xmldsig.sign_authorization_req(message, self.credentials.contract_key)
         if "bad_authorization_signature" in self.config.faults:
-            raw = bytearray(signature.signature_value.value)
-            raw[5] ^= 0x01
-            signature.signature_value.value = bytes(raw)
-        return self._envelope(req, signature)
+            _flip(signed.header.signature)
+        return signed
 
     def _on_AuthorizationRes(self, message: Any, body: iso2.AuthorizationRes, now: float) -> EvStep:
         if body.evse_processing is not iso2.EVSEProcessing.Finished:
@@ -673,16 +665,15 @@ class EvSession:
         return self._on_loop_response(body, now)
 
     def _metering_receipt(self, body: Any) -> Any:
-        req = iso2.MeteringReceiptReq(id="ID1", session_id=self._session_id, sa_schedule_tuple_id=self._sa_schedule_tuple_id,
-                                      meter_info=body.meter_info or iso2.MeterInfo(meter_id="unknown"))
+        message = self._envelope(iso2.MeteringReceiptReq(
+            id="ID1", session_id=self._session_id, sa_schedule_tuple_id=self._sa_schedule_tuple_id,
+            meter_info=body.meter_info or iso2.MeterInfo(meter_id="unknown")))
         if self.config.payment is not PaymentOption.Contract:
-            return self._envelope(req)
-        signature = sign("iso2", [(None, req)], self.credentials.contract_key)
+            return message
+        signed = xmldsig.sign_metering_receipt_req(message, self.credentials.contract_key)
         if "bad_metering_signature" in self.config.faults:
-            raw = bytearray(signature.signature_value.value)
-            raw[7] ^= 0x01
-            signature.signature_value.value = bytes(raw)
-        return self._envelope(req, signature)
+            _flip(signed.header.signature)
+        return signed
 
     def _on_MeteringReceiptRes(self, message: Any, body: Any, now: float) -> EvStep:
         self.result.receipts += 1
@@ -722,3 +713,10 @@ class EvSession:
 
 class _EvFailure(Exception):
     pass
+
+
+def _flip(signature) -> None:
+    """Break a signature on purpose (one bit of r)."""
+    raw = bytearray(signature.signature_value.value)
+    raw[5] ^= 0x01
+    signature.signature_value.value = bytes(raw)

@@ -58,21 +58,22 @@ def _pnc_table(pki) -> dict:
     the GenChallenge the core handed out, signed with the contract key)."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from hil.ev._signing import sign
+    from pnc_bridge import xmldsig
 
     leaf, subs = pki.chain("contract")
     chain = iso2.CertificateChain(certificate=leaf.public_bytes(Encoding.DER), sub_certificates=iso2.SubCertificates(
         certificate=[c.public_bytes(Encoding.DER) for c in subs]))
 
+    def signed(core, body):
+        message = xmldsig.sign_message(core.message(body), pki.key("contract_leaf"))
+        return message.body.body_element, message.header.signature
+
     def authorization(core):
-        challenge = core.session._ctx.gen_challenge or bytes(16)
-        req = iso2.AuthorizationReq(id="ID1", gen_challenge=challenge)
-        return req, sign("iso2", [(None, req)], pki.key("contract_leaf"))
+        return signed(core, iso2.AuthorizationReq(id="ID1", gen_challenge=core.session._ctx.gen_challenge or bytes(16)))
 
     def receipt(core):
-        req = iso2.MeteringReceiptReq(id="ID1", session_id=core.session.session_id or bytes(1), sa_schedule_tuple_id=1,
-                                      meter_info=iso2.MeterInfo(meter_id="M", meter_reading=1))
-        return req, sign("iso2", [(None, req)], pki.key("contract_leaf"))
+        return signed(core, iso2.MeteringReceiptReq(id="ID1", session_id=core.session.session_id or bytes(1),
+                                                    sa_schedule_tuple_id=1, meter_info=iso2.MeterInfo(meter_id="M", meter_reading=1)))
 
     return {
         iso2.PaymentDetailsReq: lambda core: (iso2.PaymentDetailsReq(e_maid=pki.emaid, contract_signature_cert_chain=chain), None),
