@@ -176,3 +176,12 @@ def test_unknown_session_and_silence():
     quiet.send(R["SessionSetupReq"])
     step = quiet.tick_to_deadline()
     assert step.close and step.response is None and not quiet.effects(StopTransaction)  # nothing had started
+
+
+def test_docs_show_the_derived_sequences():
+    """docs/secc.md shows the sequences as diagram() derives them from EXPECTED."""
+    from pnc_bridge.secc.iso2._state import diagram as iso2_diagram
+    from tests.conftest import REPO
+
+    text = (REPO / "docs" / "secc.md").read_text()
+    assert iso2_diagram() in text and diagram() in text
