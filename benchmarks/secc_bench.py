@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -35,13 +34,11 @@ from hil.ev import EvConfig, run_ev  # noqa: E402
 from hil.secc_rig import RigPorts, RigSecc  # noqa: E402
 from pnc_bridge import exi  # noqa: E402
 from pnc_bridge.link.v2gtp import PayloadType  # noqa: E402
-from pnc_bridge.messages import apphand, din, iso2  # noqa: E402
+from pnc_bridge.messages import din, iso2  # noqa: E402
 from pnc_bridge.secc import SeccConfig, SeccConnection, SeccTimers, message_name  # noqa: E402
 from pnc_bridge.secc.effects import EnergyTransferMode, Notification  # noqa: E402
-from pnc_bridge.secc.schedule import physical_value  # noqa: E402
 
 DC = EnergyTransferMode.DC_extended
-NAMESPACES = {"iso2": "urn:iso:15118:2:2013:MsgDef", "din": "urn:din:70121:2012:MsgDef"}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -125,7 +122,7 @@ def bench_in_process(n: int) -> list[tuple[str, str]]:
         label = "DIN 70121" if schema == "din" else "ISO 15118-2"
         rows.append((f"{label} CurrentDemandReq -> Res in-process, p50 / p99 ({n:,} requests)",
                      f"{fmt_us(pct(totals, 50))} / {fmt_us(pct(totals, 99))}"))
-        rows.append((f"  of which EXI decode / session core / EXI encode (p50)",
+        rows.append(("  of which EXI decode / session core / EXI encode (p50)",
                      f"{fmt_us(pct(decode_t, 50))} / {fmt_us(pct(core_t, 50))} / {fmt_us(pct(encode_t, 50))}"))
     return rows
 
@@ -150,7 +147,7 @@ def bench_loopback(n: int) -> list[tuple[str, str]]:
     for schema in ("din", "iso2"):
         frames: list = []
 
-        async def main():
+        async def main(schema=schema, frames=frames):
             ports = RigPorts(None)
             async with RigSecc(SeccConfig(energy_transfer_modes=(DC,)), ports, host="127.0.0.1") as secc:
                 config = EvConfig(protocols=(schema,), loop_messages=n, loop_interval=0.0, ongoing_interval=0.0)

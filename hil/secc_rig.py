@@ -99,7 +99,7 @@ class RigPorts:
     def __init__(
         self,
         pki: TestPki | None,
-        behaviour: RigBehaviour = RigBehaviour(),
+        behaviour: RigBehaviour | None = None,
         *,
         status: EvseStatus | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
@@ -109,7 +109,7 @@ class RigPorts:
         PKI's). ``clock``: UTC time for certificate checks."""
         self.pki = pki
         self.mo_roots = mo_roots if mo_roots is not None else ([pki.mo_root] if pki is not None else [])
-        self.behaviour = behaviour
+        self.behaviour = behaviour if behaviour is not None else RigBehaviour()
         self.status = status or rig_evse_status()
         self.clock = clock
         self.effects: list[Effect] = []

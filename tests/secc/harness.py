@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from hil.secc_rig import RigBehaviour, RigPorts
+from hil.secc_rig import RigPorts
 from pnc_bridge import exi
 from pnc_bridge.messages import din, iso2, xmldsig
 from pnc_bridge.secc import DinSession, Iso2Session, SeccConfig, Step
@@ -40,7 +40,7 @@ class Core:
     pending: list = field(default_factory=list)
 
     @classmethod
-    def iso2(cls, *, tls=True, behaviour=RigBehaviour(), pki=None, resume=None, **kw) -> "Core":
+    def iso2(cls, *, tls=True, behaviour=None, pki=None, resume=None, **kw) -> "Core":
         ports = RigPorts(pki, behaviour)
         session = Iso2Session(config(**kw), now=10.0, unix_time=UNIX0 + 10.0, tls=tls, resume=resume)
         session.update_evse_status(ports.status)
@@ -48,7 +48,7 @@ class Core:
         return cls(session, ports, "iso2")
 
     @classmethod
-    def din(cls, *, behaviour=RigBehaviour(), **kw) -> "Core":
+    def din(cls, *, behaviour=None, **kw) -> "Core":
         ports = RigPorts(None, behaviour)
         session = DinSession(config(**kw), now=10.0, unix_time=UNIX0 + 10.0)
         session.update_evse_status(ports.status)

@@ -13,7 +13,7 @@ import pytest
 
 from hil.ev import EvConfig, EvCredentials
 from hil.secc_rig import RigBehaviour, RigPorts, default_schedules
-from pnc_bridge.messages import din, iso2
+from pnc_bridge.messages import din
 from pnc_bridge.pki import generate_test_pki
 from pnc_bridge.secc import SeccConfig, SupportedProtocol, message_name
 from pnc_bridge.secc.effects import (
