@@ -12,38 +12,69 @@ Public API (see ``docs/ocpp.md``):
 - ``RpcCore``: the sans-I/O OCPP-J framing, usable on its own.
 - ``v201`` / ``v21``: the generated message models; ``PROTOCOLS``: schemas and models per version.
 - ``CallFailed``, ``CallError``, ``ErrorCode``; events in ``pnc_bridge.ocpp.events``.
+
+Names are imported on first use (PEP 562), so that registering the ``pnc-bridge ocpp``
+commands does not load the generated models on every ``pnc-bridge --help``.
 """
 
-from pnc_bridge.ocpp import _events as events
-from pnc_bridge.ocpp._certificates import (
-    CertificateHashData,
-    CertificateStore,
-    FileCertificateStore,
-    InstalledCertificate,
-    certificate_hash_data,
-)
-from pnc_bridge.ocpp._config import ChargingStationInfo, StationConfig
-from pnc_bridge.ocpp._connection import NetworkProfile, backoff_delay, connection_url
-from pnc_bridge.ocpp._device_model import DeviceModel, VariableKey, VariableSpec
-from pnc_bridge.ocpp._errors import CallError, CallFailed, ErrorCode
-from pnc_bridge.ocpp._generated import v201, v21
-from pnc_bridge.ocpp._outbox import Lane, Outbox, OutboxEntry, RetryPolicy
-from pnc_bridge.ocpp._protocol import PROTOCOLS, OcppProtocol, OcppVersion, protocol_for
-from pnc_bridge.ocpp._rpc import OutgoingInvalid, RpcCore
-from pnc_bridge.ocpp._station import ChargingStation, Priority, TransactionState
-from pnc_bridge.ocpp._store import Store, StoreError
-from pnc_bridge.ocpp._variables import (
-    AuthCtrlr,
-    ConnectorLayout,
-    DeviceDataCtrlr,
-    EvseLayout,
-    ISO15118Ctrlr,
-    OCPPCommCtrlr,
-    SecurityCtrlr,
-    SmartChargingCtrlr,
-    StationSettings,
-    TxCtrlr,
-)
+_LAZY = {
+    "AuthCtrlr": ("pnc_bridge.ocpp._variables", "AuthCtrlr"),
+    "CallError": ("pnc_bridge.ocpp._errors", "CallError"),
+    "CallFailed": ("pnc_bridge.ocpp._errors", "CallFailed"),
+    "CertificateHashData": ("pnc_bridge.ocpp._certificates", "CertificateHashData"),
+    "CertificateStore": ("pnc_bridge.ocpp._certificates", "CertificateStore"),
+    "ChargingStation": ("pnc_bridge.ocpp._station", "ChargingStation"),
+    "ChargingStationInfo": ("pnc_bridge.ocpp._config", "ChargingStationInfo"),
+    "ConnectorLayout": ("pnc_bridge.ocpp._variables", "ConnectorLayout"),
+    "DeviceDataCtrlr": ("pnc_bridge.ocpp._variables", "DeviceDataCtrlr"),
+    "DeviceModel": ("pnc_bridge.ocpp._device_model", "DeviceModel"),
+    "ErrorCode": ("pnc_bridge.ocpp._errors", "ErrorCode"),
+    "EvseLayout": ("pnc_bridge.ocpp._variables", "EvseLayout"),
+    "FileCertificateStore": ("pnc_bridge.ocpp._certificates", "FileCertificateStore"),
+    "ISO15118Ctrlr": ("pnc_bridge.ocpp._variables", "ISO15118Ctrlr"),
+    "InstalledCertificate": ("pnc_bridge.ocpp._certificates", "InstalledCertificate"),
+    "Lane": ("pnc_bridge.ocpp._outbox", "Lane"),
+    "NetworkProfile": ("pnc_bridge.ocpp._connection", "NetworkProfile"),
+    "OCPPCommCtrlr": ("pnc_bridge.ocpp._variables", "OCPPCommCtrlr"),
+    "OcppProtocol": ("pnc_bridge.ocpp._protocol", "OcppProtocol"),
+    "OcppVersion": ("pnc_bridge.ocpp._protocol", "OcppVersion"),
+    "Outbox": ("pnc_bridge.ocpp._outbox", "Outbox"),
+    "OutboxEntry": ("pnc_bridge.ocpp._outbox", "OutboxEntry"),
+    "OutgoingInvalid": ("pnc_bridge.ocpp._rpc", "OutgoingInvalid"),
+    "PROTOCOLS": ("pnc_bridge.ocpp._protocol", "PROTOCOLS"),
+    "Priority": ("pnc_bridge.ocpp._station", "Priority"),
+    "RetryPolicy": ("pnc_bridge.ocpp._outbox", "RetryPolicy"),
+    "RpcCore": ("pnc_bridge.ocpp._rpc", "RpcCore"),
+    "SecurityCtrlr": ("pnc_bridge.ocpp._variables", "SecurityCtrlr"),
+    "SmartChargingCtrlr": ("pnc_bridge.ocpp._variables", "SmartChargingCtrlr"),
+    "StationConfig": ("pnc_bridge.ocpp._config", "StationConfig"),
+    "StationSettings": ("pnc_bridge.ocpp._variables", "StationSettings"),
+    "Store": ("pnc_bridge.ocpp._store", "Store"),
+    "StoreError": ("pnc_bridge.ocpp._store", "StoreError"),
+    "TransactionState": ("pnc_bridge.ocpp._station", "TransactionState"),
+    "TxCtrlr": ("pnc_bridge.ocpp._variables", "TxCtrlr"),
+    "VariableKey": ("pnc_bridge.ocpp._device_model", "VariableKey"),
+    "VariableSpec": ("pnc_bridge.ocpp._device_model", "VariableSpec"),
+    "backoff_delay": ("pnc_bridge.ocpp._connection", "backoff_delay"),
+    "certificate_hash_data": ("pnc_bridge.ocpp._certificates", "certificate_hash_data"),
+    "connection_url": ("pnc_bridge.ocpp._connection", "connection_url"),
+    "events": ("pnc_bridge.ocpp._events", None),
+    "protocol_for": ("pnc_bridge.ocpp._protocol", "protocol_for"),
+    "v201": ("pnc_bridge.ocpp._generated.v201", None),
+    "v21": ("pnc_bridge.ocpp._generated.v21", None),
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'pnc_bridge.ocpp' has no attribute {name!r}") from None
+    value = importlib.import_module(module)
+    return value if attr is None else getattr(value, attr)
+
 
 __all__ = [
     "AuthCtrlr",
