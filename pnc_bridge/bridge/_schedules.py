@@ -1,0 +1,168 @@
+"""ISO 15118 schedules and needs <-> OCPP smart charging (pure functions).
+
+Rules of this module:
+
+- No I/O and no clock: ``now`` (UTC) is an argument.
+- :func:`charging_needs` is OCPP ``ChargingNeedsType`` for NotifyEVChargingNeeds from the
+  SECC's protocol-neutral :class:`~pnc_bridge.secc.effects.EvChargingNeeds` (OCPP's fields
+  are integers: values are floored, never rounded up).
+- :func:`offered_schedules` turns the installed charging profiles into the SECC's
+  :class:`~pnc_bridge.secc.schedule.ChargingSchedule` values. Every chargingSchedule of the
+  transaction's TxProfile becomes one schedule (one SAScheduleTuple, at most three), each
+  the composite schedule (K08) of that chargingSchedule with the station's other limits
+  (ChargingStationMaxProfile, external constraints, the EVSE's maximum), so the EV is never
+  offered more than any of them allows; with no TxProfile, the station's composite schedule
+  is the one schedule. Every period is kept; the SECC's ``schedule.py`` fits them to the
+  EV's MaxEntriesSAScheduleTuple and departure time. A chargingSchedule's salesTariff goes
+  with it.
+- :func:`ev_charging_schedule` is the EV's charging profile (PowerDeliveryReq) as OCPP
+  ``ChargingScheduleType`` for NotifyEVChargingSchedule.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+
+from pnc_bridge.ocpp._smart_charging import StoredProfile, composite_schedule
+from pnc_bridge.secc.effects import EvChargingNeeds, ReportEvChargingSchedule
+from pnc_bridge.secc.schedule import (
+    DEFAULT_HORIZON,
+    ChargingSchedule,
+    ConsumptionCost,
+    Cost,
+    LimitUnit,
+    SchedulePeriod,
+    Tariff,
+    TariffEntry,
+)
+
+__all__ = ["charging_needs", "ev_charging_schedule", "horizon", "offered_schedules", "tariff"]
+
+#: ISO 15118-2 offers at most three SAScheduleTuples.
+MAX_SCHEDULES = 3
+
+
+def _v(x: Any) -> str:
+    return x.value if hasattr(x, "value") else str(x)
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(math.floor(value))
+
+
+def horizon(needs: EvChargingNeeds | None) -> int:
+    """Seconds the offered schedules must cover: the EV's departure time, else 24 h."""
+    if needs is not None and needs.departure_time:
+        return max(1, min(int(needs.departure_time), DEFAULT_HORIZON))
+    return DEFAULT_HORIZON
+
+
+def charging_needs(needs: EvChargingNeeds, now: datetime) -> dict[str, Any]:
+    """``ChargingNeedsType`` (camelCase dict) for NotifyEVChargingNeeds."""
+    mode = needs.energy_transfer_mode
+    payload: dict[str, Any] = {}
+    if mode.is_dc:
+        payload["requestedEnergyTransfer"] = "DC"
+        dc: dict[str, Any] = {"evMaxCurrent": _int(needs.max_current_a) or 0, "evMaxVoltage": _int(needs.max_voltage_v) or 0}
+        for key, value in (("energyAmount", needs.energy_request_wh), ("evMaxPower", needs.max_power_w),
+                           ("stateOfCharge", needs.soc), ("evEnergyCapacity", needs.energy_capacity_wh),
+                           ("fullSoC", needs.full_soc), ("bulkSoC", needs.bulk_soc)):
+            if value is not None:
+                dc[key] = _int(value)
+        payload["dcChargingParameters"] = dc
+    else:
+        payload["requestedEnergyTransfer"] = "AC_three_phase" if mode.phases == 3 else "AC_single_phase"
+        payload["acChargingParameters"] = {
+            "energyAmount": _int(needs.energy_request_wh) or 0,
+            "evMinCurrent": _int(needs.min_current_a) or 0,
+            "evMaxCurrent": _int(needs.max_current_a) or 0,
+            "evMaxVoltage": _int(needs.max_voltage_v) or 0,
+        }
+    if needs.departure_time is not None:
+        payload["departureTime"] = now + timedelta(seconds=int(needs.departure_time))
+    return payload
+
+
+def tariff(sales_tariff: Any) -> Tariff | None:
+    """An OCPP ``SalesTariffType`` (model) as the SECC's :class:`Tariff`."""
+    if sales_tariff is None:
+        return None
+    entries = []
+    for entry in sales_tariff.sales_tariff_entry:
+        costs = tuple(
+            ConsumptionCost(
+                float(c.start_value),
+                tuple(Cost(_v(k.cost_kind), int(k.amount), k.amount_multiplier) for k in c.cost),
+            )
+            for c in (entry.consumption_cost or ())
+        )
+        entries.append(TariffEntry(int(entry.relative_time_interval.start), entry.e_price_level, costs))
+    return Tariff(int(sales_tariff.id), tuple(entries), sales_tariff.sales_tariff_description, sales_tariff.num_e_price_levels)
+
+
+def _periods(composite: dict[str, Any]) -> tuple[SchedulePeriod, ...]:
+    return tuple(
+        SchedulePeriod(int(p["startPeriod"]), max(0.0, float(p["limit"])), p.get("numberPhases"))
+        for p in composite["chargingSchedulePeriod"]
+    )
+
+
+def offered_schedules(
+    profiles: Iterable[StoredProfile],
+    *,
+    evse_id: int,
+    now: datetime,
+    duration: int,
+    transaction_id: str | None,
+    transaction_start: datetime | None,
+    evse_max_w: float,
+    supply_phases: int,
+    voltage: float,
+) -> tuple[ChargingSchedule, ...]:
+    """Up to three schedules for the EV from the installed profiles (see the module rules)."""
+    profiles = list(profiles)
+    common = dict(evse_id=evse_id, start=now, duration=duration, transaction_id=transaction_id,
+                  transaction_start=transaction_start, evse_max=evse_max_w, evse_max_unit="W",
+                  supply_phases=supply_phases, line_voltage=voltage)
+    tx_profiles = sorted(
+        (p for p in profiles if p.purpose == "TxProfile" and transaction_id is not None and p.evse_id == evse_id
+         and p.profile.transaction_id == transaction_id),
+        key=lambda p: -p.stack_level,
+    )
+    if not tx_profiles:
+        composite = composite_schedule(profiles, unit="W", **common)
+        return (ChargingSchedule(1, LimitUnit.W, _periods(composite), duration=duration),)
+    leading = tx_profiles[0]
+    others = [p for p in profiles if p is not leading]
+    schedules: list[ChargingSchedule] = []
+    used: set[int] = set()
+    for index, schedule in enumerate(leading.profile.charging_schedule[:MAX_SCHEDULES]):
+        variant = StoredProfile(leading.evse_id, leading.profile.model_copy(update={"charging_schedule": [schedule]}))
+        unit = _v(schedule.charging_rate_unit)
+        composite = composite_schedule([*others, variant], unit=unit, **common)
+        # SAScheduleTupleID is 1..255 and unique; the chargingSchedule's id when it fits
+        schedule_id = int(schedule.id) if 1 <= int(schedule.id) <= 255 and int(schedule.id) not in used else index + 1
+        while schedule_id in used:
+            schedule_id += 1
+        used.add(schedule_id)
+        schedules.append(ChargingSchedule(schedule_id, LimitUnit(unit), _periods(composite), duration=duration,
+                                          tariff=tariff(schedule.sales_tariff)))
+    return tuple(schedules)
+
+
+def ev_charging_schedule(effect: ReportEvChargingSchedule) -> dict[str, Any] | None:
+    """``ChargingScheduleType`` (camelCase dict) of the EV's profile, or None without one."""
+    if not effect.entries:
+        return None
+    periods = []
+    for entry in sorted(effect.entries, key=lambda e: e.start):
+        period: dict[str, Any] = {"startPeriod": int(entry.start), "limit": round(float(entry.max_power_w), 1)}
+        if entry.phases in (1, 2, 3):
+            period["numberPhases"] = entry.phases
+        if periods and periods[-1]["startPeriod"] == period["startPeriod"]:
+            periods[-1] = period
+        else:
+            periods.append(period)
+    return {"id": int(effect.sa_schedule_tuple_id), "chargingRateUnit": "W", "chargingSchedulePeriod": periods[:1024]}
