@@ -26,7 +26,6 @@ import json
 import logging
 import sys
 import tempfile
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +34,6 @@ from typing import Any
 __all__ = ["PROTOCOLS", "DemoResult", "run_demo"]
 
 log = logging.getLogger("hil.demo")
-
-IDENTITY = "DEMO-CS-1"
-PASSWORD = "demo-password-0123456789"
-
 
 @dataclass(frozen=True)
 class Protocol:
@@ -216,55 +211,11 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
 # --------------------------------------------------------------------------- #
 
 
-def _config_text(url: str, protocol: Protocol) -> str:
-    phases = 0 if protocol.dc else 3
-    return textwrap.dedent(f"""
-        [station]
-        identity = "{IDENTITY}"
-        vendor = "pnc-bridge"
-        model = "demo"
-        [csms]
-        url = "{url}"
-        security_profile = 1
-        password = "{PASSWORD}"
-        message_timeout = 10
-        [paths]
-        data_dir = "data"
-        trust_store = "trust"
-        [[evse]]
-        id = 1
-        supply_phases = {phases}
-        max_power_w = {150000 if protocol.dc else 22000}
-        max_current_a = {200 if protocol.dc else 32}
-        iso15118_evse_id = "DE*PNC*E00001*1"
-        [evse.v2g]
-        host = "::1"
-        [device_model]
-        "ISO15118Ctrlr/RequestMeteringReceipt" = "true"
-        "SampledDataCtrlr/TxUpdatedInterval" = "1"
-        "OCPPCommCtrlr/WebSocketPingInterval" = "0"
-    """)
-
-
-def _trust_store(directory: Path, pki: Any) -> None:
-    from pnc_bridge.pki import LeafSlot, RootKind, TrustStore
-
-    store = TrustStore.init(directory)
-    store.add_roots(RootKind.V2G, [pki.v2g_root])
-    store.add_roots(RootKind.MO, [pki.mo_root])
-    store.add_roots(RootKind.OEM, [pki.oem_root])
-    leaf, subs = pki.chain("secc")
-    store.install_leaf(LeafSlot.SECC, [leaf, *subs], pki.key("secc_leaf"))
-
-
 async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval: float = 0.1,
                    work_dir: Path | None = None, progress=None) -> DemoResult:
     """Run the demo session; returns what happened. ``progress(text)`` reports the set-up steps."""
-    from hil.csms import CsmsEmulator
-    from hil.demo_csms import PncCsms
+    from hil.demo_rig import BridgeRig
     from hil.ev import EvConfig, EvCredentials, iso2_tls_context, run_ev
-    from pnc_bridge.bridge import Service
-    from pnc_bridge.config import load_config
     from pnc_bridge.pki import generate_test_pki
     from pnc_bridge.secc import message_name
     from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
@@ -272,41 +223,32 @@ async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval:
     say = progress or (lambda text: None)
     protocol = PROTOCOLS[protocol_name]
     loop = asyncio.get_running_loop()
+    entries: list[Entry] = []
+
+    def on_step(ctx: Any, adapter: Any, step: Any) -> None:
+        now = loop.time()
+        if step.request is not None:
+            body = getattr(getattr(step.request, "body", None), "body_element", step.request)
+            entries.append(Entry(adapter.frame_received_at or now, "EV → SECC", message_name(step.request), v2g_fields(body)))
+        if step.response is not None:
+            body = getattr(getattr(step.response, "body", None), "body_element", step.response)
+            entries.append(Entry(now, "SECC → EV", message_name(step.response), v2g_fields(body)))
+
+    problems: list[str] = []
+    ev = None
+    t0 = loop.time()
     with contextlib.ExitStack() as stack:
         root = work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnc-bridge-demo-")))
         say(f"test PKI and trust store in {root}")
         pki = generate_test_pki(root / "pki")
-        _trust_store(root / "trust", pki)
-        entries: list[Entry] = []
-
-        def on_step(ctx: Any, adapter: Any, step: Any) -> None:
-            now = loop.time()
-            if step.request is not None:
-                body = getattr(getattr(step.request, "body", None), "body_element", step.request)
-                t = adapter.frame_received_at or now
-                entries.append(Entry(t, "EV → SECC", message_name(step.request), v2g_fields(body)))
-            if step.response is not None:
-                body = getattr(getattr(step.response, "body", None), "body_element", step.response)
-                entries.append(Entry(now, "SECC → EV", message_name(step.response), v2g_fields(body)))
-
-        async with CsmsEmulator(basic_auth={IDENTITY: PASSWORD}) as csms:
-            behaviour = PncCsms(csms, pki, remote_start_on_plug_in=not protocol.pnc).install()
-            config_path = root / "pnc-bridge.toml"
-            config_path.write_text(_config_text(csms.url, protocol))
-            service = Service(load_config(config_path), on_step=on_step)
-            stop = asyncio.Event()
-            say(f"CSMS emulator on {csms.url}; starting the bridge")
-            service_task = asyncio.create_task(service.run(stop))
-            problems: list[str] = []
-            t0 = loop.time()
-            try:
-                ready = asyncio.create_task(service.ready.wait())
-                await asyncio.wait({ready, service_task}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-                if not service.ready.is_set():
-                    ready.cancel()
-                    raise RuntimeError("the bridge did not start" + (f": {service_task.exception()}" if service_task.done() else ""))
-                await csms.wait_for(lambda e: e.received("BootNotification", station=IDENTITY), 20)
-                endpoint = service.endpoints[1]
+        rig = BridgeRig(
+            root, pki, phases=0 if protocol.dc else 3,
+            device_model={"ISO15118Ctrlr/RequestMeteringReceipt": "true", "SampledDataCtrlr/TxUpdatedInterval": "1"},
+            behaviour={"remote_start_on_plug_in": not protocol.pnc}, service={"on_step": on_step},
+        )
+        say("starting the CSMS emulator and the bridge")
+        try:
+            async with rig:
                 mode = EnergyTransferMode.DC_extended if protocol.dc else EnergyTransferMode.AC_three_phase_core
                 ev_config = EvConfig(
                     protocols=(protocol.schema,), energy_mode=mode,
@@ -317,39 +259,32 @@ async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval:
                 say(f"EV emulator: {protocol.title}")
                 t0 = loop.time()
                 if protocol.pnc:
-                    ev = await run_ev(ev_config, "::1", endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
+                    ev = await run_ev(ev_config, "::1", rig.endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
                 else:
-                    ev = await run_ev(ev_config, "::1", endpoint.tcp_port)
+                    ev = await run_ev(ev_config, "::1", rig.endpoint.tcp_port)
                 try:
-                    await csms.wait_for(lambda e: any(r.payload.get("eventType") == "Ended"
-                                                      for r in e.received("TransactionEvent")), 10)
+                    await rig.wait_ended(10)
+                    await rig.wait_idle(5)
                 except TimeoutError:
                     problems.append("the CSMS got no TransactionEvent Ended")
-                # every CALL of the station answered before the bridge stops
-                await csms.wait_for(lambda e: {r.message_id for r in e.received()} <= {o.message_id for o in e.sent()}, 3)
-            except (TimeoutError, RuntimeError, OSError) as exc:
-                ev = None
-                problems.append(str(exc) or type(exc).__name__)
-            finally:
-                stop.set()
-                try:
-                    await asyncio.wait_for(service_task, 20)
-                except Exception as exc:  # noqa: BLE001 - reported as a problem, not a traceback
-                    problems.append(f"the bridge stopped with an error: {exc}")
-            entries.extend(_ocpp_entries(csms))
-            invalid = csms.invalid_frames()
-        entries.sort(key=lambda e: e.t)
-        summary: dict[str, Any] = {}
-        if ev is not None:
-            r = ev.result
-            summary = {"protocol": r.protocol, "charge_loop_messages": r.loop_messages, "metering_receipts": r.receipts,
-                       "contract_installed": r.installed_contract, "ev_result": r.reason}
-            problems += _check(protocol, r, entries, behaviour)
-        if invalid:
-            problems.append(f"{len(invalid)} OCPP frame(s) failed the ocpp package's schema check: "
-                            + "; ".join(f"{f.action}: {f.error}" for f in invalid[:3]))
-        summary["duration_ms"] = round(((entries[-1].t if entries else t0) - t0) * 1000, 1)
-        return DemoResult(not problems, protocol_name, problems, [e for e in entries if e.t >= t0 - 1], summary, t0)
+                await rig.stop_service()
+                entries.extend(_ocpp_entries(rig.csms))
+                invalid = rig.csms.invalid_frames()
+        except (TimeoutError, RuntimeError, OSError, ValueError) as exc:
+            problems.append(f"the bench did not run: {exc or type(exc).__name__}")
+            invalid = []
+    entries.sort(key=lambda e: e.t)
+    summary: dict[str, Any] = {}
+    if ev is not None:
+        r = ev.result
+        summary = {"protocol": r.protocol, "charge_loop_messages": r.loop_messages, "metering_receipts": r.receipts,
+                   "contract_installed": r.installed_contract, "ev_result": r.reason}
+        problems += _check(protocol, r, entries, rig.behaviour)
+    if invalid:
+        problems.append(f"{len(invalid)} OCPP frame(s) failed the ocpp package's schema check: "
+                        + "; ".join(f"{f.action}: {f.error}" for f in invalid[:3]))
+    summary["duration_ms"] = round(((entries[-1].t if entries else t0) - t0) * 1000, 1)
+    return DemoResult(not problems, protocol_name, problems, [e for e in entries if e.t >= t0 - 1], summary, t0)
 
 
 def _ocpp_entries(csms: Any) -> list[Entry]:

@@ -93,6 +93,7 @@ class OcppPort:
         self.policy = policy
         self._clock = clock
         self.schedule_wait = schedule_wait
+        self.background: set[asyncio.Task] = set()
 
     # ================================================================== authorization
     async def authorize_with_csms(self, effect: AuthorizeWithCsms, ctx) -> AuthorizeWithCsmsResult | EffectFailed:
@@ -118,10 +119,12 @@ class OcppPort:
         except CallFailed as exc:
             if exc.reason not in ("Offline", "NotAccepted"):
                 log.warning("%s failed: %s", where, exc)
+                ctx.tracker.authorization_refused()
                 return EffectFailed(effect.id, str(exc))
             return self._offline(effect, ctx, verdict, policy, where)
         except (OutgoingInvalid, ValueError) as exc:
             log.error("%s cannot be sent: %s", where, exc)
+            ctx.tracker.authorization_refused()
             return EffectFailed(effect.id, str(exc))
         status = _v(response.id_token_info.status)
         certificate_status = _v(response.certificate_status) if response.certificate_status is not None else None
@@ -235,6 +238,11 @@ class OcppPort:
         started = dt.datetime.fromisoformat(tx.started.replace("Z", "+00:00")) if tx is not None else None
         section = ctx.section
         voltage = station.config.line_voltage if section.supply_phases else station.config.dc_voltage
+        if started is not None:
+            # the composite schedule works in whole seconds from its (floored) start: a relative
+            # TxProfile's origin in the same second must not look later than the start, or a
+            # period of the EVSE's maximum would come first
+            started = started.replace(microsecond=0)
         return offered_schedules(
             station.charging_profiles(), evse_id=ctx.evse_id, now=self._clock(), duration=horizon(needs),
             transaction_id=tx.transaction_id if tx is not None else None, transaction_start=started,
@@ -270,7 +278,7 @@ class OcppPort:
         log.info("EVSE %d: NotifyEVChargingNeeds %s; offering %s", ctx.evse_id, status, _describe(schedules))
         return GetChargingScheduleResult(effect.id, schedules)
 
-    async def report_ev_charging_schedule(self, effect: ReportEvChargingSchedule, ctx) -> None:
+    async def _report_ev_charging_schedule(self, effect: ReportEvChargingSchedule, ctx) -> None:
         schedule = ev_charging_schedule(effect)
         if schedule is None:
             return  # the EV sent no charging profile
@@ -281,7 +289,44 @@ class OcppPort:
                 log.error("EVSE %d: NotifyEVChargingSchedule not queued: %s", ctx.evse_id, exc)
 
     # ================================================================== transactions
+    def _keep(self, coro: Any) -> Any:
+        """Run ``coro`` to completion even if the session that caused it is cancelled: an
+        adapter cancels what is pending when its session closes, but a TransactionEvent on
+        its way to the outbox must not be lost. Tasks start in call order, and each takes the
+        EVSE's FIFO lock first, so the order of the session's effects is kept."""
+        task = asyncio.create_task(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return asyncio.shield(task)
+
+    async def report_ev_charging_schedule(self, effect: ReportEvChargingSchedule, ctx) -> None:
+        await self._keep(self._report_ev_charging_schedule(effect, ctx))
+
     async def start_transaction(self, effect: StartTransaction, ctx) -> None:
+        await self._keep(self._start_transaction(effect, ctx))
+
+    async def stop_transaction(self, effect: StopTransaction, ctx) -> None:
+        await self._keep(self._stop_transaction(effect, ctx))
+
+    async def report_charging_state(self, effect: ReportChargingState, ctx) -> None:
+        await self._keep(self._report_charging_state(effect, ctx))
+
+    async def ev_connected(self, ctx) -> None:
+        await self._keep(self._ev_connected(ctx))
+
+    async def ev_left(self, ctx) -> None:
+        await self._keep(self._ev_left(ctx))
+
+    async def end_authorization(self, ctx, cause: str) -> None:
+        """The CSMS ended the authorization (remote stop, deauthorized): its cause wins."""
+        await self._keep(self._end_authorization(ctx, cause))
+
+    async def drain(self, timeout: float) -> None:
+        """Wait for the TransactionEvents still being made (service shutdown)."""
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=timeout)
+
+    async def _start_transaction(self, effect: StartTransaction, ctx) -> None:
         async with ctx.in_order():
             token = ctx.token
             if token is None:
@@ -295,14 +340,14 @@ class OcppPort:
                 if reading.signed is not None:
                     await self.apply(ctx, ctx.tracker.data_signed())
 
-    async def stop_transaction(self, effect: StopTransaction, ctx) -> None:
+    async def _stop_transaction(self, effect: StopTransaction, ctx) -> None:
         async with ctx.in_order():
             cause = ctx.stop_cause or _v(effect.reason)
             log.info("EVSE %d: session %s ended (%s): %s", ctx.evse_id, effect.session_id, cause, effect.detail)
             if ctx.tracker.authorized:
                 await self.apply(ctx, ctx.tracker.authorization_ended(cause))
 
-    async def report_charging_state(self, effect: ReportChargingState, ctx) -> None:
+    async def _report_charging_state(self, effect: ReportChargingState, ctx) -> None:
         async with ctx.in_order():
             await self.apply(ctx, ctx.tracker.charging(_v(effect.state)))
 
@@ -310,17 +355,16 @@ class OcppPort:
         if effect.soc is not None:
             ctx.soc = effect.soc
 
-    async def ev_connected(self, ctx) -> None:
+    async def _ev_connected(self, ctx) -> None:
         async with ctx.in_order():
             await self.apply(ctx, ctx.tracker.ev_connected())
 
-    async def ev_left(self, ctx) -> None:
+    async def _ev_left(self, ctx) -> None:
         async with ctx.in_order():
             await self.apply(ctx, ctx.tracker.ev_disconnected())
             ctx.session_ended()
 
-    async def end_authorization(self, ctx, cause: str) -> None:
-        """The CSMS ended the authorization (remote stop, deauthorized): its cause wins."""
+    async def _end_authorization(self, ctx, cause: str) -> None:
         async with ctx.in_order():
             ctx.stop_cause = cause
             if ctx.tracker.authorized:

@@ -113,12 +113,14 @@ class PkiPort:
                      where, verdict.reason)
             return ValidateContractChainResult(effect.id, None, "no local root: left to the CSMS")
         log.warning("%s: refused, %s (%s)", where, verdict.response_code, verdict.reason)
+        ctx.tracker.authorization_refused()
         return ValidateContractChainResult(effect.id, verdict.response_code, verdict.reason)
 
     async def verify_authorization_signature(self, effect: VerifyAuthorizationSignature, ctx) -> VerifyAuthorizationSignatureResult:
         verdict = xmldsig.verify_authorization_req(effect.message, effect.certificate)
         if not verdict.valid:
             log.warning("EVSE %d: AuthorizationReq signature refused: %s", ctx.evse_id, verdict.name)
+            ctx.tracker.authorization_refused()
         return VerifyAuthorizationSignatureResult(effect.id, verdict.valid, verdict.name)
 
     async def verify_metering_receipt_signature(self, effect: VerifyMeteringReceiptSignature, ctx) -> VerifyMeteringReceiptSignatureResult:

@@ -103,10 +103,14 @@ def tariff(sales_tariff: Any) -> Tariff | None:
 
 
 def _periods(composite: dict[str, Any]) -> tuple[SchedulePeriod, ...]:
-    return tuple(
-        SchedulePeriod(int(p["startPeriod"]), max(0.0, float(p["limit"])), p.get("numberPhases"))
-        for p in composite["chargingSchedulePeriod"]
-    )
+    periods: list[SchedulePeriod] = []
+    for p in composite["chargingSchedulePeriod"]:
+        period = SchedulePeriod(int(p["startPeriod"]), max(0.0, float(p["limit"])), p.get("numberPhases"))
+        if periods and periods[-1].start == period.start:  # two changes within one second: the later one holds
+            periods[-1] = period
+        else:
+            periods.append(period)
+    return tuple(periods)
 
 
 def offered_schedules(

@@ -319,6 +319,8 @@ class Service:
         for task in list(self._sessions.values()):
             task.cancel()
         await asyncio.gather(*self._sessions.values(), return_exceptions=True)
+        if self.ocpp is not None:
+            await self.ocpp.drain(timing.SECC_CLEANUP_TIMEOUT)
         # The power stage stops with the service: end what is still open, so the CSMS
         # gets an Ended event with the right reason instead of a PowerLoss on restart.
         for tx in station.transactions():

@@ -112,6 +112,7 @@ class TransactionTracker:
         self.remote_start_id: int | None = None
         self._token_sent = False
         self.stop_cause: tuple[str, str] | None = None
+        self._refused = False
 
     # -- conditions ------------------------------------------------------------ #
     def _met(self) -> frozenset[str]:
@@ -204,6 +205,7 @@ class TransactionTracker:
         authorization (EVConnected, ParkingBayOccupancy), it ends as DeAuthorized."""
         if self.stop_cause is None:
             self.stop_cause = STOP_REASONS["DeAuthorized"]
+            self._refused = True
 
     def ev_disconnected(self) -> list[TxAction]:
         """The EV's session is over for good (not paused) or the cable is gone."""
@@ -218,7 +220,7 @@ class TransactionTracker:
         actions: list[TxAction] = []
         if self.stop_cause is None:
             self.stop_cause = STOP_REASONS["EVDisconnected"]
-        else:
+        elif not self._refused:
             # the EV left after its session ended: the connection is what ended now
             self.stop_cause = ("EVCommunicationLost", self.stop_cause[1])
         self._evaluate(before, "EVCommunicationLost", actions)

@@ -221,9 +221,11 @@ class V2gEndpoint:
             last = await adapter.run()
         finally:
             poller.cancel()
-            ctx.adapter = None
-            if connected and (last is None or last.resume is None):
-                await self._on_ev_left(ctx)
+            try:
+                if connected and (last is None or last.resume is None):
+                    await self._on_ev_left(ctx)
+            finally:
+                ctx.adapter = None  # the EVSE takes the next EV only after this one's cleanup
 
     async def _poll_status(self, ctx: EvseContext, adapter: SeccAdapter) -> None:
         while True:
