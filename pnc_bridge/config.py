@@ -100,9 +100,10 @@ class V2gSection(_Section):
     slac: bool = True
     #: Listen address without an interface ("::" = every address).
     host: str = "::"
-    #: TCP port (EIM without TLS, DIN 70121); 0 = any free port (announced by SDP); omit to offer no TCP.
+    #: TCP port (EIM without TLS, DIN 70121), in the dynamic range 49152-65535 where EVs expect
+    #: the SECC; 0 = a free one of that range (announced by SDP); omit to offer no TCP.
     tcp_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
-    #: TLS port (ISO 15118-2 TLS, needed for Plug & Charge); 0 = any free port; omit to offer no TLS.
+    #: TLS port (ISO 15118-2 TLS, needed for Plug & Charge); same range; 0 = a free one; omit to offer no TLS.
     tls_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
     #: Application protocols offered, in the charger's order of preference.
     protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
@@ -117,6 +118,10 @@ class V2gSection(_Section):
     def _something_offered(self) -> "V2gSection":
         if self.tcp_port is None and self.tls_port is None:
             raise ValueError("give tcp_port, tls_port or both")
+        for port in (self.tcp_port, self.tls_port):
+            if port and not 49152 <= port <= 65535:
+                raise ValueError(f"port {port}: an SECC listens on a port of the dynamic range 49152-65535 "
+                                 "(EVs refuse others), or 0 for a free one")
         if not self.protocols or not self.payment_options:
             raise ValueError("protocols and payment_options must not be empty")
         return self

@@ -21,7 +21,9 @@ Rules of this module:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import random
 from typing import Any, Awaitable, Callable, Sequence
 
 from pnc_bridge import timing
@@ -34,7 +36,10 @@ from pnc_bridge.pki import LeafSlot, RootKind, StoreError, TrustStore
 from pnc_bridge.secc import SeccConfig, WireStep
 from pnc_bridge.secc._adapter import SeccAdapter
 
-__all__ = ["TrustStoreCredentials", "V2gEndpoint"]
+__all__ = ["DYNAMIC_PORTS", "TrustStoreCredentials", "V2gEndpoint"]
+
+#: The dynamic port range (RFC 6335) an SECC's TCP / TLS servers use.
+DYNAMIC_PORTS = (49152, 65535)
 
 log = logging.getLogger("pnc_bridge.bridge")
 
@@ -110,9 +115,7 @@ class V2gEndpoint:
         host, iface = s.host, s.interface
         try:
             if s.tcp_port is not None:
-                server = V2gtpServer(self._handle, host=host, port=s.tcp_port, interface=iface, max_connections=2)
-                await server.start()
-                self._servers.append(server)
+                server = await self._listen(s.tcp_port, None)
                 self.tcp_port = server.port
             if s.tls_port is not None:
                 if self._credentials is None or not self._credentials.available():
@@ -123,10 +126,7 @@ class V2gEndpoint:
                     if self._key_log is not None:
                         log.warning("EVSE %d: TLS keys are logged to %s (lab use only)", self.ctx.evse_id, s.tls_keylog)
                     tls = TlsServerConfig(credentials=self._credentials, key_log=self._key_log)
-                    server = V2gtpServer(self._handle, tls=tls, host=host, port=s.tls_port, interface=iface,
-                                         max_connections=2)
-                    await server.start()
-                    self._servers.append(server)
+                    server = await self._listen(s.tls_port, tls)
                     self.tls_port = server.port
             if not self._servers:
                 raise OSError("neither TCP nor TLS could be offered")
@@ -137,6 +137,24 @@ class V2gEndpoint:
             raise
         log.info("EVSE %d: SECC on %s%s (TCP %s, TLS %s)", self.ctx.evse_id, iface or host,
                  " with SLAC" if iface and s.slac else "", self.tcp_port or "-", self.tls_port or "-")
+
+    async def _listen(self, port: int, tls: TlsServerConfig | None) -> V2gtpServer:
+        """A server on ``port``, or with 0 on a free port of the dynamic range 49152-65535, where
+        an ISO 15118 SECC listens (EVs check it: Josev's refuses an SDP answer with another port)."""
+        s = self.section
+        candidates = [port] if port else random.sample(range(DYNAMIC_PORTS[0], DYNAMIC_PORTS[1] + 1), 64)
+        for candidate in candidates:
+            server = V2gtpServer(self._handle, tls=tls, host=s.host, port=candidate, interface=s.interface,
+                                 max_connections=2)
+            try:
+                await server.start()
+            except OSError as exc:
+                if port or exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            self._servers.append(server)
+            return server
+        raise OSError(errno.EADDRINUSE, "no free port in 49152-65535")
 
     async def _start_link(self, iface: str) -> None:
         from pnc_bridge.link.sdp import SdpPolicy

@@ -55,8 +55,9 @@ def test_the_example_configuration_serves_evs(capsys):
     ("[[evse]]\nid = 1\niso15118_evse_id = \"DE*1\"\n", "evse.0.iso15118_evse_id"),
     ("[[evse]]\nid = 1\n[evse.v2g]\ninterface = \"plc0\"\n[[evse]]\nid = 2\n[evse.v2g]\ninterface = \"plc0\"\n",
      "each EVSE needs its own PLC interface"),
-    ("[[evse]]\nid = 1\n[evse.v2g]\ntls_port = 15118\n[[evse]]\nid = 2\n[evse.v2g]\ntls_port = 15118\n",
+    ("[[evse]]\nid = 1\n[evse.v2g]\ntls_port = 50000\n[[evse]]\nid = 2\n[evse.v2g]\ntls_port = 50000\n",
      "two EVSEs listen on the same port"),
+    ("[[evse]]\nid = 1\n[evse.v2g]\ntcp_port = 15118\n", "dynamic range 49152-65535"),
     ("[iso15118]\nlocal_contract_validation = \"sometimes\"\n", "iso15118.local_contract_validation"),
 ])
 def test_configuration_errors_are_one_clear_message(tmp_path, capsys, text, message):
