@@ -9,9 +9,9 @@ Rules of this module:
   the EV's maximum charge power, the EVSE's and the schedule's limit of the moment; the
   discharging side likewise, and 0 without BPT (an EV or service that cannot discharge
   never does). A missing value does not limit, except that discharging needs a permission:
-  the schedule period's discharge limit, or a setpoint pushed into the session when no
-  schedule period applies. Without either, the EV only charges (the safe default when the
-  CSMS sent nothing).
+  the schedule period's discharge limit, or an order (a negative setpoint of the period,
+  or a setpoint pushed into the session). Without either, the EV only charges (the safe
+  default when the CSMS sent nothing).
 - **Dynamic control** steers to, in this order: a setpoint pushed into the session (until it
   expires), the schedule period's setpoint, the schedule period's charging limit (no
   setpoint: charge as much as allowed, never discharge), or the window's top when there is
@@ -95,16 +95,24 @@ def window(
     voltage_v: float,
     schedule: ChargingSchedule | None,
     period: SchedulePeriod | None,
-    discharge_without_schedule: bool = False,
+    discharge_ordered: bool = False,
 ) -> Window:
     """What may flow now (see the module rules). Discharging needs a permission: the
-    schedule period's discharge limit, or, when no schedule period applies,
-    ``discharge_without_schedule`` (a setpoint pushed into the session is such an order)."""
+    schedule period's discharge limit (``discharge_limit``, or a negative ``limit``), or an
+    order to discharge: the period's own negative setpoint, or ``discharge_ordered`` (a
+    setpoint pushed into the session). An order without an explicit limit is bounded by
+    the EV and the EVSE only; an explicit limit bounds it (OCPP 2.1: following a setpoint
+    stays within ``limit`` and ``dischargeLimit``)."""
     charge_schedule = discharge_schedule = None
     if schedule is not None and period is not None:
         charge_schedule = _period_w(period.charge_limit, schedule, period, voltage_v, phases)
-        discharge_schedule = _period_w(period.discharge_magnitude, schedule, period, voltage_v, phases)
-    elif not discharge_without_schedule:
+        explicit = period.discharge_limit is not None or period.limit < 0
+        ordered = discharge_ordered or (period.setpoint is not None and period.setpoint < 0)
+        if explicit:
+            discharge_schedule = _period_w(period.discharge_magnitude, schedule, period, voltage_v, phases)
+        elif not ordered:
+            discharge_schedule = 0.0
+    elif not discharge_ordered:
         discharge_schedule = 0.0
     hi = _cap(ev.max_charge_w, evse_charge_limit_w(status, dc, phases), charge_schedule)
     if dc and voltage_v > 0:

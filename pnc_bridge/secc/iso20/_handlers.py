@@ -804,7 +804,7 @@ def _dynamic_target(ctx: Iso20Context, now: float, voltage_v: float) -> float:
     schedule, period = _current_schedule(ctx, now)
     setpoint = _setpoint(ctx, now)
     win = window(ctx.ev_limits, ctx.status, dc=ctx.dc, bpt=_bpt(ctx), phases=_phases(ctx), voltage_v=voltage_v,
-                 schedule=schedule, period=period, discharge_without_schedule=setpoint is not None)
+                 schedule=schedule, period=period, discharge_ordered=setpoint is not None)
     result = steer(win, setpoint_w=setpoint, schedule=schedule, period=period, voltage_v=voltage_v, phases=_phases(ctx))
     ctx.last_steer = result
     if result.clamped:
