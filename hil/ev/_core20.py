@@ -592,8 +592,9 @@ class Ev20Session:
         self._phase_started["cable_check"] = now
         return self._send(m.DC_CableCheckReq(header=self._header()), now)
 
-    def _planned_at(self, t: float) -> float:
-        """Scheduled control: the power the EV plans at ``t`` s into the chosen tuple."""
+    def _planned_at(self, t: float, *, loop: bool = False) -> float:
+        """Scheduled control: the power the EV plans at ``t`` s into the chosen tuple (``loop``:
+        what it asks for in the charge loop, where ``discharge_without_bpt`` misbehaves)."""
         c = self.config
         tup = self._tuple
         charge = _entry(tup.charging_schedule.power_schedule.power_schedule_entries.power_schedule_entry, t) if tup else None
@@ -607,7 +608,7 @@ class Ev20Session:
             if "discharge_beyond_limits" in c.faults:
                 magnitude = 2 * max(-discharge, c.max_discharge_power_w)
             return -magnitude
-        if "discharge_without_bpt" in c.faults:
+        if loop and "discharge_without_bpt" in c.faults:
             return -c.max_discharge_power_w
         return 0.0
 
@@ -688,7 +689,7 @@ class Ev20Session:
         elif dynamic:
             planned = self._evse_target if self._evse_target is not None else 0.0
         else:
-            planned = self._planned_at(t)
+            planned = self._planned_at(t, loop=True)
         self._power = planned
         if c.dc:
             voltage = c.battery_voltage_v
