@@ -432,8 +432,14 @@ def _rational(value: float, toward_zero: bool) -> tuple[int, int]:
 def rational_number(value: float, *, toward_zero: bool = False) -> iso20.RationalNumber:
     """``value`` as an ISO 15118-20 ``RationalNumber`` (value x 10^exponent, value an int16).
     ``toward_zero`` for limits: never round a limit up, in either direction (a discharge
-    limit of -7000.5 W becomes -7000 W); otherwise to nearest (measurements)."""
-    exponent, v = _rational(float(value), toward_zero)
+    limit of -7000.5 W becomes -7000 W); otherwise to nearest (measurements). The object may
+    be shared between messages (the charge loop repeats the same values): never mutate it."""
+    return _rational_number(float(value), toward_zero)
+
+
+@lru_cache(maxsize=4096)
+def _rational_number(value: float, toward_zero: bool) -> iso20.RationalNumber:
+    exponent, v = _rational(value, toward_zero)
     return iso20.RationalNumber(exponent=exponent, value=v)
 
 

@@ -52,9 +52,13 @@ class EvLimits:
     min_voltage_v: float | None = None
 
     def merged(self, **values: float | None) -> "EvLimits":
-        """These limits with the given ones replaced where they are not ``None``."""
+        """These limits with the given ones replaced where they are not ``None`` (the same
+        object when nothing changes, as in a steady charge loop)."""
+        changed = {k: v for k, v in values.items() if v is not None and getattr(self, k) != v}
+        if not changed:
+            return self
         kept = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
-        kept.update({k: v for k, v in values.items() if v is not None})
+        kept.update(changed)
         return EvLimits(**kept)
 
 

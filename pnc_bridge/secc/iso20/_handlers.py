@@ -913,13 +913,14 @@ def dc_charge_loop(ctx: Iso20Context, req: m.DC_ChargeLoopReq, now: float) -> Re
             held = dc_scheduled_target(_f(mode.ev_target_current) or 0.0, target_v, win, s, bpt=bpt)
             current, current_limit, power_limit, voltage_limit = held.current_a, held.current_limit, held.power_limit, held.voltage_limit
         _dc_target(ctx, target_v, current)
-        cls = m.BPT_Scheduled_DC_CLResControlMode if bpt else m.Scheduled_DC_CLResControlMode
-        res_mode: Any = cls(evse_maximum_charge_power=rn_limit(s.max_power_w), evse_maximum_charge_current=rn_limit(s.max_current_a),
-                            evse_maximum_voltage=rn_limit(s.max_voltage_v))
+        fields = dict(evse_maximum_charge_power=rn_limit(s.max_power_w), evse_maximum_charge_current=rn_limit(s.max_current_a),
+                      evse_maximum_voltage=rn_limit(s.max_voltage_v))
         if bpt:
-            res_mode = replace(res_mode, evse_maximum_discharge_power=rn_limit(s.max_discharge_power_w),
-                               evse_maximum_discharge_current=rn_limit(s.max_discharge_current_a),
-                               evse_minimum_voltage=rn(s.min_voltage_v))
+            res_mode: Any = m.BPT_Scheduled_DC_CLResControlMode(
+                **fields, evse_maximum_discharge_power=rn_limit(s.max_discharge_power_w),
+                evse_maximum_discharge_current=rn_limit(s.max_discharge_current_a), evse_minimum_voltage=rn(s.min_voltage_v))
+        else:
+            res_mode = m.Scheduled_DC_CLResControlMode(**fields)
     else:
         target = _dynamic_target(ctx, now, ev_voltage)
         _dc_target(ctx, ev_voltage, target / ev_voltage if ev_voltage > 0 else 0.0)

@@ -16,7 +16,6 @@ Rules of this module:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar
 
 from pnc_bridge.messages import iso20 as m
@@ -80,8 +79,9 @@ class Iso20Session(SessionCore):
         return message if isinstance(getattr(message, "header", None), m.MessageHeader) else None
 
     def _envelope(self, session_id: bytes, body: Any, signature: Any, now: float) -> Any:
-        header = m.MessageHeader(session_id=session_id, time_stamp=self._ctx.unix_time(now), signature=signature)
-        return dataclasses.replace(body, header=header)
+        # every response body is built fresh for this reply, so its placeholder header is replaced in place
+        body.header = m.MessageHeader(session_id=session_id, time_stamp=self._ctx.unix_time(now), signature=signature)
+        return body
 
 
 class Iso20DcSession(Iso20Session):
