@@ -415,7 +415,7 @@ def bench_iso20_setpoint(pushes: int) -> list[tuple[str, str]]:
         rng = random.Random(20)
         values = [-1000.0 - 10 * i for i in range(pushes)]  # distinct, within the EV's 10 kW
         pushed: list[tuple[float, float]] = []
-        built: list[tuple[float, float]] = []  # (loop time, target) of every DC_ChargeLoopRes the SECC built
+        built: list[tuple[float, float]] = []  # (its request's arrival, target) of every DC_ChargeLoopRes
 
         async def main():
             loop = asyncio.get_running_loop()
@@ -425,7 +425,7 @@ def bench_iso20_setpoint(pushes: int) -> list[tuple[str, str]]:
                 if mode is not None:
                     charge = mode.evse_maximum_charge_power.value * 10.0 ** mode.evse_maximum_charge_power.exponent
                     discharge = mode.evse_maximum_discharge_power.value * 10.0 ** mode.evse_maximum_discharge_power.exponent
-                    built.append((loop.time(), charge if charge > 0 else -discharge))
+                    built.append((adapter.frame_received_at, charge if charge > 0 else -discharge))
 
             async with RigSecc(SeccConfig(energy_transfer_modes=(DC,)), RigPorts(None), pki=pki2, pki20=pki20, host="127.0.0.1",
                                tcp=False, tls=True, on_step=on_step) as secc:
@@ -446,14 +446,15 @@ def bench_iso20_setpoint(pushes: int) -> list[tuple[str, str]]:
     samples = [(ev._t0 + s.t, s.evse_target_w) for s in ev.result.loop]
     delays, cycles = [], []
     for at, value in pushed:
-        # cycles: the SECC's responses built after the push, up to the first that carries it (1: the next one)
+        # cycles: responses to requests that arrived after the push, up to the first that carries it
+        # (1: the very next one; a request already queued when the setpoint came is answered before it)
         after = [target for t, target in built if t >= at]
         cycles.append(after.index(value) + 1)
         # delay: until the EV holds a response with it (includes waiting for its next request)
         delays.append(next(t for t, target in samples if t >= at and target == value) - at)
     return [
         (f"ISO 15118-20 setpoint pushed -> first DC_ChargeLoopRes carrying it ({pushes} setpoints, EV cycle "
-         f"{interval * 1000:.0f} ms, TLS 1.3 loopback): responses built after the push, max", f"{max(cycles)}"),
+         f"{interval * 1000:.0f} ms, TLS 1.3 loopback): charge-loop cycles after the push, max", f"{max(cycles)}"),
         ("  push -> EV holds it, p50 / p99 / max", f"{fmt_us(pct(delays, 50))} / {fmt_us(pct(delays, 99))} / {fmt_us(max(delays))}"),
     ]
 

@@ -528,7 +528,7 @@ def plan_iso20_periods(
 def _iso20_budgets(max_points: int | None, bpt: bool, price_entries: int) -> tuple[int, int]:
     """(power budget per list, price budget) for one tuple under MaximumSupportingPoints."""
     if max_points is None or max_points <= 0:
-        return _ISO20_MAX_ENTRIES, _ISO20_MAX_ENTRIES
+        return _ISO20_MAX_ENTRIES, min(price_entries, _ISO20_MAX_ENTRIES)
     lists = 2 if bpt else 1
     price = min(price_entries, max(1, max_points // (lists + 1))) if price_entries else 0
     return max(1, (max_points - price) // lists), price
