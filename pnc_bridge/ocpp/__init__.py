@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 charging-station client (OCPP 2.1 models are generated too).
+"""OCPP 2.0.1 / 2.1 charging-station client.
 
 Public API (see ``docs/ocpp.md``):
 
@@ -12,6 +12,10 @@ Public API (see ``docs/ocpp.md``):
 - ``RpcCore``: the sans-I/O OCPP-J framing, usable on its own.
 - ``v201`` / ``v21``: the generated message models; ``PROTOCOLS``: schemas and models per version.
 - ``CallFailed``, ``CallError``, ``ErrorCode``; events in ``pnc_bridge.ocpp.events``.
+- V2X, protocol-neutral: ``EvChargingNeeds``, ``ChargingSchedule``, ``SchedulePeriod``,
+  ``EnergyTransferMode``, ``ControlMode``, ``MobilityNeedsMode``, ``OperationMode``;
+  ``bidirectional_meter_value`` and ``ev_schedule_payload`` build the payloads with
+  energy and power both ways. ``V2X_VENDOR_ID`` and ``to_version``: the 2.0.1 mapping.
 """
 
 from pnc_bridge.ocpp import _events as events
@@ -32,6 +36,18 @@ from pnc_bridge.ocpp._protocol import PROTOCOLS, OcppProtocol, OcppVersion, prot
 from pnc_bridge.ocpp._rpc import OutgoingInvalid, RpcCore
 from pnc_bridge.ocpp._station import ChargingStation, Priority, TransactionState
 from pnc_bridge.ocpp._store import Store, StoreError
+from pnc_bridge.ocpp._v2x import (
+    ChargingSchedule,
+    ControlMode,
+    EnergyTransferMode,
+    EvChargingNeeds,
+    MobilityNeedsMode,
+    OperationMode,
+    SchedulePeriod,
+    bidirectional_meter_value,
+    ev_schedule_payload,
+)
+from pnc_bridge.ocpp._versions import V2X_VENDOR_ID, VersionMismatch, lift, to_version
 from pnc_bridge.ocpp._variables import (
     AuthCtrlr,
     ConnectorLayout,
@@ -46,6 +62,19 @@ from pnc_bridge.ocpp._variables import (
 )
 
 __all__ = [
+    "ChargingSchedule",
+    "ControlMode",
+    "EnergyTransferMode",
+    "EvChargingNeeds",
+    "MobilityNeedsMode",
+    "OperationMode",
+    "SchedulePeriod",
+    "V2X_VENDOR_ID",
+    "VersionMismatch",
+    "bidirectional_meter_value",
+    "ev_schedule_payload",
+    "lift",
+    "to_version",
     "AuthCtrlr",
     "CallError",
     "CallFailed",
