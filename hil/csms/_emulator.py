@@ -320,8 +320,13 @@ class CsmsEmulator:
     Start with ``await start()`` (or ``async with``). Stations are tracked by identity.
     ``basic_auth`` maps identity -> password (security profiles 1 and 2); with
     ``require_client_certificate`` the TLS context must ask for a client certificate
-    (profile 3) and no password is needed.
+    (profile 3) and no password is needed. ``subprotocols``: the OCPP versions accepted,
+    most preferred first (default ``default_subprotocols``).
     """
+
+    #: Subprotocols of an emulator made without ``subprotocols`` (a test suite may set it
+    #: to run the same tests on each OCPP version).
+    default_subprotocols: tuple[str, ...] = ("ocpp2.0.1",)
 
     def __init__(
         self,
@@ -329,7 +334,7 @@ class CsmsEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         path: str = "/ocpp",
-        subprotocols: Iterable[str] = ("ocpp2.0.1",),
+        subprotocols: Iterable[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: dict[str, str] | None = None,
         faults: FaultPlan | None = None,
@@ -342,7 +347,7 @@ class CsmsEmulator:
         self.host = host
         self.port = port
         self.path = path.rstrip("/")
-        self.subprotocols = list(subprotocols)
+        self.subprotocols = list(subprotocols if subprotocols is not None else self.default_subprotocols)
         self.ssl_context = ssl_context
         self.basic_auth = basic_auth
         self.faults = faults

@@ -569,6 +569,7 @@ class StationHandlers:
             log.info("SetChargingProfile %s rejected: %s", profile.id, reason)
             return Reply(_build(self.m.SetChargingProfileResponse, status=status, statusInfo=_status_info(reason)))
         await station.store.run(lambda: station.store_profile(request.evse_id, profile))  # K01.FR.27
+        station.track_dynamic_pull(profile)
         event = ChargingProfilesChanged((request.evse_id,), "SetChargingProfile")  # K01.FR.07
 
         def after() -> None:

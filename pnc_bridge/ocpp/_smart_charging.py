@@ -225,6 +225,10 @@ def _check_v2x_period(evse_id: int, purpose: str, unit: str, period: Any, ctx: P
         return "Rejected", "InvalidSchedule"
     if limit is None and setpoint is None and mode not in ("Idle",):
         return "Rejected", "InvalidSchedule"  # without a limit this station needs a setpoint
+    if setpoint is not None and evse_id != 0:
+        low, high = value_range(evse_id, unit, ctx)
+        if not low <= setpoint <= high and (setpoint >= 0 or _can_discharge(evse_id, ctx)):
+            return "Rejected", "SetpointOutOfRange"
     if not period_discharge_request(period):
         return None
     if purpose not in ("TxProfile", "TxDefaultProfile"):
@@ -236,11 +240,13 @@ def _check_v2x_period(evse_id: int, purpose: str, unit: str, period: Any, ctx: P
     needs = (ctx.ev_needs or {}).get(evse_id)
     if evse_id != 0 and needs is not None and not needs.bidirectional:
         return "Rejected", "NoBidirectional"  # the EV did not ask for BPT
-    if setpoint is not None and evse_id != 0:
-        low, high = value_range(evse_id, unit, ctx)
-        if not low <= setpoint <= high:
-            return "Rejected", "SetpointOutOfRange"
     return None
+
+
+def _can_discharge(evse_id: int, ctx: ProfileContext) -> bool:
+    needs = (ctx.ev_needs or {}).get(evse_id)
+    evse_ok = ctx.discharge_evses is None or bool(ctx.discharge_evses.get(evse_id))
+    return evse_ok and (needs is None or needs.bidirectional)
 
 
 def matches_criteria(
@@ -406,7 +412,9 @@ def composite_schedule(
     """
     start = start.astimezone(timezone.utc).replace(microsecond=0)
     end = start + timedelta(seconds=duration)
-    relative_start = transaction_start or start
+    # startPeriod is whole seconds: a transaction that started at .5 s starts its Relative
+    # profiles at the whole second (half a second early rather than a period at 0.5 s).
+    relative_start = transaction_start.astimezone(timezone.utc).replace(microsecond=0) if transaction_start else start
     default_phases = supply_phases or 1
     relevant: dict[str, list[StoredProfile]] = {p: [] for p in _PURPOSE_ORDER}
     for stored in profiles:

@@ -229,6 +229,8 @@ class ChargingStation(StationApi):
                 log.warning("ending transaction %s left open by the previous run", tx.transaction_id)
                 await self.end_transaction(tx.transaction_id, trigger_reason="AbnormalCondition", stopped_reason="PowerLoss")
         await self.security_event("StartupOfTheDevice")
+        for stored in self._profiles.values():
+            self.track_dynamic_pull(stored.profile)
         self._task = asyncio.create_task(self._run(), name=f"ocpp-{self.config.identity}")
 
     async def stop(self) -> None:

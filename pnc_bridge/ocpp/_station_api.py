@@ -500,7 +500,7 @@ class StationApi:
             offline_for=self.offline_for(),
         )
 
-    def charging_schedule(self, evse_id: int, duration: int = SCHEDULE_HORIZON, unit: str | None = None,
+    def charging_schedule(self, evse_id: int, duration: int = SCHEDULE_HORIZON, unit: str = "W",
                           *, start: datetime | None = None) -> ChargingSchedule:
         """The composite schedule of ``evse_id`` from now as the protocol-neutral
         ``ChargingSchedule``: charge and discharge (negative limit = discharge period,
@@ -577,7 +577,7 @@ class StationApi:
         return "Accepted", None
 
     def store_profile(self, evse_id: int, profile: m.ChargingProfileType) -> None:
-        """Store a profile (station form); a Dynamic one with dynUpdateInterval is pulled (2.1)."""
+        """Store a profile (station form); blocking, for ``Store.run``."""
         stored = StoredProfile(evse_id, profile)
         with self.store.transaction() as tx:
             tx.execute("DELETE FROM charging_profiles WHERE id=?", (stored.id,))
@@ -586,13 +586,16 @@ class StationApi:
                 (stored.id, evse_id, stored.purpose, stored.stack_level, profile.transaction_id, json.dumps(profile.to_payload())),
             )
         self._profiles[stored.id] = stored
+
+    def track_dynamic_pull(self, profile: m.ChargingProfileType) -> None:
+        """2.1: pull updates of a Dynamic profile every dynUpdateInterval (event loop only)."""
         interval = getattr(profile, "dyn_update_interval", None)
         if _value(profile.charging_profile_kind) == "Dynamic" and interval and interval > 0:
-            if stored.id not in self._dynamic_pull:
-                self._dynamic_pull[stored.id] = asyncio.get_event_loop().time() + interval
+            if int(profile.id) not in self._dynamic_pull:
+                self._dynamic_pull[int(profile.id)] = asyncio.get_running_loop().time() + interval
                 self._wake()
         else:
-            self._dynamic_pull.pop(stored.id, None)
+            self._dynamic_pull.pop(int(profile.id), None)
 
     def remove_profiles(self, ids: Iterable[int]) -> None:
         ids = list(ids)
