@@ -40,6 +40,7 @@ from pnc_bridge.ocpp._events import (
 from pnc_bridge.ocpp._generated import v201 as m  # for type annotations (both versions have the same names)
 from pnc_bridge.ocpp._generated import v21  # the station form of what the station sends
 from pnc_bridge.ocpp._model import OcppModel
+from pnc_bridge.ocpp._rpc import OutgoingInvalid
 from pnc_bridge.ocpp._smart_charging import ProfileContext, StoredProfile, check_profile, matches_criteria
 from pnc_bridge.ocpp._versions import to_version
 from pnc_bridge.ocpp._variables import (
@@ -637,7 +638,11 @@ class StationHandlers:
                 }
                 if index < len(keys) - 1:
                     payload["tbc"] = True  # K09.FR.02
-                self.station.send_soon(v21.ReportChargingProfilesRequest.model_validate(payload), triggered=True)
+                try:
+                    self.station.send_soon(v21.ReportChargingProfilesRequest.model_validate(payload), triggered=True)
+                except OutgoingInvalid as exc:
+                    # A 2.1-only profile (Dynamic, ...) asked for over 2.0.1: it cannot be reported there.
+                    log.warning("ReportChargingProfiles for EVSE %d not sent: %s", evse_id, exc)
 
         return Reply(self.m.GetChargingProfilesResponse.model_validate({"status": "Accepted"}), report)
 

@@ -101,8 +101,7 @@ def to_version(action: str, kind: str, payload: dict[str, Any], version: OcppVer
     if version is OcppVersion.v21:
         return payload
     root = schema(version, f"{action}{kind}")
-    fitted = _fit(copy.deepcopy(payload), root, root.get("definitions", {}), None)
-    return fitted
+    return _fit(payload, root, root.get("definitions", {}), None)
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -124,22 +123,27 @@ def _stash(obj: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 def _fit(value: Any, node: dict[str, Any], defs: dict[str, Any], name: str | None) -> Any:
+    """``value`` fitted to ``node``; the very same object when nothing had to change (the
+    common case: most payloads are the same in both versions), a new one otherwise."""
     node, ref_name = _resolve(node, defs)
     name = ref_name or name
     kind = node.get("type")
     if kind == "array" and isinstance(value, list):
-        return [_fit(item, node.get("items", {}), defs, None) for item in value]
+        items = [_fit(item, node.get("items", {}), defs, None) for item in value]
+        return value if all(a is b for a, b in zip(items, value)) else items
     if kind == "object" and isinstance(value, dict):
-        if name in REQUIRED_DOWN:
-            REQUIRED_DOWN[name](value)
         properties = node.get("properties", {})
         if not properties:
             return value  # CustomDataType and other open objects
+        if name in REQUIRED_DOWN:
+            value = dict(value)
+            REQUIRED_DOWN[name](value)
         extra: dict[str, Any] = {}
         out: dict[str, Any] = {}
+        changed = False
         for key, item in value.items():
             if key == "customData":
-                out[key] = item
+                out[key] = dict(item) if isinstance(item, dict) else item
             elif key in properties:
                 prop, prop_ref = _resolve(properties[key], defs)
                 enum = prop.get("enum")
@@ -149,12 +153,15 @@ def _fit(value: Any, node: dict[str, Any], defs: dict[str, Any], name: str | Non
                         raise VersionMismatch(f"{key}={item!r} has no OCPP 2.0.1 equivalent")
                     extra[key] = item
                     item = mapped
-                out[key] = _fit(item, properties[key], defs, prop_ref)
+                fitted = _fit(item, properties[key], defs, prop_ref)
+                changed = changed or fitted is not value[key]
+                out[key] = fitted
             else:
-                extra[key] = item
+                extra[key] = copy.deepcopy(item)
         if extra:
             _stash(out, extra)
-        return out
+            return out
+        return out if changed or name in REQUIRED_DOWN else value
     if kind == "integer" and isinstance(value, float):
         return math.floor(value)  # limits and amounts: never round a maximum up
     return value
