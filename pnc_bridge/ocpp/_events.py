@@ -3,7 +3,9 @@
 Rules of this module:
 
 - Frozen dataclasses named for what happened (h11 style); the station publishes them to
-  every subscriber (``ChargingStation.subscribe``) after the CSMS has been answered.
+  every subscriber (``ChargingStation.subscribe``) after the CSMS has been answered, except
+  ``DynamicScheduleUpdated``, which goes out as soon as the update is stored (a setpoint
+  is time-critical; the answer follows right after).
 - Events that ask the service to act (``RemoteStartRequested``, ``ResetRequested``, ...)
   are sent after the station has answered the CSMS with the status the spec requires;
   the service then does the work and reports back through the station's API (a

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from datetime import datetime
 from dataclasses import dataclass
@@ -30,11 +31,12 @@ from pnc_bridge.ocpp._events import ChargingProfilesChanged, ChargingScheduleCha
 from pnc_bridge.ocpp._generated import v21 as m  # the station form: OCPP 2.1 shapes
 from pnc_bridge.ocpp._model import OcppModel, format_datetime
 from pnc_bridge.ocpp._protocol import OcppVersion, protocol_for
-from pnc_bridge.ocpp._rpc import OutgoingInvalid
 from pnc_bridge.ocpp._smart_charging import StoredProfile
-from pnc_bridge.ocpp._v2x import ChargingSchedule, EvChargingNeeds, SchedulePeriod, needs_payload, schedule_from_composite
+from pnc_bridge.ocpp._v2x import ChargingSchedule, EvChargingNeeds, needs_payload, schedule_from_composite
 from pnc_bridge.ocpp._variables import SecurityCtrlr, SmartChargingCtrlr
 from pnc_bridge.ocpp._versions import lift, schema
+
+log = logging.getLogger("pnc_bridge.ocpp")
 
 #: Horizon of the schedules pushed to the service with ``ChargingScheduleChanged`` (s).
 SCHEDULE_HORIZON = 86_400
@@ -105,12 +107,6 @@ def _as_payload(cls: type[OcppModel], value: Any) -> dict[str, Any]:
 
 def _value(x: Any) -> str:
     return x.value if hasattr(x, "value") else str(x)
-
-
-def log_schedule_failure(evse_id: int) -> None:
-    import logging
-
-    logging.getLogger("pnc_bridge.ocpp").exception("composite schedule of EVSE %d failed", evse_id)
 
 
 class StationApi:
@@ -532,7 +528,7 @@ class StationApi:
             try:
                 schedule = self.charging_schedule(evse_id)
             except Exception:  # noqa: BLE001 - a schedule bug must not hide the change itself
-                log_schedule_failure(evse_id)
+                log.exception("composite schedule of EVSE %d failed", evse_id)
                 continue
             self.emit(ChargingScheduleChanged(evse_id, schedule, reason, charging_profile_id))
 
