@@ -83,6 +83,77 @@ V2GTP_FRAME_ASSEMBLY_TIMEOUT = 5.0
 # --------------------------------------------------------------------------- #
 # DIN SPEC 70121 and ISO 15118-2 SECC session timers                           #
 # --------------------------------------------------------------------------- #
+# Names as in ISO 15118-2 clause 9.6 (Table 109 message timeouts, Table 110 sequence and
+# performance timers) and DIN SPEC 70121 clause 9.6 (Tables 75-77); the values are the ones
+# Josev's timeouts modules and EVerest use for the same names. The EVCC_* values are the EV's
+# own limits: the SECC uses them to know how long it may hold a response, and the hil/ EV
+# emulator uses them as an EV would.
+
+#: V2G_SECC_Sequence_Timeout: after sending a response the SECC waits this long for the next
+#: request, then it stops the session (DIN SPEC 70121 uses the same value).
+V2G_SECC_Sequence_Timeout = 60.0
+#: V2G_EVCC_Ongoing_Timeout: how long an EV keeps repeating a request answered
+#: ``EVSEProcessing=Ongoing`` (Authorization, ChargeParameterDiscovery) before it gives up.
+V2G_EVCC_Ongoing_Timeout = 60.0
+#: V2G_EVCC_CableCheck_Timeout / V2G_EVCC_PreCharge_Timeout: the EV's limits for the whole
+#: CableCheck and PreCharge loops (DC).
+V2G_EVCC_CableCheck_Timeout = 40.0
+V2G_EVCC_PreCharge_Timeout = 7.0
+#: V2G_EVCC_CommunicationSetup_Timeout (DIN SPEC 70121): from the TCP connection to SessionSetupRes.
+V2G_EVCC_CommunicationSetup_Timeout = 20.0
+#: V2G_EVCC_Msg_Timeout per request (ISO 15118-2 Table 109): how long the EV waits for the
+#: response to each request.
+V2G_EVCC_Msg_Timeout_ISO2: dict[str, float] = {
+    "SessionSetupReq": 2.0,
+    "ServiceDiscoveryReq": 2.0,
+    "ServiceDetailReq": 5.0,
+    "PaymentServiceSelectionReq": 2.0,
+    "CertificateInstallationReq": 5.0,
+    "CertificateUpdateReq": 5.0,
+    "PaymentDetailsReq": 5.0,
+    "AuthorizationReq": 2.0,
+    "ChargeParameterDiscoveryReq": 2.0,
+    "PowerDeliveryReq": 5.0,
+    "ChargingStatusReq": 2.0,
+    "MeteringReceiptReq": 2.0,
+    "CableCheckReq": 2.0,
+    "PreChargeReq": 2.0,
+    "CurrentDemandReq": 0.25,
+    "WeldingDetectionReq": 2.0,
+    "SessionStopReq": 2.0,
+}
+#: V2G_EVCC_Msg_Timeout per request (DIN SPEC 70121 Table 75; SupportedAppProtocolReq too).
+V2G_EVCC_Msg_Timeout_DIN: dict[str, float] = {
+    "supportedAppProtocolReq": 2.0,
+    "SessionSetupReq": 2.0,
+    "ServiceDiscoveryReq": 2.0,
+    "ServicePaymentSelectionReq": 2.0,
+    "ContractAuthenticationReq": 2.0,
+    "ChargeParameterDiscoveryReq": 2.0,
+    "PowerDeliveryReq": 2.0,
+    "CableCheckReq": 2.0,
+    "PreChargeReq": 2.0,
+    "CurrentDemandReq": 0.25,
+    "WeldingDetectionReq": 2.0,
+    "SessionStopReq": 2.0,
+}
+#: Not a standard timer: when the SECC has to hold a response for an effect (a response
+#: without EVSEProcessing: PaymentDetails, CertificateInstallation, PowerDelivery, ...), it
+#: answers at the latest this long before the EV's V2G_EVCC_Msg_Timeout for that request
+#: ends, with the failure code, so that the EV gets an answer instead of a timeout.
+SECC_RESPONSE_MARGIN = 0.5
+#: Not a standard timer: the SECC stops answering ``EVSEProcessing=Ongoing`` for one effect
+#: this long after the first Ongoing and answers with the failure code, so the EV hears the
+#: reason before its own V2G_EVCC_Ongoing_Timeout (60 s) ends the session.
+SECC_ONGOING_LIMIT = V2G_EVCC_Ongoing_Timeout - 5.0
+#: Not a standard timer: likewise for the cable check, before V2G_EVCC_CableCheck_Timeout.
+SECC_CABLE_CHECK_LIMIT = V2G_EVCC_CableCheck_Timeout - 2.0
+#: Not a standard timer: with Plug & Charge and a meter, how often the SECC asks the EV for a
+#: MeteringReceipt (ReceiptRequired); the first one is asked at the start of the charge loop.
+SECC_METERING_RECEIPT_INTERVAL = 300.0
+#: Not a standard timer: after a session ends, how long the asyncio adapter waits for its
+#: cleanup effects (open the contactors, end the transaction) before it gives up on them.
+SECC_CLEANUP_TIMEOUT = 10.0
 
 
 # --------------------------------------------------------------------------- #

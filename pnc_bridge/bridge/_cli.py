@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 from pnc_bridge.cli import CliError
-from pnc_bridge.config import ConfigError, load_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pnc_bridge.config import ConfigError, load_config
+
     try:
         config = load_config(args.config)
         from pnc_bridge.bridge._service import station_config

@@ -1,1 +1,31 @@
-"""See docs/architecture.md."""
+"""Sans-I/O SECC session cores: SupportedAppProtocol, DIN SPEC 70121 and ISO 15118-2.
+
+A session core takes decoded requests, effect results and the time, and returns a
+:class:`Step`: the response, the effects it needs (``pnc_bridge.secc.effects``) and whether
+the connection closes. :class:`SeccConnection` wraps the handshake, EXI and the core for one
+TCP/TLS connection (payload bytes in and out); ``pnc_bridge.secc._adapter`` runs it over a
+``pnc_bridge.link`` connection. See docs/secc.md for the call order and the effect table.
+"""
+
+from pnc_bridge.secc._common import EvseStatus, MeterReading, ResumeContext, SeccConfig, SeccTimers, Step
+from pnc_bridge.secc._connection import SESSION_CORES, SeccConnection, WireStep, message_name
+from pnc_bridge.secc.apphand import SupportedProtocol, negotiate
+from pnc_bridge.secc.din import DinSession
+from pnc_bridge.secc.iso2 import Iso2Session
+
+__all__ = [
+    "SESSION_CORES",
+    "DinSession",
+    "EvseStatus",
+    "Iso2Session",
+    "MeterReading",
+    "ResumeContext",
+    "SeccConfig",
+    "SeccConnection",
+    "SeccTimers",
+    "Step",
+    "SupportedProtocol",
+    "WireStep",
+    "message_name",
+    "negotiate",
+]

@@ -74,6 +74,8 @@ def test_slac_evse_and_listen_on_a_real_association(netns_pair, subprocess_env):
                              ns.evse_if, "--no-set-key", "--timeout", "20"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=subprocess_env)
     try:
+        # both must be listening before the EV starts (a slow start under load missed frames)
+        assert "listening for SLAC" in listen.stderr.readline()
         assert "waiting for an EV" in evse.stderr.readline()
         ev = subprocess.run([*ns.exec_args(ns.ev_ns), sys.executable, "-m", "hil.ev_slac", ns.ev_if, "--timeout", "20"],
                             capture_output=True, text=True, env=subprocess_env, timeout=60)
