@@ -36,7 +36,7 @@ from pnc_bridge.secc._common import EvseStatus, PowerSetpoint, ResumeContext, Se
 from pnc_bridge.secc._core import SessionCore
 from pnc_bridge.secc.apphand import SupportedProtocol, negotiate
 from pnc_bridge.secc.din import DinSession
-from pnc_bridge.secc.effects import Effect, EffectResult, EnergyService
+from pnc_bridge.secc.effects import Effect, EffectResult
 from pnc_bridge.secc.iso2 import Iso2Session
 from pnc_bridge.secc.iso20 import Iso20AcSession, Iso20DcSession
 

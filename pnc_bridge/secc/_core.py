@@ -1,4 +1,4 @@
-"""The machinery every DIN / ISO 15118-2 session core shares: sequence and session-ID checks,
+"""The machinery every session core (DIN 70121, ISO 15118-2, ISO 15118-20) shares: sequence and session-ID checks,
 held responses, effect bookkeeping, timers and the clean stop.
 
 Rules of this module:
@@ -165,7 +165,7 @@ Handler = Callable[[Context, Any, float], "Reply | Hold"]
 
 
 class SessionCore:
-    """Base of ``DinSession`` and ``Iso2Session``. Call order:
+    """Base of ``DinSession``, ``Iso2Session`` and ``Iso20Session``. Call order:
 
     ``receive(message, now)`` for each request the EV sends; ``resolve(result, now)`` for each
     effect result; ``tick(now)`` when ``deadline()`` has passed; ``connection_lost(now)`` when

@@ -50,7 +50,6 @@ from tests.secc.harness20 import (
     authorization_setup,
     cable_check,
     code,
-    config20,
     dc_cpd,
     dc_loop,
     header,

@@ -336,7 +336,7 @@ def certificate_installation(ctx: Iso20Context, req: m.CertificateInstallationRe
     if result is None:
         if ctx.ongoing_expired("certificate", now, ctx.config.timers.ongoing_limit):
             ctx.restart("certificate")
-            return Reply(replace(NEGATIVE[m.CertificateInstallationReq](ctx, req, m.ResponseCode.WARNING_NoCertificateAvailable)))
+            return Reply(NEGATIVE[m.CertificateInstallationReq](ctx, req, m.ResponseCode.WARNING_NoCertificateAvailable))
         # held until the CSMS answers; Ongoing when the EV's own timeout comes first (it asks again)
         return Hold(ctx.hold_deadline(_timeout(ctx, "CertificateInstallationReq")), _ongoing_certificate(ctx, req))
     ctx.restart("certificate")
