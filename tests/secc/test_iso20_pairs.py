@@ -298,3 +298,24 @@ def test_an_ac_only_charger_does_not_negotiate_minus_20_dc():
     run = run_pair(ev(service=EnergyService.DC), secc_config(energy_transfer_modes=(EnergyTransferMode.AC_three_phase_core,)),
                    RigPorts(None))
     assert not run.result.ok and "no common protocol" in run.result.reason
+
+
+@pytest.fixture(scope="module")
+def pki_ed448(tmp_path_factory):
+    from pnc_bridge.pki import generate_test_pki
+
+    return generate_test_pki(tmp_path_factory.mktemp("pki20ed448"), variant="iso20-ed448")
+
+
+def test_plug_and_charge_with_an_ed448_contract(pki_ed448):
+    ports = RigPorts(pki_ed448, V2G)
+    run = run_pair(ev(payment=PaymentOption.Contract, credentials=credentials(pki_ed448, True), loop_messages=6), secc_config(), ports)
+    assert run.result.ok and run.result.receipts >= 1, run.result.reason
+    assert run.effects(StartTransaction)[0].emaid == pki_ed448.emaid
+
+
+def test_ed448_contract_installation_is_refused_by_the_rigs_cps_and_the_ev_stops(pki_ed448):
+    # the rig's -20 key transport covers P-521 only (hil/cps20.py): X448 gets WARNING_NoCertificateAvailable
+    run = run_pair(ev(payment=PaymentOption.Contract, credentials=credentials(pki_ed448, False)), secc_config(), RigPorts(pki_ed448))
+    assert not run.result.ok and run.result.reason == "CertificateInstallationRes: WARNING_NoCertificateAvailable"
+    assert not run.effects(StartTransaction) and run.last.close
