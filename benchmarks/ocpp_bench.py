@@ -11,7 +11,12 @@ Both clients talk to the same ``hil.csms`` emulator over WebSockets on loopback.
 - outbox deliver: TransactionEvents per second from the outbox to the CSMS and back
   (CALL, CALLRESULT, delete), one outstanding CALL at a time as OCPP-J requires;
 - Authorize round trip: median and 95th percentile of ``station.authorize()`` versus
-  ``ocpp.v201.ChargePoint.call(Authorize)``; both check every payload against the schemas.
+  ``ocpp.v201.ChargePoint.call(Authorize)`` (OCPP 2.0.1) and ``ocpp.v21.ChargePoint``
+  (OCPP 2.1); both check every payload against the schemas of the version;
+- setpoint delivery (OCPP 2.1 dynamic control): from the CSMS handing UpdateDynamicSchedule
+  to its WebSocket to the service's listener holding the ``DynamicScheduleUpdated`` event
+  with the new setpoint (what the charge loop reads in its next cycle), p50 / p99; it
+  includes the durable write of the updated profile (SQLite, synchronous=FULL).
 """
 
 from __future__ import annotations
@@ -32,10 +37,16 @@ if str(REPO) not in sys.path:
 import websockets  # noqa: E402
 from ocpp.v201 import ChargePoint as OcppChargePoint  # noqa: E402
 from ocpp.v201 import call as ocpp_call  # noqa: E402
+from ocpp.v21 import ChargePoint as OcppChargePoint21  # noqa: E402
+from ocpp.v21 import call as ocpp_call21  # noqa: E402
 
 from hil.csms import CsmsEmulator  # noqa: E402
 from pnc_bridge.ocpp import (  # noqa: E402
     ChargingStation,
+    EnergyTransferMode,
+    EvChargingNeeds,
+    EvseLayout,
+    events,
     ChargingStationInfo,
     FileCertificateStore,
     NetworkProfile,
@@ -73,6 +84,7 @@ def bench_persist(directory: Path, events: int, synchronous: str) -> float:
 
 def _station(directory: Path, url: str) -> ChargingStation:
     settings = StationSettings(identity=IDENTITY, basic_auth_password="Bench-Password-0123",
+                               evses=(EvseLayout(1, max_discharge_power_w=50_000.0),),
                                overrides={"OCPPCommCtrlr/WebSocketPingInterval": "0", "OCPPCommCtrlr/HeartbeatInterval": "3600"})
     config = StationConfig(IDENTITY, NetworkProfile(0, url, 1, 10.0), ChargingStationInfo("bench", "bench"), settings)
     store = Store(directory / "station.sqlite")
@@ -105,8 +117,9 @@ async def bench_deliver(directory: Path, events: int) -> float:
         return events / elapsed
 
 
-async def bench_authorize(directory: Path, calls: int) -> tuple[list[float], list[float]]:
-    async with CsmsEmulator() as csms:
+async def bench_authorize(directory: Path, calls: int, version: str = "2.0.1") -> tuple[list[float], list[float]]:
+    directory.mkdir(parents=True, exist_ok=True)
+    async with CsmsEmulator(subprotocols=[f"ocpp{version}"]) as csms:
         station = _station(directory, csms.url)
         await station.start()
         assert await station.wait_online(10)
@@ -120,16 +133,50 @@ async def bench_authorize(directory: Path, calls: int) -> tuple[list[float], lis
 
         # The peer: a bare charge point from the ocpp package, same CSMS, same exchange.
         peer: list[float] = []
-        async with websockets.connect(f"{csms.url}/PEER-1", subprotocols=["ocpp2.0.1"], proxy=None) as ws:
-            cp = OcppChargePoint("PEER-1", ws)
+        charge_point, calls_module = (OcppChargePoint21, ocpp_call21) if version == "2.1" else (OcppChargePoint, ocpp_call)
+        async with websockets.connect(f"{csms.url}/PEER-1", subprotocols=[f"ocpp{version}"], proxy=None) as ws:
+            cp = charge_point("PEER-1", ws)
             reader = asyncio.create_task(cp.start())
-            await cp.call(ocpp_call.BootNotification(charging_station={"model": "peer", "vendor_name": "peer"}, reason="PowerUp"))
+            await cp.call(calls_module.BootNotification(charging_station={"model": "peer", "vendor_name": "peer"}, reason="PowerUp"))
             for _ in range(calls):
                 start = time.perf_counter()
-                await cp.call(ocpp_call.Authorize(id_token={"id_token": TOKEN["idToken"], "type": TOKEN["type"]}), suppress=False)
+                await cp.call(calls_module.Authorize(id_token={"id_token": TOKEN["idToken"], "type": TOKEN["type"]}), suppress=False)
                 peer.append(time.perf_counter() - start)
             reader.cancel()
         return ours, peer
+
+
+async def bench_setpoint(directory: Path, updates: int) -> list[float]:
+    """UpdateDynamicSchedule sent by the CSMS -> DynamicScheduleUpdated at the service (s)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    async with CsmsEmulator(subprotocols=["ocpp2.1"]) as csms:
+        station = _station(directory, csms.url)
+        arrived: dict[float, float] = {}
+        station.add_listener(lambda e: arrived.setdefault(e.period.setpoint, time.monotonic())
+                             if isinstance(e, events.DynamicScheduleUpdated) else None)
+        await station.start()
+        assert await station.wait_online(10)
+        tid = await station.start_transaction(1, 1, trigger_reason="CablePluggedIn", charging_state="EVConnected")
+        await station.notify_ev_charging_needs(1, EvChargingNeeds(EnergyTransferMode.DC_BPT, max_power_w=50_000.0,
+                                                                  max_discharge_power_w=50_000.0))
+        period = {"startPeriod": 0, "limit": 50_000.0, "dischargeLimit": -50_000.0, "setpoint": 0.0,
+                  "operationMode": "CentralSetpoint"}
+        profile = {"id": 1, "stackLevel": 1, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Dynamic",
+                   "transactionId": tid, "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [period]}]}
+        await csms.call_json(IDENTITY, "SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+        delays = []
+        for i in range(updates):
+            setpoint = float((i % 2 and -1 or 1) * (1000 + i))  # a new value every time, both signs
+            answer = await csms.call_json(IDENTITY, "UpdateDynamicSchedule",
+                                          {"chargingProfileId": 1, "scheduleUpdate": {"setpoint": setpoint}})
+            assert answer["status"] == "Accepted", answer
+            # From the moment the emulator handed the frame to its WebSocket (its record's
+            # monotonic time stamp), not counting the emulator's own schema check before it.
+            sent = next(r for r in reversed(csms.record) if r.direction == "out" and r.action == "UpdateDynamicSchedule")
+            delays.append(arrived[setpoint] - sent.at)
+        await station.stop()
+        station.store.close()
+        return delays
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -142,8 +189,11 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"delivering {args.events} queued TransactionEvents to the CSMS emulator ...", flush=True)
         deliver = await bench_deliver(directory / "deliver", args.events)
         print(f"{args.calls} Authorize round trips, pnc-bridge then the ocpp package ...", flush=True)
-        (directory / "auth").mkdir()
         ours, peer = await bench_authorize(directory / "auth", args.calls)
+        print(f"{args.calls} Authorize round trips on OCPP 2.1, pnc-bridge then the ocpp package ...", flush=True)
+        ours21, peer21 = await bench_authorize(directory / "auth21", args.calls, "2.1")
+        print(f"{args.calls} UpdateDynamicSchedule setpoints (OCPP 2.1) to the service ...", flush=True)
+        setpoint = await bench_setpoint(directory / "setpoint", args.calls)
     ms = 1000.0
     print()
     print("| measurement | pnc-bridge | ocpp package (bare client) |")
@@ -151,8 +201,12 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"| outbox persist, events/s (WAL, synchronous=FULL) | {full:,.0f} | n/a (keeps nothing) |")
     print(f"| outbox persist, events/s (WAL, synchronous=NORMAL) | {normal:,.0f} | n/a |")
     print(f"| outbox deliver to CSMS, events/s | {deliver:,.0f} | n/a |")
-    print(f"| Authorize round trip, median ms | {statistics.median(ours) * ms:.2f} | {statistics.median(peer) * ms:.2f} |")
-    print(f"| Authorize round trip, p95 ms | {_percentile(ours, 0.95) * ms:.2f} | {_percentile(peer, 0.95) * ms:.2f} |")
+    print(f"| Authorize round trip (2.0.1), median ms | {statistics.median(ours) * ms:.2f} | {statistics.median(peer) * ms:.2f} |")
+    print(f"| Authorize round trip (2.0.1), p95 ms | {_percentile(ours, 0.95) * ms:.2f} | {_percentile(peer, 0.95) * ms:.2f} |")
+    print(f"| Authorize round trip (2.1), median ms | {statistics.median(ours21) * ms:.2f} | {statistics.median(peer21) * ms:.2f} |")
+    print(f"| Authorize round trip (2.1), p95 ms | {_percentile(ours21, 0.95) * ms:.2f} | {_percentile(peer21, 0.95) * ms:.2f} |")
+    print(f"| setpoint CSMS -> service event (2.1), p50 ms | {statistics.median(setpoint) * ms:.2f} | n/a |")
+    print(f"| setpoint CSMS -> service event (2.1), p99 ms | {_percentile(setpoint, 0.99) * ms:.2f} | n/a |")
     print(f"\n({args.events} events, {args.calls} Authorize calls, loopback, Python {sys.version.split()[0]})")
 
 

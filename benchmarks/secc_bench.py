@@ -1,4 +1,4 @@
-"""SECC benchmarks (issue 9, first part): CurrentDemand request -> response latency.
+"""SECC benchmarks (issue 9 part 1, issue 10 part 1): charge-loop request -> response latency.
 
 1. In-process: one ``SeccConnection`` in the DC charge loop, a CurrentDemandReq payload in,
    the CurrentDemandRes payload out (EXI decode + session core + EXI encode), DIN 70121 and
@@ -11,7 +11,13 @@
    CurrentDemandReq every 100 ms; latency per request as the EV sees it, and the SECC's own
    receive-to-send time.
 
-4. SECC turnaround on the wire (issue 9, part 2): Josev's EVCC (PyPI ``iso15118`` 0.31.2, its
+4. ISO 15118-20 (issue 10): DC_ChargeLoopReq -> Res in-process (DC_BPT, scheduled and
+   dynamic control; EXI decode + session core + EXI encode), and the delay from a setpoint
+   pushed into the SECC (``update_setpoint``, as the bridge will do for a CSMS setpoint) to
+   our EV holding the first DC_ChargeLoopRes that carries it: in charge-loop cycles and in
+   ms, over TLS 1.3 on loopback with the EV sending a request every 100 ms.
+
+5. SECC turnaround on the wire (issue 9, part 2): Josev's EVCC (PyPI ``iso15118`` 0.31.2, its
    own venv) in one network namespace, the SECC in another, joined by a veth; ``dumpcap`` captures
    the SECC's side of the link and, per message, the time from the EV's request arriving (its
    last segment) to the SECC's response leaving (its first segment) is measured. Same EV, same
@@ -20,7 +26,9 @@
    session and an ISO 15118-2 Plug & Charge session over TLS (TLS application-data records are
    paired the same way; the capture is not decrypted). Needs root, ``ip netns`` and dumpcap/tshark.
 
-    python3 benchmarks/secc_bench.py [--quick] [--wire-only | --no-wire]
+The CSMS setpoint -> EV delay comes with issue 10 part 2.
+
+    python3 benchmarks/secc_bench.py [--quick] [--only iso2|iso20|wire]
 """
 
 from __future__ import annotations
@@ -313,7 +321,154 @@ def bench_many(sessions: int, seconds: float) -> list[tuple[str, str]]:
 
 
 # --------------------------------------------------------------------------- #
-# 4. SECC turnaround on the wire, against Josev's SECC                        #
+# 4. ISO 15118-20                                                              #
+# --------------------------------------------------------------------------- #
+
+
+def _to_loop20(control_mode) -> tuple[SeccConnection, int, bytes]:
+    """A connection driven by our -20 EV core into the DC_BPT charge loop; returns it and a
+    DC_ChargeLoopReq (payload type, payload) for its session."""
+    from hil.ev import Ev20Config, Ev20Session
+    from hil.secc_rig import v2g_schedule
+    from pnc_bridge.secc.effects import EnergyService
+
+    ports = RigPorts(None)
+    ports.behaviour = __import__("dataclasses").replace(ports.behaviour, schedules=(v2g_schedule(period_s=3600, setpoints=True),))
+    conn = SeccConnection(SeccConfig(energy_transfer_modes=(DC,)), now=0.0, unix_time=time.time(), tls=True)
+    ports.listeners.append(conn.update_evse_status)
+    conn.update_evse_status(ports.status)
+    ev = Ev20Session(Ev20Config(service=EnergyService.DC_BPT, control_mode=control_mode, loop_messages=10**9, loop_interval=0.0,
+                                ongoing_interval=0.0), now=0.0, unix_time=time.time())
+    now = 0.0
+    first = ev.start(now)
+    ptype, payload = first.payload_type, first.send
+    while True:
+        now += 0.001
+        step = conn.receive_payload(ptype, payload, now)
+        for effect in step.effects:
+            if isinstance(effect, Notification):
+                ports.answer(effect)
+            else:
+                step2 = conn.resolve(ports.answer(effect), now)
+                if step2.send is not None:
+                    step = step2
+        if step.send is None:
+            continue
+        out = ev.receive_payload(step.send, now, step.payload_type)
+        while out.send is None and not ev.done:
+            now = ev.deadline()
+            out = ev.tick(now)
+        ptype, payload = out.payload_type, out.send
+        if conn.session.state.name == "WAIT_FOR_ChargeLoopReq" and ev.result.loop_messages >= 1:
+            return conn, ptype, payload
+
+
+def bench_iso20_in_process(n: int) -> list[tuple[str, str]]:
+    from pnc_bridge.messages import iso20
+    from pnc_bridge.secc.effects import ControlMode
+
+    rows = []
+    for mode in (ControlMode.ScheduledControl, ControlMode.DynamicControl):
+        conn, ptype, payload = _to_loop20(mode)
+        now = 1000.0
+        for _ in range(min(1000, n)):
+            now += 0.1
+            conn.receive_payload(ptype, payload, now)
+        totals, decode_t, core_t, encode_t = [], [], [], []
+        for _ in range(n):
+            now += 0.1
+            t0 = time.perf_counter()
+            step = conn.receive_payload(ptype, payload, now)
+            totals.append(time.perf_counter() - t0)
+            assert step.send is not None and not step.close
+        session = conn.session
+        for _ in range(n):
+            now += 0.1
+            t0 = time.perf_counter()
+            message = exi.decode("iso20-dc", payload, strict=False)
+            t1 = time.perf_counter()
+            step = session.receive(message, now)
+            t2 = time.perf_counter()
+            exi.encode("iso20-dc", step.response)
+            t3 = time.perf_counter()
+            decode_t.append(t1 - t0)
+            core_t.append(t2 - t1)
+            encode_t.append(t3 - t2)
+        assert isinstance(step.response, iso20.DC_ChargeLoopRes)
+        label = "scheduled" if mode is ControlMode.ScheduledControl else "dynamic"
+        rows.append((f"ISO 15118-20 DC_BPT {label} DC_ChargeLoopReq -> Res in-process, p50 / p99 ({n:,} requests)",
+                     f"{fmt_us(pct(totals, 50))} / {fmt_us(pct(totals, 99))}"))
+        rows.append(("  of which EXI decode / session core / EXI encode (p50)",
+                     f"{fmt_us(pct(decode_t, 50))} / {fmt_us(pct(core_t, 50))} / {fmt_us(pct(encode_t, 50))}"))
+    return rows
+
+
+def bench_iso20_setpoint(pushes: int) -> list[tuple[str, str]]:
+    """Setpoints pushed at random moments into the adapter of a running dynamic DC_BPT session
+    over TLS 1.3; for each, the time until our EV holds the first response carrying it."""
+    import random
+    import tempfile
+
+    from hil.ev import Ev20Config, EvCredentials, iso20_tls_context
+    from pnc_bridge.pki import generate_test_pki
+    from pnc_bridge.secc import PowerSetpoint
+    from pnc_bridge.secc.effects import ControlMode, EnergyService
+
+    interval = 0.1
+    with tempfile.TemporaryDirectory() as tmp:
+        pki2 = generate_test_pki(Path(tmp) / "pki2")
+        pki20 = generate_test_pki(Path(tmp) / "pki20", variant="iso20")
+        creds = EvCredentials.from_test_pki(pki20, with_contract=False)
+        tls = iso20_tls_context([pki20.v2g_root], creds.oem_chain, creds.oem_key)
+        rng = random.Random(20)
+        values = [-1000.0 - 10 * i for i in range(pushes)]  # distinct, within the EV's 10 kW
+        pushed: list[tuple[float, float]] = []
+        built: list[tuple[float, float]] = []  # (its request's arrival, target) of every DC_ChargeLoopRes
+
+        async def main():
+            loop = asyncio.get_running_loop()
+
+            def on_step(adapter, step):
+                mode = getattr(step.response, "cl_res_control_mode", None)
+                if mode is not None:
+                    charge = mode.evse_maximum_charge_power.value * 10.0 ** mode.evse_maximum_charge_power.exponent
+                    discharge = mode.evse_maximum_discharge_power.value * 10.0 ** mode.evse_maximum_discharge_power.exponent
+                    built.append((adapter.frame_received_at, charge if charge > 0 else -discharge))
+
+            async with RigSecc(SeccConfig(energy_transfer_modes=(DC,)), RigPorts(None), pki=pki2, pki20=pki20, host="127.0.0.1",
+                               tcp=False, tls=True, on_step=on_step) as secc:
+                config = Ev20Config(service=EnergyService.DC_BPT, control_mode=ControlMode.DynamicControl,
+                                    loop_messages=int(pushes * 4 + 20), loop_interval=interval, ongoing_interval=0.01)
+                task = asyncio.create_task(run_ev(config, "127.0.0.1", secc.tls_port, tls=tls))
+                while not secc.adapters or secc.adapters[0].connection is None or secc.adapters[0].connection.session is None \
+                        or secc.adapters[0].connection.session.state.name != "WAIT_FOR_ChargeLoopReq":
+                    await asyncio.sleep(0.005)
+                for value in values:
+                    await asyncio.sleep(rng.uniform(0.2, 0.4))
+                    pushed.append((loop.time(), value))
+                    secc.adapters[0].update_setpoint(PowerSetpoint(value))
+                return await task
+
+        ev = asyncio.run(main())
+    assert ev.result.ok, ev.result.reason
+    samples = [(ev._t0 + s.t, s.evse_target_w) for s in ev.result.loop]
+    delays, cycles = [], []
+    for at, value in pushed:
+        # cycles: responses to requests that arrived after the push, up to the first that carries it
+        # (1: the very next one; a request already queued when the setpoint came is answered before it)
+        after = [target for t, target in built if t >= at]
+        cycles.append(after.index(value) + 1)
+        # delay: until the EV holds a response with it (includes waiting for its next request)
+        delays.append(next(t for t, target in samples if t >= at and target == value) - at)
+    return [
+        (f"ISO 15118-20 setpoint pushed -> first DC_ChargeLoopRes carrying it ({pushes} setpoints, EV cycle "
+         f"{interval * 1000:.0f} ms, TLS 1.3 loopback): charge-loop cycles after the push, max", f"{max(cycles)}"),
+        ("  push -> EV holds it, p50 / p99 / max", f"{fmt_us(pct(delays, 50))} / {fmt_us(pct(delays, 99))} / {fmt_us(max(delays))}"),
+    ]
+
+
+# --------------------------------------------------------------------------- #
+# 5. SECC turnaround on the wire, against Josev's SECC                        #
 # --------------------------------------------------------------------------- #
 
 #: scenario -> (Josev EVCC mode, what the SECC under test is told)
@@ -560,23 +715,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--max-connections", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--sessions", type=int, default=200, help="concurrent EV sessions (default 200)")
-    wire = parser.add_mutually_exclusive_group()
-    wire.add_argument("--wire-only", action="store_true", help="only the on-the-wire turnaround against Josev")
-    wire.add_argument("--no-wire", action="store_true", help="skip the on-the-wire turnaround against Josev")
+    parser.add_argument("--only", choices=("iso2", "iso20", "wire"),
+                        help="run only the DIN / ISO 15118-2, the ISO 15118-20 or the on-the-wire (Josev) part")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.cpu, args.seconds, args.max_connections)
         return 0
     n = 2000 if args.quick else 20000
     rows = []
-    if not args.wire_only:
+    if args.only in (None, "iso2"):
         print("in-process ...", file=sys.stderr)
         rows += bench_in_process(n)
         print("loopback TCP ...", file=sys.stderr)
         rows += bench_loopback(n // 4)
         print(f"{args.sessions} concurrent sessions ...", file=sys.stderr)
         rows += bench_many(args.sessions, 5.0 if args.quick else 20.0)
-    if not args.no_wire:
+    if args.only in (None, "iso20"):
+        print("ISO 15118-20 in-process ...", file=sys.stderr)
+        rows += bench_iso20_in_process(n)
+        print("ISO 15118-20 setpoint -> EV ...", file=sys.stderr)
+        rows += bench_iso20_setpoint(20 if args.quick else 100)
+    if args.only in (None, "wire"):
         print("SECC turnaround on the wire, Josev's EVCC against our SECC and Josev's ...", file=sys.stderr)
         rows += bench_wire(loops=5 if args.quick else 10, progress=lambda text: print(f"  {text}", file=sys.stderr))
     width = max(len(r[0]) for r in rows)

@@ -1,13 +1,16 @@
 """pnc-bridge hil ...: the rig's EV emulator and a stand-alone SECC for labs.
 
     pnc-bridge hil session [--protocol din|iso2] [--mode dc|ac3|ac1] [--pnc]   # both, in one process
+    pnc-bridge hil session --protocol iso20 [--service dc-bpt] [--control dynamic] [--v2g 2] [--pnc]
     pnc-bridge hil ev --port 15118 [--host ::1 | --sdp IFACE] [--tls --pki DIR] ...
-    pnc-bridge hil secc --pki DIR [--tcp-port P] [--tls-port P] [--iface IFACE] ...
+    pnc-bridge hil secc --pki DIR [--pki20 DIR] [--tcp-port P] [--tls-port P] [--iface IFACE] ...
 
 ``session`` runs our EV emulator against our SECC cores over loopback and prints the timeline;
 ``ev`` runs the EV emulator against any SECC; ``secc`` runs our SECC cores with the rig's
 simulated EVSE, local PKI and scripted CSMS, for an EV under test. ``--pki DIR`` is a test PKI
-made with ``pnc-bridge pki test-pki DIR`` (share it between EV and SECC for Plug & Charge).
+made with ``pnc-bridge pki test-pki DIR`` (share it between EV and SECC for Plug & Charge);
+ISO 15118-20 (``--protocol iso20``) needs a -20 one (``pnc-bridge pki test-pki --variant iso20
+DIR``): TLS 1.3 with the EV's OEM certificate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 __all__ = ["register"]
 
 _MODES = {"dc": "DC_extended", "ac3": "AC_three_phase_core", "ac1": "AC_single_phase_core"}
+_SERVICES = {"dc": "DC", "dc-bpt": "DC_BPT", "ac": "AC", "ac-bpt": "AC_BPT"}
 
 
 def register(subparsers) -> None:
@@ -28,8 +32,13 @@ def register(subparsers) -> None:
     hil.set_defaults(func=lambda args: (hil.print_help(), 2)[1])
 
     def ev_options(p) -> None:
-        p.add_argument("--protocol", action="append", choices=("iso2", "din"),
-                       help="protocol(s) the EV offers, in priority order (default: iso2 then din)")
+        p.add_argument("--protocol", action="append", choices=("iso2", "din", "iso20"),
+                       help="protocol(s) the EV offers, in priority order (default: iso2 then din); iso20 alone runs "
+                            "the ISO 15118-20 EV")
+        p.add_argument("--service", choices=sorted(_SERVICES), default="dc-bpt",
+                       help="ISO 15118-20 energy service (default dc-bpt)")
+        p.add_argument("--control", choices=("scheduled", "dynamic"), default="scheduled",
+                       help="ISO 15118-20 control mode (default scheduled)")
         p.add_argument("--mode", choices=sorted(_MODES), default="dc", help="energy transfer (default dc)")
         p.add_argument("--pnc", action="store_true", help="Plug & Charge (Contract) instead of EIM; needs TLS")
         p.add_argument("--certificate", choices=("install", "update", "none"), default=None,
@@ -41,9 +50,12 @@ def register(subparsers) -> None:
         p.add_argument("--pause", action="store_true", help="end with SessionStop Pause (ISO 15118-2)")
 
     p = sub.add_parser("session", help="our EV emulator against our SECC over loopback; prints the timeline",
-                       description="Run one session EV emulator <-> SECC cores on this machine (TCP, or TLS with --pnc) "
-                                   "and print every message with the elapsed time. Exit 0 when the session ended cleanly.")
+                       description="Run one session EV emulator <-> SECC cores on this machine (TCP, or TLS with --pnc; "
+                                   "ISO 15118-20 always over TLS 1.3) and print every message with the elapsed time. "
+                                   "Exit 0 when the session ended cleanly.")
     ev_options(p)
+    p.add_argument("--v2g", type=float, default=None, metavar="SECONDS",
+                   help="ISO 15118-20: the rig's CSMS schedule charges, discharges, then charges again, SECONDS each")
     p.set_defaults(func=_session)
 
     p = sub.add_parser("ev", help="run the EV emulator against a SECC",
@@ -58,10 +70,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=_ev)
 
     p = sub.add_parser("secc", help="run our SECC cores with simulated EVSE, local PKI and scripted CSMS",
-                       description="Serve EVs with our DIN 70121 / ISO 15118-2 cores until Ctrl-C. Effects are answered by "
+                       description="Serve EVs with our DIN 70121 / ISO 15118-2 (and, with --pki20, ISO 15118-20) cores "
+                                   "until Ctrl-C. Effects are answered by "
                                    "the rig: a simulated EVSE, contract validation against the test PKI's MO root, a CPS "
                                    "for contract installation, a CSMS that accepts. Prints one line per message.")
     p.add_argument("--pki", help="test PKI directory (needed for --tls-port and Plug & Charge)")
+    p.add_argument("--pki20", help="ISO 15118-20 test PKI directory: the TLS port also serves -20 EVs (TLS 1.3, EV "
+                                   "certificate from its OEM root)")
     p.add_argument("--host", default="::", help="listen address (default ::)")
     p.add_argument("--tcp-port", type=int, default=None, help="offer plain TCP on this port")
     p.add_argument("--tls-port", type=int, default=None, help="offer TLS on this port")
@@ -77,12 +92,31 @@ def _error(message: str):
     return CliError(message)
 
 
+def _iso20(args) -> bool:
+    protocols = tuple(args.protocol or ())
+    if "iso20" in protocols and len(protocols) > 1:
+        raise _error("--protocol iso20 runs the ISO 15118-20 EV alone; do not combine it with din / iso2")
+    return protocols == ("iso20",)
+
+
 def _ev_config(args, credentials):
-    from hil.ev import EvConfig
-    from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
+    from hil.ev import Ev20Config, EvConfig
+    from pnc_bridge.secc.effects import ControlMode, EnergyService, EnergyTransferMode, PaymentOption
 
     if args.loops < 1 or args.interval < 0:
         raise _error("--loops must be at least 1 and --interval not negative")
+    if _iso20(args):
+        try:
+            return Ev20Config(
+                service=EnergyService(_SERVICES[args.service]),
+                control_mode=ControlMode.DynamicControl if args.control == "dynamic" else ControlMode.ScheduledControl,
+                payment=PaymentOption.Contract if args.pnc else PaymentOption.ExternalPayment, credentials=credentials,
+                certificate_installation=None if args.certificate is None else args.certificate == "install",
+                loop_messages=args.loops, loop_interval=args.interval, departure_time=args.departure or 7200,
+                max_supporting_points=args.max_entries or 1024, pause=args.pause,
+            )
+        except ValueError as exc:
+            raise _error(str(exc)) from None
     protocols = tuple(args.protocol or ("iso2", "din"))
     mode = EnergyTransferMode(_MODES[args.mode])
     if not mode.is_dc and protocols == ("din",):
@@ -110,14 +144,28 @@ def _load_pki(path: str | None):
 
 
 def _print_timeline(ev) -> int:
+    loop = list(getattr(ev.result, "loop", []))
     for entry in ev.timeline:
         arrow = "->" if entry.direction == "EV->EVSE" else "<-"
-        print(f"{entry.t * 1000:9.1f} ms  EV {arrow} EVSE  {entry.message:<30} {entry.detail}")
+        detail = entry.detail
+        if entry.direction == "EVSE->EV" and entry.message.endswith("ChargeLoopRes") and loop:
+            sample = loop.pop(0)  # ISO 15118-20: the power both ways, and the EVSE's target in dynamic control
+            target = "" if sample.evse_target_w is None else f" EVSE target {sample.evse_target_w:+.0f} W"
+            detail = f"{detail} EV power {sample.power_w:+.0f} W{target} SoC {sample.soc:.1f} %"
+        print(f"{entry.t * 1000:9.1f} ms  EV {arrow} EVSE  {entry.message:<30} {detail}")
     r = ev.result
     status = "ok" if r.ok else "FAILED"
+    energy = f", {r.charged_wh:.2f} Wh charged, {r.discharged_wh:.2f} Wh given back" if hasattr(r, "charged_wh") else ""
     print(f"\n{status}: {r.reason} (protocol {r.protocol}, {r.loop_messages} charge-loop messages, "
-          f"{r.receipts} metering receipts, contract installed: {r.installed_contract})")
+          f"{r.receipts} metering receipts, contract installed: {r.installed_contract}{energy})")
     return 0 if r.ok else 1
+
+
+def _iso20_tls(pki):
+    from hil.ev import EvCredentials, iso20_tls_context
+
+    creds = EvCredentials.from_test_pki(pki, with_contract=False)
+    return iso20_tls_context([pki.v2g_root], creds.oem_chain, creds.oem_key)
 
 
 def _session(args) -> int:
@@ -127,14 +175,28 @@ def _session(args) -> int:
     from pnc_bridge.secc import SeccConfig
     from pnc_bridge.secc.effects import EnergyTransferMode
 
+    from hil.secc_rig import RigBehaviour, v2g_schedule
+
+    iso20 = _iso20(args)
+    if args.v2g is not None and (not iso20 or args.v2g <= 0):
+        raise _error("--v2g SECONDS is for --protocol iso20 and must be positive")
     with tempfile.TemporaryDirectory() as tmp:
-        pki = generate_test_pki(tmp)
-        credentials = EvCredentials.from_test_pki(pki, with_contract=args.certificate in ("update", "none")) if args.pnc else None
+        pki = generate_test_pki(f"{tmp}/iso2")
+        pki20 = generate_test_pki(f"{tmp}/iso20", variant="iso20") if iso20 else None
+        ev_pki = pki20 or pki
+        credentials = EvCredentials.from_test_pki(ev_pki, with_contract=args.certificate in ("update", "none")) if args.pnc else None
         config = _ev_config(args, credentials)
         secc_config = SeccConfig(energy_transfer_modes=tuple(EnergyTransferMode(v) for v in _MODES.values()))
+        behaviour = None
+        if args.v2g is not None:
+            period = max(1, round(args.v2g))
+            behaviour = RigBehaviour(schedules=(v2g_schedule(period_s=period, setpoints=True),))
+        tls = args.pnc or iso20
 
         async def main():
-            async with RigSecc(secc_config, RigPorts(pki), pki=pki, tcp=not args.pnc, tls=args.pnc) as secc:
+            async with RigSecc(secc_config, RigPorts(ev_pki, behaviour), pki=pki, pki20=pki20, tcp=not tls, tls=tls) as secc:
+                if iso20:
+                    return await run_ev(config, "::1", secc.tls_port, tls=_iso20_tls(pki20))
                 if args.pnc:
                     return await run_ev(config, "::1", secc.tls_port, tls=iso2_tls_context([pki.v2g_root]))
                 return await run_ev(config, "::1", secc.tcp_port)
@@ -154,7 +216,14 @@ def _ev(args) -> int:
         raise _error("give --port (and --host), or --sdp IFACE")
     credentials = EvCredentials.from_test_pki(pki, with_contract=args.certificate in ("update", "none")) if args.pnc else None
     config = _ev_config(args, credentials)
-    tls = iso2_tls_context([pki.v2g_root]) if args.tls else None
+    if _iso20(args):
+        if not args.tls:
+            raise _error("ISO 15118-20 runs over TLS: add --tls --pki DIR (a -20 test PKI)")
+        if pki.variant.value == "iso2":
+            raise _error("--protocol iso20 needs a -20 test PKI (pnc-bridge pki test-pki --variant iso20 DIR)")
+        tls = _iso20_tls(pki)
+    else:
+        tls = iso2_tls_context([pki.v2g_root]) if args.tls else None
     if args.sdp:
         ev = asyncio.run(run_ev_with_sdp(config, args.sdp, tls=tls))
     else:
@@ -170,10 +239,13 @@ def _secc(args) -> int:
     from pnc_bridge.secc.effects import EnergyTransferMode
 
     pki = _load_pki(args.pki)
+    pki20 = _load_pki(args.pki20)
     if args.tcp_port is None and args.tls_port is None:
         raise _error("give --tcp-port and/or --tls-port")
     if args.tls_port is not None and pki is None:
         raise _error("--tls-port needs --pki DIR (the SECC certificate comes from the test PKI)")
+    if pki20 is not None and (args.tls_port is None or pki20.variant.value == "iso2"):
+        raise _error("--pki20 needs --tls-port and a -20 test PKI (pnc-bridge pki test-pki --variant iso20 DIR)")
     try:
         modes = tuple(EnergyTransferMode(_MODES[m.strip()]) for m in args.modes.split(",") if m.strip())
     except KeyError as exc:
@@ -194,7 +266,8 @@ def _secc(args) -> int:
             print(f"    session ends: {step.reason}", flush=True)
 
     async def main():
-        secc = RigSecc(config, RigPorts(pki), pki=pki, tcp=args.tcp_port is not None, tls=args.tls_port is not None,
+        secc = RigSecc(config, RigPorts(pki20 or pki), pki=pki, pki20=pki20, tcp=args.tcp_port is not None,
+                       tls=args.tls_port is not None,
                        host=args.host, interface=args.iface, on_step=on_step, tcp_port=args.tcp_port or 0,
                        tls_port=args.tls_port or 0)
         await secc.__aenter__()

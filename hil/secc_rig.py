@@ -9,9 +9,12 @@ Rules of this module:
   notifications); :meth:`RigPorts.fulfil` is the same for the asyncio adapter, after the
   behaviour's delay (``math.inf``: the port never answers, as a silent CSMS).
 - The simulated EVSE follows the session: ``SetDcTarget`` sets the output voltage and
-  current at once (within the limits), ``OpenContactor`` drops the current, the meter
-  integrates power over time (:meth:`advance_to`). Listeners get each new
-  :class:`~pnc_bridge.secc.EvseStatus` (the adapter's ``update_evse_status``).
+  current at once (within the limits both ways: a negative current discharges the EV, up
+  to the discharge limits), ``OpenContactor`` drops the current, the meter integrates
+  power over time into imported and exported energy (:meth:`advance_to`). Listeners get
+  each new :class:`~pnc_bridge.secc.EvseStatus` (the adapter's ``update_evse_status``).
+- ISO 15118-20: with a -20 test PKI (P-521), contract installation is answered by
+  ``hil.cps20``; :func:`v2g_schedule` is a schedule that charges, discharges, charges.
 - It is a rig component: the bridge (issue 9, part 2) fulfils the same effects with the EVSE
   driver, the trust store and OCPP.
 """
@@ -27,6 +30,7 @@ from typing import Callable
 from cryptography import x509
 
 from hil.cps import answer_certificate_request
+from hil.cps20 import answer_certificate_installation_20
 from pnc_bridge import xmldsig
 from pnc_bridge.pki import TestPki, validate_chain
 from pnc_bridge.secc import EvseStatus, MeterReading
@@ -59,7 +63,7 @@ from pnc_bridge.secc.effects import (
 )
 from pnc_bridge.secc.schedule import ChargingSchedule, LimitUnit, SchedulePeriod
 
-__all__ = ["RigBehaviour", "RigPorts", "default_schedules", "rig_evse_status"]
+__all__ = ["RigBehaviour", "RigPorts", "default_schedules", "rig_evse_status", "v2g_schedule"]
 
 
 def default_schedules(dc: bool) -> tuple[ChargingSchedule, ...]:
@@ -72,11 +76,26 @@ def default_schedules(dc: bool) -> tuple[ChargingSchedule, ...]:
     )
 
 
+def v2g_schedule(
+    *, period_s: int = 1800, charge_w: float = 11000.0, discharge_w: float = 7000.0, setpoints: bool = False, id: int = 1,
+) -> ChargingSchedule:
+    """Charge, then discharge, then charge again (``period_s`` each, then charging on), as a
+    V2X CSMS sends it: the discharging period has charge limit 0 and a discharge limit
+    (OCPP 2.1 ``dischargeLimit``, negative). With ``setpoints`` each period also carries the
+    power dynamic control steers to (+charge, -discharge, +charge)."""
+    return ChargingSchedule(id, LimitUnit.W, (
+        SchedulePeriod(0, charge_w, setpoint=charge_w if setpoints else None),
+        SchedulePeriod(period_s, 0.0, discharge_limit=-discharge_w, setpoint=-discharge_w if setpoints else None),
+        SchedulePeriod(2 * period_s, charge_w, setpoint=charge_w if setpoints else None),
+    ))
+
+
 def rig_evse_status() -> EvseStatus:
     return EvseStatus(
         max_current_a=200.0, max_power_w=150000.0, max_voltage_v=500.0, min_current_a=0.0, min_voltage_v=150.0,
         nominal_voltage_v=230.0, current_regulation_tolerance_a=1.0, peak_current_ripple_a=1.0,
-        meter=MeterReading("RIG-METER-1", 0.0, status=0, timestamp=None),
+        meter=MeterReading("RIG-METER-1", 0.0, status=0, timestamp=None, discharged_energy_wh=0.0),
+        max_discharge_power_w=50000.0, max_discharge_current_a=125.0,
     )
 
 
@@ -114,6 +133,7 @@ class RigPorts:
         self.clock = clock
         self.effects: list[Effect] = []
         self.listeners: list[Callable[[EvseStatus], None]] = []
+        self.adapters: list = []  # SeccAdapters served by these ports (setpoints go to them)
         self.contactor_closed = False
         self._time: float | None = None
         self._unix_base = clock().timestamp()
@@ -129,8 +149,12 @@ class RigPorts:
         if self._time is not None and now > self._time and self.status.meter is not None:
             power = self.status.present_voltage_v * self.status.present_current_a
             meter = self.status.meter
-            energy = meter.energy_wh + power * (now - self._time) / 3600.0
-            self._set(meter=replace(meter, energy_wh=energy, timestamp=int(self._unix_base + now)))
+            energy = power * (now - self._time) / 3600.0
+            if energy >= 0:
+                meter = replace(meter, energy_wh=meter.energy_wh + energy)
+            else:
+                meter = replace(meter, discharged_energy_wh=(meter.discharged_energy_wh or 0.0) - energy)
+            self._set(meter=replace(meter, timestamp=int(self._unix_base + now)))
         self._time = now
 
     def delay(self, effect: Effect) -> float:
@@ -156,6 +180,8 @@ class RigPorts:
             s = self.status
             voltage = min(effect.voltage_v, s.max_voltage_v)
             current = min(effect.current_a, s.max_current_a, s.max_power_w / voltage if voltage > 0 else 0.0)
+            discharge = min(s.max_discharge_current_a, s.max_discharge_power_w / voltage if voltage > 0 else 0.0)
+            current = max(current, -discharge)
             self._set(present_voltage_v=voltage, present_current_a=current if self.contactor_closed else 0.0)
             return None
         if isinstance(effect, CloseContactor):
@@ -187,6 +213,9 @@ class RigPorts:
         if isinstance(effect, RequestEvCertificate):
             if self.pki is None:
                 return RequestEvCertificateResult(effect.id, False, b"", "no CPS in this rig")
+            if "-20" in effect.schema_version:
+                return RequestEvCertificateResult(
+                    effect.id, True, answer_certificate_installation_20(effect.exi_request, self.pki, at=self.clock()))
             return RequestEvCertificateResult(effect.id, True, answer_certificate_request(effect.exi_request, self.pki))
         if isinstance(effect, GetChargingSchedule):
             dc = effect.needs is not None and effect.needs.energy_transfer_mode.is_dc
@@ -217,10 +246,11 @@ class RigSecc:
         max_connections: int = 8,
         tcp_port: int = 0,
         tls_port: int = 0,
+        pki20: TestPki | None = None,
     ) -> None:
-        if tls and pki is None:
+        if tls and pki is None and pki20 is None:
             raise ValueError("TLS needs a test PKI for the SECC certificate")
-        self.config, self.ports, self.pki = config, ports, pki
+        self.config, self.ports, self.pki, self.pki20 = config, ports, pki, pki20
         self._want_tcp, self._want_tls = tcp, tls
         self.host, self.interface = host, interface
         self.on_step = on_step
@@ -244,6 +274,7 @@ class RigSecc:
                 on_step(adapter, step)
         ports = self.ports if isinstance(self.ports, RigPorts) else self.ports()
         adapter = SeccAdapter(conn, self.config, ports.fulfil, resume=self.resume, on_step=hook)
+        ports.adapters.append(adapter)
         self.adapters.append(adapter)
         ports.listeners.append(adapter.update_evse_status)
         adapter.update_evse_status(ports.status)
@@ -254,7 +285,13 @@ class RigSecc:
 
     async def __aenter__(self) -> "RigSecc":
         from pnc_bridge.link.server import V2gtpServer
-        from pnc_bridge.link.tls import FileCredentialProvider, TlsServerConfig
+        from pnc_bridge.link.tls import (
+            FileCredentialProvider,
+            SeccCredential,
+            StaticCredentialProvider,
+            TlsProfile,
+            TlsServerConfig,
+        )
         from pnc_bridge.pki import Purpose
 
         if self._want_tcp:
@@ -264,8 +301,18 @@ class RigSecc:
             self._servers.append(server)
             self.tcp_port = server.port
         if self._want_tls:
-            credentials = FileCredentialProvider(str(self.pki.chain_paths[Purpose.SECC]), str(self.pki["secc_leaf"].key_path))
-            server = V2gtpServer(self._handle, tls=TlsServerConfig(credentials=credentials), host=self.host,
+            if self.pki20 is None:
+                tls = TlsServerConfig(credentials=FileCredentialProvider(
+                    str(self.pki.chain_paths[Purpose.SECC]), str(self.pki["secc_leaf"].key_path)))
+            else:
+                # one port for both: TLS 1.2 for -2 EVs (P-256 chain), TLS 1.3 with mutual
+                # authentication for -20 EVs (P-521 / Ed448 chain; the EV's OEM chain is checked)
+                credentials = [SeccCredential(chain=(leaf, *subs), key=p.key("secc_leaf"), root=p.v2g_root)
+                               for p in (self.pki, self.pki20) if p is not None for leaf, subs in [p.chain("secc")]]
+                profiles = (TlsProfile.ISO15118_2, TlsProfile.ISO15118_20) if self.pki is not None else (TlsProfile.ISO15118_20,)
+                tls = TlsServerConfig(credentials=StaticCredentialProvider(credentials), profiles=profiles,
+                                      ev_trust_anchors=lambda: [self.pki20.oem_root])
+            server = V2gtpServer(self._handle, tls=tls, host=self.host,
                                  port=self._ports_wanted[1], interface=self.interface, max_connections=self.max_connections)
             await server.start()
             self._servers.append(server)

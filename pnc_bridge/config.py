@@ -55,7 +55,8 @@ class CsmsSection(_Section):
     password: str | None = None
     password_file: Path | None = None
     message_timeout: Annotated[float, Field(gt=0)] = timing.OCPP_MESSAGE_TIMEOUT
-    subprotocols: tuple[Literal["ocpp2.0.1"], ...] = ("ocpp2.0.1",)
+    #: OCPP versions offered to the CSMS, most preferred first; the CSMS picks one.
+    subprotocols: Annotated[tuple[Literal["ocpp2.1", "ocpp2.0.1"], ...], Field(min_length=1)] = ("ocpp2.1", "ocpp2.0.1")
 
     @field_validator("url")
     @classmethod

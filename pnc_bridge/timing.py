@@ -159,6 +159,41 @@ SECC_CLEANUP_TIMEOUT = 10.0
 # --------------------------------------------------------------------------- #
 # ISO 15118-20 SECC session timers                                             #
 # --------------------------------------------------------------------------- #
+# Names as ISO 15118-20 uses them; the values are those of Josev's
+# ``shared/messages/iso15118_20/timeouts.py`` (no requirement id was checked against the
+# standard's text). V2G_SECC_Sequence_Timeout and V2G_EVCC_Ongoing_Timeout keep their
+# ISO 15118-2 values above (60 s in both standards, as Josev has them).
+
+#: V2G_EVCC_Msg_Timeout per request (ISO 15118-20): how long the EV waits for each response.
+#: The charge loops (AC_ChargeLoopReq, DC_ChargeLoopReq) have 0.5 s instead of -2's 0.25 s.
+V2G_EVCC_Msg_Timeout_ISO20: dict[str, float] = {
+    "SessionSetupReq": 2.0,
+    "AuthorizationSetupReq": 2.0,
+    "AuthorizationReq": 2.0,
+    "CertificateInstallationReq": 5.0,
+    "ServiceDiscoveryReq": 2.0,
+    "ServiceDetailReq": 5.0,
+    "ServiceSelectionReq": 2.0,
+    "AC_ChargeParameterDiscoveryReq": 2.0,
+    "DC_ChargeParameterDiscoveryReq": 2.0,
+    "ScheduleExchangeReq": 2.0,
+    "DC_CableCheckReq": 2.0,
+    "DC_PreChargeReq": 2.0,
+    "PowerDeliveryReq": 2.0,
+    "AC_ChargeLoopReq": 0.5,
+    "DC_ChargeLoopReq": 0.5,
+    "MeteringConfirmationReq": 2.0,
+    "DC_WeldingDetectionReq": 2.0,
+    "SessionStopReq": 2.0,
+}
+#: V2G_EVCC_PreCharge_Timeout of ISO 15118-20 (10 s; -2 has 7 s); the cable check keeps 40 s.
+V2G_EVCC_PreCharge_Timeout_ISO20 = 10.0
+#: Not a standard timer: in dynamic control, a setpoint pushed into the session with
+#: ``update_setpoint`` is dropped this long after it was pushed unless renewed, and the
+#: schedule's own setpoint (or its limit) applies again, so a CSMS or EMS that goes silent
+#: does not leave an EV discharging on a stale order. OCPP 2.1 setpoint updates come
+#: far more often than this.
+SECC_SETPOINT_VALIDITY = 120.0
 
 
 # --------------------------------------------------------------------------- #

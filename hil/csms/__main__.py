@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drop", type=float, default=0.0, help="probability to drop each frame, both directions")
     p.add_argument("--delay", type=float, default=0.0, help="max random delay per frame in seconds, both directions")
     p.add_argument("--seed", type=int, default=1, help="fault RNG seed")
+    p.add_argument("--ocpp", action="append", choices=("2.1", "2.0.1"), default=None, metavar="VERSION",
+                   help="OCPP version to accept, most preferred first; repeat for several "
+                        "(default: 2.1, then 2.0.1; a scenario's [csms] ocpp list wins)")
     p.add_argument("--scenario", help="scenario file (TOML or JSON) to run against --station")
     p.add_argument("--station", help="station identity the scenario talks to")
     p.add_argument("--record", help="write every frame as JSON lines to this file at exit")
@@ -66,8 +69,15 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         boot = scenario.get("csms", {}).get("boot")
+    versions = args.ocpp or ["2.1", "2.0.1"]
+    if scenario is not None and scenario.get("csms", {}).get("ocpp"):
+        versions = [str(v) for v in scenario["csms"]["ocpp"]]
+    unknown = [v for v in versions if v not in ("2.1", "2.0.1")]
+    if unknown:
+        print(f"error: unknown OCPP version(s) {', '.join(unknown)}; use 2.1 or 2.0.1", file=sys.stderr)
+        return 2
     emulator = CsmsEmulator(host=args.host, port=args.port, path=args.path, ssl_context=context, basic_auth=auth,
-                            faults=faults, boot=boot)
+                            faults=faults, boot=boot, subprotocols=[f"ocpp{v}" for v in versions])
     await emulator.start()
     print(f"listening on {emulator.url}", flush=True)
     stop = asyncio.Event()

@@ -2,10 +2,12 @@
 
 Rules of this module:
 
-- It is independent of ``pnc_bridge.ocpp``: the RPC handling is ``ocpp.v201.ChargePoint``
-  on a ``websockets`` server, and every frame is checked with ``ocpp.messages`` against
-  the official schemas bundled in the ``ocpp`` package. It imports nothing from
-  ``pnc_bridge``, so what it accepts or refuses is an independent opinion.
+- It is independent of ``pnc_bridge.ocpp``: the RPC handling is the ``ocpp`` package's
+  ``ChargePoint`` of the version the connection agreed (``ocpp.v201`` for ``ocpp2.0.1``,
+  ``ocpp.v21`` for ``ocpp2.1``; the server's ``subprotocols`` order decides) on a
+  ``websockets`` server, and every frame is checked with ``ocpp.messages`` against the
+  official schemas of that version bundled in the ``ocpp`` package. It imports nothing
+  from ``pnc_bridge``, so what it accepts or refuses is an independent opinion.
 - Every frame in both directions is recorded (``FrameRecord``) before faults apply, with
   the schema verdict, so tests assert on what the CSMS saw, not on what the client says.
 - Faults are data (``FaultPlan``): drop or delay frames per direction with a seeded RNG,
@@ -35,12 +37,17 @@ from ocpp.charge_point import camel_to_snake_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallError, CallResult, unpack, validate_payload
 from ocpp.routing import on
-from ocpp.v201 import ChargePoint as _OcppChargePoint
-from ocpp.v201 import call_result
+from ocpp.v201 import ChargePoint as _ChargePoint201
+from ocpp.v201 import call_result as _call_result201
+from ocpp.v21 import ChargePoint as _ChargePoint21
+from ocpp.v21 import call_result as _call_result21
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["CsmsEmulator", "FaultPlan", "FrameRecord", "CsmsCallError", "STATION_ACTIONS"]
+__all__ = ["CsmsEmulator", "FaultPlan", "FrameRecord", "CsmsCallError", "STATION_ACTIONS", "STATION_ACTIONS_21", "VERSIONS"]
+
+#: WebSocket subprotocol -> the ``ocpp`` package's version name.
+VERSIONS = {"ocpp2.0.1": "2.0.1", "ocpp2.1": "2.1"}
 
 log = logging.getLogger("hil.csms")
 
@@ -73,6 +80,22 @@ STATION_ACTIONS = (
     "TransactionEvent",
 )
 
+#: Actions a charging station sends in OCPP 2.1 on top of those of 2.0.1.
+STATION_ACTIONS_21 = STATION_ACTIONS + (
+    "BatterySwap",
+    "ClosePeriodicEventStream",
+    "GetCertificateChainStatus",
+    "NotifyDERAlarm",
+    "NotifyDERStartStop",
+    "NotifyPriorityCharging",
+    "NotifySettlement",
+    "NotifyWebPaymentStarted",
+    "OpenPeriodicEventStream",
+    "PullDynamicScheduleUpdate",
+    "ReportDERControl",
+    "VatNumberValidation",
+)
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -94,7 +117,7 @@ def _default_response(action: str, payload: dict[str, Any], boot: dict[str, Any]
         return {"status": "Accepted", "exiResponse": base64.b64encode(b"exi-response").decode()}
     if action == "GetCertificateStatus":
         return {"status": "Accepted", "ocspResult": base64.b64encode(b"ocsp-response").decode()}
-    if action in ("NotifyEVChargingNeeds", "NotifyEVChargingSchedule", "SignCertificate"):
+    if action in ("NotifyEVChargingNeeds", "NotifyEVChargingSchedule", "SignCertificate", "PullDynamicScheduleUpdate"):
         return {"status": "Accepted"}
     if action == "DataTransfer":
         return {"status": "UnknownVendorId"}
@@ -151,6 +174,7 @@ class FrameRecord:
     station: str
     direction: str  # "in" (station -> CSMS) or "out"
     text: str
+    version: str = ""  # the OCPP version of the connection ("2.0.1", "2.1")
     message_type: int | None = None
     message_id: str | None = None
     action: str | None = None
@@ -165,6 +189,7 @@ class FrameRecord:
             "index": self.index,
             "at": self.at,
             "station": self.station,
+            "version": self.version,
             "direction": self.direction,
             "type": self.message_type,
             "id": self.message_id,
@@ -184,13 +209,15 @@ class _Link:
         self.emulator = emulator
         self.station_id = station_id
         self.ws = ws
+        #: The ``ocpp`` package's name of the version this connection speaks ("2.0.1", "2.1").
+        self.version = VERSIONS[ws.subprotocol or "ocpp2.0.1"]
         self.pending: dict[str, asyncio.Future] = {}  # our raw CALLs by message id
         self.actions: dict[str, str] = {}  # message id -> action of our CALLs
         self.calls: dict[str, dict[str, Any]] = {}  # message id -> payload of station CALLs
         self._send_lock = asyncio.Lock()
 
     def _describe(self, text: str, direction: str) -> FrameRecord:
-        record = FrameRecord(next(self.emulator._index), time.monotonic(), self.station_id, direction, text)
+        record = FrameRecord(next(self.emulator._index), time.monotonic(), self.station_id, direction, text, self.version)
         try:
             message = json.loads(text)
         except ValueError:
@@ -221,7 +248,7 @@ class _Link:
                 return  # an answer to a CALL the ChargePoint made; it validates it itself
             message.action = record.action
         try:
-            await validate_payload(message, "2.0.1")
+            await validate_payload(message, self.version)
             record.valid = True
         except OCPPError as exc:
             record.valid, record.error = False, f"{exc.code}: {exc.description}"
@@ -293,8 +320,13 @@ class CsmsEmulator:
     Start with ``await start()`` (or ``async with``). Stations are tracked by identity.
     ``basic_auth`` maps identity -> password (security profiles 1 and 2); with
     ``require_client_certificate`` the TLS context must ask for a client certificate
-    (profile 3) and no password is needed.
+    (profile 3) and no password is needed. ``subprotocols``: the OCPP versions accepted,
+    most preferred first (default ``default_subprotocols``).
     """
+
+    #: Subprotocols of an emulator made without ``subprotocols`` (a test suite may set it
+    #: to run the same tests on each OCPP version).
+    default_subprotocols: tuple[str, ...] = ("ocpp2.0.1",)
 
     def __init__(
         self,
@@ -302,7 +334,7 @@ class CsmsEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         path: str = "/ocpp",
-        subprotocols: Iterable[str] = ("ocpp2.0.1",),
+        subprotocols: Iterable[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         basic_auth: dict[str, str] | None = None,
         faults: FaultPlan | None = None,
@@ -315,7 +347,7 @@ class CsmsEmulator:
         self.host = host
         self.port = port
         self.path = path.rstrip("/")
-        self.subprotocols = list(subprotocols)
+        self.subprotocols = list(subprotocols if subprotocols is not None else self.default_subprotocols)
         self.ssl_context = ssl_context
         self.basic_auth = basic_auth
         self.faults = faults
@@ -419,7 +451,7 @@ class CsmsEmulator:
         self.connections += 1
         ssl_object = ws.transport.get_extra_info("ssl_object")
         self.peer_certificates.append(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
-        cp = _StationSession(identity, link, self)
+        cp = (_StationSession21 if link.version == "2.1" else _StationSession201)(identity, link, self)
         self.charge_points[identity] = cp
         await self._notify()
         try:
@@ -455,7 +487,7 @@ class CsmsEmulator:
         message_id = str(uuid.uuid4())
         call = Call(message_id, action, payload)
         if validate:
-            await validate_payload(call, "2.0.1")
+            await validate_payload(call, link.version)
         future = asyncio.get_running_loop().create_future()
         link.pending[message_id] = future
         link.actions[message_id] = action
@@ -474,8 +506,13 @@ class CsmsEmulator:
             raise CsmsCallError("InvalidResponse", record.error or "")
         return record.payload
 
+    def version(self, station_id: str) -> str:
+        """The OCPP version ("2.0.1" or "2.1") of ``station_id``'s connection."""
+        return self.stations[station_id].version
+
     async def call(self, station_id: str, payload: Any, *, timeout: float | None = None) -> Any:
-        """Send a CALL built from an ``ocpp.v201.call`` dataclass through ``ocpp.ChargePoint``."""
+        """Send a CALL built from an ``ocpp.v201.call`` / ``ocpp.v21.call`` dataclass (the
+        connection's version) through ``ocpp.ChargePoint``."""
         cp = self.charge_points[station_id]
         cp._response_timeout = timeout or self.response_timeout
         return await cp.call(payload, suppress=False)
@@ -548,22 +585,36 @@ class CsmsEmulator:
         return dict(configured)
 
 
-class _StationSession(_OcppChargePoint):
-    """``ocpp.v201.ChargePoint`` as the CSMS side of one station's connection."""
+class _SessionMixin:
+    """The CSMS side of one station's connection, on the ``ocpp`` package's ChargePoint."""
+
+    _call_result: Any
 
     def __init__(self, identity: str, link: _Link, emulator: CsmsEmulator) -> None:
-        super().__init__(identity, link, response_timeout=emulator.response_timeout)
+        super().__init__(identity, link, response_timeout=emulator.response_timeout)  # type: ignore[call-arg]
         self._emulator = emulator
         self._link = link
         for action in emulator.unchecked_responses:
-            if action in self.route_map:
-                self.route_map[action]["_skip_schema_validation"] = True
+            if action in self.route_map:  # type: ignore[attr-defined]
+                self.route_map[action]["_skip_schema_validation"] = True  # type: ignore[attr-defined]
 
     async def _answer(self, action: str, call_unique_id: str) -> Any:
         payload = self._link.calls.get(call_unique_id, {})
-        response = await self._emulator.respond(action, payload, self.id)
-        cls = getattr(call_result, action)
+        response = await self._emulator.respond(action, payload, self.id)  # type: ignore[attr-defined]
+        cls = getattr(self._call_result, action)
         return cls(**camel_to_snake_case(response))
+
+
+class _StationSession201(_SessionMixin, _ChargePoint201):
+    """``ocpp.v201.ChargePoint`` as the CSMS side of an ``ocpp2.0.1`` connection."""
+
+    _call_result = _call_result201
+
+
+class _StationSession21(_SessionMixin, _ChargePoint21):
+    """``ocpp.v21.ChargePoint`` as the CSMS side of an ``ocpp2.1`` connection."""
+
+    _call_result = _call_result21
 
 
 def _snake(action: str) -> str:
@@ -576,14 +627,15 @@ def _snake(action: str) -> str:
 
 
 def _make_route(action: str) -> Callable[..., Awaitable[Any]]:
-    async def handler(self: _StationSession, call_unique_id: str, **_: Any) -> Any:
+    async def handler(self: _SessionMixin, call_unique_id: str, **_: Any) -> Any:
         return await self._answer(action, call_unique_id)
 
     handler.__name__ = f"on_{_snake(action)}"
-    handler.__qualname__ = f"_StationSession.{handler.__name__}"
+    handler.__qualname__ = f"_SessionMixin.{handler.__name__}"
     return on(action)(handler)
 
 
-for _action in STATION_ACTIONS:
-    _route = _make_route(_action)
-    setattr(_StationSession, _route.__name__, _route)
+for _cls, _actions in ((_StationSession201, STATION_ACTIONS), (_StationSession21, STATION_ACTIONS_21)):
+    for _action in _actions:
+        _route = _make_route(_action)
+        setattr(_cls, _route.__name__, _route)

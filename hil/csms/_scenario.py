@@ -12,6 +12,12 @@ response, responses) and a list of ``[[step]]`` tables, each with one verb:
   ``down = <seconds>`` (the CSMS is away that long, then listens again);
 - ``wait_connected = <seconds>``: wait for the station to (re)connect.
 
+The optional ``[csms]`` key ``ocpp`` lists the OCPP versions to accept, most preferred
+first (``["2.1", "2.0.1"]``). A string value ``"$<Action>.<path>"`` anywhere in a
+``payload`` is replaced by that field of the last CALL of ``<Action>`` the station sent
+(``"$TransactionEvent.transactionInfo.transactionId"``), so a scenario can address the
+transaction the station started. ``scenarios/`` has ready-made files (V2X on 2.1 and 2.0.1).
+
 Each step yields a ``StepResult``; a failed expectation does not stop the run unless
 ``stop_on_failure``.
 """
@@ -29,7 +35,7 @@ from websockets.exceptions import ConnectionClosed
 
 from hil.csms._emulator import CsmsCallError, CsmsEmulator
 
-__all__ = ["StepResult", "load_scenario", "run_scenario", "subset_matches"]
+__all__ = ["StepResult", "load_scenario", "resolve_references", "run_scenario", "subset_matches"]
 
 
 @dataclass
@@ -75,6 +81,24 @@ def subset_matches(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
+def resolve_references(value: Any, emulator: CsmsEmulator, station_id: str) -> Any:
+    """Replace ``"$<Action>.<path>"`` strings by fields of the station's last CALL of that action."""
+    if isinstance(value, dict):
+        return {k: resolve_references(v, emulator, station_id) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_references(v, emulator, station_id) for v in value]
+    if isinstance(value, str) and value.startswith("$") and "." in value:
+        action, _, path = value[1:].partition(".")
+        calls = emulator.received(action, station=station_id)
+        if not calls:
+            raise KeyError(f"{value}: the station sent no {action} yet")
+        item: Any = calls[-1].payload
+        for part in path.split("."):
+            item = item[int(part)] if isinstance(item, list) else item[part]
+        return item
+    return value
+
+
 async def run_scenario(
     emulator: CsmsEmulator, steps: list[dict[str, Any]], station_id: str, *, stop_on_failure: bool = False
 ) -> list[StepResult]:
@@ -108,7 +132,8 @@ async def run_scenario(
             elif "call" in step:
                 try:
                     answer = await emulator.call_json(
-                        station_id, step["call"], step.get("payload", {}), timeout=step.get("timeout"),
+                        station_id, step["call"], resolve_references(step.get("payload", {}), emulator, station_id),
+                        timeout=step.get("timeout"),
                         validate=step.get("validate", True),
                     )
                 except CsmsCallError as exc:

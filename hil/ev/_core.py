@@ -157,8 +157,11 @@ class EvResult:
 
 @dataclass(frozen=True)
 class EvStep:
+    """What the EV sends (``send`` in a V2GTP frame of ``payload_type``) and whether it closes."""
+
     send: bytes | None = None
     close: bool = False
+    payload_type: int = 0x8001  # EXI_ENCODED_V2G_MESSAGE / SAP; ISO 15118-20 uses one per message set
 
 
 def _code(body: Any) -> str:
@@ -234,7 +237,7 @@ class EvSession:
         if not self._done:
             self._finish(False, "the SECC closed the connection")
 
-    def receive_payload(self, payload: bytes, now: float) -> EvStep:
+    def receive_payload(self, payload: bytes, now: float, payload_type: int | None = None) -> EvStep:
         if self._done:
             return EvStep()
         schema = self._schema or "apphand"

@@ -5,6 +5,7 @@ the control pilot, contactors, isolation monitor, power stage and meter of an EV
 """
 
 from pnc_bridge.evse._driver import (
+    BidirectionalEvseDriver,
     CpState,
     EvseDriver,
     EvseFault,
@@ -14,9 +15,11 @@ from pnc_bridge.evse._driver import (
     MeterReading,
     SignedMeterValue,
 )
-from pnc_bridge.evse._simulator import EvseSimulator
+from pnc_bridge.evse._simulator import EvBattery, EvseSimulator
 
 __all__ = [
+    "BidirectionalEvseDriver",
+    "EvBattery",
     "CpState",
     "EvseDriver",
     "EvseFault",

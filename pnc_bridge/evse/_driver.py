@@ -8,6 +8,9 @@ Rules of this module:
 - Values are SI units in floats (V, A, W, Wh); time stamps are UTC.
 - A driver reports faults as values (``IsolationResult.Fault``, ``CpState.F``), raises
   ``EvseFault`` only when it cannot do what was asked (contactor welded, hardware gone).
+- Bidirectional power (V2X) is an extension: ``BidirectionalEvseDriver`` adds discharge
+  limits and a signed power setpoint; a driver without it never discharges. Signs as in
+  OCPP: positive power flows into the EV (import), negative out of it (export).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "SignedMeterValue",
     "MeterReading",
     "EvseDriver",
+    "BidirectionalEvseDriver",
     "EvseFault",
 ]
 
@@ -58,6 +62,9 @@ class EvseLimits:
     max_voltage_v: float
     min_current_a: float = 0.0
     min_voltage_v: float = 0.0
+    #: What the EVSE can take back from the EV (magnitudes); 0 = not bidirectional.
+    max_discharge_current_a: float = 0.0
+    max_discharge_power_w: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,10 +91,12 @@ class SignedMeterValue:
 
 @dataclass(frozen=True)
 class MeterReading:
+    """Energy both ways (import: into the EV, export: out of it) and the signed present power."""
+
     timestamp: datetime
     energy_import_wh: float
     energy_export_wh: float
-    power_w: float
+    power_w: float  # < 0 while the EV discharges
     voltage_v: float
     current_a: float
     signed: SignedMeterValue | None = None
@@ -130,3 +139,14 @@ class EvseDriver(Protocol):
 
     async def read_meter(self, *, signed: bool = False) -> MeterReading:
         """A meter reading; ``signed`` asks for the meter's signed value if it has one."""
+
+
+@runtime_checkable
+class BidirectionalEvseDriver(EvseDriver, Protocol):
+    """An EVSE that can also take power back from the EV (ISO 15118-20 BPT, OCPP 2.1 V2X)."""
+
+    async def set_discharge_limit(self, *, current_a: float | None = None, power_w: float | None = None) -> None:
+        """The most the EVSE may take back now (magnitudes; from the schedule's dischargeLimit)."""
+
+    async def set_setpoint(self, power_w: float | None) -> None:
+        """A signed power target (negative: discharge) within the limits; None: follow the EV."""

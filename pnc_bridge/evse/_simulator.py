@@ -10,6 +10,11 @@ Rules of this module:
   ``inject_fault`` and ``set_isolation``.
 - Signed meter values are real ECDSA (P-256) signatures over a JSON reading, made with a
   key generated per simulator; the public key comes with each value.
+- Bidirectional (``BidirectionalEvseDriver``): with ``limits.max_discharge_power_w`` > 0 and
+  an EV battery (``plug_in(battery=EvBattery(...))``) a negative setpoint discharges the
+  battery: power is the setpoint clamped to the EVSE's and the battery's limits both ways
+  and to its state of charge (nothing flows out of an empty battery or into a full one);
+  export energy is counted on its own register.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import base64
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable
 
@@ -34,7 +40,26 @@ from pnc_bridge.evse._driver import (
     SignedMeterValue,
 )
 
-__all__ = ["EvseSimulator"]
+__all__ = ["EvseSimulator", "EvBattery"]
+
+
+@dataclass
+class EvBattery:
+    """The simulated EV's traction battery: capacity, state of charge and power limits both ways."""
+
+    capacity_wh: float
+    soc: float  # percent, 0..100
+    max_charge_power_w: float
+    max_discharge_power_w: float = 0.0
+
+    @property
+    def energy_wh(self) -> float:
+        return self.capacity_wh * self.soc / 100.0
+
+    def add_energy(self, wh: float) -> None:
+        """Energy into (positive) or out of (negative) the battery; the SoC stays in 0..100."""
+        if self.capacity_wh > 0:
+            self.soc = min(100.0, max(0.0, self.soc + 100.0 * wh / self.capacity_wh))
 
 
 class _StateStream:
@@ -81,7 +106,12 @@ class EvseSimulator:
         self._target = (0.0, 0.0)
         self._limit_current: float | None = None
         self._limit_power: float | None = None
+        self._limit_discharge_current: float | None = None
+        self._limit_discharge_power: float | None = None
+        self._setpoint_w: float | None = None
+        self.battery: EvBattery | None = None
         self._energy_wh = 0.0
+        self._export_wh = 0.0
         self._last_integration = clock()
         self._key = ec.generate_private_key(ec.SECP256R1())
         self._public_key = base64.b64encode(
@@ -121,12 +151,33 @@ class EvseSimulator:
             current = min(current, self._limit_current)
         if self._limit_power is not None:
             power = min(power, self._limit_power)
-        return EvseLimits(current, power, self._limits.max_voltage_v, self._limits.min_current_a, self._limits.min_voltage_v)
+        discharge_current = self._limits.max_discharge_current_a or (
+            self._limits.max_discharge_power_w / self._nominal if self._limits.max_discharge_power_w else 0.0
+        )
+        discharge_power = self._limits.max_discharge_power_w
+        if self._limit_discharge_current is not None:
+            discharge_current = min(discharge_current, self._limit_discharge_current)
+        if self._limit_discharge_power is not None:
+            discharge_power = min(discharge_power, self._limit_discharge_power)
+        return EvseLimits(
+            max(0.0, current), max(0.0, power), self._limits.max_voltage_v, self._limits.min_current_a,
+            self._limits.min_voltage_v, max(0.0, discharge_current), max(0.0, discharge_power),
+        )
 
     async def set_limit(self, *, current_a: float | None = None, power_w: float | None = None) -> None:
+        """A charging limit; a negative one (a discharge period of the schedule) allows no charging."""
         self._integrate()
-        self._limit_current = current_a
-        self._limit_power = power_w
+        self._limit_current = None if current_a is None else max(0.0, current_a)
+        self._limit_power = None if power_w is None else max(0.0, power_w)
+
+    async def set_discharge_limit(self, *, current_a: float | None = None, power_w: float | None = None) -> None:
+        self._integrate()
+        self._limit_discharge_current = None if current_a is None else abs(current_a)
+        self._limit_discharge_power = None if power_w is None else abs(power_w)
+
+    async def set_setpoint(self, power_w: float | None) -> None:
+        self._integrate()
+        self._setpoint_w = power_w
 
     async def set_target(self, voltage_v: float, current_a: float) -> None:
         self._integrate()
@@ -142,7 +193,8 @@ class EvseSimulator:
         signed_value = None
         if signed:
             data = json.dumps(
-                {"evse": self._evse_id, "time": timestamp.isoformat(), "energy_wh": round(self._energy_wh, 3)},
+                {"evse": self._evse_id, "time": timestamp.isoformat(), "energy_wh": round(self._energy_wh, 3),
+                 "export_wh": round(self._export_wh, 3)},
                 separators=(",", ":"),
                 sort_keys=True,
             ).encode()
@@ -150,10 +202,13 @@ class EvseSimulator:
             blob = base64.b64encode(json.dumps({"data": base64.b64encode(data).decode(),
                                                 "signature": base64.b64encode(signature).decode()}).encode()).decode()
             signed_value = SignedMeterValue(blob, "ECDSA-secp256r1-SHA256", "pnc-bridge-sim-json", self._public_key)
-        return MeterReading(timestamp, self._energy_wh, 0.0, out.power_w, out.voltage_v, out.current_a, signed_value)
+        return MeterReading(timestamp, self._energy_wh, self._export_wh, out.power_w, out.voltage_v, out.current_a, signed_value)
 
     # ------------------------------------------------------------------ simulation controls
-    def plug_in(self) -> None:
+    def plug_in(self, battery: EvBattery | None = None) -> None:
+        """An EV arrives; with ``battery`` its state of charge and power limits are simulated."""
+        self._integrate()
+        self.battery = battery
         self._set_cp(CpState.B)
 
     def ev_ready(self) -> None:
@@ -166,6 +221,8 @@ class EvseSimulator:
         self._integrate()
         self.contactors_closed = False
         self._target = (0.0, 0.0)
+        self._setpoint_w = None
+        self.battery = None
         self._set_cp(CpState.A)
 
     def inject_fault(self) -> None:
@@ -194,13 +251,35 @@ class EvseSimulator:
             return Measurement(0.0, 0.0)
         limits = self.limits()
         voltage = min(self._target[0] or self._nominal, limits.max_voltage_v)
+        battery = self.battery
+        if self._setpoint_w is not None and voltage > 0:
+            charge_w = min(limits.max_power_w, limits.max_current_a * voltage)
+            discharge_w = min(limits.max_discharge_power_w, limits.max_discharge_current_a * voltage)
+            if battery is not None:
+                charge_w = min(charge_w, battery.max_charge_power_w if battery.soc < 100.0 else 0.0)
+                discharge_w = min(discharge_w, battery.max_discharge_power_w if battery.soc > 0.0 else 0.0)
+            else:
+                discharge_w = 0.0  # no battery model: the EV cannot be asked to give power back
+            power = min(charge_w, max(-discharge_w, self._setpoint_w))
+            return Measurement(voltage, power / voltage)
         current = min(self._target[1], limits.max_current_a)
         if voltage > 0 and voltage * current > limits.max_power_w:
             current = limits.max_power_w / voltage
+        if battery is not None:
+            if battery.soc >= 100.0:
+                current = 0.0
+            elif voltage > 0 and voltage * current > battery.max_charge_power_w:
+                current = battery.max_charge_power_w / voltage
         return Measurement(voltage, current)
 
     def _integrate(self) -> None:
         now = self._clock()
         elapsed = max(0.0, now - self._last_integration)
-        self._energy_wh += self._output().power_w * elapsed / 3600.0
+        energy = self._output().power_w * elapsed / 3600.0
+        if energy >= 0:
+            self._energy_wh += energy
+        else:
+            self._export_wh -= energy
+        if self.battery is not None:
+            self.battery.add_energy(energy)
         self._last_integration = now

@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 charging-station client (OCPP 2.1 models are generated too).
+"""OCPP 2.0.1 / 2.1 charging-station client.
 
 Public API (see ``docs/ocpp.md``):
 
@@ -12,12 +12,29 @@ Public API (see ``docs/ocpp.md``):
 - ``RpcCore``: the sans-I/O OCPP-J framing, usable on its own.
 - ``v201`` / ``v21``: the generated message models; ``PROTOCOLS``: schemas and models per version.
 - ``CallFailed``, ``CallError``, ``ErrorCode``; events in ``pnc_bridge.ocpp.events``.
+- V2X, protocol-neutral: ``EvChargingNeeds``, ``ChargingSchedule``, ``SchedulePeriod``,
+  ``EnergyTransferMode``, ``ControlMode``, ``MobilityNeedsMode``, ``OperationMode``;
+  ``bidirectional_meter_value`` and ``ev_schedule_payload`` build the payloads with
+  energy and power both ways. ``V2X_VENDOR_ID`` and ``to_version``: the 2.0.1 mapping.
 
 Names are imported on first use (PEP 562), so that registering the ``pnc-bridge ocpp``
 commands does not load the generated models on every ``pnc-bridge --help``.
 """
 
 _LAZY = {
+    "ChargingSchedule": ("pnc_bridge.ocpp._v2x", "ChargingSchedule"),
+    "ControlMode": ("pnc_bridge.ocpp._v2x", "ControlMode"),
+    "EnergyTransferMode": ("pnc_bridge.ocpp._v2x", "EnergyTransferMode"),
+    "EvChargingNeeds": ("pnc_bridge.ocpp._v2x", "EvChargingNeeds"),
+    "MobilityNeedsMode": ("pnc_bridge.ocpp._v2x", "MobilityNeedsMode"),
+    "OperationMode": ("pnc_bridge.ocpp._v2x", "OperationMode"),
+    "SchedulePeriod": ("pnc_bridge.ocpp._v2x", "SchedulePeriod"),
+    "bidirectional_meter_value": ("pnc_bridge.ocpp._v2x", "bidirectional_meter_value"),
+    "ev_schedule_payload": ("pnc_bridge.ocpp._v2x", "ev_schedule_payload"),
+    "V2X_VENDOR_ID": ("pnc_bridge.ocpp._versions", "V2X_VENDOR_ID"),
+    "VersionMismatch": ("pnc_bridge.ocpp._versions", "VersionMismatch"),
+    "lift": ("pnc_bridge.ocpp._versions", "lift"),
+    "to_version": ("pnc_bridge.ocpp._versions", "to_version"),
     "AuthCtrlr": ("pnc_bridge.ocpp._variables", "AuthCtrlr"),
     "CallError": ("pnc_bridge.ocpp._errors", "CallError"),
     "CallFailed": ("pnc_bridge.ocpp._errors", "CallFailed"),
@@ -77,6 +94,19 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "ChargingSchedule",
+    "ControlMode",
+    "EnergyTransferMode",
+    "EvChargingNeeds",
+    "MobilityNeedsMode",
+    "OperationMode",
+    "SchedulePeriod",
+    "bidirectional_meter_value",
+    "ev_schedule_payload",
+    "V2X_VENDOR_ID",
+    "VersionMismatch",
+    "lift",
+    "to_version",
     "AuthCtrlr",
     "CallError",
     "CallFailed",

@@ -38,7 +38,7 @@ class StationConfig:
     info: ChargingStationInfo
     settings: StationSettings
     #: WebSocket subprotocols to offer, most preferred first (part 4, 3.1.2).
-    subprotocols: tuple[str, ...] = ("ocpp2.0.1",)
+    subprotocols: tuple[str, ...] = ("ocpp2.1", "ocpp2.0.1")
     #: Largest WebSocket message accepted; bigger ones get a CALLERROR FormatViolation.
     max_message_bytes: int = 256 * 1024
     #: Messages more than this many times ``max_message_bytes`` close the connection (1009).

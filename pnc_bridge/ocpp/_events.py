@@ -3,7 +3,9 @@
 Rules of this module:
 
 - Frozen dataclasses named for what happened (h11 style); the station publishes them to
-  every subscriber (``ChargingStation.subscribe``) after the CSMS has been answered.
+  every subscriber (``ChargingStation.subscribe``) after the CSMS has been answered, except
+  ``DynamicScheduleUpdated``, which goes out as soon as the update is stored (a setpoint
+  is time-critical; the answer follows right after).
 - Events that ask the service to act (``RemoteStartRequested``, ``ResetRequested``, ...)
   are sent after the station has answered the CSMS with the status the spec requires;
   the service then does the work and reports back through the station's API (a
@@ -29,6 +31,9 @@ __all__ = [
     "RemoteStopRequested",
     "TransactionAuthorizationChanged",
     "MessageDiscarded",
+    "ChargingScheduleChanged",
+    "DynamicScheduleUpdated",
+    "AllowedEnergyTransferChanged",
 ]
 
 
@@ -135,6 +140,42 @@ class MessageDiscarded:
     error: str
 
 
+@dataclass(frozen=True)
+class ChargingScheduleChanged:
+    """The composite schedule of ``evse_id`` changed (a profile set, cleared or updated, a
+    transaction ended): ``schedule`` is the new protocol-neutral ``ChargingSchedule`` from
+    now, charge and discharge, ready for the charge loop."""
+
+    evse_id: int
+    schedule: Any  # pnc_bridge.ocpp.ChargingSchedule
+    reason: str  # "SetChargingProfile", "ClearChargingProfile", "UpdateDynamicSchedule", ...
+    charging_profile_id: int | None = None
+
+
+@dataclass(frozen=True)
+class DynamicScheduleUpdated:
+    """OCPP 2.1 dynamic control: the CSMS sent new values for a Dynamic profile
+    (UpdateDynamicSchedule, or the answer to PullDynamicScheduleUpdate). ``period`` is the
+    composite period in force now (limit, discharge_limit, setpoint), so the charge loop
+    applies it in its next cycle. Emitted as soon as the CSMS has been answered."""
+
+    evse_id: int
+    charging_profile_id: int
+    transaction_id: str | None
+    period: Any  # pnc_bridge.ocpp.SchedulePeriod
+    source: str  # "UpdateDynamicSchedule" or "PullDynamicScheduleUpdate"
+
+
+@dataclass(frozen=True)
+class AllowedEnergyTransferChanged:
+    """OCPP 2.1 NotifyAllowedEnergyTransfer: the energy transfer modes the CSMS allows for
+    the transaction (``EnergyTransferModeEnumType`` names); the SECC offers only these."""
+
+    transaction_id: str
+    evse_id: int
+    allowed: tuple[str, ...]
+
+
 StationEvent = Union[
     ConnectionChanged,
     RegistrationChanged,
@@ -148,4 +189,7 @@ StationEvent = Union[
     RemoteStopRequested,
     TransactionAuthorizationChanged,
     MessageDiscarded,
+    ChargingScheduleChanged,
+    DynamicScheduleUpdated,
+    AllowedEnergyTransferChanged,
 ]

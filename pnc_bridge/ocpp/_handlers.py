@@ -1,4 +1,4 @@
-"""Handlers for the requests a CSMS sends to the station (OCPP 2.0.1).
+"""Handlers for the requests a CSMS sends to the station (OCPP 2.0.1 and 2.1).
 
 Rules of this module:
 
@@ -10,6 +10,11 @@ Rules of this module:
   GetBaseReportResponse). To answer with a CALLERROR a handler raises ``Refuse``.
 - Each decision cites the requirement it implements. Handlers never block on the CSMS;
   anything that needs another call is done in ``after``.
+- Requests arrive as models of the connection's version (the same field names in both);
+  responses are built with ``self.m``, the models of that version. Charging profiles are
+  turned into the station form (2.1) on arrival (``station.station_profile``). Actions only
+  2.1 has (UpdateDynamicSchedule, NotifyAllowedEnergyTransfer) never reach a 2.0.1
+  connection's handlers: the RPC core answers them NotImplemented there.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from pnc_bridge.ocpp._events import (
     AvailabilityChanged,
     CertificateDeleted,
     CertificateInstalled,
+    AllowedEnergyTransferChanged,
     ChargingProfilesChanged,
     RemoteStartRequested,
     RemoteStopRequested,
     ResetRequested,
 )
-from pnc_bridge.ocpp._generated import v201 as m
+from pnc_bridge.ocpp._generated import v201 as m  # for type annotations (both versions have the same names)
+from pnc_bridge.ocpp._generated import v21  # the station form of what the station sends
 from pnc_bridge.ocpp._model import OcppModel
+from pnc_bridge.ocpp._rpc import OutgoingInvalid
 from pnc_bridge.ocpp._smart_charging import ProfileContext, StoredProfile, check_profile, matches_criteria
+from pnc_bridge.ocpp._versions import to_version
 from pnc_bridge.ocpp._variables import (
     DeviceDataCtrlr,
     ISO15118Ctrlr,
@@ -108,9 +117,17 @@ class StationHandlers:
             "DeleteCertificate": self.delete_certificate,
             "GetInstalledCertificateIds": self.get_installed_certificate_ids,
             "DataTransfer": self.data_transfer,
+            # OCPP 2.1 only
+            "UpdateDynamicSchedule": self.update_dynamic_schedule,
+            "NotifyAllowedEnergyTransfer": self.notify_allowed_energy_transfer,
         }
         dm = station.device_model
         dm.guard(OCPPCommCtrlr.NetworkConfigurationPriority, self._check_network_priority)
+
+    @property
+    def m(self) -> Any:
+        """The generated models of the connection's OCPP version."""
+        return self.station.models
 
     # ================================================================== device model (B05-B08)
     def _limit(self, key: VariableKey) -> int:
@@ -156,7 +173,7 @@ class StationHandlers:
             if info:
                 result["attributeStatusInfo"] = info
             results.append(result)
-        return Reply(m.GetVariablesResponse.model_validate({"getVariableResult": results}))
+        return Reply(self.m.GetVariablesResponse.model_validate({"getVariableResult": results}))
 
     async def set_variables(self, request: m.SetVariablesRequest) -> Reply:
         self._check_size(request, len(request.set_variable_data), DeviceDataCtrlr.ItemsPerMessageSetVariables,
@@ -189,7 +206,7 @@ class StationHandlers:
                 if self.station.device_model.get_int(SecurityCtrlr.SecurityProfile) in (1, 2):
                     await self.station.reconnect()
 
-        return Reply(m.SetVariablesResponse.model_validate({"setVariableResult": results}), after if changed else None)
+        return Reply(self.m.SetVariablesResponse.model_validate({"setVariableResult": results}), after if changed else None)
 
     def _check_network_priority(self, value: str) -> SetOutcome | None:
         """B10.FR.01/02 and A05.FR.02/03/07 for a new NetworkConfigurationPriority."""
@@ -223,13 +240,13 @@ class StationHandlers:
                 payload["reportData"] = part
             if seq_no < len(parts) - 1:
                 payload["tbc"] = True
-            self.station.send_soon(m.NotifyReportRequest.model_validate(payload), triggered=True)
+            self.station.send_soon(v21.NotifyReportRequest.model_validate(payload), triggered=True)
 
     async def get_base_report(self, request: m.GetBaseReportRequest) -> Reply:
         base = _v(request.report_base)
         rows = self.station.device_model.report(base=base)  # B07.FR.07-09
         return Reply(
-            m.GetBaseReportResponse.model_validate({"status": "Accepted"}),
+            self.m.GetBaseReportResponse.model_validate({"status": "Accepted"}),
             lambda: self._send_report(request.request_id, rows),
         )
 
@@ -282,9 +299,9 @@ class StationHandlers:
 
         rows = dm.report(selection=lambda key: variable_ok(key) and criterion_ok(key))
         if not rows:
-            return Reply(m.GetReportResponse.model_validate({"status": "EmptyResultSet"}))  # B08.FR.15
+            return Reply(self.m.GetReportResponse.model_validate({"status": "EmptyResultSet"}))  # B08.FR.15
         return Reply(
-            m.GetReportResponse.model_validate({"status": "Accepted"}),
+            self.m.GetReportResponse.model_validate({"status": "Accepted"}),
             lambda: self._send_report(request.request_id, rows),
         )
 
@@ -300,8 +317,10 @@ class StationHandlers:
             reason = ("InvalidValue", "slot 0 holds the local configuration; use slots " + ",".join(allowed))  # B09.FR.05
         elif data.security_profile < current:
             reason = ("InvalidValue", "lower security profile than in use")  # B09.FR.04, A00.FR.005
-        elif _v(data.ocpp_transport) != "JSON" or _v(data.ocpp_version) != "OCPP20":
-            reason = ("UnsupportedParam", "only OCPP 2.0.x over JSON")
+        elif _v(data.ocpp_transport) != "JSON" or (
+            data.ocpp_version is not None and _v(data.ocpp_version) not in ("OCPP20", "OCPP201", "OCPP21")
+        ):
+            reason = ("UnsupportedParam", "only OCPP 2.0.1 / 2.1 over JSON")
         elif data.security_profile not in (1, 2, 3):
             reason = ("InvalidValue", "security profile must be 1, 2 or 3")
         else:
@@ -309,21 +328,23 @@ class StationHandlers:
             if (data.security_profile == 1) != (scheme == "ws") or scheme not in ("ws", "wss"):
                 reason = ("InvalidURL", f"{scheme}:// does not fit security profile {data.security_profile}")
         if reason is not None:
-            return Reply(_build(m.SetNetworkProfileResponse, status="Rejected", statusInfo=_status_info(*reason)))
+            return Reply(_build(self.m.SetNetworkProfileResponse, status="Rejected", statusInfo=_status_info(*reason)))
         try:
             station.save_network_profile(NetworkProfile(slot, data.ocpp_csms_url, data.security_profile, float(data.message_timeout)))
         except Exception:  # noqa: BLE001 - B09.FR.03: storing failed
             log.exception("cannot store network profile %d", slot)
-            return Reply(m.SetNetworkProfileResponse.model_validate({"status": "Failed"}))
+            return Reply(self.m.SetNetworkProfileResponse.model_validate({"status": "Failed"}))
         await station.security_event("ReconfigurationOfSecurityParameters", f"network profile slot {slot} set")
-        return Reply(m.SetNetworkProfileResponse.model_validate({"status": "Accepted"}))  # B09.FR.01
+        return Reply(self.m.SetNetworkProfileResponse.model_validate({"status": "Accepted"}))  # B09.FR.01
 
     # ================================================================== reset, availability (B11, B12, G03, G04)
     async def reset(self, request: m.ResetRequest) -> Reply:
         reset_type = _v(request.type)
+        if reset_type == "ImmediateAndResume":
+            reset_type = "Immediate"  # 2.1: resuming transactions after a reset is not supported; a plain Immediate reset
         if request.evse_id is not None:
             # B11.FR.09 / B12.FR.09: resetting one EVSE is not supported (EVSE.AllowReset absent).
-            return Reply(_build(m.ResetResponse, status="Rejected", statusInfo=_status_info("UnsupportedRequest")))
+            return Reply(_build(self.m.ResetResponse, status="Rejected", statusInfo=_status_info("UnsupportedRequest")))
         busy = bool(self.station.transactions())
         scheduled = busy and reset_type == "OnIdle"  # B12.FR.01; Immediate is Accepted (B12.FR.02)
 
@@ -331,7 +352,7 @@ class StationHandlers:
             await self.station.security_event("ResetOrReboot", f"{reset_type} reset requested by the CSMS")
             self.station.emit(ResetRequested(reset_type, None, scheduled))
 
-        return Reply(m.ResetResponse.model_validate({"status": "Scheduled" if scheduled else "Accepted"}), after)
+        return Reply(self.m.ResetResponse.model_validate({"status": "Scheduled" if scheduled else "Accepted"}), after)
 
     async def change_availability(self, request: m.ChangeAvailabilityRequest) -> Reply:
         station = self.station
@@ -341,22 +362,22 @@ class StationHandlers:
             scope, affected = "0", [t for t in station.transactions()]  # G04.FR.01
         else:
             if evse.id not in station._evses:
-                return Reply(_build(m.ChangeAvailabilityResponse, status="Rejected", statusInfo=_status_info("UnknownEvse")))
+                return Reply(_build(self.m.ChangeAvailabilityResponse, status="Rejected", statusInfo=_status_info("UnknownEvse")))
             if evse.connector_id is not None and evse.connector_id not in [c.id for c in station._evses[evse.id].connectors]:
                 return Reply(
-                    _build(m.ChangeAvailabilityResponse, status="Rejected", statusInfo=_status_info("UnknownConnectorId"))
+                    _build(self.m.ChangeAvailabilityResponse, status="Rejected", statusInfo=_status_info("UnknownConnectorId"))
                 )
             scope = str(evse.id) if evse.connector_id is None else f"{evse.id}.{evse.connector_id}"
             affected = [t for t in station.transactions() if t.evse_id == evse.id]
         previous = station._availability.get(scope, "Operative")
         if previous == wanted:
-            return Reply(m.ChangeAvailabilityResponse.model_validate({"status": "Accepted"}))  # G03.FR.03, G04.FR.04
+            return Reply(self.m.ChangeAvailabilityResponse.model_validate({"status": "Accepted"}))  # G03.FR.03, G04.FR.04
         station.set_availability(scope, wanted)  # persisted: G03.FR.08, G04.FR.09
         scheduled = wanted == "Inoperative" and bool(affected)  # G03.FR.05, G04.FR.06
         evse_id = None if evse is None else evse.id
         connector_id = None if evse is None else evse.connector_id
         return Reply(
-            m.ChangeAvailabilityResponse.model_validate({"status": "Scheduled" if scheduled else "Accepted"}),
+            self.m.ChangeAvailabilityResponse.model_validate({"status": "Scheduled" if scheduled else "Accepted"}),
             lambda: station.emit(AvailabilityChanged(evse_id, connector_id, wanted, scheduled)),
         )
 
@@ -365,7 +386,7 @@ class StationHandlers:
         station = self.station
 
         def rejected(reason: str, detail: str | None = None) -> Reply:
-            return Reply(_build(m.RequestStartTransactionResponse, status="Rejected", statusInfo=_status_info(reason, detail)))
+            return Reply(_build(self.m.RequestStartTransactionResponse, status="Rejected", statusInfo=_status_info(reason, detail)))
 
         if station.registration != "Accepted":
             return rejected("CSNotAccepted")  # B02.FR.05
@@ -386,6 +407,11 @@ class StationHandlers:
         if tx is not None and tx.authorized:
             return rejected("TxInProgress")  # F01.FR.24
         profile = request.charging_profile
+        if profile is not None:
+            try:
+                profile = station.station_profile(profile)
+            except ValueError as exc:
+                return rejected("InvalidProfile", str(exc))
         if profile is not None and station.device_model.get_bool(SmartChargingCtrlr.Enabled):
             if _v(profile.charging_profile_purpose) != "TxProfile" or profile.transaction_id is not None:
                 return rejected("InvalidProfile")  # F01.FR.09/11
@@ -398,26 +424,26 @@ class StationHandlers:
         if tx is not None:
             payload["transactionId"] = tx.transaction_id  # F01.FR.13
         event = RemoteStartRequested(evse_id, request.id_token, request.remote_start_id, request.group_id_token, profile)
-        return Reply(m.RequestStartTransactionResponse.model_validate(payload), lambda: station.emit(event))
+        return Reply(self.m.RequestStartTransactionResponse.model_validate(payload), lambda: station.emit(event))
 
     async def request_stop_transaction(self, request: m.RequestStopTransactionRequest) -> Reply:
         tx = next((t for t in self.station.transactions() if t.transaction_id == request.transaction_id), None)
         if tx is None:
             return Reply(
-                _build(m.RequestStopTransactionResponse, status="Rejected", statusInfo=_status_info("TxNotFound"))
+                _build(self.m.RequestStopTransactionResponse, status="Rejected", statusInfo=_status_info("TxNotFound"))
             )  # F03.FR.08
         event = RemoteStopRequested(tx.transaction_id, tx.evse_id)
-        return Reply(m.RequestStopTransactionResponse.model_validate({"status": "Accepted"}), lambda: self.station.emit(event))
+        return Reply(self.m.RequestStopTransactionResponse.model_validate({"status": "Accepted"}), lambda: self.station.emit(event))
 
     async def get_transaction_status(self, request: m.GetTransactionStatusRequest) -> Reply:
         queued = await self.station.store.run(self.station.outbox.queued)
         events = [e for e in queued if e.action == "TransactionEvent"]
         if request.transaction_id is None:
-            return Reply(m.GetTransactionStatusResponse.model_validate({"messagesInQueue": bool(events)}))
+            return Reply(self.m.GetTransactionStatusResponse.model_validate({"messagesInQueue": bool(events)}))
         mine = [e for e in events if e.payload["transactionInfo"]["transactionId"] == request.transaction_id]
         ongoing = any(t.transaction_id == request.transaction_id for t in self.station.transactions())
         return Reply(
-            m.GetTransactionStatusResponse.model_validate({"messagesInQueue": bool(mine), "ongoingIndicator": ongoing})
+            self.m.GetTransactionStatusResponse.model_validate({"messagesInQueue": bool(mine), "ongoingIndicator": ongoing})
         )
 
     # ================================================================== TriggerMessage (F06)
@@ -427,14 +453,14 @@ class StationHandlers:
         evse = request.evse
 
         def answer(status: str, after: Callable[[], Any] | None = None, reason: str | None = None) -> Reply:
-            return Reply(_build(m.TriggerMessageResponse, status=status, statusInfo=_status_info(reason)), after)
+            return Reply(_build(self.m.TriggerMessageResponse, status=status, statusInfo=_status_info(reason)), after)
 
         if what == "BootNotification":
             if station.registration == "Accepted":
                 return answer("Rejected")  # F06.FR.17
             return answer("Accepted", station.trigger_boot)
         if what == "Heartbeat":
-            return answer("Accepted", lambda: station.send_soon(m.HeartbeatRequest(), triggered=True))
+            return answer("Accepted", lambda: station.send_soon(v21.HeartbeatRequest(), triggered=True))
         if what == "StatusNotification":
             if evse is None or evse.connector_id is None:
                 return answer("Rejected", reason="MissingParam")  # F06.FR.12
@@ -443,7 +469,7 @@ class StationHandlers:
                 return answer("Rejected", reason="UnknownConnectorId")
 
             def send_status() -> None:
-                request = m.StatusNotificationRequest.model_validate(
+                request = v21.StatusNotificationRequest.model_validate(
                     {
                         "timestamp": station._clock(),
                         "connectorStatus": station.effective_status(*key),
@@ -488,10 +514,10 @@ class StationHandlers:
         if what == "FirmwareStatusNotification":
             # F06.FR.16: no firmware task is running here, so the status is Idle.
             return answer("Accepted", lambda: station.send_soon(
-                m.FirmwareStatusNotificationRequest.model_validate({"status": "Idle"}), triggered=True))
+                v21.FirmwareStatusNotificationRequest.model_validate({"status": "Idle"}), triggered=True))
         if what == "LogStatusNotification":
             return answer("Accepted", lambda: station.send_soon(
-                m.LogStatusNotificationRequest.model_validate({"status": "Idle"}), triggered=True))  # F06.FR.15
+                v21.LogStatusNotificationRequest.model_validate({"status": "Idle"}), triggered=True))  # F06.FR.15
         return answer("NotImplemented")  # F06.FR.08: SignCombinedCertificate, PublishFirmwareStatusNotification
 
     async def _read_meter(self, evse_id: int, context: str) -> list[dict[str, Any]]:
@@ -521,18 +547,37 @@ class StationHandlers:
             phase_switching_supported=dm.get_bool(SmartChargingCtrlr.ACPhaseSwitchingSupported),
             dc_evses=frozenset(e.id for e in station._evses.values() if e.supply_phases == 0),
             iso15118_transactions=frozenset(station._iso15118_needs_sent),
+            discharge_evses={e.id: e.max_discharge_power_w for e in station._evses.values() if e.max_discharge_power_w > 0},
+            ev_needs=dict(station._ev_needs),
+            evse_max_w={e.id: e.max_power_w for e in station._evses.values()},
+            nominal_voltage={
+                e.id: (station.config.line_voltage * e.supply_phases if e.supply_phases else station.config.dc_voltage)
+                for e in station._evses.values()
+            },
         )
 
     async def set_charging_profile(self, request: m.SetChargingProfileRequest) -> Reply:
         station = self.station
         if not station.device_model.get_bool(SmartChargingCtrlr.Enabled):
-            return Reply(_build(m.SetChargingProfileResponse, status="Rejected", statusInfo=_status_info("NotEnabled")))
-        status, reason = check_profile(request.evse_id, request.charging_profile, station.charging_profiles(), self._profile_context())
+            return Reply(_build(self.m.SetChargingProfileResponse, status="Rejected", statusInfo=_status_info("NotEnabled")))
+        try:
+            profile = station.station_profile(request.charging_profile)
+        except ValueError as exc:
+            # A 2.0.1 CSMS put an invalid V2X value in our vendor's customData.
+            return Reply(_build(self.m.SetChargingProfileResponse, status="Rejected", statusInfo=_status_info("InvalidValue", str(exc))))
+        status, reason = check_profile(request.evse_id, profile, station.charging_profiles(), self._profile_context())
         if status != "Accepted":
-            return Reply(_build(m.SetChargingProfileResponse, status=status, statusInfo=_status_info(reason)))
-        await station.store.run(lambda: station.store_profile(request.evse_id, request.charging_profile))  # K01.FR.27
+            log.info("SetChargingProfile %s rejected: %s", profile.id, reason)
+            return Reply(_build(self.m.SetChargingProfileResponse, status=status, statusInfo=_status_info(reason)))
+        await station.store.run(lambda: station.store_profile(request.evse_id, profile))  # K01.FR.27
+        station.track_dynamic_pull(profile)
         event = ChargingProfilesChanged((request.evse_id,), "SetChargingProfile")  # K01.FR.07
-        return Reply(m.SetChargingProfileResponse.model_validate({"status": "Accepted"}), lambda: station.emit(event))
+
+        def after() -> None:
+            station.emit(event)
+            station._emit_schedules((request.evse_id,), "SetChargingProfile", profile.id)
+
+        return Reply(self.m.SetChargingProfileResponse.model_validate({"status": "Accepted"}), after)
 
     async def clear_charging_profile(self, request: m.ClearChargingProfileRequest) -> Reply:
         station = self.station
@@ -553,13 +598,14 @@ class StationHandlers:
             ]  # K10.FR.04
         matches = [p for p in matches if p.purpose != "ChargingStationExternalConstraints"]  # K10.FR.08/09
         if not matches:
-            return Reply(m.ClearChargingProfileResponse.model_validate({"status": "Unknown"}))  # K10.FR.01
+            return Reply(self.m.ClearChargingProfileResponse.model_validate({"status": "Unknown"}))  # K10.FR.01
         await station.store.run(lambda: station.remove_profiles(p.id for p in matches))
         evse_ids = tuple(sorted({p.evse_id for p in matches}))
-        return Reply(
-            m.ClearChargingProfileResponse.model_validate({"status": "Accepted"}),
-            lambda: station.emit(ChargingProfilesChanged(evse_ids, "ClearChargingProfile")),  # K10.FR.05
-        )
+        def after() -> None:
+            station.emit(ChargingProfilesChanged(evse_ids, "ClearChargingProfile"))  # K10.FR.05
+            station._emit_schedules(evse_ids, "ClearChargingProfile")
+
+        return Reply(self.m.ClearChargingProfileResponse.model_validate({"status": "Accepted"}), after)
 
     async def get_charging_profiles(self, request: m.GetChargingProfilesRequest) -> Reply:
         criteria = request.charging_profile
@@ -575,7 +621,7 @@ class StationHandlers:
             )
         ]
         if not found:
-            return Reply(m.GetChargingProfilesResponse.model_validate({"status": "NoProfiles"}))
+            return Reply(self.m.GetChargingProfilesResponse.model_validate({"status": "NoProfiles"}))
 
         def report() -> None:
             groups: dict[tuple[int, str], list[StoredProfile]] = {}
@@ -592,21 +638,27 @@ class StationHandlers:
                 }
                 if index < len(keys) - 1:
                     payload["tbc"] = True  # K09.FR.02
-                self.station.send_soon(m.ReportChargingProfilesRequest.model_validate(payload), triggered=True)
+                try:
+                    self.station.send_soon(v21.ReportChargingProfilesRequest.model_validate(payload), triggered=True)
+                except OutgoingInvalid as exc:
+                    # A 2.1-only profile (Dynamic, ...) asked for over 2.0.1: it cannot be reported there.
+                    log.warning("ReportChargingProfiles for EVSE %d not sent: %s", evse_id, exc)
 
-        return Reply(m.GetChargingProfilesResponse.model_validate({"status": "Accepted"}), report)
+        return Reply(self.m.GetChargingProfilesResponse.model_validate({"status": "Accepted"}), report)
 
     async def get_composite_schedule(self, request: m.GetCompositeScheduleRequest) -> Reply:
         station = self.station
         unit = _v(request.charging_rate_unit) if request.charging_rate_unit else None
         if request.evse_id != 0 and request.evse_id not in station._evses:
-            return Reply(_build(m.GetCompositeScheduleResponse, status="Rejected", statusInfo=_status_info("UnknownEvse")))  # K08.FR.05
+            return Reply(_build(self.m.GetCompositeScheduleResponse, status="Rejected", statusInfo=_status_info("UnknownEvse")))  # K08.FR.05
         if unit is not None and unit not in station.device_model.get_list(SmartChargingCtrlr.RateUnit):
             return Reply(
-                _build(m.GetCompositeScheduleResponse, status="Rejected", statusInfo=_status_info("UnsupportedRateUnit"))
+                _build(self.m.GetCompositeScheduleResponse, status="Rejected", statusInfo=_status_info("UnsupportedRateUnit"))
             )  # K08.FR.07
         schedule = station.composite_schedule(request.evse_id, request.duration, unit)
-        return Reply(m.GetCompositeScheduleResponse.model_validate({"status": "Accepted", "schedule": schedule}))
+        version = station.ocpp_version or station._protocols[0].version
+        payload = to_version("GetCompositeSchedule", "Response", {"status": "Accepted", "schedule": schedule}, version)
+        return Reply(self.m.GetCompositeScheduleResponse.model_validate(payload))
 
     # ================================================================== certificates (A02, A03, M03-M05)
     async def certificate_signed(self, request: m.CertificateSignedRequest) -> Reply:
@@ -619,7 +671,7 @@ class StationHandlers:
                 # A02.FR.07 / A03.FR.07
                 await station.security_event("InvalidChargingStationCertificate", f"{use}: {reason}")
 
-            return Reply(_build(m.CertificateSignedResponse, status="Rejected", statusInfo=_status_info(reason)), after)
+            return Reply(_build(self.m.CertificateSignedResponse, status="Rejected", statusInfo=_status_info(reason)), after)
 
         if len(request.certificate_chain) > limit:
             return rejected("TooLargeElement")  # A02.FR.16
@@ -639,7 +691,7 @@ class StationHandlers:
                 # A02.FR.08: use the new certificate by reconnecting.
                 await station.reconnect()
 
-        return Reply(m.CertificateSignedResponse.model_validate({"status": "Accepted"}), after)
+        return Reply(self.m.CertificateSignedResponse.model_validate({"status": "Accepted"}), after)
 
     async def install_certificate(self, request: m.InstallCertificateRequest) -> Reply:
         station = self.station
@@ -648,7 +700,7 @@ class StationHandlers:
             lambda: station.certificates.install_root(use, request.certificate, station._clock())
         )
         after = (lambda: station.emit(CertificateInstalled(use))) if status == "Accepted" else None
-        return Reply(_build(m.InstallCertificateResponse, status=status, statusInfo=_status_info(reason)), after)
+        return Reply(_build(self.m.InstallCertificateResponse, status=status, statusInfo=_status_info(reason)), after)
 
     async def delete_certificate(self, request: m.DeleteCertificateRequest) -> Reply:
         station = self.station
@@ -656,13 +708,13 @@ class StationHandlers:
         hash_data = CertificateHashData(_v(h.hash_algorithm), h.issuer_name_hash, h.issuer_key_hash, h.serial_number)
         status = await station.store.run(lambda: station.certificates.delete(hash_data))
         after = (lambda: station.emit(CertificateDeleted(h.serial_number))) if status == "Accepted" else None
-        return Reply(m.DeleteCertificateResponse.model_validate({"status": status}), after)
+        return Reply(self.m.DeleteCertificateResponse.model_validate({"status": status}), after)
 
     async def get_installed_certificate_ids(self, request: m.GetInstalledCertificateIdsRequest) -> Reply:
         types = [_v(t) for t in request.certificate_type] if request.certificate_type else None
         found = await self.station.store.run(lambda: self.station.certificates.installed(types))
         if not found:
-            return Reply(m.GetInstalledCertificateIdsResponse.model_validate({"status": "NotFound"}))  # M03.FR.02
+            return Reply(self.m.GetInstalledCertificateIdsResponse.model_validate({"status": "NotFound"}))  # M03.FR.02
 
         def hash_dict(h: CertificateHashData) -> dict[str, Any]:
             return {
@@ -679,10 +731,33 @@ class StationHandlers:
                 chain["childCertificateHashData"] = [hash_dict(c) for c in item.children]
             chains.append(chain)
         return Reply(
-            m.GetInstalledCertificateIdsResponse.model_validate({"status": "Accepted", "certificateHashDataChain": chains})
+            self.m.GetInstalledCertificateIdsResponse.model_validate({"status": "Accepted", "certificateHashDataChain": chains})
         )  # M03.FR.03/04
+
+    # ================================================================== V2X (OCPP 2.1)
+    async def update_dynamic_schedule(self, request: Any) -> Reply:
+        """2.1 UpdateDynamicSchedule: new limit / dischargeLimit / setpoint for a Dynamic
+        profile, applied at once and sent to the service as ``DynamicScheduleUpdated``."""
+        station = self.station
+        update = request.schedule_update.to_payload()
+        status, reason = await station.apply_schedule_update(request.charging_profile_id, update, "UpdateDynamicSchedule")
+        if status != "Accepted":
+            log.info("UpdateDynamicSchedule for profile %d rejected: %s", request.charging_profile_id, reason)
+        return Reply(_build(self.m.UpdateDynamicScheduleResponse, status=status, statusInfo=_status_info(reason)))
+
+    async def notify_allowed_energy_transfer(self, request: Any) -> Reply:
+        """2.1 NotifyAllowedEnergyTransfer: which energy transfer modes the CSMS allows for a
+        transaction (after the EV's needs); the service limits the SECC's offer to them."""
+        station = self.station
+        tx = next((t for t in station.transactions() if t.transaction_id == request.transaction_id), None)
+        if tx is None:
+            return Reply(_build(self.m.NotifyAllowedEnergyTransferResponse, status="Rejected", statusInfo=_status_info("TxNotFound")))
+        allowed = tuple(_v(m_) for m_ in request.allowed_energy_transfer)
+        station._allowed_energy_transfer[tx.transaction_id] = allowed
+        event = AllowedEnergyTransferChanged(tx.transaction_id, tx.evse_id, allowed)
+        return Reply(self.m.NotifyAllowedEnergyTransferResponse.model_validate({"status": "Accepted"}), lambda: station.emit(event))
 
     # ================================================================== DataTransfer (P01)
     async def data_transfer(self, request: m.DataTransferRequest) -> Reply:
         # P01: no vendor extensions are implemented, so every vendorId is unknown.
-        return Reply(m.DataTransferResponse.model_validate({"status": "UnknownVendorId"}))
+        return Reply(self.m.DataTransferResponse.model_validate({"status": "UnknownVendorId"}))

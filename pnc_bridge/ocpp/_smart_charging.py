@@ -12,6 +12,14 @@ Rules of this module:
   ChargingStationExternalConstraints and Tx(Default)Profile (K08.FR.04). Limits in another
   unit are converted with the nominal line voltage and the number of phases (K01.FR.50).
   Where no profile limits, the EVSE's own maximum applies.
+- Both power directions (OCPP 2.1 V2X, and the 2.0.1 convention of this station that a
+  negative ``limit`` is a discharge period): discharge is allowed only where the leading
+  Tx(Default)Profile period allows it (a negative limit, ``dischargeLimit`` or a negative
+  ``setpoint``), and is bounded by every leading ``dischargeLimit``, by the EVSE's own
+  discharge maximum and by the EV's (``EvChargingNeeds``; an EV without BPT gets none).
+  A discharge period the EV or EVSE cannot follow becomes 0 (no transfer), never charging.
+- Profiles are OCPP 2.1 ``ChargingProfileType`` models (the station form); 2.0.1 profiles
+  are lifted to it when they arrive (``_versions.lift``).
 """
 
 from __future__ import annotations
@@ -71,6 +79,13 @@ class ProfileContext:
     dc_evses: frozenset[int] = frozenset()
     #: transactions for which NotifyEVChargingNeeds was sent (ISO 15118, K01.FR.34)
     iso15118_transactions: frozenset[str] = frozenset()
+    #: evse id -> the most it can discharge (W); EVSEs not listed cannot discharge
+    discharge_evses: dict[int, float] | None = None
+    #: evse id -> the needs of the EV on it (``_v2x.EvChargingNeeds``), when known
+    ev_needs: dict[int, Any] | None = None
+    #: evse id -> the most it can charge (W)
+    evse_max_w: dict[int, float] | None = None
+    nominal_voltage: dict[int, float] | None = None
 
 
 def _value(x: Any) -> str:
@@ -120,6 +135,13 @@ def check_profile(evse_id: int, profile: Any, installed: Iterable[StoredProfile]
         return "Rejected", "InvalidProfile"
     if profile.valid_from and profile.valid_to and profile.valid_to <= profile.valid_from:
         return "Rejected", "InvalidProfile"
+    if purpose not in _PURPOSE_ORDER:
+        return "Rejected", "InvalidProfile"  # PriorityCharging, LocalGeneration: not supported here
+    if kind == "Dynamic":
+        if purpose not in ("TxProfile", "TxDefaultProfile"):
+            return "Rejected", "InvalidProfile"
+        if any(len(s.charging_schedule_period) != 1 for s in profile.charging_schedule):
+            return "Rejected", "InvalidSchedule"  # this station: a Dynamic profile has one period, updated in place
     if len(profile.charging_schedule) > 1 and not (
         purpose == "TxProfile" and profile.transaction_id in ctx.iso15118_transactions
     ):
@@ -136,8 +158,9 @@ def check_profile(evse_id: int, profile: Any, installed: Iterable[StoredProfile]
         if len(periods) > ctx.periods_per_schedule:
             return "Rejected", "InvalidSchedule"
         for period in periods:
-            if period.limit < 0:
-                return "Rejected", "InvalidSchedule"
+            verdict = _check_v2x_period(evse_id, purpose, unit, period, ctx)
+            if verdict is not None:
+                return verdict
             if period.phase_to_use is not None and evse_id not in ctx.dc_evses:
                 if period.number_phases not in (None, 1):
                     return "Rejected", "InvalidSchedule"  # K01.FR.19
@@ -159,6 +182,71 @@ def check_profile(evse_id: int, profile: Any, installed: Iterable[StoredProfile]
     if same_id is None and len(installed) >= ctx.max_profiles:
         return "Rejected", "TooManyElements"
     return "Accepted", None
+
+
+#: OperationModeEnumType values this station follows; the others need an external setpoint
+#: source or frequency control that is not built (answered Rejected, InvalidSchedule).
+SUPPORTED_OPERATION_MODES = frozenset({"Idle", "ChargingOnly", "CentralSetpoint"})
+
+
+def period_discharge_request(period: Any) -> bool:
+    """The period asks the EV to discharge: a negative limit or a negative setpoint."""
+    limit, setpoint = getattr(period, "limit", None), getattr(period, "setpoint", None)
+    return (limit is not None and limit < 0) or (setpoint is not None and setpoint < 0)
+
+
+def value_range(evse_id: int, unit: str, ctx: ProfileContext) -> tuple[float, float]:
+    """(lowest, highest) signed value of ``unit`` the EVSE and its EV can follow."""
+    inf = float("inf")
+    low, high = -inf, inf
+    discharge_w = (ctx.discharge_evses or {}).get(evse_id)
+    if evse_id in (ctx.evse_max_w or {}):
+        max_w = ctx.evse_max_w[evse_id]  # type: ignore[index]
+        volts = (ctx.nominal_voltage or {}).get(evse_id) or 1.0
+        high = max_w if unit == "W" else max_w / volts
+        low = -(discharge_w or 0.0) if unit == "W" else -(discharge_w or 0.0) / volts
+    needs = (ctx.ev_needs or {}).get(evse_id)
+    if needs is not None:
+        ev_low, ev_high = needs.charge_range(unit)
+        if ev_low is not None:
+            low = max(low, ev_low)
+        if ev_high is not None:
+            high = min(high, ev_high)
+    return low, high
+
+
+def _check_v2x_period(evse_id: int, purpose: str, unit: str, period: Any, ctx: ProfileContext) -> tuple[str, str] | None:
+    limit = period.limit
+    mode = _value(period.operation_mode) if getattr(period, "operation_mode", None) is not None else None
+    setpoint = getattr(period, "setpoint", None)
+    if mode is not None and mode not in SUPPORTED_OPERATION_MODES:
+        return "Rejected", "InvalidSchedule"
+    if mode == "CentralSetpoint" and setpoint is None:
+        return "Rejected", "InvalidSchedule"
+    if limit is None and setpoint is None and mode not in ("Idle",):
+        return "Rejected", "InvalidSchedule"  # without a limit this station needs a setpoint
+    if setpoint is not None and evse_id != 0:
+        low, high = value_range(evse_id, unit, ctx)
+        if not low <= setpoint <= high and (setpoint >= 0 or _can_discharge(evse_id, ctx)):
+            return "Rejected", "SetpointOutOfRange"
+    if not period_discharge_request(period):
+        return None
+    if purpose not in ("TxProfile", "TxDefaultProfile"):
+        return "Rejected", "InvalidSchedule"  # discharge is a transaction's business, not a station cap
+    if mode in ("ChargingOnly", "Idle"):
+        return "Rejected", "InvalidSchedule"
+    if evse_id != 0 and ctx.discharge_evses is not None and not ctx.discharge_evses.get(evse_id):
+        return "Rejected", "NoBidirectional"  # the EVSE cannot discharge
+    needs = (ctx.ev_needs or {}).get(evse_id)
+    if evse_id != 0 and needs is not None and not needs.bidirectional:
+        return "Rejected", "NoBidirectional"  # the EV did not ask for BPT
+    return None
+
+
+def _can_discharge(evse_id: int, ctx: ProfileContext) -> bool:
+    needs = (ctx.ev_needs or {}).get(evse_id)
+    evse_ok = ctx.discharge_evses is None or bool(ctx.discharge_evses.get(evse_id))
+    return evse_ok and (needs is None or needs.bidirectional)
 
 
 def matches_criteria(
@@ -193,14 +281,17 @@ def matches_criteria(
 
 @dataclass(frozen=True)
 class _Limit:
-    limit: float  # in the schedule's unit
+    limit: float | None  # in the schedule's unit; None: no charge limit (2.1 setpoint modes)
     unit: str
     phases: int | None
+    discharge: float | None = None  # dischargeLimit, <= 0
+    setpoint: float | None = None
+    mode: str | None = None
 
 
 def _schedule_start(profile: Any, schedule: Any, at: datetime, relative_start: datetime) -> datetime | None:
     kind = _value(profile.charging_profile_kind)
-    if kind == "Relative":
+    if kind == "Relative" or (kind == "Dynamic" and schedule.start_schedule is None):
         return relative_start
     start = schedule.start_schedule
     if start is None:
@@ -234,7 +325,14 @@ def _limit_at(profile: Any, at: datetime, relative_start: datetime) -> _Limit | 
             break
     if current is None:
         return None
-    return _Limit(float(current.limit), _value(schedule.charging_rate_unit), current.number_phases)
+    return _Limit(
+        None if current.limit is None else float(current.limit),
+        _value(schedule.charging_rate_unit),
+        current.number_phases,
+        None if getattr(current, "discharge_limit", None) is None else float(current.discharge_limit),
+        None if getattr(current, "setpoint", None) is None else float(current.setpoint),
+        None if getattr(current, "operation_mode", None) is None else _value(current.operation_mode),
+    )
 
 
 def _breakpoints(profile: Any, window_start: datetime, window_end: datetime, relative_start: datetime) -> set[datetime]:
@@ -245,7 +343,7 @@ def _breakpoints(profile: Any, window_start: datetime, window_end: datetime, rel
     schedule = profile.charging_schedule[0]
     kind = _value(profile.charging_profile_kind)
     starts: list[datetime] = []
-    if kind == "Relative":
+    if kind == "Relative" or (kind == "Dynamic" and schedule.start_schedule is None):
         starts.append(relative_start)
     elif schedule.start_schedule is not None:
         if kind == "Recurring":
@@ -266,12 +364,20 @@ def _breakpoints(profile: Any, window_start: datetime, window_end: datetime, rel
     return {p for p in points if window_start < p < window_end}
 
 
-def _convert(limit: _Limit, unit: str, voltage: float, default_phases: int) -> float:
+def _convert(limit: _Limit, unit: str, voltage: float, default_phases: int, value: float | None = None) -> float:
+    value = limit.limit if value is None else value
+    assert value is not None
     if limit.unit == unit:
-        return limit.limit
+        return value
     phases = limit.phases or default_phases or 1  # K01.FR.49: AC assumes 3 phases when omitted
     factor = voltage * phases
-    return limit.limit / factor if unit == "A" else limit.limit * factor
+    return value / factor if unit == "A" else value * factor
+
+
+def offline_valid(profile: Any, offline_for: float | None) -> bool:
+    """2.1 ``maxOfflineDuration``: the profile is not used once the station has been offline longer."""
+    limit = getattr(profile, "max_offline_duration", None)
+    return offline_for is None or limit is None or offline_for <= limit
 
 
 def composite_schedule(
@@ -287,6 +393,9 @@ def composite_schedule(
     evse_max_unit: str = "W",
     supply_phases: int = 3,
     line_voltage: float = 230.0,
+    evse_max_discharge: float = 0.0,
+    ev: Any = None,
+    offline_for: float | None = None,
 ) -> dict[str, Any]:
     """A CompositeScheduleType payload (dict) for ``evse_id`` from ``start`` for ``duration`` s.
 
@@ -294,13 +403,23 @@ def composite_schedule(
     one the schedule is computed as if a transaction started at ``start`` (K08.FR.06).
     ``supply_phases`` 0 means a DC EVSE (phases do not apply; ``line_voltage`` is then
     the nominal DC voltage used to convert between W and A).
+
+    ``evse_max_discharge`` (in ``evse_max_unit``) is how much the EVSE can discharge, ``ev``
+    the EV's ``EvChargingNeeds`` (None: unknown, not a bound), ``offline_for`` how long the
+    station has been offline (profiles past their ``maxOfflineDuration`` are left out).
+    Periods carry ``limit`` (negative: a discharge period), ``dischargeLimit``,
+    ``setpoint`` and ``operationMode`` in the station form (2.1 shape).
     """
     start = start.astimezone(timezone.utc).replace(microsecond=0)
     end = start + timedelta(seconds=duration)
-    relative_start = transaction_start or start
+    # startPeriod is whole seconds: a transaction that started at .5 s starts its Relative
+    # profiles at the whole second (half a second early rather than a period at 0.5 s).
+    relative_start = transaction_start.astimezone(timezone.utc).replace(microsecond=0) if transaction_start else start
     default_phases = supply_phases or 1
     relevant: dict[str, list[StoredProfile]] = {p: [] for p in _PURPOSE_ORDER}
     for stored in profiles:
+        if not offline_valid(stored.profile, offline_for):
+            continue
         purpose = stored.purpose
         if purpose == "ChargingStationMaxProfile" or (purpose == "ChargingStationExternalConstraints" and stored.evse_id == 0):
             relevant[purpose].append(stored)
@@ -321,6 +440,8 @@ def composite_schedule(
     ordered = sorted(points)
 
     hardware = _Limit(evse_max, evse_max_unit, default_phases if supply_phases else None)
+    hardware_discharge = _convert(hardware, unit, line_voltage, default_phases, evse_max_discharge)
+    ev_low, ev_high = ev.charge_range(unit) if ev is not None else (None, None)
     periods: list[dict[str, Any]] = []
     for at in ordered:
         leading: dict[str, _Limit] = {}
@@ -332,17 +453,15 @@ def composite_schedule(
                     break
         if "TxProfile" in leading:
             leading.pop("TxDefaultProfile", None)  # part 2 K 3.5
-        candidates = list(leading.values()) + [hardware]
-        value = min(_convert(c, unit, line_voltage, default_phases) for c in candidates)
-        value = round(value, 1)
-        phases = None
+        period = _combine(leading, hardware, hardware_discharge, unit, line_voltage, default_phases, ev_low, ev_high)
+        period["startPeriod"] = int((at - start).total_seconds())
         if supply_phases:
             phase_values = [c.phases for c in leading.values() if c.phases]
-            phases = min(phase_values) if phase_values else None
-        period: dict[str, Any] = {"startPeriod": int((at - start).total_seconds()), "limit": value}
-        if phases is not None:
-            period["numberPhases"] = phases
-        if periods and periods[-1]["limit"] == period["limit"] and periods[-1].get("numberPhases") == period.get("numberPhases"):
+            if phase_values:
+                period["numberPhases"] = min(phase_values)
+        if periods and {k: v for k, v in periods[-1].items() if k != "startPeriod"} == {
+            k: v for k, v in period.items() if k != "startPeriod"
+        }:
             continue
         periods.append(period)
     return {
@@ -350,5 +469,58 @@ def composite_schedule(
         "duration": duration,
         "scheduleStart": start,
         "chargingRateUnit": unit,
-        "chargingSchedulePeriod": periods,
+        "chargingSchedulePeriod": [{"startPeriod": p.pop("startPeriod"), **p} for p in periods],
     }
+
+
+def _combine(
+    leading: dict[str, _Limit],
+    hardware: _Limit,
+    hardware_discharge: float,
+    unit: str,
+    voltage: float,
+    phases: int,
+    ev_low: float | None,
+    ev_high: float | None,
+) -> dict[str, Any]:
+    """One composite period from the leading limit of each purpose (see the module rules)."""
+    charge = [max(0.0, _convert(c, unit, voltage, phases)) for c in leading.values() if c.limit is not None]
+    charge.append(_convert(hardware, unit, voltage, phases))
+    if ev_high is not None:
+        charge.append(ev_high)
+    charge_max = max(0.0, min(charge))
+    tx = leading.get("TxProfile") or leading.get("TxDefaultProfile")
+    discharge_max = 0.0
+    mode = tx.mode if tx is not None else None
+    setpoint = None
+    discharge_period = False
+    if tx is not None and mode not in ("Idle", "ChargingOnly"):
+        allowed: list[float] = []
+        if tx.discharge is not None:
+            allowed.append(-_convert(tx, unit, voltage, phases, tx.discharge))
+        if tx.limit is not None and tx.limit < 0:
+            discharge_period = True
+            allowed.append(-_convert(tx, unit, voltage, phases))
+        if tx.setpoint is not None and tx.setpoint < 0 and not allowed:
+            allowed.append(-_convert(tx, unit, voltage, phases, tx.setpoint))
+        if allowed:
+            caps = [min(allowed), hardware_discharge]
+            for purpose, c in leading.items():
+                if purpose in ("ChargingStationMaxProfile", "ChargingStationExternalConstraints") and c.discharge is not None:
+                    caps.append(-_convert(c, unit, voltage, phases, c.discharge))
+            if ev_low is not None:
+                caps.append(-ev_low)
+            discharge_max = max(0.0, min(caps))
+    if tx is not None and tx.setpoint is not None and mode != "Idle":
+        setpoint = _convert(tx, unit, voltage, phases, tx.setpoint)
+        setpoint = min(charge_max, max(-discharge_max, setpoint))
+    if mode == "Idle":
+        charge_max = 0.0
+    period: dict[str, Any] = {"limit": round(-discharge_max if discharge_period else charge_max, 1)}
+    if discharge_max > 0:
+        period["dischargeLimit"] = round(-discharge_max, 1)
+    if setpoint is not None:
+        period["setpoint"] = round(setpoint, 1)
+    if mode is not None:
+        period["operationMode"] = mode
+    return period

@@ -1,4 +1,4 @@
-"""The OCPP 2.0.1 charging station: connection life cycle, call scheduling, the service API.
+"""The OCPP 2.0.1 / 2.1 charging station: connection life cycle, call scheduling, the service API.
 
 Rules of this module:
 
@@ -21,6 +21,10 @@ Rules of this module:
   must reach the CSMS lives only in memory.
 - Failures the CSMS causes are values (``CallFailed``, ``CallError``), never tracebacks;
   the loop survives any of them and logs what happened.
+- The OCPP version is a property of the connection (the subprotocol the CSMS picked,
+  ``ocpp_version``). Everything queued or stored is in the station form (the 2.1 shape)
+  and is turned into the connection's version by ``_versions.to_version`` when it is
+  sent, the one place where versions are mapped.
 """
 
 from __future__ import annotations
@@ -52,10 +56,10 @@ from pnc_bridge.ocpp._events import (
     TransactionAuthorizationChanged,
     VariableChanged,
 )
-from pnc_bridge.ocpp._generated import v201 as m
+from pnc_bridge.ocpp._generated import v21
 from pnc_bridge.ocpp._model import OcppModel, format_datetime
 from pnc_bridge.ocpp._outbox import LANES, Outbox, OutboxEntry, RetryPolicy
-from pnc_bridge.ocpp._protocol import OcppProtocol, protocol_for
+from pnc_bridge.ocpp._protocol import OcppProtocol, OcppVersion, protocol_for
 from pnc_bridge.ocpp._rpc import (
     CallReceived,
     CallRefused,
@@ -70,6 +74,7 @@ from pnc_bridge.ocpp._rpc import (
 from pnc_bridge.ocpp._smart_charging import StoredProfile
 from pnc_bridge.ocpp._station_api import CRITICAL_SECURITY_EVENTS, StationApi, TransactionState
 from pnc_bridge.ocpp._store import Store
+from pnc_bridge.ocpp._versions import VersionMismatch, to_version
 from pnc_bridge.ocpp._variables import (
     ChargingStationVars,
     ClockCtrlr,
@@ -134,7 +139,7 @@ def _utc_now() -> datetime:
 
 
 class ChargingStation(StationApi):
-    """An OCPP 2.0.1 charging station client.
+    """An OCPP 2.0.1 / 2.1 charging station client.
 
     Construct, then ``await start()`` (or ``async with``); ``await stop()`` ends it. The
     service API (authorize, start_transaction, security_event, ...) is in ``StationApi``;
@@ -160,9 +165,8 @@ class ChargingStation(StationApi):
         self._clock = clock
         self._rng = rng or random.Random()
         self._protocols = [protocol_for(s) for s in config.subprotocols]
-        for protocol in self._protocols:
-            if protocol.subprotocol != "ocpp2.0.1":
-                raise ValueError(f"{protocol.subprotocol}: only OCPP 2.0.1 message handling is implemented")
+        if not self._protocols:
+            raise ValueError("at least one OCPP subprotocol must be offered")
 
         self._evses = {e.id: e for e in config.settings.evses}
         self._transactions: dict[str, TransactionState] = self._load_transactions()
@@ -204,6 +208,10 @@ class ChargingStation(StationApi):
         self._outbox_due: float | None = None  # when the next retry in the outbox is due
         self._iso15118_needs_sent: set[str] = set()
         self._online_event = asyncio.Event()
+        self._offline_since_utc: datetime | None = None  # for maxOfflineDuration (2.1)
+        self._ev_needs: dict[int, Any] = {}  # evse id -> EvChargingNeeds of the EV on it
+        self._allowed_energy_transfer: dict[str, tuple[str, ...]] = {}  # transaction id -> modes (2.1)
+        self._dynamic_pull: dict[int, float] = {}  # Dynamic profile id -> when to pull next (loop time)
 
         from pnc_bridge.ocpp._handlers import StationHandlers  # the route table needs the station
 
@@ -221,6 +229,8 @@ class ChargingStation(StationApi):
                 log.warning("ending transaction %s left open by the previous run", tx.transaction_id)
                 await self.end_transaction(tx.transaction_id, trigger_reason="AbnormalCondition", stopped_reason="PowerLoss")
         await self.security_event("StartupOfTheDevice")
+        for stored in self._profiles.values():
+            self.track_dynamic_pull(stored.profile)
         self._task = asyncio.create_task(self._run(), name=f"ocpp-{self.config.identity}")
 
     async def stop(self) -> None:
@@ -253,6 +263,44 @@ class ChargingStation(StationApi):
     @property
     def online(self) -> bool:
         return self._session is not None
+
+    @property
+    def ocpp_version(self) -> OcppVersion | None:
+        """The OCPP version of the live connection (the subprotocol the CSMS picked); None offline."""
+        return self._session.protocol.version if self._session is not None else None
+
+    @property
+    def models(self) -> Any:
+        """The generated models of the live connection's version (of the first offered one offline)."""
+        protocol = self._session.protocol if self._session is not None else self._protocols[0]
+        return protocol.models
+
+    def offline_for(self) -> float | None:
+        """Seconds since the connection was lost (wall clock); None while connected or before the first one."""
+        if self._session is not None or self._offline_since_utc is None:
+            return None
+        return max(0.0, (self._clock() - self._offline_since_utc).total_seconds())
+
+    def _sendable_versions(self, *, durable: bool) -> list[OcppProtocol]:
+        """What a payload must fit: every offered version for what may wait in a queue, the
+        live connection's version for a call made now."""
+        if not durable and self._session is not None:
+            return [self._session.protocol]
+        return self._protocols
+
+    def check_outgoing(self, action: str, payload: dict[str, Any], *, durable: bool = False) -> None:
+        """Raise ``OutgoingInvalid`` unless ``payload`` (station form) can be sent in every
+        version it may go out in (``_sendable_versions``)."""
+        for protocol in self._sendable_versions(durable=durable):
+            try:
+                wire = to_version(action, "Request", payload, protocol.version)
+            except VersionMismatch as exc:
+                raise OutgoingInvalid(action, CallError(ErrorCode.PropertyConstraintViolation, f"{protocol.subprotocol}: {exc}")) from None
+            error = protocol.check_payload(action, "Request", wire, self._field_lengths())
+            if error is not None:
+                if len(self._protocols) > 1:
+                    error = CallError(error.code, f"{protocol.subprotocol}: {error.description}", error.details)
+                raise OutgoingInvalid(action, error)
 
     @property
     def registration(self) -> str | None:
@@ -309,11 +357,25 @@ class ChargingStation(StationApi):
             raise TypeError(f"{type(request).__name__} is not an OCPP request")
         if action in LANES:
             raise ValueError(f"{action} is a must-deliver message; use the station's durable API for it")
-        payload = request.to_payload()
-        protocol = self._protocols[0]
-        error = protocol.check_payload(action, "Request", payload, self._field_lengths())
-        if error is not None:
-            raise OutgoingInvalid(action, error)
+        return await self.call_action(
+            action, request.to_payload(), priority=priority, timeout=timeout, triggered=triggered, queue_offline=queue_offline
+        )
+
+    async def call_action(
+        self,
+        action: str,
+        payload: dict[str, Any],
+        *,
+        priority: Priority | None = None,
+        timeout: float | None = None,
+        triggered: bool = False,
+        queue_offline: bool | None = None,
+    ) -> OcppModel:
+        """``call`` for a payload in the station form (camelCase, the 2.1 shape); the
+        response is a model of the connection's version."""
+        if action in LANES:
+            raise ValueError(f"{action} is a must-deliver message; use the station's durable API for it")
+        self.check_outgoing(action, payload)
         if priority is None:
             priority = Priority.LIVE if action in LIVE_ACTIONS else Priority.CONTROL
         if queue_offline is None:
@@ -337,9 +399,7 @@ class ChargingStation(StationApi):
         if request.ocpp_kind != "Request" or action is None:
             raise TypeError(f"{type(request).__name__} is not an OCPP request")
         payload = request.to_payload()
-        error = self._protocols[0].check_payload(action, "Request", payload, self._field_lengths())
-        if error is not None:
-            raise OutgoingInvalid(action, error)
+        self.check_outgoing(action, payload)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def done(f: asyncio.Future) -> None:
@@ -477,8 +537,10 @@ class ChargingStation(StationApi):
         offline_for = None if self._offline_since is None else loop.time() - self._offline_since
         if offline_for is not None and offline_for > self.device_model.get_int(OCPPCommCtrlr.OfflineThreshold):
             self._status_reported.clear()  # B04.FR.01: report every connector
+        self._expire_offline_profiles()
         self._session = session
         self._offline_since = None
+        self._offline_since_utc = None
         self._outbox_dirty = True
         self._consecutive_timeouts = 0
         self._last_sent = loop.time()
@@ -516,6 +578,7 @@ class ChargingStation(StationApi):
         if session.answer is not None and not session.answer.done():
             session.answer.set_result(_LOST)
         self._offline_since = asyncio.get_running_loop().time()
+        self._offline_since_utc = self._clock()
         if self._registration != "Accepted":
             self._registration = None  # boot again on the next connection
         self._fail_queued(lambda item: item.priority == Priority.LIVE, "Offline")
@@ -651,6 +714,9 @@ class ChargingStation(StationApi):
         cert_item = self._cert_signing_due(now)
         if cert_item is not None:
             return cert_item, None
+        pull_item = self._dynamic_pull_due(now)
+        if pull_item is not None:
+            return pull_item, None
         # Ask the database only when something may be due: a commit since the last look,
         # or a retry time reached; saves a thread hop per idle turn of the sender.
         if self._outbox_dirty or (self._outbox_due is not None and now >= self._outbox_due):
@@ -668,6 +734,7 @@ class ChargingStation(StationApi):
         waits.append(heartbeat_due - now)
         for due_at, *_ in self._cert_signing.values():
             waits.append(due_at - now)
+        waits.extend(due - now for due in self._dynamic_pull.values())
         return None, max(0.0, min(waits)) if waits else None
 
     def _boot_item(self) -> _Queued:
@@ -709,12 +776,54 @@ class ChargingStation(StationApi):
             return _Queued(int(Priority.CONTROL), next(self._seq), "SignCertificate", {"csr": csr, "certificateType": use})
         return None
 
+    def _dynamic_pull_due(self, now: float) -> _Queued | None:
+        """PullDynamicScheduleUpdate (2.1) for a Dynamic profile whose dynUpdateInterval passed."""
+        if self.ocpp_version is not OcppVersion.v21:
+            return None
+        for profile_id, due in list(self._dynamic_pull.items()):
+            stored = self._profiles.get(profile_id)
+            interval = getattr(stored.profile, "dyn_update_interval", None) if stored is not None else None
+            if stored is None or not interval or interval <= 0:
+                self._dynamic_pull.pop(profile_id, None)
+                continue
+            if now < due:
+                continue
+            self._dynamic_pull[profile_id] = now + interval
+
+            async def apply(response: OcppModel, profile_id: int = profile_id) -> None:
+                if _value(response.status) == "Accepted" and response.schedule_update is not None:  # type: ignore[attr-defined]
+                    await self.apply_schedule_update(profile_id, response.schedule_update.to_payload(), "PullDynamicScheduleUpdate")  # type: ignore[attr-defined]
+
+            return _Queued(int(Priority.CONTROL), next(self._seq), "PullDynamicScheduleUpdate", {"chargingProfileId": profile_id},
+                           on_result=apply)
+        return None
+
+    def _expire_offline_profiles(self) -> None:
+        """2.1 invalidAfterOfflineDuration: profiles whose maxOfflineDuration ran out during the
+        outage are removed for good when the connection comes back."""
+        offline_for = self.offline_for()
+        if offline_for is None:
+            return
+        expired = [
+            p.id for p in self._profiles.values()
+            if getattr(p.profile, "invalid_after_offline_duration", None)
+            and p.profile.max_offline_duration is not None and offline_for > p.profile.max_offline_duration
+        ]
+        if expired:
+            log.warning("charging profiles %s expired while offline (invalidAfterOfflineDuration)", expired)
+            self.remove_profiles(expired)
+
     async def _exchange(
         self, session: _Session, action: str, payload: dict[str, Any], timeout: float | None, *, checked: bool = False
     ) -> Any:
         """Send one CALL and wait for its answer; returns an RPC event or raises _ConnectionLost."""
         loop = asyncio.get_running_loop()
-        outgoing = session.core.send_call((action, payload), loop.time(), timeout=timeout, checked=checked)
+        try:
+            wire = to_version(action, "Request", payload, session.protocol.version)
+        except VersionMismatch as exc:
+            raise OutgoingInvalid(action, CallError(ErrorCode.PropertyConstraintViolation, f"{session.protocol.subprotocol}: {exc}")) from None
+        # Payloads were checked for this version when queued, unless they changed form.
+        outgoing = session.core.send_call((action, wire), loop.time(), timeout=timeout, checked=checked and wire is payload)
         session.answer = loop.create_future()
         log.info("%s -> CSMS (%s)", action, outgoing.message_id)
         try:
@@ -744,8 +853,8 @@ class ChargingStation(StationApi):
 
     async def _send_queued(self, session: _Session, item: _Queued) -> None:
         try:
-            # API calls were checked against the schema when queued (call/send_soon).
-            event = await self._exchange(session, item.action, item.payload, item.timeout, checked=item.future is not None)
+            # Checked again: the connection may speak another version than when it was queued.
+            event = await self._exchange(session, item.action, item.payload, item.timeout)
         except OutgoingInvalid as exc:
             if item.future is not None and not item.future.done():
                 item.future.set_exception(exc)
@@ -887,7 +996,7 @@ class ChargingStation(StationApi):
     def _load_profiles(self) -> dict[int, StoredProfile]:
         result = {}
         for evse_id, text in self.store.query("SELECT evse_id, profile FROM charging_profiles"):
-            profile = m.ChargingProfileType.model_validate(json.loads(text))
+            profile = v21.ChargingProfileType.model_validate(json.loads(text))  # the station form
             result[int(profile.id)] = StoredProfile(evse_id, profile)
         return result
 

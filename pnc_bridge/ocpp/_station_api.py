@@ -10,23 +10,36 @@ Rules of this module:
   fail for connection problems.
 - Every payload is built from the generated models or checked against its schema before
   it is stored or queued, so a bad argument is an ``OutgoingInvalid`` at the caller.
+- Payloads are built in the station form (the OCPP 2.1 models, a superset of 2.0.1);
+  must-deliver ones are checked against every offered version, because the connection
+  that will carry them may speak either (``ChargingStation.check_outgoing``).
+- V2X: the protocol-neutral ``EvChargingNeeds`` and ``ChargingSchedule`` (``_v2x``) are the
+  bridge's API; the version mapping of what they become is in ``_versions``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from pnc_bridge.ocpp._events import ChargingProfilesChanged
-from pnc_bridge.ocpp._generated import v201 as m
+from pnc_bridge.ocpp._events import ChargingProfilesChanged, ChargingScheduleChanged, DynamicScheduleUpdated
+from pnc_bridge.ocpp._generated import v21 as m  # the station form: OCPP 2.1 shapes
 from pnc_bridge.ocpp._model import OcppModel, format_datetime
-from pnc_bridge.ocpp._rpc import OutgoingInvalid
+from pnc_bridge.ocpp._protocol import OcppVersion, protocol_for
 from pnc_bridge.ocpp._smart_charging import StoredProfile
+from pnc_bridge.ocpp._v2x import ChargingSchedule, EvChargingNeeds, needs_payload, schedule_from_composite
 from pnc_bridge.ocpp._variables import SecurityCtrlr, SmartChargingCtrlr
+from pnc_bridge.ocpp._versions import lift, schema
+
+log = logging.getLogger("pnc_bridge.ocpp")
+
+#: Horizon of the schedules pushed to the service with ``ChargingScheduleChanged`` (s).
+SCHEDULE_HORIZON = 86_400
 
 __all__ = ["StationApi", "TransactionState", "CRITICAL_SECURITY_EVENTS"]
 
@@ -153,19 +166,41 @@ class StationApi:
     async def notify_ev_charging_needs(
         self,
         evse_id: int,
-        charging_needs: m.ChargingNeedsType | dict[str, Any],
+        charging_needs: EvChargingNeeds | m.ChargingNeedsType | dict[str, Any],
         *,
         max_schedule_tuples: int | None = None,
         timeout: float | None = None,
-    ) -> m.NotifyEVChargingNeedsResponse:
-        """K15/K17: the EV's charging needs; the CSMS answers with a TxProfile later."""
-        payload: dict[str, Any] = {"evseId": evse_id, "chargingNeeds": _dump(charging_needs)}
-        if max_schedule_tuples is not None:
-            payload["maxScheduleTuples"] = max_schedule_tuples
+    ) -> Any:
+        """K15/K17 (2.1: also Q-block V2X): the EV's charging needs; the CSMS answers with a
+        TxProfile later. Returns the NotifyEVChargingNeedsResponse of the connection's version.
+
+        ``charging_needs`` is the protocol-neutral ``EvChargingNeeds`` (the bridge's way:
+        mapped to 2.1 ``v2xChargingParameters`` / ``controlMode`` / ``mobilityNeedsMode`` /
+        ``availableEnergyTransfer``, or on 2.0.1 to what 2.0.1 has plus those fields in
+        ``customData`` under ``V2X_VENDOR_ID``), or a ChargingNeedsType (model or dict).
+        The needs are remembered for the EVSE (discharge bounds, setpoint checks) before the
+        call, so they count even when the call fails. Raises ``CallFailed`` (``Offline`` at once).
+        """
+        if isinstance(charging_needs, EvChargingNeeds):
+            self._ev_needs[evse_id] = charging_needs
+            payload = needs_payload(evse_id, charging_needs, now=self._clock(), max_schedule_tuples=max_schedule_tuples)
+            payload = m.NotifyEVChargingNeedsRequest.model_validate(payload).to_payload()
+        else:
+            payload = {"evseId": evse_id, "chargingNeeds": _dump(charging_needs)}
+            if max_schedule_tuples is not None:
+                payload["maxScheduleTuples"] = max_schedule_tuples
         tx = self.transaction_on(evse_id)
         if tx is not None:
             self._iso15118_needs_sent.add(tx.transaction_id)
-        return await self.call(m.NotifyEVChargingNeedsRequest.model_validate(payload), timeout=timeout)  # type: ignore[return-value]
+        return await self.call_action("NotifyEVChargingNeeds", payload, timeout=timeout)
+
+    def ev_needs(self, evse_id: int) -> EvChargingNeeds | None:
+        """The needs of the EV on ``evse_id`` as last given to ``notify_ev_charging_needs``."""
+        return self._ev_needs.get(evse_id)
+
+    def allowed_energy_transfer(self, transaction_id: str) -> tuple[str, ...] | None:
+        """2.1 NotifyAllowedEnergyTransfer: the modes the CSMS allows for the transaction (None: not said)."""
+        return self._allowed_energy_transfer.get(transaction_id)
 
     # ================================================================== durable messages
     async def security_event(self, event_type: str, tech_info: str | None = None, *, critical: bool | None = None) -> None:
@@ -190,16 +225,17 @@ class StationApi:
     async def notify_ev_charging_schedule(
         self, evse_id: int, time_base: datetime, charging_schedule: m.ChargingScheduleType | dict[str, Any]
     ) -> None:
-        """K15.FR.10: the EV's charging profile, durable."""
+        """K15.FR.10: the EV's charging profile, durable. The schedule is a ChargingScheduleType
+        in the 2.1 shape (``_v2x.ev_schedule_payload`` builds one with discharge: negative
+        limits, ``dischargeLimit``, ``setpoint``); on 2.0.1 the 2.1-only fields travel in
+        ``customData`` and a period without ``limit`` gets its setpoint as limit."""
         request = m.NotifyEVChargingScheduleRequest.model_validate(
             {"evseId": evse_id, "timeBase": time_base, "chargingSchedule": _dump(charging_schedule)}
         )
         await self._put_durable("NotifyEVChargingSchedule", request.to_payload())
 
     async def _put_durable(self, action: str, payload: dict[str, Any]) -> None:
-        error = self._protocols[0].check_payload(action, "Request", payload, self._field_lengths())
-        if error is not None:
-            raise OutgoingInvalid(action, error)
+        self.check_outgoing(action, payload, durable=True)
         offline = self._session is None
         await self.store.run(lambda: self.outbox.put(action, payload, offline=offline))
         self._wake(outbox=True)
@@ -272,10 +308,15 @@ class StationApi:
         stopped_reason: str | None = None,
         number_of_phases_used: int | None = None,
         cable_max_current: int | None = None,
+        operation_mode: str | None = None,
     ) -> int:
-        """A TransactionEvent(Updated); returns its seqNo."""
+        """A TransactionEvent(Updated); returns its seqNo. ``operation_mode`` (2.1
+        OperationModeEnumType: the V2X mode now in force) goes to transactionInfo on 2.1 and
+        to its customData on 2.0.1."""
         state = self._require_tx(transaction_id)
         info: dict[str, Any] = {"transactionId": transaction_id}
+        if operation_mode is not None:
+            info["operationMode"] = operation_mode
         if charging_state:
             info["chargingState"] = charging_state
             state.charging_state = charging_state
@@ -330,10 +371,14 @@ class StationApi:
         seq = await self._transaction_event("Ended", state.evse_id, trigger_reason, info, extra, on_commit=persist)
         self._transactions.pop(transaction_id, None)
         self._iso15118_needs_sent.discard(transaction_id)
+        self._ev_needs.pop(state.evse_id, None)
+        self._allowed_energy_transfer.pop(transaction_id, None)
         for profile_id in tx_profiles:
             self._profiles.pop(profile_id, None)
+            self._dynamic_pull.pop(profile_id, None)
         if tx_profiles:
             self.emit(ChargingProfilesChanged((state.evse_id,), "TransactionEnded"))
+            self._emit_schedules((state.evse_id,), "TransactionEnded")
         self._wake()
         return seq
 
@@ -355,8 +400,6 @@ class StationApi:
         on_commit: Callable[[Any], None] | None = None,
     ) -> int:
         timestamp = format_datetime(self._clock())
-        protocol = self._protocols[0]
-        field_lengths = self._field_lengths()
 
         def make(seq_no: int) -> dict[str, Any]:
             payload = {
@@ -367,9 +410,7 @@ class StationApi:
                 "transactionInfo": info,
                 **extra,
             }
-            error = protocol.check_payload("TransactionEvent", "Request", payload, field_lengths)
-            if error is not None:
-                raise OutgoingInvalid("TransactionEvent", error)
+            self.check_outgoing("TransactionEvent", payload, durable=True)
             return payload
 
         offline = self._session is None
@@ -434,6 +475,10 @@ class StationApi:
             evse_max = self._evses[evse_id].max_power_w
             phases = self._evses[evse_id].supply_phases
         tx = self.transaction_on(evse_id) if evse_id else None
+        if evse_id == 0:
+            evse_discharge = sum(e.max_discharge_power_w for e in self._evses.values())
+        else:
+            evse_discharge = self._evses[evse_id].max_discharge_power_w
         return composite_schedule(
             self._profiles.values(),
             evse_id=evse_id,
@@ -446,9 +491,89 @@ class StationApi:
             evse_max_unit="W",
             supply_phases=phases,
             line_voltage=self.config.line_voltage if phases else self.config.dc_voltage,
+            evse_max_discharge=evse_discharge,
+            ev=self._ev_needs.get(evse_id) if evse_id else None,
+            offline_for=self.offline_for(),
         )
 
+    def charging_schedule(self, evse_id: int, duration: int = SCHEDULE_HORIZON, unit: str = "W",
+                          *, start: datetime | None = None) -> ChargingSchedule:
+        """The composite schedule of ``evse_id`` from now as the protocol-neutral
+        ``ChargingSchedule``: charge and discharge (negative limit = discharge period,
+        ``discharge_limit``, ``setpoint``), bounded by the EVSE and the EV's needs.
+
+        While offline it is the last valid schedule: the stored profiles still apply, except
+        those whose 2.1 ``maxOfflineDuration`` has passed. Falling back to charge-only after
+        a while is the service's decision (``ChargingSchedule.charge_only()``)."""
+        return schedule_from_composite(self.composite_schedule(evse_id, duration, unit, start=start))
+
+    def station_profile(self, profile: OcppModel) -> m.ChargingProfileType:
+        """A ChargingProfileType of either version in the station form (a 2.1 model): on
+        2.0.1 our vendor's customData (dischargeLimit, setpoint, operationMode) is lifted
+        into the period. Raises ``ValueError`` with the reason when the result is not
+        valid OCPP 2.1 (a positive dischargeLimit in customData, ...)."""
+        if isinstance(profile, m.ChargingProfileType):
+            return profile
+        payload = {"evseId": 0, "chargingProfile": profile.to_payload()}
+        lifted = lift(payload, schema(OcppVersion.v21, "SetChargingProfileRequest"))
+        error = protocol_for(OcppVersion.v21).check_payload("SetChargingProfile", "Request", lifted)
+        if error is not None:
+            raise ValueError(error.description)
+        return m.ChargingProfileType.model_validate(lifted["chargingProfile"])
+
+    def _emit_schedules(self, evse_ids: Iterable[int], reason: str, charging_profile_id: int | None = None) -> None:
+        """``ChargingScheduleChanged`` for each EVSE touched (0 = all), with the new schedule."""
+        ids = sorted(self._evses) if 0 in evse_ids else sorted(e for e in set(evse_ids) if e in self._evses)
+        for evse_id in ids:
+            try:
+                schedule = self.charging_schedule(evse_id)
+            except Exception:  # noqa: BLE001 - a schedule bug must not hide the change itself
+                log.exception("composite schedule of EVSE %d failed", evse_id)
+                continue
+            self.emit(ChargingScheduleChanged(evse_id, schedule, reason, charging_profile_id))
+
+    async def apply_schedule_update(self, profile_id: int, update: dict[str, Any], source: str) -> tuple[str, str | None]:
+        """A ChargingScheduleUpdateType (2.1 UpdateDynamicSchedule / PullDynamicScheduleUpdate)
+        for the Dynamic profile ``profile_id``: the values replace those of its period, the
+        profile is stored, and ``DynamicScheduleUpdated`` + ``ChargingScheduleChanged`` go to
+        the service at once. Returns (status, reason code)."""
+        from pnc_bridge.ocpp._smart_charging import period_discharge_request, value_range
+
+        stored = self._profiles.get(profile_id)
+        if stored is None:
+            return "Rejected", "UnknownProfile"
+        if _value(stored.profile.charging_profile_kind) != "Dynamic":
+            return "Rejected", "NotDynamic"
+        fields = {k: v for k, v in update.items() if k != "customData"}
+        schedule = stored.profile.charging_schedule[0]
+        period = schedule.charging_schedule_period[0]
+        new_period = m.ChargingSchedulePeriodType.model_validate({**period.to_payload(), **fields})
+        if new_period.limit is None and new_period.setpoint is None:
+            return "Rejected", "InvalidValue"
+        unit = _value(schedule.charging_rate_unit)
+        if period_discharge_request(new_period) and stored.evse_id:
+            needs = self._ev_needs.get(stored.evse_id)
+            if not self._evses[stored.evse_id].max_discharge_power_w or (needs is not None and not needs.bidirectional):
+                return "Rejected", "NoBidirectional"
+        if new_period.setpoint is not None and stored.evse_id:
+            ctx = self._handlers._profile_context()
+            low, high = value_range(stored.evse_id, unit, ctx)
+            if not low <= new_period.setpoint <= high:
+                return "Rejected", "SetpointOutOfRange"
+        new_schedule = schedule.model_copy(update={"charging_schedule_period": [new_period, *schedule.charging_schedule_period[1:]]})
+        profile = stored.profile.model_copy(
+            update={"charging_schedule": [new_schedule, *stored.profile.charging_schedule[1:]], "dyn_update_time": self._clock()}
+        )
+        await self.store.run(lambda: self.store_profile(stored.evse_id, profile))
+        evse_ids = (stored.evse_id,) if stored.evse_id else tuple(sorted(self._evses))
+        for evse_id in evse_ids:
+            schedule_now = self.charging_schedule(evse_id)
+            self.emit(DynamicScheduleUpdated(evse_id, profile_id, profile.transaction_id, schedule_now.periods[0], source))
+        self._emit_schedules(evse_ids, source, profile_id)
+        return "Accepted", None
+
     def store_profile(self, evse_id: int, profile: m.ChargingProfileType) -> None:
+        """Store a profile (station form); blocking, for ``Store.run``."""
         stored = StoredProfile(evse_id, profile)
         with self.store.transaction() as tx:
             tx.execute("DELETE FROM charging_profiles WHERE id=?", (stored.id,))
@@ -458,6 +583,16 @@ class StationApi:
             )
         self._profiles[stored.id] = stored
 
+    def track_dynamic_pull(self, profile: m.ChargingProfileType) -> None:
+        """2.1: pull updates of a Dynamic profile every dynUpdateInterval (event loop only)."""
+        interval = getattr(profile, "dyn_update_interval", None)
+        if _value(profile.charging_profile_kind) == "Dynamic" and interval and interval > 0:
+            if int(profile.id) not in self._dynamic_pull:
+                self._dynamic_pull[int(profile.id)] = asyncio.get_running_loop().time() + interval
+                self._wake()
+        else:
+            self._dynamic_pull.pop(int(profile.id), None)
+
     def remove_profiles(self, ids: Iterable[int]) -> None:
         ids = list(ids)
         with self.store.transaction() as tx:
@@ -465,6 +600,7 @@ class StationApi:
                 tx.execute("DELETE FROM charging_profiles WHERE id=?", (profile_id,))
         for profile_id in ids:
             self._profiles.pop(profile_id, None)
+            self._dynamic_pull.pop(profile_id, None)
 
     # ================================================================== certificates (A02/A03)
     async def request_certificate(self, use: str, *, triggered: bool = False) -> str:

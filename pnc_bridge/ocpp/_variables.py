@@ -204,6 +204,8 @@ class EvseLayout:
     max_power_w: float = 150_000.0
     supply_phases: int = 0  # 0 = DC
     iso15118_evse_id: str | None = None
+    #: The most the EVSE can take back from an EV (W); 0 = not bidirectional, no discharge.
+    max_discharge_power_w: float = 0.0
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 from pnc_bridge import timing
 from pnc_bridge.link.server import V2gtpConnection
 from pnc_bridge.link.v2gtp import PayloadType
-from pnc_bridge.secc._common import EvseStatus, ResumeContext, SeccConfig
+from pnc_bridge.secc._common import EvseStatus, PowerSetpoint, ResumeContext, SeccConfig
 from pnc_bridge.secc._connection import SeccConnection, WireStep
 from pnc_bridge.secc.effects import Effect, EffectFailed, EffectResult, Request
 
@@ -47,7 +47,8 @@ class SeccAdapter:
     """``await SeccAdapter(conn, config, fulfil).run()`` serves one EV connection until it ends.
 
     ``on_step(step)`` (optional) sees every :class:`WireStep`, e.g. for a timeline.
-    ``update_evse_status(status)`` may be called from any task of the same loop.
+    ``update_evse_status(status)`` and ``update_setpoint(setpoint)`` may be called from any
+    task of the same loop.
     """
 
     def __init__(
@@ -79,6 +80,10 @@ class SeccAdapter:
     def update_evse_status(self, status: EvseStatus) -> None:
         self._queue.put_nowait(("status", status))
 
+    def update_setpoint(self, setpoint: PowerSetpoint | None) -> None:
+        """ISO 15118-20 dynamic control: a power target for the next charge-loop response."""
+        self._queue.put_nowait(("setpoint", setpoint))
+
     async def run(self) -> WireStep | None:
         loop = asyncio.get_running_loop()
         self.connection = sc = SeccConnection(
@@ -101,6 +106,9 @@ class SeccAdapter:
                     step = sc.tick(now)
                 elif kind == "status":
                     sc.update_evse_status(item)
+                    continue
+                elif kind == "setpoint":
+                    sc.update_setpoint(item, now)
                     continue
                 else:  # "closed"
                     step = sc.connection_lost(now)
@@ -167,7 +175,7 @@ class SeccAdapter:
                 self._log.exception("on_step hook failed")
         if step.send is not None:
             try:
-                await self._conn.send(PayloadType.EXI_ENCODED_V2G_MESSAGE, step.send)
+                await self._conn.send(PayloadType(step.payload_type), step.send)
             except ConnectionError as exc:
                 self._log.info("could not send the response: %s", exc)
         for effect in step.effects:

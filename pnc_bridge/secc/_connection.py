@@ -7,7 +7,14 @@ Rules of this module:
   It owns the SupportedAppProtocol handshake, EXI decoding and encoding, and the session
   core the handshake chose; it never reads a clock or touches a socket.
 - The schema of every message after the handshake comes from the handshake, never from
-  trying decoders (a DIN message decodes as a valid-looking ISO 15118-2 one).
+  trying decoders (a DIN message decodes as a valid-looking ISO 15118-2 one). ISO 15118-20
+  messages come in several schemas; the V2GTP payload type names which (0x8002 common
+  messages, 0x8003 AC, 0x8004 DC; 0x8101 / 0x8102, the ScheduleRenegotiation and
+  MeteringConfirmation streams, carry common messages), and a response goes out with the
+  payload type of its own schema (``WireStep.payload_type``).
+- ISO 15118-20 is offered only over TLS (unless ``Iso20Config.without_tls``) and only for
+  a family the EVSE serves: ``-20:DC`` needs a DC energy transfer mode and a DC service,
+  ``-20:AC`` an AC mode and an AC service.
 - Real EVs send values outside the XSD's ranges (a Seres sends MaxNumberOfPhasesInUse 4):
   requests are decoded with ``strict=False``; our responses are encoded strictly.
 - Anything undecodable ends the connection cleanly (no response can be built for a request
@@ -22,28 +29,61 @@ from dataclasses import dataclass
 from typing import Any
 
 from pnc_bridge import exi
+from pnc_bridge.exi._api import codec as _exi_codec
 from pnc_bridge.link.v2gtp import PayloadType
 from pnc_bridge.messages import apphand
-from pnc_bridge.secc._common import EvseStatus, ResumeContext, SeccConfig, Step
+from pnc_bridge.secc._common import EvseStatus, PowerSetpoint, ResumeContext, SeccConfig, Step
 from pnc_bridge.secc._core import SessionCore
 from pnc_bridge.secc.apphand import SupportedProtocol, negotiate
 from pnc_bridge.secc.din import DinSession
 from pnc_bridge.secc.effects import Effect, EffectResult
 from pnc_bridge.secc.iso2 import Iso2Session
+from pnc_bridge.secc.iso20 import Iso20AcSession, Iso20DcSession
 
-__all__ = ["SESSION_CORES", "SeccConnection", "WireStep"]
+__all__ = ["ISO20_PAYLOAD_SCHEMA", "SESSION_CORES", "SeccConnection", "WireStep", "iso20_payload_type"]
 
 _log = logging.getLogger("pnc_bridge.secc")
 
-#: schema -> session core; ISO 15118-20 adds its cores here
-SESSION_CORES: dict[str, type[SessionCore]] = {"din": DinSession, "iso2": Iso2Session}
+#: SupportedProtocol.schema -> session core
+SESSION_CORES: dict[str, type[SessionCore]] = {
+    "din": DinSession, "iso2": Iso2Session, "iso20-dc": Iso20DcSession, "iso20-ac": Iso20AcSession,
+}
+
+#: ISO 15118-20: V2GTP payload type -> the exi schema of the message it carries
+ISO20_PAYLOAD_SCHEMA: dict[int, str] = {
+    PayloadType.MAINSTREAM: "iso20-common",
+    PayloadType.AC_MAINSTREAM: "iso20-ac",
+    PayloadType.DC_MAINSTREAM: "iso20-dc",
+    PayloadType.SCHEDULE_RENEGOTIATION: "iso20-common",
+    PayloadType.METERING_CONFIRMATION: "iso20-common",
+}
+_ISO20_TYPE_OF_SCHEMA = {"iso20-common": PayloadType.MAINSTREAM, "iso20-ac": PayloadType.AC_MAINSTREAM,
+                         "iso20-dc": PayloadType.DC_MAINSTREAM}
+_ISO20_SCHEMA_OF_CLASS: dict[type, str] = {}
+
+
+def iso20_schema(message: Any) -> str:
+    """The exi schema an ISO 15118-20 message belongs to (``iso20-common``, ``-ac``, ``-dc``)."""
+    cls = type(message)
+    schema = _ISO20_SCHEMA_OF_CLASS.get(cls)
+    if schema is None:
+        schema = next((s for s in ("iso20-common", "iso20-dc", "iso20-ac") if cls in _exi_codec(s).ROOTS), "iso20-common")
+        _ISO20_SCHEMA_OF_CLASS[cls] = schema
+    return schema
+
+
+def iso20_payload_type(message: Any) -> PayloadType:
+    """The V2GTP payload type an ISO 15118-20 message travels in."""
+    return _ISO20_TYPE_OF_SCHEMA[iso20_schema(message)]
 
 
 @dataclass(frozen=True, slots=True)
 class WireStep:
     """``send``: EXI payload for a V2GTP frame of type ``EXI_ENCODED_V2G_MESSAGE`` (or
     ``None``); ``effects``, ``close``, ``reason``, ``resume`` as in :class:`Step`;
-    ``request`` / ``response``: the decoded messages, for logs and timelines."""
+    ``request`` / ``response``: the decoded messages, for logs and timelines;
+    ``payload_type``: the V2GTP payload type to send ``send`` with (ISO 15118-20 has one per
+    message set; 0x8001 otherwise)."""
 
     send: bytes | None = None
     effects: tuple[Effect, ...] = ()
@@ -52,6 +92,7 @@ class WireStep:
     resume: ResumeContext | None = None
     request: Any = None
     response: Any = None
+    payload_type: int = PayloadType.EXI_ENCODED_V2G_MESSAGE  # of ``send``
 
 
 def message_name(message: Any) -> str:
@@ -59,6 +100,8 @@ def message_name(message: Any) -> str:
     if message is None:
         return "-"
     body = getattr(getattr(message, "body", None), "body_element", None)
+    if body is None and hasattr(message, "header"):  # ISO 15118-20: the message itself
+        return type(message).__name__
     if body is not None:
         name = type(body).__name__
         return "SessionStopReq" if name == "SessionStop" else name
@@ -89,6 +132,7 @@ class SeccConnection:
         self._resume = resume
         self._log = logger or _log
         self._status = config.initial_status
+        self._setpoint: tuple[PowerSetpoint | None, float] | None = None
         self.protocol: SupportedProtocol | None = None
         self.session: SessionCore | None = None
         self._deadline: float | None = now + config.timers.sequence_timeout
@@ -108,16 +152,33 @@ class SeccConnection:
         if self.session is not None:
             self.session.update_evse_status(status)
 
+    def update_setpoint(self, setpoint: PowerSetpoint | None, now: float) -> None:
+        """ISO 15118-20 dynamic control: a power target for the next charge-loop responses
+        (kept until a -20 session starts; other protocols have no setpoints)."""
+        self._setpoint = (setpoint, now)
+        update = getattr(self.session, "update_setpoint", None)
+        if update is not None:
+            update(setpoint, now)
+
     # -- inputs ------------------------------------------------------------ #
     def receive_payload(self, payload_type: int, payload: bytes, now: float) -> WireStep:
         if self._closed:
             return WireStep(close=True, reason="connection already closed")
-        if payload_type != PayloadType.EXI_ENCODED_V2G_MESSAGE:
-            return self._stop(now, f"V2GTP payload type {payload_type:#06x} is not used by DIN 70121 / ISO 15118-2")
         if self.session is None:
+            if payload_type != PayloadType.SAP:
+                return self._stop(now, f"V2GTP payload type {payload_type:#06x} before the SupportedAppProtocol handshake")
             return self._handshake(payload, now)
+        assert self.protocol is not None
+        if self.protocol.is_iso20:
+            schema = ISO20_PAYLOAD_SCHEMA.get(payload_type)
+            if schema is None:
+                return self._stop(now, f"V2GTP payload type {payload_type:#06x} carries no ISO 15118-20 message this SECC serves")
+        elif payload_type != PayloadType.EXI_ENCODED_V2G_MESSAGE:
+            return self._stop(now, f"V2GTP payload type {payload_type:#06x} is not used by DIN 70121 / ISO 15118-2")
+        else:
+            schema = self.protocol.schema
         try:
-            message = exi.decode(self.protocol.schema, payload, strict=False)  # type: ignore[union-attr]
+            message = exi.decode(schema, payload, strict=False)
         except exi.ExiDecodeError as exc:
             return self._wrap(self.session.decode_failed(str(exc), now), None, now)
         return self._wrap(self.session.receive(message, now, raw=bytes(payload)), message, now)
@@ -173,18 +234,37 @@ class SeccConnection:
             resume=self._resume, logger=self._log,
         )
         self.session.update_evse_status(self._status)
+        update = getattr(self.session, "update_setpoint", None)
+        if update is not None and self._setpoint is not None:
+            update(*self._setpoint)
         return WireStep(send=send, request=request, response=result.response)
 
     def _enabled(self) -> tuple[SupportedProtocol, ...]:
-        """The configured protocols this EVSE can serve: DIN 70121 only with a DC mode."""
-        dc = any(mode.is_dc for mode in self.config.energy_transfer_modes)
-        return tuple(p for p in self.config.protocols if p is not SupportedProtocol.DIN_70121 or dc)
+        """The configured protocols this EVSE can serve on this connection: DIN 70121 only
+        with a DC mode; ISO 15118-20 only over TLS and for a family the EVSE serves."""
+        modes = self.config.energy_transfer_modes
+        dc = any(mode.is_dc for mode in modes)
+        ac = any(not mode.is_dc for mode in modes)
+        iso20 = self.config.iso20
+        iso20_ok = self._tls or iso20.without_tls
+        serves = {
+            SupportedProtocol.DIN_70121: dc,
+            SupportedProtocol.ISO_15118_20_DC: iso20_ok and dc and any(s.is_dc for s in iso20.services),
+            SupportedProtocol.ISO_15118_20_AC: iso20_ok and ac and any(not s.is_dc for s in iso20.services),
+        }
+        return tuple(p for p in self.config.protocols if serves.get(p, True))
 
     def _wrap(self, step: Step, request: Any, now: float) -> WireStep:
         send = None
+        payload_type = PayloadType.EXI_ENCODED_V2G_MESSAGE
         if step.response is not None:
             try:
-                send = exi.encode(self.protocol.schema, step.response)  # type: ignore[union-attr]
+                if self.protocol.is_iso20:  # type: ignore[union-attr]
+                    schema = iso20_schema(step.response)
+                    payload_type = _ISO20_TYPE_OF_SCHEMA[schema]
+                else:
+                    schema = self.protocol.schema  # type: ignore[union-attr]
+                send = exi.encode(schema, step.response)
             except exi.ExiEncodeError as exc:
                 self._log.error("cannot encode %s: %s", message_name(step.response), exc)
                 aborted = self.session.abort(f"response not encodable: {exc}", now)  # type: ignore[union-attr]
@@ -194,4 +274,4 @@ class SeccConnection:
         if step.close:
             self._closed = True
         return WireStep(send=send, effects=step.effects, close=step.close, reason=step.reason, resume=step.resume,
-                        request=request, response=step.response)
+                        request=request, response=step.response, payload_type=payload_type)

@@ -1,4 +1,4 @@
-"""The machinery every DIN / ISO 15118-2 session core shares: sequence and session-ID checks,
+"""The machinery every session core (DIN 70121, ISO 15118-2, ISO 15118-20) shares: sequence and session-ID checks,
 held responses, effect bookkeeping, timers and the clean stop.
 
 Rules of this module:
@@ -165,7 +165,7 @@ Handler = Callable[[Context, Any, float], "Reply | Hold"]
 
 
 class SessionCore:
-    """Base of ``DinSession`` and ``Iso2Session``. Call order:
+    """Base of ``DinSession``, ``Iso2Session`` and ``Iso20Session``. Call order:
 
     ``receive(message, now)`` for each request the EV sends; ``resolve(result, now)`` for each
     effect result; ``tick(now)`` when ``deadline()`` has passed; ``connection_lost(now)`` when
@@ -178,6 +178,8 @@ class SessionCore:
     HANDLERS: ClassVar[dict[type, Handler]]
     INITIAL: ClassVar[Enum]
     FINAL: ClassVar[Enum]
+    #: the session data class (a protocol may extend :class:`Context` with its own fields)
+    CONTEXT: ClassVar[type[Context]] = Context
 
     def __init__(
         self,
@@ -190,7 +192,7 @@ class SessionCore:
         logger: logging.Logger | None = None,
     ) -> None:
         log = logger or _log
-        self._ctx = Context(
+        self._ctx = self.CONTEXT(
             config=config, status=config.initial_status, tls=tls, schema=self.SCHEMA,
             unix_base=unix_time - now, log=log,
         )
@@ -210,6 +212,10 @@ class SessionCore:
 
     def _is_setup(self, request: Any) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _body_of(self, message: Any) -> Any:
+        """The request inside a message: DIN / ISO 15118-2 wrap it in ``V2G_Message``."""
+        return getattr(getattr(message, "body", None), "body_element", None)
 
     # -- introspection ----------------------------------------------------- #
     @property
@@ -252,7 +258,7 @@ class SessionCore:
         EV's own bytes: CertificateInstallationReq / CertificateUpdateReq)."""
         if self._closed:
             return Step(close=True, reason="session already stopped")
-        body = getattr(getattr(message, "body", None), "body_element", None)
+        body = self._body_of(message)
         handler = self.HANDLERS.get(type(body))
         if handler is None:
             name = type(body).__name__ if body is not None else "an empty body"
@@ -261,7 +267,7 @@ class SessionCore:
         self._sequence_deadline = None
         ctx.received_at = now
         ctx.request_raw = raw
-        header_id = getattr(message.header, "session_id", b"") or b""
+        header_id = getattr(getattr(message, "header", None), "session_id", b"") or b""
         if self._held is not None:
             self._held = None
             return self._finish(message, self._fail(body, "FAILED_SequenceError", f"{type(body).__name__} before the previous response"), now)
@@ -289,7 +295,7 @@ class SessionCore:
             return Step(effects=self._take_effects())
         message, _ = self._held
         self._held = None
-        body = message.body.body_element
+        body = self._body_of(message)
         return self._run(message, self.HANDLERS[type(body)], body, now)
 
     def tick(self, now: float) -> Step:
@@ -349,7 +355,7 @@ class SessionCore:
     def _finish(self, request_message: Any, reply: Reply, now: float) -> Step:
         ctx = self._ctx
         header_id = ctx.session_id or getattr(request_message.header, "session_id", b"") or bytes(1)
-        response = self._envelope(header_id, reply.body, reply.signature)
+        response = self._envelope(header_id, reply.body, reply.signature, now)
         if reply.next_state is not None:
             self._state = reply.next_state
         if reply.close:
@@ -360,7 +366,7 @@ class SessionCore:
         self._sequence_deadline = now + ctx.config.timers.sequence_timeout
         return Step(response, self._take_effects())
 
-    def _envelope(self, session_id: bytes, body: Any, signature: Any) -> Any:
+    def _envelope(self, session_id: bytes, body: Any, signature: Any, now: float) -> Any:
         m = self.MESSAGES
         return m.V2G_Message(header=m.MessageHeader(session_id=session_id, signature=signature), body=m.Body(body_element=body))
 

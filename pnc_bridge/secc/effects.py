@@ -2,10 +2,13 @@
 
 Rules of this module:
 
-- One vocabulary for every protocol (DIN SPEC 70121, ISO 15118-2, later ISO 15118-20):
+- One vocabulary for every protocol (DIN SPEC 70121, ISO 15118-2, ISO 15118-20):
   values are SI floats (V, A, W, Wh, s) and names of the standards' enumerations, never a
-  protocol's PhysicalValue or message class (the one exception is the signature checks,
-  which need the signed message itself).
+  protocol's PhysicalValue, RationalNumber or message class (the one exception is the
+  signature checks, which need the signed message itself).
+- Power and current are signed as in OCPP 2.1: positive flows into the EV (charging,
+  import), negative out of it (discharging, export). Limits named ``*discharge*`` are
+  magnitudes (>= 0), as OCPP 2.1 ``V2XChargingParametersType`` gives them.
 - An effect is a frozen dataclass named as an imperative with a correlation ``id`` that is
   unique within one connection. A :class:`Request` waits for a result named
   ``<Effect>Result`` (or :class:`EffectFailed`) passed to ``session.resolve()``; a
@@ -31,16 +34,20 @@ __all__ = [
     "AuthorizeWithCsmsResult",
     "CertificateAction",
     "ChargingState",
+    "ControlMode",
     "CloseContactor",
     "CloseContactorResult",
     "Effect",
     "EffectFailed",
     "EffectResult",
+    "EnergyService",
     "EnergyTransferMode",
     "EvChargingNeeds",
+    "EvPowerScheduleEntry",
     "GetChargingSchedule",
     "GetChargingScheduleResult",
     "Isolation",
+    "MobilityNeedsMode",
     "Notification",
     "OpenContactor",
     "OpenContactorResult",
@@ -58,6 +65,7 @@ __all__ = [
     "StartTransaction",
     "StopReason",
     "StopTransaction",
+    "V2xChargingParameters",
     "ValidateContractChain",
     "ValidateContractChainResult",
     "VerifyAuthorizationSignature",
@@ -85,6 +93,72 @@ class EnergyTransferMode(str, Enum):
     @property
     def phases(self) -> int:
         return 3 if self is EnergyTransferMode.AC_three_phase_core else 1
+
+
+class EnergyService(str, Enum):
+    """ISO 15118-20 energy transfer services (ServiceDiscoveryRes ServiceIDs, as Josev's
+    ``ServiceV20`` numbers them); the names are also OCPP 2.1 ``EnergyTransferModeEnumType``
+    values, except ``AC`` (OCPP names the phases: ``AC_single_phase`` / ``AC_three_phase``)."""
+
+    AC = "AC"
+    DC = "DC"
+    WPT = "WPT"
+    DC_ACDP = "DC_ACDP"
+    AC_BPT = "AC_BPT"
+    DC_BPT = "DC_BPT"
+    DC_ACDP_BPT = "DC_ACDP_BPT"
+
+    @property
+    def service_id(self) -> int:
+        return _SERVICE_IDS[self]
+
+    @classmethod
+    def from_service_id(cls, service_id: int) -> "EnergyService | None":
+        return _SERVICES_BY_ID.get(service_id)
+
+    @property
+    def is_dc(self) -> bool:
+        return self.value.startswith("DC")
+
+    @property
+    def is_bpt(self) -> bool:
+        """Bidirectional power transfer: the EV may also discharge."""
+        return self.value.endswith("BPT")
+
+
+_SERVICE_IDS = {
+    EnergyService.AC: 1, EnergyService.DC: 2, EnergyService.WPT: 3, EnergyService.DC_ACDP: 4,
+    EnergyService.AC_BPT: 5, EnergyService.DC_BPT: 6, EnergyService.DC_ACDP_BPT: 7,
+}
+_SERVICES_BY_ID = {v: k for k, v in _SERVICE_IDS.items()}
+
+
+class ControlMode(str, Enum):
+    """Who steers the power in an ISO 15118-20 session, named as OCPP 2.1
+    ``ControlModeEnumType`` (ISO 15118-20 ServiceDetail parameter ``ControlMode`` 1 / 2):
+    the EV within the EVSE's schedule (``ScheduledControl``), or the EVSE with targets
+    in every charge-loop response (``DynamicControl``)."""
+
+    ScheduledControl = "ScheduledControl"
+    DynamicControl = "DynamicControl"
+
+    @property
+    def parameter(self) -> int:
+        """The value of the ServiceDetail parameter ``ControlMode``."""
+        return 1 if self is ControlMode.ScheduledControl else 2
+
+
+class MobilityNeedsMode(str, Enum):
+    """Who may set the EV's mobility needs (departure time, SoC targets), named as OCPP 2.1
+    ``MobilityNeedsModeEnumType`` (ISO 15118-20 ServiceDetail parameter ``MobilityNeedsMode``
+    1: the EV only, 2: the EV and the EVSE)."""
+
+    EVCC = "EVCC"
+    EVCC_SECC = "EVCC_SECC"
+
+    @property
+    def parameter(self) -> int:
+        return 1 if self is MobilityNeedsMode.EVCC else 2
 
 
 class PaymentOption(str, Enum):
@@ -263,7 +337,7 @@ class RequestEvCertificate(Request):
 
     action: CertificateAction = CertificateAction.Install
     exi_request: bytes = b""
-    schema_version: str = "urn:iso:15118:2:2013:MsgDef"  # OCPP iso15118SchemaVersion
+    schema_version: str = "urn:iso:15118:2:2013:MsgDef"  # OCPP iso15118SchemaVersion; -20: urn:iso:std:iso:15118:-20:CommonMessages
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +353,67 @@ class RequestEvCertificateResult(EffectResult):
 
 
 @dataclass(frozen=True, slots=True)
+class V2xChargingParameters:
+    """An ISO 15118-20 EV's limits both ways and its energy requests, field for field OCPP 2.1
+    ``V2XChargingParametersType`` (snake case), so the bridge maps them one to one, on OCPP 2.1
+    natively and on OCPP 2.0.1 in ``customData``. As OCPP defines them: power and current
+    limits combine the EV and the EVSE (maxima: the lower of both; minima: the higher), all
+    >= 0 (discharge limits are magnitudes); the energy requests are the EV's own, in Wh
+    from the present state of charge, and may be negative (the EV may give energy back)."""
+
+    min_charge_power: float | None = None
+    min_charge_power_l2: float | None = None
+    min_charge_power_l3: float | None = None
+    max_charge_power: float | None = None
+    max_charge_power_l2: float | None = None
+    max_charge_power_l3: float | None = None
+    min_discharge_power: float | None = None
+    min_discharge_power_l2: float | None = None
+    min_discharge_power_l3: float | None = None
+    max_discharge_power: float | None = None
+    max_discharge_power_l2: float | None = None
+    max_discharge_power_l3: float | None = None
+    min_charge_current: float | None = None
+    max_charge_current: float | None = None
+    min_discharge_current: float | None = None
+    max_discharge_current: float | None = None
+    min_voltage: float | None = None
+    max_voltage: float | None = None
+    ev_target_energy_request: float | None = None
+    ev_min_energy_request: float | None = None
+    ev_max_energy_request: float | None = None
+    ev_min_v2x_energy_request: float | None = None
+    ev_max_v2x_energy_request: float | None = None
+    target_soc: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvPowerScheduleEntry:
+    """One entry of an ISO 15118-20 EV's energy offer (``EVPowerScheduleEntry``, OCPP 2.1
+    ``EVPowerScheduleEntryType``): ``power_w`` for ``duration`` seconds; negative: the EV
+    offers to discharge."""
+
+    duration: int
+    power_w: float
+
+
+@dataclass(frozen=True, slots=True)
 class EvChargingNeeds:
-    """What the EV said in ChargeParameterDiscoveryReq (OCPP NotifyEVChargingNeeds material)."""
+    """What the EV said in ChargeParameterDiscoveryReq (ISO 15118-20: with ServiceSelection
+    and ScheduleExchangeReq); OCPP NotifyEVChargingNeeds material.
+
+    ISO 15118-20 sessions also fill ``service`` (the energy service selected; OCPP 2.1
+    ``requestedEnergyTransfer``), ``available_services`` (the EV's SupportedServiceIDs;
+    ``availableEnergyTransfer``), ``control_mode``, ``mobility_needs_mode``, ``v2x`` (the
+    EV's BPT boundaries and energy requests) and, in scheduled BPT, ``energy_offer``
+    (``evEnergyOffer``); ``energy_transfer_mode`` then holds the nearest ISO 15118-2 name
+    (``DC_extended`` for DC and DC_BPT, ``AC_three_phase_core`` / ``AC_single_phase_core``
+    by the selected connector) for OCPP 2.0.1's ``requestedEnergyTransfer``.
+    ``max_entries`` is ISO 15118-20's MaximumSupportingPoints there."""
 
     energy_transfer_mode: EnergyTransferMode
     departure_time: int | None = None  # seconds from now
-    max_entries: int | None = None  # MaxEntriesSAScheduleTuple
+    max_entries: int | None = None  # MaxEntriesSAScheduleTuple (-2), MaximumSupportingPoints (-20)
     energy_request_wh: float | None = None
     energy_capacity_wh: float | None = None
     max_current_a: float | None = None
@@ -294,6 +423,15 @@ class EvChargingNeeds:
     soc: int | None = None
     full_soc: int | None = None
     bulk_soc: int | None = None
+    # ISO 15118-20
+    service: EnergyService | None = None
+    available_services: tuple[EnergyService, ...] = ()
+    control_mode: ControlMode | None = None
+    mobility_needs_mode: MobilityNeedsMode | None = None
+    v2x: V2xChargingParameters | None = None
+    energy_offer: tuple[EvPowerScheduleEntry, ...] = ()
+    min_soc: int | None = None
+    target_soc: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +451,8 @@ class GetChargingScheduleResult(EffectResult):
 
 @dataclass(frozen=True, slots=True)
 class ProfileEntry:
-    """One entry of the EV's charging profile (PowerDeliveryReq ChargingProfile)."""
+    """One entry of the EV's charging profile (PowerDeliveryReq ChargingProfile; ISO 15118-20
+    EVPowerProfile, where ``max_power_w`` is the planned power, negative when discharging)."""
 
     start: int  # seconds from the start of the schedule
     max_power_w: float
@@ -372,8 +511,11 @@ class StartCableCheckResult(EffectResult):
 
 @dataclass(frozen=True, slots=True)
 class SetDcTarget(Notification):
-    """DC: the EV's present target (PreCharge, CurrentDemand); the power electronics follow.
-    Emitted only when the target changes."""
+    """DC: the present target (PreCharge, CurrentDemand, -20 DC_ChargeLoop); the power
+    electronics follow. Emitted only when the target changes. ``current_a`` is negative when
+    an ISO 15118-20 BPT session discharges; in dynamic control the target is the EVSE's own
+    (the setpoint as a current at the EV's voltage), in scheduled control the EV's, clamped
+    to the EVSE's limits both ways."""
 
     voltage_v: float = 0.0
     current_a: float = 0.0
@@ -391,7 +533,7 @@ class StartTransaction(Notification):
 
     session_id: str = ""  # hex
     evcc_id: str = ""  # hex
-    protocol: str = ""  # "din", "iso2"
+    protocol: str = ""  # "din", "iso2", "iso20"
     payment: PaymentOption = PaymentOption.ExternalPayment
     emaid: str | None = None
     resumed: bool = False

@@ -25,7 +25,7 @@ from tests.exi import oracle
 from tests.exi.gen import make_encodable, maximal, strategy
 from tests.exi.vectors import canonical
 
-SCHEMAS = ("apphand", "din", "iso2")
+SCHEMAS = ("apphand", "din", "iso2", "iso20-common", "iso20-ac", "iso20-dc", "iso20-acdp", "iso20-wpt")
 BATCH = 40
 
 

@@ -181,6 +181,8 @@ def station_config(
     identity: str = IDENTITY,
     max_message_bytes: int = 256 * 1024,
     boot_retry_interval: float = 1.0,
+    discharge_w: float = 0.0,
+    subprotocols: tuple[str, ...] = ("ocpp2.1", "ocpp2.0.1"),
 ) -> StationConfig:
     fast = {
         "OCPPCommCtrlr/RetryBackOffWaitMinimum": "0",
@@ -196,7 +198,8 @@ def station_config(
         basic_auth_password=password,
         organization_name="Test CPO",
         evses=tuple(
-            EvseLayout(i, (ConnectorLayout(1),), 22_000.0 if ac else 150_000.0, 3 if ac else 0) for i in range(1, evses + 1)
+            EvseLayout(i, (ConnectorLayout(1),), 22_000.0 if ac else 150_000.0, 3 if ac else 0, max_discharge_power_w=discharge_w)
+            for i in range(1, evses + 1)
         ),
         message_timeout=message_timeout,
         iso15118_secc_id="SECC1",
@@ -211,6 +214,7 @@ def station_config(
         settings=settings,
         max_message_bytes=max_message_bytes,
         boot_retry_interval=boot_retry_interval,
+        subprotocols=subprotocols,
     )
 
 
@@ -247,6 +251,20 @@ def harness(tmp_path: Path) -> Callable[..., StationHarness]:
         return StationHarness(tmp_path, station_config(url, **kwargs))
 
     return make
+
+
+@pytest.fixture(params=["ocpp2.0.1", "ocpp2.1"])
+def each_ocpp_version(request: pytest.FixtureRequest) -> Any:
+    """Run a test once per OCPP version: emulators made without ``subprotocols`` accept only
+    that one, and the station (offering both) speaks it."""
+    from hil.csms import CsmsEmulator
+
+    previous = CsmsEmulator.default_subprotocols
+    CsmsEmulator.default_subprotocols = (request.param,)
+    try:
+        yield request.param
+    finally:
+        CsmsEmulator.default_subprotocols = previous
 
 
 def tx_events(csms: Any, station: str = IDENTITY) -> list[dict[str, Any]]:

@@ -11,6 +11,9 @@ import pytest
 from hil.csms import CsmsEmulator
 from tests.ocpp.conftest import IDENTITY, PASSWORD, run
 
+#: Every test here runs on OCPP 2.0.1 and on OCPP 2.1 (the emulator accepts one of them).
+pytestmark = pytest.mark.usefixtures("each_ocpp_version")
+
 CASES = [
     ("not json at all", "-1", "RpcFrameworkError"),
     ('{"object": "not an array"}', "-1", "RpcFrameworkError"),

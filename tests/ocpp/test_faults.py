@@ -9,6 +9,8 @@ same event (same seqNo, type, timestamp and content, only ``offline`` may have b
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import os
 import random
@@ -22,6 +24,9 @@ from typing import Any
 from hil.csms import CsmsEmulator, FaultPlan
 from pnc_bridge.ocpp import backoff_delay
 from tests.ocpp.conftest import IDENTITY, PASSWORD, run, tx_events
+
+#: Every test here runs on OCPP 2.0.1 and on OCPP 2.1 (the emulator accepts one of them).
+pytestmark = pytest.mark.usefixtures("each_ocpp_version")
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,6 +3,8 @@ per-EVSE seqNo in the same commit, offline flags, and survival of a killed proce
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import subprocess
@@ -11,6 +13,9 @@ import textwrap
 from pathlib import Path
 
 from pnc_bridge.ocpp import Lane, Outbox, RetryPolicy, Store
+
+#: Every test here runs on OCPP 2.0.1 and on OCPP 2.1 (the emulator accepts one of them).
+pytestmark = pytest.mark.usefixtures("each_ocpp_version")
 
 
 def te(seq_no: int, tid: str = "T1") -> dict:

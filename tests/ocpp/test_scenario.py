@@ -62,3 +62,17 @@ def test_a_bad_scenario_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text('[[step]]\ncall = "Reset"\nwait = "Boot"\n')
     with pytest.raises(ValueError, match="exactly one of"):
         load_scenario(path)
+
+
+def test_the_emulator_cli_refuses_an_unknown_ocpp_version(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    path = tmp_path / "v.toml"
+    path.write_text('[csms]\nocpp = ["1.6"]\n[[step]]\nsleep = 0\n')
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run([sys.executable, "-m", "hil.csms", "--port", "0", "--scenario", str(path), "--station", "X"],
+                          capture_output=True, text=True, env=env, cwd=repo, timeout=60)
+    assert done.returncode == 2 and "unknown OCPP version(s) 1.6" in done.stderr and "Traceback" not in done.stderr

@@ -4,6 +4,8 @@ and certificate renewal (A02) without losing queued messages."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from datetime import datetime, timezone
 
@@ -12,6 +14,9 @@ from cryptography import x509
 from hil.csms import CsmsEmulator
 from pnc_bridge.ocpp import SecurityCtrlr
 from tests.ocpp.conftest import IDENTITY, PASSWORD, Pki, issue, run
+
+#: Every test here runs on OCPP 2.0.1 and on OCPP 2.1 (the emulator accepts one of them).
+pytestmark = pytest.mark.usefixtures("each_ocpp_version")
 
 
 def wss(csms: CsmsEmulator) -> str:

@@ -44,6 +44,8 @@ def write(tmp_path: Path, text: str) -> Path:
         (GOOD + "\n[paths2]\n", "paths2: unknown key"),
         (GOOD.replace(IDENTITY, "bad:identity"), "station.identity"),
         (GOOD + '\n[device_model]\n"Nope/Nothing" = "1"\n', "unknown variables: Nope/Nothing"),
+        (GOOD.replace('security_profile = 1', 'security_profile = 1\nsubprotocols = ["ocpp1.6"]'), "csms.subprotocols"),
+        (GOOD.replace('security_profile = 1', 'security_profile = 1\nsubprotocols = []'), "csms.subprotocols"),
     ],
 )
 def test_configuration_errors_are_one_clear_message(tmp_path: Path, capsys, text: str, message: str) -> None:
@@ -57,6 +59,12 @@ def test_missing_file_and_relative_paths(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.toml")
     config = load_config(write(tmp_path, GOOD))
     assert config.paths.data_dir == (tmp_path / "data").resolve()
+
+
+def test_ocpp_versions_offered_in_the_configured_order(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).csms.subprotocols == ("ocpp2.1", "ocpp2.0.1")  # default: 2.1 first
+    only = GOOD.replace('security_profile = 1', 'security_profile = 1\nsubprotocols = ["ocpp2.0.1"]')
+    assert load_config(write(tmp_path, only)).csms.subprotocols == ("ocpp2.0.1",)
 
 
 def test_the_example_configuration_is_valid(capsys) -> None:

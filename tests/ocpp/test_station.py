@@ -15,6 +15,9 @@ from hil.csms import CsmsCallError, CsmsEmulator
 from pnc_bridge.ocpp import CallFailed, OCPPCommCtrlr, OutgoingInvalid, events
 from tests.ocpp.conftest import IDENTITY, PASSWORD, Pki, issue, run
 
+#: Every test here runs on OCPP 2.0.1 and on OCPP 2.1 (the emulator accepts one of them).
+pytestmark = pytest.mark.usefixtures("each_ocpp_version")
+
 CSMS_AUTH = {IDENTITY: PASSWORD}
 
 
@@ -99,7 +102,7 @@ def test_boot_rejected_refuses_csms_requests_with_security_error(harness) -> Non
     run(body())
 
 
-def test_plug_and_charge_calls_and_durable_messages(harness) -> None:
+def test_plug_and_charge_calls_and_durable_messages(harness, each_ocpp_version: str) -> None:
     long_exi = base64.b64encode(b"\x80" * 7000).decode()  # 9336 characters: over the schema's 7500
 
     async def body() -> None:
@@ -139,8 +142,10 @@ def test_plug_and_charge_calls_and_durable_messages(harness) -> None:
             types = [r.payload["type"] for r in csms.received("SecurityEventNotification")]
             assert "TamperDetectionActivated" in types and "InvalidMessages" not in types
             assert csms.received("Authorize")[1].payload["certificate"].startswith("-----BEGIN")
-            with pytest.raises(OutgoingInvalid):  # exiRequest: maxLength 5600
-                await station.get_15118_ev_certificate(iso15118_schema_version="x", action="Install", exi_request="A" * 5601)
+            longest = 5600 if each_ocpp_version == "ocpp2.0.1" else 11000  # exiRequest maxLength of the version
+            with pytest.raises(OutgoingInvalid):
+                await station.get_15118_ev_certificate(iso15118_schema_version="x", action="Install",
+                                                       exi_request="A" * (longest + 1))
             no_invalid_frames(csms)
             await h.stop()
             with pytest.raises(CallFailed) as offline:  # time-critical calls are not queued offline

@@ -10,8 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hil.ev import EvConfig, EvSession
+from hil.ev._core20 import Ev20Config, Ev20Session
 from hil.secc_rig import RigPorts
-from pnc_bridge.link.v2gtp import PayloadType
 from pnc_bridge.secc import ResumeContext, SeccConfig, SeccConnection, WireStep
 from pnc_bridge.secc.effects import Notification
 
@@ -20,7 +20,7 @@ UNIX0 = time.time()  # wall clock at monotonic 0 for both sides (certificates ar
 
 @dataclass
 class PairRun:
-    ev: EvSession
+    ev: EvSession | Ev20Session
     secc: SeccConnection
     ports: RigPorts
     steps: list[WireStep] = field(default_factory=list)
@@ -46,7 +46,7 @@ class PairRun:
 
 
 def run_pair(
-    ev_config: EvConfig,
+    ev_config: EvConfig | Ev20Config,
     secc_config: SeccConfig,
     ports: RigPorts,
     *,
@@ -55,18 +55,21 @@ def run_pair(
     t0: float = 1000.0,
     limit: float = 600.0,
     on_step=None,
+    on_tick=None,
 ) -> PairRun:
     """Run one session to its end. ``on_step(run, step)`` sees every SECC step; returning
-    ``"cut"`` drops the connection there (as a TCP reset: neither side sends again)."""
+    ``"cut"`` drops the connection there (as a TCP reset: neither side sends again).
+    ``on_tick(run, now)`` (optional) runs before each jump in time (e.g. to push a setpoint)."""
     now = t0
     secc = SeccConnection(secc_config, now=now, unix_time=UNIX0 + now, tls=tls, resume=resume)
-    ev = EvSession(ev_config, now=now, unix_time=UNIX0 + now)
+    ev_class = Ev20Session if isinstance(ev_config, Ev20Config) else EvSession
+    ev = ev_class(ev_config, now=now, unix_time=UNIX0 + now)
     ports.listeners.append(secc.update_evse_status)
     secc.update_evse_status(ports.status)
     ports.advance_to(now)
     run = PairRun(ev, secc, ports)
-    to_secc: deque[bytes] = deque()
-    to_ev: deque[bytes] = deque()
+    to_secc: deque[tuple[int, bytes]] = deque()  # (V2GTP payload type, payload)
+    to_ev: deque[tuple[int, bytes]] = deque()
     due: list[tuple[float, object]] = []
     ev_closed = secc_closed = False
 
@@ -78,7 +81,7 @@ def run_pair(
         if on_step is not None and on_step(run, step) == "cut":
             cut = True
         if step.send is not None:
-            to_ev.append(step.send)
+            to_ev.append((step.payload_type, step.send))
         for effect in step.effects:
             if isinstance(effect, Notification):
                 ports.answer(effect)
@@ -90,7 +93,7 @@ def run_pair(
             secc_closed = True
 
     first = ev.start(now)
-    to_secc.append(first.send)
+    to_secc.append((first.payload_type, first.send))
     while now - t0 < limit:
         if cut and not secc_closed:
             to_secc.clear()
@@ -100,12 +103,13 @@ def run_pair(
             take(secc.connection_lost(now))
         progressed = False
         while to_secc and not secc_closed:
-            take(secc.receive_payload(PayloadType.EXI_ENCODED_V2G_MESSAGE, to_secc.popleft(), now))
+            take(secc.receive_payload(*to_secc.popleft(), now))
             progressed = True
         while to_ev and not ev_closed:
-            out = ev.receive_payload(to_ev.popleft(), now)
+            payload_type, payload = to_ev.popleft()
+            out = ev.receive_payload(payload, now, payload_type)
             if out.send is not None:
-                to_secc.append(out.send)
+                to_secc.append((out.payload_type, out.send))
             if out.close:
                 ev_closed = True
             progressed = True
@@ -131,12 +135,14 @@ def run_pair(
         candidates += [d for d, _ in due]
         if not candidates:
             break
+        if on_tick is not None:
+            on_tick(run, now)
         now = max(now, min(candidates))
         ports.advance_to(now)
         if not ev_closed:
             out = ev.tick(now)
             if out.send is not None:
-                to_secc.append(out.send)
+                to_secc.append((out.payload_type, out.send))
             if out.close:
                 ev_closed = True
         if not secc_closed:

@@ -11,8 +11,9 @@ Rules of this module:
   (and the connection closes).
 - Which match wins: by the EV's ``Priority`` (1 is the EV's first choice; ``prefer="ev"``,
   the default, as Josev does), or by the order of the charger's own list (``prefer="evse"``).
-- ISO 15118-20 has its namespaces reserved in :class:`SupportedProtocol` comments; its
-  members are added together with its session core.
+- ISO 15118-20 names one namespace per energy family (``-20:AC``, ``-20:DC``, ``-20:WPT``,
+  ``-20:ACDP``; version 1.0); the AC and DC ones have a session core here. Which of the
+  enabled protocols a connection may use (TLS, energy modes) is the caller's decision.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class SupportedProtocol(Enum):
 
     DIN_70121 = ("urn:din:70121:2012:MsgDef", 2, 0, "din")
     ISO_15118_2 = ("urn:iso:15118:2:2013:MsgDef", 2, 0, "iso2")
-    # ISO 15118-20 (urn:iso:std:iso:15118:-20:AC, :DC, :WPT, :ACDP; version 1.0) comes with its core.
+    ISO_15118_20_DC = ("urn:iso:std:iso:15118:-20:DC", 1, 0, "iso20-dc")
+    ISO_15118_20_AC = ("urn:iso:std:iso:15118:-20:AC", 1, 0, "iso20-ac")
 
     @property
     def namespace(self) -> str:
@@ -47,8 +49,14 @@ class SupportedProtocol(Enum):
 
     @property
     def schema(self) -> str:
-        """The ``pnc_bridge.exi`` schema of the protocol's messages."""
+        """The session core's key in ``SESSION_CORES``; for DIN / ISO 15118-2 also the
+        ``pnc_bridge.exi`` schema of every message. ISO 15118-20 messages come in several
+        schemas (``iso20-common`` and the family's own), told apart by the V2GTP payload type."""
         return self.value[3]
+
+    @property
+    def is_iso20(self) -> bool:
+        return self.value[3].startswith("iso20")
 
 
 @dataclass(frozen=True, slots=True)
