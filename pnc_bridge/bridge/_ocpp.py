@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
-from pnc_bridge.bridge._schedules import charging_needs, ev_charging_schedule, horizon, offered_schedules
+from pnc_bridge.bridge._schedules import ev_charging_schedule, horizon, ocpp_needs, offered_schedules
 from pnc_bridge.bridge._transactions import TxAction, TxEnd, TxStart, TxUpdate
 from pnc_bridge.ocpp import CallFailed, OutgoingInvalid
 from pnc_bridge.ocpp._variables import AuthCtrlr, SampledDataCtrlr
@@ -262,8 +262,7 @@ class OcppPort:
         status = "not sent"
         if needs is not None:
             try:
-                response = await self.station.notify_ev_charging_needs(
-                    ctx.evse_id, charging_needs(needs, self._clock()), max_schedule_tuples=needs.max_entries)
+                response = await self.station.notify_ev_charging_needs(ctx.evse_id, ocpp_needs(needs))
                 status = _v(response.status)
             except CallFailed as exc:
                 status = f"failed ({exc.reason})"

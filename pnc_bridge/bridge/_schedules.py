@@ -3,9 +3,10 @@
 Rules of this module:
 
 - No I/O and no clock: ``now`` (UTC) is an argument.
-- :func:`charging_needs` is OCPP ``ChargingNeedsType`` for NotifyEVChargingNeeds from the
-  SECC's protocol-neutral :class:`~pnc_bridge.secc.effects.EvChargingNeeds` (OCPP's fields
-  are integers: values are floored, never rounded up).
+- :func:`ocpp_needs` maps the SECC's :class:`~pnc_bridge.secc.effects.EvChargingNeeds` (ISO
+  15118 names) to the OCPP client's protocol-neutral needs, which it turns into
+  NotifyEVChargingNeeds for the connection's OCPP version (2.0.1 wants integers: values are
+  floored, never rounded up).
 - :func:`offered_schedules` turns the installed charging profiles into the SECC's
   :class:`~pnc_bridge.secc.schedule.ChargingSchedule` values. Every chargingSchedule of the
   transaction's TxProfile becomes one schedule (one SAScheduleTuple, at most three), each
@@ -17,15 +18,22 @@ Rules of this module:
   with it.
 - :func:`ev_charging_schedule` is the EV's charging profile (PowerDeliveryReq) as OCPP
   ``ChargingScheduleType`` for NotifyEVChargingSchedule.
+- The transfer-mode names differ between ISO 15118 and OCPP; :data:`OCPP_ENERGY_TRANSFER` is
+  the one table between them.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterable
 
+from pnc_bridge.ocpp import EnergyTransferMode as OcppMode
+from pnc_bridge.ocpp import EvChargingNeeds as OcppNeeds
+from pnc_bridge.ocpp import SchedulePeriod as OcppPeriod
+from pnc_bridge.ocpp import ev_schedule_payload
 from pnc_bridge.ocpp._smart_charging import StoredProfile, composite_schedule
+from pnc_bridge.secc.effects import EnergyTransferMode as SeccMode
 from pnc_bridge.secc.effects import EvChargingNeeds, ReportEvChargingSchedule
 from pnc_bridge.secc.schedule import (
     DEFAULT_HORIZON,
@@ -38,7 +46,7 @@ from pnc_bridge.secc.schedule import (
     TariffEntry,
 )
 
-__all__ = ["charging_needs", "ev_charging_schedule", "horizon", "offered_schedules", "tariff"]
+__all__ = ["OCPP_ENERGY_TRANSFER", "ev_charging_schedule", "horizon", "ocpp_needs", "offered_schedules", "tariff"]
 
 #: ISO 15118-2 offers at most three SAScheduleTuples.
 MAX_SCHEDULES = 3
@@ -59,30 +67,34 @@ def horizon(needs: EvChargingNeeds | None) -> int:
     return DEFAULT_HORIZON
 
 
-def charging_needs(needs: EvChargingNeeds, now: datetime) -> dict[str, Any]:
-    """``ChargingNeedsType`` (camelCase dict) for NotifyEVChargingNeeds."""
-    mode = needs.energy_transfer_mode
-    payload: dict[str, Any] = {}
-    if mode.is_dc:
-        payload["requestedEnergyTransfer"] = "DC"
-        dc: dict[str, Any] = {"evMaxCurrent": _int(needs.max_current_a) or 0, "evMaxVoltage": _int(needs.max_voltage_v) or 0}
-        for key, value in (("energyAmount", needs.energy_request_wh), ("evMaxPower", needs.max_power_w),
-                           ("stateOfCharge", needs.soc), ("evEnergyCapacity", needs.energy_capacity_wh),
-                           ("fullSoC", needs.full_soc), ("bulkSoC", needs.bulk_soc)):
-            if value is not None:
-                dc[key] = _int(value)
-        payload["dcChargingParameters"] = dc
-    else:
-        payload["requestedEnergyTransfer"] = "AC_three_phase" if mode.phases == 3 else "AC_single_phase"
-        payload["acChargingParameters"] = {
-            "energyAmount": _int(needs.energy_request_wh) or 0,
-            "evMinCurrent": _int(needs.min_current_a) or 0,
-            "evMaxCurrent": _int(needs.max_current_a) or 0,
-            "evMaxVoltage": _int(needs.max_voltage_v) or 0,
-        }
-    if needs.departure_time is not None:
-        payload["departureTime"] = now + timedelta(seconds=int(needs.departure_time))
-    return payload
+#: the SECC's energy transfer modes (ISO 15118-2 names) -> OCPP's EnergyTransferModeEnumType
+OCPP_ENERGY_TRANSFER = {
+    SeccMode.AC_single_phase_core: OcppMode.AC_single_phase,
+    SeccMode.AC_three_phase_core: OcppMode.AC_three_phase,
+    SeccMode.DC_core: OcppMode.DC,
+    SeccMode.DC_extended: OcppMode.DC,
+    SeccMode.DC_combo_core: OcppMode.DC,
+    SeccMode.DC_unique: OcppMode.DC,
+}
+
+
+def ocpp_needs(needs: EvChargingNeeds) -> OcppNeeds:
+    """The SECC's needs as the OCPP client's protocol-neutral ``EvChargingNeeds`` (which
+    ``ChargingStation.notify_ev_charging_needs`` maps to each OCPP version)."""
+    return OcppNeeds(
+        energy_transfer_mode=OCPP_ENERGY_TRANSFER[needs.energy_transfer_mode],
+        departure_time=needs.departure_time,
+        max_entries=needs.max_entries,
+        energy_request_wh=_int(needs.energy_request_wh),
+        energy_capacity_wh=_int(needs.energy_capacity_wh),
+        soc=needs.soc,
+        full_soc=needs.full_soc,
+        bulk_soc=needs.bulk_soc,
+        max_current_a=_int(needs.max_current_a),
+        min_current_a=_int(needs.min_current_a),
+        max_power_w=_int(needs.max_power_w),
+        max_voltage_v=_int(needs.max_voltage_v),
+    )
 
 
 def tariff(sales_tariff: Any) -> Tariff | None:
@@ -157,16 +169,16 @@ def offered_schedules(
 
 
 def ev_charging_schedule(effect: ReportEvChargingSchedule) -> dict[str, Any] | None:
-    """``ChargingScheduleType`` (camelCase dict) of the EV's profile, or None without one."""
+    """``ChargingScheduleType`` of the EV's profile for NotifyEVChargingSchedule (built by the
+    OCPP client's ``ev_schedule_payload``), or None without one."""
     if not effect.entries:
         return None
-    periods = []
+    periods: list[OcppPeriod] = []
     for entry in sorted(effect.entries, key=lambda e: e.start):
-        period: dict[str, Any] = {"startPeriod": int(entry.start), "limit": round(float(entry.max_power_w), 1)}
-        if entry.phases in (1, 2, 3):
-            period["numberPhases"] = entry.phases
-        if periods and periods[-1]["startPeriod"] == period["startPeriod"]:
-            periods[-1] = period
+        period = OcppPeriod(int(entry.start), round(float(entry.max_power_w), 1),
+                            number_phases=entry.phases if entry.phases in (1, 2, 3) else None)
+        if periods and periods[-1].start == period.start:
+            periods[-1] = period  # the EV repeated a start: the later entry holds
         else:
             periods.append(period)
-    return {"id": int(effect.sa_schedule_tuple_id), "chargingRateUnit": "W", "chargingSchedulePeriod": periods[:1024]}
+    return ev_schedule_payload(periods[:1024], unit="W", schedule_id=int(effect.sa_schedule_tuple_id))

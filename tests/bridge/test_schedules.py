@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.messages import Call, validate_payload
 
-from pnc_bridge.bridge._schedules import charging_needs, ev_charging_schedule, horizon, offered_schedules
+from pnc_bridge.bridge._schedules import ev_charging_schedule, horizon, ocpp_needs, offered_schedules
 from pnc_bridge.ocpp import v201 as m
+from pnc_bridge.ocpp import v21 as m21
 from pnc_bridge.ocpp._smart_charging import StoredProfile
 from pnc_bridge.secc.effects import EnergyTransferMode, EvChargingNeeds, ProfileEntry, ReportEvChargingSchedule
 from pnc_bridge.secc.schedule import LimitUnit
@@ -90,32 +91,35 @@ def test_a_txprofile_started_earlier_is_offered_from_now():
     assert [(p.start, p.limit) for p in only.periods] == [(0, 50000), (300, 22000)]
 
 
-def _validate(action: str, payload: dict) -> None:
+def _validate(action: str, payload: dict) -> None:  # the ocpp package's own check
     asyncio.run(validate_payload(Call("1", action, payload), "2.0.1"))
 
 
-def _needs_payload(needs: EvChargingNeeds) -> dict:
-    request = m.NotifyEVChargingNeedsRequest.model_validate({"evseId": 1, "chargingNeeds": charging_needs(needs, NOW)})
-    return request.to_payload()
-
-
-@pytest.mark.parametrize("needs,transfer", [
-    (EvChargingNeeds(EnergyTransferMode.DC_extended, departure_time=7200, energy_request_wh=40000.7, max_current_a=200.9,
-                     max_voltage_v=450, max_power_w=150000, soc=40, energy_capacity_wh=75000, full_soc=100, bulk_soc=80),
-     "DC"),
-    (EvChargingNeeds(EnergyTransferMode.AC_three_phase_core, energy_request_wh=20000, max_current_a=16, min_current_a=6,
-                     max_voltage_v=400), "AC_three_phase"),
-    (EvChargingNeeds(EnergyTransferMode.AC_single_phase_core), "AC_single_phase"),
-    (EvChargingNeeds(EnergyTransferMode.DC_core), "DC"),
+@pytest.mark.parametrize("mode,ocpp_mode", [
+    (EnergyTransferMode.DC_extended, "DC"), (EnergyTransferMode.DC_core, "DC"),
+    (EnergyTransferMode.AC_three_phase_core, "AC_three_phase"), (EnergyTransferMode.AC_single_phase_core, "AC_single_phase"),
 ])
-def test_charging_needs_fit_the_official_schema(needs, transfer):
-    payload = _needs_payload(needs)
-    _validate("NotifyEVChargingNeeds", payload)
-    assert payload["chargingNeeds"]["requestedEnergyTransfer"] == transfer
-    if needs.departure_time:
-        assert payload["chargingNeeds"]["departureTime"].startswith("2030-05-01T14:00:00")
-    if needs.max_current_a == 200.9:  # floored, never rounded up
-        assert payload["chargingNeeds"]["dcChargingParameters"]["evMaxCurrent"] == 200
+def test_needs_for_the_ocpp_client(mode, ocpp_mode):
+    needs = EvChargingNeeds(mode, departure_time=7200, max_entries=12, energy_request_wh=40000.7, max_current_a=200.9,
+                            min_current_a=6, max_voltage_v=450, max_power_w=150000, soc=40, energy_capacity_wh=75000,
+                            full_soc=100, bulk_soc=80)
+    mapped = ocpp_needs(needs)
+    assert mapped.energy_transfer_mode.value == ocpp_mode and not mapped.bidirectional
+    assert (mapped.departure_time, mapped.max_entries, mapped.soc, mapped.bulk_soc) == (7200, 12, 40, 80)
+    assert mapped.max_current_a == 200 and mapped.energy_request_wh == 40000  # floored, never rounded up
+
+
+def test_needs_reach_the_csms_as_valid_ocpp():
+    """What the station makes of the mapped needs passes the ``ocpp`` package's 2.0.1 schema."""
+    from pnc_bridge.ocpp._v2x import needs_payload
+    from pnc_bridge.ocpp._versions import to_version
+    from pnc_bridge.ocpp._protocol import OcppVersion
+
+    for mode in (EnergyTransferMode.DC_extended, EnergyTransferMode.AC_three_phase_core):
+        needs = ocpp_needs(EvChargingNeeds(mode, energy_request_wh=20000, max_current_a=16.5, min_current_a=6,
+                                           max_voltage_v=400, departure_time=3600))
+        station_form = m21.NotifyEVChargingNeedsRequest.model_validate(needs_payload(1, needs, now=NOW)).to_payload()
+        _validate("NotifyEVChargingNeeds", to_version("NotifyEVChargingNeeds", "Request", station_form, OcppVersion.v201))
 
 
 def test_horizon():
