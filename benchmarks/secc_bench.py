@@ -588,7 +588,7 @@ def _wire_ours(josev, mode: str, loops: int, work: Path) -> list[float]:
         async def start_csms():
             csms = CsmsEmulator(basic_auth={IDENTITY: PASSWORD})
             await csms.start()
-            PncCsms(csms, pki).install()
+            PncCsms(csms, pki).install().warm_up()
             return csms
 
         csms = loop.run(start_csms())

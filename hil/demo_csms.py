@@ -85,6 +85,17 @@ class PncCsms:
         self._ids = itertools.count(101)
         self._tasks: set[asyncio.Task] = set()
 
+    @staticmethod
+    def warm_up() -> None:
+        """Load the CPS's EXI codec now: a CPS in service is warm, and its first answer should
+        not carry the half second a codec takes to load on a small machine."""
+        from pnc_bridge import exi
+
+        try:
+            exi.decode("iso2", b"\x80")
+        except exi.ExiDecodeError:
+            pass
+
     def install(self) -> "PncCsms":
         self.csms.responses["Get15118EVCertificate"] = self.certificate or self._certificate
         self.csms.responses["NotifyEVChargingNeeds"] = self._needs

@@ -129,6 +129,7 @@ class BridgeRig:
         await self.csms.start()
         try:
             self.behaviour = PncCsms(self.csms, self.pki, **self.behaviour_options).install()
+            self.behaviour.warm_up()
             config_path = self.work_dir / "pnc-bridge.toml"
             config_path.write_text(self.config_text(self.csms.url))
             self.service = Service(load_config(config_path), **self.service_options)

@@ -97,6 +97,9 @@ class OcppPort:
 
     # ================================================================== authorization
     async def authorize_with_csms(self, effect: AuthorizeWithCsms, ctx) -> AuthorizeWithCsmsResult | EffectFailed:
+        # Started together with ValidateContractChain at PaymentDetailsReq: let the session send
+        # its PaymentDetailsRes before this builds and checks the Authorize request.
+        await asyncio.sleep(0)
         policy = self.policy()
         token = {"idToken": effect.emaid, "type": "eMAID"}
         ctx.token = token

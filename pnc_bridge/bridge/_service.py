@@ -124,16 +124,43 @@ def energy_transfer_modes(section: EvseSection) -> tuple[EnergyTransferMode, ...
     return (EnergyTransferMode.AC_single_phase_core,)
 
 
-def _load_codecs(schemas: set[str]) -> None:
-    """Load the EXI codecs of the offered protocols now, not at the first EV's first message
-    (about half a second each on a small machine, which a SessionSetupRes must not wait for)."""
-    from pnc_bridge import exi
+def _warm_up(schemas: set[str], trust_store: TrustStore) -> None:
+    """Load now what the first EV would otherwise wait for: the EXI codecs of the offered
+    protocols (about half a second each on a small machine; a SessionSetupRes must not wait
+    for that), the signature checks and the trust store's contract anchors."""
+    from pnc_bridge import exi, xmldsig  # noqa: F401 - imported for its tables
+    from pnc_bridge.pki import Purpose
 
     for schema in ("apphand", *sorted(schemas)):
         try:
             exi.decode(schema, b"\x80")
         except exi.ExiDecodeError:
             pass  # expected: an empty document; the codec is loaded
+    try:
+        trust_store.snapshot().anchors_for(Purpose.CONTRACT)
+    except TrustStoreError as exc:
+        log.error("trust store: %s", exc)
+
+
+#: OCPP requests of a live EV session, with a sample each: checking one now builds the schema
+#: validators (and the version mapping) the first Authorize would otherwise wait for.
+_LIVE_SAMPLES: dict[str, dict[str, Any]] = {
+    "Authorize": {"idToken": {"idToken": "DE8AA0012345670", "type": "eMAID"}, "iso15118CertificateHashData": [
+        {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00", "serialNumber": "1",
+         "responderURL": "http://ocsp.invalid"}]},
+    "Get15118EVCertificate": {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                              "exiRequest": "gA=="},
+    "NotifyEVChargingNeeds": {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC",
+                                                             "dcChargingParameters": {"evMaxCurrent": 1, "evMaxVoltage": 1}}},
+}
+
+
+def _warm_station(station: ChargingStation) -> None:
+    for action, payload in _LIVE_SAMPLES.items():
+        try:
+            station.check_outgoing(action, payload)
+        except Exception as exc:  # noqa: BLE001 - only a warm-up; the real call reports its own errors
+            log.debug("warming %s: %s", action, exc)
 
 
 class Service:
@@ -210,7 +237,8 @@ class Service:
                      cfg.station.identity, cfg.csms.url, cfg.csms.security_profile, cfg.driver.kind)
             self._spawn(self._events(queue), "events")
             if self.endpoints:
-                _load_codecs({p for section in cfg.evse if section.v2g for p in section.v2g.protocols})
+                _warm_up({p for section in cfg.evse if section.v2g for p in section.v2g.protocols}, trust_store)
+                _warm_station(station)
             for evse_id, endpoint in self.endpoints.items():
                 try:
                     await endpoint.start()
