@@ -108,6 +108,8 @@ class V2gEndpoint:
         self.tcp_port: int | None = None
         self.tls_port: int | None = None
         self.sessions = 0
+        #: the last SLAC events (Matched, MatchingFailed, ...), for status pages and tests
+        self.slac_events: list[Any] = []
 
     # ------------------------------------------------------------------ life cycle
     async def start(self) -> None:
@@ -186,7 +188,9 @@ class V2gEndpoint:
             slac.cp_state(SlacCp(state.value))
 
     def _slac_event(self, event: Any) -> None:
-        log.info("EVSE %d: SLAC %s", self.ctx.evse_id, event)
+        self.slac_events.append(event)
+        del self.slac_events[:-32]
+        log.info("EVSE %d: SLAC %s", self.ctx.evse_id, type(event).__name__)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -91,3 +91,40 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
             service.kill()
             service.wait()
         loop.close()
+
+
+def test_slac_then_sdp_then_a_session(pair, tmp_path, test_pki):
+    """With ``slac = true`` the service runs the SLAC EVSE side on the interface: the EV-side
+    SLAC emulator (``hil.ev_slac``, with ``hil.plc_modem`` answering the EVSE's CM_SET_KEY as
+    its modem would) matches, then the EV finds the SECC with SDP and charges (EIM, DIN)."""
+    from pnc_bridge.link.slac import Matched
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    modem = subprocess.Popen([*pair.exec_args(pair.ev_ns), sys.executable, "-m", "hil.plc_modem", pair.ev_if], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    loop = NetnsLoop(pair.evse_ns)
+    rig = BridgeRig(tmp_path, test_pki, v2g={"interface": pair.evse_if, "slac": True, "host": "::"},
+                    device_model={"AuthCtrlr/Enabled": "false"})
+    try:
+        loop.run(rig.__aenter__(), timeout=60)
+        slac = subprocess.run([*pair.exec_args(pair.ev_ns), sys.executable, "-m", "hil.ev_slac", pair.ev_if, "--timeout", "30"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert slac.returncode == 0, slac.stdout + slac.stderr
+        ev = subprocess.run(
+            [*pair.exec_args(pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", pair.ev_if,
+             "--protocol", "din", "--loops", "3", "--interval", "0.05"], capture_output=True, text=True, env=env, timeout=120)
+        assert ev.returncode == 0, ev.stdout + ev.stderr
+
+        async def outcome():
+            await rig.wait_ended()
+            return list(rig.endpoint.slac_events), rig.tx_events()
+
+        events, tx = loop.run(outcome(), timeout=60)
+        assert any(isinstance(e, Matched) for e in events)
+        assert tx[-1]["eventType"] == "Ended" and tx[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+    finally:
+        loop.run(rig.__aexit__(None, None, None), timeout=60)
+        loop.close()
+        modem.terminate()
+        modem.wait(10)
