@@ -258,10 +258,11 @@ async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval:
                 )
                 say(f"EV emulator: {protocol.title}")
                 t0 = loop.time()
+                host = rig.v2g["host"]
                 if protocol.pnc:
-                    ev = await run_ev(ev_config, "::1", rig.endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
+                    ev = await run_ev(ev_config, host, rig.endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
                 else:
-                    ev = await run_ev(ev_config, "::1", rig.endpoint.tcp_port)
+                    ev = await run_ev(ev_config, host, rig.endpoint.tcp_port)
                 try:
                     await rig.wait_ended(10)
                     await rig.wait_idle(5)

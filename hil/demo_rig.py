@@ -15,10 +15,23 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["IDENTITY", "PASSWORD", "BridgeRig", "make_trust_store"]
+__all__ = ["IDENTITY", "PASSWORD", "BridgeRig", "loopback_host", "make_trust_store"]
 
 IDENTITY = "DEMO-CS-1"
 PASSWORD = "demo-password-0123456789"
+
+
+def loopback_host() -> str:
+    """``::1`` where IPv6 works (ISO 15118 runs on IPv6), else ``127.0.0.1`` (containers
+    without IPv6): the demo must run on any machine."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+        return "::1"
+    except OSError:
+        return "127.0.0.1"
 
 
 def make_trust_store(directory: Path, pki: Any, *, roots: tuple[str, ...] = ("v2g", "mo", "oem"), secc: bool = True) -> Any:
@@ -69,7 +82,7 @@ class BridgeRig:
         self.work_dir = Path(work_dir)
         self.pki = pki
         self.phases = phases
-        self.v2g = {"host": "::1", **(v2g or {})}
+        self.v2g = {"host": loopback_host(), **(v2g or {})}
         self.device_model = {"OCPPCommCtrlr/WebSocketPingInterval": "0", "OCPPCommCtrlr/RetryBackOffWaitMinimum": "0",
                              "OCPPCommCtrlr/RetryBackOffRandomRange": "0", **(device_model or {})}
         self.iso15118 = iso15118 or {}
