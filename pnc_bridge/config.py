@@ -89,6 +89,45 @@ class ConnectorSection(_Section):
     type: str = "cCCS2"
 
 
+class V2gSection(_Section):
+    """The EVSE's high-level communication with the EV (ISO 15118-2 / DIN 70121): SLAC on the
+    PLC interface, SDP, and the TCP / TLS servers the SECC answers on."""
+
+    #: The PLC modem's network interface. With it, SDP answers on it, the servers bind to it
+    #: and (with ``slac``) SLAC runs on it. Without it the servers listen on ``host`` only
+    #: (a lab set-up where the EV is told the address by other means).
+    interface: str | None = None
+    #: Run the SLAC EVSE side on ``interface`` (needs root / CAP_NET_RAW).
+    slac: bool = True
+    #: Listen address without an interface ("::" = every address).
+    host: str = "::"
+    #: TCP port (EIM without TLS, DIN 70121), in the dynamic range 49152-65535 where EVs expect
+    #: the SECC; 0 = a free one of that range (announced by SDP); omit to offer no TCP.
+    tcp_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
+    #: TLS port (ISO 15118-2 TLS, needed for Plug & Charge); same range; 0 = a free one; omit to offer no TLS.
+    tls_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
+    #: Application protocols offered, in the charger's order of preference.
+    protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
+    #: Whose preference wins SupportedAppProtocol: the EV's Priority ("ev") or the order above ("evse").
+    protocol_priority: Literal["ev", "evse"] = "ev"
+    #: Payment options offered (Contract = Plug & Charge, only over TLS and with ISO15118Ctrlr.PnCEnabled).
+    payment_options: tuple[Literal["Contract", "ExternalPayment"], ...] = ("Contract", "ExternalPayment")
+    #: NSS key log of the TLS sessions, for Wireshark in a lab; never in the field.
+    tls_keylog: Path | None = None
+
+    @model_validator(mode="after")
+    def _something_offered(self) -> "V2gSection":
+        if self.tcp_port is None and self.tls_port is None:
+            raise ValueError("give tcp_port, tls_port or both")
+        for port in (self.tcp_port, self.tls_port):
+            if port and not 49152 <= port <= 65535:
+                raise ValueError(f"port {port}: an SECC listens on a port of the dynamic range 49152-65535 "
+                                 "(EVs refuse others), or 0 for a free one")
+        if not self.protocols or not self.payment_options:
+            raise ValueError("protocols and payment_options must not be empty")
+        return self
+
+
 class EvseSection(_Section):
     id: Annotated[int, Field(ge=1)]
     max_power_w: Annotated[float, Field(gt=0)] = 150_000.0
@@ -96,11 +135,18 @@ class EvseSection(_Section):
     max_voltage_v: Annotated[float, Field(gt=0)] = 920.0
     #: 0 for DC, 1 or 3 for AC.
     supply_phases: Literal[0, 1, 3] = 0
-    iso15118_evse_id: str | None = None
+    #: ISO 15118 EVSEID ("DE*ABC*E1234*1", 7-37 characters) sent in SessionSetupRes.
+    iso15118_evse_id: Annotated[str, Field(min_length=7, max_length=37)] | None = None
     connectors: tuple[ConnectorSection, ...] = (ConnectorSection(id=1),)
+    #: ISO 15118 / DIN 70121 towards the EV; without it the EVSE serves no EV sessions.
+    v2g: V2gSection | None = None
 
 
 class Iso15118Section(_Section):
+    #: Validate the EV's contract chain against the trust store's MO (and V2G) roots at
+    #: PaymentDetailsReq. Off: the CSMS alone decides (with the chain when
+    #: CentralContractValidationAllowed, else with its OCSP hash data). See docs/bridge.md.
+    local_contract_validation: bool = True
     pnc_enabled: bool = True
     central_contract_validation_allowed: bool = False
     contract_validation_offline: bool = True
@@ -155,6 +201,13 @@ class ServiceConfig(_Section):
         ids = [e.id for e in self.evse]
         if len(ids) != len(set(ids)) or not ids:
             raise ValueError("evse ids must be unique and at least one [[evse]] is needed")
+        interfaces = [e.v2g.interface for e in self.evse if e.v2g is not None and e.v2g.interface]
+        if len(interfaces) != len(set(interfaces)):
+            raise ValueError("each EVSE needs its own PLC interface (evse.v2g.interface)")
+        fixed = [(p, e.v2g.interface) for e in self.evse if e.v2g is not None
+                 for p in (e.v2g.tcp_port, e.v2g.tls_port) if p]
+        if len(fixed) != len(set(fixed)):
+            raise ValueError("two EVSEs listen on the same port (evse.v2g.tcp_port / tls_port)")
         return self
 
     def password(self) -> str | None:
@@ -173,6 +226,10 @@ def _resolve(data: dict, base: Path) -> None:
         for key in ("data_dir", "trust_store"):
             if isinstance(paths.get(key), str):
                 paths[key] = str((base / paths[key]).resolve()) if not Path(paths[key]).is_absolute() else paths[key]
+    for evse in data.get("evse", []) if isinstance(data.get("evse"), list) else []:
+        v2g = evse.get("v2g") if isinstance(evse, dict) else None
+        if isinstance(v2g, dict) and isinstance(v2g.get("tls_keylog"), str) and not Path(v2g["tls_keylog"]).is_absolute():
+            v2g["tls_keylog"] = str((base / v2g["tls_keylog"]).resolve())
     csms = data.get("csms")
     if isinstance(csms, dict) and isinstance(csms.get("password_file"), str):
         path = Path(csms["password_file"])

@@ -242,3 +242,25 @@ OCPP_OFFLINE_THRESHOLD = 60.0
 #: SecurityCtrlr.CertSigningWaitMinimum (A02.FR.17): wait for CertificateSigned before a
 #: new SignCertificateRequest; doubled CertSigningRepeatTimes times (A02.FR.18/19).
 OCPP_CERT_SIGNING_WAIT_MINIMUM = 60.0
+
+
+# --------------------------------------------------------------------------- #
+# Bridge (SECC effects <-> OCPP, EVSE driver)                                  #
+# --------------------------------------------------------------------------- #
+# Not standard timers: how the bridge paces its own work between the SECC and the CSMS.
+
+#: After NotifyEVChargingNeeds is answered Accepted / Processing, how long the bridge waits
+#: for the CSMS's SetChargingProfile before it offers the station's own limits (the EV keeps
+#: asking with ChargeParameterDiscoveryReq, answered Ongoing, meanwhile; well inside
+#: SECC_ONGOING_LIMIT).
+BRIDGE_SCHEDULE_WAIT = 20.0
+#: Get15118EVCertificate: the SECC holds CertificateInstallation/UpdateRes until
+#: V2G_EVCC_Msg_Timeout (5 s) minus SECC_RESPONSE_MARGIN; waiting longer for the CSMS only
+#: keeps its single outstanding CALL busy.
+BRIDGE_EV_CERTIFICATE_TIMEOUT = V2G_EVCC_Msg_Timeout_ISO2["CertificateInstallationReq"] - SECC_RESPONSE_MARGIN
+#: How often the present values, limits and meter of an EVSE with a live session are read
+#: from the driver and handed to the SECC (CurrentDemandRes / ChargingStatusRes carry them).
+BRIDGE_EVSE_STATUS_INTERVAL = 0.1
+#: On shutdown, how long the service waits for the CSMS to take the last queued messages
+#: (they stay in the outbox and are sent after the next start otherwise).
+BRIDGE_SHUTDOWN_DRAIN = 3.0

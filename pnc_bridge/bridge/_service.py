@@ -1,15 +1,21 @@
-"""The pnc-bridge service: one process that runs the OCPP client, the EVSE drivers and
-(later) the SECC, wired together.
+"""The pnc-bridge service: one process that runs the OCPP client, the EVSE drivers, the
+SECC (SLAC, SDP, TCP/TLS, ISO 15118-2 / DIN 70121 sessions) and the bridge between them.
 
 Rules of this module:
 
-- ``Service`` owns the store, the certificate store, the drivers and the station for one
-  run; ``run_service`` restarts it in-process after an OCPP Reset (B11/B12) and ends it
-  cleanly on SIGTERM/SIGINT.
-- The service reacts to station events (remote start/stop, reset, new charging limits)
-  and feeds the station what the hardware reports (connector status, meter values).
-- Without a hardware driver the EVSE simulator runs; with ``[simulator] sessions`` it
-  also plays EV sessions, which is how the fault tests produce TransactionEvents.
+- ``Service`` owns the store, the trust store, the drivers, the station, the bridge's ports
+  and the V2G endpoints for one run; ``run_service`` restarts it in-process after an OCPP
+  Reset (B11/B12) and ends it cleanly on SIGTERM/SIGINT.
+- The trust store is ``pnc_bridge.pki.TrustStore`` (created empty when missing), behind the
+  OCPP client's ``CertificateStore`` port and the SECC's TLS credentials.
+- The service reacts to station events (remote start/stop, reset, new charging limits,
+  deauthorization, TxStart/StopPoint changes) and feeds the station what the hardware and
+  the EV sessions report (connector status, meter values, TransactionEvents).
+- EVSEs with a ``[evse.v2g]`` table serve EVs (see ``_v2g``); the others, and every EVSE when
+  ``[simulator] sessions`` is set, can play simulated EV sessions without ISO 15118, which is
+  how the OCPP fault tests produce TransactionEvents.
+- Settings only tests and rigs need (shorter SECC timers, a logger for the SECC) are
+  constructor arguments, never patched.
 """
 
 from __future__ import annotations
@@ -17,9 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, Callable
 
-from pnc_bridge.config import ConfigError, ServiceConfig
+from pnc_bridge import timing
+from pnc_bridge.bridge._certificates import TrustStoreCertificates
+from pnc_bridge.bridge._context import EvseContext, RemoteStart
+from pnc_bridge.bridge._evse import EvsePort
+from pnc_bridge.bridge._fulfil import Bridge, fulfiller_table
+from pnc_bridge.bridge._ocpp import OcppPort
+from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
+from pnc_bridge.bridge._transactions import TransactionPoints
+from pnc_bridge.bridge._v2g import TrustStoreCredentials, V2gEndpoint
+from pnc_bridge.config import ConfigError, EvseSection, ServiceConfig
 from pnc_bridge.evse import EvseLimits, EvseSimulator
 from pnc_bridge.ocpp import (
     CallFailed,
@@ -27,7 +42,6 @@ from pnc_bridge.ocpp import (
     ChargingStationInfo,
     ConnectorLayout,
     EvseLayout,
-    FileCertificateStore,
     NetworkProfile,
     StationConfig,
     StationSettings,
@@ -35,7 +49,11 @@ from pnc_bridge.ocpp import (
     StoreError,
     events,
 )
-from pnc_bridge.ocpp._variables import AuthCtrlr, SampledDataCtrlr, standard_variables
+from pnc_bridge.ocpp._variables import AuthCtrlr, ISO15118Ctrlr, TxCtrlr, standard_variables
+from pnc_bridge.pki import StoreError as TrustStoreError
+from pnc_bridge.pki import TrustStore
+from pnc_bridge.secc import SeccConfig, SeccTimers, SupportedProtocol
+from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
 
 __all__ = ["Service", "run_service", "station_config"]
 
@@ -93,18 +111,106 @@ def station_config(config: ServiceConfig, *, boot_reason: str = "PowerUp") -> St
     )
 
 
-class Service:
-    """One run of the service; ``await run()`` returns "stopped" or "reset"."""
+#: ``[evse.v2g] protocols`` names -> the SECC's protocols
+_PROTOCOLS = {p.schema: p for p in SupportedProtocol}
 
-    def __init__(self, config: ServiceConfig, *, boot_reason: str = "PowerUp") -> None:
+
+def energy_transfer_modes(section: EvseSection) -> tuple[EnergyTransferMode, ...]:
+    """What an EVSE offers the EV, from its supply phases (0 = DC)."""
+    if section.supply_phases == 0:
+        return (EnergyTransferMode.DC_extended, EnergyTransferMode.DC_core)
+    if section.supply_phases == 3:
+        return (EnergyTransferMode.AC_three_phase_core, EnergyTransferMode.AC_single_phase_core)
+    return (EnergyTransferMode.AC_single_phase_core,)
+
+
+def _warm_up(schemas: set[str], trust_store: TrustStore) -> None:
+    """Load now what the first EV would otherwise wait for: the EXI codecs of the offered
+    protocols (about half a second each on a small machine; a SessionSetupRes must not wait
+    for that), the signature checks and the trust store's contract anchors."""
+    from pnc_bridge import exi, xmldsig  # noqa: F401 - imported for its tables
+    from pnc_bridge.pki import Purpose
+
+    for schema in ("apphand", *sorted(schemas)):
+        try:
+            exi.decode(schema, b"\x80")
+        except exi.ExiDecodeError:
+            pass  # expected: an empty document; the codec is loaded
+    try:
+        trust_store.snapshot().anchors_for(Purpose.CONTRACT)
+    except TrustStoreError as exc:
+        log.error("trust store: %s", exc)
+
+
+#: OCPP requests of a live EV session, with a sample each: checking one now builds the schema
+#: validators (and the version mapping) the first Authorize would otherwise wait for.
+_LIVE_SAMPLES: dict[str, dict[str, Any]] = {
+    "Authorize": {"idToken": {"idToken": "DE8AA0012345670", "type": "eMAID"}, "iso15118CertificateHashData": [
+        {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00", "serialNumber": "1",
+         "responderURL": "http://ocsp.invalid"}]},
+    "Get15118EVCertificate": {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                              "exiRequest": "gA=="},
+    "NotifyEVChargingNeeds": {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC",
+                                                             "dcChargingParameters": {"evMaxCurrent": 1, "evMaxVoltage": 1}}},
+}
+
+
+def _warm_station(station: ChargingStation) -> None:
+    for action, payload in _LIVE_SAMPLES.items():
+        try:
+            station.check_outgoing(action, payload)
+        except Exception as exc:  # noqa: BLE001 - only a warm-up; the real call reports its own errors
+            log.debug("warming %s: %s", action, exc)
+
+
+class Service:
+    """One run of the service; ``await run(stop)`` returns "stopped" or "reset".
+
+    ``secc_timers`` (tests, rigs) replaces the SECC's standard timers; ``on_step(ctx,
+    adapter, step)`` sees every SECC step (the demo's timeline); ``ready`` is set once the
+    station and every V2G endpoint are up (``endpoints[evse_id].tls_port`` etc. are known).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        *,
+        boot_reason: str = "PowerUp",
+        secc_timers: SeccTimers | None = None,
+        on_step: Callable[..., None] | None = None,
+        schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT,
+        status_interval: float = timing.BRIDGE_EVSE_STATUS_INTERVAL,
+    ) -> None:
         self.config = config
         self.boot_reason = boot_reason
+        self.secc_timers = secc_timers
+        self.on_step = on_step
+        self.schedule_wait = schedule_wait
+        self.status_interval = status_interval
         self.station: ChargingStation | None = None
+        self.trust_store: TrustStore | None = None
         self.drivers: dict[int, EvseSimulator] = {}
+        self.contexts: dict[int, EvseContext] = {}
+        self.endpoints: dict[int, V2gEndpoint] = {}
+        self.ocpp: OcppPort | None = None
+        self.ready = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._reset = asyncio.Event()
         self._reset_pending = False
         self._sessions: dict[int, asyncio.Task] = {}
+
+    # ------------------------------------------------------------------ life cycle
+    def _open_trust_store(self) -> TrustStore:
+        path = self.config.paths.trust_store
+        try:
+            store = TrustStore(path)
+            if not store.exists():
+                store = TrustStore.init(path)
+                log.info("created an empty trust store in %s (add roots with: pnc-bridge pki store add)", path)
+            store.snapshot()
+        except (TrustStoreError, OSError) as exc:
+            raise ConfigError(f"paths.trust_store {path}: {exc}") from exc
+        return store
 
     async def run(self, stop: asyncio.Event) -> str:
         cfg = self.config
@@ -114,23 +220,34 @@ class Service:
         except StoreError as exc:
             raise ConfigError(str(exc)) from exc
         try:
-            certificates = FileCertificateStore(cfg.paths.trust_store)
+            self.trust_store = trust_store = self._open_trust_store()
             for evse in cfg.evse:
                 self.drivers[evse.id] = EvseSimulator(
                     evse.id,
                     limits=EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v),
                     ac=evse.supply_phases > 0,
                 )
-            station = ChargingStation(station_cfg, store=store, certificates=certificates, meter_reader=self._meter_values)
+            station = ChargingStation(station_cfg, store=store, certificates=TrustStoreCertificates(trust_store),
+                                      meter_reader=self._meter_values)
             self.station = station
             queue = station.subscribe()
+            self._build_bridge(station, trust_store)
             await station.start()
             log.info("station %s started (%s, security profile %d); EVSE driver: %s",
                      cfg.station.identity, cfg.csms.url, cfg.csms.security_profile, cfg.driver.kind)
             self._spawn(self._events(queue), "events")
+            if self.endpoints:
+                _warm_up({p for section in cfg.evse if section.v2g for p in section.v2g.protocols}, trust_store)
+                _warm_station(station)
+            for evse_id, endpoint in self.endpoints.items():
+                try:
+                    await endpoint.start()
+                except (OSError, LookupError) as exc:
+                    raise ConfigError(f"EVSE {evse_id}: cannot serve EVs: {exc}") from exc
             if cfg.simulator.sessions != 0:
                 for evse_id in self.drivers:
                     self._start_session(evse_id, remote=None)
+            self.ready.set()
             stop_wait = asyncio.create_task(stop.wait())
             reset_wait = asyncio.create_task(self._reset.wait())
             await asyncio.wait({stop_wait, reset_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -140,28 +257,110 @@ class Service:
             await self._shutdown(outcome)
             return outcome
         finally:
+            for endpoint in self.endpoints.values():
+                await endpoint.close()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            for ctx in self.contexts.values():
+                if ctx.meter_task is not None:
+                    ctx.meter_task.cancel()
             if self.station is not None:
                 await self.station.stop()
             store.close()
 
+    def _build_bridge(self, station: ChargingStation, trust_store: TrustStore) -> None:
+        """The bridge's ports and one table of fulfillers, the EVSE contexts and endpoints."""
+        cfg = self.config
+        dm = station.device_model
+        points = TransactionPoints.parse(dm.get_list(TxCtrlr.TxStartPoint), dm.get_list(TxCtrlr.TxStopPoint))
+
+        def policy() -> ContractPolicy:
+            return ContractPolicy(
+                local_validation=cfg.iso15118.local_contract_validation,
+                central_validation_allowed=dm.get_bool(ISO15118Ctrlr.CentralContractValidationAllowed),
+                validation_offline=dm.get_bool(ISO15118Ctrlr.ContractValidationOffline),
+            )
+
+        pki = PkiPort(trust_store, policy)
+        self.ocpp = OcppPort(station, pki, policy, schedule_wait=self.schedule_wait)
+        evse_port = EvsePort(cfg.station.serial_number or cfg.station.identity)
+        bridge = Bridge(fulfiller_table(pki, self.ocpp, evse_port))
+        credentials = TrustStoreCredentials(trust_store)
+        for section in cfg.evse:
+            ctx = EvseContext(section.id, section, self.drivers[section.id], points,
+                              connector_id=section.connectors[0].id)
+            self.contexts[section.id] = ctx
+            if section.v2g is None:
+                continue
+            self.endpoints[section.id] = V2gEndpoint(
+                ctx, section.v2g, secc_config=lambda ctx=ctx: self._secc_config(ctx), fulfil=bridge.fulfil_for(ctx),
+                status=evse_port.status, credentials=credentials, on_ev_connected=self._ev_connected,
+                on_ev_left=self._ev_left, on_step=self.on_step, status_interval=self.status_interval,
+            )
+
+    def _secc_config(self, ctx: EvseContext) -> SeccConfig:
+        """The SECC's configuration for the next connection (the device model may have changed)."""
+        assert self.station is not None and ctx.section.v2g is not None
+        dm = self.station.device_model
+        v2g = ctx.section.v2g
+        pnc = dm.get_bool(ISO15118Ctrlr.PnCEnabled)
+        payment = tuple(PaymentOption(p) for p in v2g.payment_options if p != "Contract" or pnc) or (PaymentOption.ExternalPayment,)
+        evse_id = ctx.section.iso15118_evse_id or f"ZZ*000*E{self.config.station.identity[:20]}*{ctx.evse_id}"
+        return SeccConfig(
+            evse_id=evse_id,
+            protocols=tuple(_PROTOCOLS[p] for p in v2g.protocols if p in _PROTOCOLS),
+            protocol_priority=v2g.protocol_priority,
+            energy_transfer_modes=energy_transfer_modes(ctx.section),
+            payment_options=payment,
+            certificate_installation=dm.get_bool(ISO15118Ctrlr.ContractCertificateInstallationEnabled),
+            metering_receipts=dm.get_bool(ISO15118Ctrlr.RequestMeteringReceipt),
+            timers=self.secc_timers or SeccTimers(),
+        )
+
+    async def _ev_connected(self, ctx: EvseContext) -> None:
+        station = self.station
+        assert station is not None and self.ocpp is not None
+        if ctx.simulated:
+            ctx.driver.plug_in()
+            ctx.driver.ev_ready()
+        for connector in self._connectors(ctx.evse_id):
+            station.set_connector_status(ctx.evse_id, connector, "Occupied")
+        await self.ocpp.ev_connected(ctx)
+
+    async def _ev_left(self, ctx: EvseContext) -> None:
+        station = self.station
+        assert station is not None and self.ocpp is not None
+        await self.ocpp.ev_left(ctx)
+        if ctx.simulated:
+            ctx.driver.unplug()
+        for connector in self._connectors(ctx.evse_id):
+            station.set_connector_status(ctx.evse_id, connector, "Available")
+        if self._reset_pending and not station.transactions():
+            self._reset.set()
+
     async def _shutdown(self, outcome: str) -> None:
         station = self.station
         assert station is not None
+        for endpoint in self.endpoints.values():
+            await endpoint.close()  # EV sessions end cleanly: contactors open, transactions end
         for task in list(self._sessions.values()):
             task.cancel()
         await asyncio.gather(*self._sessions.values(), return_exceptions=True)
+        if self.ocpp is not None:
+            await self.ocpp.drain(timing.SECC_CLEANUP_TIMEOUT)
         # The power stage stops with the service: end what is still open, so the CSMS
         # gets an Ended event with the right reason instead of a PowerLoss on restart.
         for tx in station.transactions():
             trigger, reason = ("ResetCommand", "ImmediateReset") if outcome == "reset" else ("AbnormalCondition", "Reboot")
             meter = await self._meter_values(tx.evse_id, "Transaction.End")
             await station.end_transaction(tx.transaction_id, trigger_reason=trigger, stopped_reason=reason, meter_value=meter)
+            ctx = self.contexts.get(tx.evse_id)
+            if ctx is not None:
+                ctx.transaction_id = None
         # Give the CSMS a moment to receive the last events; they stay queued otherwise.
         if station.online:
-            await self._drain(timeout=3.0)
+            await self._drain(timeout=timing.BRIDGE_SHUTDOWN_DRAIN)
         log.info("service %s", "resetting" if outcome == "reset" else "stopped")
 
     async def _drain(self, timeout: float) -> None:
@@ -199,7 +398,7 @@ class Service:
 
     async def _on_event(self, event: Any) -> None:
         station = self.station
-        assert station is not None
+        assert station is not None and self.ocpp is not None
         if isinstance(event, events.ConnectionChanged):
             log.info("CSMS %s", "connected" if event.online else f"connection lost{f' ({event.reason})' if event.reason else ''}")
         elif isinstance(event, events.RegistrationChanged):
@@ -211,23 +410,70 @@ class Service:
             else:
                 self._reset.set()
         elif isinstance(event, events.RemoteStartRequested):
-            self._start_session(event.evse_id, remote=event)
+            ctx = self.contexts.get(event.evse_id)
+            if event.evse_id in self.endpoints and ctx is not None:
+                # F01/F02: the EV (EIM) waits for it, or finds it when it connects
+                token = event.id_token.to_payload() if hasattr(event.id_token, "to_payload") else dict(event.id_token)
+                ctx.remote_start = RemoteStart(token, event.remote_start_id)
+                log.info("EVSE %d: remote start %d for %s", event.evse_id, event.remote_start_id, token.get("idToken"))
+                await ctx.changed()
+            else:
+                self._start_session(event.evse_id, remote=event)
         elif isinstance(event, events.RemoteStopRequested):
-            tx = next((t for t in station.transactions() if t.transaction_id == event.transaction_id), None)
-            if tx is not None:
-                meter = await self._meter_values(tx.evse_id, "Transaction.End")
-                await station.end_transaction(tx.transaction_id, trigger_reason="RemoteStop", stopped_reason="Remote",
-                                              meter_value=meter)  # F03.FR.03
-                self._stop_session(tx.evse_id)
+            ctx = self.contexts.get(event.evse_id)
+            if ctx is not None and ctx.transaction_id == event.transaction_id:
+                await self._stop_v2g(ctx, "Remote")  # F03
+            else:
+                tx = next((t for t in station.transactions() if t.transaction_id == event.transaction_id), None)
+                if tx is not None:
+                    meter = await self._meter_values(tx.evse_id, "Transaction.End")
+                    await station.end_transaction(tx.transaction_id, trigger_reason="RemoteStop", stopped_reason="Remote",
+                                                  meter_value=meter)  # F03.FR.03
+                    self._stop_session(tx.evse_id)
         elif isinstance(event, events.ChargingProfilesChanged):
             await self._apply_limits(event.evse_ids)
+            if event.reason != "TransactionEnded":
+                await self._profiles_changed(event.evse_ids)
         elif isinstance(event, events.TransactionAuthorizationChanged):
             if event.status != "Accepted":
                 log.warning("transaction %s deauthorized by the CSMS (%s)", event.transaction_id, event.status)
+                ctx = next((c for c in self.contexts.values() if c.transaction_id == event.transaction_id), None)
+                if ctx is not None and station.device_model.get_bool(TxCtrlr.StopTxOnInvalidId):
+                    await self._stop_v2g(ctx, "DeAuthorized")  # E05
+        elif isinstance(event, events.VariableChanged):
+            if event.key in (TxCtrlr.TxStartPoint.id, TxCtrlr.TxStopPoint.id):
+                dm = station.device_model
+                points = TransactionPoints.parse(dm.get_list(TxCtrlr.TxStartPoint), dm.get_list(TxCtrlr.TxStopPoint))
+                for ctx in self.contexts.values():
+                    ctx.points = ctx.tracker.points = points
         elif isinstance(event, events.MessageDiscarded):
             log.error("%s #%d discarded after MessageAttempts: %s", event.action, event.outbox_id, event.error)
         if self._reset_pending and not station.transactions():
             self._reset.set()
+
+    async def _stop_v2g(self, ctx: EvseContext, cause: str) -> None:
+        """End the authorization of the EV session on ``ctx`` and ask the EV to stop."""
+        assert self.ocpp is not None
+        await self.ocpp.end_authorization(ctx, cause)
+        adapter = ctx.adapter
+        session = adapter.connection.session if adapter is not None and adapter.connection is not None else None
+        if session is not None:
+            session.stop_charging()  # EVSENotification=StopCharging in the next response
+            log.info("EVSE %d: asking the EV to stop (%s)", ctx.evse_id, cause)
+
+    async def _profiles_changed(self, evse_ids: tuple[int, ...]) -> None:
+        """A new charging limit: wake a waiting GetChargingSchedule, or make a charging EV
+        renegotiate (EVSENotification=ReNegotiation)."""
+        targets = list(self.contexts.values()) if 0 in evse_ids else [self.contexts[e] for e in evse_ids if e in self.contexts]
+        for ctx in targets:
+            ctx.profile_generation += 1
+            adapter = ctx.adapter
+            session = adapter.connection.session if adapter is not None and adapter.connection is not None else None
+            if session is not None and ctx.tracker.charging_state == "Charging":
+                ctx.renegotiation_requested = True
+                session.renegotiate()
+                log.info("EVSE %d: new charging profile during the charge loop: renegotiating", ctx.evse_id)
+            await ctx.changed()
 
     async def _apply_limits(self, evse_ids: tuple[int, ...]) -> None:
         station = self.station
@@ -241,28 +487,10 @@ class Service:
 
     # ------------------------------------------------------------------ meter
     async def _meter_values(self, evse_id: int, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
-        driver = self.drivers.get(evse_id)
-        if driver is None:
+        ctx = self.contexts.get(evse_id)
+        if ctx is None or self.ocpp is None:
             return []
-        station = self.station
-        signed = bool(station and station.device_model.get_bool(SampledDataCtrlr.SignReadings))
-        reading = await driver.read_meter(signed=signed)
-        energy: dict[str, Any] = {
-            "value": round(reading.energy_import_wh, 1),
-            "context": context,
-            "measurand": "Energy.Active.Import.Register",
-            "unitOfMeasure": {"unit": "Wh"},
-        }
-        if reading.signed is not None:
-            energy["signedMeterValue"] = {
-                "signedMeterData": reading.signed.signed_meter_data,
-                "signingMethod": reading.signed.signing_method,
-                "encodingMethod": reading.signed.encoding_method,
-                "publicKey": reading.signed.public_key,
-            }
-        power = {"value": round(reading.power_w, 1), "context": context, "measurand": "Power.Active.Import",
-                 "unitOfMeasure": {"unit": "W"}}
-        return [{"timestamp": reading.timestamp, "sampledValue": [energy, power]}]
+        return await self.ocpp.meter_values(ctx, context)
 
     # ------------------------------------------------------------------ simulated EV sessions
     def _start_session(self, evse_id: int, remote: events.RemoteStartRequested | None) -> None:

@@ -1,0 +1,167 @@
+"""Josev's EVCC and SECC as processes, for interop tests and the turnaround benchmark.
+
+- :func:`write_josev_pki` writes one of our test PKIs (``pnc_bridge.pki.TestPki``) in the
+  directory layout Josev reads (``PKI_PATH/iso15118_2/certs``, ``.../private_keys`` with
+  empty password files), so that Josev and we share one hierarchy: Josev's EV trusts our
+  V2G root, carries our OEM provisioning certificate and signs with the contract key our CPS
+  stand-in hands out.
+- :class:`JosevEvcc` / :class:`JosevSecc` start ``iso15118.evcc.main`` /
+  ``iso15118.secc.main`` in the venv (``tests.josev.venv``), optionally inside a network
+  namespace, with their settings in the environment and a JSON file (EVCC), from an empty
+  working directory so no stray ``.env`` is read. Output goes to a log file; ``wait()``
+  returns the exit status and ``log()`` the text.
+- Josev's EVCC modes are in :data:`EVCC_MODES` (ISO 15118-20 ones included for later use).
+
+Facts about Josev 0.31.2 as a peer (checked here): its EV picks Contract whenever the SECC
+offers it over TLS; over TLS it offers only ECDHE-ECDSA-AES128-SHA256 on P-256 (TLS 1.2);
+it closes TCP 5 s after SessionStopRes and exits 0 after a successful session (it restarts
+SDP after a failed one, so a failed session never exits on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+#: mode name -> EVCC JSON config (Josev's own keys)
+EVCC_MODES: dict[str, dict] = {
+    "din-dc": {"supportedProtocols": ["DIN_SPEC_70121"], "energyTransferMode": "DC_extended", "useTls": False},
+    "iso2-ac-eim": {"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["AC"],
+                    "energyTransferMode": "AC_three_phase_core", "useTls": False},
+    "iso2-dc-eim": {"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["DC"],
+                    "energyTransferMode": "DC_extended", "useTls": False},
+    "iso2-dc-pnc": {"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["DC"],
+                    "energyTransferMode": "DC_extended", "useTls": True, "enforceTls": True, "isCertInstallNeeded": True},
+    "iso2-ac-pnc": {"supportedProtocols": ["ISO_15118_2"], "supportedEnergyServices": ["AC"],
+                    "energyTransferMode": "AC_three_phase_core", "useTls": True, "enforceTls": True,
+                    "isCertInstallNeeded": True},
+    # ISO 15118-20 (Josev's -20 EV; TLS 1.3 needs ENABLE_TLS_1_3 and a -20 PKI)
+    "iso20-ac": {"supportedProtocols": ["ISO_15118_20_AC"], "supportedEnergyServices": ["AC"], "useTls": True},
+    "iso20-dc": {"supportedProtocols": ["ISO_15118_20_DC"], "supportedEnergyServices": ["DC"], "useTls": True},
+    "iso20-ac-bpt": {"supportedProtocols": ["ISO_15118_20_AC"], "supportedEnergyServices": ["AC_BPT"], "useTls": True},
+    "iso20-dc-bpt": {"supportedProtocols": ["ISO_15118_20_DC"], "supportedEnergyServices": ["DC_BPT"], "useTls": True},
+}
+
+#: our test-PKI name -> Josev's file stem (certificate "<stem>Cert.der", key "<stem>.key")
+_NAMES = {
+    "contract_leaf": "contractLeaf",
+    "mo_sub_ca2": "moSubCA2",
+    "mo_sub_ca1": "moSubCA1",
+    "mo_root": "moRootCA",
+    "secc_leaf": "seccLeaf",
+    "cpo_sub_ca2": "cpoSubCA2",
+    "cpo_sub_ca1": "cpoSubCA1",
+    "v2g_root": "v2gRootCA",
+    "cps_leaf": "cpsLeaf",
+    "cps_sub_ca2": "cpsSubCA2",
+    "cps_sub_ca1": "cpsSubCA1",
+    "oem_prov_leaf": "oemLeaf",
+    "oem_sub_ca2": "oemSubCA2",
+    "oem_sub_ca1": "oemSubCA1",
+    "oem_root": "oemRootCA",
+}
+_PASSWORD_FILES = ("seccLeafPassword.txt", "oemLeafPassword.txt", "contractLeafPassword.txt", "cpsLeafPassword.txt",
+                   "moSubCA2LeafPassword.txt")
+
+
+def write_josev_pki(pki, directory: Path) -> Path:
+    """Write ``pki`` (a TestPki) in Josev's ISO 15118-2 layout under ``directory``; returns
+    the directory for ``PKI_PATH``."""
+    certs = directory / "iso15118_2" / "certs"
+    keys = directory / "iso15118_2" / "private_keys"
+    certs.mkdir(parents=True, exist_ok=True)
+    keys.mkdir(parents=True, exist_ok=True)
+    for name, stem in _NAMES.items():
+        cert = pki.cert(name)
+        (certs / f"{stem}Cert.der").write_bytes(cert.public_bytes(Encoding.DER))
+        (certs / f"{stem}Cert.pem").write_bytes(cert.public_bytes(Encoding.PEM))
+        key = pki.key(name).private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        (keys / f"{stem}.key").write_bytes(key)
+    pem = lambda names: b"".join(pki.cert(n).public_bytes(Encoding.PEM) for n in names)  # noqa: E731
+    (certs / "cpoCertChain.pem").write_bytes(pem(("secc_leaf", "cpo_sub_ca2", "cpo_sub_ca1")))
+    (certs / "oemCertChain.pem").write_bytes(pem(("oem_prov_leaf", "oem_sub_ca2", "oem_sub_ca1")))
+    for name in _PASSWORD_FILES:
+        (keys / name).write_text("")  # keys are not encrypted
+    return directory
+
+
+@dataclass
+class _Process:
+    proc: subprocess.Popen
+    log_path: Path
+    workdir: tempfile.TemporaryDirectory
+
+    def wait(self, timeout: float) -> int | None:
+        """Exit status, or None if still running after ``timeout`` s."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGINT (Josev's own way out), then SIGKILL; safe to call twice."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.workdir.cleanup()
+
+
+def _start(python: Path, module: str, args: Sequence[str], env: dict[str, str], netns: str | None, log_path: Path) -> _Process:
+    workdir = tempfile.TemporaryDirectory(prefix="josev-")
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
+                "PYTHONUNBUFFERED": "1", **env}
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    log = open(log_path, "wb")
+    try:
+        proc = subprocess.Popen([*prefix, str(python), "-m", module, *args], cwd=workdir.name, env=full_env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    finally:
+        log.close()
+    return _Process(proc, log_path, workdir)
+
+
+class JosevEvcc(_Process):
+    """Josev's EV in ``mode`` (see :data:`EVCC_MODES`) on ``iface``."""
+
+    @classmethod
+    def start(cls, python: Path, mode: str, *, iface: str, pki_path: Path, log_path: Path, netns: str | None = None,
+              loops: int = 5, overrides: dict | None = None) -> "JosevEvcc":
+        config = {**EVCC_MODES[mode], "chargeLoopCycle": loops, **(overrides or {})}
+        config_path = log_path.with_suffix(".evcc.json")
+        config_path.write_text(json.dumps(config))
+        env = {"NETWORK_INTERFACE": iface, "PKI_PATH": str(pki_path) + "/", "LOG_LEVEL": "INFO",
+               "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False"}
+        p = _start(python, "iso15118.evcc.main", [str(config_path)], env, netns, log_path)
+        return cls(p.proc, p.log_path, p.workdir)
+
+
+class JosevSecc(_Process):
+    """Josev's SECC with its simulated EVSE on ``iface`` (EIM and PnC, -2 and DIN)."""
+
+    @classmethod
+    def start(cls, python: Path, *, iface: str, pki_path: Path, log_path: Path, netns: str | None = None,
+              protocols: Sequence[str] = ("DIN_SPEC_70121", "ISO_15118_2"), auth_modes: Sequence[str] = ("EIM", "PNC"),
+              ) -> "JosevSecc":
+        env = {"NETWORK_INTERFACE": iface, "PKI_PATH": str(pki_path) + "/", "LOG_LEVEL": "INFO",
+               "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False", "PROTOCOLS": ",".join(protocols),
+               "AUTH_MODES": ",".join(auth_modes), "FREE_CHARGING_SERVICE": "False"}
+        p = _start(python, "iso15118.secc.main", [], env, netns, log_path)
+        return cls(p.proc, p.log_path, p.workdir)
