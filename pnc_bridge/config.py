@@ -106,8 +106,10 @@ class V2gSection(_Section):
     tcp_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
     #: TLS port (ISO 15118-2 TLS, needed for Plug & Charge); same range; 0 = a free one; omit to offer no TLS.
     tls_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
-    #: Application protocols offered, in the charger's order of preference.
-    protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
+    #: Application protocols offered, in the charger's order of preference. ``iso20-dc`` /
+    #: ``iso20-ac`` (ISO 15118-20) need TLS 1.3: an ISO 15118-20 SECC certificate (P-521 or
+    #: Ed448) in the trust store's SECC slot and the EVs' OEM roots (mutual authentication).
+    protocols: tuple[Literal["iso2", "din", "iso20-dc", "iso20-ac"], ...] = ("iso2", "din")
     #: Whose preference wins SupportedAppProtocol: the EV's Priority ("ev") or the order above ("evse").
     protocol_priority: Literal["ev", "evse"] = "ev"
     #: Payment options offered (Contract = Plug & Charge, only over TLS and with ISO15118Ctrlr.PnCEnabled).
@@ -133,6 +135,11 @@ class EvseSection(_Section):
     max_power_w: Annotated[float, Field(gt=0)] = 150_000.0
     max_current_a: Annotated[float, Field(gt=0)] = 200.0
     max_voltage_v: Annotated[float, Field(gt=0)] = 920.0
+    #: What the EVSE can take back from an EV (bidirectional power transfer, ISO 15118-20
+    #: BPT): 0 (the default) = it cannot discharge; the CSMS's discharge requests are refused
+    #: and no BPT service is offered. ``max_discharge_current_a`` 0 = derived from the power.
+    max_discharge_power_w: Annotated[float, Field(ge=0)] = 0.0
+    max_discharge_current_a: Annotated[float, Field(ge=0)] = 0.0
     #: 0 for DC, 1 or 3 for AC.
     supply_phases: Literal[0, 1, 3] = 0
     #: ISO 15118 EVSEID ("DE*ABC*E1234*1", 7-37 characters) sent in SessionSetupRes.

@@ -264,3 +264,10 @@ BRIDGE_EVSE_STATUS_INTERVAL = 0.1
 #: On shutdown, how long the service waits for the CSMS to take the last queued messages
 #: (they stay in the outbox and are sent after the next start otherwise).
 BRIDGE_SHUTDOWN_DRAIN = 3.0
+#: V2X fallback when the CSMS connection drops (docs/bridge.md): for this long the session
+#: keeps the last valid schedule (discharge included: a short network gap must not flip a
+#: fleet of EVs from discharging to charging at once); after it, charge-only limits (every
+#: discharge removed, charging kept) until the CSMS is back. Longer than the station's
+#: first reconnect attempts, shorter than SECC_SETPOINT_VALIDITY so a pushed discharge
+#: setpoint never outlives it.
+BRIDGE_V2X_OFFLINE_GRACE = 60.0

@@ -37,9 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     demo.add_argument("--protocol", default="iso2-dc", choices=_demo_protocols(),
-                      help="what the EV does (default iso2-dc: ISO 15118-2 DC Plug & Charge)")
+                      help="what the EV does (default iso2-dc: ISO 15118-2 DC Plug & Charge; iso20-dc-bpt: ISO 15118-20 "
+                           "DC bidirectional Plug & Charge over TLS 1.3, the CSMS's schedule charges, discharges, charges)")
+    demo.add_argument("--ocpp", choices=("2.0.1", "2.1"),
+                      help="the CSMS emulator's OCPP version (default: 2.1 for iso20-dc-bpt, 2.0.1 for the others)")
     demo.add_argument("--json", action="store_true", help="print the timeline and the outcome as JSON (for rigs)")
-    demo.add_argument("--loops", type=int, default=20, help="charge-loop messages before the EV stops (default 20)")
+    demo.add_argument("--loops", type=int, help="charge-loop messages before the EV stops (default 20; 60 for iso20-dc-bpt)")
     demo.add_argument("--interval", type=float, default=0.1, help="seconds between charge-loop messages (default 0.1)")
     demo.add_argument("--keep", metavar="DIR", help="work in DIR (test PKI, trust store, OCPP database) and keep it")
     demo.set_defaults(func=_demo)
@@ -52,7 +55,7 @@ def _demo_protocols() -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.loops < 1 or args.interval < 0:
+    if (args.loops is not None and args.loops < 1) or args.interval < 0:
         raise CliError("--loops must be at least 1 and --interval not negative")
     if args.keep:
         from pathlib import Path

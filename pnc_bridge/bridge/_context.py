@@ -63,6 +63,10 @@ class EvseContext:
     #: a remote stop or deauthorization ended the authorization; its cause wins over the EV's
     stop_cause: str | None = None
     meter_task: asyncio.Task | None = None
+    #: the CSMS connection dropped and the grace time passed: the session was renegotiated to
+    #: charge-only limits (docs/bridge.md, V2X fallback); renegotiated again when it is back
+    v2x_fallback: bool = False
+    fallback_task: asyncio.Task | None = None
     _order: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 

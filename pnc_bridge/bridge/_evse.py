@@ -14,6 +14,11 @@ Rules of this module:
   output that follows the EV's target.
 - With the simulator, the bridge plays the EV's side of the wire the simulator cannot see:
   an AC EV draws the EVSE's maximum current once the contactors are closed.
+- Both power directions (ISO 15118-20 BPT), signs as OCPP: a negative DC target current is
+  a discharge, given to a ``BidirectionalEvseDriver`` as a signed power setpoint
+  (``set_setpoint``); a positive one clears it and goes to ``set_target``. The status
+  carries the driver's discharge limits (0 for an EVSE that cannot discharge) and the
+  meter's export register.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class EvsePort:
         present = await driver.present_values()
         reading = await driver.read_meter(signed=False)
         dc = ctx.section.supply_phases == 0
+        bidirectional = limits.max_discharge_power_w > 0
         return EvseStatus(
             present_voltage_v=present.voltage_v,
             present_current_a=present.current_a,
@@ -72,7 +78,10 @@ class EvsePort:
             peak_current_ripple_a=1.0 if dc else 0.0,
             isolation=ctx.isolation,
             meter=MeterReading(f"{self.meter_id_prefix}-{ctx.evse_id}", reading.energy_import_wh, status=0,
-                               timestamp=int(reading.timestamp.timestamp())),
+                               timestamp=int(reading.timestamp.timestamp()),
+                               discharged_energy_wh=reading.energy_export_wh if bidirectional else None),
+            max_discharge_power_w=limits.max_discharge_power_w,
+            max_discharge_current_a=limits.max_discharge_current_a,
         )
 
     async def push_status(self, ctx) -> None:
@@ -124,5 +133,17 @@ class EvsePort:
                 ctx.output_closed = True
             except EvseFault as exc:
                 log.error("EVSE %d: output contactors did not close for pre-charge: %s", ctx.evse_id, exc)
-        await ctx.driver.set_target(effect.voltage_v, effect.current_a)
+        driver = ctx.driver
+        set_setpoint = getattr(driver, "set_setpoint", None)
+        if effect.current_a < 0:
+            if set_setpoint is None:
+                log.error("EVSE %d: the session asked to discharge %.1f A; the driver is not bidirectional",
+                          ctx.evse_id, -effect.current_a)
+                await driver.set_target(effect.voltage_v, 0.0)
+            else:
+                await set_setpoint(effect.voltage_v * effect.current_a)
+        else:
+            if set_setpoint is not None:
+                await set_setpoint(None)
+            await driver.set_target(effect.voltage_v, effect.current_a)
         await self.push_status(ctx)

@@ -45,7 +45,10 @@ log = logging.getLogger("pnc_bridge.bridge")
 
 
 class TrustStoreCredentials:
-    """The SECC chain and key from a ``pnc_bridge.pki.TrustStore`` (a TLS credential provider)."""
+    """The SECC chains and keys from a ``pnc_bridge.pki.TrustStore`` (a TLS credential
+    provider): the ISO 15118-2 one (slot ``secc``, P-256, TLS 1.2) and the ISO 15118-20 one
+    (slot ``secc20``, P-521 / Ed448, TLS 1.3); a chain's profile follows from its key, so
+    either slot may hold either."""
 
     def __init__(self, store: TrustStore) -> None:
         self.store = store
@@ -59,17 +62,31 @@ class TrustStoreCredentials:
             log.error("SECC certificate unavailable: %s", exc)
             return ()
         if snapshot.generation != self._generation:
-            leaf = snapshot.leaves.get(LeafSlot.SECC)
-            credentials: tuple[SeccCredential, ...] = ()
-            if leaf is not None:
+            credentials: list[SeccCredential] = []
+            for slot in (LeafSlot.SECC, LeafSlot.SECC20):
+                leaf = snapshot.leaves.get(slot)
+                if leaf is None:
+                    continue
                 top = leaf.chain[-1]
                 root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
-                credentials = (SeccCredential(leaf.chain, leaf.key, root=root),)
-            self._generation, self._credentials = snapshot.generation, credentials
+                credentials.append(SeccCredential(leaf.chain, leaf.key, root=root))
+            self._generation, self._credentials = snapshot.generation, tuple(credentials)
         return [c for c in self._credentials if c.profile == profile]
 
+    def profiles(self) -> tuple[TlsProfile, ...]:
+        """The TLS profiles the store has a SECC certificate for."""
+        return tuple(p for p in TlsProfile if self(p))
+
     def available(self) -> bool:
-        return bool(self(TlsProfile.ISO15118_2))
+        return bool(self.profiles())
+
+    def ev_trust_anchors(self) -> list[Any]:
+        """ISO 15118-20 TLS: the OEM roots an EV's certificate must chain to."""
+        try:
+            return list(self.store.snapshot().roots_of(RootKind.OEM))
+        except StoreError as exc:
+            log.error("OEM roots unavailable: %s", exc)
+            return []
 
 
 class V2gEndpoint:
@@ -127,7 +144,12 @@ class V2gEndpoint:
                     self._key_log = KeyLog(str(s.tls_keylog)) if s.tls_keylog else None
                     if self._key_log is not None:
                         log.warning("EVSE %d: TLS keys are logged to %s (lab use only)", self.ctx.evse_id, s.tls_keylog)
-                    tls = TlsServerConfig(credentials=self._credentials, key_log=self._key_log)
+                    profiles = self._credentials.profiles()
+                    if TlsProfile.ISO15118_20 in profiles and not self._credentials.ev_trust_anchors():
+                        log.warning("EVSE %d: an ISO 15118-20 SECC certificate but no OEM root in the trust store: "
+                                    "no -20 EV can authenticate (pnc-bridge pki store add --kind oem ...)", self.ctx.evse_id)
+                    tls = TlsServerConfig(credentials=self._credentials, profiles=profiles, key_log=self._key_log,
+                                          ev_trust_anchors=self._credentials.ev_trust_anchors)
                     server = await self._listen(s.tls_port, tls)
                     self.tls_port = server.port
             if not self._servers:
