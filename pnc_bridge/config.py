@@ -110,6 +110,10 @@ class V2gSection(_Section):
     #: ``iso20-ac`` (ISO 15118-20) need TLS 1.3: an ISO 15118-20 SECC certificate (P-521 or
     #: Ed448) in the trust store's SECC slot and the EVs' OEM roots (mutual authentication).
     protocols: tuple[Literal["iso2", "din", "iso20-dc", "iso20-ac"], ...] = ("iso2", "din")
+    #: ISO 15118-20 control modes offered (ServiceDetail parameter sets), in this order; many
+    #: EVs take the first. Scheduled: the CSMS's schedule as ScheduleTuples; Dynamic: the EVSE
+    #: steers the power (the CSMS's setpoints, OCPP 2.1 UpdateDynamicSchedule).
+    control_modes: tuple[Literal["ScheduledControl", "DynamicControl"], ...] = ("ScheduledControl", "DynamicControl")
     #: Whose preference wins SupportedAppProtocol: the EV's Priority ("ev") or the order above ("evse").
     protocol_priority: Literal["ev", "evse"] = "ev"
     #: Payment options offered (Contract = Plug & Charge, only over TLS and with ISO15118Ctrlr.PnCEnabled).
@@ -125,8 +129,8 @@ class V2gSection(_Section):
             if port and not 49152 <= port <= 65535:
                 raise ValueError(f"port {port}: an SECC listens on a port of the dynamic range 49152-65535 "
                                  "(EVs refuse others), or 0 for a free one")
-        if not self.protocols or not self.payment_options:
-            raise ValueError("protocols and payment_options must not be empty")
+        if not self.protocols or not self.payment_options or not self.control_modes:
+            raise ValueError("protocols, payment_options and control_modes must not be empty")
         return self
 
 

@@ -13,7 +13,8 @@ Rules of this module:
   this port pushes one right after every change it made, so a CurrentDemandRes carries the
   output that follows the EV's target.
 - With the simulator, the bridge plays the EV's side of the wire the simulator cannot see:
-  an AC EV draws the EVSE's maximum current once the contactors are closed.
+  an AC EV draws the EVSE's maximum current once the contactors are closed; an ISO 15118-20
+  AC EV draws what its charge loop shows (``simulated_ac_ev_power``), both ways.
 - Both power directions (ISO 15118-20 BPT), signs as OCPP: a negative DC target current is
   a discharge, given to a ``BidirectionalEvseDriver`` as a signed power setpoint
   (``set_setpoint``); a positive one clears it and goes to ``set_target``. The status
@@ -38,7 +39,7 @@ from pnc_bridge.secc.effects import (
     StartCableCheckResult,
 )
 
-__all__ = ["EvsePort"]
+__all__ = ["EvsePort", "simulated_ac_ev_power"]
 
 log = logging.getLogger("pnc_bridge.bridge")
 
@@ -147,3 +148,22 @@ class EvsePort:
                 await set_setpoint(None)
             await driver.set_target(effect.voltage_v, effect.current_a)
         await self.push_status(ctx)
+
+
+def simulated_ac_ev_power(step) -> float | None:
+    """With the simulator, the AC power a -20 EV draws (signed W) as the session shows it: in
+    dynamic control the EV follows EVSETargetActivePower of the response; in scheduled
+    control it says what it draws (EVPresentActivePower of the request). None for anything
+    else. The real meter sees this by itself; the simulator has to be told."""
+    from pnc_bridge.secc.schedule import from_rational
+
+    response = step.response
+    if type(response).__name__ == "AC_ChargeLoopRes":
+        target = getattr(response.cl_res_control_mode, "evse_target_active_power", None)
+        if target is not None:
+            return from_rational(target)
+        request = step.request
+        present = getattr(getattr(request, "cl_req_control_mode", None), "ev_present_active_power", None)
+        if present is not None:
+            return from_rational(present)
+    return None

@@ -53,7 +53,7 @@ from pnc_bridge.ocpp._variables import AuthCtrlr, ISO15118Ctrlr, TxCtrlr, standa
 from pnc_bridge.pki import StoreError as TrustStoreError
 from pnc_bridge.pki import TrustStore
 from pnc_bridge.secc import Iso20Config, PowerSetpoint, SeccConfig, SeccTimers, SupportedProtocol
-from pnc_bridge.secc.effects import EnergyService, EnergyTransferMode, PaymentOption
+from pnc_bridge.secc.effects import ControlMode, EnergyService, EnergyTransferMode, PaymentOption
 
 __all__ = ["Service", "run_service", "station_config"]
 
@@ -334,7 +334,8 @@ class Service:
             certificate_installation=dm.get_bool(ISO15118Ctrlr.ContractCertificateInstallationEnabled),
             metering_receipts=dm.get_bool(ISO15118Ctrlr.RequestMeteringReceipt),
             timers=self.secc_timers or SeccTimers(),
-            iso20=Iso20Config(services=iso20_services(ctx.section)),
+            iso20=Iso20Config(services=iso20_services(ctx.section),
+                              control_modes=tuple(ControlMode(m) for m in v2g.control_modes)),
         )
 
     async def _ev_connected(self, ctx: EvseContext) -> None:
@@ -428,6 +429,9 @@ class Service:
             self._v2x_connection(event.online)
         elif isinstance(event, events.DynamicScheduleUpdated):
             self._push_setpoint(event)
+        elif isinstance(event, events.AllowedEnergyTransferChanged):
+            log.warning("EVSE %s: the CSMS allows %s for transaction %s; not applied to a running session",
+                        event.evse_id, ", ".join(event.allowed) or "nothing", event.transaction_id)
         elif isinstance(event, events.RegistrationChanged):
             log.info("registration %s (heartbeat interval %d s)", event.status, event.interval)
         elif isinstance(event, events.ResetRequested):

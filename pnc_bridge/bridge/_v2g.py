@@ -28,6 +28,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
+from pnc_bridge.bridge._evse import simulated_ac_ev_power
 from pnc_bridge.config import V2gSection
 from pnc_bridge.link.server import V2gtpServer
 from pnc_bridge.link.tls import KeyLog, SeccCredential, TlsProfile, TlsServerConfig
@@ -248,6 +249,10 @@ class V2gEndpoint:
             if not connected and isinstance(step.response, apphand.SupportedAppProtocolRes) and not step.close:
                 connected = True
                 self._spawn(self._on_ev_connected(ctx), f"ev-connected-{ctx.evse_id}")
+            if ctx.simulated and ctx.section.supply_phases:
+                power = simulated_ac_ev_power(step)
+                if power is not None and ctx.output_closed:
+                    self._spawn(ctx.driver.set_setpoint(power), f"ac-ev-{ctx.evse_id}")
             if self._on_step is not None:
                 self._on_step(ctx, adapter, step)
 
