@@ -67,6 +67,8 @@ class EvseContext:
     #: charge-only limits (docs/bridge.md, V2X fallback); renegotiated again when it is back
     v2x_fallback: bool = False
     fallback_task: asyncio.Task | None = None
+    #: re-pushes the CSMS's setpoint (OCPP 2.1 Dynamic profile) before it expires in the SECC
+    setpoint_task: asyncio.Task | None = None
     _order: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 

@@ -495,7 +495,9 @@ class Service:
     # ------------------------------------------------------------------ V2X (ISO 15118-20)
     def _push_setpoint(self, event: events.DynamicScheduleUpdated) -> None:
         """OCPP 2.1 dynamic control: the CSMS's new setpoint goes into the running session at
-        once (no effect round trip), so the next charge-loop response carries it."""
+        once (no effect round trip), so the next charge-loop response carries it. While the
+        session lasts it is pushed again every half setpoint validity (SeccTimers) from the
+        station's schedule (a CSMS that sets a setpoint once must not see it expire)."""
         ctx = self.contexts.get(event.evse_id)
         adapter = ctx.adapter if ctx is not None else None
         if adapter is None:
@@ -503,7 +505,19 @@ class Service:
         setpoint = event.period.setpoint
         adapter.update_setpoint(PowerSetpoint(float(setpoint)) if setpoint is not None else None)
         log.info("EVSE %d: CSMS setpoint %s W (profile %d, %s)", event.evse_id,
-                 "none" if setpoint is None else f"{setpoint:g}", event.profile_id, event.source)
+                 "none" if setpoint is None else f"{setpoint:g}", event.charging_profile_id, event.source)
+        if ctx.setpoint_task is None or ctx.setpoint_task.done():
+            ctx.setpoint_task = self._spawn(self._refresh_setpoint(ctx, adapter), f"setpoint-{ctx.evse_id}")
+
+    async def _refresh_setpoint(self, ctx: EvseContext, adapter: Any) -> None:
+        station = self.station
+        assert station is not None
+        while ctx.adapter is adapter:
+            await asyncio.sleep((self.secc_timers or SeccTimers()).setpoint_validity / 2)
+            if ctx.adapter is not adapter or ctx.v2x_fallback:
+                return
+            setpoint = station.charging_schedule(ctx.evse_id).periods[0].setpoint
+            adapter.update_setpoint(PowerSetpoint(float(setpoint)) if setpoint is not None else None)
 
     def _v2x_connection(self, online: bool) -> None:
         """The V2X fallback policy (docs/bridge.md): offline, the last valid schedule holds for

@@ -21,6 +21,7 @@ import pytest
 from hil.demo_rig import BridgeRig
 from hil.ev import Ev20Config, EvCredentials, iso20_tls_context, run_ev
 from pnc_bridge.pki import generate_test_pki
+from pnc_bridge.secc import SeccTimers
 from pnc_bridge.secc.effects import ControlMode, EnergyService, PaymentOption
 from pnc_bridge.secc.schedule import from_rational
 from tests.bridge.conftest import run
@@ -173,10 +174,14 @@ def test_dc_bpt_plug_and_charge_charges_discharges_charges(test_pki, pki20, tmp_
 
 def test_dynamic_control_setpoints_from_the_csms_reach_the_charge_loop(test_pki, pki20, tmp_path):
     """OCPP 2.1 Dynamic profile + UpdateDynamicSchedule: each accepted setpoint is the EVSE's
-    target in the EV's next charge-loop responses; one outside the EV's range is Rejected
+    target in the EV's next charge-loop responses, and stays so beyond the SECC's setpoint
+    validity (the bridge pushes it again); one outside the EV's range is Rejected
     (SetpointOutOfRange) and never reaches the EV."""
+    validity = 0.5
+
     async def main():
-        async with rig20(tmp_path, test_pki, pki20, "2.1", behaviour={"send_profile_on_needs": False}) as rig:
+        async with rig20(tmp_path, test_pki, pki20, "2.1", behaviour={"send_profile_on_needs": False},
+                         service={"secc_timers": SeccTimers(setpoint_validity=validity)}) as rig:
             station = "DEMO-CS-1"
             task = asyncio.create_task(drive(rig, ev20(pki20, control_mode=ControlMode.DynamicControl,
                                                        loop_messages=200, loop_interval=0.05), wait_idle=False))
@@ -201,6 +206,8 @@ def test_dynamic_control_setpoints_from_the_csms_reach_the_charge_loop(test_pki,
                                               {"chargingProfileId": 77, "scheduleUpdate": {"setpoint": -6000.0}})
             assert answer["status"] == "Accepted"
             await evse_follows(-6000.0)
+            await asyncio.sleep(3 * validity)  # the SECC would drop a setpoint not pushed again by now
+            assert abs(driver._output().power_w - -6000.0) < 50
             # 2. beyond the EV's discharge limit (10 kW): refused, nothing changes
             answer = await rig.csms.call_json(station, "UpdateDynamicSchedule",
                                               {"chargingProfileId": 77, "scheduleUpdate": {"setpoint": -90000.0}})

@@ -161,9 +161,12 @@ class JosevSecc(_Process):
     @classmethod
     def start(cls, python: Path, *, iface: str, pki_path: Path, log_path: Path, netns: str | None = None,
               protocols: Sequence[str] = ("DIN_SPEC_70121", "ISO_15118_2"), auth_modes: Sequence[str] = ("EIM", "PNC"),
-              ) -> "JosevSecc":
+              env: dict[str, str] | None = None) -> "JosevSecc":
         env = {"NETWORK_INTERFACE": iface, "PKI_PATH": str(pki_path) + "/", "LOG_LEVEL": "INFO",
                "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False", "PROTOCOLS": ",".join(protocols),
-               "AUTH_MODES": ",".join(auth_modes), "FREE_CHARGING_SERVICE": "False"}
+               "AUTH_MODES": ",".join(auth_modes), "FREE_CHARGING_SERVICE": "False",
+               # ISO 15118-20: TLS 1.3, the EV's OEM certificate checked
+               **({"ENABLE_TLS_1_3": "True"} if any(p.startswith("ISO_15118_20") for p in protocols) else {}),
+               **(env or {})}
         p = _start(python, "iso15118.secc.main", [], env, netns, log_path)
         return cls(p.proc, p.log_path, p.workdir)
