@@ -132,7 +132,7 @@ class BridgeRig:
             security_profile = 1
             password = "{PASSWORD}"
             message_timeout = {self.message_timeout}
-        """) + csms + textwrap.dedent(f"""
+        """) + csms + textwrap.dedent("""
             [paths]
             data_dir = "data"
             trust_store = "trust"

@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
             where = f"interface {v2g.interface}" + (" with SLAC" if v2g.slac else "") if v2g.interface else f"host {v2g.host}"
             ports = ", ".join(f"{name} {'any' if port == 0 else port}" for name, port in (("TCP", v2g.tcp_port), ("TLS", v2g.tls_port))
                               if port is not None)
+            bidirectional = (f"; discharges up to {evse.max_discharge_power_w:g} W (ISO 15118-20 BPT)"
+                             if evse.max_discharge_power_w > 0 else "; charge only")
             print(f"  EVSE {evse.id}: SECC on {where} ({ports}); {', '.join(v2g.protocols)}; "
-                  f"{', '.join(v2g.payment_options)}")
+                  f"{', '.join(v2g.payment_options)}{bidirectional}")
         return 0
     if args.verbose == 0:
         # The service reports its progress (connection, registration, sessions) by default.
