@@ -61,7 +61,8 @@ def _toml_value(value: Any) -> str:
 class BridgeRig:
     """See the module docstring. ``device_model`` and ``iso15118`` add to the configuration;
     ``v2g`` replaces keys of ``[evse.v2g]``; ``service`` are keyword arguments of ``Service``;
-    ``behaviour`` of ``PncCsms``; ``roots`` the trust-store root kinds."""
+    ``behaviour`` of ``PncCsms``; ``roots`` the trust-store root kinds; ``driver_toml`` a
+    ``[driver]`` table (a charger maker's own driver instead of the simulator)."""
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class BridgeRig:
         service: dict[str, Any] | None = None,
         csms_host: str = "127.0.0.1",
         csms: dict[str, Any] | None = None,
+        driver_toml: str = "",
     ) -> None:
         self.work_dir = Path(work_dir)
         self.pki = pki
@@ -92,6 +94,7 @@ class BridgeRig:
         self.service_options = service or {}
         self.csms_host = csms_host
         self.csms_options = csms or {}
+        self.driver_toml = driver_toml
         self.csms: Any = None
         self.behaviour: Any = None
         self.service: Any = None
@@ -128,7 +131,7 @@ class BridgeRig:
             max_current_a = {200 if dc else 32}
             iso15118_evse_id = "DE*PNC*E00001*1"
             [evse.v2g]
-        """) + v2g + "\n[device_model]\n" + dm + "\n"
+        """) + v2g + "\n[device_model]\n" + dm + "\n" + self.driver_toml + "\n"
 
     async def __aenter__(self) -> "BridgeRig":
         from hil.csms import CsmsEmulator

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any, Callable
 
 from pnc_bridge import timing
@@ -35,7 +36,8 @@ from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
 from pnc_bridge.bridge._transactions import TransactionPoints
 from pnc_bridge.bridge._v2g import TrustStoreCredentials, V2gEndpoint
 from pnc_bridge.config import ConfigError, EvseSection, ServiceConfig
-from pnc_bridge.evse import EvseLimits, EvseSimulator
+from pnc_bridge.evse import EvseDriver, EvseLimits, EvseSimulator
+from pnc_bridge.evse._loader import DriverLoadError, import_factory, make_driver
 from pnc_bridge.ocpp import (
     CallFailed,
     ChargingStation,
@@ -163,6 +165,55 @@ def _warm_station(station: ChargingStation) -> None:
             log.debug("warming %s: %s", action, exc)
 
 
+def driver_factory(config: ServiceConfig) -> Callable[..., Any] | None:
+    """The configured driver factory (``[driver] kind = "python"``), imported; None for the
+    simulator. ``python_path`` directories are searched first. Raises ``ConfigError``."""
+    section = config.driver
+    if section.kind != "python":
+        return None
+    assert section.factory is not None
+    for directory in reversed(section.python_path):
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    try:
+        return import_factory(section.factory)
+    except DriverLoadError as exc:
+        raise ConfigError(f"driver: {exc}") from None
+
+
+def build_drivers(config: ServiceConfig) -> dict[int, EvseDriver]:
+    """One driver per configured EVSE: the simulator, or the charger maker's own (docs/evse.md)."""
+    factory = driver_factory(config)
+    drivers: dict[int, EvseDriver] = {}
+    for evse in config.evse:
+        limits = EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v)
+        ac = evse.supply_phases > 0
+        if factory is None:
+            drivers[evse.id] = EvseSimulator(evse.id, limits=limits, ac=ac)
+            continue
+        assert config.driver.factory is not None
+        try:
+            drivers[evse.id] = make_driver(factory, config.driver.factory, evse_id=evse.id, limits=limits, ac=ac,
+                                           options=config.driver.options)
+        except DriverLoadError as exc:
+            raise ConfigError(f"driver: {exc}") from None
+    return drivers
+
+
+async def _close_drivers(drivers: dict[int, EvseDriver]) -> None:
+    """A driver with ``aclose()`` (or ``close()``) gets it once at shutdown; its errors are logged."""
+    for evse_id, driver in drivers.items():
+        close = getattr(driver, "aclose", None) or getattr(driver, "close", None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:  # the service still stops cleanly
+            log.warning("EVSE %d: the driver's close failed: %s: %s", evse_id, type(exc).__name__, exc)
+
+
 class Service:
     """One run of the service; ``await run(stop)`` returns "stopped" or "reset".
 
@@ -189,7 +240,7 @@ class Service:
         self.status_interval = status_interval
         self.station: ChargingStation | None = None
         self.trust_store: TrustStore | None = None
-        self.drivers: dict[int, EvseSimulator] = {}
+        self.drivers: dict[int, EvseDriver] = {}
         self.contexts: dict[int, EvseContext] = {}
         self.endpoints: dict[int, V2gEndpoint] = {}
         self.ocpp: OcppPort | None = None
@@ -221,12 +272,7 @@ class Service:
             raise ConfigError(str(exc)) from exc
         try:
             self.trust_store = trust_store = self._open_trust_store()
-            for evse in cfg.evse:
-                self.drivers[evse.id] = EvseSimulator(
-                    evse.id,
-                    limits=EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v),
-                    ac=evse.supply_phases > 0,
-                )
+            self.drivers = build_drivers(cfg)
             station = ChargingStation(station_cfg, store=store, certificates=TrustStoreCertificates(trust_store),
                                       meter_reader=self._meter_values)
             self.station = station
@@ -267,6 +313,7 @@ class Service:
                     ctx.meter_task.cancel()
             if self.station is not None:
                 await self.station.stop()
+            await _close_drivers(self.drivers)
             store.close()
 
     def _build_bridge(self, station: ChargingStation, trust_store: TrustStore) -> None:
