@@ -36,7 +36,7 @@ from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
 from pnc_bridge.bridge._transactions import TransactionPoints
 from pnc_bridge.bridge._v2g import TrustStoreCredentials, V2gEndpoint
 from pnc_bridge.config import ConfigError, EvseSection, ServiceConfig
-from pnc_bridge.evse import EvseDriver, EvseLimits, EvseSimulator
+from pnc_bridge.evse import CpState, EvseDriver, EvseLimits, EvseSimulator
 from pnc_bridge.evse._loader import DriverLoadError, import_factory, make_driver
 from pnc_bridge.ocpp import (
     CallFailed,
@@ -249,6 +249,7 @@ class Service:
         self._reset = asyncio.Event()
         self._reset_pending = False
         self._sessions: dict[int, asyncio.Task] = {}
+        self._faulted: set[int] = set()
 
     # ------------------------------------------------------------------ life cycle
     def _open_trust_store(self) -> TrustStore:
@@ -343,7 +344,8 @@ class Service:
             self.endpoints[section.id] = V2gEndpoint(
                 ctx, section.v2g, secc_config=lambda ctx=ctx: self._secc_config(ctx), fulfil=bridge.fulfil_for(ctx),
                 status=evse_port.status, credentials=credentials, on_ev_connected=self._ev_connected,
-                on_ev_left=self._ev_left, on_step=self.on_step, status_interval=self.status_interval,
+                on_ev_left=self._ev_left, on_step=self.on_step, on_cp_state=self._cp_state,
+                status_interval=self.status_interval,
             )
 
     def _secc_config(self, ctx: EvseContext) -> SeccConfig:
@@ -375,14 +377,41 @@ class Service:
             station.set_connector_status(ctx.evse_id, connector, "Occupied")
         await self.ocpp.ev_connected(ctx)
 
+    async def _cp_state(self, ctx: EvseContext, state: CpState) -> None:
+        """A hardware driver's CP state: E (no power) and F (EVSE fault) make the connector
+        Faulted (G01 / G05 StatusNotification); the next healthy state ends that."""
+        station = self.station
+        if station is None:
+            return
+        if state in (CpState.E, CpState.F):
+            if ctx.evse_id not in self._faulted:
+                log.warning("EVSE %d: CP state %s: connector Faulted", ctx.evse_id, state.value)
+                self._faulted.add(ctx.evse_id)
+            status = "Faulted"
+        elif ctx.evse_id in self._faulted:
+            self._faulted.discard(ctx.evse_id)
+            log.info("EVSE %d: CP state %s: the fault is over", ctx.evse_id, state.value)
+            status = "Available" if state is CpState.A else "Occupied"
+        elif state is CpState.A and ctx.adapter is None and ctx.resume.value is None:
+            status = "Available"  # the cable left after its session ended
+        else:
+            return
+        for connector in self._connectors(ctx.evse_id):
+            station.set_connector_status(ctx.evse_id, connector, status)
+
     async def _ev_left(self, ctx: EvseContext) -> None:
         station = self.station
         assert station is not None and self.ocpp is not None
         await self.ocpp.ev_left(ctx)
         if ctx.simulated:
             ctx.driver.unplug()
+        status = "Available"
+        if ctx.evse_id in self._faulted:
+            status = "Faulted"
+        elif not ctx.simulated and ctx.driver.cp_state() in (CpState.B, CpState.C, CpState.D):
+            status = "Occupied"  # the session is over, the cable is still in: Available at CP state A
         for connector in self._connectors(ctx.evse_id):
-            station.set_connector_status(ctx.evse_id, connector, "Available")
+            station.set_connector_status(ctx.evse_id, connector, status)
         if self._reset_pending and not station.transactions():
             self._reset.set()
 

@@ -11,6 +11,7 @@ traceback.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -76,6 +77,17 @@ class BenchDriver:
 
     async def aclose(self):
         self.closed = True
+
+    # the bench's hands on the cable
+    def cable_out(self):
+        self._hw.unplug()
+
+    def cable_in(self):
+        self._hw.plug_in()
+        self._hw.ev_ready()
+
+    def fault(self):
+        self._hw.inject_fault()
 
 
 def make(*, evse_id, limits, ac, options):
@@ -150,6 +162,80 @@ def test_a_whole_dc_session_drives_the_charger_makers_driver(test_pki, tmp_path,
     assert ("set_limit", None, 50000.0) in driver.calls
     assert driver.closed, "the service closes the driver at shutdown"
     assert events[0]["eventType"] == "Started" and events[-1]["eventType"] == "Ended"
+
+
+def dc_ev(**kw) -> EvConfig:
+    defaults = dict(protocols=("iso2",), energy_mode=EnergyTransferMode.DC_extended,
+                    payment=PaymentOption.ExternalPayment, loop_messages=3, loop_interval=0.02, ongoing_interval=0.02)
+    return EvConfig(**{**defaults, **kw})
+
+
+def statuses(rig) -> list[str]:
+    return [c["connectorStatus"] for c in rig.calls("StatusNotification")]
+
+
+def test_cable_pulled_mid_charge_loop_ends_the_session_at_once(test_pki, tmp_path, driver_dir):
+    """CP state A during CurrentDemand: the session ends now, not at the EV's or the SECC's
+    timeout; the output is ramped down and opened; the transaction ends as EVDeparted /
+    EVDisconnected (E06 with TxStopPoint EVConnected) and the connector is Available."""
+    async def main():
+        async with BridgeRig(tmp_path / "rig", test_pki, device_model={"AuthCtrlr/Enabled": "false"},
+                             driver_toml=driver_toml(driver_dir)) as rig:
+            driver = rig.service.drivers[1]
+            ev_task = asyncio.create_task(run_ev(dc_ev(loop_messages=1000, loop_interval=0.05), rig.v2g["host"],
+                                                 rig.endpoint.tcp_port))
+            await rig.wait_for(lambda r: any(c[0] == "set_target" and c[2] == 200.0 for c in driver.calls))
+            await asyncio.sleep(0.2)  # a few CurrentDemand cycles into the loop
+            driver.cable_out()
+            # the EV would loop for 50 s more: only the CP line can end it in time
+            ev = await asyncio.wait_for(ev_task, 10)
+            ended = await rig.wait_ended()
+            await rig.wait_for(lambda r: statuses(r)[-1:] == ["Available"])
+            return ev, driver, ended, statuses(rig)
+
+    ev, driver, ended, seen = run(main())
+    assert not ev.result.ok  # the EV lost its connection
+    assert ended["triggerReason"] == "EVDeparted"
+    assert ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+    assert ("set_contactors", False) in driver.calls, "the output is opened when the cable is gone"
+    assert seen[-2:] == ["Occupied", "Available"]
+
+
+def test_cable_pulled_while_paused_ends_the_transaction(test_pki, tmp_path, driver_dir):
+    """An ISO 15118-2 session paused by the EV keeps its transaction (the EV may come back);
+    the cable leaving ends it as EVDeparted."""
+    async def main():
+        async with BridgeRig(tmp_path / "rig", test_pki, device_model={"AuthCtrlr/Enabled": "false"},
+                             driver_toml=driver_toml(driver_dir)) as rig:
+            driver = rig.service.drivers[1]
+            ev = await run_ev(dc_ev(pause=True), rig.v2g["host"], rig.endpoint.tcp_port)
+            await rig.wait_idle()
+            open_before = not any(e["eventType"] == "Ended" for e in rig.tx_events())
+            occupied = statuses(rig)[-1]
+            driver.cable_out()
+            ended = await rig.wait_ended()
+            await rig.wait_for(lambda r: statuses(r)[-1:] == ["Available"])
+            return ev, open_before, occupied, ended
+
+    ev, open_before, occupied, ended = run(main())
+    assert ev.result.ok and ev.result.paused, ev.result.reason
+    assert open_before and occupied == "Occupied"
+    assert ended["triggerReason"] == "EVDeparted"
+    assert ended["transactionInfo"]["stoppedReason"] == "EVDisconnected"  # a pause is not a stop
+
+
+def test_cp_fault_makes_the_connector_faulted_until_it_recovers(test_pki, tmp_path, driver_dir):
+    async def main():
+        async with BridgeRig(tmp_path / "rig", test_pki, driver_toml=driver_toml(driver_dir)) as rig:
+            driver = rig.service.drivers[1]
+            driver.fault()
+            await rig.wait_for(lambda r: statuses(r)[-1:] == ["Faulted"])
+            driver.cable_out()
+            await rig.wait_for(lambda r: statuses(r)[-1:] == ["Available"])
+            return statuses(rig)
+
+    seen = run(main())
+    assert seen[-2:] == ["Faulted", "Available"]
 
 
 @pytest.mark.parametrize(
