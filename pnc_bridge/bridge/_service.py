@@ -31,6 +31,7 @@ from pnc_bridge.bridge._certificates import TrustStoreCertificates
 from pnc_bridge.bridge._context import EvseContext, RemoteStart
 from pnc_bridge.bridge._evse import EvsePort
 from pnc_bridge.bridge._fulfil import Bridge, fulfiller_table
+from pnc_bridge.bridge._ocsp import OcspRefresher
 from pnc_bridge.bridge._ocpp import OcppPort
 from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
 from pnc_bridge.bridge._transactions import TransactionPoints
@@ -231,6 +232,7 @@ class Service:
         on_step: Callable[..., None] | None = None,
         schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT,
         status_interval: float = timing.BRIDGE_EVSE_STATUS_INTERVAL,
+        ocsp_check_interval: float = timing.BRIDGE_OCSP_CHECK_INTERVAL,
     ) -> None:
         self.config = config
         self.boot_reason = boot_reason
@@ -238,6 +240,7 @@ class Service:
         self.on_step = on_step
         self.schedule_wait = schedule_wait
         self.status_interval = status_interval
+        self.ocsp_check_interval = ocsp_check_interval
         self.station: ChargingStation | None = None
         self.trust_store: TrustStore | None = None
         self.drivers: dict[int, EvseDriver] = {}
@@ -250,6 +253,7 @@ class Service:
         self._reset_pending = False
         self._sessions: dict[int, asyncio.Task] = {}
         self._faulted: set[int] = set()
+        self.ocsp: OcspRefresher | None = None
 
     # ------------------------------------------------------------------ life cycle
     def _open_trust_store(self) -> TrustStore:
@@ -283,6 +287,11 @@ class Service:
             log.info("station %s started (%s, security profile %d); EVSE driver: %s",
                      cfg.station.identity, cfg.csms.url, cfg.csms.security_profile, cfg.driver.kind)
             self._spawn(self._events(queue), "events")
+            if any(section.v2g is not None and section.v2g.tls_port is not None for section in cfg.evse):
+                # M06: the SECC chain's OCSP responses, stapled in the EV's TLS handshake
+                self.ocsp = OcspRefresher(station, trust_store, check_interval=self.ocsp_check_interval,
+                                          busy=lambda: any(c.adapter is not None for c in self.contexts.values()))
+                self._spawn(self.ocsp.run(), "ocsp")
             if self.endpoints:
                 _warm_up({p for section in cfg.evse if section.v2g for p in section.v2g.protocols}, trust_store)
                 _warm_station(station)
@@ -477,6 +486,9 @@ class Service:
         assert station is not None and self.ocpp is not None
         if isinstance(event, events.ConnectionChanged):
             log.info("CSMS %s", "connected" if event.online else f"connection lost{f' ({event.reason})' if event.reason else ''}")
+        elif isinstance(event, events.CertificateInstalled):
+            if self.ocsp is not None:
+                self.ocsp.wake.set()  # a new SECC chain is asked for at once
         elif isinstance(event, events.RegistrationChanged):
             log.info("registration %s (heartbeat interval %d s)", event.status, event.interval)
         elif isinstance(event, events.ResetRequested):

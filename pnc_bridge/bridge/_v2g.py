@@ -18,7 +18,8 @@ Rules of this module:
   ``BRIDGE_EVSE_STATUS_INTERVAL`` and handed to the SECC.
 - The SECC's TLS certificate comes from the trust store (:class:`TrustStoreCredentials`): a
   new one installed by ``pnc-bridge pki`` or OCPP CertificateSigned is used by the next
-  connection, without a restart.
+  connection, without a restart; so is the leaf's OCSP response (OCPP M06, ``_ocsp.py``),
+  stapled while current.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import asyncio
 import errno
 import logging
 import random
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
+from pnc_bridge.bridge._ocsp import current_response
 from pnc_bridge.config import V2gSection
 from pnc_bridge.evse import CpState
 from pnc_bridge.link.server import V2gtpServer
@@ -55,6 +58,7 @@ class TrustStoreCredentials:
         self.store = store
         self._generation: int | None = None
         self._credentials: tuple[SeccCredential, ...] = ()
+        self._stale_at: datetime | None = None  # the stapled response's nextUpdate
 
     def __call__(self, profile: TlsProfile) -> Sequence[SeccCredential]:
         try:
@@ -62,13 +66,20 @@ class TrustStoreCredentials:
         except StoreError as exc:
             log.error("SECC certificate unavailable: %s", exc)
             return ()
-        if snapshot.generation != self._generation:
+        now = datetime.now(timezone.utc)
+        if snapshot.generation != self._generation or (self._stale_at is not None and now >= self._stale_at):
             leaf = snapshot.leaves.get(LeafSlot.SECC)
             credentials: tuple[SeccCredential, ...] = ()
+            self._stale_at = None
             if leaf is not None:
                 top = leaf.chain[-1]
                 root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
-                credentials = (SeccCredential(leaf.chain, leaf.key, root=root),)
+                # OCPP M06: the leaf's OCSP response from the CSMS, stapled while it is current
+                issuer = leaf.chain[1] if len(leaf.chain) > 1 else root
+                stapled = current_response(snapshot, leaf.certificate, issuer, now)
+                ocsp_der = stapled[0] if stapled else None
+                self._stale_at = stapled[1] if stapled else None
+                credentials = (SeccCredential(leaf.chain, leaf.key, root=root, ocsp_response=ocsp_der),)
             self._generation, self._credentials = snapshot.generation, credentials
         return [c for c in self._credentials if c.profile == profile]
 
