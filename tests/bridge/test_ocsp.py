@@ -183,3 +183,28 @@ async def asyncio_to_thread(fn, *args):
 
     return await asyncio.to_thread(fn, *args)
 
+
+
+def test_store_list_shows_the_ocsp_status_and_warns_about_a_revoked_one(test_pki, store, capsys):
+    """What a PKI admin sees: ``pnc-bridge pki store list`` with the responses M06 stored."""
+    from pnc_bridge.cli import main
+
+    now = dt.datetime.now(dt.timezone.utc)
+    good = responses(test_pki, now)
+    revoked = responses(test_pki, now, status="revoked")
+    good[test_pki.cert("cpo_sub_ca1")] = revoked[test_pki.cert("cpo_sub_ca1")]
+    store.set_ocsp_responses(LeafSlot.SECC, good)
+    assert main(["pki", "store", "list", "--store", str(store.path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    import json
+
+    listed = {c["subject"]: c.get("ocsp", {}).get("status") for c in json.loads(out)["certificates"]}
+    assert listed[test_pki.cert("secc_leaf").subject.rfc4514_string()] == "good"
+    assert listed[test_pki.cert("cpo_sub_ca1").subject.rfc4514_string()] == "revoked"
+    assert listed[test_pki.cert("v2g_root").subject.rfc4514_string()] is None
+    assert "OCSP revoked" in err
+    # two days on, the one-day responses are stale: unusable, said so
+    later = (now + 2 * DAY).isoformat()
+    assert main(["pki", "store", "list", "--store", str(store.path), "--at", later]) == 0
+    out, err = capsys.readouterr()
+    assert "OCSP: unusable" in out and "stale" in err
