@@ -90,7 +90,9 @@ def test_slac_then_sdp_then_a_session(netns_pair, tmp_path, test_pki):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     modem = subprocess.Popen([*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "hil.plc_modem", netns_pair.ev_if], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # the EVSE's SLAC sends CM_SET_KEY.REQ at start: the modem must be answering by then
+    assert "answering" in modem.stdout.readline(), "hil.plc_modem did not start"
     loop = NetnsLoop(netns_pair.evse_ns)
     rig = BridgeRig(tmp_path, test_pki, v2g={"interface": netns_pair.evse_if, "slac": True, "host": "::"},
                     device_model={"AuthCtrlr/Enabled": "false"})
