@@ -267,6 +267,10 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
         if "exiRequest" in p:
             return {"action": p["action"], "exiRequest": f"{len(p['exiRequest'])} base64 chars"}
         return {"status": p.get("status"), "exiResponse": f"{len(p.get('exiResponse', ''))} base64 chars"}
+    if action == "GetCertificateStatus":
+        if "ocspRequestData" in p:
+            return {"serialNumber": p["ocspRequestData"]["serialNumber"], "responderURL": p["ocspRequestData"]["responderURL"]}
+        return {"status": p.get("status"), "ocspResult": f"{len(p.get('ocspResult', ''))} base64 chars"}
     if action == "SetChargingProfile" and "chargingProfile" in p:
         profile = p["chargingProfile"]
         f.update(purpose=profile["chargingProfilePurpose"], transactionId=profile.get("transactionId", "-")[:8] + "…")

@@ -11,6 +11,9 @@ and the bridge tests' CSMS.
 - Authorize is answered by ``authorize`` (default: Accepted, certificate Accepted).
 - With ``remote_start_on_plug_in`` the CSMS answers a connector going Occupied with a
   RequestStartTransaction (an app user starting an EIM session).
+- GetCertificateStatus (M06) is answered as a CSMS that forwards it to the certificate's
+  OCSP responder: a signed OCSP response from the test PKI's issuing CA (``good``, valid
+  for a day; ``ocsp_status`` sets another status, ``certificate_status`` a whole answer).
 
 ``PncCsms(csms, pki).install()`` sets the emulator's responses; ``profile_sent`` is set
 when a SetChargingProfile was accepted; ``send_profile(...)`` sends another one (a new
@@ -74,6 +77,8 @@ class PncCsms:
         authorize: Callable[[dict, str], dict] | dict | None = None,
         certificate: Callable[[dict, str], dict] | dict | None = None,
         pki20: Any = None,
+        certificate_status: Callable[[dict, str], dict] | dict | None = None,
+        ocsp_status: str = "good",
     ) -> None:
         self.csms = csms
         self.pki = pki
@@ -83,6 +88,8 @@ class PncCsms:
         self.remote_start_on_plug_in = remote_start_on_plug_in
         self.authorize = authorize
         self.certificate = certificate
+        self.certificate_status = certificate_status
+        self.ocsp_status = ocsp_status
         self.profile_sent = asyncio.Event()
         self.profile_answers: list[dict[str, Any]] = []
         self._ids = itertools.count(101)
@@ -102,6 +109,7 @@ class PncCsms:
     def install(self) -> "PncCsms":
         self.csms.responses["Get15118EVCertificate"] = self.certificate or self._certificate
         self.csms.responses["NotifyEVChargingNeeds"] = self._needs
+        self.csms.responses["GetCertificateStatus"] = self.certificate_status or self._ocsp
         if self.authorize is not None:
             self.csms.responses["Authorize"] = self.authorize
         if self.remote_start_on_plug_in:
@@ -141,6 +149,32 @@ class PncCsms:
         else:
             response = answer_certificate_request(exi, self.pki)
         return {"status": "Accepted", "exiResponse": base64.b64encode(response).decode()}
+
+    def _ocsp(self, payload: dict, station: str) -> dict:
+        """The OCSP responder behind the CSMS: finds the certificate by its CertID in the
+        test PKI and answers with a response signed by its issuer."""
+        import datetime as dt
+
+        from pnc_bridge.pki import build_ocsp_response, certificate_hash_data
+
+        wanted = payload["ocspRequestData"]
+        certs = [issued.certificate for issued in self.pki.issued.values()]
+        keys = {issued.certificate.subject: issued.key for issued in self.pki.issued.values()}
+        for cert in certs:
+            issuer = next((c for c in certs if c.subject == cert.issuer), None)
+            if issuer is None or cert.subject == cert.issuer:
+                continue
+            data = certificate_hash_data(cert, issuer)
+            if (data.serial_number, data.issuer_name_hash, data.issuer_key_hash) == (
+                    wanted["serialNumber"].lower().lstrip("0") or "0", wanted["issuerNameHash"].lower(),
+                    wanted["issuerKeyHash"].lower()):
+                now = dt.datetime.now(dt.timezone.utc)
+                der = build_ocsp_response(cert, issuer, keys[issuer.subject], status=self.ocsp_status,
+                                          this_update=now - dt.timedelta(minutes=1),
+                                          next_update=now + dt.timedelta(days=1),
+                                          revocation_time=now - dt.timedelta(days=1) if self.ocsp_status == "revoked" else None)
+                return {"status": "Accepted", "ocspResult": base64.b64encode(der).decode()}
+        return {"status": "Failed", "statusInfo": {"reasonCode": "UnknownCertificate"}}
 
     def _needs(self, payload: dict, station: str) -> dict:
         if self.send_profile_on_needs:

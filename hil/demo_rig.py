@@ -66,7 +66,8 @@ def _toml_value(value: Any) -> str:
 class BridgeRig:
     """See the module docstring. ``device_model`` and ``iso15118`` add to the configuration;
     ``v2g`` replaces keys of ``[evse.v2g]``; ``service`` are keyword arguments of ``Service``;
-    ``behaviour`` of ``PncCsms``; ``roots`` the trust-store root kinds. ISO 15118-20:
+    ``behaviour`` of ``PncCsms``; ``roots`` the trust-store root kinds; ``driver_toml`` a
+    ``[driver]`` table (a charger maker's own driver instead of the simulator). ISO 15118-20:
     ``pki20`` (its roots and SECC certificate go into the trust store too), ``evse`` adds
     keys to ``[[evse]]`` (``max_discharge_power_w``), ``subprotocols`` the station's
     ``[csms] subprotocols`` (the CSMS emulator picks by its own ``csms={"subprotocols": ...}``)."""
@@ -89,6 +90,7 @@ class BridgeRig:
         pki20: Any = None,
         evse: dict[str, Any] | None = None,
         subprotocols: tuple[str, ...] | None = None,
+        driver_toml: str = "",
     ) -> None:
         self.work_dir = Path(work_dir)
         self.pki = pki
@@ -106,6 +108,7 @@ class BridgeRig:
         self.service_options = service or {}
         self.csms_host = csms_host
         self.csms_options = csms or {}
+        self.driver_toml = driver_toml
         self.csms: Any = None
         self.behaviour: Any = None
         self.service: Any = None
@@ -144,7 +147,7 @@ class BridgeRig:
             max_power_w = {150000 if dc else 22000}
             max_current_a = {200 if dc else 32}
             iso15118_evse_id = "DE*PNC*E00001*1"
-        """) + evse + "\n[evse.v2g]\n" + v2g + "\n[device_model]\n" + dm + "\n"
+        """) + evse + "\n[evse.v2g]\n" + v2g + "\n[device_model]\n" + dm + "\n" + self.driver_toml + "\n"
 
     async def __aenter__(self) -> "BridgeRig":
         from hil.csms import CsmsEmulator

@@ -39,6 +39,7 @@ async def serve(iface: str) -> None:
             sock.send(reply)
 
     sock.start(on_frame)
+    print(f"plc_modem: answering CM_SET_KEY.REQ on {iface}", flush=True)  # rigs wait for this line
     try:
         await asyncio.Event().wait()
     finally:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -169,8 +169,25 @@ class Iso15118Section(_Section):
 
 
 class DriverSection(_Section):
-    #: Only "simulator" exists so far; hardware drivers will add kinds.
-    kind: Literal["simulator"] = "simulator"
+    """The EVSE hardware: the simulator, or the charger maker's own ``EvseDriver``.
+
+    ``kind = "python"`` with ``factory = "package.module:callable"`` loads a driver the
+    service calls as ``factory(evse_id=, limits=, ac=, options=)`` for every EVSE;
+    ``[driver.options]`` is passed through untouched. See ``docs/evse.md``."""
+
+    kind: Literal["simulator", "python"] = "simulator"
+    factory: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")] | None = None
+    #: Directories searched (first) for the factory's module; relative to this file.
+    python_path: tuple[Path, ...] = ()
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _factory_for_python(self) -> "DriverSection":
+        if self.kind == "python" and self.factory is None:
+            raise ValueError('kind "python" needs factory = "package.module:callable"')
+        if self.kind == "simulator" and (self.factory is not None or self.options or self.python_path):
+            raise ValueError('factory, python_path and options are for kind = "python"; the simulator takes none')
+        return self
 
 
 class SimulatorSection(_Section):
@@ -219,6 +236,9 @@ class ServiceConfig(_Section):
                  for p in (e.v2g.tcp_port, e.v2g.tls_port) if p]
         if len(fixed) != len(set(fixed)):
             raise ValueError("two EVSEs listen on the same port (evse.v2g.tcp_port / tls_port)")
+        if self.simulator.sessions != 0 and self.driver.kind != "simulator":
+            raise ValueError("simulator.sessions plays simulated EVs on the EVSE simulator; "
+                             'set it to 0 with driver.kind = "python"')
         return self
 
     def password(self) -> str | None:
@@ -241,6 +261,10 @@ def _resolve(data: dict, base: Path) -> None:
         v2g = evse.get("v2g") if isinstance(evse, dict) else None
         if isinstance(v2g, dict) and isinstance(v2g.get("tls_keylog"), str) and not Path(v2g["tls_keylog"]).is_absolute():
             v2g["tls_keylog"] = str((base / v2g["tls_keylog"]).resolve())
+    driver = data.get("driver")
+    if isinstance(driver, dict) and isinstance(driver.get("python_path"), list):
+        driver["python_path"] = [str(p if Path(p).is_absolute() else (base / p).resolve()) if isinstance(p, str) else p
+                                 for p in driver["python_path"]]
     csms = data.get("csms")
     if isinstance(csms, dict) and isinstance(csms.get("password_file"), str):
         path = Path(csms["password_file"])

@@ -264,6 +264,19 @@ BRIDGE_EVSE_STATUS_INTERVAL = 0.1
 #: On shutdown, how long the service waits for the CSMS to take the last queued messages
 #: (they stay in the outbox and are sent after the next start otherwise).
 BRIDGE_SHUTDOWN_DRAIN = 3.0
+#: OCPP M06 (Get V2G Charging Station Certificate status): the OCSP responses for the SECC
+#: chain are asked for at start, when the chain changes, and when older than this (a week,
+#: as libocpp does) or past half their validity (so a stapled one never runs stale).
+BRIDGE_OCSP_MAX_AGE = 7 * 24 * 3600.0
+#: How often the service looks whether one is due (a local check; the CSMS is asked only then).
+BRIDGE_OCSP_CHECK_INTERVAL = 600.0
+#: After a failed GetCertificateStatus (CSMS Failed, CALLERROR, a bad response), wait this
+#: long before asking again for that certificate.
+BRIDGE_OCSP_RETRY = 3600.0
+#: How long one GetCertificateStatus may take (the CSMS asks the OCSP responder first).
+BRIDGE_OCSP_TIMEOUT = 30.0
+#: When an EV session kept the refresh from asking, look again this much later.
+BRIDGE_OCSP_BUSY_RETRY = 30.0
 #: V2X fallback when the CSMS connection drops (docs/bridge.md): for this long the session
 #: keeps the last valid schedule (discharge included: a short network gap must not flip a
 #: fleet of EVs from discharging to charging at once); after it, charge-only limits (every

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: ``netns_pair``: a fresh pair of network namespaces (tests/link/netns.py), for any test.
+pytest_plugins = ("tests.link.netns",)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PNC_BRIDGE_SHARED", REPO.parent / "shared"))
 

@@ -77,13 +77,18 @@ def run(args: argparse.Namespace) -> int:
         from pnc_bridge.bridge._service import station_config
 
         station = station_config(config)
+        if args.check:
+            from pnc_bridge.bridge._service import driver_factory
+
+            driver_factory(config)  # the driver's module imports and names a callable
     except ConfigError as exc:
         raise CliError(str(exc)) from None
     if args.check:
         print(f"{args.config}: OK")
         print(f"  station {station.identity}: {len(station.settings.evses)} EVSE(s), "
               f"CSMS {station.network.url} (security profile {station.network.security_profile})")
-        print(f"  data in {config.paths.data_dir}, trust store {config.paths.trust_store}, driver {config.driver.kind}")
+        print(f"  data in {config.paths.data_dir}, trust store {config.paths.trust_store}, driver {config.driver.kind}"
+              + (f" ({config.driver.factory})" if config.driver.factory else ""))
         for evse in config.evse:
             v2g = evse.v2g
             if v2g is None:

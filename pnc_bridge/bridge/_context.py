@@ -62,6 +62,9 @@ class EvseContext:
     renegotiation_requested: bool = False
     #: a remote stop or deauthorization ended the authorization; its cause wins over the EV's
     stop_cause: str | None = None
+    #: the driver's control pilot said the EV left (CP state A) or failed (E/F): the session
+    #: ends as EVDeparted rather than a lost connection
+    departed: bool = False
     meter_task: asyncio.Task | None = None
     #: the CSMS connection dropped and the grace time passed: the session was renegotiated to
     #: charge-only limits (docs/bridge.md, V2X fallback); renegotiated again when it is back
@@ -111,3 +114,4 @@ class EvseContext:
         self.isolation = None
         self.renegotiation_requested = False
         self.stop_cause = None
+        self.departed = False

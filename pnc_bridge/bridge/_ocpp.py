@@ -386,7 +386,7 @@ class OcppPort:
 
     async def _ev_left(self, ctx) -> None:
         async with ctx.in_order():
-            await self.apply(ctx, ctx.tracker.ev_disconnected())
+            await self.apply(ctx, ctx.tracker.ev_disconnected(departed=ctx.departed))
             ctx.session_ended()
 
     async def _end_authorization(self, ctx, cause: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any, Callable
 
 from pnc_bridge import timing
@@ -30,12 +31,14 @@ from pnc_bridge.bridge._certificates import TrustStoreCertificates
 from pnc_bridge.bridge._context import EvseContext, RemoteStart
 from pnc_bridge.bridge._evse import EvsePort
 from pnc_bridge.bridge._fulfil import Bridge, fulfiller_table
+from pnc_bridge.bridge._ocsp import OcspRefresher
 from pnc_bridge.bridge._ocpp import OcppPort
 from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
 from pnc_bridge.bridge._transactions import TransactionPoints
 from pnc_bridge.bridge._v2g import TrustStoreCredentials, V2gEndpoint
 from pnc_bridge.config import ConfigError, EvseSection, ServiceConfig
-from pnc_bridge.evse import EvBattery, EvseLimits, EvseSimulator
+from pnc_bridge.evse import CpState, EvBattery, EvseDriver, EvseLimits, EvseSimulator
+from pnc_bridge.evse._loader import DriverLoadError, import_factory, make_driver
 from pnc_bridge.ocpp import (
     CallFailed,
     ChargingStation,
@@ -176,6 +179,57 @@ def _warm_station(station: ChargingStation) -> None:
             log.debug("warming %s: %s", action, exc)
 
 
+def driver_factory(config: ServiceConfig) -> Callable[..., Any] | None:
+    """The configured driver factory (``[driver] kind = "python"``), imported; None for the
+    simulator. ``python_path`` directories are searched first. Raises ``ConfigError``."""
+    section = config.driver
+    if section.kind != "python":
+        return None
+    assert section.factory is not None
+    for directory in reversed(section.python_path):
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    try:
+        return import_factory(section.factory)
+    except DriverLoadError as exc:
+        raise ConfigError(f"driver: {exc}") from None
+
+
+def build_drivers(config: ServiceConfig) -> dict[int, EvseDriver]:
+    """One driver per configured EVSE: the simulator, or the charger maker's own (docs/evse.md)."""
+    factory = driver_factory(config)
+    drivers: dict[int, EvseDriver] = {}
+    for evse in config.evse:
+        limits = EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v,
+                            max_discharge_current_a=evse.max_discharge_current_a,
+                            max_discharge_power_w=evse.max_discharge_power_w)
+        ac = evse.supply_phases > 0
+        if factory is None:
+            drivers[evse.id] = EvseSimulator(evse.id, limits=limits, ac=ac)
+            continue
+        assert config.driver.factory is not None
+        try:
+            drivers[evse.id] = make_driver(factory, config.driver.factory, evse_id=evse.id, limits=limits, ac=ac,
+                                           options=config.driver.options)
+        except DriverLoadError as exc:
+            raise ConfigError(f"driver: {exc}") from None
+    return drivers
+
+
+async def _close_drivers(drivers: dict[int, EvseDriver]) -> None:
+    """A driver with ``aclose()`` (or ``close()``) gets it once at shutdown; its errors are logged."""
+    for evse_id, driver in drivers.items():
+        close = getattr(driver, "aclose", None) or getattr(driver, "close", None)
+        if close is None:
+            continue
+        try:
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:  # the service still stops cleanly
+            log.warning("EVSE %d: the driver's close failed: %s: %s", evse_id, type(exc).__name__, exc)
+
+
 class Service:
     """One run of the service; ``await run(stop)`` returns "stopped" or "reset".
 
@@ -194,6 +248,7 @@ class Service:
         schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT,
         status_interval: float = timing.BRIDGE_EVSE_STATUS_INTERVAL,
         v2x_offline_grace: float = timing.BRIDGE_V2X_OFFLINE_GRACE,
+        ocsp_check_interval: float = timing.BRIDGE_OCSP_CHECK_INTERVAL,
     ) -> None:
         self.config = config
         self.v2x_offline_grace = v2x_offline_grace
@@ -202,9 +257,10 @@ class Service:
         self.on_step = on_step
         self.schedule_wait = schedule_wait
         self.status_interval = status_interval
+        self.ocsp_check_interval = ocsp_check_interval
         self.station: ChargingStation | None = None
         self.trust_store: TrustStore | None = None
-        self.drivers: dict[int, EvseSimulator] = {}
+        self.drivers: dict[int, EvseDriver] = {}
         self.contexts: dict[int, EvseContext] = {}
         self.endpoints: dict[int, V2gEndpoint] = {}
         self.ocpp: OcppPort | None = None
@@ -213,6 +269,8 @@ class Service:
         self._reset = asyncio.Event()
         self._reset_pending = False
         self._sessions: dict[int, asyncio.Task] = {}
+        self._faulted: set[int] = set()
+        self.ocsp: OcspRefresher | None = None
 
     # ------------------------------------------------------------------ life cycle
     def _open_trust_store(self) -> TrustStore:
@@ -236,14 +294,7 @@ class Service:
             raise ConfigError(str(exc)) from exc
         try:
             self.trust_store = trust_store = self._open_trust_store()
-            for evse in cfg.evse:
-                self.drivers[evse.id] = EvseSimulator(
-                    evse.id,
-                    limits=EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v,
-                                      max_discharge_current_a=evse.max_discharge_current_a,
-                                      max_discharge_power_w=evse.max_discharge_power_w),
-                    ac=evse.supply_phases > 0,
-                )
+            self.drivers = build_drivers(cfg)
             station = ChargingStation(station_cfg, store=store, certificates=TrustStoreCertificates(trust_store),
                                       meter_reader=self._meter_values)
             self.station = station
@@ -253,6 +304,11 @@ class Service:
             log.info("station %s started (%s, security profile %d); EVSE driver: %s",
                      cfg.station.identity, cfg.csms.url, cfg.csms.security_profile, cfg.driver.kind)
             self._spawn(self._events(queue), "events")
+            if any(section.v2g is not None and section.v2g.tls_port is not None for section in cfg.evse):
+                # M06: the SECC chain's OCSP responses, stapled in the EV's TLS handshake
+                self.ocsp = OcspRefresher(station, trust_store, check_interval=self.ocsp_check_interval,
+                                          busy=lambda: any(c.adapter is not None for c in self.contexts.values()))
+                self._spawn(self.ocsp.run(), "ocsp")
             if self.endpoints:
                 _warm_up({p for section in cfg.evse if section.v2g for p in section.v2g.protocols}, trust_store)
                 _warm_station(station)
@@ -284,6 +340,7 @@ class Service:
                     ctx.meter_task.cancel()
             if self.station is not None:
                 await self.station.stop()
+            await _close_drivers(self.drivers)
             store.close()
 
     def _build_bridge(self, station: ChargingStation, trust_store: TrustStore) -> None:
@@ -314,7 +371,8 @@ class Service:
             self.endpoints[section.id] = V2gEndpoint(
                 ctx, section.v2g, secc_config=lambda ctx=ctx: self._secc_config(ctx), fulfil=bridge.fulfil_for(ctx),
                 status=evse_port.status, credentials=credentials, on_ev_connected=self._ev_connected,
-                on_ev_left=self._ev_left, on_step=self.on_step, status_interval=self.status_interval,
+                on_ev_left=self._ev_left, on_step=self.on_step, on_cp_state=self._cp_state,
+                status_interval=self.status_interval,
             )
 
     def _secc_config(self, ctx: EvseContext) -> SeccConfig:
@@ -353,14 +411,41 @@ class Service:
             station.set_connector_status(ctx.evse_id, connector, "Occupied")
         await self.ocpp.ev_connected(ctx)
 
+    async def _cp_state(self, ctx: EvseContext, state: CpState) -> None:
+        """A hardware driver's CP state: E (no power) and F (EVSE fault) make the connector
+        Faulted (G01 / G05 StatusNotification); the next healthy state ends that."""
+        station = self.station
+        if station is None:
+            return
+        if state in (CpState.E, CpState.F):
+            if ctx.evse_id not in self._faulted:
+                log.warning("EVSE %d: CP state %s: connector Faulted", ctx.evse_id, state.value)
+                self._faulted.add(ctx.evse_id)
+            status = "Faulted"
+        elif ctx.evse_id in self._faulted:
+            self._faulted.discard(ctx.evse_id)
+            log.info("EVSE %d: CP state %s: the fault is over", ctx.evse_id, state.value)
+            status = "Available" if state is CpState.A else "Occupied"
+        elif state is CpState.A and ctx.adapter is None and ctx.resume.value is None:
+            status = "Available"  # the cable left after its session ended
+        else:
+            return
+        for connector in self._connectors(ctx.evse_id):
+            station.set_connector_status(ctx.evse_id, connector, status)
+
     async def _ev_left(self, ctx: EvseContext) -> None:
         station = self.station
         assert station is not None and self.ocpp is not None
         await self.ocpp.ev_left(ctx)
         if ctx.simulated:
             ctx.driver.unplug()
+        status = "Available"
+        if ctx.evse_id in self._faulted:
+            status = "Faulted"
+        elif not ctx.simulated and ctx.driver.cp_state() in (CpState.B, CpState.C, CpState.D):
+            status = "Occupied"  # the session is over, the cable is still in: Available at CP state A
         for connector in self._connectors(ctx.evse_id):
-            station.set_connector_status(ctx.evse_id, connector, "Available")
+            station.set_connector_status(ctx.evse_id, connector, status)
         if self._reset_pending and not station.transactions():
             self._reset.set()
 
@@ -432,6 +517,9 @@ class Service:
         elif isinstance(event, events.AllowedEnergyTransferChanged):
             log.warning("EVSE %s: the CSMS allows %s for transaction %s; not applied to a running session",
                         event.evse_id, ", ".join(event.allowed) or "nothing", event.transaction_id)
+        elif isinstance(event, events.CertificateInstalled):
+            if self.ocsp is not None:
+                self.ocsp.wake.set()  # a new SECC chain is asked for at once
         elif isinstance(event, events.RegistrationChanged):
             log.info("registration %s (heartbeat interval %d s)", event.status, event.interval)
         elif isinstance(event, events.ResetRequested):

@@ -207,8 +207,9 @@ class TransactionTracker:
             self.stop_cause = STOP_REASONS["DeAuthorized"]
             self._refused = True
 
-    def ev_disconnected(self) -> list[TxAction]:
-        """The EV's session is over for good (not paused) or the cable is gone."""
+    def ev_disconnected(self, *, departed: bool = False) -> list[TxAction]:
+        """The EV's session is over for good (not paused) or the cable is gone (``departed``:
+        the control pilot went to state A, E or F; E06: triggerReason EVDeparted)."""
         if not self.connected and not self.open:
             self._reset()
             return []
@@ -218,12 +219,13 @@ class TransactionTracker:
         if self.charging_state == "Charging":
             self.charging_state = "EVConnected"
         actions: list[TxAction] = []
+        trigger = "EVDeparted" if departed else "EVCommunicationLost"
         if self.stop_cause is None:
-            self.stop_cause = STOP_REASONS["EVDisconnected"]
+            self.stop_cause = (trigger, "EVDisconnected")
         elif not self._refused:
-            # the EV left after its session ended: the connection is what ended now
-            self.stop_cause = ("EVCommunicationLost", self.stop_cause[1])
-        self._evaluate(before, "EVCommunicationLost", actions)
+            # the EV left after its session ended: the connection (or the cable) is what ended now
+            self.stop_cause = (trigger, self.stop_cause[1])
+        self._evaluate(before, trigger, actions)
         if self.open:  # no stop point caught it (e.g. only EnergyTransfer and no energy): the EV is gone
             actions.append(self._end())
         self._reset()

@@ -11,11 +11,15 @@ Rules of this module:
 - The EV is "connected" from its first successful SupportedAppProtocol handshake and has
   "left" when a connection ends without a paused session to come back to; the service turns
   these into the transaction's EVConnected condition and the connector status.
+- A hardware driver's control pilot is watched: state A, E or F ends the live session at
+  once (as a lost connection; the transaction as EVDeparted) and forgets a paused one; E/F
+  also set the connector Faulted until the CP recovers. The simulator has no CP line.
 - While a connection is live the EVSE's status (present values, limits, meter) is read every
   ``BRIDGE_EVSE_STATUS_INTERVAL`` and handed to the SECC.
 - The SECC's TLS certificate comes from the trust store (:class:`TrustStoreCredentials`): a
   new one installed by ``pnc-bridge pki`` or OCPP CertificateSigned is used by the next
-  connection, without a restart.
+  connection, without a restart; so is the leaf's OCSP response (OCPP M06, ``_ocsp.py``),
+  stapled while current.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import asyncio
 import errno
 import logging
 import random
+from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Sequence
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
 from pnc_bridge.bridge._evse import simulated_ac_ev_power
+from pnc_bridge.bridge._ocsp import current_response
 from pnc_bridge.config import V2gSection
+from pnc_bridge.evse import CpState
 from pnc_bridge.link.server import V2gtpServer
 from pnc_bridge.link.tls import KeyLog, SeccCredential, TlsProfile, TlsServerConfig
 from pnc_bridge.messages import apphand
@@ -55,6 +62,7 @@ class TrustStoreCredentials:
         self.store = store
         self._generation: int | None = None
         self._credentials: tuple[SeccCredential, ...] = ()
+        self._stale_at: datetime | None = None  # the stapled response's nextUpdate
 
     def __call__(self, profile: TlsProfile) -> Sequence[SeccCredential]:
         try:
@@ -62,15 +70,24 @@ class TrustStoreCredentials:
         except StoreError as exc:
             log.error("SECC certificate unavailable: %s", exc)
             return ()
-        if snapshot.generation != self._generation:
+        now = datetime.now(timezone.utc)
+        if snapshot.generation != self._generation or (self._stale_at is not None and now >= self._stale_at):
             credentials: list[SeccCredential] = []
+            stale: list[datetime] = []
             for slot in (LeafSlot.SECC, LeafSlot.SECC20):
                 leaf = snapshot.leaves.get(slot)
                 if leaf is None:
                     continue
                 top = leaf.chain[-1]
                 root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
-                credentials.append(SeccCredential(leaf.chain, leaf.key, root=root))
+                # OCPP M06: the leaf's OCSP response from the CSMS, stapled while it is current
+                issuer = leaf.chain[1] if len(leaf.chain) > 1 else root
+                stapled = current_response(snapshot, leaf.certificate, issuer, now)
+                if stapled and stapled[1] is not None:
+                    stale.append(stapled[1])
+                credentials.append(SeccCredential(leaf.chain, leaf.key, root=root,
+                                                  ocsp_response=stapled[0] if stapled else None))
+            self._stale_at = min(stale) if stale else None
             self._generation, self._credentials = snapshot.generation, tuple(credentials)
         return [c for c in self._credentials if c.profile == profile]
 
@@ -105,6 +122,7 @@ class V2gEndpoint:
         on_ev_connected: Callable[[EvseContext], Awaitable[None]],
         on_ev_left: Callable[[EvseContext], Awaitable[None]],
         on_step: Callable[[EvseContext, Any, WireStep], None] | None = None,
+        on_cp_state: Callable[[EvseContext, CpState], Awaitable[None]] | None = None,
         status_interval: float = timing.BRIDGE_EVSE_STATUS_INTERVAL,
         secc_logger: logging.Logger | None = None,
     ) -> None:
@@ -117,6 +135,8 @@ class V2gEndpoint:
         self._on_ev_connected = on_ev_connected
         self._on_ev_left = on_ev_left
         self._on_step = on_step
+        self._on_cp_state = on_cp_state
+        self._slac: Any = None
         self._status_interval = status_interval
         self._secc_logger = secc_logger
         self._servers: list[V2gtpServer] = []
@@ -157,6 +177,8 @@ class V2gEndpoint:
                 raise OSError("neither TCP nor TLS could be offered")
             if iface:
                 await self._start_link(iface)
+            if self._slac is not None or not self.ctx.simulated:
+                self._spawn(self._watch_cp(), f"cp-{self.ctx.evse_id}")
         except BaseException:
             await self.close()
             raise
@@ -202,13 +224,41 @@ class V2gEndpoint:
                 # the simulator has no CP line: a lab EV on the PLC link is taken as plugged in
                 slac.cp_state(SlacCp.B)
             else:
-                self._spawn(self._forward_cp(slac), f"cp-to-slac-{self.ctx.evse_id}")
+                self._slac = slac
 
-    async def _forward_cp(self, slac: Any) -> None:
-        from pnc_bridge.link.slac import CpState as SlacCp
-
+    async def _watch_cp(self) -> None:
+        """Every CP state change of the driver: to SLAC, and (a hardware driver) the EV's
+        departure or a fault ends its session (see :meth:`_cp_changed`)."""
         async for state in self.ctx.driver.cp_state_changes():
-            slac.cp_state(SlacCp(state.value))
+            if self._slac is not None:
+                from pnc_bridge.link.slac import CpState as SlacCp
+
+                self._slac.cp_state(SlacCp(state.value))
+            if not self.ctx.simulated:
+                try:
+                    await self._cp_changed(state)
+                except Exception:  # noqa: BLE001 - keep watching the control pilot
+                    log.exception("EVSE %d: handling CP state %s failed", self.ctx.evse_id, state.value)
+
+    async def _cp_changed(self, state: CpState) -> None:
+        """IEC 61851-1: state A (no EV), E or F (no power / EVSE fault). The cable is gone or
+        unusable, so the live session ends now (not at its timeout: the power stage stops
+        through the session's own stop effects) and a paused ISO 15118-2 session is over
+        (its EV cannot come back on this plug-in); the transaction ends as EVDeparted."""
+        ctx = self.ctx
+        if self._on_cp_state is not None:
+            await self._on_cp_state(ctx, state)
+        if state not in (CpState.A, CpState.E, CpState.F):
+            return
+        if ctx.adapter is not None:
+            log.info("EVSE %d: CP state %s during a session: ending it", ctx.evse_id, state.value)
+            ctx.departed = True
+            ctx.adapter.abort()
+        elif ctx.resume.value is not None:
+            log.info("EVSE %d: CP state %s: the paused session's EV left", ctx.evse_id, state.value)
+            ctx.resume.value = None
+            ctx.departed = True
+            await self._on_ev_left(ctx)
 
     def _slac_event(self, event: Any) -> None:
         self.slac_events.append(event)
@@ -243,6 +293,7 @@ class V2gEndpoint:
             conn.close("a session is already live on this EVSE")
             return
         connected = False
+        ctx.departed = False
 
         def hook(step: WireStep) -> None:
             nonlocal connected

@@ -86,6 +86,28 @@ def _cert_info(cert, kind: str, at: _dt.datetime) -> dict[str, Any]:
     }
 
 
+def _ocsp_info(snapshot: Any, chain: tuple, index: int, der: bytes, at: _dt.datetime) -> dict[str, Any]:
+    """The stored OCSP response about ``chain[index]`` (OCPP M06), as ``store list`` shows it."""
+    from pnc_bridge.pki._ocsp import OcspError, check_ocsp_response
+
+    cert = chain[index]
+    issuer = chain[index + 1] if index + 1 < len(chain) else next(
+        (r for r in snapshot.roots_of(RootKind.V2G) if r.subject == cert.issuer), None)
+    if issuer is None:
+        return {"status": "unusable", "detail": "the issuer is not in the store"}
+    try:
+        result = check_ocsp_response(der, cert, issuer, at=at)
+    except OcspError as exc:
+        return {"status": "unusable", "detail": str(exc)}
+    if result is None:
+        return {"status": "unusable", "detail": "the response is about another certificate"}
+    return {
+        "status": result.status.value,
+        "this_update": result.this_update.isoformat(),
+        "next_update": result.next_update.isoformat() if result.next_update else None,
+    }
+
+
 # --------------------------------------------------------------------------- #
 # Commands                                                                     #
 # --------------------------------------------------------------------------- #
@@ -161,19 +183,29 @@ def _cmd_store_list(args: argparse.Namespace) -> int:
     if args.kind is None:
         for slot, leaf in snapshot.leaves.items():
             for i, cert in enumerate(leaf.chain):
-                entries.append(_cert_info(cert, slot.value if i == 0 else f"{slot.value}-sub-ca", at))
+                info = _cert_info(cert, slot.value if i == 0 else f"{slot.value}-sub-ca", at)
+                ocsp_der = snapshot.ocsp_response(slot, cert)
+                if ocsp_der is not None:
+                    info["ocsp"] = _ocsp_info(snapshot, leaf.chain, i, ocsp_der, at)
+                entries.append(info)
     warnings = []
     for e in entries:
         if e["expired"]:
             warnings.append(f"warning: {e['kind']} {e['subject']} expired on {e['not_after']}")
         elif e["expires_soon"]:
             warnings.append(f"warning: {e['kind']} {e['subject']} expires on {e['not_after']} (within {EXPIRY_WARNING_DAYS} days)")
+        if "ocsp" in e and e["ocsp"]["status"] != "good":
+            warnings.append(f"warning: {e['kind']} {e['subject']}: OCSP {e['ocsp']['status']}"
+                            + (f" ({e['ocsp']['detail']})" if e["ocsp"].get("detail") else ""))
     for w in warnings:
         print(w, file=sys.stderr)
     header = f"{'KIND':<22} {'EXPIRES':<20} {'FINGERPRINT':<17} SUBJECT / ISSUER"
     rows = [
         f"{e['kind']:<22} {e['not_after'][:19]:<20} {e['fingerprint'][:16]:<17} {e['subject']}\n"
         f"{'':<61}issuer: {e['issuer']}"
+        + (f"\n{'':<61}OCSP: {e['ocsp']['status']}" + (f", next update {e['ocsp']['next_update'][:19]}"
+                                                       if e["ocsp"].get("next_update") else "")
+           if "ocsp" in e else "")
         for e in entries
     ]
     text = "\n".join([header, *rows]) if rows else "(the store is empty)"

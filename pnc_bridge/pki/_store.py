@@ -9,6 +9,8 @@ Rules of this module:
       STORE/snapshots/00000007/{secc,charging-station}/chain.pem, key.pem
                                                  .../previous/chain.pem, key.pem
                                                  .../pending.key
+                                                 .../ocsp/<sha256>.der   OCSP responses for
+                                                     the chain's certificates (by fingerprint)
       STORE/.lock                                writers hold an exclusive flock
 
 - Snapshots are never modified. A change builds the next snapshot (hard links to the
@@ -111,6 +113,7 @@ class Snapshot:
         leaves: dict[LeafSlot, LeafEntry],
         previous: dict[LeafSlot, LeafEntry],
         pending_keys: dict[LeafSlot, PrivateKeyTypes],
+        ocsp: dict[LeafSlot, dict[str, bytes]] | None = None,
     ) -> None:
         self.generation = generation
         self.path = path
@@ -118,8 +121,14 @@ class Snapshot:
         self.leaves = leaves
         self.previous = previous
         self.pending_keys = pending_keys
+        #: DER OCSP responses about the certificates of a slot's chain, by certificate fingerprint
+        self.ocsp = ocsp or {}
         self._anchors: dict[Purpose, Anchors] = {}
         self._lock = threading.Lock()
+
+    def ocsp_response(self, slot: LeafSlot | str, cert: x509.Certificate) -> bytes | None:
+        """The stored OCSP response about ``cert`` (a certificate of ``slot``'s chain), if any."""
+        return self.ocsp.get(LeafSlot(slot), {}).get(fingerprint(cert))
 
     def roots_of(self, kind: RootKind | str) -> list[x509.Certificate]:
         kind = RootKind(kind)
@@ -161,6 +170,7 @@ def _load_snapshot(path: Path) -> Snapshot:
     leaves: dict[LeafSlot, LeafEntry] = {}
     previous: dict[LeafSlot, LeafEntry] = {}
     pending: dict[LeafSlot, PrivateKeyTypes] = {}
+    ocsp: dict[LeafSlot, dict[str, bytes]] = {}
     for slot in LeafSlot:
         slot_dir = path / slot.value
         if (entry := _read_leaf(slot, slot_dir)) is not None:
@@ -170,7 +180,10 @@ def _load_snapshot(path: Path) -> Snapshot:
         pending_path = slot_dir / "pending.key"
         if pending_path.exists():
             pending[slot] = load_private_key(pending_path.read_bytes(), source=str(pending_path))
-    return Snapshot(generation, path, tuple(roots), leaves, previous, pending)
+        ocsp_dir = slot_dir / "ocsp"
+        if ocsp_dir.is_dir():
+            ocsp[slot] = {file.stem: file.read_bytes() for file in sorted(ocsp_dir.glob("*.der"))}
+    return Snapshot(generation, path, tuple(roots), leaves, previous, pending, ocsp)
 
 
 class _Draft:
@@ -398,11 +411,29 @@ class TrustStore:
                 draft.move(f"{slot.value}/key.pem", f"{slot.value}/previous/key.pem")
             draft.write(f"{slot.value}/chain.pem", chain_pem(chain))
             draft.write(f"{slot.value}/key.pem", key_pem(key), mode=0o600)
+            draft.remove(f"{slot.value}/ocsp")  # about the old chain; the new one is asked for anew
             pending = draft.base.pending_keys.get(slot) if draft.base else None
             if pending is not None and _same_key(pending, key):
                 draft.remove(f"{slot.value}/pending.key")
         link = self._current_link() / slot.value
         return LeafEntry(slot, chain, key, link / "chain.pem", link / "key.pem")
+
+    def set_ocsp_responses(self, slot: LeafSlot | str, responses: dict[x509.Certificate, bytes]) -> None:
+        """Store OCSP responses (DER) about certificates of ``slot``'s chain, in one step
+        (OCPP M06: the V2G chain's status from the CSMS, stapled in the EV's TLS handshake).
+        Checking them is the caller's job; a response for a certificate not in the chain is
+        refused."""
+        slot = LeafSlot(slot)
+        if not responses:
+            return
+        with self._writing() as draft:
+            leaf = draft.base.leaves.get(slot) if draft.base else None
+            chain = {fingerprint(c) for c in leaf.chain} if leaf is not None else set()
+            for cert, der in responses.items():
+                name = fingerprint(cert)
+                if name not in chain:
+                    raise StoreError(f"{cert.subject.rfc4514_string()} is not in the {slot.value} chain")
+                draft.write(f"{slot.value}/ocsp/{name}.der", der)
 
     def mutate(self, change: Callable[[_Draft], None]) -> None:
         """Apply a custom change as one atomic snapshot (for tools built on the store)."""

@@ -80,6 +80,11 @@ class SeccAdapter:
     def update_evse_status(self, status: EvseStatus) -> None:
         self._queue.put_nowait(("status", status))
 
+    def abort(self) -> None:
+        """End the session as if the EV's connection were lost (the cable is gone: CP state A,
+        or the EVSE failed): the core stops it the way it stops a lost connection."""
+        self._queue.put_nowait(("closed", None))
+
     def update_setpoint(self, setpoint: PowerSetpoint | None) -> None:
         """ISO 15118-20 dynamic control: a power target for the next charge-loop response."""
         self._queue.put_nowait(("setpoint", setpoint))

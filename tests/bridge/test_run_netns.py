@@ -19,24 +19,12 @@ from hil.demo_rig import IDENTITY, PASSWORD, BridgeRig, make_trust_store
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "tests" / "link"))
-from netns import NetnsLoop, NetnsPair, netns_unavailable  # noqa: E402
+from netns import NetnsLoop  # noqa: E402
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
 
 
-@pytest.fixture
-def pair():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    p = NetnsPair.create()
-    try:
-        yield p
-    finally:
-        p.destroy()
-
-
-def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
+def test_pnc_bridge_run_serves_an_ev_found_with_sdp(netns_pair, tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     assert subprocess.run([sys.executable, "-m", "pnc_bridge", "pki", "test-pki", str(tmp_path / "pki")], env=env,
@@ -45,7 +33,7 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
 
     pki = load_test_pki(tmp_path / "pki")
     make_trust_store(tmp_path / "trust", pki)
-    loop = NetnsLoop(pair.evse_ns)
+    loop = NetnsLoop(netns_pair.evse_ns)
     service = None
     try:
         async def start_csms():
@@ -55,11 +43,11 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
             return csms
 
         csms = loop.run(start_csms())
-        rig = BridgeRig(tmp_path, pki, v2g={"interface": pair.evse_if, "slac": False, "host": "::"},
+        rig = BridgeRig(tmp_path, pki, v2g={"interface": netns_pair.evse_if, "slac": False, "host": "::"},
                         device_model={"ISO15118Ctrlr/RequestMeteringReceipt": "true"})
         config = tmp_path / "pnc-bridge.toml"
         config.write_text(rig.config_text(csms.url))
-        service = subprocess.Popen([*pair.exec_args(pair.evse_ns), sys.executable, "-m", "pnc_bridge", "run", "--config",
+        service = subprocess.Popen([*netns_pair.exec_args(netns_pair.evse_ns), sys.executable, "-m", "pnc_bridge", "run", "--config",
                                     str(config)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
         async def booted():
@@ -67,7 +55,7 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
 
         loop.run(booted(), timeout=90)
         ev = subprocess.run(
-            [*pair.exec_args(pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", pair.ev_if, "--tls",
+            [*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", netns_pair.ev_if, "--tls",
              "--pnc", "--pki", str(tmp_path / "pki"), "--protocol", "iso2", "--loops", "3", "--interval", "0.05"],
             capture_output=True, text=True, env=env, timeout=120)
         assert ev.returncode == 0, ev.stdout + ev.stderr
@@ -84,7 +72,7 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
         service.send_signal(signal.SIGTERM)
         out, _ = service.communicate(timeout=30)
         assert service.returncode == 0, out
-        assert "SECC on " + pair.evse_if in out and "Traceback" not in out
+        assert "SECC on " + netns_pair.evse_if in out and "Traceback" not in out
         loop.run(csms.stop())
     finally:
         if service is not None and service.poll() is None:
@@ -93,7 +81,7 @@ def test_pnc_bridge_run_serves_an_ev_found_with_sdp(pair, tmp_path):
         loop.close()
 
 
-def test_slac_then_sdp_then_a_session(pair, tmp_path, test_pki):
+def test_slac_then_sdp_then_a_session(netns_pair, tmp_path, test_pki):
     """With ``slac = true`` the service runs the SLAC EVSE side on the interface: the EV-side
     SLAC emulator (``hil.ev_slac``, with ``hil.plc_modem`` answering the EVSE's CM_SET_KEY as
     its modem would) matches, then the EV finds the SECC with SDP and charges (EIM, DIN)."""
@@ -101,18 +89,20 @@ def test_slac_then_sdp_then_a_session(pair, tmp_path, test_pki):
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    modem = subprocess.Popen([*pair.exec_args(pair.ev_ns), sys.executable, "-m", "hil.plc_modem", pair.ev_if], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    loop = NetnsLoop(pair.evse_ns)
-    rig = BridgeRig(tmp_path, test_pki, v2g={"interface": pair.evse_if, "slac": True, "host": "::"},
+    modem = subprocess.Popen([*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "hil.plc_modem", netns_pair.ev_if], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # the EVSE's SLAC sends CM_SET_KEY.REQ at start: the modem must be answering by then
+    assert "answering" in modem.stdout.readline(), "hil.plc_modem did not start"
+    loop = NetnsLoop(netns_pair.evse_ns)
+    rig = BridgeRig(tmp_path, test_pki, v2g={"interface": netns_pair.evse_if, "slac": True, "host": "::"},
                     device_model={"AuthCtrlr/Enabled": "false"})
     try:
         loop.run(rig.__aenter__(), timeout=60)
-        slac = subprocess.run([*pair.exec_args(pair.ev_ns), sys.executable, "-m", "hil.ev_slac", pair.ev_if, "--timeout", "30"],
+        slac = subprocess.run([*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "hil.ev_slac", netns_pair.ev_if, "--timeout", "30"],
                               capture_output=True, text=True, env=env, timeout=60)
         assert slac.returncode == 0, slac.stdout + slac.stderr
         ev = subprocess.run(
-            [*pair.exec_args(pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", pair.ev_if,
+            [*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", netns_pair.ev_if,
              "--protocol", "din", "--loops", "3", "--interval", "0.05"], capture_output=True, text=True, env=env, timeout=120)
         assert ev.returncode == 0, ev.stdout + ev.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -46,7 +47,7 @@ def run(mode: str, ns: str, items: list[str], *extra: str, timeout: float = 600)
     return out
 
 
-def jar() -> "Path":
+def jar() -> Path:
     """EXICodec.jar of the oracle build (building the oracle first if needed)."""
     import os
     from pathlib import Path

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "tests" / "link"))
-from netns import NetnsLoop, NetnsPair, netns_unavailable  # noqa: E402
+from netns import NetnsLoop  # noqa: E402
 
 from tests.josev.venv import josev_python  # noqa: E402
 
@@ -25,18 +25,6 @@ def josev():
         return josev_python()
     except (RuntimeError, OSError) as exc:
         pytest.skip(f"Josev is not available: {exc}")
-
-
-@pytest.fixture
-def netns_pair():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    pair = NetnsPair.create()
-    try:
-        yield pair
-    finally:
-        pair.destroy()
 
 
 @pytest.fixture

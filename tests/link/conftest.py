@@ -12,7 +12,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))  # this checkout, whatever else is installed
 
 from _certs import make_chain  # noqa: E402
-from netns import NetnsLoop, NetnsPair, netns_unavailable  # noqa: E402
+from netns import NetnsLoop  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,27 +26,6 @@ def pki():
         "oem": make_chain("p521", "OEM"),
         "oem_untrusted": make_chain("p521", "ROGUE"),
     }
-
-
-_NETNS_REASON: list = []
-
-
-def _netns_reason():
-    if not _NETNS_REASON:
-        _NETNS_REASON.append(netns_unavailable())
-    return _NETNS_REASON[0]
-
-
-@pytest.fixture
-def netns_pair():
-    reason = _netns_reason()
-    if reason:
-        pytest.skip(reason)
-    pair = NetnsPair.create()
-    try:
-        yield pair
-    finally:
-        pair.destroy()
 
 
 @pytest.fixture

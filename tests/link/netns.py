@@ -4,13 +4,16 @@
 random), DAD off so link-local addresses are usable at once; ``destroy()`` removes both and is
 safe to call twice. ``run_in_netns(ns, coro_fn)`` runs an asyncio coroutine on a thread that
 entered the namespace (sockets made there belong to it), so both sides of a test can live in
-one pytest process; subprocesses go through ``ip netns exec``.
+one pytest process; subprocesses go through ``ip netns exec``. ``netns_pair`` is the one
+pytest fixture for a fresh pair (skips, with the reason, where namespaces cannot be made);
+``tests/conftest.py`` registers this module as a plugin, so every test can ask for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import os
 import secrets
 import shutil
@@ -19,12 +22,15 @@ import threading
 import time
 from dataclasses import dataclass
 
+import pytest
+
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+@functools.cache
 def netns_unavailable() -> str | None:
-    """Why namespaces cannot be used here, or None."""
+    """Why namespaces cannot be used here, or None (probed once per process)."""
     if os.geteuid() != 0:
         return "network namespace tests need root"
     if shutil.which("ip") is None:
@@ -149,3 +155,16 @@ class NetnsLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
+
+
+@pytest.fixture
+def netns_pair():
+    """A fresh ``NetnsPair`` for one test, destroyed after it."""
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    pair = NetnsPair.create()
+    try:
+        yield pair
+    finally:
+        pair.destroy()

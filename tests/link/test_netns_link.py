@@ -4,7 +4,6 @@ frames both ways. The EV side is hil's emulator plus the standard library / Open
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 
@@ -21,7 +20,7 @@ from pnc_bridge.link.server import V2gtpServer
 from pnc_bridge.link.slac import CpState, Matched, SlacState
 from pnc_bridge.link.slac import frames as f
 from pnc_bridge.link.slac.adapter import RawSocket, SlacService, interface_mac
-from pnc_bridge.link.tls import SeccCredential, StaticCredentialProvider, TlsProfile, TlsServerConfig
+from pnc_bridge.link.tls import SeccCredential, StaticCredentialProvider, TlsServerConfig
 from pnc_bridge.link.v2gtp import PayloadType, V2gtpFramer, frame
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(120)]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hil.ev_slac import EvFailed, EvMatched, EvSlac, EvState
+from hil.ev_slac import EvFailed, EvSlac
 from hil.plc_modem import answer as modem_answer
 from pnc_bridge.link.slac import (
     CpState,

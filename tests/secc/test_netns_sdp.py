@@ -14,33 +14,18 @@ import pytest
 
 from tests.conftest import REPO
 
-sys.path.insert(0, str(REPO / "tests" / "link"))
-from netns import NetnsPair, netns_unavailable  # noqa: E402
-
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
 
 
-@pytest.fixture
-def pair():
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(reason)
-    p = NetnsPair.create()
-    try:
-        yield p
-    finally:
-        p.destroy()
-
-
-def test_sdp_then_tls_plug_and_charge_then_tcp_eim(pair, tmp_path):
+def test_sdp_then_tls_plug_and_charge_then_tcp_eim(netns_pair, tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     pki = tmp_path / "pki"
     assert subprocess.run([sys.executable, "-m", "pnc_bridge", "pki", "test-pki", str(pki)], env=env,
                           capture_output=True).returncode == 0
     secc = subprocess.Popen(
-        [*pair.exec_args(pair.evse_ns), sys.executable, "-m", "pnc_bridge", "hil", "secc", "--pki", str(pki),
-         "--iface", pair.evse_if, "--tcp-port", "0", "--tls-port", "0", "--duration", "120"],
+        [*netns_pair.exec_args(netns_pair.evse_ns), sys.executable, "-m", "pnc_bridge", "hil", "secc", "--pki", str(pki),
+         "--iface", netns_pair.evse_if, "--tcp-port", "0", "--tls-port", "0", "--duration", "120"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -49,7 +34,7 @@ def test_sdp_then_tls_plug_and_charge_then_tcp_eim(pair, tmp_path):
 
         def ev(*args):
             return subprocess.run(
-                [*pair.exec_args(pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", pair.ev_if,
+                [*netns_pair.exec_args(netns_pair.ev_ns), sys.executable, "-m", "pnc_bridge", "hil", "ev", "--sdp", netns_pair.ev_if,
                  "--loops", "3", "--interval", "0.01", *args],
                 capture_output=True, text=True, env=env, timeout=120,
             )

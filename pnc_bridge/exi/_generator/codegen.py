@@ -19,14 +19,11 @@ from pathlib import Path
 
 from . import naming
 from .grammar import (
-    ELEMENT_CONTENT,
-    FIRST_START_TAG,
     Datatype,
     GrammarBuilder,
     Production,
     State,
     TypeGrammar,
-    _occ_of,
     coding_length,
 )
 from .xsd import ComplexType, ElementDecl, SchemaSet, SimpleType, Wildcard, XsdError
@@ -692,7 +689,6 @@ class CodecWriter:
         of: dict[int, int] = {}
         for s in g.states:
             if s.leaf is not None:
-                key = ("leaf", s.leaf.index)
                 for i, b in enumerate(blocks):
                     if b[0].leaf is s.leaf:
                         b.append(s)
