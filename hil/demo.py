@@ -9,7 +9,10 @@ Everything runs on loopback in one process, in a temporary directory:
   with a multi-period TxProfile after NotifyEVChargingNeeds, a remote start for EIM;
 - the bridge: ``pnc_bridge.bridge.Service``, exactly what ``pnc-bridge run`` runs, with the
   EVSE simulator;
-- the EV emulator (``hil.ev``) over TLS (Plug & Charge, contract installation) or TCP (EIM).
+- the EV emulator (``hil.ev``) over TLS (Plug & Charge, contract installation) or TCP (EIM);
+  ``iso20-dc-bpt``: the ISO 15118-20 EV over TLS 1.3 (DC BPT, Plug & Charge with contract
+  installation), the EVSE able to discharge, and a CSMS (OCPP 2.1 by default, ``--ocpp
+  2.0.1``) whose TxProfile charges, discharges and charges again.
 
 It prints the timeline of the session as the SECC saw it (EV ⇄ SECC) and as the CSMS saw it
 (SECC ⇄ CSMS), with the key fields of each message and the elapsed time, then checks the

@@ -55,6 +55,9 @@ def _demo_protocols() -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.protocol.startswith("iso20") and args.loops is not None and args.loops * args.interval < 3.0:
+        raise CliError(f"--protocol {args.protocol} charges, discharges and charges again: it needs at least 3 s of "
+                       f"charge loop (--loops x --interval; {args.loops} x {args.interval:g} s given)")
     if (args.loops is not None and args.loops < 1) or args.interval < 0:
         raise CliError("--loops must be at least 1 and --interval not negative")
     if args.keep:

@@ -138,6 +138,11 @@ def test_demo_iso20_on_ocpp201_in_process():
     assert "-7 kW" in profile.fields["chargingSchedule"][0]
 
 
+def test_demo_iso20_refuses_a_charge_loop_too_short_for_its_schedule(capsys):
+    assert main(["demo", "--protocol", "iso20-dc-bpt", "--loops", "5"]) == 2
+    assert "at least 3 s of charge loop" in capsys.readouterr().err
+
+
 def test_demo_refuses_a_bad_ocpp_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--protocol", "iso20-dc-bpt", "--ocpp", "1.6"])
