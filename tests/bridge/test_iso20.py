@@ -233,6 +233,33 @@ def test_dynamic_control_setpoints_from_the_csms_reach_the_charge_loop(test_pki,
     run(main())
 
 
+def test_a_new_profile_mid_session_renegotiates_into_discharge(test_pki, pki20, tmp_path):
+    """OCPP 2.0.1: the session charges on the first TxProfile; a SetChargingProfile during the
+    charge loop with a negative limit makes the session renegotiate (ScheduleRenegotiation),
+    and the EV then discharges on the new -20 discharging schedule."""
+    async def main():
+        async with rig20(tmp_path, test_pki, pki20, "2.0.1") as rig:
+            task = asyncio.create_task(drive(rig, ev20(pki20, loop_messages=60, loop_interval=0.05), wait_idle=False))
+            driver = rig.service.contexts[1].driver
+            await rig.wait_for(lambda r: driver._output().power_w > 1000, 20)
+            first = next(r.payload for r in rig.csms.record if r.action == "SetChargingProfile" and r.direction == "out")
+            # the same id replaces the TxProfile (another one at the same stack level would be a duplicate)
+            answer = await rig.behaviour.send_profile("DEMO-CS-1", 1, schedule({"startPeriod": 0, "limit": -6000.0}),
+                                                      profile_id=first["chargingProfile"]["id"])
+            assert answer["status"] == "Accepted"
+            ev = await task
+            await rig.wait_idle()
+            r = ev.result
+            assert r.ok, r.reason
+            assert r.renegotiations >= 1
+            assert len(exchanges(ev, "ScheduleExchangeRes")) >= 2
+            assert signs(ev).replace("0", "").startswith("+-")
+            assert min(s.power_w for s in r.loop) == pytest.approx(-6000.0, abs=1.0)
+            check_transaction(rig, ev)
+
+    run(main())
+
+
 # --------------------------------------------------------------------------- #
 # Negative paths                                                               #
 # --------------------------------------------------------------------------- #
