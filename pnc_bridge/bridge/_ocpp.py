@@ -26,7 +26,8 @@ Rules of this module:
   (TxStartPoint / TxStopPoint); its actions become TransactionEvents with meter values
   (Transaction.Begin / Sample.Periodic every SampledDataCtrlr.TxUpdatedInterval /
   Transaction.End), applied one after the other per EVSE. They go through the station's
-  durable outbox: nothing is lost when the CSMS is down.
+  durable outbox: nothing is lost when the CSMS is down. A bidirectional EVSE's events carry
+  both energy registers and, periodically, the schedule's OCPP 2.1 ``operationMode``.
 """
 
 from __future__ import annotations
@@ -449,9 +450,22 @@ class OcppPort:
                 meter = await self.meter_values(ctx, "Sample.Periodic")
                 try:
                     await self.station.update_transaction(ctx.transaction_id, trigger_reason="MeterValuePeriodic",
-                                                          meter_value=meter)
+                                                          meter_value=meter, operation_mode=self.operation_mode(ctx))
                 except (OutgoingInvalid, ValueError) as exc:
                     log.error("EVSE %d: periodic meter values not queued: %s", ctx.evse_id, exc)
+
+    def operation_mode(self, ctx) -> str | None:
+        """OCPP 2.1 ``transactionInfo.operationMode`` of a bidirectional EVSE's transaction: the
+        mode of the CSMS's schedule period in force (CentralSetpoint, ChargingOnly, Idle, ...;
+        on 2.0.1 it goes into customData), None when the schedule names none."""
+        if not ctx.section.max_discharge_power_w:
+            return None
+        try:
+            mode = self.station.charging_schedule(ctx.evse_id).periods[0].operation_mode
+        except Exception as exc:  # noqa: BLE001 - a schedule problem must not lose the meter values
+            log.error("EVSE %d: composite schedule failed: %s", ctx.evse_id, exc)
+            return None
+        return mode.value if mode is not None else None
 
     async def meter_values(self, ctx, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
         """MeterValueType list: energy register (signed when SampledDataCtrlr.SignReadings and

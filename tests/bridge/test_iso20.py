@@ -181,7 +181,8 @@ def test_dynamic_control_setpoints_from_the_csms_reach_the_charge_loop(test_pki,
 
     async def main():
         async with rig20(tmp_path, test_pki, pki20, "2.1", behaviour={"send_profile_on_needs": False},
-                         service={"secc_timers": SeccTimers(setpoint_validity=validity)}) as rig:
+                         service={"secc_timers": SeccTimers(setpoint_validity=validity)},
+                         device_model={"SampledDataCtrlr/TxUpdatedInterval": "1"}) as rig:
             station = "DEMO-CS-1"
             task = asyncio.create_task(drive(rig, ev20(pki20, control_mode=ControlMode.DynamicControl,
                                                        loop_messages=200, loop_interval=0.05), wait_idle=False))
@@ -229,6 +230,10 @@ def test_dynamic_control_setpoints_from_the_csms_reach_the_charge_loop(test_pki,
             assert min(targets) >= -ev20(pki20).max_discharge_power_w
             assert r.discharged_wh > 0 and r.charged_wh > 0
             check_transaction(rig, ev)
+            # a V2X CSMS sees the operation mode of its Dynamic profile in the periodic events
+            periodic = [e for e in rig.tx_events() if e["triggerReason"] == "MeterValuePeriodic"]
+            modes = [e["transactionInfo"].get("operationMode") for e in periodic]  # None: before the profile came
+            assert "CentralSetpoint" in modes and set(modes) <= {"CentralSetpoint", None}
 
     run(main())
 
