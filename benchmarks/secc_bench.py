@@ -26,9 +26,13 @@
    session and an ISO 15118-2 Plug & Charge session over TLS (TLS application-data records are
    paired the same way; the capture is not decrypted). Needs root, ``ip netns`` and dumpcap/tshark.
 
-The CSMS setpoint -> EV delay comes with issue 10 part 2.
+6. ISO 15118-20 through the bridge (issue 10, part 2): the same on-the-wire turnaround with
+   Josev's -20 EVCC (DC BPT, EIM, TLS 1.3 with mutual authentication) against ``pnc-bridge
+   run`` and against Josev's own SECC in the same run; and the delay from the CSMS emulator
+   sending an OCPP 2.1 UpdateDynamicSchedule frame to our EV holding the first
+   DC_ChargeLoopRes with that setpoint, through the whole bridge on loopback.
 
-    python3 benchmarks/secc_bench.py [--quick] [--only iso2|iso20|wire]
+    python3 benchmarks/secc_bench.py [--quick] [--only iso2|iso20|wire|bridge20]
 """
 
 from __future__ import annotations
@@ -533,7 +537,10 @@ def turnarounds(pcap: Path) -> list[float]:
     for r in rows:
         if int(r[3] or 0) == 0:
             continue
-        if tls and "23" not in r[6].split(","):
+        if tls and "23" not in r[6].split(",") and r[6] != "":
+            # TLS: application data only. TLS 1.3 records after the ServerHello are not
+            # dissected without the keys (no content type): they count too, the handshake's
+            # ones come before the EV's first request and pair with nothing
             continue
         direction = "secc" if int(r[1]) == secc_port else "ev"
         t = float(r[0])
@@ -550,17 +557,21 @@ def _labelled(samples: list[float], evcc_log: str) -> list[tuple[str, float]]:
     import re
 
     names = re.findall(r"Sent (\w+Req)\b", evcc_log)
+    if 0 < len(samples) - len(names) <= 2:
+        # TLS 1.3 encrypts the handshake's last flights as application data too: the EV's
+        # Finished flight and the SECC's session tickets are the extra leading pair(s)
+        samples = samples[len(samples) - len(names):]
     if len(names) != len(samples):
         names = ["?"] * len(samples)
     return list(zip(names, samples))
 
 
-def _run_josev_ev(josev, mode: str, pair, pki_path: Path, log: Path, loops: int) -> str:
+def _run_josev_ev(josev, mode: str, pair, pki_path: Path, log: Path, loops: int, *, wait: float = 240) -> str:
     sys.path.insert(0, str(REPO))
     from tests.josev.peers import JosevEvcc
 
     ev = JosevEvcc.start(josev, mode, iface=pair.ev_if, pki_path=pki_path, log_path=log, netns=pair.ev_ns, loops=loops)
-    status = ev.wait(240)
+    status = ev.wait(wait)
     text = ev.log()
     ev.stop()
     if status != 0 or "SessionStopRes received" not in text:
@@ -707,6 +718,253 @@ def bench_wire(loops: int, progress=lambda text: None) -> list[tuple[str, str]]:
     return rows
 
 
+# --------------------------------------------------------------------------- #
+# 6. ISO 15118-20 through the bridge (issue 10, part 2)                         #
+# --------------------------------------------------------------------------- #
+
+#: Josev's -20 EV mode of the on-the-wire comparison
+WIRE20_MODE = "iso20-dc-bpt"
+
+
+def _wire20_ours(josev, loops: int, work: Path) -> tuple[list, str]:
+    """Josev's -20 DC BPT EV against ``pnc-bridge run`` (a process, TLS 1.3 from the trust
+    store's secc20 slot, the CSMS emulator on OCPP 2.1 in this process)."""
+    sys.path.insert(0, str(REPO / "tests" / "link"))
+    from netns import NetnsLoop, NetnsPair
+
+    from hil.csms import CsmsEmulator
+    from hil.demo_csms import PncCsms
+    from hil.demo_rig import IDENTITY, PASSWORD, BridgeRig, make_trust_store
+    from pnc_bridge.pki import generate_test_pki
+    from tests.josev.peers import write_josev_pki
+
+    pki = generate_test_pki(work / "pki")
+    pki20 = generate_test_pki(work / "pki20", variant="iso20")
+    josev_pki = write_josev_pki(pki20, work / "josev-pki")
+    make_trust_store(work / "trust", pki, pki20=pki20)
+    pair = NetnsPair.create()
+    loop = NetnsLoop(pair.evse_ns)
+    service = capture = None
+    try:
+        async def start_csms():
+            csms = CsmsEmulator(basic_auth={IDENTITY: PASSWORD}, subprotocols=["ocpp2.1"])
+            await csms.start()
+            PncCsms(csms, pki, pki20=pki20, schedules=[{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+                {"startPeriod": 0, "limit": 20000.0}]}]).install().warm_up()
+            return csms
+
+        csms = loop.run(start_csms())
+        # EIM without waiting (as Josev's SECC); dynamic control first (Josev's EV takes the
+        # first parameter set and cannot take a ScheduleExchangeRes without a price schedule)
+        rig = BridgeRig(work, pki, pki20=pki20, evse={"max_discharge_power_w": 11000.0},
+                        v2g={"interface": pair.evse_if, "slac": False, "host": "::", "protocols": ["iso20-dc"],
+                             "payment_options": ["ExternalPayment"], "control_modes": ["DynamicControl", "ScheduledControl"]},
+                        device_model={"AuthCtrlr/Enabled": "false"})
+        config = work / "pnc-bridge.toml"
+        config.write_text(rig.config_text(csms.url))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        service = subprocess.Popen(["ip", "netns", "exec", pair.evse_ns, sys.executable, "-m", "pnc_bridge", "run",
+                                    "--config", str(config)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def booted():
+            await csms.wait_for(lambda e: e.received("BootNotification"), 60)
+
+        loop.run(booted(), timeout=90)
+        time.sleep(1.0)
+        capture = _Capture(pair.evse_ns, pair.evse_if, work / "ours20.pcapng")
+        log = _run_josev_ev(josev, WIRE20_MODE, pair, josev_pki, work / "evcc-ours20.log", loops, wait=90)
+        capture.stop()
+        capture = None
+        loop.run(csms.stop())
+        return _labelled(turnarounds(work / "ours20.pcapng"), log), "complete"
+    finally:
+        if capture is not None:
+            capture.stop()
+        if service is not None:
+            service.terminate()
+            service.wait(30)
+        loop.close()
+        pair.destroy()
+
+
+def _wire20_josev(josev, loops: int, work: Path) -> tuple[list, str]:
+    """Josev's -20 DC BPT EV against Josev's own SECC (EIM, TLS 1.3, the same -20 PKI). A
+    session its EV ends on a charge-loop timeout still yields the turnarounds it had."""
+    sys.path.insert(0, str(REPO / "tests" / "link"))
+    from netns import NetnsPair
+
+    from pnc_bridge.pki import generate_test_pki
+    from tests.josev.peers import JosevEvcc, JosevSecc, write_josev_pki
+
+    pki20 = generate_test_pki(work / "pki20", variant="iso20")
+    josev_pki = write_josev_pki(pki20, work / "josev-pki")
+    pair = NetnsPair.create()
+    secc = capture = ev = None
+    try:
+        secc = JosevSecc.start(josev, iface=pair.evse_if, pki_path=josev_pki, log_path=work / "josev-secc20.log",
+                               netns=pair.evse_ns, protocols=("ISO_15118_20_DC",), auth_modes=("EIM",))
+        for _ in range(300):
+            if "UDP server socket ready" in secc.log() or secc.wait(0) is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        capture = _Capture(pair.evse_ns, pair.evse_if, work / "josev20.pcapng")
+        ev = JosevEvcc.start(josev, WIRE20_MODE, iface=pair.ev_if, pki_path=josev_pki, log_path=work / "evcc-josev20.log",
+                             netns=pair.ev_ns, loops=loops)
+        end = time.monotonic() + 90
+        while time.monotonic() < end and ev.wait(0.2) is None and "SessionStopAction.TERMINATE" not in ev.log():
+            pass
+        log = ev.log()
+        capture.stop()
+        capture = None
+        outcome = "complete" if "SessionStopRes received" in log else (
+            "ended by its EV: " + ("charge-loop timeout" if "TimeoutError" in log else "failed"))
+        if "DC_ChargeLoopRes received" not in log:
+            raise RuntimeError(f"Josev's EV did not reach the charge loop with Josev's SECC:\n{log[-1500:]}")
+        return _labelled(turnarounds(work / "josev20.pcapng"), log), outcome
+    finally:
+        if capture is not None:
+            capture.stop()
+        if ev is not None:
+            ev.stop()
+        if secc is not None:
+            secc.stop()
+        pair.destroy()
+
+
+def bench_wire20(loops: int, progress=lambda text: None) -> list[tuple[str, str]]:
+    import tempfile
+
+    reason = _wire_unavailable()
+    if reason is None:
+        try:
+            from tests.josev.venv import josev_python
+
+            josev = josev_python()
+        except RuntimeError as exc:
+            reason = str(exc).splitlines()[0]
+    label = "ISO 15118-20 DC BPT, EIM, TLS 1.3 (Josev's EV in dynamic control with ours)"
+    if reason is not None:
+        return [(f"SECC turnaround on the wire, {label}", f"skipped: {reason}")]
+    rows = [(f"SECC turnaround on the wire, {label}", "p50 / p90 / p99")]
+    results: dict[str, object] = {}
+    for who, fn in (("ours", _wire20_ours), ("Josev", _wire20_josev)):
+        for attempt in range(1, 3):
+            progress(f"-20 DC BPT: {who} (run {attempt})")
+            with tempfile.TemporaryDirectory(prefix="secc-wire20-") as work:
+                try:
+                    results[who] = (*fn(josev, loops, Path(work)), attempt)
+                    break
+                except (RuntimeError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
+                    results[who] = exc
+    medians = {}
+    for who in ("ours", "Josev"):
+        value = results[who]
+        if isinstance(value, Exception) or not value[0]:
+            rows.append(("", f"{who}: failed: {str(value).splitlines()[0] if isinstance(value, Exception) else 'no messages'}"))
+            continue
+        pairs, outcome, attempt = value
+        times = [t for _, t in pairs]
+        loop_times = [t for name, t in pairs if name == "DC_ChargeLoopReq"]
+        slowest = max(pairs, key=lambda item: item[1])
+        medians[who] = pct(times, 50)
+        rows.append(("", f"{who}: {fmt_us(pct(times, 50))} / {fmt_us(pct(times, 90))} / {fmt_us(pct(times, 99))} "
+                         f"(n={len(times)}, max {fmt_us(slowest[1])} {slowest[0]}; session {outcome}"
+                         f"{f', {attempt} runs' if attempt > 1 else ''})"))
+        if loop_times:
+            rows.append(("", f"{who}: DC_ChargeLoopReq only: p50 {fmt_us(pct(loop_times, 50))}, "
+                             f"max {fmt_us(max(loop_times))} (n={len(loop_times)})"))
+    if len(medians) == 2:
+        rows.append(("", f"median: Josev's SECC / ours = {medians['Josev'] / medians['ours']:,.0f}x"))
+    return rows
+
+
+def bench_csms_setpoint(pushes: int) -> list[tuple[str, str]]:
+    """OCPP 2.1 UpdateDynamicSchedule from the CSMS emulator -> the first DC_ChargeLoopRes our
+    EV holds with that target, through the whole bridge (station, service, SECC, TLS 1.3) on
+    loopback; the EV sends a DC_ChargeLoopReq every 100 ms (dynamic control, DC_BPT)."""
+    import random
+    import tempfile
+
+    from hil.demo_rig import IDENTITY, BridgeRig
+    from hil.ev import Ev20Config, EvCredentials, iso20_tls_context
+    from pnc_bridge.pki import generate_test_pki
+    from pnc_bridge.secc.effects import ControlMode, EnergyService, PaymentOption
+    from pnc_bridge.secc.schedule import from_rational
+
+    interval = 0.1
+    values = [-1000.0 - 10 * i if i % 2 else 1000.0 + 10 * i for i in range(pushes)]  # distinct, both directions
+    sent: list[tuple[float, float]] = []  # (the CSMS's frame left, setpoint)
+    built: list[tuple[float, float]] = []  # (request arrived, target) of every DC_ChargeLoopRes
+    answered: list[float] = []  # the station's CALLRESULT arrived at the CSMS - frame left
+
+    def on_step(ctx, adapter, step):
+        mode = getattr(step.response, "cl_res_control_mode", None)
+        if mode is not None and hasattr(mode, "evse_maximum_discharge_power"):
+            charge = from_rational(mode.evse_maximum_charge_power)
+            discharge = from_rational(mode.evse_maximum_discharge_power)
+            built.append((adapter.frame_received_at, charge if charge > 0 else -discharge))
+
+    with tempfile.TemporaryDirectory(prefix="secc-setpoint-") as tmp:
+        pki = generate_test_pki(Path(tmp) / "pki")
+        pki20 = generate_test_pki(Path(tmp) / "pki20", variant="iso20")
+        creds = EvCredentials.from_test_pki(pki20, with_contract=True)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            rng = random.Random(21)
+            rig = BridgeRig(Path(tmp) / "bench", pki, pki20=pki20, evse={"max_discharge_power_w": 30000.0},
+                            v2g={"protocols": ["iso20-dc"], "host": "127.0.0.1"}, csms={"subprotocols": ["ocpp2.1"]},
+                            behaviour={"send_profile_on_needs": False}, service={"on_step": on_step})
+            async with rig:
+                config = Ev20Config(service=EnergyService.DC_BPT, control_mode=ControlMode.DynamicControl,
+                                    payment=PaymentOption.Contract, credentials=creds, certificate_installation=False,
+                                    loop_messages=int(pushes * 3.5 + 20), loop_interval=interval, ongoing_interval=0.02)
+                ev_start = loop.time()
+                task = asyncio.create_task(run_ev(config, "127.0.0.1", rig.endpoint.tls_port,
+                                                  tls=iso20_tls_context([pki20.v2g_root], creds.oem_chain, creds.oem_key)))
+                tid = await rig.csms.wait_for(lambda e: rig.behaviour.transaction_of(IDENTITY, 1), 30)
+                await rig.csms.wait_for(lambda e: e.received("NotifyEVChargingNeeds", station=IDENTITY), 30)
+                answer = await rig.csms.call_json(IDENTITY, "SetChargingProfile", {"evseId": 1, "chargingProfile": {
+                    "id": 90, "stackLevel": 0, "chargingProfilePurpose": "TxProfile", "chargingProfileKind": "Dynamic",
+                    "transactionId": tid, "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+                        {"startPeriod": 0, "limit": 20000.0, "dischargeLimit": -9000.0, "setpoint": 500.0,
+                         "operationMode": "CentralSetpoint"}]}]}})
+                assert answer["status"] == "Accepted", answer
+                while len(built) < 5:
+                    await asyncio.sleep(0.01)
+                for value in values:
+                    await asyncio.sleep(rng.uniform(0.2, 0.4))
+                    before = len(rig.csms.record)
+                    started = loop.time()
+                    answer = await rig.csms.call_json(IDENTITY, "UpdateDynamicSchedule",
+                                                      {"chargingProfileId": 90, "scheduleUpdate": {"setpoint": value}})
+                    assert answer["status"] == "Accepted", answer
+                    out = next((r for r in rig.csms.record[before:] if r.direction == "out" and r.message_type == 2), None)
+                    frame_left = out.at if out is not None else started
+                    sent.append((frame_left, value))
+                    answered.append(loop.time() - frame_left)
+                ev = await task
+                return ev, ev_start
+
+        ev, ev_start = asyncio.run(main())
+    assert ev.result.ok, ev.result.reason
+    samples = [(ev_start + s.t, s.evse_target_w) for s in ev.result.loop]
+    delays, cycles = [], []
+    for at, value in sent:
+        after = [target for t, target in built if t >= at]
+        cycles.append(after.index(value) + 1 if value in after else -1)
+        delays.append(next(t for t, target in samples if t >= at and target == value) - at)
+    return [
+        (f"ISO 15118-20 CSMS setpoint (OCPP 2.1 UpdateDynamicSchedule frame sent) -> our EV holds the first "
+         f"DC_ChargeLoopRes with it ({pushes} setpoints, EV cycle {interval * 1000:.0f} ms, whole bridge, TLS 1.3 loopback): "
+         "p50 / p99 / max", f"{fmt_us(pct(delays, 50))} / {fmt_us(pct(delays, 99))} / {fmt_us(max(delays))}"),
+        ("  charge-loop responses after the frame until the first with the setpoint, max", f"{max(cycles)}"),
+        ("  UpdateDynamicSchedule round trip at the CSMS (the setpoint is in the session before the answer), p50",
+         fmt_us(pct(answered, 50))),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
@@ -715,8 +973,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--max-connections", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--sessions", type=int, default=200, help="concurrent EV sessions (default 200)")
-    parser.add_argument("--only", choices=("iso2", "iso20", "wire"),
-                        help="run only the DIN / ISO 15118-2, the ISO 15118-20 or the on-the-wire (Josev) part")
+    parser.add_argument("--only", choices=("iso2", "iso20", "wire", "bridge20"),
+                        help="run only the DIN / ISO 15118-2, the ISO 15118-20, the on-the-wire (Josev) part, or the "
+                             "ISO 15118-20 bridge part (Josev's -20 EV on the wire, CSMS setpoint -> EV)")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.cpu, args.seconds, args.max_connections)
@@ -738,6 +997,11 @@ def main() -> int:
     if args.only in (None, "wire"):
         print("SECC turnaround on the wire, Josev's EVCC against our SECC and Josev's ...", file=sys.stderr)
         rows += bench_wire(loops=5 if args.quick else 10, progress=lambda text: print(f"  {text}", file=sys.stderr))
+    if args.only in (None, "bridge20"):
+        print("ISO 15118-20 on the wire, Josev's -20 EVCC against our SECC and Josev's ...", file=sys.stderr)
+        rows += bench_wire20(loops=5 if args.quick else 10, progress=lambda text: print(f"  {text}", file=sys.stderr))
+        print("ISO 15118-20 CSMS setpoint -> EV through the bridge ...", file=sys.stderr)
+        rows += bench_csms_setpoint(20 if args.quick else 50)
     width = max(len(r[0]) for r in rows)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\nSECC benchmark ({os.cpu_count()} CPUs, load average {load}, Python {sys.version.split()[0]})\n")

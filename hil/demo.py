@@ -9,7 +9,10 @@ Everything runs on loopback in one process, in a temporary directory:
   with a multi-period TxProfile after NotifyEVChargingNeeds, a remote start for EIM;
 - the bridge: ``pnc_bridge.bridge.Service``, exactly what ``pnc-bridge run`` runs, with the
   EVSE simulator;
-- the EV emulator (``hil.ev``) over TLS (Plug & Charge, contract installation) or TCP (EIM).
+- the EV emulator (``hil.ev``) over TLS (Plug & Charge, contract installation) or TCP (EIM);
+  ``iso20-dc-bpt``: the ISO 15118-20 EV over TLS 1.3 (DC BPT, Plug & Charge with contract
+  installation), the EVSE able to discharge, and a CSMS (OCPP 2.1 by default, ``--ocpp
+  2.0.1``) whose TxProfile charges, discharges and charges again.
 
 It prints the timeline of the session as the SECC saw it (EV ⇄ SECC) and as the CSMS saw it
 (SECC ⇄ CSMS), with the key fields of each message and the elapsed time, then checks the
@@ -38,17 +41,48 @@ log = logging.getLogger("hil.demo")
 @dataclass(frozen=True)
 class Protocol:
     title: str
-    schema: str  # the EV's protocol: iso2 / din
+    schema: str  # the EV's protocol: iso2 / din / iso20
     dc: bool
     pnc: bool
+    loops: int = 20  # default charge-loop messages
+
+    @property
+    def iso20(self) -> bool:
+        return self.schema == "iso20"
 
 
-#: ``--protocol`` choices (the ISO 15118-20 work adds its own here).
+#: ``--protocol`` choices.
 PROTOCOLS: dict[str, Protocol] = {
     "iso2-dc": Protocol("ISO 15118-2 DC, Plug & Charge with contract installation", "iso2", True, True),
     "iso2-ac": Protocol("ISO 15118-2 AC (three-phase), Plug & Charge with contract installation", "iso2", False, True),
     "din-dc": Protocol("DIN SPEC 70121 DC, EIM authorized by a remote start", "din", True, False),
+    "iso20-dc-bpt": Protocol("ISO 15118-20 DC BPT, Plug & Charge over TLS 1.3: charge, discharge, charge again",
+                             "iso20", True, True, loops=60),
 }
+#: The -20 demo: the EVSE can give back this much (``[[evse]] max_discharge_power_w``), the
+#: CSMS's schedule charges at CHARGE_W, discharges at DISCHARGE_W, charges again.
+DEMO_DISCHARGE_CAPABILITY_W = 30000.0
+DEMO_CHARGE_W = 20000.0
+DEMO_DISCHARGE_W = 7000.0
+#: seconds from the transaction's start to the first charge-loop message (authorization,
+#: schedule exchange, cable check, pre-charge) that the schedule allows for
+DEMO_LEAD_S = 1
+
+
+def v2x_schedule(loops: int, interval: float, ocpp: str) -> list[dict[str, Any]]:
+    """The -20 demo's TxProfile chargingSchedule: charge for the first third of the charge
+    loop, discharge for the second, charge again. OCPP 2.0.1 says discharge with a negative
+    ``limit``; OCPP 2.1 natively with ``dischargeLimit`` and a central ``setpoint``."""
+    third = max(1.0, loops * interval / 3)
+    t1, t2 = round(DEMO_LEAD_S + third), round(DEMO_LEAD_S + 2 * third)
+    t2 = max(t2, t1 + 1)
+    if ocpp == "2.1":
+        discharge = {"startPeriod": t1, "limit": 0.0, "dischargeLimit": -DEMO_DISCHARGE_W, "setpoint": -DEMO_DISCHARGE_W,
+                     "operationMode": "CentralSetpoint"}
+    else:
+        discharge = {"startPeriod": t1, "limit": -DEMO_DISCHARGE_W}
+    return [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+        {"startPeriod": 0, "limit": DEMO_CHARGE_W}, discharge, {"startPeriod": t2, "limit": DEMO_CHARGE_W}]}]
 
 
 @dataclass
@@ -142,6 +176,71 @@ def v2g_fields(body: Any) -> dict[str, Any]:
     return f
 
 
+def _rational(r: Any) -> float | None:
+    from pnc_bridge.secc.schedule import from_rational
+
+    return from_rational(r) if r is not None else None
+
+
+def _kw(value: float | None) -> str | None:
+    return None if value is None else f"{value / 1000:+.1f} kW"
+
+
+def iso20_fields(message: Any) -> dict[str, Any]:
+    """The key fields of one ISO 15118-20 message (they carry no V2G_Message envelope)."""
+    f: dict[str, Any] = {}
+    for attr in ("response_code", "evse_processing", "ev_processing", "charge_progress", "selected_energy_transfer_service"):
+        value = getattr(message, attr, None)
+        if value is not None:
+            f[attr] = _enum(getattr(value, "service_id", value))
+    control = getattr(message, "cl_req_control_mode", None)
+    target = _rational(getattr(control, "ev_target_current", None)) if control is not None else None
+    voltage = _rational(getattr(message, "ev_present_voltage", None))
+    if target is not None:
+        f["ev_target_current"] = f"{target:+g} A"
+        if voltage:
+            f["ev_target_power"] = _kw(target * voltage)
+    current = _rational(getattr(message, "evse_present_current", None))
+    present_v = _rational(getattr(message, "evse_present_voltage", None))
+    if current is not None and present_v is not None:
+        f["evse_present"] = f"{present_v:g} V {current:+g} A"
+        f["power"] = _kw(current * present_v)
+    meter = getattr(message, "meter_info", None)
+    if meter is not None:
+        f["meter_wh"] = f"in {meter.charged_energy_reading_wh} / out {meter.bpt_discharged_energy_reading_wh or 0}"
+    status = getattr(message, "evse_status", None)
+    notification = _enum(getattr(status, "evse_notification", None)) if status is not None else None
+    if notification not in (None, "ExitStandby", "None"):
+        f["evse_notification"] = notification
+    scheduled = getattr(message, "scheduled_se_res_control_mode", None)
+    if scheduled is not None:
+        f["schedule_tuples"] = [_iso20_tuple(t) for t in scheduled.schedule_tuple]
+    return f
+
+
+def _iso20_tuple(t: Any) -> str:
+    def entries(schedule: Any) -> str:
+        at, out = 0, []
+        for e in schedule.power_schedule.power_schedule_entries.power_schedule_entry:
+            out.append(f"{at}s {_kw(_rational(e.power))}")
+            at += e.duration
+        return ", ".join(out[:6]) + (f" (+{len(out) - 6})" if len(out) > 6 else "")
+
+    text = f"#{t.schedule_tuple_id}: charge {entries(t.charging_schedule)}"
+    if t.discharging_schedule is not None:
+        text += f"; discharge {entries(t.discharging_schedule)}"
+    return text
+
+
+def _energy_fields(p: dict[str, Any], f: dict[str, Any]) -> None:
+    for mv in p.get("meterValue", []):
+        for sv in mv.get("sampledValue", []):
+            if sv.get("measurand") == "Energy.Active.Import.Register":
+                f["energy_wh"] = sv["value"]
+            elif sv.get("measurand") == "Energy.Active.Export.Register":
+                f["export_wh"] = sv["value"]
+
+
 def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None) -> dict[str, Any]:
     """The key fields of one OCPP payload (request, or response to ``request``)."""
     if not isinstance(payload, dict):
@@ -156,10 +255,7 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
                 f[key] = info[key]
         if "idToken" in p:
             f["idToken"] = f"{p['idToken'].get('type')} {p['idToken'].get('idToken')}".strip()
-        for mv in p.get("meterValue", []):
-            for sv in mv.get("sampledValue", []):
-                if sv.get("measurand") == "Energy.Active.Import.Register":
-                    f["energy_wh"] = sv["value"]
+        _energy_fields(p, f)
         if p.get("offline"):
             f["offline"] = True
         return f
@@ -182,8 +278,7 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
         profile = p["chargingProfile"]
         f.update(purpose=profile["chargingProfilePurpose"], transactionId=profile.get("transactionId", "-")[:8] + "…")
         f["chargingSchedule"] = [
-            f"#{s['id']}: " + ", ".join(f"{q['startPeriod']}s {q['limit'] / 1000:g} k{s['chargingRateUnit']}"
-                                        for q in s["chargingSchedulePeriod"])
+            f"#{s['id']}: " + ", ".join(_period(q, s["chargingRateUnit"]) for q in s["chargingSchedulePeriod"])
             + (" + salesTariff" if s.get("salesTariff") else "")
             for s in profile["chargingSchedule"]
         ]
@@ -191,6 +286,14 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
     if action == "NotifyEVChargingNeeds" and "chargingNeeds" in p:
         needs = p["chargingNeeds"]
         f["requestedEnergyTransfer"] = needs["requestedEnergyTransfer"]
+        extra = needs.get("customData", {})  # OCPP 2.0.1: the -20 parts under our vendorId
+        if extra.get("requestedEnergyTransfer"):
+            f["requestedEnergyTransfer"] += f" ({extra['requestedEnergyTransfer']} in customData)"
+        v2x = needs.get("v2xChargingParameters") or extra.get("v2xChargingParameters")
+        if v2x:
+            f["v2x"] = ", ".join(f"{k}={v2x[k]:g}" for k in ("maxChargePower", "maxDischargePower") if k in v2x)
+        if needs.get("controlMode") or extra.get("controlMode"):
+            f["controlMode"] = needs.get("controlMode") or extra.get("controlMode")
         params = needs.get("dcChargingParameters") or needs.get("acChargingParameters") or {}
         for key in ("energyAmount", "evMaxPower", "evMaxCurrent", "stateOfCharge"):
             if key in params:
@@ -201,6 +304,11 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
         f["chargingSchedule"] = f"#{s['id']}: " + ", ".join(
             f"{q['startPeriod']}s {q['limit'] / 1000:g} kW" for q in s["chargingSchedulePeriod"][:6])
         return f
+    if action == "MeterValues" and "meterValue" in p:
+        _energy_fields(p, f)
+        return f
+    if action == "UpdateDynamicSchedule" and "scheduleUpdate" in p:
+        return {"chargingProfileId": p["chargingProfileId"], **p["scheduleUpdate"]}
     if action == "RequestStartTransaction" and "idToken" in p:
         return {"evseId": p.get("evseId"), "idToken": p["idToken"]["idToken"], "remoteStartId": p["remoteStartId"]}
     for key in ("status", "connectorStatus", "type", "reason", "idTokenInfo", "certificateStatus", "interval"):
@@ -210,22 +318,35 @@ def ocpp_fields(action: str | None, payload: Any, request: dict[str, Any] | None
     return f
 
 
+def _period(q: dict[str, Any], unit: str) -> str:
+    text = f"{q['startPeriod']}s {q.get('limit', 0) / 1000:g} k{unit}"
+    for key in ("dischargeLimit", "setpoint"):
+        if key in q:
+            text += f" {key} {q[key] / 1000:g} k{unit}"
+    return text
+
+
 # --------------------------------------------------------------------------- #
 # The run                                                                      #
 # --------------------------------------------------------------------------- #
 
 
-async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval: float = 0.1,
-                   work_dir: Path | None = None, progress=None) -> DemoResult:
-    """Run the demo session; returns what happened. ``progress(text)`` reports the set-up steps."""
+async def run_demo(protocol_name: str = "iso2-dc", *, loops: int | None = None, interval: float = 0.1,
+                   work_dir: Path | None = None, progress=None, ocpp: str | None = None) -> DemoResult:
+    """Run the demo session; returns what happened. ``progress(text)`` reports the set-up
+    steps. ``ocpp`` is the CSMS's OCPP version ("2.0.1" / "2.1"; default 2.1 for ISO 15118-20,
+    2.0.1 for the others); ``loops`` defaults to the protocol's."""
     from hil.demo_rig import BridgeRig
-    from hil.ev import EvConfig, EvCredentials, iso2_tls_context, run_ev
+    from hil.ev import Ev20Config, EvConfig, EvCredentials, iso20_tls_context, iso2_tls_context, run_ev
     from pnc_bridge.pki import generate_test_pki
     from pnc_bridge.secc import message_name
-    from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
+    from pnc_bridge.secc.effects import EnergyService, EnergyTransferMode, PaymentOption
 
     say = progress or (lambda text: None)
     protocol = PROTOCOLS[protocol_name]
+    loops = loops or protocol.loops
+    ocpp = ocpp or ("2.1" if protocol.iso20 else "2.0.1")
+    fields_of = iso20_fields if protocol.iso20 else v2g_fields
     loop = asyncio.get_running_loop()
     entries: list[Entry] = []
 
@@ -233,40 +354,55 @@ async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval:
         now = loop.time()
         if step.request is not None:
             body = getattr(getattr(step.request, "body", None), "body_element", step.request)
-            entries.append(Entry(adapter.frame_received_at or now, "EV → SECC", message_name(step.request), v2g_fields(body)))
+            entries.append(Entry(adapter.frame_received_at or now, "EV → SECC", message_name(step.request), fields_of(body)))
         if step.response is not None:
             body = getattr(getattr(step.response, "body", None), "body_element", step.response)
-            entries.append(Entry(now, "SECC → EV", message_name(step.response), v2g_fields(body)))
+            entries.append(Entry(now, "SECC → EV", message_name(step.response), fields_of(body)))
 
     problems: list[str] = []
     ev = None
+    rig = None
     t0 = loop.time()
     with contextlib.ExitStack() as stack:
         root = work_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pnc-bridge-demo-")))
         say(f"test PKI and trust store in {root}")
         pki = generate_test_pki(root / "pki")
-        rig = BridgeRig(
-            root, pki, phases=0 if protocol.dc else 3,
+        pki20 = generate_test_pki(root / "pki20", variant="iso20") if protocol.iso20 else None
+        options: dict[str, Any] = dict(
+            phases=0 if protocol.dc else 3, csms={"subprotocols": [f"ocpp{ocpp}"]},
             device_model={"ISO15118Ctrlr/RequestMeteringReceipt": "true", "SampledDataCtrlr/TxUpdatedInterval": "1"},
             behaviour={"remote_start_on_plug_in": not protocol.pnc}, service={"on_step": on_step},
         )
-        say("starting the CSMS emulator and the bridge")
+        if protocol.iso20:
+            options.update(pki20=pki20, evse={"max_discharge_power_w": DEMO_DISCHARGE_CAPABILITY_W},
+                           v2g={"protocols": ["iso20-dc", "iso2", "din"]})
+            options["behaviour"]["schedules"] = v2x_schedule(loops, interval, ocpp)
+        rig = BridgeRig(root, pki, **options)
+        say(f"starting the CSMS emulator (OCPP {ocpp}) and the bridge")
         try:
             async with rig:
-                mode = EnergyTransferMode.DC_extended if protocol.dc else EnergyTransferMode.AC_three_phase_core
-                ev_config = EvConfig(
-                    protocols=(protocol.schema,), energy_mode=mode,
-                    payment=PaymentOption.Contract if protocol.pnc else PaymentOption.ExternalPayment,
-                    credentials=EvCredentials.from_test_pki(pki, with_contract=False) if protocol.pnc else None,
-                    certificate_action="install" if protocol.pnc else None, loop_messages=loops, loop_interval=interval,
-                )
+                host = rig.v2g["host"]
                 say(f"EV emulator: {protocol.title}")
                 t0 = loop.time()
-                host = rig.v2g["host"]
-                if protocol.pnc:
-                    ev = await run_ev(ev_config, host, rig.endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
+                if protocol.iso20:
+                    creds = EvCredentials.from_test_pki(pki20, with_contract=False)
+                    ev = await run_ev(
+                        Ev20Config(service=EnergyService.DC_BPT, payment=PaymentOption.Contract, credentials=creds,
+                                   certificate_installation=True, loop_messages=loops, loop_interval=interval),
+                        host, rig.endpoint.tls_port, tls=iso20_tls_context([pki20.v2g_root], creds.oem_chain, creds.oem_key))
                 else:
-                    ev = await run_ev(ev_config, host, rig.endpoint.tcp_port)
+                    mode = EnergyTransferMode.DC_extended if protocol.dc else EnergyTransferMode.AC_three_phase_core
+                    ev_config = EvConfig(
+                        protocols=(protocol.schema,), energy_mode=mode,
+                        payment=PaymentOption.Contract if protocol.pnc else PaymentOption.ExternalPayment,
+                        credentials=EvCredentials.from_test_pki(pki, with_contract=False) if protocol.pnc else None,
+                        certificate_action="install" if protocol.pnc else None, loop_messages=loops,
+                        loop_interval=interval,
+                    )
+                    if protocol.pnc:
+                        ev = await run_ev(ev_config, host, rig.endpoint.tls_port, tls=iso2_tls_context([pki.v2g_root]))
+                    else:
+                        ev = await run_ev(ev_config, host, rig.endpoint.tcp_port)
                 try:
                     await rig.wait_ended(10)
                     await rig.wait_idle(5)
@@ -279,17 +415,80 @@ async def run_demo(protocol_name: str = "iso2-dc", *, loops: int = 20, interval:
             problems.append(f"the bench did not run: {exc or type(exc).__name__}")
             invalid = []
     entries.sort(key=lambda e: e.t)
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"ocpp": ocpp}
     if ev is not None:
         r = ev.result
-        summary = {"protocol": r.protocol, "charge_loop_messages": r.loop_messages, "metering_receipts": r.receipts,
-                   "contract_installed": r.installed_contract, "ev_result": r.reason}
-        problems += _check(protocol, r, entries, rig.behaviour)
+        summary.update(protocol=r.protocol, charge_loop_messages=r.loop_messages, metering_receipts=r.receipts,
+                       contract_installed=r.installed_contract, ev_result=r.reason)
+        if protocol.iso20:
+            summary.update(ev_charged_wh=round(r.charged_wh, 2), ev_discharged_wh=round(r.discharged_wh, 2),
+                           power_signs=_signs(r.loop))
+            problems += _check20(r, entries, rig, ocpp, summary)
+        else:
+            problems += _check(protocol, r, entries, rig.behaviour)
     if invalid:
         problems.append(f"{len(invalid)} OCPP frame(s) failed the ocpp package's schema check: "
                         + "; ".join(f"{f.action}: {f.error}" for f in invalid[:3]))
     summary["duration_ms"] = round(((entries[-1].t if entries else t0) - t0) * 1000, 1)
     return DemoResult(not problems, protocol_name, problems, [e for e in entries if e.t >= t0 - 1], summary, t0)
+
+
+def _signs(samples: list[Any], threshold_w: float = 100.0) -> str:
+    """The charge loop's power directions in order, runs collapsed: "+-+" is charge,
+    discharge, charge again ("0" for no power)."""
+    out = ""
+    for sample in samples:
+        sign = "+" if sample.power_w > threshold_w else "-" if sample.power_w < -threshold_w else "0"
+        if not out or out[-1] != sign:
+            out += sign
+    return out
+
+
+def _registers(payload: dict[str, Any]) -> tuple[float | None, float | None]:
+    found: dict[str, float] = {}
+    for mv in payload.get("meterValue", []):
+        for sv in mv.get("sampledValue", []):
+            found[sv.get("measurand", "")] = float(sv["value"])
+    return found.get("Energy.Active.Import.Register"), found.get("Energy.Active.Export.Register")
+
+
+def _check20(r: Any, entries: list[Entry], rig: Any, ocpp: str, summary: dict[str, Any]) -> list[str]:
+    """The -20 BPT demo's outcome: the session, the power's sign changes, the energy both
+    ways as the EV and the CSMS saw it, and the V2X frames of the OCPP version."""
+    problems = []
+    if not r.ok:
+        problems.append(f"the EV's session failed: {r.reason}")
+    if r.loop_messages < 1:
+        problems.append("the session did not reach the charge loop")
+    if "+-+" not in summary["power_signs"].replace("0", ""):
+        problems.append(f"the power did not go charge, discharge, charge (directions seen: {summary['power_signs']})")
+    names = [e.message for e in entries]
+    wanted = ["Authorize", "TransactionEvent", "NotifyEVChargingNeeds", "SetChargingProfile", "NotifyEVChargingSchedule"]
+    if r.installed_contract:
+        wanted.append("Get15118EVCertificate")
+    problems += [f"no {w} in the OCPP record" for w in wanted if w not in names]
+    if not rig.behaviour.profile_sent.is_set():
+        problems.append(f"the CSMS's SetChargingProfile was not accepted: {rig.behaviour.profile_answers}")
+    needs = rig.calls("NotifyEVChargingNeeds")
+    if needs:
+        charging = needs[0]["chargingNeeds"]
+        v2x_part = charging if ocpp == "2.1" else charging.get("customData", {})
+        if v2x_part.get("requestedEnergyTransfer") != "DC_BPT" or "maxDischargePower" not in v2x_part.get(
+                "v2xChargingParameters", {}):
+            problems.append(f"NotifyEVChargingNeeds on OCPP {ocpp} does not carry the EV's BPT limits: {charging}")
+    tuples = [e for e in entries if e.message == "ScheduleExchangeRes" and e.fields.get("schedule_tuples")]
+    if not tuples or "discharge" not in tuples[-1].fields["schedule_tuples"][0]:
+        problems.append("the EV was not offered a schedule with a discharging part")
+    ended = next((p for p in rig.tx_events() if p["eventType"] == "Ended"), None)
+    if ended is not None:
+        imported, exported = _registers(ended)
+        summary.update(csms_import_wh=imported, csms_export_wh=exported)
+        for name, register, ev_value in (("import", imported, r.charged_wh), ("export", exported, r.discharged_wh)):
+            if register is None:
+                problems.append(f"TransactionEvent Ended has no {name} register")
+            elif ev_value <= 0 or abs(register - ev_value) > 0.5 + 0.1 * ev_value:
+                problems.append(f"energy {name}: the CSMS's register says {register} Wh, the EV counted {ev_value:.1f} Wh")
+    return problems
 
 
 def _ocpp_entries(csms: Any) -> list[Entry]:
@@ -359,10 +558,15 @@ def print_timeline(result: DemoResult, out=sys.stdout) -> None:
         print(f"{(e.t - result.t0) * 1000:8.1f}  {e.direction:<12}  {e.message:<34} {_format_fields(e.fields)}", file=out)
     print(file=out)
     s = result.summary
-    if s:
-        print(f"session: {s.get('protocol')}, {s.get('charge_loop_messages')} charge-loop messages, "
+    if s.get("protocol"):
+        print(f"session: {s.get('protocol')} (OCPP {s.get('ocpp')}), {s.get('charge_loop_messages')} charge-loop messages, "
               f"{s.get('metering_receipts')} metering receipt(s), contract installed: {s.get('contract_installed')}, "
               f"{s.get('duration_ms')} ms", file=out)
+    if "power_signs" in s:
+        print(f"power directions in the charge loop: {' → '.join({'+': 'charge', '-': 'discharge', '0': 'none'}[c] for c in s['power_signs'])}",
+              file=out)
+        print(f"energy: EV charged {s['ev_charged_wh']} Wh and gave back {s['ev_discharged_wh']} Wh; the CSMS's "
+              f"registers: import {s.get('csms_import_wh')} Wh, export {s.get('csms_export_wh')} Wh", file=out)
     if result.ok:
         print("OK: complete session, the CSMS saw every expected message", file=out)
     else:
@@ -380,7 +584,8 @@ def main(args: argparse.Namespace) -> int:
     progress = None if args.json else (lambda text: print(f"· {text}", file=sys.stderr))
     started = time.monotonic()
     result = asyncio.run(run_demo(args.protocol, loops=args.loops, interval=args.interval,
-                                  work_dir=Path(args.keep) if args.keep else None, progress=progress))
+                                  work_dir=Path(args.keep) if args.keep else None, progress=progress,
+                                  ocpp=getattr(args, "ocpp", None)))
     if args.json:
         json.dump(result.as_json(), sys.stdout, indent=1, default=str)
         print()

@@ -2,8 +2,9 @@
 and the bridge tests' CSMS.
 
 - Get15118EVCertificate is answered with the signed CertificateInstallationRes /
-  CertificateUpdateRes of a CPS (``hil.cps``, from the test PKI), as a CSMS forwards the
-  EV's request to its CPS and returns the CPS's answer.
+  CertificateUpdateRes of a CPS (``hil.cps``, from the test PKI; ISO 15118-20 requests by
+  ``hil.cps20`` from ``pki20``), as a CSMS forwards the EV's request to its CPS and
+  returns the CPS's answer.
 - NotifyEVChargingNeeds is answered Accepted; then the CSMS sends a SetChargingProfile with
   a TxProfile for the EV's transaction (K15): by default two chargingSchedules, the first
   with four periods and a SalesTariff, the second flat.
@@ -75,11 +76,13 @@ class PncCsms:
         remote_start_on_plug_in: bool = False,
         authorize: Callable[[dict, str], dict] | dict | None = None,
         certificate: Callable[[dict, str], dict] | dict | None = None,
+        pki20: Any = None,
         certificate_status: Callable[[dict, str], dict] | dict | None = None,
         ocsp_status: str = "good",
     ) -> None:
         self.csms = csms
         self.pki = pki
+        self.pki20 = pki20
         self.schedules = DEMO_SCHEDULES if schedules is None else schedules
         self.send_profile_on_needs = send_profile_on_needs
         self.remote_start_on_plug_in = remote_start_on_plug_in
@@ -139,7 +142,12 @@ class PncCsms:
             exi = base64.b64decode(payload["exiRequest"], validate=True)
         except (KeyError, ValueError):
             return {"status": "Failed"}
-        response = answer_certificate_request(exi, self.pki)
+        if str(payload.get("iso15118SchemaVersion", "")).startswith("urn:iso:std:iso:15118:-20") and self.pki20 is not None:
+            from hil.cps20 import answer_certificate_installation_20
+
+            response = answer_certificate_installation_20(exi, self.pki20)
+        else:
+            response = answer_certificate_request(exi, self.pki)
         return {"status": "Accepted", "exiResponse": base64.b64encode(response).decode()}
 
     def _ocsp(self, payload: dict, station: str) -> dict:

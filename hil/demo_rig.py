@@ -34,17 +34,22 @@ def loopback_host() -> str:
         return "127.0.0.1"
 
 
-def make_trust_store(directory: Path, pki: Any, *, roots: tuple[str, ...] = ("v2g", "mo", "oem"), secc: bool = True) -> Any:
+def make_trust_store(directory: Path, pki: Any, *, roots: tuple[str, ...] = ("v2g", "mo", "oem"), secc: bool = True,
+                     pki20: Any = None) -> Any:
     """A ``pnc_bridge.pki.TrustStore`` with ``pki``'s roots of the given kinds and, with
-    ``secc``, its SECC certificate and key."""
+    ``secc``, its SECC certificate and key; with ``pki20`` (an ISO 15118-20 test PKI) also
+    its roots and its SECC certificate in the ``secc20`` slot (TLS 1.3)."""
     from pnc_bridge.pki import LeafSlot, RootKind, TrustStore
 
     store = TrustStore.init(directory)
     for kind in roots:
-        store.add_roots(RootKind(kind), [pki.roots()[RootKind(kind)]])
+        store.add_roots(RootKind(kind), [p.roots()[RootKind(kind)] for p in (pki, pki20) if p is not None])
     if secc:
         leaf, subs = pki.chain("secc")
         store.install_leaf(LeafSlot.SECC, [leaf, *subs], pki.key("secc_leaf"))
+        if pki20 is not None:
+            leaf, subs = pki20.chain("secc")
+            store.install_leaf(LeafSlot.SECC20, [leaf, *subs], pki20.key("secc_leaf"))
     return store
 
 
@@ -62,7 +67,10 @@ class BridgeRig:
     """See the module docstring. ``device_model`` and ``iso15118`` add to the configuration;
     ``v2g`` replaces keys of ``[evse.v2g]``; ``service`` are keyword arguments of ``Service``;
     ``behaviour`` of ``PncCsms``; ``roots`` the trust-store root kinds; ``driver_toml`` a
-    ``[driver]`` table (a charger maker's own driver instead of the simulator)."""
+    ``[driver]`` table (a charger maker's own driver instead of the simulator). ISO 15118-20:
+    ``pki20`` (its roots and SECC certificate go into the trust store too), ``evse`` adds
+    keys to ``[[evse]]`` (``max_discharge_power_w``), ``subprotocols`` the station's
+    ``[csms] subprotocols`` (the CSMS emulator picks by its own ``csms={"subprotocols": ...}``)."""
 
     def __init__(
         self,
@@ -79,10 +87,16 @@ class BridgeRig:
         service: dict[str, Any] | None = None,
         csms_host: str = "127.0.0.1",
         csms: dict[str, Any] | None = None,
+        pki20: Any = None,
+        evse: dict[str, Any] | None = None,
+        subprotocols: tuple[str, ...] | None = None,
         driver_toml: str = "",
     ) -> None:
         self.work_dir = Path(work_dir)
         self.pki = pki
+        self.pki20 = pki20
+        self.evse = evse or {}
+        self.subprotocols = subprotocols
         self.phases = phases
         self.v2g = {"host": loopback_host(), **(v2g or {})}
         self.device_model = {"OCPPCommCtrlr/WebSocketPingInterval": "0", "OCPPCommCtrlr/RetryBackOffWaitMinimum": "0",
@@ -109,6 +123,8 @@ class BridgeRig:
         dm = "\n".join(f'"{k}" = "{v}"' for k, v in self.device_model.items())
         iso = "\n".join(f"{k} = {_toml_value(v)}" for k, v in self.iso15118.items())
         dc = self.phases == 0
+        evse = "\n".join(f"{k} = {_toml_value(v)}" for k, v in self.evse.items())
+        csms = f"subprotocols = {_toml_value(list(self.subprotocols))}\n" if self.subprotocols else ""
         return textwrap.dedent(f"""
             [station]
             identity = "{IDENTITY}"
@@ -119,6 +135,7 @@ class BridgeRig:
             security_profile = 1
             password = "{PASSWORD}"
             message_timeout = {self.message_timeout}
+        """) + csms + textwrap.dedent("""
             [paths]
             data_dir = "data"
             trust_store = "trust"
@@ -130,8 +147,7 @@ class BridgeRig:
             max_power_w = {150000 if dc else 22000}
             max_current_a = {200 if dc else 32}
             iso15118_evse_id = "DE*PNC*E00001*1"
-            [evse.v2g]
-        """) + v2g + "\n[device_model]\n" + dm + "\n" + self.driver_toml + "\n"
+        """) + evse + "\n[evse.v2g]\n" + v2g + "\n[device_model]\n" + dm + "\n" + self.driver_toml + "\n"
 
     async def __aenter__(self) -> "BridgeRig":
         from hil.csms import CsmsEmulator
@@ -140,11 +156,11 @@ class BridgeRig:
         from pnc_bridge.config import load_config
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.trust_store = make_trust_store(self.work_dir / "trust", self.pki, roots=self.roots)
+        self.trust_store = make_trust_store(self.work_dir / "trust", self.pki, roots=self.roots, pki20=self.pki20)
         self.csms = CsmsEmulator(host=self.csms_host, basic_auth={IDENTITY: PASSWORD}, **self.csms_options)
         await self.csms.start()
         try:
-            self.behaviour = PncCsms(self.csms, self.pki, **self.behaviour_options).install()
+            self.behaviour = PncCsms(self.csms, self.pki, pki20=self.pki20, **self.behaviour_options).install()
             self.behaviour.warm_up()
             config_path = self.work_dir / "pnc-bridge.toml"
             config_path.write_text(self.config_text(self.csms.url))

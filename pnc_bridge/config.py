@@ -106,8 +106,14 @@ class V2gSection(_Section):
     tcp_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
     #: TLS port (ISO 15118-2 TLS, needed for Plug & Charge); same range; 0 = a free one; omit to offer no TLS.
     tls_port: Annotated[int, Field(ge=0, le=65535)] | None = 0
-    #: Application protocols offered, in the charger's order of preference.
-    protocols: tuple[Literal["iso2", "din"], ...] = ("iso2", "din")
+    #: Application protocols offered, in the charger's order of preference. ``iso20-dc`` /
+    #: ``iso20-ac`` (ISO 15118-20) need TLS 1.3: an ISO 15118-20 SECC certificate (P-521 or
+    #: Ed448) in the trust store's SECC slot and the EVs' OEM roots (mutual authentication).
+    protocols: tuple[Literal["iso2", "din", "iso20-dc", "iso20-ac"], ...] = ("iso2", "din")
+    #: ISO 15118-20 control modes offered (ServiceDetail parameter sets), in this order; many
+    #: EVs take the first. Scheduled: the CSMS's schedule as ScheduleTuples; Dynamic: the EVSE
+    #: steers the power (the CSMS's setpoints, OCPP 2.1 UpdateDynamicSchedule).
+    control_modes: tuple[Literal["ScheduledControl", "DynamicControl"], ...] = ("ScheduledControl", "DynamicControl")
     #: Whose preference wins SupportedAppProtocol: the EV's Priority ("ev") or the order above ("evse").
     protocol_priority: Literal["ev", "evse"] = "ev"
     #: Payment options offered (Contract = Plug & Charge, only over TLS and with ISO15118Ctrlr.PnCEnabled).
@@ -123,8 +129,8 @@ class V2gSection(_Section):
             if port and not 49152 <= port <= 65535:
                 raise ValueError(f"port {port}: an SECC listens on a port of the dynamic range 49152-65535 "
                                  "(EVs refuse others), or 0 for a free one")
-        if not self.protocols or not self.payment_options:
-            raise ValueError("protocols and payment_options must not be empty")
+        if not self.protocols or not self.payment_options or not self.control_modes:
+            raise ValueError("protocols, payment_options and control_modes must not be empty")
         return self
 
 
@@ -133,6 +139,11 @@ class EvseSection(_Section):
     max_power_w: Annotated[float, Field(gt=0)] = 150_000.0
     max_current_a: Annotated[float, Field(gt=0)] = 200.0
     max_voltage_v: Annotated[float, Field(gt=0)] = 920.0
+    #: What the EVSE can take back from an EV (bidirectional power transfer, ISO 15118-20
+    #: BPT): 0 (the default) = it cannot discharge; the CSMS's discharge requests are refused
+    #: and no BPT service is offered. ``max_discharge_current_a`` 0 = derived from the power.
+    max_discharge_power_w: Annotated[float, Field(ge=0)] = 0.0
+    max_discharge_current_a: Annotated[float, Field(ge=0)] = 0.0
     #: 0 for DC, 1 or 3 for AC.
     supply_phases: Literal[0, 1, 3] = 0
     #: ISO 15118 EVSEID ("DE*ABC*E1234*1", 7-37 characters) sent in SessionSetupRes.

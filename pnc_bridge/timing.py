@@ -277,3 +277,10 @@ BRIDGE_OCSP_RETRY = 3600.0
 BRIDGE_OCSP_TIMEOUT = 30.0
 #: When an EV session kept the refresh from asking, look again this much later.
 BRIDGE_OCSP_BUSY_RETRY = 30.0
+#: V2X fallback when the CSMS connection drops (docs/bridge.md): for this long the session
+#: keeps the last valid schedule (discharge included: a short network gap must not flip a
+#: fleet of EVs from discharging to charging at once); after it, charge-only limits (every
+#: discharge removed, charging kept) until the CSMS is back. Longer than the station's
+#: first reconnect attempts, shorter than SECC_SETPOINT_VALIDITY so a pushed discharge
+#: setpoint never outlives it.
+BRIDGE_V2X_OFFLINE_GRACE = 60.0

@@ -37,9 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     demo.add_argument("--protocol", default="iso2-dc", choices=_demo_protocols(),
-                      help="what the EV does (default iso2-dc: ISO 15118-2 DC Plug & Charge)")
+                      help="what the EV does (default iso2-dc: ISO 15118-2 DC Plug & Charge; iso20-dc-bpt: ISO 15118-20 "
+                           "DC bidirectional Plug & Charge over TLS 1.3, the CSMS's schedule charges, discharges, charges)")
+    demo.add_argument("--ocpp", choices=("2.0.1", "2.1"),
+                      help="the CSMS emulator's OCPP version (default: 2.1 for iso20-dc-bpt, 2.0.1 for the others)")
     demo.add_argument("--json", action="store_true", help="print the timeline and the outcome as JSON (for rigs)")
-    demo.add_argument("--loops", type=int, default=20, help="charge-loop messages before the EV stops (default 20)")
+    demo.add_argument("--loops", type=int, help="charge-loop messages before the EV stops (default 20; 60 for iso20-dc-bpt)")
     demo.add_argument("--interval", type=float, default=0.1, help="seconds between charge-loop messages (default 0.1)")
     demo.add_argument("--keep", metavar="DIR", help="work in DIR (test PKI, trust store, OCPP database) and keep it")
     demo.set_defaults(func=_demo)
@@ -52,7 +55,10 @@ def _demo_protocols() -> list[str]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    if args.loops < 1 or args.interval < 0:
+    if args.protocol.startswith("iso20") and args.loops is not None and args.loops * args.interval < 3.0:
+        raise CliError(f"--protocol {args.protocol} charges, discharges and charges again: it needs at least 3 s of "
+                       f"charge loop (--loops x --interval; {args.loops} x {args.interval:g} s given)")
+    if (args.loops is not None and args.loops < 1) or args.interval < 0:
         raise CliError("--loops must be at least 1 and --interval not negative")
     if args.keep:
         from pathlib import Path
@@ -94,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
             where = f"interface {v2g.interface}" + (" with SLAC" if v2g.slac else "") if v2g.interface else f"host {v2g.host}"
             ports = ", ".join(f"{name} {'any' if port == 0 else port}" for name, port in (("TCP", v2g.tcp_port), ("TLS", v2g.tls_port))
                               if port is not None)
+            bidirectional = (f"; discharges up to {evse.max_discharge_power_w:g} W (ISO 15118-20 BPT)"
+                             if evse.max_discharge_power_w > 0 else "; charge only")
             print(f"  EVSE {evse.id}: SECC on {where} ({ports}); {', '.join(v2g.protocols)}; "
-                  f"{', '.join(v2g.payment_options)}")
+                  f"{', '.join(v2g.payment_options)}{bidirectional}")
         return 0
     if args.verbose == 0:
         # The service reports its progress (connection, registration, sessions) by default.

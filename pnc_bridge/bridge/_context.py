@@ -66,6 +66,12 @@ class EvseContext:
     #: ends as EVDeparted rather than a lost connection
     departed: bool = False
     meter_task: asyncio.Task | None = None
+    #: the CSMS connection dropped and the grace time passed: the session was renegotiated to
+    #: charge-only limits (docs/bridge.md, V2X fallback); renegotiated again when it is back
+    v2x_fallback: bool = False
+    fallback_task: asyncio.Task | None = None
+    #: re-pushes the CSMS's setpoint (OCPP 2.1 Dynamic profile) before it expires in the SECC
+    setpoint_task: asyncio.Task | None = None
     _order: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
 

@@ -13,7 +13,13 @@ Rules of this module:
   this port pushes one right after every change it made, so a CurrentDemandRes carries the
   output that follows the EV's target.
 - With the simulator, the bridge plays the EV's side of the wire the simulator cannot see:
-  an AC EV draws the EVSE's maximum current once the contactors are closed.
+  an AC EV draws the EVSE's maximum current once the contactors are closed; an ISO 15118-20
+  AC EV draws what its charge loop shows (``simulated_ac_ev_power``), both ways.
+- Both power directions (ISO 15118-20 BPT), signs as OCPP: a negative DC target current is
+  a discharge, given to a ``BidirectionalEvseDriver`` as a signed power setpoint
+  (``set_setpoint``); a positive one clears it and goes to ``set_target``. The status
+  carries the driver's discharge limits (0 for an EVSE that cannot discharge) and the
+  meter's export register.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pnc_bridge.secc.effects import (
     StartCableCheckResult,
 )
 
-__all__ = ["EvsePort"]
+__all__ = ["EvsePort", "simulated_ac_ev_power"]
 
 log = logging.getLogger("pnc_bridge.bridge")
 
@@ -59,6 +65,7 @@ class EvsePort:
         present = await driver.present_values()
         reading = await driver.read_meter(signed=False)
         dc = ctx.section.supply_phases == 0
+        bidirectional = limits.max_discharge_power_w > 0
         return EvseStatus(
             present_voltage_v=present.voltage_v,
             present_current_a=present.current_a,
@@ -72,7 +79,10 @@ class EvsePort:
             peak_current_ripple_a=1.0 if dc else 0.0,
             isolation=ctx.isolation,
             meter=MeterReading(f"{self.meter_id_prefix}-{ctx.evse_id}", reading.energy_import_wh, status=0,
-                               timestamp=int(reading.timestamp.timestamp())),
+                               timestamp=int(reading.timestamp.timestamp()),
+                               discharged_energy_wh=reading.energy_export_wh if bidirectional else None),
+            max_discharge_power_w=limits.max_discharge_power_w,
+            max_discharge_current_a=limits.max_discharge_current_a,
         )
 
     async def push_status(self, ctx) -> None:
@@ -124,5 +134,36 @@ class EvsePort:
                 ctx.output_closed = True
             except EvseFault as exc:
                 log.error("EVSE %d: output contactors did not close for pre-charge: %s", ctx.evse_id, exc)
-        await ctx.driver.set_target(effect.voltage_v, effect.current_a)
+        driver = ctx.driver
+        set_setpoint = getattr(driver, "set_setpoint", None)
+        if effect.current_a < 0:
+            if set_setpoint is None:
+                log.error("EVSE %d: the session asked to discharge %.1f A; the driver is not bidirectional",
+                          ctx.evse_id, -effect.current_a)
+                await driver.set_target(effect.voltage_v, 0.0)
+            else:
+                await set_setpoint(effect.voltage_v * effect.current_a)
+        else:
+            if set_setpoint is not None:
+                await set_setpoint(None)
+            await driver.set_target(effect.voltage_v, effect.current_a)
         await self.push_status(ctx)
+
+
+def simulated_ac_ev_power(step) -> float | None:
+    """With the simulator, the AC power a -20 EV draws (signed W) as the session shows it: in
+    dynamic control the EV follows EVSETargetActivePower of the response; in scheduled
+    control it says what it draws (EVPresentActivePower of the request). None for anything
+    else. The real meter sees this by itself; the simulator has to be told."""
+    from pnc_bridge.secc.schedule import from_rational
+
+    response = step.response
+    if type(response).__name__ == "AC_ChargeLoopRes":
+        target = getattr(response.cl_res_control_mode, "evse_target_active_power", None)
+        if target is not None:
+            return from_rational(target)
+        request = step.request
+        present = getattr(getattr(request, "cl_req_control_mode", None), "ev_present_active_power", None)
+        if present is not None:
+            return from_rational(present)
+    return None

@@ -26,7 +26,8 @@ Rules of this module:
   (TxStartPoint / TxStopPoint); its actions become TransactionEvents with meter values
   (Transaction.Begin / Sample.Periodic every SampledDataCtrlr.TxUpdatedInterval /
   Transaction.End), applied one after the other per EVSE. They go through the station's
-  durable outbox: nothing is lost when the CSMS is down.
+  durable outbox: nothing is lost when the CSMS is down. A bidirectional EVSE's events carry
+  both energy registers and, periodically, the schedule's OCPP 2.1 ``operationMode``.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
-from pnc_bridge.bridge._schedules import ev_charging_schedule, horizon, ocpp_needs, offered_schedules
+from pnc_bridge.bridge._schedules import charge_only, ev_charging_schedule, horizon, ocpp_needs, offered_schedules
 from pnc_bridge.bridge._transactions import TxAction, TxEnd, TxStart, TxUpdate
-from pnc_bridge.ocpp import CallFailed, OutgoingInvalid
+from pnc_bridge.ocpp import CallFailed, OutgoingInvalid, bidirectional_meter_value
 from pnc_bridge.ocpp._variables import AuthCtrlr, SampledDataCtrlr
 from pnc_bridge.pki import Failure, certificate_hash_data
 from pnc_bridge.secc.effects import (
@@ -87,12 +88,14 @@ class OcppPort:
     """Fulfils the SECC's OCPP effects for every EVSE of one station."""
 
     def __init__(self, station: Any, pki: PkiPort, policy: Callable[[], ContractPolicy], *,
-                 clock: Callable[[], dt.datetime] = _utc_now, schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT) -> None:
+                 clock: Callable[[], dt.datetime] = _utc_now, schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT,
+                 v2x_offline_grace: float = timing.BRIDGE_V2X_OFFLINE_GRACE) -> None:
         self.station = station
         self.pki = pki
         self.policy = policy
         self._clock = clock
         self.schedule_wait = schedule_wait
+        self.v2x_offline_grace = v2x_offline_grace
         self.background: set[asyncio.Task] = set()
 
     # ================================================================== authorization
@@ -235,7 +238,23 @@ class OcppPort:
         return RequestEvCertificateResult(effect.id, True, exi_response)
 
     # ================================================================== schedules
+    def offline_fallback(self) -> bool:
+        """The CSMS has been unreachable for longer than the V2X grace time: charge only."""
+        offline = self.station.offline_for()
+        return offline is not None and offline >= self.v2x_offline_grace
+
     def schedules_now(self, ctx, needs) -> tuple:
+        """The schedules the EV is offered now: the installed profiles (the last valid
+        schedule while the CSMS is away), charge-only once the V2X grace time has passed."""
+        schedules = self._schedules_now(ctx, needs)
+        if self.offline_fallback() and any(p.discharge_magnitude or (p.setpoint or 0) < 0
+                                           for s in schedules for p in s.periods):
+            log.warning("EVSE %d: CSMS unreachable for %.0f s: charge-only limits (no discharge)", ctx.evse_id,
+                        self.station.offline_for() or 0)
+            return charge_only(schedules)
+        return schedules
+
+    def _schedules_now(self, ctx, needs) -> tuple:
         station = self.station
         tx = station.transaction_on(ctx.evse_id)
         started = dt.datetime.fromisoformat(tx.started.replace("Z", "+00:00")) if tx is not None else None
@@ -250,6 +269,11 @@ class OcppPort:
             station.charging_profiles(), evse_id=ctx.evse_id, now=self._clock(), duration=horizon(needs),
             transaction_id=tx.transaction_id if tx is not None else None, transaction_start=started,
             evse_max_w=section.max_power_w, supply_phases=section.supply_phases, voltage=voltage,
+            # ISO 15118-20: the EV's limits both ways bound the offer (-2 and DIN keep the
+            # CSMS's periods as they are; their EV applies its own maximum)
+            evse_max_discharge_w=section.max_discharge_power_w,
+            ev=station.ev_needs(ctx.evse_id) if needs is not None and needs.v2x is not None else None,
+            offline_for=station.offline_for(),
         )
 
     async def get_charging_schedule(self, effect: GetChargingSchedule, ctx) -> GetChargingScheduleResult:
@@ -426,9 +450,22 @@ class OcppPort:
                 meter = await self.meter_values(ctx, "Sample.Periodic")
                 try:
                     await self.station.update_transaction(ctx.transaction_id, trigger_reason="MeterValuePeriodic",
-                                                          meter_value=meter)
+                                                          meter_value=meter, operation_mode=self.operation_mode(ctx))
                 except (OutgoingInvalid, ValueError) as exc:
                     log.error("EVSE %d: periodic meter values not queued: %s", ctx.evse_id, exc)
+
+    def operation_mode(self, ctx) -> str | None:
+        """OCPP 2.1 ``transactionInfo.operationMode`` of a bidirectional EVSE's transaction: the
+        mode of the CSMS's schedule period in force (CentralSetpoint, ChargingOnly, Idle, ...;
+        on 2.0.1 it goes into customData), None when the schedule names none."""
+        if not ctx.section.max_discharge_power_w:
+            return None
+        try:
+            mode = self.station.charging_schedule(ctx.evse_id).periods[0].operation_mode
+        except Exception as exc:  # noqa: BLE001 - a schedule problem must not lose the meter values
+            log.error("EVSE %d: composite schedule failed: %s", ctx.evse_id, exc)
+            return None
+        return mode.value if mode is not None else None
 
     async def meter_values(self, ctx, context: str = "Sample.Periodic") -> list[dict[str, Any]]:
         """MeterValueType list: energy register (signed when SampledDataCtrlr.SignReadings and
@@ -439,17 +476,28 @@ class OcppPort:
         except Exception as exc:  # noqa: BLE001 - a meter fault must not lose the TransactionEvent
             log.error("EVSE %d: meter read failed: %s", ctx.evse_id, exc)
             return []
-        energy: dict[str, Any] = {"value": round(reading.energy_import_wh, 1), "context": context,
-                                  "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}
+        signed_value = None
         if reading.signed is not None:
-            energy["signedMeterValue"] = {
+            signed_value = {
                 "signedMeterData": reading.signed.signed_meter_data,
                 "signingMethod": reading.signed.signing_method,
                 "encodingMethod": reading.signed.encoding_method,
                 "publicKey": reading.signed.public_key,
             }
-        sampled = [energy, {"value": round(reading.power_w, 1), "context": context, "measurand": "Power.Active.Import",
-                            "unitOfMeasure": {"unit": "W"}}]
+        if ctx.section.max_discharge_power_w > 0:
+            # a bidirectional EVSE: both registers (import into the EV, export out of it) and
+            # the power split by direction, in every TransactionEvent and MeterValues
+            sampled = bidirectional_meter_value(
+                timestamp=reading.timestamp, energy_import_wh=reading.energy_import_wh,
+                energy_export_wh=reading.energy_export_wh, power_w=reading.power_w, context=context,
+                signed=signed_value)["sampledValue"]
+        else:
+            energy: dict[str, Any] = {"value": round(reading.energy_import_wh, 1), "context": context,
+                                      "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}
+            if signed_value is not None:
+                energy["signedMeterValue"] = signed_value
+            sampled = [energy, {"value": round(reading.power_w, 1), "context": context,
+                                "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}}]
         if ctx.soc is not None:
             sampled.append({"value": float(ctx.soc), "context": context, "measurand": "SoC", "location": "EV",
                             "unitOfMeasure": {"unit": "Percent"}})
@@ -459,7 +507,9 @@ class OcppPort:
 def _describe(schedules: tuple) -> str:
     parts = []
     for s in schedules:
-        limits = ", ".join(f"{p.start}s:{p.limit:g}{s.unit.value}" for p in s.periods[:6])
+        limits = ", ".join(f"{p.start}s:{p.limit:g}{s.unit.value}"
+                           + (f"/-{p.discharge_magnitude:g}" if p.limit >= 0 and p.discharge_magnitude else "")
+                           + (f" sp {p.setpoint:g}" if p.setpoint is not None else "") for p in s.periods[:6])
         more = f" (+{len(s.periods) - 6})" if len(s.periods) > 6 else ""
         parts.append(f"#{s.id} [{limits}{more}]" + (" +tariff" if s.tariff else ""))
     return "; ".join(parts) or "no schedule"

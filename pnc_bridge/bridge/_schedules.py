@@ -18,13 +18,21 @@ Rules of this module:
   with it.
 - :func:`ev_charging_schedule` is the EV's charging profile (PowerDeliveryReq) as OCPP
   ``ChargingScheduleType`` for NotifyEVChargingSchedule.
-- The transfer-mode names differ between ISO 15118 and OCPP; :data:`OCPP_ENERGY_TRANSFER` is
-  the one table between them.
+- The transfer-mode names differ between ISO 15118 and OCPP; :data:`OCPP_ENERGY_TRANSFER` (ISO
+  15118-2 modes) and :data:`OCPP_ENERGY_SERVICE` (ISO 15118-20 services) are the tables
+  between them.
+- Both power directions (ISO 15118-20 BPT) share one sign convention on both sides: positive
+  into the EV; the EV's discharge limits are magnitudes (OCPP 2.1 V2XChargingParametersType);
+  a negative ``limit`` is a discharge period, ``discharge_limit`` (<= 0) and ``setpoint``
+  (signed) are OCPP 2.1's. The composite schedule the EV is offered is bounded by the EVSE's
+  discharge capability and the EV's own limits both ways (the station's composite schedule
+  with the EV's needs); the SECC fits the result to the EV's MaximumSupportingPoints.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -33,6 +41,9 @@ from pnc_bridge.ocpp import EvChargingNeeds as OcppNeeds
 from pnc_bridge.ocpp import SchedulePeriod as OcppPeriod
 from pnc_bridge.ocpp import ev_schedule_payload
 from pnc_bridge.ocpp._smart_charging import StoredProfile, composite_schedule
+from pnc_bridge.ocpp import ControlMode as OcppControlMode
+from pnc_bridge.ocpp import MobilityNeedsMode as OcppMobilityNeedsMode
+from pnc_bridge.secc.effects import EnergyService
 from pnc_bridge.secc.effects import EnergyTransferMode as SeccMode
 from pnc_bridge.secc.effects import EvChargingNeeds, ReportEvChargingSchedule
 from pnc_bridge.secc.schedule import (
@@ -46,7 +57,8 @@ from pnc_bridge.secc.schedule import (
     TariffEntry,
 )
 
-__all__ = ["OCPP_ENERGY_TRANSFER", "ev_charging_schedule", "horizon", "ocpp_needs", "offered_schedules", "tariff"]
+__all__ = ["OCPP_ENERGY_SERVICE", "OCPP_ENERGY_TRANSFER", "charge_only", "ev_charging_schedule", "horizon", "ocpp_needs",
+           "offered_schedules", "tariff"]
 
 #: ISO 15118-2 offers at most three SAScheduleTuples.
 MAX_SCHEDULES = 3
@@ -78,22 +90,79 @@ OCPP_ENERGY_TRANSFER = {
 }
 
 
+#: the ISO 15118-20 energy services -> OCPP 2.1 EnergyTransferModeEnumType (AC: by the phases
+#: of the ISO 15118-2 mode the session derived from the connector)
+OCPP_ENERGY_SERVICE = {
+    EnergyService.DC: OcppMode.DC,
+    EnergyService.DC_BPT: OcppMode.DC_BPT,
+    EnergyService.AC_BPT: OcppMode.AC_BPT,
+    EnergyService.DC_ACDP: OcppMode.DC_ACDP,
+    EnergyService.DC_ACDP_BPT: OcppMode.DC_ACDP_BPT,
+    EnergyService.WPT: OcppMode.WPT,
+}
+
+
+def _mode(service: EnergyService | None, mode: SeccMode) -> OcppMode:
+    if service is None or service is EnergyService.AC:
+        return OCPP_ENERGY_TRANSFER[mode]
+    return OCPP_ENERGY_SERVICE[service]
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
 def ocpp_needs(needs: EvChargingNeeds) -> OcppNeeds:
     """The SECC's needs as the OCPP client's protocol-neutral ``EvChargingNeeds`` (which
-    ``ChargingStation.notify_ev_charging_needs`` maps to each OCPP version)."""
+    ``ChargingStation.notify_ev_charging_needs`` maps to each OCPP version: 2.1 natively,
+    2.0.1 with the -20 parts in ``customData``). ISO 15118-20: the selected service, the
+    EV's services, control and mobility needs mode, and its V2X parameters field for field
+    (discharge limits as magnitudes)."""
+    v2x = needs.v2x
+    if v2x is None:  # DIN 70121, ISO 15118-2
+        return OcppNeeds(
+            energy_transfer_mode=OCPP_ENERGY_TRANSFER[needs.energy_transfer_mode],
+            departure_time=needs.departure_time,
+            max_entries=needs.max_entries,
+            energy_request_wh=_int(needs.energy_request_wh),
+            energy_capacity_wh=_int(needs.energy_capacity_wh),
+            soc=needs.soc,
+            full_soc=needs.full_soc,
+            bulk_soc=needs.bulk_soc,
+            max_current_a=_int(needs.max_current_a),
+            min_current_a=_int(needs.min_current_a),
+            max_power_w=_int(needs.max_power_w),
+            max_voltage_v=_int(needs.max_voltage_v),
+        )
+    available = tuple(dict.fromkeys(_mode(s, needs.energy_transfer_mode) for s in needs.available_services))
     return OcppNeeds(
-        energy_transfer_mode=OCPP_ENERGY_TRANSFER[needs.energy_transfer_mode],
+        energy_transfer_mode=_mode(needs.service, needs.energy_transfer_mode),
+        available_energy_transfer=available,
+        control_mode=OcppControlMode(needs.control_mode.value) if needs.control_mode is not None else None,
+        mobility_needs_mode=OcppMobilityNeedsMode(needs.mobility_needs_mode.value)
+        if needs.mobility_needs_mode is not None else None,
         departure_time=needs.departure_time,
         max_entries=needs.max_entries,
-        energy_request_wh=_int(needs.energy_request_wh),
-        energy_capacity_wh=_int(needs.energy_capacity_wh),
+        energy_request_wh=_first(needs.energy_request_wh, v2x.ev_target_energy_request),
+        energy_capacity_wh=needs.energy_capacity_wh,
+        min_energy_request_wh=v2x.ev_min_energy_request,
+        max_energy_request_wh=v2x.ev_max_energy_request,
+        min_v2x_energy_request_wh=v2x.ev_min_v2x_energy_request,
+        max_v2x_energy_request_wh=v2x.ev_max_v2x_energy_request,
         soc=needs.soc,
+        target_soc=_first(needs.target_soc, v2x.target_soc),
         full_soc=needs.full_soc,
         bulk_soc=needs.bulk_soc,
-        max_current_a=_int(needs.max_current_a),
-        min_current_a=_int(needs.min_current_a),
-        max_power_w=_int(needs.max_power_w),
-        max_voltage_v=_int(needs.max_voltage_v),
+        max_current_a=_first(needs.max_current_a, v2x.max_charge_current),
+        min_current_a=_first(needs.min_current_a, v2x.min_charge_current),
+        max_power_w=_first(needs.max_power_w, v2x.max_charge_power),
+        min_power_w=v2x.min_charge_power,
+        max_voltage_v=_first(needs.max_voltage_v, v2x.max_voltage),
+        min_voltage_v=v2x.min_voltage,
+        max_discharge_power_w=v2x.max_discharge_power,
+        min_discharge_power_w=v2x.min_discharge_power,
+        max_discharge_current_a=v2x.max_discharge_current,
+        min_discharge_current_a=v2x.min_discharge_current,
     )
 
 
@@ -115,9 +184,15 @@ def tariff(sales_tariff: Any) -> Tariff | None:
 
 
 def _periods(composite: dict[str, Any]) -> tuple[SchedulePeriod, ...]:
+    """The composite periods as the SECC's: a negative ``limit`` stays a discharge period,
+    ``dischargeLimit`` and ``setpoint`` come along (DIN 70121 and ISO 15118-2 read only the
+    charging side)."""
     periods: list[SchedulePeriod] = []
     for p in composite["chargingSchedulePeriod"]:
-        period = SchedulePeriod(int(p["startPeriod"]), max(0.0, float(p["limit"])), p.get("numberPhases"))
+        discharge, setpoint = p.get("dischargeLimit"), p.get("setpoint")
+        period = SchedulePeriod(int(p["startPeriod"]), float(p["limit"]), p.get("numberPhases"),
+                                discharge_limit=None if discharge is None else float(discharge),
+                                setpoint=None if setpoint is None else float(setpoint))
         if periods and periods[-1].start == period.start:  # two changes within one second: the later one holds
             periods[-1] = period
         else:
@@ -136,12 +211,19 @@ def offered_schedules(
     evse_max_w: float,
     supply_phases: int,
     voltage: float,
+    evse_max_discharge_w: float = 0.0,
+    ev: OcppNeeds | None = None,
+    offline_for: float | None = None,
 ) -> tuple[ChargingSchedule, ...]:
-    """Up to three schedules for the EV from the installed profiles (see the module rules)."""
+    """Up to three schedules for the EV from the installed profiles (see the module rules).
+    ``evse_max_discharge_w`` (0: the EVSE cannot discharge) and ``ev`` (the EV's needs as
+    given to the CSMS; its limits both ways) bound the discharge side; ``offline_for``
+    leaves out profiles past their OCPP 2.1 ``maxOfflineDuration``."""
     profiles = list(profiles)
     common = dict(evse_id=evse_id, start=now, duration=duration, transaction_id=transaction_id,
                   transaction_start=transaction_start, evse_max=evse_max_w, evse_max_unit="W",
-                  supply_phases=supply_phases, line_voltage=voltage)
+                  supply_phases=supply_phases, line_voltage=voltage, evse_max_discharge=evse_max_discharge_w,
+                  ev=ev, offline_for=offline_for)
     tx_profiles = sorted(
         (p for p in profiles if p.purpose == "TxProfile" and transaction_id is not None and p.evse_id == evse_id
          and p.profile.transaction_id == transaction_id),
@@ -166,6 +248,21 @@ def offered_schedules(
         schedules.append(ChargingSchedule(schedule_id, LimitUnit(unit), _periods(composite), duration=duration,
                                           tariff=tariff(schedule.sales_tariff)))
     return tuple(schedules)
+
+
+def charge_only(schedules: tuple[ChargingSchedule, ...]) -> tuple[ChargingSchedule, ...]:
+    """The same schedules with every discharge removed, charging kept (a discharge period
+    becomes a period without power; a negative setpoint becomes 0): the V2X fallback once
+    the CSMS has been unreachable for ``BRIDGE_V2X_OFFLINE_GRACE``."""
+    out = []
+    for schedule in schedules:
+        periods = tuple(
+            replace(p, limit=p.charge_limit, discharge_limit=None,
+                    setpoint=None if p.setpoint is None else max(0.0, p.setpoint))
+            for p in schedule.periods
+        )
+        out.append(replace(schedule, periods=periods))
+    return tuple(out)
 
 
 def ev_charging_schedule(effect: ReportEvChargingSchedule) -> dict[str, Any] | None:

@@ -37,7 +37,7 @@ from pnc_bridge.bridge._pki import ContractPolicy, PkiPort
 from pnc_bridge.bridge._transactions import TransactionPoints
 from pnc_bridge.bridge._v2g import TrustStoreCredentials, V2gEndpoint
 from pnc_bridge.config import ConfigError, EvseSection, ServiceConfig
-from pnc_bridge.evse import CpState, EvseDriver, EvseLimits, EvseSimulator
+from pnc_bridge.evse import CpState, EvBattery, EvseDriver, EvseLimits, EvseSimulator
 from pnc_bridge.evse._loader import DriverLoadError, import_factory, make_driver
 from pnc_bridge.ocpp import (
     CallFailed,
@@ -55,8 +55,8 @@ from pnc_bridge.ocpp import (
 from pnc_bridge.ocpp._variables import AuthCtrlr, ISO15118Ctrlr, TxCtrlr, standard_variables
 from pnc_bridge.pki import StoreError as TrustStoreError
 from pnc_bridge.pki import TrustStore
-from pnc_bridge.secc import SeccConfig, SeccTimers, SupportedProtocol
-from pnc_bridge.secc.effects import EnergyTransferMode, PaymentOption
+from pnc_bridge.secc import Iso20Config, PowerSetpoint, SeccConfig, SeccTimers, SupportedProtocol
+from pnc_bridge.secc.effects import ControlMode, EnergyService, EnergyTransferMode, PaymentOption
 
 __all__ = ["Service", "run_service", "station_config"]
 
@@ -72,6 +72,7 @@ def station_config(config: ServiceConfig, *, boot_reason: str = "PowerUp") -> St
             e.max_power_w,
             e.supply_phases,
             e.iso15118_evse_id,
+            max_discharge_power_w=e.max_discharge_power_w,
         )
         for e in config.evse
     )
@@ -114,6 +115,9 @@ def station_config(config: ServiceConfig, *, boot_reason: str = "PowerUp") -> St
     )
 
 
+#: The battery the EVSE simulator gives a plugged-in EV on a bidirectional EVSE (Wh).
+SIMULATED_EV_CAPACITY_WH = 60_000.0
+
 #: ``[evse.v2g] protocols`` names -> the SECC's protocols
 _PROTOCOLS = {p.schema: p for p in SupportedProtocol}
 
@@ -127,6 +131,13 @@ def energy_transfer_modes(section: EvseSection) -> tuple[EnergyTransferMode, ...
     return (EnergyTransferMode.AC_single_phase_core,)
 
 
+def iso20_services(section: EvseSection) -> tuple[EnergyService, ...]:
+    """The ISO 15118-20 energy services an EVSE offers: its family (DC, or AC with supply
+    phases), and the BPT service only when it can discharge (``max_discharge_power_w``)."""
+    base, bpt = (EnergyService.DC, EnergyService.DC_BPT) if section.supply_phases == 0 else (EnergyService.AC, EnergyService.AC_BPT)
+    return (base, bpt) if section.max_discharge_power_w > 0 else (base,)
+
+
 def _warm_up(schemas: set[str], trust_store: TrustStore) -> None:
     """Load now what the first EV would otherwise wait for: the EXI codecs of the offered
     protocols (about half a second each on a small machine; a SessionSetupRes must not wait
@@ -134,6 +145,8 @@ def _warm_up(schemas: set[str], trust_store: TrustStore) -> None:
     from pnc_bridge import exi, xmldsig  # noqa: F401 - imported for its tables
     from pnc_bridge.pki import Purpose
 
+    if any(s.startswith("iso20") for s in schemas):
+        schemas = schemas | {"iso20-common"}
     for schema in ("apphand", *sorted(schemas)):
         try:
             exi.decode(schema, b"\x80")
@@ -187,7 +200,9 @@ def build_drivers(config: ServiceConfig) -> dict[int, EvseDriver]:
     factory = driver_factory(config)
     drivers: dict[int, EvseDriver] = {}
     for evse in config.evse:
-        limits = EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v)
+        limits = EvseLimits(evse.max_current_a, evse.max_power_w, evse.max_voltage_v,
+                            max_discharge_current_a=evse.max_discharge_current_a,
+                            max_discharge_power_w=evse.max_discharge_power_w)
         ac = evse.supply_phases > 0
         if factory is None:
             drivers[evse.id] = EvseSimulator(evse.id, limits=limits, ac=ac)
@@ -232,9 +247,11 @@ class Service:
         on_step: Callable[..., None] | None = None,
         schedule_wait: float = timing.BRIDGE_SCHEDULE_WAIT,
         status_interval: float = timing.BRIDGE_EVSE_STATUS_INTERVAL,
+        v2x_offline_grace: float = timing.BRIDGE_V2X_OFFLINE_GRACE,
         ocsp_check_interval: float = timing.BRIDGE_OCSP_CHECK_INTERVAL,
     ) -> None:
         self.config = config
+        self.v2x_offline_grace = v2x_offline_grace
         self.boot_reason = boot_reason
         self.secc_timers = secc_timers
         self.on_step = on_step
@@ -340,7 +357,8 @@ class Service:
             )
 
         pki = PkiPort(trust_store, policy)
-        self.ocpp = OcppPort(station, pki, policy, schedule_wait=self.schedule_wait)
+        self.ocpp = OcppPort(station, pki, policy, schedule_wait=self.schedule_wait,
+                             v2x_offline_grace=self.v2x_offline_grace)
         evse_port = EvsePort(cfg.station.serial_number or cfg.station.identity)
         bridge = Bridge(fulfiller_table(pki, self.ocpp, evse_port))
         credentials = TrustStoreCredentials(trust_store)
@@ -374,13 +392,20 @@ class Service:
             certificate_installation=dm.get_bool(ISO15118Ctrlr.ContractCertificateInstallationEnabled),
             metering_receipts=dm.get_bool(ISO15118Ctrlr.RequestMeteringReceipt),
             timers=self.secc_timers or SeccTimers(),
+            iso20=Iso20Config(services=iso20_services(ctx.section),
+                              control_modes=tuple(ControlMode(m) for m in v2g.control_modes)),
         )
 
     async def _ev_connected(self, ctx: EvseContext) -> None:
         station = self.station
         assert station is not None and self.ocpp is not None
         if ctx.simulated:
-            ctx.driver.plug_in()
+            # the simulator cannot see the EV: with discharge hardware it gets a battery that
+            # can give power back (the session itself keeps to the EV's own limits)
+            section = ctx.section
+            battery = EvBattery(SIMULATED_EV_CAPACITY_WH, 50.0, section.max_power_w, section.max_discharge_power_w) \
+                if section.max_discharge_power_w > 0 else None
+            ctx.driver.plug_in(battery)
             ctx.driver.ev_ready()
         for connector in self._connectors(ctx.evse_id):
             station.set_connector_status(ctx.evse_id, connector, "Occupied")
@@ -486,6 +511,12 @@ class Service:
         assert station is not None and self.ocpp is not None
         if isinstance(event, events.ConnectionChanged):
             log.info("CSMS %s", "connected" if event.online else f"connection lost{f' ({event.reason})' if event.reason else ''}")
+            self._v2x_connection(event.online)
+        elif isinstance(event, events.DynamicScheduleUpdated):
+            self._push_setpoint(event)
+        elif isinstance(event, events.AllowedEnergyTransferChanged):
+            log.warning("EVSE %s: the CSMS allows %s for transaction %s; not applied to a running session",
+                        event.evse_id, ", ".join(event.allowed) or "nothing", event.transaction_id)
         elif isinstance(event, events.CertificateInstalled):
             if self.ocsp is not None:
                 self.ocsp.wake.set()  # a new SECC chain is asked for at once
@@ -548,6 +579,73 @@ class Service:
         if session is not None:
             session.stop_charging()  # EVSENotification=StopCharging in the next response
             log.info("EVSE %d: asking the EV to stop (%s)", ctx.evse_id, cause)
+
+    # ------------------------------------------------------------------ V2X (ISO 15118-20)
+    def _push_setpoint(self, event: events.DynamicScheduleUpdated) -> None:
+        """OCPP 2.1 dynamic control: the CSMS's new setpoint goes into the running session at
+        once (no effect round trip), so the next charge-loop response carries it. While the
+        session lasts it is pushed again every half setpoint validity (SeccTimers) from the
+        station's schedule (a CSMS that sets a setpoint once must not see it expire)."""
+        ctx = self.contexts.get(event.evse_id)
+        adapter = ctx.adapter if ctx is not None else None
+        if adapter is None:
+            return
+        setpoint = event.period.setpoint
+        adapter.update_setpoint(PowerSetpoint(float(setpoint)) if setpoint is not None else None)
+        log.info("EVSE %d: CSMS setpoint %s W (profile %d, %s)", event.evse_id,
+                 "none" if setpoint is None else f"{setpoint:g}", event.charging_profile_id, event.source)
+        if ctx.setpoint_task is None or ctx.setpoint_task.done():
+            ctx.setpoint_task = self._spawn(self._refresh_setpoint(ctx, adapter), f"setpoint-{ctx.evse_id}")
+
+    async def _refresh_setpoint(self, ctx: EvseContext, adapter: Any) -> None:
+        station = self.station
+        assert station is not None
+        while ctx.adapter is adapter:
+            await asyncio.sleep((self.secc_timers or SeccTimers()).setpoint_validity / 2)
+            if ctx.adapter is not adapter or ctx.v2x_fallback:
+                return
+            setpoint = station.charging_schedule(ctx.evse_id).periods[0].setpoint
+            adapter.update_setpoint(PowerSetpoint(float(setpoint)) if setpoint is not None else None)
+
+    def _v2x_connection(self, online: bool) -> None:
+        """The V2X fallback policy (docs/bridge.md): offline, the last valid schedule holds for
+        ``v2x_offline_grace`` s, then the session is renegotiated to charge-only limits; when
+        the CSMS is back, it is renegotiated to the CSMS's schedule again."""
+        for ctx in self.contexts.values():
+            if not ctx.section.max_discharge_power_w:
+                continue  # this EVSE never discharges: nothing to fall back from
+            task, ctx.fallback_task = ctx.fallback_task, None
+            if task is not None:
+                task.cancel()
+            if online:
+                if ctx.v2x_fallback:
+                    ctx.v2x_fallback = False
+                    self._renegotiate(ctx, "the CSMS is back: its schedule applies again")
+            elif ctx.adapter is not None:
+                ctx.fallback_task = self._spawn(self._v2x_fallback_after(ctx), f"v2x-fallback-{ctx.evse_id}")
+
+    async def _v2x_fallback_after(self, ctx: EvseContext) -> None:
+        await asyncio.sleep(self.v2x_offline_grace)
+        station = self.station
+        if station is None or station.online or ctx.adapter is None:
+            return
+        ctx.v2x_fallback = True
+        ctx.adapter.update_setpoint(None)  # a CSMS setpoint must not outlive the CSMS
+        log.warning("EVSE %d: CSMS unreachable for %.0f s: falling back to charge-only limits", ctx.evse_id,
+                    self.v2x_offline_grace)
+        self._renegotiate(ctx, "V2X fallback: charge only")
+
+    def _renegotiate(self, ctx: EvseContext, why: str) -> bool:
+        """Make a charging EV renegotiate (EVSENotification ReNegotiation / -20
+        ScheduleRenegotiation); its next schedule request gets what applies now."""
+        adapter = ctx.adapter
+        session = adapter.connection.session if adapter is not None and adapter.connection is not None else None
+        if session is None or ctx.tracker.charging_state != "Charging":
+            return False
+        ctx.renegotiation_requested = True
+        session.renegotiate()
+        log.info("EVSE %d: renegotiating: %s", ctx.evse_id, why)
+        return True
 
     async def _profiles_changed(self, evse_ids: tuple[int, ...]) -> None:
         """A new charging limit: wake a waiting GetChargingSchedule, or make a charging EV

@@ -33,6 +33,7 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
+from pnc_bridge.bridge._evse import simulated_ac_ev_power
 from pnc_bridge.bridge._ocsp import current_response
 from pnc_bridge.config import V2gSection
 from pnc_bridge.evse import CpState
@@ -52,7 +53,10 @@ log = logging.getLogger("pnc_bridge.bridge")
 
 
 class TrustStoreCredentials:
-    """The SECC chain and key from a ``pnc_bridge.pki.TrustStore`` (a TLS credential provider)."""
+    """The SECC chains and keys from a ``pnc_bridge.pki.TrustStore`` (a TLS credential
+    provider): the ISO 15118-2 one (slot ``secc``, P-256, TLS 1.2) and the ISO 15118-20 one
+    (slot ``secc20``, P-521 / Ed448, TLS 1.3); a chain's profile follows from its key, so
+    either slot may hold either."""
 
     def __init__(self, store: TrustStore) -> None:
         self.store = store
@@ -68,23 +72,39 @@ class TrustStoreCredentials:
             return ()
         now = datetime.now(timezone.utc)
         if snapshot.generation != self._generation or (self._stale_at is not None and now >= self._stale_at):
-            leaf = snapshot.leaves.get(LeafSlot.SECC)
-            credentials: tuple[SeccCredential, ...] = ()
-            self._stale_at = None
-            if leaf is not None:
+            credentials: list[SeccCredential] = []
+            stale: list[datetime] = []
+            for slot in (LeafSlot.SECC, LeafSlot.SECC20):
+                leaf = snapshot.leaves.get(slot)
+                if leaf is None:
+                    continue
                 top = leaf.chain[-1]
                 root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
                 # OCPP M06: the leaf's OCSP response from the CSMS, stapled while it is current
                 issuer = leaf.chain[1] if len(leaf.chain) > 1 else root
                 stapled = current_response(snapshot, leaf.certificate, issuer, now)
-                ocsp_der = stapled[0] if stapled else None
-                self._stale_at = stapled[1] if stapled else None
-                credentials = (SeccCredential(leaf.chain, leaf.key, root=root, ocsp_response=ocsp_der),)
-            self._generation, self._credentials = snapshot.generation, credentials
+                if stapled and stapled[1] is not None:
+                    stale.append(stapled[1])
+                credentials.append(SeccCredential(leaf.chain, leaf.key, root=root,
+                                                  ocsp_response=stapled[0] if stapled else None))
+            self._stale_at = min(stale) if stale else None
+            self._generation, self._credentials = snapshot.generation, tuple(credentials)
         return [c for c in self._credentials if c.profile == profile]
 
+    def profiles(self) -> tuple[TlsProfile, ...]:
+        """The TLS profiles the store has a SECC certificate for."""
+        return tuple(p for p in TlsProfile if self(p))
+
     def available(self) -> bool:
-        return bool(self(TlsProfile.ISO15118_2))
+        return bool(self.profiles())
+
+    def ev_trust_anchors(self) -> list[Any]:
+        """ISO 15118-20 TLS: the OEM roots an EV's certificate must chain to."""
+        try:
+            return list(self.store.snapshot().roots_of(RootKind.OEM))
+        except StoreError as exc:
+            log.error("OEM roots unavailable: %s", exc)
+            return []
 
 
 class V2gEndpoint:
@@ -145,7 +165,12 @@ class V2gEndpoint:
                     self._key_log = KeyLog(str(s.tls_keylog)) if s.tls_keylog else None
                     if self._key_log is not None:
                         log.warning("EVSE %d: TLS keys are logged to %s (lab use only)", self.ctx.evse_id, s.tls_keylog)
-                    tls = TlsServerConfig(credentials=self._credentials, key_log=self._key_log)
+                    profiles = self._credentials.profiles()
+                    if TlsProfile.ISO15118_20 in profiles and not self._credentials.ev_trust_anchors():
+                        log.warning("EVSE %d: an ISO 15118-20 SECC certificate but no OEM root in the trust store: "
+                                    "no -20 EV can authenticate (pnc-bridge pki store add --kind oem ...)", self.ctx.evse_id)
+                    tls = TlsServerConfig(credentials=self._credentials, profiles=profiles, key_log=self._key_log,
+                                          ev_trust_anchors=self._credentials.ev_trust_anchors)
                     server = await self._listen(s.tls_port, tls)
                     self.tls_port = server.port
             if not self._servers:
@@ -275,6 +300,10 @@ class V2gEndpoint:
             if not connected and isinstance(step.response, apphand.SupportedAppProtocolRes) and not step.close:
                 connected = True
                 self._spawn(self._on_ev_connected(ctx), f"ev-connected-{ctx.evse_id}")
+            if ctx.simulated and ctx.section.supply_phases:
+                power = simulated_ac_ev_power(step)
+                if power is not None and ctx.output_closed:
+                    self._spawn(ctx.driver.set_setpoint(power), f"ac-ev-{ctx.evse_id}")
             if self._on_step is not None:
                 self._on_step(ctx, adapter, step)
 

@@ -40,14 +40,18 @@ class CertificateSigningUse(StrEnum):
 
     ChargingStationCertificate = "ChargingStationCertificate"
     V2GCertificate = "V2GCertificate"
+    #: OCPP 2.1: the ISO 15118-20 SECC certificate (secp521r1 / Ed448, TLS 1.3), slot secc20
+    V2G20Certificate = "V2G20Certificate"
 
 
 SLOT: dict[CertificateSigningUse, LeafSlot] = {
     CertificateSigningUse.ChargingStationCertificate: LeafSlot.CHARGING_STATION,
     CertificateSigningUse.V2GCertificate: LeafSlot.SECC,
+    CertificateSigningUse.V2G20Certificate: LeafSlot.SECC20,
 }
 PURPOSE: dict[LeafSlot, Purpose] = {
     LeafSlot.SECC: Purpose.SECC,
+    LeafSlot.SECC20: Purpose.SECC,
     LeafSlot.CHARGING_STATION: Purpose.CHARGING_STATION,
 }
 
@@ -68,7 +72,8 @@ def create_csr(
     """Make a new key and a PEM CSR for ``use``; the key becomes the slot's pending key.
 
     ``variant`` picks the key type of a V2G certificate (``iso2``: secp256r1, ``iso20``:
-    secp521r1, ``iso20-ed448``); a charging-station certificate always gets secp256r1.
+    secp521r1, ``iso20-ed448``); a V2G20Certificate is never secp256r1 (``iso2`` means
+    ``iso20`` there); a charging-station certificate always gets secp256r1.
     Returns the PEM text for ``SignCertificateRequest.csr``.
     """
     use = CertificateSigningUse(use)
@@ -78,7 +83,9 @@ def create_csr(
         raise CsrError("organizationName is empty")
     if country is not None and (len(country) != 2 or not country.isalpha()):
         raise CsrError(f"countryName must be 2 letters (ISO 3166-1), got {country!r}")
-    v2g = use is CertificateSigningUse.V2GCertificate
+    v2g = use in (CertificateSigningUse.V2GCertificate, CertificateSigningUse.V2G20Certificate)
+    if use is CertificateSigningUse.V2G20Certificate and Variant(variant) is Variant.ISO2:
+        variant = Variant.ISO20
     key = new_key(Variant(variant) if v2g else Variant.OCPP)
     attributes = [
         x509.NameAttribute(NameOID.COMMON_NAME, common_name),

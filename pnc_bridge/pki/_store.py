@@ -69,6 +69,9 @@ class LeafSlot(StrEnum):
     """The charger's own certificates, named after OCPP's ``CertificateSigningUseEnumType``."""
 
     SECC = "secc"  # V2GCertificate: TLS server towards the EV
+    #: ISO 15118-20's V2GCertificate (P-521 / Ed448, TLS 1.3), next to the -2 one (P-256,
+    #: TLS 1.2), so one TLS port serves EVs of both generations
+    SECC20 = "secc20"
     CHARGING_STATION = "charging-station"  # ChargingStationCertificate: TLS client towards the CSMS
 
 

@@ -113,6 +113,42 @@ def test_demo_ac_in_process():
     assert needs[0].fields["requestedEnergyTransfer"] == "AC_three_phase"
 
 
+def test_demo_iso20_dc_bpt_as_a_user_runs_it(tmp_path):
+    """``pnc-bridge demo --protocol iso20-dc-bpt`` (OCPP 2.1 by default): exit 0, and the
+    timeline shows the power going charge -> discharge -> charge and the energy both ways."""
+    result = subprocess.run([sys.executable, "-m", "pnc_bridge", "demo", "--protocol", "iso20-dc-bpt", "--loops", "40"],
+                            capture_output=True, text=True, timeout=120, env=env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    out = result.stdout
+    assert "power directions in the charge loop: charge → discharge → charge" in out
+    assert "session: iso20-dc (OCPP 2.1)" in out
+    assert "DC_ChargeLoopRes" in out and "power=-7.0 kW" in out and "power=+20.0 kW" in out
+    assert "export_wh=" in out and "OK: complete session" in out
+
+
+def test_demo_iso20_on_ocpp201_in_process():
+    result = run(run_demo("iso20-dc-bpt", loops=40, interval=0.1, ocpp="2.0.1"))
+    assert result.ok, result.problems
+    s = result.summary
+    assert s["ocpp"] == "2.0.1" and s["power_signs"].replace("0", "").count("+-+") == 1
+    assert s["csms_export_wh"] > 0 and s["csms_import_wh"] > 0
+    needs = next(e for e in result.entries if e.message == "NotifyEVChargingNeeds")
+    assert needs.fields["requestedEnergyTransfer"] == "DC (DC_BPT in customData)"
+    profile = next(e for e in result.entries if e.message == "SetChargingProfile")
+    assert "-7 kW" in profile.fields["chargingSchedule"][0]
+
+
+def test_demo_iso20_refuses_a_charge_loop_too_short_for_its_schedule(capsys):
+    assert main(["demo", "--protocol", "iso20-dc-bpt", "--loops", "5"]) == 2
+    assert "at least 3 s of charge loop" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_bad_ocpp_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--protocol", "iso20-dc-bpt", "--ocpp", "1.6"])
+    assert exc.value.code == 2 and "--ocpp" in capsys.readouterr().err
+
+
 def test_demo_keep_refuses_a_used_directory(tmp_path, capsys):
     (tmp_path / "something").write_text("x")
     assert main(["demo", "--keep", str(tmp_path)]) == 2

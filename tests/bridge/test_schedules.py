@@ -122,6 +122,71 @@ def test_needs_reach_the_csms_as_valid_ocpp():
         _validate("NotifyEVChargingNeeds", to_version("NotifyEVChargingNeeds", "Request", station_form, OcppVersion.v201))
 
 
+def _iso20_needs(service, available, mode=EnergyTransferMode.DC_extended):
+    from pnc_bridge.secc.effects import ControlMode, MobilityNeedsMode, V2xChargingParameters
+
+    v2x = V2xChargingParameters(
+        min_charge_power=0.0, max_charge_power=50000.0, min_discharge_power=500.0, max_discharge_power=11000.0,
+        min_charge_current=0.0, max_charge_current=125.0, min_discharge_current=1.0, max_discharge_current=25.0,
+        min_voltage=200.0, max_voltage=450.0, ev_target_energy_request=24000.0, ev_min_energy_request=-12000.0,
+        ev_max_energy_request=36000.0, ev_min_v2x_energy_request=-5000.0, ev_max_v2x_energy_request=30000.0,
+        target_soc=80)
+    return EvChargingNeeds(mode, departure_time=7200, max_entries=24, soc=40, service=service,
+                           available_services=available, control_mode=ControlMode.DynamicControl,
+                           mobility_needs_mode=MobilityNeedsMode.EVCC_SECC, v2x=v2x)
+
+
+def test_iso20_needs_field_for_field():
+    """ISO 15118-20: the selected service and the EV's V2X parameters map one to one onto the
+    OCPP client's needs (discharge limits stay magnitudes), and what the station makes of
+    them is valid OCPP 2.1 (native) and 2.0.1 (customData under our vendorId)."""
+    from pnc_bridge.ocpp._protocol import OcppVersion
+    from pnc_bridge.ocpp._v2x import needs_payload
+    from pnc_bridge.ocpp._versions import to_version
+    from pnc_bridge.secc.effects import EnergyService
+
+    mapped = ocpp_needs(_iso20_needs(EnergyService.DC_BPT, (EnergyService.DC, EnergyService.DC_BPT)))
+    assert mapped.energy_transfer_mode.value == "DC_BPT" and mapped.bidirectional
+    assert [m.value for m in mapped.available_energy_transfer] == ["DC", "DC_BPT"]
+    assert (mapped.control_mode.value, mapped.mobility_needs_mode.value) == ("DynamicControl", "EVCC_SECC")
+    assert (mapped.max_discharge_power_w, mapped.min_discharge_power_w) == (11000.0, 500.0)
+    assert (mapped.max_discharge_current_a, mapped.min_discharge_current_a) == (25.0, 1.0)
+    assert (mapped.min_v2x_energy_request_wh, mapped.max_v2x_energy_request_wh) == (-5000.0, 30000.0)
+    assert (mapped.energy_request_wh, mapped.target_soc, mapped.max_entries) == (24000.0, 80, 24)
+    payload = m21.NotifyEVChargingNeedsRequest.model_validate(needs_payload(1, mapped, now=NOW)).to_payload()
+    v2x = payload["chargingNeeds"]["v2xChargingParameters"]
+    assert v2x["maxDischargePower"] == 11000.0 and v2x["evMinV2XEnergyRequest"] == -5000.0
+    asyncio.run(validate_payload(Call("1", "NotifyEVChargingNeeds", payload), "2.1"))
+    old = to_version("NotifyEVChargingNeeds", "Request", payload, OcppVersion.v201)
+    _validate("NotifyEVChargingNeeds", old)
+    assert old["chargingNeeds"]["requestedEnergyTransfer"] == "DC"
+    assert old["chargingNeeds"]["customData"]["v2xChargingParameters"] == v2x
+    # AC: the phases come from the connector's ISO 15118-2 mode, BPT stays BPT
+    ac = ocpp_needs(_iso20_needs(EnergyService.AC, (EnergyService.AC, EnergyService.AC_BPT),
+                                 EnergyTransferMode.AC_single_phase_core))
+    assert ac.energy_transfer_mode.value == "AC_single_phase"
+    assert [m.value for m in ac.available_energy_transfer] == ["AC_single_phase", "AC_BPT"]
+
+
+def test_offered_schedules_keep_discharge_within_the_evse_and_the_ev():
+    """A TxProfile that discharges 20 kW for an EVSE that can take back 8 kW and an EV that may
+    give 11 kW: the SECC gets a discharge period of 8 kW; without discharge hardware none."""
+    from pnc_bridge.bridge._schedules import charge_only
+    from pnc_bridge.secc.effects import EnergyService
+
+    ev = ocpp_needs(_iso20_needs(EnergyService.DC_BPT, (EnergyService.DC_BPT,)))
+    tx = profile("TxProfile", [schedule(1, [(0, 20000.0), (600, -20000.0), (1200, 10000.0)])],
+                 transactionId="tx-1")
+    (bidirectional,) = offered([tx], transaction_id="tx-1", transaction_start=NOW, evse_max_discharge_w=8000.0, ev=ev)
+    assert [(p.start, p.charge_limit, p.discharge_magnitude) for p in bidirectional.periods] == [
+        (0, 20000.0, 0.0), (600, 0.0, 8000.0), (1200, 10000.0, 0.0)]
+    (plain,) = offered([tx], transaction_id="tx-1", transaction_start=NOW, evse_max_discharge_w=0.0, ev=ev)
+    assert all(p.discharge_magnitude == 0 for p in plain.periods)
+    (fallback,) = charge_only((bidirectional,))
+    assert [(p.start, p.charge_limit, p.discharge_magnitude) for p in fallback.periods] == [
+        (0, 20000.0, 0.0), (600, 0.0, 0.0), (1200, 10000.0, 0.0)]
+
+
 def test_horizon():
     assert horizon(None) == 86400
     assert horizon(EvChargingNeeds(EnergyTransferMode.DC_extended, departure_time=3600)) == 3600

@@ -143,12 +143,14 @@ class JosevEvcc(_Process):
 
     @classmethod
     def start(cls, python: Path, mode: str, *, iface: str, pki_path: Path, log_path: Path, netns: str | None = None,
-              loops: int = 5, overrides: dict | None = None) -> "JosevEvcc":
+              loops: int = 5, overrides: dict | None = None, env: dict[str, str] | None = None) -> "JosevEvcc":
         config = {**EVCC_MODES[mode], "chargeLoopCycle": loops, **(overrides or {})}
         config_path = log_path.with_suffix(".evcc.json")
         config_path.write_text(json.dumps(config))
         env = {"NETWORK_INTERFACE": iface, "PKI_PATH": str(pki_path) + "/", "LOG_LEVEL": "INFO",
-               "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False"}
+               "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False",
+               # ISO 15118-20: TLS 1.3 with the EV's OEM certificate (mutual authentication)
+               **({"ENABLE_TLS_1_3": "True"} if mode.startswith("iso20") else {}), **(env or {})}
         p = _start(python, "iso15118.evcc.main", [str(config_path)], env, netns, log_path)
         return cls(p.proc, p.log_path, p.workdir)
 
@@ -159,9 +161,12 @@ class JosevSecc(_Process):
     @classmethod
     def start(cls, python: Path, *, iface: str, pki_path: Path, log_path: Path, netns: str | None = None,
               protocols: Sequence[str] = ("DIN_SPEC_70121", "ISO_15118_2"), auth_modes: Sequence[str] = ("EIM", "PNC"),
-              ) -> "JosevSecc":
+              env: dict[str, str] | None = None) -> "JosevSecc":
         env = {"NETWORK_INTERFACE": iface, "PKI_PATH": str(pki_path) + "/", "LOG_LEVEL": "INFO",
                "MESSAGE_LOG_JSON": "False", "MESSAGE_LOG_EXI": "False", "PROTOCOLS": ",".join(protocols),
-               "AUTH_MODES": ",".join(auth_modes), "FREE_CHARGING_SERVICE": "False"}
+               "AUTH_MODES": ",".join(auth_modes), "FREE_CHARGING_SERVICE": "False",
+               # ISO 15118-20: TLS 1.3, the EV's OEM certificate checked
+               **({"ENABLE_TLS_1_3": "True"} if any(p.startswith("ISO_15118_20") for p in protocols) else {}),
+               **(env or {})}
         p = _start(python, "iso15118.secc.main", [], env, netns, log_path)
         return cls(p.proc, p.log_path, p.workdir)

@@ -131,3 +131,25 @@ def test_iso20_csr_key_types(store):
         pem = create_csr(store, "V2GCertificate", common_name="SECC", organization="CPO", variant=variant)
         key = x509.load_pem_x509_csr(pem.encode()).public_key()
         assert marker.lower() in (getattr(getattr(key, "curve", None), "name", "") or type(key).__name__).lower()
+
+
+def test_v2g20_certificate_goes_to_its_own_slot(tmp_path_factory, tmp_path):
+    """OCPP 2.1 V2G20Certificate: a secp521r1 key (even when asked for iso2) and, once signed by
+    the -20 CPO Sub-CA, the ``secc20`` slot; the ISO 15118-2 certificate stays where it is."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from pnc_bridge.pki import generate_test_pki
+
+    pki20 = generate_test_pki(tmp_path_factory.mktemp("pki20"), variant="iso20")
+    store = make_store(tmp_path / "store20", pki20)
+    pem = create_csr(store, "V2G20Certificate", common_name="SECC-20", organization="CPO")
+    csr = x509.load_pem_x509_csr(pem.encode())
+    assert isinstance(csr.public_key(), ec.EllipticCurvePublicKey) and csr.public_key().curve.name == "secp521r1"
+    cert = _sign(pki20, pem, "cpo_sub_ca2", "secc_leaf")
+    chain = chain_pem([cert, pki20.cert("cpo_sub_ca2"), pki20.cert("cpo_sub_ca1")])
+    result = install_signed(store, "V2G20Certificate", chain, at=validation_time(pki20))
+    assert result.accepted, result.reason
+    assert store.leaf("secc20").certificate == cert and store.leaf("secc") is None
+    # the -2 use is unaffected and still P-256
+    other = x509.load_pem_x509_csr(create_csr(store, "V2GCertificate", common_name="SECC-2", organization="CPO").encode())
+    assert other.public_key().curve.name == "secp256r1"
