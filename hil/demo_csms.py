@@ -158,22 +158,25 @@ class PncCsms:
         from pnc_bridge.pki import build_ocsp_response, certificate_hash_data
 
         wanted = payload["ocspRequestData"]
-        certs = [issued.certificate for issued in self.pki.issued.values()]
-        keys = {issued.certificate.subject: issued.key for issued in self.pki.issued.values()}
-        for cert in certs:
-            issuer = next((c for c in certs if c.subject == cert.issuer), None)
-            if issuer is None or cert.subject == cert.issuer:
+        for pki in (self.pki, self.pki20):  # the -2 and the -20 test PKI: the same names, other keys
+            if pki is None:
                 continue
-            data = certificate_hash_data(cert, issuer)
-            if (data.serial_number, data.issuer_name_hash, data.issuer_key_hash) == (
-                    wanted["serialNumber"].lower().lstrip("0") or "0", wanted["issuerNameHash"].lower(),
-                    wanted["issuerKeyHash"].lower()):
-                now = dt.datetime.now(dt.timezone.utc)
-                der = build_ocsp_response(cert, issuer, keys[issuer.subject], status=self.ocsp_status,
-                                          this_update=now - dt.timedelta(minutes=1),
-                                          next_update=now + dt.timedelta(days=1),
-                                          revocation_time=now - dt.timedelta(days=1) if self.ocsp_status == "revoked" else None)
-                return {"status": "Accepted", "ocspResult": base64.b64encode(der).decode()}
+            certs = [issued.certificate for issued in pki.issued.values()]
+            keys = {issued.certificate.subject: issued.key for issued in pki.issued.values()}
+            for cert in certs:
+                issuer = next((c for c in certs if c.subject == cert.issuer), None)
+                if issuer is None or cert.subject == cert.issuer:
+                    continue
+                data = certificate_hash_data(cert, issuer)
+                if (data.serial_number, data.issuer_name_hash, data.issuer_key_hash) == (
+                        wanted["serialNumber"].lower().lstrip("0") or "0", wanted["issuerNameHash"].lower(),
+                        wanted["issuerKeyHash"].lower()):
+                    now = dt.datetime.now(dt.timezone.utc)
+                    der = build_ocsp_response(cert, issuer, keys[issuer.subject], status=self.ocsp_status,
+                                              this_update=now - dt.timedelta(minutes=1),
+                                              next_update=now + dt.timedelta(days=1),
+                                              revocation_time=now - dt.timedelta(days=1) if self.ocsp_status == "revoked" else None)
+                    return {"status": "Accepted", "ocspResult": base64.b64encode(der).decode()}
         return {"status": "Failed", "statusInfo": {"reasonCode": "UnknownCertificate"}}
 
     def _needs(self, payload: dict, station: str) -> dict:

@@ -1,5 +1,6 @@
-"""OCPP M06, Get V2G Charging Station Certificate status: OCSP responses for the SECC chain,
-from the CSMS, kept in the trust store and stapled in the EV's TLS handshake.
+"""OCPP M06, Get V2G Charging Station Certificate status: OCSP responses for the SECC chains
+(the ISO 15118-2 ``secc`` and the ISO 15118-20 ``secc20`` slot), from the CSMS, kept in the
+trust store and stapled in the EV's TLS handshake (TLS 1.2 and 1.3).
 
 Rules of this module:
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from pnc_bridge import timing
 from pnc_bridge.pki import (
@@ -49,7 +51,7 @@ from pnc_bridge.pki import (
     fingerprint,
 )
 
-__all__ = ["OcspRefresher", "due", "current_response", "chain_with_issuers"]
+__all__ = ["SECC_SLOTS", "issuing_root", "OcspRefresher", "due", "current_response", "chain_with_issuers"]
 
 log = logging.getLogger("pnc_bridge.bridge")
 
@@ -58,20 +60,39 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def chain_with_issuers(snapshot: Any) -> list[tuple[x509.Certificate, x509.Certificate]]:
-    """``(certificate, issuer)`` for the SECC leaf and its sub-CAs; the last issuer is the V2G
+#: The trust-store slots whose chains the EV sees in TLS: ISO 15118-2 and ISO 15118-20.
+SECC_SLOTS = (LeafSlot.SECC, LeafSlot.SECC20)
+
+
+def chain_with_issuers(snapshot: Any, slot: LeafSlot = LeafSlot.SECC) -> list[tuple[x509.Certificate, x509.Certificate]]:
+    """``(certificate, issuer)`` for a SECC leaf and its sub-CAs; the last issuer is the V2G
     root the chain ends in (empty when the root is not in the store or there is no leaf)."""
-    leaf = snapshot.leaves.get(LeafSlot.SECC)
+    leaf = snapshot.leaves.get(slot)
     if leaf is None:
         return []
     chain = list(leaf.chain)
     pairs = [(chain[i], chain[i + 1]) for i in range(len(chain) - 1) if chain[i].issuer == chain[i + 1].subject]
     top = chain[-1]
     if top.issuer != top.subject:
-        root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
+        root = issuing_root(top, snapshot.roots_of(RootKind.V2G))
         if root is not None:
             pairs.append((top, root))
     return pairs
+
+
+def issuing_root(cert: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate | None:
+    """The root that signed ``cert``: by name, and by signature where two roots share a name
+    (an ISO 15118-2 and a -20 V2G root often do)."""
+    named = [r for r in roots if r.subject == cert.issuer]
+    if len(named) <= 1:
+        return named[0] if named else None
+    for root in named:
+        try:
+            cert.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return root
+    return None
 
 
 def _age_ok(result: Any, now: dt.datetime, max_age: float) -> bool:
@@ -87,18 +108,19 @@ def due(
     now: dt.datetime,
     *,
     failed: dict[str, dt.datetime] | None = None,
+    slot: LeafSlot = LeafSlot.SECC,
     max_age: float = timing.BRIDGE_OCSP_MAX_AGE,
     retry: float = timing.BRIDGE_OCSP_RETRY,
 ) -> list[tuple[x509.Certificate, x509.Certificate]]:
-    """The ``(certificate, issuer)`` pairs of the SECC chain whose OCSP response should be
+    """The ``(certificate, issuer)`` pairs of ``slot``'s chain whose OCSP response should be
     asked for now (see the module rules); ``failed`` maps fingerprints to the last failure."""
     failed = failed or {}
     wanted = []
-    for cert, issuer in chain_with_issuers(snapshot):
+    for cert, issuer in chain_with_issuers(snapshot, slot):
         last_failure = failed.get(fingerprint(cert))
         if last_failure is not None and (now - last_failure).total_seconds() < retry:
             continue
-        der = snapshot.ocsp_response(LeafSlot.SECC, cert)
+        der = snapshot.ocsp_response(slot, cert)
         if der is not None:
             try:
                 result = check_ocsp_response(der, cert, issuer, at=now)
@@ -111,9 +133,10 @@ def due(
 
 
 def current_response(snapshot: Any, cert: x509.Certificate, issuer: x509.Certificate | None,
-                     now: dt.datetime | None = None) -> tuple[bytes, dt.datetime | None] | None:
-    """The stored response about ``cert`` if it verifies and is current, with its nextUpdate."""
-    der = snapshot.ocsp_response(LeafSlot.SECC, cert)
+                     now: dt.datetime | None = None, slot: LeafSlot = LeafSlot.SECC) -> tuple[bytes, dt.datetime | None] | None:
+    """The stored response about ``cert`` (of ``slot``'s chain) if it verifies and is current,
+    with its nextUpdate."""
+    der = snapshot.ocsp_response(slot, cert)
     if der is None or issuer is None:
         return None
     try:
@@ -171,9 +194,7 @@ class OcspRefresher:
                 pass
 
     async def refresh(self) -> RefreshReport:
-        """Ask the CSMS for every response that is due; store the good ones in one change."""
-        from pnc_bridge.ocpp import CallFailed
-
+        """Ask the CSMS for every response that is due; store each slot's good ones in one change."""
         report = RefreshReport()
         try:
             snapshot = self.trust_store.snapshot()
@@ -181,9 +202,19 @@ class OcspRefresher:
             log.error("OCSP: the trust store cannot be read: %s", exc)
             return report
         now = self.clock()
-        good: dict[x509.Certificate, bytes] = {}
         self.deferred = False
-        for cert, issuer in due(snapshot, now, failed=self.failed):
+        for slot in SECC_SLOTS:
+            if not await self._refresh_slot(snapshot, slot, now, report) or self.deferred:
+                break
+        return report
+
+    async def _refresh_slot(self, snapshot: Any, slot: LeafSlot, now: dt.datetime, report: RefreshReport) -> bool:
+        """One slot's due responses; False when the CSMS is offline (no use asking on)."""
+        from pnc_bridge.ocpp import CallFailed
+
+        good: dict[x509.Certificate, bytes] = {}
+        online = True
+        for cert, issuer in due(snapshot, now, failed=self.failed, slot=slot):
             if self.busy():
                 # an EV session is live: its Authorize / Get15118EVCertificate must not wait
                 # behind our CALL (one outstanding CALL per connection); ask again later
@@ -202,6 +233,7 @@ class OcspRefresher:
                 log.warning("OCSP: GetCertificateStatus for %s failed: %s", name, exc)
                 self._failed(cert, now, report)
                 if exc.reason == "Offline":
+                    online = False
                     break
                 continue
             der = self._check(response, cert, issuer, name)
@@ -212,13 +244,13 @@ class OcspRefresher:
             self.failed.pop(fingerprint(cert), None)
         if good:
             try:
-                self.trust_store.set_ocsp_responses(LeafSlot.SECC, good)
+                self.trust_store.set_ocsp_responses(slot, good)
             except StoreError as exc:  # the chain changed meanwhile: asked for again next time
                 log.warning("OCSP: responses not stored: %s", exc)
-                return report
-            report.stored = len(good)
-            log.info("OCSP: %d response(s) for the SECC chain stored", len(good))
-        return report
+                return online
+            report.stored += len(good)
+            log.info("OCSP: %d response(s) for the %s chain stored", len(good), slot.value)
+        return online
 
     def _failed(self, cert: x509.Certificate, now: dt.datetime, report: RefreshReport) -> None:
         self.failed[fingerprint(cert)] = now

@@ -34,7 +34,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
 from pnc_bridge.bridge._evse import simulated_ac_ev_power
-from pnc_bridge.bridge._ocsp import current_response
+from pnc_bridge.bridge._ocsp import current_response, issuing_root
 from pnc_bridge.config import V2gSection
 from pnc_bridge.evse import CpState
 from pnc_bridge.link.server import V2gtpServer
@@ -79,10 +79,10 @@ class TrustStoreCredentials:
                 if leaf is None:
                     continue
                 top = leaf.chain[-1]
-                root = next((r for r in snapshot.roots_of(RootKind.V2G) if r.subject == top.issuer), None)
+                root = issuing_root(top, snapshot.roots_of(RootKind.V2G))
                 # OCPP M06: the leaf's OCSP response from the CSMS, stapled while it is current
                 issuer = leaf.chain[1] if len(leaf.chain) > 1 else root
-                stapled = current_response(snapshot, leaf.certificate, issuer, now)
+                stapled = current_response(snapshot, leaf.certificate, issuer, now, slot)
                 if stapled and stapled[1] is not None:
                     stale.append(stapled[1])
                 credentials.append(SeccCredential(leaf.chain, leaf.key, root=root,

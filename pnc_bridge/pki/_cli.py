@@ -86,13 +86,21 @@ def _cert_info(cert, kind: str, at: _dt.datetime) -> dict[str, Any]:
     }
 
 
+def _issued_by(cert: Any, issuer: Any) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # noqa: BLE001 - another key, another algorithm: not this issuer
+        return False
+    return True
+
+
 def _ocsp_info(snapshot: Any, chain: tuple, index: int, der: bytes, at: _dt.datetime) -> dict[str, Any]:
     """The stored OCSP response about ``chain[index]`` (OCPP M06), as ``store list`` shows it."""
     from pnc_bridge.pki._ocsp import OcspError, check_ocsp_response
 
     cert = chain[index]
     issuer = chain[index + 1] if index + 1 < len(chain) else next(
-        (r for r in snapshot.roots_of(RootKind.V2G) if r.subject == cert.issuer), None)
+        (r for r in snapshot.roots_of(RootKind.V2G) if r.subject == cert.issuer and _issued_by(cert, r)), None)
     if issuer is None:
         return {"status": "unusable", "detail": "the issuer is not in the store"}
     try:

@@ -18,6 +18,7 @@ from hil.demo_rig import BridgeRig
 from pnc_bridge.bridge._ocsp import OcspRefresher, chain_with_issuers, due
 from pnc_bridge.pki import (
     LeafSlot,
+    Purpose,
     StoreError,
     TrustStore,
     build_ocsp_response,
@@ -208,3 +209,34 @@ def test_store_list_shows_the_ocsp_status_and_warns_about_a_revoked_one(test_pki
     assert main(["pki", "store", "list", "--store", str(store.path), "--at", later]) == 0
     out, err = capsys.readouterr()
     assert "OCSP: unusable" in out and "stale" in err
+
+
+def test_the_iso15118_20_chain_is_asked_for_and_stapled_in_tls13(test_pki, tmp_path, tmp_path_factory):
+    """The -20 SECC certificate (trust-store slot secc20, P-521) gets its own responses and the
+    EV's TLS 1.3 handshake (mutual authentication with the OEM chain) carries the leaf's."""
+    from pnc_bridge.pki import generate_test_pki
+
+    pki20 = generate_test_pki(tmp_path_factory.mktemp("pki20"), variant="iso20")
+
+    async def main():
+        async with BridgeRig(tmp_path, test_pki, pki20=pki20, v2g={"protocols": ["iso20-dc", "iso2"]}) as rig:
+            await rig.wait_for(lambda r: len(r.service.trust_store.snapshot().ocsp.get(LeafSlot.SECC20, {})) == 3
+                               and len(r.service.trust_store.snapshot().ocsp.get(LeafSlot.SECC, {})) == 3)
+            host, port = rig.v2g["host"], rig.endpoint.tls_port
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            cmd = ["openssl", "s_client", "-connect", address, "-tls1_3", "-status",
+                   "-cert", str(pki20.out_dir / "certs" / "oem_prov_leaf.pem"),
+                   "-key", str(pki20.out_dir / "keys" / "oem_prov_leaf.key"),
+                   "-cert_chain", str(pki20.chain_paths[Purpose.OEM])]
+
+            def s_client() -> str:
+                done = subprocess.run(cmd, input=b"", capture_output=True, timeout=30)
+                return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+
+            return await asyncio_to_thread(s_client)
+
+    seen = run(main())
+    assert "TLSv1.3" in seen
+    assert "OCSP Response Status: successful" in seen and "Cert Status: good" in seen
+    leaf20 = format(pki20.cert("secc_leaf").serial_number, "X")
+    assert leaf20 in seen.replace(":", "").upper()
