@@ -23,6 +23,7 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from pnc_bridge.bridge._ocsp import issuing_root
 from pnc_bridge.ocpp import CertificateHashData, InstalledCertificate, certificate_hash_data
 from pnc_bridge.pki import CsrError, LeafSlot, RootKind, StoreError, TrustStore, create_csr, fingerprint, install_signed
 
@@ -127,7 +128,7 @@ class TrustStoreCertificates:
         return issuer is not None and self._same(leaf, issuer, hash_data)
 
     def _issuer(self, cert: x509.Certificate) -> x509.Certificate | None:
-        return next((r.certificate for r in self.store.roots() if r.certificate.subject == cert.issuer), None)
+        return issuing_root(cert, [r.certificate for r in self.store.roots()])
 
     # ------------------------------------------------------------------ M03 list
     def installed(self, certificate_types: Sequence[str] | None = None) -> list[InstalledCertificate]:
