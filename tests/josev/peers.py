@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -170,3 +171,67 @@ class JosevSecc(_Process):
                **(env or {})}
         p = _start(python, "iso15118.secc.main", [], env, netns, log_path)
         return cls(p.proc, p.log_path, p.workdir)
+
+
+@dataclass
+class JosevRun:
+    """What one Josev EVCC session against the bridge left: its log, the SECC's requests by
+    name, the TransactionEvents, the CALLs at the CSMS (direction, action, payload) and the
+    frames the CSMS emulator found schema-invalid."""
+
+    log: str
+    requests: "Counter[str]"
+    events: list
+    calls: list
+    invalid: list
+
+
+def run_josev_against_bridge(rig, josev: Path, mode: str, *, netns_pair, evse_loop, josev_pki: Path,
+                             log_path: Path, loops: int, wait: float) -> JosevRun:
+    """Start the bridge rig in the EVSE's namespace, run Josev's EVCC in ``mode`` in the EV's
+    until it exits, and collect what both sides saw. Fails unless Josev's EVCC exited 0 after
+    SessionStopRes (it also exits 0 after some failures: the log says what happened)."""
+    requests: Counter = rig.requests_seen
+
+    async def enter():
+        await rig.__aenter__()
+
+    evse_loop.run(enter())
+    evcc = None
+    try:
+        evcc = JosevEvcc.start(josev, mode, iface=netns_pair.ev_if, pki_path=josev_pki, log_path=log_path,
+                               netns=netns_pair.ev_ns, loops=loops)
+        status = evcc.wait(wait)
+        log = evcc.log()
+        assert status == 0 and "SessionStopRes received" in log, f"Josev's EVCC (status {status}):\n{log[-4000:]}"
+
+        async def outcome():
+            await rig.wait_ended(30)
+            await rig.wait_idle(30)
+            return rig.tx_events(), [(r.direction, r.action, r.payload) for r in rig.csms.record if r.message_type == 2], \
+                rig.csms.invalid_frames()
+
+        events, calls, invalid = evse_loop.run(outcome(), timeout=90)
+    finally:
+        if evcc is not None:
+            evcc.stop()
+        evse_loop.run(rig.__aexit__(None, None, None), timeout=60)
+    return JosevRun(log, requests, events, calls, invalid)
+
+
+def counting_rig(*args, **kwargs):
+    """A ``BridgeRig`` that counts the SECC's requests by message name (``rig.requests_seen``)."""
+    from hil.demo_rig import BridgeRig
+    from pnc_bridge.secc import message_name
+
+    requests: Counter = Counter()
+
+    def on_step(ctx, adapter, step):
+        if step.request is not None:
+            requests[message_name(step.request)] += 1
+
+    service = dict(kwargs.pop("service", None) or {})
+    service["on_step"] = on_step
+    rig = BridgeRig(*args, service=service, **kwargs)
+    rig.requests_seen = requests
+    return rig

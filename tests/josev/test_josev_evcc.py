@@ -14,9 +14,8 @@ from collections import Counter
 
 import pytest
 
-from hil.demo_rig import BridgeRig
 from pnc_bridge.pki import generate_test_pki
-from tests.josev.peers import JosevEvcc, write_josev_pki
+from tests.josev.peers import counting_rig, run_josev_against_bridge, write_josev_pki
 
 pytestmark = [pytest.mark.josev, pytest.mark.netns, pytest.mark.timeout(300)]
 
@@ -29,50 +28,16 @@ MODES = {
 }
 
 
-def _entered(rig: BridgeRig):
-    async def enter():
-        await rig.__aenter__()
-        return rig.endpoint.tcp_port, rig.endpoint.tls_port
-
-    return enter()
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 def test_josev_ev_against_our_secc(mode, josev, netns_pair, evse_loop, tmp_path):
     phases, loop_request, behaviour = MODES[mode]
     pki = generate_test_pki(tmp_path / "pki")
     josev_pki = write_josev_pki(pki, tmp_path / "josev-pki")
-    requests: Counter = Counter()
-
-    def on_step(ctx, adapter, step):
-        if step.request is not None:
-            from pnc_bridge.secc import message_name
-
-            requests[message_name(step.request)] += 1
-
-    rig = BridgeRig(tmp_path / "bridge", pki, phases=phases, behaviour=behaviour, service={"on_step": on_step},
-                    v2g={"interface": netns_pair.evse_if, "slac": False, "host": "::"})
-    evse_loop.run(_entered(rig))
-    evcc = None
-    try:
-        evcc = JosevEvcc.start(josev, mode, iface=netns_pair.ev_if, pki_path=josev_pki, log_path=tmp_path / "evcc.log",
-                               netns=netns_pair.ev_ns, loops=5)
-        status = evcc.wait(180)
-        log = evcc.log()
-        # Josev's EVCC also exits 0 after some failures: the SECC's side says what happened
-        assert status == 0 and "SessionStopRes received" in log, f"Josev's EVCC (status {status}):\n{log[-4000:]}"
-
-        async def outcome():
-            await rig.wait_ended(30)
-            await rig.wait_idle(30)
-            return rig.tx_events(), [(r.direction, r.action, r.payload) for r in rig.csms.record if r.message_type == 2], \
-                rig.csms.invalid_frames()
-
-        events, calls, invalid = evse_loop.run(outcome(), timeout=90)
-    finally:
-        if evcc is not None:
-            evcc.stop()
-        evse_loop.run(rig.__aexit__(None, None, None), timeout=60)
+    rig = counting_rig(tmp_path / "bridge", pki, phases=phases, behaviour=behaviour,
+                       v2g={"interface": netns_pair.evse_if, "slac": False, "host": "::"})
+    ran = run_josev_against_bridge(rig, josev, mode, netns_pair=netns_pair, evse_loop=evse_loop, josev_pki=josev_pki,
+                                   log_path=tmp_path / "evcc.log", loops=5, wait=180)
+    requests, events, calls, invalid = ran.requests, ran.events, ran.calls, ran.invalid
 
     assert requests[loop_request] >= 3, dict(requests)  # Josev counts its loop cycles its own way per protocol
     assert requests["SessionStopReq"] == 1

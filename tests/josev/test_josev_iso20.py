@@ -17,7 +17,7 @@ import pytest
 
 from hil.demo_rig import BridgeRig
 from pnc_bridge.pki import generate_test_pki
-from tests.josev.peers import JosevEvcc, write_josev_pki
+from tests.josev.peers import JosevEvcc, counting_rig, run_josev_against_bridge, write_josev_pki
 
 pytestmark = [pytest.mark.josev, pytest.mark.netns, pytest.mark.timeout(300)]
 
@@ -55,14 +55,6 @@ RUNS = [("iso20-dc", "2.1"), ("iso20-ac", "2.0.1"), ("iso20-dc-bpt", "2.1"), ("i
 def test_josev_iso20_ev_against_our_secc(mode, ocpp, josev, pkis, netns_pair, evse_loop, tmp_path):
     phases, loop_request, bpt = MODES[mode]
     pki, pki20, josev_pki = pkis
-    requests: Counter = Counter()
-
-    def on_step(ctx, adapter, step):
-        if step.request is not None:
-            from pnc_bridge.secc import message_name
-
-            requests[message_name(step.request)] += 1
-
     family = "iso20-dc" if phases == 0 else "iso20-ac"
     # Josev's EV takes the first parameter set: dynamic control here (its scheduled mode refuses
     # a ChargingSchedule without a price schedule, see test_josev_iso20_gaps); the CSMS's
@@ -72,33 +64,16 @@ def test_josev_iso20_ev_against_our_secc(mode, ocpp, josev, pkis, netns_pair, ev
         discharge = {"startPeriod": 1, "limit": -5000.0,
                      "customData": {"vendorId": "org.pnc-bridge.v2x", "dischargeLimit": -5000.0, "setpoint": -5000.0}}
     periods = [{"startPeriod": 0, "limit": 11000.0 if phases else 20000.0}] + ([discharge] if bpt else [])
-    rig = BridgeRig(tmp_path / "bridge", pki, pki20=pki20, phases=phases, service={"on_step": on_step},
-                    behaviour={"remote_start_on_plug_in": True,
-                               "schedules": [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": periods}]},
-                    evse={"max_discharge_power_w": 11000.0}, csms={"subprotocols": [f"ocpp{ocpp}"]},
-                    v2g={"interface": netns_pair.evse_if, "slac": False, "host": "::", "protocols": [family, "iso2"],
-                         "payment_options": ["ExternalPayment"],
-                         "control_modes": ["DynamicControl", "ScheduledControl"]})
-    evse_loop.run(_entered(rig))
-    evcc = None
-    try:
-        evcc = JosevEvcc.start(josev, mode, iface=netns_pair.ev_if, pki_path=josev_pki, log_path=tmp_path / "evcc.log",
-                               netns=netns_pair.ev_ns, loops=20)
-        status = evcc.wait(90)
-        log = evcc.log()
-        assert status == 0 and "SessionStopRes received" in log, f"Josev's EVCC (status {status}):\n{log[-4000:]}"
-
-        async def outcome():
-            await rig.wait_ended(30)
-            await rig.wait_idle(30)
-            return rig.tx_events(), [(r.direction, r.action, r.payload) for r in rig.csms.record if r.message_type == 2], \
-                rig.csms.invalid_frames()
-
-        events, calls, invalid = evse_loop.run(outcome(), timeout=90)
-    finally:
-        if evcc is not None:
-            evcc.stop()
-        evse_loop.run(rig.__aexit__(None, None, None), timeout=60)
+    rig = counting_rig(tmp_path / "bridge", pki, pki20=pki20, phases=phases,
+                       behaviour={"remote_start_on_plug_in": True,
+                                  "schedules": [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": periods}]},
+                       evse={"max_discharge_power_w": 11000.0}, csms={"subprotocols": [f"ocpp{ocpp}"]},
+                       v2g={"interface": netns_pair.evse_if, "slac": False, "host": "::", "protocols": [family, "iso2"],
+                            "payment_options": ["ExternalPayment"],
+                            "control_modes": ["DynamicControl", "ScheduledControl"]})
+    ran = run_josev_against_bridge(rig, josev, mode, netns_pair=netns_pair, evse_loop=evse_loop, josev_pki=josev_pki,
+                                   log_path=tmp_path / "evcc.log", loops=20, wait=90)
+    requests, events, calls, invalid = ran.requests, ran.events, ran.calls, ran.invalid
 
     assert requests[loop_request] >= 3, dict(requests)
     assert requests["SessionStopReq"] == 1
