@@ -664,17 +664,23 @@ def _wire_josev(josev, mode: str, loops: int, work: Path) -> list[float]:
         pair.destroy()
 
 
+def _josev_for_wire():
+    """(Josev's venv python, None), or (None, why the wire benchmark cannot run here)."""
+    reason = _wire_unavailable()
+    if reason is not None:
+        return None, reason
+    try:
+        from tests.josev.venv import josev_python
+
+        return josev_python(), None
+    except RuntimeError as exc:
+        return None, str(exc).splitlines()[0]
+
+
 def bench_wire(loops: int, progress=lambda text: None) -> list[tuple[str, str]]:
     import tempfile
 
-    reason = _wire_unavailable()
-    if reason is None:
-        try:
-            from tests.josev.venv import josev_python
-
-            josev = josev_python()
-        except RuntimeError as exc:
-            reason = str(exc).splitlines()[0]
+    josev, reason = _josev_for_wire()
     if reason is not None:
         return [("SECC turnaround on the wire (Josev EVCC)", f"skipped: {reason}")]
     rows = [("SECC turnaround on the wire, request in -> response out (Josev 0.31.2 EVCC, netns)", "p50 / p90 / p99")]
@@ -835,14 +841,7 @@ def _wire20_josev(josev, loops: int, work: Path) -> tuple[list, str]:
 def bench_wire20(loops: int, progress=lambda text: None) -> list[tuple[str, str]]:
     import tempfile
 
-    reason = _wire_unavailable()
-    if reason is None:
-        try:
-            from tests.josev.venv import josev_python
-
-            josev = josev_python()
-        except RuntimeError as exc:
-            reason = str(exc).splitlines()[0]
+    josev, reason = _josev_for_wire()
     label = "ISO 15118-20 DC BPT, EIM, TLS 1.3 (Josev's EV in dynamic control with ours)"
     if reason is not None:
         return [(f"SECC turnaround on the wire, {label}", f"skipped: {reason}")]
