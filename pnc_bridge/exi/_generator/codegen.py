@@ -183,7 +183,7 @@ class Models:
         # fields in order of first appearance in the content model; one field per element
         # name (xmldsig's PGPData declares PGPKeyPacket in two alternatives)
         seen_names = []
-        for leaf in sorted(g.leaves, key=lambda l: l.map_index):
+        for leaf in sorted(g.leaves, key=lambda lf: lf.map_index):
             if isinstance(leaf.term, Wildcard) or leaf.term.name in seen_names:
                 continue
             seen_names.append(leaf.term.name)
@@ -192,10 +192,10 @@ class Models:
                 from .grammar import datatype_of
 
                 kinds = {
-                    id(l.term.type) if isinstance(l.term.type, ComplexType) else datatype_of(l.term.type)
-                    for l in leaves
+                    id(lf.term.type) if isinstance(lf.term.type, ComplexType) else datatype_of(lf.term.type)
+                    for lf in leaves
                 }
-                if any(l.is_list for l in leaves) or len(kinds) > 1:
+                if any(lf.is_list for lf in leaves) or len(kinds) > 1:
                     raise XsdError(f"{ct.name}: element {leaf.term.name} declared twice with lists or different types")
             decl = leaf.term
             optional = leaf.min_occurs == 0 or len(leaves) > 1 or _leaf_optional(g, leaf)
@@ -317,7 +317,8 @@ def write_models(models: Models, module: str, inputs: str) -> str:
                 other_modules.add(f.enum.module)
     out = [HEADER.format(inputs=inputs), "from __future__ import annotations", ""]
     out.append("from dataclasses import dataclass, field")
-    out.append("from enum import Enum")
+    if enums:
+        out.append("from enum import Enum")
     out.append("")
     out.append("from pnc_bridge.messages._base import Message")
     for m in sorted(other_modules):
@@ -1034,7 +1035,7 @@ class CodecWriter:
         # bounds the grammar represents as a loop are checked as facets
         for f in cls.fields:
             if f.is_list and f.max_occurs is not None:
-                leaf = next((l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml)), None)
+                leaf = next((lf for lf in g.leaves if isinstance(lf.term, ElementDecl) and lf.term.name == (f.ns, f.xml)), None)
                 if leaf is not None and leaf.grammar_max != leaf.max_occurs:
                     c(1, f"if len({var[f.name]}) > {f.max_occurs}:")
                     c(2, f'r.facet("{cls.xsd}: more than {f.max_occurs} {f.xml} elements")')
@@ -1190,7 +1191,7 @@ class CodecWriter:
             pmap = prods_for(f)
             members = None
             if f.kind == "elem":
-                leaf = next(l for l in g.leaves if isinstance(l.term, ElementDecl) and l.term.name == (f.ns, f.xml))
+                leaf = next(lf for lf in g.leaves if isinstance(lf.term, ElementDecl) and lf.term.name == (f.ns, f.xml))
                 members = self.gb.members(leaf.term)
             if f.is_list:
                 em.flush(1)
@@ -1286,7 +1287,7 @@ class CodecWriter:
         """Make `s` hold the current state on both paths of `if vN is not None:`."""
         # find the `if vN is not None:` line
         head = f"    if {v} is not None:"
-        pos = max(i for i, l in enumerate(c.lines) if l == head)
+        pos = max(i for i, line in enumerate(c.lines) if line == head)
         if not s_valid:
             (only,) = before
             c.lines.insert(pos, f"    s = {only}")

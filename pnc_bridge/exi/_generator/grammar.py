@@ -424,7 +424,7 @@ class GrammarBuilder:
                     out += last(k)
             return out
 
-        follow: dict[int, list[Leaf]] = {l.index: [] for l in leaves}
+        follow: dict[int, list[Leaf]] = {lf.index: [] for lf in leaves}
         cyclic = False
 
         def add_follow(src: list[Leaf], dst: list[Leaf]):
@@ -452,7 +452,7 @@ class GrammarBuilder:
                 cyclic = True
 
         walk(root)
-        root_last = set(id(l) for l in last(root))
+        root_last = set(id(lf) for lf in last(root))
         root_nullable = nullable(root)
 
         # states
@@ -492,7 +492,7 @@ class GrammarBuilder:
                 st.prods.append(Production("EE", None))
             if mixed:
                 st.prods.append(Production("CH_MIXED", st, datatype=_mixed_dt()))
-        start_prods = se_prods([(l, False) for l in first(root)])
+        start_prods = se_prods([(lf, False) for lf in first(root)])
         if root_nullable:
             start_prods.append(Production("EE", None))
         content_start_elem = None
