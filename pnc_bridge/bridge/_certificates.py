@@ -39,7 +39,10 @@ OCPP_ROOT_KINDS: dict[str, RootKind] = {
     "CSMSRootCertificate": RootKind.CSMS,
     "OEMRootCertificate": RootKind.OEM,  # OCPP 2.1
 }
-_SLOTS = {"ChargingStationCertificate": LeafSlot.CHARGING_STATION, "V2GCertificate": LeafSlot.SECC}
+#: CertificateSigningUseEnumType -> trust-store slot (V2G20Certificate: OCPP 2.1, the
+#: ISO 15118-20 SECC certificate, secp521r1).
+_SLOTS = {"ChargingStationCertificate": LeafSlot.CHARGING_STATION, "V2GCertificate": LeafSlot.SECC,
+          "V2G20Certificate": LeafSlot.SECC20}
 
 
 def _utc(at: dt.datetime) -> dt.datetime:
@@ -160,7 +163,8 @@ class TrustStoreCertificates:
         if use not in _SLOTS:
             raise ValueError(f"cannot create a CSR for {use}")
         try:
-            return create_csr(self.store, use, common_name=common_name, organization=organization, country=country)
+            return create_csr(self.store, use, common_name=common_name, organization=organization, country=country,
+                              variant="iso20" if use == "V2G20Certificate" else "iso2")
         except CsrError as exc:
             raise ValueError(f"{use} CSR: {exc}") from None
 

@@ -506,9 +506,10 @@ class StationHandlers:
                         await station.meter_values(evse_id, meter)  # F06.FR.06
 
             return answer("Accepted", send_meter)
-        if what in ("SignChargingStationCertificate", "SignV2GCertificate"):
-            use = "ChargingStationCertificate" if what == "SignChargingStationCertificate" else "V2GCertificate"
-            if use == "V2GCertificate" and not station.device_model.get_bool(ISO15118Ctrlr.V2GCertificateInstallationEnabled):
+        if what in ("SignChargingStationCertificate", "SignV2GCertificate", "SignV2G20Certificate"):
+            use = {"SignChargingStationCertificate": "ChargingStationCertificate", "SignV2GCertificate": "V2GCertificate",
+                   "SignV2G20Certificate": "V2G20Certificate"}[what]  # the last one only on OCPP 2.1
+            if use != "ChargingStationCertificate" and not station.device_model.get_bool(ISO15118Ctrlr.V2GCertificateInstallationEnabled):
                 return answer("Rejected", reason="NotEnabled")
             return answer("Accepted", lambda: station.spawn(station.request_certificate(use, triggered=True), f"SignCertificate {use}"))
         if what == "FirmwareStatusNotification":
@@ -675,7 +676,7 @@ class StationHandlers:
 
         if len(request.certificate_chain) > limit:
             return rejected("TooLargeElement")  # A02.FR.16
-        if use == "V2GCertificate" and not station.device_model.get_bool(ISO15118Ctrlr.V2GCertificateInstallationEnabled):
+        if use != "ChargingStationCertificate" and not station.device_model.get_bool(ISO15118Ctrlr.V2GCertificateInstallationEnabled):
             return rejected("NotEnabled")
         status, reason = await station.store.run(
             lambda: station.certificates.install_signed(use, request.certificate_chain, station._clock())

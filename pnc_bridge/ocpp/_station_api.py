@@ -604,13 +604,13 @@ class StationApi:
 
     # ================================================================== certificates (A02/A03)
     async def request_certificate(self, use: str, *, triggered: bool = False) -> str:
-        """Create a CSR for ``use`` (ChargingStationCertificate or V2GCertificate) and send
-        SignCertificate; returns SignCertificateResponse.status. Re-sent with back-off
-        while no CertificateSigned arrives (A02.FR.17-19)."""
+        """Create a CSR for ``use`` (ChargingStationCertificate, V2GCertificate or, on OCPP
+        2.1, V2G20Certificate) and send SignCertificate; returns SignCertificateResponse.status.
+        Re-sent with back-off while no CertificateSigned arrives (A02.FR.17-19)."""
         from pnc_bridge.ocpp._variables import ISO15118Ctrlr
 
         dm = self.device_model
-        if use == "V2GCertificate":
+        if use in ("V2GCertificate", "V2G20Certificate"):
             common_name = dm.get(ISO15118Ctrlr.SeccId) or self.config.identity
             organization = dm.get(ISO15118Ctrlr.OrganizationName) or dm.get(SecurityCtrlr.OrganizationName) or ""
             country = dm.get(ISO15118Ctrlr.CountryName) or None

@@ -117,3 +117,45 @@ def test_the_csms_manages_the_trust_store_over_ocpp(test_pki, tmp_path):
     mo = rig.trust_store.roots(RootKind.MO)
     assert [r.certificate for r in mo] == [other.mo_root]  # the store the SECC validates contracts with
     assert rig.csms.invalid_frames() == []
+
+
+def test_the_iso15118_20_secc_certificate_through_ocpp_21(test_pki, tmp_path):
+    """OCPP 2.1: TriggerMessage SignV2G20Certificate -> SignCertificate (V2G20Certificate, a
+    secp521r1 CSR) -> the CPO CA signs -> CertificateSigned installs it into the secc20 slot,
+    the TLS 1.3 credential uses it, and its OCSP status is asked for at once (M06). Every
+    frame schema-checked by the emulator against the official OCPP 2.1 schemas."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pki20 = generate_test_pki(tmp_path / "pki20", variant="iso20")
+    sub2, sub1 = pki20.cert("cpo_sub_ca2"), pki20.cert("cpo_sub_ca1")
+
+    async def main():
+        async with BridgeRig(tmp_path / "rig", test_pki, pki20=pki20, v2g={"protocols": ["iso20-dc", "iso2"]},
+                             csms={"subprotocols": ["ocpp2.1"]},
+                             iso15118={"secc_id": "DEACME0001", "organization_name": "Acme CPO", "country_name": "DE"}) as rig:
+            call = rig.csms.call_json
+            await rig.wait_for(lambda r: len(r.calls("GetCertificateStatus")) >= 6)  # both chains at start
+            triggered = await call("DEMO-CS-1", "TriggerMessage", {"requestedMessage": "SignV2G20Certificate"})
+            request = await rig.wait_for(lambda r: next(
+                (c for c in r.calls("SignCertificate") if c.get("certificateType") == "V2G20Certificate"), None))
+            csr = x509.load_pem_x509_csr(request["csr"].encode())
+            template = HIERARCHY["secc_leaf"][0].replace(common_name="SECC-20-NEW",
+                                                         ocsp_url="http://127.0.0.1:8080/ocsp/cpo_sub_ca2")
+            signed = issue(template, public_key=csr.public_key(), issuer=sub2, issuer_key=pki20.key("cpo_sub_ca2"),
+                           not_before=NOW - dt.timedelta(minutes=5))
+            answer = await call("DEMO-CS-1", "CertificateSigned",
+                                {"certificateType": "V2G20Certificate", "certificateChain": pem(signed, sub2, sub1)})
+            serial = format(signed.serial_number, "x")
+            await rig.wait_for(lambda r: any(c["ocspRequestData"]["serialNumber"] == serial
+                                             for c in r.calls("GetCertificateStatus")))
+            credentials = TrustStoreCredentials(rig.trust_store)
+            return triggered, csr, answer, signed, credentials(TlsProfile.ISO15118_20), rig
+
+    triggered, csr, answer, signed, creds20, rig = run(main())
+    assert triggered["status"] == "Accepted" and answer["status"] == "Accepted"
+    assert isinstance(csr.public_key(), ec.EllipticCurvePublicKey) and csr.public_key().curve.name == "secp521r1"
+    assert csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "DEACME0001"
+    assert rig.trust_store.leaf(LeafSlot.SECC20).certificate == signed
+    assert rig.trust_store.leaf(LeafSlot.SECC).certificate == test_pki.secc_leaf  # the -2 one untouched
+    assert [c.chain[0] for c in creds20] == [signed]
+    assert rig.csms.invalid_frames() == []
