@@ -84,10 +84,13 @@ def registers(event: dict[str, Any]) -> dict[str, float]:
     return {sv["measurand"]: float(sv["value"]) for mv in event.get("meterValue", []) for sv in mv["sampledValue"]}
 
 
-def check_transaction(rig: BridgeRig, ev: Any, *, stopped: str | None = None) -> dict[str, Any]:
+def check_transaction(rig: BridgeRig, ev: Any, *, stopped: str | None = None,
+                      export_gap_wh: float = 0.0) -> dict[str, Any]:
     """One transaction Started..Ended, seqNo 0..n, every frame schema-valid, and the import /
     export registers of every event non-decreasing and, at the end, equal to what the EV
-    counted (to 0.1 Wh rounding plus the last status interval)."""
+    counted (to 0.1 Wh rounding plus the last status interval). ``export_gap_wh``: energy the
+    EVSE gave while the EV's battery model was not counting (a renegotiation under way: the
+    EVSE holds its last target, the EV counts loop cycles only), which the meter may add."""
     events = rig.tx_events()
     assert events, "no TransactionEvent reached the CSMS"
     assert [e["seqNo"] for e in events] == list(range(len(events)))
@@ -104,7 +107,9 @@ def check_transaction(rig: BridgeRig, ev: Any, *, stopped: str | None = None) ->
     final = registers(ended)
     r = ev.result
     assert final["Energy.Active.Import.Register"] == pytest.approx(r.charged_wh, abs=0.3 + 0.05 * r.charged_wh)
-    assert final["Energy.Active.Export.Register"] == pytest.approx(r.discharged_wh, abs=0.3 + 0.05 * r.discharged_wh)
+    tolerance = 0.3 + 0.05 * r.discharged_wh
+    assert r.discharged_wh - tolerance <= final["Energy.Active.Export.Register"] <= r.discharged_wh + export_gap_wh + tolerance, \
+        (final["Energy.Active.Export.Register"], r.discharged_wh, export_gap_wh)
     return ended
 
 
@@ -397,7 +402,10 @@ def test_csms_connection_drops_mid_discharge(test_pki, pki20, tmp_path, ocpp):
                 assert all(from_rational(e.power) == 0 for e in entries)
             await rig.csms.up()
             await rig.wait_idle(30)
-            ended = check_transaction(rig, ev)
+            # from the last discharging loop message to the first of the new schedule the EVSE
+            # held its discharge target (the EV's model counts loop cycles only)
+            gap_wh = abs(before[-1].power_w) * (after[0].t - before[-1].t) / 3600.0
+            ended = check_transaction(rig, ev, export_gap_wh=gap_wh)
             assert any(e.get("offline") for e in rig.tx_events())
             assert registers(ended)["Energy.Active.Export.Register"] > 0
 
