@@ -23,7 +23,7 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from pnc_bridge.bridge._ocsp import issuing_root
+from pnc_bridge.pki import issuing_root
 from pnc_bridge.ocpp import CertificateHashData, InstalledCertificate, certificate_hash_data
 from pnc_bridge.pki import CsrError, LeafSlot, RootKind, StoreError, TrustStore, create_csr, fingerprint, install_signed
 

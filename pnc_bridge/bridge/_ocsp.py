@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
 from pnc_bridge import timing
 from pnc_bridge.pki import (
@@ -49,9 +48,10 @@ from pnc_bridge.pki import (
     certificate_hash_data,
     check_ocsp_response,
     fingerprint,
+    issuing_root,
 )
 
-__all__ = ["SECC_SLOTS", "issuing_root", "OcspRefresher", "due", "current_response", "chain_with_issuers"]
+__all__ = ["SECC_SLOTS", "OcspRefresher", "due", "current_response", "chain_with_issuers"]
 
 log = logging.getLogger("pnc_bridge.bridge")
 
@@ -78,21 +78,6 @@ def chain_with_issuers(snapshot: Any, slot: LeafSlot = LeafSlot.SECC) -> list[tu
         if root is not None:
             pairs.append((top, root))
     return pairs
-
-
-def issuing_root(cert: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate | None:
-    """The root that signed ``cert``: by name, and by signature where two roots share a name
-    (an ISO 15118-2 and a -20 V2G root often do)."""
-    named = [r for r in roots if r.subject == cert.issuer]
-    if len(named) <= 1:
-        return named[0] if named else None
-    for root in named:
-        try:
-            cert.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return root
-    return None
 
 
 def _age_ok(result: Any, now: dt.datetime, max_age: float) -> bool:

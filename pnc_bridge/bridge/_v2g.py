@@ -34,7 +34,8 @@ from typing import Any, Awaitable, Callable, Sequence
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
 from pnc_bridge.bridge._evse import simulated_ac_ev_power
-from pnc_bridge.bridge._ocsp import current_response, issuing_root
+from pnc_bridge.bridge._ocsp import current_response
+from pnc_bridge.pki import issuing_root
 from pnc_bridge.config import V2gSection
 from pnc_bridge.evse import CpState
 from pnc_bridge.link.server import V2gtpServer

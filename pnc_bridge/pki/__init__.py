@@ -36,10 +36,11 @@ from pnc_bridge.pki._ocsp import OcspError, OcspResult, OcspStatus, build_ocsp_r
 from pnc_bridge.pki._profiles import Purpose, RootKind, Variant
 from pnc_bridge.pki._store import LeafSlot, StoreError, TrustStore, fingerprint
 from pnc_bridge.pki._testpki import TestPki, generate_test_pki
-from pnc_bridge.pki._validate import Anchors, Failure, Verdict, VerdictCode, validate_chain
+from pnc_bridge.pki._validate import Anchors, Failure, Verdict, VerdictCode, issuing_root, validate_chain
 
 __all__ = [
     "Anchors",
+    "issuing_root",
     "CertificateHashData",
     "CertificateSignedStatus",
     "CertificateSigningUse",

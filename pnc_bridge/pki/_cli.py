@@ -26,7 +26,7 @@ from pnc_bridge.pki._hashdata import certificate_hash_data
 from pnc_bridge.pki._profiles import OCPP_CERTIFICATE_USE, Purpose, RootKind, Variant
 from pnc_bridge.pki._store import LeafSlot, StoreError, TrustStore, fingerprint
 from pnc_bridge.pki._testpki import DEFAULT_EMAID, generate_test_pki
-from pnc_bridge.pki._validate import validate_chain
+from pnc_bridge.pki._validate import issuing_root, validate_chain
 
 #: ``store list`` warns about certificates that expire within this many days.
 EXPIRY_WARNING_DAYS = 30
@@ -86,21 +86,12 @@ def _cert_info(cert, kind: str, at: _dt.datetime) -> dict[str, Any]:
     }
 
 
-def _issued_by(cert: Any, issuer: Any) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except Exception:  # noqa: BLE001 - another key, another algorithm: not this issuer
-        return False
-    return True
-
-
 def _ocsp_info(snapshot: Any, chain: tuple, index: int, der: bytes, at: _dt.datetime) -> dict[str, Any]:
     """The stored OCSP response about ``chain[index]`` (OCPP M06), as ``store list`` shows it."""
     from pnc_bridge.pki._ocsp import OcspError, check_ocsp_response
 
     cert = chain[index]
-    issuer = chain[index + 1] if index + 1 < len(chain) else next(
-        (r for r in snapshot.roots_of(RootKind.V2G) if r.subject == cert.issuer and _issued_by(cert, r)), None)
+    issuer = chain[index + 1] if index + 1 < len(chain) else issuing_root(cert, snapshot.roots_of(RootKind.V2G))
     if issuer is None:
         return {"status": "unusable", "detail": "the issuer is not in the store"}
     try:

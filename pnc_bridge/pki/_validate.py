@@ -297,6 +297,15 @@ def _signed_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+def issuing_root(cert: x509.Certificate, roots: list[x509.Certificate]) -> x509.Certificate | None:
+    """The root among ``roots`` that issued ``cert``: by name, and by signature where two roots
+    share a name (an ISO 15118-2 and a -20 V2G root often do)."""
+    named = [r for r in roots if r.subject == cert.issuer]
+    if len(named) <= 1:
+        return named[0] if named else None
+    return next((r for r in named if _signed_by(cert, r)), None)
+
+
 def _classify_path_failure(
     leaf: x509.Certificate, sub_cas: Sequence[x509.Certificate], anchors: Anchors, at: _dt.datetime, detail: str
 ) -> _Refused:
@@ -551,6 +560,7 @@ def _validate(
 
 __all__ = [
     "Anchors",
+    "issuing_root",
     "Failure",
     "RESPONSE_CODE",
     "Verdict",
