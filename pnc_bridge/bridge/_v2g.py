@@ -34,14 +34,13 @@ from typing import Any, Awaitable, Callable, Sequence
 from pnc_bridge import timing
 from pnc_bridge.bridge._context import EvseContext
 from pnc_bridge.bridge._evse import simulated_ac_ev_power
-from pnc_bridge.bridge._ocsp import current_response
-from pnc_bridge.pki import issuing_root
+from pnc_bridge.bridge._ocsp import SECC_SLOTS, current_response
 from pnc_bridge.config import V2gSection
 from pnc_bridge.evse import CpState
 from pnc_bridge.link.server import V2gtpServer
 from pnc_bridge.link.tls import KeyLog, SeccCredential, TlsProfile, TlsServerConfig
 from pnc_bridge.messages import apphand
-from pnc_bridge.pki import LeafSlot, RootKind, StoreError, TrustStore
+from pnc_bridge.pki import RootKind, StoreError, TrustStore, issuing_root
 from pnc_bridge.secc import SeccConfig, WireStep
 from pnc_bridge.secc._adapter import SeccAdapter
 
@@ -75,7 +74,7 @@ class TrustStoreCredentials:
         if snapshot.generation != self._generation or (self._stale_at is not None and now >= self._stale_at):
             credentials: list[SeccCredential] = []
             stale: list[datetime] = []
-            for slot in (LeafSlot.SECC, LeafSlot.SECC20):
+            for slot in SECC_SLOTS:
                 leaf = snapshot.leaves.get(slot)
                 if leaf is None:
                     continue
