@@ -368,7 +368,10 @@ def test_more_schedule_periods_than_the_ev_supports(test_pki, pki20, tmp_path):
             discharge = t.discharging_schedule.power_schedule.power_schedule_entries.power_schedule_entry
             assert len(charge) + len(discharge) <= 12
             assert len(charge) == len(discharge) >= 2
-            start = 0
+            # the offer starts when the EV asks, not when the CSMS's profile started: the first
+            # entry is what is left of the CSMS's first period (all of it unless time passed)
+            start = csms[1]["startPeriod"] - charge[0].duration
+            assert 0 <= start < csms[1]["startPeriod"]
             for c, d in zip(charge, discharge):
                 end = start + c.duration
                 covered = [p for i, p in enumerate(csms) if p["startPeriod"] < end
